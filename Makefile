@@ -1,0 +1,88 @@
+# Edgeplane: `make dev` runs it locally with a seeded demo, `make test` runs every test.
+# Both install what they need (scripts/install-tools.sh) and reuse it on the next run.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+export PATH := $(HOME)/.cargo/bin:$(HOME)/.local/bin:$(PATH)
+export WRANGLER_SEND_METRICS := false
+export CLOUDFLARE_CF_FETCH_ENABLED := false
+export WRANGLER_HIDE_BANNER := true
+export CARGO_TERM_QUIET := true
+
+SPIN_WASM := target/wasm32-wasip2/release/edgeplane_spin.wasm
+SPIN_HOST := tests/spin-host/target/debug/spin-test-host
+
+.PHONY: help tools worker spin spin-host dev test unit lint fmt check-core-deps check-spin-imports \
+        contract deploy-check bench clean
+
+help:
+	@echo "make dev    build and run Edgeplane locally (wrangler dev) with a seeded demo"
+	@echo "make test   every test: lints, core unit tests, contract suite on workerd and on the Spin build"
+	@echo "make bench  benchmarks (bench/RESULTS.md)"
+
+tools:
+	@scripts/install-tools.sh
+
+## Builds -----------------------------------------------------------------------------------
+
+# Rebuilt only when a source it is made from changed (wrangler's [build] also runs `make worker`).
+WORKER_SOURCES := $(shell find core/src worker/src d1-migrations -type f 2>/dev/null) \
+                  Cargo.toml Cargo.lock core/Cargo.toml worker/Cargo.toml scripts/build-worker.sh
+
+worker: worker/build/index.js
+
+worker/build/index.js: $(WORKER_SOURCES) | tools
+	@scripts/build-worker.sh
+	@touch $@
+
+spin: tools
+	cargo build --target wasm32-wasip2 --release -p edgeplane-spin
+
+spin-host:
+	cargo build --manifest-path tests/spin-host/Cargo.toml
+
+## Run --------------------------------------------------------------------------------------
+
+dev: worker
+	@scripts/dev.sh
+
+## Tests ------------------------------------------------------------------------------------
+
+test: tools lint check-core-deps unit worker spin spin-host check-spin-imports contract deploy-check
+	@echo "make test: all green"
+
+fmt:
+	cargo fmt --all
+
+lint: tools
+	cargo fmt --all -- --check
+	cargo clippy -p edgeplane-core -p edgeplane-tests --all-targets -- -D warnings
+	cargo clippy -p edgeplane-worker --target wasm32-unknown-unknown -- -D warnings
+	cargo clippy -p edgeplane-spin --target wasm32-wasip2 -- -D warnings
+	cargo clippy --manifest-path tests/spin-host/Cargo.toml -- -D warnings
+
+unit:
+	cargo test -p edgeplane-core
+
+# core must stay platform-neutral: no runtime crate in its dependency tree, on any target.
+check-core-deps:
+	@scripts/check-core-deps.sh
+
+check-spin-imports: spin
+	@scripts/check-spin-imports.sh $(SPIN_WASM)
+
+contract: worker spin spin-host
+	SPIN_TEST_HOST=$(SPIN_HOST) cargo test -p edgeplane-tests
+
+# The deployment bundle builds offline (wrangler deploy --dry-run), with its size.
+deploy-check: worker
+	@rm -rf build/dry-run && mkdir -p build
+	@npx wrangler deploy --dry-run --outdir build/dry-run > build/deploy-dry-run.log 2>&1 || { cat build/deploy-dry-run.log; exit 1; }
+	@grep -E "Total Upload|env\.|Your Worker has access" build/deploy-dry-run.log || true
+
+bench: worker
+	@bench/run.sh
+
+clean:
+	cargo clean
+	rm -rf worker/build build .wrangler .edgeplane

@@ -1,0 +1,239 @@
+//! The HTTP API on the native platform: real SQLite with the migrations, the real router.
+
+use ::http::{Method, StatusCode};
+use futures_executor::block_on;
+use serde_json::Value;
+
+use super::{handle, Request, Response};
+use crate::ports::{Clock, Kv, Sql, Stmt};
+use crate::scheduled::LAST_RUN_KEY;
+use crate::testing::TestPlatform;
+
+fn request(method: Method, uri: &str) -> ::http::request::Builder {
+    ::http::Request::builder().method(method).uri(uri)
+}
+
+fn send(p: &TestPlatform, req: Request) -> Response {
+    block_on(handle(p, req))
+}
+
+fn get(p: &TestPlatform, uri: &str) -> Response {
+    send(p, request(Method::GET, uri).body(Vec::new()).unwrap())
+}
+
+fn body(resp: &Response) -> Value {
+    serde_json::from_slice(resp.body()).unwrap()
+}
+
+fn assert_problem(resp: &Response, status: u16, kind: &str) -> Value {
+    assert_eq!(resp.status().as_u16(), status);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let v = body(resp);
+    assert_eq!(v["type"], format!("https://edgeplane.dev/problems/{kind}"));
+    assert_eq!(v["status"], status);
+    assert_eq!(
+        v["request_id"],
+        resp.headers()["x-request-id"].to_str().unwrap()
+    );
+    v
+}
+
+#[test]
+fn fr_sys_005_health_reports_every_dependency() {
+    let p = block_on(TestPlatform::new());
+    let resp = get(&p, "/v1/health");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v = body(&resp);
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["runtime"], "native");
+    for dep in ["sql", "kv", "event_log", "blobs"] {
+        assert_eq!(v["dependencies"][dep]["status"], "ok", "{dep}: {v}");
+        assert!(v["dependencies"][dep]["latency_ms"].as_i64().unwrap() >= 0);
+    }
+    assert_eq!(v["dependencies"]["sql"]["backend"], "sqlite");
+}
+
+#[test]
+fn every_request_gets_one_log_line_without_path_values_or_query() {
+    let p = block_on(TestPlatform::new());
+    let resp = send(
+        &p,
+        request(Method::GET, "/v1/nope?email=someone%40example.com")
+            .header("x-request-id", "trace-1")
+            .body(Vec::new())
+            .unwrap(),
+    );
+    assert_problem(&resp, 404, "not-found");
+    assert_eq!(resp.headers()["x-request-id"], "trace-1");
+    let lines = p.logger.lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line: Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(line["msg"], "request");
+    assert_eq!(line["route"], "<unmatched>");
+    assert_eq!(line["status"], 404);
+    assert_eq!(line["request_id"], "trace-1");
+    assert!(
+        !lines[0].contains("example.com") && !lines[0].contains("/v1/nope"),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn head_is_served_without_a_body_and_wrong_methods_are_405() {
+    let p = block_on(TestPlatform::new());
+    let resp = send(
+        &p,
+        request(Method::HEAD, "/health").body(Vec::new()).unwrap(),
+    );
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.body().is_empty());
+    let resp = send(
+        &p,
+        request(Method::DELETE, "/health").body(Vec::new()).unwrap(),
+    );
+    assert_problem(&resp, 405, "invalid-input");
+    assert_eq!(resp.headers()["allow"], "GET");
+}
+
+#[test]
+fn oversized_bodies_are_refused_before_any_work() {
+    let p = block_on(TestPlatform::new());
+    p.secrets.set("CRON_SECRET", "s3cret");
+    let resp = send(
+        &p,
+        request(Method::POST, "/internal/scheduled")
+            .header("authorization", "Bearer s3cret")
+            .header("content-type", "application/json")
+            .body(vec![b' '; super::MAX_BODY_BYTES + 1])
+            .unwrap(),
+    );
+    assert_problem(&resp, 413, "invalid-input");
+    assert!(
+        block_on(p.kv.get(LAST_RUN_KEY, None)).unwrap().is_none(),
+        "no job may run"
+    );
+}
+
+#[test]
+fn scheduled_route_is_hidden_without_a_secret_and_guarded_with_one() {
+    let p = block_on(TestPlatform::new());
+    let post = |auth: Option<&str>| {
+        let mut b = request(Method::POST, "/internal/scheduled");
+        if let Some(a) = auth {
+            b = b.header("authorization", a);
+        }
+        send(&p, b.body(Vec::new()).unwrap())
+    };
+    assert_problem(&post(Some("Bearer anything")), 404, "not-found");
+    p.secrets.set("CRON_SECRET", "s3cret");
+    let v = assert_problem(&post(None), 401, "invalid-credentials");
+    assert_eq!(v["code"], "ERR-AUTH-401");
+    assert_problem(&post(Some("Bearer s3cre")), 401, "invalid-credentials");
+    assert_problem(&post(Some("s3cret")), 401, "invalid-credentials");
+    let resp = post(Some("Bearer s3cret"));
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(resp.body())
+    );
+    assert_eq!(body(&resp)["cron"], "manual");
+}
+
+#[test]
+fn scheduled_jobs_expire_idempotency_records_and_leave_a_heartbeat() {
+    let p = block_on(TestPlatform::new());
+    p.secrets.set("CRON_SECRET", "s3cret");
+    let now = p.clock.now_ms();
+    for (key, expires) in [("old", now - 1), ("fresh", now + 60_000)] {
+        block_on(p.sql.execute(
+            Stmt::new("INSERT INTO idempotency_keys (scope, key, request_hash, created_at, expires_at) VALUES ('t', ?1, 'h', ?2, ?3)")
+                .bind(key)
+                .bind(now - 10)
+                .bind(expires),
+        ))
+        .unwrap();
+    }
+    let resp = send(
+        &p,
+        request(Method::POST, "/internal/scheduled")
+            .header("authorization", "Bearer s3cret")
+            .header("content-type", "application/json")
+            .body(br#"{"cron":"*/5 * * * *"}"#.to_vec())
+            .unwrap(),
+    );
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v = body(&resp);
+    assert_eq!(v["cron"], "*/5 * * * *");
+    assert_eq!(v["jobs"][0]["name"], "idempotency_keys.expire");
+    assert_eq!(v["jobs"][0]["affected"], 1);
+    let left = block_on(p.sql.query(Stmt::new("SELECT key FROM idempotency_keys"))).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].text("key").unwrap(), "fresh");
+    let marker = block_on(p.kv.get(LAST_RUN_KEY, None)).unwrap().unwrap();
+    assert!(String::from_utf8(marker).unwrap().contains("*/5 * * * *"));
+}
+
+#[test]
+fn malformed_and_mistyped_bodies_are_400_and_415() {
+    let p = block_on(TestPlatform::new());
+    p.secrets.set("CRON_SECRET", "s3cret");
+    let post = |ct: &str, body: &str| {
+        send(
+            &p,
+            request(Method::POST, "/internal/scheduled")
+                .header("authorization", "Bearer s3cret")
+                .header("content-type", ct)
+                .body(body.as_bytes().to_vec())
+                .unwrap(),
+        )
+    };
+    let v = assert_problem(
+        &post("application/json", r#"{"cron":"#),
+        400,
+        "invalid-input",
+    );
+    assert!(v["detail"].as_str().unwrap().contains("JSON"));
+    assert_problem(
+        &post("application/json", r#"{"cron":7}"#),
+        400,
+        "invalid-input",
+    );
+    assert_problem(
+        &post("application/json", r#"{"cron":"x","extra":1}"#),
+        400,
+        "invalid-input",
+    );
+    let v = assert_problem(
+        &post("application/json", r#"{"cron":""}"#),
+        400,
+        "invalid-input",
+    );
+    assert_eq!(v["errors"][0]["field"], "cron");
+    assert_problem(&post("text/plain", "hello"), 415, "invalid-input");
+    assert!(
+        block_on(p.kv.get(LAST_RUN_KEY, None)).unwrap().is_none(),
+        "no job may run"
+    );
+}
+
+#[test]
+fn openapi_is_served() {
+    let p = block_on(TestPlatform::new());
+    let resp = get(&p, "/openapi.json");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(body(&resp)["openapi"], "3.1.0");
+}
+
+#[test]
+fn the_deliberate_panic_route_does_not_exist_outside_development() {
+    let p = block_on(TestPlatform::new());
+    assert_problem(&get(&p, "/__dev/panic"), 404, "not-found");
+    p.secrets.set("EDGEPLANE_ENV", "production");
+    assert_problem(&get(&p, "/__dev/panic"), 404, "not-found");
+    p.secrets.set("EDGEPLANE_ENV", "development");
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| get(&p, "/__dev/panic")));
+    assert!(outcome.is_err(), "development panics on purpose");
+}

@@ -1,0 +1,135 @@
+//! Route handlers: parse the request, call the domain, shape the response.
+
+use ::http::{header, HeaderValue, StatusCode};
+use serde::Deserialize;
+
+use super::router::RouteId;
+use super::{json, openapi, ApiError, Ctx, Request, Response};
+use crate::ports::{Logger, Platform, Secrets};
+use crate::{health, scheduled};
+
+/// Runs the handler of a matched route.
+pub(super) async fn dispatch<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    route: RouteId,
+    req: Request,
+) -> Result<Response, ApiError> {
+    match route {
+        RouteId::Liveness => liveness(),
+        RouteId::Health => health_details(ctx).await,
+        RouteId::OpenApi => Ok(openapi_document()),
+        RouteId::Scheduled => run_scheduled(ctx, &req).await,
+        RouteId::DevPanic => dev_panic(ctx),
+    }
+}
+
+/// True only where `EDGEPLANE_ENV` is `development` (`.dev.vars`, the test harnesses); a
+/// deployment's `wrangler.toml` and `spin.toml` say `production`.
+pub fn is_development<P: Platform>(ctx: &Ctx<'_, P>) -> bool {
+    ctx.platform.secrets().get("EDGEPLANE_ENV").as_deref() == Some("development")
+}
+
+/// Panics on purpose (development only): the runtimes' panic handling is tested through it.
+#[allow(clippy::panic)]
+fn dev_panic<P: Platform>(ctx: &Ctx<'_, P>) -> Result<Response, ApiError> {
+    if !is_development(ctx) {
+        return Err(ApiError::not_found("No route matches this path."));
+    }
+    panic!("deliberate panic from GET /__dev/panic");
+}
+
+fn liveness() -> Result<Response, ApiError> {
+    let mut resp = json::response(StatusCode::OK, &serde_json::json!({ "status": "ok" }))?;
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// FR-SYS-005: 200 when every dependency answers, 503 (same body shape) when one does not.
+async fn health_details<P: Platform>(ctx: &Ctx<'_, P>) -> Result<Response, ApiError> {
+    let (report, causes) = health::check(ctx.platform).await;
+    for cause in causes {
+        log_cause(ctx, "health check failed", &cause);
+    }
+    let status = if report.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut resp = json::response(status, &report)?;
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+fn openapi_document() -> Response {
+    let mut resp = json::raw(
+        StatusCode::OK,
+        openapi::DOCUMENT.as_bytes().to_vec(),
+        "application/json",
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    resp
+}
+
+/// Body of `POST /internal/scheduled`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduledRequest {
+    /// The cron expression to report as the trigger (defaults to `manual`).
+    cron: Option<String>,
+}
+
+/// Runs the periodic jobs on runtimes without cron. Authenticated by the `CRON_SECRET` bearer;
+/// without a configured secret the route does not exist.
+async fn run_scheduled<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Response, ApiError> {
+    let Some(secret) = ctx.platform.secrets().get("CRON_SECRET") else {
+        return Err(ApiError::not_found("No route matches this path."));
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !constant_time_eq(presented.as_bytes(), secret.as_bytes()) {
+        return Err(ApiError::invalid_credentials(
+            "A valid scheduler bearer token is required.",
+        ));
+    }
+    let body: ScheduledRequest = json::parse_optional_body(req)?;
+    let cron = body.cron.unwrap_or_else(|| "manual".to_owned());
+    if cron.is_empty() || cron.len() > 64 || cron.chars().any(char::is_control) {
+        return Err(ApiError::invalid_field(
+            "cron",
+            "must be 1 to 64 printable characters",
+        ));
+    }
+    let (report, causes) = scheduled::run(ctx.platform, &cron).await;
+    for cause in causes {
+        log_cause(ctx, "scheduled job failed", &cause);
+    }
+    let status = if report.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    json::response(status, &report)
+}
+
+/// Logs an internal failure that does not fail the request itself.
+fn log_cause<P: Platform>(ctx: &Ctx<'_, P>, msg: &str, cause: &str) {
+    let line = serde_json::json!({ "level": "error", "msg": msg, "request_id": ctx.request_id, "error": cause });
+    ctx.platform.logger().line(&line.to_string());
+}
+
+/// Compares secrets without leaking the position of the first difference through timing.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,207 @@
+//! The HTTP API over `http` types: routing, JSON bodies, problem details, request ids and the
+//! request log. The same [`handle`] serves Workers, Spin and native tests; it is the only part
+//! of core that knows status codes.
+
+pub mod json;
+pub mod openapi;
+pub mod problem;
+pub mod router;
+
+mod handlers;
+
+#[cfg(test)]
+mod api_tests;
+
+use ::http::{header, HeaderValue, Method, StatusCode};
+use serde_json::json;
+
+use crate::ids;
+use crate::ports::{Clock, Logger, Platform};
+pub use problem::{ApiError, ProblemType};
+use router::{Match, Route};
+
+/// A request as core sees it: the whole body is read by the adapter.
+pub type Request = ::http::Request<Vec<u8>>;
+/// A response as core produces it.
+pub type Response = ::http::Response<Vec<u8>>;
+
+/// Largest request body accepted, in bytes (413 above it).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The request id header, generated when absent or malformed and echoed on every response.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Per-request context handed to handlers.
+pub struct Ctx<'a, P: Platform> {
+    /// The runtime's ports.
+    pub platform: &'a P,
+    /// The correlation id of this request.
+    pub request_id: String,
+    /// Path parameters of the matched route.
+    pub params: Vec<(String, String)>,
+    /// The tenant the request acts on, once known (for the log).
+    pub tenant_id: Option<String>,
+}
+
+impl<P: Platform> Ctx<'_, P> {
+    /// A path parameter by name (empty if the route has none of that name).
+    pub fn param(&self, name: &str) -> &str {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
+
+/// Serves one request. Never fails: every error becomes a problem+json response, and every
+/// response carries `X-Request-Id`. Writes one JSON log line.
+pub async fn handle<P: Platform>(platform: &P, req: Request) -> Response {
+    let started = platform.clock().now_ms();
+    let request_id = request_id(&req, platform);
+    let method = req.method().clone();
+    let is_head = method == Method::HEAD;
+
+    let mut ctx = Ctx {
+        platform,
+        request_id,
+        params: Vec::new(),
+        tenant_id: None,
+    };
+    let (template, result) = match router::find(&method, req.uri().path()) {
+        Match::Found { route, params } => {
+            ctx.params = params;
+            (route.path, serve(&mut ctx, route, req).await)
+        }
+        Match::MethodNotAllowed { path, allow } => (path, Err(method_not_allowed(&allow))),
+        Match::NotFound => (
+            "<unmatched>",
+            Err(ApiError::not_found("No route matches this path.")),
+        ),
+    };
+
+    let (mut resp, cause) = match result {
+        Ok(resp) => (resp, None),
+        Err(e) => {
+            let cause = e.cause.clone();
+            (e.into_response(&ctx.request_id), cause)
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+        resp.headers_mut().insert(REQUEST_ID, v);
+    }
+    if is_head {
+        resp.body_mut().clear();
+    }
+    let duration = platform.clock().now_ms().saturating_sub(started);
+    log_request(
+        platform,
+        &ctx,
+        &method,
+        template,
+        resp.status(),
+        duration,
+        cause,
+    );
+    resp
+}
+
+async fn serve<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    route: &Route,
+    req: Request,
+) -> Result<Response, ApiError> {
+    if req.body().len() > MAX_BODY_BYTES {
+        return Err(ApiError::invalid_input(format!(
+            "The request body exceeds {MAX_BODY_BYTES} bytes."
+        ))
+        .with_status(StatusCode::PAYLOAD_TOO_LARGE));
+    }
+    handlers::dispatch(ctx, route.id, req).await
+}
+
+fn method_not_allowed(allow: &[Method]) -> ApiError {
+    let list = allow
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut e = ApiError::invalid_input(format!("This path accepts only: {list}."))
+        .with_status(StatusCode::METHOD_NOT_ALLOWED);
+    if let Ok(v) = HeaderValue::from_str(&list) {
+        e = e.with_header(header::ALLOW, v);
+    }
+    e
+}
+
+/// Takes a well-formed incoming `X-Request-Id` (so a caller's trace continues) or makes one.
+fn request_id<P: Platform>(req: &Request, platform: &P) -> String {
+    let incoming = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_valid_request_id(v));
+    match incoming {
+        Some(v) => v.to_owned(),
+        None => ids::new_id(platform.random()),
+    }
+}
+
+/// 1 to 128 characters of `[A-Za-z0-9._:-]`: safe to echo and to log.
+pub fn is_valid_request_id(v: &str) -> bool {
+    (1..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// One structured line per request: no path values, query, headers or bodies (they may hold
+/// PII or secrets), only the route template.
+fn log_request<P: Platform>(
+    platform: &P,
+    ctx: &Ctx<'_, P>,
+    method: &Method,
+    route: &str,
+    status: StatusCode,
+    duration_ms: i64,
+    cause: Option<String>,
+) {
+    let level = match status.as_u16() {
+        500.. => "error",
+        400..=499 => "warn",
+        _ => "info",
+    };
+    let mut line = json!({
+        "ts": platform.clock().now_ms(),
+        "level": level,
+        "msg": "request",
+        "method": method.as_str(),
+        "route": route,
+        "status": status.as_u16(),
+        "duration_ms": duration_ms,
+        "request_id": ctx.request_id,
+    });
+    if let Some(obj) = line.as_object_mut() {
+        if let Some(t) = &ctx.tenant_id {
+            obj.insert("tenant_id".into(), t.clone().into());
+        }
+        if let Some(c) = cause {
+            obj.insert("error".into(), c.into());
+        }
+    }
+    platform.logger().line(&line.to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_checked_before_echoing() {
+        assert!(is_valid_request_id("abc-123_x.y:z"));
+        assert!(is_valid_request_id(&"a".repeat(128)));
+        assert!(!is_valid_request_id(&"a".repeat(129)));
+        assert!(!is_valid_request_id(""));
+        assert!(!is_valid_request_id("a b"));
+        assert!(!is_valid_request_id("a\nb"));
+        assert!(!is_valid_request_id("é"));
+    }
+}

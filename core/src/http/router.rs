@@ -1,0 +1,168 @@
+//! The route table: every public route of the API, matched with `matchit`. The OpenAPI document
+//! is checked against this table by a test, so neither can drift from the other.
+
+use std::sync::OnceLock;
+
+use ::http::Method;
+
+/// Which handler serves a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteId {
+    /// `GET /health`: liveness, no details.
+    Liveness,
+    /// `GET /v1/health`: dependencies with latency (FR-SYS-005).
+    Health,
+    /// `GET /openapi.json`.
+    OpenApi,
+    /// `POST /internal/scheduled`: the periodic jobs, for runtimes without cron.
+    Scheduled,
+    /// `GET /__dev/panic`: panics on purpose, in development only, so the suite can check that
+    /// a panic answers problem+json and leaves later requests working.
+    DevPanic,
+}
+
+/// One route: method, path template (OpenAPI syntax), handler.
+#[derive(Debug)]
+pub struct Route {
+    /// HTTP method.
+    pub method: Method,
+    /// Path template, e.g. `/v1/tenants/{id}`.
+    pub path: &'static str,
+    /// Handler.
+    pub id: RouteId,
+}
+
+/// Every route of the API.
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: Method::GET,
+        path: "/health",
+        id: RouteId::Liveness,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/health",
+        id: RouteId::Health,
+    },
+    Route {
+        method: Method::GET,
+        path: "/openapi.json",
+        id: RouteId::OpenApi,
+    },
+    Route {
+        method: Method::POST,
+        path: "/internal/scheduled",
+        id: RouteId::Scheduled,
+    },
+    Route {
+        method: Method::GET,
+        path: "/__dev/panic",
+        id: RouteId::DevPanic,
+    },
+];
+
+/// The outcome of matching a request line.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Match {
+    /// A route serves it; `params` are the path parameters by name.
+    Found {
+        /// The route.
+        route: &'static Route,
+        /// Path parameters.
+        params: Vec<(String, String)>,
+    },
+    /// The path exists but not for this method; `allow` lists the methods it has.
+    MethodNotAllowed {
+        /// Path template, for the log.
+        path: &'static str,
+        /// Allowed methods.
+        allow: Vec<Method>,
+    },
+    /// No route has this path.
+    NotFound,
+}
+
+impl PartialEq for Route {
+    fn eq(&self, other: &Self) -> bool {
+        self.method == other.method && self.path == other.path && self.id == other.id
+    }
+}
+impl Eq for Route {}
+
+type Table = matchit::Router<Vec<&'static Route>>;
+
+fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut by_path: Vec<(&'static str, Vec<&'static Route>)> = Vec::new();
+        for r in ROUTES {
+            match by_path.iter_mut().find(|(p, _)| *p == r.path) {
+                Some((_, rs)) => rs.push(r),
+                None => by_path.push((r.path, vec![r])),
+            }
+        }
+        let mut router = matchit::Router::new();
+        for (path, routes) in by_path {
+            // The table is a constant checked by `every_route_is_registered`; a bad template
+            // would only drop that route, never take the API down.
+            let _ = router.insert(path, routes);
+        }
+        router
+    })
+}
+
+/// Finds the route for a method and path. `HEAD` is served by the `GET` route.
+pub fn find(method: &Method, path: &str) -> Match {
+    let Ok(m) = table().at(path) else {
+        return Match::NotFound;
+    };
+    let want = if method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
+    match m.value.iter().find(|r| r.method == *want) {
+        Some(route) => Match::Found {
+            route,
+            params: m
+                .params
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        },
+        None => Match::MethodNotAllowed {
+            path: m.value.first().map_or("", |r| r.path),
+            allow: m.value.iter().map(|r| r.method.clone()).collect(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_registered() {
+        for r in ROUTES {
+            let concrete = r.path.replace('{', "x").replace('}', "");
+            match find(&r.method, &concrete) {
+                Match::Found { route, .. } => assert_eq!(route, r),
+                other => panic!("{} {} -> {other:?}", r.method, r.path),
+            }
+        }
+    }
+
+    #[test]
+    fn head_uses_get_and_wrong_methods_list_allowed_ones() {
+        assert!(matches!(
+            find(&Method::HEAD, "/health"),
+            Match::Found { .. }
+        ));
+        match find(&Method::DELETE, "/health") {
+            Match::MethodNotAllowed { allow, .. } => assert_eq!(allow, vec![Method::GET]),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(find(&Method::GET, "/nope"), Match::NotFound);
+        assert_eq!(find(&Method::GET, "/health/"), Match::NotFound);
+    }
+}

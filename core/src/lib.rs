@@ -1,0 +1,20 @@
+//! Edgeplane's core: the domain logic and the HTTP API of the control plane, written once and
+//! served by the Workers adapter, the Spin adapter and native tests alike. Core reaches the world
+//! only through the traits in [`ports`]; it depends on no runtime crate.
+
+#![forbid(unsafe_code)]
+
+pub mod blobs;
+pub mod events;
+pub mod health;
+pub mod http;
+pub mod ids;
+pub mod mail;
+pub mod migrations;
+pub mod ports;
+pub mod scheduled;
+
+#[cfg(test)]
+pub mod testing;
+
+pub use crate::http::handle;

@@ -1,0 +1,104 @@
+//! Periodic jobs, run by the Workers cron trigger or, on runtimes without cron, by an
+//! authenticated `POST /internal/scheduled`. Each job is idempotent: running it twice, or late,
+//! is harmless.
+
+use serde::Serialize;
+
+use crate::ports::{Clock, Kv, Platform, Sql, Stmt};
+
+/// What one job did.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct JobReport {
+    /// Stable job name.
+    pub name: &'static str,
+    /// `ok` or `error`.
+    pub status: &'static str,
+    /// How many items the job touched.
+    pub affected: u64,
+    /// General failure description (no internals).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
+}
+
+/// What a scheduled run did.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ScheduledReport {
+    /// The cron expression that fired (or `manual`).
+    pub cron: String,
+    /// When the run started (unix ms).
+    pub started_at_ms: i64,
+    /// One entry per job, in run order.
+    pub jobs: Vec<JobReport>,
+}
+
+impl ScheduledReport {
+    /// True when every job succeeded.
+    pub fn is_ok(&self) -> bool {
+        self.jobs.iter().all(|j| j.status == "ok")
+    }
+}
+
+/// KV key holding the time of the last scheduled run, read by operators' health checks.
+pub const LAST_RUN_KEY: &str = "scheduled:last_run";
+
+/// Runs every periodic job once. A failing job does not stop the others; failures are in the
+/// report and their causes in the returned list (for the log).
+pub async fn run<P: Platform>(p: &P, cron: &str) -> (ScheduledReport, Vec<String>) {
+    let now = p.clock().now_ms();
+    let mut causes = Vec::new();
+    let mut jobs = Vec::new();
+
+    // Idempotency records are kept 24 h: long enough for any client retry.
+    let expired = p
+        .sql()
+        .execute(Stmt::new("DELETE FROM idempotency_keys WHERE expires_at < ?1").bind(now))
+        .await;
+    jobs.push(job(
+        "idempotency_keys.expire",
+        expired,
+        "delete failed",
+        &mut causes,
+    ));
+
+    let marker = serde_json::json!({ "cron": cron, "at": now }).to_string();
+    let heartbeat = p
+        .kv()
+        .put(LAST_RUN_KEY, marker.as_bytes(), None)
+        .await
+        .map(|()| 1);
+    jobs.push(job("heartbeat", heartbeat, "write failed", &mut causes));
+
+    (
+        ScheduledReport {
+            cron: cron.to_owned(),
+            started_at_ms: now,
+            jobs,
+        },
+        causes,
+    )
+}
+
+fn job<E: std::fmt::Display>(
+    name: &'static str,
+    r: Result<u64, E>,
+    what: &'static str,
+    causes: &mut Vec<String>,
+) -> JobReport {
+    match r {
+        Ok(affected) => JobReport {
+            name,
+            status: "ok",
+            affected,
+            error: None,
+        },
+        Err(e) => {
+            causes.push(format!("{name}: {e}"));
+            JobReport {
+                name,
+                status: "error",
+                affected: 0,
+                error: Some(what),
+            }
+        }
+    }
+}

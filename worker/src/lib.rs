@@ -1,0 +1,128 @@
+//! Edgeplane on Cloudflare Workers. This crate only adapts: it turns the Worker's bindings into
+//! core's ports ([`WorkerPlatform`]), converts requests and responses, and hands every request
+//! and cron run to `edgeplane-core`. No domain logic lives here.
+//!
+//! Bindings (`wrangler.toml`): `DB` (D1), `FLAGS` (KV), `EVENTS` (Durable Object class
+//! [`EventStream`], SQLite storage), `ARCHIVE` (R2).
+
+mod convert;
+mod d1;
+mod do_sql;
+mod events;
+mod kv;
+mod panic;
+mod platform;
+mod r2;
+mod runtime;
+mod sql_js;
+
+pub use d1::D1Sql;
+pub use do_sql::DoSql;
+pub use events::{DurableEventLog, EventStream};
+pub use kv::KvStore;
+pub use platform::WorkerPlatform;
+pub use r2::R2Blobs;
+pub use runtime::{ConsoleLogger, EnvSecrets, WorkerClock, WorkerRandom};
+
+use edgeplane_core::http::{is_valid_request_id, ApiError, REQUEST_ID};
+use edgeplane_core::ports::{Logger, Platform};
+use wasm_bindgen::prelude::wasm_bindgen;
+use worker::{event, web_sys, Env, ScheduleContext, ScheduledEvent};
+
+/// The Worker's `fetch` handler. Hand-written rather than `#[event(fetch)]` so the response
+/// promise is settled from Rust, which lets a panic still be answered (see the `panic` module).
+#[wasm_bindgen(js_name = fetch)]
+pub fn fetch(
+    req: web_sys::Request,
+    env: Env,
+    _ctx: worker::worker_sys::Context,
+) -> js_sys::Promise {
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .ok()
+        .flatten()
+        .filter(|id| is_valid_request_id(id))
+        .unwrap_or_else(|| edgeplane_core::ids::new_id(&WorkerRandom));
+    panic::spawn_answered(request_id.clone(), panic_answer, async move {
+        serve(&req, &env, &request_id).await
+    })
+}
+
+/// The answer to a request lost to a panic: core's problem+json 500.
+fn panic_answer(request_id: &str) -> http::Response<Vec<u8>> {
+    problem(ApiError::internal("panic"), request_id)
+}
+
+/// A problem response with the request id header (core adds it only to what it serves).
+fn problem(problem: ApiError, request_id: &str) -> http::Response<Vec<u8>> {
+    let mut resp = problem.into_response(request_id);
+    if let Ok(id) = http::HeaderValue::from_str(request_id) {
+        resp.headers_mut().insert(REQUEST_ID, id);
+    }
+    resp
+}
+
+/// Serves one request through core; every failure of the adapter itself becomes a problem.
+async fn serve(req: &web_sys::Request, env: &Env, request_id: &str) -> web_sys::Response {
+    let resp = match (
+        WorkerPlatform::from_env(env),
+        convert::to_http_request(req, request_id).await,
+    ) {
+        (Ok(platform), Ok(http_req)) => edgeplane_core::handle(&platform, http_req).await,
+        (Err(e), _) => adapter_error(
+            ApiError::internal("binding missing"),
+            request_id,
+            &e.to_string(),
+        ),
+        (_, Err(e)) => adapter_error(
+            ApiError::invalid_input("The request could not be read."),
+            request_id,
+            &e,
+        ),
+    };
+    match convert::to_web_response(resp) {
+        Ok(resp) => resp,
+        Err(e) => {
+            log_error(request_id, "response conversion failed", &e);
+            convert::last_resort()
+        }
+    }
+}
+
+/// A problem response for a failure before core was reached, logged with its cause.
+fn adapter_error(error: ApiError, request_id: &str, cause: &str) -> http::Response<Vec<u8>> {
+    log_error(request_id, "adapter error", cause);
+    problem(error, request_id)
+}
+
+/// Logs an adapter failure as one JSON line.
+fn log_error(request_id: &str, msg: &str, cause: &str) {
+    let line = serde_json::json!({ "level": "error", "msg": msg, "request_id": request_id, "cause": cause });
+    ConsoleLogger.line(&line.to_string());
+}
+
+/// The cron trigger: runs core's periodic jobs and logs their report.
+#[event(scheduled)]
+pub async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    // A panic here still answers any request in flight in this instance.
+    panic::install_hook();
+    let cron = event.cron();
+    match WorkerPlatform::from_env(&env) {
+        Ok(platform) => {
+            let (report, causes) = edgeplane_core::scheduled::run(&platform, &cron).await;
+            let line = serde_json::json!({
+                "level": if report.is_ok() { "info" } else { "error" },
+                "msg": "scheduled run",
+                "report": report,
+                "causes": causes,
+            });
+            platform.logger().line(&line.to_string());
+        }
+        Err(e) => log_error(
+            "-",
+            "scheduled run skipped: binding missing",
+            &e.to_string(),
+        ),
+    }
+}

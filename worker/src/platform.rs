@@ -1,0 +1,95 @@
+//! [`WorkerPlatform`]: core's `Platform` assembled from the Worker's `env`, once per request
+//! (it holds only binding handles, so building it is cheap).
+
+use edgeplane_core::mail::OutboxMailer;
+use edgeplane_core::ports::{Backends, Platform};
+use worker::Env;
+
+use crate::d1::D1Sql;
+use crate::events::DurableEventLog;
+use crate::kv::KvStore;
+use crate::r2::R2Blobs;
+use crate::runtime::{ConsoleLogger, EnvSecrets, WorkerClock, WorkerRandom};
+
+/// D1 database binding (`wrangler.toml` `[[d1_databases]]`).
+pub const DB_BINDING: &str = "DB";
+/// KV namespace binding.
+pub const FLAGS_BINDING: &str = "FLAGS";
+/// Durable Object namespace binding of the `EventStream` class.
+pub const EVENTS_BINDING: &str = "EVENTS";
+/// R2 bucket binding.
+pub const ARCHIVE_BINDING: &str = "ARCHIVE";
+
+/// Every port, backed by the Worker's bindings.
+pub struct WorkerPlatform {
+    sql: D1Sql,
+    kv: KvStore,
+    events: DurableEventLog,
+    blobs: R2Blobs,
+    mailer: OutboxMailer<D1Sql, WorkerClock>,
+    secrets: EnvSecrets,
+}
+
+impl WorkerPlatform {
+    /// Looks up the four bindings; fails (naming the binding) if one is missing.
+    pub fn from_env(env: &Env) -> worker::Result<Self> {
+        let sql = D1Sql::new(&env.d1(DB_BINDING)?);
+        Ok(WorkerPlatform {
+            mailer: OutboxMailer::new(sql.clone(), WorkerClock),
+            sql,
+            kv: KvStore::new(env.kv(FLAGS_BINDING)?),
+            events: DurableEventLog::new(env.durable_object(EVENTS_BINDING)?),
+            blobs: R2Blobs::new(env.bucket(ARCHIVE_BINDING)?),
+            secrets: EnvSecrets::new(env.clone()),
+        })
+    }
+}
+
+impl Platform for WorkerPlatform {
+    type Sql = D1Sql;
+    type Kv = KvStore;
+    type EventLog = DurableEventLog;
+    type Blobs = R2Blobs;
+    type Mailer = OutboxMailer<D1Sql, WorkerClock>;
+    type Clock = WorkerClock;
+    type Random = WorkerRandom;
+    type Secrets = EnvSecrets;
+    type Logger = ConsoleLogger;
+
+    fn sql(&self) -> &D1Sql {
+        &self.sql
+    }
+    fn kv(&self) -> &KvStore {
+        &self.kv
+    }
+    fn event_log(&self) -> &DurableEventLog {
+        &self.events
+    }
+    fn blobs(&self) -> &R2Blobs {
+        &self.blobs
+    }
+    fn mailer(&self) -> &Self::Mailer {
+        &self.mailer
+    }
+    fn clock(&self) -> &WorkerClock {
+        &WorkerClock
+    }
+    fn random(&self) -> &WorkerRandom {
+        &WorkerRandom
+    }
+    fn secrets(&self) -> &EnvSecrets {
+        &self.secrets
+    }
+    fn logger(&self) -> &ConsoleLogger {
+        &ConsoleLogger
+    }
+    fn backends(&self) -> Backends {
+        Backends {
+            runtime: "workers",
+            sql: "d1",
+            kv: "workers-kv",
+            event_log: "durable-object",
+            blobs: "r2",
+        }
+    }
+}
