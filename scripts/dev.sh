@@ -22,7 +22,7 @@ echo "==> applying D1 migrations (local)"
 npx wrangler d1 migrations apply DB --local > .edgeplane/migrations.log 2>&1 || { cat .edgeplane/migrations.log; exit 1; }
 
 echo "==> starting wrangler dev on $BASE"
-npx wrangler dev --ip 127.0.0.1 --port "$PORT" --test-scheduled --show-interactive-dev-session=false \
+node_modules/.bin/wrangler dev --ip 127.0.0.1 --port "$PORT" --test-scheduled --show-interactive-dev-session=false \
   > .edgeplane/wrangler.log 2>&1 &
 pid=$!
 echo "$pid" > .edgeplane/wrangler.pid
