@@ -23,17 +23,19 @@ base=$(node -e 'console.log(JSON.parse(process.argv[1]).url)' "$ready")
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); $(node --version); workerd $(npx workerd --version 2>/dev/null | awk '{print $2}')"
 echo "date:    $(date -u +%Y-%m-%dT%H:%MZ)"
-echo "load:    wrk, $CONNECTIONS connections, 2 threads, $DURATION per route, against workerd via Miniflare"
+echo "load:    wrk, $CONNECTIONS connections, $DURATION per route, against workerd via Miniflare"
 echo
-printf '%-14s %10s %10s %10s %10s\n' route "req/s" p50 p99 errors
+threads=$(( CONNECTIONS < 2 ? CONNECTIONS : 2 ))
+printf '%-14s %10s %10s %10s %10s %s\n' route "req/s" p50 p90 p99 errors
 for route in /health /v1/health; do
   curl -fsS "$base$route" > /dev/null
-  wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$base$route" > "$out"
+  wrk -t"$threads" -c"$CONNECTIONS" -d"$DURATION" --latency "$base$route" > "$out"
   rps=$(awk '/^Requests\/sec/ {print $2}' "$out")
   p50=$(awk '$1 == "50%" {print $2}' "$out")
+  p90=$(awk '$1 == "90%" {print $2}' "$out")
   p99=$(awk '$1 == "99%" {print $2}' "$out")
   errors=$(awk '/Non-2xx|Socket errors/ {sub(/^ +/, ""); printf "%s; ", $0}' "$out")
-  printf '%-14s %10s %10s %10s %10s\n' "$route" "$rps" "$p50" "$p99" "${errors:-0}"
+  printf '%-14s %10s %10s %10s %10s %s\n' "$route" "$rps" "$p50" "$p90" "$p99" "${errors:-0}"
 done
 echo
 wasm=$(ls worker/build/*.wasm 2> /dev/null | head -n 1)
