@@ -44,3 +44,14 @@ if [[ -n "$wasm" ]]; then
   gz=$(gzip -9 -c "$wasm" | wc -c)
   echo "worker wasm: $wasm $raw bytes raw, $gz bytes gzip -9"
 fi
+
+# The deployment bundle (shim + wasm) as wrangler would upload it.
+dry=$(mktemp -d)
+if node_modules/.bin/wrangler deploy --dry-run --outdir "$dry" > "$dry.log" 2>&1; then
+  echo "deploy bundle: $(grep -o 'Total Upload: .*' "$dry.log")"
+else
+  cat "$dry.log" >&2
+  echo "wrangler deploy --dry-run failed" >&2
+  exit 1
+fi
+rm -rf "$dry" "$dry.log"
