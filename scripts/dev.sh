@@ -16,6 +16,14 @@ if [[ ! -f .dev.vars ]]; then
   } > .dev.vars
   echo "==> wrote .dev.vars (local secrets)"
 fi
+# The local development issuer for operator sign-in: its public key set goes to .dev.vars (the
+# worker reads it only in development, for a loopback issuer); its private key stays in
+# .edgeplane/dev-issuer.env, which only scripts/dev-issuer.mjs reads.
+if ! grep -q '^OPERATOR_ISSUER=' .dev.vars; then
+  node scripts/dev-issuer.mjs keygen --issuer "http://127.0.0.1:$PORT/dev-issuer" > .edgeplane/dev-issuer.env
+  grep -v '^OPERATOR_DEV_PRIVATE_JWK=' .edgeplane/dev-issuer.env >> .dev.vars
+  echo "==> added the development operator issuer to .dev.vars"
+fi
 cron_secret=$(sed -n 's/^CRON_SECRET=//p' .dev.vars)
 
 echo "==> applying D1 migrations (local)"
@@ -36,29 +44,54 @@ done
 curl -fsS "$BASE/health" > /dev/null || { cat .edgeplane/wrangler.log; echo "wrangler dev did not answer" >&2; exit 1; }
 
 echo "==> seeding the demo"
+token() { node scripts/dev-issuer.mjs token --role "$1" --sub "$2" --ttl 86400 --email "$2@operators.example" --env-file .edgeplane/dev-issuer.env; }
+operator_token=$(token operator demo-operator)
+auditor_token=$(token auditor demo-auditor)
+# Idempotent: a second `make dev` finds the demo tenant instead of provisioning it again.
+provision=$(curl -sS -X POST "$BASE/v1/tenants" -H "Authorization: Bearer $operator_token" \
+  -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-tenant' \
+  -d '{"name":"Demo Corp","domain":"demo","plan":"pro","owner_email":"owner@demo.example"}')
+listing=$(curl -sS "$BASE/v1/tenants?q=demo&limit=10" -H "Authorization: Bearer $operator_token")
 health=$(curl -sS "$BASE/v1/health")
 node -e '
-  const [base, health] = process.argv.slice(1);
+  const [base, health, provision, listing, operatorToken, auditorToken] = process.argv.slice(1);
+  const created = JSON.parse(provision);
+  const tenant = created.tenant ?? JSON.parse(listing).items.find((t) => t.domain === "demo");
+  if (!tenant) { console.error("cannot seed the demo tenant: " + provision); process.exit(1); }
   const demo = {
     base_url: base,
     health: JSON.parse(health),
-    // Filled in as the capabilities land: operator and auditor tokens from the local development
-    // issuer, a tenant with its owner, an app and its key.
-    operator_token: null, auditor_token: null, tenant_id: null, tenant_domain: null,
-    owner_email: null, owner_password: null, app_id: null, app_key: null,
+    operator_token: operatorToken,
+    auditor_token: auditorToken,
+    tenant_id: tenant.id,
+    tenant_domain: tenant.domain,
+    owner_email: "owner@demo.example",
+    owner_invitation_link: created.invitation_link ?? null,
+    // Filled in as the capabilities land: the owner password (invitation acceptance), an app
+    // and its key.
+    owner_password: null, app_id: null, app_key: null,
   };
   require("fs").writeFileSync(".edgeplane/demo.json", JSON.stringify(demo, null, 2) + "\n");
-' "$BASE" "$health"
+' "$BASE" "$health" "$provision" "$listing" "$operator_token" "$auditor_token"
+tenant_id=$(node -e 'console.log(require("./.edgeplane/demo.json").tenant_id)')
 
 cat <<TXT
 
 Edgeplane is running at $BASE (logs: .edgeplane/wrangler.log; demo: .edgeplane/demo.json)
+
+Tokens (24 h, development issuer) and the demo tenant are in .edgeplane/demo.json:
+  OP=\$(node -p 'require("./.edgeplane/demo.json").operator_token')
 
 Try:
   curl -i $BASE/health
   curl -s $BASE/v1/health            # D1, KV, Durable Object and R2, each with its latency
   curl -s $BASE/openapi.json         # every route
   curl -i $BASE/v1/nope              # errors are application/problem+json
+  curl -s -H "Authorization: Bearer \$OP" "$BASE/v1/tenants?q=demo"        # operators list tenants
+  curl -s -H "Authorization: Bearer \$OP" $BASE/v1/tenants/$tenant_id
+  curl -s -X POST -H "Authorization: Bearer \$OP" -H 'Content-Type: application/json' \\
+       -d '{"name":"Acme","domain":"acme","plan":"free","owner_email":"owner@acme.example"}' $BASE/v1/tenants
+  curl -s -X POST -H "Authorization: Bearer \$OP" $BASE/v1/tenants/$tenant_id/suspend   # then .../activate
   curl -s "$BASE/__scheduled?cron=*/5+*+*+*+*"   # fire the cron trigger
   curl -s -X POST -H "Authorization: Bearer $cron_secret" $BASE/internal/scheduled
 

@@ -4,7 +4,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
+pub mod auth;
 pub mod blobs;
+pub mod crypto;
 pub mod events;
 pub mod health;
 pub mod http;
@@ -13,6 +16,7 @@ pub mod mail;
 pub mod migrations;
 pub mod ports;
 pub mod scheduled;
+pub mod tenants;
 
 #[cfg(test)]
 pub mod testing;

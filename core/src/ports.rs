@@ -393,6 +393,82 @@ pub trait Mailer {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Outbound HTTP
+// ---------------------------------------------------------------------------------------------
+
+/// An HTTP request core sends to another service (an identity provider's discovery document and
+/// keys). Header names are lowercase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundRequest {
+    /// The method, upper case (`GET`, `POST`): a literal in core.
+    pub method: &'static str,
+    /// The absolute URL, `https://` (or `http://` to a loopback host in development).
+    pub url: String,
+    /// Request headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body; empty for none.
+    pub body: Vec<u8>,
+}
+
+impl OutboundRequest {
+    /// A `GET` of `url` with an `accept` header.
+    pub fn get(url: impl Into<String>, accept: &str) -> Self {
+        OutboundRequest {
+            method: "GET",
+            url: url.into(),
+            headers: vec![("accept".to_owned(), accept.to_owned())],
+            body: Vec::new(),
+        }
+    }
+}
+
+/// The answer to an [`OutboundRequest`], whatever its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundResponse {
+    /// The HTTP status code.
+    pub status: u16,
+    /// Response headers with lowercase names, in order.
+    pub headers: Vec<(String, String)>,
+    /// The whole body.
+    pub body: Vec<u8>,
+}
+
+impl OutboundResponse {
+    /// The first value of a header (`name` in lowercase), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why an outbound request got no response.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FetchError {
+    /// The runtime refused to send it: a destination the deployment does not allow (Spin's
+    /// `allowed_outbound_hosts`) or a URL it cannot send to. Retrying will not help.
+    #[error("outbound request refused: {0}")]
+    Refused(String),
+    /// The destination could not be reached or did not answer (DNS, connection, TLS, timeout);
+    /// the caller may retry later.
+    #[error("destination unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (the response could not be read).
+    #[error("outbound request failed: {0}")]
+    Other(String),
+}
+
+/// Outbound HTTP (Workers `fetch`, Spin `wasi:http/outgoing-handler`, canned responses natively).
+pub trait HttpClient {
+    /// Sends the request and reads the whole response. Any status, 4xx and 5xx included, is
+    /// `Ok`: the caller judges it. MUST return [`FetchError::Refused`] when the runtime does not
+    /// allow the destination, and [`FetchError::Unavailable`] when no response arrived.
+    /// MUST NOT follow redirects: a 3xx is returned as it is.
+    async fn fetch(&self, req: OutboundRequest) -> Result<OutboundResponse, FetchError>;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Clock, randomness, secrets, logs
 // ---------------------------------------------------------------------------------------------
 
@@ -461,6 +537,8 @@ pub trait Platform {
     type Secrets: Secrets;
     /// Log sink.
     type Logger: Logger;
+    /// Outbound HTTP.
+    type Http: HttpClient;
 
     /// Relational storage.
     fn sql(&self) -> &Self::Sql;
@@ -480,6 +558,8 @@ pub trait Platform {
     fn secrets(&self) -> &Self::Secrets;
     /// Log sink.
     fn logger(&self) -> &Self::Logger;
+    /// Outbound HTTP.
+    fn http(&self) -> &Self::Http;
     /// What backs each port, for health reports.
     fn backends(&self) -> Backends;
 }

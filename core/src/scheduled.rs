@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::ports::{Clock, Kv, Platform, Sql, Stmt};
+use crate::tenants::TenantService;
 
 /// What one job did.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -59,6 +60,12 @@ pub async fn run<P: Platform>(p: &P, cron: &str) -> (ScheduledReport, Vec<String
         "delete failed",
         &mut causes,
     ));
+
+    // FR-OPS-002: tenants past their 30-day grace period are purged, a few per run.
+    let purged = TenantService::purge_due(p, now)
+        .await
+        .map(|r| r.purged.len() as u64);
+    jobs.push(job("tenants.purge", purged, "purge failed", &mut causes));
 
     let marker = serde_json::json!({ "cron": cron, "at": now }).to_string();
     let heartbeat = p

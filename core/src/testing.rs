@@ -16,8 +16,8 @@ use crate::events::SqlEventLog;
 use crate::mail::OutboxMailer;
 use crate::migrations;
 use crate::ports::{
-    Backends, BlobError, BlobPage, Blobs, Clock, Kv, KvError, Logger, Platform, Random, Row,
-    Secrets, Sql, SqlError, Stmt, Value,
+    Backends, BlobError, BlobPage, Blobs, Clock, FetchError, HttpClient, Kv, KvError, Logger,
+    OutboundRequest, OutboundResponse, Platform, Random, Row, Secrets, Sql, SqlError, Stmt, Value,
 };
 
 /// The instant every test starts at: 2026-01-01T00:00:00Z, in unix milliseconds.
@@ -440,6 +440,65 @@ impl Logger for VecLogger {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Outbound HTTP
+// ---------------------------------------------------------------------------------------------
+
+/// [`HttpClient`] with canned answers by exact URL; every request is recorded. A URL with no
+/// answer is [`FetchError::Unavailable`], as an unreachable host would be. Clones share state.
+#[derive(Clone, Default)]
+pub struct MapHttp {
+    answers: Rc<RefCell<HashMap<String, Result<OutboundResponse, FetchError>>>>,
+    requests: Rc<RefCell<Vec<OutboundRequest>>>,
+}
+
+impl MapHttp {
+    /// Answers `url` with `status` and `body` (and a JSON content type) from now on.
+    pub fn set(&self, url: &str, status: u16, body: &str) {
+        let response = OutboundResponse {
+            status,
+            headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+            body: body.as_bytes().to_vec(),
+        };
+        self.answers
+            .borrow_mut()
+            .insert(url.to_owned(), Ok(response));
+    }
+
+    /// Fails requests to `url` with `error` from now on.
+    pub fn fail(&self, url: &str, error: FetchError) {
+        self.answers.borrow_mut().insert(url.to_owned(), Err(error));
+    }
+
+    /// Forgets the answer for `url` (it becomes unreachable).
+    pub fn remove(&self, url: &str) {
+        self.answers.borrow_mut().remove(url);
+    }
+
+    /// Every request sent so far, in order.
+    pub fn requests(&self) -> Vec<OutboundRequest> {
+        self.requests.borrow().clone()
+    }
+
+    /// The URLs requested so far, in order.
+    pub fn urls(&self) -> Vec<String> {
+        self.requests
+            .borrow()
+            .iter()
+            .map(|r| r.url.clone())
+            .collect()
+    }
+}
+
+impl HttpClient for MapHttp {
+    async fn fetch(&self, req: OutboundRequest) -> Result<OutboundResponse, FetchError> {
+        let answer = self.answers.borrow().get(&req.url).cloned();
+        let url = req.url.clone();
+        self.requests.borrow_mut().push(req);
+        answer.unwrap_or_else(|| Err(FetchError::Unavailable(format!("no answer for {url}"))))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The platform
 // ---------------------------------------------------------------------------------------------
 
@@ -463,6 +522,8 @@ pub struct TestPlatform {
     pub secrets: MapSecrets,
     /// Collected log lines.
     pub logger: VecLogger,
+    /// Outbound HTTP with canned answers, none until the test sets some.
+    pub http: MapHttp,
 }
 
 impl TestPlatform {
@@ -488,6 +549,7 @@ impl TestPlatform {
             random: SeededRandom::new(42),
             secrets: MapSecrets::default(),
             logger: VecLogger::default(),
+            http: MapHttp::default(),
         }
     }
 }
@@ -502,6 +564,7 @@ impl Platform for TestPlatform {
     type Random = SeededRandom;
     type Secrets = MapSecrets;
     type Logger = VecLogger;
+    type Http = MapHttp;
 
     fn sql(&self) -> &NativeSql {
         &self.sql
@@ -529,6 +592,9 @@ impl Platform for TestPlatform {
     }
     fn logger(&self) -> &VecLogger {
         &self.logger
+    }
+    fn http(&self) -> &MapHttp {
+        &self.http
     }
     fn backends(&self) -> Backends {
         Backends {

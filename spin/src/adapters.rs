@@ -14,6 +14,8 @@ use edgeplane_core::ports::{
 use edgeplane_core::{ids, migrations};
 use spin_sdk::{key_value, sqlite, variables};
 
+use crate::fetch::SpinHttp;
+
 /// The ports of one request's component instance.
 pub struct SpinPlatform {
     sql: SpinSql,
@@ -29,6 +31,9 @@ impl SpinPlatform {
     pub async fn open() -> Result<Self, String> {
         let conn = sqlite::Connection::open_default().map_err(|e| format!("open sqlite: {e}"))?;
         let sql = SpinSql(Rc::new(conn));
+        // D1 enforces foreign keys; SQLite does only when asked, per connection.
+        sql.run(&Stmt::new("PRAGMA foreign_keys = ON"))
+            .map_err(|e| format!("enable foreign keys: {e}"))?;
         if let Err(first) = migrations::apply(&sql, SpinClock.now_ms()).await {
             // A concurrent first request may have applied them meanwhile: look once more.
             migrations::apply(&sql, SpinClock.now_ms())
@@ -67,6 +72,7 @@ impl Platform for SpinPlatform {
     type Random = SpinRandom;
     type Secrets = SpinVariables;
     type Logger = SpinLogger;
+    type Http = SpinHttp;
 
     fn sql(&self) -> &SpinSql {
         &self.sql
@@ -94,6 +100,9 @@ impl Platform for SpinPlatform {
     }
     fn logger(&self) -> &SpinLogger {
         &SpinLogger
+    }
+    fn http(&self) -> &SpinHttp {
+        &SpinHttp
     }
     fn backends(&self) -> Backends {
         Backends {

@@ -4,6 +4,7 @@
 //! `POST /internal/scheduled`. Migrations from `d1-migrations/` are applied on first use.
 
 mod adapters;
+mod fetch;
 
 use adapters::SpinPlatform;
 use spin_sdk::http_component;

@@ -104,6 +104,54 @@ pub struct TestApp {
     pub cron_secret: String,
     /// HTTP client: statuses are not errors, no redirects, no proxy, no pooling, 30 s timeout.
     pub client: ureq::Agent,
+    /// This run's development operator issuer (`scripts/dev-issuer.mjs keygen` output).
+    pub issuer_env: PathBuf,
+}
+
+impl TestApp {
+    /// A token of the run's development operator issuer (FR-SYS-004) for `role`
+    /// (`operator`/`auditor`) and subject `sub`, signed by `scripts/dev-issuer.mjs`.
+    pub fn operator_token(&self, role: &str, sub: &str) -> Result<String, String> {
+        dev_issuer(
+            &["token", "--role", role, "--sub", sub, "--env-file"],
+            Some(&self.issuer_env),
+        )
+    }
+}
+
+/// Runs `node scripts/dev-issuer.mjs ARGS [FILE]` and returns its stdout, trimmed.
+fn dev_issuer(args: &[&str], file: Option<&Path>) -> Result<String, String> {
+    let mut command = Command::new("node");
+    command
+        .current_dir(repo_root())
+        .arg("scripts/dev-issuer.mjs")
+        .args(args);
+    if let Some(f) = file {
+        command.arg(f);
+    }
+    let out = command
+        .output()
+        .map_err(|e| format!("cannot run the dev issuer: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "dev issuer {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// A fresh development issuer for one run: its env lines (`NAME=value`) written to `path`.
+fn dev_issuer_vars(path: &Path) -> Result<Vec<(String, String)>, String> {
+    let lines = dev_issuer(&["keygen"], None)?;
+    std::fs::write(path, format!("{lines}\n"))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(lines
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| *k != "OPERATOR_DEV_PRIVATE_JWK")
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
+        .collect())
 }
 
 /// A response, read whole.
@@ -559,9 +607,12 @@ pub fn spawn_app(runtime: Runtime) -> Result<Server, String> {
     std::fs::create_dir_all(&state)
         .map_err(|e| format!("cannot create {}: {e}", state.display()))?;
 
+    let issuer_env = dir.path().join("dev-issuer.env");
+    let mut vars = dev_issuer_vars(&issuer_env)?;
+    vars.push(("CRON_SECRET".to_owned(), cron_secret.clone()));
     let mut command = match runtime {
-        Runtime::Workerd => workerd_command(&root, &state, &cron_secret)?,
-        Runtime::Spin => spin_command(&root, &state, &cron_secret)?,
+        Runtime::Workerd => workerd_command(&root, &state, &vars)?,
+        Runtime::Spin => spin_command(&root, &state, &vars)?,
     };
     let log_path = dir.path().join("server.log");
     let log = OpenOptions::new()
@@ -601,6 +652,7 @@ pub fn spawn_app(runtime: Runtime) -> Result<Server, String> {
             runtime,
             cron_secret,
             client: http_client(),
+            issuer_env,
         },
         child,
         stdin,
@@ -652,7 +704,11 @@ fn missing(path: &Path, how: &str) -> String {
     format!("missing build artifact {}: {how}", path.display())
 }
 
-fn workerd_command(root: &Path, state: &Path, cron_secret: &str) -> Result<Command, String> {
+fn workerd_command(
+    root: &Path,
+    state: &Path,
+    vars: &[(String, String)],
+) -> Result<Command, String> {
     let harness = root.join("tests/harness/workerd.mjs");
     if !harness.is_file() {
         return Err(missing(
@@ -674,13 +730,14 @@ fn workerd_command(root: &Path, state: &Path, cron_secret: &str) -> Result<Comma
         .arg("--state")
         .arg(state)
         .arg("--script")
-        .arg(&script)
-        .arg("--var")
-        .arg(format!("CRON_SECRET={cron_secret}"));
+        .arg(&script);
+    for (name, value) in vars {
+        command.arg("--var").arg(format!("{name}={value}"));
+    }
     Ok(command)
 }
 
-fn spin_command(root: &Path, state: &Path, cron_secret: &str) -> Result<Command, String> {
+fn spin_command(root: &Path, state: &Path, vars: &[(String, String)]) -> Result<Command, String> {
     let host = artifact(
         root,
         "SPIN_TEST_HOST",
@@ -715,9 +772,13 @@ fn spin_command(root: &Path, state: &Path, cron_secret: &str) -> Result<Command,
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--var")
-        .arg(format!("cron_secret={cron_secret}"))
-        .arg("--var")
         .arg("edgeplane_env=development");
+    // Spin variables are lowercase; the ports read them by their environment names.
+    for (name, value) in vars {
+        command
+            .arg("--var")
+            .arg(format!("{}={value}", name.to_ascii_lowercase()));
+    }
     Ok(command)
 }
 

@@ -43,6 +43,7 @@ mod health;
 mod helpers;
 mod http_contract;
 mod scheduled;
+mod tenants;
 
 use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
@@ -77,6 +78,7 @@ const SUITES: &[(&str, &[Test])] = &[
     ("health", health::TESTS),
     ("http_contract", http_contract::TESTS),
     ("scheduled", scheduled::TESTS),
+    ("tenants", tenants::TESTS),
 ];
 
 /// Deliberate skips: (runtime or `*`, `module::test`, reason). Printed on every run.

@@ -7,6 +7,7 @@ use worker::Env;
 
 use crate::d1::D1Sql;
 use crate::events::DurableEventLog;
+use crate::fetch::WorkerHttp;
 use crate::kv::KvStore;
 use crate::r2::R2Blobs;
 use crate::runtime::{ConsoleLogger, EnvSecrets, WorkerClock, WorkerRandom};
@@ -55,6 +56,7 @@ impl Platform for WorkerPlatform {
     type Random = WorkerRandom;
     type Secrets = EnvSecrets;
     type Logger = ConsoleLogger;
+    type Http = WorkerHttp;
 
     fn sql(&self) -> &D1Sql {
         &self.sql
@@ -82,6 +84,9 @@ impl Platform for WorkerPlatform {
     }
     fn logger(&self) -> &ConsoleLogger {
         &ConsoleLogger
+    }
+    fn http(&self) -> &WorkerHttp {
+        &WorkerHttp
     }
     fn backends(&self) -> Backends {
         Backends {

@@ -4,7 +4,7 @@ use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
 use super::router::RouteId;
-use super::{json, openapi, ApiError, Ctx, Request, Response};
+use super::{json, openapi, tenants, ApiError, Ctx, Request, Response};
 use crate::ports::{Logger, Platform, Secrets};
 use crate::{health, scheduled};
 
@@ -20,6 +20,14 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::OpenApi => Ok(openapi_document()),
         RouteId::Scheduled => run_scheduled(ctx, &req).await,
         RouteId::DevPanic => dev_panic(ctx),
+        RouteId::TenantProvision => tenants::provision(ctx, &req).await,
+        RouteId::TenantList => tenants::list(ctx, &req).await,
+        RouteId::TenantGet => tenants::get(ctx, &req).await,
+        RouteId::TenantUpdate => tenants::update(ctx, &req).await,
+        RouteId::TenantDelete => tenants::delete(ctx, &req).await,
+        RouteId::TenantSuspend => tenants::suspend(ctx, &req).await,
+        RouteId::TenantActivate => tenants::activate(ctx, &req).await,
+        RouteId::TenantRestore => tenants::restore(ctx, &req).await,
     }
 }
 

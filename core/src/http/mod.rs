@@ -8,6 +8,8 @@ pub mod problem;
 pub mod router;
 
 mod handlers;
+mod operator;
+mod tenants;
 
 #[cfg(test)]
 mod api_tests;

@@ -19,6 +19,22 @@ pub enum RouteId {
     /// `GET /__dev/panic`: panics on purpose, in development only, so the suite can check that
     /// a panic answers problem+json and leaves later requests working.
     DevPanic,
+    /// `POST /v1/tenants`: provision (UC-PROV-001).
+    TenantProvision,
+    /// `GET /v1/tenants`: list, search, page.
+    TenantList,
+    /// `GET /v1/tenants/{id}`.
+    TenantGet,
+    /// `PATCH /v1/tenants/{id}`: name, plan.
+    TenantUpdate,
+    /// `DELETE /v1/tenants/{id}`: pending deletion (FR-OPS-002).
+    TenantDelete,
+    /// `POST /v1/tenants/{id}/suspend` (FR-OPS-001).
+    TenantSuspend,
+    /// `POST /v1/tenants/{id}/activate` (FR-OPS-001).
+    TenantActivate,
+    /// `POST /v1/tenants/{id}/restore` (FR-OPS-002).
+    TenantRestore,
 }
 
 /// One route: method, path template (OpenAPI syntax), handler.
@@ -33,32 +49,21 @@ pub struct Route {
 }
 
 /// Every route of the API.
+#[rustfmt::skip]
 pub const ROUTES: &[Route] = &[
-    Route {
-        method: Method::GET,
-        path: "/health",
-        id: RouteId::Liveness,
-    },
-    Route {
-        method: Method::GET,
-        path: "/v1/health",
-        id: RouteId::Health,
-    },
-    Route {
-        method: Method::GET,
-        path: "/openapi.json",
-        id: RouteId::OpenApi,
-    },
-    Route {
-        method: Method::POST,
-        path: "/internal/scheduled",
-        id: RouteId::Scheduled,
-    },
-    Route {
-        method: Method::GET,
-        path: "/__dev/panic",
-        id: RouteId::DevPanic,
-    },
+    Route { method: Method::GET,    path: "/health",                   id: RouteId::Liveness },
+    Route { method: Method::GET,    path: "/v1/health",                id: RouteId::Health },
+    Route { method: Method::GET,    path: "/openapi.json",             id: RouteId::OpenApi },
+    Route { method: Method::POST,   path: "/internal/scheduled",       id: RouteId::Scheduled },
+    Route { method: Method::GET,    path: "/__dev/panic",              id: RouteId::DevPanic },
+    Route { method: Method::POST,   path: "/v1/tenants",               id: RouteId::TenantProvision },
+    Route { method: Method::GET,    path: "/v1/tenants",               id: RouteId::TenantList },
+    Route { method: Method::GET,    path: "/v1/tenants/{id}",          id: RouteId::TenantGet },
+    Route { method: Method::PATCH,  path: "/v1/tenants/{id}",          id: RouteId::TenantUpdate },
+    Route { method: Method::DELETE, path: "/v1/tenants/{id}",          id: RouteId::TenantDelete },
+    Route { method: Method::POST,   path: "/v1/tenants/{id}/suspend",  id: RouteId::TenantSuspend },
+    Route { method: Method::POST,   path: "/v1/tenants/{id}/activate", id: RouteId::TenantActivate },
+    Route { method: Method::POST,   path: "/v1/tenants/{id}/restore",  id: RouteId::TenantRestore },
 ];
 
 /// The outcome of matching a request line.

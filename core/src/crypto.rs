@@ -1,0 +1,84 @@
+//! Small shared helpers for secrets handed to clients: random tokens from the Random port,
+//! their hashes as stored in `_hash` columns, and base64url.
+//!
+//! The one storage format for a token's hash is [`token_hash`]: lowercase hex SHA-256 of the
+//! token's UTF-8 text. Whoever issues a token (invitations, password resets, refresh tokens) and
+//! whoever looks it up must both go through it.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+use crate::ports::Random;
+
+/// Bytes of entropy in a client-facing token (256 bits).
+pub const TOKEN_BYTES: usize = 32;
+
+/// A fresh random token of `TOKEN_BYTES` bytes from the Random port, base64url without padding
+/// (43 characters, safe in URLs and headers).
+pub fn random_token<R: Random + ?Sized>(random: &R) -> String {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    random.fill(&mut bytes);
+    b64url_encode(&bytes)
+}
+
+/// The hash stored for a token (`*_hash` columns): lowercase hex SHA-256 of its text.
+pub fn token_hash(token: &str) -> String {
+    sha256_hex(token.as_bytes())
+}
+
+/// Lowercase hex SHA-256 of `data`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+/// Base64url without padding (RFC 4648 section 5).
+pub fn b64url_encode(data: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(data)
+}
+
+/// Decodes base64url without padding; `None` if `s` is not valid.
+pub fn b64url_decode(s: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(s).ok()
+}
+
+/// Lowercase hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::SeededRandom;
+
+    #[test]
+    fn sha256_matches_the_known_vector() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(token_hash("abc"), sha256_hex(b"abc"));
+    }
+
+    #[test]
+    fn tokens_are_url_safe_and_distinct() {
+        let r = SeededRandom::new(1);
+        let a = random_token(&r);
+        let b = random_token(&r);
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, b);
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert_eq!(b64url_decode(&a).map(|v| v.len()), Some(TOKEN_BYTES));
+        assert_eq!(b64url_decode("not base64!"), None);
+        assert_eq!(b64url_encode(b"\xfb\xff"), "-_8");
+    }
+}

@@ -1,0 +1,404 @@
+//! Operator routes for tenants (UC-PROV-001, UC-TENANT-SUSPEND, UC-OPS-TENANT-DELETE;
+//! FR-OPS-001, FR-OPS-002): request parsing, the tenants service, responses.
+
+use ::http::{header, HeaderValue, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use super::operator::require_platform_role;
+use super::{json, ApiError, Ctx, ProblemType, Request, Response};
+use crate::audit::Actor;
+use crate::auth::PlatformRole;
+use crate::ports::{Logger, Platform};
+use crate::tenants::{
+    public_base_url, ActivateTenantError, DeleteTenantError, EdgeSync, Email, GetTenantError,
+    IdempotencyKey, ListTenants, ListTenantsError, Plan, ProvisionTenant, ProvisionTenantError,
+    RestoreTenantError, StatusChange, SuspendTenantError, SuspensionReason, Tenant, TenantDomain,
+    TenantId, TenantName, TenantService, TenantStatus, UpdateTenant, UpdateTenantError,
+};
+
+const READERS: &[PlatformRole] = &[PlatformRole::Operator, PlatformRole::Auditor];
+const WRITERS: &[PlatformRole] = &[PlatformRole::Operator];
+
+/// Body of `POST /v1/tenants`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProvisionTenantRequest {
+    name: String,
+    domain: String,
+    plan: String,
+    owner_email: String,
+    #[serde(default)]
+    apps: Vec<String>,
+}
+
+/// Body of `PATCH /v1/tenants/{id}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateTenantRequest {
+    name: Option<String>,
+    plan: Option<String>,
+    expected_version: Option<i64>,
+}
+
+/// Body of `POST /v1/tenants/{id}/suspend`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuspendTenantRequest {
+    reason: Option<String>,
+}
+
+/// One page of tenants.
+#[derive(Debug, Serialize)]
+struct TenantListResponse {
+    items: Vec<Tenant>,
+    next_cursor: Option<String>,
+}
+
+/// A tenant after a status change, with whether the edge already sees it.
+#[derive(Debug, Serialize)]
+struct StatusChangeResponse {
+    tenant: Tenant,
+    changed: bool,
+    /// `synced`, or `pending` when the edge marker write failed (repeat the call to retry).
+    edge: &'static str,
+}
+
+/// `POST /v1/tenants`: tenant, owner invitation, plan defaults and apps in one atomic write.
+pub(super) async fn provision<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let operator = require_platform_role(ctx, req, WRITERS).await?;
+    let body: ProvisionTenantRequest = json::parse_body(req)?;
+    let cmd = ProvisionTenant {
+        name: TenantName::parse(&body.name)
+            .map_err(|e| ApiError::invalid_field("name", e.to_string()))?,
+        domain: TenantDomain::parse(&body.domain)
+            .map_err(|e| ApiError::invalid_field("domain", e.to_string()))?,
+        plan: Plan::parse(&body.plan)
+            .map_err(|e| ApiError::invalid_field("plan", e.to_string()))?,
+        owner_email: Email::parse(&body.owner_email)
+            .map_err(|e| ApiError::invalid_field("owner_email", e.to_string()))?,
+        apps: body.apps,
+    };
+    let idempotency = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| IdempotencyKey::parse(s).ok())
+                .ok_or_else(|| {
+                    ApiError::invalid_field(
+                        "Idempotency-Key",
+                        "must be 1 to 255 printable characters",
+                    )
+                })?,
+        ),
+    };
+    let base_url = public_base_url(ctx.platform, &request_origin(req));
+    let outcome = TenantService::provision(
+        ctx.platform,
+        &Actor::operator(&operator.user_id),
+        cmd,
+        idempotency,
+        &ctx.request_id,
+        &base_url,
+    )
+    .await
+    .map_err(|e| problem(&e))?;
+    ctx.tenant_id = Some(outcome.provisioned.tenant.id.as_str().to_owned());
+    if let Some(e) = &outcome.mail_error {
+        log(ctx, "invitation mail failed", &e.to_string());
+    }
+    let mut resp = json::response(StatusCode::CREATED, &outcome.provisioned)?;
+    let location = format!("/v1/tenants/{}", outcome.provisioned.tenant.id.as_str());
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if outcome.replayed {
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(resp)
+}
+
+/// `GET /v1/tenants?q=&status=&cursor=&limit=`.
+pub(super) async fn list<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    require_platform_role(ctx, req, READERS).await?;
+    let mut query = ListTenants::default();
+    for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "q" => query.q = Some(v.into_owned()),
+            "status" => {
+                query.status = Some(
+                    TenantStatus::parse(&v)
+                        .map_err(|e| ApiError::invalid_field("status", e.to_string()))?,
+                );
+            }
+            "cursor" => query.cursor = Some(v.into_owned()),
+            "limit" => {
+                query.limit = Some(
+                    v.parse()
+                        .map_err(|_| ApiError::invalid_field("limit", "must be an integer"))?,
+                );
+            }
+            other => {
+                return Err(ApiError::invalid_field(
+                    other,
+                    "unknown query parameter (q, status, cursor, limit)",
+                ));
+            }
+        }
+    }
+    let page = TenantService::list(ctx.platform, &query)
+        .await
+        .map_err(|e| problem(&e))?;
+    json::response(
+        StatusCode::OK,
+        &TenantListResponse {
+            items: page.items,
+            next_cursor: page.next_cursor,
+        },
+    )
+}
+
+/// `GET /v1/tenants/{id}`.
+pub(super) async fn get<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    require_platform_role(ctx, req, READERS).await?;
+    let id = tenant_id(ctx)?;
+    let tenant = TenantService::get(ctx.platform, &id)
+        .await
+        .map_err(|e| problem(&e))?;
+    json::response(StatusCode::OK, &tenant)
+}
+
+/// `PATCH /v1/tenants/{id}` `{name?, plan?, expected_version?}`.
+pub(super) async fn update<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let operator = require_platform_role(ctx, req, WRITERS).await?;
+    let id = tenant_id(ctx)?;
+    let body: UpdateTenantRequest = json::parse_body(req)?;
+    let change = UpdateTenant {
+        name: body
+            .name
+            .map(|n| {
+                TenantName::parse(&n).map_err(|e| ApiError::invalid_field("name", e.to_string()))
+            })
+            .transpose()?,
+        plan: body
+            .plan
+            .map(|p| Plan::parse(&p).map_err(|e| ApiError::invalid_field("plan", e.to_string())))
+            .transpose()?,
+        expected_version: body.expected_version,
+    };
+    let outcome = TenantService::update(
+        ctx.platform,
+        &Actor::operator(&operator.user_id),
+        &id,
+        change,
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| problem(&e))?;
+    json::response(StatusCode::OK, &outcome.tenant)
+}
+
+/// `POST /v1/tenants/{id}/suspend` `{reason?}` (FR-OPS-001).
+pub(super) async fn suspend<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let operator = require_platform_role(ctx, req, WRITERS).await?;
+    let id = tenant_id(ctx)?;
+    let body: SuspendTenantRequest = json::parse_optional_body(req)?;
+    let reason = body
+        .reason
+        .map(|r| {
+            SuspensionReason::parse(&r)
+                .map_err(|e| ApiError::invalid_field("reason", e.to_string()))
+        })
+        .transpose()?;
+    let change = TenantService::suspend(
+        ctx.platform,
+        &Actor::operator(&operator.user_id),
+        &id,
+        reason,
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| problem(&e))?;
+    status_change(ctx, StatusCode::OK, change)
+}
+
+/// `POST /v1/tenants/{id}/activate` (FR-OPS-001).
+pub(super) async fn activate<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let operator = require_platform_role(ctx, req, WRITERS).await?;
+    let id = tenant_id(ctx)?;
+    let change = TenantService::activate(
+        ctx.platform,
+        &Actor::operator(&operator.user_id),
+        &id,
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| problem(&e))?;
+    status_change(ctx, StatusCode::OK, change)
+}
+
+/// `DELETE /v1/tenants/{id}`: 202, pending deletion for 30 days (FR-OPS-002).
+pub(super) async fn delete<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let operator = require_platform_role(ctx, req, WRITERS).await?;
+    let id = tenant_id(ctx)?;
+    let change = TenantService::delete(
+        ctx.platform,
+        &Actor::operator(&operator.user_id),
+        &id,
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| problem(&e))?;
+    status_change(ctx, StatusCode::ACCEPTED, change)
+}
+
+/// `POST /v1/tenants/{id}/restore`: back from pending deletion within the grace period.
+pub(super) async fn restore<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let operator = require_platform_role(ctx, req, WRITERS).await?;
+    let id = tenant_id(ctx)?;
+    let change = TenantService::restore(
+        ctx.platform,
+        &Actor::operator(&operator.user_id),
+        &id,
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| problem(&e))?;
+    status_change(ctx, StatusCode::OK, change)
+}
+
+fn status_change<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    status: StatusCode,
+    change: StatusChange,
+) -> Result<Response, ApiError> {
+    ctx.tenant_id = Some(change.tenant.id.as_str().to_owned());
+    let edge = match &change.edge {
+        EdgeSync::Synced => "synced",
+        EdgeSync::Pending { error } => {
+            log(
+                ctx,
+                "tenant edge marker not written; repeat the call",
+                &error.to_string(),
+            );
+            "pending"
+        }
+    };
+    json::response(
+        status,
+        &StatusChangeResponse {
+            tenant: change.tenant,
+            changed: change.changed,
+            edge,
+        },
+    )
+}
+
+/// The path's tenant id; a malformed id names no tenant (404, like an unknown one).
+fn tenant_id<P: Platform>(ctx: &mut Ctx<'_, P>) -> Result<TenantId, ApiError> {
+    let id = TenantId::parse(ctx.param("id"))
+        .map_err(|_| ApiError::not_found("No tenant has this id."))?;
+    ctx.tenant_id = Some(id.as_str().to_owned());
+    Ok(id)
+}
+
+/// `scheme://host` of the request, the fallback for invitation links without `PUBLIC_BASE_URL`.
+fn request_origin(req: &Request) -> String {
+    let host = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "localhost".to_owned());
+    let scheme = req.uri().scheme_str().unwrap_or("https");
+    format!("{scheme}://{host}")
+}
+
+fn log<P: Platform>(ctx: &Ctx<'_, P>, msg: &str, cause: &str) {
+    let line = serde_json::json!({ "level": "warn", "msg": msg, "request_id": ctx.request_id, "error": cause });
+    ctx.platform.logger().line(&line.to_string());
+}
+
+/// A domain error of the tenants service: its stable code and message.
+trait TenantsError: std::fmt::Display {
+    fn code(&self) -> &'static str;
+}
+
+macro_rules! tenants_errors {
+    ($($t:ty),*) => {$(
+        impl TenantsError for $t {
+            fn code(&self) -> &'static str {
+                <$t>::code(self)
+            }
+        }
+    )*};
+}
+tenants_errors!(
+    ProvisionTenantError,
+    GetTenantError,
+    ListTenantsError,
+    UpdateTenantError,
+    SuspendTenantError,
+    ActivateTenantError,
+    DeleteTenantError,
+    RestoreTenantError
+);
+
+/// The one mapping of tenants errors to problems, by their stable codes.
+fn problem<E: TenantsError>(e: &E) -> ApiError {
+    let detail = format!("{e}.");
+    let with_code = |kind: ProblemType| {
+        ApiError::new(kind, detail.clone()).with_extension("reason", e.code().into())
+    };
+    match e.code() {
+        "tenant_not_found" => with_code(ProblemType::NotFound),
+        "tenant_gone" => with_code(ProblemType::Gone),
+        "domain_taken"
+        | "idempotency_key_reused"
+        | "version_conflict"
+        | "concurrent_change"
+        | "tenant_pending_deletion"
+        | "tenant_not_pending_deletion" => with_code(ProblemType::Conflict),
+        "grace_period_over" => with_code(ProblemType::BusinessRule),
+        "unknown_plan" => ApiError::invalid_field("plan", detail.clone()),
+        "unknown_app" | "app_disabled" | "too_many_apps" => {
+            ApiError::invalid_field("apps", detail.clone())
+        }
+        "invalid_limit" => ApiError::invalid_field("limit", detail.clone()),
+        "invalid_cursor" => ApiError::invalid_field("cursor", detail.clone()),
+        "query_too_long" => ApiError::invalid_field("q", detail.clone()),
+        _ => ApiError::internal(e.to_string()),
+    }
+}
