@@ -774,6 +774,45 @@ mod tests {
     }
 
     #[test]
+    fn map_http_answers_by_url_and_records_requests() {
+        block_on(async {
+            let http = MapHttp::default();
+            http.set("https://a.example/x", 200, "{}");
+            http.fail(
+                "https://b.example/",
+                FetchError::Refused("not allowed".into()),
+            );
+            let ok = http
+                .fetch(OutboundRequest::get(
+                    "https://a.example/x",
+                    "application/json",
+                ))
+                .await
+                .unwrap();
+            assert_eq!((ok.status, ok.body.as_slice()), (200, b"{}".as_slice()));
+            assert_eq!(ok.header("content-type"), Some("application/json"));
+            let refused = http
+                .fetch(OutboundRequest::get("https://b.example/", "*/*"))
+                .await;
+            assert!(matches!(refused, Err(FetchError::Refused(_))));
+            http.remove("https://a.example/x");
+            let gone = http
+                .fetch(OutboundRequest::get("https://a.example/x", "*/*"))
+                .await;
+            assert!(matches!(gone, Err(FetchError::Unavailable(_))));
+            assert_eq!(
+                http.urls(),
+                [
+                    "https://a.example/x",
+                    "https://b.example/",
+                    "https://a.example/x"
+                ]
+            );
+            assert_eq!(http.requests()[0].method, "GET");
+        });
+    }
+
+    #[test]
     fn test_platform_is_migrated_and_wired() {
         block_on(async {
             let p = TestPlatform::new().await;
