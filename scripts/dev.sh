@@ -19,7 +19,8 @@ fi
 # The local development issuer for operator sign-in: its public key set goes to .dev.vars (the
 # worker reads it only in development, for a loopback issuer); its private key stays in
 # .edgeplane/dev-issuer.env, which only scripts/dev-issuer.mjs reads.
-if ! grep -q '^OPERATOR_ISSUER=' .dev.vars; then
+if ! grep -q '^OPERATOR_ISSUER=' .dev.vars || [[ ! -f .edgeplane/dev-issuer.env ]]; then
+  sed -i '/^OPERATOR_\(ISSUER\|AUDIENCE\|DEV_JWKS\)=/d' .dev.vars
   node scripts/dev-issuer.mjs keygen --issuer "http://127.0.0.1:$PORT/dev-issuer" > .edgeplane/dev-issuer.env
   grep -v '^OPERATOR_DEV_PRIVATE_JWK=' .edgeplane/dev-issuer.env >> .dev.vars
   echo "==> added the development operator issuer to .dev.vars"
