@@ -53,6 +53,15 @@ provision=$(curl -sS -X POST "$BASE/v1/tenants" -H "Authorization: Bearer $opera
   -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-tenant' \
   -d '{"name":"Demo Corp","domain":"demo","plan":"pro","owner_email":"owner@demo.example"}')
 listing=$(curl -sS "$BASE/v1/tenants?q=demo&limit=10" -H "Authorization: Bearer $operator_token")
+auth=(-H "Authorization: Bearer $operator_token" -H 'Content-Type: application/json')
+app=$(curl -sS -X POST "$BASE/v1/apps" "${auth[@]}" -d '{"name":"Demo App","redirect_uris":["http://127.0.0.1:3000/callback"],"allowed_origins":["http://127.0.0.1:3000"]}')
+apps=$(curl -sS "$BASE/v1/apps?limit=100" -H "Authorization: Bearer $operator_token")
+app_id=$(node -e '
+  const [created, list] = process.argv.slice(1).map((s) => JSON.parse(s));
+  const app = created.id ? created : list.items.find((a) => a.name === "Demo App");
+  if (!app) { console.error("cannot seed the demo app: " + JSON.stringify(created)); process.exit(1); }
+  console.log(app.id);
+' "$app" "$apps")
 health=$(curl -sS "$BASE/v1/health")
 node -e '
   const [base, health, provision, listing, operatorToken, auditorToken] = process.argv.slice(1);
@@ -68,13 +77,23 @@ node -e '
     tenant_domain: tenant.domain,
     owner_email: "owner@demo.example",
     owner_invitation_link: created.invitation_link ?? null,
-    // Filled in as the capabilities land: the owner password (invitation acceptance), an app
-    // and its key.
-    owner_password: null, app_id: null, app_key: null,
+    // Filled in as the capabilities land: the owner password (invitation acceptance).
+    owner_password: null,
   };
   require("fs").writeFileSync(".edgeplane/demo.json", JSON.stringify(demo, null, 2) + "\n");
 ' "$BASE" "$health" "$provision" "$listing" "$operator_token" "$auditor_token"
 tenant_id=$(node -e 'console.log(require("./.edgeplane/demo.json").tenant_id)')
+curl -sS -o /dev/null -X POST "$BASE/v1/tenants/$tenant_id/apps/$app_id" -H "Authorization: Bearer $operator_token"
+key=$(curl -sS -X POST "$BASE/v1/apps/$app_id/keys" "${auth[@]}" \
+  -d '{"name":"demo","scopes":["flags:read","bill:write","bill:read","log:write","token:introspect"]}')
+node -e '
+  const [appId, key] = process.argv.slice(1);
+  const k = JSON.parse(key);
+  if (!k.secret) { console.error("cannot issue the demo key: " + key); process.exit(1); }
+  const demo = require("./.edgeplane/demo.json");
+  Object.assign(demo, { app_id: appId, app_key: k.secret, app_key_id: k.id });
+  require("fs").writeFileSync(".edgeplane/demo.json", JSON.stringify(demo, null, 2) + "\n");
+' "$app_id" "$key"
 
 cat <<TXT
 
@@ -93,6 +112,7 @@ Try:
   curl -s -X POST -H "Authorization: Bearer \$OP" -H 'Content-Type: application/json' \\
        -d '{"name":"Acme","domain":"acme","plan":"free","owner_email":"owner@acme.example"}' $BASE/v1/tenants
   curl -s -X POST -H "Authorization: Bearer \$OP" $BASE/v1/tenants/$tenant_id/suspend   # then .../activate
+  curl -s -H "Authorization: Bearer \$OP" $BASE/v1/apps/$app_id/keys     # the demo app's keys (no secrets)
   curl -s "$BASE/__scheduled?cron=*/5+*+*+*+*"   # fire the cron trigger
   curl -s -X POST -H "Authorization: Bearer $cron_secret" $BASE/internal/scheduled
 

@@ -39,6 +39,7 @@ macro_rules! ensure_eq {
     }};
 }
 
+mod apps;
 mod health;
 mod helpers;
 mod http_contract;
@@ -79,6 +80,7 @@ const SUITES: &[(&str, &[Test])] = &[
     ("http_contract", http_contract::TESTS),
     ("scheduled", scheduled::TESTS),
     ("tenants", tenants::TESTS),
+    ("apps", apps::TESTS),
 ];
 
 /// Deliberate skips: (runtime or `*`, `module::test`, reason). Printed on every run.

@@ -4,7 +4,7 @@ use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
 use super::router::RouteId;
-use super::{json, openapi, tenants, ApiError, Ctx, Request, Response};
+use super::{apps, json, openapi, tenants, ApiError, Ctx, Request, Response};
 use crate::ports::{Logger, Platform, Secrets};
 use crate::{health, scheduled};
 
@@ -28,6 +28,15 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::TenantSuspend => tenants::suspend(ctx, &req).await,
         RouteId::TenantActivate => tenants::activate(ctx, &req).await,
         RouteId::TenantRestore => tenants::restore(ctx, &req).await,
+        RouteId::TenantAppEnable => apps::enable_for_tenant(ctx, &req).await,
+        RouteId::TenantAppDisable => apps::disable_for_tenant(ctx, &req).await,
+        RouteId::AppRegister => apps::register(ctx, &req).await,
+        RouteId::AppList => apps::list(ctx, &req).await,
+        RouteId::AppGet => apps::get(ctx, &req).await,
+        RouteId::AppUpdate => apps::update(ctx, &req).await,
+        RouteId::AppKeyIssue => apps::issue_key(ctx, &req).await,
+        RouteId::AppKeyList => apps::list_keys(ctx, &req).await,
+        RouteId::AppKeyRevoke => apps::revoke_key(ctx, &req).await,
     }
 }
 

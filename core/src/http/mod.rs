@@ -7,6 +7,7 @@ pub mod openapi;
 pub mod problem;
 pub mod router;
 
+mod apps;
 mod handlers;
 mod operator;
 mod tenants;

@@ -35,6 +35,24 @@ pub enum RouteId {
     TenantActivate,
     /// `POST /v1/tenants/{id}/restore` (FR-OPS-002).
     TenantRestore,
+    /// `POST /v1/tenants/{id}/apps/{app_id}`: enable an app for a tenant.
+    TenantAppEnable,
+    /// `DELETE /v1/tenants/{id}/apps/{app_id}`: disable an app for a tenant.
+    TenantAppDisable,
+    /// `POST /v1/apps`: register (FR-SYS-001).
+    AppRegister,
+    /// `GET /v1/apps`: list, page.
+    AppList,
+    /// `GET /v1/apps/{id}`.
+    AppGet,
+    /// `PATCH /v1/apps/{id}`: configuration, status (FR-SYS-003).
+    AppUpdate,
+    /// `POST /v1/apps/{id}/keys`: issue, secret shown once (FR-SYS-002).
+    AppKeyIssue,
+    /// `GET /v1/apps/{id}/keys`: list without secrets.
+    AppKeyList,
+    /// `DELETE /v1/apps/{id}/keys/{key_id}`: revoke (FR-SYS-002).
+    AppKeyRevoke,
 }
 
 /// One route: method, path template (OpenAPI syntax), handler.
@@ -51,19 +69,28 @@ pub struct Route {
 /// Every route of the API.
 #[rustfmt::skip]
 pub const ROUTES: &[Route] = &[
-    Route { method: Method::GET,    path: "/health",                   id: RouteId::Liveness },
-    Route { method: Method::GET,    path: "/v1/health",                id: RouteId::Health },
-    Route { method: Method::GET,    path: "/openapi.json",             id: RouteId::OpenApi },
-    Route { method: Method::POST,   path: "/internal/scheduled",       id: RouteId::Scheduled },
-    Route { method: Method::GET,    path: "/__dev/panic",              id: RouteId::DevPanic },
-    Route { method: Method::POST,   path: "/v1/tenants",               id: RouteId::TenantProvision },
-    Route { method: Method::GET,    path: "/v1/tenants",               id: RouteId::TenantList },
-    Route { method: Method::GET,    path: "/v1/tenants/{id}",          id: RouteId::TenantGet },
-    Route { method: Method::PATCH,  path: "/v1/tenants/{id}",          id: RouteId::TenantUpdate },
-    Route { method: Method::DELETE, path: "/v1/tenants/{id}",          id: RouteId::TenantDelete },
-    Route { method: Method::POST,   path: "/v1/tenants/{id}/suspend",  id: RouteId::TenantSuspend },
-    Route { method: Method::POST,   path: "/v1/tenants/{id}/activate", id: RouteId::TenantActivate },
-    Route { method: Method::POST,   path: "/v1/tenants/{id}/restore",  id: RouteId::TenantRestore },
+    Route { method: Method::GET,    path: "/health",                        id: RouteId::Liveness },
+    Route { method: Method::GET,    path: "/v1/health",                     id: RouteId::Health },
+    Route { method: Method::GET,    path: "/openapi.json",                  id: RouteId::OpenApi },
+    Route { method: Method::POST,   path: "/internal/scheduled",            id: RouteId::Scheduled },
+    Route { method: Method::GET,    path: "/__dev/panic",                   id: RouteId::DevPanic },
+    Route { method: Method::POST,   path: "/v1/tenants",                    id: RouteId::TenantProvision },
+    Route { method: Method::GET,    path: "/v1/tenants",                    id: RouteId::TenantList },
+    Route { method: Method::GET,    path: "/v1/tenants/{id}",               id: RouteId::TenantGet },
+    Route { method: Method::PATCH,  path: "/v1/tenants/{id}",               id: RouteId::TenantUpdate },
+    Route { method: Method::DELETE, path: "/v1/tenants/{id}",               id: RouteId::TenantDelete },
+    Route { method: Method::POST,   path: "/v1/tenants/{id}/suspend",       id: RouteId::TenantSuspend },
+    Route { method: Method::POST,   path: "/v1/tenants/{id}/activate",      id: RouteId::TenantActivate },
+    Route { method: Method::POST,   path: "/v1/tenants/{id}/restore",       id: RouteId::TenantRestore },
+    Route { method: Method::POST,   path: "/v1/tenants/{id}/apps/{app_id}", id: RouteId::TenantAppEnable },
+    Route { method: Method::DELETE, path: "/v1/tenants/{id}/apps/{app_id}", id: RouteId::TenantAppDisable },
+    Route { method: Method::POST,   path: "/v1/apps",                       id: RouteId::AppRegister },
+    Route { method: Method::GET,    path: "/v1/apps",                       id: RouteId::AppList },
+    Route { method: Method::GET,    path: "/v1/apps/{id}",                  id: RouteId::AppGet },
+    Route { method: Method::PATCH,  path: "/v1/apps/{id}",                  id: RouteId::AppUpdate },
+    Route { method: Method::POST,   path: "/v1/apps/{id}/keys",             id: RouteId::AppKeyIssue },
+    Route { method: Method::GET,    path: "/v1/apps/{id}/keys",             id: RouteId::AppKeyList },
+    Route { method: Method::DELETE, path: "/v1/apps/{id}/keys/{key_id}",    id: RouteId::AppKeyRevoke },
 ];
 
 /// The outcome of matching a request line.

@@ -1,0 +1,403 @@
+//! The hot path: checking a presented API key with KV reads only, once its record is cached.
+
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::task::Poll;
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{AppId, KeyId, KeyKind, Scope, ScopeSet};
+use super::secret::{self, Pepper, PepperProblem};
+use super::{app_marker_key, key_cache_key};
+use crate::ports::{Clock, Kv, KvError, Logger, Platform, Row, Sql, SqlError, Stmt};
+use crate::tenants::{tenant_edge_status, EdgeStatus, TenantId};
+
+/// How long a key record stays in KV (seconds) before the next use re-reads it from D1.
+pub const KEY_CACHE_TTL_SECS: u32 = 3600;
+
+/// Version of the [`CachedKey`] layout; a record of another version is a miss.
+const CACHE_VERSION: u8 = 1;
+
+/// An authenticated API key: who is calling and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppKeyPrincipal {
+    /// The key's id.
+    pub key_id: KeyId,
+    /// The app it belongs to (active).
+    pub app_id: AppId,
+    /// The tenant it is bound to (active, with the app enabled); `None` for an app-wide key,
+    /// whose requests name the tenant themselves (the route checks it).
+    pub tenant_id: Option<TenantId>,
+    /// Server or browser key (a browser key's route checks the `Origin`).
+    pub kind: KeyKind,
+    /// Every scope the key holds (the required one among them).
+    pub scopes: ScopeSet,
+}
+
+/// Why a presented key was refused. Each is a distinct fact with a stable code; the HTTP layer
+/// answers 401 for the key itself (malformed, invalid, revoked, expired), 403 for what it may
+/// not do now, 503 when the check could not be made.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AppKeyError {
+    /// Not an Edgeplane API key (`ep_<env>_<key id>_<secret>`).
+    #[error("the API key is malformed")]
+    Malformed,
+    /// No key has this id, the secret does not match, or the key is from another environment.
+    /// One variant for all three: a caller without the secret learns nothing about the id.
+    #[error("the API key is not valid")]
+    Invalid,
+    /// The key was revoked (FR-SYS-002).
+    #[error("the API key was revoked")]
+    Revoked,
+    /// The key is past its `expires_at`.
+    #[error("the API key has expired")]
+    Expired,
+    /// The key's app is disabled (FR-SYS-003).
+    #[error("the API key's app is disabled")]
+    AppDisabled,
+    /// The app is no longer enabled for the tenant the key is bound to.
+    #[error("the app is not enabled for the key's tenant")]
+    AppNotEnabledForTenant,
+    /// The key's tenant is suspended (FR-OPS-001).
+    #[error("the key's tenant is suspended")]
+    TenantSuspended,
+    /// The key's tenant is pending deletion or purged (FR-OPS-002).
+    #[error("the key's tenant is deleted")]
+    TenantDeleted,
+    /// The key does not hold the scope the operation needs.
+    #[error("the API key lacks the {required} scope")]
+    MissingScope {
+        /// The scope the operation needs.
+        required: Scope,
+    },
+    /// `API_KEY_PEPPER` is missing or too short in a deployment: no key can be checked.
+    #[error("{0}")]
+    NotConfigured(PepperProblem),
+    /// KV or D1 failed (cause inside, for the log).
+    #[error("API key storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl AppKeyError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppKeyError::Malformed => "api_key_malformed",
+            AppKeyError::Invalid => "api_key_invalid",
+            AppKeyError::Revoked => "api_key_revoked",
+            AppKeyError::Expired => "api_key_expired",
+            AppKeyError::AppDisabled => "app_disabled",
+            AppKeyError::AppNotEnabledForTenant => "app_not_enabled_for_tenant",
+            AppKeyError::TenantSuspended => "tenant_suspended",
+            AppKeyError::TenantDeleted => "tenant_deleted",
+            AppKeyError::MissingScope { .. } => "api_key_scope_missing",
+            AppKeyError::NotConfigured(_) => "api_key_pepper_missing",
+            AppKeyError::Unavailable(_) => "api_key_store_unavailable",
+        }
+    }
+}
+
+impl From<KvError> for AppKeyError {
+    fn from(e: KvError) -> Self {
+        AppKeyError::Unavailable(e.to_string())
+    }
+}
+
+impl From<SqlError> for AppKeyError {
+    fn from(e: SqlError) -> Self {
+        AppKeyError::Unavailable(e.to_string())
+    }
+}
+
+/// A key's record as cached in KV under `apikey:{key id}` (JSON). Everything the hot path needs
+/// except the app's status (its own marker) and the tenant's (the tenant marker).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedKey {
+    /// Layout version ([`CACHE_VERSION`]).
+    pub v: u8,
+    /// The app.
+    pub app_id: AppId,
+    /// The bound tenant, if any.
+    pub tenant_id: Option<TenantId>,
+    /// Server or browser.
+    pub kind: KeyKind,
+    /// What it may do.
+    pub scopes: ScopeSet,
+    /// Expiry (unix ms).
+    pub expires_at: Option<i64>,
+    /// Revocation time (unix ms).
+    pub revoked_at: Option<i64>,
+    /// For a tenant-bound key, whether the app is enabled for that tenant (`tenant_apps`);
+    /// always true for an app-wide key.
+    pub tenant_app_enabled: bool,
+    /// `api_keys.key_hash`: the keyed hash, never the secret.
+    pub hash: String,
+}
+
+impl CachedKey {
+    /// The record of a row selecting `key_hash`, the [`CachedKey`] fields and
+    /// `tenant_app_enabled` (NULL when there is no link).
+    fn from_row(row: &Row) -> Result<Self, SqlError> {
+        let bad = |e: crate::tenants::ParseError| {
+            SqlError::Decode(format!("api_keys row: {}: {e}", e.what))
+        };
+        let scopes: Vec<String> = serde_json::from_str(&row.text("scopes")?)
+            .map_err(|e| SqlError::Decode(format!("column scopes: {e}")))?;
+        let tenant_id = row
+            .opt_text("tenant_id")?
+            .map(|t| TenantId::parse(&t))
+            .transpose()
+            .map_err(bad)?;
+        let linked = row.opt_i64("tenant_app_enabled")? == Some(1);
+        Ok(CachedKey {
+            v: CACHE_VERSION,
+            app_id: AppId::parse(&row.text("app_id")?).map_err(bad)?,
+            tenant_app_enabled: tenant_id.is_none() || linked,
+            tenant_id,
+            kind: KeyKind::parse(&row.text("kind")?).map_err(bad)?,
+            scopes: ScopeSet::parse(&scopes).map_err(bad)?,
+            expires_at: row.opt_i64("expires_at")?,
+            revoked_at: row.opt_i64("revoked_at")?,
+            hash: row.text("key_hash")?,
+        })
+    }
+}
+
+/// The cached record of one key, from D1; `None` if there is no such key.
+pub(super) async fn load_record<P: Platform>(
+    p: &P,
+    id: &KeyId,
+) -> Result<Option<CachedKey>, SqlError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT k.app_id, k.tenant_id, k.kind, k.scopes, k.expires_at, k.revoked_at,
+                   k.key_hash, ta.enabled AS tenant_app_enabled
+                 FROM api_keys k
+                 LEFT JOIN tenant_apps ta ON ta.tenant_id = k.tenant_id AND ta.app_id = k.app_id
+                 WHERE k.id = ?1",
+            )
+            .bind(id.as_str()),
+        )
+        .await?;
+    rows.first().map(CachedKey::from_row).transpose()
+}
+
+/// The cached records of every key of `app_id` bound to `tenant_id`, from D1.
+pub(super) async fn load_tenant_records<P: Platform>(
+    p: &P,
+    app_id: &AppId,
+    tenant_id: &TenantId,
+) -> Result<Vec<(KeyId, CachedKey)>, SqlError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT k.id, k.app_id, k.tenant_id, k.kind, k.scopes, k.expires_at, k.revoked_at,
+                   k.key_hash, ta.enabled AS tenant_app_enabled
+                 FROM api_keys k
+                 LEFT JOIN tenant_apps ta ON ta.tenant_id = k.tenant_id AND ta.app_id = k.app_id
+                 WHERE k.tenant_id = ?1 AND k.app_id = ?2",
+            )
+            .bind(tenant_id.as_str())
+            .bind(app_id.as_str()),
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let id = KeyId::parse(&r.text("id")?)
+                .map_err(|e| SqlError::Decode(format!("api_keys row: {e}")))?;
+            Ok((id, CachedKey::from_row(r)?))
+        })
+        .collect()
+}
+
+/// Writes a key's record to KV with [`KEY_CACHE_TTL_SECS`].
+pub(super) async fn put_record<P: Platform>(
+    p: &P,
+    id: &KeyId,
+    record: &CachedKey,
+) -> Result<(), KvError> {
+    let json = serde_json::to_vec(record)
+        .map_err(|e| KvError::Other(format!("cannot serialise a key record: {e}")))?;
+    p.kv()
+        .put(&key_cache_key(id), &json, Some(KEY_CACHE_TTL_SECS))
+        .await
+}
+
+/// Reads a key's record from KV; a missing, unreadable or other-version record is `None`.
+async fn get_record<P: Platform>(p: &P, id: &KeyId) -> Result<Option<CachedKey>, KvError> {
+    let Some(bytes) = p.kv().get(&key_cache_key(id), None).await? else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_slice::<CachedKey>(&bytes)
+        .ok()
+        .filter(|r| r.v == CACHE_VERSION))
+}
+
+/// Authenticates a presented API key for an operation needing `required_scope`.
+///
+/// In order: the key's form (before any I/O), the pepper, the key's record from KV (on a miss:
+/// one D1 read, written back with a one-hour TTL), the keyed hash in constant time (so only a
+/// holder of the secret learns anything more), revocation, expiry (Clock port), then the app
+/// status marker and, for a tenant-bound key, the tenant marker (read concurrently), the
+/// app's link to that tenant, and the scope. A warm cache means no SQL at all: two or three KV
+/// reads. `last_used_at` is not updated: that would be a D1 write per request.
+pub async fn authenticate_app_key<P: Platform>(
+    p: &P,
+    presented: &str,
+    required_scope: Scope,
+) -> Result<AppKeyPrincipal, AppKeyError> {
+    let key = secret::parse_presented(presented).ok_or(AppKeyError::Malformed)?;
+    let pepper = Pepper::load(p).map_err(AppKeyError::NotConfigured)?;
+    if key.env != pepper.env() {
+        return Err(AppKeyError::Invalid);
+    }
+    let record = match get_record(p, &key.id).await? {
+        Some(r) => r,
+        None => fill(p, &key.id).await?.ok_or(AppKeyError::Invalid)?,
+    };
+    if !pepper.verify(presented, &record.hash) {
+        return Err(AppKeyError::Invalid);
+    }
+    if record.revoked_at.is_some() {
+        return Err(AppKeyError::Revoked);
+    }
+    if record.expires_at.is_some_and(|at| at <= p.clock().now_ms()) {
+        return Err(AppKeyError::Expired);
+    }
+    let app_marker = app_marker_key(&record.app_id);
+    let (app, tenant) = join2(p.kv().get(&app_marker, None), async {
+        match &record.tenant_id {
+            Some(t) => Some(tenant_edge_status(p, t).await),
+            None => None,
+        }
+    })
+    .await;
+    // Any marker value refuses (fail closed); absent is active.
+    if app?.is_some() {
+        return Err(AppKeyError::AppDisabled);
+    }
+    match tenant.transpose()? {
+        Some(EdgeStatus::Suspended) => return Err(AppKeyError::TenantSuspended),
+        Some(EdgeStatus::Deleted) => return Err(AppKeyError::TenantDeleted),
+        Some(EdgeStatus::Active) | None => {}
+    }
+    if !record.tenant_app_enabled {
+        return Err(AppKeyError::AppNotEnabledForTenant);
+    }
+    if !record.scopes.contains(required_scope) {
+        return Err(AppKeyError::MissingScope {
+            required: required_scope,
+        });
+    }
+    Ok(AppKeyPrincipal {
+        key_id: key.id,
+        app_id: record.app_id,
+        tenant_id: record.tenant_id,
+        kind: record.kind,
+        scopes: record.scopes,
+    })
+}
+
+/// A cache miss: the record from D1, written back to KV (a failed write is logged; the next
+/// request reads D1 again).
+async fn fill<P: Platform>(p: &P, id: &KeyId) -> Result<Option<CachedKey>, AppKeyError> {
+    let Some(record) = load_record(p, id).await? else {
+        return Ok(None);
+    };
+    if let Err(e) = put_record(p, id, &record).await {
+        let line = serde_json::json!({
+            "level": "warn",
+            "msg": "API key record not cached; the next request reads D1 again",
+            "error": e.to_string(),
+        });
+        p.logger().line(&line.to_string());
+    }
+    Ok(Some(record))
+}
+
+/// Runs two futures concurrently on the current task (Workers sends both KV reads at once;
+/// core has no executor crate) and returns both outputs.
+async fn join2<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    let mut a = pin!(a);
+    let mut b = pin!(b);
+    let mut out_a = None;
+    let mut out_b = None;
+    poll_fn(move |cx| {
+        if out_a.is_none() {
+            if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                out_a = Some(v);
+            }
+        }
+        if out_b.is_none() {
+            if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                out_b = Some(v);
+            }
+        }
+        match (out_a.take(), out_b.take()) {
+            (Some(x), Some(y)) => Poll::Ready((x, y)),
+            (x, y) => {
+                out_a = x;
+                out_b = y;
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod unit {
+    use std::cell::Cell;
+    use std::task::Poll;
+
+    use futures_executor::block_on;
+
+    use super::*;
+
+    /// A future that is pending `n` times (waking itself) before yielding `v`.
+    struct After<T> {
+        n: Cell<u32>,
+        v: Cell<Option<T>>,
+        polls: std::rc::Rc<Cell<u32>>,
+    }
+
+    impl<T> Future for After<T> {
+        type Output = T;
+        fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<T> {
+            self.polls.set(self.polls.get() + 1);
+            if self.n.get() == 0 {
+                match self.v.take() {
+                    Some(v) => Poll::Ready(v),
+                    None => panic!("polled after completion"),
+                }
+            } else {
+                self.n.set(self.n.get() - 1);
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+    }
+
+    #[test]
+    fn join2_polls_both_until_both_finish_and_never_after() {
+        let (pa, pb) = (
+            std::rc::Rc::new(Cell::new(0)),
+            std::rc::Rc::new(Cell::new(0)),
+        );
+        let a = After {
+            n: Cell::new(0),
+            v: Cell::new(Some(1)),
+            polls: pa.clone(),
+        };
+        let b = After {
+            n: Cell::new(3),
+            v: Cell::new(Some("b")),
+            polls: pb.clone(),
+        };
+        assert_eq!(block_on(join2(a, b)), (1, "b"));
+        assert_eq!((pa.get(), pb.get()), (1, 4));
+    }
+}

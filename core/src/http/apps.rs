@@ -1,0 +1,740 @@
+//! Operator routes for managed apps and their API keys (UC-DEV-REGISTER, UC-DEV-UPDATE;
+//! FR-SYS-001, FR-SYS-002, FR-SYS-003) and for the apps a tenant uses: request parsing, the apps
+//! service, responses; and the API-key check of the routes managed apps call.
+
+use ::http::{header, HeaderValue, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use super::operator::require_platform_role;
+use super::{json, ApiError, Ctx, ProblemType, Request, Response};
+use crate::apps::{
+    authenticate_app_key, model::parse_list, AllowedOrigin, ApiKey, App, AppId, AppKeyError,
+    AppKeyPrincipal, AppName, AppService, AppStatus, DisableTenantAppError, EnableTenantAppError,
+    GetAppError, IssueKey, IssueKeyError, KeyId, KeyKind, KeyName, KeyStatus, ListApps,
+    ListAppsError, ListKeys, ListKeysError, RedirectUri, RegisterApp, RegisterAppError,
+    RevokeKeyError, Scope, ScopeSet, TenantAppChange, UpdateApp, UpdateAppError,
+};
+use crate::audit::Actor;
+use crate::auth::PlatformRole;
+use crate::ports::{Clock, Logger, Platform};
+use crate::tenants::{EdgeSync, ParseError, TenantId};
+
+const READERS: &[PlatformRole] = &[PlatformRole::Operator, PlatformRole::Auditor];
+const WRITERS: &[PlatformRole] = &[PlatformRole::Operator];
+
+/// Body of `POST /v1/apps`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterAppRequest {
+    name: String,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+}
+
+/// Body of `PATCH /v1/apps/{id}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateAppRequest {
+    name: Option<String>,
+    redirect_uris: Option<Vec<String>>,
+    allowed_origins: Option<Vec<String>>,
+    status: Option<String>,
+}
+
+/// Body of `POST /v1/apps/{id}/keys`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueKeyRequest {
+    scopes: Vec<String>,
+    tenant_id: Option<String>,
+    expires_at: Option<i64>,
+    kind: Option<String>,
+    name: Option<String>,
+}
+
+/// One page of apps.
+#[derive(Debug, Serialize)]
+struct AppListResponse {
+    items: Vec<App>,
+    next_cursor: Option<String>,
+}
+
+/// An app after a change, with whether the edge already sees its status.
+#[derive(Debug, Serialize)]
+struct AppChangeResponse {
+    app: App,
+    changed: bool,
+    /// `synced`, or `pending` when the status marker write failed (repeat the call to retry).
+    edge: &'static str,
+}
+
+/// A key as listed: its metadata and its state now. Never the secret or its hash.
+#[derive(Debug, Serialize)]
+struct KeyResponse {
+    #[serde(flatten)]
+    key: ApiKey,
+    status: KeyStatus,
+}
+
+/// One page of keys.
+#[derive(Debug, Serialize)]
+struct KeyListResponse {
+    items: Vec<KeyResponse>,
+    next_cursor: Option<String>,
+}
+
+/// A key just issued: the only response that carries the key itself.
+#[derive(Debug, Serialize)]
+struct IssuedKeyResponse {
+    #[serde(flatten)]
+    key: KeyResponse,
+    /// The full API key (`ep_<env>_<key id>_<secret>`), shown once.
+    secret: String,
+}
+
+/// A tenant's link to an app after enabling it.
+#[derive(Debug, Serialize)]
+struct TenantAppResponse {
+    tenant_id: TenantId,
+    app_id: AppId,
+    enabled: bool,
+    changed: bool,
+    edge: &'static str,
+}
+
+/// `POST /v1/apps`: registers an app (FR-SYS-001).
+pub(super) async fn register<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let operator = require_platform_role(ctx, req, WRITERS).await?;
+    let body: RegisterAppRequest = json::parse_body(req)?;
+    let cmd = RegisterApp {
+        name: AppName::parse(&body.name)
+            .map_err(|e| ApiError::invalid_field("name", e.to_string()))?,
+        redirect_uris: parse_field_list("redirect_uris", &body.redirect_uris, RedirectUri::parse)?,
+        allowed_origins: parse_field_list(
+            "allowed_origins",
+            &body.allowed_origins,
+            AllowedOrigin::parse,
+        )?,
+    };
+    let app = AppService::register(
+        ctx.platform,
+        &Actor::operator(&operator.user_id),
+        cmd,
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| problem(ctx, &e))?;
+    let mut resp = json::response(StatusCode::CREATED, &app)?;
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/apps/{}", app.id)) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+/// `GET /v1/apps?status=&cursor=&limit=`.
+pub(super) async fn list<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    require_platform_role(ctx, req, READERS).await?;
+    let mut query = ListApps::default();
+    for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "status" => {
+                query.status = Some(
+                    AppStatus::parse(&v)
+                        .map_err(|e| ApiError::invalid_field("status", e.to_string()))?,
+                );
+            }
+            "cursor" => query.cursor = Some(v.into_owned()),
+            "limit" => query.limit = Some(limit(&v)?),
+            other => {
+                return Err(ApiError::invalid_field(
+                    other,
+                    "unknown query parameter (status, cursor, limit)",
+                ));
+            }
+        }
+    }
+    let page = AppService::list(ctx.platform, &query)
+        .await
+        .map_err(|e| problem(ctx, &e))?;
+    json::response(
+        StatusCode::OK,
+        &AppListResponse {
+            items: page.items,
+            next_cursor: page.next_cursor,
+        },
+    )
+}
+
+/// `GET /v1/apps/{id}`.
+pub(super) async fn get<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    require_platform_role(ctx, req, READERS).await?;
+    let id = app_id(ctx, "id")?;
+    let app = AppService::get(ctx.platform, &id)
+        .await
+        .map_err(|e| problem(ctx, &e))?;
+    json::response(StatusCode::OK, &app)
+}
+
+/// `PATCH /v1/apps/{id}` `{name?, redirect_uris?, allowed_origins?, status?}` (FR-SYS-003).
+pub(super) async fn update<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let operator = require_platform_role(ctx, req, WRITERS).await?;
+    let id = app_id(ctx, "id")?;
+    let body: UpdateAppRequest = json::parse_body(req)?;
+    let change = UpdateApp {
+        name: body
+            .name
+            .map(|n| AppName::parse(&n).map_err(|e| ApiError::invalid_field("name", e.to_string())))
+            .transpose()?,
+        redirect_uris: body
+            .redirect_uris
+            .map(|u| parse_field_list("redirect_uris", &u, RedirectUri::parse))
+            .transpose()?,
+        allowed_origins: body
+            .allowed_origins
+            .map(|o| parse_field_list("allowed_origins", &o, AllowedOrigin::parse))
+            .transpose()?,
+        status: body
+            .status
+            .map(|s| {
+                AppStatus::parse(&s).map_err(|e| ApiError::invalid_field("status", e.to_string()))
+            })
+            .transpose()?,
+    };
+    let outcome = AppService::update(
+        ctx.platform,
+        &Actor::operator(&operator.user_id),
+        &id,
+        change,
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| problem(ctx, &e))?;
+    let edge = edge(
+        ctx,
+        &outcome.edge,
+        "app status marker not written; repeat the call",
+    );
+    json::response(
+        StatusCode::OK,
+        &AppChangeResponse {
+            app: outcome.app,
+            changed: outcome.changed,
+            edge,
+        },
+    )
+}
+
+/// `POST /v1/apps/{id}/keys` `{scopes, tenant_id?, expires_at?, kind?, name?}` (FR-SYS-002):
+/// 201 with the key, shown once.
+pub(super) async fn issue_key<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let operator = require_platform_role(ctx, req, WRITERS).await?;
+    let id = app_id(ctx, "id")?;
+    let body: IssueKeyRequest = json::parse_body(req)?;
+    let cmd = IssueKey {
+        scopes: ScopeSet::parse(&body.scopes)
+            .map_err(|e| ApiError::invalid_field("scopes", e.to_string()))?,
+        tenant_id: body
+            .tenant_id
+            .map(|t| {
+                TenantId::parse(&t).map_err(|e| ApiError::invalid_field("tenant_id", e.to_string()))
+            })
+            .transpose()?,
+        expires_at: body.expires_at,
+        kind: body
+            .kind
+            .map(|k| KeyKind::parse(&k).map_err(|e| ApiError::invalid_field("kind", e.to_string())))
+            .transpose()?
+            .unwrap_or(KeyKind::Server),
+        name: body
+            .name
+            .map(|n| KeyName::parse(&n).map_err(|e| ApiError::invalid_field("name", e.to_string())))
+            .transpose()?,
+    };
+    if let Some(t) = &cmd.tenant_id {
+        ctx.tenant_id = Some(t.as_str().to_owned());
+    }
+    let issued = AppService::issue_key(
+        ctx.platform,
+        &Actor::operator(&operator.user_id),
+        &id,
+        cmd,
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| problem(ctx, &e))?;
+    let status = issued.key.status(ctx.platform.clock().now_ms());
+    let mut resp = json::response(
+        StatusCode::CREATED,
+        &IssuedKeyResponse {
+            key: KeyResponse {
+                key: issued.key,
+                status,
+            },
+            secret: issued.secret,
+        },
+    )?;
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// `GET /v1/apps/{id}/keys?cursor=&limit=`: no secrets, no hashes.
+pub(super) async fn list_keys<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    require_platform_role(ctx, req, READERS).await?;
+    let id = app_id(ctx, "id")?;
+    let mut query = ListKeys::default();
+    for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "cursor" => query.cursor = Some(v.into_owned()),
+            "limit" => query.limit = Some(limit(&v)?),
+            other => {
+                return Err(ApiError::invalid_field(
+                    other,
+                    "unknown query parameter (cursor, limit)",
+                ));
+            }
+        }
+    }
+    let page = AppService::list_keys(ctx.platform, &id, &query)
+        .await
+        .map_err(|e| problem(ctx, &e))?;
+    let now = ctx.platform.clock().now_ms();
+    json::response(
+        StatusCode::OK,
+        &KeyListResponse {
+            items: page
+                .items
+                .into_iter()
+                .map(|key| KeyResponse {
+                    status: key.status(now),
+                    key,
+                })
+                .collect(),
+            next_cursor: page.next_cursor,
+        },
+    )
+}
+
+/// `DELETE /v1/apps/{id}/keys/{key_id}`: 204, also when already revoked. 503 when D1 says
+/// revoked but the edge record could not be rewritten: repeat the call.
+pub(super) async fn revoke_key<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let operator = require_platform_role(ctx, req, WRITERS).await?;
+    let id = app_id(ctx, "id")?;
+    let key_id = KeyId::parse(ctx.param("key_id"))
+        .map_err(|_| ApiError::not_found("The app has no key with this id."))?;
+    let outcome = AppService::revoke_key(
+        ctx.platform,
+        &Actor::operator(&operator.user_id),
+        &id,
+        &key_id,
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| problem(ctx, &e))?;
+    if let Some(t) = &outcome.key.tenant_id {
+        ctx.tenant_id = Some(t.as_str().to_owned());
+    }
+    if let EdgeSync::Pending { error } = &outcome.edge {
+        return Err(ApiError::unavailable(format!(
+            "api key revoked in D1 but its edge record was not rewritten (repeat the DELETE): {error}"
+        )));
+    }
+    Ok(no_content())
+}
+
+/// `POST /v1/tenants/{id}/apps/{app_id}`: enables the app for the tenant.
+pub(super) async fn enable_for_tenant<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let operator = require_platform_role(ctx, req, WRITERS).await?;
+    let tenant = tenant_id(ctx)?;
+    let app = app_id(ctx, "app_id")?;
+    let change = AppService::enable_for_tenant(
+        ctx.platform,
+        &Actor::operator(&operator.user_id),
+        &tenant,
+        &app,
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| problem(ctx, &e))?;
+    let TenantAppChange {
+        link,
+        changed,
+        edge: sync,
+    } = change;
+    let edge = edge(
+        ctx,
+        &sync,
+        "API key records of the tenant not rewritten; repeat the call",
+    );
+    json::response(
+        StatusCode::OK,
+        &TenantAppResponse {
+            tenant_id: link.tenant_id,
+            app_id: link.app_id,
+            enabled: link.enabled,
+            changed,
+            edge,
+        },
+    )
+}
+
+/// `DELETE /v1/tenants/{id}/apps/{app_id}`: disables the app for the tenant; 204, also when
+/// already disabled. 503 when the edge records of the tenant's keys could not be rewritten.
+pub(super) async fn disable_for_tenant<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let operator = require_platform_role(ctx, req, WRITERS).await?;
+    let tenant = tenant_id(ctx)?;
+    let app = app_id(ctx, "app_id")?;
+    let change = AppService::disable_for_tenant(
+        ctx.platform,
+        &Actor::operator(&operator.user_id),
+        &tenant,
+        &app,
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| problem(ctx, &e))?;
+    if let EdgeSync::Pending { error } = &change.edge {
+        return Err(ApiError::unavailable(format!(
+            "app disabled for the tenant in D1 but its keys' edge records were not rewritten (repeat the DELETE): {error}"
+        )));
+    }
+    Ok(no_content())
+}
+
+/// Authenticates the request's API key (`Authorization: Bearer <key>` or `X-API-Key: <key>`)
+/// for an operation needing `scope`, for the routes managed apps call (flags, billing, token
+/// introspection). Sets the log's tenant for a tenant-bound key.
+#[allow(dead_code)] // the first route taking an API key arrives with flag delivery
+pub(super) async fn require_app_key<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+    scope: Scope,
+) -> Result<AppKeyPrincipal, ApiError> {
+    let presented = req
+        .headers()
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            req.headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+        })
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid_credentials(
+                "An API key is required (Authorization: Bearer <key> or X-API-Key).",
+            )
+        })?;
+    let principal = authenticate_app_key(ctx.platform, presented, scope)
+        .await
+        .map_err(|e| app_key_problem(ctx, &e))?;
+    if let Some(t) = &principal.tenant_id {
+        ctx.tenant_id = Some(t.as_str().to_owned());
+    }
+    Ok(principal)
+}
+
+/// The one mapping of API-key refusals to problems: 401 for the key itself, 403 for what it may
+/// not do now, 503 when it could not be checked.
+fn app_key_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &AppKeyError) -> ApiError {
+    let reason = e.code().into();
+    match e {
+        AppKeyError::Malformed
+        | AppKeyError::Invalid
+        | AppKeyError::Revoked
+        | AppKeyError::Expired => ApiError::new(ProblemType::InvalidCredentials, format!("{e}."))
+            .with_header(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            )
+            .with_extension("reason", reason),
+        AppKeyError::AppDisabled
+        | AppKeyError::AppNotEnabledForTenant
+        | AppKeyError::TenantSuspended
+        | AppKeyError::TenantDeleted
+        | AppKeyError::MissingScope { .. } => {
+            ApiError::new(ProblemType::AccessDenied, format!("{e}."))
+                .with_extension("reason", reason)
+        }
+        AppKeyError::NotConfigured(_) | AppKeyError::Unavailable(_) => {
+            log(
+                ctx,
+                "error",
+                "API key check failed",
+                e.code(),
+                &e.to_string(),
+            );
+            ApiError::unavailable(e.to_string())
+        }
+    }
+}
+
+fn no_content() -> Response {
+    let mut resp = Response::new(Vec::new());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    resp
+}
+
+/// The `edge` member of a response, logging a pending write.
+fn edge<P: Platform>(ctx: &Ctx<'_, P>, sync: &EdgeSync, msg: &str) -> &'static str {
+    match sync {
+        EdgeSync::Synced => "synced",
+        EdgeSync::Pending { error } => {
+            log(ctx, "warn", msg, "edge_pending", &error.to_string());
+            "pending"
+        }
+    }
+}
+
+/// A list field parsed item by item; the problem names the field and the item.
+fn parse_field_list<T: PartialEq>(
+    field: &str,
+    raw: &[String],
+    parse: impl Fn(&str) -> Result<T, ParseError>,
+) -> Result<Vec<T>, ApiError> {
+    parse_list(raw, parse).map_err(|(index, e)| match index {
+        Some(i) => ApiError::invalid_field(field, format!("item {i}: {e}")),
+        None => ApiError::invalid_field(field, e.to_string()),
+    })
+}
+
+fn limit(v: &str) -> Result<u32, ApiError> {
+    v.parse()
+        .map_err(|_| ApiError::invalid_field("limit", "must be an integer"))
+}
+
+/// A path's app id; a malformed id names no app (404, like an unknown one).
+fn app_id<P: Platform>(ctx: &Ctx<'_, P>, param: &str) -> Result<AppId, ApiError> {
+    AppId::parse(ctx.param(param)).map_err(|_| ApiError::not_found("No app has this id."))
+}
+
+/// The path's tenant id; a malformed id names no tenant (404, like an unknown one).
+fn tenant_id<P: Platform>(ctx: &mut Ctx<'_, P>) -> Result<TenantId, ApiError> {
+    let id = TenantId::parse(ctx.param("id"))
+        .map_err(|_| ApiError::not_found("No tenant has this id."))?;
+    ctx.tenant_id = Some(id.as_str().to_owned());
+    Ok(id)
+}
+
+fn log<P: Platform>(ctx: &Ctx<'_, P>, level: &str, msg: &str, code: &str, cause: &str) {
+    let line = serde_json::json!({
+        "level": level, "msg": msg, "request_id": ctx.request_id, "code": code, "error": cause,
+    });
+    ctx.platform.logger().line(&line.to_string());
+}
+
+/// A domain error of the apps service: its stable code and message.
+trait AppsError: std::fmt::Display {
+    fn code(&self) -> &'static str;
+}
+
+macro_rules! apps_errors {
+    ($($t:ty),*) => {$(
+        impl AppsError for $t {
+            fn code(&self) -> &'static str {
+                <$t>::code(self)
+            }
+        }
+    )*};
+}
+apps_errors!(
+    RegisterAppError,
+    GetAppError,
+    ListAppsError,
+    UpdateAppError,
+    IssueKeyError,
+    ListKeysError,
+    RevokeKeyError,
+    EnableTenantAppError,
+    DisableTenantAppError
+);
+
+/// The one mapping of apps errors to problems, by their stable codes.
+fn problem<P: Platform, E: AppsError>(ctx: &Ctx<'_, P>, e: &E) -> ApiError {
+    let detail = format!("{e}.");
+    let with_code = |kind: ProblemType| {
+        ApiError::new(kind, detail.clone()).with_extension("reason", e.code().into())
+    };
+    match e.code() {
+        "app_not_found" | "tenant_not_found" | "key_not_found" | "app_not_linked" => {
+            with_code(ProblemType::NotFound)
+        }
+        "tenant_gone" => with_code(ProblemType::Gone),
+        "app_name_taken" | "app_disabled" | "tenant_pending_deletion" | "concurrent_change" => {
+            with_code(ProblemType::Conflict)
+        }
+        "app_not_enabled_for_tenant" | "browser_key_needs_tenant" => {
+            ApiError::invalid_field("tenant_id", detail.clone())
+        }
+        "browser_key_scopes" => ApiError::invalid_field("scopes", detail.clone()),
+        "browser_key_needs_origins" => ApiError::invalid_field("kind", detail.clone()),
+        "expiry_not_in_future" => ApiError::invalid_field("expires_at", detail.clone()),
+        "invalid_limit" => ApiError::invalid_field("limit", detail.clone()),
+        "invalid_cursor" => ApiError::invalid_field("cursor", detail.clone()),
+        "api_key_pepper_missing" => {
+            log(
+                ctx,
+                "error",
+                "API key issuance refused: set the API_KEY_PEPPER secret (32+ characters)",
+                e.code(),
+                &e.to_string(),
+            );
+            ApiError::unavailable(e.to_string())
+        }
+        _ => ApiError::internal(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_executor::block_on;
+
+    use super::*;
+    use crate::testing::TestPlatform;
+
+    fn ctx(p: &TestPlatform) -> Ctx<'_, TestPlatform> {
+        Ctx {
+            platform: p,
+            request_id: "req-1".into(),
+            params: Vec::new(),
+            tenant_id: None,
+        }
+    }
+
+    fn request(headers: &[(&str, &str)]) -> Request {
+        let mut b = ::http::Request::builder().method("GET").uri("/x");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(Vec::new()).unwrap()
+    }
+
+    /// The API-key check reads the key from either header and maps refusals to 401/403/503.
+    #[test]
+    fn fr_sys_002_app_key_check_maps_refusals() {
+        block_on(async {
+            let p = TestPlatform::new().await;
+            p.secrets.set("EDGEPLANE_ENV", "development");
+            let op = Actor::operator("op-1");
+            let app = AppService::register(
+                &p,
+                &op,
+                RegisterApp {
+                    name: AppName::parse("CRM").unwrap(),
+                    redirect_uris: vec![],
+                    allowed_origins: vec![],
+                },
+                "r",
+            )
+            .await
+            .unwrap();
+            let issued = AppService::issue_key(
+                &p,
+                &op,
+                &app.id,
+                IssueKey {
+                    scopes: ScopeSet::parse(&["flags:read"]).unwrap(),
+                    tenant_id: None,
+                    expires_at: None,
+                    kind: KeyKind::Server,
+                    name: None,
+                },
+                "r",
+            )
+            .await
+            .unwrap();
+            let key = issued.secret.as_str();
+            let bearer = format!("Bearer {key}");
+            for headers in [[("authorization", bearer.as_str())], [("x-api-key", key)]] {
+                let mut c = ctx(&p);
+                let got = require_app_key(&mut c, &request(&headers), Scope::FlagsRead).await;
+                assert_eq!(got.unwrap().app_id, app.id);
+            }
+            let mut c = ctx(&p);
+            let e = require_app_key(&mut c, &request(&[]), Scope::FlagsRead)
+                .await
+                .unwrap_err();
+            assert_eq!(e.status, StatusCode::UNAUTHORIZED);
+            let e = require_app_key(&mut c, &request(&[("x-api-key", "nope")]), Scope::FlagsRead)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                (e.status, &e.extensions["reason"]),
+                (StatusCode::UNAUTHORIZED, &"api_key_malformed".into())
+            );
+            let e = require_app_key(&mut c, &request(&[("x-api-key", key)]), Scope::BillWrite)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                (e.status, &e.extensions["reason"]),
+                (StatusCode::FORBIDDEN, &"api_key_scope_missing".into())
+            );
+            p.secrets.set("EDGEPLANE_ENV", "production");
+            let e = require_app_key(&mut c, &request(&[("x-api-key", key)]), Scope::FlagsRead)
+                .await
+                .unwrap_err();
+            assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+            assert!(p
+                .logger
+                .lines()
+                .iter()
+                .any(|l| l.contains("api_key_pepper_missing")));
+            assert!(!p.logger.lines().iter().any(|l| l.contains(key)));
+        });
+    }
+
+    /// FR-SYS-002: without API_KEY_PEPPER a deployment refuses issuance with 503 and a log line
+    /// naming the secret to set.
+    #[test]
+    fn fr_sys_002_issuance_without_pepper_is_503_and_logged() {
+        block_on(async {
+            let p = TestPlatform::new().await;
+            let c = ctx(&p);
+            let e = problem(
+                &c,
+                &IssueKeyError::NotConfigured(crate::apps::PepperProblem::Missing),
+            );
+            assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+            assert!(
+                !e.detail.contains("PEPPER"),
+                "the client sees a generic detail"
+            );
+            let lines = p.logger.lines();
+            assert!(
+                lines.len() == 1 && lines[0].contains("API_KEY_PEPPER"),
+                "{lines:?}"
+            );
+        });
+    }
+}
