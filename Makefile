@@ -13,12 +13,12 @@ SPIN_WASM := target/wasm32-wasip2/release/edgeplane_spin.wasm
 SPIN_HOST := tests/spin-host/target/debug/spin-test-host
 
 .PHONY: help tools worker spin spin-host dev test unit lint fmt check-core-deps check-spin-imports \
-        contract deploy-check bench clean
+        contract deploy-check bench bench-scale clean
 
 help:
 	@echo "make dev    build and run Edgeplane locally (wrangler dev) with a seeded demo"
 	@echo "make test   every test: lints, core unit tests, contract suite on workerd and on the Spin build"
-	@echo "make bench  benchmarks (bench/RESULTS.md)"
+	@echo "make bench  benchmarks (bench/RESULTS.md); make bench-scale: tenant capacity"
 
 tools:
 	@scripts/install-tools.sh
@@ -82,6 +82,11 @@ deploy-check: worker
 
 bench: worker
 	@bench/run.sh
+
+# NFR-CAP-001/002: 1,000 tenants and 10,000-user tenants seeded in D1; list and lookup latency
+# at scale against empty.
+bench-scale: worker
+	@node bench/tenants-scale.mjs
 
 clean:
 	cargo clean
