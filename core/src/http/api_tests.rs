@@ -237,3 +237,87 @@ fn the_deliberate_panic_route_does_not_exist_outside_development() {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| get(&p, "/__dev/panic")));
     assert!(outcome.is_err(), "development panics on purpose");
 }
+
+/// A development issuer on the test platform, and tokens it signs (EdDSA), for routes behind
+/// operator sign-in.
+mod operator_tokens {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use ed25519_dalek::{Signer, SigningKey};
+    use serde_json::json;
+
+    use crate::ports::Clock;
+    use crate::testing::TestPlatform;
+
+    const ISSUER: &str = "http://127.0.0.1:8787/dev-issuer";
+
+    pub fn configure(p: &TestPlatform) -> SigningKey {
+        let key = SigningKey::from_bytes(&[7u8; 32]);
+        let x = URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
+        let jwks = json!({ "keys": [{ "kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k1", "alg": "EdDSA" }] });
+        p.secrets.set("EDGEPLANE_ENV", "development");
+        p.secrets.set("OPERATOR_ISSUER", ISSUER);
+        p.secrets.set("OPERATOR_AUDIENCE", "edgeplane");
+        p.secrets.set("OPERATOR_DEV_JWKS", &jwks.to_string());
+        key
+    }
+
+    pub fn token(p: &TestPlatform, key: &SigningKey, role: &str) -> String {
+        let now = p.clock.now_ms() / 1000;
+        let header = json!({ "alg": "EdDSA", "typ": "JWT", "kid": "k1" });
+        let claims = json!({ "iss": ISSUER, "aud": "edgeplane", "sub": format!("{role}-1"), "roles": [role], "iat": now, "exp": now + 600 });
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = key.sign(signing_input.as_bytes());
+        format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(signature.to_bytes())
+        )
+    }
+}
+
+#[test]
+fn fr_log_003_a_refused_operator_request_is_audited_as_failure_and_changes_nothing() {
+    let p = block_on(TestPlatform::new());
+    let key = operator_tokens::configure(&p);
+    let body =
+        br#"{"name":"Acme","domain":"acme","plan":"pro","owner_email":"owner@acme.example"}"#
+            .to_vec();
+    let post = |role: &str| {
+        send(
+            &p,
+            request(Method::POST, "/v1/tenants")
+                .header(
+                    "authorization",
+                    format!("Bearer {}", operator_tokens::token(&p, &key, role)),
+                )
+                .header("content-type", "application/json")
+                .header("x-request-id", format!("req-{role}"))
+                .body(body.clone())
+                .unwrap(),
+        )
+    };
+    assert_problem(&post("auditor"), 403, "access-denied");
+    let tenants = block_on(p.sql.query(Stmt::new("SELECT id FROM tenants"))).unwrap();
+    assert!(tenants.is_empty(), "a refused request creates nothing");
+    let rows = block_on(p.sql.query(Stmt::new(
+        "SELECT action, outcome, actor_type, resource, request_id FROM audit_outbox WHERE action = 'access.denied'",
+    )))
+    .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].text("outcome").unwrap(), "failure");
+    assert_eq!(rows[0].text("actor_type").unwrap(), "operator");
+    assert_eq!(rows[0].text("resource").unwrap(), "POST /v1/tenants");
+    assert_eq!(rows[0].text("request_id").unwrap(), "req-auditor");
+
+    let resp = post("operator");
+    assert_eq!(
+        resp.status(),
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(resp.body())
+    );
+}

@@ -629,6 +629,7 @@ mod tests {
             request_id: "req-1".into(),
             params: Vec::new(),
             tenant_id: None,
+            route: String::new(),
         }
     }
 

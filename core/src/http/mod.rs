@@ -44,6 +44,8 @@ pub struct Ctx<'a, P: Platform> {
     pub params: Vec<(String, String)>,
     /// The tenant the request acts on, once known (for the log).
     pub tenant_id: Option<String>,
+    /// The matched route's method and path template (for the log and audit records).
+    pub route: String,
 }
 
 impl<P: Platform> Ctx<'_, P> {
@@ -69,10 +71,12 @@ pub async fn handle<P: Platform>(platform: &P, req: Request) -> Response {
         request_id,
         params: Vec::new(),
         tenant_id: None,
+        route: String::new(),
     };
     let (template, result) = match router::find(&method, req.uri().path()) {
         Match::Found { route, params } => {
             ctx.params = params;
+            ctx.route = format!("{} {}", route.method, route.path);
             (route.path, serve(&mut ctx, route, req).await)
         }
         Match::MethodNotAllowed { path, allow } => (path, Err(method_not_allowed(&allow))),

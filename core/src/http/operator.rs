@@ -4,6 +4,7 @@
 use ::http::{header, HeaderValue};
 
 use super::{ApiError, Ctx, ProblemType, Request};
+use crate::audit::{record_refusal, Actor, AuditRecord};
 use crate::auth::{authenticate_operator, OperatorAuthError, OperatorPrincipal, PlatformRole};
 use crate::ports::{Logger, Platform};
 
@@ -30,6 +31,17 @@ pub async fn require_platform_role<P: Platform>(
             operator_problem(&e)
         })?;
     if !allowed.contains(&principal.role) {
+        // FR-LOG-003: a refused operation is audited with outcome failure.
+        let record = AuditRecord::failure(
+            "access.denied",
+            &Actor::operator(&principal.user_id),
+            None,
+            ctx.route.clone(),
+            Some(&ctx.request_id),
+        )
+        .with("role", principal.role.as_str())
+        .with("required", role_list(allowed));
+        record_refusal(ctx.platform, &record).await;
         return Err(ApiError::new(
             ProblemType::AccessDenied,
             format!("This operation needs the {} role.", role_list(allowed)),
