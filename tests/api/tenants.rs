@@ -13,6 +13,7 @@ crate::contract_tests![
     bad_input_and_taken_domain_change_nothing_err_val_400_409,
     suspend_activate_delete_restore_fr_ops_001_fr_ops_002,
     unknown_and_malformed_tenant_ids_are_404_err_res_404,
+    deleted_tenant_is_purged_after_30_days_then_410_fr_ops_002,
 ];
 
 fn unique_domain(prefix: &str) -> Result<String, String> {
@@ -303,5 +304,75 @@ fn unknown_and_malformed_tenant_ids_are_404_err_res_404(app: &TestApp) -> Result
         )?;
         assert_problem(&resp, 404, "not-found")?;
     }
+    Ok(())
+}
+
+/// FR-OPS-002, ERR-RES-410: delete, let 30 days pass (the scheduled jobs run with a development
+/// time override), purge, and the tenant answers 410 Gone; restore is no longer possible.
+fn deleted_tenant_is_purged_after_30_days_then_410_fr_ops_002(app: &TestApp) -> Result<(), String> {
+    let token = operator(app)?;
+    let created = provision(app, &token, &unique_domain("purge")?, &[])?.expect_json(201)?;
+    let id = created["tenant"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let deleted = send(
+        app,
+        "DELETE",
+        &format!("/v1/tenants/{id}"),
+        &token,
+        None,
+        &[],
+    )?
+    .expect_json(202)?;
+    let purge_after = deleted["tenant"]["purge_after"]
+        .as_i64()
+        .ok_or_else(|| format!("no purge_after: {deleted}"))?;
+
+    let cron = format!("Bearer {}", app.cron_secret);
+    let headers = [
+        ("authorization", cron.as_str()),
+        ("content-type", "application/json"),
+    ];
+    // A day before the end of the grace period nothing is purged.
+    let early = json!({ "cron": "e2e-purge", "now_ms": purge_after - 86_400_000 });
+    app.request(
+        "POST",
+        "/internal/scheduled",
+        &headers,
+        Some(early.to_string().into_bytes()),
+    )?
+    .expect_json(200)?;
+    send(app, "GET", &format!("/v1/tenants/{id}"), &token, None, &[])?.expect_json(200)?;
+
+    let late = json!({ "cron": "e2e-purge", "now_ms": purge_after + 1 });
+    let report = app
+        .request(
+            "POST",
+            "/internal/scheduled",
+            &headers,
+            Some(late.to_string().into_bytes()),
+        )?
+        .expect_json(200)?;
+    let purge = report["jobs"]
+        .as_array()
+        .and_then(|jobs| jobs.iter().find(|j| j["name"] == "tenants.purge"))
+        .ok_or_else(|| format!("no tenants.purge job: {report}"))?;
+    ensure!(
+        purge["affected"].as_u64().unwrap_or(0) >= 1,
+        "the purge job purged the tenant: {report}"
+    );
+
+    let resp = send(app, "GET", &format!("/v1/tenants/{id}"), &token, None, &[])?;
+    assert_problem(&resp, 410, "gone")?;
+    let resp = send(
+        app,
+        "POST",
+        &format!("/v1/tenants/{id}/restore"),
+        &token,
+        None,
+        &[],
+    )?;
+    assert_problem(&resp, 410, "gone")?;
     Ok(())
 }

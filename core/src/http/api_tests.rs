@@ -321,3 +321,25 @@ fn fr_log_003_a_refused_operator_request_is_audited_as_failure_and_changes_nothi
         String::from_utf8_lossy(resp.body())
     );
 }
+
+#[test]
+fn scheduled_time_override_is_refused_outside_development() {
+    let p = block_on(TestPlatform::new());
+    p.secrets.set("CRON_SECRET", "s3cret");
+    let post = || {
+        send(
+            &p,
+            request(Method::POST, "/internal/scheduled")
+                .header("authorization", "Bearer s3cret")
+                .header("content-type", "application/json")
+                .body(br#"{"now_ms": 4102444800000}"#.to_vec())
+                .unwrap(),
+        )
+    };
+    let v = assert_problem(&post(), 400, "invalid-input");
+    assert_eq!(v["errors"][0]["field"], "now_ms");
+    p.secrets.set("EDGEPLANE_ENV", "development");
+    assert_eq!(post().status(), StatusCode::OK);
+    let marker = block_on(p.kv.get(LAST_RUN_KEY, None)).unwrap().unwrap();
+    assert!(String::from_utf8(marker).unwrap().contains("4102444800000"));
+}

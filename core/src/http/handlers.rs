@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::router::RouteId;
 use super::{apps, json, openapi, tenants, ApiError, Ctx, Request, Response};
-use crate::ports::{Logger, Platform, Secrets};
+use crate::ports::{Clock, Logger, Platform, Secrets};
 use crate::{health, scheduled};
 
 /// Runs the handler of a matched route.
@@ -98,6 +98,8 @@ fn openapi_document() -> Response {
 struct ScheduledRequest {
     /// The cron expression to report as the trigger (defaults to `manual`).
     cron: Option<String>,
+    /// Development only: run the jobs as if it were this time (unix ms).
+    now_ms: Option<i64>,
 }
 
 /// Runs the periodic jobs on runtimes without cron. Authenticated by the `CRON_SECRET` bearer;
@@ -125,7 +127,17 @@ async fn run_scheduled<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<R
             "must be 1 to 64 printable characters",
         ));
     }
-    let (report, causes) = scheduled::run(ctx.platform, &cron).await;
+    let now = match body.now_ms {
+        None => ctx.platform.clock().now_ms(),
+        Some(now) if is_development(ctx) => now,
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "now_ms",
+                "is accepted only in development",
+            ))
+        }
+    };
+    let (report, causes) = scheduled::run_at(ctx.platform, &cron, now).await;
     for cause in causes {
         log_cause(ctx, "scheduled job failed", &cause);
     }
