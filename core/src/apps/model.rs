@@ -8,48 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids;
 use crate::ports::{Row, SqlError};
+use crate::tenants::model::{refuse, string_newtype};
 use crate::tenants::{ParseError, TenantId};
-
-/// Shorthand for a refusal.
-fn refuse<T>(what: &'static str, reason: &'static str) -> Result<T, ParseError> {
-    Err(ParseError { what, reason })
-}
-
-/// Declares a string newtype with `as_str`, `Display`, serde as a plain (re-validated) string.
-macro_rules! string_newtype {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
-
-        impl $name {
-            /// The value as text.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(v: $name) -> String {
-                v.0
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = ParseError;
-            fn try_from(raw: String) -> Result<Self, ParseError> {
-                $name::parse(&raw)
-            }
-        }
-    };
-}
 
 string_newtype!(
     /// A managed app's id (FR-SYS-001): a UUID generated at registration, stored lowercase.

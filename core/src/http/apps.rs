@@ -554,21 +554,7 @@ fn log<P: Platform>(ctx: &Ctx<'_, P>, level: &str, msg: &str, code: &str, cause:
     ctx.platform.logger().line(&line.to_string());
 }
 
-/// A domain error of the apps service: its stable code and message.
-trait AppsError: std::fmt::Display {
-    fn code(&self) -> &'static str;
-}
-
-macro_rules! apps_errors {
-    ($($t:ty),*) => {$(
-        impl AppsError for $t {
-            fn code(&self) -> &'static str {
-                <$t>::code(self)
-            }
-        }
-    )*};
-}
-apps_errors!(
+super::domain_errors!(
     RegisterAppError,
     GetAppError,
     ListAppsError,
@@ -581,7 +567,7 @@ apps_errors!(
 );
 
 /// The one mapping of apps errors to problems, by their stable codes.
-fn problem<P: Platform, E: AppsError>(ctx: &Ctx<'_, P>, e: &E) -> ApiError {
+fn problem<P: Platform, E: super::DomainError>(ctx: &Ctx<'_, P>, e: &E) -> ApiError {
     let detail = format!("{e}.");
     let with_code = |kind: ProblemType| {
         ApiError::new(kind, detail.clone()).with_extension("reason", e.code().into())

@@ -351,21 +351,7 @@ fn log<P: Platform>(ctx: &Ctx<'_, P>, msg: &str, cause: &str) {
     ctx.platform.logger().line(&line.to_string());
 }
 
-/// A domain error of the tenants service: its stable code and message.
-trait TenantsError: std::fmt::Display {
-    fn code(&self) -> &'static str;
-}
-
-macro_rules! tenants_errors {
-    ($($t:ty),*) => {$(
-        impl TenantsError for $t {
-            fn code(&self) -> &'static str {
-                <$t>::code(self)
-            }
-        }
-    )*};
-}
-tenants_errors!(
+super::domain_errors!(
     ProvisionTenantError,
     GetTenantError,
     ListTenantsError,
@@ -377,7 +363,7 @@ tenants_errors!(
 );
 
 /// The one mapping of tenants errors to problems, by their stable codes.
-fn problem<E: TenantsError>(e: &E) -> ApiError {
+fn problem<E: super::DomainError>(e: &E) -> ApiError {
     let detail = format!("{e}.");
     let with_code = |kind: ProblemType| {
         ApiError::new(kind, detail.clone()).with_extension("reason", e.code().into())

@@ -26,7 +26,7 @@ impl ParseError {
 }
 
 /// Shorthand for a refusal.
-fn refuse<T>(what: &'static str, reason: &'static str) -> Result<T, ParseError> {
+pub(crate) fn refuse<T>(what: &'static str, reason: &'static str) -> Result<T, ParseError> {
     Err(ParseError { what, reason })
 }
 
@@ -65,6 +65,8 @@ macro_rules! string_newtype {
         }
     };
 }
+
+pub(crate) use string_newtype;
 
 string_newtype!(
     /// A tenant id: a UUID, stored lowercase and hyphenated.
