@@ -607,6 +607,150 @@ impl Platform for TestPlatform {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// A platform whose SQL and KV can misbehave on cue
+// ---------------------------------------------------------------------------------------------
+
+/// [`Sql`] over [`NativeSql`] counting every statement it runs, optionally running a raw
+/// statement just before the next batch (to lose a race on purpose).
+pub struct CountingSql {
+    /// The database.
+    pub inner: NativeSql,
+    /// Statements run.
+    pub statements: Cell<usize>,
+    /// A raw statement to run just before the next batch.
+    pub before_batch: RefCell<Option<String>>,
+}
+
+impl Sql for CountingSql {
+    async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, SqlError> {
+        self.statements.set(self.statements.get() + 1);
+        self.inner.query(stmt).await
+    }
+    async fn execute(&self, stmt: Stmt) -> Result<u64, SqlError> {
+        self.statements.set(self.statements.get() + 1);
+        self.inner.execute(stmt).await
+    }
+    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError> {
+        self.statements.set(self.statements.get() + stmts.len());
+        if let Some(raw) = self.before_batch.borrow_mut().take() {
+            self.inner.exec_raw(&raw)?;
+        }
+        self.inner.batch(stmts).await
+    }
+}
+
+/// [`Kv`] over [`MemKv`] that fails writes while `fail` is set and counts reads.
+pub struct FlakyKv {
+    /// The store.
+    pub inner: MemKv,
+    /// Fail writes while set.
+    pub fail: Cell<bool>,
+    /// Reads so far.
+    pub reads: Cell<usize>,
+}
+
+impl Kv for FlakyKv {
+    async fn get(&self, key: &str, ttl: Option<u32>) -> Result<Option<Vec<u8>>, KvError> {
+        self.reads.set(self.reads.get() + 1);
+        self.inner.get(key, ttl).await
+    }
+    async fn put(&self, key: &str, value: &[u8], ttl: Option<u32>) -> Result<(), KvError> {
+        if self.fail.get() {
+            return Err(KvError::Unavailable("injected".into()));
+        }
+        self.inner.put(key, value, ttl).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), KvError> {
+        if self.fail.get() {
+            return Err(KvError::Unavailable("injected".into()));
+        }
+        self.inner.delete(key).await
+    }
+}
+
+/// [`TestPlatform`] with [`CountingSql`] and [`FlakyKv`] in front of its stores, so tests can
+/// count statements, lose a race on purpose and fail KV writes.
+pub struct FaultyPlatform {
+    /// The platform behind.
+    pub inner: TestPlatform,
+    /// Counting, hookable SQL.
+    pub sql: CountingSql,
+    /// Flaky, counting KV.
+    pub kv: FlakyKv,
+}
+
+impl FaultyPlatform {
+    /// Puts the counting SQL and flaky KV in front of `inner`'s stores.
+    pub fn over(inner: TestPlatform) -> Self {
+        FaultyPlatform {
+            sql: CountingSql {
+                inner: inner.sql.clone(),
+                statements: Cell::new(0),
+                before_batch: RefCell::new(None),
+            },
+            kv: FlakyKv {
+                inner: inner.kv.clone(),
+                fail: Cell::new(false),
+                reads: Cell::new(0),
+            },
+            inner,
+        }
+    }
+
+    /// Statements run so far, resetting the count.
+    pub fn take_statements(&self) -> usize {
+        self.sql.statements.replace(0)
+    }
+}
+
+impl crate::ports::Platform for FaultyPlatform {
+    type Sql = CountingSql;
+    type Kv = FlakyKv;
+    type EventLog = <TestPlatform as crate::ports::Platform>::EventLog;
+    type Blobs = <TestPlatform as crate::ports::Platform>::Blobs;
+    type Mailer = <TestPlatform as crate::ports::Platform>::Mailer;
+    type Clock = <TestPlatform as crate::ports::Platform>::Clock;
+    type Random = <TestPlatform as crate::ports::Platform>::Random;
+    type Secrets = <TestPlatform as crate::ports::Platform>::Secrets;
+    type Logger = <TestPlatform as crate::ports::Platform>::Logger;
+    type Http = <TestPlatform as crate::ports::Platform>::Http;
+
+    fn sql(&self) -> &CountingSql {
+        &self.sql
+    }
+    fn kv(&self) -> &FlakyKv {
+        &self.kv
+    }
+    fn event_log(&self) -> &Self::EventLog {
+        self.inner.event_log()
+    }
+    fn blobs(&self) -> &Self::Blobs {
+        self.inner.blobs()
+    }
+    fn mailer(&self) -> &Self::Mailer {
+        self.inner.mailer()
+    }
+    fn clock(&self) -> &Self::Clock {
+        self.inner.clock()
+    }
+    fn random(&self) -> &Self::Random {
+        self.inner.random()
+    }
+    fn secrets(&self) -> &Self::Secrets {
+        self.inner.secrets()
+    }
+    fn logger(&self) -> &Self::Logger {
+        self.inner.logger()
+    }
+    fn http(&self) -> &Self::Http {
+        self.inner.http()
+    }
+    fn backends(&self) -> crate::ports::Backends {
+        self.inner.backends()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use futures_executor::block_on;

@@ -1,8 +1,6 @@
 //! Managed app and API key tests on real SQLite with the real migration (TestPlatform), through
 //! a wrapper that counts SQL statements and can fail KV writes on cue.
 
-use std::cell::{Cell, RefCell};
-
 use futures_executor::block_on;
 use serde_json::Value as Json;
 
@@ -10,11 +8,11 @@ use super::secret::{Pepper, PEPPER_SECRET};
 use super::*;
 use crate::audit::Actor;
 use crate::crypto;
-use crate::ports::{Kv, KvError, Row, Sql, SqlError, Stmt};
+use crate::ports::{Kv, Row, Sql, Stmt};
 use crate::tenants::{
     Email, Plan, ProvisionTenant, TenantDomain, TenantId, TenantName, TenantService,
 };
-use crate::testing::{MemKv, NativeSql, TestPlatform, START_MS};
+use crate::testing::{FaultyPlatform, TestPlatform, START_MS};
 
 const HOUR_MS: i64 = 60 * 60 * 1000;
 
@@ -22,138 +20,14 @@ const HOUR_MS: i64 = 60 * 60 * 1000;
 // A platform that counts SQL statements and can fail KV writes
 // ---------------------------------------------------------------------------------------------
 
-/// [`Sql`] over [`NativeSql`] counting every statement it runs, optionally running a raw
-/// statement just before the next batch (to lose a race on purpose).
-struct CountingSql {
-    inner: NativeSql,
-    statements: Cell<usize>,
-    before_batch: RefCell<Option<String>>,
-}
+/// The fault-injecting platform, in development (the development pepper) unless a test says
+/// otherwise.
+type Wrapped = FaultyPlatform;
 
-impl Sql for CountingSql {
-    async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, SqlError> {
-        self.statements.set(self.statements.get() + 1);
-        self.inner.query(stmt).await
-    }
-    async fn execute(&self, stmt: Stmt) -> Result<u64, SqlError> {
-        self.statements.set(self.statements.get() + 1);
-        self.inner.execute(stmt).await
-    }
-    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError> {
-        self.statements.set(self.statements.get() + stmts.len());
-        if let Some(raw) = self.before_batch.borrow_mut().take() {
-            self.inner.exec_raw(&raw)?;
-        }
-        self.inner.batch(stmts).await
-    }
-}
-
-/// [`Kv`] over [`MemKv`] that fails writes while `fail` is set and counts reads.
-struct FlakyKv {
-    inner: MemKv,
-    fail: Cell<bool>,
-    reads: Cell<usize>,
-}
-
-impl Kv for FlakyKv {
-    async fn get(&self, key: &str, ttl: Option<u32>) -> Result<Option<Vec<u8>>, KvError> {
-        self.reads.set(self.reads.get() + 1);
-        self.inner.get(key, ttl).await
-    }
-    async fn put(&self, key: &str, value: &[u8], ttl: Option<u32>) -> Result<(), KvError> {
-        if self.fail.get() {
-            return Err(KvError::Unavailable("injected".into()));
-        }
-        self.inner.put(key, value, ttl).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), KvError> {
-        if self.fail.get() {
-            return Err(KvError::Unavailable("injected".into()));
-        }
-        self.inner.delete(key).await
-    }
-}
-
-/// [`TestPlatform`] with [`CountingSql`] and [`FlakyKv`] in front of its stores, in development
-/// (the development pepper) unless a test says otherwise.
-struct Wrapped {
-    inner: TestPlatform,
-    sql: CountingSql,
-    kv: FlakyKv,
-}
-
-impl Wrapped {
-    async fn new() -> Self {
-        let inner = TestPlatform::new().await;
-        inner.secrets.set("EDGEPLANE_ENV", "development");
-        Wrapped {
-            sql: CountingSql {
-                inner: inner.sql.clone(),
-                statements: Cell::new(0),
-                before_batch: RefCell::new(None),
-            },
-            kv: FlakyKv {
-                inner: inner.kv.clone(),
-                fail: Cell::new(false),
-                reads: Cell::new(0),
-            },
-            inner,
-        }
-    }
-
-    /// Statements run so far, resetting the count.
-    fn take_statements(&self) -> usize {
-        self.sql.statements.replace(0)
-    }
-}
-
-type Tp = TestPlatform;
-
-impl crate::ports::Platform for Wrapped {
-    type Sql = CountingSql;
-    type Kv = FlakyKv;
-    type EventLog = <Tp as crate::ports::Platform>::EventLog;
-    type Blobs = <Tp as crate::ports::Platform>::Blobs;
-    type Mailer = <Tp as crate::ports::Platform>::Mailer;
-    type Clock = <Tp as crate::ports::Platform>::Clock;
-    type Random = <Tp as crate::ports::Platform>::Random;
-    type Secrets = <Tp as crate::ports::Platform>::Secrets;
-    type Logger = <Tp as crate::ports::Platform>::Logger;
-    type Http = <Tp as crate::ports::Platform>::Http;
-
-    fn sql(&self) -> &CountingSql {
-        &self.sql
-    }
-    fn kv(&self) -> &FlakyKv {
-        &self.kv
-    }
-    fn event_log(&self) -> &Self::EventLog {
-        self.inner.event_log()
-    }
-    fn blobs(&self) -> &Self::Blobs {
-        self.inner.blobs()
-    }
-    fn mailer(&self) -> &Self::Mailer {
-        self.inner.mailer()
-    }
-    fn clock(&self) -> &Self::Clock {
-        self.inner.clock()
-    }
-    fn random(&self) -> &Self::Random {
-        self.inner.random()
-    }
-    fn secrets(&self) -> &Self::Secrets {
-        self.inner.secrets()
-    }
-    fn logger(&self) -> &Self::Logger {
-        self.inner.logger()
-    }
-    fn http(&self) -> &Self::Http {
-        self.inner.http()
-    }
-    fn backends(&self) -> crate::ports::Backends {
-        self.inner.backends()
-    }
+async fn wrapped() -> Wrapped {
+    let inner = TestPlatform::new().await;
+    inner.secrets.set("EDGEPLANE_ENV", "development");
+    FaultyPlatform::over(inner)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -279,7 +153,7 @@ async fn everything_stored(p: &Wrapped) -> String {
 #[test]
 fn fr_sys_001_register_generates_a_unique_id_and_audits() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         let app = register(&p, "CRM").await;
         assert!(crate::ids::is_uuid(app.id.as_str()));
         assert_eq!(app.status, AppStatus::Active);
@@ -311,7 +185,7 @@ fn fr_sys_001_register_generates_a_unique_id_and_audits() {
 #[test]
 fn fr_sys_001_duplicate_name_is_refused_and_audited() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         register(&p, "CRM").await;
         let e = AppService::register(&p, &op(), registration("crm"), "req-dup")
             .await
@@ -340,7 +214,7 @@ fn fr_sys_001_duplicate_name_is_refused_and_audited() {
 #[test]
 fn apps_list_pages_and_filters() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         let mut ids = Vec::new();
         for i in 0..7 {
             ids.push(register(&p, &format!("App {i}")).await.id);
@@ -406,7 +280,7 @@ fn apps_list_pages_and_filters() {
 #[test]
 fn fr_sys_003_update_changes_configuration_and_audits_it() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         let app = register(&p, "CRM").await;
         register(&p, "Billing").await;
         p.inner.clock.advance(5);
@@ -483,7 +357,7 @@ fn fr_sys_003_update_changes_configuration_and_audits_it() {
 #[test]
 fn fr_sys_003_update_retries_a_lost_race() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         let app = register(&p, "CRM").await;
         *p.sql.before_batch.borrow_mut() = Some(format!(
             "UPDATE apps SET version = version + 1, allowed_origins = '[]' WHERE id = '{}'",
@@ -520,7 +394,7 @@ fn fr_sys_003_update_retries_a_lost_race() {
 #[test]
 fn fr_sys_002_issue_returns_the_secret_once_and_stores_only_a_keyed_hash() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         let app = register(&p, "CRM").await;
         let t = tenant(&p, "acme", &[&app.id]).await;
         let req = IssueKey {
@@ -590,7 +464,7 @@ fn fr_sys_002_issue_returns_the_secret_once_and_stores_only_a_keyed_hash() {
 #[test]
 fn fr_sys_002_issue_refusals() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         let app = register(&p, "CRM").await;
         let bare = AppService::register(
             &p,
@@ -713,7 +587,7 @@ fn fr_sys_002_issue_refusals() {
 #[test]
 fn fr_sys_002_no_pepper_no_keys_in_production() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         let app = register(&p, "CRM").await;
         let dev_key = issue(&p, &app.id, server_key(&["flags:read"], None)).await;
         p.inner.secrets.set("EDGEPLANE_ENV", "production");
@@ -759,7 +633,7 @@ fn fr_sys_002_no_pepper_no_keys_in_production() {
 #[test]
 fn fr_sys_002_issue_racing_an_app_disable_writes_nothing() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         let app = register(&p, "CRM").await;
         *p.sql.before_batch.borrow_mut() = Some(format!(
             "UPDATE apps SET status = 'disabled' WHERE id = '{}'",
@@ -788,7 +662,7 @@ fn fr_sys_002_issue_racing_an_app_disable_writes_nothing() {
 #[test]
 fn fr_sys_002_authentication_reads_no_sql_on_a_warm_cache() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         let app = register(&p, "CRM").await;
         let t = tenant(&p, "acme", &[&app.id]).await;
         let wide = issue(&p, &app.id, server_key(&["flags:read"], None)).await;
@@ -849,7 +723,7 @@ fn fr_sys_002_authentication_reads_no_sql_on_a_warm_cache() {
 #[test]
 fn fr_sys_002_presented_key_refusals() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         let app = register(&p, "CRM").await;
         let key = issue(
             &p,
@@ -930,7 +804,7 @@ fn fr_sys_002_presented_key_refusals() {
 #[test]
 fn fr_sys_002_revoke_refuses_the_key_at_once() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         let app = register(&p, "CRM").await;
         let key = issue(&p, &app.id, server_key(&["flags:read"], None)).await;
         let keep = issue(&p, &app.id, server_key(&["flags:read"], None)).await;
@@ -990,7 +864,7 @@ fn fr_sys_002_revoke_refuses_the_key_at_once() {
 #[test]
 fn fr_sys_002_failed_revocation_cache_write_is_reported_and_repaired() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         let app = register(&p, "CRM").await;
         let key = issue(&p, &app.id, server_key(&["flags:read"], None)).await;
         p.kv.fail.set(true);
@@ -1019,7 +893,7 @@ fn fr_sys_002_failed_revocation_cache_write_is_reported_and_repaired() {
 #[test]
 fn fr_sys_003_disabling_an_app_refuses_every_key_at_once() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         let app = register(&p, "CRM").await;
         let other = register(&p, "Other").await;
         let t = tenant(&p, "acme", &[&app.id]).await;
@@ -1104,7 +978,7 @@ fn fr_sys_003_disabling_an_app_refuses_every_key_at_once() {
 #[test]
 fn fr_sys_003_failed_marker_write_is_reported() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         let app = register(&p, "CRM").await;
         p.kv.fail.set(true);
         let disable = UpdateApp {
@@ -1128,7 +1002,7 @@ fn fr_sys_003_failed_marker_write_is_reported() {
 #[test]
 fn tenant_bound_keys_follow_the_tenant_status() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         let app = register(&p, "CRM").await;
         let t = tenant(&p, "acme", &[&app.id]).await;
         let bound = issue(&p, &app.id, server_key(&["flags:read"], Some(&t))).await;
@@ -1156,7 +1030,7 @@ fn tenant_bound_keys_follow_the_tenant_status() {
 #[test]
 fn tenant_app_links_enable_disable_and_refuse_bound_keys() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         let app = register(&p, "CRM").await;
         let t = tenant(&p, "acme", &[]).await;
         let u = tenant(&p, "umbrella", &[&app.id]).await;
@@ -1244,7 +1118,7 @@ fn tenant_app_links_enable_disable_and_refuse_bound_keys() {
 #[test]
 fn tenant_app_link_refusals() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         let app = register(&p, "CRM").await;
         let t = tenant(&p, "acme", &[]).await;
         let unknown_t = TenantId::parse("00000000-0000-4000-8000-000000000000").unwrap();
@@ -1307,7 +1181,7 @@ fn tenant_app_link_refusals() {
 #[test]
 fn keys_list_pages_and_is_per_app() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         let app = register(&p, "CRM").await;
         let other = register(&p, "Other").await;
         let mut ids = Vec::new();
@@ -1349,7 +1223,7 @@ fn keys_list_pages_and_is_per_app() {
 #[test]
 fn fr_log_003_every_change_is_audited_without_secrets() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         let app = register(&p, "CRM").await;
         let t = tenant(&p, "acme", &[]).await;
         AppService::enable_for_tenant(&p, &op(), &t, &app.id, "r")

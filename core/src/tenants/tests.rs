@@ -1,7 +1,5 @@
 //! Tenant service tests on real SQLite with the real migration (TestPlatform).
 
-use std::cell::{Cell, RefCell};
-
 use futures_executor::block_on;
 use serde_json::Value as Json;
 
@@ -9,8 +7,8 @@ use super::provision::{commit, Idem};
 use super::*;
 use crate::audit::Actor;
 use crate::crypto;
-use crate::ports::{Kv, KvError, Row, Sql, SqlError, Stmt};
-use crate::testing::{MemKv, NativeSql, TestPlatform, START_MS};
+use crate::ports::{Kv, Row, Sql, SqlError, Stmt};
+use crate::testing::{FaultyPlatform, NativeSql, TestPlatform, START_MS};
 
 const BASE: &str = "https://edgeplane.test";
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -123,123 +121,11 @@ fn add_session(sql: &NativeSql, tenant: &TenantId, user_id: &str, id: &str) {
 // A platform whose SQL and KV can misbehave on cue
 // ---------------------------------------------------------------------------------------------
 
-/// [`Sql`] over [`NativeSql`] that runs a raw statement just before the next batch (to lose a
-/// race on purpose).
-struct HookSql {
-    inner: NativeSql,
-    before_batch: RefCell<Option<String>>,
-}
+/// The fault-injecting platform over [`platform`].
+type Wrapped = FaultyPlatform;
 
-impl Sql for HookSql {
-    async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, SqlError> {
-        self.inner.query(stmt).await
-    }
-    async fn execute(&self, stmt: Stmt) -> Result<u64, SqlError> {
-        self.inner.execute(stmt).await
-    }
-    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError> {
-        if let Some(raw) = self.before_batch.borrow_mut().take() {
-            self.inner.exec_raw(&raw)?;
-        }
-        self.inner.batch(stmts).await
-    }
-}
-
-/// [`Kv`] over [`MemKv`] that fails writes while `fail` is set.
-struct FlakyKv {
-    inner: MemKv,
-    fail: Cell<bool>,
-}
-
-impl Kv for FlakyKv {
-    async fn get(&self, key: &str, ttl: Option<u32>) -> Result<Option<Vec<u8>>, KvError> {
-        self.inner.get(key, ttl).await
-    }
-    async fn put(&self, key: &str, value: &[u8], ttl: Option<u32>) -> Result<(), KvError> {
-        if self.fail.get() {
-            return Err(KvError::Unavailable("injected".into()));
-        }
-        self.inner.put(key, value, ttl).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), KvError> {
-        if self.fail.get() {
-            return Err(KvError::Unavailable("injected".into()));
-        }
-        self.inner.delete(key).await
-    }
-}
-
-/// [`TestPlatform`] with [`HookSql`] and [`FlakyKv`] in front of its stores.
-struct Wrapped {
-    inner: TestPlatform,
-    sql: HookSql,
-    kv: FlakyKv,
-}
-
-impl Wrapped {
-    async fn new() -> Self {
-        let inner = platform().await;
-        Wrapped {
-            sql: HookSql {
-                inner: inner.sql.clone(),
-                before_batch: RefCell::new(None),
-            },
-            kv: FlakyKv {
-                inner: inner.kv.clone(),
-                fail: Cell::new(false),
-            },
-            inner,
-        }
-    }
-}
-
-type Tp = TestPlatform;
-
-impl crate::ports::Platform for Wrapped {
-    type Sql = HookSql;
-    type Kv = FlakyKv;
-    type EventLog = <Tp as crate::ports::Platform>::EventLog;
-    type Blobs = <Tp as crate::ports::Platform>::Blobs;
-    type Mailer = <Tp as crate::ports::Platform>::Mailer;
-    type Clock = <Tp as crate::ports::Platform>::Clock;
-    type Random = <Tp as crate::ports::Platform>::Random;
-    type Secrets = <Tp as crate::ports::Platform>::Secrets;
-    type Logger = <Tp as crate::ports::Platform>::Logger;
-    type Http = <Tp as crate::ports::Platform>::Http;
-
-    fn sql(&self) -> &HookSql {
-        &self.sql
-    }
-    fn kv(&self) -> &FlakyKv {
-        &self.kv
-    }
-    fn event_log(&self) -> &Self::EventLog {
-        self.inner.event_log()
-    }
-    fn blobs(&self) -> &Self::Blobs {
-        self.inner.blobs()
-    }
-    fn mailer(&self) -> &Self::Mailer {
-        self.inner.mailer()
-    }
-    fn clock(&self) -> &Self::Clock {
-        self.inner.clock()
-    }
-    fn random(&self) -> &Self::Random {
-        self.inner.random()
-    }
-    fn secrets(&self) -> &Self::Secrets {
-        self.inner.secrets()
-    }
-    fn logger(&self) -> &Self::Logger {
-        self.inner.logger()
-    }
-    fn http(&self) -> &Self::Http {
-        self.inner.http()
-    }
-    fn backends(&self) -> crate::ports::Backends {
-        self.inner.backends()
-    }
+async fn wrapped() -> Wrapped {
+    FaultyPlatform::over(platform().await)
 }
 
 use crate::ports::Clock as _;
@@ -456,7 +342,7 @@ fn uc_prov_001_domain_taken_is_refused_and_audited() {
 #[test]
 fn uc_prov_001_domain_taken_in_a_race_is_detected_from_the_batch() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         *p.sql.before_batch.borrow_mut() = Some(
             "INSERT INTO tenants (id, name, domain, plan, created_at, updated_at)
              VALUES ('00000000-0000-4000-8000-000000000001', 'Rival', 'acme', 'free', 0, 0)"
@@ -1113,7 +999,7 @@ fn update_refusals_and_no_ops() {
 #[test]
 fn update_retries_a_lost_race_and_leaves_no_stray_audit_row() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         let t = provision(&p, "acme").await.tenant;
         let bump = format!(
             "UPDATE tenants SET version = version + 1 WHERE id = '{}'",
@@ -1262,7 +1148,7 @@ fn fr_ops_001_suspend_sets_the_edge_marker_and_activate_clears_it() {
 #[test]
 fn fr_ops_001_failed_marker_write_is_reported_and_repaired_by_a_retry() {
     block_on(async {
-        let p = Wrapped::new().await;
+        let p = wrapped().await;
         let t = provision(&p, "acme").await.tenant;
         p.kv.fail.set(true);
         let out = TenantService::suspend(&p, &op(), &t.id, None, "r")
