@@ -10,6 +10,7 @@ pub mod auth;
 pub mod blobs;
 pub mod crypto;
 pub mod events;
+pub mod flags;
 pub mod health;
 pub mod http;
 pub mod ids;

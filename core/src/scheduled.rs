@@ -42,6 +42,9 @@ impl ScheduledReport {
 /// KV key holding the time of the last scheduled run, read by operators' health checks.
 pub const LAST_RUN_KEY: &str = "scheduled:last_run";
 
+/// Most flag snapshots one run republishes.
+const FLAG_RECONCILE_BATCH: u32 = 50;
+
 /// Runs every periodic job once. A failing job does not stop the others; failures are in the
 /// report and their causes in the returned list (for the log).
 pub async fn run<P: Platform>(p: &P, cron: &str) -> (ScheduledReport, Vec<String>) {
@@ -72,6 +75,19 @@ pub async fn run_at<P: Platform>(p: &P, cron: &str, now: i64) -> (ScheduledRepor
         .await
         .map(|r| r.purged.len() as u64);
     jobs.push(job("tenants.purge", purged, "purge failed", &mut causes));
+
+    // FR-FLAG-002: republish flag snapshots whose KV write failed or raced.
+    let reconciled = match crate::flags::snapshot::reconcile(p, FLAG_RECONCILE_BATCH).await {
+        Ok((done, errors)) if errors.is_empty() => Ok(u64::from(done)),
+        Ok((_, errors)) => Err(errors.join("; ")),
+        Err(e) => Err(e.to_string()),
+    };
+    jobs.push(job(
+        "flags.reconcile",
+        reconciled,
+        "republish failed",
+        &mut causes,
+    ));
 
     let marker = serde_json::json!({ "cron": cron, "at": now }).to_string();
     let heartbeat = p

@@ -78,6 +78,37 @@ pub fn key_cache_key(id: &KeyId) -> String {
     format!("apikey:{id}")
 }
 
+/// The KV key of an app's cached allowed origins (browser keys' CORS check).
+pub fn origins_cache_key(id: &AppId) -> String {
+    format!("app:{id}:origins")
+}
+
+/// How long an app's allowed origins stay cached in KV (seconds); a change deletes them.
+const ORIGINS_CACHE_TTL_SECS: u32 = 3600;
+
+/// The origins an app's browser keys may be used from: KV-cached, read from D1 on a miss and
+/// cached again. An unknown app has none.
+pub async fn allowed_origins<P: Platform>(
+    p: &P,
+    id: &AppId,
+) -> Result<Vec<AllowedOrigin>, SqlError> {
+    let key = origins_cache_key(id);
+    if let Ok(Some(bytes)) = p.kv().get(&key, None).await {
+        if let Ok(list) = serde_json::from_slice::<Vec<AllowedOrigin>>(&bytes) {
+            return Ok(list);
+        }
+    }
+    let origins = load(p, id)
+        .await?
+        .map(|a| a.allowed_origins)
+        .unwrap_or_default();
+    if let Ok(json) = serde_json::to_vec(&origins) {
+        // Best effort: a miss next time reads D1 again.
+        let _ = p.kv().put(&key, &json, Some(ORIGINS_CACHE_TTL_SECS)).await;
+    }
+    Ok(origins)
+}
+
 /// The audit resource name of an app.
 fn resource(id: &AppId) -> String {
     format!("app:{id}")

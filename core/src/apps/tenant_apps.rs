@@ -150,7 +150,8 @@ async fn link_state<P: Platform>(
         .transpose()
 }
 
-/// Rewrites the KV records of the app's keys bound to the tenant from D1.
+/// Rewrites the KV records of the app's keys bound to the tenant from D1, and the tenant's flag
+/// snapshot (its app list).
 async fn refresh_tenant_keys<P: Platform>(p: &P, tenant_id: &TenantId, app_id: &AppId) -> EdgeSync {
     let records = match load_tenant_records(p, app_id, tenant_id).await {
         Ok(r) => r,
@@ -165,6 +166,12 @@ async fn refresh_tenant_keys<P: Platform>(p: &P, tenant_id: &TenantId, app_id: &
         if let Err(error) = put_record(p, id, record).await {
             edge = EdgeSync::Pending { error };
         }
+    }
+    // App-wide keys read the tenant's app list from its flag snapshot.
+    if let Err(e) = crate::flags::snapshot::publish(p, tenant_id).await {
+        edge = EdgeSync::Pending {
+            error: KvError::Other(format!("flag snapshot not republished: {e}")),
+        };
     }
     edge
 }
@@ -256,6 +263,14 @@ impl AppService {
                             enabled: false,
                         },
                     ),
+                    // The tenant's flag snapshot lists its apps: a new version is published.
+                    Stmt::new(
+                        "UPDATE tenants SET flags_version = flags_version + 1
+                         WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM tenant_apps
+                           WHERE tenant_id = ?1 AND app_id = ?2 AND enabled = 1)",
+                    )
+                    .bind(tenant_id.as_str())
+                    .bind(app_id.as_str()),
                     Stmt::new(
                         "INSERT INTO tenant_apps (tenant_id, app_id, enabled, created_at, updated_at)
                          VALUES (?1, ?2, 1, ?3, ?3)
@@ -327,6 +342,14 @@ impl AppService {
                                 enabled: true,
                             },
                         ),
+                        // The tenant's flag snapshot lists its apps.
+                        Stmt::new(
+                            "UPDATE tenants SET flags_version = flags_version + 1
+                             WHERE id = ?1 AND EXISTS (SELECT 1 FROM tenant_apps
+                               WHERE tenant_id = ?1 AND app_id = ?2 AND enabled = 1)",
+                        )
+                        .bind(tenant_id.as_str())
+                        .bind(app_id.as_str()),
                         Stmt::new(
                             "UPDATE tenant_apps SET enabled = 0, updated_at = ?3
                              WHERE tenant_id = ?1 AND app_id = ?2 AND enabled = 1",

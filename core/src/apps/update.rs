@@ -5,9 +5,12 @@ use serde_json::{json, Map};
 
 use super::model::{to_json_list, AllowedOrigin, App, AppId, AppName, AppStatus, RedirectUri};
 use super::register::to_list;
-use super::{audit_if, load, name_taken, resource, write_marker, AppService, Guard, MAX_ATTEMPTS};
+use super::{
+    audit_if, load, name_taken, origins_cache_key, resource, write_marker, AppService, Guard,
+    MAX_ATTEMPTS,
+};
 use crate::audit::{self, Actor, AuditRecord};
-use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
+use crate::ports::{Clock, Kv, Platform, Sql, SqlError, Stmt};
 use crate::tenants::EdgeSync;
 
 /// What an operator asks to change (the body of `PATCH /v1/apps/{id}`), parsed. `None` leaves
@@ -98,6 +101,7 @@ impl AppService {
                 .clone()
                 .filter(|o| *o != app.allowed_origins);
             let status = req.status.filter(|s| *s != app.status);
+            let origins_changed = origins.is_some();
             if name.is_none() && uris.is_none() && origins.is_none() && status.is_none() {
                 let edge = match req.status {
                     Some(s) => write_marker(p, id, s).await,
@@ -193,10 +197,15 @@ impl AppService {
             if counts.last().copied() != Some(1) {
                 continue;
             }
-            let edge = match req.status {
+            let mut edge = match req.status {
                 Some(s) => write_marker(p, id, s).await,
                 None => EdgeSync::Synced,
             };
+            if origins_changed {
+                if let Err(error) = p.kv().delete(&origins_cache_key(id)).await {
+                    edge = EdgeSync::Pending { error };
+                }
+            }
             return Ok(UpdateAppOutcome {
                 app: updated,
                 changed: true,

@@ -4,7 +4,7 @@ use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
 use super::router::RouteId;
-use super::{apps, json, openapi, tenants, ApiError, Ctx, Request, Response};
+use super::{apps, flags, json, openapi, tenants, ApiError, Ctx, Request, Response};
 use crate::ports::{Clock, Logger, Platform, Secrets};
 use crate::{health, scheduled};
 
@@ -37,6 +37,13 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::AppKeyIssue => apps::issue_key(ctx, &req).await,
         RouteId::AppKeyList => apps::list_keys(ctx, &req).await,
         RouteId::AppKeyRevoke => apps::revoke_key(ctx, &req).await,
+        RouteId::FlagList => flags::list(ctx, &req).await,
+        RouteId::FlagSet => flags::set(ctx, &req).await,
+        RouteId::FlagRemove => flags::remove(ctx, &req).await,
+        RouteId::OfrepBulk => flags::evaluate_all(ctx, &req).await,
+        RouteId::OfrepSingle => flags::evaluate_one(ctx, &req).await,
+        RouteId::OfrepPreflight => flags::preflight(&req),
+        RouteId::FlagSnapshot => flags::snapshot(ctx, &req).await,
     }
 }
 

@@ -53,6 +53,20 @@ pub enum RouteId {
     AppKeyList,
     /// `DELETE /v1/apps/{id}/keys/{key_id}`: revoke (FR-SYS-002).
     AppKeyRevoke,
+    /// `GET /v1/tenants/{id}/flags`: a tenant's flags (FR-FLAG-001).
+    FlagList,
+    /// `PUT /v1/tenants/{id}/flags/{key}`: set a flag (FR-FLAG-001).
+    FlagSet,
+    /// `DELETE /v1/tenants/{id}/flags/{key}`: remove a flag (FR-FLAG-001).
+    FlagRemove,
+    /// `POST /ofrep/v1/evaluate/flags`: OFREP bulk evaluation (FR-FLAG-002).
+    OfrepBulk,
+    /// `POST /ofrep/v1/evaluate/flags/{key}`: OFREP single evaluation (FR-FLAG-002).
+    OfrepSingle,
+    /// `OPTIONS` on the OFREP routes: CORS preflight for browser keys.
+    OfrepPreflight,
+    /// `GET /v1/flags`: the plain snapshot for server keys (FR-FLAG-002).
+    FlagSnapshot,
 }
 
 /// One route: method, path template (OpenAPI syntax), handler.
@@ -91,6 +105,14 @@ pub const ROUTES: &[Route] = &[
     Route { method: Method::POST,   path: "/v1/apps/{id}/keys",             id: RouteId::AppKeyIssue },
     Route { method: Method::GET,    path: "/v1/apps/{id}/keys",             id: RouteId::AppKeyList },
     Route { method: Method::DELETE, path: "/v1/apps/{id}/keys/{key_id}",    id: RouteId::AppKeyRevoke },
+    Route { method: Method::GET,    path: "/v1/tenants/{id}/flags",         id: RouteId::FlagList },
+    Route { method: Method::PUT,    path: "/v1/tenants/{id}/flags/{key}",   id: RouteId::FlagSet },
+    Route { method: Method::DELETE, path: "/v1/tenants/{id}/flags/{key}",   id: RouteId::FlagRemove },
+    Route { method: Method::POST,   path: "/ofrep/v1/evaluate/flags",       id: RouteId::OfrepBulk },
+    Route { method: Method::OPTIONS, path: "/ofrep/v1/evaluate/flags",      id: RouteId::OfrepPreflight },
+    Route { method: Method::POST,   path: "/ofrep/v1/evaluate/flags/{key}", id: RouteId::OfrepSingle },
+    Route { method: Method::OPTIONS, path: "/ofrep/v1/evaluate/flags/{key}", id: RouteId::OfrepPreflight },
+    Route { method: Method::GET,    path: "/v1/flags",                      id: RouteId::FlagSnapshot },
 ];
 
 /// The outcome of matching a request line.

@@ -253,6 +253,8 @@ impl TenantService {
             Err(e) => return Err(e.into()),
         };
 
+        // Best effort: on a miss the first flag read builds the snapshot from D1.
+        let _ = crate::flags::snapshot::publish(p, &provisioned.tenant.id).await;
         let mail = invitation_mail(&req, &provisioned);
         let (delivery, mail_error) = match p.mailer().send(&mail).await {
             Ok(()) => (MailDelivery::Sent, None),

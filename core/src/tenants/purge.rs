@@ -89,6 +89,16 @@ impl TenantService {
                         });
                         p.logger().line(&line.to_string());
                     }
+                    // The flag snapshot goes too (a failure is left to the reconciler cron).
+                    if let Err(e) = crate::flags::snapshot::publish(p, &t.id).await {
+                        let line = serde_json::json!({
+                            "level": "warn",
+                            "msg": "flag snapshot of a purged tenant not removed",
+                            "tenant_id": t.id.as_str(),
+                            "error": e.to_string(),
+                        });
+                        p.logger().line(&line.to_string());
+                    }
                     report.purged.push(t.id);
                 }
                 Ok(None) => {}

@@ -201,6 +201,10 @@ impl TenantService {
                 version: t.version + 1,
                 ..t
             };
+            if plan.is_some() {
+                // Best effort: the reconciler cron republishes a lagging snapshot.
+                let _ = crate::flags::snapshot::publish(p, id).await;
+            }
             return Ok(UpdateOutcome {
                 tenant,
                 changed: true,

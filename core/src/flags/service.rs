@@ -1,0 +1,519 @@
+//! Operators configure a tenant's flags (FR-FLAG-001): list, set, remove. Every change is one
+//! atomic batch (the flag row, `tenants.flags_version`, the audit outbox row with the old and the
+//! new definition), then the tenant's snapshot is published to KV.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::model::{Flag, FlagDefinition, FlagKey};
+use super::snapshot::{self, flag_from_row, PublishError, Published};
+use crate::audit::{self, Actor, AuditRecord};
+use crate::ids;
+use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
+use crate::tenants::TenantId;
+
+/// How often a change that lost a race is re-read and retried.
+const MAX_ATTEMPTS: usize = 3;
+
+/// The flag use cases.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlagService;
+
+/// A flag as operators see it: the definition and its bookkeeping.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlagRecord {
+    /// The definition as evaluated.
+    #[serde(flatten)]
+    pub flag: Flag,
+    /// Free text.
+    pub description: Option<String>,
+    /// True when set for this tenant; false while it mirrors the plan's default.
+    pub overridden: bool,
+    /// Last change (unix ms).
+    pub updated_at: i64,
+    /// Who made it (platform user id, or `system:...`).
+    pub updated_by: Option<String>,
+}
+
+/// A tenant's flags.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlagSet {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// `tenants.flags_version`: bumped by every change of the set.
+    pub version: i64,
+    /// The flags by key.
+    pub flags: Vec<FlagRecord>,
+}
+
+/// The outcome of a change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlagChange {
+    /// The flag after the change (`None` after a removal without a plan default).
+    pub flag: Option<FlagRecord>,
+    /// The tenant's flag-set version after the change.
+    pub set_version: i64,
+    /// True if the flag was created (set) or reverted to its plan default (remove).
+    pub created_or_reverted: bool,
+    /// Whether the edge snapshot is already written; `Err` names why not (the reconciler cron
+    /// repairs it).
+    pub edge: Result<(), PublishError>,
+}
+
+macro_rules! flag_error {
+    ($(#[$doc:meta])* $name:ident { $($extra:tt)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+        pub enum $name {
+            /// No tenant has this id.
+            #[error("no tenant {id}")]
+            TenantNotFound {
+                /// The id.
+                id: TenantId,
+            },
+            /// The tenant was purged (ERR-RES-410).
+            #[error("tenant {id} was deleted")]
+            TenantGone {
+                /// The id.
+                id: TenantId,
+            },
+            /// Concurrent changes kept winning.
+            #[error("the flag changed concurrently; retry")]
+            ConcurrentChange,
+            /// The database failed.
+            #[error("storage failed: {0}")]
+            Storage(#[from] SqlError),
+            $($extra)*
+        }
+    };
+}
+
+flag_error!(
+    /// Why the flags of a tenant could not be listed.
+    ListFlagsError {}
+);
+
+flag_error!(
+    /// Why a flag could not be set.
+    SetFlagError {
+        /// The tenant awaits deletion: restore it first.
+        #[error("tenant {id} is pending deletion; restore it to change its flags")]
+        TenantPendingDeletion {
+            /// The id.
+            id: TenantId,
+        },
+    }
+);
+
+flag_error!(
+    /// Why a flag could not be removed.
+    RemoveFlagError {
+        /// The tenant awaits deletion: restore it first.
+        #[error("tenant {id} is pending deletion; restore it to change its flags")]
+        TenantPendingDeletion {
+            /// The id.
+            id: TenantId,
+        },
+        /// The tenant has no flag of this key.
+        #[error("tenant has no flag {key}")]
+        FlagNotFound {
+            /// The key.
+            key: FlagKey,
+        },
+    }
+);
+
+impl ListFlagsError {
+    /// Stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ListFlagsError::TenantNotFound { .. } => "tenant_not_found",
+            ListFlagsError::TenantGone { .. } => "tenant_gone",
+            ListFlagsError::ConcurrentChange => "concurrent_change",
+            ListFlagsError::Storage(_) => "storage",
+        }
+    }
+}
+
+impl SetFlagError {
+    /// Stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SetFlagError::TenantNotFound { .. } => "tenant_not_found",
+            SetFlagError::TenantGone { .. } => "tenant_gone",
+            SetFlagError::TenantPendingDeletion { .. } => "tenant_pending_deletion",
+            SetFlagError::ConcurrentChange => "concurrent_change",
+            SetFlagError::Storage(_) => "storage",
+        }
+    }
+}
+
+impl RemoveFlagError {
+    /// Stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RemoveFlagError::TenantNotFound { .. } => "tenant_not_found",
+            RemoveFlagError::TenantGone { .. } => "tenant_gone",
+            RemoveFlagError::TenantPendingDeletion { .. } => "tenant_pending_deletion",
+            RemoveFlagError::FlagNotFound { .. } => "flag_not_found",
+            RemoveFlagError::ConcurrentChange => "concurrent_change",
+            RemoveFlagError::Storage(_) => "storage",
+        }
+    }
+}
+
+/// A tenant's status and flag-set version.
+struct TenantState {
+    status: String,
+    flags_version: i64,
+}
+
+async fn tenant_state<P: Platform>(
+    p: &P,
+    tenant: &TenantId,
+) -> Result<Option<TenantState>, SqlError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new("SELECT status, flags_version FROM tenants WHERE id = ?1")
+                .bind(tenant.as_str()),
+        )
+        .await?;
+    rows.first()
+        .map(|r| {
+            Ok(TenantState {
+                status: r.text("status")?,
+                flags_version: r.i64("flags_version")?,
+            })
+        })
+        .transpose()
+}
+
+/// The columns [`record_from_row`] reads.
+macro_rules! flag_columns {
+    () => {
+        "key, type, value, enabled, rules, version, description, overridden, updated_at, updated_by"
+    };
+}
+
+/// The condition every statement of a change runs under: the tenant's flag-set version is still
+/// the one read (`?1` tenant id, `?2` that version). Every writer of a tenant's flags bumps it,
+/// so an unchanged version means an unchanged flag set.
+macro_rules! unchanged_set {
+    () => {
+        "EXISTS (SELECT 1 FROM tenants WHERE id = ?1 AND flags_version = ?2)"
+    };
+}
+
+fn record_from_row(row: &crate::ports::Row) -> Result<FlagRecord, SqlError> {
+    Ok(FlagRecord {
+        flag: flag_from_row(row)?,
+        description: row.opt_text("description")?,
+        overridden: row.i64("overridden")? == 1,
+        updated_at: row.i64("updated_at")?,
+        updated_by: row.opt_text("updated_by")?,
+    })
+}
+
+async fn load_flag<P: Platform>(
+    p: &P,
+    tenant: &TenantId,
+    key: &FlagKey,
+) -> Result<Option<FlagRecord>, SqlError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(concat!(
+                "SELECT ",
+                flag_columns!(),
+                " FROM feature_flags WHERE tenant_id = ?1 AND key = ?2"
+            ))
+            .bind(tenant.as_str())
+            .bind(key.as_str()),
+        )
+        .await?;
+    rows.first().map(record_from_row).transpose()
+}
+
+/// The audit view of a flag: its definition without bookkeeping.
+fn audit_view(r: &FlagRecord) -> Value {
+    json!({
+        "type": r.flag.flag_type.as_str(),
+        "value": r.flag.value,
+        "enabled": r.flag.enabled,
+        "rules": r.flag.rules,
+        "description": r.description,
+        "version": r.flag.version,
+    })
+}
+
+impl FlagService {
+    /// The tenant's flags (D1, the truth), by key. Purged tenants answer `TenantGone`.
+    pub async fn list<P: Platform>(p: &P, tenant: &TenantId) -> Result<FlagSet, ListFlagsError> {
+        let Some(state) = tenant_state(p, tenant).await? else {
+            return Err(ListFlagsError::TenantNotFound { id: tenant.clone() });
+        };
+        if state.status == "deleted" {
+            return Err(ListFlagsError::TenantGone { id: tenant.clone() });
+        }
+        let rows = p
+            .sql()
+            .query(
+                Stmt::new(concat!(
+                    "SELECT ",
+                    flag_columns!(),
+                    " FROM feature_flags WHERE tenant_id = ?1 ORDER BY key"
+                ))
+                .bind(tenant.as_str()),
+            )
+            .await?;
+        Ok(FlagSet {
+            tenant_id: tenant.clone(),
+            version: state.flags_version,
+            flags: rows.iter().map(record_from_row).collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Sets a flag (creates it or replaces its definition), marking it overridden so a plan
+    /// change leaves it alone. Audited as `flag.create` or `flag.update` with the old and new
+    /// definition. Setting the same definition again still counts as a change (new version).
+    pub async fn set<P: Platform>(
+        p: &P,
+        actor: &Actor,
+        tenant: &TenantId,
+        key: &FlagKey,
+        def: &FlagDefinition,
+        request_id: &str,
+    ) -> Result<FlagChange, SetFlagError> {
+        let rules = serde_json::to_string(&def.rules)
+            .map_err(|e| SqlError::Other(format!("cannot serialise rules: {e}")))?;
+        let value = def.value.to_string();
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(state) = tenant_state(p, tenant).await? else {
+                return Err(SetFlagError::TenantNotFound { id: tenant.clone() });
+            };
+            match state.status.as_str() {
+                "deleted" => return Err(SetFlagError::TenantGone { id: tenant.clone() }),
+                "pending_deletion" => {
+                    return Err(SetFlagError::TenantPendingDeletion { id: tenant.clone() })
+                }
+                _ => {}
+            }
+            let old = load_flag(p, tenant, key).await?;
+            let now = p.clock().now_ms();
+            let new_version = old.as_ref().map_or(1, |o| o.flag.version + 1);
+            let new = FlagRecord {
+                flag: Flag {
+                    key: key.clone(),
+                    flag_type: def.flag_type,
+                    value: def.value.clone(),
+                    enabled: def.enabled,
+                    rules: def.rules.clone(),
+                    version: new_version,
+                },
+                description: def.description.clone(),
+                overridden: true,
+                updated_at: now,
+                updated_by: Some(actor.id.clone()),
+            };
+            let action = if old.is_some() {
+                "flag.update"
+            } else {
+                "flag.create"
+            };
+            let mut rec = AuditRecord::success(
+                action,
+                actor,
+                Some(tenant.as_str()),
+                format!("flag:{tenant}/{key}"),
+                Some(request_id),
+            )
+            .with("key", key.as_str())
+            .with("new", audit_view(&new));
+            if let Some(o) = &old {
+                rec = rec.with("old", audit_view(o));
+            }
+            // Every statement runs only while the tenant's flag-set version is the one read
+            // above: every writer of a tenant's flags bumps it, so an unchanged version means
+            // an unchanged flag set. The bump comes last; after a concurrent change nothing
+            // applies and the loop re-reads.
+            let event_id = audit::new_event_id(p);
+            let stmts = vec![
+                Stmt::new(concat!(
+                    "INSERT INTO audit_outbox (id, occurred_at, tenant_id, actor_id, actor_type,
+                       action, resource, outcome, request_id, metadata)
+                     SELECT ?3, ?4, ?1, ?5, ?6, ?7, ?8, ?9, ?10, ?11 WHERE ",
+                    unchanged_set!()
+                ))
+                .bind(tenant.as_str())
+                .bind(state.flags_version)
+                .bind(event_id.as_str())
+                .bind(now)
+                .bind(&rec.actor_id)
+                .bind(rec.actor_type.as_str())
+                .bind(rec.action)
+                .bind(&rec.resource)
+                .bind(rec.outcome.as_str())
+                .bind(rec.request_id.as_deref())
+                .bind(rec.metadata_json()),
+                Stmt::new(concat!(
+                    "INSERT INTO feature_flags (id, tenant_id, key, type, value, enabled,
+                       description, rules, overridden, version, created_at, updated_at, updated_by)
+                     SELECT ?3, ?1, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?11, ?11, ?12
+                     WHERE ",
+                    unchanged_set!(),
+                    " ON CONFLICT (tenant_id, key) DO UPDATE SET type = excluded.type,
+                       value = excluded.value, enabled = excluded.enabled,
+                       description = excluded.description, rules = excluded.rules,
+                       overridden = 1, version = excluded.version,
+                       updated_at = excluded.updated_at, updated_by = excluded.updated_by"
+                ))
+                .bind(tenant.as_str())
+                .bind(state.flags_version)
+                .bind(ids::new_id(p.random()))
+                .bind(key.as_str())
+                .bind(def.flag_type.as_str())
+                .bind(value.as_str())
+                .bind(i64::from(def.enabled))
+                .bind(def.description.as_deref())
+                .bind(rules.as_str())
+                .bind(new_version)
+                .bind(now)
+                .bind(actor.id.as_str()),
+                Stmt::new(
+                    "UPDATE tenants SET flags_version = flags_version + 1
+                     WHERE id = ?1 AND flags_version = ?2",
+                )
+                .bind(tenant.as_str())
+                .bind(state.flags_version),
+            ];
+            let counts = p.sql().batch(stmts).await?;
+            if counts.last().copied() != Some(1) {
+                continue;
+            }
+            let edge = snapshot::publish(p, tenant).await.map(|_| ());
+            return Ok(FlagChange {
+                created_or_reverted: old.is_none(),
+                flag: Some(new),
+                set_version: state.flags_version + 1,
+                edge,
+            });
+        }
+        Err(SetFlagError::ConcurrentChange)
+    }
+
+    /// Removes a tenant's flag. If the tenant's plan has a default for the key, the flag reverts
+    /// to that default (not overridden) instead of disappearing. Audited as `flag.delete`.
+    pub async fn remove<P: Platform>(
+        p: &P,
+        actor: &Actor,
+        tenant: &TenantId,
+        key: &FlagKey,
+        request_id: &str,
+    ) -> Result<FlagChange, RemoveFlagError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(state) = tenant_state(p, tenant).await? else {
+                return Err(RemoveFlagError::TenantNotFound { id: tenant.clone() });
+            };
+            match state.status.as_str() {
+                "deleted" => return Err(RemoveFlagError::TenantGone { id: tenant.clone() }),
+                "pending_deletion" => {
+                    return Err(RemoveFlagError::TenantPendingDeletion { id: tenant.clone() })
+                }
+                _ => {}
+            }
+            let Some(old) = load_flag(p, tenant, key).await? else {
+                return Err(RemoveFlagError::FlagNotFound { key: key.clone() });
+            };
+            let now = p.clock().now_ms();
+            let rec = AuditRecord::success(
+                "flag.delete",
+                actor,
+                Some(tenant.as_str()),
+                format!("flag:{tenant}/{key}"),
+                Some(request_id),
+            )
+            .with("key", key.as_str())
+            .with("old", audit_view(&old));
+            // As in `set`: every statement runs only while the flag-set version is the one
+            // read above, and the bump comes last.
+            let event_id = audit::new_event_id(p);
+            let stmts = vec![
+                Stmt::new(concat!(
+                    "INSERT INTO audit_outbox (id, occurred_at, tenant_id, actor_id, actor_type,
+                       action, resource, outcome, request_id, metadata)
+                     SELECT ?3, ?4, ?1, ?5, ?6, ?7, ?8, ?9, ?10, ?11 WHERE ",
+                    unchanged_set!()
+                ))
+                .bind(tenant.as_str())
+                .bind(state.flags_version)
+                .bind(event_id.as_str())
+                .bind(now)
+                .bind(&rec.actor_id)
+                .bind(rec.actor_type.as_str())
+                .bind(rec.action)
+                .bind(&rec.resource)
+                .bind(rec.outcome.as_str())
+                .bind(rec.request_id.as_deref())
+                .bind(rec.metadata_json()),
+                Stmt::new(concat!(
+                    "DELETE FROM feature_flags WHERE tenant_id = ?1 AND key = ?3 AND ",
+                    unchanged_set!()
+                ))
+                .bind(tenant.as_str())
+                .bind(state.flags_version)
+                .bind(key.as_str()),
+                // The plan default comes back, one version above the removed flag, so any
+                // cache keyed by the flag version sees a change.
+                Stmt::new(
+                    "INSERT INTO feature_flags (id, tenant_id, key, type, value, enabled,
+                       description, rules, overridden, version, created_at, updated_at, updated_by)
+                     SELECT ?4, ?1, d.key, d.type, d.value, d.enabled, d.description, '[]', 0,
+                       ?5, ?6, ?6, ?7
+                     FROM plan_default_flags d JOIN tenants t ON t.plan = d.plan
+                     WHERE t.id = ?1 AND t.flags_version = ?2 AND d.key = ?3",
+                )
+                .bind(tenant.as_str())
+                .bind(state.flags_version)
+                .bind(key.as_str())
+                .bind(ids::new_id(p.random()))
+                .bind(old.flag.version + 1)
+                .bind(now)
+                .bind(actor.id.as_str()),
+                Stmt::new(
+                    "UPDATE tenants SET flags_version = flags_version + 1
+                     WHERE id = ?1 AND flags_version = ?2",
+                )
+                .bind(tenant.as_str())
+                .bind(state.flags_version),
+            ];
+            let counts = p.sql().batch(stmts).await?;
+            if counts.last().copied() != Some(1) {
+                continue;
+            }
+            let reverted = counts.get(2).copied() == Some(1);
+            let flag = if reverted {
+                load_flag(p, tenant, key).await?
+            } else {
+                None
+            };
+            let edge = snapshot::publish(p, tenant).await.map(|_| ());
+            return Ok(FlagChange {
+                flag,
+                set_version: state.flags_version + 1,
+                created_or_reverted: reverted,
+                edge,
+            });
+        }
+        Err(RemoveFlagError::ConcurrentChange)
+    }
+
+    /// Publishes the tenant's snapshot (after any change of its flags, plan or apps made
+    /// elsewhere). Failures are for the log: the reconciler cron repairs them.
+    pub async fn republish<P: Platform>(
+        p: &P,
+        tenant: &TenantId,
+    ) -> Result<Published, PublishError> {
+        snapshot::publish(p, tenant).await
+    }
+}

@@ -1,0 +1,345 @@
+//! The per-tenant flag snapshot the edge serves from: built from D1 (the truth), put in KV under
+//! `flags:{tenant id}`, read by the hot path through a short in-isolate cache (FR-FLAG-002).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{Flag, FlagKey, FlagType};
+use crate::apps::AppId;
+use crate::ports::{Clock, Kv, KvError, Platform, Row, Sql, SqlError, Stmt};
+use crate::tenants::TenantId;
+
+/// Layout version of [`Snapshot`]; a snapshot of another version is rebuilt.
+const SNAPSHOT_VERSION: u8 = 1;
+
+/// How long an isolate serves a snapshot from memory before reading KV again (ms). Together
+/// with Workers KV's own edge cache (60 s) this bounds how long another isolate may serve a
+/// changed flag's old value; the isolate that wrote the change drops its copy at once.
+pub const ISOLATE_TTL_MS: i64 = 5_000;
+
+/// KV `cacheTtl` of snapshot reads (s): Workers KV's minimum, so a change reaches every edge
+/// location within about a minute.
+pub const KV_CACHE_TTL_SECS: u32 = 60;
+
+/// Most snapshots one isolate keeps in memory.
+const ISOLATE_CAPACITY: usize = 1_000;
+
+/// How often a publication that lost a race republishes the latest version.
+const MAX_PUBLISH_ATTEMPTS: usize = 3;
+
+/// A tenant's flags as the edge evaluates them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Layout version.
+    pub v: u8,
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// `tenants.flags_version` it was built from: the `ETag` of the flag set.
+    pub version: i64,
+    /// The apps enabled for the tenant: an app-wide key may read this tenant's flags only if
+    /// its app is among them.
+    pub apps: Vec<AppId>,
+    /// The flags, by key order.
+    pub flags: Vec<Flag>,
+}
+
+impl Snapshot {
+    /// The flag of a key.
+    pub fn flag(&self, key: &str) -> Option<&Flag> {
+        self.flags
+            .binary_search_by(|f| f.key.as_str().cmp(key))
+            .ok()
+            .and_then(|i| self.flags.get(i))
+    }
+
+    /// Whether `app` is enabled for the tenant.
+    pub fn serves_app(&self, app: &AppId) -> bool {
+        self.apps.contains(app)
+    }
+}
+
+/// The KV key of a tenant's snapshot.
+pub fn snapshot_key(tenant: &TenantId) -> String {
+    format!("flags:{tenant}")
+}
+
+/// Why a snapshot could not be built or published.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PublishError {
+    /// D1 failed.
+    #[error("flag storage unavailable: {0}")]
+    Sql(#[from] SqlError),
+    /// KV failed: the reconciler will republish.
+    #[error("flag snapshot not written: {0}")]
+    Kv(#[from] KvError),
+}
+
+impl PublishError {
+    /// Stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PublishError::Sql(_) => "flag_storage_unavailable",
+            PublishError::Kv(_) => "flag_snapshot_not_written",
+        }
+    }
+}
+
+/// What [`publish`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// The snapshot of this version is in KV.
+    Version(i64),
+    /// The tenant is purged or unknown: its snapshot was deleted.
+    Removed,
+}
+
+/// Reads the tenant's flag set from D1 and builds its snapshot; `None` if the tenant is unknown
+/// or purged.
+pub async fn build<P: Platform>(p: &P, tenant: &TenantId) -> Result<Option<Snapshot>, SqlError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new("SELECT status, flags_version FROM tenants WHERE id = ?1")
+                .bind(tenant.as_str()),
+        )
+        .await?;
+    let Some(t) = rows.first() else {
+        return Ok(None);
+    };
+    if t.text("status")? == "deleted" {
+        return Ok(None);
+    }
+    let version = t.i64("flags_version")?;
+    let flag_rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT key, type, value, enabled, rules, version FROM feature_flags
+                 WHERE tenant_id = ?1 ORDER BY key",
+            )
+            .bind(tenant.as_str()),
+        )
+        .await?;
+    let mut flags = flag_rows
+        .iter()
+        .map(flag_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    // SQLite orders by its collation (binary for TEXT): the same as str's Ord, but keep the
+    // binary search honest whatever the storage did.
+    flags.sort_by(|a, b| a.key.cmp(&b.key));
+    let app_rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT app_id FROM tenant_apps WHERE tenant_id = ?1 AND enabled = 1
+                 ORDER BY app_id",
+            )
+            .bind(tenant.as_str()),
+        )
+        .await?;
+    let apps = app_rows
+        .iter()
+        .map(|r| {
+            AppId::parse(&r.text("app_id")?)
+                .map_err(|e| SqlError::Decode(format!("tenant_apps.app_id: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(Snapshot {
+        v: SNAPSHOT_VERSION,
+        tenant_id: tenant.clone(),
+        version,
+        apps,
+        flags,
+    }))
+}
+
+/// A `feature_flags` row as a [`Flag`].
+pub(super) fn flag_from_row(row: &Row) -> Result<Flag, SqlError> {
+    let decode = |what: &str, e: String| SqlError::Decode(format!("feature_flags.{what}: {e}"));
+    Ok(Flag {
+        key: FlagKey::parse(&row.text("key")?).map_err(|e| decode("key", e.to_string()))?,
+        flag_type: FlagType::parse(&row.text("type")?)
+            .map_err(|e| decode("type", e.to_string()))?,
+        value: serde_json::from_str(&row.text("value")?)
+            .map_err(|e| decode("value", e.to_string()))?,
+        enabled: row.i64("enabled")? == 1,
+        rules: serde_json::from_str(&row.text("rules")?)
+            .map_err(|e| decode("rules", e.to_string()))?,
+        version: row.i64("version")?,
+    })
+}
+
+/// Builds the tenant's snapshot from D1 and puts it in KV (or deletes it for a purged tenant),
+/// then records the published version in D1. A concurrent publication of a newer version may
+/// have been overwritten by ours: when the recorded version is not ours, the latest is built
+/// and put again, so KV ends with the newest version. Drops this isolate's cached copy.
+pub async fn publish<P: Platform>(p: &P, tenant: &TenantId) -> Result<Published, PublishError> {
+    forget(tenant);
+    let mut outcome = Published::Removed;
+    for _ in 0..MAX_PUBLISH_ATTEMPTS {
+        let Some(snapshot) = build(p, tenant).await? else {
+            p.kv().delete(&snapshot_key(tenant)).await?;
+            p.sql()
+                .execute(
+                    Stmt::new(
+                        "UPDATE tenants SET flags_published_version = flags_version
+                         WHERE id = ?1 AND status = 'deleted'",
+                    )
+                    .bind(tenant.as_str()),
+                )
+                .await?;
+            return Ok(Published::Removed);
+        };
+        let json = serde_json::to_vec(&snapshot)
+            .map_err(|e| KvError::Other(format!("cannot serialise a flag snapshot: {e}")))?;
+        p.kv().put(&snapshot_key(tenant), &json, None).await?;
+        let recorded = p
+            .sql()
+            .execute(
+                Stmt::new(
+                    "UPDATE tenants SET flags_published_version = ?2
+                     WHERE id = ?1 AND flags_published_version < ?2 AND flags_version = ?2",
+                )
+                .bind(tenant.as_str())
+                .bind(snapshot.version),
+            )
+            .await?;
+        outcome = Published::Version(snapshot.version);
+        if recorded == 1 {
+            break;
+        }
+        // Not recorded: either a newer version exists (build it and put it again), or another
+        // writer already recorded this very version (both put the same content: done).
+        let rows = p
+            .sql()
+            .query(
+                Stmt::new(
+                    "SELECT flags_version, flags_published_version FROM tenants WHERE id = ?1",
+                )
+                .bind(tenant.as_str()),
+            )
+            .await?;
+        match rows.first() {
+            Some(r)
+                if r.i64("flags_version")? == snapshot.version
+                    && r.i64("flags_published_version")? >= snapshot.version =>
+            {
+                break
+            }
+            _ => continue,
+        }
+    }
+    forget(tenant);
+    Ok(outcome)
+}
+
+/// Republishes up to `limit` tenants whose published snapshot lags D1 (a KV write that failed
+/// or raced). Returns how many were republished, and the errors met.
+pub async fn reconcile<P: Platform>(p: &P, limit: u32) -> Result<(u32, Vec<String>), SqlError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT id FROM tenants WHERE flags_published_version < flags_version
+                 ORDER BY id LIMIT ?1",
+            )
+            .bind(i64::from(limit)),
+        )
+        .await?;
+    let mut done = 0;
+    let mut errors = Vec::new();
+    for row in &rows {
+        let id = row.text("id")?;
+        let Ok(tenant) = TenantId::parse(&id) else {
+            continue;
+        };
+        match publish(p, &tenant).await {
+            Ok(_) => done += 1,
+            Err(e) => errors.push(format!("tenant {tenant}: {e}")),
+        }
+    }
+    Ok((done, errors))
+}
+
+thread_local! {
+    /// Snapshots this isolate read recently: tenant → (read at, snapshot). Workers run one
+    /// request at a time per isolate thread; Spin instantiates per request, so there it is empty.
+    static ISOLATE: RefCell<HashMap<TenantId, (i64, Rc<Snapshot>)>> = RefCell::new(HashMap::new());
+}
+
+/// Drops every snapshot this isolate holds (tests share threads, and seeded ids repeat).
+#[cfg(test)]
+pub fn clear_isolate() {
+    ISOLATE.with(|c| c.borrow_mut().clear());
+}
+
+/// Drops this isolate's copy of a tenant's snapshot.
+pub fn forget(tenant: &TenantId) {
+    ISOLATE.with(|c| {
+        c.borrow_mut().remove(tenant);
+    });
+}
+
+/// Why the hot path has no snapshot to serve.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LoadError {
+    /// KV failed and there is no cached copy.
+    #[error("flag snapshot unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The snapshot of a tenant for the hot path: from this isolate's memory if read within
+/// [`ISOLATE_TTL_MS`], else from KV (with `cacheTtl`); a missing or outdated KV snapshot is
+/// rebuilt from D1 and published (the only D1 read of the path, once per tenant). `None` when
+/// the tenant has no snapshot and D1 does not know it.
+pub async fn load<P: Platform>(
+    p: &P,
+    tenant: &TenantId,
+) -> Result<Option<Rc<Snapshot>>, LoadError> {
+    let now = p.clock().now_ms();
+    let cached = ISOLATE.with(|c| {
+        c.borrow()
+            .get(tenant)
+            .filter(|(at, _)| now.saturating_sub(*at) < ISOLATE_TTL_MS && *at <= now)
+            .map(|(_, s)| Rc::clone(s))
+    });
+    if let Some(s) = cached {
+        return Ok(Some(s));
+    }
+    let from_kv = p
+        .kv()
+        .get(&snapshot_key(tenant), Some(KV_CACHE_TTL_SECS))
+        .await
+        .map_err(|e| LoadError::Unavailable(e.to_string()))?
+        .and_then(|bytes| serde_json::from_slice::<Snapshot>(&bytes).ok())
+        .filter(|s| s.v == SNAPSHOT_VERSION && &s.tenant_id == tenant);
+    let snapshot = match from_kv {
+        Some(s) => s,
+        None => {
+            let built = build(p, tenant)
+                .await
+                .map_err(|e| LoadError::Unavailable(e.to_string()))?;
+            let Some(s) = built else {
+                return Ok(None);
+            };
+            // Best effort: the next request of any isolate then finds it in KV.
+            let _ = publish(p, tenant).await;
+            s
+        }
+    };
+    let snapshot = Rc::new(snapshot);
+    ISOLATE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= ISOLATE_CAPACITY {
+            c.retain(|_, (at, _)| now.saturating_sub(*at) < ISOLATE_TTL_MS);
+            if c.len() >= ISOLATE_CAPACITY {
+                c.clear();
+            }
+        }
+        c.insert(tenant.clone(), (now, Rc::clone(&snapshot)));
+    });
+    Ok(Some(snapshot))
+}

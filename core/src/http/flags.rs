@@ -1,0 +1,612 @@
+//! Flag routes (FR-FLAG-001, FR-FLAG-002): operators configure a tenant's flags; managed apps
+//! evaluate them through the OpenFeature Remote Evaluation Protocol (OFREP) or read the plain
+//! snapshot. The read routes touch no D1 in the common case (see [`crate::flags`]).
+
+use std::borrow::Cow;
+use std::rc::Rc;
+
+use ::http::{header, HeaderMap, HeaderValue, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::apps::require_app_key;
+use super::operator::require_platform_role;
+use super::{json, ApiError, Ctx, ProblemType, Request, Response};
+use crate::apps::{AppKeyPrincipal, KeyKind, Scope};
+use crate::audit::Actor;
+use crate::auth::PlatformRole;
+use crate::crypto;
+use crate::flags::eval::TARGETING_KEY;
+use crate::flags::model::Rule;
+use crate::flags::snapshot::{self, Snapshot};
+use crate::flags::{
+    evaluate, Context, FlagDefinition, FlagKey, FlagRecord, FlagService, FlagType, ListFlagsError,
+    RemoveFlagError, Resolution, SetFlagError,
+};
+use crate::ports::{Logger, Platform};
+use crate::tenants::{tenant_edge_status, EdgeStatus, TenantId};
+
+const READERS: &[PlatformRole] = &[PlatformRole::Operator, PlatformRole::Auditor];
+const WRITERS: &[PlatformRole] = &[PlatformRole::Operator];
+
+/// The context attribute naming the tenant for an app-wide key.
+const TENANT_ATTRIBUTE: &str = "tenantId";
+
+/// Body of `PUT /v1/tenants/{id}/flags/{key}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetFlagRequest {
+    #[serde(rename = "type")]
+    flag_type: String,
+    value: Value,
+    #[serde(default = "default_true")]
+    enabled: bool,
+    description: Option<String>,
+    #[serde(default)]
+    rules: Vec<Value>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A flag after a change, with whether the edge already serves it.
+#[derive(Debug, Serialize)]
+struct FlagChangeResponse {
+    #[serde(flatten)]
+    flag: FlagRecord,
+    /// The tenant's flag-set version after the change.
+    set_version: i64,
+    /// `synced`, or `pending` when the KV snapshot write failed (the reconciler cron repairs it).
+    edge: &'static str,
+}
+
+fn tenant_param<P: Platform>(ctx: &Ctx<'_, P>) -> Result<TenantId, ApiError> {
+    // An id that is not a UUID names no tenant.
+    TenantId::parse(ctx.param("id")).map_err(|_| ApiError::not_found("No such tenant."))
+}
+
+fn key_param<P: Platform>(ctx: &Ctx<'_, P>) -> Result<FlagKey, ApiError> {
+    FlagKey::parse(ctx.param("key")).map_err(|e| ApiError::invalid_field("key", e.to_string()))
+}
+
+/// `GET /v1/tenants/{id}/flags`: the tenant's flags from D1 (operators, auditors).
+pub(super) async fn list<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    require_platform_role(ctx, req, READERS).await?;
+    let tenant = tenant_param(ctx)?;
+    ctx.tenant_id = Some(tenant.as_str().to_owned());
+    let set = FlagService::list(ctx.platform, &tenant)
+        .await
+        .map_err(|e| problem(&e))?;
+    let mut resp = json::response(StatusCode::OK, &set)?;
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// `PUT /v1/tenants/{id}/flags/{key}`: creates (201) or replaces (200) a flag, overriding the
+/// plan default; publishes the tenant's snapshot.
+pub(super) async fn set<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let operator = require_platform_role(ctx, req, WRITERS).await?;
+    let tenant = tenant_param(ctx)?;
+    ctx.tenant_id = Some(tenant.as_str().to_owned());
+    let key = key_param(ctx)?;
+    let body: SetFlagRequest = json::parse_body(req)?;
+    let flag_type = FlagType::parse(&body.flag_type)
+        .map_err(|e| ApiError::invalid_field("type", e.to_string()))?;
+    let mut rules = Vec::with_capacity(body.rules.len());
+    for (i, raw) in body.rules.into_iter().enumerate() {
+        let rule: Rule = serde_json::from_value(raw)
+            .map_err(|e| ApiError::invalid_field(&format!("rules[{i}]"), e.to_string()))?;
+        rules.push(rule);
+    }
+    let def = FlagDefinition::new(flag_type, body.value, body.enabled, body.description, rules)
+        .map_err(|e| ApiError::invalid_field(&e.field, e.reason))?;
+    let change = FlagService::set(
+        ctx.platform,
+        &Actor::operator(&operator.user_id),
+        &tenant,
+        &key,
+        &def,
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| problem(&e))?;
+    let edge = edge(ctx, &change.edge);
+    let Some(flag) = change.flag else {
+        return Err(ApiError::internal("a set flag came back empty"));
+    };
+    let status = if change.created_or_reverted {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    json::response(
+        status,
+        &FlagChangeResponse {
+            flag,
+            set_version: change.set_version,
+            edge,
+        },
+    )
+}
+
+/// `DELETE /v1/tenants/{id}/flags/{key}`: removes the tenant's flag; 204, or 200 with the plan
+/// default the flag reverted to.
+pub(super) async fn remove<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let operator = require_platform_role(ctx, req, WRITERS).await?;
+    let tenant = tenant_param(ctx)?;
+    ctx.tenant_id = Some(tenant.as_str().to_owned());
+    let key = key_param(ctx)?;
+    let change = FlagService::remove(
+        ctx.platform,
+        &Actor::operator(&operator.user_id),
+        &tenant,
+        &key,
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| problem(&e))?;
+    let edge = edge(ctx, &change.edge);
+    match change.flag {
+        Some(flag) => json::response(
+            StatusCode::OK,
+            &FlagChangeResponse {
+                flag,
+                set_version: change.set_version,
+                edge,
+            },
+        ),
+        None => {
+            let mut resp = Response::new(Vec::new());
+            *resp.status_mut() = StatusCode::NO_CONTENT;
+            Ok(resp)
+        }
+    }
+}
+
+fn edge<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    published: &Result<(), crate::flags::PublishError>,
+) -> &'static str {
+    match published {
+        Ok(()) => "synced",
+        Err(e) => {
+            log(
+                ctx,
+                "flag snapshot not published; the reconciler will",
+                &e.to_string(),
+            );
+            "pending"
+        }
+    }
+}
+
+super::domain_errors!(ListFlagsError, SetFlagError, RemoveFlagError);
+
+/// The one mapping of flag errors to problems.
+fn problem<E: super::DomainError>(e: &E) -> ApiError {
+    let detail = format!("{e}.");
+    let with_code = |kind: ProblemType| {
+        ApiError::new(kind, detail.clone()).with_extension("reason", e.code().into())
+    };
+    match e.code() {
+        "tenant_not_found" | "flag_not_found" => with_code(ProblemType::NotFound),
+        "tenant_gone" => with_code(ProblemType::Gone),
+        "tenant_pending_deletion" | "concurrent_change" => with_code(ProblemType::Conflict),
+        _ => ApiError::internal(e.to_string()),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Delivery: OFREP and the plain snapshot
+// ------------------------------------------------------------------------------------------
+
+/// An OFREP request problem: problem+json carrying OFREP's `errorCode` and `errorDetails` (and
+/// the flag `key` for a single evaluation), so OFREP providers read it as their error shape.
+fn ofrep_error(
+    status: StatusCode,
+    code: &'static str,
+    details: String,
+    key: Option<&str>,
+) -> ApiError {
+    let mut e = ApiError::invalid_input(details.clone())
+        .with_status(status)
+        .with_extension("errorCode", code.into())
+        .with_extension("errorDetails", details.into());
+    if status == StatusCode::NOT_FOUND {
+        e = ApiError::new(
+            ProblemType::NotFound,
+            format!("No flag `{}`.", key.unwrap_or("")),
+        )
+        .with_extension("errorCode", code.into());
+    }
+    if let Some(k) = key {
+        e = e.with_extension("key", k.into());
+    }
+    e
+}
+
+/// The evaluation context of an OFREP request body (`{"context": {...}}`, or no body).
+fn ofrep_context(req: &Request, key: Option<&str>) -> Result<Context, ApiError> {
+    let body = req.body();
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Context::new());
+    }
+    let parsed: Value = serde_json::from_slice(body).map_err(|e| {
+        ofrep_error(
+            StatusCode::BAD_REQUEST,
+            "PARSE_ERROR",
+            format!("The body is not JSON: {e}."),
+            key,
+        )
+    })?;
+    let invalid = |why: &str| {
+        ofrep_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_CONTEXT",
+            why.to_owned(),
+            key,
+        )
+    };
+    let Value::Object(mut top) = parsed else {
+        return Err(invalid(
+            "The body must be a JSON object {\"context\": {...}}.",
+        ));
+    };
+    let ctx = match top.remove("context") {
+        None | Some(Value::Null) => Context::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(invalid("`context` must be a JSON object.")),
+    };
+    if ctx.get(TARGETING_KEY).is_some_and(|v| !v.is_string()) {
+        return Err(invalid("`targetingKey` must be a string."));
+    }
+    Ok(ctx)
+}
+
+/// Finds the snapshot a key may read: the key's own tenant, or for an app-wide key the tenant
+/// named by `named` (the context's `tenantId` or the `tenant` query), whose edge status is
+/// checked here and which must have the key's app enabled. Another tenant's flags answer 404.
+async fn tenant_snapshot<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    principal: &AppKeyPrincipal,
+    named: Option<&str>,
+    key: Option<&str>,
+) -> Result<Rc<Snapshot>, ApiError> {
+    let not_found = || ApiError::not_found("No such tenant for this API key.");
+    let tenant = match (&principal.tenant_id, named) {
+        (Some(own), None) => own.clone(),
+        (Some(own), Some(n)) => {
+            if TenantId::parse(n).ok().as_ref() != Some(own) {
+                return Err(not_found());
+            }
+            own.clone()
+        }
+        (None, None) => {
+            return Err(ofrep_error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_CONTEXT",
+                "An app-wide API key needs the tenant: `tenantId` in the context (or `tenant` in the query).".to_owned(),
+                key,
+            ))
+        }
+        (None, Some(n)) => {
+            let t = TenantId::parse(n).map_err(|_| not_found())?;
+            match tenant_edge_status(ctx.platform, &t).await {
+                Ok(EdgeStatus::Active) => {}
+                Ok(EdgeStatus::Suspended) => {
+                    return Err(ApiError::new(
+                        ProblemType::AccessDenied,
+                        "The tenant is suspended.",
+                    )
+                    .with_extension("reason", "tenant_suspended".into()))
+                }
+                Ok(EdgeStatus::Deleted) => {
+                    return Err(ApiError::new(ProblemType::Gone, "The tenant is deleted.")
+                        .with_extension("reason", "tenant_deleted".into()))
+                }
+                Err(e) => return Err(ApiError::unavailable(e.to_string())),
+            }
+            t
+        }
+    };
+    ctx.tenant_id = Some(tenant.as_str().to_owned());
+    let snap = snapshot::load(ctx.platform, &tenant)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?
+        .ok_or_else(not_found)?;
+    if principal.tenant_id.is_none() && !snap.serves_app(&principal.app_id) {
+        return Err(not_found());
+    }
+    Ok(snap)
+}
+
+/// The CORS headers of a response to a browser: only a browser key, from one of its app's
+/// allowed origins, gets them (and a browser key from any other origin is refused). Server keys
+/// get none, so a page cannot read their responses.
+async fn cors<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    principal: &AppKeyPrincipal,
+) -> Result<Option<HeaderValue>, ApiError> {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return Ok(None);
+    };
+    if principal.kind != KeyKind::Browser {
+        return Ok(None);
+    }
+    let allowed = crate::apps::allowed_origins(ctx.platform, &principal.app_id)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let o = origin.to_str().unwrap_or("");
+    if allowed.iter().any(|a| a.as_str() == o) {
+        Ok(Some(origin.clone()))
+    } else {
+        Err(ApiError::new(
+            ProblemType::AccessDenied,
+            "This origin is not among the app's allowed origins.",
+        )
+        .with_extension("reason", "origin_not_allowed".into()))
+    }
+}
+
+fn add_cors(headers: &mut HeaderMap, origin: Option<HeaderValue>) {
+    if let Some(o) = origin {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("ETag, X-Request-Id"),
+        );
+    }
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
+}
+
+/// `OPTIONS` on the OFREP routes: the CORS preflight. A preflight carries no key, so it is
+/// answered for any origin; the request that follows is checked against the key's app.
+pub(super) fn preflight(req: &Request) -> Result<Response, ApiError> {
+    let mut resp = Response::new(Vec::new());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    let h = resp.headers_mut();
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("POST, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type, x-api-key, if-none-match"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+    }
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    h.insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+    Ok(resp)
+}
+
+/// One entry of an OFREP response.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Evaluation<'a> {
+    Value {
+        key: &'a str,
+        value: &'a Value,
+        reason: &'static str,
+        variant: Cow<'a, str>,
+    },
+    Disabled {
+        key: &'a str,
+        reason: &'static str,
+    },
+    Error {
+        key: &'a str,
+        #[serde(rename = "errorCode")]
+        error_code: &'static str,
+        #[serde(rename = "errorDetails")]
+        error_details: String,
+    },
+}
+
+fn evaluation<'a>(key: &'a str, r: Resolution<'a>) -> Evaluation<'a> {
+    match r {
+        Resolution::Value {
+            value,
+            variant,
+            reason,
+        } => Evaluation::Value {
+            key,
+            value,
+            reason: reason.as_str(),
+            variant,
+        },
+        Resolution::Disabled => Evaluation::Disabled {
+            key,
+            reason: "DISABLED",
+        },
+        Resolution::Error(e) => Evaluation::Error {
+            key,
+            error_code: e.code(),
+            error_details: e.details(),
+        },
+    }
+}
+
+/// Body of a bulk evaluation.
+#[derive(Debug, Serialize)]
+struct BulkResponse<'a> {
+    flags: Vec<Evaluation<'a>>,
+}
+
+/// The entity tag of a bulk evaluation: the flag-set version and a hash of the context (the
+/// same set and context evaluate alike, so a matching tag can be answered 304 unevaluated).
+fn bulk_etag(snap: &Snapshot, context: &Context) -> String {
+    let canonical = serde_json::to_string(context).unwrap_or_default();
+    let h = crypto::sha256_hex(canonical.as_bytes());
+    format!("\"{}-{}\"", snap.version, h.get(..16).unwrap_or(&h))
+}
+
+/// Whether `If-None-Match` lists `etag` (or `*`); weak tags compare by their opaque part.
+fn matches_if_none_match(req: &Request, etag: &str) -> bool {
+    req.headers()
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == etag)
+}
+
+fn not_modified(etag: &str, origin: Option<HeaderValue>) -> Response {
+    let mut resp = Response::new(Vec::new());
+    *resp.status_mut() = StatusCode::NOT_MODIFIED;
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    add_cors(resp.headers_mut(), origin);
+    resp
+}
+
+fn with_delivery_headers(
+    mut resp: Response,
+    etag: Option<&str>,
+    origin: Option<HeaderValue>,
+) -> Response {
+    let h = resp.headers_mut();
+    if let Some(tag) = etag.and_then(|t| HeaderValue::from_str(t).ok()) {
+        h.insert(header::ETAG, tag);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    add_cors(h, origin);
+    resp
+}
+
+/// `POST /ofrep/v1/evaluate/flags`: every flag of the tenant evaluated for the context, with an
+/// `ETag`; `If-None-Match` with the current tag answers 304 without evaluating.
+pub(super) async fn evaluate_all<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_app_key(ctx, req, Scope::FlagsRead).await?;
+    let origin = cors(ctx, req, &principal).await?;
+    let context = ofrep_context(req, None)?;
+    let named = context.get(TENANT_ATTRIBUTE).and_then(Value::as_str);
+    let snap = tenant_snapshot(ctx, &principal, named, None).await?;
+    let etag = bulk_etag(&snap, &context);
+    if matches_if_none_match(req, &etag) {
+        return Ok(not_modified(&etag, origin));
+    }
+    let body = BulkResponse {
+        flags: snap
+            .flags
+            .iter()
+            .map(|f| evaluation(f.key.as_str(), evaluate(f, &context)))
+            .collect(),
+    };
+    let resp = json::response(StatusCode::OK, &body)?;
+    Ok(with_delivery_headers(resp, Some(&etag), origin))
+}
+
+/// `POST /ofrep/v1/evaluate/flags/{key}`: one flag evaluated for the context; 404
+/// `FLAG_NOT_FOUND` for an unknown key, 400 with OFREP's error code for a context that does not
+/// allow the evaluation.
+pub(super) async fn evaluate_one<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_app_key(ctx, req, Scope::FlagsRead).await?;
+    let origin = cors(ctx, req, &principal).await?;
+    let key = ctx.param("key").to_owned();
+    let context = ofrep_context(req, Some(&key))?;
+    let named = context.get(TENANT_ATTRIBUTE).and_then(Value::as_str);
+    let snap = tenant_snapshot(ctx, &principal, named, Some(&key)).await?;
+    let Some(flag) = snap.flag(&key) else {
+        return Err(ofrep_error(
+            StatusCode::NOT_FOUND,
+            "FLAG_NOT_FOUND",
+            format!("No flag `{key}`."),
+            Some(&key),
+        ));
+    };
+    let resolution = evaluate(flag, &context);
+    if let Resolution::Error(e) = &resolution {
+        return Err(ofrep_error(
+            StatusCode::BAD_REQUEST,
+            e.code(),
+            e.details(),
+            Some(&key),
+        ));
+    }
+    let resp = json::response(StatusCode::OK, &evaluation(&key, resolution))?;
+    Ok(with_delivery_headers(resp, None, origin))
+}
+
+/// Body of `GET /v1/flags`.
+#[derive(Debug, Serialize)]
+struct SnapshotResponse<'a> {
+    tenant_id: &'a TenantId,
+    version: i64,
+    flags: &'a [crate::flags::Flag],
+}
+
+/// `GET /v1/flags?tenant=`: the tenant's flag definitions for apps that evaluate locally, with
+/// an `ETag` (the flag-set version). Server keys only: the rules may name users.
+pub(super) async fn snapshot<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_app_key(ctx, req, Scope::FlagsRead).await?;
+    if principal.kind == KeyKind::Browser {
+        return Err(ApiError::new(
+            ProblemType::AccessDenied,
+            "Browser keys may only evaluate flags (OFREP); the definitions are for server keys.",
+        )
+        .with_extension("reason", "browser_key".into()));
+    }
+    let mut named = None;
+    for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "tenant" => named = Some(v.into_owned()),
+            other => {
+                return Err(ApiError::invalid_field(
+                    other,
+                    "is not a parameter of this route (tenant)",
+                ))
+            }
+        }
+    }
+    let snap = tenant_snapshot(ctx, &principal, named.as_deref(), None).await?;
+    let etag = format!("\"{}\"", snap.version);
+    if matches_if_none_match(req, &etag) {
+        return Ok(not_modified(&etag, None));
+    }
+    let resp = json::response(
+        StatusCode::OK,
+        &SnapshotResponse {
+            tenant_id: &snap.tenant_id,
+            version: snap.version,
+            flags: &snap.flags,
+        },
+    )?;
+    Ok(with_delivery_headers(resp, Some(&etag), None))
+}
+
+fn log<P: Platform>(ctx: &Ctx<'_, P>, msg: &str, cause: &str) {
+    let line = serde_json::json!({ "level": "warn", "msg": msg, "request_id": ctx.request_id, "error": cause });
+    ctx.platform.logger().line(&line.to_string());
+}
