@@ -469,20 +469,23 @@ pub(super) async fn require_app_key<P: Platform>(
 fn app_key_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &AppKeyError) -> ApiError {
     let reason = e.code().into();
     match e {
+        // A disabled app's keys are refused like revoked ones (FR-SYS-003).
         AppKeyError::Malformed
         | AppKeyError::Invalid
         | AppKeyError::Revoked
-        | AppKeyError::Expired => ApiError::new(ProblemType::InvalidCredentials, format!("{e}."))
-            .with_header(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_token\""),
-            )
-            .with_extension("reason", reason),
+        | AppKeyError::Expired
+        | AppKeyError::AppDisabled => {
+            ApiError::new(ProblemType::InvalidCredentials, format!("{e}."))
+                .with_header(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                )
+                .with_extension("reason", reason)
+        }
         AppKeyError::TenantDeleted => {
             ApiError::new(ProblemType::Gone, format!("{e}.")).with_extension("reason", reason)
         }
-        AppKeyError::AppDisabled
-        | AppKeyError::AppNotEnabledForTenant
+        AppKeyError::AppNotEnabledForTenant
         | AppKeyError::TenantSuspended
         | AppKeyError::MissingScope { .. } => {
             ApiError::new(ProblemType::AccessDenied, format!("{e}."))
