@@ -94,6 +94,13 @@ node -e '
   Object.assign(demo, { app_id: appId, app_key: k.secret, app_key_id: k.id });
   require("fs").writeFileSync(".edgeplane/demo.json", JSON.stringify(demo, null, 2) + "\n");
 ' "$app_id" "$key"
+# Demo flags (idempotent: PUT replaces): a targeted boolean with a 20% rollout, and a string.
+curl -sS -o /dev/null -X PUT "$BASE/v1/tenants/$tenant_id/flags/new-checkout" "${auth[@]}" -d '{
+  "type":"boolean","value":false,"description":"The new checkout flow",
+  "rules":[{"name":"staff","conditions":[{"attribute":"email","op":"ends_with","values":["@demo.example"]}],"value":true},
+           {"name":"rollout","rollout":{"variants":[{"variant":"on","value":true,"weight":20},{"variant":"off","value":false,"weight":80}]}}]}'
+curl -sS -o /dev/null -X PUT "$BASE/v1/tenants/$tenant_id/flags/banner" "${auth[@]}" \
+  -d '{"type":"string","value":"Welcome to the demo","description":"Home page banner"}'
 
 cat <<TXT
 
@@ -113,6 +120,13 @@ Try:
        -d '{"name":"Acme","domain":"acme","plan":"free","owner_email":"owner@acme.example"}' $BASE/v1/tenants
   curl -s -X POST -H "Authorization: Bearer \$OP" $BASE/v1/tenants/$tenant_id/suspend   # then .../activate
   curl -s -H "Authorization: Bearer \$OP" $BASE/v1/apps/$app_id/keys     # the demo app's keys (no secrets)
+  KEY=\$(node -p 'require("./.edgeplane/demo.json").app_key')
+  curl -s -H "Authorization: Bearer \$OP" $BASE/v1/tenants/$tenant_id/flags    # the demo flags
+  curl -si -X POST -H "X-API-Key: \$KEY" -H 'Content-Type: application/json' \\
+       -d '{"context":{"tenantId":"$tenant_id","targetingKey":"user-1","email":"ana@demo.example"}}' \\
+       $BASE/ofrep/v1/evaluate/flags                                    # OpenFeature (OFREP) bulk, with ETag
+  curl -s -X PUT -H "Authorization: Bearer \$OP" -H 'Content-Type: application/json' \\
+       -d '{"type":"string","value":"Spring sale"}' $BASE/v1/tenants/$tenant_id/flags/banner   # then evaluate again
   curl -s "$BASE/__scheduled?cron=*/5+*+*+*+*"   # fire the cron trigger
   curl -s -X POST -H "Authorization: Bearer $cron_secret" $BASE/internal/scheduled
 
