@@ -19,6 +19,7 @@
 
 pub mod eval;
 pub mod model;
+pub mod ofrep;
 mod service;
 pub mod snapshot;
 

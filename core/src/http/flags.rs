@@ -2,7 +2,6 @@
 //! evaluate them through the OpenFeature Remote Evaluation Protocol (OFREP) or read the plain
 //! snapshot. The read routes touch no D1 in the common case (see [`crate::flags`]).
 
-use std::borrow::Cow;
 use std::rc::Rc;
 
 use ::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -15,9 +14,9 @@ use super::{json, ApiError, Ctx, ProblemType, Request, Response};
 use crate::apps::{AppKeyPrincipal, KeyKind, Scope};
 use crate::audit::Actor;
 use crate::auth::PlatformRole;
-use crate::crypto;
 use crate::flags::eval::TARGETING_KEY;
 use crate::flags::model::Rule;
+use crate::flags::ofrep;
 use crate::flags::snapshot::{self, Snapshot};
 use crate::flags::{
     evaluate, Context, FlagDefinition, FlagKey, FlagRecord, FlagService, FlagType, ListFlagsError,
@@ -397,67 +396,6 @@ pub(super) fn preflight(req: &Request) -> Result<Response, ApiError> {
     Ok(resp)
 }
 
-/// One entry of an OFREP response.
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-enum Evaluation<'a> {
-    Value {
-        key: &'a str,
-        value: &'a Value,
-        reason: &'static str,
-        variant: Cow<'a, str>,
-    },
-    Disabled {
-        key: &'a str,
-        reason: &'static str,
-    },
-    Error {
-        key: &'a str,
-        #[serde(rename = "errorCode")]
-        error_code: &'static str,
-        #[serde(rename = "errorDetails")]
-        error_details: String,
-    },
-}
-
-fn evaluation<'a>(key: &'a str, r: Resolution<'a>) -> Evaluation<'a> {
-    match r {
-        Resolution::Value {
-            value,
-            variant,
-            reason,
-        } => Evaluation::Value {
-            key,
-            value,
-            reason: reason.as_str(),
-            variant,
-        },
-        Resolution::Disabled => Evaluation::Disabled {
-            key,
-            reason: "DISABLED",
-        },
-        Resolution::Error(e) => Evaluation::Error {
-            key,
-            error_code: e.code(),
-            error_details: e.details(),
-        },
-    }
-}
-
-/// Body of a bulk evaluation.
-#[derive(Debug, Serialize)]
-struct BulkResponse<'a> {
-    flags: Vec<Evaluation<'a>>,
-}
-
-/// The entity tag of a bulk evaluation: the flag-set version and a hash of the context (the
-/// same set and context evaluate alike, so a matching tag can be answered 304 unevaluated).
-fn bulk_etag(snap: &Snapshot, context: &Context) -> String {
-    let canonical = serde_json::to_string(context).unwrap_or_default();
-    let h = crypto::sha256_hex(canonical.as_bytes());
-    format!("\"{}-{}\"", snap.version, h.get(..16).unwrap_or(&h))
-}
-
 /// Whether `If-None-Match` lists `etag` (or `*`); weak tags compare by their opaque part.
 fn matches_if_none_match(req: &Request, etag: &str) -> bool {
     req.headers()
@@ -507,18 +445,13 @@ pub(super) async fn evaluate_all<P: Platform>(
     let context = ofrep_context(req, None)?;
     let named = context.get(TENANT_ATTRIBUTE).and_then(Value::as_str);
     let snap = tenant_snapshot(ctx, &principal, named, None).await?;
-    let etag = bulk_etag(&snap, &context);
+    let etag = ofrep::bulk_etag(&snap, &context);
     if matches_if_none_match(req, &etag) {
         return Ok(not_modified(&etag, origin));
     }
-    let body = BulkResponse {
-        flags: snap
-            .flags
-            .iter()
-            .map(|f| evaluation(f.key.as_str(), evaluate(f, &context)))
-            .collect(),
-    };
-    let resp = json::response(StatusCode::OK, &body)?;
+    let body = ofrep::bulk_body(&snap, &context)
+        .map_err(|e| ApiError::internal(format!("cannot serialise an evaluation: {e}")))?;
+    let resp = json::raw(StatusCode::OK, body, "application/json");
     Ok(with_delivery_headers(resp, Some(&etag), origin))
 }
 
@@ -552,7 +485,7 @@ pub(super) async fn evaluate_one<P: Platform>(
             Some(&key),
         ));
     }
-    let resp = json::response(StatusCode::OK, &evaluation(&key, resolution))?;
+    let resp = json::response(StatusCode::OK, &ofrep::evaluation(&key, resolution))?;
     Ok(with_delivery_headers(resp, None, origin))
 }
 
