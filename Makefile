@@ -13,12 +13,13 @@ SPIN_WASM := target/wasm32-wasip2/release/edgeplane_spin.wasm
 SPIN_HOST := tests/spin-host/target/debug/spin-test-host
 
 .PHONY: help tools worker spin spin-host dev test unit lint fmt check-core-deps check-spin-imports \
-        contract deploy-check bench bench-scale clean
+        contract deploy-check bench bench-flags bench-scale clean
 
 help:
 	@echo "make dev    build and run Edgeplane locally (wrangler dev) with a seeded demo"
 	@echo "make test   every test: lints, core unit tests, contract suite on workerd and on the Spin build"
-	@echo "make bench  benchmarks (bench/RESULTS.md); make bench-scale: tenant capacity"
+	@echo "make bench  benchmarks (bench/RESULTS.md); make bench-flags: flag delivery vs Unleash Edge;"
+	@echo "            make bench-scale: tenant capacity"
 
 tools:
 	@scripts/install-tools.sh
@@ -82,6 +83,16 @@ deploy-check: worker
 
 bench: worker
 	@bench/run.sh
+
+# FR-FLAG-002: OFREP bulk evaluation of 5 and 100 flags at 1 and 32 connections, against
+# Unleash Edge (offline, same flags, same wrk) when its binary is installed, and the handler's
+# own work per request (native).
+UNLEASH_EDGE ?= $(HOME)/.cargo/bin/unleash-edge
+
+bench-flags: worker
+	@[ -x "$(UNLEASH_EDGE)" ] || { echo "==> installing unleash-edge (cargo, several minutes)"; cargo install unleash-edge --locked; }
+	@UNLEASH_EDGE=$(UNLEASH_EDGE) node bench/flags.mjs
+	@cargo bench -p edgeplane-core --bench flag_eval
 
 # NFR-CAP-001/002: 1,000 tenants and 10,000-user tenants seeded in D1; list and lookup latency
 # at scale against empty.

@@ -18,6 +18,7 @@
 //! within about 65 s.
 
 pub mod eval;
+pub mod limit;
 pub mod model;
 pub mod ofrep;
 mod service;

@@ -15,6 +15,7 @@ use crate::apps::{AppKeyPrincipal, KeyKind, Scope};
 use crate::audit::Actor;
 use crate::auth::PlatformRole;
 use crate::flags::eval::TARGETING_KEY;
+use crate::flags::limit;
 use crate::flags::model::Rule;
 use crate::flags::ofrep;
 use crate::flags::snapshot::{self, Snapshot};
@@ -22,7 +23,7 @@ use crate::flags::{
     evaluate, Context, FlagDefinition, FlagKey, FlagRecord, FlagService, FlagType, ListFlagsError,
     RemoveFlagError, Resolution, SetFlagError,
 };
-use crate::ports::{Logger, Platform};
+use crate::ports::{Clock, Logger, Platform, Secrets};
 use crate::tenants::{tenant_edge_status, EdgeStatus, TenantId};
 
 const READERS: &[PlatformRole] = &[PlatformRole::Operator, PlatformRole::Auditor];
@@ -330,6 +331,27 @@ async fn tenant_snapshot<P: Platform>(
     Ok(snap)
 }
 
+/// ERR-RATE-429: the per-isolate guard of [`crate::flags::limit`], per key.
+fn rate_limit<P: Platform>(ctx: &Ctx<'_, P>, principal: &AppKeyPrincipal) -> Result<(), ApiError> {
+    let per_second = ctx
+        .platform
+        .secrets()
+        .get("FLAGS_RATE_LIMIT_PER_SECOND")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(limit::DEFAULT_PER_SECOND);
+    let now = ctx.platform.clock().now_ms();
+    limit::take(principal.key_id.as_str(), now, per_second).map_err(|retry| {
+        let mut e = ApiError::new(
+            ProblemType::RateLimited,
+            "Too many flag requests for this API key; retry later.",
+        );
+        if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
+            e = e.with_header(header::RETRY_AFTER, v);
+        }
+        e
+    })
+}
+
 /// The CORS headers of a response to a browser: only a browser key, from one of its app's
 /// allowed origins, gets them (and a browser key from any other origin is refused). Server keys
 /// get none, so a page cannot read their responses.
@@ -441,6 +463,7 @@ pub(super) async fn evaluate_all<P: Platform>(
     req: &Request,
 ) -> Result<Response, ApiError> {
     let principal = require_app_key(ctx, req, Scope::FlagsRead).await?;
+    rate_limit(ctx, &principal)?;
     let origin = cors(ctx, req, &principal).await?;
     let context = ofrep_context(req, None)?;
     let named = context.get(TENANT_ATTRIBUTE).and_then(Value::as_str);
@@ -463,6 +486,7 @@ pub(super) async fn evaluate_one<P: Platform>(
     req: &Request,
 ) -> Result<Response, ApiError> {
     let principal = require_app_key(ctx, req, Scope::FlagsRead).await?;
+    rate_limit(ctx, &principal)?;
     let origin = cors(ctx, req, &principal).await?;
     let key = ctx.param("key").to_owned();
     let context = ofrep_context(req, Some(&key))?;
@@ -504,6 +528,7 @@ pub(super) async fn snapshot<P: Platform>(
     req: &Request,
 ) -> Result<Response, ApiError> {
     let principal = require_app_key(ctx, req, Scope::FlagsRead).await?;
+    rate_limit(ctx, &principal)?;
     if principal.kind == KeyKind::Browser {
         return Err(ApiError::new(
             ProblemType::AccessDenied,
