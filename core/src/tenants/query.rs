@@ -266,6 +266,6 @@ mod unit {
         }
         // Wildcards are literal in a range: `a_b` is not a pattern.
         assert_eq!(prefix_end("a_b%"), "a_b%\u{10FFFF}");
-        assert!("a_b%c".to_owned() < prefix_end("a_b%") && "a_c" > prefix_end("a_b").as_str());
+        assert!("a_b%c" < prefix_end("a_b%").as_str() && "a_c" > prefix_end("a_b").as_str());
     }
 }
