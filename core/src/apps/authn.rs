@@ -243,7 +243,8 @@ async fn get_record<P: Platform>(p: &P, id: &KeyId) -> Result<Option<CachedKey>,
 /// holder of the secret learns anything more), revocation, expiry (Clock port), then the app
 /// status marker and, for a tenant-bound key, the tenant marker (read concurrently), the
 /// app's link to that tenant, and the scope. A warm cache means no SQL at all: two or three KV
-/// reads. `last_used_at` is not updated: that would be a D1 write per request.
+/// reads. `last_used_at` is written when the record is read from D1 (at most once per key and
+/// [`KEY_CACHE_TTL_SECS`], as long as the cached copy lives), not on every request.
 pub async fn authenticate_app_key<P: Platform>(
     p: &P,
     presented: &str,
@@ -254,9 +255,9 @@ pub async fn authenticate_app_key<P: Platform>(
     if key.env != pepper.env() {
         return Err(AppKeyError::Invalid);
     }
-    let record = match get_record(p, &key.id).await? {
-        Some(r) => r,
-        None => fill(p, &key.id).await?.ok_or(AppKeyError::Invalid)?,
+    let (record, from_d1) = match get_record(p, &key.id).await? {
+        Some(r) => (r, false),
+        None => (fill(p, &key.id).await?.ok_or(AppKeyError::Invalid)?, true),
     };
     if !pepper.verify(presented, &record.hash) {
         return Err(AppKeyError::Invalid);
@@ -291,6 +292,19 @@ pub async fn authenticate_app_key<P: Platform>(
         return Err(AppKeyError::MissingScope {
             required: required_scope,
         });
+    }
+    if from_d1 {
+        // The record was just read from D1 (first use, or its cached copy expired): note the
+        // use then, so `last_used_at` is exact to the cache TTL without a D1 write per request.
+        // Best effort: a failed write loses a timestamp, not a request.
+        let _ = p
+            .sql()
+            .execute(
+                Stmt::new("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1")
+                    .bind(key.id.as_str())
+                    .bind(p.clock().now_ms()),
+            )
+            .await;
     }
     Ok(AppKeyPrincipal {
         key_id: key.id,

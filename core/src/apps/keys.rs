@@ -205,6 +205,7 @@ impl AppService {
                 created_at: now,
                 expires_at: req.expires_at,
                 revoked_at: None,
+                last_used_at: None,
             };
             let hash = pepper.hash(&new.full);
             let rec = AuditRecord::success(

@@ -616,12 +616,15 @@ pub struct ApiKey {
     pub expires_at: Option<i64>,
     /// When it was revoked (unix ms).
     pub revoked_at: Option<i64>,
+    /// When it was last used (unix ms), to within the hour its record stays cached at the edge.
+    pub last_used_at: Option<i64>,
 }
 
 /// The columns [`ApiKey::from_row`] reads (never `key_hash`), for `concat!` into SELECT lists.
 macro_rules! key_columns {
     () => {
-        "id, app_id, tenant_id, kind, name, prefix, scopes, created_at, expires_at, revoked_at"
+        "id, app_id, tenant_id, kind, name, prefix, scopes, created_at, expires_at, revoked_at,
+         last_used_at"
     };
 }
 pub(crate) use key_columns;
@@ -651,6 +654,7 @@ impl ApiKey {
             created_at: row.i64("created_at")?,
             expires_at: row.opt_i64("expires_at")?,
             revoked_at: row.opt_i64("revoked_at")?,
+            last_used_at: row.opt_i64("last_used_at")?,
         })
     }
 
@@ -843,6 +847,7 @@ mod tests {
             created_at: 0,
             expires_at: Some(10),
             revoked_at: None,
+            last_used_at: None,
         };
         assert_eq!(key.status(9), KeyStatus::Active);
         assert_eq!(key.status(10), KeyStatus::Expired);

@@ -686,11 +686,26 @@ fn fr_sys_002_authentication_reads_no_sql_on_a_warm_cache() {
         // Cold: the record expired from KV.
         p.inner.clock.advance(i64::from(KEY_CACHE_TTL_SECS) * 1000);
         auth(&p, &bound.secret, Scope::BillWrite).await.unwrap();
-        assert_eq!(p.take_statements(), 1, "a miss is one D1 read");
+        assert_eq!(
+            p.take_statements(),
+            2,
+            "a miss is one D1 read and the last-use write"
+        );
+        let used = rows(
+            &p.inner.sql,
+            "SELECT id, last_used_at FROM api_keys WHERE last_used_at IS NOT NULL",
+        )
+        .await;
+        assert_eq!(used.len(), 1, "only the key read from D1 just now");
+        assert_eq!(used[0].text("id").unwrap(), bound.key.id.as_str());
+        assert_eq!(
+            used[0].i64("last_used_at").unwrap(),
+            crate::ports::Clock::now_ms(&p.inner.clock)
+        );
         auth(&p, &bound.secret, Scope::BillWrite).await.unwrap();
         assert_eq!(p.take_statements(), 0, "and is cached again");
         auth(&p, &wide.secret, Scope::FlagsRead).await.unwrap();
-        assert_eq!(p.take_statements(), 1, "the other record expired too");
+        assert_eq!(p.take_statements(), 2, "the other record expired too");
 
         // Refusals on a warm cache read no SQL either.
         assert!(auth(&p, &wide.secret, Scope::BillRead).await.is_err());
@@ -712,7 +727,7 @@ fn fr_sys_002_authentication_reads_no_sql_on_a_warm_cache() {
             .await
             .unwrap();
         auth(&p, &wide.secret, Scope::FlagsRead).await.unwrap();
-        assert_eq!(p.take_statements(), 1);
+        assert_eq!(p.take_statements(), 2);
         auth(&p, &wide.secret, Scope::FlagsRead).await.unwrap();
         assert_eq!(p.take_statements(), 0);
     });
