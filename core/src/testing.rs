@@ -529,6 +529,9 @@ pub struct TestPlatform {
 impl TestPlatform {
     /// A platform at [`START_MS`] with freshly migrated databases.
     pub async fn new() -> Self {
+        // Isolate caches live per thread, and tests share threads with repeating seeded ids.
+        crate::flags::snapshot::clear_isolate();
+        crate::apps::clear_isolate();
         let clock = FixedClock::default();
         let sql = NativeSql::memory();
         migrations::apply(&sql, clock.now_ms())

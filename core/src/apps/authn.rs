@@ -1,5 +1,7 @@
 //! The hot path: checking a presented API key with KV reads only, once its record is cached.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::task::Poll;
@@ -219,6 +221,7 @@ pub(super) async fn put_record<P: Platform>(
     id: &KeyId,
     record: &CachedKey,
 ) -> Result<(), KvError> {
+    forget(id);
     let json = serde_json::to_vec(record)
         .map_err(|e| KvError::Other(format!("cannot serialise a key record: {e}")))?;
     p.kv()
@@ -226,14 +229,62 @@ pub(super) async fn put_record<P: Platform>(
         .await
 }
 
-/// Reads a key's record from KV; a missing, unreadable or other-version record is `None`.
+/// How long an isolate reuses a key record it read from KV (ms). Revocation rewrites the KV
+/// record and drops the revoking isolate's copy at once; another isolate may accept a revoked
+/// key for up to this long, within the minute Workers KV itself takes to reach every location.
+/// The app and tenant markers are read on every request regardless.
+pub const KEY_ISOLATE_TTL_MS: i64 = 5_000;
+
+/// Most key records one isolate keeps.
+const KEY_ISOLATE_CAPACITY: usize = 10_000;
+
+thread_local! {
+    /// Key records this isolate read recently: key id → (read at, record).
+    static ISOLATE: RefCell<HashMap<KeyId, (i64, CachedKey)>> = RefCell::new(HashMap::new());
+}
+
+/// Drops this isolate's copy of a key record (after it was rewritten).
+pub(super) fn forget(id: &KeyId) {
+    ISOLATE.with(|c| {
+        c.borrow_mut().remove(id);
+    });
+}
+
+/// Drops every key record this isolate holds (tests share threads, and seeded ids repeat).
+#[cfg(test)]
+pub fn clear_isolate() {
+    ISOLATE.with(|c| c.borrow_mut().clear());
+}
+
+/// Reads a key's record: from this isolate's memory if read within [`KEY_ISOLATE_TTL_MS`],
+/// else from KV; a missing, unreadable or other-version record is `None`.
 async fn get_record<P: Platform>(p: &P, id: &KeyId) -> Result<Option<CachedKey>, KvError> {
+    let now = p.clock().now_ms();
+    let cached = ISOLATE.with(|c| {
+        c.borrow()
+            .get(id)
+            .filter(|(at, _)| *at <= now && now - *at < KEY_ISOLATE_TTL_MS)
+            .map(|(_, r)| r.clone())
+    });
+    if cached.is_some() {
+        return Ok(cached);
+    }
     let Some(bytes) = p.kv().get(&key_cache_key(id), None).await? else {
         return Ok(None);
     };
-    Ok(serde_json::from_slice::<CachedKey>(&bytes)
+    let record = serde_json::from_slice::<CachedKey>(&bytes)
         .ok()
-        .filter(|r| r.v == CACHE_VERSION))
+        .filter(|r| r.v == CACHE_VERSION);
+    if let Some(r) = &record {
+        ISOLATE.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() >= KEY_ISOLATE_CAPACITY {
+                c.clear();
+            }
+            c.insert(id.clone(), (now, r.clone()));
+        });
+    }
+    Ok(record)
 }
 
 /// Authenticates a presented API key for an operation needing `required_scope`.

@@ -457,7 +457,10 @@ async fn load_key<P: Platform>(
 pub(super) async fn refresh<P: Platform>(p: &P, key_id: &KeyId) -> EdgeSync {
     let result = match load_record(p, key_id).await {
         Ok(Some(record)) => put_record(p, key_id, &record).await,
-        Ok(None) => p.kv().delete(&super::key_cache_key(key_id)).await,
+        Ok(None) => {
+            super::authn::forget(key_id);
+            p.kv().delete(&super::key_cache_key(key_id)).await
+        }
         Err(e) => Err(KvError::Other(format!(
             "cannot read the key to cache it: {e}"
         ))),

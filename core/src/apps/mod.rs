@@ -15,7 +15,9 @@
 //!   expiry, revocation, whether the app is enabled for the bound tenant, and the hash), JSON,
 //!   with a one-hour TTL. Written at issuance; on a miss, [`authenticate_app_key`] reads the row
 //!   from D1 once and writes the record back. Revocation, and enabling or disabling the app for
-//!   the bound tenant, rewrite the records concerned from D1 after the D1 batch.
+//!   the bound tenant, rewrite the records concerned from D1 after the D1 batch. An isolate
+//!   reuses a record it read for 5 s ([`KEY_ISOLATE_TTL_MS`]); the markers below are read on
+//!   every request.
 //! - `app:{app id}:status`: `disabled` while the app is disabled; absent means active (no TTL).
 //!   Written by `PATCH /v1/apps/{id}` after its D1 batch, like the tenant marker. App status
 //!   lives here rather than in each key record so that disabling an app is one KV write however
@@ -39,8 +41,11 @@ pub mod secret;
 mod tenant_apps;
 mod update;
 
+#[cfg(test)]
+pub use authn::clear_isolate;
 pub use authn::{
     authenticate_app_key, AppKeyError, AppKeyPrincipal, CachedKey, KEY_CACHE_TTL_SECS,
+    KEY_ISOLATE_TTL_MS,
 };
 pub use keys::{IssueKey, IssueKeyError, IssuedKey, RevokeKeyError, RevokeOutcome};
 pub use model::{

@@ -674,7 +674,11 @@ fn fr_sys_002_authentication_reads_no_sql_on_a_warm_cache() {
             auth(&p, &wide.secret, Scope::FlagsRead).await.unwrap();
         }
         assert_eq!(p.take_statements(), 0, "app-wide key, warm: no SQL");
-        assert_eq!(p.kv.reads.replace(0), 10, "key record + app marker");
+        assert_eq!(
+            p.kv.reads.replace(0),
+            6,
+            "key record once (then this isolate's copy) + the app marker every time"
+        );
         auth(&p, &bound.secret, Scope::BillWrite).await.unwrap();
         assert_eq!(p.take_statements(), 0, "tenant-bound key, warm: no SQL");
         assert_eq!(
@@ -720,12 +724,13 @@ fn fr_sys_002_authentication_reads_no_sql_on_a_warm_cache() {
         );
         assert_eq!(p.take_statements(), 0);
 
-        // A corrupt record is a miss, repaired by the refill.
+        // A corrupt record is a miss, repaired by the refill (once this isolate's copy is old).
         p.inner
             .kv
             .put(&key_cache_key(&wide.key.id), b"{not json", None)
             .await
             .unwrap();
+        p.inner.clock.advance(KEY_ISOLATE_TTL_MS);
         auth(&p, &wide.secret, Scope::FlagsRead).await.unwrap();
         assert_eq!(p.take_statements(), 2);
         auth(&p, &wide.secret, Scope::FlagsRead).await.unwrap();
@@ -1287,5 +1292,46 @@ fn fr_log_003_every_change_is_audited_without_secrets() {
             let m = r.text("metadata").unwrap();
             assert!(!m.contains(secret_part) && !m.contains(&hash), "{m}");
         }
+    });
+}
+
+/// FR-SYS-002: an isolate reuses a key record for [`KEY_ISOLATE_TTL_MS`] at most. A revocation
+/// made elsewhere (another isolate rewrote KV) is seen once that copy is older; the revoking
+/// isolate itself refuses the key at once (`fr_sys_002_revoke_refuses_the_key_at_once`).
+#[test]
+fn fr_sys_002_isolate_copy_of_a_key_record_is_short_lived() {
+    block_on(async {
+        let p = wrapped().await;
+        let app = register(&p, "CRM").await;
+        let key = issue(&p, &app.id, server_key(&["flags:read"], None)).await;
+        auth(&p, &key.secret, Scope::FlagsRead).await.unwrap();
+        // Another isolate revokes: D1 and the KV record change, this isolate's copy does not.
+        let now = crate::ports::Clock::now_ms(&p.inner.clock);
+        let mut record: CachedKey = serde_json::from_slice(
+            &p.inner
+                .kv
+                .get(&key_cache_key(&key.key.id), None)
+                .await
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        record.revoked_at = Some(now);
+        p.inner
+            .kv
+            .put(
+                &key_cache_key(&key.key.id),
+                &serde_json::to_vec(&record).unwrap(),
+                None,
+            )
+            .await
+            .unwrap();
+        p.inner.clock.advance(KEY_ISOLATE_TTL_MS - 1);
+        assert!(auth(&p, &key.secret, Scope::FlagsRead).await.is_ok());
+        p.inner.clock.advance(1);
+        assert_eq!(
+            auth(&p, &key.secret, Scope::FlagsRead).await.unwrap_err(),
+            AppKeyError::Revoked
+        );
     });
 }
