@@ -21,7 +21,12 @@ pub const MAX_VARIANTS: usize = 20;
 /// Longest description.
 pub const MAX_DESCRIPTION_LEN: usize = 1000;
 /// Largest serialized value (a `json` flag's object included).
-pub const MAX_VALUE_BYTES: usize = 32 * 1024;
+pub const MAX_VALUE_BYTES: usize = 8 * 1024;
+/// Largest serialized definition (value and rules): with [`MAX_FLAGS_PER_TENANT`] it bounds a
+/// tenant's snapshot to 16 MiB, under Workers KV's 25 MiB value limit.
+pub const MAX_DEFINITION_BYTES: usize = 16 * 1024;
+/// Most flags one tenant may have.
+pub const MAX_FLAGS_PER_TENANT: i64 = 1_000;
 
 string_newtype!(
     /// A flag key: 1 to 128 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit. Keys are
@@ -301,6 +306,14 @@ impl FlagDefinition {
         for (i, rule) in rules.iter().enumerate() {
             check_rule(&format!("rules[{i}]"), flag_type, rule)?;
         }
+        let size =
+            value.to_string().len() + serde_json::to_string(&rules).map_or(usize::MAX, |r| r.len());
+        if size > MAX_DEFINITION_BYTES {
+            return Err(InvalidFlag::new(
+                "rules",
+                "the value and rules together must be at most 16 KiB of JSON",
+            ));
+        }
         Ok(FlagDefinition {
             flag_type,
             value,
@@ -316,7 +329,7 @@ fn check_value(field: &str, t: FlagType, v: &Value) -> Result<(), InvalidFlag> {
         return Err(InvalidFlag::new(field, format!("must be a {t} value")));
     }
     if v.to_string().len() > MAX_VALUE_BYTES {
-        return Err(InvalidFlag::new(field, "must be at most 32 KiB of JSON"));
+        return Err(InvalidFlag::new(field, "must be at most 8 KiB of JSON"));
     }
     Ok(())
 }

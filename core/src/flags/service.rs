@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::model::{Flag, FlagDefinition, FlagKey};
+use super::model::{Flag, FlagDefinition, FlagKey, MAX_FLAGS_PER_TENANT};
 use super::snapshot::{self, flag_from_row, PublishError, Published};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::ids;
@@ -102,6 +102,12 @@ flag_error!(
             /// The id.
             id: TenantId,
         },
+        /// A new flag would pass the per-tenant limit.
+        #[error("a tenant may have at most {max} flags")]
+        TooManyFlags {
+            /// The limit.
+            max: i64,
+        },
     }
 );
 
@@ -142,6 +148,7 @@ impl SetFlagError {
             SetFlagError::TenantNotFound { .. } => "tenant_not_found",
             SetFlagError::TenantGone { .. } => "tenant_gone",
             SetFlagError::TenantPendingDeletion { .. } => "tenant_pending_deletion",
+            SetFlagError::TooManyFlags { .. } => "too_many_flags",
             SetFlagError::ConcurrentChange => "concurrent_change",
             SetFlagError::Storage(_) => "storage",
         }
@@ -300,6 +307,22 @@ impl FlagService {
                 _ => {}
             }
             let old = load_flag(p, tenant, key).await?;
+            if old.is_none() {
+                let rows = p
+                    .sql()
+                    .query(
+                        Stmt::new("SELECT COUNT(*) AS n FROM feature_flags WHERE tenant_id = ?1")
+                            .bind(tenant.as_str()),
+                    )
+                    .await?;
+                if rows.first().map(|r| r.i64("n")).transpose()?.unwrap_or(0)
+                    >= MAX_FLAGS_PER_TENANT
+                {
+                    return Err(SetFlagError::TooManyFlags {
+                        max: MAX_FLAGS_PER_TENANT,
+                    });
+                }
+            }
             let now = p.clock().now_ms();
             let new_version = old.as_ref().map_or(1, |o| o.flag.version + 1);
             let new = FlagRecord {

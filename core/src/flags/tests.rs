@@ -455,3 +455,54 @@ fn definitions_are_checked() {
         assert!(FlagKey::parse(k).is_ok(), "{k}");
     }
 }
+
+/// A tenant's snapshot stays under the KV value limit: at most 1,000 flags of at most 16 KiB.
+#[test]
+fn flag_count_and_size_are_bounded() {
+    block_on(async {
+        let p = TestPlatform::new().await;
+        seed(&p);
+        let t = tenant(&p, "acme").await;
+        // The two plan defaults plus 998 more make 1,000.
+        for i in 0..998 {
+            p.sql
+                .execute(
+                    Stmt::new(
+                        "INSERT INTO feature_flags (id, tenant_id, key, type, value, created_at, updated_at)
+                         VALUES (?1, ?2, ?3, 'boolean', 'true', 0, 0)",
+                    )
+                    .bind(format!("bulk-{i}"))
+                    .bind(t.as_str())
+                    .bind(format!("bulk-{i}")),
+                )
+                .await
+                .unwrap();
+        }
+        let d = def(FlagType::Boolean, json!(true), json!([]));
+        assert!(matches!(
+            FlagService::set(&p, &op(), &t, &key("one-more"), &d, "r").await,
+            Err(SetFlagError::TooManyFlags { max: 1000 })
+        ));
+        // Replacing an existing flag is not adding one.
+        assert!(FlagService::set(&p, &op(), &t, &key("bulk-1"), &d, "r")
+            .await
+            .is_ok());
+    });
+    let values: Vec<Value> = (0..500)
+        .map(|i| json!(format!("user-{i:05}@example.com")))
+        .collect();
+    // Two rules of 500 addresses each: about 25 KiB of rules.
+    let rule = json!({"conditions": [{"attribute": "email", "op": "in", "values": values}], "value": true});
+    let rules = json!([rule.clone(), rule]);
+    let result = FlagDefinition::new(
+        FlagType::Boolean,
+        json!(false),
+        true,
+        None,
+        serde_json::from_value(rules).unwrap(),
+    );
+    assert!(
+        matches!(&result, Err(e) if e.field == "rules"),
+        "a 25 KiB definition is refused"
+    );
+}

@@ -203,6 +203,7 @@ fn problem<E: super::DomainError>(e: &E) -> ApiError {
         "tenant_not_found" | "flag_not_found" => with_code(ProblemType::NotFound),
         "tenant_gone" => with_code(ProblemType::Gone),
         "tenant_pending_deletion" | "concurrent_change" => with_code(ProblemType::Conflict),
+        "too_many_flags" => with_code(ProblemType::BusinessRule),
         _ => ApiError::internal(e.to_string()),
     }
 }
