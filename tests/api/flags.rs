@@ -16,6 +16,7 @@ crate::contract_tests![
     browser_keys_work_only_from_allowed_origins,
     plain_snapshot_for_server_keys_with_etag,
     flag_writes_are_validated_audited_and_role_checked,
+    plan_defaults_reach_tenants_without_overrides_fr_tenant_003,
     openfeature_sdk_evaluates_against_the_worker,
 ];
 
@@ -833,6 +834,92 @@ fn flag_writes_are_validated_audited_and_role_checked(app: &TestApp) -> Result<(
     ensure_eq!(replaced.json()?["version"], json!(2), "the flag's version");
     let gone = op_send(app, "DELETE", &path, None)?;
     ensure_eq!(gone.status, 204, "removed: {}", gone.excerpt());
+    Ok(())
+}
+
+fn plan_defaults_reach_tenants_without_overrides_fr_tenant_003(
+    app: &TestApp,
+) -> Result<(), String> {
+    // The enterprise plan is used by no other test: its defaults touch only these tenants.
+    let app_id = app_with_origins(app, &[])?;
+    let mk = |overrides: bool| -> Result<(String, String), String> {
+        let domain = format!("plan-{}", suffix()?);
+        let body = json!({"name": "Plan Tenant", "domain": domain, "plan": "enterprise",
+            "owner_email": format!("owner@{domain}.example"), "apps": [app_id]});
+        let t = str_of(
+            &op_send(app, "POST", "/v1/tenants", Some(&body))?.expect_json(201)?["tenant"]["id"],
+        );
+        if overrides {
+            put_flag(
+                app,
+                &t,
+                "seats-limit",
+                &json!({"type": "number", "value": 1000}),
+            )?;
+        }
+        let key = issue(
+            app,
+            &app_id,
+            &json!({"scopes": ["flags:read"], "tenant_id": t}),
+        )?;
+        Ok((t, key))
+    };
+    let (_, follower) = mk(false)?;
+    let (_, overrider) = mk(true)?;
+    let set = op_send(
+        app,
+        "PUT",
+        "/v1/plans/enterprise/flags/seats-limit",
+        Some(&json!({"type": "number", "value": 250, "description": "Seats"})),
+    )?
+    .expect_json(200)?;
+    ensure_eq!(
+        set["tenants_changed"],
+        json!(1),
+        "only the follower changed: {set}"
+    );
+    let value = |key: &str| -> Result<Value, String> {
+        let v = bulk(app, key, &json!({}))?.expect_json(200)?;
+        Ok(entry(&v, "seats-limit")
+            .map(|e| e["value"].clone())
+            .unwrap_or(Value::Null))
+    };
+    ensure_eq!(
+        value(&follower)?,
+        json!(250),
+        "the follower serves the plan default"
+    );
+    ensure_eq!(value(&overrider)?, json!(1000), "the override stays");
+    let listed = op_send(app, "GET", "/v1/plans/enterprise/flags", None)?.expect_json(200)?;
+    ensure!(
+        listed["flags"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|f| f["key"] == "seats-limit")),
+        "the plan lists its default: {listed}"
+    );
+    let bad = op_send(
+        app,
+        "PUT",
+        "/v1/plans/enterprise/flags/seats-limit",
+        Some(&json!({"type": "number", "value": "x"})),
+    )?;
+    assert_problem(&bad, 400, "invalid-input")?;
+    let unknown = op_send(app, "GET", "/v1/plans/platinum/flags", None)?;
+    assert_problem(&unknown, 404, "not-found")?;
+    let removed = op_send(
+        app,
+        "DELETE",
+        "/v1/plans/enterprise/flags/seats-limit",
+        None,
+    )?
+    .expect_json(200)?;
+    ensure_eq!(
+        removed["tenants_changed"],
+        json!(1),
+        "the follower loses it: {removed}"
+    );
+    ensure_eq!(value(&follower)?, Value::Null, "gone from the follower");
+    ensure_eq!(value(&overrider)?, json!(1000), "the override stays");
     Ok(())
 }
 

@@ -21,6 +21,7 @@ pub mod eval;
 pub mod limit;
 pub mod model;
 pub mod ofrep;
+pub mod plans;
 mod service;
 pub mod snapshot;
 
@@ -29,6 +30,7 @@ mod tests;
 
 pub use eval::{bucket, evaluate, Context, EvalError, Reason, Resolution};
 pub use model::{Flag, FlagDefinition, FlagKey, FlagType, InvalidFlag, Rule};
+pub use plans::{PlanFlag, PlanFlagChange, PlanFlagError, PlanFlagService};
 pub use service::{
     FlagChange, FlagRecord, FlagService, FlagSet, ListFlagsError, RemoveFlagError, SetFlagError,
 };

@@ -506,3 +506,107 @@ fn flag_count_and_size_are_bounded() {
         "a 25 KiB definition is refused"
     );
 }
+
+/// FR-FLAG-001, FR-TENANT-003: a plan default reaches the plan's tenants that do not override
+/// it (updated or added, versions bumped, snapshots republished), and its removal takes the
+/// followers' flags away; overrides and other plans stay as they are.
+#[test]
+fn plan_defaults_reach_the_plans_tenants() {
+    block_on(async {
+        let p = TestPlatform::new().await;
+        seed(&p);
+        let a = tenant(&p, "acme").await;
+        let b = tenant(&p, "beta").await;
+        // b overrides max_users; a follows the plan.
+        FlagService::set(
+            &p,
+            &op(),
+            &b,
+            &key("max_users"),
+            &def(FlagType::Number, json!(99), json!([])),
+            "r",
+        )
+        .await
+        .unwrap();
+        let free = Plan::parse("free").unwrap();
+        let change = PlanFlagService::set(
+            &p,
+            &op(),
+            &free,
+            &key("max_users"),
+            FlagType::Number,
+            &json!(10),
+            true,
+            None,
+            "r",
+        )
+        .await
+        .unwrap();
+        assert_eq!(change.tenants_changed, 1);
+        assert_eq!(change.tenants_published, 1);
+        let value = |s: Snapshot, k: &str| s.flag(k).map(|f| f.value.clone());
+        assert_eq!(
+            value(kv_snapshot(&p.kv, &a).await.unwrap(), "max_users"),
+            Some(json!(10))
+        );
+        assert_eq!(
+            value(kv_snapshot(&p.kv, &b).await.unwrap(), "max_users"),
+            Some(json!(99))
+        );
+
+        // A new default is added to every tenant of the plan.
+        let added = PlanFlagService::set(
+            &p,
+            &op(),
+            &free,
+            &key("audit_export"),
+            FlagType::Boolean,
+            &json!(true),
+            true,
+            Some("Export"),
+            "r",
+        )
+        .await
+        .unwrap();
+        assert_eq!(added.tenants_changed, 2);
+        for t in [&a, &b] {
+            assert_eq!(
+                value(kv_snapshot(&p.kv, t).await.unwrap(), "audit_export"),
+                Some(json!(true))
+            );
+            let (v, published) = versions(&p, t).await;
+            assert_eq!(v, published);
+        }
+        let listed = PlanFlagService::list(&p, &free).await.unwrap();
+        assert_eq!(listed.len(), 3);
+
+        let removed = PlanFlagService::remove(&p, &op(), &free, &key("max_users"), "r")
+            .await
+            .unwrap();
+        assert_eq!(removed.tenants_changed, 1);
+        assert_eq!(
+            value(kv_snapshot(&p.kv, &a).await.unwrap(), "max_users"),
+            None
+        );
+        assert_eq!(
+            value(kv_snapshot(&p.kv, &b).await.unwrap(), "max_users"),
+            Some(json!(99))
+        );
+        assert!(matches!(
+            PlanFlagService::remove(&p, &op(), &free, &key("max_users"), "r").await,
+            Err(PlanFlagError::FlagNotFound { .. })
+        ));
+        assert!(matches!(
+            PlanFlagService::list(&p, &Plan::parse("platinum").unwrap()).await,
+            Err(PlanFlagError::PlanNotFound { .. })
+        ));
+        let audit = p
+            .sql
+            .query(Stmt::new(
+                "SELECT COUNT(*) AS n FROM audit_outbox WHERE action LIKE 'plan_flag.%'",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(audit[0].i64("n").unwrap(), 3);
+    });
+}

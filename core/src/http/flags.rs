@@ -21,10 +21,10 @@ use crate::flags::ofrep;
 use crate::flags::snapshot::{self, Snapshot};
 use crate::flags::{
     evaluate, Context, FlagDefinition, FlagKey, FlagRecord, FlagService, FlagType, ListFlagsError,
-    RemoveFlagError, Resolution, SetFlagError,
+    PlanFlagError, PlanFlagService, RemoveFlagError, Resolution, SetFlagError,
 };
 use crate::ports::{Clock, Logger, Platform, Secrets};
-use crate::tenants::{tenant_edge_status, EdgeStatus, TenantId};
+use crate::tenants::{tenant_edge_status, EdgeStatus, Plan, TenantId};
 
 const READERS: &[PlatformRole] = &[PlatformRole::Operator, PlatformRole::Auditor];
 const WRITERS: &[PlatformRole] = &[PlatformRole::Operator];
@@ -174,6 +174,95 @@ pub(super) async fn remove<P: Platform>(
     }
 }
 
+/// Body of `PUT /v1/plans/{plan}/flags/{key}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetPlanFlagRequest {
+    #[serde(rename = "type")]
+    flag_type: String,
+    value: Value,
+    #[serde(default = "default_true")]
+    enabled: bool,
+    description: Option<String>,
+}
+
+fn plan_param<P: Platform>(ctx: &Ctx<'_, P>) -> Result<Plan, ApiError> {
+    Plan::parse(ctx.param("plan")).map_err(|_| ApiError::not_found("No such plan."))
+}
+
+/// `GET /v1/plans/{plan}/flags`: the flags every tenant of the plan starts with.
+pub(super) async fn plan_list<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    require_platform_role(ctx, req, READERS).await?;
+    let plan = plan_param(ctx)?;
+    let flags = PlanFlagService::list(ctx.platform, &plan)
+        .await
+        .map_err(|e| problem(&e))?;
+    json::response(
+        StatusCode::OK,
+        &serde_json::json!({ "plan": plan, "flags": flags }),
+    )
+}
+
+/// `PUT /v1/plans/{plan}/flags/{key}`: sets a plan default; the plan's tenants without an
+/// override follow.
+pub(super) async fn plan_set<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let operator = require_platform_role(ctx, req, WRITERS).await?;
+    let plan = plan_param(ctx)?;
+    let key = key_param(ctx)?;
+    let body: SetPlanFlagRequest = json::parse_body(req)?;
+    let flag_type = FlagType::parse(&body.flag_type)
+        .map_err(|e| ApiError::invalid_field("type", e.to_string()))?;
+    let def = FlagDefinition::new(
+        flag_type,
+        body.value,
+        body.enabled,
+        body.description,
+        vec![],
+    )
+    .map_err(|e| ApiError::invalid_field(&e.field, e.reason))?;
+    let change = PlanFlagService::set(
+        ctx.platform,
+        &Actor::operator(&operator.user_id),
+        &plan,
+        &key,
+        def.flag_type,
+        &def.value,
+        def.enabled,
+        def.description.as_deref(),
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| problem(&e))?;
+    json::response(StatusCode::OK, &change)
+}
+
+/// `DELETE /v1/plans/{plan}/flags/{key}`: removes a plan default and the plan's tenants' flags
+/// that followed it.
+pub(super) async fn plan_remove<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let operator = require_platform_role(ctx, req, WRITERS).await?;
+    let plan = plan_param(ctx)?;
+    let key = key_param(ctx)?;
+    let change = PlanFlagService::remove(
+        ctx.platform,
+        &Actor::operator(&operator.user_id),
+        &plan,
+        &key,
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| problem(&e))?;
+    json::response(StatusCode::OK, &change)
+}
+
 fn edge<P: Platform>(
     ctx: &Ctx<'_, P>,
     published: &Result<(), crate::flags::PublishError>,
@@ -191,7 +280,7 @@ fn edge<P: Platform>(
     }
 }
 
-super::domain_errors!(ListFlagsError, SetFlagError, RemoveFlagError);
+super::domain_errors!(ListFlagsError, SetFlagError, RemoveFlagError, PlanFlagError);
 
 /// The one mapping of flag errors to problems.
 fn problem<E: super::DomainError>(e: &E) -> ApiError {
@@ -200,7 +289,9 @@ fn problem<E: super::DomainError>(e: &E) -> ApiError {
         ApiError::new(kind, detail.clone()).with_extension("reason", e.code().into())
     };
     match e.code() {
-        "tenant_not_found" | "flag_not_found" => with_code(ProblemType::NotFound),
+        "tenant_not_found" | "flag_not_found" | "plan_not_found" => {
+            with_code(ProblemType::NotFound)
+        }
         "tenant_gone" => with_code(ProblemType::Gone),
         "tenant_pending_deletion" | "concurrent_change" => with_code(ProblemType::Conflict),
         "too_many_flags" => with_code(ProblemType::BusinessRule),

@@ -44,6 +44,9 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::OfrepSingle => flags::evaluate_one(ctx, &req).await,
         RouteId::OfrepPreflight => flags::preflight(&req),
         RouteId::FlagSnapshot => flags::snapshot(ctx, &req).await,
+        RouteId::PlanFlagList => flags::plan_list(ctx, &req).await,
+        RouteId::PlanFlagSet => flags::plan_set(ctx, &req).await,
+        RouteId::PlanFlagRemove => flags::plan_remove(ctx, &req).await,
     }
 }
 

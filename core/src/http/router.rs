@@ -67,6 +67,12 @@ pub enum RouteId {
     OfrepPreflight,
     /// `GET /v1/flags`: the plain snapshot for server keys (FR-FLAG-002).
     FlagSnapshot,
+    /// `GET /v1/plans/{plan}/flags`: a plan's default flags.
+    PlanFlagList,
+    /// `PUT /v1/plans/{plan}/flags/{key}`: set a plan default (FR-FLAG-001).
+    PlanFlagSet,
+    /// `DELETE /v1/plans/{plan}/flags/{key}`: remove a plan default.
+    PlanFlagRemove,
 }
 
 /// One route: method, path template (OpenAPI syntax), handler.
@@ -113,6 +119,9 @@ pub const ROUTES: &[Route] = &[
     Route { method: Method::POST,   path: "/ofrep/v1/evaluate/flags/{key}", id: RouteId::OfrepSingle },
     Route { method: Method::OPTIONS, path: "/ofrep/v1/evaluate/flags/{key}", id: RouteId::OfrepPreflight },
     Route { method: Method::GET,    path: "/v1/flags",                      id: RouteId::FlagSnapshot },
+    Route { method: Method::GET,    path: "/v1/plans/{plan}/flags",         id: RouteId::PlanFlagList },
+    Route { method: Method::PUT,    path: "/v1/plans/{plan}/flags/{key}",   id: RouteId::PlanFlagSet },
+    Route { method: Method::DELETE, path: "/v1/plans/{plan}/flags/{key}",   id: RouteId::PlanFlagRemove },
 ];
 
 /// The outcome of matching a request line.
