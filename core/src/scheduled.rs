@@ -42,8 +42,9 @@ impl ScheduledReport {
 /// KV key holding the time of the last scheduled run, read by operators' health checks.
 pub const LAST_RUN_KEY: &str = "scheduled:last_run";
 
-/// Most flag snapshots one run republishes.
-const FLAG_RECONCILE_BATCH: u32 = 50;
+/// Most flag snapshots one run republishes (one KV write each, well inside the per-invocation
+/// subrequest limit).
+const FLAG_RECONCILE_BATCH: u32 = 200;
 
 /// Runs every periodic job once. A failing job does not stop the others; failures are in the
 /// report and their causes in the returned list (for the log).
