@@ -99,7 +99,7 @@ async function startUnleash(features, token) {
   const port = await freePort();
   const errFd = fs.openSync(path.join(tmp, "unleash.log"), "a");
   const child = spawn(UNLEASH, ["--interface", "127.0.0.1", "--port", String(port), "offline",
-    "--bootstrap-file", file, "--tokens", token, "--client-tokens", token, "--frontend-tokens", token],
+    "--bootstrap-file", file, "--client-tokens", token, "--frontend-tokens", token],
   { stdio: ["ignore", errFd, errFd], env: { ...process.env, RUST_LOG: "warn" } });
   fs.closeSync(errFd);
   children.push(child);
@@ -174,6 +174,12 @@ async function main() {
   log("");
 
   const rows = [];
+  // The runtime's floor on this machine: GET /health does no storage and no auth.
+  for (const c of CONNECTIONS) {
+    const out = execFileSync("wrk", [`-t${Math.min(2, c)}`, `-c${c}`, `-d${DURATION}`, "--latency", `${base}/health`]).toString();
+    const grab = (re) => (out.match(re) ?? [])[1] ?? "?";
+    rows.push({ server: "edgeplane GET /health", size: "-", c, bytes: 15, rps: Number(grab(/Requests\/sec:\s+([\d.]+)/)), p50: grab(/\n\s+50%\s+(\S+)/), p99: grab(/\n\s+99%\s+(\S+)/), errors: "" });
+  }
   const ofrepBody = JSON.stringify({ context: CONTEXT });
   for (const size of SIZES) {
     const headers = { "content-type": "application/json", "x-api-key": keys[size] };
@@ -185,8 +191,9 @@ async function main() {
 
   if (UNLEASH && fs.existsSync(UNLEASH)) {
     const token = "*:development.benchmarktoken0123456789";
-    const version = spawnSync(UNLEASH, ["--version"]).stdout?.toString().trim() ?? "?";
-    log(`peer:    ${version}, offline mode, a bootstrap file per flag set, frontend API (POST /api/frontend)`);
+    const listed = spawnSync("cargo", ["install", "--list"]).stdout?.toString() ?? "";
+    const version = process.env.UNLEASH_EDGE_VERSION ?? (listed.match(/^unleash-edge (v[\d.]+)/m) ?? [])[1] ?? "(version unknown)";
+    log(`peer:    unleash-edge ${version}, offline mode, a bootstrap file per flag set, frontend API (POST /api/frontend)`);
     const ubody = JSON.stringify({ context: { userId: CONTEXT.targetingKey, properties: { email: CONTEXT.email } } });
     for (const size of SIZES) {
       // One Edge per flag set, so each request evaluates exactly that set.
