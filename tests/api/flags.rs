@@ -923,8 +923,9 @@ fn plan_defaults_reach_tenants_without_overrides_fr_tenant_003(
     Ok(())
 }
 
-/// An unmodified OpenFeature server SDK with its OFREP provider (npm) evaluates boolean,
-/// string and number flags against the running worker.
+/// Unmodified OpenFeature SDKs with their OFREP providers (npm) evaluate boolean, string and
+/// number flags against the running worker: the server SDK with an app's server key, and the
+/// web SDK with a browser key from an allowed origin (and only defaults from another).
 fn openfeature_sdk_evaluates_against_the_worker(app: &TestApp) -> Result<(), String> {
     let w = world(app)?;
     put_flag(
@@ -952,26 +953,7 @@ fn openfeature_sdk_evaluates_against_the_worker(app: &TestApp) -> Result<(), Str
         "sdk-off",
         &json!({"type": "boolean", "value": true, "enabled": false}),
     )?;
-    let script = crate::helpers::repo_root().join("tests/harness/openfeature.mjs");
-    let out = std::process::Command::new("node")
-        .arg(&script)
-        .arg(&app.base_url)
-        .arg(&w.key)
-        .current_dir(crate::helpers::repo_root())
-        .output()
-        .map_err(|e| format!("cannot run node {}: {e}", script.display()))?;
-    ensure!(
-        out.status.success(),
-        "the OpenFeature script failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-        format!(
-            "the script printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })?;
+    let got = run_node("tests/harness/openfeature.mjs", &[&app.base_url, &w.key])?;
     ensure_eq!(
         got["bool"]["value"],
         json!(true),
@@ -1007,6 +989,56 @@ fn openfeature_sdk_evaluates_against_the_worker(app: &TestApp) -> Result<(), Str
         json!("FLAG_NOT_FOUND"),
         "and says why: {got}"
     );
+    // The OpenFeature web SDK with its OFREP web provider, as a page of an allowed origin.
+    let browser = issue(
+        app,
+        &w.app_id,
+        &json!({"scopes": ["flags:read"], "tenant_id": w.tenant, "kind": "browser"}),
+    )?;
+    let web = run_node(
+        "tests/harness/openfeature-web.mjs",
+        &[&app.base_url, &browser, "https://shop.example"],
+    )?;
+    ensure_eq!(
+        web["bool"]["value"],
+        json!(true),
+        "boolean via the web SDK: {web}"
+    );
+    ensure_eq!(
+        web["string"]["value"],
+        json!("gold"),
+        "targeted string via the web SDK: {web}"
+    );
+    ensure_eq!(
+        web["number"]["value"],
+        json!(42),
+        "number via the web SDK: {web}"
+    );
+    ensure_eq!(
+        web["missing"]["value"],
+        json!(7),
+        "an unknown flag gives the default: {web}"
+    );
+    let refused = run_node(
+        "tests/harness/openfeature-web.mjs",
+        &[&app.base_url, &browser, "https://evil.example"],
+    )?;
+    ensure_eq!(
+        refused["bool"]["value"],
+        json!(false),
+        "another origin gets only the defaults: {refused}"
+    );
+    ensure!(
+        refused["initError"]
+            .as_str()
+            .is_some_and(|e| e.contains("forbidden")),
+        "the provider was refused: {refused}"
+    );
+    ensure_eq!(
+        web["initError"],
+        Value::Null,
+        "the allowed origin started: {web}"
+    );
     // A disabled flag has no value (OFREP): the caller's default applies. (The provider 0.1.3
     // on npm reports that as a type mismatch; the value is the default all the same.)
     ensure_eq!(
@@ -1015,4 +1047,27 @@ fn openfeature_sdk_evaluates_against_the_worker(app: &TestApp) -> Result<(), Str
         "a disabled flag gives the default: {got}"
     );
     Ok(())
+}
+
+/// Runs a Node script of the repository and parses the one JSON line it prints.
+fn run_node(script: &str, args: &[&str]) -> Result<Value, String> {
+    let root = crate::helpers::repo_root();
+    let out = std::process::Command::new("node")
+        .arg(root.join(script))
+        .args(args)
+        .current_dir(&root)
+        .output()
+        .map_err(|e| format!("cannot run node {script}: {e}"))?;
+    ensure!(
+        out.status.success(),
+        "{script} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "{script} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
