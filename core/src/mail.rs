@@ -1,8 +1,15 @@
 //! Outgoing mail for invitations (FR-TENANT-001, FR-TENANT-007) and password resets
 //! (FR-AUTH-004). [`OutboxMailer`] is the development mailer: it keeps every message in the
 //! `mail_outbox` table instead of sending it, where tests and the local demo read it back.
+//! [`HttpMailer`] posts each message to an HTTP mail API; [`ConfiguredMailer`] picks one of
+//! the two by the environment (`MAIL_API_URL` set: the API).
 
-use crate::ports::{Clock, Mail, MailError, Mailer, Row, Sql, SqlError, Stmt};
+use serde_json::json;
+
+use crate::ports::{
+    Clock, FetchError, HttpClient, Mail, MailError, Mailer, OutboundRequest, Row, Secrets, Sql,
+    SqlError, Stmt,
+};
 
 /// A [`Mailer`] that writes each message to `mail_outbox`.
 #[derive(Debug, Clone)]
@@ -133,6 +140,210 @@ mod tests {
                 .await
                 .unwrap()
                 .is_empty());
+        });
+    }
+}
+
+/// A [`Mailer`] posting each message to an HTTP mail API: `POST {MAIL_API_URL}` with
+/// `Authorization: Bearer {MAIL_API_TOKEN}` and the JSON body
+/// `{"from": MAIL_FROM, "to": [to], "subject", "text", "html"}` (the shape of Resend's
+/// `/emails` API; a relay accepting it works too). 2xx is accepted; 429 and 5xx are
+/// unavailable (retry later); any other status is a rejection. The token never reaches a log.
+#[derive(Debug, Clone)]
+pub struct HttpMailer<H, E> {
+    http: H,
+    secrets: E,
+}
+
+impl<H: HttpClient, E: Secrets> HttpMailer<H, E> {
+    /// A mailer using `http` and the `MAIL_*` settings of `secrets`.
+    pub fn new(http: H, secrets: E) -> Self {
+        HttpMailer { http, secrets }
+    }
+
+    /// Whether `MAIL_API_URL` is set.
+    pub fn is_configured(&self) -> bool {
+        self.secrets.get("MAIL_API_URL").is_some()
+    }
+}
+
+impl<H: HttpClient, E: Secrets> Mailer for HttpMailer<H, E> {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        let (Some(url), Some(token), Some(from)) = (
+            self.secrets.get("MAIL_API_URL"),
+            self.secrets.get("MAIL_API_TOKEN"),
+            self.secrets.get("MAIL_FROM"),
+        ) else {
+            return Err(MailError::Unavailable(
+                "MAIL_API_URL, MAIL_API_TOKEN and MAIL_FROM must all be set".to_owned(),
+            ));
+        };
+        let body = json!({
+            "from": from,
+            "to": [mail.to],
+            "subject": mail.subject,
+            "text": mail.text,
+            "html": mail.html,
+        });
+        let req = OutboundRequest {
+            method: "POST",
+            url,
+            headers: vec![
+                ("authorization".to_owned(), format!("Bearer {token}")),
+                ("content-type".to_owned(), "application/json".to_owned()),
+                ("accept".to_owned(), "application/json".to_owned()),
+            ],
+            body: body.to_string().into_bytes(),
+        };
+        let resp = self.http.fetch(req).await.map_err(|e| match e {
+            FetchError::Refused(m) => {
+                MailError::Rejected(format!("the runtime does not allow the mail API host: {m}"))
+            }
+            other => MailError::Unavailable(other.to_string()),
+        })?;
+        match resp.status {
+            200..=299 => Ok(()),
+            429 | 500..=599 => Err(MailError::Unavailable(format!(
+                "mail API answered {}",
+                resp.status
+            ))),
+            status => Err(MailError::Rejected(format!("mail API answered {status}"))),
+        }
+    }
+}
+
+/// The mailer of a deployment: [`HttpMailer`] when `MAIL_API_URL` is set, else the
+/// [`OutboxMailer`] (development, and deployments that have not configured mail yet: the
+/// messages then wait in `mail_outbox`).
+#[derive(Debug, Clone)]
+pub struct ConfiguredMailer<S, C, H, E> {
+    outbox: OutboxMailer<S, C>,
+    api: HttpMailer<H, E>,
+}
+
+impl<S: Sql, C: Clock, H: HttpClient, E: Secrets> ConfiguredMailer<S, C, H, E> {
+    /// Both mailers; the environment picks one per message.
+    pub fn new(outbox: OutboxMailer<S, C>, api: HttpMailer<H, E>) -> Self {
+        ConfiguredMailer { outbox, api }
+    }
+
+    /// The development outbox (tests and the demo read it).
+    pub fn outbox(&self) -> &OutboxMailer<S, C> {
+        &self.outbox
+    }
+}
+
+impl<S: Sql, C: Clock, H: HttpClient, E: Secrets> Mailer for ConfiguredMailer<S, C, H, E> {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        if self.api.is_configured() {
+            self.api.send(mail).await
+        } else {
+            self.outbox.send(mail).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod http_tests {
+    use futures_executor::block_on;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::testing::{MapHttp, MapSecrets};
+
+    const URL: &str = "https://mail.example/emails";
+
+    fn mail() -> Mail {
+        Mail {
+            to: "ana@acme.example".into(),
+            subject: "Hi".into(),
+            text: "plain".into(),
+            html: "<p>html</p>".into(),
+        }
+    }
+
+    fn configured() -> (MapHttp, MapSecrets) {
+        let secrets = MapSecrets::default();
+        secrets.set("MAIL_API_URL", URL);
+        secrets.set("MAIL_API_TOKEN", "tok-123");
+        secrets.set("MAIL_FROM", "Edgeplane <no-reply@edgeplane.example>");
+        (MapHttp::default(), secrets)
+    }
+
+    /// FR-TENANT-001, FR-AUTH-004: the message goes to the configured API as JSON with the
+    /// bearer token; statuses map to accepted, retry later, or refused.
+    #[test]
+    fn posts_the_message_and_maps_statuses() {
+        block_on(async {
+            let (http, secrets) = configured();
+            http.set(URL, 200, r#"{"id":"m1"}"#);
+            let mailer = HttpMailer::new(http.clone(), secrets);
+            mailer.send(&mail()).await.unwrap();
+            let sent = http.requests();
+            assert_eq!(sent.len(), 1);
+            assert_eq!((sent[0].method, sent[0].url.as_str()), ("POST", URL));
+            assert!(sent[0]
+                .headers
+                .contains(&("authorization".to_owned(), "Bearer tok-123".to_owned())));
+            let body: Value = serde_json::from_slice(&sent[0].body).unwrap();
+            assert_eq!(body["to"], serde_json::json!(["ana@acme.example"]));
+            assert_eq!(body["from"], "Edgeplane <no-reply@edgeplane.example>");
+            assert_eq!(
+                (body["text"].as_str(), body["html"].as_str()),
+                (Some("plain"), Some("<p>html</p>"))
+            );
+            for (status, unavailable) in [(429, true), (503, true), (422, false), (401, false)] {
+                http.set(URL, status, "{}");
+                let e = mailer.send(&mail()).await.unwrap_err();
+                assert_eq!(
+                    matches!(e, MailError::Unavailable(_)),
+                    unavailable,
+                    "{status}"
+                );
+                assert!(!e.to_string().contains("tok-123"));
+            }
+            http.fail(URL, FetchError::Unavailable("down".into()));
+            assert!(matches!(
+                mailer.send(&mail()).await,
+                Err(MailError::Unavailable(_))
+            ));
+        });
+    }
+
+    /// Without `MAIL_API_URL` the configured mailer keeps messages in the outbox; with it, the
+    /// outbox stays empty.
+    #[test]
+    fn the_environment_picks_the_mailer() {
+        block_on(async {
+            let p = crate::testing::TestPlatform::new().await;
+            let (http, secrets) = configured();
+            http.set(URL, 202, "{}");
+            let outbox = OutboxMailer::new(p.sql.clone(), p.clock.clone());
+            let unconfigured = ConfiguredMailer::new(
+                outbox.clone(),
+                HttpMailer::new(http.clone(), MapSecrets::default()),
+            );
+            unconfigured.send(&mail()).await.unwrap();
+            assert_eq!(
+                outbox
+                    .messages_to("ana@acme.example", 10)
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            );
+            assert!(http.requests().is_empty());
+            let api = ConfiguredMailer::new(outbox.clone(), HttpMailer::new(http.clone(), secrets));
+            api.send(&mail()).await.unwrap();
+            assert_eq!(http.requests().len(), 1);
+            assert_eq!(
+                outbox
+                    .messages_to("ana@acme.example", 10)
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            );
         });
     }
 }

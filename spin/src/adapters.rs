@@ -6,7 +6,7 @@ use std::rc::Rc;
 use edgeplane_core::blobs::SqlBlobs;
 use edgeplane_core::events::SqlEventLog;
 use edgeplane_core::http::ApiError;
-use edgeplane_core::mail::OutboxMailer;
+use edgeplane_core::mail::{ConfiguredMailer, HttpMailer, OutboxMailer};
 use edgeplane_core::ports::{
     AppendOutcome, Backends, Clock, EventLog, EventLogError, Kv, KvError, Logger, NewEvent,
     Platform, Random, Row, Secrets, Sql, SqlError, Stmt, StoredEvent, StreamId, Value,
@@ -22,7 +22,7 @@ pub struct SpinPlatform {
     kv: SpinKv,
     events: LazyEventLog,
     blobs: SqlBlobs<SpinSql, SpinClock>,
-    mailer: OutboxMailer<SpinSql, SpinClock>,
+    mailer: ConfiguredMailer<SpinSql, SpinClock, SpinHttp, SpinVariables>,
 }
 
 impl SpinPlatform {
@@ -48,7 +48,10 @@ impl SpinPlatform {
                 ready: Cell::new(false),
             },
             blobs: SqlBlobs::new(sql.clone(), SpinClock),
-            mailer: OutboxMailer::new(sql.clone(), SpinClock),
+            mailer: ConfiguredMailer::new(
+                OutboxMailer::new(sql.clone(), SpinClock),
+                HttpMailer::new(SpinHttp, SpinVariables),
+            ),
             sql,
         })
     }
@@ -67,7 +70,7 @@ impl Platform for SpinPlatform {
     type Kv = SpinKv;
     type EventLog = LazyEventLog;
     type Blobs = SqlBlobs<SpinSql, SpinClock>;
-    type Mailer = OutboxMailer<SpinSql, SpinClock>;
+    type Mailer = ConfiguredMailer<SpinSql, SpinClock, SpinHttp, SpinVariables>;
     type Clock = SpinClock;
     type Random = SpinRandom;
     type Secrets = SpinVariables;
@@ -331,6 +334,7 @@ impl Random for SpinRandom {
 }
 
 /// Spin variables: `CRON_SECRET` is read as the variable `cron_secret`.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct SpinVariables;
 
 impl Secrets for SpinVariables {

@@ -1,7 +1,7 @@
 //! [`WorkerPlatform`]: core's `Platform` assembled from the Worker's `env`, once per request
 //! (it holds only binding handles, so building it is cheap).
 
-use edgeplane_core::mail::OutboxMailer;
+use edgeplane_core::mail::{ConfiguredMailer, HttpMailer, OutboxMailer};
 use edgeplane_core::ports::{Backends, Platform};
 use worker::Env;
 
@@ -27,7 +27,7 @@ pub struct WorkerPlatform {
     kv: KvStore,
     events: DurableEventLog,
     blobs: R2Blobs,
-    mailer: OutboxMailer<D1Sql, WorkerClock>,
+    mailer: ConfiguredMailer<D1Sql, WorkerClock, WorkerHttp, EnvSecrets>,
     secrets: EnvSecrets,
 }
 
@@ -36,7 +36,10 @@ impl WorkerPlatform {
     pub fn from_env(env: &Env) -> worker::Result<Self> {
         let sql = D1Sql::new(&env.d1(DB_BINDING)?);
         Ok(WorkerPlatform {
-            mailer: OutboxMailer::new(sql.clone(), WorkerClock),
+            mailer: ConfiguredMailer::new(
+                OutboxMailer::new(sql.clone(), WorkerClock),
+                HttpMailer::new(WorkerHttp, EnvSecrets::new(env.clone())),
+            ),
             sql,
             kv: KvStore::new(env.kv(FLAGS_BINDING)?),
             events: DurableEventLog::new(env.durable_object(EVENTS_BINDING)?),
@@ -51,7 +54,7 @@ impl Platform for WorkerPlatform {
     type Kv = KvStore;
     type EventLog = DurableEventLog;
     type Blobs = R2Blobs;
-    type Mailer = OutboxMailer<D1Sql, WorkerClock>;
+    type Mailer = ConfiguredMailer<D1Sql, WorkerClock, WorkerHttp, EnvSecrets>;
     type Clock = WorkerClock;
     type Random = WorkerRandom;
     type Secrets = EnvSecrets;
