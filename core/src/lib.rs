@@ -18,6 +18,7 @@ pub mod migrations;
 pub mod ports;
 pub mod scheduled;
 pub mod tenants;
+pub mod tokens;
 
 #[cfg(test)]
 pub mod testing;
