@@ -1,0 +1,151 @@
+//! Password sign-in (UC-LISTEN, FR-AUTH-001). An unknown email, a wrong password, an account
+//! that is not active (invited, disabled, deleted) all give the same error after the same work:
+//! one argon2id computation (CON-SEC-009, ERR-AUTH-401).
+
+use super::{start, IssueError, SessionUser, TokenPair};
+use crate::audit::{self, Actor, AuditRecord};
+use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
+use crate::tenants::{Email, TenantDomain};
+use crate::tokens::SigningKeyError;
+use crate::users::password;
+
+/// A sign-in attempt, parsed.
+#[derive(Debug, Clone)]
+pub struct LoginRequest {
+    /// The tenant's domain.
+    pub tenant: TenantDomain,
+    /// The user's email.
+    pub email: Email,
+    /// The password as typed.
+    pub password: String,
+}
+
+/// Why a sign-in failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LoginError {
+    /// Unknown tenant or email, wrong password, or an account that cannot sign in: never says
+    /// which (ERR-AUTH-401).
+    #[error("the email or password is incorrect")]
+    InvalidCredentials,
+    /// The credentials are right but the tenant is suspended or being deleted.
+    #[error("the tenant is not active")]
+    TenantNotActive,
+    /// No signing key is usable.
+    #[error(transparent)]
+    Signing(#[from] SigningKeyError),
+    /// The database failed.
+    #[error("sign-in storage failed: {0}")]
+    Storage(#[from] SqlError),
+}
+
+impl LoginError {
+    /// A stable, searchable name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LoginError::InvalidCredentials => "invalid_credentials",
+            LoginError::TenantNotActive => "tenant_not_active",
+            LoginError::Signing(e) => e.code(),
+            LoginError::Storage(_) => "storage",
+        }
+    }
+}
+
+impl From<IssueError> for LoginError {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::Signing(e) => LoginError::Signing(e),
+            IssueError::Storage(e) => LoginError::Storage(e),
+        }
+    }
+}
+
+/// Signs a user in with tenant domain, email and password and starts a session.
+pub async fn login<P: Platform>(
+    p: &P,
+    req: &LoginRequest,
+    request_id: &str,
+) -> Result<TokenPair, LoginError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT u.id, u.tenant_id, u.role, u.status, u.password_hash,
+                        t.status AS tenant_status
+                 FROM users u JOIN tenants t ON t.id = u.tenant_id
+                 WHERE t.domain = ?1 AND u.email = ?2",
+            )
+            .bind(req.tenant.as_str())
+            .bind(req.email.as_str()),
+        )
+        .await?;
+    let Some(row) = rows.first() else {
+        password::verify_nothing(&req.password);
+        // Audited as well, so an unknown email costs the same write as a wrong password.
+        let record = AuditRecord::failure(
+            "session.create",
+            &Actor::user("anonymous"),
+            None,
+            "session",
+            Some(request_id),
+        )
+        .with("reason", "unknown_account");
+        audit::record(p, &record).await?;
+        return Err(LoginError::InvalidCredentials);
+    };
+    let user = SessionUser {
+        user_id: row.text("id")?,
+        tenant_id: row.text("tenant_id")?,
+        role: row.text("role")?,
+    };
+    let matches = match row.opt_text("password_hash")? {
+        Some(phc) => password::verify(&phc, &req.password),
+        None => {
+            password::verify_nothing(&req.password);
+            false
+        }
+    };
+    if !matches || row.text("status")? != "active" {
+        refuse(
+            p,
+            &user,
+            if matches { "inactive" } else { "password" },
+            request_id,
+        )
+        .await?;
+        return Err(LoginError::InvalidCredentials);
+    }
+    if row.text("tenant_status")? != "active" {
+        refuse(p, &user, "tenant_not_active", request_id).await?;
+        return Err(LoginError::TenantNotActive);
+    }
+    Ok(start(p, &user, &["pwd"], request_id).await?)
+}
+
+/// Counts a failed sign-in on the account and audits it (outcome failure), in one batch.
+async fn refuse<P: Platform>(
+    p: &P,
+    user: &SessionUser,
+    reason: &str,
+    request_id: &str,
+) -> Result<(), SqlError> {
+    let now = p.clock().now_ms();
+    let record = AuditRecord::failure(
+        "session.create",
+        &Actor::user(&user.user_id),
+        Some(&user.tenant_id),
+        format!("user:{}", user.user_id),
+        Some(request_id),
+    )
+    .with("reason", reason);
+    p.sql()
+        .batch(vec![
+            Stmt::new(
+                "UPDATE users SET failed_logins = failed_logins + 1, updated_at = ?2 WHERE id = ?1",
+            )
+            .bind(user.user_id.as_str())
+            .bind(now),
+            audit::outbox_insert(&record, &audit::new_event_id(p), now),
+        ])
+        .await?;
+    Ok(())
+}
