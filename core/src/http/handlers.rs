@@ -4,7 +4,7 @@ use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
 use super::router::RouteId;
-use super::{apps, json, openapi, tenants, ApiError, Ctx, Request, Response};
+use super::{apps, identity, json, openapi, tenants, ApiError, Ctx, Request, Response};
 use crate::ports::{Clock, Logger, Platform, Secrets};
 use crate::{health, scheduled};
 
@@ -37,6 +37,19 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::AppKeyIssue => apps::issue_key(ctx, &req).await,
         RouteId::AppKeyList => apps::list_keys(ctx, &req).await,
         RouteId::AppKeyRevoke => apps::revoke_key(ctx, &req).await,
+        RouteId::Jwks => identity::jwks(ctx).await,
+        RouteId::SigningKeyRotate => identity::rotate_signing_key(ctx, &req).await,
+        RouteId::InvitationAccept => identity::accept_invitation(ctx, &req).await,
+        RouteId::AuthLogin => identity::login(ctx, &req).await,
+        RouteId::AuthRefresh => identity::refresh(ctx, &req).await,
+        RouteId::AuthLogout => identity::logout(ctx, &req).await,
+        RouteId::PasswordForgot => identity::forgot_password(ctx, &req).await,
+        RouteId::PasswordReset => identity::reset_password(ctx, &req).await,
+        RouteId::PasswordChange => identity::change_password(ctx, &req).await,
+        RouteId::PasswordPolicyGet => identity::get_password_policy(ctx, &req).await,
+        RouteId::PasswordPolicyPut => identity::put_password_policy(ctx, &req).await,
+        RouteId::Introspect => identity::introspect(ctx, &req).await,
+        RouteId::DevMail => identity::dev_mail(ctx, &req).await,
     }
 }
 

@@ -9,6 +9,7 @@ pub mod router;
 
 mod apps;
 mod handlers;
+mod identity;
 mod operator;
 mod tenants;
 

@@ -53,6 +53,32 @@ pub enum RouteId {
     AppKeyList,
     /// `DELETE /v1/apps/{id}/keys/{key_id}`: revoke (FR-SYS-002).
     AppKeyRevoke,
+    /// `GET /.well-known/jwks.json`: published token signing keys (NFR-SEC-004).
+    Jwks,
+    /// `POST /v1/signing-keys/rotate`: operator key rotation (NFR-SEC-004).
+    SigningKeyRotate,
+    /// `POST /v1/invitations/accept`: set a password, activate (FR-TENANT-001).
+    InvitationAccept,
+    /// `POST /v1/auth/login`: password sign-in (UC-LISTEN, FR-AUTH-001).
+    AuthLogin,
+    /// `POST /v1/auth/refresh`: refresh-token rotation (FR-AUTH-005).
+    AuthRefresh,
+    /// `POST /v1/auth/logout`: end the session (UC-LOGOUT).
+    AuthLogout,
+    /// `POST /v1/auth/password/forgot`: mail a reset link, always 202 (FR-AUTH-004).
+    PasswordForgot,
+    /// `POST /v1/auth/password/reset` (UC-AUTH-RESET).
+    PasswordReset,
+    /// `POST /v1/auth/password/change` (FR-AUTH-004).
+    PasswordChange,
+    /// `GET /v1/tenant/password-policy` (FR-AUTH-006).
+    PasswordPolicyGet,
+    /// `PUT /v1/tenant/password-policy` (FR-AUTH-006).
+    PasswordPolicyPut,
+    /// `POST /oauth/introspect`: token introspection for apps (RFC 7662).
+    Introspect,
+    /// `GET /__dev/mail`: the dev outbox, in development only.
+    DevMail,
 }
 
 /// One route: method, path template (OpenAPI syntax), handler.
@@ -91,6 +117,19 @@ pub const ROUTES: &[Route] = &[
     Route { method: Method::POST,   path: "/v1/apps/{id}/keys",             id: RouteId::AppKeyIssue },
     Route { method: Method::GET,    path: "/v1/apps/{id}/keys",             id: RouteId::AppKeyList },
     Route { method: Method::DELETE, path: "/v1/apps/{id}/keys/{key_id}",    id: RouteId::AppKeyRevoke },
+    Route { method: Method::GET,    path: "/.well-known/jwks.json",         id: RouteId::Jwks },
+    Route { method: Method::POST,   path: "/v1/signing-keys/rotate",        id: RouteId::SigningKeyRotate },
+    Route { method: Method::POST,   path: "/v1/invitations/accept",         id: RouteId::InvitationAccept },
+    Route { method: Method::POST,   path: "/v1/auth/login",                 id: RouteId::AuthLogin },
+    Route { method: Method::POST,   path: "/v1/auth/refresh",               id: RouteId::AuthRefresh },
+    Route { method: Method::POST,   path: "/v1/auth/logout",                id: RouteId::AuthLogout },
+    Route { method: Method::POST,   path: "/v1/auth/password/forgot",       id: RouteId::PasswordForgot },
+    Route { method: Method::POST,   path: "/v1/auth/password/reset",        id: RouteId::PasswordReset },
+    Route { method: Method::POST,   path: "/v1/auth/password/change",       id: RouteId::PasswordChange },
+    Route { method: Method::GET,    path: "/v1/tenant/password-policy",     id: RouteId::PasswordPolicyGet },
+    Route { method: Method::PUT,    path: "/v1/tenant/password-policy",     id: RouteId::PasswordPolicyPut },
+    Route { method: Method::POST,   path: "/oauth/introspect",              id: RouteId::Introspect },
+    Route { method: Method::GET,    path: "/__dev/mail",                    id: RouteId::DevMail },
 ];
 
 /// The outcome of matching a request line.

@@ -1,0 +1,534 @@
+//! Tenant-user identity routes (FR-AUTH-001/004/005/006, NFR-SEC-004): invitation acceptance,
+//! sign-in, refresh, logout, password reset and change, the tenant password policy, signing keys
+//! and their JWKS, and token introspection for managed apps (RFC 7662). The one mapping of their
+//! domain errors to problem details is here.
+
+use ::http::{header, HeaderValue, StatusCode};
+use serde::Deserialize;
+
+use super::apps::require_app_key;
+use super::handlers::is_development;
+use super::operator::require_platform_role;
+use super::{json, ApiError, Ctx, ProblemType, Request, Response};
+use crate::apps::Scope;
+use crate::audit::Actor;
+use crate::auth::PlatformRole;
+use crate::ports::{Logger, Platform, Sql, Stmt};
+use crate::sessions::{
+    self, authenticate_access_token, AccessError, LoginError, LoginRequest, RefreshError,
+    SessionUser, UserPrincipal,
+};
+use crate::tenants::{public_base_url, Email, TenantDomain};
+use crate::tokens::{keys, SigningKeyError};
+use crate::users::{
+    self, policy, AcceptInvitationError, PasswordPolicy, PolicyRule, SetPasswordError,
+    SetPolicyError,
+};
+
+/// Longest password read from a request, in bytes: bounds the argon2 input before any work.
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptInvitationRequest {
+    token: String,
+    password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    tenant: String,
+    email: String,
+    password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForgotPasswordRequest {
+    tenant: String,
+    email: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetPasswordRequest {
+    token: String,
+    password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangePasswordRequest {
+    current_password: String,
+    new_password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntrospectRequest {
+    token: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    token_type_hint: Option<String>,
+}
+
+fn log<P: Platform>(ctx: &Ctx<'_, P>, level: &str, msg: &str, code: &str, cause: &str) {
+    let line = serde_json::json!({
+        "level": level, "msg": msg, "request_id": ctx.request_id, "code": code, "error": cause,
+    });
+    ctx.platform.logger().line(&line.to_string());
+}
+
+fn no_store(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn no_content() -> Response {
+    let mut resp = Response::new(Vec::new());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    resp
+}
+
+fn check_password_size(field: &str, password: &str) -> Result<(), ApiError> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::invalid_field(field, "is too long"));
+    }
+    Ok(())
+}
+
+/// ERR-VAL-422 naming every rule the password broke (`errors: [{field, rule}]`).
+fn policy_problem(field: &str, rules: &[PolicyRule]) -> ApiError {
+    let names: Vec<&str> = rules.iter().map(|r| r.code()).collect();
+    ApiError::new(
+        ProblemType::BusinessRule,
+        format!(
+            "The password breaks the password policy: {}.",
+            names.join(", ")
+        ),
+    )
+    .with_extension("reason", "password_policy".into())
+    .with_extension(
+        "errors",
+        names
+            .iter()
+            .map(|r| serde_json::json!({ "field": field, "rule": r }))
+            .collect::<Vec<_>>()
+            .into(),
+    )
+}
+
+fn signing_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &SigningKeyError) -> ApiError {
+    log(
+        ctx,
+        "error",
+        "token signing unavailable",
+        e.code(),
+        &e.to_string(),
+    );
+    match e {
+        SigningKeyError::Storage(_) => ApiError::unavailable(e.to_string()),
+        _ => ApiError::internal(e.to_string()),
+    }
+}
+
+/// The one mapping of access-token refusals: 401 with `invalid_token`, 440 for an ended
+/// session (ERR-AUTH-440), 503 when the check could not be made.
+fn access_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &AccessError) -> ApiError {
+    match e {
+        AccessError::Missing => ApiError::invalid_credentials("An access token is required."),
+        AccessError::Invalid(code) => {
+            ApiError::new(ProblemType::InvalidCredentials, format!("{e}."))
+                .with_header(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                )
+                .with_extension("reason", (*code).into())
+        }
+        AccessError::Revoked => ApiError::new(ProblemType::SessionExpired, format!("{e}."))
+            .with_extension("reason", e.code().into()),
+        AccessError::Unavailable(cause) => {
+            log(ctx, "error", "access token check failed", e.code(), cause);
+            ApiError::unavailable(cause.clone())
+        }
+    }
+}
+
+/// Authenticates the tenant user of the request's access token.
+async fn require_user<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<UserPrincipal, ApiError> {
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let principal = authenticate_access_token(ctx.platform, authorization)
+        .await
+        .map_err(|e| access_problem(ctx, &e))?;
+    ctx.tenant_id = Some(principal.claims.tid.clone());
+    Ok(principal)
+}
+
+/// [`require_user`] with a tenant role of `owner` or `admin`.
+async fn require_tenant_admin<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<UserPrincipal, ApiError> {
+    let principal = require_user(ctx, req).await?;
+    if !matches!(principal.claims.role.as_str(), "owner" | "admin") {
+        return Err(ApiError::new(
+            ProblemType::AccessDenied,
+            "This operation needs the owner or admin role.",
+        ));
+    }
+    Ok(principal)
+}
+
+/// `GET /.well-known/jwks.json`: the published signing keys (NFR-SEC-004).
+pub(super) async fn jwks<P: Platform>(ctx: &Ctx<'_, P>) -> Result<Response, ApiError> {
+    let keys = keys::published(ctx.platform)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let mut resp = json::response(StatusCode::OK, &serde_json::json!({ "keys": keys }))?;
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    Ok(resp)
+}
+
+/// `POST /v1/signing-keys/rotate` (operator, NFR-SEC-004).
+pub(super) async fn rotate_signing_key<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_platform_role(ctx, req, &[PlatformRole::Operator]).await?;
+    let r = keys::rotate(
+        ctx.platform,
+        &Actor::operator(&principal.user_id),
+        Some(&ctx.request_id),
+    )
+    .await
+    .map_err(|e| signing_problem(ctx, &e))?;
+    json::response(
+        StatusCode::OK,
+        &serde_json::json!({ "kid": r.kid, "previous_kid": r.previous, "retired": r.retired }),
+    )
+}
+
+/// `POST /v1/invitations/accept {token, password}` (FR-TENANT-001, FR-AUTH-006).
+pub(super) async fn accept_invitation<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let body: AcceptInvitationRequest = json::parse_body(req)?;
+    check_password_size("password", &body.password)?;
+    let accepted =
+        users::accept_invitation(ctx.platform, &body.token, &body.password, &ctx.request_id)
+            .await
+            .map_err(|e| match &e {
+                AcceptInvitationError::NotFound => {
+                    ApiError::not_found("No invitation matches this token.")
+                }
+                AcceptInvitationError::NotPending
+                | AcceptInvitationError::Expired
+                | AcceptInvitationError::TenantNotActive => {
+                    ApiError::new(ProblemType::BusinessRule, format!("{e}."))
+                        .with_extension("reason", e.code().into())
+                }
+                AcceptInvitationError::Policy(rules) => policy_problem("password", rules),
+                AcceptInvitationError::Storage(cause) => ApiError::internal(cause.clone()),
+            })?;
+    ctx.tenant_id = Some(accepted.tenant_id.clone());
+    json::response(
+        StatusCode::OK,
+        &serde_json::json!({
+            "user_id": accepted.user_id,
+            "tenant_id": accepted.tenant_id,
+            "role": accepted.role,
+            "status": "active",
+        }),
+    )
+}
+
+/// `POST /v1/auth/login {tenant, email, password}` (UC-LISTEN, FR-AUTH-001, FR-AUTH-005).
+pub(super) async fn login<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let body: LoginBody = json::parse_body(req)?;
+    check_password_size("password", &body.password)?;
+    let same_401 = || ApiError::invalid_credentials("The email or password is incorrect.");
+    // A malformed domain or email cannot name an account: the same answer as a wrong password,
+    // after the same work.
+    let (Ok(tenant), Ok(email)) = (TenantDomain::parse(&body.tenant), Email::parse(&body.email))
+    else {
+        users::password::verify_nothing(&body.password);
+        return Err(same_401());
+    };
+    let login = LoginRequest {
+        tenant,
+        email,
+        password: body.password,
+    };
+    let pair = sessions::login(ctx.platform, &login, &ctx.request_id)
+        .await
+        .map_err(|e| match &e {
+            LoginError::InvalidCredentials => same_401(),
+            LoginError::TenantNotActive => {
+                ApiError::new(ProblemType::AccessDenied, format!("{e}."))
+                    .with_extension("reason", e.code().into())
+            }
+            LoginError::Signing(s) => signing_problem(ctx, s),
+            LoginError::Storage(cause) => ApiError::internal(cause.to_string()),
+        })?;
+    Ok(no_store(json::response(StatusCode::OK, &pair)?))
+}
+
+fn refresh_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &RefreshError) -> ApiError {
+    match e {
+        RefreshError::Invalid | RefreshError::Reused => {
+            ApiError::invalid_credentials(format!("{e}.")).with_extension("reason", e.code().into())
+        }
+        RefreshError::Signing(s) => signing_problem(ctx, s),
+        RefreshError::Storage(cause) => ApiError::internal(cause.to_string()),
+        RefreshError::EdgePending(cause) => {
+            log(ctx, "error", "session marker write failed", e.code(), cause);
+            ApiError::unavailable(cause.clone())
+        }
+    }
+}
+
+/// `POST /v1/auth/refresh {refresh_token}`: rotation with reuse detection (FR-AUTH-005).
+pub(super) async fn refresh<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let body: RefreshRequest = json::parse_body(req)?;
+    let pair = sessions::refresh(ctx.platform, &body.refresh_token, &ctx.request_id)
+        .await
+        .map_err(|e| refresh_problem(ctx, &e))?;
+    Ok(no_store(json::response(StatusCode::OK, &pair)?))
+}
+
+/// `POST /v1/auth/logout` with the access token: ends its session (UC-LOGOUT).
+pub(super) async fn logout<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_user(ctx, req).await?;
+    let c = &principal.claims;
+    let user = SessionUser {
+        user_id: c.sub.clone(),
+        tenant_id: c.tid.clone(),
+        role: c.role.clone(),
+    };
+    sessions::logout(ctx.platform, &c.sid, &user, &ctx.request_id)
+        .await
+        .map_err(|e| refresh_problem(ctx, &e))?;
+    Ok(no_content())
+}
+
+fn set_password_problem<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    field: &str,
+    e: &SetPasswordError,
+) -> ApiError {
+    match e {
+        SetPasswordError::InvalidToken => ApiError::new(ProblemType::BusinessRule, format!("{e}."))
+            .with_extension("reason", e.code().into()),
+        SetPasswordError::WrongPassword => ApiError::invalid_credentials(format!("{e}.")),
+        SetPasswordError::Policy(rules) => policy_problem(field, rules),
+        SetPasswordError::Storage(cause) => ApiError::internal(cause.clone()),
+        SetPasswordError::EdgePending(cause) => {
+            log(ctx, "error", "session marker write failed", e.code(), cause);
+            ApiError::unavailable(cause.clone())
+        }
+    }
+}
+
+/// `POST /v1/auth/password/forgot {tenant, email}`: always 202 (FR-AUTH-004, CON-SEC-009).
+pub(super) async fn forgot_password<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let body: ForgotPasswordRequest = json::parse_body(req)?;
+    if let (Ok(tenant), Ok(email)) = (TenantDomain::parse(&body.tenant), Email::parse(&body.email))
+    {
+        let base = public_base_url(ctx.platform, &super::tenants::request_origin(req));
+        if let Err(cause) =
+            users::forgot_password(ctx.platform, &tenant, &email, &base, &ctx.request_id).await
+        {
+            log(
+                ctx,
+                "error",
+                "password reset request failed",
+                "reset_request",
+                &cause,
+            );
+        }
+    }
+    Ok(no_store(json::response(
+        StatusCode::ACCEPTED,
+        &serde_json::json!({ "status": "accepted" }),
+    )?))
+}
+
+/// `POST /v1/auth/password/reset {token, password}` (UC-AUTH-RESET).
+pub(super) async fn reset_password<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let body: ResetPasswordRequest = json::parse_body(req)?;
+    check_password_size("password", &body.password)?;
+    users::reset_password(ctx.platform, &body.token, &body.password, &ctx.request_id)
+        .await
+        .map_err(|e| set_password_problem(ctx, "password", &e))?;
+    Ok(no_content())
+}
+
+/// `POST /v1/auth/password/change {current_password, new_password}` (FR-AUTH-004).
+pub(super) async fn change_password<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_user(ctx, req).await?;
+    let body: ChangePasswordRequest = json::parse_body(req)?;
+    check_password_size("current_password", &body.current_password)?;
+    check_password_size("new_password", &body.new_password)?;
+    let c = &principal.claims;
+    users::change_password(
+        ctx.platform,
+        &c.sub,
+        &c.tid,
+        &body.current_password,
+        &body.new_password,
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| set_password_problem(ctx, "new_password", &e))?;
+    Ok(no_content())
+}
+
+/// `GET /v1/tenant/password-policy` (owner, admin; FR-AUTH-006).
+pub(super) async fn get_password_policy<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_tenant_admin(ctx, req).await?;
+    let policy = policy::load(ctx.platform, &principal.claims.tid)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    json::response(StatusCode::OK, &policy)
+}
+
+/// `PUT /v1/tenant/password-policy` (owner, admin; FR-AUTH-006, CON-SEC-001).
+pub(super) async fn put_password_policy<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_tenant_admin(ctx, req).await?;
+    let policy: PasswordPolicy = json::parse_body(req)?;
+    let c = &principal.claims;
+    policy::save(
+        ctx.platform,
+        &c.tid,
+        &policy,
+        &Actor::user(&c.sub),
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| match e {
+        SetPolicyError::Invalid(field, message) => ApiError::invalid_field(field, message),
+        SetPolicyError::Storage(cause) => ApiError::internal(cause.to_string()),
+    })?;
+    json::response(StatusCode::OK, &policy)
+}
+
+/// `POST /oauth/introspect` (RFC 7662) for API keys with `token:introspect`: `{active:false}`
+/// for any token that is forged, expired or revoked; the claims when active. The body is a form
+/// (`token=...`, as RFC 7662 says) or JSON.
+pub(super) async fn introspect<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let app = require_app_key(ctx, req, Scope::TokenIntrospect).await?;
+    let token = if json::is_json(req) {
+        json::parse_body::<IntrospectRequest>(req)?.token
+    } else {
+        form_urlencoded::parse(req.body())
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
+            .ok_or_else(|| ApiError::invalid_field("token", "is required"))?
+    };
+    let claims = sessions::introspect(ctx.platform, &token)
+        .await
+        .map_err(|e| access_problem(ctx, &e))?;
+    // A tenant-bound key learns only about its own tenant's tokens.
+    let claims = claims.filter(|c| {
+        app.tenant_id
+            .as_ref()
+            .is_none_or(|t| t.as_str() == c.tid.as_str())
+    });
+    let body = match claims {
+        None => serde_json::json!({ "active": false }),
+        Some(c) => serde_json::json!({
+            "active": true,
+            "iss": c.iss, "sub": c.sub, "aud": c.aud, "tid": c.tid, "role": c.role,
+            "sid": c.sid, "scope": c.scope, "iat": c.iat, "exp": c.exp, "jti": c.jti,
+            "token_type": "Bearer", "client_id": app.app_id.as_str(),
+        }),
+    };
+    Ok(no_store(json::response(StatusCode::OK, &body)?))
+}
+
+/// `GET /__dev/mail?to=<address>` (development only): the latest messages of the dev outbox to
+/// an address, so the suite and the demo can follow mailed links.
+pub(super) async fn dev_mail<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    if !is_development(ctx) {
+        return Err(ApiError::not_found("No route matches this path."));
+    }
+    let to = form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "to")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| ApiError::invalid_field("to", "is required"))?;
+    let rows = ctx
+        .platform
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT id, subject, text_body, created_at FROM mail_outbox
+                 WHERE to_addr = ?1 ORDER BY id DESC LIMIT 10",
+            )
+            .bind(to),
+        )
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let items: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.i64("id").unwrap_or(0),
+                "subject": r.text("subject").unwrap_or_default(),
+                "text": r.text("text_body").unwrap_or_default(),
+                "created_at": r.i64("created_at").unwrap_or(0),
+            })
+        })
+        .collect();
+    Ok(no_store(json::response(
+        StatusCode::OK,
+        &serde_json::json!({ "items": items }),
+    )?))
+}
