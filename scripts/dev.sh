@@ -25,6 +25,11 @@ if ! grep -q '^OPERATOR_ISSUER=' .dev.vars || [[ ! -f .edgeplane/dev-issuer.env 
   grep -v '^OPERATOR_DEV_PRIVATE_JWK=' .edgeplane/dev-issuer.env >> .dev.vars
   echo "==> added the development operator issuer to .dev.vars"
 fi
+# The master key sealing token signing keys (NFR-SEC-004); added to an older .dev.vars too.
+if ! grep -q '^MASTER_KEY=' .dev.vars; then
+  echo "MASTER_KEY=$(head -c 32 /dev/urandom | base64)" >> .dev.vars
+  echo "==> added MASTER_KEY to .dev.vars"
+fi
 cron_secret=$(sed -n 's/^CRON_SECRET=//p' .dev.vars)
 
 echo "==> applying D1 migrations (local)"
