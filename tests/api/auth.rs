@@ -366,7 +366,7 @@ fn password_policy_violations_name_the_rule_fr_auth_006(app: &TestApp) -> Result
     let resp = send(app, "GET", "/v1/tenant/password-policy", None, None)?;
     assert_problem(&resp, 401, "invalid-credentials")?;
 
-    let change = json!({ "current_password": PASSWORD, "new_password": "Another long passphrase" });
+    let change = json!({ "current_password": PASSWORD, "new_password": "Anotherlongpassphrase" });
     let resp = send(
         app,
         "POST",
