@@ -50,6 +50,10 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::PasswordPolicyPut => identity::put_password_policy(ctx, &req).await,
         RouteId::Introspect => identity::introspect(ctx, &req).await,
         RouteId::DevMail => identity::dev_mail(ctx, &req).await,
+        RouteId::MfaVerify => identity::verify_mfa(ctx, &req).await,
+        RouteId::TotpEnroll => identity::enroll_totp(ctx, &req).await,
+        RouteId::TotpConfirm => identity::confirm_totp(ctx, &req).await,
+        RouteId::TotpDisable => identity::disable_totp(ctx, &req).await,
     }
 }
 

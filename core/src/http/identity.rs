@@ -16,10 +16,11 @@ use crate::auth::PlatformRole;
 use crate::ports::{Logger, Platform, Sql, Stmt};
 use crate::sessions::{
     self, authenticate_access_token, AccessError, LoginError, LoginRequest, RefreshError,
-    SessionUser, UserPrincipal,
+    SessionUser, UserPrincipal, VerifyMfaError,
 };
 use crate::tenants::{public_base_url, Email, TenantDomain};
 use crate::tokens::{keys, SigningKeyError};
+use crate::users::mfa::{self, MfaError};
 use crate::users::{
     self, policy, AcceptInvitationError, PasswordPolicy, PolicyRule, SetPasswordError,
     SetPolicyError,
@@ -68,6 +69,19 @@ struct ResetPasswordRequest {
 struct ChangePasswordRequest {
     current_password: String,
     new_password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyMfaRequest {
+    mfa_token: String,
+    code: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MfaCodeRequest {
+    code: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -288,6 +302,12 @@ pub(super) async fn login<P: Platform>(
                 ApiError::new(ProblemType::AccessDenied, format!("{e}."))
                     .with_extension("reason", e.code().into())
             }
+            LoginError::MfaRequired { mfa_token } => ApiError::new(
+                ProblemType::MfaRequired,
+                "Send a TOTP or recovery code with this mfa_token to /v1/auth/mfa/verify.",
+            )
+            .with_extension("mfa_token", mfa_token.clone().into())
+            .with_extension("expires_in", (sessions::MFA_TOKEN_TTL_MS / 1000).into()),
             LoginError::Signing(s) => signing_problem(ctx, s),
             LoginError::Storage(cause) => ApiError::internal(cause.to_string()),
         })?;
@@ -531,4 +551,95 @@ pub(super) async fn dev_mail<P: Platform>(
         StatusCode::OK,
         &serde_json::json!({ "items": items }),
     )?))
+}
+
+/// `POST /v1/auth/mfa/verify {mfa_token, code}`: the second step of an MFA sign-in
+/// (NFR-SEC-003, ERR-AUTH-461).
+pub(super) async fn verify_mfa<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let body: VerifyMfaRequest = json::parse_body(req)?;
+    let pair = sessions::verify_mfa(ctx.platform, &body.mfa_token, &body.code, &ctx.request_id)
+        .await
+        .map_err(|e| match &e {
+            VerifyMfaError::InvalidToken | VerifyMfaError::InvalidCode => {
+                ApiError::invalid_credentials(format!("{e}."))
+                    .with_extension("reason", e.code().into())
+            }
+            VerifyMfaError::Signing(s) => signing_problem(ctx, s),
+            VerifyMfaError::Unavailable(cause) => ApiError::internal(cause.clone()),
+            VerifyMfaError::Storage(cause) => ApiError::internal(cause.to_string()),
+        })?;
+    Ok(no_store(json::response(StatusCode::OK, &pair)?))
+}
+
+/// The one mapping of MFA management errors.
+fn mfa_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &MfaError) -> ApiError {
+    match e {
+        MfaError::AlreadyEnabled | MfaError::NotEnrolled | MfaError::NotEnabled => {
+            ApiError::new(ProblemType::Conflict, format!("{e}."))
+                .with_extension("reason", e.code().into())
+        }
+        MfaError::InvalidCode => ApiError::new(ProblemType::BusinessRule, format!("{e}."))
+            .with_extension("reason", e.code().into()),
+        MfaError::MasterKey(_) | MfaError::Undecryptable => {
+            log(
+                ctx,
+                "error",
+                "MFA secret unavailable",
+                e.code(),
+                &e.to_string(),
+            );
+            ApiError::internal(e.to_string())
+        }
+        MfaError::Storage(cause) => ApiError::internal(cause.to_string()),
+    }
+}
+
+/// `POST /v1/auth/mfa/totp`: starts a TOTP enrollment of the signed-in user (NFR-SEC-003).
+pub(super) async fn enroll_totp<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_user(ctx, req).await?;
+    let c = &principal.claims;
+    let e = mfa::enroll(ctx.platform, &c.sub, &c.tid, &ctx.request_id)
+        .await
+        .map_err(|e| mfa_problem(ctx, &e))?;
+    Ok(no_store(json::response(
+        StatusCode::OK,
+        &serde_json::json!({ "secret": e.secret, "otpauth_uri": e.otpauth_uri }),
+    )?))
+}
+
+/// `POST /v1/auth/mfa/totp/confirm {code}`: turns TOTP on and returns ten recovery codes once.
+pub(super) async fn confirm_totp<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_user(ctx, req).await?;
+    let body: MfaCodeRequest = json::parse_body(req)?;
+    let c = &principal.claims;
+    let codes = mfa::confirm(ctx.platform, &c.sub, &c.tid, &body.code, &ctx.request_id)
+        .await
+        .map_err(|e| mfa_problem(ctx, &e))?;
+    Ok(no_store(json::response(
+        StatusCode::OK,
+        &serde_json::json!({ "recovery_codes": codes }),
+    )?))
+}
+
+/// `DELETE /v1/auth/mfa/totp {code}`: turns TOTP off after a current code.
+pub(super) async fn disable_totp<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_user(ctx, req).await?;
+    let body: MfaCodeRequest = json::parse_body(req)?;
+    let c = &principal.claims;
+    mfa::disable(ctx.platform, &c.sub, &c.tid, &body.code, &ctx.request_id)
+        .await
+        .map_err(|e| mfa_problem(ctx, &e))?;
+    Ok(no_content())
 }

@@ -79,6 +79,14 @@ pub enum RouteId {
     Introspect,
     /// `GET /__dev/mail`: the dev outbox, in development only.
     DevMail,
+    /// `POST /v1/auth/mfa/verify`: second step of an MFA sign-in (NFR-SEC-003).
+    MfaVerify,
+    /// `POST /v1/auth/mfa/totp`: start a TOTP enrollment.
+    TotpEnroll,
+    /// `POST /v1/auth/mfa/totp/confirm`: confirm it, get recovery codes.
+    TotpConfirm,
+    /// `DELETE /v1/auth/mfa/totp`: turn TOTP off.
+    TotpDisable,
 }
 
 /// One route: method, path template (OpenAPI syntax), handler.
@@ -130,6 +138,10 @@ pub const ROUTES: &[Route] = &[
     Route { method: Method::PUT,    path: "/v1/tenant/password-policy",     id: RouteId::PasswordPolicyPut },
     Route { method: Method::POST,   path: "/oauth/introspect",              id: RouteId::Introspect },
     Route { method: Method::GET,    path: "/__dev/mail",                    id: RouteId::DevMail },
+    Route { method: Method::POST,   path: "/v1/auth/mfa/verify",            id: RouteId::MfaVerify },
+    Route { method: Method::POST,   path: "/v1/auth/mfa/totp",              id: RouteId::TotpEnroll },
+    Route { method: Method::POST,   path: "/v1/auth/mfa/totp/confirm",      id: RouteId::TotpConfirm },
+    Route { method: Method::DELETE, path: "/v1/auth/mfa/totp",              id: RouteId::TotpDisable },
 ];
 
 /// The outcome of matching a request line.

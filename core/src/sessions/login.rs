@@ -30,6 +30,13 @@ pub enum LoginError {
     /// The credentials are right but the tenant is suspended or being deleted.
     #[error("the tenant is not active")]
     TenantNotActive,
+    /// The password is right and the user has MFA: the second factor goes with this
+    /// short-lived token to `/v1/auth/mfa/verify` (ERR-AUTH-461).
+    #[error("a second factor is required")]
+    MfaRequired {
+        /// The single-use token of the pending sign-in (only its hash is stored).
+        mfa_token: String,
+    },
     /// No signing key is usable.
     #[error(transparent)]
     Signing(#[from] SigningKeyError),
@@ -44,6 +51,7 @@ impl LoginError {
         match self {
             LoginError::InvalidCredentials => "invalid_credentials",
             LoginError::TenantNotActive => "tenant_not_active",
+            LoginError::MfaRequired { .. } => "mfa_required",
             LoginError::Signing(e) => e.code(),
             LoginError::Storage(_) => "storage",
         }
@@ -69,7 +77,7 @@ pub async fn login<P: Platform>(
         .sql()
         .query(
             Stmt::new(
-                "SELECT u.id, u.tenant_id, u.role, u.status, u.password_hash,
+                "SELECT u.id, u.tenant_id, u.role, u.status, u.password_hash, u.mfa_enabled,
                         t.status AS tenant_status
                  FROM users u JOIN tenants t ON t.id = u.tenant_id
                  WHERE t.domain = ?1 AND u.email = ?2",
@@ -117,6 +125,10 @@ pub async fn login<P: Platform>(
     if row.text("tenant_status")? != "active" {
         refuse(p, &user, "tenant_not_active", request_id).await?;
         return Err(LoginError::TenantNotActive);
+    }
+    if row.i64("mfa_enabled")? == 1 {
+        let mfa_token = super::mfa::challenge(p, &user).await?;
+        return Err(LoginError::MfaRequired { mfa_token });
     }
     Ok(start(p, &user, &["pwd"], request_id).await?)
 }

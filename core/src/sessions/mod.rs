@@ -13,6 +13,7 @@
 
 mod introspect;
 mod login;
+mod mfa;
 mod refresh;
 
 #[cfg(test)]
@@ -20,6 +21,7 @@ mod tests;
 
 pub use introspect::{authenticate_access_token, introspect, AccessError, UserPrincipal};
 pub use login::{login, LoginError, LoginRequest};
+pub use mfa::{verify_mfa, VerifyMfaError, MAX_MFA_ATTEMPTS, MFA_TOKEN_TTL_MS};
 pub use refresh::{logout, refresh, RefreshError};
 
 use serde::Serialize;

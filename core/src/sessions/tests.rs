@@ -393,3 +393,120 @@ fn fr_auth_004_change_checks_history_and_revokes_sessions() {
         assert_eq!(revoked[0].i64("n").unwrap(), 0);
     });
 }
+
+/// The code of the user's enrolled secret (base32) for the step `offset` steps from now.
+fn totp_code(p: &TestPlatform, secret_b32: &str, offset: i64) -> String {
+    let mut bits = 0u32;
+    let mut acc = 0u32;
+    let mut secret = Vec::new();
+    for c in secret_b32.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32"),
+        };
+        acc = (acc << 5) | u32::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            secret.push((acc >> bits) as u8);
+        }
+    }
+    let step = crate::users::totp::step_of(p.clock.now_ms() / 1000) + offset;
+    format!(
+        "{:06}",
+        crate::users::totp::code_at(&secret, u64::try_from(step).unwrap())
+    )
+}
+
+/// NFR-SEC-003, ERR-AUTH-461: TOTP enrollment, the two-step sign-in, no replay, single-use
+/// recovery codes, disabling.
+#[test]
+fn nfr_sec_003_totp_sign_in_without_replay() {
+    use crate::users::mfa::{self, MfaError};
+    block_on(async {
+        let f = active_fixture().await;
+        let pair = login(&f.p, &login_req(PASSWORD), "r").await.unwrap();
+        let c = introspect(&f.p, &pair.access_token).await.unwrap().unwrap();
+        let e = mfa::enroll(&f.p, &c.sub, &c.tid, "r").await.unwrap();
+        assert!(e
+            .otpauth_uri
+            .starts_with("otpauth://totp/Edgeplane:owner%40acme.test?secret="));
+        let sealed = rows(&f.p, "SELECT totp_secret_enc FROM users").await;
+        assert!(!sealed[0]
+            .text("totp_secret_enc")
+            .unwrap()
+            .contains(&e.secret));
+        assert_eq!(
+            mfa::confirm(&f.p, &c.sub, &c.tid, "000000", "r")
+                .await
+                .unwrap_err(),
+            MfaError::InvalidCode
+        );
+        let codes = mfa::confirm(&f.p, &c.sub, &c.tid, &totp_code(&f.p, &e.secret, 0), "r")
+            .await
+            .unwrap();
+        assert_eq!(codes.len(), 10);
+
+        let Err(LoginError::MfaRequired { mfa_token }) =
+            login(&f.p, &login_req(PASSWORD), "r").await
+        else {
+            panic!("an MFA user gets mfa-required");
+        };
+        // The code already used to confirm is refused (replay), a wrong one too.
+        let replay = totp_code(&f.p, &e.secret, 0);
+        assert_eq!(
+            verify_mfa(&f.p, &mfa_token, &replay, "r")
+                .await
+                .unwrap_err(),
+            VerifyMfaError::InvalidCode
+        );
+        let next = totp_code(&f.p, &e.secret, 1);
+        let pair = verify_mfa(&f.p, &mfa_token, &next, "r").await.unwrap();
+        assert!(introspect(&f.p, &pair.access_token)
+            .await
+            .unwrap()
+            .is_some());
+        // The pending sign-in is used up.
+        assert_eq!(
+            verify_mfa(&f.p, &mfa_token, &next, "r").await.unwrap_err(),
+            VerifyMfaError::InvalidToken
+        );
+
+        // A recovery code works once.
+        let Err(LoginError::MfaRequired { mfa_token }) =
+            login(&f.p, &login_req(PASSWORD), "r").await
+        else {
+            panic!("mfa-required again");
+        };
+        verify_mfa(&f.p, &mfa_token, &codes[0].to_uppercase(), "r")
+            .await
+            .unwrap();
+        let Err(LoginError::MfaRequired { mfa_token }) =
+            login(&f.p, &login_req(PASSWORD), "r").await
+        else {
+            panic!("mfa-required again");
+        };
+        assert_eq!(
+            verify_mfa(&f.p, &mfa_token, &codes[0], "r")
+                .await
+                .unwrap_err(),
+            VerifyMfaError::InvalidCode
+        );
+        // Five wrong codes end the pending sign-in.
+        for _ in 0..4 {
+            let _ = verify_mfa(&f.p, &mfa_token, "123456", "r").await;
+        }
+        assert_eq!(
+            verify_mfa(&f.p, &mfa_token, &codes[1], "r")
+                .await
+                .unwrap_err(),
+            VerifyMfaError::InvalidToken
+        );
+
+        mfa::disable(&f.p, &c.sub, &c.tid, &codes[2], "r")
+            .await
+            .unwrap();
+        assert!(login(&f.p, &login_req(PASSWORD), "r").await.is_ok());
+    });
+}

@@ -1,11 +1,14 @@
 //! Tenant users' credentials: argon2id password hashes ([`password`]), the tenant password
 //! policy ([`policy`], FR-AUTH-006), invitation acceptance ([`accept`], FR-TENANT-001) and the
-//! password reset and change flows ([`reset`], FR-AUTH-004, UC-AUTH-RESET).
+//! password reset and change flows ([`reset`], FR-AUTH-004, UC-AUTH-RESET), and TOTP MFA
+//! ([`mfa`] over [`totp`], NFR-SEC-003).
 
 pub mod accept;
+pub mod mfa;
 pub mod password;
 pub mod policy;
 pub mod reset;
+pub mod totp;
 
 pub use accept::{accept_invitation, AcceptInvitationError, Accepted};
 pub use policy::{PasswordPolicy, PolicyRule, SetPolicyError};

@@ -1,0 +1,153 @@
+//! The second step of an MFA sign-in (NFR-SEC-003, ERR-AUTH-461): a password sign-in of an
+//! MFA user leaves an `auth_flows` row (kind `mfa`, keyed by the hash of the token handed to the
+//! client); `/v1/auth/mfa/verify` consumes it with a TOTP or recovery code and starts the session.
+
+use super::{start, IssueError, SessionUser, TokenPair};
+use crate::audit::{self, Actor, AuditRecord};
+use crate::crypto;
+use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
+use crate::tokens::SigningKeyError;
+use crate::users::mfa::{check_second_factor, MfaError};
+
+/// How long the second factor may take: 5 minutes.
+pub const MFA_TOKEN_TTL_MS: i64 = 5 * 60 * 1000;
+/// Wrong codes allowed per pending sign-in before it is dead.
+pub const MAX_MFA_ATTEMPTS: i64 = 5;
+
+/// Why the second step failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum VerifyMfaError {
+    /// Unknown, used, expired or exhausted MFA token: sign in again.
+    #[error("the MFA token is not valid: sign in again")]
+    InvalidToken,
+    /// The code is wrong, already used or outside the window.
+    #[error("the code is not valid")]
+    InvalidCode,
+    /// The master key is missing or the secret does not open.
+    #[error("MFA check unavailable: {0}")]
+    Unavailable(String),
+    /// No signing key is usable.
+    #[error(transparent)]
+    Signing(#[from] SigningKeyError),
+    /// The database failed.
+    #[error("MFA storage failed: {0}")]
+    Storage(#[from] SqlError),
+}
+
+impl VerifyMfaError {
+    /// A stable, searchable name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            VerifyMfaError::InvalidToken => "mfa_token_invalid",
+            VerifyMfaError::InvalidCode => "mfa_code_invalid",
+            VerifyMfaError::Unavailable(_) => "mfa_unavailable",
+            VerifyMfaError::Signing(e) => e.code(),
+            VerifyMfaError::Storage(_) => "storage",
+        }
+    }
+}
+
+impl From<IssueError> for VerifyMfaError {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::Signing(e) => VerifyMfaError::Signing(e),
+            IssueError::Storage(e) => VerifyMfaError::Storage(e),
+        }
+    }
+}
+
+/// Records a pending MFA sign-in of `user`; returns the token for the client.
+pub(super) async fn challenge<P: Platform>(p: &P, user: &SessionUser) -> Result<String, SqlError> {
+    let now = p.clock().now_ms();
+    let token = crypto::random_token(p.random());
+    p.sql()
+        .execute(
+            Stmt::new(
+                "INSERT INTO auth_flows (token_hash, kind, tenant_id, user_id, created_at, expires_at)
+                 VALUES (?1, 'mfa', ?2, ?3, ?4, ?5)",
+            )
+            .bind(crypto::token_hash(&token))
+            .bind(user.tenant_id.as_str())
+            .bind(user.user_id.as_str())
+            .bind(now)
+            .bind(now + MFA_TOKEN_TTL_MS),
+        )
+        .await?;
+    Ok(token)
+}
+
+/// Completes an MFA sign-in: the pending sign-in must be live, the code right (and unused);
+/// then the pending sign-in is consumed and the session starts (`amr`: pwd, otp).
+pub async fn verify_mfa<P: Platform>(
+    p: &P,
+    mfa_token: &str,
+    code: &str,
+    request_id: &str,
+) -> Result<TokenPair, VerifyMfaError> {
+    if mfa_token.is_empty() || mfa_token.len() > 128 {
+        return Err(VerifyMfaError::InvalidToken);
+    }
+    let now = p.clock().now_ms();
+    let hash = crypto::token_hash(mfa_token);
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT f.user_id, f.tenant_id, f.attempts, u.role
+                 FROM auth_flows f JOIN users u ON u.id = f.user_id
+                   JOIN tenants t ON t.id = f.tenant_id
+                 WHERE f.token_hash = ?1 AND f.kind = 'mfa' AND f.consumed_at IS NULL
+                   AND f.expires_at > ?2 AND u.status = 'active' AND t.status = 'active'",
+            )
+            .bind(hash.as_str())
+            .bind(now),
+        )
+        .await?;
+    let row = rows.first().ok_or(VerifyMfaError::InvalidToken)?;
+    if row.i64("attempts")? >= MAX_MFA_ATTEMPTS {
+        return Err(VerifyMfaError::InvalidToken);
+    }
+    let user = SessionUser {
+        user_id: row.text("user_id")?,
+        tenant_id: row.text("tenant_id")?,
+        role: row.text("role")?,
+    };
+    let method = match check_second_factor(p, &user.user_id, code).await {
+        Ok(m) => m,
+        Err(MfaError::InvalidCode | MfaError::NotEnabled) => {
+            let record = AuditRecord::failure(
+                "session.mfa_verify",
+                &Actor::user(&user.user_id),
+                Some(&user.tenant_id),
+                format!("user:{}", user.user_id),
+                Some(request_id),
+            );
+            p.sql()
+                .batch(vec![
+                    Stmt::new(
+                        "UPDATE auth_flows SET attempts = attempts + 1 WHERE token_hash = ?1",
+                    )
+                    .bind(hash.as_str()),
+                    audit::outbox_insert(&record, &audit::new_event_id(p), now),
+                ])
+                .await?;
+            return Err(VerifyMfaError::InvalidCode);
+        }
+        Err(MfaError::Storage(e)) => return Err(VerifyMfaError::Storage(e)),
+        Err(e) => return Err(VerifyMfaError::Unavailable(e.to_string())),
+    };
+    let consumed = p
+        .sql()
+        .execute(
+            Stmt::new(
+                "UPDATE auth_flows SET consumed_at = ?2 WHERE token_hash = ?1 AND consumed_at IS NULL",
+            )
+            .bind(hash.as_str())
+            .bind(now),
+        )
+        .await?;
+    if consumed != 1 {
+        return Err(VerifyMfaError::InvalidToken);
+    }
+    Ok(start(p, &user, &["pwd", method], request_id).await?)
+}
