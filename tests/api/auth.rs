@@ -23,6 +23,7 @@ crate::contract_tests![
     forged_tokens_are_inactive_and_introspection_needs_the_scope,
     suspended_tenant_tokens_inactive_and_login_refused_fr_ops_001,
     signing_key_rotation_keeps_old_tokens_valid_nfr_sec_004,
+    totp_sign_in_with_codes_computed_here_nfr_sec_003,
 ];
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -639,5 +640,123 @@ fn signing_key_rotation_keeps_old_tokens_valid_nfr_sec_004(app: &TestApp) -> Res
         Some(true),
         "new token valid"
     );
+    Ok(())
+}
+
+/// RFC 4648 base32 (no padding) to bytes.
+fn base32_decode(s: &str) -> Result<Vec<u8>, String> {
+    let (mut acc, mut bits, mut out) = (0u32, 0u32, Vec::new());
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => return Err(format!("not base32: {s}")),
+        };
+        acc = (acc << 5) | u32::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Ok(out)
+}
+
+/// RFC 6238 (HMAC-SHA-1, 6 digits, 30 s) at the local clock, `offset` steps from now.
+fn totp(secret: &[u8], offset: i64) -> Result<String, String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs();
+    let step = (now / 30) as i64 + offset;
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).map_err(|e| e.to_string())?;
+    mac.update(&(step as u64).to_be_bytes());
+    let h = mac.finalize().into_bytes();
+    let o = usize::from(h[19] & 0x0f);
+    let bin = (u32::from(h[o]) & 0x7f) << 24
+        | u32::from(h[o + 1]) << 16
+        | u32::from(h[o + 2]) << 8
+        | u32::from(h[o + 3]);
+    Ok(format!("{:06}", bin % 1_000_000))
+}
+
+fn totp_sign_in_with_codes_computed_here_nfr_sec_003(app: &TestApp) -> Result<(), String> {
+    let t = owner(app)?;
+    let access = str_of(&tokens(app, &t)?["access_token"]);
+    let e = send(app, "POST", "/v1/auth/mfa/totp", Some(&access), None)?.expect_json(200)?;
+    let uri = str_of(&e["otpauth_uri"]);
+    ensure!(
+        uri.starts_with("otpauth://totp/")
+            && uri.contains(&format!("secret={}", str_of(&e["secret"]))),
+        "an otpauth URI: {e}"
+    );
+    let secret = base32_decode(&str_of(&e["secret"]))?;
+    let wrong = json!({ "code": "000000" });
+    let resp = send(
+        app,
+        "POST",
+        "/v1/auth/mfa/totp/confirm",
+        Some(&access),
+        Some(&wrong),
+    )?;
+    assert_problem(&resp, 422, "business-rule")?;
+    let first = totp(&secret, 0)?;
+    let body = json!({ "code": first });
+    let codes = send(
+        app,
+        "POST",
+        "/v1/auth/mfa/totp/confirm",
+        Some(&access),
+        Some(&body),
+    )?
+    .expect_json(200)?;
+    let recovery: Vec<String> = codes["recovery_codes"]
+        .as_array()
+        .map(|cs| cs.iter().map(str_of).collect())
+        .unwrap_or_default();
+    ensure_eq!(recovery.len(), 10, "ten recovery codes: {codes}");
+
+    // ERR-AUTH-461: the password alone is not enough any more.
+    let resp = login(app, &t, PASSWORD)?;
+    let p = assert_problem(&resp, 401, "mfa-required")?;
+    ensure_eq!(str_of(&p["code"]), "ERR-AUTH-461", "{p}");
+    let mfa_token = str_of(&p["mfa_token"]);
+    ensure!(!mfa_token.is_empty(), "an mfa_token: {p}");
+    // The confirming code cannot be replayed.
+    let replay = json!({ "mfa_token": mfa_token, "code": first });
+    let resp = send(app, "POST", "/v1/auth/mfa/verify", None, Some(&replay))?;
+    assert_problem(&resp, 401, "invalid-credentials")?;
+    // The next step's code is within the window and newer: accepted once.
+    let next = json!({ "mfa_token": mfa_token, "code": totp(&secret, 1)? });
+    let pair = send(app, "POST", "/v1/auth/mfa/verify", None, Some(&next))?.expect_json(200)?;
+    ensure!(
+        pair["access_token"].is_string(),
+        "tokens after the second factor: {pair}"
+    );
+    let resp = send(app, "POST", "/v1/auth/mfa/verify", None, Some(&next))?;
+    assert_problem(&resp, 401, "invalid-credentials")?;
+
+    // A recovery code signs in once.
+    let p = assert_problem(&login(app, &t, PASSWORD)?, 401, "mfa-required")?;
+    let body = json!({ "mfa_token": str_of(&p["mfa_token"]), "code": recovery[0] });
+    send(app, "POST", "/v1/auth/mfa/verify", None, Some(&body))?.expect_status(200)?;
+    let p = assert_problem(&login(app, &t, PASSWORD)?, 401, "mfa-required")?;
+    let body = json!({ "mfa_token": str_of(&p["mfa_token"]), "code": recovery[0] });
+    let resp = send(app, "POST", "/v1/auth/mfa/verify", None, Some(&body))?;
+    assert_problem(&resp, 401, "invalid-credentials")?;
+
+    let access = str_of(&pair["access_token"]);
+    let off = json!({ "code": recovery[1] });
+    let resp = app.request(
+        "DELETE",
+        "/v1/auth/mfa/totp",
+        &[
+            ("authorization", &format!("Bearer {access}")),
+            ("content-type", "application/json"),
+        ],
+        Some(off.to_string().into_bytes()),
+    )?;
+    resp.expect_status(204)?;
+    login(app, &t, PASSWORD)?.expect_status(200)?;
     Ok(())
 }
