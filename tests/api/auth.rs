@@ -24,6 +24,7 @@ crate::contract_tests![
     suspended_tenant_tokens_inactive_and_login_refused_fr_ops_001,
     signing_key_rotation_keeps_old_tokens_valid_nfr_sec_004,
     totp_sign_in_with_codes_computed_here_nfr_sec_003,
+    failed_logins_are_rate_limited_per_account_and_client_err_rate_429,
 ];
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -758,5 +759,66 @@ fn totp_sign_in_with_codes_computed_here_nfr_sec_003(app: &TestApp) -> Result<()
     )?;
     resp.expect_status(204)?;
     login(app, &t, PASSWORD)?.expect_status(200)?;
+    Ok(())
+}
+
+/// `Retry-After` as seconds, checked to be within one 15-minute window.
+fn retry_after(resp: &ApiResponse) -> Result<u64, String> {
+    let secs: u64 = resp
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("429 without a numeric Retry-After: {:?}", resp.headers))?;
+    ensure!(
+        (1..=900).contains(&secs),
+        "Retry-After {secs} within the window"
+    );
+    Ok(secs)
+}
+
+fn failed_logins_are_rate_limited_per_account_and_client_err_rate_429(
+    app: &TestApp,
+) -> Result<(), String> {
+    // Per account: ten failures, then even the right password waits.
+    let t = owner(app)?;
+    for _ in 0..10 {
+        assert_problem(
+            &login(app, &t, "not the password at all")?,
+            401,
+            "invalid-credentials",
+        )?;
+    }
+    let resp = login(app, &t, PASSWORD)?;
+    let p = assert_problem(&resp, 429, "rate-limited")?;
+    ensure_eq!(str_of(&p["code"]), "ERR-RATE-429", "{p}");
+    retry_after(&resp)?;
+
+    // Per client address: fifty failures on fifty different accounts, then the fifty-first
+    // account is refused too, while another address is not.
+    let addr = format!(
+        "198.51.100.{}",
+        u8::from_str_radix(&suffix()?[..2], 16).unwrap_or(7)
+    );
+    let attempt = |email: &str, from: &str| {
+        let body = json!({ "tenant": t.domain, "email": email, "password": PASSWORD });
+        app.request(
+            "POST",
+            "/v1/auth/login",
+            &[
+                ("content-type", "application/json"),
+                ("cf-connecting-ip", from),
+                ("x-forwarded-for", from),
+            ],
+            Some(body.to_string().into_bytes()),
+        )
+    };
+    for i in 0..50 {
+        let resp = attempt(&format!("nobody{i}@{}.example", t.domain), &addr)?;
+        assert_problem(&resp, 401, "invalid-credentials")?;
+    }
+    let resp = attempt(&format!("nobody-else@{}.example", t.domain), &addr)?;
+    assert_problem(&resp, 429, "rate-limited")?;
+    retry_after(&resp)?;
+    let resp = attempt(&format!("nobody-else@{}.example", t.domain), "192.0.2.1")?;
+    assert_problem(&resp, 401, "invalid-credentials")?;
     Ok(())
 }

@@ -112,6 +112,38 @@ fn no_content() -> Response {
     resp
 }
 
+/// The client's address: `CF-Connecting-IP` (set by Cloudflare), else the first
+/// `X-Forwarded-For` entry (set by the proxy in front of Spin). Used only hashed.
+fn client_address(req: &Request) -> Option<String> {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.len() <= 64)
+    };
+    header("cf-connecting-ip")
+        .or_else(|| {
+            header("x-forwarded-for")
+                .and_then(|v| v.split(',').next())
+                .map(str::trim)
+        })
+        .map(str::to_owned)
+}
+
+/// ERR-RATE-429 with `Retry-After`.
+fn rate_limited(retry_after_secs: i64) -> ApiError {
+    let mut e = ApiError::new(
+        ProblemType::RateLimited,
+        "Too many failed attempts. Retry later.",
+    )
+    .with_extension("retry_after", retry_after_secs.into());
+    if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+        e = e.with_header(header::RETRY_AFTER, v);
+    }
+    e
+}
+
 fn check_password_size(field: &str, password: &str) -> Result<(), ApiError> {
     if password.len() > MAX_PASSWORD_BYTES {
         return Err(ApiError::invalid_field(field, "is too long"));
@@ -293,6 +325,7 @@ pub(super) async fn login<P: Platform>(
         tenant,
         email,
         password: body.password,
+        client: client_address(req),
     };
     let pair = sessions::login(ctx.platform, &login, &ctx.request_id)
         .await
@@ -308,6 +341,7 @@ pub(super) async fn login<P: Platform>(
             )
             .with_extension("mfa_token", mfa_token.clone().into())
             .with_extension("expires_in", (sessions::MFA_TOKEN_TTL_MS / 1000).into()),
+            LoginError::RateLimited { retry_after_secs } => rate_limited(*retry_after_secs),
             LoginError::Signing(s) => signing_problem(ctx, s),
             LoginError::Storage(cause) => ApiError::internal(cause.to_string()),
         })?;
@@ -560,17 +594,24 @@ pub(super) async fn verify_mfa<P: Platform>(
     req: &Request,
 ) -> Result<Response, ApiError> {
     let body: VerifyMfaRequest = json::parse_body(req)?;
-    let pair = sessions::verify_mfa(ctx.platform, &body.mfa_token, &body.code, &ctx.request_id)
-        .await
-        .map_err(|e| match &e {
-            VerifyMfaError::InvalidToken | VerifyMfaError::InvalidCode => {
-                ApiError::invalid_credentials(format!("{e}."))
-                    .with_extension("reason", e.code().into())
-            }
-            VerifyMfaError::Signing(s) => signing_problem(ctx, s),
-            VerifyMfaError::Unavailable(cause) => ApiError::internal(cause.clone()),
-            VerifyMfaError::Storage(cause) => ApiError::internal(cause.to_string()),
-        })?;
+    let client = client_address(req);
+    let pair = sessions::verify_mfa(
+        ctx.platform,
+        &body.mfa_token,
+        &body.code,
+        client.as_deref(),
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| match &e {
+        VerifyMfaError::InvalidToken | VerifyMfaError::InvalidCode => {
+            ApiError::invalid_credentials(format!("{e}.")).with_extension("reason", e.code().into())
+        }
+        VerifyMfaError::RateLimited { retry_after_secs } => rate_limited(*retry_after_secs),
+        VerifyMfaError::Signing(s) => signing_problem(ctx, s),
+        VerifyMfaError::Unavailable(cause) => ApiError::internal(cause.clone()),
+        VerifyMfaError::Storage(cause) => ApiError::internal(cause.to_string()),
+    })?;
     Ok(no_store(json::response(StatusCode::OK, &pair)?))
 }
 

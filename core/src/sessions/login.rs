@@ -2,7 +2,7 @@
 //! that is not active (invited, disabled, deleted) all give the same error after the same work:
 //! one argon2id computation (CON-SEC-009, ERR-AUTH-401).
 
-use super::{start, IssueError, SessionUser, TokenPair};
+use super::{start, throttle, IssueError, SessionUser, TokenPair};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 use crate::tenants::{Email, TenantDomain};
@@ -18,6 +18,9 @@ pub struct LoginRequest {
     pub email: Email,
     /// The password as typed.
     pub password: String,
+    /// The client's address (`CF-Connecting-IP`, or the first `X-Forwarded-For`), if known:
+    /// only its hash is stored, by the rate limit.
+    pub client: Option<String>,
 }
 
 /// Why a sign-in failed.
@@ -37,6 +40,12 @@ pub enum LoginError {
         /// The single-use token of the pending sign-in (only its hash is stored).
         mfa_token: String,
     },
+    /// Too many failed attempts for the account or from the client (ERR-RATE-429).
+    #[error("too many failed sign-in attempts")]
+    RateLimited {
+        /// Seconds until the window ends.
+        retry_after_secs: i64,
+    },
     /// No signing key is usable.
     #[error(transparent)]
     Signing(#[from] SigningKeyError),
@@ -52,6 +61,7 @@ impl LoginError {
             LoginError::InvalidCredentials => "invalid_credentials",
             LoginError::TenantNotActive => "tenant_not_active",
             LoginError::MfaRequired { .. } => "mfa_required",
+            LoginError::RateLimited { .. } => "rate_limited",
             LoginError::Signing(e) => e.code(),
             LoginError::Storage(_) => "storage",
         }
@@ -73,6 +83,30 @@ pub async fn login<P: Platform>(
     req: &LoginRequest,
     request_id: &str,
 ) -> Result<TokenPair, LoginError> {
+    let now = p.clock().now_ms();
+    let account = format!(
+        "{}|{}",
+        req.tenant.as_str().to_lowercase(),
+        req.email.as_str().to_lowercase()
+    );
+    let counters = throttle::counters(
+        (throttle::LOGIN_PER_ACCOUNT, &account),
+        (throttle::LOGIN_PER_CLIENT, req.client.as_deref()),
+        now,
+    );
+    if let Some(retry_after_secs) = throttle::retry_after(p, &counters, now).await? {
+        // ERR-RATE-429: every denied attempt is audited (no email or address in it).
+        let record = AuditRecord::failure(
+            "session.create",
+            &Actor::user("anonymous"),
+            None,
+            "session",
+            Some(request_id),
+        )
+        .with("reason", "rate_limited");
+        audit::record(p, &record).await?;
+        return Err(LoginError::RateLimited { retry_after_secs });
+    }
     let rows = p
         .sql()
         .query(
@@ -97,7 +131,9 @@ pub async fn login<P: Platform>(
             Some(request_id),
         )
         .with("reason", "unknown_account");
-        audit::record(p, &record).await?;
+        let mut stmts = vec![audit::outbox_insert(&record, &audit::new_event_id(p), now)];
+        stmts.extend(counters.iter().map(throttle::Counter::hit));
+        p.sql().batch(stmts).await?;
         return Err(LoginError::InvalidCredentials);
     };
     let user = SessionUser {
@@ -117,13 +153,14 @@ pub async fn login<P: Platform>(
             p,
             &user,
             if matches { "inactive" } else { "password" },
+            &counters,
             request_id,
         )
         .await?;
         return Err(LoginError::InvalidCredentials);
     }
     if row.text("tenant_status")? != "active" {
-        refuse(p, &user, "tenant_not_active", request_id).await?;
+        refuse(p, &user, "tenant_not_active", &[], request_id).await?;
         return Err(LoginError::TenantNotActive);
     }
     if row.i64("mfa_enabled")? == 1 {
@@ -133,11 +170,13 @@ pub async fn login<P: Platform>(
     Ok(start(p, &user, &["pwd"], request_id).await?)
 }
 
-/// Counts a failed sign-in on the account and audits it (outcome failure), in one batch.
+/// Counts a failed sign-in on the account (and on the rate-limit `counters`) and audits it
+/// (outcome failure), in one batch.
 async fn refuse<P: Platform>(
     p: &P,
     user: &SessionUser,
     reason: &str,
+    counters: &[throttle::Counter],
     request_id: &str,
 ) -> Result<(), SqlError> {
     let now = p.clock().now_ms();
@@ -149,15 +188,15 @@ async fn refuse<P: Platform>(
         Some(request_id),
     )
     .with("reason", reason);
-    p.sql()
-        .batch(vec![
-            Stmt::new(
-                "UPDATE users SET failed_logins = failed_logins + 1, updated_at = ?2 WHERE id = ?1",
-            )
-            .bind(user.user_id.as_str())
-            .bind(now),
-            audit::outbox_insert(&record, &audit::new_event_id(p), now),
-        ])
-        .await?;
+    let mut stmts = vec![
+        Stmt::new(
+            "UPDATE users SET failed_logins = failed_logins + 1, updated_at = ?2 WHERE id = ?1",
+        )
+        .bind(user.user_id.as_str())
+        .bind(now),
+        audit::outbox_insert(&record, &audit::new_event_id(p), now),
+    ];
+    stmts.extend(counters.iter().map(throttle::Counter::hit));
+    p.sql().batch(stmts).await?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! MFA user leaves an `auth_flows` row (kind `mfa`, keyed by the hash of the token handed to the
 //! client); `/v1/auth/mfa/verify` consumes it with a TOTP or recovery code and starts the session.
 
-use super::{start, IssueError, SessionUser, TokenPair};
+use super::{start, throttle, IssueError, SessionUser, TokenPair};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
@@ -23,6 +23,12 @@ pub enum VerifyMfaError {
     /// The code is wrong, already used or outside the window.
     #[error("the code is not valid")]
     InvalidCode,
+    /// Too many wrong codes for the user or from the client (ERR-RATE-429).
+    #[error("too many wrong codes")]
+    RateLimited {
+        /// Seconds until the window ends.
+        retry_after_secs: i64,
+    },
     /// The master key is missing or the secret does not open.
     #[error("MFA check unavailable: {0}")]
     Unavailable(String),
@@ -40,6 +46,7 @@ impl VerifyMfaError {
         match self {
             VerifyMfaError::InvalidToken => "mfa_token_invalid",
             VerifyMfaError::InvalidCode => "mfa_code_invalid",
+            VerifyMfaError::RateLimited { .. } => "rate_limited",
             VerifyMfaError::Unavailable(_) => "mfa_unavailable",
             VerifyMfaError::Signing(e) => e.code(),
             VerifyMfaError::Storage(_) => "storage",
@@ -82,6 +89,7 @@ pub async fn verify_mfa<P: Platform>(
     p: &P,
     mfa_token: &str,
     code: &str,
+    client: Option<&str>,
     request_id: &str,
 ) -> Result<TokenPair, VerifyMfaError> {
     if mfa_token.is_empty() || mfa_token.len() > 128 {
@@ -112,6 +120,23 @@ pub async fn verify_mfa<P: Platform>(
         tenant_id: row.text("tenant_id")?,
         role: row.text("role")?,
     };
+    let counters = throttle::counters(
+        (throttle::MFA_PER_ACCOUNT, &user.user_id),
+        (throttle::MFA_PER_CLIENT, client),
+        now,
+    );
+    if let Some(retry_after_secs) = throttle::retry_after(p, &counters, now).await? {
+        let record = AuditRecord::failure(
+            "session.mfa_verify",
+            &Actor::user(&user.user_id),
+            Some(&user.tenant_id),
+            format!("user:{}", user.user_id),
+            Some(request_id),
+        )
+        .with("reason", "rate_limited");
+        audit::record(p, &record).await?;
+        return Err(VerifyMfaError::RateLimited { retry_after_secs });
+    }
     let method = match check_second_factor(p, &user.user_id, code).await {
         Ok(m) => m,
         Err(MfaError::InvalidCode | MfaError::NotEnabled) => {

@@ -15,6 +15,7 @@ mod introspect;
 mod login;
 mod mfa;
 mod refresh;
+pub mod throttle;
 
 #[cfg(test)]
 mod tests;

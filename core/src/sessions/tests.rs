@@ -61,6 +61,7 @@ fn login_req(password: &str) -> LoginRequest {
         tenant: TenantDomain::parse("acme").unwrap(),
         email: Email::parse("OWNER@acme.test").unwrap(),
         password: password.into(),
+        client: Some("203.0.113.9".into()),
     }
 }
 
@@ -456,20 +457,24 @@ fn nfr_sec_003_totp_sign_in_without_replay() {
         // The code already used to confirm is refused (replay), a wrong one too.
         let replay = totp_code(&f.p, &e.secret, 0);
         assert_eq!(
-            verify_mfa(&f.p, &mfa_token, &replay, "r")
+            verify_mfa(&f.p, &mfa_token, &replay, None, "r")
                 .await
                 .unwrap_err(),
             VerifyMfaError::InvalidCode
         );
         let next = totp_code(&f.p, &e.secret, 1);
-        let pair = verify_mfa(&f.p, &mfa_token, &next, "r").await.unwrap();
+        let pair = verify_mfa(&f.p, &mfa_token, &next, None, "r")
+            .await
+            .unwrap();
         assert!(introspect(&f.p, &pair.access_token)
             .await
             .unwrap()
             .is_some());
         // The pending sign-in is used up.
         assert_eq!(
-            verify_mfa(&f.p, &mfa_token, &next, "r").await.unwrap_err(),
+            verify_mfa(&f.p, &mfa_token, &next, None, "r")
+                .await
+                .unwrap_err(),
             VerifyMfaError::InvalidToken
         );
 
@@ -479,7 +484,7 @@ fn nfr_sec_003_totp_sign_in_without_replay() {
         else {
             panic!("mfa-required again");
         };
-        verify_mfa(&f.p, &mfa_token, &codes[0].to_uppercase(), "r")
+        verify_mfa(&f.p, &mfa_token, &codes[0].to_uppercase(), None, "r")
             .await
             .unwrap();
         let Err(LoginError::MfaRequired { mfa_token }) =
@@ -488,17 +493,17 @@ fn nfr_sec_003_totp_sign_in_without_replay() {
             panic!("mfa-required again");
         };
         assert_eq!(
-            verify_mfa(&f.p, &mfa_token, &codes[0], "r")
+            verify_mfa(&f.p, &mfa_token, &codes[0], None, "r")
                 .await
                 .unwrap_err(),
             VerifyMfaError::InvalidCode
         );
         // Five wrong codes end the pending sign-in.
         for _ in 0..4 {
-            let _ = verify_mfa(&f.p, &mfa_token, "123456", "r").await;
+            let _ = verify_mfa(&f.p, &mfa_token, "123456", None, "r").await;
         }
         assert_eq!(
-            verify_mfa(&f.p, &mfa_token, &codes[1], "r")
+            verify_mfa(&f.p, &mfa_token, &codes[1], None, "r")
                 .await
                 .unwrap_err(),
             VerifyMfaError::InvalidToken
@@ -507,6 +512,38 @@ fn nfr_sec_003_totp_sign_in_without_replay() {
         mfa::disable(&f.p, &c.sub, &c.tid, &codes[2], "r")
             .await
             .unwrap();
+        assert!(login(&f.p, &login_req(PASSWORD), "r").await.is_ok());
+    });
+}
+
+/// ERR-RATE-429: after ten failures the account is refused, even with the right password,
+/// before any password check; each refusal is audited.
+#[test]
+fn err_rate_429_login_failures_are_limited_per_account() {
+    block_on(async {
+        let f = active_fixture().await;
+        for _ in 0..throttle::LOGIN_PER_ACCOUNT.max {
+            assert_eq!(
+                login(&f.p, &login_req("wrong password!!"), "r")
+                    .await
+                    .unwrap_err(),
+                LoginError::InvalidCredentials
+            );
+        }
+        let Err(LoginError::RateLimited { retry_after_secs }) =
+            login(&f.p, &login_req(PASSWORD), "r").await
+        else {
+            panic!("the account is limited");
+        };
+        assert!(retry_after_secs > 0 && retry_after_secs <= 900);
+        let denied = rows(
+            &f.p,
+            "SELECT count(*) AS n FROM audit_outbox WHERE metadata LIKE '%rate_limited%'",
+        )
+        .await;
+        assert_eq!(denied[0].i64("n").unwrap(), 1);
+        // The window ends: the right password works again.
+        f.p.clock.advance(throttle::LOGIN_PER_ACCOUNT.window_ms);
         assert!(login(&f.p, &login_req(PASSWORD), "r").await.is_ok());
     });
 }
