@@ -39,6 +39,7 @@ pub mod secret;
 mod tenant_apps;
 mod update;
 
+pub(crate) use authn::join2;
 pub use authn::{
     authenticate_app_key, AppKeyError, AppKeyPrincipal, CachedKey, KEY_CACHE_TTL_SECS,
 };

@@ -288,16 +288,64 @@ pub async fn published_from_sql<P: Platform>(p: &P) -> Result<Vec<PublicJwk>, Sq
         .collect()
 }
 
-/// The published keys, from the KV copy when fresh, else D1 (and the copy rewritten).
+/// The published keys: this isolate's copy when under a minute old, else the KV copy, else D1
+/// (and the copies rewritten).
 pub async fn published<P: Platform>(p: &P) -> Result<Vec<PublicJwk>, SqlError> {
+    let now = p.clock().now_ms();
+    if let Some(keys) = memory::get(now) {
+        return Ok(keys);
+    }
     if let Ok(Some(bytes)) = p.kv().get(JWKS_KV_KEY, Some(60)).await {
         if let Ok(keys) = serde_json::from_slice::<Vec<PublicJwk>>(&bytes) {
+            memory::put(now, &keys);
             return Ok(keys);
         }
     }
     let keys = published_from_sql(p).await?;
     put_cache(p, &keys).await;
     Ok(keys)
+}
+
+/// The key set kept in the isolate between requests (wasm only: one isolate serves one
+/// deployment, while native tests run many platforms in one process). An unknown `kid` still
+/// falls back to D1, so a rotation elsewhere is seen at once; a retirement within a minute.
+#[cfg(target_arch = "wasm32")]
+mod memory {
+    use std::sync::Mutex;
+
+    use super::PublicJwk;
+
+    const TTL_MS: i64 = 60_000;
+    static KEYS: Mutex<Option<(i64, Vec<PublicJwk>)>> = Mutex::new(None);
+
+    pub fn get(now: i64) -> Option<Vec<PublicJwk>> {
+        let guard = KEYS.lock().ok()?;
+        let (at, keys) = guard.as_ref()?;
+        (now - at < TTL_MS && now >= *at).then(|| keys.clone())
+    }
+
+    pub fn put(now: i64, keys: &[PublicJwk]) {
+        if let Ok(mut guard) = KEYS.lock() {
+            *guard = Some((now, keys.to_vec()));
+        }
+    }
+
+    pub fn clear() {
+        if let Ok(mut guard) = KEYS.lock() {
+            *guard = None;
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod memory {
+    use super::PublicJwk;
+
+    pub fn get(_now: i64) -> Option<Vec<PublicJwk>> {
+        None
+    }
+    pub fn put(_now: i64, _keys: &[PublicJwk]) {}
+    pub fn clear() {}
 }
 
 /// The published key named `kid`: the KV copy first, D1 when the copy does not know it (a
@@ -320,6 +368,7 @@ async fn refresh_jwks_cache<P: Platform>(p: &P) {
 }
 
 async fn put_cache<P: Platform>(p: &P, keys: &[PublicJwk]) {
+    memory::clear();
     if let Ok(bytes) = serde_json::to_vec(keys) {
         // A failed write only costs the next verifier a D1 read.
         let _ = p
