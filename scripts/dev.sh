@@ -82,7 +82,7 @@ node -e '
     tenant_domain: tenant.domain,
     owner_email: "owner@demo.example",
     owner_invitation_link: created.invitation_link ?? null,
-    // Filled in as the capabilities land: the owner password (invitation acceptance).
+    // Set below, once the owner accepted the invitation.
     owner_password: null,
   };
   require("fs").writeFileSync(".edgeplane/demo.json", JSON.stringify(demo, null, 2) + "\n");
@@ -99,6 +99,21 @@ node -e '
   Object.assign(demo, { app_id: appId, app_key: k.secret, app_key_id: k.id });
   require("fs").writeFileSync(".edgeplane/demo.json", JSON.stringify(demo, null, 2) + "\n");
 ' "$app_id" "$key"
+
+# The owner accepts the invitation with a generated password, kept in .edgeplane/ (git-ignored);
+# a later `make dev` finds the invitation accepted and keeps the password.
+[[ -f .edgeplane/owner-password ]] || head -c 18 /dev/urandom | base64 | tr '+/' '-_' > .edgeplane/owner-password
+owner_password=$(cat .edgeplane/owner-password)
+invitation_token=$(node -p 'const l = require("./.edgeplane/demo.json").owner_invitation_link; l ? new URL(l).searchParams.get("token") : ""')
+if [[ -n "$invitation_token" ]]; then
+  curl -sS -o /dev/null -X POST "$BASE/v1/invitations/accept" -H 'Content-Type: application/json' \
+    -d "{\"token\":\"$invitation_token\",\"password\":\"$owner_password\"}" || true
+fi
+node -e '
+  const demo = require("./.edgeplane/demo.json");
+  demo.owner_password = process.argv[1];
+  require("fs").writeFileSync(".edgeplane/demo.json", JSON.stringify(demo, null, 2) + "\n");
+' "$owner_password"
 
 cat <<TXT
 
@@ -118,6 +133,12 @@ Try:
        -d '{"name":"Acme","domain":"acme","plan":"free","owner_email":"owner@acme.example"}' $BASE/v1/tenants
   curl -s -X POST -H "Authorization: Bearer \$OP" $BASE/v1/tenants/$tenant_id/suspend   # then .../activate
   curl -s -H "Authorization: Bearer \$OP" $BASE/v1/apps/$app_id/keys     # the demo app's keys (no secrets)
+  # the owner signs in (password in .edgeplane/demo.json); an app key introspects the token
+  AT=\$(curl -s -X POST -H 'Content-Type: application/json' -d '{"tenant":"demo","email":"owner@demo.example","password":"$owner_password"}' $BASE/v1/auth/login | node -p 'JSON.parse(require("fs").readFileSync(0)).access_token')
+  KEY=\$(node -p 'require("./.edgeplane/demo.json").app_key')
+  curl -s -X POST -H "Authorization: Bearer \$KEY" -d "token=\$AT" $BASE/oauth/introspect
+  curl -s $BASE/.well-known/jwks.json
+  curl -s -X POST -H "Authorization: Bearer \$AT" $BASE/v1/auth/logout       # then introspect again: inactive
   curl -s "$BASE/__scheduled?cron=*/5+*+*+*+*"   # fire the cron trigger
   curl -s -X POST -H "Authorization: Bearer $cron_secret" $BASE/internal/scheduled
 
