@@ -25,6 +25,7 @@ crate::contract_tests![
     signing_key_rotation_keeps_old_tokens_valid_nfr_sec_004,
     totp_sign_in_with_codes_computed_here_nfr_sec_003,
     failed_logins_are_rate_limited_per_account_and_client_err_rate_429,
+    admin_revocation_ends_every_session_at_once_fr_auth_005,
 ];
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -819,6 +820,41 @@ fn failed_logins_are_rate_limited_per_account_and_client_err_rate_429(
     assert_problem(&resp, 429, "rate-limited")?;
     retry_after(&resp)?;
     let resp = attempt(&format!("nobody-else@{}.example", t.domain), "192.0.2.1")?;
+    assert_problem(&resp, 401, "invalid-credentials")?;
+    Ok(())
+}
+
+fn admin_revocation_ends_every_session_at_once_fr_auth_005(app: &TestApp) -> Result<(), String> {
+    let t = owner(app)?;
+    let other = owner(app)?;
+    let (key, _) = introspection_keys(app)?;
+    let a = str_of(&tokens(app, &t)?["access_token"]);
+    let b = tokens(app, &t)?;
+    let user_id = str_of(&introspect(app, &key, &a)?["sub"]);
+    let other_access = str_of(&tokens(app, &other)?["access_token"]);
+    let other_id = str_of(&introspect(app, &key, &other_access)?["sub"]);
+
+    // Another tenant's user is not found (ERR-RES-404), and nothing happens to them.
+    let path = format!("/v1/tenant/users/{other_id}/sessions/revoke");
+    assert_problem(&send(app, "POST", &path, Some(&a), None)?, 404, "not-found")?;
+    ensure_eq!(
+        active(&introspect(app, &key, &other_access)?),
+        Some(true),
+        "untouched"
+    );
+
+    let path = format!("/v1/tenant/users/{user_id}/sessions/revoke");
+    let v = send(app, "POST", &path, Some(&a), None)?.expect_json(200)?;
+    ensure_eq!(v["sessions_revoked"].as_u64(), Some(2), "{v}");
+    for token in [a.clone(), str_of(&b["access_token"])] {
+        ensure_eq!(
+            active(&introspect(app, &key, &token)?),
+            Some(false),
+            "revoked at once"
+        );
+    }
+    let body = json!({ "refresh_token": str_of(&b["refresh_token"]) });
+    let resp = send(app, "POST", "/v1/auth/refresh", None, Some(&body))?;
     assert_problem(&resp, 401, "invalid-credentials")?;
     Ok(())
 }

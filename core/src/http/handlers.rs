@@ -54,6 +54,7 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::TotpEnroll => identity::enroll_totp(ctx, &req).await,
         RouteId::TotpConfirm => identity::confirm_totp(ctx, &req).await,
         RouteId::TotpDisable => identity::disable_totp(ctx, &req).await,
+        RouteId::UserSessionsRevoke => identity::revoke_user_sessions(ctx, &req).await,
     }
 }
 

@@ -16,7 +16,7 @@ use crate::auth::PlatformRole;
 use crate::ports::{Logger, Platform, Sql, Stmt};
 use crate::sessions::{
     self, authenticate_access_token, AccessError, LoginError, LoginRequest, RefreshError,
-    SessionUser, UserPrincipal, VerifyMfaError,
+    RevokeSessionsError, SessionUser, UserPrincipal, VerifyMfaError,
 };
 use crate::tenants::{public_base_url, Email, TenantDomain};
 use crate::tokens::{keys, SigningKeyError};
@@ -683,4 +683,35 @@ pub(super) async fn disable_totp<P: Platform>(
         .await
         .map_err(|e| mfa_problem(ctx, &e))?;
     Ok(no_content())
+}
+
+/// `POST /v1/tenant/users/{id}/sessions/revoke` (owner, admin): ends every session of a user of
+/// the caller's tenant at once (FR-AUTH-005, UC-TENANT-SESSION-REVOKE).
+pub(super) async fn revoke_user_sessions<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_tenant_admin(ctx, req).await?;
+    let c = &principal.claims;
+    let user_id = ctx.param("id").to_owned();
+    let revoked = sessions::revoke_all_sessions(
+        ctx.platform,
+        &c.tid,
+        &user_id,
+        &Actor::user(&c.sub),
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| match &e {
+        RevokeSessionsError::NotFound => ApiError::not_found("No such user in this tenant."),
+        RevokeSessionsError::Storage(cause) => ApiError::internal(cause.to_string()),
+        RevokeSessionsError::EdgePending(cause) => {
+            log(ctx, "error", "session marker write failed", e.code(), cause);
+            ApiError::unavailable(cause.clone())
+        }
+    })?;
+    json::response(
+        StatusCode::OK,
+        &serde_json::json!({ "user_id": user_id, "sessions_revoked": revoked }),
+    )
 }

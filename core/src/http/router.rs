@@ -87,6 +87,8 @@ pub enum RouteId {
     TotpConfirm,
     /// `DELETE /v1/auth/mfa/totp`: turn TOTP off.
     TotpDisable,
+    /// `POST /v1/tenant/users/{id}/sessions/revoke`: end a user's sessions (FR-AUTH-005).
+    UserSessionsRevoke,
 }
 
 /// One route: method, path template (OpenAPI syntax), handler.
@@ -142,6 +144,7 @@ pub const ROUTES: &[Route] = &[
     Route { method: Method::POST,   path: "/v1/auth/mfa/totp",              id: RouteId::TotpEnroll },
     Route { method: Method::POST,   path: "/v1/auth/mfa/totp/confirm",      id: RouteId::TotpConfirm },
     Route { method: Method::DELETE, path: "/v1/auth/mfa/totp",              id: RouteId::TotpDisable },
+    Route { method: Method::POST,   path: "/v1/tenant/users/{id}/sessions/revoke", id: RouteId::UserSessionsRevoke },
 ];
 
 /// The outcome of matching a request line.

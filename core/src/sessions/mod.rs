@@ -213,3 +213,71 @@ pub(crate) async fn mark_sessions_revoked<P: Platform>(
     }
     result
 }
+
+/// Why a user's sessions could not be revoked.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RevokeSessionsError {
+    /// No user of this id in the tenant (ERR-RES-404: another tenant's user is not found either).
+    #[error("no such user in this tenant")]
+    NotFound,
+    /// The database failed.
+    #[error("session storage failed: {0}")]
+    Storage(#[from] SqlError),
+    /// D1 revoked the sessions but an edge marker could not be written (repeat to retry).
+    #[error("sessions revoked but the edge markers were not written: {0}")]
+    EdgePending(String),
+}
+
+impl RevokeSessionsError {
+    /// A stable, searchable name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RevokeSessionsError::NotFound => "user_not_found",
+            RevokeSessionsError::Storage(_) => "storage",
+            RevokeSessionsError::EdgePending(_) => "edge_pending",
+        }
+    }
+}
+
+/// Administrative revocation (FR-AUTH-005, UC-TENANT-SESSION-REVOKE): every session of a user
+/// of `tenant_id` ends, in D1 (audited `session.revoke_all` by `actor`) and at the edge.
+/// Returns how many sessions were active.
+pub async fn revoke_all_sessions<P: Platform>(
+    p: &P,
+    tenant_id: &str,
+    user_id: &str,
+    actor: &Actor,
+    request_id: &str,
+) -> Result<usize, RevokeSessionsError> {
+    let found = p
+        .sql()
+        .query(
+            Stmt::new("SELECT 1 AS found FROM users WHERE id = ?1 AND tenant_id = ?2")
+                .bind(user_id)
+                .bind(tenant_id),
+        )
+        .await?;
+    if found.is_empty() {
+        return Err(RevokeSessionsError::NotFound);
+    }
+    let now = p.clock().now_ms();
+    let sids = active_sids(p, user_id).await?;
+    let record = AuditRecord::success(
+        "session.revoke_all",
+        actor,
+        Some(tenant_id),
+        format!("user:{user_id}"),
+        Some(request_id),
+    )
+    .with("sessions_revoked", sids.len());
+    p.sql()
+        .batch(vec![
+            revoke_user_sessions_stmt(user_id, "admin", now),
+            audit::outbox_insert(&record, &audit::new_event_id(p), now),
+        ])
+        .await?;
+    mark_sessions_revoked(p, &sids)
+        .await
+        .map_err(|e| RevokeSessionsError::EdgePending(e.to_string()))?;
+    Ok(sids.len())
+}

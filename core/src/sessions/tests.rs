@@ -547,3 +547,35 @@ fn err_rate_429_login_failures_are_limited_per_account() {
         assert!(login(&f.p, &login_req(PASSWORD), "r").await.is_ok());
     });
 }
+
+/// FR-AUTH-005: an administrator's revocation ends every session of the user at once; a user
+/// of another tenant is not found.
+#[test]
+fn fr_auth_005_admin_revocation_ends_every_session() {
+    block_on(async {
+        let f = active_fixture().await;
+        let a = login(&f.p, &login_req(PASSWORD), "r").await.unwrap();
+        let b = login(&f.p, &login_req(PASSWORD), "r").await.unwrap();
+        let c = introspect(&f.p, &a.access_token).await.unwrap().unwrap();
+        let admin = Actor::user(&c.sub);
+        assert_eq!(
+            revoke_all_sessions(&f.p, "another-tenant", &c.sub, &admin, "r")
+                .await
+                .unwrap_err(),
+            RevokeSessionsError::NotFound
+        );
+        assert_eq!(
+            revoke_all_sessions(&f.p, &c.tid, &c.sub, &admin, "r")
+                .await
+                .unwrap(),
+            2
+        );
+        for pair in [&a, &b] {
+            assert_eq!(introspect(&f.p, &pair.access_token).await.unwrap(), None);
+            assert_eq!(
+                refresh(&f.p, &pair.refresh_token, "r").await.unwrap_err(),
+                RefreshError::Invalid
+            );
+        }
+    });
+}
