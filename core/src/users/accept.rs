@@ -1,7 +1,7 @@
 //! Invitation acceptance (FR-TENANT-001): the invitee sets a password under the tenant's policy
 //! and becomes active. This is how a provisioned owner first signs in.
 
-use super::{checked_hash, store_password_stmts, PasswordRefused, PolicyRule};
+use super::{checked_hash, PasswordRefused, PolicyRule};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
@@ -143,14 +143,27 @@ pub async fn accept_invitation<P: Platform>(
     )
     .bind(invitation_id.as_str())
     .bind(now)];
+    // Activation and the password apply only for the request whose UPDATE above accepted the
+    // invitation: a concurrent acceptance (same token) finds the user active and changes nothing.
     stmts.push(
         Stmt::new(
-            "UPDATE users SET status = 'active', updated_at = ?2 WHERE id = ?1 AND status = 'invited'",
+            "UPDATE users SET status = 'active', password_hash = ?2, password_changed_at = ?3,
+               updated_at = ?3, failed_logins = 0, version = version + 1
+             WHERE id = ?1 AND status = 'invited'",
         )
         .bind(user_id.as_str())
+        .bind(hash.as_str())
         .bind(now),
     );
-    stmts.extend(store_password_stmts(&user_id, &hash, now));
+    stmts.push(
+        Stmt::new(
+            "INSERT INTO password_history (user_id, password_hash, created_at)
+             SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?1 AND password_hash = ?2)",
+        )
+        .bind(user_id.as_str())
+        .bind(hash.as_str())
+        .bind(now),
+    );
     stmts.push(audit::outbox_insert(&record, &audit::new_event_id(p), now));
     let counts = p.sql().batch(stmts).await?;
     if counts.first().copied() != Some(1) {
