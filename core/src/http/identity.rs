@@ -342,6 +342,11 @@ pub(super) async fn login<P: Platform>(
             .with_extension("mfa_token", mfa_token.clone().into())
             .with_extension("expires_in", (sessions::MFA_TOKEN_TTL_MS / 1000).into()),
             LoginError::RateLimited { retry_after_secs } => rate_limited(*retry_after_secs),
+            LoginError::PasswordExpired => ApiError::new(
+                ProblemType::BusinessRule,
+                "The password has expired: reset it through /v1/auth/password/forgot.",
+            )
+            .with_extension("reason", e.code().into()),
             LoginError::Signing(s) => signing_problem(ctx, s),
             LoginError::Storage(cause) => ApiError::internal(cause.to_string()),
         })?;

@@ -7,7 +7,7 @@ use crate::audit::{self, Actor, AuditRecord};
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 use crate::tenants::{Email, TenantDomain};
 use crate::tokens::SigningKeyError;
-use crate::users::password;
+use crate::users::{password, policy};
 
 /// A sign-in attempt, parsed.
 #[derive(Debug, Clone)]
@@ -40,6 +40,10 @@ pub enum LoginError {
         /// The single-use token of the pending sign-in (only its hash is stored).
         mfa_token: String,
     },
+    /// The credentials are right but the password is older than the tenant policy's
+    /// `max_age_days` (CON-SEC-001): it must be reset (forgot password) before signing in.
+    #[error("the password has expired and must be reset")]
+    PasswordExpired,
     /// Too many failed attempts for the account or from the client (ERR-RATE-429).
     #[error("too many failed sign-in attempts")]
     RateLimited {
@@ -62,6 +66,7 @@ impl LoginError {
             LoginError::TenantNotActive => "tenant_not_active",
             LoginError::MfaRequired { .. } => "mfa_required",
             LoginError::RateLimited { .. } => "rate_limited",
+            LoginError::PasswordExpired => "password_expired",
             LoginError::Signing(e) => e.code(),
             LoginError::Storage(_) => "storage",
         }
@@ -112,7 +117,7 @@ pub async fn login<P: Platform>(
         .query(
             Stmt::new(
                 "SELECT u.id, u.tenant_id, u.role, u.status, u.password_hash, u.mfa_enabled,
-                        t.status AS tenant_status
+                        u.password_changed_at, t.status AS tenant_status
                  FROM users u JOIN tenants t ON t.id = u.tenant_id
                  WHERE t.domain = ?1 AND u.email = ?2",
             )
@@ -162,6 +167,14 @@ pub async fn login<P: Platform>(
     if row.text("tenant_status")? != "active" {
         refuse(p, &user, "tenant_not_active", &[], request_id).await?;
         return Err(LoginError::TenantNotActive);
+    }
+    // CON-SEC-001: past the policy's maximum age, the password must be reset first.
+    if let Some(days) = policy::load(p, &user.tenant_id).await?.max_age_days {
+        let changed = row.opt_i64("password_changed_at")?.unwrap_or(0);
+        if changed + i64::from(days) * 24 * 3600 * 1000 <= now {
+            refuse(p, &user, "password_expired", &[], request_id).await?;
+            return Err(LoginError::PasswordExpired);
+        }
     }
     if row.i64("mfa_enabled")? == 1 {
         let mfa_token = super::mfa::challenge(p, &user).await?;

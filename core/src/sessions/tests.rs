@@ -579,3 +579,37 @@ fn fr_auth_005_admin_revocation_ends_every_session() {
         }
     });
 }
+
+/// CON-SEC-001: a password older than the policy's maximum age must be reset first.
+#[test]
+fn con_sec_001_expired_password_must_be_reset() {
+    block_on(async {
+        let f = active_fixture().await;
+        crate::users::policy::save(
+            &f.p,
+            &f.tenant_id,
+            &crate::users::PasswordPolicy {
+                max_age_days: Some(90),
+                ..Default::default()
+            },
+            &Actor::user("u"),
+            "r",
+        )
+        .await
+        .unwrap();
+        f.p.clock.advance(89 * 24 * 3600 * 1000);
+        assert!(login(&f.p, &login_req(PASSWORD), "r").await.is_ok());
+        f.p.clock.advance(24 * 3600 * 1000);
+        assert_eq!(
+            login(&f.p, &login_req(PASSWORD), "r").await.unwrap_err(),
+            LoginError::PasswordExpired
+        );
+        // A wrong password still says only "invalid credentials".
+        assert_eq!(
+            login(&f.p, &login_req("wrong password!!"), "r")
+                .await
+                .unwrap_err(),
+            LoginError::InvalidCredentials
+        );
+    });
+}
