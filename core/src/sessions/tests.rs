@@ -613,3 +613,24 @@ fn con_sec_001_expired_password_must_be_reset() {
         );
     });
 }
+
+/// FR-AUTH-004: forgot-password mails are capped per account (the answer stays the same).
+#[test]
+fn fr_auth_004_reset_mails_are_capped_per_account() {
+    block_on(async {
+        let f = active_fixture().await;
+        let domain = TenantDomain::parse("acme").unwrap();
+        let email = Email::parse("owner@acme.test").unwrap();
+        for _ in 0..throttle::RESET_MAILS_PER_ACCOUNT.max + 3 {
+            users::forgot_password(&f.p, &domain, &email, "https://e.test", "r")
+                .await
+                .unwrap();
+        }
+        let sent = f.p.mailer.messages_to("owner@acme.test", 50).await.unwrap();
+        let resets = sent
+            .iter()
+            .filter(|m| m.mail.subject.contains("Reset"))
+            .count();
+        assert_eq!(resets as i64, throttle::RESET_MAILS_PER_ACCOUNT.max);
+    });
+}

@@ -45,6 +45,14 @@ pub const MFA_PER_CLIENT: Limit = Limit {
     window_ms: FIFTEEN_MINUTES_MS,
 };
 
+/// Password reset mails to one account (sending, not failing: the forgot-password route
+/// cannot flood an inbox).
+pub const RESET_MAILS_PER_ACCOUNT: Limit = Limit {
+    name: "reset-mail-account",
+    max: 5,
+    window_ms: FIFTEEN_MINUTES_MS,
+};
+
 /// One limit applied to one subject at one time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Counter {

@@ -5,7 +5,7 @@ use super::{checked_hash, password, store_password_stmts, PasswordRefused, Polic
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::ports::{Clock, Mail, Mailer, Platform, Sql, SqlError, Stmt};
-use crate::sessions::{active_sids, mark_sessions_revoked, revoke_user_sessions_stmt};
+use crate::sessions::{active_sids, mark_sessions_revoked, revoke_user_sessions_stmt, throttle};
 use crate::tenants::{Email, TenantDomain};
 
 /// How long a reset token is valid: one hour.
@@ -92,6 +92,16 @@ pub async fn forgot_password<P: Platform>(
     let user_id = row.text("id").map_err(|e| e.to_string())?;
     let tenant_id = row.text("tenant_id").map_err(|e| e.to_string())?;
     let now = p.clock().now_ms();
+    // At most a few reset mails per account and window: the route cannot be used to flood an
+    // inbox. Over the limit nothing is sent, and the answer stays 202.
+    let counter = throttle::Counter::new(throttle::RESET_MAILS_PER_ACCOUNT, &user_id, now);
+    if throttle::retry_after(p, std::slice::from_ref(&counter), now)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
+        return Ok(());
+    }
     let token = crypto::random_token(p.random());
     let record = AuditRecord::success(
         "password.reset_request",
@@ -111,6 +121,7 @@ pub async fn forgot_password<P: Platform>(
             .bind(now)
             .bind(now + RESET_TOKEN_TTL_MS),
             audit::outbox_insert(&record, &audit::new_event_id(p), now),
+            counter.hit(),
         ])
         .await
         .map_err(|e| e.to_string())?;
