@@ -17,3 +17,7 @@ CREATE TABLE rate_limits (
 
 -- Cron cleanup of finished windows.
 CREATE INDEX rate_limits_expires ON rate_limits (expires_at);
+
+-- password_policies.require_mfa: the tenant requires a second factor of every user (NFR-SEC-003).
+-- A user without one is asked to enroll during sign-in, before any token is issued.
+ALTER TABLE password_policies ADD COLUMN require_mfa INTEGER NOT NULL DEFAULT 0 CHECK (require_mfa IN (0, 1));

@@ -26,6 +26,7 @@ crate::contract_tests![
     totp_sign_in_with_codes_computed_here_nfr_sec_003,
     failed_logins_are_rate_limited_per_account_and_client_err_rate_429,
     admin_revocation_ends_every_session_at_once_fr_auth_005,
+    tenant_requiring_mfa_enrolls_users_during_sign_in_nfr_sec_003,
 ];
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -343,7 +344,7 @@ fn password_policy_violations_name_the_rule_fr_auth_006(app: &TestApp) -> Result
     ensure_eq!(v["min_length"].as_u64(), Some(12), "defaults: {v}");
     let strict = json!({
         "min_length": 14, "require_upper": true, "require_lower": true, "require_digit": true,
-        "require_symbol": true, "max_age_days": 90, "history_count": 3,
+        "require_symbol": true, "max_age_days": 90, "history_count": 3, "require_mfa": false,
     });
     let put = send(
         app,
@@ -855,6 +856,47 @@ fn admin_revocation_ends_every_session_at_once_fr_auth_005(app: &TestApp) -> Res
     }
     let body = json!({ "refresh_token": str_of(&b["refresh_token"]) });
     let resp = send(app, "POST", "/v1/auth/refresh", None, Some(&body))?;
+    assert_problem(&resp, 401, "invalid-credentials")?;
+    Ok(())
+}
+
+fn tenant_requiring_mfa_enrolls_users_during_sign_in_nfr_sec_003(
+    app: &TestApp,
+) -> Result<(), String> {
+    let t = owner(app)?;
+    let access = str_of(&tokens(app, &t)?["access_token"]);
+    let policy = json!({
+        "min_length": 12, "require_upper": false, "require_lower": false, "require_digit": false,
+        "require_symbol": false, "max_age_days": null, "history_count": 0, "require_mfa": true,
+    });
+    send(
+        app,
+        "PUT",
+        "/v1/tenant/password-policy",
+        Some(&access),
+        Some(&policy),
+    )?
+    .expect_json(200)?;
+
+    let p = assert_problem(&login(app, &t, PASSWORD)?, 401, "mfa-required")?;
+    ensure_eq!(p["enrollment_required"].as_bool(), Some(true), "{p}");
+    let mfa_token = str_of(&p["mfa_token"]);
+    let body = json!({ "mfa_token": mfa_token });
+    let e = send(app, "POST", "/v1/auth/mfa/enroll", None, Some(&body))?.expect_json(200)?;
+    let secret = base32_decode(&str_of(&e["secret"]))?;
+    let verify = json!({ "mfa_token": mfa_token, "code": totp(&secret, 0)? });
+    let done = send(app, "POST", "/v1/auth/mfa/verify", None, Some(&verify))?.expect_json(200)?;
+    ensure!(done["access_token"].is_string(), "signed in: {done}");
+    ensure_eq!(
+        done["recovery_codes"].as_array().map(Vec::len),
+        Some(10),
+        "recovery codes with the first sign-in: {done}"
+    );
+    let p = assert_problem(&login(app, &t, PASSWORD)?, 401, "mfa-required")?;
+    ensure_eq!(p["enrollment_required"].as_bool(), Some(false), "{p}");
+    // An ordinary pending sign-in cannot be used to enroll again.
+    let body = json!({ "mfa_token": str_of(&p["mfa_token"]) });
+    let resp = send(app, "POST", "/v1/auth/mfa/enroll", None, Some(&body))?;
     assert_problem(&resp, 401, "invalid-credentials")?;
     Ok(())
 }

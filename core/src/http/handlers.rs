@@ -55,6 +55,7 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::TotpConfirm => identity::confirm_totp(ctx, &req).await,
         RouteId::TotpDisable => identity::disable_totp(ctx, &req).await,
         RouteId::UserSessionsRevoke => identity::revoke_user_sessions(ctx, &req).await,
+        RouteId::MfaEnrollDuringSignIn => identity::enroll_during_sign_in(ctx, &req).await,
     }
 }
 

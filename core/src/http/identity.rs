@@ -80,6 +80,12 @@ struct VerifyMfaRequest {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct MfaEnrollRequest {
+    mfa_token: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct MfaCodeRequest {
     code: String,
 }
@@ -335,11 +341,16 @@ pub(super) async fn login<P: Platform>(
                 ApiError::new(ProblemType::AccessDenied, format!("{e}."))
                     .with_extension("reason", e.code().into())
             }
-            LoginError::MfaRequired { mfa_token } => ApiError::new(
+            LoginError::MfaRequired { mfa_token, enroll } => ApiError::new(
                 ProblemType::MfaRequired,
-                "Send a TOTP or recovery code with this mfa_token to /v1/auth/mfa/verify.",
+                if *enroll {
+                    "This tenant requires MFA: enroll with this mfa_token at /v1/auth/mfa/enroll, then send the first code to /v1/auth/mfa/verify."
+                } else {
+                    "Send a TOTP or recovery code with this mfa_token to /v1/auth/mfa/verify."
+                },
             )
             .with_extension("mfa_token", mfa_token.clone().into())
+            .with_extension("enrollment_required", (*enroll).into())
             .with_extension("expires_in", (sessions::MFA_TOKEN_TTL_MS / 1000).into()),
             LoginError::RateLimited { retry_after_secs } => rate_limited(*retry_after_secs),
             LoginError::PasswordExpired => ApiError::new(
@@ -719,4 +730,29 @@ pub(super) async fn revoke_user_sessions<P: Platform>(
         StatusCode::OK,
         &serde_json::json!({ "user_id": user_id, "sessions_revoked": revoked }),
     )
+}
+
+/// `POST /v1/auth/mfa/enroll {mfa_token}`: TOTP enrollment within the sign-in of a user whose
+/// tenant requires MFA (NFR-SEC-003); the first code then goes to `/v1/auth/mfa/verify`.
+pub(super) async fn enroll_during_sign_in<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let body: MfaEnrollRequest = json::parse_body(req)?;
+    let e = sessions::enroll_during_sign_in(ctx.platform, &body.mfa_token, &ctx.request_id)
+        .await
+        .map_err(|e| match &e {
+            VerifyMfaError::InvalidToken | VerifyMfaError::InvalidCode => {
+                ApiError::invalid_credentials(format!("{e}."))
+                    .with_extension("reason", e.code().into())
+            }
+            VerifyMfaError::RateLimited { retry_after_secs } => rate_limited(*retry_after_secs),
+            VerifyMfaError::Signing(s) => signing_problem(ctx, s),
+            VerifyMfaError::Unavailable(cause) => ApiError::internal(cause.clone()),
+            VerifyMfaError::Storage(cause) => ApiError::internal(cause.to_string()),
+        })?;
+    Ok(no_store(json::response(
+        StatusCode::OK,
+        &serde_json::json!({ "secret": e.secret, "otpauth_uri": e.otpauth_uri }),
+    )?))
 }

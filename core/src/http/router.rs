@@ -89,6 +89,8 @@ pub enum RouteId {
     TotpDisable,
     /// `POST /v1/tenant/users/{id}/sessions/revoke`: end a user's sessions (FR-AUTH-005).
     UserSessionsRevoke,
+    /// `POST /v1/auth/mfa/enroll`: TOTP enrollment during sign-in (tenant requires MFA).
+    MfaEnrollDuringSignIn,
 }
 
 /// One route: method, path template (OpenAPI syntax), handler.
@@ -145,6 +147,7 @@ pub const ROUTES: &[Route] = &[
     Route { method: Method::POST,   path: "/v1/auth/mfa/totp/confirm",      id: RouteId::TotpConfirm },
     Route { method: Method::DELETE, path: "/v1/auth/mfa/totp",              id: RouteId::TotpDisable },
     Route { method: Method::POST,   path: "/v1/tenant/users/{id}/sessions/revoke", id: RouteId::UserSessionsRevoke },
+    Route { method: Method::POST,   path: "/v1/auth/mfa/enroll",            id: RouteId::MfaEnrollDuringSignIn },
 ];
 
 /// The outcome of matching a request line.

@@ -39,6 +39,9 @@ pub enum LoginError {
     MfaRequired {
         /// The single-use token of the pending sign-in (only its hash is stored).
         mfa_token: String,
+        /// The tenant requires MFA and the user has none yet: enroll with this token
+        /// (`/v1/auth/mfa/enroll`), then verify the first code.
+        enroll: bool,
     },
     /// The credentials are right but the password is older than the tenant policy's
     /// `max_age_days` (CON-SEC-001): it must be reset (forgot password) before signing in.
@@ -168,17 +171,22 @@ pub async fn login<P: Platform>(
         refuse(p, &user, "tenant_not_active", &[], request_id).await?;
         return Err(LoginError::TenantNotActive);
     }
+    let pol = policy::load(p, &user.tenant_id).await?;
     // CON-SEC-001: past the policy's maximum age, the password must be reset first.
-    if let Some(days) = policy::load(p, &user.tenant_id).await?.max_age_days {
+    if let Some(days) = pol.max_age_days {
         let changed = row.opt_i64("password_changed_at")?.unwrap_or(0);
         if changed + i64::from(days) * 24 * 3600 * 1000 <= now {
             refuse(p, &user, "password_expired", &[], request_id).await?;
             return Err(LoginError::PasswordExpired);
         }
     }
-    if row.i64("mfa_enabled")? == 1 {
-        let mfa_token = super::mfa::challenge(p, &user).await?;
-        return Err(LoginError::MfaRequired { mfa_token });
+    // NFR-SEC-003: a user with TOTP gives a code; a user of a tenant that requires MFA and
+    // has none enrolls first, within the same pending sign-in.
+    let enabled = row.i64("mfa_enabled")? == 1;
+    if enabled || pol.require_mfa {
+        let enroll = !enabled;
+        let mfa_token = super::mfa::challenge(p, &user, enroll).await?;
+        return Err(LoginError::MfaRequired { mfa_token, enroll });
     }
     Ok(start(p, &user, &["pwd"], request_id).await?)
 }

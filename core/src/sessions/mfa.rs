@@ -7,7 +7,7 @@ use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 use crate::tokens::SigningKeyError;
-use crate::users::mfa::{check_second_factor, MfaError};
+use crate::users::mfa::{self, check_second_factor, Enrollment, MfaError};
 
 /// How long the second factor may take: 5 minutes.
 pub const MFA_TOKEN_TTL_MS: i64 = 5 * 60 * 1000;
@@ -64,23 +64,103 @@ impl From<IssueError> for VerifyMfaError {
 }
 
 /// Records a pending MFA sign-in of `user`; returns the token for the client.
-pub(super) async fn challenge<P: Platform>(p: &P, user: &SessionUser) -> Result<String, SqlError> {
+/// With `enroll`, the user has no second factor yet and enrolls within this pending sign-in.
+pub(super) async fn challenge<P: Platform>(
+    p: &P,
+    user: &SessionUser,
+    enroll: bool,
+) -> Result<String, SqlError> {
     let now = p.clock().now_ms();
     let token = crypto::random_token(p.random());
+    let data = if enroll { r#"{"enroll":true}"# } else { "{}" };
     p.sql()
         .execute(
             Stmt::new(
-                "INSERT INTO auth_flows (token_hash, kind, tenant_id, user_id, created_at, expires_at)
-                 VALUES (?1, 'mfa', ?2, ?3, ?4, ?5)",
+                "INSERT INTO auth_flows (token_hash, kind, tenant_id, user_id, data, created_at,
+                   expires_at)
+                 VALUES (?1, 'mfa', ?2, ?3, ?4, ?5, ?6)",
             )
             .bind(crypto::token_hash(&token))
             .bind(user.tenant_id.as_str())
             .bind(user.user_id.as_str())
+            .bind(data)
             .bind(now)
             .bind(now + MFA_TOKEN_TTL_MS),
         )
         .await?;
     Ok(token)
+}
+
+/// A live pending sign-in: its user and whether it is an enrollment.
+struct Pending {
+    user: SessionUser,
+    enroll: bool,
+}
+
+async fn pending<P: Platform>(p: &P, hash: &str, now: i64) -> Result<Pending, VerifyMfaError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT f.user_id, f.tenant_id, f.attempts, f.data, u.role
+                 FROM auth_flows f JOIN users u ON u.id = f.user_id
+                   JOIN tenants t ON t.id = f.tenant_id
+                 WHERE f.token_hash = ?1 AND f.kind = 'mfa' AND f.consumed_at IS NULL
+                   AND f.expires_at > ?2 AND u.status = 'active' AND t.status = 'active'",
+            )
+            .bind(hash)
+            .bind(now),
+        )
+        .await?;
+    let row = rows.first().ok_or(VerifyMfaError::InvalidToken)?;
+    let attempts = row.i64("attempts")?;
+    if attempts >= MAX_MFA_ATTEMPTS {
+        return Err(VerifyMfaError::InvalidToken);
+    }
+    let data: serde_json::Value = serde_json::from_str(&row.text("data")?).unwrap_or_default();
+    Ok(Pending {
+        user: SessionUser {
+            user_id: row.text("user_id")?,
+            tenant_id: row.text("tenant_id")?,
+            role: row.text("role")?,
+        },
+        enroll: data["enroll"] == serde_json::Value::Bool(true),
+    })
+}
+
+/// Enrollment within a pending sign-in of a tenant that requires MFA (NFR-SEC-003): the
+/// secret and `otpauth://` URI; the first code then goes to [`verify_mfa`].
+pub async fn enroll_during_sign_in<P: Platform>(
+    p: &P,
+    mfa_token: &str,
+    request_id: &str,
+) -> Result<Enrollment, VerifyMfaError> {
+    if mfa_token.is_empty() || mfa_token.len() > 128 {
+        return Err(VerifyMfaError::InvalidToken);
+    }
+    let pending = pending(p, &crypto::token_hash(mfa_token), p.clock().now_ms()).await?;
+    if !pending.enroll {
+        return Err(VerifyMfaError::InvalidToken);
+    }
+    let u = &pending.user;
+    mfa::enroll(p, &u.user_id, &u.tenant_id, request_id)
+        .await
+        .map_err(|e| match e {
+            MfaError::Storage(e) => VerifyMfaError::Storage(e),
+            MfaError::AlreadyEnabled => VerifyMfaError::InvalidToken,
+            other => VerifyMfaError::Unavailable(other.to_string()),
+        })
+}
+
+/// A completed MFA sign-in.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MfaSignIn {
+    /// The session's tokens.
+    #[serde(flatten)]
+    pub tokens: TokenPair,
+    /// After an enrollment during sign-in: the ten recovery codes, shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes: Option<Vec<String>>,
 }
 
 /// Completes an MFA sign-in: the pending sign-in must be live, the code right (and unused);
@@ -91,35 +171,14 @@ pub async fn verify_mfa<P: Platform>(
     code: &str,
     client: Option<&str>,
     request_id: &str,
-) -> Result<TokenPair, VerifyMfaError> {
+) -> Result<MfaSignIn, VerifyMfaError> {
     if mfa_token.is_empty() || mfa_token.len() > 128 {
         return Err(VerifyMfaError::InvalidToken);
     }
     let now = p.clock().now_ms();
     let hash = crypto::token_hash(mfa_token);
-    let rows = p
-        .sql()
-        .query(
-            Stmt::new(
-                "SELECT f.user_id, f.tenant_id, f.attempts, u.role
-                 FROM auth_flows f JOIN users u ON u.id = f.user_id
-                   JOIN tenants t ON t.id = f.tenant_id
-                 WHERE f.token_hash = ?1 AND f.kind = 'mfa' AND f.consumed_at IS NULL
-                   AND f.expires_at > ?2 AND u.status = 'active' AND t.status = 'active'",
-            )
-            .bind(hash.as_str())
-            .bind(now),
-        )
-        .await?;
-    let row = rows.first().ok_or(VerifyMfaError::InvalidToken)?;
-    if row.i64("attempts")? >= MAX_MFA_ATTEMPTS {
-        return Err(VerifyMfaError::InvalidToken);
-    }
-    let user = SessionUser {
-        user_id: row.text("user_id")?,
-        tenant_id: row.text("tenant_id")?,
-        role: row.text("role")?,
-    };
+    let pending = pending(p, &hash, now).await?;
+    let user = pending.user;
     let counters = throttle::counters(
         (throttle::MFA_PER_ACCOUNT, &user.user_id),
         (throttle::MFA_PER_CLIENT, client),
@@ -137,9 +196,18 @@ pub async fn verify_mfa<P: Platform>(
         audit::record(p, &record).await?;
         return Err(VerifyMfaError::RateLimited { retry_after_secs });
     }
-    let method = match check_second_factor(p, &user.user_id, code).await {
-        Ok(m) => m,
-        Err(MfaError::InvalidCode | MfaError::NotEnabled) => {
+    let checked = if pending.enroll {
+        mfa::confirm(p, &user.user_id, &user.tenant_id, code, request_id)
+            .await
+            .map(|codes| ("otp", Some(codes)))
+    } else {
+        check_second_factor(p, &user.user_id, code)
+            .await
+            .map(|m| (m, None))
+    };
+    let (method, recovery_codes) = match checked {
+        Ok(v) => v,
+        Err(MfaError::InvalidCode | MfaError::NotEnabled | MfaError::NotEnrolled) => {
             let record = AuditRecord::failure(
                 "session.mfa_verify",
                 &Actor::user(&user.user_id),
@@ -174,5 +242,8 @@ pub async fn verify_mfa<P: Platform>(
     if consumed != 1 {
         return Err(VerifyMfaError::InvalidToken);
     }
-    Ok(start(p, &user, &["pwd", method], request_id).await?)
+    Ok(MfaSignIn {
+        tokens: start(p, &user, &["pwd", method], request_id).await?,
+        recovery_codes,
+    })
 }

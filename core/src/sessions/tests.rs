@@ -449,7 +449,7 @@ fn nfr_sec_003_totp_sign_in_without_replay() {
             .unwrap();
         assert_eq!(codes.len(), 10);
 
-        let Err(LoginError::MfaRequired { mfa_token }) =
+        let Err(LoginError::MfaRequired { mfa_token, .. }) =
             login(&f.p, &login_req(PASSWORD), "r").await
         else {
             panic!("an MFA user gets mfa-required");
@@ -466,7 +466,7 @@ fn nfr_sec_003_totp_sign_in_without_replay() {
         let pair = verify_mfa(&f.p, &mfa_token, &next, None, "r")
             .await
             .unwrap();
-        assert!(introspect(&f.p, &pair.access_token)
+        assert!(introspect(&f.p, &pair.tokens.access_token)
             .await
             .unwrap()
             .is_some());
@@ -479,7 +479,7 @@ fn nfr_sec_003_totp_sign_in_without_replay() {
         );
 
         // A recovery code works once.
-        let Err(LoginError::MfaRequired { mfa_token }) =
+        let Err(LoginError::MfaRequired { mfa_token, .. }) =
             login(&f.p, &login_req(PASSWORD), "r").await
         else {
             panic!("mfa-required again");
@@ -487,7 +487,7 @@ fn nfr_sec_003_totp_sign_in_without_replay() {
         verify_mfa(&f.p, &mfa_token, &codes[0].to_uppercase(), None, "r")
             .await
             .unwrap();
-        let Err(LoginError::MfaRequired { mfa_token }) =
+        let Err(LoginError::MfaRequired { mfa_token, .. }) =
             login(&f.p, &login_req(PASSWORD), "r").await
         else {
             panic!("mfa-required again");
@@ -632,5 +632,63 @@ fn fr_auth_004_reset_mails_are_capped_per_account() {
             .filter(|m| m.mail.subject.contains("Reset"))
             .count();
         assert_eq!(resets as i64, throttle::RESET_MAILS_PER_ACCOUNT.max);
+    });
+}
+
+/// NFR-SEC-003: a tenant that requires MFA makes a user without it enroll during sign-in; the
+/// first code completes both and returns the recovery codes.
+#[test]
+fn nfr_sec_003_tenant_requirement_enrolls_during_sign_in() {
+    use crate::users::PasswordPolicy;
+    block_on(async {
+        let f = active_fixture().await;
+        let policy = PasswordPolicy {
+            require_mfa: true,
+            ..Default::default()
+        };
+        crate::users::policy::save(&f.p, &f.tenant_id, &policy, &Actor::user("u"), "r")
+            .await
+            .unwrap();
+        let Err(LoginError::MfaRequired { mfa_token, enroll }) =
+            login(&f.p, &login_req(PASSWORD), "r").await
+        else {
+            panic!("mfa-required");
+        };
+        assert!(enroll);
+        // No code can pass before enrolling.
+        assert_eq!(
+            verify_mfa(&f.p, &mfa_token, "123456", None, "r")
+                .await
+                .unwrap_err(),
+            VerifyMfaError::InvalidCode
+        );
+        let e = enroll_during_sign_in(&f.p, &mfa_token, "r").await.unwrap();
+        let done = verify_mfa(&f.p, &mfa_token, &totp_code(&f.p, &e.secret, 0), None, "r")
+            .await
+            .unwrap();
+        assert_eq!(done.recovery_codes.map(|c| c.len()), Some(10));
+        assert!(introspect(&f.p, &done.tokens.access_token)
+            .await
+            .unwrap()
+            .is_some());
+        // From now on it is the ordinary second step.
+        let Err(LoginError::MfaRequired { enroll, .. }) =
+            login(&f.p, &login_req(PASSWORD), "r").await
+        else {
+            panic!("mfa-required");
+        };
+        assert!(!enroll);
+        // An ordinary pending sign-in cannot enroll.
+        let Err(LoginError::MfaRequired { mfa_token, .. }) =
+            login(&f.p, &login_req(PASSWORD), "r").await
+        else {
+            panic!("mfa-required");
+        };
+        assert_eq!(
+            enroll_during_sign_in(&f.p, &mfa_token, "r")
+                .await
+                .unwrap_err(),
+            VerifyMfaError::InvalidToken
+        );
     });
 }

@@ -32,6 +32,10 @@ pub struct PasswordPolicy {
     pub max_age_days: Option<u32>,
     /// How many previous passwords may not be reused (0 to 24).
     pub history_count: u32,
+    /// Every user must sign in with a second factor (NFR-SEC-003); users without one enroll
+    /// during sign-in.
+    #[serde(default)]
+    pub require_mfa: bool,
 }
 
 impl Default for PasswordPolicy {
@@ -44,6 +48,7 @@ impl Default for PasswordPolicy {
             require_symbol: false,
             max_age_days: None,
             history_count: 0,
+            require_mfa: false,
         }
     }
 }
@@ -212,7 +217,7 @@ pub async fn load<P: Platform>(p: &P, tenant_id: &str) -> Result<PasswordPolicy,
         .query(
             Stmt::new(
                 "SELECT min_length, require_upper, require_lower, require_digit, require_symbol,
-                        max_age_days, history_count
+                        max_age_days, history_count, require_mfa
                  FROM password_policies WHERE tenant_id = ?1",
             )
             .bind(tenant_id),
@@ -232,6 +237,7 @@ pub async fn load<P: Platform>(p: &P, tenant_id: &str) -> Result<PasswordPolicy,
             .opt_i64("max_age_days")?
             .map(|v| u32::try_from(v).unwrap_or(0)),
         history_count: u("history_count")?,
+        require_mfa: r.i64("require_mfa")? == 1,
     })
 }
 
@@ -258,16 +264,18 @@ pub async fn save<P: Platform>(
     .with("require_digit", policy.require_digit)
     .with("require_symbol", policy.require_symbol)
     .with("max_age_days", policy.max_age_days)
-    .with("history_count", policy.history_count);
+    .with("history_count", policy.history_count)
+    .with("require_mfa", policy.require_mfa);
     p.sql()
         .batch(vec![
             Stmt::new(
                 "INSERT INTO password_policies (tenant_id, min_length, require_upper, require_lower,
-                   require_digit, require_symbol, max_age_days, history_count, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                   require_digit, require_symbol, max_age_days, history_count, updated_at,
+                   require_mfa)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (tenant_id) DO UPDATE SET min_length = ?2, require_upper = ?3,
                    require_lower = ?4, require_digit = ?5, require_symbol = ?6, max_age_days = ?7,
-                   history_count = ?8, updated_at = ?9, version = version + 1",
+                   history_count = ?8, updated_at = ?9, require_mfa = ?10, version = version + 1",
             )
             .bind(tenant_id)
             .bind(i64::from(policy.min_length))
@@ -277,7 +285,8 @@ pub async fn save<P: Platform>(
             .bind(policy.require_symbol)
             .bind(policy.max_age_days.map(i64::from))
             .bind(i64::from(policy.history_count))
-            .bind(now),
+            .bind(now)
+            .bind(policy.require_mfa),
             audit::outbox_insert(&record, &audit::new_event_id(p), now),
         ])
         .await?;
