@@ -25,6 +25,11 @@ if ! grep -q '^OPERATOR_ISSUER=' .dev.vars || [[ ! -f .edgeplane/dev-issuer.env 
   grep -v '^OPERATOR_DEV_PRIVATE_JWK=' .edgeplane/dev-issuer.env >> .dev.vars
   echo "==> added the development operator issuer to .dev.vars"
 fi
+# The master key sealing token signing keys (NFR-SEC-004); added to an older .dev.vars too.
+if ! grep -q '^MASTER_KEY=' .dev.vars; then
+  echo "MASTER_KEY=$(head -c 32 /dev/urandom | base64)" >> .dev.vars
+  echo "==> added MASTER_KEY to .dev.vars"
+fi
 cron_secret=$(sed -n 's/^CRON_SECRET=//p' .dev.vars)
 
 echo "==> applying D1 migrations (local)"
@@ -77,7 +82,7 @@ node -e '
     tenant_domain: tenant.domain,
     owner_email: "owner@demo.example",
     owner_invitation_link: created.invitation_link ?? null,
-    // Filled in as the capabilities land: the owner password (invitation acceptance).
+    // Set below, once the owner accepted the invitation.
     owner_password: null,
   };
   require("fs").writeFileSync(".edgeplane/demo.json", JSON.stringify(demo, null, 2) + "\n");
@@ -101,6 +106,21 @@ curl -sS -o /dev/null -X PUT "$BASE/v1/tenants/$tenant_id/flags/new-checkout" "$
            {"name":"rollout","rollout":{"variants":[{"variant":"on","value":true,"weight":20},{"variant":"off","value":false,"weight":80}]}}]}'
 curl -sS -o /dev/null -X PUT "$BASE/v1/tenants/$tenant_id/flags/banner" "${auth[@]}" \
   -d '{"type":"string","value":"Welcome to the demo","description":"Home page banner"}'
+
+# The owner accepts the invitation with a generated password, kept in .edgeplane/ (git-ignored);
+# a later `make dev` finds the invitation accepted and keeps the password.
+[[ -f .edgeplane/owner-password ]] || head -c 18 /dev/urandom | base64 | tr '+/' '-_' > .edgeplane/owner-password
+owner_password=$(cat .edgeplane/owner-password)
+invitation_token=$(node -p 'const l = require("./.edgeplane/demo.json").owner_invitation_link; l ? new URL(l).searchParams.get("token") : ""')
+if [[ -n "$invitation_token" ]]; then
+  curl -sS -o /dev/null -X POST "$BASE/v1/invitations/accept" -H 'Content-Type: application/json' \
+    -d "{\"token\":\"$invitation_token\",\"password\":\"$owner_password\"}" || true
+fi
+node -e '
+  const demo = require("./.edgeplane/demo.json");
+  demo.owner_password = process.argv[1];
+  require("fs").writeFileSync(".edgeplane/demo.json", JSON.stringify(demo, null, 2) + "\n");
+' "$owner_password"
 
 cat <<TXT
 
@@ -127,6 +147,11 @@ Try:
        $BASE/ofrep/v1/evaluate/flags                                    # OpenFeature (OFREP) bulk, with ETag
   curl -s -X PUT -H "Authorization: Bearer \$OP" -H 'Content-Type: application/json' \\
        -d '{"type":"string","value":"Spring sale"}' $BASE/v1/tenants/$tenant_id/flags/banner   # then evaluate again
+  # the owner signs in (password in .edgeplane/demo.json); an app key introspects the token
+  AT=\$(curl -s -X POST -H 'Content-Type: application/json' -d '{"tenant":"demo","email":"owner@demo.example","password":"$owner_password"}' $BASE/v1/auth/login | node -p 'JSON.parse(require("fs").readFileSync(0)).access_token')
+  curl -s -X POST -H "Authorization: Bearer \$KEY" -d "token=\$AT" $BASE/oauth/introspect
+  curl -s $BASE/.well-known/jwks.json
+  curl -s -X POST -H "Authorization: Bearer \$AT" $BASE/v1/auth/logout       # then introspect again: inactive
   curl -s "$BASE/__scheduled?cron=*/5+*+*+*+*"   # fire the cron trigger
   curl -s -X POST -H "Authorization: Bearer $cron_secret" $BASE/internal/scheduled
 

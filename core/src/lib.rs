@@ -18,7 +18,10 @@ pub mod mail;
 pub mod migrations;
 pub mod ports;
 pub mod scheduled;
+pub mod sessions;
 pub mod tenants;
+pub mod tokens;
+pub mod users;
 
 #[cfg(test)]
 pub mod testing;

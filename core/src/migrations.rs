@@ -25,6 +25,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0002_flags.sql",
         sql: include_str!("../../d1-migrations/0002_flags.sql"),
     },
+    Migration {
+        name: "0003_auth.sql",
+        sql: include_str!("../../d1-migrations/0003_auth.sql"),
+    },
 ];
 
 /// wrangler's tracking table, with wrangler's DDL (`wrangler d1 migrations apply`).

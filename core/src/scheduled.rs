@@ -90,6 +90,15 @@ pub async fn run_at<P: Platform>(p: &P, cron: &str, now: i64) -> (ScheduledRepor
         &mut causes,
     ));
 
+    // NFR-SEC-004: yearly signing-key rotation; expired previous keys retired.
+    let rotated = crate::tokens::keys::scheduled_rotation(p, now).await;
+    jobs.push(job(
+        "signing_keys.rotate",
+        rotated,
+        "rotation failed",
+        &mut causes,
+    ));
+
     let marker = serde_json::json!({ "cron": cron, "at": now }).to_string();
     let heartbeat = p
         .kv()

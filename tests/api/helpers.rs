@@ -610,6 +610,7 @@ pub fn spawn_app(runtime: Runtime) -> Result<Server, String> {
     let issuer_env = dir.path().join("dev-issuer.env");
     let mut vars = dev_issuer_vars(&issuer_env)?;
     vars.push(("CRON_SECRET".to_owned(), cron_secret.clone()));
+    vars.push(("MASTER_KEY".to_owned(), master_key()?));
     let mut command = match runtime {
         Runtime::Workerd => workerd_command(&root, &state, &vars)?,
         Runtime::Spin => spin_command(&root, &state, &vars)?,
@@ -840,6 +841,14 @@ fn http_client() -> ureq::Agent {
         .max_idle_connections_per_host(0)
         .build()
         .into()
+}
+
+/// A fresh `MASTER_KEY` (32 random bytes, base64) sealing this run's signing keys.
+fn master_key() -> Result<String, String> {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for the master key: {e}"))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
 fn random_secret() -> Result<String, String> {

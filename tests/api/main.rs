@@ -40,6 +40,7 @@ macro_rules! ensure_eq {
 }
 
 mod apps;
+mod auth;
 mod flags;
 mod health;
 mod helpers;
@@ -83,6 +84,7 @@ const SUITES: &[(&str, &[Test])] = &[
     ("tenants", tenants::TESTS),
     ("apps", apps::TESTS),
     ("flags", flags::TESTS),
+    ("auth", auth::TESTS),
 ];
 
 /// Deliberate skips: (runtime or `*`, `module::test`, reason). Printed on every run.

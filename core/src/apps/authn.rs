@@ -385,7 +385,7 @@ async fn fill<P: Platform>(p: &P, id: &KeyId) -> Result<Option<CachedKey>, AppKe
 
 /// Runs two futures concurrently on the current task (Workers sends both KV reads at once;
 /// core has no executor crate) and returns both outputs.
-async fn join2<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+pub(crate) async fn join2<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
     let mut a = pin!(a);
     let mut b = pin!(b);
     let mut out_a = None;

@@ -43,6 +43,7 @@ mod update;
 
 #[cfg(test)]
 pub use authn::clear_isolate;
+pub(crate) use authn::join2;
 pub use authn::{
     authenticate_app_key, AppKeyError, AppKeyPrincipal, CachedKey, KEY_CACHE_TTL_SECS,
     KEY_ISOLATE_TTL_MS,

@@ -4,7 +4,7 @@ use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
 use super::router::RouteId;
-use super::{apps, flags, json, openapi, tenants, ApiError, Ctx, Request, Response};
+use super::{apps, flags, identity, json, openapi, tenants, ApiError, Ctx, Request, Response};
 use crate::ports::{Clock, Logger, Platform, Secrets};
 use crate::{health, scheduled};
 
@@ -47,6 +47,25 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::PlanFlagList => flags::plan_list(ctx, &req).await,
         RouteId::PlanFlagSet => flags::plan_set(ctx, &req).await,
         RouteId::PlanFlagRemove => flags::plan_remove(ctx, &req).await,
+        RouteId::Jwks => identity::jwks(ctx).await,
+        RouteId::SigningKeyRotate => identity::rotate_signing_key(ctx, &req).await,
+        RouteId::InvitationAccept => identity::accept_invitation(ctx, &req).await,
+        RouteId::AuthLogin => identity::login(ctx, &req).await,
+        RouteId::AuthRefresh => identity::refresh(ctx, &req).await,
+        RouteId::AuthLogout => identity::logout(ctx, &req).await,
+        RouteId::PasswordForgot => identity::forgot_password(ctx, &req).await,
+        RouteId::PasswordReset => identity::reset_password(ctx, &req).await,
+        RouteId::PasswordChange => identity::change_password(ctx, &req).await,
+        RouteId::PasswordPolicyGet => identity::get_password_policy(ctx, &req).await,
+        RouteId::PasswordPolicyPut => identity::put_password_policy(ctx, &req).await,
+        RouteId::Introspect => identity::introspect(ctx, &req).await,
+        RouteId::DevMail => identity::dev_mail(ctx, &req).await,
+        RouteId::MfaVerify => identity::verify_mfa(ctx, &req).await,
+        RouteId::TotpEnroll => identity::enroll_totp(ctx, &req).await,
+        RouteId::TotpConfirm => identity::confirm_totp(ctx, &req).await,
+        RouteId::TotpDisable => identity::disable_totp(ctx, &req).await,
+        RouteId::UserSessionsRevoke => identity::revoke_user_sessions(ctx, &req).await,
+        RouteId::MfaEnrollDuringSignIn => identity::enroll_during_sign_in(ctx, &req).await,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod router;
 mod apps;
 mod flags;
 mod handlers;
+mod identity;
 mod operator;
 mod tenants;
 

@@ -73,6 +73,44 @@ pub enum RouteId {
     PlanFlagSet,
     /// `DELETE /v1/plans/{plan}/flags/{key}`: remove a plan default.
     PlanFlagRemove,
+    /// `GET /.well-known/jwks.json`: published token signing keys (NFR-SEC-004).
+    Jwks,
+    /// `POST /v1/signing-keys/rotate`: operator key rotation (NFR-SEC-004).
+    SigningKeyRotate,
+    /// `POST /v1/invitations/accept`: set a password, activate (FR-TENANT-001).
+    InvitationAccept,
+    /// `POST /v1/auth/login`: password sign-in (UC-LISTEN, FR-AUTH-001).
+    AuthLogin,
+    /// `POST /v1/auth/refresh`: refresh-token rotation (FR-AUTH-005).
+    AuthRefresh,
+    /// `POST /v1/auth/logout`: end the session (UC-LOGOUT).
+    AuthLogout,
+    /// `POST /v1/auth/password/forgot`: mail a reset link, always 202 (FR-AUTH-004).
+    PasswordForgot,
+    /// `POST /v1/auth/password/reset` (UC-AUTH-RESET).
+    PasswordReset,
+    /// `POST /v1/auth/password/change` (FR-AUTH-004).
+    PasswordChange,
+    /// `GET /v1/tenant/password-policy` (FR-AUTH-006).
+    PasswordPolicyGet,
+    /// `PUT /v1/tenant/password-policy` (FR-AUTH-006).
+    PasswordPolicyPut,
+    /// `POST /oauth/introspect`: token introspection for apps (RFC 7662).
+    Introspect,
+    /// `GET /__dev/mail`: the dev outbox, in development only.
+    DevMail,
+    /// `POST /v1/auth/mfa/verify`: second step of an MFA sign-in (NFR-SEC-003).
+    MfaVerify,
+    /// `POST /v1/auth/mfa/totp`: start a TOTP enrollment.
+    TotpEnroll,
+    /// `POST /v1/auth/mfa/totp/confirm`: confirm it, get recovery codes.
+    TotpConfirm,
+    /// `DELETE /v1/auth/mfa/totp`: turn TOTP off.
+    TotpDisable,
+    /// `POST /v1/tenant/users/{id}/sessions/revoke`: end a user's sessions (FR-AUTH-005).
+    UserSessionsRevoke,
+    /// `POST /v1/auth/mfa/enroll`: TOTP enrollment during sign-in (tenant requires MFA).
+    MfaEnrollDuringSignIn,
 }
 
 /// One route: method, path template (OpenAPI syntax), handler.
@@ -122,6 +160,25 @@ pub const ROUTES: &[Route] = &[
     Route { method: Method::GET,    path: "/v1/plans/{plan}/flags",         id: RouteId::PlanFlagList },
     Route { method: Method::PUT,    path: "/v1/plans/{plan}/flags/{key}",   id: RouteId::PlanFlagSet },
     Route { method: Method::DELETE, path: "/v1/plans/{plan}/flags/{key}",   id: RouteId::PlanFlagRemove },
+    Route { method: Method::GET,    path: "/.well-known/jwks.json",         id: RouteId::Jwks },
+    Route { method: Method::POST,   path: "/v1/signing-keys/rotate",        id: RouteId::SigningKeyRotate },
+    Route { method: Method::POST,   path: "/v1/invitations/accept",         id: RouteId::InvitationAccept },
+    Route { method: Method::POST,   path: "/v1/auth/login",                 id: RouteId::AuthLogin },
+    Route { method: Method::POST,   path: "/v1/auth/refresh",               id: RouteId::AuthRefresh },
+    Route { method: Method::POST,   path: "/v1/auth/logout",                id: RouteId::AuthLogout },
+    Route { method: Method::POST,   path: "/v1/auth/password/forgot",       id: RouteId::PasswordForgot },
+    Route { method: Method::POST,   path: "/v1/auth/password/reset",        id: RouteId::PasswordReset },
+    Route { method: Method::POST,   path: "/v1/auth/password/change",       id: RouteId::PasswordChange },
+    Route { method: Method::GET,    path: "/v1/tenant/password-policy",     id: RouteId::PasswordPolicyGet },
+    Route { method: Method::PUT,    path: "/v1/tenant/password-policy",     id: RouteId::PasswordPolicyPut },
+    Route { method: Method::POST,   path: "/oauth/introspect",              id: RouteId::Introspect },
+    Route { method: Method::GET,    path: "/__dev/mail",                    id: RouteId::DevMail },
+    Route { method: Method::POST,   path: "/v1/auth/mfa/verify",            id: RouteId::MfaVerify },
+    Route { method: Method::POST,   path: "/v1/auth/mfa/totp",              id: RouteId::TotpEnroll },
+    Route { method: Method::POST,   path: "/v1/auth/mfa/totp/confirm",      id: RouteId::TotpConfirm },
+    Route { method: Method::DELETE, path: "/v1/auth/mfa/totp",              id: RouteId::TotpDisable },
+    Route { method: Method::POST,   path: "/v1/tenant/users/{id}/sessions/revoke", id: RouteId::UserSessionsRevoke },
+    Route { method: Method::POST,   path: "/v1/auth/mfa/enroll",            id: RouteId::MfaEnrollDuringSignIn },
 ];
 
 /// The outcome of matching a request line.

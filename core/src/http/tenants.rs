@@ -330,7 +330,7 @@ fn tenant_id<P: Platform>(ctx: &mut Ctx<'_, P>) -> Result<TenantId, ApiError> {
 }
 
 /// `scheme://host` of the request, the fallback for invitation links without `PUBLIC_BASE_URL`.
-fn request_origin(req: &Request) -> String {
+pub(super) fn request_origin(req: &Request) -> String {
     let host = req
         .uri()
         .authority()

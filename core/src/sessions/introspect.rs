@@ -1,0 +1,114 @@
+//! Checking an access token at the edge: the signature and claims ([`crate::tokens::access`]),
+//! then the revocation markers in KV (session, user, tenant), with no D1 read on a warm key set.
+//! Token introspection (RFC 7662) and the tenant-user routes share it.
+
+use super::{session_marker_key, user_marker_key};
+use crate::apps::join2;
+use crate::ports::{Clock, Kv, KvError, Platform, SqlError};
+use crate::tenants::{tenant_edge_status, TenantId};
+use crate::tokens::{access, AccessClaims, VerifyTokenError};
+
+/// An authenticated tenant user (a valid, unrevoked access token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPrincipal {
+    /// The token's claims.
+    pub claims: AccessClaims,
+}
+
+/// Why a tenant user's access token was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AccessError {
+    /// No `Authorization: Bearer` token.
+    #[error("an access token is required")]
+    Missing,
+    /// The token fails a check of [`VerifyTokenError`] (code inside).
+    #[error("the access token is not valid")]
+    Invalid(&'static str),
+    /// The session was revoked, or the user or tenant may no longer act (ERR-AUTH-440).
+    #[error("the session has ended")]
+    Revoked,
+    /// The key set or a marker could not be read.
+    #[error("token check unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl AccessError {
+    /// A stable, searchable name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AccessError::Missing => "access_token_missing",
+            AccessError::Invalid(code) => code,
+            AccessError::Revoked => "session_revoked",
+            AccessError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+impl From<KvError> for AccessError {
+    fn from(e: KvError) -> Self {
+        AccessError::Unavailable(e.to_string())
+    }
+}
+
+impl From<SqlError> for AccessError {
+    fn from(e: SqlError) -> Self {
+        AccessError::Unavailable(e.to_string())
+    }
+}
+
+/// Verifies `token` and checks it is not revoked: the session marker, the user's status marker
+/// and the tenant's, so a logout, a disabled user or a suspended tenant is denied at once.
+pub async fn check_token<P: Platform>(p: &P, token: &str) -> Result<AccessClaims, AccessError> {
+    let claims = access::verify(p, token, p.clock().now_ms())
+        .await
+        .map_err(|e| match e {
+            VerifyTokenError::Storage(e) => AccessError::Unavailable(e.to_string()),
+            other => AccessError::Invalid(other.code()),
+        })?;
+    let tenant =
+        TenantId::parse(&claims.tid).map_err(|_| AccessError::Invalid("token_malformed"))?;
+    // The three markers are read at once (one KV round trip of latency on Workers).
+    let (session, (user, tenant)) = join2(
+        p.kv().get(&session_marker_key(&claims.sid), None),
+        join2(
+            p.kv().get(&user_marker_key(&claims.sub), None),
+            tenant_edge_status(p, &tenant),
+        ),
+    )
+    .await;
+    // Any marker value refuses (fail closed); a failed read is an error, never "active".
+    if session?.is_some() || user?.is_some() || !tenant?.is_active() {
+        return Err(AccessError::Revoked);
+    }
+    Ok(claims)
+}
+
+/// Token introspection (RFC 7662): `Some(claims)` for an active token, `None` for one that is
+/// forged, expired, or revoked (session, user, tenant). Fails only when it cannot tell.
+pub async fn introspect<P: Platform>(
+    p: &P,
+    token: &str,
+) -> Result<Option<AccessClaims>, AccessError> {
+    match check_token(p, token).await {
+        Ok(claims) => Ok(Some(claims)),
+        Err(AccessError::Unavailable(e)) => Err(AccessError::Unavailable(e)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Authenticates the tenant user of an `Authorization` header value.
+pub async fn authenticate_access_token<P: Platform>(
+    p: &P,
+    authorization: Option<&str>,
+) -> Result<UserPrincipal, AccessError> {
+    let token = authorization
+        .map(str::trim)
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .filter(|t| !t.is_empty())
+        .ok_or(AccessError::Missing)?;
+    Ok(UserPrincipal {
+        claims: check_token(p, token).await?,
+    })
+}

@@ -1,0 +1,223 @@
+//! Password sign-in (UC-LISTEN, FR-AUTH-001). An unknown email, a wrong password, an account
+//! that is not active (invited, disabled, deleted) all give the same error after the same work:
+//! one argon2id computation (CON-SEC-009, ERR-AUTH-401).
+
+use super::{start, throttle, IssueError, SessionUser, TokenPair};
+use crate::audit::{self, Actor, AuditRecord};
+use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
+use crate::tenants::{Email, TenantDomain};
+use crate::tokens::SigningKeyError;
+use crate::users::{password, policy};
+
+/// A sign-in attempt, parsed.
+#[derive(Debug, Clone)]
+pub struct LoginRequest {
+    /// The tenant's domain.
+    pub tenant: TenantDomain,
+    /// The user's email.
+    pub email: Email,
+    /// The password as typed.
+    pub password: String,
+    /// The client's address (`CF-Connecting-IP`, or the first `X-Forwarded-For`), if known:
+    /// only its hash is stored, by the rate limit.
+    pub client: Option<String>,
+}
+
+/// Why a sign-in failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LoginError {
+    /// Unknown tenant or email, wrong password, or an account that cannot sign in: never says
+    /// which (ERR-AUTH-401).
+    #[error("the email or password is incorrect")]
+    InvalidCredentials,
+    /// The credentials are right but the tenant is suspended or being deleted.
+    #[error("the tenant is not active")]
+    TenantNotActive,
+    /// The password is right and the user has MFA: the second factor goes with this
+    /// short-lived token to `/v1/auth/mfa/verify` (ERR-AUTH-461).
+    #[error("a second factor is required")]
+    MfaRequired {
+        /// The single-use token of the pending sign-in (only its hash is stored).
+        mfa_token: String,
+        /// The tenant requires MFA and the user has none yet: enroll with this token
+        /// (`/v1/auth/mfa/enroll`), then verify the first code.
+        enroll: bool,
+    },
+    /// The credentials are right but the password is older than the tenant policy's
+    /// `max_age_days` (CON-SEC-001): it must be reset (forgot password) before signing in.
+    #[error("the password has expired and must be reset")]
+    PasswordExpired,
+    /// Too many failed attempts for the account or from the client (ERR-RATE-429).
+    #[error("too many failed sign-in attempts")]
+    RateLimited {
+        /// Seconds until the window ends.
+        retry_after_secs: i64,
+    },
+    /// No signing key is usable.
+    #[error(transparent)]
+    Signing(#[from] SigningKeyError),
+    /// The database failed.
+    #[error("sign-in storage failed: {0}")]
+    Storage(#[from] SqlError),
+}
+
+impl LoginError {
+    /// A stable, searchable name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LoginError::InvalidCredentials => "invalid_credentials",
+            LoginError::TenantNotActive => "tenant_not_active",
+            LoginError::MfaRequired { .. } => "mfa_required",
+            LoginError::RateLimited { .. } => "rate_limited",
+            LoginError::PasswordExpired => "password_expired",
+            LoginError::Signing(e) => e.code(),
+            LoginError::Storage(_) => "storage",
+        }
+    }
+}
+
+impl From<IssueError> for LoginError {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::Signing(e) => LoginError::Signing(e),
+            IssueError::Storage(e) => LoginError::Storage(e),
+        }
+    }
+}
+
+/// Signs a user in with tenant domain, email and password and starts a session.
+pub async fn login<P: Platform>(
+    p: &P,
+    req: &LoginRequest,
+    request_id: &str,
+) -> Result<TokenPair, LoginError> {
+    let now = p.clock().now_ms();
+    let account = format!(
+        "{}|{}",
+        req.tenant.as_str().to_lowercase(),
+        req.email.as_str().to_lowercase()
+    );
+    let counters = throttle::counters(
+        (throttle::LOGIN_PER_ACCOUNT, &account),
+        (throttle::LOGIN_PER_CLIENT, req.client.as_deref()),
+        now,
+    );
+    if let Some(retry_after_secs) = throttle::retry_after(p, &counters, now).await? {
+        // ERR-RATE-429: every denied attempt is audited (no email or address in it).
+        let record = AuditRecord::failure(
+            "session.create",
+            &Actor::user("anonymous"),
+            None,
+            "session",
+            Some(request_id),
+        )
+        .with("reason", "rate_limited");
+        audit::record(p, &record).await?;
+        return Err(LoginError::RateLimited { retry_after_secs });
+    }
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT u.id, u.tenant_id, u.role, u.status, u.password_hash, u.mfa_enabled,
+                        u.password_changed_at, t.status AS tenant_status
+                 FROM users u JOIN tenants t ON t.id = u.tenant_id
+                 WHERE t.domain = ?1 AND u.email = ?2",
+            )
+            .bind(req.tenant.as_str())
+            .bind(req.email.as_str()),
+        )
+        .await?;
+    let Some(row) = rows.first() else {
+        password::verify_nothing(&req.password);
+        // Audited as well, so an unknown email costs the same write as a wrong password.
+        let record = AuditRecord::failure(
+            "session.create",
+            &Actor::user("anonymous"),
+            None,
+            "session",
+            Some(request_id),
+        )
+        .with("reason", "unknown_account");
+        let mut stmts = vec![audit::outbox_insert(&record, &audit::new_event_id(p), now)];
+        stmts.extend(counters.iter().map(throttle::Counter::hit));
+        p.sql().batch(stmts).await?;
+        return Err(LoginError::InvalidCredentials);
+    };
+    let user = SessionUser {
+        user_id: row.text("id")?,
+        tenant_id: row.text("tenant_id")?,
+        role: row.text("role")?,
+    };
+    let matches = match row.opt_text("password_hash")? {
+        Some(phc) => password::verify(&phc, &req.password),
+        None => {
+            password::verify_nothing(&req.password);
+            false
+        }
+    };
+    if !matches || row.text("status")? != "active" {
+        refuse(
+            p,
+            &user,
+            if matches { "inactive" } else { "password" },
+            &counters,
+            request_id,
+        )
+        .await?;
+        return Err(LoginError::InvalidCredentials);
+    }
+    if row.text("tenant_status")? != "active" {
+        refuse(p, &user, "tenant_not_active", &[], request_id).await?;
+        return Err(LoginError::TenantNotActive);
+    }
+    let pol = policy::load(p, &user.tenant_id).await?;
+    // CON-SEC-001: past the policy's maximum age, the password must be reset first.
+    if let Some(days) = pol.max_age_days {
+        let changed = row.opt_i64("password_changed_at")?.unwrap_or(0);
+        if changed + i64::from(days) * 24 * 3600 * 1000 <= now {
+            refuse(p, &user, "password_expired", &[], request_id).await?;
+            return Err(LoginError::PasswordExpired);
+        }
+    }
+    // NFR-SEC-003: a user with TOTP gives a code; a user of a tenant that requires MFA and
+    // has none enrolls first, within the same pending sign-in.
+    let enabled = row.i64("mfa_enabled")? == 1;
+    if enabled || pol.require_mfa {
+        let enroll = !enabled;
+        let mfa_token = super::mfa::challenge(p, &user, enroll).await?;
+        return Err(LoginError::MfaRequired { mfa_token, enroll });
+    }
+    Ok(start(p, &user, &["pwd"], request_id).await?)
+}
+
+/// Counts a failed sign-in on the account (and on the rate-limit `counters`) and audits it
+/// (outcome failure), in one batch.
+async fn refuse<P: Platform>(
+    p: &P,
+    user: &SessionUser,
+    reason: &str,
+    counters: &[throttle::Counter],
+    request_id: &str,
+) -> Result<(), SqlError> {
+    let now = p.clock().now_ms();
+    let record = AuditRecord::failure(
+        "session.create",
+        &Actor::user(&user.user_id),
+        Some(&user.tenant_id),
+        format!("user:{}", user.user_id),
+        Some(request_id),
+    )
+    .with("reason", reason);
+    let mut stmts = vec![
+        Stmt::new(
+            "UPDATE users SET failed_logins = failed_logins + 1, updated_at = ?2 WHERE id = ?1",
+        )
+        .bind(user.user_id.as_str())
+        .bind(now),
+        audit::outbox_insert(&record, &audit::new_event_id(p), now),
+    ];
+    stmts.extend(counters.iter().map(throttle::Counter::hit));
+    p.sql().batch(stmts).await?;
+    Ok(())
+}

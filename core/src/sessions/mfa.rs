@@ -1,0 +1,249 @@
+//! The second step of an MFA sign-in (NFR-SEC-003, ERR-AUTH-461): a password sign-in of an
+//! MFA user leaves an `auth_flows` row (kind `mfa`, keyed by the hash of the token handed to the
+//! client); `/v1/auth/mfa/verify` consumes it with a TOTP or recovery code and starts the session.
+
+use super::{start, throttle, IssueError, SessionUser, TokenPair};
+use crate::audit::{self, Actor, AuditRecord};
+use crate::crypto;
+use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
+use crate::tokens::SigningKeyError;
+use crate::users::mfa::{self, check_second_factor, Enrollment, MfaError};
+
+/// How long the second factor may take: 5 minutes.
+pub const MFA_TOKEN_TTL_MS: i64 = 5 * 60 * 1000;
+/// Wrong codes allowed per pending sign-in before it is dead.
+pub const MAX_MFA_ATTEMPTS: i64 = 5;
+
+/// Why the second step failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum VerifyMfaError {
+    /// Unknown, used, expired or exhausted MFA token: sign in again.
+    #[error("the MFA token is not valid: sign in again")]
+    InvalidToken,
+    /// The code is wrong, already used or outside the window.
+    #[error("the code is not valid")]
+    InvalidCode,
+    /// Too many wrong codes for the user or from the client (ERR-RATE-429).
+    #[error("too many wrong codes")]
+    RateLimited {
+        /// Seconds until the window ends.
+        retry_after_secs: i64,
+    },
+    /// The master key is missing or the secret does not open.
+    #[error("MFA check unavailable: {0}")]
+    Unavailable(String),
+    /// No signing key is usable.
+    #[error(transparent)]
+    Signing(#[from] SigningKeyError),
+    /// The database failed.
+    #[error("MFA storage failed: {0}")]
+    Storage(#[from] SqlError),
+}
+
+impl VerifyMfaError {
+    /// A stable, searchable name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            VerifyMfaError::InvalidToken => "mfa_token_invalid",
+            VerifyMfaError::InvalidCode => "mfa_code_invalid",
+            VerifyMfaError::RateLimited { .. } => "rate_limited",
+            VerifyMfaError::Unavailable(_) => "mfa_unavailable",
+            VerifyMfaError::Signing(e) => e.code(),
+            VerifyMfaError::Storage(_) => "storage",
+        }
+    }
+}
+
+impl From<IssueError> for VerifyMfaError {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::Signing(e) => VerifyMfaError::Signing(e),
+            IssueError::Storage(e) => VerifyMfaError::Storage(e),
+        }
+    }
+}
+
+/// Records a pending MFA sign-in of `user`; returns the token for the client.
+/// With `enroll`, the user has no second factor yet and enrolls within this pending sign-in.
+pub(super) async fn challenge<P: Platform>(
+    p: &P,
+    user: &SessionUser,
+    enroll: bool,
+) -> Result<String, SqlError> {
+    let now = p.clock().now_ms();
+    let token = crypto::random_token(p.random());
+    let data = if enroll { r#"{"enroll":true}"# } else { "{}" };
+    p.sql()
+        .execute(
+            Stmt::new(
+                "INSERT INTO auth_flows (token_hash, kind, tenant_id, user_id, data, created_at,
+                   expires_at)
+                 VALUES (?1, 'mfa', ?2, ?3, ?4, ?5, ?6)",
+            )
+            .bind(crypto::token_hash(&token))
+            .bind(user.tenant_id.as_str())
+            .bind(user.user_id.as_str())
+            .bind(data)
+            .bind(now)
+            .bind(now + MFA_TOKEN_TTL_MS),
+        )
+        .await?;
+    Ok(token)
+}
+
+/// A live pending sign-in: its user and whether it is an enrollment.
+struct Pending {
+    user: SessionUser,
+    enroll: bool,
+}
+
+async fn pending<P: Platform>(p: &P, hash: &str, now: i64) -> Result<Pending, VerifyMfaError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT f.user_id, f.tenant_id, f.attempts, f.data, u.role
+                 FROM auth_flows f JOIN users u ON u.id = f.user_id
+                   JOIN tenants t ON t.id = f.tenant_id
+                 WHERE f.token_hash = ?1 AND f.kind = 'mfa' AND f.consumed_at IS NULL
+                   AND f.expires_at > ?2 AND u.status = 'active' AND t.status = 'active'",
+            )
+            .bind(hash)
+            .bind(now),
+        )
+        .await?;
+    let row = rows.first().ok_or(VerifyMfaError::InvalidToken)?;
+    let attempts = row.i64("attempts")?;
+    if attempts >= MAX_MFA_ATTEMPTS {
+        return Err(VerifyMfaError::InvalidToken);
+    }
+    let data: serde_json::Value = serde_json::from_str(&row.text("data")?).unwrap_or_default();
+    Ok(Pending {
+        user: SessionUser {
+            user_id: row.text("user_id")?,
+            tenant_id: row.text("tenant_id")?,
+            role: row.text("role")?,
+        },
+        enroll: data["enroll"] == serde_json::Value::Bool(true),
+    })
+}
+
+/// Enrollment within a pending sign-in of a tenant that requires MFA (NFR-SEC-003): the
+/// secret and `otpauth://` URI; the first code then goes to [`verify_mfa`].
+pub async fn enroll_during_sign_in<P: Platform>(
+    p: &P,
+    mfa_token: &str,
+    request_id: &str,
+) -> Result<Enrollment, VerifyMfaError> {
+    if mfa_token.is_empty() || mfa_token.len() > 128 {
+        return Err(VerifyMfaError::InvalidToken);
+    }
+    let pending = pending(p, &crypto::token_hash(mfa_token), p.clock().now_ms()).await?;
+    if !pending.enroll {
+        return Err(VerifyMfaError::InvalidToken);
+    }
+    let u = &pending.user;
+    mfa::enroll(p, &u.user_id, &u.tenant_id, request_id)
+        .await
+        .map_err(|e| match e {
+            MfaError::Storage(e) => VerifyMfaError::Storage(e),
+            MfaError::AlreadyEnabled => VerifyMfaError::InvalidToken,
+            other => VerifyMfaError::Unavailable(other.to_string()),
+        })
+}
+
+/// A completed MFA sign-in.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MfaSignIn {
+    /// The session's tokens.
+    #[serde(flatten)]
+    pub tokens: TokenPair,
+    /// After an enrollment during sign-in: the ten recovery codes, shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes: Option<Vec<String>>,
+}
+
+/// Completes an MFA sign-in: the pending sign-in must be live, the code right (and unused);
+/// then the pending sign-in is consumed and the session starts (`amr`: pwd, otp).
+pub async fn verify_mfa<P: Platform>(
+    p: &P,
+    mfa_token: &str,
+    code: &str,
+    client: Option<&str>,
+    request_id: &str,
+) -> Result<MfaSignIn, VerifyMfaError> {
+    if mfa_token.is_empty() || mfa_token.len() > 128 {
+        return Err(VerifyMfaError::InvalidToken);
+    }
+    let now = p.clock().now_ms();
+    let hash = crypto::token_hash(mfa_token);
+    let pending = pending(p, &hash, now).await?;
+    let user = pending.user;
+    let counters = throttle::counters(
+        (throttle::MFA_PER_ACCOUNT, &user.user_id),
+        (throttle::MFA_PER_CLIENT, client),
+        now,
+    );
+    if let Some(retry_after_secs) = throttle::retry_after(p, &counters, now).await? {
+        let record = AuditRecord::failure(
+            "session.mfa_verify",
+            &Actor::user(&user.user_id),
+            Some(&user.tenant_id),
+            format!("user:{}", user.user_id),
+            Some(request_id),
+        )
+        .with("reason", "rate_limited");
+        audit::record(p, &record).await?;
+        return Err(VerifyMfaError::RateLimited { retry_after_secs });
+    }
+    let checked = if pending.enroll {
+        mfa::confirm(p, &user.user_id, &user.tenant_id, code, request_id)
+            .await
+            .map(|codes| ("otp", Some(codes)))
+    } else {
+        check_second_factor(p, &user.user_id, code)
+            .await
+            .map(|m| (m, None))
+    };
+    let (method, recovery_codes) = match checked {
+        Ok(v) => v,
+        Err(MfaError::InvalidCode | MfaError::NotEnabled | MfaError::NotEnrolled) => {
+            let record = AuditRecord::failure(
+                "session.mfa_verify",
+                &Actor::user(&user.user_id),
+                Some(&user.tenant_id),
+                format!("user:{}", user.user_id),
+                Some(request_id),
+            );
+            p.sql()
+                .batch(vec![
+                    Stmt::new(
+                        "UPDATE auth_flows SET attempts = attempts + 1 WHERE token_hash = ?1",
+                    )
+                    .bind(hash.as_str()),
+                    audit::outbox_insert(&record, &audit::new_event_id(p), now),
+                ])
+                .await?;
+            return Err(VerifyMfaError::InvalidCode);
+        }
+        Err(MfaError::Storage(e)) => return Err(VerifyMfaError::Storage(e)),
+        Err(e) => return Err(VerifyMfaError::Unavailable(e.to_string())),
+    };
+    let consumed = p
+        .sql()
+        .execute(
+            Stmt::new(
+                "UPDATE auth_flows SET consumed_at = ?2 WHERE token_hash = ?1 AND consumed_at IS NULL",
+            )
+            .bind(hash.as_str())
+            .bind(now),
+        )
+        .await?;
+    if consumed != 1 {
+        return Err(VerifyMfaError::InvalidToken);
+    }
+    Ok(MfaSignIn {
+        tokens: start(p, &user, &["pwd", method], request_id).await?,
+        recovery_codes,
+    })
+}

@@ -1,0 +1,195 @@
+//! Refresh-token rotation with reuse detection, and logout (FR-AUTH-005, UC-LOGOUT).
+
+use super::{
+    access_token, mark_sessions_revoked, IssueError, SessionUser, TokenPair, REFRESH_TTL_MS,
+};
+use crate::audit::{self, Actor, AuditRecord};
+use crate::crypto;
+use crate::ids;
+use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
+use crate::tokens::{SigningKeyError, ACCESS_TOKEN_TTL_SECS};
+
+/// Longest refresh token accepted, in bytes (ours are 43).
+const MAX_REFRESH_TOKEN_BYTES: usize = 128;
+
+/// Why a refresh or logout failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RefreshError {
+    /// Unknown, expired or revoked refresh token, or a user or tenant that may no longer sign in.
+    #[error("the refresh token is not valid")]
+    Invalid,
+    /// A refresh token already rotated was presented again: the whole session was revoked.
+    #[error("the refresh token was already used: the session is revoked")]
+    Reused,
+    /// No signing key is usable.
+    #[error(transparent)]
+    Signing(#[from] SigningKeyError),
+    /// The database failed.
+    #[error("session storage failed: {0}")]
+    Storage(#[from] SqlError),
+    /// D1 revoked the session but the edge marker could not be written (repeat to retry).
+    #[error("session revoked but the edge marker write failed: {0}")]
+    EdgePending(String),
+}
+
+impl RefreshError {
+    /// A stable, searchable name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RefreshError::Invalid => "refresh_token_invalid",
+            RefreshError::Reused => "refresh_token_reused",
+            RefreshError::Signing(e) => e.code(),
+            RefreshError::Storage(_) => "storage",
+            RefreshError::EdgePending(_) => "edge_pending",
+        }
+    }
+}
+
+impl From<IssueError> for RefreshError {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::Signing(e) => RefreshError::Signing(e),
+            IssueError::Storage(e) => RefreshError::Storage(e),
+        }
+    }
+}
+
+/// Exchanges a refresh token for a new pair: the presented row is revoked (`rotated`) and its
+/// successor inserted in one batch, guarded so two concurrent uses cannot both rotate.
+/// Presenting a rotated token revokes the whole session (reuse detection).
+pub async fn refresh<P: Platform>(
+    p: &P,
+    refresh_token: &str,
+    request_id: &str,
+) -> Result<TokenPair, RefreshError> {
+    if refresh_token.is_empty() || refresh_token.len() > MAX_REFRESH_TOKEN_BYTES {
+        return Err(RefreshError::Invalid);
+    }
+    let now = p.clock().now_ms();
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT s.id, s.family_id, s.status, s.revoked_reason, s.expires_at, s.user_id,
+                        s.tenant_id, s.auth_methods, u.role, u.status AS user_status,
+                        t.status AS tenant_status
+                 FROM sessions s JOIN users u ON u.id = s.user_id
+                   JOIN tenants t ON t.id = s.tenant_id
+                 WHERE s.refresh_token_hash = ?1",
+            )
+            .bind(crypto::token_hash(refresh_token)),
+        )
+        .await?;
+    let Some(row) = rows.first() else {
+        return Err(RefreshError::Invalid);
+    };
+    let sid = row.text("family_id")?;
+    let user = SessionUser {
+        user_id: row.text("user_id")?,
+        tenant_id: row.text("tenant_id")?,
+        role: row.text("role")?,
+    };
+    let status = row.text("status")?;
+    if status == "revoked" && row.opt_text("revoked_reason")?.as_deref() == Some("rotated") {
+        revoke_family(p, &sid, &user, "reuse", request_id).await?;
+        return Err(RefreshError::Reused);
+    }
+    if status != "active"
+        || row.i64("expires_at")? <= now
+        || row.text("user_status")? != "active"
+        || row.text("tenant_status")? != "active"
+    {
+        return Err(RefreshError::Invalid);
+    }
+
+    let access = access_token(p, &user, &sid).await?;
+    let old_id = row.text("id")?;
+    let new_id = ids::new_ordered_id(p.clock(), p.random());
+    let new_token = crypto::random_token(p.random());
+    let record = AuditRecord::success(
+        "session.refresh",
+        &Actor::user(&user.user_id),
+        Some(&user.tenant_id),
+        format!("session:{sid}"),
+        Some(request_id),
+    );
+    let counts = p
+        .sql()
+        .batch(vec![
+            Stmt::new(
+                "INSERT INTO sessions (id, tenant_id, user_id, family_id, refresh_token_hash,
+                   status, auth_methods, created_at, expires_at, last_used_at)
+                 SELECT ?1, tenant_id, user_id, family_id, ?2, 'active', auth_methods, ?3, ?4, ?3
+                 FROM sessions WHERE id = ?5 AND status = 'active'",
+            )
+            .bind(new_id.as_str())
+            .bind(crypto::token_hash(&new_token))
+            .bind(now)
+            .bind(now + REFRESH_TTL_MS)
+            .bind(old_id.as_str()),
+            Stmt::new(
+                "UPDATE sessions SET status = 'revoked', revoked_at = ?2, revoked_reason = 'rotated',
+                   last_used_at = ?2
+                 WHERE id = ?1 AND status = 'active'",
+            )
+            .bind(old_id.as_str())
+            .bind(now),
+            audit::outbox_insert(&record, &audit::new_event_id(p), now),
+        ])
+        .await?;
+    if counts.first().copied() != Some(1) {
+        // A concurrent request rotated it first; that one won.
+        return Err(RefreshError::Invalid);
+    }
+    Ok(TokenPair {
+        access_token: access,
+        token_type: "Bearer",
+        expires_in: ACCESS_TOKEN_TTL_SECS,
+        refresh_token: new_token,
+        session_id: sid,
+    })
+}
+
+/// Ends the session `sid` of `user` (UC-LOGOUT): every row of the family revoked and audited
+/// in one batch, then the edge marker written so introspection denies at once.
+pub async fn logout<P: Platform>(
+    p: &P,
+    sid: &str,
+    user: &SessionUser,
+    request_id: &str,
+) -> Result<(), RefreshError> {
+    revoke_family(p, sid, user, "logout", request_id).await
+}
+
+async fn revoke_family<P: Platform>(
+    p: &P,
+    sid: &str,
+    user: &SessionUser,
+    reason: &'static str,
+    request_id: &str,
+) -> Result<(), RefreshError> {
+    let now = p.clock().now_ms();
+    let record = AuditRecord::success(
+        "session.revoke",
+        &Actor::user(&user.user_id),
+        Some(&user.tenant_id),
+        format!("session:{sid}"),
+        Some(request_id),
+    )
+    .with("reason", reason);
+    p.sql()
+        .batch(vec![
+            Stmt::new(
+                "UPDATE sessions SET status = 'revoked', revoked_at = ?2, revoked_reason = ?3
+                 WHERE family_id = ?1 AND status = 'active'",
+            )
+            .bind(sid)
+            .bind(now)
+            .bind(reason),
+            audit::outbox_insert(&record, &audit::new_event_id(p), now),
+        ])
+        .await?;
+    mark_sessions_revoked(p, &[sid.to_owned()])
+        .await
+        .map_err(|e| RefreshError::EdgePending(e.to_string()))
+}

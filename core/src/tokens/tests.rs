@@ -1,0 +1,236 @@
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use futures_executor::block_on;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::access::{self, AccessClaims, VerifyTokenError};
+use super::keys::{self, PREVIOUS_KEY_GRACE_MS, ROTATE_AFTER_MS};
+use super::master_key::MASTER_KEY_SECRET;
+use super::*;
+use crate::audit::Actor;
+use crate::crypto::{b64url_decode, b64url_encode};
+use crate::ports::{Sql, Stmt};
+use crate::testing::{TestPlatform, START_MS};
+
+async fn platform() -> TestPlatform {
+    let p = TestPlatform::new().await;
+    p.secrets
+        .set(MASTER_KEY_SECRET, &STANDARD.encode([9u8; 32]));
+    p
+}
+
+fn claims(now_ms: i64) -> AccessClaims {
+    let iat = now_ms / 1000;
+    AccessClaims {
+        iss: DEFAULT_ISSUER.into(),
+        sub: "user-1".into(),
+        aud: ACCESS_AUDIENCE.into(),
+        tid: "tenant-1".into(),
+        role: "owner".into(),
+        sid: "session-1".into(),
+        scope: "edgeplane:api".into(),
+        iat,
+        exp: iat + ACCESS_TOKEN_TTL_SECS,
+        jti: "jti-1".into(),
+    }
+}
+
+async fn count(p: &TestPlatform, status: &str) -> i64 {
+    p.sql
+        .query(Stmt::new("SELECT count(*) AS n FROM signing_keys WHERE status = ?1").bind(status))
+        .await
+        .unwrap()[0]
+        .i64("n")
+        .unwrap()
+}
+
+/// NFR-SEC-004: the first key is created lazily, sealed at rest, and signs verifiable tokens.
+#[test]
+fn nfr_sec_004_first_key_is_created_sealed_and_signs() {
+    block_on(async {
+        let p = platform().await;
+        assert_eq!(count(&p, "active").await, 0);
+        let token = access::sign(&p, &claims(START_MS)).await.unwrap();
+        assert_eq!(count(&p, "active").await, 1);
+        let row = &p
+            .sql
+            .query(Stmt::new("SELECT kid, private_key_enc FROM signing_keys"))
+            .await
+            .unwrap()[0];
+        assert!(row.text("private_key_enc").unwrap().starts_with("v1."));
+        let kid = row.text("kid").unwrap();
+        let header = b64url_decode(token.split('.').next().unwrap()).unwrap();
+        let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
+        assert_eq!(header["alg"], "EdDSA");
+        assert_eq!(header["kid"], kid.as_str());
+        let got = access::verify(&p, &token, START_MS).await.unwrap();
+        assert_eq!(got, claims(START_MS));
+        // A second signature reuses the key.
+        access::sign(&p, &claims(START_MS)).await.unwrap();
+        assert_eq!(count(&p, "active").await, 1);
+    });
+}
+
+#[test]
+fn nothing_is_signed_without_a_master_key() {
+    block_on(async {
+        let p = TestPlatform::new().await;
+        let e = access::sign(&p, &claims(START_MS)).await.unwrap_err();
+        assert_eq!(e.code(), "master_key_missing");
+        assert_eq!(count(&p, "active").await, 0);
+    });
+}
+
+#[test]
+fn a_changed_master_key_cannot_open_the_signing_key() {
+    block_on(async {
+        let p = platform().await;
+        access::sign(&p, &claims(START_MS)).await.unwrap();
+        p.secrets
+            .set(MASTER_KEY_SECRET, &STANDARD.encode([1u8; 32]));
+        let e = access::sign(&p, &claims(START_MS)).await.unwrap_err();
+        assert_eq!(e.code(), "signing_key_undecryptable");
+    });
+}
+
+/// Forged tokens are refused: `alg: none`, HS256 keyed with the public key, tampered
+/// payload, unknown `kid`, wrong `aud`/`iss`, expired.
+#[test]
+fn forged_and_expired_tokens_are_refused() {
+    block_on(async {
+        let p = platform().await;
+        let token = access::sign(&p, &claims(START_MS)).await.unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+        let kid = keys::published(&p).await.unwrap()[0].kid.clone();
+        let x = keys::published(&p).await.unwrap()[0].x.clone();
+        let enc = |v: serde_json::Value| b64url_encode(v.to_string().as_bytes());
+        let verify = |t: String| {
+            let p = &p;
+            async move { access::verify(p, &t, START_MS).await.unwrap_err() }
+        };
+
+        let none = format!(
+            "{}.{}.",
+            enc(serde_json::json!({"alg":"none","kid":kid})),
+            parts[1]
+        );
+        assert_eq!(verify(none).await, VerifyTokenError::Malformed);
+        let none_sig = format!(
+            "{}.{}.{}",
+            enc(serde_json::json!({"alg":"none","kid":kid})),
+            parts[1],
+            parts[2]
+        );
+        assert_eq!(verify(none_sig).await, VerifyTokenError::Algorithm);
+
+        let hs_input = format!(
+            "{}.{}",
+            enc(serde_json::json!({"alg":"HS256","kid":kid})),
+            parts[1]
+        );
+        let mut mac = Hmac::<Sha256>::new_from_slice(x.as_bytes()).unwrap();
+        mac.update(hs_input.as_bytes());
+        let hs = format!("{hs_input}.{}", b64url_encode(&mac.finalize().into_bytes()));
+        assert_eq!(verify(hs).await, VerifyTokenError::Algorithm);
+
+        let mut c = claims(START_MS);
+        c.role = "admin".into();
+        let tampered = format!(
+            "{}.{}.{}",
+            parts[0],
+            b64url_encode(&serde_json::to_vec(&c).unwrap()),
+            parts[2]
+        );
+        assert_eq!(verify(tampered).await, VerifyTokenError::BadSignature);
+
+        let unknown = format!(
+            "{}.{}.{}",
+            enc(serde_json::json!({"alg":"EdDSA","kid":"nope"})),
+            parts[1],
+            parts[2]
+        );
+        assert_eq!(verify(unknown).await, VerifyTokenError::UnknownKey);
+
+        let mut c = claims(START_MS);
+        c.aud = "other".into();
+        let wrong_aud = access::sign(&p, &c).await.unwrap();
+        assert_eq!(verify(wrong_aud).await, VerifyTokenError::WrongAudience);
+        let mut c = claims(START_MS);
+        c.iss = "https://evil.example".into();
+        let wrong_iss = access::sign(&p, &c).await.unwrap();
+        assert_eq!(verify(wrong_iss).await, VerifyTokenError::WrongAudience);
+
+        let late = START_MS + (ACCESS_TOKEN_TTL_SECS + access::LEEWAY_SECS) * 1000;
+        assert_eq!(
+            access::verify(&p, &token, late).await.unwrap_err(),
+            VerifyTokenError::Expired
+        );
+        assert!(access::verify(&p, &token, late - 1000).await.is_ok());
+        assert_eq!(verify("a.b".into()).await, VerifyTokenError::Malformed);
+    });
+}
+
+/// NFR-SEC-004: rotation keeps the previous key published until its tokens expired, then a
+/// later run retires it and destroys its private key.
+#[test]
+fn nfr_sec_004_rotation_publishes_previous_keys_until_their_tokens_expire() {
+    block_on(async {
+        let p = platform().await;
+        let old = access::sign(&p, &claims(START_MS)).await.unwrap();
+        let r = keys::rotate(&p, &Actor::operator("op-1"), Some("req-1"))
+            .await
+            .unwrap();
+        assert!(r.previous.is_some());
+        assert_eq!(count(&p, "active").await, 1);
+        assert_eq!(count(&p, "previous").await, 1);
+        let published = keys::published(&p).await.unwrap();
+        assert_eq!(published.len(), 2);
+        assert_eq!(published[0].kid, r.kid);
+        assert!(access::verify(&p, &old, START_MS).await.is_ok());
+        let new = access::sign(&p, &claims(START_MS)).await.unwrap();
+        assert!(access::verify(&p, &new, START_MS).await.is_ok());
+        let audit = p
+            .sql
+            .query(Stmt::new(
+                "SELECT actor_id, request_id FROM audit_outbox WHERE action = 'signing_key.rotate'",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(audit.len(), 1);
+        assert_eq!(audit[0].text("actor_id").unwrap(), "op-1");
+
+        // After the grace period, the cron retires the old key and destroys its private key.
+        let later = START_MS + PREVIOUS_KEY_GRACE_MS + 1;
+        p.clock.set(later);
+        assert_eq!(keys::scheduled_rotation(&p, later).await.unwrap(), 1);
+        assert_eq!(count(&p, "retired").await, 1);
+        let destroyed = p
+            .sql
+            .query(Stmt::new(
+                "SELECT private_key_enc FROM signing_keys WHERE status = 'retired'",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(destroyed[0].opt_text("private_key_enc").unwrap(), None);
+        assert_eq!(keys::published(&p).await.unwrap().len(), 1);
+    });
+}
+
+/// NFR-SEC-004: the cron rotates a key once it is a year old, not before.
+#[test]
+fn nfr_sec_004_cron_rotates_yearly() {
+    block_on(async {
+        let p = platform().await;
+        access::sign(&p, &claims(START_MS)).await.unwrap();
+        let before = START_MS + ROTATE_AFTER_MS - 1;
+        p.clock.set(before);
+        assert_eq!(keys::scheduled_rotation(&p, before).await.unwrap(), 0);
+        assert_eq!(count(&p, "previous").await, 0);
+        let due = START_MS + ROTATE_AFTER_MS;
+        p.clock.set(due);
+        assert_eq!(keys::scheduled_rotation(&p, due).await.unwrap(), 1);
+        assert_eq!(count(&p, "previous").await, 1);
+        assert_eq!(count(&p, "active").await, 1);
+    });
+}

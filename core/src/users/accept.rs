@@ -1,0 +1,177 @@
+//! Invitation acceptance (FR-TENANT-001): the invitee sets a password under the tenant's policy
+//! and becomes active. This is how a provisioned owner first signs in.
+
+use super::{checked_hash, PasswordRefused, PolicyRule};
+use crate::audit::{self, Actor, AuditRecord};
+use crate::crypto;
+use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
+
+/// Longest invitation token accepted, in bytes (ours are 43).
+const MAX_TOKEN_BYTES: usize = 128;
+
+/// Who accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The now active user.
+    pub user_id: String,
+    /// Their tenant.
+    pub tenant_id: String,
+    /// Their role.
+    pub role: String,
+}
+
+/// Why an invitation could not be accepted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AcceptInvitationError {
+    /// No invitation has this token.
+    #[error("no invitation matches this token")]
+    NotFound,
+    /// The invitation was already accepted or was revoked.
+    #[error("the invitation is no longer pending")]
+    NotPending,
+    /// The invitation expired (ERR-VAL-422); it is now marked expired.
+    #[error("the invitation has expired")]
+    Expired,
+    /// The tenant is suspended or being deleted.
+    #[error("the tenant is not active")]
+    TenantNotActive,
+    /// The password breaks the policy (ERR-VAL-422).
+    #[error("the password breaks the password policy")]
+    Policy(Vec<PolicyRule>),
+    /// Hashing or storage failed.
+    #[error("invitation storage failed: {0}")]
+    Storage(String),
+}
+
+impl AcceptInvitationError {
+    /// A stable, searchable name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AcceptInvitationError::NotFound => "invitation_not_found",
+            AcceptInvitationError::NotPending => "invitation_not_pending",
+            AcceptInvitationError::Expired => "invitation_expired",
+            AcceptInvitationError::TenantNotActive => "tenant_not_active",
+            AcceptInvitationError::Policy(_) => "password_policy",
+            AcceptInvitationError::Storage(_) => "storage",
+        }
+    }
+}
+
+impl From<SqlError> for AcceptInvitationError {
+    fn from(e: SqlError) -> Self {
+        AcceptInvitationError::Storage(e.to_string())
+    }
+}
+
+impl From<PasswordRefused> for AcceptInvitationError {
+    fn from(e: PasswordRefused) -> Self {
+        match e {
+            PasswordRefused::Policy(rules) => AcceptInvitationError::Policy(rules),
+            PasswordRefused::Internal(e) => AcceptInvitationError::Storage(e),
+        }
+    }
+}
+
+/// Accepts the invitation of `token` with `new_password`: one batch marks it accepted,
+/// activates the user with the password hash, records the password history and audits
+/// `invitation.accept`. An expired invitation is marked expired (audited) and refused.
+pub async fn accept_invitation<P: Platform>(
+    p: &P,
+    token: &str,
+    new_password: &str,
+    request_id: &str,
+) -> Result<Accepted, AcceptInvitationError> {
+    if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+        return Err(AcceptInvitationError::NotFound);
+    }
+    let now = p.clock().now_ms();
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT i.id, i.tenant_id, i.user_id, i.role, i.status, i.expires_at,
+                        t.status AS tenant_status
+                 FROM invitations i JOIN tenants t ON t.id = i.tenant_id
+                 WHERE i.token_hash = ?1",
+            )
+            .bind(crypto::token_hash(token)),
+        )
+        .await?;
+    let row = rows.first().ok_or(AcceptInvitationError::NotFound)?;
+    let invitation_id = row.text("id")?;
+    let tenant_id = row.text("tenant_id")?;
+    let user_id = row
+        .opt_text("user_id")?
+        .ok_or(AcceptInvitationError::NotFound)?;
+    if row.text("status")? != "pending" {
+        return Err(AcceptInvitationError::NotPending);
+    }
+    if row.i64("expires_at")? <= now {
+        let record = AuditRecord::success(
+            "invitation.expire",
+            &Actor::system("invitation-expiry"),
+            Some(&tenant_id),
+            format!("invitation:{invitation_id}"),
+            Some(request_id),
+        );
+        p.sql()
+            .batch(vec![
+                Stmt::new(
+                    "UPDATE invitations SET status = 'expired' WHERE id = ?1 AND status = 'pending'",
+                )
+                .bind(invitation_id.as_str()),
+                audit::outbox_insert(&record, &audit::new_event_id(p), now),
+            ])
+            .await?;
+        return Err(AcceptInvitationError::Expired);
+    }
+    if row.text("tenant_status")? != "active" {
+        return Err(AcceptInvitationError::TenantNotActive);
+    }
+    let hash = checked_hash(p, &tenant_id, &user_id, new_password).await?;
+    let record = AuditRecord::success(
+        "invitation.accept",
+        &Actor::user(&user_id),
+        Some(&tenant_id),
+        format!("invitation:{invitation_id}"),
+        Some(request_id),
+    )
+    .with("user_id", user_id.as_str());
+    let mut stmts = vec![Stmt::new(
+        "UPDATE invitations SET status = 'accepted', accepted_at = ?2
+         WHERE id = ?1 AND status = 'pending'",
+    )
+    .bind(invitation_id.as_str())
+    .bind(now)];
+    // Activation and the password apply only for the request whose UPDATE above accepted the
+    // invitation: a concurrent acceptance (same token) finds the user active and changes nothing.
+    stmts.push(
+        Stmt::new(
+            "UPDATE users SET status = 'active', password_hash = ?2, password_changed_at = ?3,
+               updated_at = ?3, failed_logins = 0, version = version + 1
+             WHERE id = ?1 AND status = 'invited'",
+        )
+        .bind(user_id.as_str())
+        .bind(hash.as_str())
+        .bind(now),
+    );
+    stmts.push(
+        Stmt::new(
+            "INSERT INTO password_history (user_id, password_hash, created_at)
+             SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?1 AND password_hash = ?2)",
+        )
+        .bind(user_id.as_str())
+        .bind(hash.as_str())
+        .bind(now),
+    );
+    stmts.push(audit::outbox_insert(&record, &audit::new_event_id(p), now));
+    let counts = p.sql().batch(stmts).await?;
+    if counts.first().copied() != Some(1) {
+        return Err(AcceptInvitationError::NotPending);
+    }
+    Ok(Accepted {
+        user_id,
+        tenant_id,
+        role: row.text("role")?,
+    })
+}

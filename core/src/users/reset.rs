@@ -1,0 +1,261 @@
+//! Password reset (UC-AUTH-RESET) and change (FR-AUTH-004): both set a policy-checked password
+//! and revoke every session of the user, in D1 and at the edge.
+
+use super::{checked_hash, password, store_password_stmts, PasswordRefused, PolicyRule};
+use crate::audit::{self, Actor, AuditRecord};
+use crate::crypto;
+use crate::ports::{Clock, Mail, Mailer, Platform, Sql, SqlError, Stmt};
+use crate::sessions::{active_sids, mark_sessions_revoked, revoke_user_sessions_stmt, throttle};
+use crate::tenants::{Email, TenantDomain};
+
+/// How long a reset token is valid: one hour.
+pub const RESET_TOKEN_TTL_MS: i64 = 3600 * 1000;
+/// Longest reset token accepted, in bytes (ours are 43).
+const MAX_TOKEN_BYTES: usize = 128;
+
+/// Why a password could not be set.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SetPasswordError {
+    /// Unknown, used or expired reset token, or a user or tenant that may not sign in.
+    #[error("the reset token is not valid")]
+    InvalidToken,
+    /// The current password given to a change is wrong.
+    #[error("the current password is incorrect")]
+    WrongPassword,
+    /// The new password breaks the policy (ERR-VAL-422).
+    #[error("the password breaks the password policy")]
+    Policy(Vec<PolicyRule>),
+    /// Hashing or storage failed.
+    #[error("password storage failed: {0}")]
+    Storage(String),
+    /// The password was set but a session marker could not be written (introspection may
+    /// accept the old access tokens until they expire).
+    #[error("password set but session markers not written: {0}")]
+    EdgePending(String),
+}
+
+impl SetPasswordError {
+    /// A stable, searchable name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SetPasswordError::InvalidToken => "reset_token_invalid",
+            SetPasswordError::WrongPassword => "wrong_password",
+            SetPasswordError::Policy(_) => "password_policy",
+            SetPasswordError::Storage(_) => "storage",
+            SetPasswordError::EdgePending(_) => "edge_pending",
+        }
+    }
+}
+
+impl From<SqlError> for SetPasswordError {
+    fn from(e: SqlError) -> Self {
+        SetPasswordError::Storage(e.to_string())
+    }
+}
+
+impl From<PasswordRefused> for SetPasswordError {
+    fn from(e: PasswordRefused) -> Self {
+        match e {
+            PasswordRefused::Policy(rules) => SetPasswordError::Policy(rules),
+            PasswordRefused::Internal(e) => SetPasswordError::Storage(e),
+        }
+    }
+}
+
+/// Starts a reset (UC-AUTH-RESET step 2): if an active user has this email in this tenant, a
+/// single-use token (hashed at rest, one hour) is stored, audited, and mailed as a link under
+/// `base_url`. Says nothing about whether the user exists; a mail failure is returned for the
+/// log only.
+pub async fn forgot_password<P: Platform>(
+    p: &P,
+    tenant: &TenantDomain,
+    email: &Email,
+    base_url: &str,
+    request_id: &str,
+) -> Result<(), String> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT u.id, u.tenant_id FROM users u JOIN tenants t ON t.id = u.tenant_id
+                 WHERE t.domain = ?1 AND u.email = ?2 AND u.status = 'active'
+                   AND t.status = 'active' AND u.password_hash IS NOT NULL",
+            )
+            .bind(tenant.as_str())
+            .bind(email.as_str()),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(row) = rows.first() else {
+        return Ok(());
+    };
+    let user_id = row.text("id").map_err(|e| e.to_string())?;
+    let tenant_id = row.text("tenant_id").map_err(|e| e.to_string())?;
+    let now = p.clock().now_ms();
+    // At most a few reset mails per account and window: the route cannot be used to flood an
+    // inbox. Over the limit nothing is sent, and the answer stays 202.
+    let counter = throttle::Counter::new(throttle::RESET_MAILS_PER_ACCOUNT, &user_id, now);
+    if throttle::retry_after(p, std::slice::from_ref(&counter), now)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let token = crypto::random_token(p.random());
+    let record = AuditRecord::success(
+        "password.reset_request",
+        &Actor::user(&user_id),
+        Some(&tenant_id),
+        format!("user:{user_id}"),
+        Some(request_id),
+    );
+    p.sql()
+        .batch(vec![
+            Stmt::new(
+                "INSERT INTO password_reset_tokens (token_hash, user_id, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .bind(crypto::token_hash(&token))
+            .bind(user_id.as_str())
+            .bind(now)
+            .bind(now + RESET_TOKEN_TTL_MS),
+            audit::outbox_insert(&record, &audit::new_event_id(p), now),
+            counter.hit(),
+        ])
+        .await
+        .map_err(|e| e.to_string())?;
+    let link = format!("{base_url}/password/reset?token={token}");
+    let mail = Mail {
+        to: email.as_str().to_owned(),
+        subject: "Reset your Edgeplane password".to_owned(),
+        text: format!(
+            "Someone asked to reset the password of this account.\n\n\
+             Choose a new password within one hour:\n{link}\n\n\
+             If it was not you, ignore this message: your password stays as it is.\n"
+        ),
+        html: format!(
+            "<p>Someone asked to reset the password of this account.</p>\
+             <p><a href=\"{link}\">Choose a new password</a> within one hour.</p>\
+             <p>If it was not you, ignore this message: your password stays as it is.</p>"
+        ),
+    };
+    p.mailer().send(&mail).await.map_err(|e| e.to_string())
+}
+
+/// Completes a reset (UC-AUTH-RESET steps 3-5): the token is consumed (with every other reset
+/// token of the user), the password set, every session revoked, all in one audited batch.
+pub async fn reset_password<P: Platform>(
+    p: &P,
+    token: &str,
+    new_password: &str,
+    request_id: &str,
+) -> Result<(), SetPasswordError> {
+    if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+        return Err(SetPasswordError::InvalidToken);
+    }
+    let now = p.clock().now_ms();
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT r.user_id, u.tenant_id FROM password_reset_tokens r
+                   JOIN users u ON u.id = r.user_id JOIN tenants t ON t.id = u.tenant_id
+                 WHERE r.token_hash = ?1 AND r.used_at IS NULL AND r.expires_at > ?2
+                   AND u.status = 'active' AND t.status = 'active'",
+            )
+            .bind(crypto::token_hash(token))
+            .bind(now),
+        )
+        .await?;
+    let row = rows.first().ok_or(SetPasswordError::InvalidToken)?;
+    let user_id = row.text("user_id")?;
+    let tenant_id = row.text("tenant_id")?;
+    let hash = checked_hash(p, &tenant_id, &user_id, new_password).await?;
+    let sids = active_sids(p, &user_id).await?;
+    let record = AuditRecord::success(
+        "password.reset",
+        &Actor::user(&user_id),
+        Some(&tenant_id),
+        format!("user:{user_id}"),
+        Some(request_id),
+    )
+    .with("sessions_revoked", sids.len());
+    let mut stmts = vec![Stmt::new(
+        "UPDATE password_reset_tokens SET used_at = ?2 WHERE user_id = ?1 AND used_at IS NULL",
+    )
+    .bind(user_id.as_str())
+    .bind(now)];
+    stmts.extend(store_password_stmts(&user_id, &hash, now));
+    stmts.push(revoke_user_sessions_stmt(&user_id, "password_reset", now));
+    stmts.push(audit::outbox_insert(&record, &audit::new_event_id(p), now));
+    let counts = p.sql().batch(stmts).await?;
+    if counts.first().copied().unwrap_or(0) == 0 {
+        return Err(SetPasswordError::InvalidToken);
+    }
+    mark_sessions_revoked(p, &sids)
+        .await
+        .map_err(|e| SetPasswordError::EdgePending(e.to_string()))
+}
+
+/// Changes the password of a signed-in user (FR-AUTH-004) after checking the current one;
+/// every session of the user, the current one included, is revoked.
+pub async fn change_password<P: Platform>(
+    p: &P,
+    user_id: &str,
+    tenant_id: &str,
+    current_password: &str,
+    new_password: &str,
+    request_id: &str,
+) -> Result<(), SetPasswordError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new("SELECT password_hash FROM users WHERE id = ?1 AND tenant_id = ?2 AND status = 'active'")
+                .bind(user_id)
+                .bind(tenant_id),
+        )
+        .await?;
+    let current = rows
+        .first()
+        .map(|r| r.opt_text("password_hash"))
+        .transpose()?
+        .flatten();
+    let matches = match current {
+        Some(phc) => password::verify(&phc, current_password),
+        None => {
+            password::verify_nothing(current_password);
+            false
+        }
+    };
+    if !matches {
+        let record = AuditRecord::failure(
+            "password.change",
+            &Actor::user(user_id),
+            Some(tenant_id),
+            format!("user:{user_id}"),
+            Some(request_id),
+        )
+        .with("reason", "wrong_password");
+        audit::record_refusal(p, &record).await;
+        return Err(SetPasswordError::WrongPassword);
+    }
+    let hash = checked_hash(p, tenant_id, user_id, new_password).await?;
+    let now = p.clock().now_ms();
+    let sids = active_sids(p, user_id).await?;
+    let record = AuditRecord::success(
+        "password.change",
+        &Actor::user(user_id),
+        Some(tenant_id),
+        format!("user:{user_id}"),
+        Some(request_id),
+    )
+    .with("sessions_revoked", sids.len());
+    let mut stmts = store_password_stmts(user_id, &hash, now);
+    stmts.push(revoke_user_sessions_stmt(user_id, "password_change", now));
+    stmts.push(audit::outbox_insert(&record, &audit::new_event_id(p), now));
+    p.sql().batch(stmts).await?;
+    mark_sessions_revoked(p, &sids)
+        .await
+        .map_err(|e| SetPasswordError::EdgePending(e.to_string()))
+}

@@ -1,0 +1,902 @@
+//! Tenant-user authentication (UC-LISTEN, UC-LOGOUT, UC-AUTH-RESET; FR-AUTH-001/004/005/006;
+//! NFR-SEC-004; ERR-AUTH-401, ERR-VAL-422): invitation acceptance, sign-in, EdDSA access tokens
+//! checked through `/oauth/introspect` (RFC 7662), refresh rotation, logout, password policy,
+//! reset through the dev outbox, and signing-key rotation.
+
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::helpers::{assert_problem, ApiResponse, TestApp};
+
+crate::contract_tests![
+    accept_login_introspect_logout_uc_listen_uc_logout,
+    refresh_rotates_and_reuse_revokes_the_session_fr_auth_005,
+    unknown_email_and_wrong_password_look_the_same_con_sec_009,
+    password_policy_violations_name_the_rule_fr_auth_006,
+    forgot_and_reset_through_the_dev_outbox_uc_auth_reset,
+    change_password_revokes_every_session_fr_auth_004,
+    forged_tokens_are_inactive_and_introspection_needs_the_scope,
+    suspended_tenant_tokens_inactive_and_login_refused_fr_ops_001,
+    signing_key_rotation_keeps_old_tokens_valid_nfr_sec_004,
+    totp_sign_in_with_codes_computed_here_nfr_sec_003,
+    failed_logins_are_rate_limited_per_account_and_client_err_rate_429,
+    admin_revocation_ends_every_session_at_once_fr_auth_005,
+    tenant_requiring_mfa_enrolls_users_during_sign_in_nfr_sec_003,
+];
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn suffix() -> Result<String, String> {
+    let mut bytes = [0u8; 5];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn str_of(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+fn send(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&Value>,
+) -> Result<ApiResponse, String> {
+    let auth = bearer.map(|t| format!("Bearer {t}"));
+    let mut headers = Vec::new();
+    if let Some(a) = &auth {
+        headers.push(("authorization", a.as_str()));
+    }
+    if body.is_some() {
+        headers.push(("content-type", "application/json"));
+    }
+    app.request(
+        method,
+        path,
+        &headers,
+        body.map(|b| b.to_string().into_bytes()),
+    )
+}
+
+/// A provisioned tenant whose owner has not accepted yet.
+struct Invited {
+    tenant_id: String,
+    domain: String,
+    email: String,
+    invitation_token: String,
+}
+
+fn invited(app: &TestApp) -> Result<Invited, String> {
+    let op = app.operator_token("operator", "e2e-operator")?;
+    let domain = format!("auth-{}", suffix()?);
+    let email = format!("owner@{domain}.example");
+    let body =
+        json!({ "name": "Auth Corp", "domain": domain, "plan": "pro", "owner_email": email });
+    let created = send(app, "POST", "/v1/tenants", Some(&op), Some(&body))?.expect_json(201)?;
+    let link = str_of(&created["invitation_link"]);
+    let token = link
+        .split_once("token=")
+        .map(|(_, t)| t.to_owned())
+        .ok_or_else(|| format!("no token in the invitation link {link:?}"))?;
+    Ok(Invited {
+        tenant_id: str_of(&created["tenant"]["id"]),
+        domain,
+        email,
+        invitation_token: token,
+    })
+}
+
+/// A tenant whose owner accepted with [`PASSWORD`].
+fn owner(app: &TestApp) -> Result<Invited, String> {
+    let t = invited(app)?;
+    let body = json!({ "token": t.invitation_token, "password": PASSWORD });
+    let v = send(app, "POST", "/v1/invitations/accept", None, Some(&body))?.expect_json(200)?;
+    ensure_eq!(str_of(&v["status"]), "active", "accepted: {v}");
+    ensure_eq!(str_of(&v["tenant_id"]), t.tenant_id, "accepted: {v}");
+    Ok(t)
+}
+
+fn login(app: &TestApp, t: &Invited, password: &str) -> Result<ApiResponse, String> {
+    let body = json!({ "tenant": t.domain, "email": t.email, "password": password });
+    send(app, "POST", "/v1/auth/login", None, Some(&body))
+}
+
+fn tokens(app: &TestApp, t: &Invited) -> Result<Value, String> {
+    let resp = login(app, t, PASSWORD)?;
+    ensure_eq!(
+        resp.header("cache-control"),
+        Some("no-store"),
+        "tokens are not cached"
+    );
+    let v = resp.expect_json(200)?;
+    ensure_eq!(str_of(&v["token_type"]), "Bearer", "{v}");
+    ensure!(
+        v["expires_in"].as_i64() == Some(900),
+        "15-minute access tokens: {v}"
+    );
+    Ok(v)
+}
+
+/// An app-wide API key with `token:introspect` (and one without, for the scope check).
+fn introspection_keys(app: &TestApp) -> Result<(String, String), String> {
+    let op = app.operator_token("operator", "e2e-operator")?;
+    let body = json!({ "name": format!("Introspector {}", suffix()?) });
+    let created = send(app, "POST", "/v1/apps", Some(&op), Some(&body))?.expect_json(201)?;
+    let keys = format!("/v1/apps/{}/keys", str_of(&created["id"]));
+    let with = json!({ "scopes": ["token:introspect"] });
+    let key = send(app, "POST", &keys, Some(&op), Some(&with))?.expect_json(201)?;
+    let without = json!({ "scopes": ["flags:read"] });
+    let other = send(app, "POST", &keys, Some(&op), Some(&without))?.expect_json(201)?;
+    Ok((str_of(&key["secret"]), str_of(&other["secret"])))
+}
+
+/// RFC 7662: `token=` as a form body.
+fn introspect(app: &TestApp, key: &str, token: &str) -> Result<Value, String> {
+    let auth = format!("Bearer {key}");
+    let body = format!("token={token}");
+    let resp = app.request(
+        "POST",
+        "/oauth/introspect",
+        &[
+            ("authorization", auth.as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        Some(body.into_bytes()),
+    )?;
+    resp.expect_json(200)
+}
+
+fn active(v: &Value) -> Option<bool> {
+    v["active"].as_bool()
+}
+
+fn header_of(token: &str) -> Result<Value, String> {
+    let h = token.split('.').next().unwrap_or_default();
+    let bytes = URL_SAFE_NO_PAD
+        .decode(h)
+        .map_err(|e| format!("token header is not base64url: {e}"))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("token header is not JSON: {e}"))
+}
+
+fn accept_login_introspect_logout_uc_listen_uc_logout(app: &TestApp) -> Result<(), String> {
+    let t = owner(app)?;
+    let (key, _) = introspection_keys(app)?;
+    let pair = tokens(app, &t)?;
+    let access = str_of(&pair["access_token"]);
+
+    let header = header_of(&access)?;
+    ensure_eq!(str_of(&header["alg"]), "EdDSA", "header {header}");
+    let jwks = app.get("/.well-known/jwks.json")?.expect_json(200)?;
+    let kids: Vec<String> = jwks["keys"]
+        .as_array()
+        .map(|ks| ks.iter().map(|k| str_of(&k["kid"])).collect())
+        .unwrap_or_default();
+    ensure!(
+        kids.contains(&str_of(&header["kid"])),
+        "the token's kid {} is published: {jwks}",
+        header["kid"]
+    );
+    ensure!(
+        jwks.to_string().find("\"d\"").is_none(),
+        "no private key material in the JWKS"
+    );
+
+    let v = introspect(app, &key, &access)?;
+    ensure_eq!(active(&v), Some(true), "a fresh token is active: {v}");
+    ensure_eq!(str_of(&v["tid"]), t.tenant_id, "tid");
+    ensure_eq!(str_of(&v["role"]), "owner", "role");
+    ensure_eq!(str_of(&v["sid"]), str_of(&pair["session_id"]), "sid");
+    for claim in ["iss", "sub", "aud", "scope", "jti"] {
+        ensure!(v[claim].is_string(), "claim {claim} present: {v}");
+    }
+    ensure!(v["exp"].as_i64() > v["iat"].as_i64(), "exp after iat: {v}");
+
+    // JSON bodies are accepted too.
+    let resp = app.post_json(
+        "/oauth/introspect",
+        &json!({ "token": access }),
+        &[("authorization", &format!("Bearer {key}"))],
+    )?;
+    ensure_eq!(
+        active(&resp.expect_json(200)?),
+        Some(true),
+        "JSON introspection"
+    );
+
+    send(app, "POST", "/v1/auth/logout", Some(&access), None)?.expect_status(204)?;
+    let v = introspect(app, &key, &access)?;
+    ensure_eq!(v, json!({ "active": false }), "inactive right after logout");
+    let resp = send(app, "POST", "/v1/auth/logout", Some(&access), None)?;
+    assert_problem(&resp, 440, "session-expired")?;
+    let body = json!({ "refresh_token": str_of(&pair["refresh_token"]) });
+    let resp = send(app, "POST", "/v1/auth/refresh", None, Some(&body))?;
+    assert_problem(&resp, 401, "invalid-credentials")?;
+
+    // The invitation is single use.
+    let again = json!({ "token": t.invitation_token, "password": PASSWORD });
+    let resp = send(app, "POST", "/v1/invitations/accept", None, Some(&again))?;
+    assert_problem(&resp, 422, "business-rule")?;
+    Ok(())
+}
+
+fn refresh_rotates_and_reuse_revokes_the_session_fr_auth_005(app: &TestApp) -> Result<(), String> {
+    let t = owner(app)?;
+    let (key, _) = introspection_keys(app)?;
+    let first = tokens(app, &t)?;
+    let body = json!({ "refresh_token": str_of(&first["refresh_token"]) });
+    let second = send(app, "POST", "/v1/auth/refresh", None, Some(&body))?.expect_json(200)?;
+    ensure!(
+        second["refresh_token"] != first["refresh_token"],
+        "the refresh token rotates"
+    );
+    ensure_eq!(second["session_id"], first["session_id"], "same session");
+    let access = str_of(&second["access_token"]);
+    ensure_eq!(
+        active(&introspect(app, &key, &access)?),
+        Some(true),
+        "new access token"
+    );
+
+    // Reuse of the rotated token: refused, and the whole session revoked.
+    let resp = send(app, "POST", "/v1/auth/refresh", None, Some(&body))?;
+    let problem = assert_problem(&resp, 401, "invalid-credentials")?;
+    ensure_eq!(
+        str_of(&problem["reason"]),
+        "refresh_token_reused",
+        "{problem}"
+    );
+    ensure_eq!(
+        active(&introspect(app, &key, &access)?),
+        Some(false),
+        "the session's access tokens are revoked at once"
+    );
+    let newest = json!({ "refresh_token": str_of(&second["refresh_token"]) });
+    let resp = send(app, "POST", "/v1/auth/refresh", None, Some(&newest))?;
+    assert_problem(&resp, 401, "invalid-credentials")?;
+    Ok(())
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+fn unknown_email_and_wrong_password_look_the_same_con_sec_009(app: &TestApp) -> Result<(), String> {
+    let t = owner(app)?;
+    let unknown = Invited {
+        email: format!("nobody@{}.example", t.domain),
+        tenant_id: t.tenant_id.clone(),
+        domain: t.domain.clone(),
+        invitation_token: String::new(),
+    };
+    let (mut wrong_times, mut unknown_times, mut ok_times) = (Vec::new(), Vec::new(), Vec::new());
+    let mut bodies = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let a = login(app, &t, "not the password at all")?;
+        wrong_times.push(started.elapsed());
+        let started = Instant::now();
+        let b = login(app, &unknown, PASSWORD)?;
+        unknown_times.push(started.elapsed());
+        let started = Instant::now();
+        login(app, &t, PASSWORD)?.expect_status(200)?;
+        ok_times.push(started.elapsed());
+        for resp in [&a, &b] {
+            let p = assert_problem(resp, 401, "invalid-credentials")?;
+            bodies.push((str_of(&p["detail"]), p.get("reason").cloned()));
+        }
+    }
+    ensure!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "every refusal says the same: {bodies:?}"
+    );
+    let (wrong, nobody) = (median(wrong_times), median(unknown_times));
+    // The unknown email pays for one argon2id computation too (tens of milliseconds); without
+    // it the answer would come several times sooner.
+    ensure!(
+        nobody * 2 >= wrong,
+        "unknown email answered in {nobody:?}, wrong password in {wrong:?}: timing tells them apart"
+    );
+    eprintln!(
+        "[{}] login p50: success {:?}, wrong password {wrong:?}, unknown email {nobody:?}",
+        app.runtime.name(),
+        median(ok_times)
+    );
+    Ok(())
+}
+
+fn password_policy_violations_name_the_rule_fr_auth_006(app: &TestApp) -> Result<(), String> {
+    let t = invited(app)?;
+    let rules_of = |resp: &ApiResponse| -> Result<Vec<String>, String> {
+        let p = assert_problem(resp, 422, "business-rule")?;
+        Ok(p["errors"]
+            .as_array()
+            .map(|es| es.iter().map(|e| str_of(&e["rule"])).collect())
+            .unwrap_or_default())
+    };
+    let body = json!({ "token": t.invitation_token, "password": "short" });
+    let resp = send(app, "POST", "/v1/invitations/accept", None, Some(&body))?;
+    ensure_eq!(rules_of(&resp)?, vec!["min_length".to_owned()], "too short");
+    let body = json!({ "token": t.invitation_token, "password": "1qaz2wsx3edc" });
+    let resp = send(app, "POST", "/v1/invitations/accept", None, Some(&body))?;
+    ensure_eq!(
+        rules_of(&resp)?,
+        vec!["common_password".to_owned()],
+        "common"
+    );
+
+    let body = json!({ "token": t.invitation_token, "password": PASSWORD });
+    send(app, "POST", "/v1/invitations/accept", None, Some(&body))?.expect_status(200)?;
+    let access = str_of(&tokens(app, &t)?["access_token"]);
+    let policy = app.request(
+        "GET",
+        "/v1/tenant/password-policy",
+        &[("authorization", &format!("Bearer {access}"))],
+        None,
+    )?;
+    let v = policy.expect_json(200)?;
+    ensure_eq!(v["min_length"].as_u64(), Some(12), "defaults: {v}");
+    let strict = json!({
+        "min_length": 14, "require_upper": true, "require_lower": true, "require_digit": true,
+        "require_symbol": true, "max_age_days": 90, "history_count": 3, "require_mfa": false,
+    });
+    let put = send(
+        app,
+        "PUT",
+        "/v1/tenant/password-policy",
+        Some(&access),
+        Some(&strict),
+    )?;
+    ensure_eq!(put.expect_json(200)?, strict, "the stored policy");
+    let bad = json!({
+        "min_length": 4, "require_upper": true, "require_lower": true, "require_digit": true,
+        "require_symbol": true, "max_age_days": null, "history_count": 3,
+    });
+    let resp = send(
+        app,
+        "PUT",
+        "/v1/tenant/password-policy",
+        Some(&access),
+        Some(&bad),
+    )?;
+    let p = assert_problem(&resp, 400, "invalid-input")?;
+    ensure_eq!(str_of(&p["errors"][0]["field"]), "min_length", "{p}");
+    let resp = send(app, "GET", "/v1/tenant/password-policy", None, None)?;
+    assert_problem(&resp, 401, "invalid-credentials")?;
+
+    let change = json!({ "current_password": PASSWORD, "new_password": "Anotherlongpassphrase" });
+    let resp = send(
+        app,
+        "POST",
+        "/v1/auth/password/change",
+        Some(&access),
+        Some(&change),
+    )?;
+    let p = assert_problem(&resp, 422, "business-rule")?;
+    let rules: Vec<String> = p["errors"]
+        .as_array()
+        .map(|es| es.iter().map(|e| str_of(&e["rule"])).collect())
+        .unwrap_or_default();
+    ensure_eq!(
+        rules,
+        vec!["require_digit".to_owned(), "require_symbol".to_owned()],
+        "{p}"
+    );
+    Ok(())
+}
+
+/// The reset token inside the latest reset mail to `email`.
+fn reset_token_from_outbox(app: &TestApp, email: &str) -> Result<String, String> {
+    let mail = app
+        .get(&format!("/__dev/mail?to={email}"))?
+        .expect_json(200)?;
+    let text = mail["items"]
+        .as_array()
+        .and_then(|items| {
+            items
+                .iter()
+                .find(|m| str_of(&m["subject"]).contains("Reset"))
+        })
+        .map(|m| str_of(&m["text"]))
+        .ok_or_else(|| format!("no reset mail to {email}: {mail}"))?;
+    text.split("token=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no token in the reset mail: {text}"))
+}
+
+fn forgot_and_reset_through_the_dev_outbox_uc_auth_reset(app: &TestApp) -> Result<(), String> {
+    let t = owner(app)?;
+    let (key, _) = introspection_keys(app)?;
+    let before = str_of(&tokens(app, &t)?["access_token"]);
+    // Always 202, account or not.
+    for email in [format!("nobody@{}.example", t.domain), t.email.clone()] {
+        let body = json!({ "tenant": t.domain, "email": email });
+        let resp = send(app, "POST", "/v1/auth/password/forgot", None, Some(&body))?;
+        ensure_eq!(
+            resp.expect_json(202)?["status"],
+            json!("accepted"),
+            "forgot"
+        );
+    }
+    let nobody = app
+        .get(&format!("/__dev/mail?to=nobody@{}.example", t.domain))?
+        .expect_json(200)?;
+    ensure_eq!(nobody["items"], json!([]), "no mail for an unknown account");
+    let token = reset_token_from_outbox(app, &t.email)?;
+
+    let weak = json!({ "token": token, "password": "short" });
+    let resp = send(app, "POST", "/v1/auth/password/reset", None, Some(&weak))?;
+    assert_problem(&resp, 422, "business-rule")?;
+    let new_password = "a brand new passphrase";
+    let body = json!({ "token": token, "password": new_password });
+    send(app, "POST", "/v1/auth/password/reset", None, Some(&body))?.expect_status(204)?;
+    ensure_eq!(
+        active(&introspect(app, &key, &before)?),
+        Some(false),
+        "a reset revokes every session (FR-AUTH-004)"
+    );
+    let resp = send(app, "POST", "/v1/auth/password/reset", None, Some(&body))?;
+    assert_problem(&resp, 422, "business-rule")?;
+    assert_problem(&login(app, &t, PASSWORD)?, 401, "invalid-credentials")?;
+    login(app, &t, new_password)?.expect_status(200)?;
+    Ok(())
+}
+
+fn change_password_revokes_every_session_fr_auth_004(app: &TestApp) -> Result<(), String> {
+    let t = owner(app)?;
+    let (key, _) = introspection_keys(app)?;
+    let a = str_of(&tokens(app, &t)?["access_token"]);
+    let b = str_of(&tokens(app, &t)?["access_token"]);
+    let wrong =
+        json!({ "current_password": "not it at all", "new_password": "a fresh passphrase" });
+    let resp = send(
+        app,
+        "POST",
+        "/v1/auth/password/change",
+        Some(&a),
+        Some(&wrong),
+    )?;
+    assert_problem(&resp, 401, "invalid-credentials")?;
+    let body = json!({ "current_password": PASSWORD, "new_password": "a fresh passphrase" });
+    send(
+        app,
+        "POST",
+        "/v1/auth/password/change",
+        Some(&a),
+        Some(&body),
+    )?
+    .expect_status(204)?;
+    for token in [&a, &b] {
+        ensure_eq!(
+            active(&introspect(app, &key, token)?),
+            Some(false),
+            "revoked"
+        );
+    }
+    login(app, &t, "a fresh passphrase")?.expect_status(200)?;
+    Ok(())
+}
+
+fn forged_tokens_are_inactive_and_introspection_needs_the_scope(
+    app: &TestApp,
+) -> Result<(), String> {
+    let t = owner(app)?;
+    let (key, unscoped) = introspection_keys(app)?;
+    let access = str_of(&tokens(app, &t)?["access_token"]);
+    let parts: Vec<&str> = access.split('.').collect();
+    ensure_eq!(parts.len(), 3, "a JWS");
+    let header = header_of(&access)?;
+    let kid = str_of(&header["kid"]);
+    let enc = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let payload: Value = URL_SAFE_NO_PAD
+        .decode(parts[1])
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or("payload is base64url JSON")?;
+
+    let jwks = app.get("/.well-known/jwks.json")?.expect_json(200)?;
+    let x = jwks["keys"]
+        .as_array()
+        .and_then(|ks| ks.iter().find(|k| str_of(&k["kid"]) == kid))
+        .map(|k| str_of(&k["x"]))
+        .ok_or("the token's key is published")?;
+    let hs_input = format!("{}.{}", enc(&json!({"alg": "HS256", "kid": kid})), parts[1]);
+    let mut mac = Hmac::<Sha256>::new_from_slice(x.as_bytes()).map_err(|e| e.to_string())?;
+    mac.update(hs_input.as_bytes());
+    let hs256 = format!(
+        "{hs_input}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    );
+
+    let mut admin = payload.clone();
+    admin["role"] = json!("admin");
+    let mut other_aud = payload.clone();
+    other_aud["aud"] = json!("another-app");
+    let mut expired = payload.clone();
+    expired["exp"] = json!(1_000_000);
+    let forged = [
+        (
+            "alg none",
+            format!("{}.{}.", enc(&json!({"alg": "none", "kid": kid})), parts[1]),
+        ),
+        ("HS256 keyed with the public key", hs256),
+        (
+            "tampered payload",
+            format!("{}.{}.{}", parts[0], enc(&admin), parts[2]),
+        ),
+        (
+            "wrong aud",
+            format!("{}.{}.{}", parts[0], enc(&other_aud), parts[2]),
+        ),
+        (
+            "expired",
+            format!("{}.{}.{}", parts[0], enc(&expired), parts[2]),
+        ),
+        (
+            "unknown kid",
+            format!(
+                "{}.{}.{}",
+                enc(&json!({"alg": "EdDSA", "kid": "nope"})),
+                parts[1],
+                parts[2]
+            ),
+        ),
+        ("garbage", "not-a-token".to_owned()),
+    ];
+    for (what, token) in forged {
+        let v = introspect(app, &key, &token)?;
+        ensure_eq!(v, json!({ "active": false }), "{what}");
+        let resp = send(app, "POST", "/v1/auth/logout", Some(&token), None)?;
+        assert_problem(&resp, 401, "invalid-credentials")?;
+    }
+    ensure_eq!(
+        active(&introspect(app, &key, &access)?),
+        Some(true),
+        "the real token"
+    );
+
+    let resp = app.request(
+        "POST",
+        "/oauth/introspect",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        Some(format!("token={access}").into_bytes()),
+    )?;
+    assert_problem(&resp, 401, "invalid-credentials")?;
+    let resp = app.request(
+        "POST",
+        "/oauth/introspect",
+        &[
+            ("authorization", &format!("Bearer {unscoped}")),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        Some(format!("token={access}").into_bytes()),
+    )?;
+    assert_problem(&resp, 403, "access-denied")?;
+    Ok(())
+}
+
+fn suspended_tenant_tokens_inactive_and_login_refused_fr_ops_001(
+    app: &TestApp,
+) -> Result<(), String> {
+    let t = owner(app)?;
+    let (key, _) = introspection_keys(app)?;
+    let access = str_of(&tokens(app, &t)?["access_token"]);
+    let op = app.operator_token("operator", "e2e-operator")?;
+    let path = format!("/v1/tenants/{}/suspend", t.tenant_id);
+    send(app, "POST", &path, Some(&op), None)?.expect_json(200)?;
+    ensure_eq!(
+        introspect(app, &key, &access)?,
+        json!({ "active": false }),
+        "a suspended tenant's tokens are inactive on the next call"
+    );
+    let resp = login(app, &t, PASSWORD)?;
+    assert_problem(&resp, 403, "access-denied")?;
+    let path = format!("/v1/tenants/{}/activate", t.tenant_id);
+    send(app, "POST", &path, Some(&op), None)?.expect_json(200)?;
+    login(app, &t, PASSWORD)?.expect_status(200)?;
+    Ok(())
+}
+
+fn signing_key_rotation_keeps_old_tokens_valid_nfr_sec_004(app: &TestApp) -> Result<(), String> {
+    let t = owner(app)?;
+    let (key, _) = introspection_keys(app)?;
+    let old = str_of(&tokens(app, &t)?["access_token"]);
+    let resp = send(app, "POST", "/v1/signing-keys/rotate", None, None)?;
+    assert_problem(&resp, 401, "invalid-credentials")?;
+    let auditor = app.operator_token("auditor", "e2e-auditor")?;
+    let resp = send(app, "POST", "/v1/signing-keys/rotate", Some(&auditor), None)?;
+    assert_problem(&resp, 403, "access-denied")?;
+    let op = app.operator_token("operator", "e2e-operator")?;
+    let r = send(app, "POST", "/v1/signing-keys/rotate", Some(&op), None)?.expect_json(200)?;
+    let old_kid = str_of(&header_of(&old)?["kid"]);
+    ensure_eq!(str_of(&r["previous_kid"]), old_kid, "the demoted key: {r}");
+    let jwks = app.get("/.well-known/jwks.json")?.expect_json(200)?;
+    let kids: Vec<String> = jwks["keys"]
+        .as_array()
+        .map(|ks| ks.iter().map(|k| str_of(&k["kid"])).collect())
+        .unwrap_or_default();
+    ensure!(
+        kids.contains(&old_kid) && kids.contains(&str_of(&r["kid"])),
+        "both keys published: {jwks}"
+    );
+    ensure_eq!(
+        active(&introspect(app, &key, &old)?),
+        Some(true),
+        "old token still valid"
+    );
+    let new = str_of(&tokens(app, &t)?["access_token"]);
+    ensure_eq!(
+        str_of(&header_of(&new)?["kid"]),
+        str_of(&r["kid"]),
+        "signed by the new key"
+    );
+    ensure_eq!(
+        active(&introspect(app, &key, &new)?),
+        Some(true),
+        "new token valid"
+    );
+    Ok(())
+}
+
+/// RFC 4648 base32 (no padding) to bytes.
+fn base32_decode(s: &str) -> Result<Vec<u8>, String> {
+    let (mut acc, mut bits, mut out) = (0u32, 0u32, Vec::new());
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => return Err(format!("not base32: {s}")),
+        };
+        acc = (acc << 5) | u32::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Ok(out)
+}
+
+/// RFC 6238 (HMAC-SHA-1, 6 digits, 30 s) at the local clock, `offset` steps from now.
+fn totp(secret: &[u8], offset: i64) -> Result<String, String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs();
+    let step = (now / 30) as i64 + offset;
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).map_err(|e| e.to_string())?;
+    mac.update(&(step as u64).to_be_bytes());
+    let h = mac.finalize().into_bytes();
+    let o = usize::from(h[19] & 0x0f);
+    let bin = (u32::from(h[o]) & 0x7f) << 24
+        | u32::from(h[o + 1]) << 16
+        | u32::from(h[o + 2]) << 8
+        | u32::from(h[o + 3]);
+    Ok(format!("{:06}", bin % 1_000_000))
+}
+
+fn totp_sign_in_with_codes_computed_here_nfr_sec_003(app: &TestApp) -> Result<(), String> {
+    let t = owner(app)?;
+    let access = str_of(&tokens(app, &t)?["access_token"]);
+    let e = send(app, "POST", "/v1/auth/mfa/totp", Some(&access), None)?.expect_json(200)?;
+    let uri = str_of(&e["otpauth_uri"]);
+    ensure!(
+        uri.starts_with("otpauth://totp/")
+            && uri.contains(&format!("secret={}", str_of(&e["secret"]))),
+        "an otpauth URI: {e}"
+    );
+    let secret = base32_decode(&str_of(&e["secret"]))?;
+    let wrong = json!({ "code": "000000" });
+    let resp = send(
+        app,
+        "POST",
+        "/v1/auth/mfa/totp/confirm",
+        Some(&access),
+        Some(&wrong),
+    )?;
+    assert_problem(&resp, 422, "business-rule")?;
+    let first = totp(&secret, 0)?;
+    let body = json!({ "code": first });
+    let codes = send(
+        app,
+        "POST",
+        "/v1/auth/mfa/totp/confirm",
+        Some(&access),
+        Some(&body),
+    )?
+    .expect_json(200)?;
+    let recovery: Vec<String> = codes["recovery_codes"]
+        .as_array()
+        .map(|cs| cs.iter().map(str_of).collect())
+        .unwrap_or_default();
+    ensure_eq!(recovery.len(), 10, "ten recovery codes: {codes}");
+
+    // ERR-AUTH-461: the password alone is not enough any more.
+    let resp = login(app, &t, PASSWORD)?;
+    let p = assert_problem(&resp, 401, "mfa-required")?;
+    ensure_eq!(str_of(&p["code"]), "ERR-AUTH-461", "{p}");
+    let mfa_token = str_of(&p["mfa_token"]);
+    ensure!(!mfa_token.is_empty(), "an mfa_token: {p}");
+    // The confirming code cannot be replayed.
+    let replay = json!({ "mfa_token": mfa_token, "code": first });
+    let resp = send(app, "POST", "/v1/auth/mfa/verify", None, Some(&replay))?;
+    assert_problem(&resp, 401, "invalid-credentials")?;
+    // The next step's code is within the window and newer: accepted once.
+    let next = json!({ "mfa_token": mfa_token, "code": totp(&secret, 1)? });
+    let pair = send(app, "POST", "/v1/auth/mfa/verify", None, Some(&next))?.expect_json(200)?;
+    ensure!(
+        pair["access_token"].is_string(),
+        "tokens after the second factor: {pair}"
+    );
+    let resp = send(app, "POST", "/v1/auth/mfa/verify", None, Some(&next))?;
+    assert_problem(&resp, 401, "invalid-credentials")?;
+
+    // A recovery code signs in once.
+    let p = assert_problem(&login(app, &t, PASSWORD)?, 401, "mfa-required")?;
+    let body = json!({ "mfa_token": str_of(&p["mfa_token"]), "code": recovery[0] });
+    send(app, "POST", "/v1/auth/mfa/verify", None, Some(&body))?.expect_status(200)?;
+    let p = assert_problem(&login(app, &t, PASSWORD)?, 401, "mfa-required")?;
+    let body = json!({ "mfa_token": str_of(&p["mfa_token"]), "code": recovery[0] });
+    let resp = send(app, "POST", "/v1/auth/mfa/verify", None, Some(&body))?;
+    assert_problem(&resp, 401, "invalid-credentials")?;
+
+    let access = str_of(&pair["access_token"]);
+    let off = json!({ "code": recovery[1] });
+    let resp = app.request(
+        "DELETE",
+        "/v1/auth/mfa/totp",
+        &[
+            ("authorization", &format!("Bearer {access}")),
+            ("content-type", "application/json"),
+        ],
+        Some(off.to_string().into_bytes()),
+    )?;
+    resp.expect_status(204)?;
+    login(app, &t, PASSWORD)?.expect_status(200)?;
+    Ok(())
+}
+
+/// `Retry-After` as seconds, checked to be within one 15-minute window.
+fn retry_after(resp: &ApiResponse) -> Result<u64, String> {
+    let secs: u64 = resp
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("429 without a numeric Retry-After: {:?}", resp.headers))?;
+    ensure!(
+        (1..=900).contains(&secs),
+        "Retry-After {secs} within the window"
+    );
+    Ok(secs)
+}
+
+fn failed_logins_are_rate_limited_per_account_and_client_err_rate_429(
+    app: &TestApp,
+) -> Result<(), String> {
+    // Per account: ten failures, then even the right password waits.
+    let t = owner(app)?;
+    for _ in 0..10 {
+        assert_problem(
+            &login(app, &t, "not the password at all")?,
+            401,
+            "invalid-credentials",
+        )?;
+    }
+    let resp = login(app, &t, PASSWORD)?;
+    let p = assert_problem(&resp, 429, "rate-limited")?;
+    ensure_eq!(str_of(&p["code"]), "ERR-RATE-429", "{p}");
+    retry_after(&resp)?;
+
+    // Per client address: fifty failures on fifty different accounts, then the fifty-first
+    // account is refused too, while another address is not.
+    let addr = format!(
+        "198.51.100.{}",
+        u8::from_str_radix(&suffix()?[..2], 16).unwrap_or(7)
+    );
+    let attempt = |email: &str, from: &str| {
+        let body = json!({ "tenant": t.domain, "email": email, "password": PASSWORD });
+        app.request(
+            "POST",
+            "/v1/auth/login",
+            &[
+                ("content-type", "application/json"),
+                ("cf-connecting-ip", from),
+                ("x-forwarded-for", from),
+            ],
+            Some(body.to_string().into_bytes()),
+        )
+    };
+    for i in 0..50 {
+        let resp = attempt(&format!("nobody{i}@{}.example", t.domain), &addr)?;
+        assert_problem(&resp, 401, "invalid-credentials")?;
+    }
+    let resp = attempt(&format!("nobody-else@{}.example", t.domain), &addr)?;
+    assert_problem(&resp, 429, "rate-limited")?;
+    retry_after(&resp)?;
+    let resp = attempt(&format!("nobody-else@{}.example", t.domain), "192.0.2.1")?;
+    assert_problem(&resp, 401, "invalid-credentials")?;
+    Ok(())
+}
+
+fn admin_revocation_ends_every_session_at_once_fr_auth_005(app: &TestApp) -> Result<(), String> {
+    let t = owner(app)?;
+    let other = owner(app)?;
+    let (key, _) = introspection_keys(app)?;
+    let a = str_of(&tokens(app, &t)?["access_token"]);
+    let b = tokens(app, &t)?;
+    let user_id = str_of(&introspect(app, &key, &a)?["sub"]);
+    let other_access = str_of(&tokens(app, &other)?["access_token"]);
+    let other_id = str_of(&introspect(app, &key, &other_access)?["sub"]);
+
+    // Another tenant's user is not found (ERR-RES-404), and nothing happens to them.
+    let path = format!("/v1/tenant/users/{other_id}/sessions/revoke");
+    assert_problem(&send(app, "POST", &path, Some(&a), None)?, 404, "not-found")?;
+    ensure_eq!(
+        active(&introspect(app, &key, &other_access)?),
+        Some(true),
+        "untouched"
+    );
+
+    let path = format!("/v1/tenant/users/{user_id}/sessions/revoke");
+    let v = send(app, "POST", &path, Some(&a), None)?.expect_json(200)?;
+    ensure_eq!(v["sessions_revoked"].as_u64(), Some(2), "{v}");
+    for token in [a.clone(), str_of(&b["access_token"])] {
+        ensure_eq!(
+            active(&introspect(app, &key, &token)?),
+            Some(false),
+            "revoked at once"
+        );
+    }
+    let body = json!({ "refresh_token": str_of(&b["refresh_token"]) });
+    let resp = send(app, "POST", "/v1/auth/refresh", None, Some(&body))?;
+    assert_problem(&resp, 401, "invalid-credentials")?;
+    Ok(())
+}
+
+fn tenant_requiring_mfa_enrolls_users_during_sign_in_nfr_sec_003(
+    app: &TestApp,
+) -> Result<(), String> {
+    let t = owner(app)?;
+    let access = str_of(&tokens(app, &t)?["access_token"]);
+    let policy = json!({
+        "min_length": 12, "require_upper": false, "require_lower": false, "require_digit": false,
+        "require_symbol": false, "max_age_days": null, "history_count": 0, "require_mfa": true,
+    });
+    send(
+        app,
+        "PUT",
+        "/v1/tenant/password-policy",
+        Some(&access),
+        Some(&policy),
+    )?
+    .expect_json(200)?;
+
+    let p = assert_problem(&login(app, &t, PASSWORD)?, 401, "mfa-required")?;
+    ensure_eq!(p["enrollment_required"].as_bool(), Some(true), "{p}");
+    let mfa_token = str_of(&p["mfa_token"]);
+    let body = json!({ "mfa_token": mfa_token });
+    let e = send(app, "POST", "/v1/auth/mfa/enroll", None, Some(&body))?.expect_json(200)?;
+    let secret = base32_decode(&str_of(&e["secret"]))?;
+    let verify = json!({ "mfa_token": mfa_token, "code": totp(&secret, 0)? });
+    let done = send(app, "POST", "/v1/auth/mfa/verify", None, Some(&verify))?.expect_json(200)?;
+    ensure!(done["access_token"].is_string(), "signed in: {done}");
+    ensure_eq!(
+        done["recovery_codes"].as_array().map(Vec::len),
+        Some(10),
+        "recovery codes with the first sign-in: {done}"
+    );
+    let p = assert_problem(&login(app, &t, PASSWORD)?, 401, "mfa-required")?;
+    ensure_eq!(p["enrollment_required"].as_bool(), Some(false), "{p}");
+    // An ordinary pending sign-in cannot be used to enroll again.
+    let body = json!({ "mfa_token": str_of(&p["mfa_token"]) });
+    let resp = send(app, "POST", "/v1/auth/mfa/enroll", None, Some(&body))?;
+    assert_problem(&resp, 401, "invalid-credentials")?;
+    Ok(())
+}
