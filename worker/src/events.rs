@@ -53,6 +53,8 @@ struct WireStoredEvent {
     occurred_at_ms: i64,
     received_at_ms: i64,
     body: String,
+    prev_hash: String,
+    hash: String,
 }
 
 /// One call to an event-stream object.
@@ -68,6 +70,13 @@ enum WireRequest {
         after_seq: i64,
         limit: u32,
     },
+    Truncate {
+        stream: WireStream,
+        through_seq: i64,
+    },
+    Drop {
+        stream: WireStream,
+    },
     Ping,
 }
 
@@ -80,6 +89,8 @@ struct WireResponse {
     duplicates: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     events: Option<Vec<WireStoredEvent>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dropped: Option<u64>,
 }
 
 /// A failed answer: `kind` is `unavailable` (retry) or `other`.
@@ -205,8 +216,26 @@ impl EventLog for DurableEventLog {
                 occurred_at_ms: e.occurred_at_ms,
                 received_at_ms: e.received_at_ms,
                 body: e.body,
+                prev_hash: e.prev_hash,
+                hash: e.hash,
             })
             .collect())
+    }
+
+    async fn truncate(&self, stream: &StreamId, through_seq: i64) -> Result<u64, EventLogError> {
+        let call = WireRequest::Truncate {
+            stream: stream.into(),
+            through_seq,
+        };
+        let resp = self.call(&stream.to_string(), &call).await?;
+        Ok(resp.dropped.unwrap_or(0))
+    }
+
+    async fn drop_stream(&self, stream: &StreamId) -> Result<(), EventLogError> {
+        let call = WireRequest::Drop {
+            stream: stream.into(),
+        };
+        self.call(&stream.to_string(), &call).await.map(drop)
     }
 
     async fn ping(&self) -> Result<(), EventLogError> {
@@ -381,11 +410,27 @@ impl StreamObject {
                                 occurred_at_ms: e.occurred_at_ms,
                                 received_at_ms: e.received_at_ms,
                                 body: e.body,
+                                prev_hash: e.prev_hash,
+                                hash: e.hash,
                             })
                             .collect(),
                     ),
                     ..WireResponse::default()
                 })
+            }
+            WireRequest::Truncate {
+                stream,
+                through_seq,
+            } => {
+                let dropped = self.log.truncate(&stream.parse()?, through_seq).await?;
+                Ok(WireResponse {
+                    dropped: Some(dropped),
+                    ..WireResponse::default()
+                })
+            }
+            WireRequest::Drop { stream } => {
+                self.log.drop_stream(&stream.parse()?).await?;
+                Ok(WireResponse::default())
             }
             WireRequest::Ping => self.log.ping().await.map(|()| WireResponse::default()),
         }
