@@ -16,10 +16,16 @@ pub struct Migration {
 }
 
 /// Every migration, in the order they apply.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    name: "0001_init.sql",
-    sql: include_str!("../../d1-migrations/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "0001_init.sql",
+        sql: include_str!("../../d1-migrations/0001_init.sql"),
+    },
+    Migration {
+        name: "0004_events.sql",
+        sql: include_str!("../../d1-migrations/0004_events.sql"),
+    },
+];
 
 /// wrangler's tracking table, with wrangler's DDL (`wrangler d1 migrations apply`).
 const TRACKING_TABLE: &str = "CREATE TABLE IF NOT EXISTS d1_migrations(
@@ -220,7 +226,10 @@ mod tests {
     fn apply_creates_every_table_and_records_the_migration() {
         block_on(async {
             let sql = NativeSql::memory();
-            assert_eq!(apply(&sql, START_MS).await.unwrap(), vec!["0001_init.sql"]);
+            assert_eq!(
+                apply(&sql, START_MS).await.unwrap(),
+                MIGRATIONS.iter().map(|m| m.name).collect::<Vec<_>>()
+            );
 
             let rows = sql
                 .query(Stmt::new(
@@ -233,6 +242,7 @@ mod tests {
                 "api_keys",
                 "apps",
                 "archive_index",
+                "event_streams",
                 "audit_outbox",
                 "auth_flows",
                 "d1_migrations",
@@ -262,7 +272,7 @@ mod tests {
                 .query(Stmt::new("SELECT name, applied_at FROM d1_migrations"))
                 .await
                 .unwrap();
-            assert_eq!(recorded.len(), 1);
+            assert_eq!(recorded.len(), MIGRATIONS.len());
             assert_eq!(recorded[0].text("name").unwrap(), "0001_init.sql");
             // START_MS is 2026-01-01T00:00:00Z, in CURRENT_TIMESTAMP's format.
             assert_eq!(
@@ -303,7 +313,10 @@ mod tests {
             ))
             .await
             .unwrap();
-            assert!(apply(&sql, START_MS).await.unwrap().is_empty());
+            assert!(!apply(&sql, START_MS)
+                .await
+                .unwrap()
+                .contains(&"0001_init.sql"));
         });
     }
 

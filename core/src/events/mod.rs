@@ -7,7 +7,16 @@
 //! [`Sql`](crate::ports::Sql): a Durable Object hosts it over its own SQLite storage on Workers,
 //! Spin and native tests over SQLite.
 
+pub mod archive;
 pub mod chain;
+pub mod ingest;
+pub mod jobs;
+pub mod model;
+pub mod read;
 mod sql_log;
+pub mod time;
+
+#[cfg(test)]
+mod tests;
 
 pub use sql_log::{SqlEventLog, DEDUPE_WINDOW_MS, SCHEMA};

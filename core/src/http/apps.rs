@@ -433,7 +433,6 @@ pub(super) async fn disable_for_tenant<P: Platform>(
 /// Authenticates the request's API key (`Authorization: Bearer <key>` or `X-API-Key: <key>`)
 /// for an operation needing `scope`, for the routes managed apps call (flags, billing, token
 /// introspection). Sets the log's tenant for a tenant-bound key.
-#[allow(dead_code)] // the first route taking an API key arrives with flag delivery
 pub(super) async fn require_app_key<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,

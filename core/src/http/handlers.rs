@@ -4,7 +4,7 @@ use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
 use super::router::RouteId;
-use super::{apps, json, openapi, tenants, ApiError, Ctx, Request, Response};
+use super::{apps, events, json, openapi, tenants, ApiError, Ctx, Request, Response};
 use crate::ports::{Clock, Logger, Platform, Secrets};
 use crate::{health, scheduled};
 
@@ -37,6 +37,14 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::AppKeyIssue => apps::issue_key(ctx, &req).await,
         RouteId::AppKeyList => apps::list_keys(ctx, &req).await,
         RouteId::AppKeyRevoke => apps::revoke_key(ctx, &req).await,
+        RouteId::BillingIngest => events::ingest_billing(ctx, &req).await,
+        RouteId::BillingExport => events::export_billing(ctx, &req).await,
+        RouteId::BillingUsage => events::usage(ctx, &req).await,
+        RouteId::AuditIngest => events::ingest_audit(ctx, &req).await,
+        RouteId::AuditExportCsv => events::export_audit_csv(ctx, &req).await,
+        RouteId::AuditVerify => events::verify(ctx, &req).await,
+        RouteId::DevBlobGet => events::dev_blob_get(ctx, &req).await,
+        RouteId::DevBlobPut => events::dev_blob_put(ctx, &req).await,
     }
 }
 
