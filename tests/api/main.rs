@@ -40,6 +40,7 @@ macro_rules! ensure_eq {
 }
 
 mod apps;
+mod events;
 mod health;
 mod helpers;
 mod http_contract;
@@ -81,6 +82,7 @@ const SUITES: &[(&str, &[Test])] = &[
     ("scheduled", scheduled::TESTS),
     ("tenants", tenants::TESTS),
     ("apps", apps::TESTS),
+    ("events", events::TESTS),
 ];
 
 /// Deliberate skips: (runtime or `*`, `module::test`, reason). Printed on every run.
