@@ -237,6 +237,17 @@ pub struct StreamId {
     pub tenant: String,
 }
 
+impl StreamId {
+    /// Parses the display form `<kind>/<tenant>` back.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (kind, tenant) = s.split_once('/')?;
+        Some(StreamId {
+            kind: StreamKind::parse(kind)?,
+            tenant: tenant.to_owned(),
+        })
+    }
+}
+
 impl fmt::Display for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.kind.as_str(), self.tenant)

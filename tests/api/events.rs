@@ -21,6 +21,7 @@ crate::contract_tests![
     audit_csv_export_neutralises_formulas_fr_log_002,
     own_changes_are_forwarded_to_the_audit_stream_fr_log_003,
     verify_reports_a_tampered_archive_object,
+    durable_object_alarm_archives_the_tail_on_workers,
     retention_deletes_old_archives_by_test_clock_fr_ops_003,
 ];
 
@@ -800,6 +801,31 @@ fn verify_reports_a_tampered_archive_object(app: &TestApp) -> Result<(), String>
     // Only auditors and operators verify.
     assert_problem(&app.get(&path)?, 401, "invalid-credentials")?;
     Ok(())
+}
+
+/// On Workers the stream's Durable Object archives its own tail on an alarm set by the first
+/// append (the suite sets its delay to 2 s); no cron run is involved.
+fn durable_object_alarm_archives_the_tail_on_workers(app: &TestApp) -> Result<(), String> {
+    let f = fixture(app)?;
+    let events: Vec<Value> = (0..3)
+        .map(|i| billing(&format!("al-{i}"), "api.call", 1, "2026-01-01T00:00:00Z"))
+        .collect();
+    post_events(app, "/v1/billing/events", &f.key, &json!(events), &[])?.expect_json(202)?;
+    let prefix = format!("billing/{}/", f.tenant);
+    for _ in 0..40 {
+        let keys = archive_keys(app, &f, &prefix)?;
+        if !keys.is_empty() {
+            ensure!(keys[0].ends_with("/1-3.ndjson"), "{keys:?}");
+            let seqs: Vec<i64> = export_all(app, &f.key, "", 2)?
+                .iter()
+                .filter_map(|e| e["seq"].as_i64())
+                .collect();
+            ensure_eq!(seqs, vec![1, 2, 3], "exported once from the archive");
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    Err("no archive object 10 s after the append: the alarm did not flush".into())
 }
 
 /// Last in the module: it runs the jobs years ahead, deleting every old archive of this run.

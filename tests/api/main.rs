@@ -97,6 +97,11 @@ const SKIPS: &[(&str, &str, &str)] = &[
         "scheduled::cron_triggers_run_on_workers",
         "Spin has no cron trigger; POST /internal/scheduled is its scheduler (scheduled::*)",
     ),
+    (
+        "spin",
+        "events::durable_object_alarm_archives_the_tail_on_workers",
+        "Spin has no Durable Objects; its tail is archived by POST /internal/scheduled",
+    ),
 ];
 
 fn skip_reason(runtime: Runtime, name: &str) -> Option<&'static str> {

@@ -3,10 +3,16 @@
 //! named after it) over the stub's `fetch`. [`EventStream`] is that object: it hosts core's
 //! `SqlEventLog` over its own SQLite storage ([`DoSql`]), so an append is durable once the
 //! object has answered. The small JSON wire format between the two lives here too.
+//!
+//! The object archives its own tail: the first append after a flush sets an alarm
+//! [`FLUSH_DELAY_MS`] ahead, and the alarm runs core's flush (R2 and D1 from the object's own
+//! bindings). The cron's flush through [`DurableEventLog`] is the backstop; both are idempotent
+//! and the archive index refuses overlapping ranges, so they may race.
 
 use std::cell::Cell;
 use std::rc::Rc;
 
+use edgeplane_core::events::archive::flush_stream;
 use edgeplane_core::events::SqlEventLog;
 use edgeplane_core::ports::{
     AppendOutcome, EventLog, EventLogError, NewEvent, StoredEvent, StreamId, StreamKind,
@@ -17,8 +23,14 @@ use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 use worker::{web_sys, Env, Method, ObjectNamespace, Request, RequestInit, State};
 
+use crate::d1::D1Sql;
 use crate::do_sql::DoSql;
-use crate::runtime::WorkerClock;
+use crate::r2::R2Blobs;
+use crate::runtime::{ConsoleLogger, WorkerClock};
+use edgeplane_core::ports::{Clock, Logger};
+
+/// How long after the first unarchived append the object flushes its tail to R2.
+pub const FLUSH_DELAY_MS: i64 = 60_000;
 
 /// The object that answers [`DurableEventLog::ping`].
 const HEALTH_OBJECT: &str = "_health";
@@ -262,14 +274,32 @@ pub struct EventStream {
 impl EventStream {
     /// Called by the runtime when it instantiates the object.
     #[wasm_bindgen(constructor)]
-    pub fn new(state: worker::worker_sys::DurableObjectState, _env: Env) -> EventStream {
+    pub fn new(state: worker::worker_sys::DurableObjectState, env: Env) -> EventStream {
         let storage = State::from(state).storage();
         EventStream {
             inner: Rc::new(StreamObject {
                 log: SqlEventLog::new(DoSql::new(&storage), WorkerClock),
                 migrated: Cell::new(false),
+                storage,
+                env,
             }),
         }
+    }
+
+    /// Called by the runtime when the alarm set after an append fires: archives the tail.
+    /// A rejected promise makes the runtime retry the alarm with backoff.
+    pub fn alarm(&self) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            match inner.flush().await {
+                Ok(()) => Ok(JsValue::UNDEFINED),
+                Err(e) => {
+                    let line = serde_json::json!({ "level": "error", "msg": "event-stream alarm flush failed", "error": e });
+                    ConsoleLogger.line(&line.to_string());
+                    Err(JsValue::from_str("flush failed"))
+                }
+            }
+        })
     }
 
     /// Serves one call from a [`DurableEventLog`].
@@ -307,6 +337,10 @@ struct StreamObject {
     log: SqlEventLog<DoSql, WorkerClock>,
     /// Set once `migrate` succeeded in this instance (a fresh instance checks again).
     migrated: Cell<bool>,
+    /// The object's storage (for its alarm).
+    storage: worker::durable::Storage,
+    /// The Worker's bindings (R2 and D1 for the flush).
+    env: Env,
 }
 
 /// A JSON body.
@@ -321,6 +355,70 @@ fn json<T: Serialize>(status: u16, value: &T) -> (u16, Vec<u8>) {
 }
 
 impl StreamObject {
+    /// Archives every stream this object holds a tail of (core's flush, the same code the cron
+    /// runs), then sets the alarm again if a tail is left.
+    async fn flush(&self) -> Result<(), String> {
+        if !self.migrated.get() {
+            self.log.migrate().await.map_err(|e| e.to_string())?;
+            self.migrated.set(true);
+        }
+        let blobs = R2Blobs::new(
+            self.env
+                .bucket(crate::platform::ARCHIVE_BINDING)
+                .map_err(|e| e.to_string())?,
+        );
+        let sql = D1Sql::new(
+            &self
+                .env
+                .d1(crate::platform::DB_BINDING)
+                .map_err(|e| e.to_string())?,
+        );
+        for stream in self
+            .log
+            .pending_streams()
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            flush_stream(&self.log, &blobs, &sql, &stream, WorkerClock.now_ms())
+                .await
+                .map_err(|e| format!("{}: {e}", e.code()))?;
+        }
+        if !self
+            .log
+            .pending_streams()
+            .await
+            .map_err(|e| e.to_string())?
+            .is_empty()
+        {
+            self.schedule_flush().await;
+        }
+        Ok(())
+    }
+
+    /// [`FLUSH_DELAY_MS`], or the `EVENT_FLUSH_DELAY_MS` variable (at least one second), which
+    /// the contract suite lowers to watch an alarm fire.
+    fn flush_delay_ms(&self) -> i64 {
+        self.env
+            .var("EVENT_FLUSH_DELAY_MS")
+            .ok()
+            .and_then(|v| v.to_string().parse::<i64>().ok())
+            .map_or(FLUSH_DELAY_MS, |ms| ms.max(1000))
+    }
+
+    /// Sets the flush alarm unless one is pending. A failure is only logged: the cron's flush
+    /// archives the tail anyway.
+    async fn schedule_flush(&self) {
+        let result = match self.storage.get_alarm().await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => self.storage.set_alarm(self.flush_delay_ms()).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            let line = serde_json::json!({ "level": "warn", "msg": "event-stream alarm not set", "error": e.to_string() });
+            ConsoleLogger.line(&line.to_string());
+        }
+    }
+
     /// Decodes one call, serves it and encodes the answer.
     async fn fetch(&self, req: web_sys::Request) -> (u16, Vec<u8>) {
         let text = match req.text() {
@@ -388,6 +486,9 @@ impl StreamObject {
                     })
                     .collect();
                 let out = self.log.append(&stream.parse()?, events).await?;
+                if out.appended > 0 {
+                    self.schedule_flush().await;
+                }
                 Ok(WireResponse {
                     appended: Some(out.appended),
                     duplicates: Some(out.duplicates),

@@ -91,6 +91,22 @@ impl<S: Sql, C: Clock> SqlEventLog<S, C> {
         self.sql.batch(stmts).await.map(drop).map_err(log_error)
     }
 
+    /// The streams holding unarchived events (what a Durable Object's alarm flushes).
+    pub async fn pending_streams(&self) -> Result<Vec<StreamId>, EventLogError> {
+        let rows = self
+            .sql
+            .query(Stmt::new("SELECT DISTINCT stream FROM stream_events"))
+            .await
+            .map_err(log_error)?;
+        rows.iter()
+            .map(|r| {
+                let s = r.text("stream").map_err(log_error)?;
+                StreamId::parse(&s)
+                    .ok_or_else(|| EventLogError::Other(format!("bad stream name {s:?}")))
+            })
+            .collect()
+    }
+
     /// The stream's last sequence number and hash (0 and [`GENESIS`] for a new stream).
     async fn head(&self, stream: &str) -> Result<(i64, String), EventLogError> {
         let rows = self
@@ -526,6 +542,24 @@ mod tests {
             log.truncate(&s, 3).await.unwrap();
             let late = log.append(&s, events(&["a", "d"])).await.unwrap();
             assert_eq!((late.appended, late.duplicates), (1, 1));
+        });
+    }
+
+    #[test]
+    fn pending_streams_are_those_with_a_tail() {
+        block_on(async {
+            let (log, _, _) = log().await;
+            let (a, b) = (
+                stream(StreamKind::Billing, "t1"),
+                stream(StreamKind::Audit, "_platform"),
+            );
+            log.append(&a, events(&["x"])).await.unwrap();
+            log.append(&b, events(&["y"])).await.unwrap();
+            let mut pending = log.pending_streams().await.unwrap();
+            pending.sort();
+            assert_eq!(pending, vec![a.clone(), b.clone()]);
+            log.truncate(&a, 1).await.unwrap();
+            assert_eq!(log.pending_streams().await.unwrap(), vec![b]);
         });
     }
 
