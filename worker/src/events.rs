@@ -280,6 +280,7 @@ impl EventStream {
             inner: Rc::new(StreamObject {
                 log: SqlEventLog::new(DoSql::new(&storage), WorkerClock),
                 migrated: Cell::new(false),
+                alarm_set: Cell::new(false),
                 storage,
                 env,
             }),
@@ -337,6 +338,8 @@ struct StreamObject {
     log: SqlEventLog<DoSql, WorkerClock>,
     /// Set once `migrate` succeeded in this instance (a fresh instance checks again).
     migrated: Cell<bool>,
+    /// Set once this instance knows an alarm is pending (saves a storage call per append).
+    alarm_set: Cell<bool>,
     /// The object's storage (for its alarm).
     storage: worker::durable::Storage,
     /// The Worker's bindings (R2 and D1 for the flush).
@@ -358,6 +361,8 @@ impl StreamObject {
     /// Archives every stream this object holds a tail of (core's flush, the same code the cron
     /// runs), then sets the alarm again if a tail is left.
     async fn flush(&self) -> Result<(), String> {
+        // The alarm that called this has fired: none is pending any more.
+        self.alarm_set.set(false);
         if !self.migrated.get() {
             self.log.migrate().await.map_err(|e| e.to_string())?;
             self.migrated.set(true);
@@ -408,14 +413,20 @@ impl StreamObject {
     /// Sets the flush alarm unless one is pending. A failure is only logged: the cron's flush
     /// archives the tail anyway.
     async fn schedule_flush(&self) {
+        if self.alarm_set.get() {
+            return;
+        }
         let result = match self.storage.get_alarm().await {
             Ok(Some(_)) => Ok(()),
             Ok(None) => self.storage.set_alarm(self.flush_delay_ms()).await,
             Err(e) => Err(e),
         };
-        if let Err(e) = result {
-            let line = serde_json::json!({ "level": "warn", "msg": "event-stream alarm not set", "error": e.to_string() });
-            ConsoleLogger.line(&line.to_string());
+        match result {
+            Ok(()) => self.alarm_set.set(true),
+            Err(e) => {
+                let line = serde_json::json!({ "level": "warn", "msg": "event-stream alarm not set", "error": e.to_string() });
+                ConsoleLogger.line(&line.to_string());
+            }
         }
     }
 

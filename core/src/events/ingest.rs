@@ -115,9 +115,21 @@ impl From<SqlError> for IngestError {
     }
 }
 
+thread_local! {
+    /// Streams this isolate/instance already registered: a D1 write per ingest request would
+    /// otherwise be most of its cost. Never stale in a harmful way: a registry row is only
+    /// deleted by the purge of a tenant, whose keys can no longer ingest.
+    static REGISTERED: std::cell::RefCell<std::collections::HashSet<String>> =
+        std::cell::RefCell::new(std::collections::HashSet::new());
+}
+
 /// Records that a stream exists (`event_streams`), so the flush, exports across tenants and
-/// the purge can find it. Idempotent.
+/// the purge can find it. Idempotent; at most one D1 write per stream per isolate.
 pub async fn register_stream<S: Sql>(sql: &S, stream: &StreamId, now: i64) -> Result<(), SqlError> {
+    let name = stream.to_string();
+    if REGISTERED.with(|r| r.borrow().contains(&name)) {
+        return Ok(());
+    }
     sql.execute(
         Stmt::new(
             "INSERT INTO event_streams (kind, tenant_id, created_at) VALUES (?1, ?2, ?3)
@@ -127,8 +139,15 @@ ON CONFLICT (kind, tenant_id) DO NOTHING",
         .bind(&stream.tenant)
         .bind(now),
     )
-    .await
-    .map(drop)
+    .await?;
+    REGISTERED.with(|r| {
+        let mut r = r.borrow_mut();
+        if r.len() >= 10_000 {
+            r.clear();
+        }
+        r.insert(name);
+    });
+    Ok(())
 }
 
 /// Validates `body` (one event or a batch), resolves the tenant, and appends the events to the

@@ -53,14 +53,31 @@ const HEAD: &str = "SELECT last_seq, last_hash FROM stream_heads WHERE stream = 
 const KNOWN_IDS: &str = "SELECT event_id FROM stream_event_ids
 WHERE stream = ?1 AND event_id IN (SELECT value FROM json_each(?2))";
 
-const INSERT_EVENT: &str = "INSERT INTO stream_events
+/// Inserts a batch of records given as one JSON array parameter (`?2`) of
+/// `{seq, id, occurred_at, prev_hash, hash, body}`: one statement whatever the batch size
+/// (D1 and Durable Objects bind at most 100 parameters per statement).
+const INSERT_EVENTS: &str = "INSERT INTO stream_events
 (stream, seq, event_id, occurred_at, received_at, body, prev_hash, hash)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+SELECT ?1, json_extract(value, '$.seq'), json_extract(value, '$.id'),
+ json_extract(value, '$.occurred_at'), ?3, json_extract(value, '$.body'),
+ json_extract(value, '$.prev_hash'), json_extract(value, '$.hash')
+FROM json_each(?2)";
 
-/// A concurrent append of the same id (a race the read above lost) fails the whole batch on
-/// this primary key; the client's retry then sees it as a duplicate.
-const INSERT_ID: &str =
-    "INSERT INTO stream_event_ids (stream, event_id, seq, received_at) VALUES (?1, ?2, ?3, ?4)";
+/// The ids of the same batch. A concurrent append of the same id (a race the read above lost)
+/// fails the whole batch on this primary key; the client's retry then sees a duplicate.
+const INSERT_IDS: &str = "INSERT INTO stream_event_ids (stream, event_id, seq, received_at)
+SELECT ?1, json_extract(value, '$.id'), json_extract(value, '$.seq'), ?3 FROM json_each(?2)";
+
+/// One record of an append batch, as [`INSERT_EVENTS`] reads it.
+#[derive(serde::Serialize)]
+struct BatchRecord<'a> {
+    seq: i64,
+    id: &'a str,
+    occurred_at: i64,
+    prev_hash: &'a str,
+    hash: &'a str,
+    body: &'a str,
+}
 
 /// Moves the head. Two appends racing from the same head collide on `stream_events`' primary
 /// key (the same `seq`), so one of them rolls back.
@@ -149,8 +166,8 @@ impl<S: Sql, C: Clock> EventLog for SqlEventLog<S, C> {
             .map_err(log_error)?;
         let (mut seq, mut prev) = self.head(&stream).await?;
         let total = events.len();
-        let mut stmts = Vec::new();
-        for e in events {
+        let mut fresh = Vec::new();
+        for e in &events {
             if !seen.insert(e.id.clone()) {
                 continue;
             }
@@ -164,29 +181,35 @@ impl<S: Sql, C: Clock> EventLog for SqlEventLog<S, C> {
                 prev_hash: &prev,
                 body: &e.body,
             });
-            stmts.push(
-                Stmt::new(INSERT_ID)
-                    .bind(&stream)
-                    .bind(&e.id)
-                    .bind(seq)
-                    .bind(received_at),
-            );
-            stmts.push(
-                Stmt::new(INSERT_EVENT)
-                    .bind(&stream)
-                    .bind(seq)
-                    .bind(e.id)
-                    .bind(e.occurred_at_ms)
-                    .bind(received_at)
-                    .bind(e.body)
-                    .bind(prev)
-                    .bind(&hash),
-            );
+            fresh.push((seq, e, prev, hash.clone()));
             prev = hash;
         }
-        let appended = stmts.len() / 2;
+        let appended = fresh.len();
         if appended > 0 {
-            stmts.push(Stmt::new(SET_HEAD).bind(&stream).bind(seq).bind(prev));
+            let records: Vec<BatchRecord<'_>> = fresh
+                .iter()
+                .map(|(seq, e, prev_hash, hash)| BatchRecord {
+                    seq: *seq,
+                    id: &e.id,
+                    occurred_at: e.occurred_at_ms,
+                    prev_hash,
+                    hash,
+                    body: &e.body,
+                })
+                .collect();
+            let json =
+                serde_json::to_string(&records).map_err(|e| EventLogError::Other(e.to_string()))?;
+            let stmts = vec![
+                Stmt::new(INSERT_IDS)
+                    .bind(&stream)
+                    .bind(json.clone())
+                    .bind(received_at),
+                Stmt::new(INSERT_EVENTS)
+                    .bind(&stream)
+                    .bind(json)
+                    .bind(received_at),
+                Stmt::new(SET_HEAD).bind(&stream).bind(seq).bind(prev),
+            ];
             self.sql.batch(stmts).await.map_err(log_error)?;
         }
         Ok(AppendOutcome {
