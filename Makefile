@@ -13,7 +13,7 @@ SPIN_WASM := target/wasm32-wasip2/release/edgeplane_spin.wasm
 SPIN_HOST := tests/spin-host/target/debug/spin-test-host
 
 .PHONY: help tools worker spin spin-host dev test unit lint fmt check-core-deps check-spin-imports \
-        contract deploy-check bench bench-scale clean
+        contract deploy-check bench bench-scale bench-events clean
 
 help:
 	@echo "make dev    build and run Edgeplane locally (wrangler dev) with a seeded demo"
@@ -87,6 +87,10 @@ bench: worker
 # at scale against empty.
 bench-scale: worker
 	@node bench/tenants-scale.mjs
+
+# Event ingestion (batches of 1 and 100, durable ack) and the auditor's CSV export rate.
+bench-events: worker
+	@node bench/events.mjs
 
 clean:
 	cargo clean
