@@ -113,6 +113,12 @@ Try:
        -d '{"name":"Acme","domain":"acme","plan":"free","owner_email":"owner@acme.example"}' $BASE/v1/tenants
   curl -s -X POST -H "Authorization: Bearer \$OP" $BASE/v1/tenants/$tenant_id/suspend   # then .../activate
   curl -s -H "Authorization: Bearer \$OP" $BASE/v1/apps/$app_id/keys     # the demo app's keys (no secrets)
+  KEY=\$(node -p 'require("./.edgeplane/demo.json").app_key'); AUD=\$(node -p 'require("./.edgeplane/demo.json").auditor_token')
+  curl -s -X POST -H "X-API-Key: \$KEY" -H 'Content-Type: application/json' $BASE/v1/billing/events \\
+       -d '{"tenant_id":"$tenant_id","id":"e1","type":"api.call","quantity":3,"timestamp":"2026-01-01T00:00:00Z"}'
+  curl -s -H "X-API-Key: \$KEY" "$BASE/v1/billing/events?tenant=$tenant_id"            # billing export
+  curl -s -H "Authorization: Bearer \$AUD" "$BASE/v1/audit/export.csv?tenant=$tenant_id"  # audit CSV
+  curl -s -H "Authorization: Bearer \$AUD" "$BASE/v1/audit/verify?tenant=$tenant_id"      # hash chain
   curl -s "$BASE/__scheduled?cron=*/5+*+*+*+*"   # fire the cron trigger
   curl -s -X POST -H "Authorization: Bearer $cron_secret" $BASE/internal/scheduled
 
