@@ -13,7 +13,7 @@ SPIN_WASM := target/wasm32-wasip2/release/edgeplane_spin.wasm
 SPIN_HOST := tests/spin-host/target/debug/spin-test-host
 
 .PHONY: help tools worker spin spin-host dev test unit lint fmt check-core-deps check-spin-imports \
-        contract deploy-check bench bench-scale bench-events clean
+        contract reliability deploy-check bench bench-scale bench-events clean
 
 help:
 	@echo "make dev    build and run Edgeplane locally (wrangler dev) with a seeded demo"
@@ -48,7 +48,7 @@ dev: worker
 
 ## Tests ------------------------------------------------------------------------------------
 
-test: tools lint check-core-deps unit worker spin spin-host check-spin-imports contract deploy-check
+test: tools lint check-core-deps unit worker spin spin-host check-spin-imports contract reliability deploy-check
 	@echo "make test: all green"
 
 fmt:
@@ -73,6 +73,11 @@ check-spin-imports: spin
 
 contract: worker spin spin-host
 	SPIN_TEST_HOST=$(SPIN_HOST) cargo test -p edgeplane-tests
+
+# FR-BILL-001: events acknowledged while workerd is SIGKILLed and restarted are exported exactly
+# once (short form; `node tests/reliability/events-sigkill.mjs` alone runs 100,000 events).
+reliability: worker
+	EVENTS=20000 KILLS=4 node tests/reliability/events-sigkill.mjs
 
 # The deployment bundle builds offline (wrangler deploy --dry-run), with its size.
 deploy-check: worker
