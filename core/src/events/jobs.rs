@@ -146,6 +146,16 @@ WHERE forwarded_at IS NULL AND id IN (SELECT value FROM json_each(?2))",
     Ok(forwarded)
 }
 
+/// Whether a runtime that can work after answering (Workers' `waitUntil`) should forward the
+/// outbox after this request: a successful write may have added outbox rows (FR-LOG-003), and
+/// forwarding them then keeps the audit stream minutes fresher than the cron alone. Event
+/// ingestion is excluded: it writes no outbox rows and is the hot write path.
+pub fn forward_after(method: &str, path: &str, status: u16) -> bool {
+    matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
+        && status < 400
+        && !matches!(path, "/v1/billing/events" | "/v1/audit/events")
+}
+
 /// Why retention or a purge failed part-way; the next run continues.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DeleteEventsError {

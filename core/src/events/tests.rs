@@ -573,3 +573,14 @@ fn purge_deletes_a_tenants_events() {
         assert_eq!(n, 0);
     });
 }
+
+#[test]
+fn the_outbox_is_forwarded_after_successful_writes_only() {
+    use super::jobs::forward_after;
+    assert!(forward_after("POST", "/v1/tenants", 201));
+    assert!(forward_after("DELETE", "/v1/tenants/x", 202));
+    assert!(!forward_after("GET", "/v1/tenants", 200));
+    assert!(!forward_after("POST", "/v1/tenants", 409));
+    assert!(!forward_after("POST", "/v1/billing/events", 202));
+    assert!(!forward_after("POST", "/v1/audit/events", 202));
+}
