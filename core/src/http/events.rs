@@ -325,6 +325,9 @@ fn csv_row(out: &mut String, cells: &[&str]) {
     out.push_str("\r\n");
 }
 
+/// Streams one CSV response reads at most (one registry query).
+const STREAMS_PER_PAGE: u32 = 1000;
+
 /// Default and largest rows per CSV response.
 const CSV_PAGE: usize = 10_000;
 const CSV_MAX_PAGE: usize = 50_000;
@@ -349,6 +352,8 @@ pub(super) async fn export_audit_csv<P: Platform>(
         }
     };
     let mut streams: Vec<(StreamId, i64)> = Vec::new();
+    // More streams than one listing returns: the page ends after the last one listed.
+    let mut listing_full = false;
     match (&q.tenant, &start_tenant) {
         (Some(t), Some(s)) if t != s => {
             return Err(ApiError::invalid_field(
@@ -374,9 +379,15 @@ pub(super) async fn export_audit_csv<P: Platform>(
                 ));
             }
             let from = start.clone().unwrap_or_default();
-            let rest = streams_after(ctx.platform.sql(), StreamKind::Audit, &from, 1000)
-                .await
-                .map_err(|e| ApiError::unavailable(e.to_string()))?;
+            let rest = streams_after(
+                ctx.platform.sql(),
+                StreamKind::Audit,
+                &from,
+                STREAMS_PER_PAGE,
+            )
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+            listing_full = rest.len() == STREAMS_PER_PAGE as usize;
             streams.extend(rest.into_iter().map(|s| (s, 0)));
         }
     }
@@ -384,6 +395,7 @@ pub(super) async fn export_audit_csv<P: Platform>(
     csv_row(&mut out, CSV_HEADER);
     let mut rows = 0;
     let mut next = None;
+    let mut resume = None;
     for (stream, after) in streams {
         let action = q.action.clone();
         let (records, more) = page(ctx.platform, &stream, after, q.period, limit - rows, |r| {
@@ -425,11 +437,15 @@ pub(super) async fn export_audit_csv<P: Platform>(
             next = Some(format!("{}:{seq}", stream.tenant));
             break;
         }
+        resume = Some(format!("{}:{last}", stream.tenant));
         if rows >= limit {
             // Full exactly at the end of this stream: later streams follow on the next page.
-            next = Some(format!("{}:{last}", stream.tenant));
+            next = resume.take();
             break;
         }
+    }
+    if next.is_none() && listing_full {
+        next = resume;
     }
     let mut resp = json::raw(StatusCode::OK, out.into_bytes(), "text/csv; charset=utf-8");
     let h = resp.headers_mut();
