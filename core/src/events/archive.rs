@@ -5,9 +5,9 @@
 //! Object keys: `{kind}/{tenant}/{yyyy}/{mm}/{dd}/{first_seq}-{last_seq}.ndjson`, the date being
 //! the UTC day the events were received (a batch is split at midnight). Each line is one
 //! [`ArchivedRecord`]: the stored event with its sequence number and both chain hashes, the
-//! body kept as the exact JSON text its hash covers. Objects are not compressed: there is no
-//! streaming-safe pure-Rust compressor in the dependency tree yet, and R2 bills storage, not
-//! requests, at these sizes.
+//! body kept as the exact JSON text its hash covers. An object is gzipped (key suffix `.gz`)
+//! when that saves at least a tenth of its size, which it does for all but the smallest batches
+//! (the repeated field names alone compress several-fold).
 //!
 //! Every step is idempotent, so a flush interrupted anywhere is finished by the next one: an
 //! object written but not indexed is rewritten (same key) or left orphaned (never read: exports
@@ -30,6 +30,55 @@ pub const MAX_OBJECTS_PER_FLUSH: usize = 50;
 
 /// The content type of archive objects.
 pub const CONTENT_TYPE: &str = "application/x-ndjson";
+
+/// The content type of gzipped archive objects (key suffix `.gz`).
+pub const GZIP_CONTENT_TYPE: &str = "application/gzip";
+
+/// The largest object [`unpack`] inflates: far above a batch of [`FLUSH_BATCH`] events, so only
+/// a corrupt or hostile object reaches it.
+pub const MAX_UNPACKED_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The stored form of an NDJSON batch under `key` (without suffix): gzipped with `.gz` added
+/// when that saves at least 10%, else as it is.
+pub fn pack(key: String, ndjson: Vec<u8>) -> (String, Vec<u8>, &'static str) {
+    match gzip(&ndjson) {
+        Ok(small) if small.len().saturating_mul(10) <= ndjson.len().saturating_mul(9) => {
+            (format!("{key}.gz"), small, GZIP_CONTENT_TYPE)
+        }
+        _ => (key, ndjson, CONTENT_TYPE),
+    }
+}
+
+/// `bytes` gzipped (default level).
+pub fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(bytes)?;
+    gz.finish()
+}
+
+/// The NDJSON text of a stored object (inflated if its key ends in `.gz`).
+pub fn unpack(key: &str, bytes: Vec<u8>) -> Result<Vec<u8>, ArchiveError> {
+    use std::io::Read;
+    if !key.ends_with(".gz") {
+        return Ok(bytes);
+    }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes.as_slice())
+        .take(MAX_UNPACKED_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ArchiveError::Corrupt {
+            key: key.to_owned(),
+            problem: format!("not a gzip object: {e}"),
+        })?;
+    if out.len() as u64 > MAX_UNPACKED_BYTES {
+        return Err(ArchiveError::Corrupt {
+            key: key.to_owned(),
+            problem: "inflates beyond the size limit".into(),
+        });
+    }
+    Ok(out)
+}
 
 /// One line of an archive object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,8 +215,9 @@ pub fn encode(records: &[ArchivedRecord]) -> Result<Vec<u8>, serde_json::Error> 
     Ok(out)
 }
 
-/// Parses an archive object back into its records.
-pub fn decode(key: &str, bytes: &[u8]) -> Result<Vec<ArchivedRecord>, ArchiveError> {
+/// Parses a stored archive object back into its records.
+pub fn decode(key: &str, bytes: Vec<u8>) -> Result<Vec<ArchivedRecord>, ArchiveError> {
+    let bytes = unpack(key, bytes)?;
     bytes
         .split(|b| *b == b'\n')
         .filter(|line| !line.is_empty())
@@ -225,12 +275,13 @@ pub async fn flush_stream<L: EventLog, B: Blobs, S: Sql>(
             break;
         };
         let key = object_key(stream, first.received_at, first.seq, last.seq);
-        let bytes = encode(&batch).map_err(|e| ArchiveError::Corrupt {
+        let ndjson = encode(&batch).map_err(|e| ArchiveError::Corrupt {
             key: key.clone(),
             problem: e.to_string(),
         })?;
+        let (key, bytes, content_type) = pack(key, ndjson);
         let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
-        blobs.put(&key, bytes, CONTENT_TYPE).await?;
+        blobs.put(&key, bytes, content_type).await?;
         let period_start = batch.iter().map(|r| r.occurred_at).min().unwrap_or(0);
         let period_end = batch.iter().map(|r| r.occurred_at).max().unwrap_or(0);
         let count = i64::try_from(batch.len()).unwrap_or(i64::MAX);

@@ -72,7 +72,7 @@ pub async fn scan<P: Platform, V: Visitor>(
                         key: e.key.clone(),
                         problem: "the indexed object is missing".into(),
                     })?;
-                let records = decode(&e.key, &bytes)?;
+                let records = decode(&e.key, bytes)?;
                 if !visitor.archive(&e, &records) {
                     return Ok(ScanEnd::Stopped);
                 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use futures_executor::block_on;
 use serde_json::{json, Value as Json};
 
-use super::archive::{decode, encode, flush_stream, FLUSH_BATCH};
+use super::archive::{decode, encode, flush_stream, gzip, pack, unpack, FLUSH_BATCH};
 use super::ingest::{ingest, IngestError, Reporter};
 use super::jobs::{enforce_retention, flush_all, forward_outbox, purge_tenant_events};
 use super::read::{page, usage_by_day, verify, Period};
@@ -199,14 +199,18 @@ fn flush_writes_immutable_ndjson_objects_and_indexes_them() {
         assert_eq!(
             keys,
             vec![
-                "billing/t1/2026/01/01/1-3.ndjson",
-                "billing/t1/2026/01/02/4-5.ndjson"
+                "billing/t1/2026/01/01/1-3.ndjson.gz",
+                "billing/t1/2026/01/02/4-5.ndjson.gz"
             ]
         );
+        assert_eq!(
+            p.blobs.content_type(&keys[0]).as_deref(),
+            Some("application/gzip")
+        );
         let bytes = p.blobs.get(&keys[0]).await.unwrap().unwrap();
-        let records = decode(&keys[0], &bytes).unwrap();
+        let records = decode(&keys[0], bytes.clone()).unwrap();
         assert_eq!(records.len(), 3);
-        assert_eq!(encode(&records).unwrap(), bytes);
+        assert_eq!(encode(&records).unwrap(), unpack(&keys[0], bytes).unwrap());
         let rows = p
             .sql
             .query(Stmt::new(
@@ -366,13 +370,20 @@ fn verify_detects_a_tampered_archive() {
         let ok = verify(&p, &s, Period::default()).await.unwrap();
         assert_eq!((ok.records, ok.archives, ok.first_break), (7, 1, None));
 
-        let key = "audit/t1/2026/01/01/1-6.ndjson";
-        let bytes = String::from_utf8(p.blobs.get(key).await.unwrap().unwrap()).unwrap();
+        let key = "audit/t1/2026/01/01/1-6.ndjson.gz";
+        let put = |text: String| {
+            let blobs = &p.blobs;
+            async move {
+                blobs
+                    .put(key, gzip(text.as_bytes()).unwrap(), "application/gzip")
+                    .await
+                    .unwrap()
+            }
+        };
+        let stored = p.blobs.get(key).await.unwrap().unwrap();
+        let bytes = String::from_utf8(unpack(key, stored).unwrap()).unwrap();
         let tampered = bytes.replacen("doc.read", "doc.edit", 3);
-        p.blobs
-            .put(key, tampered.into_bytes(), "application/x-ndjson")
-            .await
-            .unwrap();
+        put(tampered).await;
         let bad = verify(&p, &s, Period::default()).await.unwrap();
         let b = bad.first_break.unwrap();
         assert_eq!((b.seq, b.location.as_str()), (1, key));
@@ -380,10 +391,7 @@ fn verify_detects_a_tampered_archive() {
         // Dropping a line is caught too (the object no longer holds its indexed range).
         let lines: Vec<&str> = bytes.lines().collect();
         let dropped = format!("{}\n{}\n", lines[0], lines[2..].join("\n"));
-        p.blobs
-            .put(key, dropped.into_bytes(), "application/x-ndjson")
-            .await
-            .unwrap();
+        put(dropped).await;
         let b = verify(&p, &s, Period::default())
             .await
             .unwrap()
@@ -391,7 +399,17 @@ fn verify_detects_a_tampered_archive() {
             .unwrap();
         assert!(b.reason.contains("range"), "{b:?}");
 
-        // So is a missing object.
+        // So is an object that is not gzip at all, and a missing one.
+        p.blobs
+            .put(key, bytes.clone().into_bytes(), "application/gzip")
+            .await
+            .unwrap();
+        let b = verify(&p, &s, Period::default())
+            .await
+            .unwrap()
+            .first_break
+            .unwrap();
+        assert!(b.reason.contains("gzip"), "{b:?}");
         p.blobs.delete(key).await.unwrap();
         let b = verify(&p, &s, Period::default())
             .await
@@ -583,4 +601,27 @@ fn the_outbox_is_forwarded_after_successful_writes_only() {
     assert!(!forward_after("POST", "/v1/tenants", 409));
     assert!(!forward_after("POST", "/v1/billing/events", 202));
     assert!(!forward_after("POST", "/v1/audit/events", 202));
+}
+
+/// Objects are gzipped only when that saves at least a tenth.
+#[test]
+fn archives_are_compressed_only_when_it_pays() {
+    let text = br#"{"seq":1,"id":"a","body":"{}"}"#.repeat(50);
+    let (key, bytes, ct) = pack("k.ndjson".into(), text.clone());
+    assert_eq!((key.as_str(), ct), ("k.ndjson.gz", "application/gzip"));
+    assert!(bytes.len() * 5 < text.len());
+    assert_eq!(unpack(&key, bytes).unwrap(), text);
+    // Bytes that do not compress (a pseudo-random sequence) stay as they are.
+    let mut x: u32 = 1;
+    let noise: Vec<u8> = (0..4096)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (x >> 16) as u8
+        })
+        .collect();
+    let (key, bytes, ct) = pack("k.ndjson".into(), noise.clone());
+    assert_eq!(
+        (key.as_str(), ct, bytes),
+        ("k.ndjson", "application/x-ndjson", noise)
+    );
 }

@@ -13,7 +13,7 @@ use super::operator::require_platform_role;
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::apps::Scope;
 use crate::auth::PlatformRole;
-use crate::events::archive::ArchiveError;
+use crate::events::archive::{gzip, unpack, ArchiveError, CONTENT_TYPE, GZIP_CONTENT_TYPE};
 use crate::events::ingest::{check_tenant, ingest, IngestError, IngestOutcome, Reporter};
 use crate::events::read::{
     self, audit_event, billing_items, page, streams_after, usage_by_day, Break, Period, UsageRow,
@@ -525,7 +525,7 @@ pub(super) async fn verify<P: Platform>(
     json::response(StatusCode::OK, &resp)
 }
 
-/// `GET /__dev/blobs?key=` (an object's bytes) or `?prefix=` (its keys), development only,
+/// `GET /__dev/blobs?key=` (an object's content, inflated for a `.gz` key) or `?prefix=` (its keys), development only,
 /// operator only: lets the contract suite find archive objects.
 pub(super) async fn dev_blob_get<P: Platform>(
     ctx: &mut Ctx<'_, P>,
@@ -556,6 +556,8 @@ pub(super) async fn dev_blob_get<P: Platform>(
             .await
             .map_err(|e| ApiError::unavailable(e.to_string()))?
             .ok_or_else(|| ApiError::not_found("No such object."))?;
+        // Gzipped archives are shown inflated (PUT deflates them again).
+        let bytes = unpack(&key, bytes).map_err(|e| ApiError::invalid_input(e.to_string()))?;
         return Ok(json::raw(StatusCode::OK, bytes, "application/octet-stream"));
     }
     let page = blobs
@@ -565,7 +567,8 @@ pub(super) async fn dev_blob_get<P: Platform>(
     json::response(StatusCode::OK, &j!({ "keys": page.keys }))
 }
 
-/// `PUT /__dev/blobs?key=`, development only, operator only: replaces an object's bytes, so
+/// `PUT /__dev/blobs?key=`, development only, operator only: replaces an object's content
+/// (deflated again for a `.gz` key), so
 /// the contract suite can tamper with an archive and see `/v1/audit/verify` notice.
 pub(super) async fn dev_blob_put<P: Platform>(
     ctx: &mut Ctx<'_, P>,
@@ -579,9 +582,15 @@ pub(super) async fn dev_blob_put<P: Platform>(
         .find(|(k, _)| k == "key")
         .map(|(_, v)| v.into_owned())
         .ok_or_else(|| ApiError::invalid_field("key", "is required"))?;
+    let (bytes, content_type) = if key.ends_with(".gz") {
+        let packed = gzip(req.body()).map_err(|e| ApiError::internal(e.to_string()))?;
+        (packed, GZIP_CONTENT_TYPE)
+    } else {
+        (req.body().clone(), CONTENT_TYPE)
+    };
     ctx.platform
         .blobs()
-        .put(&key, req.body().clone(), "application/x-ndjson")
+        .put(&key, bytes, content_type)
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
     let line = j!({ "level": "warn", "msg": "development blob overwritten", "request_id": ctx.request_id });
