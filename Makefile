@@ -13,7 +13,7 @@ SPIN_WASM := target/wasm32-wasip2/release/edgeplane_spin.wasm
 SPIN_HOST := tests/spin-host/target/debug/spin-test-host
 
 .PHONY: help tools worker spin spin-host dev test unit lint fmt check-core-deps check-spin-imports \
-        contract reliability deploy-check bench bench-scale bench-events clean
+        contract reliability deploy-check bench bench-scale bench-events verify-events clean
 
 help:
 	@echo "make dev    build and run Edgeplane locally (wrangler dev) with a seeded demo"
@@ -45,6 +45,11 @@ spin-host:
 
 dev: worker
 	@scripts/dev.sh
+
+# Hash-chain check (GET /v1/audit/verify) of the instance `make dev` runs, as its auditor:
+# KIND=audit|billing, TENANT, FROM, TO (RFC 3339) optional. Fails on a broken link.
+verify-events:
+	@node scripts/verify-events.mjs
 
 ## Tests ------------------------------------------------------------------------------------
 

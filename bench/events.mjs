@@ -66,6 +66,21 @@ function devIssuer() {
   return { vars, operator: token("operator"), auditor: token("auditor") };
 }
 
+/** `pid` and every process below it (from /proc). */
+function descendants(pid) {
+  const children = new Map();
+  for (const d of fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const ppid = Number(fs.readFileSync(`/proc/${d}/stat`, "utf8").split(") ")[1].split(" ")[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(d)]);
+    } catch { /* gone */ }
+  }
+  const out = [];
+  const walk = (p) => { out.push(p); for (const c of children.get(p) ?? []) walk(c); };
+  walk(pid);
+  return out;
+}
+
 let base;
 async function call(method, route, { bearer, apiKey, body } = {}) {
   const headers = { "content-type": "application/json" };
@@ -151,10 +166,20 @@ async function main() {
     const secs = (performance.now() - s) / 1000;
     log(`limit ${limit}: ${rows} rows in ${pages} pages, ${secs.toFixed(2)} s, ${Math.round(rows / secs)} rows/s, ${(bytes / 2 ** 20).toFixed(1)} MiB`);
   }
-  const rss = fs.readFileSync("/proc/meminfo", "utf8").match(/MemAvailable:\s+(\d+)/);
-  if (rss) log(`memory available after the run: ${Math.round(Number(rss[1]) / 1024)} MiB`);
+  // Peak resident memory of the runtime's processes (workerd and the harness) over the run.
+  for (const pid of descendants(server.pid)) {
+    const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+    const name = status.match(/^Name:\s+(.*)$/m)?.[1];
+    const hwm = status.match(/^VmHWM:\s+(\d+)/m)?.[1];
+    if (hwm) log(`peak RSS ${name} (pid ${pid}): ${Math.round(Number(hwm) / 1024)} MiB`);
+  }
 }
 
 main()
-  .catch((e) => { console.error(e.stack ?? e); process.exitCode = 1; })
+  .catch((e) => {
+    console.error(e.stack ?? e);
+    const serverLog = path.join(tmp, "server.log");
+    if (fs.existsSync(serverLog)) console.error(`--- server log (last lines)\n${fs.readFileSync(serverLog, "utf8").split("\n").slice(-30).join("\n")}`);
+    process.exitCode = 1;
+  })
   .finally(async () => { await stopServer().catch(() => {}); fs.rmSync(tmp, { recursive: true, force: true }); });

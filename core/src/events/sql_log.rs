@@ -39,6 +39,8 @@ pub const SCHEMA: &[&str] = &[
   received_at INTEGER NOT NULL,
   PRIMARY KEY (stream, event_id)
 )",
+    // Pruning ids past the dedupe window reads only the old ones, not the whole table.
+    "CREATE INDEX IF NOT EXISTS stream_event_ids_age ON stream_event_ids (stream, received_at)",
     "CREATE TABLE IF NOT EXISTS stream_heads (
   stream TEXT PRIMARY KEY NOT NULL,
   last_seq INTEGER NOT NULL,
@@ -83,6 +85,10 @@ struct BatchRecord<'a> {
 /// key (the same `seq`), so one of them rolls back.
 const SET_HEAD: &str = "INSERT INTO stream_heads (stream, last_seq, last_hash) VALUES (?1, ?2, ?3)
 ON CONFLICT (stream) DO UPDATE SET last_seq = excluded.last_seq, last_hash = excluded.last_hash";
+
+/// Forgets archived ids past the dedupe window (`?3` is the cut-off).
+const PRUNE_IDS: &str =
+    "DELETE FROM stream_event_ids WHERE stream = ?1 AND received_at < ?3 AND seq <= ?2";
 
 const READ: &str = "SELECT seq, event_id, occurred_at, received_at, body, prev_hash, hash
 FROM stream_events WHERE stream = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
@@ -249,12 +255,10 @@ impl<S: Sql, C: Clock> EventLog for SqlEventLog<S, C> {
                 Stmt::new("DELETE FROM stream_events WHERE stream = ?1 AND seq <= ?2")
                     .bind(&stream)
                     .bind(through_seq),
-                Stmt::new(
-                    "DELETE FROM stream_event_ids WHERE stream = ?1 AND seq <= ?2 AND received_at < ?3",
-                )
-                .bind(&stream)
-                .bind(through_seq)
-                .bind(cutoff),
+                Stmt::new(PRUNE_IDS)
+                    .bind(&stream)
+                    .bind(through_seq)
+                    .bind(cutoff),
             ])
             .await
             .map_err(log_error)?;
@@ -583,6 +587,18 @@ mod tests {
             assert_eq!(pending, vec![a.clone(), b.clone()]);
             log.truncate(&a, 1).await.unwrap();
             assert_eq!(log.pending_streams().await.unwrap(), vec![b]);
+        });
+    }
+
+    /// A flush prunes ids through the age index, not by scanning every id of the stream.
+    #[test]
+    fn pruning_ids_reads_only_old_ones() {
+        block_on(async {
+            let (_, sql, _) = log().await;
+            let plan = sql
+                .explain(Stmt::new(PRUNE_IDS).bind("s").bind(1).bind(2))
+                .unwrap();
+            assert!(plan.contains("stream_event_ids_age"), "{plan}");
         });
     }
 
