@@ -32,6 +32,9 @@ use edgeplane_core::ports::{Clock, Logger};
 /// How long after the first unarchived append the object flushes its tail to R2.
 pub const FLUSH_DELAY_MS: i64 = 60_000;
 
+/// How soon the alarm runs again when a flush left a backlog.
+pub const BACKLOG_DELAY_MS: i64 = 100;
+
 /// The object that answers [`DurableEventLog::ping`].
 const HEALTH_OBJECT: &str = "_health";
 
@@ -395,7 +398,14 @@ impl StreamObject {
             .map_err(|e| e.to_string())?
             .is_empty()
         {
-            self.schedule_flush().await;
+            // A backlog (one flush writes at most 50 objects): continue at once rather than a
+            // delay later, or a stream taking more than ~800 events/s would outgrow its archive.
+            // (Replaces any later alarm an append set meanwhile.)
+            self.storage
+                .set_alarm(BACKLOG_DELAY_MS)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.alarm_set.set(true);
         }
         Ok(())
     }
