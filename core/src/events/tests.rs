@@ -625,3 +625,49 @@ fn archives_are_compressed_only_when_it_pays() {
         ("k.ndjson", "application/x-ndjson", noise)
     );
 }
+
+/// An app-wide key reaches a tenant only through its app link: a tenant without the app is
+/// 404, a suspended one 403, an active one is written (FR-BILL-002).
+#[test]
+fn an_app_wide_key_needs_the_tenant_to_use_the_app() {
+    block_on(async {
+        let p = TestPlatform::new().await;
+        for stmt in [
+            "INSERT INTO apps (id, name, owner_id, created_at, updated_at) VALUES ('app1', 'App', 'op', 0, 0)",
+            "INSERT INTO tenants (id, name, domain, plan, created_at, updated_at) VALUES ('t1', 'T1', 't1.example', 'free', 0, 0)",
+            "INSERT INTO tenants (id, name, domain, plan, created_at, updated_at) VALUES ('t2', 'T2', 't2.example', 'free', 0, 0)",
+            "INSERT INTO tenant_apps (tenant_id, app_id, created_at, updated_at) VALUES ('t1', 'app1', 0, 0)",
+        ] {
+            p.sql.execute(Stmt::new(stmt)).await.unwrap();
+        }
+        let wide = Reporter {
+            app_id: "app1".into(),
+            tenant_id: None,
+        };
+        let event = |tenant: &str| json!({"id": "w", "tenant_id": tenant, "type": "x", "quantity": 1, "timestamp": "2026-01-01T00:00:00Z"});
+        let ok = ingest(&p, StreamKind::Billing, &wide, &event("t1"), None)
+            .await
+            .unwrap();
+        assert_eq!(ok.accepted, 1);
+        let e = ingest(&p, StreamKind::Billing, &wide, &event("t2"), None)
+            .await
+            .unwrap_err();
+        assert_eq!(e, IngestError::UnknownTenant);
+        p.sql
+            .execute(Stmt::new(
+                "UPDATE tenants SET status = 'suspended' WHERE id = 't1'",
+            ))
+            .await
+            .unwrap();
+        let e = ingest(&p, StreamKind::Billing, &wide, &event("t1"), None)
+            .await
+            .unwrap_err();
+        assert_eq!(e, IngestError::TenantNotActive);
+        // Mixed tenants in one request are refused by index.
+        let mixed = json!([event("t1"), event("t2")]);
+        let e = ingest(&p, StreamKind::Billing, &wide, &mixed, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, IngestError::MixedTenants { index: 1 }));
+    });
+}

@@ -238,6 +238,21 @@ fn the_deliberate_panic_route_does_not_exist_outside_development() {
     assert!(outcome.is_err(), "development panics on purpose");
 }
 
+/// The archive tamper routes exist only in development.
+#[test]
+fn the_development_blob_routes_do_not_exist_outside_development() {
+    let p = block_on(TestPlatform::new());
+    p.secrets.set("EDGEPLANE_ENV", "production");
+    assert_problem(&get(&p, "/__dev/blobs?prefix=audit/"), 404, "not-found");
+    let put = request(Method::PUT, "/__dev/blobs?key=audit/x")
+        .body(b"x".to_vec())
+        .unwrap();
+    assert_problem(&send(&p, put), 404, "not-found");
+    assert!(block_on(crate::ports::Blobs::get(&p.blobs, "audit/x"))
+        .unwrap()
+        .is_none());
+}
+
 /// A development issuer on the test platform, and tokens it signs (EdDSA), for routes behind
 /// operator sign-in.
 mod operator_tokens {
