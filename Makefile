@@ -13,7 +13,8 @@ SPIN_WASM := target/wasm32-wasip2/release/edgeplane_spin.wasm
 SPIN_HOST := tests/spin-host/target/debug/spin-test-host
 
 .PHONY: help tools worker spin spin-host dev test unit lint fmt check-core-deps check-spin-imports \
-        contract deploy-check bench bench-flags bench-scale clean
+        contract reliability deploy-check bench bench-flags bench-scale bench-events verify-events \
+        clean
 
 help:
 	@echo "make dev    build and run Edgeplane locally (wrangler dev) with a seeded demo"
@@ -47,9 +48,14 @@ spin-host:
 dev: worker
 	@scripts/dev.sh
 
+# Hash-chain check (GET /v1/audit/verify) of the instance `make dev` runs, as its auditor:
+# KIND=audit|billing, TENANT, FROM, TO (RFC 3339) optional. Fails on a broken link.
+verify-events:
+	@node scripts/verify-events.mjs
+
 ## Tests ------------------------------------------------------------------------------------
 
-test: tools lint check-core-deps unit worker spin spin-host check-spin-imports contract deploy-check
+test: tools lint check-core-deps unit worker spin spin-host check-spin-imports contract reliability deploy-check
 	@echo "make test: all green"
 
 fmt:
@@ -75,6 +81,11 @@ check-spin-imports: spin
 contract: worker spin spin-host
 	SPIN_TEST_HOST=$(SPIN_HOST) cargo test -p edgeplane-tests
 
+# FR-BILL-001: events acknowledged while workerd is SIGKILLed and restarted are exported exactly
+# once (short form; `node tests/reliability/events-sigkill.mjs` alone runs 100,000 events).
+reliability: worker
+	EVENTS=20000 KILLS=4 node tests/reliability/events-sigkill.mjs
+
 # The deployment bundle builds offline (wrangler deploy --dry-run), with its size.
 deploy-check: worker
 	@rm -rf build/dry-run && mkdir -p build
@@ -98,6 +109,10 @@ bench-flags: worker
 # at scale against empty.
 bench-scale: worker
 	@node bench/tenants-scale.mjs
+
+# Event ingestion (batches of 1 and 100, durable ack) and the auditor's CSV export rate.
+bench-events: worker
+	@node bench/events.mjs
 
 clean:
 	cargo clean

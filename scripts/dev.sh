@@ -152,6 +152,12 @@ Try:
   curl -s -X POST -H "Authorization: Bearer \$KEY" -d "token=\$AT" $BASE/oauth/introspect
   curl -s $BASE/.well-known/jwks.json
   curl -s -X POST -H "Authorization: Bearer \$AT" $BASE/v1/auth/logout       # then introspect again: inactive
+  AUD=\$(node -p 'require("./.edgeplane/demo.json").auditor_token')
+  curl -s -X POST -H "X-API-Key: \$KEY" -H 'Content-Type: application/json' $BASE/v1/billing/events \\
+       -d '{"tenant_id":"$tenant_id","id":"e1","type":"api.call","quantity":3,"timestamp":"2026-01-01T00:00:00Z"}'
+  curl -s -H "X-API-Key: \$KEY" "$BASE/v1/billing/events?tenant=$tenant_id"            # billing export
+  curl -s -H "Authorization: Bearer \$AUD" "$BASE/v1/audit/export.csv?tenant=$tenant_id"  # audit CSV
+  curl -s -H "Authorization: Bearer \$AUD" "$BASE/v1/audit/verify?tenant=$tenant_id"      # hash chain
   curl -s "$BASE/__scheduled?cron=*/5+*+*+*+*"   # fire the cron trigger
   curl -s -X POST -H "Authorization: Bearer $cron_secret" $BASE/internal/scheduled
 

@@ -29,6 +29,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_auth.sql",
         sql: include_str!("../../d1-migrations/0003_auth.sql"),
     },
+    Migration {
+        name: "0004_events.sql",
+        sql: include_str!("../../d1-migrations/0004_events.sql"),
+    },
 ];
 
 /// wrangler's tracking table, with wrangler's DDL (`wrangler d1 migrations apply`).
@@ -244,6 +248,7 @@ mod tests {
                 "api_keys",
                 "apps",
                 "archive_index",
+                "event_streams",
                 "audit_outbox",
                 "auth_flows",
                 "d1_migrations",

@@ -237,6 +237,17 @@ pub struct StreamId {
     pub tenant: String,
 }
 
+impl StreamId {
+    /// Parses the display form `<kind>/<tenant>` back.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (kind, tenant) = s.split_once('/')?;
+        Some(StreamId {
+            kind: StreamKind::parse(kind)?,
+            tenant: tenant.to_owned(),
+        })
+    }
+}
+
 impl fmt::Display for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.kind.as_str(), self.tenant)
@@ -268,6 +279,10 @@ pub struct StoredEvent {
     pub received_at_ms: i64,
     /// The event as JSON text.
     pub body: String,
+    /// The hash of the previous record of the stream (64 zeros for the first), hex.
+    pub prev_hash: String,
+    /// This record's hash over its fields and `prev_hash` (see `events::chain`), hex.
+    pub hash: String,
 }
 
 /// What an append did.
@@ -309,6 +324,16 @@ pub trait EventLog {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, EventLogError>;
+
+    /// Drops the events with `seq <= through_seq` once they are archived. The stream keeps
+    /// its head (last sequence number and hash), so later appends continue the chain, and its
+    /// recent event ids, so a late retry is still recognised. Returns the rows dropped (0 when
+    /// none were left).
+    async fn truncate(&self, stream: &StreamId, through_seq: i64) -> Result<u64, EventLogError>;
+
+    /// Deletes everything the log holds for a stream (tenant purge, FR-OPS-002): events, ids,
+    /// head. Deleting a stream that does not exist is `Ok`.
+    async fn drop_stream(&self, stream: &StreamId) -> Result<(), EventLogError>;
 
     /// Checks the log answers (health).
     async fn ping(&self) -> Result<(), EventLogError>;

@@ -98,6 +98,22 @@ pub async fn run_at<P: Platform>(p: &P, cron: &str, now: i64) -> (ScheduledRepor
         "rotation failed",
         &mut causes,
     ));
+    // Billing and audit events: purged tenants' events (FR-OPS-002), the outbox forward
+    // (FR-LOG-003), the archive flush, retention (FR-OPS-003).
+    use crate::events::jobs as ev;
+    let r = ev::purge_deleted_tenants(p).await;
+    jobs.push(job("events.purge", r, "purge failed", &mut causes));
+    let r = ev::forward_outbox(p, now).await;
+    jobs.push(job(
+        "audit_outbox.forward",
+        r,
+        "forward failed",
+        &mut causes,
+    ));
+    let r = ev::flush_all(p, now).await.map(|f| f.events);
+    jobs.push(job("events.flush", r, "flush failed", &mut causes));
+    let r = ev::enforce_retention(p, now).await;
+    jobs.push(job("events.retention", r, "retention failed", &mut causes));
 
     let marker = serde_json::json!({ "cron": cron, "at": now }).to_string();
     let heartbeat = p

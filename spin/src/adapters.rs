@@ -300,6 +300,16 @@ impl EventLog for LazyEventLog {
         self.log.read(stream, after_seq, limit).await
     }
 
+    async fn truncate(&self, stream: &StreamId, through_seq: i64) -> Result<u64, EventLogError> {
+        self.ensure().await?;
+        self.log.truncate(stream, through_seq).await
+    }
+
+    async fn drop_stream(&self, stream: &StreamId) -> Result<(), EventLogError> {
+        self.ensure().await?;
+        self.log.drop_stream(stream).await
+    }
+
     async fn ping(&self) -> Result<(), EventLogError> {
         self.ensure().await?;
         self.log.ping().await

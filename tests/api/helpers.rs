@@ -611,6 +611,10 @@ pub fn spawn_app(runtime: Runtime) -> Result<Server, String> {
     let mut vars = dev_issuer_vars(&issuer_env)?;
     vars.push(("CRON_SECRET".to_owned(), cron_secret.clone()));
     vars.push(("MASTER_KEY".to_owned(), master_key()?));
+    if matches!(runtime, Runtime::Workerd) {
+        // The event streams' alarm flush, soon enough for events::alarm_* to watch it.
+        vars.push(("EVENT_FLUSH_DELAY_MS".to_owned(), "2000".to_owned()));
+    }
     let mut command = match runtime {
         Runtime::Workerd => workerd_command(&root, &state, &vars)?,
         Runtime::Spin => spin_command(&root, &state, &vars)?,

@@ -41,6 +41,7 @@ macro_rules! ensure_eq {
 
 mod apps;
 mod auth;
+mod events;
 mod flags;
 mod health;
 mod helpers;
@@ -85,6 +86,7 @@ const SUITES: &[(&str, &[Test])] = &[
     ("apps", apps::TESTS),
     ("flags", flags::TESTS),
     ("auth", auth::TESTS),
+    ("events", events::TESTS),
 ];
 
 /// Deliberate skips: (runtime or `*`, `module::test`, reason). Printed on every run.
@@ -98,6 +100,16 @@ const SKIPS: &[(&str, &str, &str)] = &[
         "spin",
         "scheduled::cron_triggers_run_on_workers",
         "Spin has no cron trigger; POST /internal/scheduled is its scheduler (scheduled::*)",
+    ),
+    (
+        "spin",
+        "events::durable_object_alarm_archives_the_tail_on_workers",
+        "Spin has no Durable Objects; its tail is archived by POST /internal/scheduled",
+    ),
+    (
+        "spin",
+        "events::own_changes_are_forwarded_after_the_request_on_workers",
+        "Spin cannot work after answering (no waitUntil); POST /internal/scheduled forwards",
     ),
 ];
 

@@ -3,10 +3,16 @@
 //! named after it) over the stub's `fetch`. [`EventStream`] is that object: it hosts core's
 //! `SqlEventLog` over its own SQLite storage ([`DoSql`]), so an append is durable once the
 //! object has answered. The small JSON wire format between the two lives here too.
+//!
+//! The object archives its own tail: the first append after a flush sets an alarm
+//! [`FLUSH_DELAY_MS`] ahead, and the alarm runs core's flush (R2 and D1 from the object's own
+//! bindings). The cron's flush through [`DurableEventLog`] is the backstop; both are idempotent
+//! and the archive index refuses overlapping ranges, so they may race.
 
 use std::cell::Cell;
 use std::rc::Rc;
 
+use edgeplane_core::events::archive::flush_stream;
 use edgeplane_core::events::SqlEventLog;
 use edgeplane_core::ports::{
     AppendOutcome, EventLog, EventLogError, NewEvent, StoredEvent, StreamId, StreamKind,
@@ -17,8 +23,17 @@ use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 use worker::{web_sys, Env, Method, ObjectNamespace, Request, RequestInit, State};
 
+use crate::d1::D1Sql;
 use crate::do_sql::DoSql;
-use crate::runtime::WorkerClock;
+use crate::r2::R2Blobs;
+use crate::runtime::{ConsoleLogger, WorkerClock};
+use edgeplane_core::ports::{Clock, Logger};
+
+/// How long after the first unarchived append the object flushes its tail to R2.
+pub const FLUSH_DELAY_MS: i64 = 60_000;
+
+/// How soon the alarm runs again when a flush left a backlog.
+pub const BACKLOG_DELAY_MS: i64 = 100;
 
 /// The object that answers [`DurableEventLog::ping`].
 const HEALTH_OBJECT: &str = "_health";
@@ -53,6 +68,8 @@ struct WireStoredEvent {
     occurred_at_ms: i64,
     received_at_ms: i64,
     body: String,
+    prev_hash: String,
+    hash: String,
 }
 
 /// One call to an event-stream object.
@@ -68,6 +85,13 @@ enum WireRequest {
         after_seq: i64,
         limit: u32,
     },
+    Truncate {
+        stream: WireStream,
+        through_seq: i64,
+    },
+    Drop {
+        stream: WireStream,
+    },
     Ping,
 }
 
@@ -80,6 +104,8 @@ struct WireResponse {
     duplicates: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     events: Option<Vec<WireStoredEvent>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dropped: Option<u64>,
 }
 
 /// A failed answer: `kind` is `unavailable` (retry) or `other`.
@@ -205,8 +231,26 @@ impl EventLog for DurableEventLog {
                 occurred_at_ms: e.occurred_at_ms,
                 received_at_ms: e.received_at_ms,
                 body: e.body,
+                prev_hash: e.prev_hash,
+                hash: e.hash,
             })
             .collect())
+    }
+
+    async fn truncate(&self, stream: &StreamId, through_seq: i64) -> Result<u64, EventLogError> {
+        let call = WireRequest::Truncate {
+            stream: stream.into(),
+            through_seq,
+        };
+        let resp = self.call(&stream.to_string(), &call).await?;
+        Ok(resp.dropped.unwrap_or(0))
+    }
+
+    async fn drop_stream(&self, stream: &StreamId) -> Result<(), EventLogError> {
+        let call = WireRequest::Drop {
+            stream: stream.into(),
+        };
+        self.call(&stream.to_string(), &call).await.map(drop)
     }
 
     async fn ping(&self) -> Result<(), EventLogError> {
@@ -233,14 +277,33 @@ pub struct EventStream {
 impl EventStream {
     /// Called by the runtime when it instantiates the object.
     #[wasm_bindgen(constructor)]
-    pub fn new(state: worker::worker_sys::DurableObjectState, _env: Env) -> EventStream {
+    pub fn new(state: worker::worker_sys::DurableObjectState, env: Env) -> EventStream {
         let storage = State::from(state).storage();
         EventStream {
             inner: Rc::new(StreamObject {
                 log: SqlEventLog::new(DoSql::new(&storage), WorkerClock),
                 migrated: Cell::new(false),
+                alarm_set: Cell::new(false),
+                storage,
+                env,
             }),
         }
+    }
+
+    /// Called by the runtime when the alarm set after an append fires: archives the tail.
+    /// A rejected promise makes the runtime retry the alarm with backoff.
+    pub fn alarm(&self) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            match inner.flush().await {
+                Ok(()) => Ok(JsValue::UNDEFINED),
+                Err(e) => {
+                    let line = serde_json::json!({ "level": "error", "msg": "event-stream alarm flush failed", "error": e });
+                    ConsoleLogger.line(&line.to_string());
+                    Err(JsValue::from_str("flush failed"))
+                }
+            }
+        })
     }
 
     /// Serves one call from a [`DurableEventLog`].
@@ -278,6 +341,12 @@ struct StreamObject {
     log: SqlEventLog<DoSql, WorkerClock>,
     /// Set once `migrate` succeeded in this instance (a fresh instance checks again).
     migrated: Cell<bool>,
+    /// Set once this instance knows an alarm is pending (saves a storage call per append).
+    alarm_set: Cell<bool>,
+    /// The object's storage (for its alarm).
+    storage: worker::durable::Storage,
+    /// The Worker's bindings (R2 and D1 for the flush).
+    env: Env,
 }
 
 /// A JSON body.
@@ -292,6 +361,85 @@ fn json<T: Serialize>(status: u16, value: &T) -> (u16, Vec<u8>) {
 }
 
 impl StreamObject {
+    /// Archives every stream this object holds a tail of (core's flush, the same code the cron
+    /// runs), then sets the alarm again if a tail is left.
+    async fn flush(&self) -> Result<(), String> {
+        // The alarm that called this has fired: none is pending any more.
+        self.alarm_set.set(false);
+        if !self.migrated.get() {
+            self.log.migrate().await.map_err(|e| e.to_string())?;
+            self.migrated.set(true);
+        }
+        let blobs = R2Blobs::new(
+            self.env
+                .bucket(crate::platform::ARCHIVE_BINDING)
+                .map_err(|e| e.to_string())?,
+        );
+        let sql = D1Sql::new(
+            &self
+                .env
+                .d1(crate::platform::DB_BINDING)
+                .map_err(|e| e.to_string())?,
+        );
+        for stream in self
+            .log
+            .pending_streams()
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            flush_stream(&self.log, &blobs, &sql, &stream, WorkerClock.now_ms())
+                .await
+                .map_err(|e| format!("{}: {e}", e.code()))?;
+        }
+        if !self
+            .log
+            .pending_streams()
+            .await
+            .map_err(|e| e.to_string())?
+            .is_empty()
+        {
+            // A backlog (one flush writes at most 50 objects): continue at once rather than a
+            // delay later, or a stream taking more than ~800 events/s would outgrow its archive.
+            // (Replaces any later alarm an append set meanwhile.)
+            self.storage
+                .set_alarm(BACKLOG_DELAY_MS)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.alarm_set.set(true);
+        }
+        Ok(())
+    }
+
+    /// [`FLUSH_DELAY_MS`], or the `EVENT_FLUSH_DELAY_MS` variable (at least one second), which
+    /// the contract suite lowers to watch an alarm fire.
+    fn flush_delay_ms(&self) -> i64 {
+        self.env
+            .var("EVENT_FLUSH_DELAY_MS")
+            .ok()
+            .and_then(|v| v.to_string().parse::<i64>().ok())
+            .map_or(FLUSH_DELAY_MS, |ms| ms.max(1000))
+    }
+
+    /// Sets the flush alarm unless one is pending. A failure is only logged: the cron's flush
+    /// archives the tail anyway.
+    async fn schedule_flush(&self) {
+        if self.alarm_set.get() {
+            return;
+        }
+        let result = match self.storage.get_alarm().await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => self.storage.set_alarm(self.flush_delay_ms()).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => self.alarm_set.set(true),
+            Err(e) => {
+                let line = serde_json::json!({ "level": "warn", "msg": "event-stream alarm not set", "error": e.to_string() });
+                ConsoleLogger.line(&line.to_string());
+            }
+        }
+    }
+
     /// Decodes one call, serves it and encodes the answer.
     async fn fetch(&self, req: web_sys::Request) -> (u16, Vec<u8>) {
         let text = match req.text() {
@@ -359,6 +507,9 @@ impl StreamObject {
                     })
                     .collect();
                 let out = self.log.append(&stream.parse()?, events).await?;
+                if out.appended > 0 {
+                    self.schedule_flush().await;
+                }
                 Ok(WireResponse {
                     appended: Some(out.appended),
                     duplicates: Some(out.duplicates),
@@ -381,11 +532,27 @@ impl StreamObject {
                                 occurred_at_ms: e.occurred_at_ms,
                                 received_at_ms: e.received_at_ms,
                                 body: e.body,
+                                prev_hash: e.prev_hash,
+                                hash: e.hash,
                             })
                             .collect(),
                     ),
                     ..WireResponse::default()
                 })
+            }
+            WireRequest::Truncate {
+                stream,
+                through_seq,
+            } => {
+                let dropped = self.log.truncate(&stream.parse()?, through_seq).await?;
+                Ok(WireResponse {
+                    dropped: Some(dropped),
+                    ..WireResponse::default()
+                })
+            }
+            WireRequest::Drop { stream } => {
+                self.log.drop_stream(&stream.parse()?).await?;
+                Ok(WireResponse::default())
             }
             WireRequest::Ping => self.log.ping().await.map(|()| WireResponse::default()),
         }

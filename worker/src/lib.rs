@@ -27,18 +27,22 @@ pub use r2::R2Blobs;
 pub use runtime::{ConsoleLogger, EnvSecrets, WorkerClock, WorkerRandom};
 
 use edgeplane_core::http::{is_valid_request_id, ApiError, REQUEST_ID};
-use edgeplane_core::ports::{Logger, Platform};
+use edgeplane_core::ports::{Clock, Logger, Platform};
 use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::JsCast;
 use worker::{event, web_sys, Env, ScheduleContext, ScheduledEvent};
 
 /// The Worker's `fetch` handler. Hand-written rather than `#[event(fetch)]` so the response
 /// promise is settled from Rust, which lets a panic still be answered (see the `panic` module).
 #[wasm_bindgen(js_name = fetch)]
-pub fn fetch(
-    req: web_sys::Request,
-    env: Env,
-    _ctx: worker::worker_sys::Context,
-) -> js_sys::Promise {
+pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> js_sys::Promise {
+    let method = req.method();
+    let path = req
+        .url()
+        .parse::<http::Uri>()
+        .map(|u| u.path().to_owned())
+        .unwrap_or_default();
+    let after_env = env.clone();
     let request_id = req
         .headers()
         .get(REQUEST_ID)
@@ -46,9 +50,33 @@ pub fn fetch(
         .flatten()
         .filter(|id| is_valid_request_id(id))
         .unwrap_or_else(|| edgeplane_core::ids::new_id(&WorkerRandom));
-    panic::spawn_answered(request_id.clone(), panic_answer, async move {
+    let response = panic::spawn_answered(request_id.clone(), panic_answer, async move {
         serve(&req, &env, &request_id).await
-    })
+    });
+    // FR-LOG-003: after a successful write, forward the audit outbox once the response is out.
+    let answered = response.clone();
+    let after = wasm_bindgen_futures::future_to_promise(async move {
+        let status = wasm_bindgen_futures::JsFuture::from(answered)
+            .await
+            .ok()
+            .and_then(|r| r.dyn_into::<web_sys::Response>().ok())
+            .map_or(500, |r| r.status());
+        if edgeplane_core::events::jobs::forward_after(&method, &path, status) {
+            if let Ok(platform) = WorkerPlatform::from_env(&after_env) {
+                let now = platform.clock().now_ms();
+                if let Err(e) = edgeplane_core::events::jobs::forward_outbox(&platform, now).await {
+                    log_error(
+                        "-",
+                        "audit outbox forward after request failed",
+                        &e.to_string(),
+                    );
+                }
+            }
+        }
+        Ok(wasm_bindgen::JsValue::UNDEFINED)
+    });
+    let _ = ctx.wait_until(&after);
+    response
 }
 
 /// The answer to a request lost to a panic: core's problem+json 500.

@@ -1,8 +1,22 @@
-//! Billing and audit events (FR-BILL-001, FR-LOG-001): the durable event log they are appended
-//! to before the API acknowledges them. [`SqlEventLog`] implements the
-//! [`EventLog`](crate::ports::EventLog) port over any [`Sql`](crate::ports::Sql): a Durable
-//! Object hosts it over its own SQLite storage on Workers, Spin and native tests over SQLite.
+//! Billing and audit events (FR-BILL-001..003, FR-LOG-001..003, FR-OPS-003): validation of
+//! what managed apps report, the durable event log they are appended to before the API
+//! acknowledges them, its hash chain, the archive of flushed batches in the blob store, exports,
+//! verification and retention.
+//!
+//! [`SqlEventLog`] implements the [`EventLog`](crate::ports::EventLog) port over any
+//! [`Sql`](crate::ports::Sql): a Durable Object hosts it over its own SQLite storage on Workers,
+//! Spin and native tests over SQLite.
 
+pub mod archive;
+pub mod chain;
+pub mod ingest;
+pub mod jobs;
+pub mod model;
+pub mod read;
 mod sql_log;
+pub mod time;
 
-pub use sql_log::{SqlEventLog, SCHEMA};
+#[cfg(test)]
+mod tests;
+
+pub use sql_log::{SqlEventLog, DEDUPE_WINDOW_MS, SCHEMA};

@@ -238,6 +238,21 @@ fn the_deliberate_panic_route_does_not_exist_outside_development() {
     assert!(outcome.is_err(), "development panics on purpose");
 }
 
+/// The archive tamper routes exist only in development.
+#[test]
+fn the_development_blob_routes_do_not_exist_outside_development() {
+    let p = block_on(TestPlatform::new());
+    p.secrets.set("EDGEPLANE_ENV", "production");
+    assert_problem(&get(&p, "/__dev/blobs?prefix=audit/"), 404, "not-found");
+    let put = request(Method::PUT, "/__dev/blobs?key=audit/x")
+        .body(b"x".to_vec())
+        .unwrap();
+    assert_problem(&send(&p, put), 404, "not-found");
+    assert!(block_on(crate::ports::Blobs::get(&p.blobs, "audit/x"))
+        .unwrap()
+        .is_none());
+}
+
 /// A development issuer on the test platform, and tokens it signs (EdDSA), for routes behind
 /// operator sign-in.
 mod operator_tokens {
@@ -342,4 +357,74 @@ fn scheduled_time_override_is_refused_outside_development() {
     assert_eq!(post().status(), StatusCode::OK);
     let marker = block_on(p.kv.get(LAST_RUN_KEY, None)).unwrap().unwrap();
     assert!(String::from_utf8(marker).unwrap().contains("4102444800000"));
+}
+
+/// FR-LOG-002: the auditor's CSV across every tenant pages by `(tenant, seq)`: each event in
+/// exactly one page whatever the page size, archived or not, and `Link` names the next page.
+#[test]
+fn fr_log_002_csv_export_pages_across_tenants_exactly_once() {
+    use crate::events::ingest::{ingest, Reporter};
+    use crate::events::jobs::flush_all;
+    use crate::ports::StreamKind;
+
+    let p = futures_executor::block_on(TestPlatform::new());
+    let key = operator_tokens::configure(&p);
+    let auditor = operator_tokens::token(&p, &key, "auditor");
+    futures_executor::block_on(async {
+        for (tenant, n) in [("t1", 5), ("t2", 3), ("t3", 4)] {
+            let events: Vec<Value> = (0..n)
+                .map(|i| {
+                    serde_json::json!({"id": format!("{tenant}-{i}"), "timestamp": "2026-01-01T00:00:00Z",
+                        "actor_id": "u", "type": "doc.read", "resource_id": "d", "outcome": "success", "ip": "192.0.2.1"})
+                })
+                .collect();
+            let r = Reporter {
+                app_id: "app".into(),
+                tenant_id: Some(tenant.into()),
+            };
+            ingest(&p, StreamKind::Audit, &r, &serde_json::json!(events), None)
+                .await
+                .unwrap();
+            if tenant == "t2" {
+                flush_all(&p, p.clock.now_ms()).await.unwrap();
+            }
+        }
+    });
+    for limit in [1, 2, 3, 5, 12, 100] {
+        let mut uri = format!("/v1/audit/export.csv?limit={limit}");
+        let mut ids = Vec::new();
+        for _ in 0..50 {
+            let resp = send(
+                &p,
+                request(Method::GET, &uri)
+                    .header("authorization", format!("Bearer {auditor}"))
+                    .body(Vec::new())
+                    .unwrap(),
+            );
+            assert_eq!(resp.status(), 200);
+            let text = String::from_utf8(resp.body().clone()).unwrap();
+            let rows: Vec<&str> = text
+                .split("\r\n")
+                .skip(1)
+                .filter(|l| !l.is_empty())
+                .collect();
+            assert!(rows.len() <= limit);
+            ids.extend(rows.iter().map(|r| r.split(',').nth(2).unwrap().to_owned()));
+            match resp.headers().get("link") {
+                Some(link) => {
+                    let link = link.to_str().unwrap();
+                    uri = link[1..link.find('>').unwrap()].to_owned();
+                }
+                None => break,
+            }
+        }
+        let mut want: Vec<String> = [("t1", 5), ("t2", 3), ("t3", 4)]
+            .iter()
+            .flat_map(|(t, n)| (0..*n).map(move |i| format!("{t}-{i}")))
+            .collect();
+        want.sort();
+        let mut got = ids.clone();
+        got.sort();
+        assert_eq!(got, want, "limit {limit}: {ids:?}");
+    }
 }

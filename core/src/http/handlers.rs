@@ -4,7 +4,9 @@ use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
 use super::router::RouteId;
-use super::{apps, flags, identity, json, openapi, tenants, ApiError, Ctx, Request, Response};
+use super::{
+    apps, events, flags, identity, json, openapi, tenants, ApiError, Ctx, Request, Response,
+};
 use crate::ports::{Clock, Logger, Platform, Secrets};
 use crate::{health, scheduled};
 
@@ -66,6 +68,14 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::TotpDisable => identity::disable_totp(ctx, &req).await,
         RouteId::UserSessionsRevoke => identity::revoke_user_sessions(ctx, &req).await,
         RouteId::MfaEnrollDuringSignIn => identity::enroll_during_sign_in(ctx, &req).await,
+        RouteId::BillingIngest => events::ingest_billing(ctx, &req).await,
+        RouteId::BillingExport => events::export_billing(ctx, &req).await,
+        RouteId::BillingUsage => events::usage(ctx, &req).await,
+        RouteId::AuditIngest => events::ingest_audit(ctx, &req).await,
+        RouteId::AuditExportCsv => events::export_audit_csv(ctx, &req).await,
+        RouteId::AuditVerify => events::verify(ctx, &req).await,
+        RouteId::DevBlobGet => events::dev_blob_get(ctx, &req).await,
+        RouteId::DevBlobPut => events::dev_blob_put(ctx, &req).await,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod problem;
 pub mod router;
 
 mod apps;
+mod events;
 mod flags;
 mod handlers;
 mod identity;

@@ -111,6 +111,22 @@ pub enum RouteId {
     UserSessionsRevoke,
     /// `POST /v1/auth/mfa/enroll`: TOTP enrollment during sign-in (tenant requires MFA).
     MfaEnrollDuringSignIn,
+    /// `POST /v1/billing/events`: report billing events (FR-BILL-002).
+    BillingIngest,
+    /// `GET /v1/billing/events`: export billing events (FR-BILL-003).
+    BillingExport,
+    /// `GET /v1/billing/usage`: usage summary per day and type (FR-BILL-003).
+    BillingUsage,
+    /// `POST /v1/audit/events`: report audit events (FR-LOG-001).
+    AuditIngest,
+    /// `GET /v1/audit/export.csv`: the auditor's CSV export (FR-LOG-002).
+    AuditExportCsv,
+    /// `GET /v1/audit/verify`: hash-chain check of archives and tail.
+    AuditVerify,
+    /// `GET /__dev/blobs`: read archive objects, in development only.
+    DevBlobGet,
+    /// `PUT /__dev/blobs`: overwrite an archive object, in development only (tamper tests).
+    DevBlobPut,
 }
 
 /// One route: method, path template (OpenAPI syntax), handler.
@@ -179,6 +195,14 @@ pub const ROUTES: &[Route] = &[
     Route { method: Method::DELETE, path: "/v1/auth/mfa/totp",              id: RouteId::TotpDisable },
     Route { method: Method::POST,   path: "/v1/tenant/users/{id}/sessions/revoke", id: RouteId::UserSessionsRevoke },
     Route { method: Method::POST,   path: "/v1/auth/mfa/enroll",            id: RouteId::MfaEnrollDuringSignIn },
+    Route { method: Method::POST,   path: "/v1/billing/events",             id: RouteId::BillingIngest },
+    Route { method: Method::GET,    path: "/v1/billing/events",             id: RouteId::BillingExport },
+    Route { method: Method::GET,    path: "/v1/billing/usage",              id: RouteId::BillingUsage },
+    Route { method: Method::POST,   path: "/v1/audit/events",               id: RouteId::AuditIngest },
+    Route { method: Method::GET,    path: "/v1/audit/export.csv",           id: RouteId::AuditExportCsv },
+    Route { method: Method::GET,    path: "/v1/audit/verify",               id: RouteId::AuditVerify },
+    Route { method: Method::GET,    path: "/__dev/blobs",                   id: RouteId::DevBlobGet },
+    Route { method: Method::PUT,    path: "/__dev/blobs",                   id: RouteId::DevBlobPut },
 ];
 
 /// The outcome of matching a request line.

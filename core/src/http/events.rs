@@ -1,0 +1,635 @@
+//! Billing and audit event routes (API-BILL, API-LOG): ingestion by managed apps
+//! (FR-BILL-002, FR-LOG-001), the billing export and usage summary for the external billing
+//! system (FR-BILL-003), the auditor's CSV export (FR-LOG-002) and chain verification, plus
+//! the development-only blob route the contract suite tampers with.
+
+use ::http::{header, HeaderValue, StatusCode};
+use serde::Serialize;
+use serde_json::{json as j, Value as Json};
+
+use super::apps::require_app_key;
+use super::handlers::is_development;
+use super::operator::require_platform_role;
+use super::{json, ApiError, Ctx, Request, Response};
+use crate::apps::Scope;
+use crate::auth::PlatformRole;
+use crate::events::archive::{gzip, unpack, ArchiveError, CONTENT_TYPE, GZIP_CONTENT_TYPE};
+use crate::events::ingest::{check_tenant, ingest, IngestError, IngestOutcome, Reporter};
+use crate::events::read::{
+    self, audit_event, billing_items, page, streams_after, usage_by_day, Break, Period, UsageRow,
+};
+use crate::events::time::{format_rfc3339, parse_rfc3339};
+use crate::ports::{Blobs, EventLogError, Logger, Platform, StreamId, StreamKind};
+
+const AUDITORS: &[PlatformRole] = &[PlatformRole::Auditor, PlatformRole::Operator];
+
+/// `POST /v1/billing/events` (`bill:write`).
+pub(super) async fn ingest_billing<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    ingest_kind(ctx, req, StreamKind::Billing, Scope::BillWrite).await
+}
+
+/// `POST /v1/audit/events` (`log:write`).
+pub(super) async fn ingest_audit<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    ingest_kind(ctx, req, StreamKind::Audit, Scope::LogWrite).await
+}
+
+/// Validates and appends; 202 once durable, with how many events were new.
+async fn ingest_kind<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+    kind: StreamKind,
+    scope: Scope,
+) -> Result<Response, ApiError> {
+    let key = require_app_key(ctx, req, scope).await?;
+    let idempotency_key = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .filter(|k| (1..=128).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+                .ok_or_else(|| {
+                    ApiError::invalid_field(
+                        "Idempotency-Key",
+                        "must be 1 to 128 printable ASCII characters without spaces",
+                    )
+                })?,
+        ),
+    };
+    let body: Json = json::parse_body(req)?;
+    let reporter = Reporter {
+        app_id: key.app_id.as_str().to_owned(),
+        tenant_id: key.tenant_id.as_ref().map(|t| t.as_str().to_owned()),
+    };
+    let out: IngestOutcome = ingest(ctx.platform, kind, &reporter, &body, idempotency_key)
+        .await
+        .map_err(|e| ingest_problem(&e))?;
+    json::response(StatusCode::ACCEPTED, &out)
+}
+
+/// The one mapping of ingestion refusals to problems.
+fn ingest_problem(e: &IngestError) -> ApiError {
+    match e {
+        IngestError::Invalid(_)
+        | IngestError::TenantRequired { .. }
+        | IngestError::MixedTenants { .. }
+        | IngestError::IdRequired { .. } => {
+            let (index, field) = e.field().unwrap_or((0, "events"));
+            let message = match e {
+                IngestError::Invalid(inv) => inv.message.clone(),
+                other => other.to_string(),
+            };
+            ApiError::invalid_input(format!("{e}."))
+                .with_extension(
+                    "errors",
+                    j!([{ "index": index, "field": field, "message": message }]),
+                )
+                .with_extension("reason", e.code().into())
+        }
+        IngestError::UnknownTenant => ApiError::not_found("No such tenant."),
+        IngestError::TenantNotActive => ApiError::new(
+            super::ProblemType::AccessDenied,
+            "The tenant is not active.",
+        )
+        .with_extension("reason", e.code().into()),
+        IngestError::Unavailable(cause) => ApiError::unavailable(cause.clone()),
+        IngestError::Storage(cause) => ApiError::internal(cause.clone()),
+    }
+}
+
+/// The one mapping of archive read failures to problems.
+fn archive_problem(e: &ArchiveError) -> ApiError {
+    match e {
+        ArchiveError::Log(EventLogError::Unavailable(_))
+        | ArchiveError::Blob(crate::ports::BlobError::Unavailable(_))
+        | ArchiveError::Index(crate::ports::SqlError::Unavailable(_)) => {
+            ApiError::unavailable(e.to_string())
+        }
+        _ => ApiError::internal(format!("{}: {e}", e.code())),
+    }
+}
+
+/// The query parameters of the read routes.
+#[derive(Debug, Default)]
+struct Query {
+    tenant: Option<String>,
+    period: Period,
+    cursor: Option<String>,
+    limit: Option<usize>,
+    group_by: Option<String>,
+    action: Option<String>,
+    kind: Option<StreamKind>,
+}
+
+/// Parses the query, accepting only the parameters in `allowed`.
+fn query(req: &Request, allowed: &[&str]) -> Result<Query, ApiError> {
+    let mut q = Query::default();
+    for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        if !allowed.contains(&k.as_ref()) {
+            return Err(ApiError::invalid_field(
+                &k,
+                format!("unknown query parameter ({})", allowed.join(", ")),
+            ));
+        }
+        match k.as_ref() {
+            "tenant" => q.tenant = Some(token("tenant", &v, 64)?),
+            "from" => q.period.from = Some(instant("from", &v)?),
+            "to" => q.period.to = Some(instant("to", &v)?),
+            "cursor" => q.cursor = Some(token("cursor", &v, 200)?),
+            "limit" => {
+                q.limit = Some(v.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    ApiError::invalid_field("limit", "must be a positive integer")
+                })?);
+            }
+            "group_by" => q.group_by = Some(v.into_owned()),
+            "action" => q.action = Some(token("action", &v, 64)?),
+            "kind" => {
+                q.kind =
+                    Some(StreamKind::parse(&v).ok_or_else(|| {
+                        ApiError::invalid_field("kind", "must be audit or billing")
+                    })?);
+            }
+            _ => {}
+        }
+    }
+    if let (Some(f), Some(t)) = (q.period.from, q.period.to) {
+        if f >= t {
+            return Err(ApiError::invalid_field("to", "must be after from"));
+        }
+    }
+    Ok(q)
+}
+
+fn token(field: &str, v: &str, max: usize) -> Result<String, ApiError> {
+    if v.is_empty() || v.len() > max || !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("must be 1 to {max} printable ASCII characters"),
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+/// An RFC 3339 date-time or unix milliseconds.
+fn instant(field: &str, v: &str) -> Result<i64, ApiError> {
+    v.parse::<i64>()
+        .ok()
+        .filter(|ms| *ms >= 0)
+        .or_else(|| parse_rfc3339(v))
+        .ok_or_else(|| ApiError::invalid_field(field, "must be an RFC 3339 date-time or unix ms"))
+}
+
+/// The tenant a `bill:read` request reads: the key's, or the one named by an app-wide key
+/// (with the app enabled for it). Another tenant answers 404.
+async fn billing_stream<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+    q: &Query,
+) -> Result<StreamId, ApiError> {
+    let key = require_app_key(ctx, req, Scope::BillRead).await?;
+    let tenant = match (&key.tenant_id, &q.tenant) {
+        (Some(bound), Some(named)) if bound.as_str() != named => {
+            return Err(ApiError::not_found("No such tenant."))
+        }
+        (Some(bound), _) => bound.as_str().to_owned(),
+        (None, Some(named)) => {
+            check_tenant(ctx.platform, key.app_id.as_str(), named, false)
+                .await
+                .map_err(|e| ingest_problem(&e))?;
+            named.clone()
+        }
+        (None, None) => {
+            return Err(ApiError::invalid_field(
+                "tenant",
+                "is required with an app-wide key",
+            ))
+        }
+    };
+    ctx.tenant_id = Some(tenant.clone());
+    Ok(StreamId {
+        kind: StreamKind::Billing,
+        tenant,
+    })
+}
+
+/// `GET /v1/billing/events` (`bill:read`, FR-BILL-003): a page of the tenant's billing events
+/// in `[from, to)` by `timestamp`, in stream order, with a cursor stable across flushes.
+pub(super) async fn export_billing<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let q = query(req, &["tenant", "from", "to", "cursor", "limit"])?;
+    let stream = billing_stream(ctx, req, &q).await?;
+    let after =
+        match &q.cursor {
+            None => 0,
+            Some(c) => c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                ApiError::invalid_field("cursor", "is not a cursor of this export")
+            })?,
+        };
+    let limit = q.limit.unwrap_or(100).min(1000);
+    let (records, next) = page(ctx.platform, &stream, after, q.period, limit, |_| true)
+        .await
+        .map_err(|e| archive_problem(&e))?;
+    let items = billing_items(records).map_err(|e| archive_problem(&e))?;
+    json::response(
+        StatusCode::OK,
+        &read::Page {
+            items,
+            next_cursor: next.map(|n| n.to_string()),
+        },
+    )
+}
+
+/// The usage summary.
+#[derive(Debug, Serialize)]
+struct UsageResponse {
+    tenant_id: String,
+    group_by: &'static str,
+    from: Option<String>,
+    to: Option<String>,
+    items: Vec<UsageRow>,
+}
+
+/// `GET /v1/billing/usage` (`bill:read`, BB-BIL-001): quantities per UTC day and event type,
+/// summed over exactly the events the export returns for the same period.
+pub(super) async fn usage<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let q = query(req, &["tenant", "from", "to", "group_by"])?;
+    if q.group_by.as_deref().is_some_and(|g| g != "day") {
+        return Err(ApiError::invalid_field("group_by", "must be day"));
+    }
+    let stream = billing_stream(ctx, req, &q).await?;
+    let items = usage_by_day(ctx.platform, &stream, q.period)
+        .await
+        .map_err(|e| archive_problem(&e))?;
+    json::response(
+        StatusCode::OK,
+        &UsageResponse {
+            tenant_id: stream.tenant,
+            group_by: "day",
+            from: q.period.from.map(format_rfc3339),
+            to: q.period.to.map(format_rfc3339),
+            items,
+        },
+    )
+}
+
+/// The CSV export's columns.
+const CSV_HEADER: &[&str] = &[
+    "tenant_id",
+    "seq",
+    "event_id",
+    "timestamp",
+    "received_at",
+    "actor_id",
+    "action",
+    "resource_id",
+    "outcome",
+    "ip",
+    "app_id",
+    "metadata",
+    "hash",
+];
+
+/// One CSV cell (RFC 4180): quoted when it holds a comma, quote, CR or LF, quotes doubled.
+/// A cell a spreadsheet would read as a formula (starting with `=`, `+`, `-`, `@`, tab or CR)
+/// is prefixed with `'` first (OWASP CSV injection).
+pub fn csv_cell(v: &str) -> String {
+    let neutral = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{v}")
+    } else {
+        v.to_owned()
+    };
+    if neutral.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", neutral.replace('"', "\"\""))
+    } else {
+        neutral
+    }
+}
+
+fn csv_row(out: &mut String, cells: &[&str]) {
+    for (i, c) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&csv_cell(c));
+    }
+    out.push_str("\r\n");
+}
+
+/// Streams one CSV response reads at most (one registry query).
+const STREAMS_PER_PAGE: u32 = 1000;
+
+/// Default and largest rows per CSV response.
+const CSV_PAGE: usize = 10_000;
+const CSV_MAX_PAGE: usize = 50_000;
+
+/// `GET /v1/audit/export.csv` (auditor or operator, FR-LOG-002): audit events in `[from, to)`
+/// as RFC 4180 CSV, of one tenant or all (tenant order, then stream order), optionally one
+/// `action`. Read one archive object at a time; a response holds at most `limit` rows and,
+/// when more follow, `X-Next-Cursor` and a `Link: rel="next"` to the next page.
+pub(super) async fn export_audit_csv<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let q = query(req, &["tenant", "from", "to", "action", "cursor", "limit"])?;
+    require_platform_role(ctx, req, AUDITORS).await?;
+    let limit = q.limit.unwrap_or(CSV_PAGE).min(CSV_MAX_PAGE);
+    let (start_tenant, after) = match &q.cursor {
+        None => (None, 0),
+        Some(c) => {
+            let bad = || ApiError::invalid_field("cursor", "is not a cursor of this export");
+            let (t, s) = c.rsplit_once(':').ok_or_else(bad)?;
+            (Some(t.to_owned()), s.parse::<i64>().map_err(|_| bad())?)
+        }
+    };
+    let mut streams: Vec<(StreamId, i64)> = Vec::new();
+    // More streams than one listing returns: the page ends after the last one listed.
+    let mut listing_full = false;
+    match (&q.tenant, &start_tenant) {
+        (Some(t), Some(s)) if t != s => {
+            return Err(ApiError::invalid_field(
+                "cursor",
+                "is not a cursor of this export",
+            ))
+        }
+        (Some(t), _) => streams.push((
+            StreamId {
+                kind: StreamKind::Audit,
+                tenant: t.clone(),
+            },
+            after,
+        )),
+        (None, start) => {
+            if let Some(s) = start {
+                streams.push((
+                    StreamId {
+                        kind: StreamKind::Audit,
+                        tenant: s.clone(),
+                    },
+                    after,
+                ));
+            }
+            let from = start.clone().unwrap_or_default();
+            let rest = streams_after(
+                ctx.platform.sql(),
+                StreamKind::Audit,
+                &from,
+                STREAMS_PER_PAGE,
+            )
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+            listing_full = rest.len() == STREAMS_PER_PAGE as usize;
+            streams.extend(rest.into_iter().map(|s| (s, 0)));
+        }
+    }
+    let mut out = String::new();
+    csv_row(&mut out, CSV_HEADER);
+    let mut rows = 0;
+    let mut next = None;
+    let mut resume = None;
+    for (stream, after) in streams {
+        let action = q.action.clone();
+        let (records, more) = page(ctx.platform, &stream, after, q.period, limit - rows, |r| {
+            action
+                .as_ref()
+                .is_none_or(|a| audit_event(r).is_ok_and(|e| e.event_type == *a))
+        })
+        .await
+        .map_err(|e| archive_problem(&e))?;
+        for r in &records {
+            let e = audit_event(r).map_err(|e| archive_problem(&e))?;
+            let metadata = if e.metadata.is_empty() {
+                String::new()
+            } else {
+                Json::Object(e.metadata.clone()).to_string()
+            };
+            csv_row(
+                &mut out,
+                &[
+                    &e.tenant_id,
+                    &r.seq.to_string(),
+                    &e.id,
+                    &e.timestamp,
+                    &format_rfc3339(r.received_at),
+                    &e.actor_id,
+                    &e.event_type,
+                    &e.resource_id,
+                    &e.outcome,
+                    e.ip.as_deref().unwrap_or(""),
+                    e.app_id.as_deref().unwrap_or(""),
+                    &metadata,
+                    &r.hash,
+                ],
+            );
+        }
+        rows += records.len();
+        let last = records.last().map_or(after, |r| r.seq);
+        if let Some(seq) = more {
+            next = Some(format!("{}:{seq}", stream.tenant));
+            break;
+        }
+        resume = Some(format!("{}:{last}", stream.tenant));
+        if rows >= limit {
+            // Full exactly at the end of this stream: later streams follow on the next page.
+            next = resume.take();
+            break;
+        }
+    }
+    if next.is_none() && listing_full {
+        next = resume;
+    }
+    let mut resp = json::raw(StatusCode::OK, out.into_bytes(), "text/csv; charset=utf-8");
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"audit-export.csv\""),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(cursor) = next {
+        let mut link = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+            if k != "cursor" {
+                link.append_pair(&k, &v);
+            }
+        }
+        link.append_pair("cursor", &cursor);
+        let link = format!("</v1/audit/export.csv?{}>; rel=\"next\"", link.finish());
+        if let (Ok(c), Ok(l)) = (HeaderValue::from_str(&cursor), HeaderValue::from_str(&link)) {
+            h.insert("x-next-cursor", c);
+            h.insert(header::LINK, l);
+        }
+    }
+    Ok(resp)
+}
+
+/// The chain check's answer.
+#[derive(Debug, Serialize)]
+struct VerifyResponse {
+    ok: bool,
+    kind: &'static str,
+    streams: u64,
+    records: u64,
+    archives: u64,
+    first_break: Option<Break>,
+}
+
+/// `GET /v1/audit/verify` (auditor or operator): recomputes the hash chain of one tenant's
+/// stream (or every stream of the kind) over `[from, to)`, archives and tail, and reports ok or
+/// the first broken link. `kind` defaults to `audit`.
+pub(super) async fn verify<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let q = query(req, &["tenant", "from", "to", "kind"])?;
+    require_platform_role(ctx, req, AUDITORS).await?;
+    let kind = q.kind.unwrap_or(StreamKind::Audit);
+    let streams = match &q.tenant {
+        Some(t) => vec![StreamId {
+            kind,
+            tenant: t.clone(),
+        }],
+        None => streams_after(ctx.platform.sql(), kind, "", 10_000)
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?,
+    };
+    let mut resp = VerifyResponse {
+        ok: true,
+        kind: kind.as_str(),
+        streams: 0,
+        records: 0,
+        archives: 0,
+        first_break: None,
+    };
+    for s in &streams {
+        let v = read::verify(ctx.platform, s, q.period)
+            .await
+            .map_err(|e| archive_problem(&e))?;
+        resp.streams += 1;
+        resp.records += v.records;
+        resp.archives += v.archives;
+        if v.first_break.is_some() {
+            resp.ok = false;
+            resp.first_break = v.first_break;
+            break;
+        }
+    }
+    json::response(StatusCode::OK, &resp)
+}
+
+/// `GET /__dev/blobs?key=` (an object's content, inflated for a `.gz` key) or `?prefix=` (its keys), development only,
+/// operator only: lets the contract suite find archive objects.
+pub(super) async fn dev_blob_get<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    if !is_development(ctx) {
+        return Err(ApiError::not_found("No route matches this path."));
+    }
+    require_platform_role(ctx, req, &[PlatformRole::Operator]).await?;
+    let mut key = None;
+    let mut prefix = None;
+    for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "key" => key = Some(v.into_owned()),
+            "prefix" => prefix = Some(v.into_owned()),
+            other => {
+                return Err(ApiError::invalid_field(
+                    other,
+                    "unknown query parameter (key, prefix)",
+                ))
+            }
+        }
+    }
+    let blobs = ctx.platform.blobs();
+    if let Some(key) = key {
+        let bytes = blobs
+            .get(&key)
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?
+            .ok_or_else(|| ApiError::not_found("No such object."))?;
+        // Gzipped archives are shown inflated (PUT deflates them again).
+        let bytes = unpack(&key, bytes).map_err(|e| ApiError::invalid_input(e.to_string()))?;
+        return Ok(json::raw(StatusCode::OK, bytes, "application/octet-stream"));
+    }
+    let page = blobs
+        .list(&prefix.unwrap_or_default(), None, 1000)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    json::response(StatusCode::OK, &j!({ "keys": page.keys }))
+}
+
+/// `PUT /__dev/blobs?key=`, development only, operator only: replaces an object's content
+/// (deflated again for a `.gz` key), so
+/// the contract suite can tamper with an archive and see `/v1/audit/verify` notice.
+pub(super) async fn dev_blob_put<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    if !is_development(ctx) {
+        return Err(ApiError::not_found("No route matches this path."));
+    }
+    require_platform_role(ctx, req, &[PlatformRole::Operator]).await?;
+    let key = form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "key")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| ApiError::invalid_field("key", "is required"))?;
+    let (bytes, content_type) = if key.ends_with(".gz") {
+        let packed = gzip(req.body()).map_err(|e| ApiError::internal(e.to_string()))?;
+        (packed, GZIP_CONTENT_TYPE)
+    } else {
+        (req.body().clone(), CONTENT_TYPE)
+    };
+    ctx.platform
+        .blobs()
+        .put(&key, bytes, content_type)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let line = j!({ "level": "warn", "msg": "development blob overwritten", "request_id": ctx.request_id });
+    ctx.platform.logger().line(&line.to_string());
+    let mut resp = Response::new(Vec::new());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// FR-LOG-002: RFC 4180 quoting and formula-injection neutralisation.
+    #[test]
+    fn csv_cells_are_quoted_and_neutralised() {
+        let cases = [
+            ("plain", "plain"),
+            ("a,b", "\"a,b\""),
+            ("say \"hi\"", "\"say \"\"hi\"\"\""),
+            ("two\nlines", "\"two\nlines\""),
+            ("=SUM(A1:A2)", "'=SUM(A1:A2)"),
+            ("+1", "'+1"),
+            ("-1", "'-1"),
+            ("@cmd", "'@cmd"),
+            ("\tx", "'\tx"),
+            ("\rx", "\"'\rx\""),
+            (
+                "=HYPERLINK(\"x\",\"y\")",
+                "\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\"",
+            ),
+            ("", ""),
+            ("a=b", "a=b"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(csv_cell(input), want, "{input:?}");
+        }
+        let mut row = String::new();
+        csv_row(&mut row, &["a", "=b", "c,d"]);
+        assert_eq!(row, "a,'=b,\"c,d\"\r\n");
+    }
+}
