@@ -27,6 +27,7 @@ crate::contract_tests![
     failed_logins_are_rate_limited_per_account_and_client_err_rate_429,
     admin_revocation_ends_every_session_at_once_fr_auth_005,
     tenant_requiring_mfa_enrolls_users_during_sign_in_nfr_sec_003,
+    owners_read_their_tenants_flags_but_cannot_write_fr_flag_001,
 ];
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -898,5 +899,59 @@ fn tenant_requiring_mfa_enrolls_users_during_sign_in_nfr_sec_003(
     let body = json!({ "mfa_token": str_of(&p["mfa_token"]) });
     let resp = send(app, "POST", "/v1/auth/mfa/enroll", None, Some(&body))?;
     assert_problem(&resp, 401, "invalid-credentials")?;
+    Ok(())
+}
+
+/// FR-FLAG-001: operators configure flags; a tenant's owner reads its own tenant's flags (and
+/// nobody else's), with no way to write them; an app key is not a user token.
+fn owners_read_their_tenants_flags_but_cannot_write_fr_flag_001(
+    app: &TestApp,
+) -> Result<(), String> {
+    let t = owner(app)?;
+    let op = app.operator_token("operator", "e2e-operator")?;
+    let body = json!({ "type": "boolean", "value": true });
+    let path = format!("/v1/tenants/{}/flags/owner-visible", t.tenant_id);
+    let set = send(app, "PUT", &path, Some(&op), Some(&body))?;
+    ensure_eq!(set.status, 201, "operator sets a flag: {}", set.excerpt());
+    let at = str_of(&tokens(app, &t)?["access_token"]);
+    let own = send(app, "GET", "/v1/tenant/flags", Some(&at), None)?.expect_json(200)?;
+    ensure_eq!(
+        str_of(&own["tenant_id"]),
+        t.tenant_id,
+        "the owner's tenant: {own}"
+    );
+    ensure!(
+        own["flags"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|f| f["key"] == "owner-visible")),
+        "the owner sees the flag: {own}"
+    );
+    // No write route for tenant users, and the operator routes refuse their token.
+    let write = send(app, "PUT", &path, Some(&at), Some(&body))?;
+    ensure!(
+        write.status == 401 || write.status == 403,
+        "an owner token cannot set flags: {}",
+        write.excerpt()
+    );
+    let other = owner(app)?;
+    let foreign = send(
+        app,
+        "GET",
+        &format!("/v1/tenants/{}/flags", other.tenant_id),
+        Some(&at),
+        None,
+    )?;
+    ensure!(
+        foreign.status == 401 || foreign.status == 403,
+        "an owner token reads no operator route: {}",
+        foreign.excerpt()
+    );
+    let anonymous = send(app, "GET", "/v1/tenant/flags", None, None)?;
+    ensure_eq!(
+        anonymous.status,
+        401,
+        "a token is needed: {}",
+        anonymous.excerpt()
+    );
     Ok(())
 }

@@ -87,6 +87,24 @@ pub(super) async fn list<P: Platform>(
     Ok(resp)
 }
 
+/// `GET /v1/tenant/flags`: the signed-in owner's or admin's own tenant's flags, read-only
+/// (FR-FLAG-001: operators configure them).
+pub(super) async fn own_list<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = super::identity::require_tenant_admin(ctx, req).await?;
+    let tenant = TenantId::parse(&principal.claims.tid)
+        .map_err(|_| ApiError::internal("an access token names a malformed tenant"))?;
+    let set = FlagService::list(ctx.platform, &tenant)
+        .await
+        .map_err(|e| problem(&e))?;
+    let mut resp = json::response(StatusCode::OK, &set)?;
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
 /// `PUT /v1/tenants/{id}/flags/{key}`: creates (201) or replaces (200) a flag, overriding the
 /// plan default; publishes the tenant's snapshot.
 pub(super) async fn set<P: Platform>(

@@ -76,6 +76,7 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::AuditVerify => events::verify(ctx, &req).await,
         RouteId::DevBlobGet => events::dev_blob_get(ctx, &req).await,
         RouteId::DevBlobPut => events::dev_blob_put(ctx, &req).await,
+        RouteId::TenantOwnFlags => flags::own_list(ctx, &req).await,
     }
 }
 

@@ -231,7 +231,7 @@ async fn require_user<P: Platform>(
 }
 
 /// [`require_user`] with a tenant role of `owner` or `admin`.
-async fn require_tenant_admin<P: Platform>(
+pub(super) async fn require_tenant_admin<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
 ) -> Result<UserPrincipal, ApiError> {

@@ -127,6 +127,8 @@ pub enum RouteId {
     DevBlobGet,
     /// `PUT /__dev/blobs`: overwrite an archive object, in development only (tamper tests).
     DevBlobPut,
+    /// `GET /v1/tenant/flags`: owners and admins read their tenant's flags (FR-FLAG-001).
+    TenantOwnFlags,
 }
 
 /// One route: method, path template (OpenAPI syntax), handler.
@@ -203,6 +205,7 @@ pub const ROUTES: &[Route] = &[
     Route { method: Method::GET,    path: "/v1/audit/verify",               id: RouteId::AuditVerify },
     Route { method: Method::GET,    path: "/__dev/blobs",                   id: RouteId::DevBlobGet },
     Route { method: Method::PUT,    path: "/__dev/blobs",                   id: RouteId::DevBlobPut },
+    Route { method: Method::GET,    path: "/v1/tenant/flags",               id: RouteId::TenantOwnFlags },
 ];
 
 /// The outcome of matching a request line.
