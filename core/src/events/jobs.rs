@@ -149,11 +149,16 @@ WHERE forwarded_at IS NULL AND id IN (SELECT value FROM json_each(?2))",
 /// Whether a runtime that can work after answering (Workers' `waitUntil`) should forward the
 /// outbox after this request: a successful write may have added outbox rows (FR-LOG-003), and
 /// forwarding them then keeps the audit stream minutes fresher than the cron alone. Event
-/// ingestion is excluded: it writes no outbox rows and is the hot write path.
+/// ingestion is excluded: it writes no outbox rows and is the hot write path. So are the POSTs
+/// that only read, flag evaluation (OFREP) and token introspection: their path must read no D1.
 pub fn forward_after(method: &str, path: &str, status: u16) -> bool {
     matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
         && status < 400
-        && !matches!(path, "/v1/billing/events" | "/v1/audit/events")
+        && !matches!(
+            path,
+            "/v1/billing/events" | "/v1/audit/events" | "/oauth/introspect"
+        )
+        && !path.starts_with("/ofrep/")
 }
 
 /// Why retention or a purge failed part-way; the next run continues.

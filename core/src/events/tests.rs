@@ -601,6 +601,14 @@ fn the_outbox_is_forwarded_after_successful_writes_only() {
     assert!(!forward_after("POST", "/v1/tenants", 409));
     assert!(!forward_after("POST", "/v1/billing/events", 202));
     assert!(!forward_after("POST", "/v1/audit/events", 202));
+    // Read-only POSTs on hot paths (FR-FLAG-002, RFC 7662) read no D1 after answering either.
+    assert!(!forward_after("POST", "/ofrep/v1/evaluate/flags", 200));
+    assert!(!forward_after(
+        "POST",
+        "/ofrep/v1/evaluate/flags/new-checkout",
+        200
+    ));
+    assert!(!forward_after("POST", "/oauth/introspect", 200));
 }
 
 /// Objects are gzipped only when that saves at least a tenth.
