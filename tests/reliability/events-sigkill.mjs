@@ -141,11 +141,16 @@ async function main() {
       }
     }
   };
+  let killed = 0;
   const killer = async () => {
     for (let k = 0; k < KILLS && !done; k++) {
-      await sleep(500 + random() * 2500);
+      // Each kill falls inside the ingestion: at a jittered point of the k-th of KILLS equal
+      // shares of the acknowledged events, so a fast run cannot finish before the kills.
+      const at = (EVENTS * (k + 0.25 + random() * 0.5)) / KILLS;
+      while (!done && acked < at) await sleep(2);
       if (done) break;
       await kill();
+      killed++;
       await sleep(random() * 500);
       await start();
       // Sometimes run the scheduled flush as well.
@@ -156,7 +161,8 @@ async function main() {
   await Promise.all(Array.from({ length: CONC }, sender));
   done = true;
   await kills;
-  log(`ingested: ${acked} events acknowledged in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${retries} retried requests`);
+  log(`ingested: ${acked} events acknowledged in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${killed} SIGKILLs during ingestion, ${retries} retried requests`);
+  if (killed < KILLS) throw new Error(`FAILED: only ${killed} of ${KILLS} SIGKILLs happened during the ingestion`);
 
   // A clean restart, a flush, then the check.
   await stop();
