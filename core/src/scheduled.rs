@@ -115,6 +115,10 @@ pub async fn run_at<P: Platform>(p: &P, cron: &str, now: i64) -> (ScheduledRepor
     let r = ev::enforce_retention(p, now).await;
     jobs.push(job("events.retention", r, "retention failed", &mut causes));
 
+    // FR-TENANT-001: pending invitations past their expiry become expired.
+    let r = crate::users::invite::expire_due(p, now).await;
+    jobs.push(job("invitations.expire", r, "expiry failed", &mut causes));
+
     let marker = serde_json::json!({ "cron": cron, "at": now }).to_string();
     let heartbeat = p
         .kv()

@@ -4,6 +4,7 @@ use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
 use super::router::RouteId;
+use super::tenant_users;
 use super::{
     apps, events, flags, identity, json, openapi, tenants, ApiError, Ctx, Request, Response,
 };
@@ -77,6 +78,16 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::DevBlobGet => events::dev_blob_get(ctx, &req).await,
         RouteId::DevBlobPut => events::dev_blob_put(ctx, &req).await,
         RouteId::TenantOwnFlags => flags::own_list(ctx, &req).await,
+        RouteId::TenantUserList => tenant_users::list_users(ctx, &req).await,
+        RouteId::TenantUserGet => tenant_users::get_user(ctx, &req).await,
+        RouteId::TenantUserUpdate => tenant_users::update_user(ctx, &req).await,
+        RouteId::TenantUserDelete => tenant_users::delete_user(ctx, &req).await,
+        RouteId::TenantInvite => tenant_users::invite(ctx, &req).await,
+        RouteId::TenantInvitationList => tenant_users::list_invitations(ctx, &req).await,
+        RouteId::TenantInvitationResend => tenant_users::resend_invitation(ctx, &req).await,
+        RouteId::TenantPlanUpdate => tenant_users::update_plan(ctx, &req).await,
+        RouteId::MeExport => tenant_users::export_me(ctx, &req).await,
+        RouteId::MeDelete => tenant_users::delete_me(ctx, &req).await,
     }
 }
 

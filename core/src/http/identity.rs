@@ -215,7 +215,7 @@ fn access_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &AccessError) -> ApiError {
 }
 
 /// Authenticates the tenant user of the request's access token.
-async fn require_user<P: Platform>(
+pub(super) async fn require_user<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
 ) -> Result<UserPrincipal, ApiError> {

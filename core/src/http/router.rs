@@ -129,6 +129,26 @@ pub enum RouteId {
     DevBlobPut,
     /// `GET /v1/tenant/flags`: owners and admins read their tenant's flags (FR-FLAG-001).
     TenantOwnFlags,
+    /// `GET /v1/tenant/users`: owners and admins list their users (FR-TENANT-004).
+    TenantUserList,
+    /// `GET /v1/tenant/users/{id}`: one user.
+    TenantUserGet,
+    /// `PATCH /v1/tenant/users/{id}`: role, status (FR-TENANT-004, FR-TENANT-006).
+    TenantUserUpdate,
+    /// `DELETE /v1/tenant/users/{id}`: erasure (FR-TENANT-002).
+    TenantUserDelete,
+    /// `POST /v1/tenant/invitations`: invite (FR-TENANT-001).
+    TenantInvite,
+    /// `GET /v1/tenant/invitations`: pending and expired invitations.
+    TenantInvitationList,
+    /// `POST /v1/tenant/invitations/{id}/resend` (FR-TENANT-007).
+    TenantInvitationResend,
+    /// `PATCH /v1/tenant/plan`: the owner changes the plan (FR-TENANT-003).
+    TenantPlanUpdate,
+    /// `GET /v1/me/export`: personal data export (CON-COMP-001).
+    MeExport,
+    /// `DELETE /v1/me`: erasure of oneself (CON-COMP-001).
+    MeDelete,
 }
 
 /// One route: method, path template (OpenAPI syntax), handler.
@@ -206,6 +226,16 @@ pub const ROUTES: &[Route] = &[
     Route { method: Method::GET,    path: "/__dev/blobs",                   id: RouteId::DevBlobGet },
     Route { method: Method::PUT,    path: "/__dev/blobs",                   id: RouteId::DevBlobPut },
     Route { method: Method::GET,    path: "/v1/tenant/flags",               id: RouteId::TenantOwnFlags },
+    Route { method: Method::GET,    path: "/v1/tenant/users",               id: RouteId::TenantUserList },
+    Route { method: Method::GET,    path: "/v1/tenant/users/{id}",          id: RouteId::TenantUserGet },
+    Route { method: Method::PATCH,  path: "/v1/tenant/users/{id}",          id: RouteId::TenantUserUpdate },
+    Route { method: Method::DELETE, path: "/v1/tenant/users/{id}",          id: RouteId::TenantUserDelete },
+    Route { method: Method::POST,   path: "/v1/tenant/invitations",         id: RouteId::TenantInvite },
+    Route { method: Method::GET,    path: "/v1/tenant/invitations",         id: RouteId::TenantInvitationList },
+    Route { method: Method::POST,   path: "/v1/tenant/invitations/{id}/resend", id: RouteId::TenantInvitationResend },
+    Route { method: Method::PATCH,  path: "/v1/tenant/plan",                id: RouteId::TenantPlanUpdate },
+    Route { method: Method::GET,    path: "/v1/me/export",                  id: RouteId::MeExport },
+    Route { method: Method::DELETE, path: "/v1/me",                         id: RouteId::MeDelete },
 ];
 
 /// The outcome of matching a request line.

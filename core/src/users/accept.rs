@@ -103,8 +103,11 @@ pub async fn accept_invitation<P: Platform>(
     let user_id = row
         .opt_text("user_id")?
         .ok_or(AcceptInvitationError::NotFound)?;
-    if row.text("status")? != "pending" {
-        return Err(AcceptInvitationError::NotPending);
+    match row.text("status")?.as_str() {
+        "pending" => {}
+        // Marked by the expiry job (FR-TENANT-001): still an expiry, not a used invitation.
+        "expired" => return Err(AcceptInvitationError::Expired),
+        _ => return Err(AcceptInvitationError::NotPending),
     }
     if row.i64("expires_at")? <= now {
         let record = AuditRecord::success(

@@ -1,12 +1,19 @@
 //! Tenant users' credentials: argon2id password hashes ([`password`]), the tenant password
 //! policy ([`policy`], FR-AUTH-006), invitation acceptance ([`accept`], FR-TENANT-001) and the
 //! password reset and change flows ([`reset`], FR-AUTH-004, UC-AUTH-RESET), and TOTP MFA
-//! ([`mfa`] over [`totp`], NFR-SEC-003).
+//! ([`mfa`] over [`totp`], NFR-SEC-003). Tenant administration by owners and admins
+//! ([`admin`], [`invite`]; FR-TENANT-001..007) and data subject rights ([`privacy`],
+//! CON-COMP-001).
 
 pub mod accept;
+pub mod admin;
+#[cfg(test)]
+mod admin_tests;
+pub mod invite;
 pub mod mfa;
 pub mod password;
 pub mod policy;
+pub mod privacy;
 pub mod reset;
 pub mod totp;
 

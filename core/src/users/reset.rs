@@ -4,7 +4,7 @@
 use super::{checked_hash, password, store_password_stmts, PasswordRefused, PolicyRule};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
-use crate::ports::{Clock, Mail, Mailer, Platform, Sql, SqlError, Stmt};
+use crate::ports::{Clock, Mailer, Platform, Sql, SqlError, Stmt};
 use crate::sessions::{active_sids, mark_sessions_revoked, revoke_user_sessions_stmt, throttle};
 use crate::tenants::{Email, TenantDomain};
 
@@ -126,20 +126,7 @@ pub async fn forgot_password<P: Platform>(
         .await
         .map_err(|e| e.to_string())?;
     let link = format!("{base_url}/password/reset?token={token}");
-    let mail = Mail {
-        to: email.as_str().to_owned(),
-        subject: "Reset your Edgeplane password".to_owned(),
-        text: format!(
-            "Someone asked to reset the password of this account.\n\n\
-             Choose a new password within one hour:\n{link}\n\n\
-             If it was not you, ignore this message: your password stays as it is.\n"
-        ),
-        html: format!(
-            "<p>Someone asked to reset the password of this account.</p>\
-             <p><a href=\"{link}\">Choose a new password</a> within one hour.</p>\
-             <p>If it was not you, ignore this message: your password stays as it is.</p>"
-        ),
-    };
+    let mail = crate::mail::reset_mail(email.as_str(), &link);
     p.mailer().send(&mail).await.map_err(|e| e.to_string())
 }
 

@@ -1,0 +1,383 @@
+//! Tenant administration routes for owners and admins (UC-TENANT-INVITE,
+//! UC-TENANT-INVITE-RESEND, UC-TENANT-USER-DELETE, UC-TENANT-USER-UPDATE,
+//! UC-TENANT-USER-STATUS-UPDATE; FR-TENANT-001..007), the tenant's plan (FR-TENANT-003) and
+//! data subject rights (CON-COMP-001). Every route acts on the caller's own tenant only: an id
+//! of another tenant is 404. The caller's role and status are read from D1 on every request (a
+//! token's role may be stale). The one mapping of these domain errors to problem details is here.
+
+use ::http::{header, HeaderValue, StatusCode};
+use serde::Deserialize;
+
+use super::identity::{require_tenant_admin, require_user};
+use super::{json, ApiError, Ctx, ProblemType, Request, Response};
+use crate::ports::{Logger, Platform};
+use crate::tenants::{
+    public_base_url, Email, Plan, TenantId, TenantService, UpdateTenant, UpdateTenantError,
+};
+use crate::users::admin::{
+    self, ListUsers, TenantActor, TenantRole, UpdateUser, UserAdminError, UserStatus,
+};
+use crate::users::invite::{self, Invite, InviteError};
+use crate::users::privacy;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateUserRequest {
+    role: Option<String>,
+    status: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InviteRequest {
+    email: String,
+    role: String,
+    expires_in_days: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResendRequest {
+    expires_in_days: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanRequest {
+    plan: String,
+}
+
+fn log<P: Platform>(ctx: &Ctx<'_, P>, msg: &str, code: &str, cause: &str) {
+    let line = serde_json::json!({
+        "level": "error", "msg": msg, "request_id": ctx.request_id, "code": code, "error": cause,
+    });
+    ctx.platform.logger().line(&line.to_string());
+}
+
+fn no_store(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn no_content() -> Response {
+    let mut resp = Response::new(Vec::new());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    resp
+}
+
+/// The one mapping of [`UserAdminError`].
+fn admin_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &UserAdminError) -> ApiError {
+    let with_code = |kind: ProblemType| {
+        ApiError::new(kind, format!("{e}.")).with_extension("reason", e.code().into())
+    };
+    match e {
+        UserAdminError::NotFound => with_code(ProblemType::NotFound),
+        UserAdminError::Forbidden(_) => with_code(ProblemType::AccessDenied),
+        UserAdminError::LastOwner | UserAdminError::NotChangeable(_) => {
+            with_code(ProblemType::BusinessRule)
+        }
+        UserAdminError::ConcurrentChange => with_code(ProblemType::Conflict),
+        UserAdminError::InvalidLimit { .. } => ApiError::invalid_field("limit", e.to_string()),
+        UserAdminError::InvalidCursor => ApiError::invalid_field("cursor", e.to_string()),
+        UserAdminError::QueryTooLong => ApiError::invalid_field("q", e.to_string()),
+        UserAdminError::Storage(cause) => ApiError::internal(cause.to_string()),
+        UserAdminError::EdgePending(cause) => {
+            log(ctx, "revocation marker write failed", e.code(), cause);
+            ApiError::unavailable(cause.clone())
+        }
+    }
+}
+
+/// The one mapping of [`InviteError`].
+fn invite_problem(e: &InviteError) -> ApiError {
+    let with_code = |kind: ProblemType| {
+        ApiError::new(kind, format!("{e}.")).with_extension("reason", e.code().into())
+    };
+    match e {
+        InviteError::NotFound => with_code(ProblemType::NotFound),
+        InviteError::Forbidden(_) => with_code(ProblemType::AccessDenied),
+        InviteError::Duplicate => with_code(ProblemType::Conflict),
+        InviteError::NotResendable(_) | InviteError::TenantNotActive => {
+            with_code(ProblemType::BusinessRule)
+        }
+        InviteError::InvalidRole => ApiError::invalid_field("role", e.to_string()),
+        InviteError::InvalidExpiry => ApiError::invalid_field("expires_in_days", e.to_string()),
+        InviteError::Storage(cause) => ApiError::internal(cause.to_string()),
+    }
+}
+
+/// The caller, an owner or admin by token AND by D1 now.
+async fn acting_admin<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<TenantActor, ApiError> {
+    let principal = require_tenant_admin(ctx, req).await?;
+    let c = &principal.claims;
+    admin::authorize_admin(ctx.platform, &c.tid, &c.sub)
+        .await
+        .map_err(|e| admin_problem(ctx, &e))
+}
+
+fn parse_role(field: &str, raw: &str) -> Result<TenantRole, ApiError> {
+    TenantRole::parse(raw)
+        .ok_or_else(|| ApiError::invalid_field(field, "must be owner, admin or user"))
+}
+
+fn query_params(req: &Request) -> Vec<(String, String)> {
+    form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// `GET /v1/tenant/users?status=&role=&q=&cursor=&limit=` (owner, admin): keyset pages.
+pub(super) async fn list_users<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let by = acting_admin(ctx, req).await?;
+    let mut list = ListUsers::default();
+    for (k, v) in query_params(req) {
+        match k.as_str() {
+            "status" => {
+                list.status = Some(UserStatus::parse(&v).ok_or_else(|| {
+                    ApiError::invalid_field(
+                        "status",
+                        "must be invited, active, disabled or deleted",
+                    )
+                })?);
+            }
+            "role" => list.role = Some(parse_role("role", &v)?),
+            "q" => list.q = Some(v),
+            "cursor" => list.cursor = Some(v),
+            "limit" => {
+                list.limit = Some(
+                    v.parse()
+                        .map_err(|_| ApiError::invalid_field("limit", "must be a number"))?,
+                );
+            }
+            _ => {}
+        }
+    }
+    let page = admin::list_users(ctx.platform, &by, &list, &ctx.request_id)
+        .await
+        .map_err(|e| admin_problem(ctx, &e))?;
+    Ok(no_store(json::response(StatusCode::OK, &page)?))
+}
+
+/// `GET /v1/tenant/users/{id}` (owner, admin).
+pub(super) async fn get_user<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let by = acting_admin(ctx, req).await?;
+    let id = ctx.param("id").to_owned();
+    let user = admin::get_user(ctx.platform, &by, &id, &ctx.request_id)
+        .await
+        .map_err(|e| admin_problem(ctx, &e))?;
+    Ok(no_store(json::response(StatusCode::OK, &user)?))
+}
+
+/// `PATCH /v1/tenant/users/{id} {role?, status?: active|disabled}` (FR-TENANT-004/006).
+pub(super) async fn update_user<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let by = acting_admin(ctx, req).await?;
+    let id = ctx.param("id").to_owned();
+    let body: UpdateUserRequest = json::parse_body(req)?;
+    let change = UpdateUser {
+        role: body
+            .role
+            .as_deref()
+            .map(|r| parse_role("role", r))
+            .transpose()?,
+        status: body
+            .status
+            .as_deref()
+            .map(|s| match UserStatus::parse(s) {
+                Some(st @ (UserStatus::Active | UserStatus::Disabled)) => Ok(st),
+                _ => Err(ApiError::invalid_field(
+                    "status",
+                    "must be active or disabled",
+                )),
+            })
+            .transpose()?,
+    };
+    if change.role.is_none() && change.status.is_none() {
+        return Err(ApiError::invalid_input("Give role, status or both."));
+    }
+    let user = admin::update_user(ctx.platform, &by, &id, change, &ctx.request_id)
+        .await
+        .map_err(|e| admin_problem(ctx, &e))?;
+    Ok(no_store(json::response(StatusCode::OK, &user)?))
+}
+
+/// `DELETE /v1/tenant/users/{id}` (owner, admin): erasure with a pseudonym (FR-TENANT-002).
+pub(super) async fn delete_user<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let by = acting_admin(ctx, req).await?;
+    let id = ctx.param("id").to_owned();
+    admin::erase_user(ctx.platform, &by, &id, &ctx.request_id)
+        .await
+        .map_err(|e| admin_problem(ctx, &e))?;
+    Ok(no_content())
+}
+
+/// `POST /v1/tenant/invitations {email, role, expires_in_days?}` -> 201 (FR-TENANT-001).
+pub(super) async fn invite<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let by = acting_admin(ctx, req).await?;
+    let body: InviteRequest = json::parse_body(req)?;
+    let email =
+        Email::parse(&body.email).map_err(|e| ApiError::invalid_field("email", e.to_string()))?;
+    let request = Invite {
+        email,
+        role: parse_role("role", &body.role)?,
+        expires_in_days: body.expires_in_days,
+    };
+    let base = public_base_url(ctx.platform, &super::tenants::request_origin(req));
+    let inv = invite::invite(ctx.platform, &by, &request, &base, &ctx.request_id)
+        .await
+        .map_err(|e| invite_problem(&e))?;
+    if let Some(e) = &inv.mail_error {
+        log(ctx, "invitation mail failed", "mail", &e.to_string());
+    }
+    Ok(no_store(json::response(StatusCode::CREATED, &inv)?))
+}
+
+/// `GET /v1/tenant/invitations` (owner, admin): pending and expired invitations.
+pub(super) async fn list_invitations<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let by = acting_admin(ctx, req).await?;
+    let items = invite::list_invitations(ctx.platform, &by, &ctx.request_id)
+        .await
+        .map_err(|e| invite_problem(&e))?;
+    Ok(no_store(json::response(
+        StatusCode::OK,
+        &serde_json::json!({ "items": items }),
+    )?))
+}
+
+/// `POST /v1/tenant/invitations/{id}/resend {expires_in_days?}` -> 201 (FR-TENANT-007).
+pub(super) async fn resend_invitation<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let by = acting_admin(ctx, req).await?;
+    let id = ctx.param("id").to_owned();
+    let body: ResendRequest = json::parse_optional_body(req)?;
+    let base = public_base_url(ctx.platform, &super::tenants::request_origin(req));
+    let inv = invite::resend(
+        ctx.platform,
+        &by,
+        &id,
+        body.expires_in_days,
+        &base,
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| invite_problem(&e))?;
+    if let Some(e) = &inv.mail_error {
+        log(ctx, "invitation mail failed", "mail", &e.to_string());
+    }
+    Ok(no_store(json::response(StatusCode::CREATED, &inv)?))
+}
+
+/// `PATCH /v1/tenant/plan {plan}` (owner only, FR-TENANT-003): the plan's default flags replace
+/// the tenant's non-overridden flags, and the flag snapshot is republished.
+pub(super) async fn update_plan<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_user(ctx, req).await?;
+    let c = &principal.claims;
+    let by = admin::load_actor(ctx.platform, &c.tid, &c.sub)
+        .await
+        .map_err(|e| admin_problem(ctx, &e))?;
+    if by.role != TenantRole::Owner {
+        return Err(ApiError::new(
+            ProblemType::AccessDenied,
+            "Only an owner changes the plan (FR-TENANT-003).",
+        )
+        .with_extension("reason", "owner_only".into()));
+    }
+    let body: PlanRequest = json::parse_body(req)?;
+    let plan =
+        Plan::parse(&body.plan).map_err(|e| ApiError::invalid_field("plan", e.to_string()))?;
+    let tenant_id = TenantId::parse(&by.tenant_id)
+        .map_err(|e| ApiError::internal(format!("tenant id of a token: {e}")))?;
+    let outcome = TenantService::update(
+        ctx.platform,
+        &by.actor(),
+        &tenant_id,
+        UpdateTenant {
+            plan: Some(plan),
+            ..UpdateTenant::default()
+        },
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| match &e {
+        UpdateTenantError::UnknownPlan { .. } => ApiError::invalid_field("plan", e.to_string()),
+        UpdateTenantError::NotFound { .. } => ApiError::not_found(format!("{e}.")),
+        UpdateTenantError::Gone { .. }
+        | UpdateTenantError::PendingDeletion { .. }
+        | UpdateTenantError::VersionConflict { .. }
+        | UpdateTenantError::ConcurrentChange => {
+            ApiError::new(ProblemType::Conflict, format!("{e}."))
+                .with_extension("reason", e.code().into())
+        }
+        UpdateTenantError::Storage(cause) => ApiError::internal(cause.to_string()),
+    })?;
+    json::response(
+        StatusCode::OK,
+        &serde_json::json!({
+            "tenant_id": outcome.tenant.id.as_str(),
+            "plan": outcome.tenant.plan.as_str(),
+            "changed": outcome.changed,
+            "flags_changed": outcome.flags_changed,
+        }),
+    )
+}
+
+/// `GET /v1/me/export`: the caller's personal data as JSON (CON-COMP-001 access, portability).
+pub(super) async fn export_me<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_user(ctx, req).await?;
+    let c = &principal.claims;
+    let data = privacy::export_user_data(ctx.platform, &c.tid, &c.sub, &ctx.request_id)
+        .await
+        .map_err(|e| admin_problem(ctx, &e))?;
+    let mut resp = no_store(json::response(StatusCode::OK, &data)?);
+    resp.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"edgeplane-personal-data.json\""),
+    );
+    Ok(resp)
+}
+
+/// `DELETE /v1/me`: the caller erases themselves (CON-COMP-001 erasure); the last owner cannot.
+pub(super) async fn delete_me<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_user(ctx, req).await?;
+    let c = &principal.claims;
+    let by = admin::load_actor(ctx.platform, &c.tid, &c.sub)
+        .await
+        .map_err(|e| admin_problem(ctx, &e))?;
+    let user_id = by.user_id.clone();
+    admin::erase_user(ctx.platform, &by, &user_id, &ctx.request_id)
+        .await
+        .map_err(|e| admin_problem(ctx, &e))?;
+    Ok(no_content())
+}

@@ -1,0 +1,924 @@
+//! Tenant user administration by owners and admins (UC-TENANT-USER-UPDATE,
+//! UC-TENANT-USER-STATUS-UPDATE, UC-TENANT-USER-DELETE; FR-TENANT-002/004/006): the user list
+//! (keyset pages on the tenant indexes), one user, role and status changes, and erasure.
+//!
+//! Rules, checked against D1 (an access token's role may be stale): the acting user must be an
+//! active owner or admin of the tenant; only an owner grants or removes `owner`; an admin acts on
+//! no owner; the tenant keeps at least one active owner (a guard inside the UPDATE itself, so two
+//! owners demoting each other at once cannot both win). Every role change, disable and deletion
+//! revokes the target's sessions in the same batch as the change, then writes the KV markers the
+//! edge reads (`session:{sid}:revoked`, `user:{id}:status`). Reads of personal data are audited
+//! too (CON-SEC-002).
+
+use serde::Serialize;
+
+use crate::audit::{self, Actor, AuditRecord};
+use crate::crypto;
+use crate::ports::{Clock, Kv, Platform, Random, Row, Sql, SqlError, Stmt};
+use crate::sessions::{
+    active_sids, mark_sessions_revoked, user_marker_key, SESSION_MARKER_TTL_SECS,
+};
+
+/// Default page size of the user list.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// Largest page size of the user list.
+pub const MAX_LIMIT: u32 = 100;
+/// Longest email search prefix, in characters.
+const MAX_QUERY_CHARS: usize = 254;
+
+/// A tenant role (FR-TENANT-004).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantRole {
+    /// Full access, including the plan.
+    Owner,
+    /// User management and configuration.
+    Admin,
+    /// The managed applications only.
+    User,
+}
+
+impl TenantRole {
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "owner" => Some(TenantRole::Owner),
+            "admin" => Some(TenantRole::Admin),
+            "user" => Some(TenantRole::User),
+            _ => None,
+        }
+    }
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TenantRole::Owner => "owner",
+            TenantRole::Admin => "admin",
+            TenantRole::User => "user",
+        }
+    }
+}
+
+/// A user's status (`users.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserStatus {
+    /// Invited, not accepted yet.
+    Invited,
+    /// Can sign in.
+    Active,
+    /// Blocked by an owner or admin (FR-TENANT-006).
+    Disabled,
+    /// Erased (FR-TENANT-002, CON-COMP-001): a pseudonymous tombstone.
+    Deleted,
+}
+
+impl UserStatus {
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "invited" => Some(UserStatus::Invited),
+            "active" => Some(UserStatus::Active),
+            "disabled" => Some(UserStatus::Disabled),
+            "deleted" => Some(UserStatus::Deleted),
+            _ => None,
+        }
+    }
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Invited => "invited",
+            UserStatus::Active => "active",
+            UserStatus::Disabled => "disabled",
+            UserStatus::Deleted => "deleted",
+        }
+    }
+}
+
+/// The acting tenant user, as D1 knows them now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantActor {
+    /// Their user id.
+    pub user_id: String,
+    /// Their tenant.
+    pub tenant_id: String,
+    /// Their current role.
+    pub role: TenantRole,
+}
+
+impl TenantActor {
+    /// The audit actor.
+    pub fn actor(&self) -> Actor {
+        Actor::user(&self.user_id)
+    }
+}
+
+/// Why an administration request was refused. Nothing was written unless said.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UserAdminError {
+    /// No such user in this tenant (ERR-RES-404: another tenant's user is not found either).
+    #[error("no such user in this tenant")]
+    NotFound,
+    /// The actor may not do this (ERR-AUTH-403); the reason is the code.
+    #[error("not allowed: {0}")]
+    Forbidden(&'static str),
+    /// The change would leave the tenant without an active owner (ERR-VAL-422).
+    #[error("the tenant must keep at least one active owner")]
+    LastOwner,
+    /// The user's state does not allow this change (ERR-VAL-422); the reason is the code.
+    #[error("the user cannot be changed this way: {0}")]
+    NotChangeable(&'static str),
+    /// The page size is out of range.
+    #[error("limit must be between 1 and {max}")]
+    InvalidLimit {
+        /// Largest allowed.
+        max: u32,
+    },
+    /// The cursor was not produced by this list (or by another filter).
+    #[error("cursor is not valid")]
+    InvalidCursor,
+    /// The search prefix is too long.
+    #[error("q must be at most 254 characters")]
+    QueryTooLong,
+    /// Another change of the user won the race; the caller may retry.
+    #[error("the user changed concurrently")]
+    ConcurrentChange,
+    /// The database failed; nothing was changed.
+    #[error("storage failed: {0}")]
+    Storage(#[from] SqlError),
+    /// D1 holds the change but an edge marker could not be written (repeat to retry).
+    #[error("changed, but the edge markers were not written: {0}")]
+    EdgePending(String),
+}
+
+impl UserAdminError {
+    /// A stable, searchable name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            UserAdminError::NotFound => "user_not_found",
+            UserAdminError::Forbidden(reason) | UserAdminError::NotChangeable(reason) => reason,
+            UserAdminError::LastOwner => "last_owner",
+            UserAdminError::InvalidLimit { .. } => "invalid_limit",
+            UserAdminError::InvalidCursor => "invalid_cursor",
+            UserAdminError::QueryTooLong => "query_too_long",
+            UserAdminError::ConcurrentChange => "concurrent_change",
+            UserAdminError::Storage(_) => "storage",
+            UserAdminError::EdgePending(_) => "edge_pending",
+        }
+    }
+}
+
+/// A tenant user as owners and admins see them. An erased user has no email or name, only
+/// the pseudonym their history resolves to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserView {
+    /// User id.
+    pub id: String,
+    /// Email; `None` once erased.
+    pub email: Option<String>,
+    /// Display name, if any.
+    pub display_name: Option<String>,
+    /// Tenant role.
+    pub role: String,
+    /// `invited`, `active`, `disabled` or `deleted`.
+    pub status: String,
+    /// Whether TOTP is on.
+    pub mfa_enabled: bool,
+    /// Set once erased (`erased-...`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pseudonym: Option<String>,
+    /// Created (unix ms).
+    pub created_at: i64,
+    /// Last changed (unix ms).
+    pub updated_at: i64,
+    /// Last sign-in (unix ms).
+    pub last_login_at: Option<i64>,
+    /// Optimistic-concurrency version.
+    #[serde(skip)]
+    pub version: i64,
+}
+
+macro_rules! user_columns {
+    () => {
+        "id, email, display_name, role, status, mfa_enabled, pseudonym, created_at, updated_at,
+         last_login_at, version"
+    };
+}
+
+impl UserView {
+    fn from_row(r: &Row) -> Result<Self, SqlError> {
+        Ok(UserView {
+            id: r.text("id")?,
+            email: r.opt_text("email")?,
+            display_name: r.opt_text("display_name")?,
+            role: r.text("role")?,
+            status: r.text("status")?,
+            mfa_enabled: r.i64("mfa_enabled")? != 0,
+            pseudonym: r.opt_text("pseudonym")?,
+            created_at: r.i64("created_at")?,
+            updated_at: r.i64("updated_at")?,
+            last_login_at: r.opt_i64("last_login_at")?,
+            version: r.i64("version")?,
+        })
+    }
+
+    fn role(&self) -> Option<TenantRole> {
+        TenantRole::parse(&self.role)
+    }
+
+    fn status(&self) -> Option<UserStatus> {
+        UserStatus::parse(&self.status)
+    }
+}
+
+/// Loads the acting user from D1 and checks they are an active owner or admin of `tenant_id`.
+pub async fn authorize_admin<P: Platform>(
+    p: &P,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<TenantActor, UserAdminError> {
+    let actor = load_actor(p, tenant_id, user_id).await?;
+    if actor.role == TenantRole::User {
+        return Err(UserAdminError::Forbidden("not_admin"));
+    }
+    Ok(actor)
+}
+
+/// Loads the acting user from D1 and checks they are active in `tenant_id` (any role).
+pub async fn load_actor<P: Platform>(
+    p: &P,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<TenantActor, UserAdminError> {
+    let user = load_user(p, tenant_id, user_id)
+        .await?
+        .ok_or(UserAdminError::Forbidden("not_active"))?;
+    match (user.status(), user.role()) {
+        (Some(UserStatus::Active), Some(role)) => Ok(TenantActor {
+            user_id: user.id,
+            tenant_id: tenant_id.to_owned(),
+            role,
+        }),
+        _ => Err(UserAdminError::Forbidden("not_active")),
+    }
+}
+
+/// One user of a tenant, `None` if the id is not a user of that tenant.
+pub(crate) async fn load_user<P: Platform>(
+    p: &P,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<Option<UserView>, SqlError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE id = ?1 AND tenant_id = ?2"
+            ))
+            .bind(user_id)
+            .bind(tenant_id),
+        )
+        .await?;
+    rows.first().map(UserView::from_row).transpose()
+}
+
+/// The filters and position of a user list request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListUsers {
+    /// Only this status (default: every status but `deleted`).
+    pub status: Option<UserStatus>,
+    /// Only this role.
+    pub role: Option<TenantRole>,
+    /// Email prefix, case-insensitive.
+    pub q: Option<String>,
+    /// From a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size (default [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`]).
+    pub limit: Option<u32>,
+}
+
+/// One page of users.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserPage {
+    /// The users, by id (or by email when searching).
+    pub items: Vec<UserView>,
+    /// Pass back as `cursor` for the next page; `None` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// The statement of one page (one row more than the page, to know whether another follows).
+/// Without a search it walks `users_tenant_status` (status filter) or `users_tenant_id` from
+/// the cursor's id; a search walks `users_tenant_email` over the bounded range
+/// `[q, q || U+10FFFF)` from the cursor's email. No OFFSET: a deep page costs what the first does.
+pub(crate) fn list_stmt(tenant_id: &str, req: &ListUsers) -> Result<Stmt, UserAdminError> {
+    let limit = page_limit(req.limit)?;
+    let fetch = i64::from(limit) + 1;
+    let q = req.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    if q.is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS) {
+        return Err(UserAdminError::QueryTooLong);
+    }
+    let cursor = req
+        .cursor
+        .as_deref()
+        .map(|c| decode_cursor(c, q.is_some()).ok_or(UserAdminError::InvalidCursor))
+        .transpose()?;
+    let role = req.role.map(TenantRole::as_str);
+    let stmt = match (q, req.status) {
+        (None, Some(status)) => Stmt::new(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE tenant_id = ?1 AND status = ?2 AND id > ?3
+               AND (?4 IS NULL OR role = ?4)
+             ORDER BY id LIMIT ?5"
+        ))
+        .bind(tenant_id)
+        .bind(status.as_str())
+        .bind(cursor.unwrap_or_default())
+        .bind(role)
+        .bind(fetch),
+        (None, None) => Stmt::new(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE tenant_id = ?1 AND id > ?2 AND status <> 'deleted'
+               AND (?3 IS NULL OR role = ?3)
+             ORDER BY id LIMIT ?4"
+        ))
+        .bind(tenant_id)
+        .bind(cursor.unwrap_or_default())
+        .bind(role)
+        .bind(fetch),
+        (Some(q), status) => {
+            let status = status.map(UserStatus::as_str);
+            match cursor {
+                None => Stmt::new(concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    " FROM users WHERE tenant_id = ?1 AND email >= ?2 AND email < ?3
+                       AND (?4 IS NULL OR status = ?4) AND (?5 IS NULL OR role = ?5)
+                     ORDER BY email LIMIT ?6"
+                ))
+                .bind(tenant_id)
+                .bind(q.to_owned()),
+                Some(after) => Stmt::new(concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    " FROM users WHERE tenant_id = ?1 AND email > ?2 AND email < ?3
+                       AND (?4 IS NULL OR status = ?4) AND (?5 IS NULL OR role = ?5)
+                     ORDER BY email LIMIT ?6"
+                ))
+                .bind(tenant_id)
+                .bind(after),
+            }
+            .bind(prefix_end(q))
+            .bind(status)
+            .bind(role)
+            .bind(fetch)
+        }
+    };
+    Ok(stmt)
+}
+
+fn page_limit(limit: Option<u32>) -> Result<u32, UserAdminError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(UserAdminError::InvalidLimit { max: MAX_LIMIT });
+    }
+    Ok(limit)
+}
+
+/// The exclusive upper bound of a prefix range: the prefix followed by the largest character.
+fn prefix_end(q: &str) -> String {
+    let mut end = String::with_capacity(q.len() + 4);
+    end.push_str(q);
+    end.push(char::MAX);
+    end
+}
+
+/// `i:<id>` for id order, `e:<email>` for search order, base64url.
+fn encode_cursor(key: &str, search: bool) -> String {
+    let tag = if search { "e" } else { "i" };
+    crypto::b64url_encode(format!("{tag}:{key}").as_bytes())
+}
+
+fn decode_cursor(cursor: &str, search: bool) -> Option<String> {
+    if cursor.len() > 400 {
+        return None;
+    }
+    let text = String::from_utf8(crypto::b64url_decode(cursor)?).ok()?;
+    let (tag, key) = text.split_once(':')?;
+    let want = if search { "e" } else { "i" };
+    (tag == want && !key.is_empty()).then(|| key.to_owned())
+}
+
+/// Lists a tenant's users (owner, admin): a keyset page, audited as `user.list` (a read of
+/// personal data, CON-SEC-002; the search text is not recorded).
+pub async fn list_users<P: Platform>(
+    p: &P,
+    by: &TenantActor,
+    req: &ListUsers,
+    request_id: &str,
+) -> Result<UserPage, UserAdminError> {
+    let stmt = list_stmt(&by.tenant_id, req)?;
+    let limit = usize::try_from(page_limit(req.limit)?).unwrap_or(usize::MAX);
+    let searching = req.q.as_deref().is_some_and(|q| !q.trim().is_empty());
+    let rows = p.sql().query(stmt).await?;
+    let mut items = rows
+        .iter()
+        .map(UserView::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next_cursor = match items.last() {
+        Some(last) if more && searching => last.email.as_deref().map(|e| encode_cursor(e, true)),
+        Some(last) if more => Some(encode_cursor(&last.id, false)),
+        _ => None,
+    };
+    let rec = AuditRecord::success(
+        "user.list",
+        &by.actor(),
+        Some(&by.tenant_id),
+        "users",
+        Some(request_id),
+    )
+    .with("count", items.len())
+    .with("status", req.status.map(UserStatus::as_str))
+    .with("role", req.role.map(TenantRole::as_str))
+    .with("search", searching);
+    audit::record(p, &rec).await?;
+    Ok(UserPage { items, next_cursor })
+}
+
+/// One user of the actor's tenant, audited as `user.read` (CON-SEC-002).
+pub async fn get_user<P: Platform>(
+    p: &P,
+    by: &TenantActor,
+    user_id: &str,
+    request_id: &str,
+) -> Result<UserView, UserAdminError> {
+    let user = load_user(p, &by.tenant_id, user_id)
+        .await?
+        .ok_or(UserAdminError::NotFound)?;
+    let rec = AuditRecord::success(
+        "user.read",
+        &by.actor(),
+        Some(&by.tenant_id),
+        format!("user:{user_id}"),
+        Some(request_id),
+    );
+    audit::record(p, &rec).await?;
+    Ok(user)
+}
+
+/// A role and/or status change; absent fields stay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpdateUser {
+    /// New role.
+    pub role: Option<TenantRole>,
+    /// New status: `Active` (enable) or `Disabled` (disable) only.
+    pub status: Option<UserStatus>,
+}
+
+/// The audit row of `record` written only if user `user_id` has `version` when it runs: placed
+/// after the guarded UPDATE that moves the user to `version`, it exists exactly when that did.
+fn outbox_insert_if_user_version(
+    record: &AuditRecord,
+    id: &str,
+    now_ms: i64,
+    user_id: &str,
+    version: i64,
+) -> Stmt {
+    Stmt::new(
+        "INSERT INTO audit_outbox (id, occurred_at, tenant_id, actor_id, actor_type, action,
+           resource, outcome, request_id, metadata)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+         WHERE EXISTS (SELECT 1 FROM users WHERE id = ?11 AND version = ?12)",
+    )
+    .bind(id)
+    .bind(now_ms)
+    .bind(record.tenant_id.as_deref())
+    .bind(&record.actor_id)
+    .bind(record.actor_type.as_str())
+    .bind(record.action)
+    .bind(&record.resource)
+    .bind(record.outcome.as_str())
+    .bind(record.request_id.as_deref())
+    .bind(record.metadata_json())
+    .bind(user_id)
+    .bind(version)
+}
+
+/// Audits a refusal by `by` of `action` on the user (outcome failure) and returns the error.
+async fn refuse<P: Platform>(
+    p: &P,
+    by: &TenantActor,
+    action: &'static str,
+    user_id: &str,
+    request_id: &str,
+    e: UserAdminError,
+) -> UserAdminError {
+    let rec = AuditRecord::failure(
+        action,
+        &by.actor(),
+        Some(&by.tenant_id),
+        format!("user:{user_id}"),
+        Some(request_id),
+    )
+    .with("reason", e.code());
+    audit::record_refusal(p, &rec).await;
+    e
+}
+
+/// Whether the tenant has an active owner other than `user_id`.
+async fn other_owner_exists<P: Platform>(
+    p: &P,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<bool, SqlError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT 1 AS found FROM users
+                 WHERE tenant_id = ?1 AND role = 'owner' AND status = 'active' AND id <> ?2
+                 LIMIT 1",
+            )
+            .bind(tenant_id)
+            .bind(user_id),
+        )
+        .await?;
+    Ok(!rows.is_empty())
+}
+
+/// The rules every action of `by` on `target` obeys: an admin acts on no owner.
+fn check_may_act(by: &TenantActor, target: &UserView) -> Result<(), UserAdminError> {
+    if by.role != TenantRole::Owner && target.role() == Some(TenantRole::Owner) {
+        return Err(UserAdminError::Forbidden("target_is_owner"));
+    }
+    Ok(())
+}
+
+/// Changes a user's role and/or status (FR-TENANT-004, FR-TENANT-006). A role change or a
+/// disable revokes every session of the user in the same batch (audited `user.role_update`,
+/// `user.status_update`), then marks the sessions revoked at the edge; a disable also writes
+/// the `user:{id}:status` marker `disabled`, an enable removes it.
+pub async fn update_user<P: Platform>(
+    p: &P,
+    by: &TenantActor,
+    user_id: &str,
+    change: UpdateUser,
+    request_id: &str,
+) -> Result<UserView, UserAdminError> {
+    const ACTION: &str = "user.update";
+    let target = load_user(p, &by.tenant_id, user_id)
+        .await?
+        .ok_or(UserAdminError::NotFound)?;
+    let (Some(old_role), Some(old_status)) = (target.role(), target.status()) else {
+        return Err(UserAdminError::NotFound);
+    };
+    if old_status == UserStatus::Deleted {
+        return Err(UserAdminError::NotChangeable("user_deleted"));
+    }
+    if let Err(e) = check_may_act(by, &target) {
+        return Err(refuse(p, by, ACTION, user_id, request_id, e).await);
+    }
+    let new_role = change.role.unwrap_or(old_role);
+    let new_status = change.status.unwrap_or(old_status);
+    if new_role == TenantRole::Owner
+        && old_role != TenantRole::Owner
+        && by.role != TenantRole::Owner
+    {
+        let e = UserAdminError::Forbidden("owner_only");
+        return Err(refuse(p, by, ACTION, user_id, request_id, e).await);
+    }
+    if !matches!(new_status, UserStatus::Active | UserStatus::Disabled) && new_status != old_status
+    {
+        return Err(UserAdminError::NotChangeable("invalid_status"));
+    }
+    if old_status == UserStatus::Invited && new_status != old_status {
+        return Err(UserAdminError::NotChangeable("user_invited"));
+    }
+    let role_changed = new_role != old_role;
+    let status_changed = new_status != old_status;
+    if !role_changed && !status_changed {
+        return Ok(target);
+    }
+    let loses_owner = old_role == TenantRole::Owner
+        && old_status == UserStatus::Active
+        && (new_role != TenantRole::Owner || new_status != UserStatus::Active);
+    if loses_owner && !other_owner_exists(p, &by.tenant_id, user_id).await? {
+        let e = UserAdminError::LastOwner;
+        return Err(refuse(p, by, ACTION, user_id, request_id, e).await);
+    }
+    let revoke = role_changed || new_status == UserStatus::Disabled;
+    let sids = if revoke {
+        active_sids(p, user_id).await?
+    } else {
+        Vec::new()
+    };
+    let now = p.clock().now_ms();
+    let new_version = target.version + 1;
+    let mut stmts = vec![Stmt::new(
+        "UPDATE users SET role = ?3, status = ?4, updated_at = ?5, version = version + 1
+         WHERE id = ?1 AND tenant_id = ?2 AND version = ?6
+           AND (?7 = 0 OR EXISTS (SELECT 1 FROM users o WHERE o.tenant_id = ?2
+                AND o.role = 'owner' AND o.status = 'active' AND o.id <> ?1))",
+    )
+    .bind(user_id)
+    .bind(by.tenant_id.as_str())
+    .bind(new_role.as_str())
+    .bind(new_status.as_str())
+    .bind(now)
+    .bind(target.version)
+    .bind(loses_owner)];
+    if role_changed && old_status == UserStatus::Invited {
+        // The pending invitation carries the role the acceptance reports.
+        stmts.push(
+            Stmt::new(
+                "UPDATE invitations SET role = ?2 WHERE user_id = ?1 AND status = 'pending'
+                   AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?3)",
+            )
+            .bind(user_id)
+            .bind(new_role.as_str())
+            .bind(new_version),
+        );
+    }
+    if revoke {
+        let reason = if role_changed {
+            "role_change"
+        } else {
+            "user_disabled"
+        };
+        stmts.push(
+            Stmt::new(
+                "UPDATE sessions SET status = 'revoked', revoked_at = ?2, revoked_reason = ?3
+                 WHERE user_id = ?1 AND status = 'active'
+                   AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?4)",
+            )
+            .bind(user_id)
+            .bind(now)
+            .bind(reason)
+            .bind(new_version),
+        );
+    }
+    let resource = format!("user:{user_id}");
+    if role_changed {
+        let rec = AuditRecord::success(
+            "user.role_update",
+            &by.actor(),
+            Some(&by.tenant_id),
+            resource.as_str(),
+            Some(request_id),
+        )
+        .with("from", old_role.as_str())
+        .with("to", new_role.as_str())
+        .with("sessions_revoked", sids.len());
+        stmts.push(outbox_insert_if_user_version(
+            &rec,
+            &audit::new_event_id(p),
+            now,
+            user_id,
+            new_version,
+        ));
+    }
+    if status_changed {
+        let rec = AuditRecord::success(
+            "user.status_update",
+            &by.actor(),
+            Some(&by.tenant_id),
+            resource.as_str(),
+            Some(request_id),
+        )
+        .with("from", old_status.as_str())
+        .with("to", new_status.as_str())
+        .with("sessions_revoked", sids.len());
+        stmts.push(outbox_insert_if_user_version(
+            &rec,
+            &audit::new_event_id(p),
+            now,
+            user_id,
+            new_version,
+        ));
+    }
+    let counts = p.sql().batch(stmts).await?;
+    if counts.first().copied() != Some(1) {
+        if loses_owner && !other_owner_exists(p, &by.tenant_id, user_id).await? {
+            let e = UserAdminError::LastOwner;
+            return Err(refuse(p, by, ACTION, user_id, request_id, e).await);
+        }
+        return Err(UserAdminError::ConcurrentChange);
+    }
+    let mut edge = mark_sessions_revoked(p, &sids).await;
+    if status_changed {
+        let marker = user_marker_key(user_id);
+        let r = if new_status == UserStatus::Disabled {
+            p.kv()
+                .put(&marker, b"disabled", Some(SESSION_MARKER_TTL_SECS))
+                .await
+        } else {
+            p.kv().delete(&marker).await
+        };
+        edge = edge.and(r);
+    }
+    edge.map_err(|e| UserAdminError::EdgePending(e.to_string()))?;
+    Ok(UserView {
+        role: new_role.as_str().to_owned(),
+        status: new_status.as_str().to_owned(),
+        updated_at: now,
+        version: new_version,
+        ..target
+    })
+}
+
+/// What an erasure did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erased {
+    /// The pseudonym the user's history now resolves to.
+    pub pseudonym: String,
+    /// False when the user was already erased (nothing written).
+    pub changed: bool,
+    /// Sessions that were active and are now revoked.
+    pub sessions_revoked: usize,
+}
+
+/// A fresh pseudonym: `erased-` and 12 hex digits of a hash of the id and 16 random bytes, so it
+/// cannot be recomputed from the id.
+fn pseudonym<R: Random>(random: &R, user_id: &str) -> String {
+    let mut salt = [0u8; 16];
+    random.fill(&mut salt);
+    let mut data = user_id.as_bytes().to_vec();
+    data.extend_from_slice(&salt);
+    let hex = crypto::sha256_hex(&data);
+    format!("erased-{}", hex.get(..12).unwrap_or(&hex))
+}
+
+/// Deletes a user by erasure (FR-TENANT-002, CON-COMP-001 right to erasure), by an owner or admin
+/// of the tenant or by the user themselves: one batch scrubs email, name and credentials (password
+/// and its history, TOTP, recovery codes, WebAuthn, reset tokens, sign-in flows), sets status
+/// `deleted` with a pseudonym, revokes every session and pending invitation, replaces the email
+/// on past invitations with the pseudonym, drops dev-outbox mail to the address, and audits
+/// `user.delete`. The row stays, so audit and billing history naming `user:{id}` still resolves
+/// (to the pseudonym). Then the edge markers: `user:{id}:status` = `deleted` and each session.
+pub async fn erase_user<P: Platform>(
+    p: &P,
+    by: &TenantActor,
+    user_id: &str,
+    request_id: &str,
+) -> Result<Erased, UserAdminError> {
+    const ACTION: &str = "user.delete";
+    let target = load_user(p, &by.tenant_id, user_id)
+        .await?
+        .ok_or(UserAdminError::NotFound)?;
+    if target.status() == Some(UserStatus::Deleted) {
+        return Ok(Erased {
+            pseudonym: target.pseudonym.unwrap_or_default(),
+            changed: false,
+            sessions_revoked: 0,
+        });
+    }
+    let by_self = by.user_id == target.id;
+    if !by_self {
+        if by.role == TenantRole::User {
+            let e = UserAdminError::Forbidden("not_admin");
+            return Err(refuse(p, by, ACTION, user_id, request_id, e).await);
+        }
+        if let Err(e) = check_may_act(by, &target) {
+            return Err(refuse(p, by, ACTION, user_id, request_id, e).await);
+        }
+    }
+    let loses_owner =
+        target.role() == Some(TenantRole::Owner) && target.status() == Some(UserStatus::Active);
+    if loses_owner && !other_owner_exists(p, &by.tenant_id, user_id).await? {
+        let e = UserAdminError::LastOwner;
+        return Err(refuse(p, by, ACTION, user_id, request_id, e).await);
+    }
+    let sids = active_sids(p, user_id).await?;
+    let now = p.clock().now_ms();
+    let alias = pseudonym(p.random(), user_id);
+    let v = target.version + 1;
+    let rec = AuditRecord::success(
+        ACTION,
+        &by.actor(),
+        Some(&by.tenant_id),
+        format!("user:{user_id}"),
+        Some(request_id),
+    )
+    .with("pseudonym", alias.as_str())
+    .with("erasure", if by_self { "self" } else { "admin" })
+    .with("sessions_revoked", sids.len());
+    // Every statement after the first runs only if the first erased the row (guard on the new
+    // version and status), so a lost race or the last-owner guard leaves nothing half done.
+    let mut stmts = vec![
+        Stmt::new(
+            "UPDATE users SET email = NULL, display_name = NULL, password_hash = NULL,
+               password_changed_at = NULL, mfa_enabled = 0, totp_secret_enc = NULL,
+               totp_last_step = NULL, failed_logins = 0, locked_until = NULL,
+               external_issuer = NULL, external_subject = NULL, status = 'deleted',
+               pseudonym = ?3, erased_at = ?4, updated_at = ?4, version = version + 1
+             WHERE id = ?1 AND tenant_id = ?2 AND version = ?5
+               AND (?6 = 0 OR EXISTS (SELECT 1 FROM users o WHERE o.tenant_id = ?2
+                    AND o.role = 'owner' AND o.status = 'active' AND o.id <> ?1))",
+        )
+        .bind(user_id)
+        .bind(by.tenant_id.as_str())
+        .bind(alias.as_str())
+        .bind(now)
+        .bind(target.version)
+        .bind(loses_owner),
+        Stmt::new(
+            "UPDATE sessions SET status = 'revoked', revoked_at = ?2, revoked_reason = 'user_deleted'
+             WHERE user_id = ?1 AND status = 'active'
+               AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?3 AND status = 'deleted')",
+        )
+        .bind(user_id)
+        .bind(now)
+        .bind(v),
+        Stmt::new(
+            "DELETE FROM password_history WHERE user_id = ?1
+               AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
+        )
+        .bind(user_id)
+        .bind(v),
+        Stmt::new(
+            "DELETE FROM mfa_recovery_codes WHERE user_id = ?1
+               AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
+        )
+        .bind(user_id)
+        .bind(v),
+        Stmt::new(
+            "DELETE FROM webauthn_credentials WHERE user_id = ?1
+               AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
+        )
+        .bind(user_id)
+        .bind(v),
+        Stmt::new(
+            "DELETE FROM password_reset_tokens WHERE user_id = ?1
+               AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
+        )
+        .bind(user_id)
+        .bind(v),
+        Stmt::new(
+            "DELETE FROM auth_flows WHERE user_id = ?1
+               AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
+        )
+        .bind(user_id)
+        .bind(v),
+        Stmt::new(
+            "UPDATE invitations SET status = 'revoked', revoked_at = ?2
+             WHERE user_id = ?1 AND status = 'pending'
+               AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?3 AND status = 'deleted')",
+        )
+        .bind(user_id)
+        .bind(now)
+        .bind(v),
+        Stmt::new(
+            "UPDATE invitations SET email = ?2 WHERE user_id = ?1
+               AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?3 AND status = 'deleted')",
+        )
+        .bind(user_id)
+        .bind(alias.as_str())
+        .bind(v),
+    ];
+    if let Some(email) = &target.email {
+        stmts.push(
+            Stmt::new(
+                "DELETE FROM mail_outbox WHERE to_addr = ?1
+                   AND EXISTS (SELECT 1 FROM users WHERE id = ?2 AND version = ?3 AND status = 'deleted')",
+            )
+            .bind(email.as_str())
+            .bind(user_id)
+            .bind(v),
+        );
+    }
+    stmts.push(outbox_insert_if_user_version(
+        &rec,
+        &audit::new_event_id(p),
+        now,
+        user_id,
+        v,
+    ));
+    let counts = p.sql().batch(stmts).await?;
+    if counts.first().copied() != Some(1) {
+        if loses_owner && !other_owner_exists(p, &by.tenant_id, user_id).await? {
+            let e = UserAdminError::LastOwner;
+            return Err(refuse(p, by, ACTION, user_id, request_id, e).await);
+        }
+        return Err(UserAdminError::ConcurrentChange);
+    }
+    let marker = p
+        .kv()
+        .put(
+            &user_marker_key(user_id),
+            b"deleted",
+            Some(SESSION_MARKER_TTL_SECS),
+        )
+        .await;
+    marker
+        .and(mark_sessions_revoked(p, &sids).await)
+        .map_err(|e| UserAdminError::EdgePending(e.to_string()))?;
+    Ok(Erased {
+        pseudonym: alias,
+        changed: true,
+        sessions_revoked: sids.len(),
+    })
+}
