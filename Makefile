@@ -14,7 +14,7 @@ SPIN_HOST := tests/spin-host/target/debug/spin-test-host
 
 .PHONY: help tools worker spin spin-host dev test unit lint fmt check-core-deps check-spin-imports \
         contract reliability deploy-check bench bench-flags bench-scale bench-events verify-events \
-        clean
+        clean bench-users
 
 help:
 	@echo "make dev    build and run Edgeplane locally (wrangler dev) with a seeded demo"
@@ -113,6 +113,11 @@ bench-scale: worker
 # Event ingestion (batches of 1 and 100, durable ack) and the auditor's CSV export rate.
 bench-events: worker
 	@node bench/events.mjs
+
+# FR-TENANT-004: the tenant user list with 10,000 users in one tenant (first page, deep cursor
+# page, status filter, email prefix search).
+bench-users: worker
+	@node bench/users.mjs
 
 clean:
 	cargo clean
