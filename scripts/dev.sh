@@ -160,6 +160,14 @@ Try:
   curl -s -H "Authorization: Bearer \$AUD" "$BASE/v1/audit/verify?tenant=$tenant_id"      # hash chain
   curl -s "$BASE/__scheduled?cron=*/5+*+*+*+*"   # fire the cron trigger
   curl -s -X POST -H "Authorization: Bearer $cron_secret" $BASE/internal/scheduled
+  # tenant administration by the owner (sign in again after the logout above)
+  AT=\$(curl -s -X POST -H 'Content-Type: application/json' -d '{"tenant":"demo","email":"owner@demo.example","password":"$owner_password"}' $BASE/v1/auth/login | node -p 'JSON.parse(require("fs").readFileSync(0)).access_token')
+  curl -s -X POST -H "Authorization: Bearer \$AT" -H 'Content-Type: application/json' \\
+       -d '{"email":"ana@demo.example","role":"admin","expires_in_days":7}' $BASE/v1/tenant/invitations   # 409 the second time
+  curl -s "$BASE/__dev/mail?to=ana@demo.example"                                  # the invitation mail (dev outbox)
+  curl -s -H "Authorization: Bearer \$AT" "$BASE/v1/tenant/users?limit=20"          # also status=, role=, q= (email prefix), cursor=
+  curl -s -H "Authorization: Bearer \$AT" $BASE/v1/tenant/invitations               # pending and expired; POST .../{id}/resend
+  curl -s -H "Authorization: Bearer \$AT" $BASE/v1/me/export                        # personal data export (CON-COMP-001)
 
 Ctrl-C stops the server.
 TXT
