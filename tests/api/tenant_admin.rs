@@ -19,6 +19,7 @@ crate::contract_tests![
     other_tenants_ids_are_404_on_every_route,
     export_then_erasure_keeps_a_pseudonymous_audit_trail_con_comp_001,
     only_owners_change_the_plan_fr_tenant_003,
+    suspension_ends_sessions_for_good_fr_ops_001,
 ];
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -694,5 +695,42 @@ fn only_owners_change_the_plan_fr_tenant_003(app: &TestApp) -> Result<(), String
         Some(&op),
         None,
     )?;
+    Ok(())
+}
+
+fn suspension_ends_sessions_for_good_fr_ops_001(app: &TestApp) -> Result<(), String> {
+    let t = tenant(app)?;
+    let key = introspection_key(app)?;
+    let pair = login(app, &t.domain, &t.owner.email)?.expect_json(200)?;
+    let op = app.operator_token("operator", "e2e-operator")?;
+    send(
+        app,
+        "POST",
+        &format!("/v1/tenants/{}/suspend", t.id),
+        Some(&op),
+        None,
+    )?
+    .expect_json(200)?;
+    send(
+        app,
+        "POST",
+        &format!("/v1/tenants/{}/activate", t.id),
+        Some(&op),
+        None,
+    )?
+    .expect_json(200)?;
+    for token in [&t.owner.access, &str_of(&pair["access_token"])] {
+        ensure_eq!(
+            active(app, &key, token)?,
+            Some(false),
+            "a token from before the suspension"
+        );
+    }
+    let body = json!({ "refresh_token": str_of(&pair["refresh_token"]) });
+    let resp = send(app, "POST", "/v1/auth/refresh", None, Some(&body))?;
+    assert_problem(&resp, 401, "invalid-credentials")?;
+    // Signing in again works.
+    let fresh = access_token(app, &t.domain, &t.owner.email)?;
+    ensure_eq!(active(app, &key, &fresh)?, Some(true), "a new session");
     Ok(())
 }

@@ -277,6 +277,27 @@ fn revoke_sessions(tenant_id: &str, version: i64, now: i64, reason: &str) -> Stm
     .bind(version)
 }
 
+/// The sessions of a tenant that may still hold an unexpired access token: active, and started
+/// or rotated within the access-token lifetime (a token is only issued then). Their markers are
+/// written after a suspension (FR-OPS-001), so that the tokens stay refused once the tenant is
+/// activated again, instead of working again until they expire.
+async fn live_sids<P: Platform>(p: &P, tenant_id: &str, now: i64) -> Result<Vec<String>, SqlError> {
+    let since = now - crate::tokens::ACCESS_TOKEN_TTL_SECS * 1000;
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT DISTINCT family_id FROM sessions
+                 WHERE tenant_id = ?1 AND status = 'active'
+                   AND (created_at >= ?2 OR last_used_at >= ?2)",
+            )
+            .bind(tenant_id)
+            .bind(since),
+        )
+        .await?;
+    rows.iter().map(|r| r.text("family_id")).collect()
+}
+
 /// Audits a refused transition (a conflict with the tenant's state).
 async fn refuse<P: Platform>(
     p: &P,
@@ -332,6 +353,7 @@ impl TenantService {
             }
             let now = p.clock().now_ms();
             let tid = id.as_str();
+            let sids = live_sids(p, tid, now).await?;
             let mut rec = AuditRecord::success(
                 "tenant.suspend",
                 actor,
@@ -370,7 +392,10 @@ impl TenantService {
                     version: t.version + 1,
                     ..t
                 };
-                let edge = write_marker(p, id, tenant.status).await;
+                let mut edge = write_marker(p, id, tenant.status).await;
+                if let Err(error) = crate::sessions::mark_sessions_revoked(p, &sids).await {
+                    edge = EdgeSync::Pending { error };
+                }
                 return Ok(StatusChange {
                     tenant,
                     changed: true,

@@ -572,3 +572,52 @@ fn invite_expire_resend_fr_tenant_001_fr_tenant_007() {
         assert!(plan.contains("invitations_pending_expires"), "{plan}");
     });
 }
+
+/// FR-OPS-001: a suspension revokes the tenant's sessions in D1 and marks the recent ones at the
+/// edge, so their access tokens stay refused after the tenant is activated again.
+#[test]
+fn suspension_marks_live_sessions_revoked_fr_ops_001() {
+    block_on(async {
+        let p = platform().await;
+        add_user(&p, T, "owner-1", "owner", "active");
+        p.sql
+            .exec_raw(&format!(
+                "INSERT INTO sessions (id, tenant_id, user_id, family_id, refresh_token_hash, created_at, expires_at)
+                 VALUES ('s-new', '{T}', 'owner-1', 's-new', 'rt-new', {now}, {exp}),
+                        ('s-old', '{T}', 'owner-1', 's-old', 'rt-old', {old}, {exp})",
+                now = START_MS - 60_000,
+                old = START_MS - 3_600_000,
+                exp = START_MS * 2
+            ))
+            .unwrap();
+        let id = crate::tenants::TenantId::parse(T).unwrap();
+        let op = crate::audit::Actor::operator("op");
+        crate::tenants::TenantService::suspend(&p, &op, &id, None, "r")
+            .await
+            .unwrap();
+        crate::tenants::TenantService::activate(&p, &op, &id, "r")
+            .await
+            .unwrap();
+        assert!(p
+            .kv
+            .get(&session_marker_key("s-new"), None)
+            .await
+            .unwrap()
+            .is_some());
+        // An hour-old session holds no unexpired access token: no marker needed, D1 revoked it.
+        assert!(p
+            .kv
+            .get(&session_marker_key("s-old"), None)
+            .await
+            .unwrap()
+            .is_none());
+        for sid in ["s-new", "s-old"] {
+            assert_eq!(
+                one(&p, "SELECT status AS v FROM sessions WHERE id = ?1", sid)
+                    .await
+                    .as_deref(),
+                Some("revoked")
+            );
+        }
+    });
+}
