@@ -426,8 +426,8 @@ pub async fn list_invitations<P: Platform>(
 }
 
 /// The expiry job (FR-TENANT-001): pending invitations whose expiry is at or before `now` are
-/// marked `expired`, each audited `invitation.expire` by the system, at most [`EXPIRY_BATCH`]
-/// per run. Returns how many were marked.
+/// marked `expired`, each audited `invitation.expire` by the system at its expiry time, at most
+/// [`EXPIRY_BATCH`] per run. Returns how many were marked.
 pub async fn expire_due<P: Platform>(p: &P, now: i64) -> Result<u64, SqlError> {
     let rows = p.sql().query(expire_due_stmt(now)).await?;
     if rows.is_empty() {
@@ -438,6 +438,8 @@ pub async fn expire_due<P: Platform>(p: &P, now: i64) -> Result<u64, SqlError> {
     for r in &rows {
         let id = r.text("id")?;
         let tenant_id = r.text("tenant_id")?;
+        // The fact dates from the expiry itself, not from whenever the job noticed it.
+        let expired_at = r.i64("expires_at")?;
         let rec = AuditRecord::success(
             "invitation.expire",
             &actor,
@@ -451,7 +453,11 @@ pub async fn expire_due<P: Platform>(p: &P, now: i64) -> Result<u64, SqlError> {
             )
             .bind(id.as_str()),
         );
-        stmts.push(audit::outbox_insert(&rec, &audit::new_event_id(p), now));
+        stmts.push(audit::outbox_insert(
+            &rec,
+            &audit::new_event_id(p),
+            expired_at,
+        ));
     }
     let counts = p.sql().batch(stmts).await?;
     Ok(counts.iter().step_by(2).sum())
@@ -460,7 +466,7 @@ pub async fn expire_due<P: Platform>(p: &P, now: i64) -> Result<u64, SqlError> {
 /// The due pending invitations, on the partial index `invitations_pending_expires`.
 pub(crate) fn expire_due_stmt(now: i64) -> Stmt {
     Stmt::new(
-        "SELECT id, tenant_id FROM invitations
+        "SELECT id, tenant_id, expires_at FROM invitations
          WHERE status = 'pending' AND expires_at <= ?1
          ORDER BY expires_at LIMIT ?2",
     )
