@@ -709,6 +709,14 @@ pub(super) async fn revoke_user_sessions<P: Platform>(
 ) -> Result<Response, ApiError> {
     let principal = require_tenant_admin(ctx, req).await?;
     let c = &principal.claims;
+    // The token's role may be stale: the database says whether the caller is still an admin.
+    users::admin::authorize_admin(ctx.platform, &c.tid, &c.sub)
+        .await
+        .map_err(|e| match e {
+            users::admin::UserAdminError::Storage(cause) => ApiError::internal(cause.to_string()),
+            e => ApiError::new(ProblemType::AccessDenied, format!("{e}."))
+                .with_extension("reason", e.code().into()),
+        })?;
     let user_id = ctx.param("id").to_owned();
     let revoked = sessions::revoke_all_sessions(
         ctx.platform,
