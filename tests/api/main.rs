@@ -47,6 +47,7 @@ mod health;
 mod helpers;
 mod http_contract;
 mod scheduled;
+mod sso;
 mod tenants;
 
 use std::io::Write;
@@ -87,6 +88,7 @@ const SUITES: &[(&str, &[Test])] = &[
     ("flags", flags::TESTS),
     ("auth", auth::TESTS),
     ("events", events::TESTS),
+    ("sso", sso::TESTS),
 ];
 
 /// Deliberate skips: (runtime or `*`, `module::test`, reason). Printed on every run.

@@ -4,6 +4,7 @@ use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
 use super::router::RouteId;
+use super::sso;
 use super::{
     apps, events, flags, identity, json, openapi, tenants, ApiError, Ctx, Request, Response,
 };
@@ -77,6 +78,11 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::DevBlobGet => events::dev_blob_get(ctx, &req).await,
         RouteId::DevBlobPut => events::dev_blob_put(ctx, &req).await,
         RouteId::TenantOwnFlags => flags::own_list(ctx, &req).await,
+        RouteId::SsoConfigGet => sso::get_config(ctx, &req).await,
+        RouteId::SsoConfigPut => sso::put_config(ctx, &req).await,
+        RouteId::SsoConfigDelete => sso::delete_config(ctx, &req).await,
+        RouteId::SsoStart => sso::start(ctx, &req).await,
+        RouteId::SsoCallback => sso::callback(ctx, &req).await,
     }
 }
 

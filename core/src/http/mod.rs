@@ -13,6 +13,7 @@ mod flags;
 mod handlers;
 mod identity;
 mod operator;
+mod sso;
 mod tenants;
 
 #[cfg(test)]

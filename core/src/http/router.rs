@@ -129,6 +129,16 @@ pub enum RouteId {
     DevBlobPut,
     /// `GET /v1/tenant/flags`: owners and admins read their tenant's flags (FR-FLAG-001).
     TenantOwnFlags,
+    /// `GET /v1/tenant/sso`: the tenant's SSO configuration, no secret (owner; FR-AUTH-003).
+    SsoConfigGet,
+    /// `PUT /v1/tenant/sso`: configure SSO, checked by discovery (owner; FR-AUTH-003).
+    SsoConfigPut,
+    /// `DELETE /v1/tenant/sso`: remove the SSO configuration (owner; FR-AUTH-003).
+    SsoConfigDelete,
+    /// `GET /v1/auth/sso/start`: redirect to the tenant's IdP (FR-AUTH-003).
+    SsoStart,
+    /// `GET /v1/auth/sso/callback`: the IdP's redirect back; signs the user in (FR-AUTH-003).
+    SsoCallback,
 }
 
 /// One route: method, path template (OpenAPI syntax), handler.
@@ -206,6 +216,11 @@ pub const ROUTES: &[Route] = &[
     Route { method: Method::GET,    path: "/__dev/blobs",                   id: RouteId::DevBlobGet },
     Route { method: Method::PUT,    path: "/__dev/blobs",                   id: RouteId::DevBlobPut },
     Route { method: Method::GET,    path: "/v1/tenant/flags",               id: RouteId::TenantOwnFlags },
+    Route { method: Method::GET,    path: "/v1/tenant/sso",                 id: RouteId::SsoConfigGet },
+    Route { method: Method::PUT,    path: "/v1/tenant/sso",                 id: RouteId::SsoConfigPut },
+    Route { method: Method::DELETE, path: "/v1/tenant/sso",                 id: RouteId::SsoConfigDelete },
+    Route { method: Method::GET,    path: "/v1/auth/sso/start",             id: RouteId::SsoStart },
+    Route { method: Method::GET,    path: "/v1/auth/sso/callback",          id: RouteId::SsoCallback },
 ];
 
 /// The outcome of matching a request line.
