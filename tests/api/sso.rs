@@ -171,12 +171,15 @@ fn start(app: &TestApp, domain: &str) -> Result<String, String> {
     Ok(location)
 }
 
-/// One GET as a browser: (status, Location, Set-Cookie pairs).
+/// What a browser GET saw: status, `Location`, and the `Set-Cookie` name/value pairs.
+type BrowserResponse = (u16, Option<String>, Vec<(String, String)>);
+
+/// One GET as a browser.
 fn browser_get(
     app: &TestApp,
     url: &str,
     cookies: &[(String, String)],
-) -> Result<(u16, Option<String>, Vec<(String, String)>), String> {
+) -> Result<BrowserResponse, String> {
     let mut builder = http::Request::builder().method("GET").uri(url);
     if !cookies.is_empty() {
         let header: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -59,7 +59,8 @@ pub fn issuer_origin(issuer: &str, development: bool) -> Result<String, &'static
     }
     let origin = origin_of(issuer).ok_or("must be an absolute https:// URL")?;
     let parsed = Origin::parse(issuer).ok_or("must be an absolute https:// URL")?;
-    if !parsed.https && !(development && parsed.is_loopback()) {
+    let allowed = parsed.https || (development && parsed.is_loopback());
+    if !allowed {
         return Err("must be https:// (http:// only to a loopback host in development)");
     }
     Ok(origin)
