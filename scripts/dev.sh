@@ -160,6 +160,8 @@ Try:
   curl -s -H "Authorization: Bearer \$AUD" "$BASE/v1/audit/verify?tenant=$tenant_id"      # hash chain
   curl -s "$BASE/__scheduled?cron=*/5+*+*+*+*"   # fire the cron trigger
   curl -s -X POST -H "Authorization: Bearer $cron_secret" $BASE/internal/scheduled
+  # tenant SSO (owner): register redirect URI $BASE/v1/auth/sso/callback at your IdP, then
+  curl -s -X PUT -H "Authorization: Bearer \$AT" -H 'Content-Type: application/json' -d '{"issuer_url":"https://idp.example.com","client_id":"ID","client_secret":"SECRET"}' $BASE/v1/tenant/sso   # then open $BASE/v1/auth/sso/start?tenant=demo
 
 Ctrl-C stops the server.
 TXT
