@@ -152,6 +152,7 @@ fn callback_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &SsoCallbackError) -> ApiE
     };
     match e {
         SsoCallbackError::InvalidState
+        | SsoCallbackError::ResponseIssuer
         | SsoCallbackError::CodeRefused
         | SsoCallbackError::IdToken(_)
         | SsoCallbackError::NotAvailable => refused(ProblemType::InvalidCredentials),
@@ -182,6 +183,7 @@ pub(super) async fn callback<P: Platform>(
         code: query_param(req, "code"),
         state: query_param(req, "state"),
         error: query_param(req, "error"),
+        iss: query_param(req, "iss"),
     };
     let client = client_address(req);
     let signed_in = flow::callback(ctx.platform, &params, client.as_deref(), &ctx.request_id)

@@ -4,7 +4,9 @@
 //! [`start`] sends the browser to the IdP's authorization endpoint with the code flow, PKCE
 //! (S256), a `state` and a `nonce`. The state's hash keys an `auth_flows` row (kind `sso`, single
 //! use, 10 minutes) holding the nonce's hash, the PKCE verifier (sealed), and what the exchange
-//! needs: the issuer, client and endpoints of the configuration the sign-in started with.
+//! needs: the issuer, client (its secret still sealed) and endpoints of the configuration the
+//! sign-in started with. Discovery is fetched at each start and key sets at each callback (no
+//! cache: sign-in is not a hot path, and a rotated IdP key is picked up at once).
 //!
 //! [`callback`] consumes that row (once), exchanges the code at the token endpoint with the
 //! client it started with, verifies the ID token with the keys of the issuer it came from, and
@@ -244,6 +246,8 @@ pub struct CallbackParams {
     pub state: Option<String>,
     /// The IdP's error (`access_denied`, ...), when it refused.
     pub error: Option<String>,
+    /// The authorization response's issuer (RFC 9207), when the IdP sends one.
+    pub iss: Option<String>,
 }
 
 /// A successful SSO sign-in: the session is started by the caller.
@@ -266,6 +270,10 @@ pub enum SsoCallbackError {
     /// The IdP answered with an error (its `error` code, sanitised).
     #[error("the identity provider refused the sign-in: {0}")]
     IdpError(String),
+    /// The authorization response names another issuer than the one the sign-in went to
+    /// (RFC 9207: a mix-up of identity providers).
+    #[error("the authorization response is from another issuer")]
+    ResponseIssuer,
     /// No code, or the token endpoint refused the code.
     #[error("the authorization code was refused")]
     CodeRefused,
@@ -305,6 +313,7 @@ impl SsoCallbackError {
         match self {
             SsoCallbackError::InvalidState => "sso_state_invalid",
             SsoCallbackError::IdpError(_) => "idp_error",
+            SsoCallbackError::ResponseIssuer => "response_issuer",
             SsoCallbackError::CodeRefused => "code_refused",
             SsoCallbackError::IdToken(e) => e.code(),
             SsoCallbackError::NotAvailable => "sso_not_available",
@@ -444,6 +453,9 @@ async fn complete<P: Platform>(
     let data: FlowData = serde_json::from_str(&row.text("data").map_err(|e| plain(e.into()))?)
         .map_err(|_| on_tenant(SsoCallbackError::InvalidState))?;
 
+    if params.iss.as_deref().is_some_and(|iss| iss != data.issuer) {
+        return Err(on_tenant(SsoCallbackError::ResponseIssuer));
+    }
     if let Some(error) = &params.error {
         return Err(on_tenant(SsoCallbackError::IdpError(sanitise_error(error))));
     }

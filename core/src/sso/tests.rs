@@ -569,6 +569,7 @@ async fn run(
             code: Some("the-code".to_owned()),
             state: Some(param(&url, "state")),
             error: None,
+            iss: None,
         },
         Some("203.0.113.5"),
         "r-cb",
@@ -754,6 +755,7 @@ fn fr_auth_003_callback_refusals() {
             code: None,
             state: Some(state.clone()),
             error: Some("access_denied".to_owned()),
+            iss: None,
         };
         assert_eq!(
             flow::callback(&f.p, &params, None, "r").await,
@@ -764,6 +766,7 @@ fn fr_auth_003_callback_refusals() {
             code: Some("c".to_owned()),
             state: Some(state),
             error: None,
+            iss: None,
         };
         assert_eq!(
             flow::callback(&f.p, &params, None, "r").await,
@@ -798,10 +801,25 @@ fn fr_auth_003_callback_refusals() {
             code: Some("c".to_owned()),
             state: Some(param(&started.authorization_url, "state")),
             error: None,
+            iss: None,
         };
         assert_eq!(
             flow::callback(&f.p, &params, None, "r").await,
             Err(SsoCallbackError::CodeRefused)
+        );
+        // RFC 9207: an authorization response naming another issuer is a mix-up.
+        let started = flow::start(&f.p, &acme, "https://e.test", None, None)
+            .await
+            .unwrap();
+        let params = CallbackParams {
+            code: Some("c".to_owned()),
+            state: Some(param(&started.authorization_url, "state")),
+            error: None,
+            iss: Some("https://other.example.com".to_owned()),
+        };
+        assert_eq!(
+            flow::callback(&f.p, &params, None, "r").await,
+            Err(SsoCallbackError::ResponseIssuer)
         );
         // Expired flows are refused.
         let started = flow::start(&f.p, &acme, "https://e.test", None, None)
@@ -812,6 +830,7 @@ fn fr_auth_003_callback_refusals() {
             code: Some("c".to_owned()),
             state: Some(param(&started.authorization_url, "state")),
             error: None,
+            iss: None,
         };
         assert_eq!(
             flow::callback(&f.p, &params, None, "r").await,
