@@ -439,6 +439,30 @@ fn idp_errors_and_replayed_state_are_refused_fr_auth_003(app: &TestApp) -> Resul
     let v = assert_problem(&resp, 401, "invalid-credentials")?;
     ensure_eq!(str_of(&v["idp_error"]), "access_denied", "{v}");
 
+    // RFC 9207: the provider names itself in its answer (`iss`); another name is a mix-up.
+    let url = start(app, &domain)?;
+    let callback = authorize(app, &url, &email)?;
+    ensure!(
+        callback.contains("iss="),
+        "oidc-provider sends iss: {callback}"
+    );
+    let mixed: Vec<String> = callback
+        .split('&')
+        .map(|p| {
+            if p.starts_with("iss=") {
+                "iss=https%3A%2F%2Fother-idp.example".to_owned()
+            } else {
+                p.to_owned()
+            }
+        })
+        .collect();
+    refused(
+        &app.get(&mixed.join("&"))?,
+        401,
+        "invalid-credentials",
+        "response_issuer",
+    )?;
+
     // A callback completes once: the same state again is refused.
     let url = start(app, &domain)?;
     let callback = authorize(app, &url, &email)?;
