@@ -19,6 +19,7 @@ pub mod migrations;
 pub mod ports;
 pub mod scheduled;
 pub mod sessions;
+pub mod sso;
 pub mod tenants;
 pub mod tokens;
 pub mod users;

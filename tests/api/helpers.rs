@@ -611,6 +611,12 @@ pub fn spawn_app(runtime: Runtime) -> Result<Server, String> {
     let mut vars = dev_issuer_vars(&issuer_env)?;
     vars.push(("CRON_SECRET".to_owned(), cron_secret.clone()));
     vars.push(("MASTER_KEY".to_owned(), master_key()?));
+    // Tenant SSO (sso::*): the local IdPs listen on random loopback ports; Spin needs them
+    // granted in allowed_outbound_hosts (spin.toml `sso_idp_origins`).
+    vars.push((
+        "SSO_IDP_ORIGINS".to_owned(),
+        "http://127.0.0.1:*".to_owned(),
+    ));
     if matches!(runtime, Runtime::Workerd) {
         // The event streams' alarm flush, soon enough for events::alarm_* to watch it.
         vars.push(("EVENT_FLUSH_DELAY_MS".to_owned(), "2000".to_owned()));

@@ -48,6 +48,7 @@ mod helpers;
 mod http_contract;
 mod scheduled;
 mod tenant_admin;
+mod sso;
 mod tenants;
 
 use std::io::Write;
@@ -89,6 +90,7 @@ const SUITES: &[(&str, &[Test])] = &[
     ("auth", auth::TESTS),
     ("events", events::TESTS),
     ("tenant_admin", tenant_admin::TESTS),
+    ("sso", sso::TESTS),
 ];
 
 /// Deliberate skips: (runtime or `*`, `module::test`, reason). Printed on every run.

@@ -208,7 +208,7 @@ async fn fetch_keys<P: Platform>(p: &P, cfg: &OperatorAuthConfig) -> Result<Vec<
 }
 
 /// GETs a JSON document: status 200 and at most [`MAX_DOCUMENT_BYTES`].
-async fn get_json<P: Platform>(p: &P, url: &str) -> Result<Vec<u8>, String> {
+pub(crate) async fn get_json<P: Platform>(p: &P, url: &str) -> Result<Vec<u8>, String> {
     let resp = p
         .http()
         .fetch(OutboundRequest::get(url, "application/json"))

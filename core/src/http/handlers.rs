@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use super::router::RouteId;
 use super::tenant_users;
+use super::sso;
 use super::{
     apps, events, flags, identity, json, openapi, tenants, ApiError, Ctx, Request, Response,
 };
@@ -88,6 +89,11 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::TenantPlanUpdate => tenant_users::update_plan(ctx, &req).await,
         RouteId::MeExport => tenant_users::export_me(ctx, &req).await,
         RouteId::MeDelete => tenant_users::delete_me(ctx, &req).await,
+        RouteId::SsoConfigGet => sso::get_config(ctx, &req).await,
+        RouteId::SsoConfigPut => sso::put_config(ctx, &req).await,
+        RouteId::SsoConfigDelete => sso::delete_config(ctx, &req).await,
+        RouteId::SsoStart => sso::start(ctx, &req).await,
+        RouteId::SsoCallback => sso::callback(ctx, &req).await,
     }
 }
 

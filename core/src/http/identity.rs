@@ -106,7 +106,7 @@ fn log<P: Platform>(ctx: &Ctx<'_, P>, level: &str, msg: &str, code: &str, cause:
     ctx.platform.logger().line(&line.to_string());
 }
 
-fn no_store(mut resp: Response) -> Response {
+pub(super) fn no_store(mut resp: Response) -> Response {
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
@@ -120,7 +120,7 @@ fn no_content() -> Response {
 
 /// The client's address: `CF-Connecting-IP` (set by Cloudflare), else the first
 /// `X-Forwarded-For` entry (set by the proxy in front of Spin). Used only hashed.
-fn client_address(req: &Request) -> Option<String> {
+pub(super) fn client_address(req: &Request) -> Option<String> {
     let header = |name: &str| {
         req.headers()
             .get(name)
@@ -138,7 +138,7 @@ fn client_address(req: &Request) -> Option<String> {
 }
 
 /// ERR-RATE-429 with `Retry-After`.
-fn rate_limited(retry_after_secs: i64) -> ApiError {
+pub(super) fn rate_limited(retry_after_secs: i64) -> ApiError {
     let mut e = ApiError::new(
         ProblemType::RateLimited,
         "Too many failed attempts. Retry later.",
@@ -178,7 +178,7 @@ fn policy_problem(field: &str, rules: &[PolicyRule]) -> ApiError {
     )
 }
 
-fn signing_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &SigningKeyError) -> ApiError {
+pub(super) fn signing_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &SigningKeyError) -> ApiError {
     log(
         ctx,
         "error",

@@ -14,6 +14,7 @@ mod handlers;
 mod identity;
 mod operator;
 mod tenant_users;
+mod sso;
 mod tenants;
 
 #[cfg(test)]

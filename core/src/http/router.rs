@@ -149,6 +149,16 @@ pub enum RouteId {
     MeExport,
     /// `DELETE /v1/me`: erasure of oneself (CON-COMP-001).
     MeDelete,
+    /// `GET /v1/tenant/sso`: the tenant's SSO configuration, no secret (owner; FR-AUTH-003).
+    SsoConfigGet,
+    /// `PUT /v1/tenant/sso`: configure SSO, checked by discovery (owner; FR-AUTH-003).
+    SsoConfigPut,
+    /// `DELETE /v1/tenant/sso`: remove the SSO configuration (owner; FR-AUTH-003).
+    SsoConfigDelete,
+    /// `GET /v1/auth/sso/start`: redirect to the tenant's IdP (FR-AUTH-003).
+    SsoStart,
+    /// `GET /v1/auth/sso/callback`: the IdP's redirect back; signs the user in (FR-AUTH-003).
+    SsoCallback,
 }
 
 /// One route: method, path template (OpenAPI syntax), handler.
@@ -236,6 +246,11 @@ pub const ROUTES: &[Route] = &[
     Route { method: Method::PATCH,  path: "/v1/tenant/plan",                id: RouteId::TenantPlanUpdate },
     Route { method: Method::GET,    path: "/v1/me/export",                  id: RouteId::MeExport },
     Route { method: Method::DELETE, path: "/v1/me",                         id: RouteId::MeDelete },
+    Route { method: Method::GET,    path: "/v1/tenant/sso",                 id: RouteId::SsoConfigGet },
+    Route { method: Method::PUT,    path: "/v1/tenant/sso",                 id: RouteId::SsoConfigPut },
+    Route { method: Method::DELETE, path: "/v1/tenant/sso",                 id: RouteId::SsoConfigDelete },
+    Route { method: Method::GET,    path: "/v1/auth/sso/start",             id: RouteId::SsoStart },
+    Route { method: Method::GET,    path: "/v1/auth/sso/callback",          id: RouteId::SsoCallback },
 ];
 
 /// The outcome of matching a request line.

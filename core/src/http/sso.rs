@@ -1,0 +1,207 @@
+//! Tenant SSO routes (FR-AUTH-003, UC-TENANT-SSO): the owner's configuration
+//! (`/v1/tenant/sso`) and the relying-party sign-in (`/v1/auth/sso/start`, `/callback`). The one
+//! mapping of the SSO domain errors to problem details is here.
+
+use ::http::{header, HeaderValue, StatusCode};
+use serde::Deserialize;
+
+use super::identity::{client_address, no_store, rate_limited, require_user, signing_problem};
+use super::tenants::request_origin;
+use super::{json, ApiError, Ctx, ProblemType, Request, Response};
+use crate::ports::{Logger, Platform};
+use crate::sessions::{self, IssueError};
+use crate::sso::flow::{self, CallbackParams};
+use crate::sso::{config, SsoCallbackError, SsoConfigError, SsoConfigInput, SsoStartError};
+use crate::tenants::{public_base_url, TenantDomain};
+
+/// Body of `PUT /v1/tenant/sso`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SsoConfigRequest {
+    issuer_url: String,
+    client_id: String,
+    #[serde(default)]
+    client_secret: Option<String>,
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    allow_jit: Option<bool>,
+    #[serde(default)]
+    jit_role: Option<String>,
+}
+
+fn log<P: Platform>(ctx: &Ctx<'_, P>, level: &str, msg: &str, code: &str, cause: &str) {
+    let line = serde_json::json!({
+        "level": level, "msg": msg, "request_id": ctx.request_id, "code": code, "error": cause,
+    });
+    ctx.platform.logger().line(&line.to_string());
+}
+
+fn config_problem(e: &SsoConfigError) -> ApiError {
+    match e {
+        SsoConfigError::NotOwner => ApiError::new(ProblemType::AccessDenied, format!("{e}."))
+            .with_extension("reason", e.code().into()),
+        SsoConfigError::NotConfigured => ApiError::not_found(format!("{e}.")),
+        SsoConfigError::Invalid(field, message) => ApiError::invalid_field(field, message.clone()),
+        // ERR-VAL-400 naming what failed: the owner fixes the issuer or the IdP.
+        SsoConfigError::Discovery(what) => ApiError::invalid_field("issuer_url", what.clone())
+            .with_extension("reason", e.code().into()),
+        SsoConfigError::MasterKey(cause) | SsoConfigError::Storage(cause) => {
+            ApiError::internal(cause.clone())
+        }
+    }
+}
+
+/// `GET /v1/tenant/sso` (owner): the configuration, never the secret.
+pub(super) async fn get_config<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_user(ctx, req).await?;
+    let c = &principal.claims;
+    let view = config::get(ctx.platform, &c.tid, &c.sub)
+        .await
+        .map_err(|e| config_problem(&e))?;
+    Ok(no_store(json::response(StatusCode::OK, &view)?))
+}
+
+/// `PUT /v1/tenant/sso` (owner): discovery-checked, sealed, audited.
+pub(super) async fn put_config<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_user(ctx, req).await?;
+    let body: SsoConfigRequest = json::parse_body(req)?;
+    let input = SsoConfigInput {
+        issuer_url: body.issuer_url,
+        client_id: body.client_id,
+        client_secret: body.client_secret,
+        enabled: body.enabled,
+        allow_jit: body.allow_jit,
+        jit_role: body.jit_role,
+    };
+    let c = &principal.claims;
+    let view = config::save(ctx.platform, &c.tid, &c.sub, &input, &ctx.request_id)
+        .await
+        .map_err(|e| config_problem(&e))?;
+    Ok(no_store(json::response(StatusCode::OK, &view)?))
+}
+
+/// `DELETE /v1/tenant/sso` (owner): 204, audited.
+pub(super) async fn delete_config<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_user(ctx, req).await?;
+    let c = &principal.claims;
+    config::delete(ctx.platform, &c.tid, &c.sub, &ctx.request_id)
+        .await
+        .map_err(|e| config_problem(&e))?;
+    let mut resp = Response::new(Vec::new());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    Ok(resp)
+}
+
+/// The query parameters of a request, first value of each name.
+fn query_param(req: &Request, name: &str) -> Option<String> {
+    form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// `GET /v1/auth/sso/start?tenant=<domain>&login_flow=&redirect_to=`: 302 to the tenant's IdP.
+pub(super) async fn start<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let tenant = query_param(req, "tenant")
+        .ok_or_else(|| ApiError::invalid_field("tenant", "is required"))?;
+    let domain = TenantDomain::parse(&tenant)
+        .map_err(|_| ApiError::invalid_field("tenant", "is not a tenant domain"))?;
+    let base = public_base_url(ctx.platform, &request_origin(req));
+    let started = flow::start(
+        ctx.platform,
+        &domain,
+        &base,
+        query_param(req, "login_flow"),
+        query_param(req, "redirect_to"),
+    )
+    .await
+    .map_err(|e| match &e {
+        SsoStartError::NotAvailable => ApiError::not_found(format!("{e}.")),
+        SsoStartError::Invalid(field, message) => ApiError::invalid_field(field, *message),
+        SsoStartError::IdpUnavailable(cause) => {
+            log(ctx, "warn", "SSO IdP unavailable", e.code(), cause);
+            ApiError::unavailable(cause.clone())
+        }
+        SsoStartError::MasterKey(cause) | SsoStartError::Storage(cause) => {
+            ApiError::internal(cause.clone())
+        }
+    })?;
+    let mut resp = Response::new(Vec::new());
+    *resp.status_mut() = StatusCode::FOUND;
+    let location = HeaderValue::from_str(&started.authorization_url)
+        .map_err(|_| ApiError::internal("authorization URL is not a header value"))?;
+    resp.headers_mut().insert(header::LOCATION, location);
+    Ok(no_store(resp))
+}
+
+fn callback_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &SsoCallbackError) -> ApiError {
+    let refused = |kind: ProblemType| {
+        ApiError::new(kind, format!("{e}.")).with_extension("reason", e.code().into())
+    };
+    match e {
+        SsoCallbackError::InvalidState
+        | SsoCallbackError::ResponseIssuer
+        | SsoCallbackError::CodeRefused
+        | SsoCallbackError::IdToken(_)
+        | SsoCallbackError::NotAvailable => refused(ProblemType::InvalidCredentials),
+        SsoCallbackError::IdpError(idp) => {
+            refused(ProblemType::InvalidCredentials).with_extension("idp_error", idp.clone().into())
+        }
+        SsoCallbackError::TenantNotActive | SsoCallbackError::AccountRefused(_) => {
+            refused(ProblemType::AccessDenied)
+        }
+        SsoCallbackError::RateLimited { retry_after_secs } => rate_limited(*retry_after_secs),
+        SsoCallbackError::IdpUnavailable(cause) => {
+            log(ctx, "warn", "SSO IdP unavailable", e.code(), cause);
+            ApiError::unavailable(cause.clone())
+        }
+        SsoCallbackError::MasterKey(cause) | SsoCallbackError::Storage(cause) => {
+            ApiError::internal(cause.clone())
+        }
+    }
+}
+
+/// `GET /v1/auth/sso/callback?code=&state=` (or `error=`): validates the IdP's answer and
+/// starts a session exactly as password sign-in does, with `amr` `sso`.
+pub(super) async fn callback<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let params = CallbackParams {
+        code: query_param(req, "code"),
+        state: query_param(req, "state"),
+        error: query_param(req, "error"),
+        iss: query_param(req, "iss"),
+    };
+    let client = client_address(req);
+    let signed_in = flow::callback(ctx.platform, &params, client.as_deref(), &ctx.request_id)
+        .await
+        .map_err(|e| callback_problem(ctx, &e))?;
+    ctx.tenant_id = Some(signed_in.user.tenant_id.clone());
+    // With a login_flow the universal login page started this sign-in: the hand-off to it
+    // (crate::oidc::complete_login_flow, which resumes the page's authorization request) goes
+    // here once that module exists. Until then both cases answer with the token pair.
+    let pair = sessions::start(ctx.platform, &signed_in.user, &["sso"], &ctx.request_id)
+        .await
+        .map_err(|e| match e {
+            IssueError::Signing(s) => signing_problem(ctx, &s),
+            IssueError::Storage(cause) => ApiError::internal(cause.to_string()),
+        })?;
+    let mut body = serde_json::to_value(&pair).map_err(|e| ApiError::internal(e.to_string()))?;
+    if let (Some(obj), Some(to)) = (body.as_object_mut(), signed_in.redirect_to) {
+        obj.insert("redirect_to".to_owned(), to.into());
+    }
+    Ok(no_store(json::response(StatusCode::OK, &body)?))
+}

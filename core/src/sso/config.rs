@@ -1,0 +1,320 @@
+//! A tenant's SSO configuration (FR-AUTH-003, UC-TENANT-SSO), one `sso_configs` row per tenant.
+//! Only the tenant's owner reads or changes it, judged by the role stored now (not the one in a
+//! possibly older access token). The client secret is sealed under `MASTER_KEY` (AES-256-GCM,
+//! NFR-SEC-002) and never leaves core again except towards the IdP's token endpoint. A
+//! configuration is saved only after the issuer's discovery document and key set were fetched
+//! and judged usable, so a typo is refused at once rather than at the first sign-in.
+
+use serde::Serialize;
+
+use super::discovery;
+use crate::audit::{self, Actor, AuditRecord};
+use crate::auth::config::ENV_VAR;
+use crate::ids;
+use crate::ports::{Clock, Platform, Secrets, Sql, SqlError, Stmt};
+use crate::tokens::master_key::MasterKey;
+
+/// Longest client id or secret accepted.
+const MAX_CLIENT_FIELD_LEN: usize = 512;
+
+/// Why a configuration could not be read, saved or removed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SsoConfigError {
+    /// The caller is not (or no longer) an active owner of the tenant.
+    #[error("only the tenant's owner manages its SSO configuration")]
+    NotOwner,
+    /// The tenant has no SSO configuration.
+    #[error("this tenant has no SSO configuration")]
+    NotConfigured,
+    /// A field is invalid: (field, what is wrong).
+    #[error("{0} {1}")]
+    Invalid(&'static str, String),
+    /// The issuer does not work as an OpenID provider for Edgeplane: what failed.
+    #[error("the issuer failed the discovery check: {0}")]
+    Discovery(String),
+    /// `MASTER_KEY` is missing or invalid, or the stored secret does not open.
+    #[error("the master key is unusable: {0}")]
+    MasterKey(String),
+    /// The database failed.
+    #[error("SSO configuration storage failed: {0}")]
+    Storage(String),
+}
+
+impl SsoConfigError {
+    /// A stable, searchable name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SsoConfigError::NotOwner => "sso_owner_only",
+            SsoConfigError::NotConfigured => "sso_not_configured",
+            SsoConfigError::Invalid(..) => "sso_invalid",
+            SsoConfigError::Discovery(_) => "sso_discovery_failed",
+            SsoConfigError::MasterKey(_) => "master_key",
+            SsoConfigError::Storage(_) => "storage",
+        }
+    }
+}
+
+impl From<SqlError> for SsoConfigError {
+    fn from(e: SqlError) -> Self {
+        SsoConfigError::Storage(e.to_string())
+    }
+}
+
+/// What an owner submits.
+#[derive(Debug, Clone, Default)]
+pub struct SsoConfigInput {
+    /// The IdP's issuer URL.
+    pub issuer_url: String,
+    /// Edgeplane's client id at the IdP.
+    pub client_id: String,
+    /// The client secret; `None` keeps the stored one.
+    pub client_secret: Option<String>,
+    /// Whether SSO sign-in is on (default: on).
+    pub enabled: Option<bool>,
+    /// Whether unknown verified emails get an account (default: off).
+    pub allow_jit: Option<bool>,
+    /// The role of such accounts: `user` (default) or `admin`.
+    pub jit_role: Option<String>,
+}
+
+/// The configuration as shown to the owner: never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SsoConfigView {
+    /// The IdP's issuer URL.
+    pub issuer_url: String,
+    /// Edgeplane's client id at the IdP.
+    pub client_id: String,
+    /// Always true: a secret is stored (it is never returned).
+    pub client_secret_set: bool,
+    /// Whether SSO sign-in is on.
+    pub enabled: bool,
+    /// Whether unknown verified emails get an account.
+    pub allow_jit: bool,
+    /// The role of such accounts.
+    pub jit_role: String,
+    /// Last change, unix ms.
+    pub updated_at: i64,
+}
+
+/// The stored configuration, for the sign-in flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredConfig {
+    /// The view (no secret).
+    pub view: SsoConfigView,
+    /// The sealed client secret.
+    pub client_secret_enc: String,
+}
+
+/// The associated data the client secret is sealed with: bound to its tenant.
+pub fn secret_context(tenant_id: &str) -> String {
+    format!("sso-client-secret:{tenant_id}")
+}
+
+/// Whether this deployment is a development one (loopback http issuers allowed).
+pub fn development<P: Platform>(p: &P) -> bool {
+    p.secrets().get(ENV_VAR).as_deref() == Some("development")
+}
+
+/// Refuses unless `user_id` is an active owner of `tenant_id` now (FR-AUTH-003, NFR-SEC-005).
+pub async fn require_owner<P: Platform>(
+    p: &P,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<(), SsoConfigError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new("SELECT role, status FROM users WHERE id = ?1 AND tenant_id = ?2")
+                .bind(user_id)
+                .bind(tenant_id),
+        )
+        .await?;
+    match rows.first() {
+        Some(r) if r.text("role")? == "owner" && r.text("status")? == "active" => Ok(()),
+        _ => Err(SsoConfigError::NotOwner),
+    }
+}
+
+/// The tenant's stored configuration, if any.
+pub async fn load<P: Platform>(p: &P, tenant_id: &str) -> Result<Option<StoredConfig>, SqlError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT issuer_url, client_id, client_secret_enc, enabled, allow_jit, jit_role,
+                        updated_at
+                 FROM sso_configs WHERE tenant_id = ?1",
+            )
+            .bind(tenant_id),
+        )
+        .await?;
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    Ok(Some(StoredConfig {
+        view: SsoConfigView {
+            issuer_url: r.text("issuer_url")?,
+            client_id: r.text("client_id")?,
+            client_secret_set: true,
+            enabled: r.i64("enabled")? == 1,
+            allow_jit: r.i64("allow_jit")? == 1,
+            jit_role: r.text("jit_role")?,
+            updated_at: r.i64("updated_at")?,
+        },
+        client_secret_enc: r.text("client_secret_enc")?,
+    }))
+}
+
+/// `GET /v1/tenant/sso`: the configuration without its secret (owner only).
+pub async fn get<P: Platform>(
+    p: &P,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<SsoConfigView, SsoConfigError> {
+    require_owner(p, tenant_id, user_id).await?;
+    load(p, tenant_id)
+        .await?
+        .map(|c| c.view)
+        .ok_or(SsoConfigError::NotConfigured)
+}
+
+/// A client id or secret: 1 to 512 printable characters.
+fn client_field(field: &'static str, value: &str) -> Result<(), SsoConfigError> {
+    if value.is_empty() || value.len() > MAX_CLIENT_FIELD_LEN || value.chars().any(char::is_control)
+    {
+        return Err(SsoConfigError::Invalid(
+            field,
+            "must be 1 to 512 printable characters".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// `PUT /v1/tenant/sso` (owner only): validates the input, runs discovery against the issuer
+/// and fetches its key set (ERR-VAL-400 naming what failed), seals the secret, then upserts the
+/// row and audits `sso.configure` in one batch.
+pub async fn save<P: Platform>(
+    p: &P,
+    tenant_id: &str,
+    user_id: &str,
+    input: &SsoConfigInput,
+    request_id: &str,
+) -> Result<SsoConfigView, SsoConfigError> {
+    require_owner(p, tenant_id, user_id).await?;
+    discovery::issuer_origin(&input.issuer_url, development(p))
+        .map_err(|why| SsoConfigError::Invalid("issuer_url", why.to_owned()))?;
+    client_field("client_id", &input.client_id)?;
+    if let Some(secret) = &input.client_secret {
+        client_field("client_secret", secret)?;
+    }
+    let jit_role = input.jit_role.clone().unwrap_or_else(|| "user".to_owned());
+    if !matches!(jit_role.as_str(), "user" | "admin") {
+        return Err(SsoConfigError::Invalid(
+            "jit_role",
+            "must be user or admin".to_owned(),
+        ));
+    }
+    let existing = load(p, tenant_id).await?;
+    let master =
+        MasterKey::load(p.secrets()).map_err(|e| SsoConfigError::MasterKey(e.to_string()))?;
+    let sealed = match (&input.client_secret, &existing) {
+        (Some(secret), _) => master.seal(p.random(), &secret_context(tenant_id), secret.as_bytes()),
+        (None, Some(stored)) => stored.client_secret_enc.clone(),
+        (None, None) => {
+            return Err(SsoConfigError::Invalid(
+                "client_secret",
+                "is required for a new configuration".to_owned(),
+            ))
+        }
+    };
+
+    let meta = discovery::discover(p, &input.issuer_url, development(p))
+        .await
+        .map_err(|e| SsoConfigError::Discovery(e.to_string()))?;
+    let keys = discovery::fetch_keys(p, &meta.issuer, &meta.jwks_uri)
+        .await
+        .map_err(|e| SsoConfigError::Discovery(e.to_string()))?;
+    if !discovery::has_usable_key(&keys) {
+        return Err(SsoConfigError::Discovery(format!(
+            "the key set at {} holds no RS256 or ES256 key",
+            meta.jwks_uri
+        )));
+    }
+
+    let now = p.clock().now_ms();
+    let view = SsoConfigView {
+        issuer_url: input.issuer_url.clone(),
+        client_id: input.client_id.clone(),
+        client_secret_set: true,
+        enabled: input.enabled.unwrap_or(true),
+        allow_jit: input.allow_jit.unwrap_or(false),
+        jit_role,
+        updated_at: now,
+    };
+    let record = AuditRecord::success(
+        "sso.configure",
+        &Actor::user(user_id),
+        Some(tenant_id),
+        format!("tenant:{tenant_id}"),
+        Some(request_id),
+    )
+    .with("issuer_url", view.issuer_url.as_str())
+    .with("client_id", view.client_id.as_str())
+    .with("enabled", view.enabled)
+    .with("allow_jit", view.allow_jit)
+    .with("jit_role", view.jit_role.as_str())
+    .with("secret_changed", input.client_secret.is_some());
+    p.sql()
+        .batch(vec![
+            Stmt::new(
+                "INSERT INTO sso_configs (id, tenant_id, issuer_url, client_id, client_secret_enc,
+                   enabled, allow_jit, jit_role, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+                 ON CONFLICT (tenant_id) DO UPDATE SET issuer_url = excluded.issuer_url,
+                   client_id = excluded.client_id, client_secret_enc = excluded.client_secret_enc,
+                   enabled = excluded.enabled, allow_jit = excluded.allow_jit,
+                   jit_role = excluded.jit_role, updated_at = excluded.updated_at,
+                   version = sso_configs.version + 1",
+            )
+            .bind(ids::new_id(p.random()))
+            .bind(tenant_id)
+            .bind(view.issuer_url.as_str())
+            .bind(view.client_id.as_str())
+            .bind(sealed)
+            .bind(i64::from(view.enabled))
+            .bind(i64::from(view.allow_jit))
+            .bind(view.jit_role.as_str())
+            .bind(now),
+            audit::outbox_insert(&record, &audit::new_event_id(p), now),
+        ])
+        .await?;
+    Ok(view)
+}
+
+/// `DELETE /v1/tenant/sso` (owner only): removes the configuration, audited in the same batch.
+pub async fn delete<P: Platform>(
+    p: &P,
+    tenant_id: &str,
+    user_id: &str,
+    request_id: &str,
+) -> Result<(), SsoConfigError> {
+    require_owner(p, tenant_id, user_id).await?;
+    if load(p, tenant_id).await?.is_none() {
+        return Err(SsoConfigError::NotConfigured);
+    }
+    let now = p.clock().now_ms();
+    let record = AuditRecord::success(
+        "sso.remove",
+        &Actor::user(user_id),
+        Some(tenant_id),
+        format!("tenant:{tenant_id}"),
+        Some(request_id),
+    );
+    p.sql()
+        .batch(vec![
+            Stmt::new("DELETE FROM sso_configs WHERE tenant_id = ?1").bind(tenant_id),
+            audit::outbox_insert(&record, &audit::new_event_id(p), now),
+        ])
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,812 @@
+//! The SSO sign-in (FR-AUTH-003, FR-AUTH-001): the redirect to the tenant's IdP and the
+//! callback that turns its answer into a signed-in tenant user.
+//!
+//! [`start`] sends the browser to the IdP's authorization endpoint with the code flow, PKCE
+//! (S256), a `state` and a `nonce`. The state's hash keys an `auth_flows` row (kind `sso`, single
+//! use, 10 minutes) holding the nonce's hash, the PKCE verifier (sealed), and what the exchange
+//! needs: the issuer, client (its secret still sealed) and endpoints of the configuration the
+//! sign-in started with. Discovery is fetched at each start and key sets at each callback (no
+//! cache: sign-in is not a hot path, and a rotated IdP key is picked up at once).
+//!
+//! [`callback`] consumes that row (once), exchanges the code at the token endpoint with the
+//! client it started with, verifies the ID token with the keys of the issuer it came from, and
+//! then judges its claims against the tenant's configuration as it is NOW: a token from an
+//! issuer or for a client the owner has meanwhile replaced is refused. The user is found by
+//! the linked external identity, else by the verified email within the tenant: invited users
+//! are activated, active ones signed in, disabled or deleted ones refused, unknown emails
+//! refused unless the tenant allows just-in-time accounts.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
+
+use super::config::{self, secret_context};
+use super::discovery::{self, DiscoveryError, TokenAuth};
+use super::id_token::{self, IdTokenError};
+use crate::audit::{self, Actor, AuditRecord};
+use crate::crypto::{b64url_encode, random_token, token_hash};
+use crate::ids;
+use crate::ports::{Clock, HttpClient, Logger, OutboundRequest, Platform, Sql, SqlError, Stmt};
+use crate::sessions::throttle::{self, Counter};
+use crate::sessions::SessionUser;
+use crate::tenants::{Email, TenantDomain};
+use crate::tokens::master_key::MasterKey;
+
+/// How long a started sign-in may be completed: 10 minutes.
+pub const FLOW_TTL_MS: i64 = 10 * 60 * 1000;
+/// The path of the callback, appended to the public base URL to form the `redirect_uri`.
+pub const CALLBACK_PATH: &str = "/v1/auth/sso/callback";
+/// Largest token endpoint response read, in bytes.
+const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
+/// Longest `state`, `code`, `login_flow` or `redirect_to` accepted.
+const MAX_PARAM_LEN: usize = 2048;
+
+/// Where to send the browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoStart {
+    /// The IdP's authorization URL with every parameter.
+    pub authorization_url: String,
+}
+
+/// Why a sign-in could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SsoStartError {
+    /// Unknown tenant, no or disabled SSO configuration, or a tenant that is not active: never
+    /// says which.
+    #[error("single sign-on is not available for this tenant")]
+    NotAvailable,
+    /// A parameter is invalid: (name, what is wrong).
+    #[error("{0} {1}")]
+    Invalid(&'static str, &'static str),
+    /// The IdP's discovery document cannot be fetched or used now (cause inside, for the log).
+    #[error("the tenant's identity provider is unavailable: {0}")]
+    IdpUnavailable(String),
+    /// `MASTER_KEY` is missing or invalid.
+    #[error("the master key is unusable: {0}")]
+    MasterKey(String),
+    /// The database failed.
+    #[error("SSO storage failed: {0}")]
+    Storage(String),
+}
+
+impl SsoStartError {
+    /// A stable, searchable name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SsoStartError::NotAvailable => "sso_not_available",
+            SsoStartError::Invalid(..) => "sso_invalid",
+            SsoStartError::IdpUnavailable(_) => "sso_idp_unavailable",
+            SsoStartError::MasterKey(_) => "master_key",
+            SsoStartError::Storage(_) => "storage",
+        }
+    }
+}
+
+impl From<SqlError> for SsoStartError {
+    fn from(e: SqlError) -> Self {
+        SsoStartError::Storage(e.to_string())
+    }
+}
+
+/// What the single-use flow row keeps between the redirect and the callback.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FlowData {
+    /// SHA-256 hex of the nonce.
+    nonce_hash: String,
+    /// The PKCE verifier, sealed under the master key.
+    verifier_enc: String,
+    /// The issuer the sign-in started with.
+    issuer: String,
+    /// The client the sign-in started with.
+    client_id: String,
+    /// That client's secret as stored (sealed under the tenant's secret context).
+    client_secret_enc: String,
+    /// The token endpoint from discovery.
+    token_endpoint: String,
+    /// The key set from discovery.
+    jwks_uri: String,
+    /// How to authenticate at the token endpoint.
+    token_auth: TokenAuth,
+    /// The `redirect_uri` sent, sent again with the code.
+    redirect_uri: String,
+    /// The universal login page's flow, when it started this sign-in.
+    login_flow: Option<String>,
+    /// Where the client wants to go afterwards (a path on this origin).
+    redirect_to: Option<String>,
+}
+
+/// The associated data the PKCE verifier is sealed with.
+fn verifier_context(state_hash: &str) -> String {
+    format!("sso-pkce:{state_hash}")
+}
+
+/// A path on this origin: starts with one `/`, printable, bounded (no open redirect).
+fn valid_redirect_to(v: &str) -> bool {
+    v.starts_with('/')
+        && !v.starts_with("//")
+        && !v.contains('\\')
+        && v.len() <= MAX_PARAM_LEN
+        && !v.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
+/// Starts an SSO sign-in for the tenant of `domain`; `base_url` is Edgeplane's public base URL
+/// (the `redirect_uri` is `base_url` + [`CALLBACK_PATH`]).
+pub async fn start<P: Platform>(
+    p: &P,
+    domain: &TenantDomain,
+    base_url: &str,
+    login_flow: Option<String>,
+    redirect_to: Option<String>,
+) -> Result<SsoStart, SsoStartError> {
+    if login_flow
+        .as_deref()
+        .is_some_and(|f| f.is_empty() || f.len() > 256 || f.chars().any(char::is_control))
+    {
+        return Err(SsoStartError::Invalid(
+            "login_flow",
+            "must be 1 to 256 printable characters",
+        ));
+    }
+    if redirect_to
+        .as_deref()
+        .is_some_and(|r| !valid_redirect_to(r))
+    {
+        return Err(SsoStartError::Invalid(
+            "redirect_to",
+            "must be a path on this origin (starting with a single /)",
+        ));
+    }
+    let rows = p
+        .sql()
+        .query(Stmt::new("SELECT id, status FROM tenants WHERE domain = ?1").bind(domain.as_str()))
+        .await?;
+    let Some(tenant) = rows.first() else {
+        return Err(SsoStartError::NotAvailable);
+    };
+    let tenant_id = tenant.text("id")?;
+    if tenant.text("status")? != "active" {
+        return Err(SsoStartError::NotAvailable);
+    }
+    let Some(cfg) = config::load(p, &tenant_id).await? else {
+        return Err(SsoStartError::NotAvailable);
+    };
+    if !cfg.view.enabled {
+        return Err(SsoStartError::NotAvailable);
+    }
+    let meta = discovery::discover(p, &cfg.view.issuer_url, config::development(p))
+        .await
+        .map_err(|e| SsoStartError::IdpUnavailable(e.to_string()))?;
+    let master =
+        MasterKey::load(p.secrets()).map_err(|e| SsoStartError::MasterKey(e.to_string()))?;
+
+    let state = random_token(p.random());
+    let nonce = random_token(p.random());
+    let verifier = random_token(p.random());
+    let state_hash = token_hash(&state);
+    let challenge = b64url_encode(&Sha256::digest(verifier.as_bytes()));
+    let redirect_uri = format!("{}{CALLBACK_PATH}", base_url.trim_end_matches('/'));
+    let data = FlowData {
+        nonce_hash: token_hash(&nonce),
+        verifier_enc: master.seal(
+            p.random(),
+            &verifier_context(&state_hash),
+            verifier.as_bytes(),
+        ),
+        issuer: meta.issuer.clone(),
+        client_id: cfg.view.client_id.clone(),
+        client_secret_enc: cfg.client_secret_enc.clone(),
+        token_endpoint: meta.token_endpoint.clone(),
+        jwks_uri: meta.jwks_uri.clone(),
+        token_auth: meta.token_auth,
+        redirect_uri: redirect_uri.clone(),
+        login_flow,
+        redirect_to,
+    };
+    let now = p.clock().now_ms();
+    let json = serde_json::to_string(&data).map_err(|e| SsoStartError::Storage(e.to_string()))?;
+    p.sql()
+        .execute(
+            Stmt::new(
+                "INSERT INTO auth_flows (token_hash, kind, tenant_id, data, created_at, expires_at)
+                 VALUES (?1, 'sso', ?2, ?3, ?4, ?5)",
+            )
+            .bind(state_hash.as_str())
+            .bind(tenant_id.as_str())
+            .bind(json)
+            .bind(now)
+            .bind(now + FLOW_TTL_MS),
+        )
+        .await?;
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &cfg.view.client_id)
+        .append_pair("redirect_uri", &redirect_uri)
+        .append_pair("scope", "openid email")
+        .append_pair("state", &state)
+        .append_pair("nonce", &nonce)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .finish();
+    let sep = if meta.authorization_endpoint.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    Ok(SsoStart {
+        authorization_url: format!("{}{sep}{query}", meta.authorization_endpoint),
+    })
+}
+
+/// The query of the IdP's redirect to the callback.
+#[derive(Debug, Clone, Default)]
+pub struct CallbackParams {
+    /// The authorization code.
+    pub code: Option<String>,
+    /// The state of [`start`].
+    pub state: Option<String>,
+    /// The IdP's error (`access_denied`, ...), when it refused.
+    pub error: Option<String>,
+    /// The authorization response's issuer (RFC 9207), when the IdP sends one.
+    pub iss: Option<String>,
+}
+
+/// A successful SSO sign-in: the session is started by the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoSignIn {
+    /// Who signed in.
+    pub user: SessionUser,
+    /// The universal login page's flow, when it started this sign-in.
+    pub login_flow: Option<String>,
+    /// Where the client wanted to go afterwards.
+    pub redirect_to: Option<String>,
+}
+
+/// Why an SSO callback was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SsoCallbackError {
+    /// No pending sign-in has this state (unknown, already used or expired), or no state.
+    #[error("the sign-in state is unknown, used or expired")]
+    InvalidState,
+    /// The IdP answered with an error (its `error` code, sanitised).
+    #[error("the identity provider refused the sign-in: {0}")]
+    IdpError(String),
+    /// The authorization response names another issuer than the one the sign-in went to
+    /// (RFC 9207: a mix-up of identity providers).
+    #[error("the authorization response is from another issuer")]
+    ResponseIssuer,
+    /// No code, or the token endpoint refused the code.
+    #[error("the authorization code was refused")]
+    CodeRefused,
+    /// The ID token is not acceptable.
+    #[error(transparent)]
+    IdToken(#[from] IdTokenError),
+    /// The tenant's SSO was removed or disabled since the sign-in started.
+    #[error("single sign-on is not available for this tenant")]
+    NotAvailable,
+    /// The tenant is suspended or being deleted.
+    #[error("the tenant is not active")]
+    TenantNotActive,
+    /// The identity maps to no account that may sign in: `unknown_user` (no JIT),
+    /// `account_not_active`, `identity_mismatch` or `email_invalid`.
+    #[error("no account of this tenant may sign in with this identity")]
+    AccountRefused(&'static str),
+    /// Too many failed SSO callbacks from this client (ERR-RATE-429).
+    #[error("too many failed sign-in attempts")]
+    RateLimited {
+        /// Seconds until the window ends.
+        retry_after_secs: i64,
+    },
+    /// The IdP's token endpoint or key set cannot be reached or used (cause, for the log).
+    #[error("the tenant's identity provider is unavailable: {0}")]
+    IdpUnavailable(String),
+    /// `MASTER_KEY` is missing or invalid, or a sealed value does not open.
+    #[error("the master key is unusable: {0}")]
+    MasterKey(String),
+    /// The database failed.
+    #[error("SSO storage failed: {0}")]
+    Storage(String),
+}
+
+impl SsoCallbackError {
+    /// A stable, searchable name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SsoCallbackError::InvalidState => "sso_state_invalid",
+            SsoCallbackError::IdpError(_) => "idp_error",
+            SsoCallbackError::ResponseIssuer => "response_issuer",
+            SsoCallbackError::CodeRefused => "code_refused",
+            SsoCallbackError::IdToken(e) => e.code(),
+            SsoCallbackError::NotAvailable => "sso_not_available",
+            SsoCallbackError::TenantNotActive => "tenant_not_active",
+            SsoCallbackError::AccountRefused(reason) => reason,
+            SsoCallbackError::RateLimited { .. } => "rate_limited",
+            SsoCallbackError::IdpUnavailable(_) => "sso_idp_unavailable",
+            SsoCallbackError::MasterKey(_) => "master_key",
+            SsoCallbackError::Storage(_) => "storage",
+        }
+    }
+}
+
+impl From<SqlError> for SsoCallbackError {
+    fn from(e: SqlError) -> Self {
+        SsoCallbackError::Storage(e.to_string())
+    }
+}
+
+/// An IdP `error` value as it may be echoed: the RFC 6749 charset, bounded.
+fn sanitise_error(raw: &str) -> String {
+    let clean: String = raw
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .take(64)
+        .collect();
+    if clean.is_empty() {
+        "unspecified".to_owned()
+    } else {
+        clean
+    }
+}
+
+/// Completes an SSO sign-in from the IdP's redirect. `client` is the caller's address (rate
+/// limit, stored hashed only).
+pub async fn callback<P: Platform>(
+    p: &P,
+    params: &CallbackParams,
+    client: Option<&str>,
+    request_id: &str,
+) -> Result<SsoSignIn, SsoCallbackError> {
+    let now = p.clock().now_ms();
+    let counter = client.map(|c| Counter::new(throttle::LOGIN_PER_CLIENT, c, now));
+    let counters: Vec<Counter> = counter.into_iter().collect();
+    if let Some(retry_after_secs) = throttle::retry_after(p, &counters, now).await? {
+        refuse(p, None, None, "rate_limited", &[], request_id).await?;
+        return Err(SsoCallbackError::RateLimited { retry_after_secs });
+    }
+    let outcome = complete(p, params, now).await;
+    match outcome {
+        Ok(done) => {
+            if let Some(mut audit) = done.record {
+                audit.request_id = Some(request_id.to_owned());
+                audit_batch(p, done.stmts, &audit, now).await?;
+            } else if !done.stmts.is_empty() {
+                p.sql().batch(done.stmts).await?;
+            }
+            Ok(done.sign_in)
+        }
+        Err((err, tenant_id, user_id)) => {
+            if !matches!(
+                err,
+                SsoCallbackError::Storage(_)
+                    | SsoCallbackError::MasterKey(_)
+                    | SsoCallbackError::IdpUnavailable(_)
+            ) {
+                refuse(
+                    p,
+                    tenant_id.as_deref(),
+                    user_id.as_deref(),
+                    err.code(),
+                    &counters,
+                    request_id,
+                )
+                .await?;
+            }
+            Err(err)
+        }
+    }
+}
+
+/// What a successful callback writes, then returns.
+struct Completed {
+    sign_in: SsoSignIn,
+    stmts: Vec<Stmt>,
+    record: Option<AuditRecord>,
+}
+
+/// A failure with the tenant and user it concerns, if known (for the audit record).
+type Failed = (SsoCallbackError, Option<String>, Option<String>);
+
+/// The callback's work, without the refusal bookkeeping.
+async fn complete<P: Platform>(
+    p: &P,
+    params: &CallbackParams,
+    now: i64,
+) -> Result<Completed, Failed> {
+    let plain = |e: SsoCallbackError| (e, None, None);
+    let state = params
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty() && s.len() <= MAX_PARAM_LEN)
+        .ok_or_else(|| plain(SsoCallbackError::InvalidState))?;
+    let state_hash = token_hash(state);
+    // Single use: only the request whose UPDATE changed the row goes on.
+    let consumed = p
+        .sql()
+        .execute(
+            Stmt::new(
+                "UPDATE auth_flows SET consumed_at = ?2
+                 WHERE token_hash = ?1 AND kind = 'sso' AND consumed_at IS NULL AND expires_at > ?2",
+            )
+            .bind(state_hash.as_str())
+            .bind(now),
+        )
+        .await
+        .map_err(|e| plain(e.into()))?;
+    if consumed != 1 {
+        return Err(plain(SsoCallbackError::InvalidState));
+    }
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new("SELECT tenant_id, data FROM auth_flows WHERE token_hash = ?1")
+                .bind(state_hash.as_str()),
+        )
+        .await
+        .map_err(|e| plain(e.into()))?;
+    let row = rows
+        .first()
+        .ok_or_else(|| plain(SsoCallbackError::InvalidState))?;
+    let tenant_id = row
+        .opt_text("tenant_id")
+        .map_err(|e| plain(e.into()))?
+        .ok_or_else(|| plain(SsoCallbackError::InvalidState))?;
+    let on_tenant = |e: SsoCallbackError| (e, Some(tenant_id.clone()), None);
+    let data: FlowData = serde_json::from_str(&row.text("data").map_err(|e| plain(e.into()))?)
+        .map_err(|_| on_tenant(SsoCallbackError::InvalidState))?;
+
+    if params.iss.as_deref().is_some_and(|iss| iss != data.issuer) {
+        return Err(on_tenant(SsoCallbackError::ResponseIssuer));
+    }
+    if let Some(error) = &params.error {
+        return Err(on_tenant(SsoCallbackError::IdpError(sanitise_error(error))));
+    }
+    let code = params
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty() && c.len() <= MAX_PARAM_LEN)
+        .ok_or_else(|| on_tenant(SsoCallbackError::CodeRefused))?;
+
+    let tenant_rows = p
+        .sql()
+        .query(Stmt::new("SELECT status FROM tenants WHERE id = ?1").bind(tenant_id.as_str()))
+        .await
+        .map_err(|e| on_tenant(e.into()))?;
+    let tenant_status = match tenant_rows.first() {
+        Some(r) => r.text("status").map_err(|e| on_tenant(e.into()))?,
+        None => return Err(on_tenant(SsoCallbackError::NotAvailable)),
+    };
+    if tenant_status != "active" {
+        return Err(on_tenant(SsoCallbackError::TenantNotActive));
+    }
+    let cfg = match config::load(p, &tenant_id).await {
+        Ok(Some(cfg)) if cfg.view.enabled => cfg,
+        Ok(_) => return Err(on_tenant(SsoCallbackError::NotAvailable)),
+        Err(e) => return Err(on_tenant(e.into())),
+    };
+
+    let master = MasterKey::load(p.secrets())
+        .map_err(|e| on_tenant(SsoCallbackError::MasterKey(e.to_string())))?;
+    let open = |context: &str, sealed: &str| {
+        master
+            .open(context, sealed)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| {
+                on_tenant(SsoCallbackError::MasterKey(
+                    "a sealed SSO value does not open".to_owned(),
+                ))
+            })
+    };
+    let verifier = open(&verifier_context(&state_hash), &data.verifier_enc)?;
+    let secret = open(&secret_context(&tenant_id), &data.client_secret_enc)?;
+
+    let id_token = exchange(p, &data, code, &verifier, &secret)
+        .await
+        .map_err(on_tenant)?;
+    let keys = discovery::fetch_keys(p, &data.issuer, &data.jwks_uri)
+        .await
+        .map_err(|e| {
+            on_tenant(SsoCallbackError::IdpUnavailable(match e {
+                DiscoveryError::Unreachable(c) | DiscoveryError::Unusable(c) => c,
+            }))
+        })?;
+    let claims = id_token::verify_signature(&id_token, &keys).map_err(|e| on_tenant(e.into()))?;
+    let identity = id_token::check_claims(
+        &claims,
+        &id_token::Expected {
+            issuer: &cfg.view.issuer_url,
+            client_id: &cfg.view.client_id,
+            nonce_hash: &data.nonce_hash,
+            now_ms: now,
+        },
+    )
+    .map_err(|e| on_tenant(e.into()))?;
+    let email = Email::parse(&identity.email)
+        .map_err(|_| on_tenant(SsoCallbackError::AccountRefused("email_invalid")))?;
+
+    let (user, stmts, record) = match_user(
+        p,
+        &tenant_id,
+        &identity.issuer,
+        &identity.subject,
+        &email,
+        &cfg.view,
+        now,
+    )
+    .await?;
+    Ok(Completed {
+        sign_in: SsoSignIn {
+            user,
+            login_flow: data.login_flow,
+            redirect_to: data.redirect_to,
+        },
+        stmts,
+        record,
+    })
+}
+
+/// The token endpoint's answer Edgeplane reads.
+#[derive(Debug, Deserialize)]
+struct TokenResponse {
+    id_token: Option<String>,
+}
+
+/// Exchanges `code` at the flow's token endpoint (which must be on its issuer's origin) and
+/// returns the ID token.
+async fn exchange<P: Platform>(
+    p: &P,
+    data: &FlowData,
+    code: &str,
+    verifier: &str,
+    secret: &str,
+) -> Result<String, SsoCallbackError> {
+    let origin = discovery::origin_of(&data.issuer);
+    if origin.is_none() || discovery::origin_of(&data.token_endpoint) != origin {
+        return Err(SsoCallbackError::IdpUnavailable(
+            "token endpoint is not on the issuer's origin".to_owned(),
+        ));
+    }
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("grant_type", "authorization_code")
+        .append_pair("code", code)
+        .append_pair("redirect_uri", &data.redirect_uri)
+        .append_pair("code_verifier", verifier);
+    let mut headers = vec![
+        (
+            "content-type".to_owned(),
+            "application/x-www-form-urlencoded".to_owned(),
+        ),
+        ("accept".to_owned(), "application/json".to_owned()),
+    ];
+    match data.token_auth {
+        TokenAuth::ClientSecretBasic => {
+            // RFC 6749, section 2.3.1: both parts form-urlencoded before base64.
+            let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let basic = base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                format!("{}:{}", enc(&data.client_id), enc(secret)),
+            );
+            headers.push(("authorization".to_owned(), format!("Basic {basic}")));
+        }
+        TokenAuth::ClientSecretPost => {
+            form.append_pair("client_id", &data.client_id)
+                .append_pair("client_secret", secret);
+        }
+    }
+    let req = OutboundRequest {
+        method: "POST",
+        url: data.token_endpoint.clone(),
+        headers,
+        body: form.finish().into_bytes(),
+    };
+    let resp = p
+        .http()
+        .fetch(req)
+        .await
+        .map_err(|e| SsoCallbackError::IdpUnavailable(format!("token endpoint: {e}")))?;
+    if resp.status >= 500 {
+        return Err(SsoCallbackError::IdpUnavailable(format!(
+            "token endpoint: status {}",
+            resp.status
+        )));
+    }
+    if resp.status != 200 || resp.body.len() > MAX_TOKEN_RESPONSE_BYTES {
+        // The IdP's own error code is worth a log line (no secrets in it).
+        let error = serde_json::from_slice::<Json>(&resp.body)
+            .ok()
+            .and_then(|j| j.get("error").and_then(Json::as_str).map(sanitise_error))
+            .unwrap_or_default();
+        let line = serde_json::json!({
+            "ts": p.clock().now_ms(), "level": "warn", "msg": "SSO token endpoint refused the code",
+            "status": resp.status, "error": error,
+        });
+        p.logger().line(&line.to_string());
+        return Err(SsoCallbackError::CodeRefused);
+    }
+    serde_json::from_slice::<TokenResponse>(&resp.body)
+        .ok()
+        .and_then(|t| t.id_token)
+        .ok_or(SsoCallbackError::IdToken(IdTokenError::Malformed))
+}
+
+/// Finds (or, with JIT, creates) the tenant user of an identity and prepares the writes that
+/// link it, activate it or create it.
+async fn match_user<P: Platform>(
+    p: &P,
+    tenant_id: &str,
+    issuer: &str,
+    subject: &str,
+    email: &Email,
+    cfg: &config::SsoConfigView,
+    now: i64,
+) -> Result<(SessionUser, Vec<Stmt>, Option<AuditRecord>), Failed> {
+    let fail = |e: SsoCallbackError, user: Option<String>| (e, Some(tenant_id.to_owned()), user);
+    let sql_fail = |e: SqlError| fail(e.into(), None);
+    let by_identity = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT id, role, status, external_issuer, external_subject FROM users
+                 WHERE tenant_id = ?1 AND external_issuer = ?2 AND external_subject = ?3",
+            )
+            .bind(tenant_id)
+            .bind(issuer)
+            .bind(subject),
+        )
+        .await
+        .map_err(sql_fail)?;
+    let rows = if by_identity.is_empty() {
+        p.sql()
+            .query(
+                Stmt::new(
+                    "SELECT id, role, status, external_issuer, external_subject FROM users
+                     WHERE tenant_id = ?1 AND email = ?2",
+                )
+                .bind(tenant_id)
+                .bind(email.as_str()),
+            )
+            .await
+            .map_err(sql_fail)?
+    } else {
+        by_identity
+    };
+    let Some(row) = rows.first() else {
+        if !cfg.allow_jit {
+            return Err(fail(SsoCallbackError::AccountRefused("unknown_user"), None));
+        }
+        let user_id = ids::new_id(p.random());
+        let record = AuditRecord::success(
+            "user.create",
+            &Actor::system("sso-jit"),
+            Some(tenant_id),
+            format!("user:{user_id}"),
+            None,
+        )
+        .with("role", cfg.jit_role.as_str())
+        .with("method", "sso");
+        let stmts = vec![Stmt::new(
+            "INSERT INTO users (id, tenant_id, email, role, status, external_issuer,
+               external_subject, last_login_at, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?7, ?7, ?7)",
+        )
+        .bind(user_id.as_str())
+        .bind(tenant_id)
+        .bind(email.as_str())
+        .bind(cfg.jit_role.as_str())
+        .bind(issuer)
+        .bind(subject)
+        .bind(now)];
+        let user = SessionUser {
+            user_id,
+            tenant_id: tenant_id.to_owned(),
+            role: cfg.jit_role.clone(),
+        };
+        return Ok((user, stmts, Some(record)));
+    };
+    let user_id = row.text("id").map_err(sql_fail)?;
+    let linked_here = row
+        .opt_text("external_issuer")
+        .map_err(sql_fail)?
+        .as_deref()
+        == Some(issuer);
+    let linked_subject = row.opt_text("external_subject").map_err(sql_fail)?;
+    // An account already linked to another subject of this issuer is that person's, even if
+    // the IdP now hands its email to someone else.
+    if linked_here && linked_subject.as_deref() != Some(subject) {
+        return Err(fail(
+            SsoCallbackError::AccountRefused("identity_mismatch"),
+            Some(user_id),
+        ));
+    }
+    let user = SessionUser {
+        user_id: user_id.clone(),
+        tenant_id: tenant_id.to_owned(),
+        role: row.text("role").map_err(sql_fail)?,
+    };
+    match row.text("status").map_err(sql_fail)?.as_str() {
+        "active" => {
+            let stmt = Stmt::new(
+                "UPDATE users SET external_issuer = ?2, external_subject = ?3, failed_logins = 0,
+                   updated_at = ?4
+                 WHERE id = ?1 AND status = 'active'",
+            )
+            .bind(user_id.as_str())
+            .bind(issuer)
+            .bind(subject)
+            .bind(now);
+            Ok((user, vec![stmt], None))
+        }
+        "invited" => {
+            // FR-TENANT-001: signing in through the tenant's IdP accepts the invitation.
+            let record = AuditRecord::success(
+                "invitation.accept",
+                &Actor::user(&user_id),
+                Some(tenant_id),
+                format!("user:{user_id}"),
+                None,
+            )
+            .with("user_id", user_id.as_str())
+            .with("method", "sso");
+            let stmts = vec![
+                Stmt::new(
+                    "UPDATE invitations SET status = 'accepted', accepted_at = ?2
+                     WHERE user_id = ?1 AND status = 'pending'",
+                )
+                .bind(user_id.as_str())
+                .bind(now),
+                Stmt::new(
+                    "UPDATE users SET status = 'active', external_issuer = ?2,
+                       external_subject = ?3, failed_logins = 0, updated_at = ?4,
+                       version = version + 1
+                     WHERE id = ?1 AND status = 'invited'",
+                )
+                .bind(user_id.as_str())
+                .bind(issuer)
+                .bind(subject)
+                .bind(now),
+            ];
+            Ok((user, stmts, Some(record)))
+        }
+        _ => Err(fail(
+            SsoCallbackError::AccountRefused("account_not_active"),
+            Some(user_id),
+        )),
+    }
+}
+
+/// Runs `stmts` with the outbox row of `record` in one batch.
+async fn audit_batch<P: Platform>(
+    p: &P,
+    mut stmts: Vec<Stmt>,
+    record: &AuditRecord,
+    now: i64,
+) -> Result<(), SqlError> {
+    stmts.push(audit::outbox_insert(record, &audit::new_event_id(p), now));
+    p.sql().batch(stmts).await?;
+    Ok(())
+}
+
+/// Audits a refused SSO sign-in (no email, subject or address in it) and counts it against the
+/// client, in one batch.
+async fn refuse<P: Platform>(
+    p: &P,
+    tenant_id: Option<&str>,
+    user_id: Option<&str>,
+    reason: &str,
+    counters: &[Counter],
+    request_id: &str,
+) -> Result<(), SqlError> {
+    let now = p.clock().now_ms();
+    let record = AuditRecord::failure(
+        "session.create",
+        &Actor::user(user_id.unwrap_or("anonymous")),
+        tenant_id,
+        user_id.map_or_else(|| "session".to_owned(), |u| format!("user:{u}")),
+        Some(request_id),
+    )
+    .with("method", "sso")
+    .with("reason", reason);
+    let mut stmts = vec![audit::outbox_insert(&record, &audit::new_event_id(p), now)];
+    stmts.extend(counters.iter().map(Counter::hit));
+    p.sql().batch(stmts).await?;
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! Validation of the tenant IdP's ID token (OpenID Connect Core 1.0, section 3.1.3.7), cheapest
+//! checks first: structure and `alg` (RS256 or ES256 only: `none`, HMAC and EdDSA are refused
+//! here even though operator tokens may use EdDSA) before any key is tried, the signature by a
+//! key of the IdP's JWKS before any claim is read, then `iss`, `aud`, `azp`, `exp`/`iat` (with
+//! the operator sign-in's leeway, time from the Clock port), `nonce`, `sub` and a verified email.
+
+use serde_json::{Map, Value as Json};
+
+use crate::auth::jwk::{self, Alg};
+use crate::auth::jwt::{self, LEEWAY_SECS};
+use crate::auth::OperatorAuthError;
+use crate::crypto::token_hash;
+
+/// Longest `sub` accepted (stored as the user's external subject).
+const MAX_SUBJECT_LEN: usize = 255;
+
+/// Why an ID token is refused. Each is a fact about the token, named in the 401's `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IdTokenError {
+    /// Not a well-formed signed JWT, or a required claim is missing or of the wrong type.
+    #[error("the ID token is not a well-formed JWT")]
+    Malformed,
+    /// `alg` is not RS256 or ES256, or not the algorithm of the key its `kid` names.
+    #[error("the ID token's signing algorithm is not accepted")]
+    Algorithm,
+    /// No key of the IdP's key set verifies the signature.
+    #[error("the ID token's signature does not verify")]
+    Signature,
+    /// `iss` is not the tenant's configured issuer.
+    #[error("the ID token is from another issuer")]
+    Issuer,
+    /// `aud` does not contain the configured client id.
+    #[error("the ID token is for another audience")]
+    Audience,
+    /// `azp` is present and not the client id, or absent with several audiences.
+    #[error("the ID token was issued to another party")]
+    AuthorizedParty,
+    /// `exp` passed, or `iat` is in the future.
+    #[error("the ID token is expired or not yet valid")]
+    Expired,
+    /// `nonce` is missing or not the one of this sign-in.
+    #[error("the ID token's nonce does not match this sign-in")]
+    Nonce,
+    /// No `email`, or `email_verified` is not `true`.
+    #[error("the ID token carries no verified email")]
+    EmailNotVerified,
+}
+
+impl IdTokenError {
+    /// A stable, searchable name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            IdTokenError::Malformed => "id_token_malformed",
+            IdTokenError::Algorithm => "id_token_algorithm",
+            IdTokenError::Signature => "id_token_signature",
+            IdTokenError::Issuer => "id_token_issuer",
+            IdTokenError::Audience => "id_token_audience",
+            IdTokenError::AuthorizedParty => "id_token_azp",
+            IdTokenError::Expired => "id_token_expired",
+            IdTokenError::Nonce => "id_token_nonce",
+            IdTokenError::EmailNotVerified => "email_not_verified",
+        }
+    }
+}
+
+/// What the claims must say.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    /// `iss`, exactly: the tenant's current configuration.
+    pub issuer: &'a str,
+    /// A member of `aud`: the configured client id.
+    pub client_id: &'a str,
+    /// SHA-256 hex of the nonce sent with the authorization request.
+    pub nonce_hash: &'a str,
+    /// Now, unix milliseconds (Clock port).
+    pub now_ms: i64,
+}
+
+/// The identity an accepted ID token asserts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `iss`.
+    pub issuer: String,
+    /// `sub`.
+    pub subject: String,
+    /// `email`, verified by the IdP.
+    pub email: String,
+}
+
+/// Parses `token` and verifies its signature with a key of `keys` (a JWKS's members); returns
+/// its claims.
+pub fn verify_signature(token: &str, keys: &[Json]) -> Result<Map<String, Json>, IdTokenError> {
+    let untrusted = jwt::parse(token).map_err(|e| match e {
+        OperatorAuthError::UnsupportedAlgorithm => IdTokenError::Algorithm,
+        _ => IdTokenError::Malformed,
+    })?;
+    if !matches!(untrusted.alg, Alg::Rs256 | Alg::Es256) {
+        return Err(IdTokenError::Algorithm);
+    }
+    let found = jwk::candidates(keys, untrusted.alg, untrusted.kid.as_deref());
+    if found.keys.is_empty() && found.alg_mismatch {
+        return Err(IdTokenError::Algorithm);
+    }
+    if !found.keys.iter().any(|k| untrusted.verified_by(k)) {
+        return Err(IdTokenError::Signature);
+    }
+    untrusted.claims().map_err(|_| IdTokenError::Malformed)
+}
+
+/// Checks verified claims against `expected`, in the order of OIDC Core 3.1.3.7.
+pub fn check_claims(
+    claims: &Map<String, Json>,
+    expected: &Expected<'_>,
+) -> Result<Identity, IdTokenError> {
+    if claims.get("iss").and_then(Json::as_str) != Some(expected.issuer) {
+        return Err(IdTokenError::Issuer);
+    }
+    let audiences: Vec<&str> = match claims.get("aud") {
+        Some(Json::String(aud)) => vec![aud.as_str()],
+        Some(Json::Array(auds)) => auds.iter().filter_map(Json::as_str).collect(),
+        _ => return Err(IdTokenError::Audience),
+    };
+    if !audiences.contains(&expected.client_id) {
+        return Err(IdTokenError::Audience);
+    }
+    match claims.get("azp") {
+        Some(azp) if azp.as_str() != Some(expected.client_id) => {
+            return Err(IdTokenError::AuthorizedParty)
+        }
+        None if audiences.len() > 1 => return Err(IdTokenError::AuthorizedParty),
+        _ => {}
+    }
+    let now = expected.now_ms.div_euclid(1000);
+    let exp = numeric(claims, "exp")?.ok_or(IdTokenError::Malformed)?;
+    if now >= exp.saturating_add(LEEWAY_SECS) {
+        return Err(IdTokenError::Expired);
+    }
+    let iat = numeric(claims, "iat")?.ok_or(IdTokenError::Malformed)?;
+    if iat > now.saturating_add(LEEWAY_SECS) {
+        return Err(IdTokenError::Expired);
+    }
+    let nonce = claims
+        .get("nonce")
+        .and_then(Json::as_str)
+        .ok_or(IdTokenError::Nonce)?;
+    if token_hash(nonce) != expected.nonce_hash {
+        return Err(IdTokenError::Nonce);
+    }
+    let subject = claims
+        .get("sub")
+        .and_then(Json::as_str)
+        .filter(|s| !s.is_empty() && s.len() <= MAX_SUBJECT_LEN && !s.chars().any(char::is_control))
+        .ok_or(IdTokenError::Malformed)?
+        .to_owned();
+    let email = claims
+        .get("email")
+        .and_then(Json::as_str)
+        .ok_or(IdTokenError::EmailNotVerified)?;
+    // Only the JSON boolean true: an IdP that says "true" as a string is not followed.
+    if claims.get("email_verified") != Some(&Json::Bool(true)) {
+        return Err(IdTokenError::EmailNotVerified);
+    }
+    Ok(Identity {
+        issuer: expected.issuer.to_owned(),
+        subject,
+        email: email.to_owned(),
+    })
+}
+
+/// A NumericDate claim as whole seconds; `Ok(None)` if absent.
+fn numeric(claims: &Map<String, Json>, name: &str) -> Result<Option<i64>, IdTokenError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Json::Number(n)) => n
+            .as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f.floor() as i64)
+            })
+            .map(Some)
+            .ok_or(IdTokenError::Malformed),
+        Some(_) => Err(IdTokenError::Malformed),
+    }
+}

@@ -1,0 +1,860 @@
+//! FR-AUTH-003 on real SQLite with the migrations, canned IdP answers (`MapHttp`) and the fixed
+//! clock: configuration checks, discovery judgement, the ID token table, and the whole
+//! start/callback flow with user matching.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use futures_executor::block_on;
+use p256::ecdsa::signature::Signer as _;
+use serde_json::{json, Value as Json};
+use sha2::Sha256;
+
+use super::config::{self, SsoConfigError, SsoConfigInput};
+use super::discovery::{self, DiscoveryError, TokenAuth};
+use super::flow::{self, CallbackParams, SsoCallbackError, SsoStartError};
+use super::id_token::{self, Expected, IdTokenError};
+use crate::audit::Actor;
+use crate::auth::config::ENV_VAR;
+use crate::crypto::{b64url_encode, token_hash};
+use crate::ports::{Row, Sql, Stmt};
+use crate::tenants::{Email, Plan, ProvisionTenant, TenantDomain, TenantName, TenantService};
+use crate::testing::{TestPlatform, START_MS};
+use crate::tokens::master_key::{MasterKey, MASTER_KEY_SECRET};
+use crate::users;
+
+const ISSUER: &str = "https://idp.example.com";
+const DISCOVERY: &str = "https://idp.example.com/.well-known/openid-configuration";
+const JWKS: &str = "https://idp.example.com/jwks";
+const TOKEN: &str = "https://idp.example.com/token";
+const CLIENT: &str = "edgeplane";
+const SECRET: &str = "s3cret-of-the-client";
+const NOW: i64 = START_MS / 1000;
+
+// ---------------------------------------------------------------------------------------------
+// Keys and tokens
+// ---------------------------------------------------------------------------------------------
+
+#[allow(clippy::large_enum_variant)] // two per test
+enum Key {
+    Es(p256::ecdsa::SigningKey, &'static str),
+    Rs(rsa::pkcs1v15::SigningKey<Sha256>, rsa::RsaPublicKey),
+}
+
+fn es(seed: u8, kid: &'static str) -> Key {
+    Key::Es(
+        p256::ecdsa::SigningKey::from_slice(&[seed; 32]).unwrap(),
+        kid,
+    )
+}
+
+fn rs() -> Key {
+    let jwk: Json = serde_json::from_str(include_str!("../auth/testdata/rsa-2048.json")).unwrap();
+    let int = |name: &str| {
+        rsa::BigUint::from_bytes_be(
+            &crate::crypto::b64url_decode(jwk[name].as_str().unwrap()).unwrap(),
+        )
+    };
+    let private =
+        rsa::RsaPrivateKey::from_components(int("n"), int("e"), int("d"), vec![int("p"), int("q")])
+            .unwrap();
+    let public = private.to_public_key();
+    Key::Rs(rsa::pkcs1v15::SigningKey::new(private), public)
+}
+
+impl Key {
+    fn jwk(&self) -> Json {
+        match self {
+            Key::Es(k, kid) => {
+                let point = k.verifying_key().to_encoded_point(false);
+                json!({
+                    "kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256",
+                    "x": b64url_encode(point.x().unwrap()), "y": b64url_encode(point.y().unwrap()),
+                })
+            }
+            Key::Rs(_, public) => {
+                use rsa::traits::PublicKeyParts as _;
+                json!({
+                    "kty": "RSA", "kid": "rs", "alg": "RS256",
+                    "n": b64url_encode(&public.n().to_bytes_be()),
+                    "e": b64url_encode(&public.e().to_bytes_be()),
+                })
+            }
+        }
+    }
+
+    fn sign_token(&self, claims: &Json) -> String {
+        let header = match self {
+            Key::Es(_, kid) => json!({ "alg": "ES256", "kid": kid }),
+            Key::Rs(..) => json!({ "alg": "RS256", "kid": "rs" }),
+        };
+        let input = format!(
+            "{}.{}",
+            b64url_encode(header.to_string().as_bytes()),
+            b64url_encode(claims.to_string().as_bytes())
+        );
+        let sig = match self {
+            Key::Es(k, _) => {
+                let s: p256::ecdsa::Signature = k.sign(input.as_bytes());
+                s.to_bytes().to_vec()
+            }
+            Key::Rs(k, _) => {
+                use rsa::signature::SignatureEncoding as _;
+                k.sign(input.as_bytes()).to_vec()
+            }
+        };
+        format!("{input}.{}", b64url_encode(&sig))
+    }
+}
+
+fn id_claims(nonce: &str, email: &str) -> Json {
+    json!({
+        "iss": ISSUER, "aud": CLIENT, "sub": format!("sub-{email}"), "nonce": nonce,
+        "email": email, "email_verified": true, "iat": NOW, "exp": NOW + 300,
+    })
+}
+
+fn expected(nonce_hash: &str) -> Expected<'_> {
+    Expected {
+        issuer: ISSUER,
+        client_id: CLIENT,
+        nonce_hash,
+        now_ms: START_MS,
+    }
+}
+
+/// FR-AUTH-003: the ID token table. Each refusal names its own reason.
+#[test]
+fn fr_auth_003_id_token_validation_table() {
+    let key = es(7, "k1");
+    let keys = vec![key.jwk(), rs().jwk()];
+    let nonce_hash = token_hash("the-nonce");
+    let with = |f: &dyn Fn(&mut Json)| {
+        let mut c = id_claims("the-nonce", "ana@acme.test");
+        f(&mut c);
+        c
+    };
+    let check = |token: &str| {
+        id_token::verify_signature(token, &keys)
+            .and_then(|c| id_token::check_claims(&c, &expected(&nonce_hash)))
+    };
+    // Good, with ES256 and RS256.
+    let ok = check(&key.sign_token(&with(&|_| {}))).unwrap();
+    assert_eq!(ok.email, "ana@acme.test");
+    assert_eq!(ok.subject, "sub-ana@acme.test");
+    check(&rs().sign_token(&with(&|_| {}))).unwrap();
+
+    let cases: Vec<(&str, Json, IdTokenError)> = vec![
+        (
+            "wrong nonce",
+            with(&|c| c["nonce"] = json!("other")),
+            IdTokenError::Nonce,
+        ),
+        (
+            "no nonce",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("nonce");
+            }),
+            IdTokenError::Nonce,
+        ),
+        (
+            "wrong aud",
+            with(&|c| c["aud"] = json!("someone-else")),
+            IdTokenError::Audience,
+        ),
+        (
+            "aud list without azp",
+            with(&|c| c["aud"] = json!([CLIENT, "x"])),
+            IdTokenError::AuthorizedParty,
+        ),
+        (
+            "azp of another party",
+            with(&|c| c["azp"] = json!("x")),
+            IdTokenError::AuthorizedParty,
+        ),
+        (
+            "expired",
+            with(&|c| c["exp"] = json!(NOW - 61)),
+            IdTokenError::Expired,
+        ),
+        (
+            "issued in the future",
+            with(&|c| c["iat"] = json!(NOW + 120)),
+            IdTokenError::Expired,
+        ),
+        (
+            "other issuer",
+            with(&|c| c["iss"] = json!("https://evil.example.com")),
+            IdTokenError::Issuer,
+        ),
+        (
+            "no exp",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            }),
+            IdTokenError::Malformed,
+        ),
+        (
+            "unverified email",
+            with(&|c| c["email_verified"] = json!(false)),
+            IdTokenError::EmailNotVerified,
+        ),
+        (
+            "verified as a string",
+            with(&|c| c["email_verified"] = json!("true")),
+            IdTokenError::EmailNotVerified,
+        ),
+        (
+            "no email",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("email");
+            }),
+            IdTokenError::EmailNotVerified,
+        ),
+    ];
+    for (name, claims, want) in cases {
+        assert_eq!(check(&key.sign_token(&claims)), Err(want), "{name}");
+    }
+    // Within the leeway still accepted.
+    check(&key.sign_token(&with(&|c| c["exp"] = json!(NOW - 30)))).unwrap();
+
+    // Signatures: another key, alg none, HS256 and EdDSA are refused before any claim is read.
+    assert_eq!(
+        check(&es(8, "k1").sign_token(&with(&|_| {}))),
+        Err(IdTokenError::Signature)
+    );
+    let payload = b64url_encode(with(&|_| {}).to_string().as_bytes());
+    for alg in ["none", "HS256", "EdDSA"] {
+        let header = b64url_encode(json!({ "alg": alg, "kid": "k1" }).to_string().as_bytes());
+        let token = format!("{header}.{payload}.c2ln");
+        assert_eq!(check(&token), Err(IdTokenError::Algorithm), "{alg}");
+    }
+    assert_eq!(check("a.b"), Err(IdTokenError::Malformed));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Discovery and configuration
+// ---------------------------------------------------------------------------------------------
+
+fn metadata() -> Json {
+    json!({
+        "issuer": ISSUER,
+        "authorization_endpoint": "https://idp.example.com/authorize",
+        "token_endpoint": TOKEN,
+        "jwks_uri": JWKS,
+        "response_types_supported": ["code", "id_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+    })
+}
+
+/// FR-AUTH-003: a discovery document is judged field by field; every endpoint must be on the
+/// issuer's origin, so outbound fetches never leave it.
+#[test]
+fn fr_auth_003_discovery_checks_name_what_failed() {
+    block_on(async {
+        let p = TestPlatform::new().await;
+        p.http.set(DISCOVERY, 200, &metadata().to_string());
+        let meta = discovery::discover(&p, ISSUER, false).await.unwrap();
+        assert_eq!(meta.token_auth, TokenAuth::ClientSecretBasic);
+        assert_eq!(meta.token_endpoint, TOKEN);
+
+        type Change = Box<dyn Fn(&mut Json)>;
+        let cases: Vec<(&str, Change, &str)> = vec![
+            (
+                "issuer",
+                Box::new(|m| m["issuer"] = json!("https://idp.example.com/")),
+                "names issuer",
+            ),
+            (
+                "token",
+                Box::new(|m| m["token_endpoint"] = json!("https://evil.example.com/token")),
+                "token_endpoint",
+            ),
+            (
+                "jwks",
+                Box::new(|m| m["jwks_uri"] = json!("https://idp.example.com:8443/jwks")),
+                "jwks_uri",
+            ),
+            (
+                "authz",
+                Box::new(|m| {
+                    m.as_object_mut().unwrap().remove("authorization_endpoint");
+                }),
+                "no authorization_endpoint",
+            ),
+            (
+                "code",
+                Box::new(|m| m["response_types_supported"] = json!(["id_token"])),
+                "code flow",
+            ),
+            (
+                "pkce",
+                Box::new(|m| m["code_challenge_methods_supported"] = json!(["plain"])),
+                "S256",
+            ),
+            (
+                "pkce absent",
+                Box::new(|m| {
+                    m.as_object_mut()
+                        .unwrap()
+                        .remove("code_challenge_methods_supported");
+                }),
+                "S256",
+            ),
+            (
+                "algs",
+                Box::new(|m| m["id_token_signing_alg_values_supported"] = json!(["HS256"])),
+                "RS256",
+            ),
+            (
+                "auth",
+                Box::new(|m| {
+                    m["token_endpoint_auth_methods_supported"] = json!(["private_key_jwt"])
+                }),
+                "client_secret_basic",
+            ),
+        ];
+        for (name, change, needle) in cases {
+            let mut m = metadata();
+            change(&mut m);
+            p.http.set(DISCOVERY, 200, &m.to_string());
+            match discovery::discover(&p, ISSUER, false).await {
+                Err(DiscoveryError::Unusable(why)) => {
+                    assert!(why.contains(needle), "{name}: {why}")
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        let mut m = metadata();
+        m["token_endpoint_auth_methods_supported"] = json!(["client_secret_post"]);
+        p.http.set(DISCOVERY, 200, &m.to_string());
+        assert_eq!(
+            discovery::discover(&p, ISSUER, false)
+                .await
+                .unwrap()
+                .token_auth,
+            TokenAuth::ClientSecretPost
+        );
+        p.http.set(DISCOVERY, 404, "");
+        assert!(matches!(
+            discovery::discover(&p, ISSUER, false).await,
+            Err(DiscoveryError::Unreachable(_))
+        ));
+        // The key set is fetched only from the issuer's origin.
+        assert!(matches!(
+            discovery::fetch_keys(&p, ISSUER, "https://evil.example.com/jwks").await,
+            Err(DiscoveryError::Unusable(_))
+        ));
+        assert!(!p.http.urls().iter().any(|u| u.contains("evil")));
+    });
+}
+
+/// FR-AUTH-003: issuers are https, or http to a loopback host in development only.
+#[test]
+fn fr_auth_003_issuer_urls_are_https_outside_development() {
+    for (issuer, dev, ok) in [
+        ("https://idp.example.com", false, true),
+        ("https://idp.example.com/realms/acme", false, true),
+        ("http://idp.example.com", true, false),
+        ("http://127.0.0.1:9000", false, false),
+        ("http://127.0.0.1:9000", true, true),
+        ("https://idp.example.com?x=1", false, false),
+        ("idp.example.com", false, false),
+    ] {
+        assert_eq!(
+            discovery::issuer_origin(issuer, dev).is_ok(),
+            ok,
+            "{issuer} dev={dev}"
+        );
+    }
+    assert_eq!(
+        discovery::origin_of("https://IdP.example.com:8443/x?y").as_deref(),
+        Some("https://idp.example.com:8443")
+    );
+}
+
+struct Fixture {
+    p: TestPlatform,
+    tenant_id: String,
+    owner_id: String,
+}
+
+async fn fixture() -> Fixture {
+    let p = TestPlatform::new().await;
+    p.secrets
+        .set(MASTER_KEY_SECRET, &STANDARD.encode([3u8; 32]));
+    let req = ProvisionTenant {
+        name: TenantName::parse("Acme Inc").unwrap(),
+        domain: TenantDomain::parse("acme").unwrap(),
+        plan: Plan::parse("free").unwrap(),
+        owner_email: Email::parse("owner@acme.test").unwrap(),
+        apps: vec![],
+    };
+    let out = TenantService::provision(
+        &p,
+        &Actor::operator("op-1"),
+        req,
+        None,
+        "r",
+        "https://e.test",
+    )
+    .await
+    .unwrap()
+    .provisioned;
+    let token = out
+        .invitation_link
+        .split_once("token=")
+        .unwrap()
+        .1
+        .to_owned();
+    let accepted = users::accept_invitation(&p, &token, "correct horse battery staple", "r")
+        .await
+        .unwrap();
+    p.http.set(DISCOVERY, 200, &metadata().to_string());
+    p.http.set(
+        JWKS,
+        200,
+        &json!({ "keys": [es(7, "k1").jwk()] }).to_string(),
+    );
+    Fixture {
+        p,
+        tenant_id: out.tenant.id.as_str().to_owned(),
+        owner_id: accepted.user_id,
+    }
+}
+
+fn input(allow_jit: bool) -> SsoConfigInput {
+    SsoConfigInput {
+        issuer_url: ISSUER.to_owned(),
+        client_id: CLIENT.to_owned(),
+        client_secret: Some(SECRET.to_owned()),
+        allow_jit: Some(allow_jit),
+        ..SsoConfigInput::default()
+    }
+}
+
+async fn rows(p: &TestPlatform, sql: &'static str) -> Vec<Row> {
+    p.sql.query(Stmt::new(sql)).await.unwrap()
+}
+
+/// FR-AUTH-003, NFR-SEC-002: owner only; the secret is sealed, never shown; saves are audited;
+/// a broken issuer is refused naming the failure.
+#[test]
+fn fr_auth_003_configuration_is_owner_only_sealed_and_checked() {
+    block_on(async {
+        let f = fixture().await;
+        let p = &f.p;
+        assert_eq!(
+            config::get(p, &f.tenant_id, &f.owner_id).await,
+            Err(SsoConfigError::NotConfigured)
+        );
+        // Not an owner (an unknown user id, or one of another tenant): refused.
+        assert_eq!(
+            config::save(p, &f.tenant_id, "someone", &input(false), "r").await,
+            Err(SsoConfigError::NotOwner)
+        );
+        let mut no_secret = input(false);
+        no_secret.client_secret = None;
+        assert!(matches!(
+            config::save(p, &f.tenant_id, &f.owner_id, &no_secret, "r").await,
+            Err(SsoConfigError::Invalid("client_secret", _))
+        ));
+        let mut bad_role = input(true);
+        bad_role.jit_role = Some("owner".to_owned());
+        assert!(matches!(
+            config::save(p, &f.tenant_id, &f.owner_id, &bad_role, "r").await,
+            Err(SsoConfigError::Invalid("jit_role", _))
+        ));
+        p.http.set(JWKS, 200, r#"{"keys":[]}"#);
+        match config::save(p, &f.tenant_id, &f.owner_id, &input(false), "r").await {
+            Err(SsoConfigError::Discovery(why)) => {
+                assert!(why.contains("no RS256 or ES256"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+        p.http.set(
+            JWKS,
+            200,
+            &json!({ "keys": [es(7, "k1").jwk()] }).to_string(),
+        );
+
+        let view = config::save(p, &f.tenant_id, &f.owner_id, &input(false), "r-save")
+            .await
+            .unwrap();
+        assert!(view.client_secret_set && view.enabled && !view.allow_jit);
+        assert!(!serde_json::to_string(&view).unwrap().contains(SECRET));
+        let stored = rows(p, "SELECT client_secret_enc FROM sso_configs").await;
+        let sealed = stored[0].text("client_secret_enc").unwrap();
+        assert!(!sealed.contains(SECRET));
+        let master = MasterKey::load(&p.secrets).unwrap();
+        assert_eq!(
+            master
+                .open(&config::secret_context(&f.tenant_id), &sealed)
+                .unwrap(),
+            SECRET.as_bytes()
+        );
+        let audit = rows(
+            p,
+            "SELECT metadata FROM audit_outbox WHERE action = 'sso.configure'",
+        )
+        .await;
+        assert_eq!(audit.len(), 1);
+        assert!(!audit[0].text("metadata").unwrap().contains(SECRET));
+
+        // A new save without a secret keeps the stored one.
+        config::save(p, &f.tenant_id, &f.owner_id, &no_secret, "r")
+            .await
+            .unwrap();
+        let again = rows(p, "SELECT client_secret_enc FROM sso_configs").await;
+        assert_eq!(again[0].text("client_secret_enc").unwrap(), sealed);
+
+        config::delete(p, &f.tenant_id, &f.owner_id, "r")
+            .await
+            .unwrap();
+        assert_eq!(
+            config::delete(p, &f.tenant_id, &f.owner_id, "r").await,
+            Err(SsoConfigError::NotConfigured)
+        );
+        assert_eq!(
+            rows(p, "SELECT id FROM audit_outbox WHERE action = 'sso.remove'")
+                .await
+                .len(),
+            1
+        );
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The flow
+// ---------------------------------------------------------------------------------------------
+
+fn param(url: &str, name: &str) -> String {
+    let query = url.split_once('?').unwrap().1;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .unwrap()
+}
+
+/// Starts a sign-in and has the IdP answer the code with an ID token of `claims(nonce)`.
+async fn run(
+    f: &Fixture,
+    claims: impl Fn(&str) -> Json,
+) -> Result<flow::SsoSignIn, SsoCallbackError> {
+    let started = flow::start(
+        &f.p,
+        &TenantDomain::parse("acme").unwrap(),
+        "https://edge.test",
+        Some("lf-1".to_owned()),
+        None,
+    )
+    .await
+    .unwrap();
+    let url = started.authorization_url;
+    assert!(url.starts_with("https://idp.example.com/authorize?"));
+    assert_eq!(
+        param(&url, "redirect_uri"),
+        "https://edge.test/v1/auth/sso/callback"
+    );
+    assert_eq!(param(&url, "code_challenge_method"), "S256");
+    let token = es(7, "k1").sign_token(&claims(&param(&url, "nonce")));
+    f.p.http.set(
+        TOKEN,
+        200,
+        &json!({ "id_token": token, "token_type": "Bearer" }).to_string(),
+    );
+    flow::callback(
+        &f.p,
+        &CallbackParams {
+            code: Some("the-code".to_owned()),
+            state: Some(param(&url, "state")),
+            error: None,
+            iss: None,
+        },
+        Some("203.0.113.5"),
+        "r-cb",
+    )
+    .await
+}
+
+/// FR-AUTH-003: an active user signs in; the exchange sends the PKCE verifier and the client's
+/// Basic credentials to the token endpoint only; the state is single use; the identity is linked.
+#[test]
+fn fr_auth_003_active_user_signs_in_and_is_linked() {
+    block_on(async {
+        let f = fixture().await;
+        config::save(&f.p, &f.tenant_id, &f.owner_id, &input(false), "r")
+            .await
+            .unwrap();
+        let done = run(&f, |n| id_claims(n, "OWNER@acme.test")).await.unwrap();
+        assert_eq!(done.user.user_id, f.owner_id);
+        assert_eq!(done.user.role, "owner");
+        assert_eq!(done.login_flow.as_deref(), Some("lf-1"));
+        let token_req =
+            f.p.http
+                .requests()
+                .into_iter()
+                .find(|r| r.url == TOKEN)
+                .unwrap();
+        assert_eq!(token_req.method, "POST");
+        let body = String::from_utf8(token_req.body.clone()).unwrap();
+        assert!(body.contains("code_verifier=") && body.contains("grant_type=authorization_code"));
+        let basic = token_req
+            .headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .unwrap();
+        assert_eq!(
+            basic.1,
+            format!("Basic {}", STANDARD.encode(format!("{CLIENT}:{SECRET}")))
+        );
+        let linked = rows(
+            &f.p,
+            "SELECT external_issuer, external_subject FROM users WHERE role = 'owner'",
+        )
+        .await;
+        assert_eq!(linked[0].text("external_issuer").unwrap(), ISSUER);
+        // Later the IdP changes the email: the link by subject still finds the account.
+        let done = run(&f, |n| {
+            let mut c = id_claims(n, "renamed@acme.test");
+            c["sub"] = json!("sub-OWNER@acme.test");
+            c
+        })
+        .await
+        .unwrap();
+        assert_eq!(done.user.user_id, f.owner_id);
+        // Each flow row was consumed by its callback (single use).
+        let used = rows(
+            &f.p,
+            "SELECT token_hash FROM auth_flows WHERE consumed_at IS NOT NULL",
+        )
+        .await;
+        assert_eq!(used.len(), 2);
+    });
+}
+
+/// FR-AUTH-003, FR-TENANT-001: an invited user is activated by SSO; disabled users are refused;
+/// unknown emails only with JIT (then created with jit_role); refusals are audited without PII.
+#[test]
+fn fr_auth_003_user_matching_invited_disabled_unknown_jit() {
+    block_on(async {
+        let f = fixture().await;
+        config::save(&f.p, &f.tenant_id, &f.owner_id, &input(false), "r")
+            .await
+            .unwrap();
+        let now = START_MS;
+        for (id, email, status) in [
+            ("u-inv", "inv@acme.test", "invited"),
+            ("u-dis", "dis@acme.test", "disabled"),
+        ] {
+            f.p.sql
+                .execute(
+                    Stmt::new(
+                        "INSERT INTO users (id, tenant_id, email, role, status, created_at, updated_at)
+                         VALUES (?1, ?2, ?3, 'user', ?4, ?5, ?5)",
+                    )
+                    .bind(id)
+                    .bind(f.tenant_id.as_str())
+                    .bind(email)
+                    .bind(status)
+                    .bind(now),
+                )
+                .await
+                .unwrap();
+        }
+        let done = run(&f, |n| id_claims(n, "inv@acme.test")).await.unwrap();
+        assert_eq!(done.user.user_id, "u-inv");
+        let status = rows(&f.p, "SELECT status FROM users WHERE id = 'u-inv'").await;
+        assert_eq!(status[0].text("status").unwrap(), "active");
+
+        assert_eq!(
+            run(&f, |n| id_claims(n, "dis@acme.test")).await,
+            Err(SsoCallbackError::AccountRefused("account_not_active"))
+        );
+        assert_eq!(
+            run(&f, |n| id_claims(n, "new@acme.test")).await,
+            Err(SsoCallbackError::AccountRefused("unknown_user"))
+        );
+        assert_eq!(
+            run(&f, |n| {
+                let mut c = id_claims(n, "inv@acme.test");
+                c["email_verified"] = json!(false);
+                c
+            })
+            .await,
+            Err(SsoCallbackError::IdToken(IdTokenError::EmailNotVerified))
+        );
+        let refusals = rows(
+            &f.p,
+            "SELECT metadata FROM audit_outbox WHERE action = 'session.create' AND outcome = 'failure'",
+        )
+        .await;
+        assert_eq!(refusals.len(), 3);
+        for r in &refusals {
+            let m = r.text("metadata").unwrap();
+            assert!(!m.contains("@acme.test") && !m.contains("203.0.113"), "{m}");
+        }
+
+        let mut jit = input(true);
+        jit.jit_role = Some("admin".to_owned());
+        config::save(&f.p, &f.tenant_id, &f.owner_id, &jit, "r")
+            .await
+            .unwrap();
+        let done = run(&f, |n| id_claims(n, "new@acme.test")).await.unwrap();
+        assert_eq!(done.user.role, "admin");
+        let created = rows(
+            &f.p,
+            "SELECT status, email FROM users WHERE email = 'new@acme.test'",
+        )
+        .await;
+        assert_eq!(created[0].text("status").unwrap(), "active");
+    });
+}
+
+/// FR-AUTH-003: the callback refuses a replayed or unknown state, an IdP error, and tokens that
+/// fail validation; SSO is unavailable for unknown tenants or without a configuration.
+#[test]
+fn fr_auth_003_callback_refusals() {
+    block_on(async {
+        let f = fixture().await;
+        let acme = TenantDomain::parse("acme").unwrap();
+        assert_eq!(
+            flow::start(&f.p, &acme, "https://e.test", None, None).await,
+            Err(SsoStartError::NotAvailable)
+        );
+        assert_eq!(
+            flow::start(
+                &f.p,
+                &TenantDomain::parse("nope").unwrap(),
+                "https://e.test",
+                None,
+                None
+            )
+            .await,
+            Err(SsoStartError::NotAvailable)
+        );
+        config::save(&f.p, &f.tenant_id, &f.owner_id, &input(false), "r")
+            .await
+            .unwrap();
+        assert!(matches!(
+            flow::start(
+                &f.p,
+                &acme,
+                "https://e.test",
+                None,
+                Some("//evil.example".to_owned())
+            )
+            .await,
+            Err(SsoStartError::Invalid("redirect_to", _))
+        ));
+        let started = flow::start(&f.p, &acme, "https://e.test", None, None)
+            .await
+            .unwrap();
+        let state = param(&started.authorization_url, "state");
+        let params = CallbackParams {
+            code: None,
+            state: Some(state.clone()),
+            error: Some("access_denied".to_owned()),
+            iss: None,
+        };
+        assert_eq!(
+            flow::callback(&f.p, &params, None, "r").await,
+            Err(SsoCallbackError::IdpError("access_denied".to_owned()))
+        );
+        // The state was consumed by that answer.
+        let params = CallbackParams {
+            code: Some("c".to_owned()),
+            state: Some(state),
+            error: None,
+            iss: None,
+        };
+        assert_eq!(
+            flow::callback(&f.p, &params, None, "r").await,
+            Err(SsoCallbackError::InvalidState)
+        );
+        for (name, change, want) in [
+            ("nonce", json!({ "nonce": "x" }), IdTokenError::Nonce),
+            ("aud", json!({ "aud": "x" }), IdTokenError::Audience),
+            ("exp", json!({ "exp": NOW - 3600 }), IdTokenError::Expired),
+            (
+                "iss",
+                json!({ "iss": "https://other.example.com" }),
+                IdTokenError::Issuer,
+            ),
+        ] {
+            let got = run(&f, |n| {
+                let mut c = id_claims(n, "owner@acme.test");
+                for (k, v) in change.as_object().unwrap() {
+                    c[k] = v.clone();
+                }
+                c
+            })
+            .await;
+            assert_eq!(got, Err(SsoCallbackError::IdToken(want)), "{name}");
+        }
+        // The token endpoint refusing the code.
+        let started = flow::start(&f.p, &acme, "https://e.test", None, None)
+            .await
+            .unwrap();
+        f.p.http.set(TOKEN, 400, r#"{"error":"invalid_grant"}"#);
+        let params = CallbackParams {
+            code: Some("c".to_owned()),
+            state: Some(param(&started.authorization_url, "state")),
+            error: None,
+            iss: None,
+        };
+        assert_eq!(
+            flow::callback(&f.p, &params, None, "r").await,
+            Err(SsoCallbackError::CodeRefused)
+        );
+        // RFC 9207: an authorization response naming another issuer is a mix-up.
+        let started = flow::start(&f.p, &acme, "https://e.test", None, None)
+            .await
+            .unwrap();
+        let params = CallbackParams {
+            code: Some("c".to_owned()),
+            state: Some(param(&started.authorization_url, "state")),
+            error: None,
+            iss: Some("https://other.example.com".to_owned()),
+        };
+        assert_eq!(
+            flow::callback(&f.p, &params, None, "r").await,
+            Err(SsoCallbackError::ResponseIssuer)
+        );
+        // Expired flows are refused.
+        let started = flow::start(&f.p, &acme, "https://e.test", None, None)
+            .await
+            .unwrap();
+        f.p.clock.advance(flow::FLOW_TTL_MS + 1);
+        let params = CallbackParams {
+            code: Some("c".to_owned()),
+            state: Some(param(&started.authorization_url, "state")),
+            error: None,
+            iss: None,
+        };
+        assert_eq!(
+            flow::callback(&f.p, &params, None, "r").await,
+            Err(SsoCallbackError::InvalidState)
+        );
+    });
+}
+
+/// The development-only loopback issuer needs EDGEPLANE_ENV=development.
+#[test]
+fn fr_auth_003_loopback_issuer_only_in_development() {
+    block_on(async {
+        let f = fixture().await;
+        let mut i = input(false);
+        i.issuer_url = "http://127.0.0.1:9000".to_owned();
+        assert!(matches!(
+            config::save(&f.p, &f.tenant_id, &f.owner_id, &i, "r").await,
+            Err(SsoConfigError::Invalid("issuer_url", _))
+        ));
+        f.p.secrets.set(ENV_VAR, "development");
+        // Now the URL is accepted and discovery is attempted (and fails: nothing answers).
+        assert!(matches!(
+            config::save(&f.p, &f.tenant_id, &f.owner_id, &i, "r").await,
+            Err(SsoConfigError::Discovery(_))
+        ));
+    });
+}
