@@ -22,6 +22,7 @@ pub mod sessions;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
+pub mod webauthn;
 
 #[cfg(test)]
 pub mod testing;

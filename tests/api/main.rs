@@ -48,6 +48,7 @@ mod helpers;
 mod http_contract;
 mod scheduled;
 mod tenants;
+mod webauthn;
 
 use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
@@ -87,6 +88,7 @@ const SUITES: &[(&str, &[Test])] = &[
     ("flags", flags::TESTS),
     ("auth", auth::TESTS),
     ("events", events::TESTS),
+    ("webauthn", webauthn::TESTS),
 ];
 
 /// Deliberate skips: (runtime or `*`, `module::test`, reason). Printed on every run.

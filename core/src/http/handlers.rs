@@ -4,6 +4,7 @@ use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
 use super::router::RouteId;
+use super::webauthn;
 use super::{
     apps, events, flags, identity, json, openapi, tenants, ApiError, Ctx, Request, Response,
 };
@@ -77,6 +78,13 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::DevBlobGet => events::dev_blob_get(ctx, &req).await,
         RouteId::DevBlobPut => events::dev_blob_put(ctx, &req).await,
         RouteId::TenantOwnFlags => flags::own_list(ctx, &req).await,
+        RouteId::WebAuthnRegisterOptions => webauthn::register_options(ctx, &req).await,
+        RouteId::WebAuthnRegisterVerify => webauthn::register_verify(ctx, &req).await,
+        RouteId::WebAuthnCredentialList => webauthn::list(ctx, &req).await,
+        RouteId::WebAuthnCredentialDelete => webauthn::delete(ctx, &req).await,
+        RouteId::WebAuthnLoginOptions => webauthn::login_options(ctx, &req).await,
+        RouteId::WebAuthnLoginVerify => webauthn::login_verify(ctx, &req).await,
+        RouteId::MfaWebAuthnOptions => webauthn::mfa_options(ctx, &req).await,
     }
 }
 

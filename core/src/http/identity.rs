@@ -75,7 +75,11 @@ struct ChangePasswordRequest {
 #[serde(deny_unknown_fields)]
 struct VerifyMfaRequest {
     mfa_token: String,
-    code: String,
+    #[serde(default)]
+    code: Option<String>,
+    /// A passkey assertion (`AuthenticationResponseJSON`) instead of a code (NFR-SEC-003).
+    #[serde(default)]
+    webauthn: Option<crate::webauthn::AuthenticationResponse>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,13 +110,13 @@ fn log<P: Platform>(ctx: &Ctx<'_, P>, level: &str, msg: &str, code: &str, cause:
     ctx.platform.logger().line(&line.to_string());
 }
 
-fn no_store(mut resp: Response) -> Response {
+pub(super) fn no_store(mut resp: Response) -> Response {
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
-fn no_content() -> Response {
+pub(super) fn no_content() -> Response {
     let mut resp = Response::new(Vec::new());
     *resp.status_mut() = StatusCode::NO_CONTENT;
     resp
@@ -120,7 +124,7 @@ fn no_content() -> Response {
 
 /// The client's address: `CF-Connecting-IP` (set by Cloudflare), else the first
 /// `X-Forwarded-For` entry (set by the proxy in front of Spin). Used only hashed.
-fn client_address(req: &Request) -> Option<String> {
+pub(super) fn client_address(req: &Request) -> Option<String> {
     let header = |name: &str| {
         req.headers()
             .get(name)
@@ -138,7 +142,7 @@ fn client_address(req: &Request) -> Option<String> {
 }
 
 /// ERR-RATE-429 with `Retry-After`.
-fn rate_limited(retry_after_secs: i64) -> ApiError {
+pub(super) fn rate_limited(retry_after_secs: i64) -> ApiError {
     let mut e = ApiError::new(
         ProblemType::RateLimited,
         "Too many failed attempts. Retry later.",
@@ -178,7 +182,7 @@ fn policy_problem(field: &str, rules: &[PolicyRule]) -> ApiError {
     )
 }
 
-fn signing_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &SigningKeyError) -> ApiError {
+pub(super) fn signing_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &SigningKeyError) -> ApiError {
     log(
         ctx,
         "error",
@@ -215,7 +219,7 @@ fn access_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &AccessError) -> ApiError {
 }
 
 /// Authenticates the tenant user of the request's access token.
-async fn require_user<P: Platform>(
+pub(super) async fn require_user<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
 ) -> Result<UserPrincipal, ApiError> {
@@ -346,7 +350,7 @@ pub(super) async fn login<P: Platform>(
                 if *enroll {
                     "This tenant requires MFA: enroll with this mfa_token at /v1/auth/mfa/enroll, then send the first code to /v1/auth/mfa/verify."
                 } else {
-                    "Send a TOTP or recovery code with this mfa_token to /v1/auth/mfa/verify."
+                    "Send a TOTP or recovery code, or a passkey assertion (options from /v1/auth/mfa/webauthn/options), with this mfa_token to /v1/auth/mfa/verify."
                 },
             )
             .with_extension("mfa_token", mfa_token.clone().into())
@@ -611,10 +615,20 @@ pub(super) async fn verify_mfa<P: Platform>(
 ) -> Result<Response, ApiError> {
     let body: VerifyMfaRequest = json::parse_body(req)?;
     let client = client_address(req);
-    let pair = sessions::verify_mfa(
+    let factor = match (&body.code, &body.webauthn) {
+        (Some(code), None) => sessions::SecondFactor::Code(code),
+        (None, Some(assertion)) => sessions::SecondFactor::Passkey(assertion),
+        _ => {
+            return Err(ApiError::invalid_field(
+                "code",
+                "give exactly one of code and webauthn",
+            ))
+        }
+    };
+    let pair = sessions::verify_mfa_with(
         ctx.platform,
         &body.mfa_token,
-        &body.code,
+        factor,
         client.as_deref(),
         &ctx.request_id,
     )

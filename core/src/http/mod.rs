@@ -14,6 +14,7 @@ mod handlers;
 mod identity;
 mod operator;
 mod tenants;
+mod webauthn;
 
 #[cfg(test)]
 mod api_tests;
