@@ -160,6 +160,7 @@ Try:
   curl -s -H "Authorization: Bearer \$AUD" "$BASE/v1/audit/verify?tenant=$tenant_id"      # hash chain
   curl -s "$BASE/__scheduled?cron=*/5+*+*+*+*"   # fire the cron trigger
   curl -s -X POST -H "Authorization: Bearer $cron_secret" $BASE/internal/scheduled
+  curl -s -X POST -H "Authorization: Bearer \$AT" $BASE/v1/auth/webauthn/register/options   # passkeys (signed in): a browser answers with navigator.credentials.create()
 
 Ctrl-C stops the server.
 TXT
