@@ -170,6 +170,7 @@ Try:
   curl -s -H "Authorization: Bearer \$AT" $BASE/v1/me/export                        # personal data export (CON-COMP-001)
   # tenant SSO (owner): register redirect URI $BASE/v1/auth/sso/callback at your IdP, then
   curl -s -X PUT -H "Authorization: Bearer \$AT" -H 'Content-Type: application/json' -d '{"issuer_url":"https://idp.example.com","client_id":"ID","client_secret":"SECRET"}' $BASE/v1/tenant/sso   # then open $BASE/v1/auth/sso/start?tenant=demo
+  curl -s -X POST -H "Authorization: Bearer \$AT" $BASE/v1/auth/webauthn/register/options   # passkeys (signed in): a browser answers with navigator.credentials.create()
 
 Ctrl-C stops the server.
 TXT

@@ -23,6 +23,7 @@ pub mod sso;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
+pub mod webauthn;
 
 #[cfg(test)]
 pub mod testing;

@@ -50,6 +50,7 @@ mod scheduled;
 mod tenant_admin;
 mod sso;
 mod tenants;
+mod webauthn;
 
 use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
@@ -91,6 +92,7 @@ const SUITES: &[(&str, &[Test])] = &[
     ("events", events::TESTS),
     ("tenant_admin", tenant_admin::TESTS),
     ("sso", sso::TESTS),
+    ("webauthn", webauthn::TESTS),
 ];
 
 /// Deliberate skips: (runtime or `*`, `module::test`, reason). Printed on every run.

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use super::router::RouteId;
 use super::tenant_users;
 use super::sso;
+use super::webauthn;
 use super::{
     apps, events, flags, identity, json, openapi, tenants, ApiError, Ctx, Request, Response,
 };
@@ -94,6 +95,13 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::SsoConfigDelete => sso::delete_config(ctx, &req).await,
         RouteId::SsoStart => sso::start(ctx, &req).await,
         RouteId::SsoCallback => sso::callback(ctx, &req).await,
+        RouteId::WebAuthnRegisterOptions => webauthn::register_options(ctx, &req).await,
+        RouteId::WebAuthnRegisterVerify => webauthn::register_verify(ctx, &req).await,
+        RouteId::WebAuthnCredentialList => webauthn::list(ctx, &req).await,
+        RouteId::WebAuthnCredentialDelete => webauthn::delete(ctx, &req).await,
+        RouteId::WebAuthnLoginOptions => webauthn::login_options(ctx, &req).await,
+        RouteId::WebAuthnLoginVerify => webauthn::login_verify(ctx, &req).await,
+        RouteId::MfaWebAuthnOptions => webauthn::mfa_options(ctx, &req).await,
     }
 }
 

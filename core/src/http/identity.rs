@@ -75,7 +75,11 @@ struct ChangePasswordRequest {
 #[serde(deny_unknown_fields)]
 struct VerifyMfaRequest {
     mfa_token: String,
-    code: String,
+    #[serde(default)]
+    code: Option<String>,
+    /// A passkey assertion (`AuthenticationResponseJSON`) instead of a code (NFR-SEC-003).
+    #[serde(default)]
+    webauthn: Option<crate::webauthn::AuthenticationResponse>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,7 +116,7 @@ pub(super) fn no_store(mut resp: Response) -> Response {
     resp
 }
 
-fn no_content() -> Response {
+pub(super) fn no_content() -> Response {
     let mut resp = Response::new(Vec::new());
     *resp.status_mut() = StatusCode::NO_CONTENT;
     resp
@@ -346,7 +350,7 @@ pub(super) async fn login<P: Platform>(
                 if *enroll {
                     "This tenant requires MFA: enroll with this mfa_token at /v1/auth/mfa/enroll, then send the first code to /v1/auth/mfa/verify."
                 } else {
-                    "Send a TOTP or recovery code with this mfa_token to /v1/auth/mfa/verify."
+                    "Send a TOTP or recovery code, or a passkey assertion (options from /v1/auth/mfa/webauthn/options), with this mfa_token to /v1/auth/mfa/verify."
                 },
             )
             .with_extension("mfa_token", mfa_token.clone().into())
@@ -611,10 +615,20 @@ pub(super) async fn verify_mfa<P: Platform>(
 ) -> Result<Response, ApiError> {
     let body: VerifyMfaRequest = json::parse_body(req)?;
     let client = client_address(req);
-    let pair = sessions::verify_mfa(
+    let factor = match (&body.code, &body.webauthn) {
+        (Some(code), None) => sessions::SecondFactor::Code(code),
+        (None, Some(assertion)) => sessions::SecondFactor::Passkey(assertion),
+        _ => {
+            return Err(ApiError::invalid_field(
+                "code",
+                "give exactly one of code and webauthn",
+            ))
+        }
+    };
+    let pair = sessions::verify_mfa_with(
         ctx.platform,
         &body.mfa_token,
-        &body.code,
+        factor,
         client.as_deref(),
         &ctx.request_id,
     )

@@ -16,6 +16,7 @@ mod operator;
 mod tenant_users;
 mod sso;
 mod tenants;
+mod webauthn;
 
 #[cfg(test)]
 mod api_tests;

@@ -159,6 +159,20 @@ pub enum RouteId {
     SsoStart,
     /// `GET /v1/auth/sso/callback`: the IdP's redirect back; signs the user in (FR-AUTH-003).
     SsoCallback,
+    /// `POST /v1/auth/webauthn/register/options`: passkey creation options (NFR-SEC-003).
+    WebAuthnRegisterOptions,
+    /// `POST /v1/auth/webauthn/register/verify`: store a passkey (NFR-SEC-003).
+    WebAuthnRegisterVerify,
+    /// `GET /v1/auth/webauthn/credentials`: the signed-in user's passkeys.
+    WebAuthnCredentialList,
+    /// `DELETE /v1/auth/webauthn/credentials/{id}`: remove one of them.
+    WebAuthnCredentialDelete,
+    /// `POST /v1/auth/webauthn/login/options`: passwordless sign-in options (NFR-SEC-003).
+    WebAuthnLoginOptions,
+    /// `POST /v1/auth/webauthn/login/verify`: passwordless sign-in (NFR-SEC-003).
+    WebAuthnLoginVerify,
+    /// `POST /v1/auth/mfa/webauthn/options`: passkey as the second factor (NFR-SEC-003).
+    MfaWebAuthnOptions,
 }
 
 /// One route: method, path template (OpenAPI syntax), handler.
@@ -251,6 +265,13 @@ pub const ROUTES: &[Route] = &[
     Route { method: Method::DELETE, path: "/v1/tenant/sso",                 id: RouteId::SsoConfigDelete },
     Route { method: Method::GET,    path: "/v1/auth/sso/start",             id: RouteId::SsoStart },
     Route { method: Method::GET,    path: "/v1/auth/sso/callback",          id: RouteId::SsoCallback },
+    Route { method: Method::POST,   path: "/v1/auth/webauthn/register/options", id: RouteId::WebAuthnRegisterOptions },
+    Route { method: Method::POST,   path: "/v1/auth/webauthn/register/verify", id: RouteId::WebAuthnRegisterVerify },
+    Route { method: Method::GET,    path: "/v1/auth/webauthn/credentials",  id: RouteId::WebAuthnCredentialList },
+    Route { method: Method::DELETE, path: "/v1/auth/webauthn/credentials/{id}", id: RouteId::WebAuthnCredentialDelete },
+    Route { method: Method::POST,   path: "/v1/auth/webauthn/login/options", id: RouteId::WebAuthnLoginOptions },
+    Route { method: Method::POST,   path: "/v1/auth/webauthn/login/verify", id: RouteId::WebAuthnLoginVerify },
+    Route { method: Method::POST,   path: "/v1/auth/mfa/webauthn/options",  id: RouteId::MfaWebAuthnOptions },
 ];
 
 /// The outcome of matching a request line.

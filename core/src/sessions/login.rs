@@ -120,7 +120,9 @@ pub async fn login<P: Platform>(
         .query(
             Stmt::new(
                 "SELECT u.id, u.tenant_id, u.role, u.status, u.password_hash, u.mfa_enabled,
-                        u.password_changed_at, t.status AS tenant_status
+                        u.password_changed_at, t.status AS tenant_status,
+                        EXISTS (SELECT 1 FROM webauthn_credentials w WHERE w.user_id = u.id)
+                          AS has_passkey
                  FROM users u JOIN tenants t ON t.id = u.tenant_id
                  WHERE t.domain = ?1 AND u.email = ?2",
             )
@@ -180,9 +182,9 @@ pub async fn login<P: Platform>(
             return Err(LoginError::PasswordExpired);
         }
     }
-    // NFR-SEC-003: a user with TOTP gives a code; a user of a tenant that requires MFA and
-    // has none enrolls first, within the same pending sign-in.
-    let enabled = row.i64("mfa_enabled")? == 1;
+    // NFR-SEC-003: a user with TOTP or a passkey gives a second factor; a user of a tenant
+    // that requires MFA and has none enrolls first, within the same pending sign-in.
+    let enabled = row.i64("mfa_enabled")? == 1 || row.i64("has_passkey")? == 1;
     if enabled || pol.require_mfa {
         let enroll = !enabled;
         let mfa_token = super::mfa::challenge(p, &user, enroll).await?;

@@ -8,6 +8,7 @@ use crate::crypto;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 use crate::tokens::SigningKeyError;
 use crate::users::mfa::{self, check_second_factor, Enrollment, MfaError};
+use crate::webauthn::{self, AuthenticationResponse, Options, RelyingParty, WebAuthnError};
 
 /// How long the second factor may take: 5 minutes.
 pub const MFA_TOKEN_TTL_MS: i64 = 5 * 60 * 1000;
@@ -163,12 +164,56 @@ pub struct MfaSignIn {
     pub recovery_codes: Option<Vec<String>>,
 }
 
+/// A second factor presented to `/v1/auth/mfa/verify`.
+#[derive(Debug, Clone, Copy)]
+pub enum SecondFactor<'a> {
+    /// A TOTP or recovery code.
+    Code(&'a str),
+    /// A passkey assertion answering [`webauthn_options`] (NFR-SEC-003).
+    Passkey(&'a AuthenticationResponse),
+}
+
 /// Completes an MFA sign-in: the pending sign-in must be live, the code right (and unused);
 /// then the pending sign-in is consumed and the session starts (`amr`: pwd, otp).
 pub async fn verify_mfa<P: Platform>(
     p: &P,
     mfa_token: &str,
     code: &str,
+    client: Option<&str>,
+    request_id: &str,
+) -> Result<MfaSignIn, VerifyMfaError> {
+    verify_mfa_with(p, mfa_token, SecondFactor::Code(code), client, request_id).await
+}
+
+/// Passkey options for the second factor of a pending sign-in (NFR-SEC-003): the user's
+/// passkeys, a challenge bound to this `mfa_token`. An unusable token is
+/// [`WebAuthnError::InvalidFlow`].
+pub async fn webauthn_options<P: Platform>(
+    p: &P,
+    mfa_token: &str,
+    rp: &RelyingParty,
+) -> Result<Options, WebAuthnError> {
+    if mfa_token.is_empty() || mfa_token.len() > 128 {
+        return Err(WebAuthnError::InvalidFlow);
+    }
+    let hash = crypto::token_hash(mfa_token);
+    let pending = pending(p, &hash, p.clock().now_ms())
+        .await
+        .map_err(|e| match e {
+            VerifyMfaError::Storage(e) => WebAuthnError::Storage(e),
+            _ => WebAuthnError::InvalidFlow,
+        })?;
+    if pending.enroll {
+        return Err(WebAuthnError::NoPasskey);
+    }
+    webauthn::mfa_options(p, &pending.user, &hash, rp).await
+}
+
+/// [`verify_mfa`] with a code or a passkey (`amr`: pwd, otp | recovery | hwk).
+pub async fn verify_mfa_with<P: Platform>(
+    p: &P,
+    mfa_token: &str,
+    factor: SecondFactor<'_>,
     client: Option<&str>,
     request_id: &str,
 ) -> Result<MfaSignIn, VerifyMfaError> {
@@ -196,14 +241,24 @@ pub async fn verify_mfa<P: Platform>(
         audit::record(p, &record).await?;
         return Err(VerifyMfaError::RateLimited { retry_after_secs });
     }
-    let checked = if pending.enroll {
-        mfa::confirm(p, &user.user_id, &user.tenant_id, code, request_id)
+    let checked = match factor {
+        SecondFactor::Code(code) if pending.enroll => {
+            mfa::confirm(p, &user.user_id, &user.tenant_id, code, request_id)
+                .await
+                .map(|codes| ("otp", Some(codes)))
+        }
+        SecondFactor::Code(code) => check_second_factor(p, &user.user_id, code)
             .await
-            .map(|codes| ("otp", Some(codes)))
-    } else {
-        check_second_factor(p, &user.user_id, code)
-            .await
-            .map(|m| (m, None))
+            .map(|m| (m, None)),
+        // An enrollment has no passkey to check yet.
+        SecondFactor::Passkey(_) if pending.enroll => Err(MfaError::NotEnabled),
+        SecondFactor::Passkey(resp) => {
+            match webauthn::check_second_factor(p, &user, &hash, resp, request_id).await {
+                Ok(m) => Ok((m, None)),
+                Err(WebAuthnError::Storage(e)) => Err(MfaError::Storage(e)),
+                Err(_) => Err(MfaError::InvalidCode),
+            }
+        }
     };
     let (method, recovery_codes) = match checked {
         Ok(v) => v,

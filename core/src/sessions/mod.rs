@@ -23,8 +23,8 @@ mod tests;
 pub use introspect::{authenticate_access_token, introspect, AccessError, UserPrincipal};
 pub use login::{login, LoginError, LoginRequest};
 pub use mfa::{
-    enroll_during_sign_in, verify_mfa, MfaSignIn, VerifyMfaError, MAX_MFA_ATTEMPTS,
-    MFA_TOKEN_TTL_MS,
+    enroll_during_sign_in, verify_mfa, verify_mfa_with, webauthn_options, MfaSignIn, SecondFactor,
+    VerifyMfaError, MAX_MFA_ATTEMPTS, MFA_TOKEN_TTL_MS,
 };
 pub use refresh::{logout, refresh, RefreshError};
 

@@ -1,0 +1,229 @@
+//! Passkey routes (NFR-SEC-003): registration by a signed-in user, the user's passkey list,
+//! passwordless sign-in, and passkey options for the second factor of a password sign-in. The
+//! one mapping of passkey errors to problem details is here.
+
+use ::http::StatusCode;
+use serde::Deserialize;
+
+use super::identity::{
+    client_address, no_content, no_store, rate_limited, require_user, signing_problem,
+};
+use super::{json, ApiError, Ctx, ProblemType, Request, Response};
+use crate::ports::{Logger, Platform};
+use crate::sessions;
+use crate::tenants::{Email, TenantDomain};
+use crate::webauthn::{
+    self, AuthenticationResponse, RegistrationResponse, RelyingParty, WebAuthnError,
+};
+
+/// Longest passkey label, in characters.
+const MAX_NAME_CHARS: usize = 64;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterVerifyRequest {
+    flow: String,
+    credential: RegistrationResponse,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginOptionsRequest {
+    tenant: String,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginVerifyRequest {
+    flow: String,
+    credential: AuthenticationResponse,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MfaOptionsRequest {
+    mfa_token: String,
+}
+
+/// Where this request's ceremony must run (see [`RelyingParty::configured`]).
+fn relying_party<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<RelyingParty, ApiError> {
+    RelyingParty::configured(ctx.platform.secrets(), &super::tenants::request_origin(req))
+        .map_err(|e| problem(ctx, &e, false))
+}
+
+/// The one mapping of passkey errors. `signing_in`: refusals are 401 (a sign-in), else 422
+/// (a registration by a signed-in user, whose token is fine).
+fn problem<P: Platform>(ctx: &Ctx<'_, P>, e: &WebAuthnError, signing_in: bool) -> ApiError {
+    let refused = |e: &WebAuthnError| {
+        if signing_in {
+            ApiError::invalid_credentials(format!("{e}."))
+        } else {
+            ApiError::new(ProblemType::BusinessRule, format!("{e}."))
+        }
+        .with_extension("reason", e.code().into())
+    };
+    match e {
+        WebAuthnError::NotConfigured => {
+            let line = serde_json::json!({
+                "level": "error", "msg": "passkeys not configured", "request_id": ctx.request_id,
+                "code": e.code(),
+            });
+            ctx.platform.logger().line(&line.to_string());
+            ApiError::unavailable(e.to_string())
+        }
+        WebAuthnError::InvalidFlow
+        | WebAuthnError::Ceremony(_)
+        | WebAuthnError::UnknownCredential
+        | WebAuthnError::PossibleClone => refused(e),
+        WebAuthnError::CredentialExists | WebAuthnError::NoPasskey => {
+            ApiError::new(ProblemType::Conflict, format!("{e}."))
+                .with_extension("reason", e.code().into())
+        }
+        WebAuthnError::TooManyCredentials => {
+            ApiError::new(ProblemType::BusinessRule, format!("{e}."))
+                .with_extension("reason", e.code().into())
+        }
+        WebAuthnError::NotFound => ApiError::not_found("No such passkey."),
+        WebAuthnError::TenantNotActive => ApiError::new(ProblemType::AccessDenied, format!("{e}."))
+            .with_extension("reason", e.code().into()),
+        WebAuthnError::RateLimited { retry_after_secs } => rate_limited(*retry_after_secs),
+        WebAuthnError::Signing(s) => signing_problem(ctx, s),
+        WebAuthnError::Storage(cause) => ApiError::internal(cause.to_string()),
+    }
+}
+
+/// `POST /v1/auth/webauthn/register/options`: creation options for the signed-in user.
+pub(super) async fn register_options<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_user(ctx, req).await?;
+    let rp = relying_party(ctx, req)?;
+    let c = &principal.claims;
+    let options = webauthn::registration_options(ctx.platform, &c.sub, &c.tid, &rp)
+        .await
+        .map_err(|e| problem(ctx, &e, false))?;
+    Ok(no_store(json::response(StatusCode::OK, &options)?))
+}
+
+/// `POST /v1/auth/webauthn/register/verify {flow, credential, name?}`: stores the passkey.
+pub(super) async fn register_verify<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_user(ctx, req).await?;
+    let body: RegisterVerifyRequest = json::parse_body(req)?;
+    let name = body
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty());
+    if name.is_some_and(|n| n.chars().count() > MAX_NAME_CHARS || n.chars().any(char::is_control)) {
+        return Err(ApiError::invalid_field(
+            "name",
+            "must be at most 64 printable characters",
+        ));
+    }
+    let c = &principal.claims;
+    let summary = webauthn::register(
+        ctx.platform,
+        &c.sub,
+        &c.tid,
+        &body.flow,
+        &body.credential,
+        name,
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| problem(ctx, &e, false))?;
+    json::response(StatusCode::CREATED, &summary)
+}
+
+/// `GET /v1/auth/webauthn/credentials`: the signed-in user's passkeys.
+pub(super) async fn list<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_user(ctx, req).await?;
+    let items = webauthn::list_credentials(ctx.platform, &principal.claims.sub)
+        .await
+        .map_err(|e| problem(ctx, &e, false))?;
+    Ok(no_store(json::response(
+        StatusCode::OK,
+        &serde_json::json!({ "items": items }),
+    )?))
+}
+
+/// `DELETE /v1/auth/webauthn/credentials/{id}`: removes one of the user's passkeys.
+pub(super) async fn delete<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_user(ctx, req).await?;
+    let id = ctx.param("id").to_owned();
+    let c = &principal.claims;
+    webauthn::delete_credential(ctx.platform, &c.sub, &c.tid, &id, &ctx.request_id)
+        .await
+        .map_err(|e| problem(ctx, &e, false))?;
+    Ok(no_content())
+}
+
+/// `POST /v1/auth/webauthn/login/options {tenant, email?}`: request options for a passwordless
+/// sign-in; an unknown tenant or email gets options all the same.
+pub(super) async fn login_options<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let body: LoginOptionsRequest = json::parse_body(req)?;
+    let rp = relying_party(ctx, req)?;
+    let domain = TenantDomain::parse(&body.tenant)
+        .map(|d| d.as_str().to_owned())
+        .unwrap_or_else(|_| body.tenant.chars().take(253).collect());
+    let email = body.email.as_deref().map(|e| {
+        Email::parse(e)
+            .map(|e| e.as_str().to_owned())
+            .unwrap_or_else(|_| e.chars().take(320).collect())
+    });
+    let options = webauthn::login_options(ctx.platform, &domain, email.as_deref(), &rp)
+        .await
+        .map_err(|e| problem(ctx, &e, true))?;
+    Ok(no_store(json::response(StatusCode::OK, &options)?))
+}
+
+/// `POST /v1/auth/webauthn/login/verify {flow, credential}`: passwordless sign-in; the same
+/// tokens as `/v1/auth/login`.
+pub(super) async fn login_verify<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let body: LoginVerifyRequest = json::parse_body(req)?;
+    let client = client_address(req);
+    let pair = webauthn::login(
+        ctx.platform,
+        &body.flow,
+        &body.credential,
+        client.as_deref(),
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| problem(ctx, &e, true))?;
+    Ok(no_store(json::response(StatusCode::OK, &pair)?))
+}
+
+/// `POST /v1/auth/mfa/webauthn/options {mfa_token}`: passkey options for the second factor of
+/// a pending password sign-in; the assertion then goes to `/v1/auth/mfa/verify`.
+pub(super) async fn mfa_options<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let body: MfaOptionsRequest = json::parse_body(req)?;
+    let rp = relying_party(ctx, req)?;
+    let options = sessions::webauthn_options(ctx.platform, &body.mfa_token, &rp)
+        .await
+        .map_err(|e| problem(ctx, &e, true))?;
+    Ok(no_store(json::response(StatusCode::OK, &options)?))
+}

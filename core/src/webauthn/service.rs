@@ -1,0 +1,981 @@
+//! Passkey ceremonies over storage (NFR-SEC-003): options with a pending challenge, registration,
+//! the credential list, passwordless sign-in and the second-factor check.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::verify::{
+    self, assertion_credential_id, assertion_user_handle, AuthenticationResponse, CeremonyError,
+    CredentialKey, Expected, RegistrationResponse,
+};
+use crate::audit::{self, Actor, AuditRecord};
+use crate::crypto::{self, b64url_decode, b64url_encode, sha256_hex};
+use crate::ids;
+use crate::ports::{Clock, Platform, Random, Secrets, Sql, SqlError, Stmt};
+use crate::sessions::{self, throttle, IssueError, SessionUser, TokenPair};
+use crate::tokens::SigningKeyError;
+
+/// How long a ceremony may take: 5 minutes.
+pub const FLOW_TTL_MS: i64 = 5 * 60 * 1000;
+/// Most passkeys one user may register.
+pub const MAX_CREDENTIALS_PER_USER: usize = 20;
+/// Bytes of a challenge (WebAuthn asks for at least 16).
+const CHALLENGE_BYTES: usize = 32;
+
+/// Why a passkey operation failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WebAuthnError {
+    /// `WEBAUTHN_RP_ID`/`WEBAUTHN_ORIGIN` are missing (outside development) or disagree.
+    #[error("passkeys are not configured (WEBAUTHN_RP_ID, WEBAUTHN_ORIGIN)")]
+    NotConfigured,
+    /// Unknown, used, expired or foreign flow: request new options.
+    #[error("the passkey challenge is unknown, used or expired: request new options")]
+    InvalidFlow,
+    /// The response fails a ceremony check.
+    #[error(transparent)]
+    Ceremony(#[from] CeremonyError),
+    /// This credential is already registered.
+    #[error("this passkey is already registered")]
+    CredentialExists,
+    /// The user has as many passkeys as allowed.
+    #[error("at most {MAX_CREDENTIALS_PER_USER} passkeys per user")]
+    TooManyCredentials,
+    /// No such passkey of the signed-in user (another user's or tenant's is not found either).
+    #[error("no such passkey")]
+    NotFound,
+    /// The user of a pending sign-in has no passkey.
+    #[error("the user has no passkey")]
+    NoPasskey,
+    /// The credential is no passkey of an active user of this tenant: never says which.
+    #[error("the passkey is not recognised")]
+    UnknownCredential,
+    /// The sign count did not increase: the authenticator may have been cloned.
+    #[error("the passkey's signature counter went backwards: possible cloned authenticator")]
+    PossibleClone,
+    /// The passkey is right but the tenant is suspended or being deleted.
+    #[error("the tenant is not active")]
+    TenantNotActive,
+    /// Too many failed attempts (ERR-RATE-429).
+    #[error("too many failed passkey sign-ins")]
+    RateLimited {
+        /// Seconds until the window ends.
+        retry_after_secs: i64,
+    },
+    /// No signing key is usable.
+    #[error(transparent)]
+    Signing(#[from] SigningKeyError),
+    /// The database failed.
+    #[error("passkey storage failed: {0}")]
+    Storage(#[from] SqlError),
+}
+
+impl WebAuthnError {
+    /// A stable, searchable name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WebAuthnError::NotConfigured => "webauthn_not_configured",
+            WebAuthnError::InvalidFlow => "webauthn_flow_invalid",
+            WebAuthnError::Ceremony(e) => e.code(),
+            WebAuthnError::CredentialExists => "webauthn_credential_exists",
+            WebAuthnError::TooManyCredentials => "webauthn_too_many_credentials",
+            WebAuthnError::NotFound => "webauthn_credential_not_found",
+            WebAuthnError::NoPasskey => "webauthn_no_passkey",
+            WebAuthnError::UnknownCredential => "webauthn_unknown_credential",
+            WebAuthnError::PossibleClone => "webauthn_possible_clone",
+            WebAuthnError::TenantNotActive => "tenant_not_active",
+            WebAuthnError::RateLimited { .. } => "rate_limited",
+            WebAuthnError::Signing(e) => e.code(),
+            WebAuthnError::Storage(_) => "storage",
+        }
+    }
+}
+
+impl From<IssueError> for WebAuthnError {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::Signing(e) => WebAuthnError::Signing(e),
+            IssueError::Storage(e) => WebAuthnError::Storage(e),
+        }
+    }
+}
+
+/// The relying party passkeys are bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelyingParty {
+    /// RP id: the origin's host or a registrable suffix of it.
+    pub id: String,
+    /// The exact origin pages run on (`https://login.example.com`).
+    pub origin: String,
+}
+
+/// The host of `scheme://host[:port]`, lowercase.
+fn origin_host(origin: &str) -> Option<String> {
+    let rest = origin.split_once("://")?.1;
+    let host = if let Some(v6) = rest.strip_prefix('[') {
+        v6.split_once(']')?.0
+    } else {
+        rest.split(':').next()?
+    };
+    (!host.is_empty() && !rest.contains('/')).then(|| host.to_ascii_lowercase())
+}
+
+impl RelyingParty {
+    /// From `WEBAUTHN_ORIGIN` and `WEBAUTHN_RP_ID` (the RP id defaults to the origin's host);
+    /// in development a missing origin is the request's (`request_origin`). The origin's host
+    /// must be the RP id or a subdomain of it.
+    pub fn configured<S: Secrets + ?Sized>(
+        secrets: &S,
+        request_origin: &str,
+    ) -> Result<RelyingParty, WebAuthnError> {
+        let get = |k: &str| secrets.get(k).filter(|v| !v.trim().is_empty());
+        let development = secrets.get("EDGEPLANE_ENV").as_deref() == Some("development");
+        let origin = match get("WEBAUTHN_ORIGIN") {
+            Some(o) => o.trim().trim_end_matches('/').to_owned(),
+            None if development => request_origin.trim_end_matches('/').to_owned(),
+            None => return Err(WebAuthnError::NotConfigured),
+        };
+        let host = origin_host(&origin).ok_or(WebAuthnError::NotConfigured)?;
+        let id = get("WEBAUTHN_RP_ID")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .unwrap_or_else(|| host.clone());
+        if host != id && !host.ends_with(&format!(".{id}")) {
+            return Err(WebAuthnError::NotConfigured);
+        }
+        Ok(RelyingParty { id, origin })
+    }
+}
+
+/// Options for `navigator.credentials.create()` or `.get()`, with the flow to answer with.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Options {
+    /// The handle to send back with the response (absent for the second factor, whose
+    /// `mfa_token` plays that part).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow: Option<String>,
+    /// Seconds the challenge stays valid.
+    pub expires_in: i64,
+    /// The origin the ceremony must run on.
+    pub origin: String,
+    /// `PublicKeyCredentialCreationOptionsJSON` or `PublicKeyCredentialRequestOptionsJSON`.
+    #[serde(rename = "publicKey")]
+    pub public_key: serde_json::Value,
+}
+
+/// A registered passkey, as listed to its owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CredentialSummary {
+    /// Edgeplane's id of the passkey (for DELETE).
+    pub id: String,
+    /// The WebAuthn credential id, base64url.
+    pub credential_id: String,
+    /// The owner's label.
+    pub name: Option<String>,
+    /// `ES256` or `EdDSA`.
+    pub algorithm: &'static str,
+    /// Transport hints.
+    pub transports: Vec<String>,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms of the last sign-in with it.
+    pub last_used_at: Option<i64>,
+}
+
+/// What a pending ceremony fixed when its options were issued (`auth_flows.data`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FlowData {
+    /// `register`, `login` or `mfa`.
+    purpose: String,
+    /// SHA-256 hex of the base64url challenge.
+    challenge: String,
+    rp_id: String,
+    origin: String,
+    /// Whether UV is required.
+    uv: bool,
+    /// For `mfa`: the hash of the pending sign-in's `mfa_token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mfa: Option<String>,
+}
+
+impl FlowData {
+    fn expected(&self) -> Expected {
+        Expected {
+            rp_id: self.rp_id.clone(),
+            origin: self.origin.clone(),
+            challenge_hash: self.challenge.clone(),
+            require_uv: self.uv,
+        }
+    }
+}
+
+struct Flow {
+    tenant_id: Option<String>,
+    user_id: Option<String>,
+    data: FlowData,
+}
+
+/// Stores a pending ceremony under `key_hash`; returns the challenge (base64url).
+#[allow(clippy::too_many_arguments)]
+async fn open_flow<P: Platform>(
+    p: &P,
+    key_hash: &str,
+    challenge: &str,
+    purpose: &str,
+    tenant_id: Option<&str>,
+    user_id: Option<&str>,
+    rp: &RelyingParty,
+    uv: bool,
+    mfa: Option<String>,
+) -> Result<(), SqlError> {
+    let now = p.clock().now_ms();
+    let data = FlowData {
+        purpose: purpose.to_owned(),
+        challenge: sha256_hex(challenge.as_bytes()),
+        rp_id: rp.id.clone(),
+        origin: rp.origin.clone(),
+        uv,
+        mfa,
+    };
+    p.sql()
+        .execute(
+            Stmt::new(
+                "INSERT INTO auth_flows (token_hash, kind, tenant_id, user_id, data, created_at,
+                   expires_at)
+                 VALUES (?1, 'webauthn', ?2, ?3, ?4, ?5, ?6)",
+            )
+            .bind(key_hash)
+            .bind(tenant_id)
+            .bind(user_id)
+            .bind(serde_json::to_string(&data).unwrap_or_else(|_| "{}".into()))
+            .bind(now)
+            .bind(now + FLOW_TTL_MS),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Consumes a live flow of `purpose`: whatever the answer's outcome, a challenge is used once.
+async fn take_flow<P: Platform>(
+    p: &P,
+    key_hash: &str,
+    purpose: &str,
+) -> Result<Flow, WebAuthnError> {
+    let now = p.clock().now_ms();
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT tenant_id, user_id, data FROM auth_flows
+                 WHERE token_hash = ?1 AND kind = 'webauthn' AND consumed_at IS NULL
+                   AND expires_at > ?2",
+            )
+            .bind(key_hash)
+            .bind(now),
+        )
+        .await?;
+    let row = rows.first().ok_or(WebAuthnError::InvalidFlow)?;
+    let data: FlowData =
+        serde_json::from_str(&row.text("data")?).map_err(|_| WebAuthnError::InvalidFlow)?;
+    if data.purpose != purpose {
+        return Err(WebAuthnError::InvalidFlow);
+    }
+    let consumed = p
+        .sql()
+        .execute(
+            Stmt::new(
+                "UPDATE auth_flows SET consumed_at = ?2
+                 WHERE token_hash = ?1 AND kind = 'webauthn' AND consumed_at IS NULL",
+            )
+            .bind(key_hash)
+            .bind(now),
+        )
+        .await?;
+    if consumed != 1 {
+        return Err(WebAuthnError::InvalidFlow);
+    }
+    Ok(Flow {
+        tenant_id: row.opt_text("tenant_id")?,
+        user_id: row.opt_text("user_id")?,
+        data,
+    })
+}
+
+fn new_challenge<R: Random + ?Sized>(random: &R) -> String {
+    let mut bytes = [0u8; CHALLENGE_BYTES];
+    random.fill(&mut bytes);
+    b64url_encode(&bytes)
+}
+
+/// The WebAuthn user handle of a user: the bytes of its id (no PII).
+fn user_handle(user_id: &str) -> String {
+    b64url_encode(user_id.as_bytes())
+}
+
+fn descriptor(credential_id: &str) -> serde_json::Value {
+    json!({ "type": "public-key", "id": credential_id })
+}
+
+struct Stored {
+    id: String,
+    credential_id: String,
+    public_key: String,
+    sign_count: i64,
+}
+
+async fn user_credentials<P: Platform>(p: &P, user_id: &str) -> Result<Vec<Stored>, SqlError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT id, credential_id, public_key, sign_count FROM webauthn_credentials
+                 WHERE user_id = ?1 ORDER BY created_at, id",
+            )
+            .bind(user_id),
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Stored {
+                id: r.text("id")?,
+                credential_id: r.text("credential_id")?,
+                public_key: r.text("public_key")?,
+                sign_count: r.i64("sign_count")?,
+            })
+        })
+        .collect()
+}
+
+/// Registration options for the signed-in `user_id` of `tenant_id` (section 5.4): EdDSA then
+/// ES256, resident key and UV preferred, attestation none, the user's passkeys excluded.
+pub async fn registration_options<P: Platform>(
+    p: &P,
+    user_id: &str,
+    tenant_id: &str,
+    rp: &RelyingParty,
+) -> Result<Options, WebAuthnError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT email, display_name FROM users
+                 WHERE id = ?1 AND tenant_id = ?2 AND status = 'active'",
+            )
+            .bind(user_id)
+            .bind(tenant_id),
+        )
+        .await?;
+    let row = rows.first().ok_or(WebAuthnError::InvalidFlow)?;
+    let email = row.opt_text("email")?.unwrap_or_default();
+    let display = row
+        .opt_text("display_name")?
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| email.clone());
+    let exclude: Vec<_> = user_credentials(p, user_id)
+        .await?
+        .iter()
+        .map(|c| descriptor(&c.credential_id))
+        .collect();
+    let flow = crypto::random_token(p.random());
+    let challenge = new_challenge(p.random());
+    open_flow(
+        p,
+        &crypto::token_hash(&flow),
+        &challenge,
+        "register",
+        Some(tenant_id),
+        Some(user_id),
+        rp,
+        false,
+        None,
+    )
+    .await?;
+    Ok(Options {
+        flow: Some(flow),
+        expires_in: FLOW_TTL_MS / 1000,
+        origin: rp.origin.clone(),
+        public_key: json!({
+            "rp": { "id": rp.id, "name": "Edgeplane" },
+            "user": { "id": user_handle(user_id), "name": email, "displayName": display },
+            "challenge": challenge,
+            "pubKeyCredParams": [
+                { "type": "public-key", "alg": verify::ALG_EDDSA },
+                { "type": "public-key", "alg": verify::ALG_ES256 },
+            ],
+            "timeout": FLOW_TTL_MS,
+            "excludeCredentials": exclude,
+            "authenticatorSelection": {
+                "residentKey": "preferred",
+                "requireResidentKey": false,
+                "userVerification": "preferred",
+            },
+            "attestation": "none",
+        }),
+    })
+}
+
+fn algorithm_name(public_key: &str) -> &'static str {
+    match b64url_decode(public_key).map(|k| CredentialKey::from_cose(&k)) {
+        Some(Ok((_, verify::ALG_EDDSA))) => "EdDSA",
+        Some(Ok(_)) => "ES256",
+        _ => "unknown",
+    }
+}
+
+fn audit_user(
+    action: &'static str,
+    ok: bool,
+    user_id: &str,
+    tenant_id: Option<&str>,
+    request_id: &str,
+) -> AuditRecord {
+    let actor = Actor::user(user_id);
+    let resource = format!("user:{user_id}");
+    if ok {
+        AuditRecord::success(action, &actor, tenant_id, resource, Some(request_id))
+    } else {
+        AuditRecord::failure(action, &actor, tenant_id, resource, Some(request_id))
+    }
+}
+
+/// Completes a registration of the signed-in user (section 7.1) and stores the passkey,
+/// audited `webauthn.register` in the same batch. Refusals are audited too.
+pub async fn register<P: Platform>(
+    p: &P,
+    user_id: &str,
+    tenant_id: &str,
+    flow: &str,
+    resp: &RegistrationResponse,
+    name: Option<&str>,
+    request_id: &str,
+) -> Result<CredentialSummary, WebAuthnError> {
+    let f = take_flow(p, &crypto::token_hash(flow), "register").await?;
+    if f.user_id.as_deref() != Some(user_id) || f.tenant_id.as_deref() != Some(tenant_id) {
+        return Err(WebAuthnError::InvalidFlow);
+    }
+    let verified = verify::verify_registration(resp, &f.data.expected());
+    let cred = match verified {
+        Ok(c) => c,
+        Err(e) => {
+            let rec = audit_user(
+                "webauthn.register",
+                false,
+                user_id,
+                Some(tenant_id),
+                request_id,
+            )
+            .with("reason", e.code());
+            audit::record(p, &rec).await?;
+            return Err(e.into());
+        }
+    };
+    let credential_id = b64url_encode(&cred.credential_id);
+    let taken = p
+        .sql()
+        .query(
+            Stmt::new("SELECT 1 AS taken FROM webauthn_credentials WHERE credential_id = ?1")
+                .bind(credential_id.as_str()),
+        )
+        .await?;
+    if !taken.is_empty() {
+        return Err(WebAuthnError::CredentialExists);
+    }
+    if user_credentials(p, user_id).await?.len() >= MAX_CREDENTIALS_PER_USER {
+        return Err(WebAuthnError::TooManyCredentials);
+    }
+    let now = p.clock().now_ms();
+    let id = ids::new_id(p.random());
+    let public_key = b64url_encode(&cred.cose_key);
+    let transports = serde_json::to_string(&cred.transports).unwrap_or_else(|_| "[]".into());
+    let algorithm = if cred.alg == verify::ALG_EDDSA {
+        "EdDSA"
+    } else {
+        "ES256"
+    };
+    let rec = audit_user(
+        "webauthn.register",
+        true,
+        user_id,
+        Some(tenant_id),
+        request_id,
+    )
+    .with("credential", id.as_str())
+    .with("algorithm", algorithm)
+    .with("user_verified", cred.user_verified);
+    p.sql()
+        .batch(vec![
+            Stmt::new(
+                "INSERT INTO webauthn_credentials (id, user_id, credential_id, public_key,
+                   sign_count, transports, name, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .bind(id.as_str())
+            .bind(user_id)
+            .bind(credential_id.as_str())
+            .bind(public_key.as_str())
+            .bind(i64::from(cred.sign_count))
+            .bind(transports)
+            .bind(name)
+            .bind(now),
+            audit::outbox_insert(&rec, &audit::new_event_id(p), now),
+        ])
+        .await?;
+    Ok(CredentialSummary {
+        id,
+        credential_id,
+        name: name.map(str::to_owned),
+        algorithm,
+        transports: cred.transports,
+        created_at: now,
+        last_used_at: None,
+    })
+}
+
+/// The passkeys of `user_id`, oldest first.
+pub async fn list_credentials<P: Platform>(
+    p: &P,
+    user_id: &str,
+) -> Result<Vec<CredentialSummary>, WebAuthnError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT id, credential_id, public_key, transports, name, created_at, last_used_at
+                 FROM webauthn_credentials WHERE user_id = ?1 ORDER BY created_at, id",
+            )
+            .bind(user_id),
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(CredentialSummary {
+                id: r.text("id")?,
+                credential_id: r.text("credential_id")?,
+                name: r.opt_text("name")?,
+                algorithm: algorithm_name(&r.text("public_key")?),
+                transports: serde_json::from_str(&r.text("transports")?).unwrap_or_default(),
+                created_at: r.i64("created_at")?,
+                last_used_at: r.opt_i64("last_used_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Removes a passkey of the signed-in user, audited `webauthn.delete`. Another user's id is
+/// [`WebAuthnError::NotFound`].
+pub async fn delete_credential<P: Platform>(
+    p: &P,
+    user_id: &str,
+    tenant_id: &str,
+    id: &str,
+    request_id: &str,
+) -> Result<(), WebAuthnError> {
+    let found = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT c.id FROM webauthn_credentials c JOIN users u ON u.id = c.user_id
+                 WHERE c.id = ?1 AND c.user_id = ?2 AND u.tenant_id = ?3",
+            )
+            .bind(id)
+            .bind(user_id)
+            .bind(tenant_id),
+        )
+        .await?;
+    if found.is_empty() {
+        return Err(WebAuthnError::NotFound);
+    }
+    let now = p.clock().now_ms();
+    let rec = audit_user(
+        "webauthn.delete",
+        true,
+        user_id,
+        Some(tenant_id),
+        request_id,
+    )
+    .with("credential", id);
+    p.sql()
+        .batch(vec![
+            Stmt::new("DELETE FROM webauthn_credentials WHERE id = ?1 AND user_id = ?2")
+                .bind(id)
+                .bind(user_id),
+            audit::outbox_insert(&rec, &audit::new_event_id(p), now),
+        ])
+        .await?;
+    Ok(())
+}
+
+/// A stand-in credential id for an email that names no user with passkeys, the same on every
+/// request, so the options do not tell whether the account exists.
+fn decoy_credential_id<S: Secrets + ?Sized>(secrets: &S, tenant: &str, email: &str) -> String {
+    let key = secrets.get("MASTER_KEY").unwrap_or_default();
+    let digest = Sha256::digest(
+        format!(
+            "webauthn-decoy\n{key}\n{}\n{}",
+            tenant.to_lowercase(),
+            email.to_lowercase()
+        )
+        .as_bytes(),
+    );
+    b64url_encode(&digest)
+}
+
+/// Options for a passwordless sign-in to the tenant of `domain` (UV required). With an email
+/// that names an active user with passkeys, `allowCredentials` lists them; with any other email
+/// a stable stand-in; without an email none (discoverable credentials).
+pub async fn login_options<P: Platform>(
+    p: &P,
+    domain: &str,
+    email: Option<&str>,
+    rp: &RelyingParty,
+) -> Result<Options, WebAuthnError> {
+    let tenants = p
+        .sql()
+        .query(Stmt::new("SELECT id FROM tenants WHERE domain = ?1").bind(domain))
+        .await?;
+    let tenant_id = tenants.first().map(|r| r.text("id")).transpose()?;
+    let mut allow = Vec::new();
+    let mut user_id = None;
+    if let Some(email) = email {
+        if let Some(tid) = &tenant_id {
+            let users = p
+                .sql()
+                .query(
+                    Stmt::new(
+                        "SELECT id FROM users WHERE tenant_id = ?1 AND email = ?2
+                           AND status = 'active'",
+                    )
+                    .bind(tid.as_str())
+                    .bind(email),
+                )
+                .await?;
+            if let Some(u) = users.first() {
+                let uid = u.text("id")?;
+                allow = user_credentials(p, &uid)
+                    .await?
+                    .iter()
+                    .map(|c| descriptor(&c.credential_id))
+                    .collect();
+                if !allow.is_empty() {
+                    user_id = Some(uid);
+                }
+            }
+        }
+        if allow.is_empty() {
+            allow.push(descriptor(&decoy_credential_id(p.secrets(), domain, email)));
+        }
+    }
+    let flow = crypto::random_token(p.random());
+    let challenge = new_challenge(p.random());
+    open_flow(
+        p,
+        &crypto::token_hash(&flow),
+        &challenge,
+        "login",
+        tenant_id.as_deref(),
+        user_id.as_deref(),
+        rp,
+        true,
+        None,
+    )
+    .await?;
+    Ok(Options {
+        flow: Some(flow),
+        expires_in: FLOW_TTL_MS / 1000,
+        origin: rp.origin.clone(),
+        public_key: json!({
+            "challenge": challenge,
+            "timeout": FLOW_TTL_MS,
+            "rpId": rp.id,
+            "allowCredentials": allow,
+            "userVerification": "required",
+        }),
+    })
+}
+
+/// A passkey row with its owner, as an assertion needs it.
+struct Owned {
+    stored: Stored,
+    user: SessionUser,
+    user_active: bool,
+    tenant_active: bool,
+}
+
+async fn find_credential<P: Platform>(
+    p: &P,
+    credential_id: &str,
+    tenant_id: &str,
+) -> Result<Option<Owned>, SqlError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT c.id, c.credential_id, c.public_key, c.sign_count, u.id AS user_id,
+                        u.tenant_id, u.role, u.status, t.status AS tenant_status
+                 FROM webauthn_credentials c JOIN users u ON u.id = c.user_id
+                   JOIN tenants t ON t.id = u.tenant_id
+                 WHERE c.credential_id = ?1 AND u.tenant_id = ?2",
+            )
+            .bind(credential_id)
+            .bind(tenant_id),
+        )
+        .await?;
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    Ok(Some(Owned {
+        stored: Stored {
+            id: r.text("id")?,
+            credential_id: r.text("credential_id")?,
+            public_key: r.text("public_key")?,
+            sign_count: r.i64("sign_count")?,
+        },
+        user: SessionUser {
+            user_id: r.text("user_id")?,
+            tenant_id: r.text("tenant_id")?,
+            role: r.text("role")?,
+        },
+        user_active: r.text("status")? == "active",
+        tenant_active: r.text("tenant_status")? == "active",
+    }))
+}
+
+/// Verifies an assertion by a stored passkey and applies the sign count rule (section 7.2
+/// step 22): when either count is non-zero the new one must be greater, or the authenticator
+/// may be cloned (refused and audited `webauthn.clone_suspected`). On success the count and
+/// `last_used_at` are updated.
+async fn assert_with<P: Platform>(
+    p: &P,
+    owned: &Owned,
+    resp: &AuthenticationResponse,
+    exp: &Expected,
+    request_id: &str,
+) -> Result<verify::VerifiedAssertion, WebAuthnError> {
+    let key = b64url_decode(&owned.stored.public_key).ok_or(WebAuthnError::UnknownCredential)?;
+    let v = verify::verify_assertion(resp, exp, &key)?;
+    let new = i64::from(v.sign_count);
+    let old = owned.stored.sign_count;
+    let now = p.clock().now_ms();
+    if (new != 0 || old != 0) && new <= old {
+        let u = &owned.user;
+        let rec = AuditRecord::failure(
+            "webauthn.clone_suspected",
+            &Actor::user(&u.user_id),
+            Some(&u.tenant_id),
+            format!("user:{}", u.user_id),
+            Some(request_id),
+        )
+        .with("credential", owned.stored.id.as_str())
+        .with("stored_sign_count", old)
+        .with("presented_sign_count", new);
+        audit::record(p, &rec).await?;
+        return Err(WebAuthnError::PossibleClone);
+    }
+    let updated = p
+        .sql()
+        .execute(
+            Stmt::new(
+                "UPDATE webauthn_credentials SET sign_count = ?2, last_used_at = ?3
+                 WHERE id = ?1 AND sign_count = ?4",
+            )
+            .bind(owned.stored.id.as_str())
+            .bind(new)
+            .bind(now)
+            .bind(old),
+        )
+        .await?;
+    // Another assertion moved the count meanwhile: the same signal as a count going back.
+    if updated != 1 {
+        return Err(WebAuthnError::PossibleClone);
+    }
+    Ok(v)
+}
+
+/// Records a refused passwordless sign-in: the rate-limit counters and an audit record, in one
+/// batch.
+async fn refuse_login<P: Platform>(
+    p: &P,
+    user: Option<&SessionUser>,
+    reason: &str,
+    counters: &[throttle::Counter],
+    request_id: &str,
+) -> Result<(), SqlError> {
+    let now = p.clock().now_ms();
+    let rec = match user {
+        Some(u) => AuditRecord::failure(
+            "session.create",
+            &Actor::user(&u.user_id),
+            Some(&u.tenant_id),
+            format!("user:{}", u.user_id),
+            Some(request_id),
+        ),
+        None => AuditRecord::failure(
+            "session.create",
+            &Actor::user("anonymous"),
+            None,
+            "session",
+            Some(request_id),
+        ),
+    }
+    .with("method", "webauthn")
+    .with("reason", reason);
+    let mut stmts = vec![audit::outbox_insert(&rec, &audit::new_event_id(p), now)];
+    stmts.extend(counters.iter().map(throttle::Counter::hit));
+    p.sql().batch(stmts).await?;
+    Ok(())
+}
+
+/// Passwordless sign-in (NFR-SEC-003): the flow of [`login_options`], a passkey of an active
+/// user of that tenant (found by credential id, and by user handle when the authenticator gives
+/// one), user verification, a rising sign count. Starts a session with `amr` `hwk`, `mfa`
+/// (possession of the key plus the verified PIN or biometric). Failures are throttled like
+/// password sign-ins and audited.
+pub async fn login<P: Platform>(
+    p: &P,
+    flow: &str,
+    resp: &AuthenticationResponse,
+    client: Option<&str>,
+    request_id: &str,
+) -> Result<TokenPair, WebAuthnError> {
+    if flow.is_empty() || flow.len() > 128 {
+        return Err(WebAuthnError::InvalidFlow);
+    }
+    let now = p.clock().now_ms();
+    let raw_id = assertion_credential_id(resp)?;
+    let credential_id = b64url_encode(&raw_id);
+    let f = take_flow(p, &crypto::token_hash(flow), "login").await?;
+    let tenant = f.tenant_id.clone().unwrap_or_default();
+    let counters = throttle::counters(
+        (
+            throttle::LOGIN_PER_ACCOUNT,
+            &format!("webauthn|{tenant}|{credential_id}"),
+        ),
+        (throttle::LOGIN_PER_CLIENT, client),
+        now,
+    );
+    if let Some(retry_after_secs) = throttle::retry_after(p, &counters, now).await? {
+        refuse_login(p, None, "rate_limited", &[], request_id).await?;
+        return Err(WebAuthnError::RateLimited { retry_after_secs });
+    }
+    let owned = match find_credential(p, &credential_id, &tenant).await? {
+        Some(o) if f.user_id.as_ref().is_none_or(|u| *u == o.user.user_id) => o,
+        _ => {
+            refuse_login(p, None, "unknown_credential", &counters, request_id).await?;
+            return Err(WebAuthnError::UnknownCredential);
+        }
+    };
+    let handle = assertion_user_handle(resp)?;
+    // Without allowCredentials the authenticator chose a discoverable credential: it must say
+    // whose, and that must be the credential's owner.
+    let handle_ok = match &handle {
+        Some(h) => h.as_slice() == owned.user.user_id.as_bytes(),
+        None => f.user_id.is_some(),
+    };
+    if !handle_ok {
+        refuse_login(p, Some(&owned.user), "user_handle", &counters, request_id).await?;
+        return Err(WebAuthnError::UnknownCredential);
+    }
+    if let Err(e) = assert_with(p, &owned, resp, &f.data.expected(), request_id).await {
+        refuse_login(p, Some(&owned.user), e.code(), &counters, request_id).await?;
+        return Err(e);
+    }
+    if !owned.user_active {
+        refuse_login(p, Some(&owned.user), "inactive", &counters, request_id).await?;
+        return Err(WebAuthnError::UnknownCredential);
+    }
+    if !owned.tenant_active {
+        refuse_login(p, Some(&owned.user), "tenant_not_active", &[], request_id).await?;
+        return Err(WebAuthnError::TenantNotActive);
+    }
+    Ok(sessions::start(p, &owned.user, &["hwk", "mfa"], request_id).await?)
+}
+
+/// Options for a passkey as the second factor of the pending sign-in of `user` (whose
+/// `mfa_token` hashes to `mfa_hash`); the challenge itself keys the flow.
+pub async fn mfa_options<P: Platform>(
+    p: &P,
+    user: &SessionUser,
+    mfa_hash: &str,
+    rp: &RelyingParty,
+) -> Result<Options, WebAuthnError> {
+    let allow: Vec<_> = user_credentials(p, &user.user_id)
+        .await?
+        .iter()
+        .map(|c| descriptor(&c.credential_id))
+        .collect();
+    if allow.is_empty() {
+        return Err(WebAuthnError::NoPasskey);
+    }
+    let challenge = new_challenge(p.random());
+    open_flow(
+        p,
+        &crypto::token_hash(&challenge),
+        &challenge,
+        "mfa",
+        Some(&user.tenant_id),
+        Some(&user.user_id),
+        rp,
+        false,
+        Some(mfa_hash.to_owned()),
+    )
+    .await?;
+    Ok(Options {
+        flow: None,
+        expires_in: FLOW_TTL_MS / 1000,
+        origin: rp.origin.clone(),
+        public_key: json!({
+            "challenge": challenge,
+            "timeout": FLOW_TTL_MS,
+            "rpId": rp.id,
+            "allowCredentials": allow,
+            "userVerification": "preferred",
+        }),
+    })
+}
+
+/// The challenge a response's client data names (unverified: it only finds the flow, whose
+/// own checks follow).
+fn claimed_challenge(resp: &AuthenticationResponse) -> Result<String, WebAuthnError> {
+    #[derive(Deserialize)]
+    struct Claimed {
+        challenge: String,
+    }
+    let raw = b64url_decode(resp.response.client_data_json.trim_end_matches('='))
+        .ok_or(CeremonyError::Malformed("clientDataJSON"))?;
+    let c: Claimed =
+        serde_json::from_slice(&raw).map_err(|_| CeremonyError::Malformed("clientDataJSON"))?;
+    Ok(c.challenge)
+}
+
+/// Checks a passkey assertion as the second factor of the pending sign-in of `user`
+/// (`mfa_hash`: its token's hash): a challenge from [`mfa_options`] for this very sign-in, one
+/// of the user's passkeys, a rising sign count. Returns the `amr` method, `hwk`.
+pub async fn check_second_factor<P: Platform>(
+    p: &P,
+    user: &SessionUser,
+    mfa_hash: &str,
+    resp: &AuthenticationResponse,
+    request_id: &str,
+) -> Result<&'static str, WebAuthnError> {
+    let challenge = claimed_challenge(resp)?;
+    if challenge.len() > 128 {
+        return Err(WebAuthnError::InvalidFlow);
+    }
+    let f = take_flow(p, &crypto::token_hash(&challenge), "mfa").await?;
+    if f.user_id.as_deref() != Some(user.user_id.as_str())
+        || f.data.mfa.as_deref() != Some(mfa_hash)
+    {
+        return Err(WebAuthnError::InvalidFlow);
+    }
+    let credential_id = b64url_encode(&assertion_credential_id(resp)?);
+    let owned = find_credential(p, &credential_id, &user.tenant_id)
+        .await?
+        .filter(|o| o.user.user_id == user.user_id)
+        .ok_or(WebAuthnError::UnknownCredential)?;
+    if let Some(h) = assertion_user_handle(resp)? {
+        if h.as_slice() != user.user_id.as_bytes() {
+            return Err(WebAuthnError::UnknownCredential);
+        }
+    }
+    assert_with(p, &owned, resp, &f.data.expected(), request_id).await?;
+    Ok("hwk")
+}
