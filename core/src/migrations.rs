@@ -33,6 +33,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_events.sql",
         sql: include_str!("../../d1-migrations/0004_events.sql"),
     },
+    Migration {
+        name: "0006_oidc_provider.sql",
+        sql: include_str!("../../d1-migrations/0006_oidc_provider.sql"),
+    },
 ];
 
 /// wrangler's tracking table, with wrangler's DDL (`wrangler d1 migrations apply`).

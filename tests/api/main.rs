@@ -46,6 +46,7 @@ mod flags;
 mod health;
 mod helpers;
 mod http_contract;
+mod oidc;
 mod scheduled;
 mod tenants;
 
@@ -87,6 +88,7 @@ const SUITES: &[(&str, &[Test])] = &[
     ("flags", flags::TESTS),
     ("auth", auth::TESTS),
     ("events", events::TESTS),
+    ("oidc", oidc::TESTS),
 ];
 
 /// Deliberate skips: (runtime or `*`, `module::test`, reason). Printed on every run.

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::router::RouteId;
 use super::{
-    apps, events, flags, identity, json, openapi, tenants, ApiError, Ctx, Request, Response,
+    apps, events, flags, identity, json, oidc, openapi, tenants, ApiError, Ctx, Request, Response,
 };
 use crate::ports::{Clock, Logger, Platform, Secrets};
 use crate::{health, scheduled};
@@ -77,6 +77,17 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::DevBlobGet => events::dev_blob_get(ctx, &req).await,
         RouteId::DevBlobPut => events::dev_blob_put(ctx, &req).await,
         RouteId::TenantOwnFlags => flags::own_list(ctx, &req).await,
+        RouteId::OidcDiscovery => oidc::discovery(ctx, &req).await,
+        RouteId::OidcAuthorize => oidc::authorize(ctx, &req).await,
+        RouteId::OidcLoginTenant => oidc::login_tenant(ctx, &req).await,
+        RouteId::OidcLoginPassword => oidc::login_password(ctx, &req).await,
+        RouteId::OidcLoginMfa => oidc::login_mfa(ctx, &req).await,
+        RouteId::OidcLoginForgot => oidc::login_forgot(ctx, &req).await,
+        RouteId::OidcLoginCss => oidc::login_css(),
+        RouteId::OidcToken => oidc::token(ctx, &req).await,
+        RouteId::OidcUserinfo => oidc::userinfo(ctx, &req).await,
+        RouteId::OidcEndSession => oidc::end_session(ctx, &req).await,
+        RouteId::AppClientSecret => oidc::rotate_client_secret(ctx, &req).await,
     }
 }
 

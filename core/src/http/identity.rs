@@ -120,7 +120,7 @@ fn no_content() -> Response {
 
 /// The client's address: `CF-Connecting-IP` (set by Cloudflare), else the first
 /// `X-Forwarded-For` entry (set by the proxy in front of Spin). Used only hashed.
-fn client_address(req: &Request) -> Option<String> {
+pub(super) fn client_address(req: &Request) -> Option<String> {
     let header = |name: &str| {
         req.headers()
             .get(name)

@@ -12,6 +12,8 @@ mod events;
 mod flags;
 mod handlers;
 mod identity;
+pub mod login_page;
+mod oidc;
 mod operator;
 mod tenants;
 

@@ -129,6 +129,28 @@ pub enum RouteId {
     DevBlobPut,
     /// `GET /v1/tenant/flags`: owners and admins read their tenant's flags (FR-FLAG-001).
     TenantOwnFlags,
+    /// `GET /.well-known/openid-configuration`: OIDC discovery (FR-AUTH-001 OIDC).
+    OidcDiscovery,
+    /// `GET /oauth/authorize`: authorization request, shows the universal login page (IF-LOGIN-UI).
+    OidcAuthorize,
+    /// `POST /oauth/authorize/tenant`: login page step 1, the organization.
+    OidcLoginTenant,
+    /// `POST /oauth/authorize/login`: login page step 2, email and password.
+    OidcLoginPassword,
+    /// `POST /oauth/authorize/mfa`: login page second factor.
+    OidcLoginMfa,
+    /// `POST /oauth/authorize/forgot`: login page forgot-password (FR-AUTH-004).
+    OidcLoginForgot,
+    /// `GET /oauth/assets/login.css`: the login page's stylesheet.
+    OidcLoginCss,
+    /// `POST /oauth/token`: code and refresh grants (FR-AUTH-001 OIDC).
+    OidcToken,
+    /// `GET|POST /oauth/userinfo`: claims of the token's user (FR-AUTH-001 OIDC).
+    OidcUserinfo,
+    /// `GET /oauth/logout`: RP-initiated logout (FR-AUTH-001 OIDC).
+    OidcEndSession,
+    /// `POST /v1/apps/{id}/client-secret`: set or rotate an app's OIDC client secret.
+    AppClientSecret,
 }
 
 /// One route: method, path template (OpenAPI syntax), handler.
@@ -206,6 +228,18 @@ pub const ROUTES: &[Route] = &[
     Route { method: Method::GET,    path: "/__dev/blobs",                   id: RouteId::DevBlobGet },
     Route { method: Method::PUT,    path: "/__dev/blobs",                   id: RouteId::DevBlobPut },
     Route { method: Method::GET,    path: "/v1/tenant/flags",               id: RouteId::TenantOwnFlags },
+    Route { method: Method::GET,    path: "/.well-known/openid-configuration", id: RouteId::OidcDiscovery },
+    Route { method: Method::GET,    path: "/oauth/authorize",               id: RouteId::OidcAuthorize },
+    Route { method: Method::POST,   path: "/oauth/authorize/tenant",        id: RouteId::OidcLoginTenant },
+    Route { method: Method::POST,   path: "/oauth/authorize/login",         id: RouteId::OidcLoginPassword },
+    Route { method: Method::POST,   path: "/oauth/authorize/mfa",           id: RouteId::OidcLoginMfa },
+    Route { method: Method::POST,   path: "/oauth/authorize/forgot",        id: RouteId::OidcLoginForgot },
+    Route { method: Method::GET,    path: "/oauth/assets/login.css",        id: RouteId::OidcLoginCss },
+    Route { method: Method::POST,   path: "/oauth/token",                   id: RouteId::OidcToken },
+    Route { method: Method::GET,    path: "/oauth/userinfo",                id: RouteId::OidcUserinfo },
+    Route { method: Method::POST,   path: "/oauth/userinfo",                id: RouteId::OidcUserinfo },
+    Route { method: Method::GET,    path: "/oauth/logout",                  id: RouteId::OidcEndSession },
+    Route { method: Method::POST,   path: "/v1/apps/{id}/client-secret",    id: RouteId::AppClientSecret },
 ];
 
 /// The outcome of matching a request line.
