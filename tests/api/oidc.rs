@@ -21,6 +21,7 @@ crate::contract_tests![
     full_login_through_the_page_by_http_fr_auth_001,
     mfa_step_on_the_login_page_nfr_sec_003,
     openid_client_library_signs_in_refreshes_and_logs_out_fr_auth_001,
+    openidconnect_crate_signs_in_and_refreshes_fr_auth_001,
 ];
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -820,5 +821,137 @@ fn openid_client_library_signs_in_refreshes_and_logs_out_fr_auth_001(
     // A PKCE challenge sanity check against the same vectors the provider uses.
     let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(VERIFIER.as_bytes()));
     ensure_eq!(computed, CHALLENGE, "RFC 7636 Appendix B");
+    Ok(())
+}
+
+/// The transport error of the suite's HTTP client, as the `openidconnect` crate wants it.
+#[derive(Debug)]
+struct HttpError(String);
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+fn openidconnect_crate_signs_in_and_refreshes_fr_auth_001(app: &TestApp) -> Result<(), String> {
+    use openidconnect::core::{
+        CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
+    };
+    use openidconnect::{
+        AuthorizationCode, ClientId, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
+        PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
+    };
+
+    let w = world(app)?;
+    let http_client = |req: openidconnect::HttpRequest| {
+        let resp = app.client.run(req).map_err(|e| HttpError(e.to_string()))?;
+        let (parts, mut body) = resp.into_parts();
+        let bytes = body.read_to_vec().map_err(|e| HttpError(e.to_string()))?;
+        Ok::<_, HttpError>(openidconnect::http::Response::from_parts(parts, bytes))
+    };
+    let issuer = IssuerUrl::new(app.base_url.clone()).map_err(|e| e.to_string())?;
+    let metadata = CoreProviderMetadata::discover(&issuer, &http_client)
+        .map_err(|e| format!("discovery: {e:?}"))?;
+    let client =
+        CoreClient::from_provider_metadata(metadata, ClientId::new(w.client_id.clone()), None)
+            .set_redirect_uri(RedirectUrl::new(REDIRECT.to_owned()).map_err(|e| e.to_string())?);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("email".to_owned()))
+        .add_scope(Scope::new("offline_access".to_owned()))
+        .add_extra_param("tenant", w.domain.clone())
+        .set_pkce_challenge(challenge)
+        .url();
+    let path = url
+        .as_str()
+        .strip_prefix(&app.base_url)
+        .ok_or(format!("authorization URL on the provider: {url}"))?
+        .to_owned();
+    let (_, page) = open_page(app, &path)?;
+    let resp = post_form(
+        app,
+        "/oauth/authorize/login",
+        Some(&page.cookie),
+        &[
+            ("flow", &page.flow),
+            ("csrf", &page.csrf),
+            ("email", &w.email),
+            ("password", PASSWORD),
+        ],
+    )?;
+    ensure_eq!(resp.status, 303, "signed in: {}", resp.excerpt());
+    let location = resp.header("location").unwrap_or_default().to_owned();
+    ensure_eq!(
+        query_param(&location, "state"),
+        Some(state.secret().clone()),
+        "state"
+    );
+    let code = query_param(&location, "code").ok_or(format!("no code in {location}"))?;
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .map_err(|e| format!("exchange_code: {e}"))?
+        .set_pkce_verifier(verifier)
+        .request(&http_client)
+        .map_err(|e| format!("token request: {e:?}"))?;
+    let id_token = tokens.id_token().ok_or("no ID token")?;
+    // The library checks the EdDSA signature against the discovered JWKS, iss, aud, exp, nonce.
+    let claims = id_token
+        .claims(&client.id_token_verifier(), &nonce)
+        .map_err(|e| format!("the crate refused the ID token: {e:?}"))?;
+    ensure_eq!(
+        claims.email().map(|e| e.as_str().to_owned()),
+        Some(w.email.clone()),
+        "email claim"
+    );
+    let info: CoreUserInfoClaims = client
+        .user_info(
+            tokens.access_token().clone(),
+            Some(claims.subject().clone()),
+        )
+        .map_err(|e| format!("user_info: {e}"))?
+        .request(&http_client)
+        .map_err(|e| format!("userinfo: {e:?}"))?;
+    ensure_eq!(
+        info.email().map(|e| e.as_str().to_owned()),
+        Some(w.email.clone()),
+        "userinfo"
+    );
+    let refresh = tokens.refresh_token().ok_or("no refresh token")?;
+    let refreshed = client
+        .exchange_refresh_token(refresh)
+        .map_err(|e| format!("exchange_refresh_token: {e}"))?
+        .request(&http_client)
+        .map_err(|e| format!("refresh: {e:?}"))?;
+    ensure!(
+        refreshed.refresh_token().map(|t| t.secret()) != Some(refresh.secret()),
+        "rotated"
+    );
+    // A forged signature is refused by the crate too.
+    let forged = {
+        let raw = id_token.to_string();
+        let mut parts: Vec<String> = raw.split('.').map(str::to_owned).collect();
+        let mut sig = URL_SAFE_NO_PAD
+            .decode(parts.get(2).ok_or("no signature")?)
+            .map_err(|e| e.to_string())?;
+        if let Some(b) = sig.first_mut() {
+            *b ^= 1;
+        }
+        parts[2] = URL_SAFE_NO_PAD.encode(sig);
+        parts.join(".")
+    };
+    let forged: openidconnect::core::CoreIdToken =
+        forged.parse().map_err(|e| format!("forged parse: {e:?}"))?;
+    ensure!(
+        forged.claims(&client.id_token_verifier(), &nonce).is_err(),
+        "a forged EdDSA signature must be refused"
+    );
     Ok(())
 }
