@@ -115,6 +115,10 @@ pub async fn run_at<P: Platform>(p: &P, cron: &str, now: i64) -> (ScheduledRepor
     let r = ev::enforce_retention(p, now).await;
     jobs.push(job("events.retention", r, "retention failed", &mut causes));
 
+    // FR-AUTH-001 OIDC: expired login flows and old authorization codes.
+    let r = crate::oidc::expire(p, now).await;
+    jobs.push(job("oidc.expire", r, "delete failed", &mut causes));
+
     let marker = serde_json::json!({ "cron": cron, "at": now }).to_string();
     let heartbeat = p
         .kv()

@@ -101,31 +101,35 @@ const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.
 const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token);
 const refreshedClaims = refreshed.claims();
 
-// 6. A tampered ID token signature must be refused by the library (proves it verifies EdDSA).
-let tamperRefused = null;
-{
+// 6. A tampered ID token signature must be refused by the library (proves it verifies EdDSA),
+//    while the same interception without tampering passes (so the tampering is what fails).
+const intercepted = async (tamper, refreshToken) => {
   const cfg = await client.discovery(new URL(baseUrl), clientId, secret, auth, {
     ...insecure,
     [client.customFetch]: async (url, options) => {
       const r = await fetch(url, options);
       if (!String(url).endsWith("/oauth/token")) return r;
       const body = await r.json();
-      if (body.id_token) {
+      if (tamper && body.id_token) {
         const [h, p, s] = body.id_token.split(".");
         const sig = Buffer.from(s, "base64url");
         sig[0] ^= 1;
         body.id_token = [h, p, sig.toString("base64url")].join(".");
       }
-      return new Response(JSON.stringify(body), { status: r.status, headers: r.headers });
+      return new Response(JSON.stringify(body), { status: r.status, headers: { "content-type": "application/json" } });
     },
   });
   client.enableNonRepudiationChecks(cfg);
-  try {
-    await client.refreshTokenGrant(cfg, refreshed.refresh_token);
-    tamperRefused = false;
-  } catch (e) {
-    tamperRefused = String(e?.message ?? e);
-  }
+  return client.refreshTokenGrant(cfg, refreshToken);
+};
+const control = await intercepted(false, refreshed.refresh_token);
+let tamperRefused = null;
+try {
+  await intercepted(true, control.refresh_token);
+  tamperRefused = false;
+} catch (e) {
+  const cause = e?.cause?.message ?? e?.cause?.code ?? "";
+  tamperRefused = `${e?.code ?? ""} ${e?.message ?? e} ${cause}`.trim();
 }
 
 // 7. The end-session URL, built by the library.
@@ -151,7 +155,7 @@ console.log(
       sid_kept: refreshedClaims.sid === claims.sid,
       sub: refreshedClaims.sub,
     },
-    refreshed_access_token: refreshed.access_token,
+    refreshed_access_token: control.access_token,
     tamper_refused: tamperRefused,
     end_session_url: endSession.href,
   }),

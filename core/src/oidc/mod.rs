@@ -207,6 +207,22 @@ pub async fn complete_login_flow<P: Platform>(
     Ok(with_query(&redirect_uri, &params))
 }
 
+/// How long a used or expired code is kept, so that a late replay still revokes its session.
+pub const CODE_KEEP_MS: i64 = 60 * 60 * 1000;
+
+/// Scheduled cleanup: deletes expired login flows, and codes an hour past their expiry.
+/// Returns how many rows went.
+pub async fn expire<P: Platform>(p: &P, now: i64) -> Result<u64, SqlError> {
+    let counts = p
+        .sql()
+        .batch(vec![
+            Stmt::new("DELETE FROM oidc_login_flows WHERE expires_at < ?1").bind(now),
+            Stmt::new("DELETE FROM oidc_codes WHERE expires_at < ?1").bind(now - CODE_KEEP_MS),
+        ])
+        .await?;
+    Ok(counts.iter().sum())
+}
+
 /// `uri` with `params` appended to its query (RFC 6749 4.1.2: keep the registered query).
 pub fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
     let mut q = form_urlencoded::Serializer::new(String::new());

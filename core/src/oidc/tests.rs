@@ -569,3 +569,24 @@ fn fr_auth_001_end_session_revokes_and_redirects_only_to_registered_uris() {
         );
     });
 }
+
+#[test]
+fn fr_auth_001_scheduled_cleanup_drops_expired_flows_and_old_codes() {
+    block_on(async {
+        let f = fixture().await;
+        let _live = start_authorization(&f.p, &request(&f.client_id))
+            .await
+            .unwrap();
+        let _code = code_for(&f).await;
+        let now = f.p.clock.now_ms();
+        assert_eq!(expire(&f.p, now).await.unwrap(), 0);
+        // Past the flow lifetime the flows go; the code stays an hour past its expiry.
+        assert_eq!(expire(&f.p, now + FLOW_TTL_MS + 1).await.unwrap(), 2);
+        assert_eq!(
+            expire(&f.p, now + CODE_TTL_MS + CODE_KEEP_MS + 1)
+                .await
+                .unwrap(),
+            1
+        );
+    });
+}
