@@ -17,8 +17,9 @@ CREATE TABLE oidc_client_secrets (
 -- oidc_login_flows: authorization requests waiting for the user to sign in on the universal
 -- login page. id_hash is the hash of the flow id handed to the browser, csrf_hash the hash of
 -- the CSRF token of its forms, mfa_hash the hash of the mfa_token of a pending second factor.
--- tenant_id is set once the tenant is known. Single use: consumed_at is set when a code is
--- issued.
+-- tenant_id is set once the tenant is known. user_id and auth_methods hold a sign-in that
+-- completed but waits for the user to continue (after an MFA enrollment shows the recovery
+-- codes). Single use: consumed_at is set when a code is issued.
 CREATE TABLE oidc_login_flows (
   id_hash TEXT PRIMARY KEY NOT NULL,
   client_id TEXT NOT NULL REFERENCES apps (id) ON DELETE CASCADE,
@@ -30,6 +31,8 @@ CREATE TABLE oidc_login_flows (
   tenant_id TEXT REFERENCES tenants (id) ON DELETE CASCADE,
   csrf_hash TEXT NOT NULL,
   mfa_hash TEXT,
+  user_id TEXT REFERENCES users (id) ON DELETE CASCADE,
+  auth_methods TEXT CHECK (auth_methods IS NULL OR json_valid(auth_methods)),
   created_at INTEGER NOT NULL,
   expires_at INTEGER NOT NULL,
   consumed_at INTEGER

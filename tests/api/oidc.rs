@@ -20,6 +20,7 @@ crate::contract_tests![
     login_forms_refuse_a_wrong_or_missing_csrf_token_if_login_ui,
     full_login_through_the_page_by_http_fr_auth_001,
     mfa_step_on_the_login_page_nfr_sec_003,
+    mfa_enrollment_on_the_login_page_when_the_tenant_requires_it_nfr_sec_003,
     openid_client_library_signs_in_refreshes_and_logs_out_fr_auth_001,
     openidconnect_crate_signs_in_and_refreshes_fr_auth_001,
 ];
@@ -953,5 +954,102 @@ fn openidconnect_crate_signs_in_and_refreshes_fr_auth_001(app: &TestApp) -> Resu
         forged.claims(&client.id_token_verifier(), &nonce).is_err(),
         "a forged EdDSA signature must be refused"
     );
+    Ok(())
+}
+
+fn mfa_enrollment_on_the_login_page_when_the_tenant_requires_it_nfr_sec_003(
+    app: &TestApp,
+) -> Result<(), String> {
+    let w = world(app)?;
+    let body = json!({ "tenant": w.domain, "email": w.email, "password": PASSWORD });
+    let t = send_json(app, "POST", "/v1/auth/login", None, Some(&body))?.expect_json(200)?;
+    let access = str_of(&t["access_token"]);
+    let policy = json!({
+        "min_length": 12, "require_upper": false, "require_lower": false, "require_digit": false,
+        "require_symbol": false, "max_age_days": null, "history_count": 0, "require_mfa": true,
+    });
+    send_json(
+        app,
+        "PUT",
+        "/v1/tenant/password-policy",
+        Some(&access),
+        Some(&policy),
+    )?
+    .expect_json(200)?;
+
+    let (_, page) = open_page(app, &authorize_path(&w.client_id, &[("tenant", &w.domain)]))?;
+    let resp = post_form(
+        app,
+        "/oauth/authorize/login",
+        Some(&page.cookie),
+        &[
+            ("flow", &page.flow),
+            ("csrf", &page.csrf),
+            ("email", &w.email),
+            ("password", PASSWORD),
+        ],
+    )?;
+    ensure_eq!(resp.status, 200, "enrollment step: {}", resp.excerpt());
+    let html = resp.text();
+    let mfa_token = hidden(&html, "mfa_token")?;
+    let key = hidden(&html, "enroll_secret")?;
+    let uri = hidden(&html, "otpauth_uri")?;
+    ensure!(uri.starts_with("otpauth://totp/"), "an otpauth URI: {uri}");
+    let secret = base32_decode(&key)?;
+    let mfa = |code: &str| {
+        post_form(
+            app,
+            "/oauth/authorize/mfa",
+            Some(&page.cookie),
+            &[
+                ("flow", &page.flow),
+                ("csrf", &page.csrf),
+                ("mfa_token", &mfa_token),
+                ("enroll_secret", &key),
+                ("otpauth_uri", &uri),
+                ("code", code),
+            ],
+        )
+    };
+    let resp = mfa("000000")?;
+    ensure_eq!(resp.status, 401, "wrong first code: {}", resp.excerpt());
+    ensure!(resp.text().contains(&key), "the key is shown again");
+    // Continuing before the enrollment is done gives nothing.
+    let cont = || {
+        post_form(
+            app,
+            "/oauth/authorize/continue",
+            Some(&page.cookie),
+            &[("flow", &page.flow), ("csrf", &page.csrf)],
+        )
+    };
+    ensure_eq!(cont()?.status, 400, "nothing to continue yet");
+    let resp = mfa(&totp(&secret, 0)?)?;
+    ensure_eq!(resp.status, 200, "recovery codes: {}", resp.excerpt());
+    let html = resp.text();
+    ensure_eq!(
+        html.matches("<li><code>").count(),
+        10,
+        "ten recovery codes: {html}"
+    );
+    let resp = cont()?;
+    ensure_eq!(resp.status, 303, "continue: {}", resp.excerpt());
+    let location = resp.header("location").unwrap_or_default().to_owned();
+    let code = query_param(&location, "code").ok_or(format!("no code in {location}"))?;
+    let t = token(
+        app,
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+            ("client_id", w.client_id.as_str()),
+        ],
+    )?
+    .expect_json(200)?;
+    let id = claims_of(&str_of(&t["id_token"]))?;
+    ensure_eq!(id["amr"], json!(["pwd", "otp"]), "amr: {id}");
+    ensure_eq!(cont()?.status, 400, "the flow is used up");
     Ok(())
 }

@@ -88,6 +88,7 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::OidcUserinfo => oidc::userinfo(ctx, &req).await,
         RouteId::OidcEndSession => oidc::end_session(ctx, &req).await,
         RouteId::AppClientSecret => oidc::rotate_client_secret(ctx, &req).await,
+        RouteId::OidcLoginContinue => oidc::login_continue(ctx, &req).await,
     }
 }
 

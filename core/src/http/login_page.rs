@@ -139,6 +139,15 @@ pub enum Step<'a> {
         /// The pending sign-in's token.
         mfa_token: &'a str,
     },
+    /// TOTP enrollment within the sign-in (the tenant requires MFA, NFR-SEC-003).
+    Enroll {
+        /// The pending sign-in's token.
+        mfa_token: &'a str,
+        /// The new TOTP secret, base32, for manual entry.
+        secret: &'a str,
+        /// Its `otpauth://` URI.
+        otpauth_uri: &'a str,
+    },
 }
 
 /// A message above the form.
@@ -237,6 +246,106 @@ pub fn step_page(
                 escape(mfa_token)
             ));
         }
+        (
+            Step::Enroll {
+                mfa_token,
+                secret,
+                otpauth_uri,
+            },
+            _,
+        ) => {
+            body.push_str(&format!(
+                "<p>Your organization requires a second factor. Add this key to your authenticator app, \
+                 then enter the code it shows.</p>\
+                 <p>Key: <code>{}</code></p><p class=\"sub\">Or open: <code>{}</code></p>\
+                 <form method=\"post\" action=\"/oauth/authorize/mfa\">{h}\
+                 <input type=\"hidden\" name=\"mfa_token\" value=\"{}\">\
+                 <input type=\"hidden\" name=\"enroll_secret\" value=\"{}\">\
+                 <input type=\"hidden\" name=\"otpauth_uri\" value=\"{}\">\
+                 <label for=\"code\">Authentication code</label>\
+                 <input id=\"code\" name=\"code\" type=\"text\" required autofocus inputmode=\"numeric\" \
+                 autocomplete=\"one-time-code\">\
+                 <button type=\"submit\">Verify</button></form>",
+                escape(secret),
+                escape(otpauth_uri),
+                escape(mfa_token),
+                escape(secret),
+                escape(otpauth_uri)
+            ));
+        }
     }
     html(status, "Sign in", &body, Some(&flow.redirect_uri))
+}
+
+/// After an enrollment: the recovery codes, shown once, and a form to continue to the app.
+pub fn recovery_codes_page(flow: &Flow, flow_id: &str, csrf: &str, codes: &[String]) -> Response {
+    let list: String = codes
+        .iter()
+        .map(|c| format!("<li><code>{}</code></li>", escape(c)))
+        .collect();
+    let body = format!(
+        "<h1>Save your recovery codes</h1>\
+         <p class=\"notice\" role=\"status\">Each code signs you in once if you lose your authenticator. \
+         They are shown only now.</p><ul>{list}</ul>\
+         <form method=\"post\" action=\"/oauth/authorize/continue\">{}\
+         <button type=\"submit\">Continue to {}</button></form>",
+        hidden(flow_id, csrf),
+        escape(&flow.client_name)
+    );
+    html(
+        StatusCode::OK,
+        "Recovery codes",
+        &body,
+        Some(&flow.redirect_uri),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_login_ui_escapes_every_markup_character() {
+        assert_eq!(
+            escape(r#"<a href="x" onclick='y'>&</a>"#),
+            "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
+        );
+        assert_eq!(escape("plain é"), "plain é");
+    }
+
+    #[test]
+    fn if_login_ui_form_action_names_only_the_redirect_origin() {
+        assert_eq!(
+            csp_origin("https://app.example:8443/cb?x=1").as_deref(),
+            Some("https://app.example:8443")
+        );
+        assert_eq!(
+            csp_origin("https://user@app.example/cb").as_deref(),
+            Some("https://app.example")
+        );
+        assert_eq!(
+            csp_origin("com.example.app:/callback").as_deref(),
+            Some("com.example.app:")
+        );
+        // Nothing that could end the directive or the header gets in.
+        assert_eq!(csp_origin("https://a.example;script-src/x"), None);
+        assert_eq!(csp_origin("https://a'b.example/"), None);
+        assert_eq!(csp_origin("no-scheme"), None);
+    }
+
+    #[test]
+    fn if_login_ui_pages_carry_the_strict_policy() {
+        let resp = error_page(StatusCode::BAD_REQUEST, "T<", "m&");
+        let h = resp.headers();
+        assert_eq!(
+            h[header::CONTENT_SECURITY_POLICY],
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        );
+        assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(h[header::CACHE_CONTROL], "no-store");
+        assert_eq!(h[header::REFERRER_POLICY], "no-referrer");
+        let body = String::from_utf8(resp.body().clone()).unwrap();
+        assert!(body.contains("T&lt;") && body.contains("m&amp;"));
+        assert!(!body.contains("<script") && !body.contains("style="));
+    }
 }

@@ -416,10 +416,30 @@ pub(super) async fn login_password<P: Platform>(
                 Note::None,
             ))
         }
-        Err(LoginError::MfaRequired { enroll: true, .. }) => Ok(page(
-            StatusCode::FORBIDDEN,
-            Note::Error("Your organization requires a second factor and your account has none yet. Set one up where you manage your account, then sign in again."),
-        )),
+        Err(LoginError::MfaRequired {
+            mfa_token,
+            enroll: true,
+        }) => {
+            // NFR-SEC-003: the tenant requires MFA; the user enrolls within this sign-in.
+            if let Err(e) = oidc::record_mfa_step(ctx.platform, &p.flow_id, &mfa_token).await {
+                return Ok(unavailable(ctx, &p, e.code(), &e.to_string()));
+            }
+            match sessions::enroll_during_sign_in(ctx.platform, &mfa_token, &ctx.request_id).await {
+                Ok(en) => Ok(step_page(
+                    StatusCode::OK,
+                    &p.flow,
+                    &p.flow_id,
+                    &p.csrf,
+                    Step::Enroll {
+                        mfa_token: &mfa_token,
+                        secret: &en.secret,
+                        otpauth_uri: &en.otpauth_uri,
+                    },
+                    Note::None,
+                )),
+                Err(e) => Ok(unavailable(ctx, &p, e.code(), &e.to_string())),
+            }
+        }
         Err(LoginError::InvalidCredentials) => {
             Ok(page(StatusCode::UNAUTHORIZED, Note::Error(wrong)))
         }
@@ -468,17 +488,22 @@ pub(super) async fn login_mfa<P: Platform>(
             Note::Error("The sign-in step expired. Sign in again."),
         ));
     }
+    // An enrollment form carries its key back for display only; the check uses the stored one.
+    let enroll_secret = single(&p.form, "enroll_secret").unwrap_or_default();
+    let otpauth_uri = single(&p.form, "otpauth_uri").unwrap_or_default();
     let again = |status, msg| {
-        step_page(
-            status,
-            &p.flow,
-            &p.flow_id,
-            &p.csrf,
+        let step = if enroll_secret.is_empty() {
             Step::Mfa {
                 mfa_token: &mfa_token,
-            },
-            Note::Error(msg),
-        )
+            }
+        } else {
+            Step::Enroll {
+                mfa_token: &mfa_token,
+                secret: &enroll_secret,
+                otpauth_uri: &otpauth_uri,
+            }
+        };
+        step_page(status, &p.flow, &p.flow_id, &p.csrf, step, Note::Error(msg))
     };
     let client = client_address(req);
     match sessions::verify_second_factor(
@@ -490,7 +515,21 @@ pub(super) async fn login_mfa<P: Platform>(
     )
     .await
     {
-        Ok(done) => Ok(finish(ctx, &p, &done.user, &["pwd", done.method]).await),
+        Ok(done) => match done.recovery_codes {
+            None => Ok(finish(ctx, &p, &done.user, &["pwd", done.method]).await),
+            // After an enrollment the recovery codes are shown first; the user continues.
+            Some(codes) => {
+                let methods = ["pwd", done.method];
+                if let Err(e) =
+                    oidc::record_authenticated(ctx.platform, &p.flow_id, &done.user, &methods).await
+                {
+                    return Ok(unavailable(ctx, &p, e.code(), &e.to_string()));
+                }
+                Ok(login_page::recovery_codes_page(
+                    &p.flow, &p.flow_id, &p.csrf, &codes,
+                ))
+            }
+        },
         Err(VerifyMfaError::InvalidCode) => Ok(again(
             StatusCode::UNAUTHORIZED,
             "The code is not valid. Try again.",
@@ -508,6 +547,33 @@ pub(super) async fn login_mfa<P: Platform>(
             Note::Error("The sign-in step expired. Sign in again."),
         )),
         Err(e) => Ok(unavailable(ctx, &p, e.code(), &e.to_string())),
+    }
+}
+
+/// `POST /oauth/authorize/continue {flow, csrf}`: finishes a sign-in recorded before the
+/// recovery codes were shown.
+pub(super) async fn login_continue<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let p = match posted(ctx, req).await {
+        Ok(p) => p,
+        Err(page) => return Ok(page),
+    };
+    match oidc::take_authenticated(ctx.platform, &p.flow_id).await {
+        Ok((user, methods)) => {
+            let methods: Vec<&str> = methods.iter().map(String::as_str).collect();
+            Ok(finish(ctx, &p, &user, &methods).await)
+        }
+        Err(FlowError::Storage(e)) => Ok(unavailable(ctx, &p, "storage", &e.to_string())),
+        Err(_) => Ok(step_page(
+            StatusCode::BAD_REQUEST,
+            &p.flow,
+            &p.flow_id,
+            &p.csrf,
+            Step::Password { email: "" },
+            Note::Error("Sign in first."),
+        )),
     }
 }
 

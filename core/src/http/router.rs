@@ -151,6 +151,8 @@ pub enum RouteId {
     OidcEndSession,
     /// `POST /v1/apps/{id}/client-secret`: set or rotate an app's OIDC client secret.
     AppClientSecret,
+    /// `POST /oauth/authorize/continue`: login page, continue after the recovery codes.
+    OidcLoginContinue,
 }
 
 /// One route: method, path template (OpenAPI syntax), handler.
@@ -240,6 +242,7 @@ pub const ROUTES: &[Route] = &[
     Route { method: Method::POST,   path: "/oauth/userinfo",                id: RouteId::OidcUserinfo },
     Route { method: Method::GET,    path: "/oauth/logout",                  id: RouteId::OidcEndSession },
     Route { method: Method::POST,   path: "/v1/apps/{id}/client-secret",    id: RouteId::AppClientSecret },
+    Route { method: Method::POST,   path: "/oauth/authorize/continue",      id: RouteId::OidcLoginContinue },
 ];
 
 /// The outcome of matching a request line.

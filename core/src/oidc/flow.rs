@@ -10,6 +10,7 @@ use super::client::{load_client, Client};
 use super::{known_scopes, pkce, with_query, FLOW_TTL_MS};
 use crate::crypto;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
+use crate::sessions::SessionUser;
 use crate::tenants::{Email, TenantDomain};
 
 /// Longest `state` or `nonce` accepted.
@@ -435,4 +436,67 @@ pub async fn record_mfa_step<P: Platform>(
         return Err(FlowError::Invalid);
     }
     Ok(())
+}
+
+/// Records a sign-in that completed on the page but waits for the user to continue (an MFA
+/// enrollment shows the recovery codes first): the next [`take_authenticated`] finishes it.
+pub async fn record_authenticated<P: Platform>(
+    p: &P,
+    flow_id: &str,
+    user: &SessionUser,
+    methods: &[&str],
+) -> Result<(), FlowError> {
+    let n = p
+        .sql()
+        .execute(
+            Stmt::new(
+                "UPDATE oidc_login_flows SET user_id = ?2, auth_methods = ?3, mfa_hash = NULL
+                 WHERE id_hash = ?1 AND consumed_at IS NULL AND expires_at > ?4
+                   AND (tenant_id IS NULL OR tenant_id = ?5)",
+            )
+            .bind(crypto::token_hash(flow_id))
+            .bind(user.user_id.as_str())
+            .bind(serde_json::to_string(methods).unwrap_or_else(|_| "[]".into()))
+            .bind(p.clock().now_ms())
+            .bind(user.tenant_id.as_str()),
+        )
+        .await?;
+    if n != 1 {
+        return Err(FlowError::Invalid);
+    }
+    Ok(())
+}
+
+/// The sign-in recorded by [`record_authenticated`] on a live flow, if its user may still sign
+/// in: the user and the methods used.
+pub async fn take_authenticated<P: Platform>(
+    p: &P,
+    flow_id: &str,
+) -> Result<(SessionUser, Vec<String>), FlowError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT u.id, u.tenant_id, u.role, f.auth_methods
+                 FROM oidc_login_flows f JOIN users u ON u.id = f.user_id
+                   JOIN tenants t ON t.id = u.tenant_id
+                 WHERE f.id_hash = ?1 AND f.consumed_at IS NULL AND f.expires_at > ?2
+                   AND u.status = 'active' AND t.status = 'active'",
+            )
+            .bind(crypto::token_hash(flow_id))
+            .bind(p.clock().now_ms()),
+        )
+        .await?;
+    let row = rows.first().ok_or(FlowError::Invalid)?;
+    let methods: Vec<String> =
+        serde_json::from_str(&row.opt_text("auth_methods")?.unwrap_or_default())
+            .unwrap_or_default();
+    Ok((
+        SessionUser {
+            user_id: row.text("id")?,
+            tenant_id: row.text("tenant_id")?,
+            role: row.text("role")?,
+        },
+        methods,
+    ))
 }
