@@ -524,6 +524,9 @@ fn full_login_through_the_page_by_http_fr_auth_001(app: &TestApp) -> Result<(), 
     )?;
     ensure_eq!(resp.status, 200, "tenant step: {}", resp.excerpt());
     ensure!(resp.text().contains("name=\"password\""), "password step");
+    // Kept for a look in a browser (target/login-page.html with target/oauth/assets/login.css).
+    let root = crate::helpers::repo_root();
+    let _ = std::fs::write(root.join("target/login-page.html"), resp.text());
     let login = |password: &str| {
         post_form(
             app,
@@ -537,6 +540,61 @@ fn full_login_through_the_page_by_http_fr_auth_001(app: &TestApp) -> Result<(), 
             ],
         )
     };
+    // Forgot password: the button of the same form posts the typed email; always the same
+    // answer, and the reset link is mailed (FR-AUTH-004).
+    let resp = post_form(
+        app,
+        "/oauth/authorize/forgot",
+        Some(&page.cookie),
+        &[
+            ("flow", &page.flow),
+            ("csrf", &page.csrf),
+            ("email", &w.email),
+            ("password", ""),
+        ],
+    )?;
+    ensure_eq!(resp.status, 200, "forgot: {}", resp.excerpt());
+    ensure!(
+        resp.text()
+            .contains("a link to reset the password is on its way"),
+        "neutral notice: {}",
+        resp.text()
+    );
+    ensure!(
+        resp.text()
+            .contains("formaction=\"/oauth/authorize/forgot\""),
+        "the forgot button shares the sign-in form"
+    );
+    let mail = app
+        .get(&format!("/__dev/mail?to={}", w.email))?
+        .expect_json(200)?;
+    ensure!(
+        mail["items"].as_array().is_some_and(|items| items
+            .iter()
+            .any(|m| str_of(&m["subject"]).contains("Reset"))),
+        "a reset mail: {mail}"
+    );
+    let resp = post_form(
+        app,
+        "/oauth/authorize/forgot",
+        Some(&page.cookie),
+        &[
+            ("flow", &page.flow),
+            ("csrf", &page.csrf),
+            ("email", "nobody@nowhere.example"),
+        ],
+    )?;
+    ensure_eq!(
+        resp.status,
+        200,
+        "forgot, unknown email: {}",
+        resp.excerpt()
+    );
+    ensure!(
+        resp.text()
+            .contains("a link to reset the password is on its way"),
+        "the same answer for an unknown email"
+    );
     let resp = login("wrong password here")?;
     ensure_eq!(resp.status, 401, "wrong password: {}", resp.excerpt());
     ensure!(

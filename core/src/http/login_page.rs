@@ -211,12 +211,10 @@ pub fn step_page(
                  <input id=\"email\" name=\"email\" type=\"email\" required autocomplete=\"username\" value=\"{}\">\
                  <label for=\"password\">Password</label>\
                  <input id=\"password\" name=\"password\" type=\"password\" required autocomplete=\"current-password\">\
-                 <button type=\"submit\">Sign in</button></form>\
-                 <form method=\"post\" action=\"/oauth/authorize/forgot\">{h}\
-                 <input type=\"hidden\" name=\"email\" value=\"{}\">\
-                 <button class=\"link\" type=\"submit\">Forgot password?</button></form>",
+                 <button type=\"submit\">Sign in</button>\
+                 <button class=\"link\" type=\"submit\" formaction=\"/oauth/authorize/forgot\" \
+                 formnovalidate>Forgot password?</button></form>",
                 escape(&t.name),
-                escape(email),
                 escape(email)
             ));
             if t.sso {

@@ -604,8 +604,9 @@ pub(super) async fn login_forgot<P: Platform>(
             }
         }
     }
+    // The button shares the sign-in form (formaction), so the typed email comes with it.
     let note = if email_raw.is_empty() {
-        Note::Error("Enter your email above first, then choose \"Forgot password?\".")
+        Note::Error("Enter your email first, then choose \"Forgot password?\".")
     } else {
         Note::Notice("If an account uses this email, a link to reset the password is on its way.")
     };
