@@ -753,12 +753,17 @@ pub(super) async fn userinfo<P: Platform>(
     }
 }
 
-/// `GET /oauth/logout`: RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0).
+/// `GET|POST /oauth/logout`: RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0),
+/// parameters in the query (GET) or a form body (POST).
 pub(super) async fn end_session<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let q = query_pairs(req);
+    let q = if req.method() == ::http::Method::POST {
+        form_pairs(req)
+    } else {
+        query_pairs(req)
+    };
     let hint = single(&q, "id_token_hint");
     let target = single(&q, "post_logout_redirect_uri");
     let client_id = single(&q, "client_id");

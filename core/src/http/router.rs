@@ -147,7 +147,7 @@ pub enum RouteId {
     OidcToken,
     /// `GET|POST /oauth/userinfo`: claims of the token's user (FR-AUTH-001 OIDC).
     OidcUserinfo,
-    /// `GET /oauth/logout`: RP-initiated logout (FR-AUTH-001 OIDC).
+    /// `GET|POST /oauth/logout`: RP-initiated logout (FR-AUTH-001 OIDC).
     OidcEndSession,
     /// `POST /v1/apps/{id}/client-secret`: set or rotate an app's OIDC client secret.
     AppClientSecret,
@@ -243,6 +243,7 @@ pub const ROUTES: &[Route] = &[
     Route { method: Method::GET,    path: "/oauth/logout",                  id: RouteId::OidcEndSession },
     Route { method: Method::POST,   path: "/v1/apps/{id}/client-secret",    id: RouteId::AppClientSecret },
     Route { method: Method::POST,   path: "/oauth/authorize/continue",      id: RouteId::OidcLoginContinue },
+    Route { method: Method::POST,   path: "/oauth/logout",                  id: RouteId::OidcEndSession },
 ];
 
 /// The outcome of matching a request line.
