@@ -699,6 +699,38 @@ fn full_login_through_the_page_by_http_fr_auth_001(app: &TestApp) -> Result<(), 
         "session revoked after code reuse: {}",
         resp.excerpt()
     );
+    // End-session by form post, without a redirect: an HTML page.
+    let hint = str_of(&t["id_token"]);
+    let resp = post_form(
+        app,
+        "/oauth/logout",
+        None,
+        &[("id_token_hint", hint.as_str())],
+    )?;
+    ensure_eq!(resp.status, 200, "logout page: {}", resp.excerpt());
+    ensure!(
+        resp.text().contains("You are signed out"),
+        "signed out page"
+    );
+    let resp = post_form(
+        app,
+        "/oauth/logout",
+        None,
+        &[
+            ("id_token_hint", hint.as_str()),
+            ("post_logout_redirect_uri", "https://evil.example/"),
+        ],
+    )?;
+    ensure_eq!(
+        resp.status,
+        400,
+        "unregistered post_logout_redirect_uri: {}",
+        resp.excerpt()
+    );
+    ensure!(
+        resp.header("location").is_none(),
+        "never redirected elsewhere"
+    );
     Ok(())
 }
 
