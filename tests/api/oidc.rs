@@ -27,6 +27,8 @@ crate::contract_tests![
 
 const PASSWORD: &str = "correct horse battery staple";
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
+/// The client's browser origin (`allowed_origins`), for CORS.
+const SPA_ORIGIN: &str = "http://127.0.0.1:3000";
 /// RFC 7636 Appendix B.
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
@@ -92,7 +94,8 @@ struct World {
 fn world(app: &TestApp) -> Result<World, String> {
     let op = app.operator_token("operator", "e2e-operator")?;
     let s = suffix()?;
-    let body = json!({ "name": format!("OIDC App {s}"), "redirect_uris": [REDIRECT] });
+    let body = json!({ "name": format!("OIDC App {s}"), "redirect_uris": [REDIRECT],
+                       "allowed_origins": [SPA_ORIGIN] });
     let created = send_json(app, "POST", "/v1/apps", Some(&op), Some(&body))?.expect_json(201)?;
     let client_id = str_of(&created["id"]);
     let domain = format!("oidc-{s}");
@@ -673,6 +676,35 @@ fn full_login_through_the_page_by_http_fr_auth_001(app: &TestApp) -> Result<(), 
         base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", w.client_id, secret))
     );
     let rt = str_of(&t["refresh_token"]);
+    // CORS: the client's own origin may read token answers, another origin may not.
+    for (origin, readable) in [(SPA_ORIGIN, true), ("http://127.0.0.1:4000", false)] {
+        let resp = app.request(
+            "POST",
+            "/oauth/token",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("origin", origin),
+            ],
+            Some(form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "x"),
+                ("client_id", w.client_id.as_str()),
+            ])),
+        )?;
+        ensure_eq!(
+            resp.header("access-control-allow-origin") == Some(origin),
+            readable,
+            "CORS for {origin}: {:?}",
+            resp.headers
+        );
+    }
+    let pre = app.request(
+        "OPTIONS",
+        "/oauth/userinfo",
+        &[("origin", SPA_ORIGIN)],
+        None,
+    )?;
+    ensure_eq!(pre.status, 204, "preflight: {}", pre.excerpt());
     let r = token(
         app,
         Some(&basic),

@@ -89,6 +89,7 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::OidcEndSession => oidc::end_session(ctx, &req).await,
         RouteId::AppClientSecret => oidc::rotate_client_secret(ctx, &req).await,
         RouteId::OidcLoginContinue => oidc::login_continue(ctx, &req).await,
+        RouteId::OidcPreflight => oidc::preflight(&req),
     }
 }
 

@@ -697,6 +697,7 @@ pub(super) async fn token<P: Platform>(
         (None, true) => return Ok(token_error(ctx, &TokenError::InvalidClient, true)),
         (None, false) => (posted_id.unwrap_or_default(), posted_secret),
     };
+    let cors_client = client_id.clone();
     let treq = TokenRequest {
         grant_type: single(&form, "grant_type").unwrap_or_default(),
         client_id,
@@ -706,10 +707,61 @@ pub(super) async fn token<P: Platform>(
         code_verifier: single(&form, "code_verifier"),
         refresh_token: single(&form, "refresh_token"),
     };
-    match oidc::exchange(ctx.platform, &issuer(ctx, req), &treq, &ctx.request_id).await {
-        Ok(resp) => Ok(no_store(json::response(StatusCode::OK, &resp)?)),
-        Err(e) => Ok(token_error(ctx, &e, has_auth_header)),
+    let mut resp =
+        match oidc::exchange(ctx.platform, &issuer(ctx, req), &treq, &ctx.request_id).await {
+            Ok(resp) => no_store(json::response(StatusCode::OK, &resp)?),
+            Err(e) => token_error(ctx, &e, has_auth_header),
+        };
+    cors(ctx, req, &mut resp, &cors_client).await;
+    Ok(resp)
+}
+
+/// CORS for browser clients (single-page apps, public clients): the answer may be read by an
+/// origin the client lists in its `allowed_origins`, and by no other.
+async fn cors<P: Platform>(ctx: &Ctx<'_, P>, req: &Request, resp: &mut Response, client_id: &str) {
+    resp.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Origin"));
+    let Some(origin) = req.headers().get(header::ORIGIN).cloned() else {
+        return;
+    };
+    let Ok(id) = crate::apps::AppId::parse(client_id) else {
+        return;
+    };
+    let allowed = crate::apps::allowed_origins(ctx.platform, &id)
+        .await
+        .unwrap_or_default();
+    if allowed
+        .iter()
+        .any(|o| origin.to_str().is_ok_and(|v| v == o.as_str()))
+    {
+        resp.headers_mut()
+            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
     }
+}
+
+/// `OPTIONS /oauth/token` and `/oauth/userinfo`: CORS preflight. It names no client, so it
+/// allows the request shape only; the answer itself carries the client's origin check.
+pub(super) fn preflight(req: &Request) -> Result<Response, ApiError> {
+    let mut resp = Response::new(Vec::new());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    let h = resp.headers_mut();
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+    }
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    Ok(resp)
 }
 
 /// `GET|POST /oauth/userinfo` with a bearer access token of this provider (OIDC Core 5.3).
@@ -739,7 +791,19 @@ pub(super) async fn userinfo<P: Platform>(
         );
     }
     match oidc::userinfo(ctx.platform, &token).await {
-        Ok(v) => Ok(no_store(json::response(StatusCode::OK, &v)?)),
+        Ok(v) => {
+            let mut resp = no_store(json::response(StatusCode::OK, &v)?);
+            // The token verified: its audience is the client whose origins may read this.
+            let aud = token
+                .split('.')
+                .nth(1)
+                .and_then(crypto::b64url_decode)
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|c| c["aud"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            cors(ctx, req, &mut resp, &aud).await;
+            Ok(resp)
+        }
         Err(AccessError::Unavailable(cause)) => Err(ApiError::unavailable(cause)),
         // RFC 6750 3.1: a revoked token is an invalid_token 401, which OAuth clients act on.
         Err(e @ AccessError::Revoked) => Err(ApiError::invalid_credentials(format!("{e}."))

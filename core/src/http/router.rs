@@ -153,6 +153,8 @@ pub enum RouteId {
     AppClientSecret,
     /// `POST /oauth/authorize/continue`: login page, continue after the recovery codes.
     OidcLoginContinue,
+    /// `OPTIONS` on `/oauth/token` and `/oauth/userinfo`: CORS preflight for browser clients.
+    OidcPreflight,
 }
 
 /// One route: method, path template (OpenAPI syntax), handler.
@@ -244,6 +246,8 @@ pub const ROUTES: &[Route] = &[
     Route { method: Method::POST,   path: "/v1/apps/{id}/client-secret",    id: RouteId::AppClientSecret },
     Route { method: Method::POST,   path: "/oauth/authorize/continue",      id: RouteId::OidcLoginContinue },
     Route { method: Method::POST,   path: "/oauth/logout",                  id: RouteId::OidcEndSession },
+    Route { method: Method::OPTIONS, path: "/oauth/token",                  id: RouteId::OidcPreflight },
+    Route { method: Method::OPTIONS, path: "/oauth/userinfo",               id: RouteId::OidcPreflight },
 ];
 
 /// The outcome of matching a request line.
