@@ -875,10 +875,9 @@ fn mfa_step_on_the_login_page_nfr_sec_003(app: &TestApp) -> Result<(), String> {
     Ok(())
 }
 
-fn openid_client_library_signs_in_refreshes_and_logs_out_fr_auth_001(
-    app: &TestApp,
-) -> Result<(), String> {
-    let w = world(app)?;
+/// Runs `tests/harness/oidc-client.mjs` (openid-client) for client `w` with `secret` (`-`:
+/// public client) and returns what it printed.
+fn run_openid_client(app: &TestApp, w: &World, secret: &str) -> Result<Value, String> {
     let root = crate::helpers::repo_root();
     let script = "tests/harness/oidc-client.mjs";
     let out = std::process::Command::new("node")
@@ -886,7 +885,7 @@ fn openid_client_library_signs_in_refreshes_and_logs_out_fr_auth_001(
         .args([
             app.base_url.as_str(),
             w.client_id.as_str(),
-            "-",
+            secret,
             w.domain.as_str(),
             w.email.as_str(),
             PASSWORD,
@@ -903,8 +902,37 @@ fn openid_client_library_signs_in_refreshes_and_logs_out_fr_auth_001(
     );
     // Kept for inspection: what the library saw (algorithms, claims, the tamper check).
     let _ = std::fs::write(root.join("target/oidc-client-last.json"), &out.stdout);
-    let got: Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("{script} printed no JSON ({e})"))?;
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("{script} printed no JSON ({e})"))
+}
+
+fn openid_client_library_signs_in_refreshes_and_logs_out_fr_auth_001(
+    app: &TestApp,
+) -> Result<(), String> {
+    // A confidential client (client_secret_basic) first, then a public one (PKCE only).
+    let c = world(app)?;
+    let op = app.operator_token("operator", "e2e-operator")?;
+    let sec = send_json(
+        app,
+        "POST",
+        &format!("/v1/apps/{}/client-secret", c.client_id),
+        Some(&op),
+        None,
+    )?
+    .expect_json(201)?;
+    let got = run_openid_client(app, &c, &str_of(&sec["client_secret"]))?;
+    ensure_eq!(
+        str_of(&got["claims"]["aud"]),
+        c.client_id,
+        "confidential: {got}"
+    );
+    ensure_eq!(
+        str_of(&got["userinfo"]["email"]),
+        c.email,
+        "confidential: {got}"
+    );
+
+    let w = world(app)?;
+    let got = run_openid_client(app, &w, "-")?;
     ensure_eq!(str_of(&got["issuer"]), app.base_url, "discovered: {got}");
     ensure_eq!(
         str_of(&got["id_token_alg"]),
