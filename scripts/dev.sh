@@ -174,4 +174,19 @@ Try:
 
 Ctrl-C stops the server.
 TXT
+
+# Sign in to the demo app through the universal login page (OIDC, code + PKCE S256). The demo
+# app is the client; its registered redirect URI is http://127.0.0.1:3000/callback.
+verifier=$(node -p 'require("crypto").randomBytes(32).toString("base64url")')
+challenge=$(node -p 'require("crypto").createHash("sha256").update(process.argv[1]).digest("base64url")' "$verifier")
+authorize_url="$BASE/oauth/authorize?client_id=$app_id&redirect_uri=http%3A%2F%2F127.0.0.1%3A3000%2Fcallback&response_type=code&scope=openid%20email%20profile%20offline_access&state=demo-state&nonce=demo-nonce&code_challenge=$challenge&code_challenge_method=S256"
+cat <<TXT
+OpenID Connect (discovery: $BASE/.well-known/openid-configuration). Open in a browser:
+  $authorize_url
+  organization: demo, email: owner@demo.example, password: $owner_password
+The browser lands on http://127.0.0.1:3000/callback?code=...&state=demo-state (nothing listens
+there: copy the code from the address bar within 60 s), then:
+  curl -s -X POST -d grant_type=authorization_code -d client_id=$app_id -d code=CODE \\
+       -d redirect_uri=http://127.0.0.1:3000/callback -d code_verifier=$verifier $BASE/oauth/token
+TXT
 wait "$pid"

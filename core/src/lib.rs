@@ -16,6 +16,7 @@ pub mod http;
 pub mod ids;
 pub mod mail;
 pub mod migrations;
+pub mod oidc;
 pub mod ports;
 pub mod scheduled;
 pub mod sessions;

@@ -37,6 +37,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0005_tenant_admin.sql",
         sql: include_str!("../../d1-migrations/0005_tenant_admin.sql"),
     },
+    Migration {
+        name: "0006_oidc_provider.sql",
+        sql: include_str!("../../d1-migrations/0006_oidc_provider.sql"),
+    },
 ];
 
 /// wrangler's tracking table, with wrangler's DDL (`wrangler d1 migrations apply`).

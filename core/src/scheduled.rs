@@ -118,6 +118,9 @@ pub async fn run_at<P: Platform>(p: &P, cron: &str, now: i64) -> (ScheduledRepor
     // FR-TENANT-001: pending invitations past their expiry become expired.
     let r = crate::users::invite::expire_due(p, now).await;
     jobs.push(job("invitations.expire", r, "expiry failed", &mut causes));
+    // FR-AUTH-001 OIDC: expired login flows and old authorization codes.
+    let r = crate::oidc::expire(p, now).await;
+    jobs.push(job("oidc.expire", r, "delete failed", &mut causes));
 
     let marker = serde_json::json!({ "cron": cron, "at": now }).to_string();
     let heartbeat = p

@@ -46,9 +46,10 @@ mod flags;
 mod health;
 mod helpers;
 mod http_contract;
+mod oidc;
 mod scheduled;
-mod tenant_admin;
 mod sso;
+mod tenant_admin;
 mod tenants;
 mod webauthn;
 
@@ -93,6 +94,7 @@ const SUITES: &[(&str, &[Test])] = &[
     ("tenant_admin", tenant_admin::TESTS),
     ("sso", sso::TESTS),
     ("webauthn", webauthn::TESTS),
+    ("oidc", oidc::TESTS),
 ];
 
 /// Deliberate skips: (runtime or `*`, `module::test`, reason). Printed on every run.

@@ -4,11 +4,11 @@ use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
 use super::router::RouteId;
-use super::tenant_users;
 use super::sso;
+use super::tenant_users;
 use super::webauthn;
 use super::{
-    apps, events, flags, identity, json, openapi, tenants, ApiError, Ctx, Request, Response,
+    apps, events, flags, identity, json, oidc, openapi, tenants, ApiError, Ctx, Request, Response,
 };
 use crate::ports::{Clock, Logger, Platform, Secrets};
 use crate::{health, scheduled};
@@ -102,6 +102,19 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::WebAuthnLoginOptions => webauthn::login_options(ctx, &req).await,
         RouteId::WebAuthnLoginVerify => webauthn::login_verify(ctx, &req).await,
         RouteId::MfaWebAuthnOptions => webauthn::mfa_options(ctx, &req).await,
+        RouteId::OidcDiscovery => oidc::discovery(ctx, &req).await,
+        RouteId::OidcAuthorize => oidc::authorize(ctx, &req).await,
+        RouteId::OidcLoginTenant => oidc::login_tenant(ctx, &req).await,
+        RouteId::OidcLoginPassword => oidc::login_password(ctx, &req).await,
+        RouteId::OidcLoginMfa => oidc::login_mfa(ctx, &req).await,
+        RouteId::OidcLoginForgot => oidc::login_forgot(ctx, &req).await,
+        RouteId::OidcLoginCss => oidc::login_css(),
+        RouteId::OidcToken => oidc::token(ctx, &req).await,
+        RouteId::OidcUserinfo => oidc::userinfo(ctx, &req).await,
+        RouteId::OidcEndSession => oidc::end_session(ctx, &req).await,
+        RouteId::AppClientSecret => oidc::rotate_client_secret(ctx, &req).await,
+        RouteId::OidcLoginContinue => oidc::login_continue(ctx, &req).await,
+        RouteId::OidcPreflight => oidc::preflight(&req),
     }
 }
 

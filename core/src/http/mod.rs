@@ -12,9 +12,11 @@ mod events;
 mod flags;
 mod handlers;
 mod identity;
+pub mod login_page;
+mod oidc;
 mod operator;
-mod tenant_users;
 mod sso;
+mod tenant_users;
 mod tenants;
 mod webauthn;
 

@@ -173,6 +173,32 @@ pub enum RouteId {
     WebAuthnLoginVerify,
     /// `POST /v1/auth/mfa/webauthn/options`: passkey as the second factor (NFR-SEC-003).
     MfaWebAuthnOptions,
+    /// `GET /.well-known/openid-configuration`: OIDC discovery (FR-AUTH-001 OIDC).
+    OidcDiscovery,
+    /// `GET /oauth/authorize`: authorization request, shows the universal login page (IF-LOGIN-UI).
+    OidcAuthorize,
+    /// `POST /oauth/authorize/tenant`: login page step 1, the organization.
+    OidcLoginTenant,
+    /// `POST /oauth/authorize/login`: login page step 2, email and password.
+    OidcLoginPassword,
+    /// `POST /oauth/authorize/mfa`: login page second factor.
+    OidcLoginMfa,
+    /// `POST /oauth/authorize/forgot`: login page forgot-password (FR-AUTH-004).
+    OidcLoginForgot,
+    /// `GET /oauth/assets/login.css`: the login page's stylesheet.
+    OidcLoginCss,
+    /// `POST /oauth/token`: code and refresh grants (FR-AUTH-001 OIDC).
+    OidcToken,
+    /// `GET|POST /oauth/userinfo`: claims of the token's user (FR-AUTH-001 OIDC).
+    OidcUserinfo,
+    /// `GET|POST /oauth/logout`: RP-initiated logout (FR-AUTH-001 OIDC).
+    OidcEndSession,
+    /// `POST /v1/apps/{id}/client-secret`: set or rotate an app's OIDC client secret.
+    AppClientSecret,
+    /// `POST /oauth/authorize/continue`: login page, continue after the recovery codes.
+    OidcLoginContinue,
+    /// `OPTIONS` on `/oauth/token` and `/oauth/userinfo`: CORS preflight for browser clients.
+    OidcPreflight,
 }
 
 /// One route: method, path template (OpenAPI syntax), handler.
@@ -272,6 +298,22 @@ pub const ROUTES: &[Route] = &[
     Route { method: Method::POST,   path: "/v1/auth/webauthn/login/options", id: RouteId::WebAuthnLoginOptions },
     Route { method: Method::POST,   path: "/v1/auth/webauthn/login/verify", id: RouteId::WebAuthnLoginVerify },
     Route { method: Method::POST,   path: "/v1/auth/mfa/webauthn/options",  id: RouteId::MfaWebAuthnOptions },
+    Route { method: Method::GET,    path: "/.well-known/openid-configuration", id: RouteId::OidcDiscovery },
+    Route { method: Method::GET,    path: "/oauth/authorize",               id: RouteId::OidcAuthorize },
+    Route { method: Method::POST,   path: "/oauth/authorize/tenant",        id: RouteId::OidcLoginTenant },
+    Route { method: Method::POST,   path: "/oauth/authorize/login",         id: RouteId::OidcLoginPassword },
+    Route { method: Method::POST,   path: "/oauth/authorize/mfa",           id: RouteId::OidcLoginMfa },
+    Route { method: Method::POST,   path: "/oauth/authorize/forgot",        id: RouteId::OidcLoginForgot },
+    Route { method: Method::GET,    path: "/oauth/assets/login.css",        id: RouteId::OidcLoginCss },
+    Route { method: Method::POST,   path: "/oauth/token",                   id: RouteId::OidcToken },
+    Route { method: Method::GET,    path: "/oauth/userinfo",                id: RouteId::OidcUserinfo },
+    Route { method: Method::POST,   path: "/oauth/userinfo",                id: RouteId::OidcUserinfo },
+    Route { method: Method::GET,    path: "/oauth/logout",                  id: RouteId::OidcEndSession },
+    Route { method: Method::POST,   path: "/v1/apps/{id}/client-secret",    id: RouteId::AppClientSecret },
+    Route { method: Method::POST,   path: "/oauth/authorize/continue",      id: RouteId::OidcLoginContinue },
+    Route { method: Method::POST,   path: "/oauth/logout",                  id: RouteId::OidcEndSession },
+    Route { method: Method::OPTIONS, path: "/oauth/token",                  id: RouteId::OidcPreflight },
+    Route { method: Method::OPTIONS, path: "/oauth/userinfo",               id: RouteId::OidcPreflight },
 ];
 
 /// The outcome of matching a request line.

@@ -59,7 +59,16 @@ impl From<SqlError> for AccessError {
 /// Verifies `token` and checks it is not revoked: the session marker, the user's status marker
 /// and the tenant's, so a logout, a disabled user or a suspended tenant is denied at once.
 pub async fn check_token<P: Platform>(p: &P, token: &str) -> Result<AccessClaims, AccessError> {
-    let claims = access::verify(p, token, p.clock().now_ms())
+    check_token_with(p, token, |aud| aud == crate::tokens::ACCESS_AUDIENCE).await
+}
+
+/// [`check_token`] for the audiences `aud_ok` accepts (`/oauth/userinfo`: OIDC clients).
+pub async fn check_token_with<P: Platform>(
+    p: &P,
+    token: &str,
+    aud_ok: impl Fn(&str) -> bool,
+) -> Result<AccessClaims, AccessError> {
+    let claims = access::verify_with(p, token, p.clock().now_ms(), aud_ok)
         .await
         .map_err(|e| match e {
             VerifyTokenError::Storage(e) => AccessError::Unavailable(e.to_string()),

@@ -91,6 +91,18 @@ pub async fn login<P: Platform>(
     req: &LoginRequest,
     request_id: &str,
 ) -> Result<TokenPair, LoginError> {
+    let user = authenticate(p, req, request_id).await?;
+    Ok(start(p, &user, &["pwd"], request_id).await?)
+}
+
+/// Every check of [`login`] (rate limits, audit of failures, the same work for unknown users,
+/// tenant status, password age, MFA) without starting a session: the universal login page
+/// of the OIDC provider goes through it too, then issues a code instead (FR-AUTH-001).
+pub async fn authenticate<P: Platform>(
+    p: &P,
+    req: &LoginRequest,
+    request_id: &str,
+) -> Result<SessionUser, LoginError> {
     let now = p.clock().now_ms();
     let account = format!(
         "{}|{}",
@@ -190,7 +202,7 @@ pub async fn login<P: Platform>(
         let mfa_token = super::mfa::challenge(p, &user, enroll).await?;
         return Err(LoginError::MfaRequired { mfa_token, enroll });
     }
-    Ok(start(p, &user, &["pwd"], request_id).await?)
+    Ok(user)
 }
 
 /// Counts a failed sign-in on the account (and on the rate-limit `counters`) and audits it

@@ -217,6 +217,33 @@ pub async fn verify_mfa_with<P: Platform>(
     client: Option<&str>,
     request_id: &str,
 ) -> Result<MfaSignIn, VerifyMfaError> {
+    let done = verify_second_factor(p, mfa_token, factor, client, request_id).await?;
+    Ok(MfaSignIn {
+        tokens: start(p, &done.user, &["pwd", done.method], request_id).await?,
+        recovery_codes: done.recovery_codes,
+    })
+}
+
+/// A second factor checked and its pending sign-in consumed, before any session starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedFactor {
+    /// The user signing in.
+    pub user: SessionUser,
+    /// The method used (`otp`, `hwk`, or the recovery code method).
+    pub method: &'static str,
+    /// After an enrollment during sign-in: the recovery codes, shown once.
+    pub recovery_codes: Option<Vec<String>>,
+}
+
+/// Every check of [`verify_mfa_with`] without starting a session: the universal login page of
+/// the OIDC provider goes through it too, then issues a code instead (FR-AUTH-001).
+pub async fn verify_second_factor<P: Platform>(
+    p: &P,
+    mfa_token: &str,
+    factor: SecondFactor<'_>,
+    client: Option<&str>,
+    request_id: &str,
+) -> Result<CheckedFactor, VerifyMfaError> {
     if mfa_token.is_empty() || mfa_token.len() > 128 {
         return Err(VerifyMfaError::InvalidToken);
     }
@@ -297,8 +324,9 @@ pub async fn verify_mfa_with<P: Platform>(
     if consumed != 1 {
         return Err(VerifyMfaError::InvalidToken);
     }
-    Ok(MfaSignIn {
-        tokens: start(p, &user, &["pwd", method], request_id).await?,
+    Ok(CheckedFactor {
+        user,
+        method,
         recovery_codes,
     })
 }

@@ -20,13 +20,16 @@ pub mod throttle;
 #[cfg(test)]
 mod tests;
 
-pub use introspect::{authenticate_access_token, introspect, AccessError, UserPrincipal};
-pub use login::{login, LoginError, LoginRequest};
+pub use introspect::{
+    authenticate_access_token, check_token_with, introspect, AccessError, UserPrincipal,
+};
+pub use login::{authenticate, login, LoginError, LoginRequest};
 pub use mfa::{
-    enroll_during_sign_in, verify_mfa, verify_mfa_with, webauthn_options, MfaSignIn, SecondFactor,
-    VerifyMfaError, MAX_MFA_ATTEMPTS, MFA_TOKEN_TTL_MS,
+    enroll_during_sign_in, verify_mfa, verify_mfa_with, verify_second_factor, webauthn_options,
+    CheckedFactor, MfaSignIn, SecondFactor, VerifyMfaError, MAX_MFA_ATTEMPTS, MFA_TOKEN_TTL_MS,
 };
 pub use refresh::{logout, refresh, RefreshError};
+pub(crate) use refresh::{refresh_with, revoke_family};
 
 use serde::Serialize;
 
@@ -90,21 +93,24 @@ pub enum IssueError {
     Storage(#[from] SqlError),
 }
 
-/// The access token for `user` in session `sid`.
-pub(crate) async fn access_token<P: Platform>(
+/// The access token for `user` in session `sid`, for audience `aud` with `scope` (the OIDC
+/// provider issues tokens whose audience is the client, FR-AUTH-001).
+pub(crate) async fn access_token_for<P: Platform>(
     p: &P,
     user: &SessionUser,
     sid: &str,
+    aud: &str,
+    scope: &str,
 ) -> Result<String, SigningKeyError> {
     let now = p.clock().now_ms().div_euclid(1000);
     let claims = AccessClaims {
         iss: tokens::issuer(p),
         sub: user.user_id.clone(),
-        aud: tokens::ACCESS_AUDIENCE.to_owned(),
+        aud: aud.to_owned(),
         tid: user.tenant_id.clone(),
         role: user.role.clone(),
         sid: sid.to_owned(),
-        scope: API_SCOPE.to_owned(),
+        scope: scope.to_owned(),
         iat: now,
         exp: now + ACCESS_TOKEN_TTL_SECS,
         jti: ids::new_id(p.random()),
@@ -121,11 +127,39 @@ pub(crate) async fn start<P: Platform>(
     methods: &[&str],
     request_id: &str,
 ) -> Result<TokenPair, IssueError> {
+    let api = Grant {
+        app_id: None,
+        aud: tokens::ACCESS_AUDIENCE,
+        scope: API_SCOPE,
+    };
+    start_with(p, user, methods, &api, |_| Vec::new(), request_id).await
+}
+
+/// Who a session's tokens are for: the Edgeplane API, or a managed app (OIDC client).
+pub(crate) struct Grant<'a> {
+    /// The client (`sessions.app_id`), `None` for the Edgeplane API.
+    pub app_id: Option<&'a str>,
+    /// `aud` of the access tokens.
+    pub aud: &'a str,
+    /// `scope` of the access tokens.
+    pub scope: &'a str,
+}
+
+/// [`start`] for `grant`; `extra(sid)` adds statements to the same batch (the OIDC provider
+/// records its grant and marks the code with the session it started).
+pub(crate) async fn start_with<P: Platform>(
+    p: &P,
+    user: &SessionUser,
+    methods: &[&str],
+    grant: &Grant<'_>,
+    extra: impl FnOnce(&str) -> Vec<Stmt>,
+    request_id: &str,
+) -> Result<TokenPair, IssueError> {
     let now = p.clock().now_ms();
     let sid = ids::new_ordered_id(p.clock(), p.random());
-    let access_token = access_token(p, user, &sid).await?;
+    let access_token = access_token_for(p, user, &sid, grant.aud, grant.scope).await?;
     let refresh_token = crypto::random_token(p.random());
-    let record = AuditRecord::success(
+    let mut record = AuditRecord::success(
         "session.create",
         &Actor::user(&user.user_id),
         Some(&user.tenant_id),
@@ -133,29 +167,33 @@ pub(crate) async fn start<P: Platform>(
         Some(request_id),
     )
     .with("methods", methods.to_vec());
-    p.sql()
-        .batch(vec![
-            Stmt::new(
-                "INSERT INTO sessions (id, tenant_id, user_id, family_id, refresh_token_hash, status,
-                   auth_methods, created_at, expires_at, last_used_at)
-                 VALUES (?1, ?2, ?3, ?1, ?4, 'active', ?5, ?6, ?7, ?6)",
-            )
-            .bind(sid.as_str())
-            .bind(user.tenant_id.as_str())
-            .bind(user.user_id.as_str())
-            .bind(crypto::token_hash(&refresh_token))
-            .bind(serde_json::to_string(methods).unwrap_or_else(|_| "[]".into()))
-            .bind(now)
-            .bind(now + REFRESH_TTL_MS),
-            Stmt::new(
-                "UPDATE users SET last_login_at = ?2, failed_logins = 0, updated_at = ?2
+    if let Some(client) = grant.app_id {
+        record = record.with("client_id", client);
+    }
+    let mut stmts = vec![
+        Stmt::new(
+            "INSERT INTO sessions (id, tenant_id, user_id, family_id, refresh_token_hash, status,
+                   auth_methods, created_at, expires_at, last_used_at, app_id)
+                 VALUES (?1, ?2, ?3, ?1, ?4, 'active', ?5, ?6, ?7, ?6, ?8)",
+        )
+        .bind(sid.as_str())
+        .bind(user.tenant_id.as_str())
+        .bind(user.user_id.as_str())
+        .bind(crypto::token_hash(&refresh_token))
+        .bind(serde_json::to_string(methods).unwrap_or_else(|_| "[]".into()))
+        .bind(now)
+        .bind(now + REFRESH_TTL_MS)
+        .bind(grant.app_id),
+        Stmt::new(
+            "UPDATE users SET last_login_at = ?2, failed_logins = 0, updated_at = ?2
                  WHERE id = ?1",
-            )
-            .bind(user.user_id.as_str())
-            .bind(now),
-            audit::outbox_insert(&record, &audit::new_event_id(p), now),
-        ])
-        .await?;
+        )
+        .bind(user.user_id.as_str())
+        .bind(now),
+        audit::outbox_insert(&record, &audit::new_event_id(p), now),
+    ];
+    stmts.extend(extra(&sid));
+    p.sql().batch(stmts).await?;
     Ok(TokenPair {
         access_token,
         token_type: "Bearer",

@@ -1,13 +1,14 @@
 //! Refresh-token rotation with reuse detection, and logout (FR-AUTH-005, UC-LOGOUT).
 
 use super::{
-    access_token, mark_sessions_revoked, IssueError, SessionUser, TokenPair, REFRESH_TTL_MS,
+    access_token_for, mark_sessions_revoked, Grant, IssueError, SessionUser, TokenPair, API_SCOPE,
+    REFRESH_TTL_MS,
 };
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::ids;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
-use crate::tokens::{SigningKeyError, ACCESS_TOKEN_TTL_SECS};
+use crate::tokens::{SigningKeyError, ACCESS_AUDIENCE, ACCESS_TOKEN_TTL_SECS};
 
 /// Longest refresh token accepted, in bytes (ours are 43).
 const MAX_REFRESH_TOKEN_BYTES: usize = 128;
@@ -62,6 +63,22 @@ pub async fn refresh<P: Platform>(
     refresh_token: &str,
     request_id: &str,
 ) -> Result<TokenPair, RefreshError> {
+    let api = Grant {
+        app_id: None,
+        aud: ACCESS_AUDIENCE,
+        scope: API_SCOPE,
+    };
+    refresh_with(p, refresh_token, &api, request_id).await
+}
+
+/// [`refresh`] of a session issued for `grant`: the session's client must be `grant.app_id`
+/// (an OIDC client's refresh token is refused by `/v1/auth/refresh` and by other clients).
+pub(crate) async fn refresh_with<P: Platform>(
+    p: &P,
+    refresh_token: &str,
+    grant: &Grant<'_>,
+    request_id: &str,
+) -> Result<TokenPair, RefreshError> {
     if refresh_token.is_empty() || refresh_token.len() > MAX_REFRESH_TOKEN_BYTES {
         return Err(RefreshError::Invalid);
     }
@@ -71,7 +88,7 @@ pub async fn refresh<P: Platform>(
         .query(
             Stmt::new(
                 "SELECT s.id, s.family_id, s.status, s.revoked_reason, s.expires_at, s.user_id,
-                        s.tenant_id, s.auth_methods, u.role, u.status AS user_status,
+                        s.tenant_id, s.auth_methods, s.app_id, u.role, u.status AS user_status,
                         t.status AS tenant_status
                  FROM sessions s JOIN users u ON u.id = s.user_id
                    JOIN tenants t ON t.id = s.tenant_id
@@ -89,6 +106,9 @@ pub async fn refresh<P: Platform>(
         tenant_id: row.text("tenant_id")?,
         role: row.text("role")?,
     };
+    if row.opt_text("app_id")?.as_deref() != grant.app_id {
+        return Err(RefreshError::Invalid);
+    }
     let status = row.text("status")?;
     if status == "revoked" && row.opt_text("revoked_reason")?.as_deref() == Some("rotated") {
         revoke_family(p, &sid, &user, "reuse", request_id).await?;
@@ -102,7 +122,7 @@ pub async fn refresh<P: Platform>(
         return Err(RefreshError::Invalid);
     }
 
-    let access = access_token(p, &user, &sid).await?;
+    let access = access_token_for(p, &user, &sid, grant.aud, grant.scope).await?;
     let old_id = row.text("id")?;
     let new_id = ids::new_ordered_id(p.clock(), p.random());
     let new_token = crypto::random_token(p.random());
@@ -118,8 +138,9 @@ pub async fn refresh<P: Platform>(
         .batch(vec![
             Stmt::new(
                 "INSERT INTO sessions (id, tenant_id, user_id, family_id, refresh_token_hash,
-                   status, auth_methods, created_at, expires_at, last_used_at)
-                 SELECT ?1, tenant_id, user_id, family_id, ?2, 'active', auth_methods, ?3, ?4, ?3
+                   status, auth_methods, created_at, expires_at, last_used_at, app_id)
+                 SELECT ?1, tenant_id, user_id, family_id, ?2, 'active', auth_methods, ?3, ?4, ?3,
+                   app_id
                  FROM sessions WHERE id = ?5 AND status = 'active'",
             )
             .bind(new_id.as_str())
@@ -161,7 +182,9 @@ pub async fn logout<P: Platform>(
     revoke_family(p, sid, user, "logout", request_id).await
 }
 
-async fn revoke_family<P: Platform>(
+/// Revokes every row of session `sid` (audited `session.revoke` with `reason`) and writes its
+/// edge marker.
+pub(crate) async fn revoke_family<P: Platform>(
     p: &P,
     sid: &str,
     user: &SessionUser,

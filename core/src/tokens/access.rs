@@ -119,6 +119,20 @@ pub fn sign_with(key: &ActiveKey, claims: &AccessClaims) -> String {
     format!("{signing_input}.{}", b64url_encode(&sig.to_bytes()))
 }
 
+/// Signs any JSON `payload` with `key` as a compact JWS of type `typ` (ID tokens use `JWT`).
+pub fn sign_json<T: Serialize>(key: &ActiveKey, typ: &'static str, payload: &T) -> String {
+    let header = serde_json::to_vec(&HeaderOut {
+        alg: "EdDSA",
+        typ,
+        kid: &key.kid,
+    })
+    .unwrap_or_default();
+    let payload = serde_json::to_vec(payload).unwrap_or_default();
+    let signing_input = format!("{}.{}", b64url_encode(&header), b64url_encode(&payload));
+    let sig = key.key.sign(signing_input.as_bytes());
+    format!("{signing_input}.{}", b64url_encode(&sig.to_bytes()))
+}
+
 /// Verifies an access token's form, key, signature, issuer, audience and expiry at `now_ms`.
 /// Revocation (session, user, tenant) is the caller's next step.
 pub async fn verify<P: Platform>(
@@ -126,6 +140,37 @@ pub async fn verify<P: Platform>(
     token: &str,
     now_ms: i64,
 ) -> Result<AccessClaims, VerifyTokenError> {
+    verify_with(p, token, now_ms, |aud| aud == ACCESS_AUDIENCE).await
+}
+
+/// [`verify`] accepting the audiences `aud_ok` accepts (OIDC access tokens name their client,
+/// so they are refused by the Edgeplane API and accepted by `/oauth/userinfo`).
+pub async fn verify_with<P: Platform>(
+    p: &P,
+    token: &str,
+    now_ms: i64,
+    aud_ok: impl Fn(&str) -> bool,
+) -> Result<AccessClaims, VerifyTokenError> {
+    let body = verify_signature(p, token).await?;
+    let claims: AccessClaims =
+        serde_json::from_slice(&body).map_err(|_| VerifyTokenError::Malformed)?;
+    if claims.iss != issuer(p) || !aud_ok(&claims.aud) {
+        return Err(VerifyTokenError::WrongAudience);
+    }
+    let now = now_ms.div_euclid(1000);
+    if claims.exp + LEEWAY_SECS <= now || claims.iat > now + LEEWAY_SECS {
+        return Err(VerifyTokenError::Expired);
+    }
+    Ok(claims)
+}
+
+/// Checks a compact JWS signed by one of the published keys (form, `alg` exactly `EdDSA`,
+/// `kid`, signature) and returns its payload bytes; the claims are the caller's to check
+/// (access tokens here, ID tokens in [`crate::oidc`]).
+pub async fn verify_signature<P: Platform>(
+    p: &P,
+    token: &str,
+) -> Result<Vec<u8>, VerifyTokenError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(VerifyTokenError::Malformed);
     }
@@ -167,15 +212,5 @@ pub async fn verify<P: Platform>(
             &ed25519_dalek::Signature::from_bytes(&sig),
         )
         .map_err(|_| VerifyTokenError::BadSignature)?;
-    let claims: AccessClaims = b64url_decode(body)
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(VerifyTokenError::Malformed)?;
-    if claims.iss != issuer(p) || claims.aud != ACCESS_AUDIENCE {
-        return Err(VerifyTokenError::WrongAudience);
-    }
-    let now = now_ms.div_euclid(1000);
-    if claims.exp + LEEWAY_SECS <= now || claims.iat > now + LEEWAY_SECS {
-        return Err(VerifyTokenError::Expired);
-    }
-    Ok(claims)
+    b64url_decode(body).ok_or(VerifyTokenError::Malformed)
 }

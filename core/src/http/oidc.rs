@@ -1,0 +1,894 @@
+//! The OpenID Connect provider's routes (FR-AUTH-001 OIDC): discovery, authorization with the
+//! universal login page (IF-LOGIN-UI), token, userinfo, end-session, and the operator route
+//! setting an app's client secret.
+//!
+//! The token endpoint answers errors as RFC 6749 5.2 JSON (`error`, `error_description`), which
+//! OAuth client libraries parse, rather than problem details; the HTML routes answer HTML.
+
+use ::http::{header, HeaderValue, StatusCode};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+
+use super::identity::client_address;
+use super::login_page::{self, error_page, step_page, Note, Step};
+use super::operator::require_platform_role;
+use super::tenants::request_origin;
+use super::{json, ApiError, Ctx, Request, Response};
+use crate::audit::Actor;
+use crate::auth::PlatformRole;
+use crate::crypto;
+use crate::oidc::{
+    self, AuthorizeError, AuthorizeRequest, ClientSecretError, CompleteLoginError, EndSessionError,
+    Flow, FlowError, TokenError, TokenRequest,
+};
+use crate::ports::{Logger, Platform};
+use crate::sessions::{self, AccessError, LoginError, LoginRequest, VerifyMfaError};
+use crate::tenants::{public_base_url, Email, TenantDomain};
+use crate::users;
+
+/// Longest password read from the login form, in bytes (as `/v1/auth/login`).
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+fn log<P: Platform>(ctx: &Ctx<'_, P>, msg: &str, code: &str, cause: &str) {
+    let line = serde_json::json!({
+        "level": "error", "msg": msg, "request_id": ctx.request_id, "code": code, "error": cause,
+    });
+    ctx.platform.logger().line(&line.to_string());
+}
+
+fn issuer<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> String {
+    oidc::provider_issuer(ctx.platform, &request_origin(req))
+}
+
+fn query_pairs(req: &Request) -> Vec<(String, String)> {
+    form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn form_pairs(req: &Request) -> Vec<(String, String)> {
+    form_urlencoded::parse(req.body())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// The single value of `name`; a repeated parameter counts as absent (RFC 6749 3.1).
+fn single(pairs: &[(String, String)], name: &str) -> Option<String> {
+    let mut it = pairs.iter().filter(|(k, _)| k == name);
+    match (it.next(), it.next()) {
+        (Some((_, v)), None) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+fn redirect(location: &str) -> Response {
+    let mut resp = Response::new(Vec::new());
+    *resp.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
+/// `GET /.well-known/openid-configuration` (OpenID Connect Discovery 1.0).
+pub(super) async fn discovery<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let mut resp = json::response(StatusCode::OK, &oidc::discovery(&issuer(ctx, req)))?;
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    resp.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    Ok(resp)
+}
+
+/// `GET /oauth/assets/login.css`: the login page's only stylesheet.
+pub(super) fn login_css() -> Result<Response, ApiError> {
+    let mut resp = Response::new(login_page::LOGIN_CSS.as_bytes().to_vec());
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    resp.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(resp)
+}
+
+/// The CSRF cookie of a flow: per flow (so two tabs do not clash), `__Host-` and `Secure` on
+/// https, `SameSite=Lax`, `HttpOnly`, as long as the flow lives.
+fn csrf_cookie_name(req: &Request, flow_id: &str) -> String {
+    let tag: String = crypto::sha256_hex(flow_id.as_bytes())
+        .chars()
+        .take(12)
+        .collect();
+    if is_https(req) {
+        format!("__Host-ep_csrf_{tag}")
+    } else {
+        format!("ep_csrf_{tag}")
+    }
+}
+
+fn is_https(req: &Request) -> bool {
+    request_origin(req).starts_with("https://")
+}
+
+fn set_csrf_cookie(resp: &mut Response, req: &Request, flow_id: &str, csrf: &str) {
+    let name = csrf_cookie_name(req, flow_id);
+    let max_age = oidc::FLOW_TTL_MS / 1000;
+    let cookie = if is_https(req) {
+        format!("{name}={csrf}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax")
+    } else {
+        format!("{name}={csrf}; Path=/oauth/authorize; Max-Age={max_age}; HttpOnly; SameSite=Lax")
+    };
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+fn cookie(req: &Request, name: &str) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// `GET /oauth/authorize`: checks the request, starts a login flow and shows the first step.
+pub(super) async fn authorize<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let q = query_pairs(req);
+    let areq = AuthorizeRequest {
+        client_id: single(&q, "client_id"),
+        redirect_uri: single(&q, "redirect_uri"),
+        response_type: single(&q, "response_type"),
+        scope: single(&q, "scope"),
+        state: single(&q, "state"),
+        nonce: single(&q, "nonce"),
+        code_challenge: single(&q, "code_challenge"),
+        code_challenge_method: single(&q, "code_challenge_method"),
+        prompt: single(&q, "prompt"),
+        login_hint: single(&q, "login_hint"),
+        tenant: single(&q, "tenant"),
+        request_object: q.iter().any(|(k, _)| k == "request" || k == "request_uri"),
+        response_mode: single(&q, "response_mode"),
+    };
+    let started = match oidc::start_authorization(ctx.platform, &areq).await {
+        Ok(s) => s,
+        Err(AuthorizeError::UnknownClient) => return Ok(error_page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in request not valid",
+            "The application that sent you here is not known (client_id). Go back and try again.",
+        )),
+        Err(AuthorizeError::InvalidRedirectUri) => {
+            return Ok(error_page(
+                StatusCode::BAD_REQUEST,
+                "Sign-in request not valid",
+                "The application's redirect_uri is not registered. Go back and try again.",
+            ))
+        }
+        Err(AuthorizeError::Redirect { location, .. }) => return Ok(redirect(&location)),
+        Err(AuthorizeError::Storage(e)) => return Err(ApiError::internal(e.to_string())),
+    };
+    let email = areq
+        .login_hint
+        .as_deref()
+        .filter(|h| Email::parse(h).is_ok())
+        .unwrap_or("");
+    let step = if started.flow.tenant.is_some() {
+        Step::Password { email }
+    } else {
+        Step::Tenant
+    };
+    let mut resp = step_page(
+        StatusCode::OK,
+        &started.flow,
+        &started.flow_id,
+        &started.csrf,
+        step,
+        Note::None,
+    );
+    set_csrf_cookie(&mut resp, req, &started.flow_id, &started.csrf);
+    Ok(resp)
+}
+
+/// A form post of the login page, its flow loaded and its CSRF token checked.
+struct Posted {
+    form: Vec<(String, String)>,
+    flow_id: String,
+    csrf: String,
+    flow: Flow,
+}
+
+/// Loads the flow of a form post and checks its CSRF token twice: the form field must equal
+/// the flow's cookie and the token stored (hashed) with the flow.
+async fn posted<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Posted, Response> {
+    let form = form_pairs(req);
+    let flow_id = single(&form, "flow").unwrap_or_default();
+    let csrf = single(&form, "csrf").unwrap_or_default();
+    let flow = match oidc::load_flow(ctx.platform, &flow_id).await {
+        Ok(f) => f,
+        Err(FlowError::Storage(e)) => {
+            log(ctx, "login flow read failed", "storage", &e.to_string());
+            return Err(error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "Sign-in is unavailable right now. Try again in a moment.",
+            ));
+        }
+        Err(_) => {
+            return Err(error_page(
+                StatusCode::BAD_REQUEST,
+                "Sign-in expired",
+                "This sign-in request has expired or was already used. Go back to the application and sign in again.",
+            ))
+        }
+    };
+    let cookie_ok = cookie(req, &csrf_cookie_name(req, &flow_id))
+        .is_some_and(|c| oidc::ct_eq(c.as_bytes(), csrf.as_bytes()));
+    if !cookie_ok || !flow.csrf_ok(&csrf) {
+        return Err(error_page(
+            StatusCode::FORBIDDEN,
+            "Sign-in form not accepted",
+            "The form was not sent from this sign-in page, or your browser blocked its cookie. Go back to the application and sign in again.",
+        ));
+    }
+    Ok(Posted {
+        form,
+        flow_id,
+        csrf,
+        flow,
+    })
+}
+
+fn unavailable(ctx: &Ctx<'_, impl Platform>, p: &Posted, code: &str, cause: &str) -> Response {
+    log(ctx, "sign-in failed", code, cause);
+    step_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &p.flow,
+        &p.flow_id,
+        &p.csrf,
+        Step::Password { email: "" },
+        Note::Error("Sign-in is unavailable right now. Try again in a moment."),
+    )
+}
+
+/// `POST /oauth/authorize/tenant {flow, csrf, tenant}`: step 1, the organization.
+pub(super) async fn login_tenant<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let mut p = match posted(ctx, req).await {
+        Ok(p) => p,
+        Err(page) => return Ok(page),
+    };
+    let domain = single(&p.form, "tenant").unwrap_or_default();
+    let domain = domain.trim();
+    if domain.is_empty() {
+        return Ok(step_page(
+            StatusCode::OK,
+            &p.flow,
+            &p.flow_id,
+            &p.csrf,
+            Step::Tenant,
+            Note::None,
+        ));
+    }
+    match oidc::choose_tenant(ctx.platform, &p.flow_id, domain).await {
+        Ok(t) => {
+            p.flow.tenant = Some(t);
+            Ok(step_page(
+                StatusCode::OK,
+                &p.flow,
+                &p.flow_id,
+                &p.csrf,
+                Step::Password { email: "" },
+                Note::None,
+            ))
+        }
+        Err(FlowError::UnknownTenant) => Ok(step_page(
+            StatusCode::NOT_FOUND,
+            &p.flow,
+            &p.flow_id,
+            &p.csrf,
+            Step::Tenant,
+            Note::Error("No organization uses this domain. Check it and try again."),
+        )),
+        Err(FlowError::Invalid) => Ok(error_page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in expired",
+            "This sign-in request has expired. Go back to the application and sign in again.",
+        )),
+        Err(FlowError::Storage(e)) => Ok(unavailable(ctx, &p, "storage", &e.to_string())),
+    }
+}
+
+/// Sends the browser back to the client with a code, or shows why not.
+async fn finish<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    p: &Posted,
+    user: &sessions::SessionUser,
+    methods: &[&str],
+) -> Response {
+    match oidc::complete_login_flow(ctx.platform, &p.flow_id, user, methods, &ctx.request_id).await
+    {
+        Ok(location) => {
+            let mut resp = redirect(&location);
+            login_page::secure_headers(&mut resp, Some(&p.flow.redirect_uri));
+            resp
+        }
+        Err(CompleteLoginError::Storage(e)) => unavailable(ctx, p, "storage", &e.to_string()),
+        Err(e) => error_page(
+            StatusCode::FORBIDDEN,
+            "Sign-in not possible",
+            &e.to_string(),
+        ),
+    }
+}
+
+/// `POST /oauth/authorize/login {flow, csrf, email, password}`: step 2, through the same
+/// sign-in path as `/v1/auth/login` (rate limits, audit, same work for unknown users).
+pub(super) async fn login_password<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let p = match posted(ctx, req).await {
+        Ok(p) => p,
+        Err(page) => return Ok(page),
+    };
+    let email_raw = single(&p.form, "email").unwrap_or_default();
+    let password = single(&p.form, "password").unwrap_or_default();
+    let page = |status, note| {
+        step_page(
+            status,
+            &p.flow,
+            &p.flow_id,
+            &p.csrf,
+            Step::Password { email: &email_raw },
+            note,
+        )
+    };
+    let Some(tenant) = p.flow.tenant.clone() else {
+        return Ok(step_page(
+            StatusCode::OK,
+            &p.flow,
+            &p.flow_id,
+            &p.csrf,
+            Step::Tenant,
+            Note::None,
+        ));
+    };
+    let wrong = "The email or password is incorrect.";
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Ok(page(StatusCode::UNAUTHORIZED, Note::Error(wrong)));
+    }
+    let (Ok(domain), Ok(email)) = (
+        TenantDomain::parse(&tenant.domain),
+        Email::parse(&email_raw),
+    ) else {
+        users::password::verify_nothing(&password);
+        return Ok(page(StatusCode::UNAUTHORIZED, Note::Error(wrong)));
+    };
+    let login = LoginRequest {
+        tenant: domain,
+        email,
+        password,
+        client: client_address(req),
+    };
+    match sessions::authenticate(ctx.platform, &login, &ctx.request_id).await {
+        Ok(user) => Ok(finish(ctx, &p, &user, &["pwd"]).await),
+        Err(LoginError::MfaRequired {
+            mfa_token,
+            enroll: false,
+        }) => {
+            if let Err(e) = oidc::record_mfa_step(ctx.platform, &p.flow_id, &mfa_token).await {
+                return Ok(unavailable(ctx, &p, e.code(), &e.to_string()));
+            }
+            Ok(step_page(
+                StatusCode::OK,
+                &p.flow,
+                &p.flow_id,
+                &p.csrf,
+                Step::Mfa {
+                    mfa_token: &mfa_token,
+                },
+                Note::None,
+            ))
+        }
+        Err(LoginError::MfaRequired {
+            mfa_token,
+            enroll: true,
+        }) => {
+            // NFR-SEC-003: the tenant requires MFA; the user enrolls within this sign-in.
+            if let Err(e) = oidc::record_mfa_step(ctx.platform, &p.flow_id, &mfa_token).await {
+                return Ok(unavailable(ctx, &p, e.code(), &e.to_string()));
+            }
+            match sessions::enroll_during_sign_in(ctx.platform, &mfa_token, &ctx.request_id).await {
+                Ok(en) => Ok(step_page(
+                    StatusCode::OK,
+                    &p.flow,
+                    &p.flow_id,
+                    &p.csrf,
+                    Step::Enroll {
+                        mfa_token: &mfa_token,
+                        secret: &en.secret,
+                        otpauth_uri: &en.otpauth_uri,
+                    },
+                    Note::None,
+                )),
+                Err(e) => Ok(unavailable(ctx, &p, e.code(), &e.to_string())),
+            }
+        }
+        Err(LoginError::InvalidCredentials) => {
+            Ok(page(StatusCode::UNAUTHORIZED, Note::Error(wrong)))
+        }
+        Err(LoginError::TenantNotActive) => Ok(page(
+            StatusCode::FORBIDDEN,
+            Note::Error("This organization cannot sign in right now."),
+        )),
+        Err(LoginError::PasswordExpired) => Ok(page(
+            StatusCode::FORBIDDEN,
+            Note::Error("Your password has expired. Use \"Forgot password?\" to set a new one."),
+        )),
+        Err(LoginError::RateLimited { retry_after_secs }) => {
+            let mut resp = page(
+                StatusCode::TOO_MANY_REQUESTS,
+                Note::Error("Too many failed attempts. Wait a few minutes and try again."),
+            );
+            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            Ok(resp)
+        }
+        Err(e @ (LoginError::Signing(_) | LoginError::Storage(_))) => {
+            Ok(unavailable(ctx, &p, e.code(), &e.to_string()))
+        }
+    }
+}
+
+/// `POST /oauth/authorize/mfa {flow, csrf, mfa_token, code}`: the second factor.
+pub(super) async fn login_mfa<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let p = match posted(ctx, req).await {
+        Ok(p) => p,
+        Err(page) => return Ok(page),
+    };
+    let mfa_token = single(&p.form, "mfa_token").unwrap_or_default();
+    let code = single(&p.form, "code").unwrap_or_default();
+    if !p.flow.mfa_ok(&mfa_token) {
+        return Ok(step_page(
+            StatusCode::BAD_REQUEST,
+            &p.flow,
+            &p.flow_id,
+            &p.csrf,
+            Step::Password { email: "" },
+            Note::Error("The sign-in step expired. Sign in again."),
+        ));
+    }
+    // An enrollment form carries its key back for display only; the check uses the stored one.
+    let enroll_secret = single(&p.form, "enroll_secret").unwrap_or_default();
+    let otpauth_uri = single(&p.form, "otpauth_uri").unwrap_or_default();
+    let again = |status, msg| {
+        let step = if enroll_secret.is_empty() {
+            Step::Mfa {
+                mfa_token: &mfa_token,
+            }
+        } else {
+            Step::Enroll {
+                mfa_token: &mfa_token,
+                secret: &enroll_secret,
+                otpauth_uri: &otpauth_uri,
+            }
+        };
+        step_page(status, &p.flow, &p.flow_id, &p.csrf, step, Note::Error(msg))
+    };
+    let client = client_address(req);
+    match sessions::verify_second_factor(
+        ctx.platform,
+        &mfa_token,
+        sessions::SecondFactor::Code(&code),
+        client.as_deref(),
+        &ctx.request_id,
+    )
+    .await
+    {
+        Ok(done) => match done.recovery_codes {
+            None => Ok(finish(ctx, &p, &done.user, &["pwd", done.method]).await),
+            // After an enrollment the recovery codes are shown first; the user continues.
+            Some(codes) => {
+                let methods = ["pwd", done.method];
+                if let Err(e) =
+                    oidc::record_authenticated(ctx.platform, &p.flow_id, &done.user, &methods).await
+                {
+                    return Ok(unavailable(ctx, &p, e.code(), &e.to_string()));
+                }
+                Ok(login_page::recovery_codes_page(
+                    &p.flow, &p.flow_id, &p.csrf, &codes,
+                ))
+            }
+        },
+        Err(VerifyMfaError::InvalidCode) => Ok(again(
+            StatusCode::UNAUTHORIZED,
+            "The code is not valid. Try again.",
+        )),
+        Err(VerifyMfaError::RateLimited { .. }) => Ok(again(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many wrong codes. Wait a few minutes and try again.",
+        )),
+        Err(VerifyMfaError::InvalidToken) => Ok(step_page(
+            StatusCode::BAD_REQUEST,
+            &p.flow,
+            &p.flow_id,
+            &p.csrf,
+            Step::Password { email: "" },
+            Note::Error("The sign-in step expired. Sign in again."),
+        )),
+        Err(e) => Ok(unavailable(ctx, &p, e.code(), &e.to_string())),
+    }
+}
+
+/// `POST /oauth/authorize/continue {flow, csrf}`: finishes a sign-in recorded before the
+/// recovery codes were shown.
+pub(super) async fn login_continue<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let p = match posted(ctx, req).await {
+        Ok(p) => p,
+        Err(page) => return Ok(page),
+    };
+    match oidc::take_authenticated(ctx.platform, &p.flow_id).await {
+        Ok((user, methods)) => {
+            let methods: Vec<&str> = methods.iter().map(String::as_str).collect();
+            Ok(finish(ctx, &p, &user, &methods).await)
+        }
+        Err(FlowError::Storage(e)) => Ok(unavailable(ctx, &p, "storage", &e.to_string())),
+        Err(_) => Ok(step_page(
+            StatusCode::BAD_REQUEST,
+            &p.flow,
+            &p.flow_id,
+            &p.csrf,
+            Step::Password { email: "" },
+            Note::Error("Sign in first."),
+        )),
+    }
+}
+
+/// `POST /oauth/authorize/forgot {flow, csrf, email}`: the forgot-password flow of
+/// `/v1/auth/password/forgot` (FR-AUTH-004), always the same answer (CON-SEC-009).
+pub(super) async fn login_forgot<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let p = match posted(ctx, req).await {
+        Ok(p) => p,
+        Err(page) => return Ok(page),
+    };
+    let email_raw = single(&p.form, "email").unwrap_or_default();
+    if let Some(t) = &p.flow.tenant {
+        if let (Ok(tenant), Ok(email)) = (TenantDomain::parse(&t.domain), Email::parse(&email_raw))
+        {
+            let base = public_base_url(ctx.platform, &request_origin(req));
+            if let Err(cause) =
+                users::forgot_password(ctx.platform, &tenant, &email, &base, &ctx.request_id).await
+            {
+                log(
+                    ctx,
+                    "password reset request failed",
+                    "reset_request",
+                    &cause,
+                );
+            }
+        }
+    }
+    // The button shares the sign-in form (formaction), so the typed email comes with it.
+    let note = if email_raw.is_empty() {
+        Note::Error("Enter your email first, then choose \"Forgot password?\".")
+    } else {
+        Note::Notice("If an account uses this email, a link to reset the password is on its way.")
+    };
+    Ok(step_page(
+        StatusCode::OK,
+        &p.flow,
+        &p.flow_id,
+        &p.csrf,
+        Step::Password { email: &email_raw },
+        note,
+    ))
+}
+
+/// An RFC 6749 5.2 error answer.
+fn token_error<P: Platform>(ctx: &Ctx<'_, P>, e: &TokenError, basic: bool) -> Response {
+    let status = match e {
+        TokenError::InvalidClient => StatusCode::UNAUTHORIZED,
+        TokenError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        TokenError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let description = match e {
+        TokenError::Unavailable(_) | TokenError::Storage(_) => {
+            log(ctx, "token request failed", e.code(), &e.to_string());
+            "The server could not issue tokens now.".to_owned()
+        }
+        _ => e.to_string(),
+    };
+    let body = serde_json::json!({
+        "error": e.code(),
+        "error_description": description,
+        "request_id": ctx.request_id,
+    });
+    let mut resp = json::raw(status, body.to_string().into_bytes(), "application/json");
+    if matches!(e, TokenError::InvalidClient) && basic {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"edgeplane\""),
+        );
+    }
+    no_store(resp)
+}
+
+fn no_store(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// `client_secret_basic` credentials (RFC 6749 2.3.1: form-urlencoded, then base64).
+fn basic_credentials(req: &Request) -> Option<(String, String)> {
+    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, b64) = v.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") || b64.len() > 1024 {
+        return None;
+    }
+    let raw = String::from_utf8(STANDARD.decode(b64.trim()).ok()?).ok()?;
+    let (id, secret) = raw.split_once(':')?;
+    let dec = |s: &str| {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    Some((dec(id)?, dec(secret)?))
+}
+
+/// `POST /oauth/token`: authorization code and refresh grants (RFC 6749, OIDC Core 3.1.3).
+pub(super) async fn token<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let form = form_pairs(req);
+    let basic = basic_credentials(req);
+    let has_auth_header = req.headers().contains_key(header::AUTHORIZATION);
+    let posted_id = single(&form, "client_id");
+    let posted_secret = single(&form, "client_secret");
+    let (client_id, client_secret) = match (basic, has_auth_header) {
+        (Some((id, secret)), _) => {
+            // One method per request (RFC 6749 2.3), and the posted id must agree.
+            if posted_secret.is_some() || posted_id.as_deref().is_some_and(|p| p != id) {
+                let e = TokenError::InvalidRequest("use one client authentication method");
+                return Ok(token_error(ctx, &e, false));
+            }
+            (id, Some(secret))
+        }
+        (None, true) => return Ok(token_error(ctx, &TokenError::InvalidClient, true)),
+        (None, false) => (posted_id.unwrap_or_default(), posted_secret),
+    };
+    let cors_client = client_id.clone();
+    let treq = TokenRequest {
+        grant_type: single(&form, "grant_type").unwrap_or_default(),
+        client_id,
+        client_secret,
+        code: single(&form, "code"),
+        redirect_uri: single(&form, "redirect_uri"),
+        code_verifier: single(&form, "code_verifier"),
+        refresh_token: single(&form, "refresh_token"),
+    };
+    let mut resp =
+        match oidc::exchange(ctx.platform, &issuer(ctx, req), &treq, &ctx.request_id).await {
+            Ok(resp) => no_store(json::response(StatusCode::OK, &resp)?),
+            Err(e) => token_error(ctx, &e, has_auth_header),
+        };
+    cors(ctx, req, &mut resp, &cors_client).await;
+    Ok(resp)
+}
+
+/// CORS for browser clients (single-page apps, public clients): the answer may be read by an
+/// origin the client lists in its `allowed_origins`, and by no other.
+async fn cors<P: Platform>(ctx: &Ctx<'_, P>, req: &Request, resp: &mut Response, client_id: &str) {
+    resp.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Origin"));
+    let Some(origin) = req.headers().get(header::ORIGIN).cloned() else {
+        return;
+    };
+    let Ok(id) = crate::apps::AppId::parse(client_id) else {
+        return;
+    };
+    let allowed = crate::apps::allowed_origins(ctx.platform, &id)
+        .await
+        .unwrap_or_default();
+    if allowed
+        .iter()
+        .any(|o| origin.to_str().is_ok_and(|v| v == o.as_str()))
+    {
+        resp.headers_mut()
+            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
+}
+
+/// `OPTIONS /oauth/token` and `/oauth/userinfo`: CORS preflight. It names no client, so it
+/// allows the request shape only; the answer itself carries the client's origin check.
+pub(super) fn preflight(req: &Request) -> Result<Response, ApiError> {
+    let mut resp = Response::new(Vec::new());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    let h = resp.headers_mut();
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+    }
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    Ok(resp)
+}
+
+/// `GET|POST /oauth/userinfo` with a bearer access token of this provider (OIDC Core 5.3).
+pub(super) async fn userinfo<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .and_then(|v| v.split_once(' '))
+        .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_owned())
+        .unwrap_or_default();
+    let challenge = |e: &str| {
+        HeaderValue::from_str(&format!("Bearer realm=\"edgeplane\", error=\"{e}\""))
+            .unwrap_or(HeaderValue::from_static("Bearer"))
+    };
+    if token.is_empty() {
+        return Err(
+            ApiError::invalid_credentials("A bearer access token is required.").with_header(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"edgeplane\""),
+            ),
+        );
+    }
+    match oidc::userinfo(ctx.platform, &token).await {
+        Ok(v) => {
+            let mut resp = no_store(json::response(StatusCode::OK, &v)?);
+            // The token verified: its audience is the client whose origins may read this.
+            let aud = token
+                .split('.')
+                .nth(1)
+                .and_then(crypto::b64url_decode)
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|c| c["aud"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            cors(ctx, req, &mut resp, &aud).await;
+            Ok(resp)
+        }
+        Err(AccessError::Unavailable(cause)) => Err(ApiError::unavailable(cause)),
+        // RFC 6750 3.1: a revoked token is an invalid_token 401, which OAuth clients act on.
+        Err(e @ AccessError::Revoked) => Err(ApiError::invalid_credentials(format!("{e}."))
+            .with_extension("reason", e.code().into())
+            .with_header(header::WWW_AUTHENTICATE, challenge("invalid_token"))),
+        Err(e) => Err(
+            ApiError::invalid_credentials("The access token is not valid.")
+                .with_extension("reason", e.code().into())
+                .with_header(header::WWW_AUTHENTICATE, challenge("invalid_token")),
+        ),
+    }
+}
+
+/// `GET|POST /oauth/logout`: RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0),
+/// parameters in the query (GET) or a form body (POST).
+pub(super) async fn end_session<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let q = if req.method() == ::http::Method::POST {
+        form_pairs(req)
+    } else {
+        query_pairs(req)
+    };
+    let hint = single(&q, "id_token_hint");
+    let target = single(&q, "post_logout_redirect_uri");
+    let client_id = single(&q, "client_id");
+    let state = single(&q, "state");
+    match oidc::end_session(
+        ctx.platform,
+        &issuer(ctx, req),
+        hint.as_deref(),
+        target.as_deref(),
+        client_id.as_deref(),
+        state.as_deref(),
+        &ctx.request_id,
+    )
+    .await
+    {
+        Ok(Some(location)) => Ok(redirect(&location)),
+        Ok(None) => Ok(login_page::html(
+            StatusCode::OK,
+            "Signed out",
+            "<h1>Signed out</h1><p class=\"notice\" role=\"status\">You are signed out. You can close this window.</p>",
+            None,
+        )),
+        Err(EndSessionError::Storage(cause)) => {
+            log(ctx, "end session failed", "storage", &cause);
+            Ok(error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "Sign-out is unavailable right now. Try again in a moment.",
+            ))
+        }
+        Err(e) => Ok(error_page(
+            StatusCode::BAD_REQUEST,
+            "Sign-out request not valid",
+            &e.to_string(),
+        )),
+    }
+}
+
+/// `POST /v1/apps/{id}/client-secret`: sets or rotates an app's OIDC client secret (operator),
+/// shown once; the app becomes a confidential client.
+pub(super) async fn rotate_client_secret<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let operator = require_platform_role(ctx, req, &[PlatformRole::Operator]).await?;
+    let id = crate::apps::AppId::parse(ctx.param("id"))
+        .map_err(|_| ApiError::not_found("No app has this id."))?;
+    let secret = oidc::rotate_client_secret(
+        ctx.platform,
+        &Actor::operator(&operator.user_id),
+        id.as_str(),
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| match e {
+        ClientSecretError::NotFound => ApiError::not_found("No app has this id."),
+        ClientSecretError::Pepper(p) => ApiError::unavailable(p.to_string()),
+        ClientSecretError::Storage(s) => ApiError::internal(s.to_string()),
+    })?;
+    Ok(no_store(json::response(
+        StatusCode::CREATED,
+        &serde_json::json!({ "client_id": id.as_str(), "client_secret": secret }),
+    )?))
+}
