@@ -26,6 +26,8 @@ crate::contract_tests![
     token_for_another_client_is_refused_fr_auth_003,
     token_from_another_issuer_is_refused_fr_auth_003,
     expired_id_token_is_refused_fr_auth_003,
+    login_page_hands_off_to_company_sso_and_back_to_the_app_fr_auth_001,
+    invited_user_is_activated_and_disabled_user_refused_fr_auth_003,
 ];
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -557,4 +559,201 @@ fn expired_id_token_is_refused_fr_auth_003(app: &TestApp) -> Result<(), String> 
         "invalid-credentials",
         "id_token_expired",
     )
+}
+
+/// The universal login page's "Continue with your company SSO": the IdP's sign-in resumes the
+/// page's authorization request, so the managed app gets a code it can exchange (FR-AUTH-001
+/// with FR-AUTH-003).
+fn login_page_hands_off_to_company_sso_and_back_to_the_app_fr_auth_001(
+    app: &TestApp,
+) -> Result<(), String> {
+    const REDIRECT: &str = "http://127.0.0.1:9/sso-app/callback";
+    // RFC 7636 appendix B.
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let idp = start_idp(app, &[])?;
+    let op = app.operator_token("operator", "e2e-operator")?;
+    let body = json!({ "name": "SSO App", "redirect_uris": [REDIRECT] });
+    let client_id =
+        str_of(&send(app, "POST", "/v1/apps", Some(&op), Some(&body))?.expect_json(201)?["id"]);
+    let domain = format!("sso-{}", suffix()?);
+    let email = format!("owner@{domain}.example");
+    let body = json!({ "name": "SSO Corp", "domain": domain, "plan": "pro",
+                       "owner_email": email, "apps": [client_id] });
+    let created = send(app, "POST", "/v1/tenants", Some(&op), Some(&body))?.expect_json(201)?;
+    let link = str_of(&created["invitation_link"]);
+    let token = link
+        .split_once("token=")
+        .map(|(_, t)| t.to_owned())
+        .ok_or("no token")?;
+    let body = json!({ "token": token, "password": PASSWORD });
+    send(app, "POST", "/v1/invitations/accept", None, Some(&body))?.expect_json(200)?;
+    let body = json!({ "tenant": domain, "email": email, "password": PASSWORD });
+    let owner = str_of(
+        &send(app, "POST", "/v1/auth/login", None, Some(&body))?.expect_json(200)?["access_token"],
+    );
+    configure(app, &owner, &idp.issuer, EDGEPLANE_CLIENT, false)?.expect_json(200)?;
+
+    // The login page: organization step, then the SSO link beside the password form.
+    let query: Vec<String> = [
+        ("client_id", client_id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("response_type", "code"),
+        ("scope", "openid email"),
+        ("state", "st-1"),
+        ("nonce", "n-1"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{k}={}", url_encode(v)))
+    .collect();
+    let page = app.get(&format!("/oauth/authorize?{}", query.join("&")))?;
+    ensure_eq!(page.status, 200, "login page: {}", page.excerpt());
+    let html = page.text();
+    let hidden = |html: &str, name: &str| -> Result<String, String> {
+        let needle = format!("name=\"{name}\" value=\"");
+        let at = html
+            .find(&needle)
+            .ok_or_else(|| format!("no {name} in {html}"))?
+            + needle.len();
+        let len = html[at..].find('"').ok_or("unterminated")?;
+        Ok(html[at..at + len].to_owned())
+    };
+    let (flow, csrf) = (hidden(&html, "flow")?, hidden(&html, "csrf")?);
+    let cookie = page
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.contains("ep_csrf_"))
+        .and_then(|c| c.split(';').next())
+        .ok_or("no CSRF cookie")?
+        .to_owned();
+    let form = format!(
+        "flow={}&csrf={}&tenant={}",
+        url_encode(&flow),
+        url_encode(&csrf),
+        url_encode(&domain)
+    );
+    let resp = app.request(
+        "POST",
+        "/oauth/authorize/tenant",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("cookie", cookie.as_str()),
+        ],
+        Some(form.into_bytes()),
+    )?;
+    ensure_eq!(resp.status, 200, "organization step: {}", resp.excerpt());
+    let html = resp.text();
+    let at = html
+        .find("href=\"/v1/auth/sso/start?")
+        .ok_or_else(|| format!("no SSO link on the page: {html}"))?
+        + "href=\"".len();
+    let len = html[at..].find('"').ok_or("unterminated link")?;
+    let sso_start = html[at..at + len].replace("&amp;", "&");
+
+    // Through the IdP and back: the callback sends the browser to the app with a code.
+    let resp = app.get(&sso_start)?;
+    ensure_eq!(resp.status, 302, "SSO start: {}", resp.excerpt());
+    let callback = authorize(app, resp.header("location").unwrap_or_default(), &email)?;
+    let resp = app.get(&callback)?;
+    ensure_eq!(resp.status, 302, "callback: {}", resp.excerpt());
+    let location = resp.header("location").unwrap_or_default().to_owned();
+    ensure!(
+        location.starts_with(&format!("{REDIRECT}?code=")),
+        "{location}"
+    );
+    ensure!(location.contains("state=st-1"), "state: {location}");
+    let code = location
+        .split_once("code=")
+        .and_then(|(_, rest)| rest.split('&').next())
+        .ok_or("no code")?
+        .to_owned();
+    // A replayed callback finds its state used up.
+    ensure_eq!(app.get(&callback)?.status, 401, "replayed callback");
+
+    // The app exchanges the code (a public client with PKCE): the ID token says SSO.
+    let form = format!(
+        "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={VERIFIER}&client_id={}",
+        url_encode(&code),
+        url_encode(REDIRECT),
+        url_encode(&client_id)
+    );
+    let tokens = app
+        .request(
+            "POST",
+            "/oauth/token",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            Some(form.into_bytes()),
+        )?
+        .expect_json(200)?;
+    let id_token = str_of(&tokens["id_token"]);
+    let claims = id_token.split('.').nth(1).ok_or("not a JWT")?;
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims)
+            .map_err(|e| format!("ID token: {e}"))?,
+    )
+    .map_err(|e| format!("ID token: {e}"))?;
+    ensure_eq!(str_of(&claims["email"]), email, "{claims}");
+    ensure_eq!(str_of(&claims["nonce"]), "n-1", "{claims}");
+    ensure!(
+        claims["amr"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|m| m == "sso")),
+        "amr names SSO: {claims}"
+    );
+    Ok(())
+}
+
+/// An invited user's first SSO sign-in activates the account; a disabled user is refused
+/// (FR-AUTH-003 with FR-TENANT-001 and FR-TENANT-006).
+fn invited_user_is_activated_and_disabled_user_refused_fr_auth_003(
+    app: &TestApp,
+) -> Result<(), String> {
+    let idp = start_idp(app, &[])?;
+    let (domain, _, owner) = tenant(app)?;
+    configure(app, &owner, &idp.issuer, EDGEPLANE_CLIENT, false)?.expect_json(200)?;
+    let ana = format!("ana@{domain}.example");
+    let body = json!({ "email": ana, "role": "user" });
+    send(
+        app,
+        "POST",
+        "/v1/tenant/invitations",
+        Some(&owner),
+        Some(&body),
+    )?
+    .expect_json(201)?;
+    let find = || -> Result<Value, String> {
+        let list = send(
+            app,
+            "GET",
+            &format!("/v1/tenant/users?q={}", url_encode(&ana)),
+            Some(&owner),
+            None,
+        )?
+        .expect_json(200)?;
+        list["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|u| str_of(&u["email"]) == ana).cloned())
+            .ok_or_else(|| format!("{ana} not listed: {list}"))
+    };
+    ensure_eq!(str_of(&find()?["status"]), "invited", "before SSO");
+
+    let v = sso_login(app, &domain, &ana)?.expect_json(200)?;
+    ensure!(!str_of(&v["access_token"]).is_empty(), "{v}");
+    let user = find()?;
+    ensure_eq!(str_of(&user["status"]), "active", "after SSO: {user}");
+
+    let body = json!({ "status": "disabled" });
+    let path = format!("/v1/tenant/users/{}", str_of(&user["id"]));
+    send(app, "PATCH", &path, Some(&owner), Some(&body))?.expect_json(200)?;
+    refused(
+        &sso_login(app, &domain, &ana)?,
+        403,
+        "access-denied",
+        "account_not_active",
+    )?;
+    Ok(())
 }

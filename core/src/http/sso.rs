@@ -7,7 +7,8 @@ use serde::Deserialize;
 
 use super::identity::{client_address, no_store, rate_limited, require_user, signing_problem};
 use super::tenants::request_origin;
-use super::{json, ApiError, Ctx, ProblemType, Request, Response};
+use super::{json, login_page, ApiError, Ctx, ProblemType, Request, Response};
+use crate::oidc::{self, CompleteLoginError};
 use crate::ports::{Logger, Platform};
 use crate::sessions::{self, IssueError};
 use crate::sso::flow::{self, CallbackParams};
@@ -190,9 +191,39 @@ pub(super) async fn callback<P: Platform>(
         .await
         .map_err(|e| callback_problem(ctx, &e))?;
     ctx.tenant_id = Some(signed_in.user.tenant_id.clone());
-    // With a login_flow the universal login page started this sign-in: the hand-off to it
-    // (crate::oidc::complete_login_flow, which resumes the page's authorization request) goes
-    // here once that module exists. Until then both cases answer with the token pair.
+    // Started from the universal login page: resume its authorization request, so the browser
+    // goes back to the managed app with a code (FR-AUTH-001 with FR-AUTH-003).
+    if let Some(flow_id) = signed_in.login_flow.as_deref() {
+        return Ok(
+            match oidc::complete_login_flow(
+                ctx.platform,
+                flow_id,
+                &signed_in.user,
+                &["sso"],
+                &ctx.request_id,
+            )
+            .await
+            {
+                Ok(location) => {
+                    let mut resp = Response::new(Vec::new());
+                    *resp.status_mut() = StatusCode::FOUND;
+                    let location = HeaderValue::from_str(&location)
+                        .map_err(|_| ApiError::internal("redirect URI is not a header value"))?;
+                    resp.headers_mut().insert(header::LOCATION, location);
+                    login_page::secure_headers(&mut resp, None);
+                    resp
+                }
+                Err(CompleteLoginError::Storage(e)) => {
+                    return Err(ApiError::internal(e.to_string()))
+                }
+                Err(e) => login_page::error_page(
+                    StatusCode::FORBIDDEN,
+                    "Sign-in not possible",
+                    &e.to_string(),
+                ),
+            },
+        );
+    }
     let pair = sessions::start(ctx.platform, &signed_in.user, &["sso"], &ctx.request_id)
         .await
         .map_err(|e| match e {
