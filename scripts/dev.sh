@@ -171,8 +171,6 @@ Try:
   # tenant SSO (owner): register redirect URI $BASE/v1/auth/sso/callback at your IdP, then
   curl -s -X PUT -H "Authorization: Bearer \$AT" -H 'Content-Type: application/json' -d '{"issuer_url":"https://idp.example.com","client_id":"ID","client_secret":"SECRET"}' $BASE/v1/tenant/sso   # then open $BASE/v1/auth/sso/start?tenant=demo
   curl -s -X POST -H "Authorization: Bearer \$AT" $BASE/v1/auth/webauthn/register/options   # passkeys (signed in): a browser answers with navigator.credentials.create()
-
-Ctrl-C stops the server.
 TXT
 
 # Sign in to the demo app through the universal login page (OIDC, code + PKCE S256). The demo
@@ -188,5 +186,7 @@ The browser lands on http://127.0.0.1:3000/callback?code=...&state=demo-state (n
 there: copy the code from the address bar within 60 s), then:
   curl -s -X POST -d grant_type=authorization_code -d client_id=$app_id -d code=CODE \\
        -d redirect_uri=http://127.0.0.1:3000/callback -d code_verifier=$verifier $BASE/oauth/token
+
+Ctrl-C stops the server.
 TXT
 wait "$pid"
