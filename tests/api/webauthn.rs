@@ -17,6 +17,7 @@ crate::contract_tests![
     passkey_is_the_second_factor_after_the_password_nfr_sec_003,
     sign_count_regression_is_refused_nfr_sec_003,
     another_tenants_passkey_is_not_found_nfr_sec_003,
+    passkey_on_the_login_page_second_factor_nfr_sec_003,
 ];
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -526,5 +527,190 @@ fn another_tenants_passkey_is_not_found_nfr_sec_003(app: &TestApp) -> Result<(),
     assert_problem(&resp, 404, "not-found")?;
     // Without a passkey, the password alone signs in again.
     password_login(app, &globex)?.expect_status(200)?;
+    Ok(())
+}
+
+fn form(fields: &[(&str, &str)]) -> Vec<u8> {
+    let enc = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let pairs: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect();
+    pairs.join("&").into_bytes()
+}
+
+/// The value of attribute `attr` after the first `needle` in `html`, HTML entities decoded.
+fn attribute(html: &str, needle: &str, attr: &str) -> Result<String, String> {
+    let at = html
+        .find(needle)
+        .ok_or_else(|| format!("no {needle} in the page: {html}"))?;
+    let key = format!("{attr}=\"");
+    let start = html[at..]
+        .find(&key)
+        .ok_or_else(|| format!("no {attr} after {needle}"))?
+        + at
+        + key.len();
+    let len = html[start..].find('"').ok_or("unterminated attribute")?;
+    Ok(html[start..start + len]
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&"))
+}
+
+/// The universal login page offers a user with a passkey the passkey as second factor: the
+/// step carries the request options and loads its one script (CSP `script-src 'self'`, nothing
+/// inline); the posted assertion completes the sign-in with a code for the app.
+fn passkey_on_the_login_page_second_factor_nfr_sec_003(app: &TestApp) -> Result<(), String> {
+    const REDIRECT: &str = "http://127.0.0.1:9/pk-app/callback";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let op = app.operator_token("operator", "e2e-operator")?;
+    let body = json!({ "name": "Passkey App", "redirect_uris": [REDIRECT] });
+    let client_id =
+        str_of(&send(app, "POST", "/v1/apps", Some(&op), Some(&body))?.expect_json(201)?["id"]);
+    let o = owner(app)?;
+    let path = format!("/v1/tenants/{}/apps/{client_id}", o.tenant_id);
+    let enabled = send(app, "POST", &path, Some(&op), None)?;
+    ensure!(
+        enabled.status < 300,
+        "enable the app: {}",
+        enabled.excerpt()
+    );
+    let mut a = Authenticator::eddsa()?;
+    register(app, &access_token(app, &o)?, &a)?;
+
+    let authorize = format!(
+        "/oauth/authorize?{}",
+        String::from_utf8_lossy(&form(&[
+            ("client_id", &client_id),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("state", "pk-state"),
+            ("nonce", "pk-nonce"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+            ("tenant", &o.domain),
+        ]))
+    );
+    let page = app.get(&authorize)?;
+    ensure_eq!(page.status, 200, "login page: {}", page.excerpt());
+    let html = page.text();
+    let flow = attribute(&html, "name=\"flow\"", "value")?;
+    let csrf = attribute(&html, "name=\"csrf\"", "value")?;
+    let cookie = page
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.contains("ep_csrf_"))
+        .and_then(|c| c.split(';').next())
+        .ok_or("no CSRF cookie")?
+        .to_owned();
+    let post = |path: &str, fields: &[(&str, &str)]| {
+        app.request(
+            "POST",
+            path,
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("cookie", cookie.as_str()),
+            ],
+            Some(form(fields)),
+        )
+    };
+    let resp = post(
+        "/oauth/authorize/login",
+        &[
+            ("flow", &flow),
+            ("csrf", &csrf),
+            ("email", &o.email),
+            ("password", PASSWORD),
+        ],
+    )?;
+    ensure_eq!(
+        resp.status,
+        200,
+        "the second-factor step: {}",
+        resp.excerpt()
+    );
+    let csp = resp
+        .header("content-security-policy")
+        .unwrap_or_default()
+        .to_owned();
+    ensure!(
+        csp.contains("script-src 'self';"),
+        "the step may load its own script: {csp}"
+    );
+    let html = resp.text();
+    ensure!(
+        html.contains("<script src=\"/oauth/assets/passkey.js\" defer></script>")
+            && html.matches("<script").count() == 1,
+        "one external script, nothing inline: {html}"
+    );
+    ensure!(
+        html.contains("name=\"code\""),
+        "the code form stays: {html}"
+    );
+    let mfa_token = attribute(&html, "name=\"mfa_token\"", "value")?;
+    let options: Value = serde_json::from_str(&attribute(&html, "id=\"passkey\"", "data-options")?)
+        .map_err(|e| format!("passkey options: {e}"))?;
+    ensure_eq!(
+        str_of(&options["publicKey"]["allowCredentials"][0]["id"]),
+        b64(&a.credential_id),
+        "{options}"
+    );
+    let js = app.get("/oauth/assets/passkey.js")?;
+    ensure_eq!(js.status, 200, "script");
+    ensure_eq!(
+        js.media_type(),
+        Some("text/javascript".to_owned()),
+        "script type"
+    );
+
+    // A garbled answer shows the step again; the real assertion signs in.
+    let resp = post(
+        "/oauth/authorize/mfa",
+        &[
+            ("flow", &flow),
+            ("csrf", &csrf),
+            ("mfa_token", &mfa_token),
+            ("webauthn", "{not json"),
+        ],
+    )?;
+    ensure_eq!(resp.status, 400, "garbled assertion: {}", resp.excerpt());
+    let options: Value =
+        serde_json::from_str(&attribute(&resp.text(), "id=\"passkey\"", "data-options")?)
+            .map_err(|e| format!("fresh passkey options: {e}"))?;
+    let assertion = a.get(&options, None).to_string();
+    let resp = post(
+        "/oauth/authorize/mfa",
+        &[
+            ("flow", &flow),
+            ("csrf", &csrf),
+            ("mfa_token", &mfa_token),
+            ("webauthn", &assertion),
+        ],
+    )?;
+    ensure_eq!(
+        resp.status,
+        303,
+        "signed in with the passkey: {}",
+        resp.excerpt()
+    );
+    let location = resp.header("location").unwrap_or_default();
+    ensure!(
+        location.starts_with(&format!("{REDIRECT}?code=")) && location.contains("state=pk-state"),
+        "{location}"
+    );
     Ok(())
 }

@@ -109,6 +109,7 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::OidcLoginMfa => oidc::login_mfa(ctx, &req).await,
         RouteId::OidcLoginForgot => oidc::login_forgot(ctx, &req).await,
         RouteId::OidcLoginCss => oidc::login_css(),
+        RouteId::OidcPasskeyJs => oidc::passkey_js(),
         RouteId::OidcToken => oidc::token(ctx, &req).await,
         RouteId::OidcUserinfo => oidc::userinfo(ctx, &req).await,
         RouteId::OidcEndSession => oidc::end_session(ctx, &req).await,

@@ -2,8 +2,10 @@
 //! sign-in steps (tenant, email and password, second factor), usable without JavaScript.
 //!
 //! Every interpolated value goes through [`escape`]. Pages carry a strict Content Security
-//! Policy (no script at all, styles only from `/oauth/assets/login.css`), are never framed,
-//! cached or sent as a referrer.
+//! Policy (no inline script or style; styles only from `/oauth/assets/login.css`), are never
+//! framed, cached or sent as a referrer. The one script, `/oauth/assets/passkey.js`, is loaded
+//! only by the second-factor step of a user with a passkey (WebAuthn has no form-only API); that
+//! step works without it through a code.
 
 use ::http::{header, HeaderValue, StatusCode};
 
@@ -25,7 +27,57 @@ button.link{background:none;color:#2c5fe6;padding:0;width:auto;margin-top:12px;f
 .notice{padding:10px;border-radius:8px;background:#eaf4ea;color:#1c5b26;margin:0 0 12px}\
 .sso{display:block;margin-top:16px;text-align:center;padding:10px;border:1px solid #c5cad3;border-radius:8px;color:#1d2330;text-decoration:none}\
 hr{border:0;border-top:1px solid #e3e6ea;margin:20px 0}\
+button.secondary{background:#fff;color:#1d2330;border:1px solid #c5cad3}\
 ";
+
+/// The passkey button of the second-factor step, served as `/oauth/assets/passkey.js`: reads the
+/// request options the page carries in `data-options`, asks the browser's authenticator, and
+/// posts the assertion as the form's `webauthn` field (NFR-SEC-003).
+pub const PASSKEY_JS: &str = r#"(function () {
+  "use strict";
+  var button = document.getElementById("passkey");
+  if (!button || !window.PublicKeyCredential || !navigator.credentials) return;
+  var note = document.getElementById("passkey-note");
+  function decode(s) {
+    s = s.replace(/-/g, "+").replace(/_/g, "/");
+    while (s.length % 4) s += "=";
+    var bin = atob(s), out = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out.buffer;
+  }
+  function encode(buf) {
+    var bytes = new Uint8Array(buf), bin = "";
+    for (var i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
+    return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+  button.hidden = false;
+  button.addEventListener("click", function () {
+    var o = JSON.parse(button.getAttribute("data-options")).publicKey;
+    var pk = Object.assign({}, o, { challenge: decode(o.challenge) });
+    if (o.allowCredentials) {
+      pk.allowCredentials = o.allowCredentials.map(function (c) {
+        return Object.assign({}, c, { id: decode(c.id) });
+      });
+    }
+    navigator.credentials.get({ publicKey: pk }).then(function (cred) {
+      var r = cred.response;
+      document.getElementById("webauthn").value = JSON.stringify({
+        id: cred.id, rawId: encode(cred.rawId), type: cred.type,
+        response: {
+          clientDataJSON: encode(r.clientDataJSON),
+          authenticatorData: encode(r.authenticatorData),
+          signature: encode(r.signature),
+          userHandle: r.userHandle ? encode(r.userHandle) : null
+        },
+        clientExtensionResults: {}
+      });
+      button.form.submit();
+    }).catch(function () {
+      note.textContent = "The passkey was not used. Try again, or enter a code.";
+    });
+  });
+})();
+"#;
 
 /// Escapes text for HTML element content and double-quoted attribute values.
 pub fn escape(s: &str) -> String {
@@ -70,12 +122,23 @@ pub fn csp_origin(uri: &str) -> Option<String> {
 
 /// The page's security headers: CSP, no framing, no caching, no referrer.
 pub fn secure_headers(resp: &mut Response, redirect_uri: Option<&str>) {
+    headers_with(resp, redirect_uri, false);
+}
+
+/// [`secure_headers`], and with `own_script` the page may load scripts from this origin (never
+/// inline ones).
+fn headers_with(resp: &mut Response, redirect_uri: Option<&str>, own_script: bool) {
     let extra = redirect_uri
         .and_then(csp_origin)
         .map(|o| format!(" {o}"))
         .unwrap_or_default();
+    let script = if own_script {
+        " script-src 'self';"
+    } else {
+        ""
+    };
     let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'{extra}; \
+        "default-src 'none';{script} style-src 'self'; img-src 'self'; form-action 'self'{extra}; \
          frame-ancestors 'none'; base-uri 'none'"
     );
     let h = resp.headers_mut();
@@ -111,9 +174,12 @@ pub fn html(status: StatusCode, title: &str, body: &str, redirect_uri: Option<&s
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    secure_headers(&mut resp, redirect_uri);
+    headers_with(&mut resp, redirect_uri, body.contains(PASSKEY_SCRIPT_TAG));
     resp
 }
+
+/// How a page loads [`PASSKEY_JS`]; its presence opens the CSP to this origin's scripts.
+const PASSKEY_SCRIPT_TAG: &str = "<script src=\"/oauth/assets/passkey.js\" defer></script>";
 
 /// A page showing an error that ends the flow (nothing to redirect to).
 pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
@@ -138,6 +204,8 @@ pub enum Step<'a> {
     Mfa {
         /// The pending sign-in's token.
         mfa_token: &'a str,
+        /// The user's passkey request options (JSON), when the user has a passkey.
+        passkey: Option<&'a str>,
     },
     /// TOTP enrollment within the sign-in (the tenant requires MFA, NFR-SEC-003).
     Enroll {
@@ -232,7 +300,7 @@ pub fn step_page(
                  <button class=\"link\" type=\"submit\">Use another organization</button></form>"
             ));
         }
-        (Step::Mfa { mfa_token }, _) => {
+        (Step::Mfa { mfa_token, passkey }, _) => {
             body.push_str(&format!(
                 "<form method=\"post\" action=\"/oauth/authorize/mfa\">{h}\
                  <input type=\"hidden\" name=\"mfa_token\" value=\"{}\">\
@@ -243,6 +311,18 @@ pub fn step_page(
                  <button type=\"submit\">Verify</button></form>",
                 escape(mfa_token)
             ));
+            if let Some(options) = passkey {
+                body.push_str(&format!(
+                    "<form method=\"post\" action=\"/oauth/authorize/mfa\">{h}\
+                     <input type=\"hidden\" name=\"mfa_token\" value=\"{}\">\
+                     <input type=\"hidden\" id=\"webauthn\" name=\"webauthn\" value=\"\">\
+                     <button class=\"secondary\" type=\"button\" id=\"passkey\" data-options=\"{}\" hidden>\
+                     Use a passkey</button><p class=\"sub\" id=\"passkey-note\" role=\"status\"></p></form>\
+                     {PASSKEY_SCRIPT_TAG}",
+                    escape(mfa_token),
+                    escape(options)
+                ));
+            }
         }
         (
             Step::Enroll {
@@ -345,5 +425,26 @@ mod tests {
         let body = String::from_utf8(resp.body().clone()).unwrap();
         assert!(body.contains("T&lt;") && body.contains("m&amp;"));
         assert!(!body.contains("<script") && !body.contains("style="));
+    }
+
+    #[test]
+    fn if_login_ui_only_the_page_itself_opens_scripts_never_interpolated_text() {
+        // Text that spells the script tag is escaped, so it cannot open the policy.
+        let resp = error_page(StatusCode::BAD_REQUEST, "t", PASSKEY_SCRIPT_TAG);
+        let csp = resp.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(!csp.contains("script-src"), "{csp}");
+        // The page's own tag does, to this origin only.
+        let resp = html(StatusCode::OK, "t", PASSKEY_SCRIPT_TAG, None);
+        let csp = resp.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            csp.starts_with("default-src 'none'; script-src 'self'; style-src 'self';"),
+            "{csp}"
+        );
     }
 }

@@ -25,6 +25,7 @@ use crate::ports::{Logger, Platform};
 use crate::sessions::{self, AccessError, LoginError, LoginRequest, VerifyMfaError};
 use crate::tenants::{public_base_url, Email, TenantDomain};
 use crate::users;
+use crate::webauthn::{AuthenticationResponse, RelyingParty};
 
 /// Longest password read from the login form, in bytes (as `/v1/auth/login`).
 const MAX_PASSWORD_BYTES: usize = 1024;
@@ -324,6 +325,38 @@ pub(super) async fn login_tenant<P: Platform>(
     }
 }
 
+/// The pending sign-in's passkey request options as JSON, for the second-factor step; `None`
+/// when the user has no passkey or passkeys are not configured here (the code form remains).
+async fn passkey_options<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    mfa_token: &str,
+) -> Option<String> {
+    let rp = RelyingParty::configured(ctx.platform.secrets(), &request_origin(req)).ok()?;
+    let options = sessions::webauthn_options(ctx.platform, mfa_token, &rp)
+        .await
+        .ok()?;
+    serde_json::to_string(&options).ok()
+}
+
+/// `GET /oauth/assets/passkey.js`: the second-factor step's passkey button.
+pub(super) fn passkey_js() -> Result<Response, ApiError> {
+    let mut resp = Response::new(login_page::PASSKEY_JS.as_bytes().to_vec());
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    resp.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(resp)
+}
+
 /// Sends the browser back to the client with a code, or shows why not.
 async fn finish<P: Platform>(
     ctx: &Ctx<'_, P>,
@@ -405,6 +438,7 @@ pub(super) async fn login_password<P: Platform>(
             if let Err(e) = oidc::record_mfa_step(ctx.platform, &p.flow_id, &mfa_token).await {
                 return Ok(unavailable(ctx, &p, e.code(), &e.to_string()));
             }
+            let passkey = passkey_options(ctx, req, &mfa_token).await;
             Ok(step_page(
                 StatusCode::OK,
                 &p.flow,
@@ -412,6 +446,7 @@ pub(super) async fn login_password<P: Platform>(
                 &p.csrf,
                 Step::Mfa {
                     mfa_token: &mfa_token,
+                    passkey: passkey.as_deref(),
                 },
                 Note::None,
             ))
@@ -491,10 +526,11 @@ pub(super) async fn login_mfa<P: Platform>(
     // An enrollment form carries its key back for display only; the check uses the stored one.
     let enroll_secret = single(&p.form, "enroll_secret").unwrap_or_default();
     let otpauth_uri = single(&p.form, "otpauth_uri").unwrap_or_default();
-    let again = |status, msg| {
+    let again = |status, msg, passkey: Option<&str>| {
         let step = if enroll_secret.is_empty() {
             Step::Mfa {
                 mfa_token: &mfa_token,
+                passkey,
             }
         } else {
             Step::Enroll {
@@ -505,16 +541,42 @@ pub(super) async fn login_mfa<P: Platform>(
         };
         step_page(status, &p.flow, &p.flow_id, &p.csrf, step, Note::Error(msg))
     };
+    // The passkey form posts an assertion instead of a code (NFR-SEC-003).
+    let assertion = match single(&p.form, "webauthn").filter(|w| !w.is_empty()) {
+        None => None,
+        Some(raw) => match serde_json::from_str::<AuthenticationResponse>(&raw) {
+            Ok(a) => Some(a),
+            Err(_) => {
+                let passkey = passkey_options(ctx, req, &mfa_token).await;
+                return Ok(again(
+                    StatusCode::BAD_REQUEST,
+                    "The passkey answer could not be read. Try again.",
+                    passkey.as_deref(),
+                ));
+            }
+        },
+    };
+    let factor = match &assertion {
+        Some(a) => sessions::SecondFactor::Passkey(a),
+        None => sessions::SecondFactor::Code(&code),
+    };
     let client = client_address(req);
-    match sessions::verify_second_factor(
+    let checked = sessions::verify_second_factor(
         ctx.platform,
         &mfa_token,
-        sessions::SecondFactor::Code(&code),
+        factor,
         client.as_deref(),
         &ctx.request_id,
     )
-    .await
-    {
+    .await;
+    // A failed attempt shows the step again, with fresh passkey options (a challenge is single use).
+    let passkey = match (&checked, enroll_secret.is_empty()) {
+        (Err(VerifyMfaError::InvalidCode | VerifyMfaError::RateLimited { .. }), true) => {
+            passkey_options(ctx, req, &mfa_token).await
+        }
+        _ => None,
+    };
+    match checked {
         Ok(done) => match done.recovery_codes {
             None => Ok(finish(ctx, &p, &done.user, &["pwd", done.method]).await),
             // After an enrollment the recovery codes are shown first; the user continues.
@@ -532,11 +594,17 @@ pub(super) async fn login_mfa<P: Platform>(
         },
         Err(VerifyMfaError::InvalidCode) => Ok(again(
             StatusCode::UNAUTHORIZED,
-            "The code is not valid. Try again.",
+            if assertion.is_some() {
+                "The passkey was not accepted. Try again, or enter a code."
+            } else {
+                "The code is not valid. Try again."
+            },
+            passkey.as_deref(),
         )),
         Err(VerifyMfaError::RateLimited { .. }) => Ok(again(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many wrong codes. Wait a few minutes and try again.",
+            passkey.as_deref(),
         )),
         Err(VerifyMfaError::InvalidToken) => Ok(step_page(
             StatusCode::BAD_REQUEST,

@@ -187,6 +187,8 @@ pub enum RouteId {
     OidcLoginForgot,
     /// `GET /oauth/assets/login.css`: the login page's stylesheet.
     OidcLoginCss,
+    /// `GET /oauth/assets/passkey.js`: the passkey button of the second-factor step.
+    OidcPasskeyJs,
     /// `POST /oauth/token`: code and refresh grants (FR-AUTH-001 OIDC).
     OidcToken,
     /// `GET|POST /oauth/userinfo`: claims of the token's user (FR-AUTH-001 OIDC).
@@ -304,7 +306,9 @@ pub const ROUTES: &[Route] = &[
     Route { method: Method::POST,   path: "/oauth/authorize/login",         id: RouteId::OidcLoginPassword },
     Route { method: Method::POST,   path: "/oauth/authorize/mfa",           id: RouteId::OidcLoginMfa },
     Route { method: Method::POST,   path: "/oauth/authorize/forgot",        id: RouteId::OidcLoginForgot },
+    Route { method: Method::GET,    path: "/oauth/assets/passkey.js",       id: RouteId::OidcPasskeyJs },
     Route { method: Method::GET,    path: "/oauth/assets/login.css",        id: RouteId::OidcLoginCss },
+    Route { method: Method::GET,    path: "/oauth/assets/passkey.js",       id: RouteId::OidcPasskeyJs },
     Route { method: Method::POST,   path: "/oauth/token",                   id: RouteId::OidcToken },
     Route { method: Method::GET,    path: "/oauth/userinfo",                id: RouteId::OidcUserinfo },
     Route { method: Method::POST,   path: "/oauth/userinfo",                id: RouteId::OidcUserinfo },
