@@ -96,20 +96,31 @@ pub(super) async fn discovery<P: Platform>(
 
 /// `GET /oauth/assets/login.css`: the login page's only stylesheet.
 pub(super) fn login_css() -> Result<Response, ApiError> {
-    let mut resp = Response::new(login_page::LOGIN_CSS.as_bytes().to_vec());
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/css; charset=utf-8"),
-    );
-    resp.headers_mut().insert(
+    Ok(asset(login_page::LOGIN_CSS, "text/css; charset=utf-8"))
+}
+
+/// `GET /oauth/assets/passkey.js`: the second-factor step's passkey button.
+pub(super) fn passkey_js() -> Result<Response, ApiError> {
+    Ok(asset(
+        login_page::PASSKEY_JS,
+        "text/javascript; charset=utf-8",
+    ))
+}
+
+/// A static asset of the login page, cached for an hour.
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    let mut resp = Response::new(body.as_bytes().to_vec());
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=3600"),
     );
-    resp.headers_mut().insert(
+    h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    Ok(resp)
+    resp
 }
 
 /// The CSRF cookie of a flow: per flow (so two tabs do not clash), `__Host-` and `Secure` on
@@ -337,24 +348,6 @@ async fn passkey_options<P: Platform>(
         .await
         .ok()?;
     serde_json::to_string(&options).ok()
-}
-
-/// `GET /oauth/assets/passkey.js`: the second-factor step's passkey button.
-pub(super) fn passkey_js() -> Result<Response, ApiError> {
-    let mut resp = Response::new(login_page::PASSKEY_JS.as_bytes().to_vec());
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/javascript; charset=utf-8"),
-    );
-    resp.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=3600"),
-    );
-    resp.headers_mut().insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    Ok(resp)
 }
 
 /// Sends the browser back to the client with a code, or shows why not.

@@ -863,6 +863,19 @@ pub async fn erase_user<P: Platform>(
         )
         .bind(user_id)
         .bind(v),
+        // Sign-ins of the OIDC provider in flight (codes live a minute, flows 15).
+        Stmt::new(
+            "DELETE FROM oidc_codes WHERE user_id = ?1
+               AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
+        )
+        .bind(user_id)
+        .bind(v),
+        Stmt::new(
+            "DELETE FROM oidc_login_flows WHERE user_id = ?1
+               AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
+        )
+        .bind(user_id)
+        .bind(v),
         Stmt::new(
             "UPDATE invitations SET status = 'revoked', revoked_at = ?2
              WHERE user_id = ?1 AND status = 'pending'
