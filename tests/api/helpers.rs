@@ -597,6 +597,12 @@ pub struct StopReport {
 /// Starts `runtime` on a fresh state directory and a random cron secret, and waits for its
 /// ready line. The error names the missing artifact and the `make` target that builds it.
 pub fn spawn_app(runtime: Runtime) -> Result<Server, String> {
+    spawn_app_with(runtime, &[])
+}
+
+/// [`spawn_app`] with more vars (`NAME`, value), passed after the suite's own: a name given
+/// here overrides the suite's value of it.
+pub fn spawn_app_with(runtime: Runtime, extra: &[(&str, &str)]) -> Result<Server, String> {
     let root = repo_root();
     let cron_secret = random_secret()?;
     let dir = tempfile::Builder::new()
@@ -621,6 +627,11 @@ pub fn spawn_app(runtime: Runtime) -> Result<Server, String> {
         // The event streams' alarm flush, soon enough for events::alarm_* to watch it.
         vars.push(("EVENT_FLUSH_DELAY_MS".to_owned(), "2000".to_owned()));
     }
+    vars.extend(
+        extra
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned())),
+    );
     let mut command = match runtime {
         Runtime::Workerd => workerd_command(&root, &state, &vars)?,
         Runtime::Spin => spin_command(&root, &state, &vars)?,

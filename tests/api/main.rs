@@ -46,6 +46,7 @@ mod flags;
 mod health;
 mod helpers;
 mod http_contract;
+mod mail;
 mod oidc;
 mod scheduled;
 mod sso;
@@ -95,6 +96,7 @@ const SUITES: &[(&str, &[Test])] = &[
     ("sso", sso::TESTS),
     ("webauthn", webauthn::TESTS),
     ("oidc", oidc::TESTS),
+    ("mail", mail::TESTS),
 ];
 
 /// Deliberate skips: (runtime or `*`, `module::test`, reason). Printed on every run.
