@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, is_uuid, ApiResponse, TestApp};
+use crate::helpers::{assert_problem, is_uuid, str_of, suffix, ApiResponse, TestApp};
 
 crate::contract_tests![
     auditors_read_apps_but_cannot_write_fr_sys_004,
@@ -18,12 +18,6 @@ crate::contract_tests![
     enable_and_disable_an_app_for_a_tenant,
     unknown_and_malformed_ids_are_404_err_res_404,
 ];
-
-fn suffix() -> Result<String, String> {
-    let mut bytes = [0u8; 5];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
 
 fn operator(app: &TestApp) -> Result<String, String> {
     app.operator_token("operator", "e2e-operator")
@@ -68,10 +62,6 @@ fn tenant(app: &TestApp, token: &str, apps: &[&str]) -> Result<String, String> {
     });
     let created = send(app, "POST", "/v1/tenants", token, Some(&body))?.expect_json(201)?;
     Ok(str_of(&created["tenant"]["id"]))
-}
-
-fn str_of(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_owned()
 }
 
 fn field_of(problem: &Value) -> Option<&str> {

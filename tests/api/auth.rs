@@ -11,7 +11,9 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::helpers::{assert_problem, ApiResponse, TestApp};
+use crate::helpers::{
+    assert_problem, base32_decode, send, str_of, suffix, totp, ApiResponse, TestApp,
+};
 
 crate::contract_tests![
     accept_login_introspect_logout_uc_listen_uc_logout,
@@ -31,39 +33,6 @@ crate::contract_tests![
 ];
 
 const PASSWORD: &str = "correct horse battery staple";
-
-fn suffix() -> Result<String, String> {
-    let mut bytes = [0u8; 5];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn str_of(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_owned()
-}
-
-fn send(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    bearer: Option<&str>,
-    body: Option<&Value>,
-) -> Result<ApiResponse, String> {
-    let auth = bearer.map(|t| format!("Bearer {t}"));
-    let mut headers = Vec::new();
-    if let Some(a) = &auth {
-        headers.push(("authorization", a.as_str()));
-    }
-    if body.is_some() {
-        headers.push(("content-type", "application/json"));
-    }
-    app.request(
-        method,
-        path,
-        &headers,
-        body.map(|b| b.to_string().into_bytes()),
-    )
-}
 
 /// A provisioned tenant whose owner has not accepted yet.
 struct Invited {
@@ -645,43 +614,6 @@ fn signing_key_rotation_keeps_old_tokens_valid_nfr_sec_004(app: &TestApp) -> Res
         "new token valid"
     );
     Ok(())
-}
-
-/// RFC 4648 base32 (no padding) to bytes.
-fn base32_decode(s: &str) -> Result<Vec<u8>, String> {
-    let (mut acc, mut bits, mut out) = (0u32, 0u32, Vec::new());
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'2'..=b'7' => c - b'2' + 26,
-            _ => return Err(format!("not base32: {s}")),
-        };
-        acc = (acc << 5) | u32::from(v);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Ok(out)
-}
-
-/// RFC 6238 (HMAC-SHA-1, 6 digits, 30 s) at the local clock, `offset` steps from now.
-fn totp(secret: &[u8], offset: i64) -> Result<String, String> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|e| e.to_string())?
-        .as_secs();
-    let step = (now / 30) as i64 + offset;
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).map_err(|e| e.to_string())?;
-    mac.update(&(step as u64).to_be_bytes());
-    let h = mac.finalize().into_bytes();
-    let o = usize::from(h[19] & 0x0f);
-    let bin = (u32::from(h[o]) & 0x7f) << 24
-        | u32::from(h[o + 1]) << 16
-        | u32::from(h[o + 2]) << 8
-        | u32::from(h[o + 3]);
-    Ok(format!("{:06}", bin % 1_000_000))
 }
 
 fn totp_sign_in_with_codes_computed_here_nfr_sec_003(app: &TestApp) -> Result<(), String> {

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, ApiResponse, TestApp};
+use crate::helpers::{assert_problem, str_of, suffix, ApiResponse, TestApp};
 
 crate::contract_tests![
     ingest_single_and_batch_then_retry_applies_once_fr_bill_002,
@@ -37,16 +37,6 @@ struct Fixture {
     wide_key: String,
     /// Tenant-bound key with `flags:read` only.
     flags_key: String,
-}
-
-fn suffix() -> Result<String, String> {
-    let mut bytes = [0u8; 5];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn str_of(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_owned()
 }
 
 fn now_ms() -> i64 {

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, ApiResponse, TestApp};
+use crate::helpers::{assert_problem, str_of, suffix, ApiResponse, TestApp};
 
 crate::contract_tests![
     operator_sets_flags_and_ofrep_serves_them_fr_flag_001_002,
@@ -19,16 +19,6 @@ crate::contract_tests![
     plan_defaults_reach_tenants_without_overrides_fr_tenant_003,
     openfeature_sdk_evaluates_against_the_worker,
 ];
-
-fn suffix() -> Result<String, String> {
-    let mut bytes = [0u8; 5];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn str_of(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_owned()
-}
 
 /// An operator's request with an optional JSON body.
 fn op_send(

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use ureq::http;
 
-use crate::helpers::{repo_root, spawn_app_with, ApiResponse, TestApp};
+use crate::helpers::{repo_root, send, spawn_app_with, str_of, TestApp};
 
 crate::contract_tests![http_mail_api_delivers_invitations_and_resets_fr_tenant_001];
 
@@ -121,37 +121,10 @@ fn start_sink() -> Result<Sink, String> {
     Ok(sink)
 }
 
-fn str_of(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_owned()
-}
-
 fn random_hex(n: usize) -> Result<String, String> {
     let mut bytes = vec![0u8; n];
     getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn send(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    bearer: Option<&str>,
-    body: Option<&Value>,
-) -> Result<ApiResponse, String> {
-    let auth = bearer.map(|t| format!("Bearer {t}"));
-    let mut headers = Vec::new();
-    if let Some(a) = &auth {
-        headers.push(("authorization", a.as_str()));
-    }
-    if body.is_some() {
-        headers.push(("content-type", "application/json"));
-    }
-    app.request(
-        method,
-        path,
-        &headers,
-        body.map(|b| b.to_string().into_bytes()),
-    )
 }
 
 /// Checks one message the API received: the request (POST to the sink's path, bearer token,

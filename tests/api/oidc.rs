@@ -4,14 +4,13 @@
 //! unmodified OIDC client library (`openid-client`, npm) doing discovery, code + PKCE, token
 //! exchange with ID token signature checks, userinfo, refresh and end-session.
 
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
-use crate::helpers::{ApiResponse, TestApp};
+use crate::helpers::{base32_decode, str_of, suffix, totp, ApiResponse, TestApp};
 
 crate::contract_tests![
     discovery_advertises_what_is_implemented_fr_auth_001,
@@ -32,16 +31,6 @@ const SPA_ORIGIN: &str = "http://127.0.0.1:3000";
 /// RFC 7636 Appendix B.
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-
-fn suffix() -> Result<String, String> {
-    let mut bytes = [0u8; 5];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn str_of(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_owned()
-}
 
 fn enc(s: &str) -> String {
     let mut out = String::new();
@@ -764,45 +753,6 @@ fn full_login_through_the_page_by_http_fr_auth_001(app: &TestApp) -> Result<(), 
         "never redirected elsewhere"
     );
     Ok(())
-}
-
-fn base32_decode(s: &str) -> Result<Vec<u8>, String> {
-    let mut bits = 0u64;
-    let mut n = 0;
-    let mut out = Vec::new();
-    for c in s.trim_end_matches('=').chars() {
-        let v = match c {
-            'A'..='Z' => c as u64 - 'A' as u64,
-            '2'..='7' => c as u64 - '2' as u64 + 26,
-            _ => return Err(format!("not base32: {c}")),
-        };
-        bits = (bits << 5) | v;
-        n += 5;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-            bits &= (1 << n) - 1;
-        }
-    }
-    Ok(out)
-}
-
-/// RFC 6238 TOTP (SHA-1, 6 digits, 30 s), computed here.
-fn totp(secret: &[u8], offset: i64) -> Result<String, String> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|e| e.to_string())?
-        .as_secs();
-    let step = (now / 30) as i64 + offset;
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).map_err(|e| e.to_string())?;
-    mac.update(&(step as u64).to_be_bytes());
-    let h = mac.finalize().into_bytes();
-    let o = usize::from(h[19] & 0x0f);
-    let bin = (u32::from(h[o]) & 0x7f) << 24
-        | u32::from(h[o + 1]) << 16
-        | u32::from(h[o + 2]) << 8
-        | u32::from(h[o + 3]);
-    Ok(format!("{:06}", bin % 1_000_000))
 }
 
 fn mfa_step_on_the_login_page_nfr_sec_003(app: &TestApp) -> Result<(), String> {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use ureq::http;
 
-use crate::helpers::{assert_problem, repo_root, ApiResponse, TestApp};
+use crate::helpers::{assert_problem, repo_root, send, str_of, suffix, ApiResponse, TestApp};
 
 crate::contract_tests![
     sso_config_is_owner_only_and_checked_by_discovery_fr_auth_003,
@@ -82,39 +82,6 @@ fn start_idp(app: &TestApp, extra: &[&str]) -> Result<Idp, String> {
             Err("the OIDC provider did not print its ready line".to_owned())
         }
     }
-}
-
-fn str_of(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_owned()
-}
-
-fn suffix() -> Result<String, String> {
-    let mut bytes = [0u8; 5];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn send(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    bearer: Option<&str>,
-    body: Option<&Value>,
-) -> Result<ApiResponse, String> {
-    let auth = bearer.map(|t| format!("Bearer {t}"));
-    let mut headers = Vec::new();
-    if let Some(a) = &auth {
-        headers.push(("authorization", a.as_str()));
-    }
-    if body.is_some() {
-        headers.push(("content-type", "application/json"));
-    }
-    app.request(
-        method,
-        path,
-        &headers,
-        body.map(|b| b.to_string().into_bytes()),
-    )
 }
 
 /// A tenant with an active owner: (domain, owner email, owner access token).

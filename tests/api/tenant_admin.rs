@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, ApiResponse, TestApp};
+use crate::helpers::{assert_problem, send, str_of, suffix, ApiResponse, TestApp};
 
 crate::contract_tests![
     invite_accept_list_and_duplicate_fr_tenant_001,
@@ -24,39 +24,6 @@ crate::contract_tests![
 
 const PASSWORD: &str = "correct horse battery staple";
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
-
-fn suffix() -> Result<String, String> {
-    let mut bytes = [0u8; 5];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn str_of(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_owned()
-}
-
-fn send(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    bearer: Option<&str>,
-    body: Option<&Value>,
-) -> Result<ApiResponse, String> {
-    let auth = bearer.map(|t| format!("Bearer {t}"));
-    let mut headers = Vec::new();
-    if let Some(a) = &auth {
-        headers.push(("authorization", a.as_str()));
-    }
-    if body.is_some() {
-        headers.push(("content-type", "application/json"));
-    }
-    app.request(
-        method,
-        path,
-        &headers,
-        body.map(|b| b.to_string().into_bytes()),
-    )
-}
 
 /// A signed-in tenant member.
 struct Member {

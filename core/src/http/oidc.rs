@@ -274,15 +274,24 @@ async fn posted<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Posted, 
     })
 }
 
-fn unavailable(ctx: &Ctx<'_, impl Platform>, p: &Posted, code: &str, cause: &str) -> Response {
-    log(ctx, "sign-in failed", code, cause);
+/// The email and password step again, with `message` (a step expired, or sign in first).
+fn password_step(p: &Posted, status: StatusCode, message: &str) -> Response {
     step_page(
-        StatusCode::INTERNAL_SERVER_ERROR,
+        status,
         &p.flow,
         &p.flow_id,
         &p.csrf,
         Step::Password { email: "" },
-        Note::Error("Sign-in is unavailable right now. Try again in a moment."),
+        Note::Error(message),
+    )
+}
+
+fn unavailable(ctx: &Ctx<'_, impl Platform>, p: &Posted, code: &str, cause: &str) -> Response {
+    log(ctx, "sign-in failed", code, cause);
+    password_step(
+        p,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Sign-in is unavailable right now. Try again in a moment.",
     )
 }
 
@@ -507,13 +516,10 @@ pub(super) async fn login_mfa<P: Platform>(
     let mfa_token = single(&p.form, "mfa_token").unwrap_or_default();
     let code = single(&p.form, "code").unwrap_or_default();
     if !p.flow.mfa_ok(&mfa_token) {
-        return Ok(step_page(
+        return Ok(password_step(
+            &p,
             StatusCode::BAD_REQUEST,
-            &p.flow,
-            &p.flow_id,
-            &p.csrf,
-            Step::Password { email: "" },
-            Note::Error("The sign-in step expired. Sign in again."),
+            "The sign-in step expired. Sign in again.",
         ));
     }
     // An enrollment form carries its key back for display only; the check uses the stored one.
@@ -599,13 +605,10 @@ pub(super) async fn login_mfa<P: Platform>(
             "Too many wrong codes. Wait a few minutes and try again.",
             passkey.as_deref(),
         )),
-        Err(VerifyMfaError::InvalidToken) => Ok(step_page(
+        Err(VerifyMfaError::InvalidToken) => Ok(password_step(
+            &p,
             StatusCode::BAD_REQUEST,
-            &p.flow,
-            &p.flow_id,
-            &p.csrf,
-            Step::Password { email: "" },
-            Note::Error("The sign-in step expired. Sign in again."),
+            "The sign-in step expired. Sign in again.",
         )),
         Err(e) => Ok(unavailable(ctx, &p, e.code(), &e.to_string())),
     }
@@ -627,14 +630,7 @@ pub(super) async fn login_continue<P: Platform>(
             Ok(finish(ctx, &p, &user, &methods).await)
         }
         Err(FlowError::Storage(e)) => Ok(unavailable(ctx, &p, "storage", &e.to_string())),
-        Err(_) => Ok(step_page(
-            StatusCode::BAD_REQUEST,
-            &p.flow,
-            &p.flow_id,
-            &p.csrf,
-            Step::Password { email: "" },
-            Note::Error("Sign in first."),
-        )),
+        Err(_) => Ok(password_step(&p, StatusCode::BAD_REQUEST, "Sign in first.")),
     }
 }
 
