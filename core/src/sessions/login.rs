@@ -114,7 +114,7 @@ pub async fn authenticate<P: Platform>(
         (throttle::LOGIN_PER_CLIENT, req.client.as_deref()),
         now,
     );
-    if let Some(retry_after_secs) = throttle::retry_after(p, &counters, now).await? {
+    if let Some(retry_after_secs) = throttle::retry_after(p, &counters).await? {
         // ERR-RATE-429: every denied attempt is audited (no email or address in it).
         let record = AuditRecord::failure(
             "session.create",

@@ -256,7 +256,7 @@ pub async fn verify_second_factor<P: Platform>(
         (throttle::MFA_PER_CLIENT, client),
         now,
     );
-    if let Some(retry_after_secs) = throttle::retry_after(p, &counters, now).await? {
+    if let Some(retry_after_secs) = throttle::retry_after(p, &counters).await? {
         let record = AuditRecord::failure(
             "session.mfa_verify",
             &Actor::user(&user.user_id),

@@ -1,8 +1,13 @@
 //! Rate limits of failed sign-in and second-factor attempts (ERR-RATE-429), per account and per
-//! client address: fixed windows counted in the `rate_limits` table, the same SQL on Workers and
-//! Spin. Subjects are stored only as SHA-256 hashes, so no address or email is kept in clear.
-//! A subject over its limit is refused before any password hashing, which also bounds the CPU
-//! an attacker can make Edgeplane spend.
+//! client address: sliding windows counted in the `rate_limits` table, the same SQL on Workers
+//! and Spin. Each failure is a row keyed `{limit}:{sha256(subject)}:{unix ms}` (two failures in
+//! the same millisecond share a row and its count) that counts until `expires_at`, one window
+//! after it happened: a subject is over its limit when the failures of the last window reach
+//! it, wherever the clock's window boundaries fall (fixed windows let twice the limit through
+//! around a boundary). Subjects are stored only as SHA-256 hashes, so no address or email is
+//! kept in clear. A subject over its limit is refused before any password hashing, and refused
+//! attempts add no row, which also bounds the CPU and the rows an attacker can make Edgeplane
+//! spend.
 
 use crate::crypto::sha256_hex;
 use crate::ports::{Platform, Sql, SqlError, Stmt};
@@ -56,19 +61,21 @@ pub const RESET_MAILS_PER_ACCOUNT: Limit = Limit {
 /// One limit applied to one subject at one time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Counter {
-    key: String,
+    /// `{limit}:{sha256(subject)}:`, the prefix of the subject's rows.
+    prefix: String,
     max: i64,
-    window_end_ms: i64,
+    now_ms: i64,
+    window_ms: i64,
 }
 
 impl Counter {
-    /// The counter of `limit` for `subject` in the window holding `now_ms`.
+    /// The counter of `limit` for `subject`, for an attempt at `now_ms`.
     pub fn new(limit: Limit, subject: &str, now_ms: i64) -> Self {
-        let window = now_ms.div_euclid(limit.window_ms);
         Counter {
-            key: format!("{}:{}:{window}", limit.name, sha256_hex(subject.as_bytes())),
+            prefix: format!("{}:{}:", limit.name, sha256_hex(subject.as_bytes())),
             max: limit.max,
-            window_end_ms: (window + 1) * limit.window_ms,
+            now_ms,
+            window_ms: limit.window_ms,
         }
     }
 
@@ -78,8 +85,46 @@ impl Counter {
             "INSERT INTO rate_limits (key, count, expires_at) VALUES (?1, 1, ?2)
              ON CONFLICT (key) DO UPDATE SET count = count + 1",
         )
-        .bind(self.key.as_str())
-        .bind(self.window_end_ms)
+        .bind(format!("{}{}", self.prefix, self.now_ms))
+        .bind(self.now_ms + self.window_ms)
+    }
+
+    /// Milliseconds until the failures still counting drop below the limit; `None` when they
+    /// are below it now.
+    async fn wait_ms<P: Platform>(&self, p: &P) -> Result<Option<i64>, SqlError> {
+        // ';' follows ':' in ASCII: the range is exactly this subject's rows (primary key).
+        let end = format!("{};", &self.prefix[..self.prefix.len() - 1]);
+        let rows = p
+            .sql()
+            .query(
+                Stmt::new(
+                    "SELECT count, expires_at FROM rate_limits
+                     WHERE key > ?1 AND key < ?2 AND expires_at > ?3
+                     ORDER BY expires_at",
+                )
+                .bind(self.prefix.as_str())
+                .bind(end)
+                .bind(self.now_ms),
+            )
+            .await?;
+        let mut counting = 0;
+        let mut entries = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let n = r.i64("count")?;
+            counting += n;
+            entries.push((n, r.i64("expires_at")?));
+        }
+        // Oldest first: the limit clears when enough of the oldest failures have expired.
+        for (n, expires_at) in entries {
+            if counting < self.max {
+                break;
+            }
+            counting -= n;
+            if counting < self.max {
+                return Ok(Some(expires_at - self.now_ms));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -100,28 +145,18 @@ pub fn counters(
 pub async fn retry_after<P: Platform>(
     p: &P,
     counters: &[Counter],
-    now_ms: i64,
 ) -> Result<Option<i64>, SqlError> {
     let mut wait = None;
     for c in counters {
-        let rows = p
-            .sql()
-            .query(Stmt::new("SELECT count FROM rate_limits WHERE key = ?1").bind(c.key.as_str()))
-            .await?;
-        let count = rows
-            .first()
-            .map(|r| r.i64("count"))
-            .transpose()?
-            .unwrap_or(0);
-        if count >= c.max {
-            let secs = (c.window_end_ms - now_ms + 999).div_euclid(1000).max(1);
+        if let Some(ms) = c.wait_ms(p).await? {
+            let secs = (ms + 999).div_euclid(1000).max(1);
             wait = Some(wait.map_or(secs, |w: i64| w.max(secs)));
         }
     }
     Ok(wait)
 }
 
-/// Deletes the counters of finished windows (cron).
+/// Deletes failures that no longer count (cron).
 pub async fn expire<P: Platform>(p: &P, now_ms: i64) -> Result<u64, SqlError> {
     p.sql()
         .execute(Stmt::new("DELETE FROM rate_limits WHERE expires_at <= ?1").bind(now_ms))
@@ -134,30 +169,36 @@ mod tests {
     use crate::testing::{TestPlatform, START_MS};
     use futures_executor::block_on;
 
-    /// ERR-RATE-429: the limit-th failure blocks until the window ends; subjects are hashed.
+    async fn hit_all(p: &TestPlatform, cs: &[Counter]) {
+        p.sql
+            .batch(cs.iter().map(Counter::hit).collect())
+            .await
+            .unwrap();
+    }
+
+    /// ERR-RATE-429: the limit-th failure blocks until the oldest failure is a window old;
+    /// subjects are hashed.
     #[test]
-    fn err_rate_429_fixed_window_counts_and_expires() {
+    fn err_rate_429_sliding_window_counts_and_expires() {
         block_on(async {
             let p = TestPlatform::new().await;
-            let now = START_MS + 1000;
-            let cs = counters(
-                (LOGIN_PER_ACCOUNT, "acme|owner@acme.test"),
-                (LOGIN_PER_CLIENT, Some("203.0.113.7")),
-                now,
-            );
-            for _ in 0..LOGIN_PER_ACCOUNT.max - 1 {
-                p.sql
-                    .batch(cs.iter().map(Counter::hit).collect())
-                    .await
-                    .unwrap();
+            let at = |ms: i64| {
+                counters(
+                    (LOGIN_PER_ACCOUNT, "acme|owner@acme.test"),
+                    (LOGIN_PER_CLIENT, Some("203.0.113.7")),
+                    ms,
+                )
+            };
+            let t0 = START_MS + 1000;
+            for i in 0..LOGIN_PER_ACCOUNT.max - 1 {
+                hit_all(&p, &at(t0 + i)).await;
             }
-            assert_eq!(retry_after(&p, &cs, now).await.unwrap(), None);
-            p.sql
-                .batch(cs.iter().map(Counter::hit).collect())
-                .await
-                .unwrap();
-            let wait = retry_after(&p, &cs, now).await.unwrap().unwrap();
-            assert!(wait > 0 && wait <= 15 * 60, "{wait}");
+            assert_eq!(retry_after(&p, &at(t0 + 20)).await.unwrap(), None);
+            // Two failures in the same millisecond both count.
+            hit_all(&p, &at(t0 + 8)).await;
+            let wait = retry_after(&p, &at(t0 + 20)).await.unwrap().unwrap();
+            // Until the oldest failure (t0) is a window old.
+            assert_eq!(wait, (LOGIN_PER_ACCOUNT.window_ms - 20 + 999) / 1000);
             let keys = p
                 .sql
                 .query(Stmt::new("SELECT key FROM rate_limits"))
@@ -167,15 +208,41 @@ mod tests {
                 let k = k.text("key").unwrap();
                 assert!(!k.contains("203.0.113.7") && !k.contains("owner"), "{k}");
             }
-            // The next window starts afresh; the cron removes the old one.
-            let later = now + LOGIN_PER_ACCOUNT.window_ms;
-            let next = counters(
-                (LOGIN_PER_ACCOUNT, "acme|owner@acme.test"),
-                (LOGIN_PER_CLIENT, Some("203.0.113.7")),
-                later,
+            // Another subject is not affected.
+            let other = counters(
+                (LOGIN_PER_ACCOUNT, "acme|ana@acme.test"),
+                (LOGIN_PER_CLIENT, Some("203.0.113.8")),
+                t0 + 20,
             );
-            assert_eq!(retry_after(&p, &next, later).await.unwrap(), None);
+            assert_eq!(retry_after(&p, &other).await.unwrap(), None);
+            // Once the oldest failure is a window old, nine count: below the limit again.
+            let later = t0 + LOGIN_PER_ACCOUNT.window_ms;
+            assert!(retry_after(&p, &at(later - 1)).await.unwrap().is_some());
+            assert_eq!(retry_after(&p, &at(later)).await.unwrap(), None);
+            // The cron drops the rows that no longer count (the account's and the client's).
             assert_eq!(expire(&p, later).await.unwrap(), 2);
+        });
+    }
+
+    /// ERR-RATE-429: a boundary of the clock's 15-minute grid does not reset the count (fixed
+    /// windows would let twice the limit through around it).
+    #[test]
+    fn err_rate_429_window_boundaries_do_not_reset_the_count() {
+        block_on(async {
+            let p = TestPlatform::new().await;
+            let w = LOGIN_PER_ACCOUNT.window_ms;
+            let boundary = (START_MS / w + 1) * w;
+            let at = |ms: i64| vec![Counter::new(LOGIN_PER_ACCOUNT, "acme|owner@acme.test", ms)];
+            for i in 0..LOGIN_PER_ACCOUNT.max {
+                // Half before the boundary, half after.
+                hit_all(&p, &at(boundary - 5 + i)).await;
+            }
+            assert!(retry_after(&p, &at(boundary + 10)).await.unwrap().is_some());
+            assert!(retry_after(&p, &at(boundary + w / 2))
+                .await
+                .unwrap()
+                .is_some());
+            assert_eq!(retry_after(&p, &at(boundary + w)).await.unwrap(), None);
         });
     }
 }

@@ -358,7 +358,7 @@ pub async fn callback<P: Platform>(
     let now = p.clock().now_ms();
     let counter = client.map(|c| Counter::new(throttle::LOGIN_PER_CLIENT, c, now));
     let counters: Vec<Counter> = counter.into_iter().collect();
-    if let Some(retry_after_secs) = throttle::retry_after(p, &counters, now).await? {
+    if let Some(retry_after_secs) = throttle::retry_after(p, &counters).await? {
         refuse(p, None, None, "rate_limited", &[], request_id).await?;
         return Err(SsoCallbackError::RateLimited { retry_after_secs });
     }

@@ -95,7 +95,7 @@ pub async fn forgot_password<P: Platform>(
     // At most a few reset mails per account and window: the route cannot be used to flood an
     // inbox. Over the limit nothing is sent, and the answer stays 202.
     let counter = throttle::Counter::new(throttle::RESET_MAILS_PER_ACCOUNT, &user_id, now);
-    if throttle::retry_after(p, std::slice::from_ref(&counter), now)
+    if throttle::retry_after(p, std::slice::from_ref(&counter))
         .await
         .map_err(|e| e.to_string())?
         .is_some()

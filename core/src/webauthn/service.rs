@@ -852,7 +852,7 @@ pub async fn login<P: Platform>(
         (throttle::LOGIN_PER_CLIENT, client),
         now,
     );
-    if let Some(retry_after_secs) = throttle::retry_after(p, &counters, now).await? {
+    if let Some(retry_after_secs) = throttle::retry_after(p, &counters).await? {
         refuse_login(p, None, "rate_limited", &[], request_id).await?;
         return Err(WebAuthnError::RateLimited { retry_after_secs });
     }
