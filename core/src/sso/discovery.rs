@@ -2,6 +2,10 @@
 //! through the HttpClient port. Every URL Edgeplane fetches or redirects to must be on the
 //! configured issuer's origin (scheme, host and port): a discovery document cannot send
 //! Edgeplane's outbound requests, or the client secret, anywhere else (FR-AUTH-003).
+//!
+//! Sign-ins reuse the checked metadata and the key set from KV for [`CACHE_TTL_SECS`]; saving a
+//! configuration always fetches afresh (and refreshes the cache), and an ID token no cached key
+//! verifies makes the callback fetch the key set once more (the IdP rotated its keys).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -9,7 +13,16 @@ use serde_json::Value as Json;
 use crate::auth::config::Origin;
 use crate::auth::jwk;
 use crate::auth::keys::get_json;
-use crate::ports::Platform;
+use crate::crypto::sha256_hex;
+use crate::ports::{Kv, Platform};
+
+/// How long sign-ins reuse a provider's metadata and key set.
+pub const CACHE_TTL_SECS: u32 = 3600;
+
+/// The KV key of a cached document of `kind` fetched for `url`.
+fn cache_key(kind: &str, url: &str) -> String {
+    format!("sso:{kind}:{}", sha256_hex(url.as_bytes()))
+}
 
 /// Longest issuer URL accepted (it is stored and compared to `iss`).
 pub const MAX_ISSUER_LEN: usize = 512;
@@ -181,13 +194,64 @@ pub async fn discover<P: Platform>(
             ))
         }
     };
-    Ok(ProviderMetadata {
+    let meta = ProviderMetadata {
         issuer: issuer.to_owned(),
         authorization_endpoint,
         token_endpoint,
         jwks_uri,
         token_auth,
-    })
+    };
+    // A cache: a failed write only costs the next sign-in a fetch.
+    if let Ok(json) = serde_json::to_vec(&meta) {
+        let _ = p
+            .kv()
+            .put(&cache_key("meta", issuer), &json, Some(CACHE_TTL_SECS))
+            .await;
+    }
+    Ok(meta)
+}
+
+/// [`discover`], from KV when it succeeded within [`CACHE_TTL_SECS`] (sign-in start).
+pub async fn discover_cached<P: Platform>(
+    p: &P,
+    issuer: &str,
+    development: bool,
+) -> Result<ProviderMetadata, DiscoveryError> {
+    if let Ok(Some(bytes)) = p.kv().get(&cache_key("meta", issuer), None).await {
+        if let Ok(meta) = serde_json::from_slice::<ProviderMetadata>(&bytes) {
+            if meta.issuer == issuer {
+                return Ok(meta);
+            }
+        }
+    }
+    discover(p, issuer, development).await
+}
+
+/// The provider's key set from KV when fetched within [`CACHE_TTL_SECS`], else fetched; `true`
+/// when it came from the cache (and may be older than a key rotation).
+pub async fn keys_cached<P: Platform>(
+    p: &P,
+    issuer: &str,
+    jwks_uri: &str,
+) -> Result<(Vec<Json>, bool), DiscoveryError> {
+    jwks_on_issuer_origin(issuer, jwks_uri)?;
+    if let Ok(Some(bytes)) = p.kv().get(&cache_key("jwks", jwks_uri), None).await {
+        if let Ok(keys) = jwk::parse_jwks(&bytes) {
+            return Ok((keys, true));
+        }
+    }
+    Ok((fetch_keys(p, issuer, jwks_uri).await?, false))
+}
+
+fn jwks_on_issuer_origin(issuer: &str, jwks_uri: &str) -> Result<(), DiscoveryError> {
+    let origin = origin_of(issuer)
+        .ok_or_else(|| DiscoveryError::Unusable("issuer_url is not a URL".to_owned()))?;
+    if !on_origin(jwks_uri, &origin) {
+        return Err(DiscoveryError::Unusable(format!(
+            "jwks_uri {jwks_uri:?} is not on the issuer's origin {origin}"
+        )));
+    }
+    Ok(())
 }
 
 /// Fetches the provider's key set from `jwks_uri`, which must be on `issuer`'s origin.
@@ -196,18 +260,17 @@ pub async fn fetch_keys<P: Platform>(
     issuer: &str,
     jwks_uri: &str,
 ) -> Result<Vec<Json>, DiscoveryError> {
-    let origin = origin_of(issuer)
-        .ok_or_else(|| DiscoveryError::Unusable("issuer_url is not a URL".to_owned()))?;
-    if !on_origin(jwks_uri, &origin) {
-        return Err(DiscoveryError::Unusable(format!(
-            "jwks_uri {jwks_uri:?} is not on the issuer's origin {origin}"
-        )));
-    }
+    jwks_on_issuer_origin(issuer, jwks_uri)?;
     let body = get_json(p, jwks_uri)
         .await
         .map_err(|cause| DiscoveryError::Unreachable(format!("key set: {cause}")))?;
-    jwk::parse_jwks(&body)
-        .map_err(|e| DiscoveryError::Unusable(format!("key set at {jwks_uri}: {e}")))
+    let keys = jwk::parse_jwks(&body)
+        .map_err(|e| DiscoveryError::Unusable(format!("key set at {jwks_uri}: {e}")))?;
+    let _ = p
+        .kv()
+        .put(&cache_key("jwks", jwks_uri), &body, Some(CACHE_TTL_SECS))
+        .await;
+    Ok(keys)
 }
 
 /// Whether a key set holds at least one RS256 or ES256 key Edgeplane can use.

@@ -173,7 +173,7 @@ pub async fn start<P: Platform>(
     if !cfg.view.enabled {
         return Err(SsoStartError::NotAvailable);
     }
-    let meta = discovery::discover(p, &cfg.view.issuer_url, config::development(p))
+    let meta = discovery::discover_cached(p, &cfg.view.issuer_url, config::development(p))
         .await
         .map_err(|e| SsoStartError::IdpUnavailable(e.to_string()))?;
     let master =
@@ -502,14 +502,25 @@ async fn complete<P: Platform>(
     let id_token = exchange(p, &data, code, &verifier, &secret)
         .await
         .map_err(on_tenant)?;
-    let keys = discovery::fetch_keys(p, &data.issuer, &data.jwks_uri)
+    let unavailable = |e: DiscoveryError| {
+        on_tenant(SsoCallbackError::IdpUnavailable(match e {
+            DiscoveryError::Unreachable(c) | DiscoveryError::Unusable(c) => c,
+        }))
+    };
+    let (keys, cached) = discovery::keys_cached(p, &data.issuer, &data.jwks_uri)
         .await
-        .map_err(|e| {
-            on_tenant(SsoCallbackError::IdpUnavailable(match e {
-                DiscoveryError::Unreachable(c) | DiscoveryError::Unusable(c) => c,
-            }))
-        })?;
-    let claims = id_token::verify_signature(&id_token, &keys).map_err(|e| on_tenant(e.into()))?;
+        .map_err(unavailable)?;
+    let claims = match id_token::verify_signature(&id_token, &keys) {
+        // The IdP may have rotated its keys since they were cached: fetch them once more.
+        Err(IdTokenError::Signature | IdTokenError::Algorithm) if cached => {
+            let fresh = discovery::fetch_keys(p, &data.issuer, &data.jwks_uri)
+                .await
+                .map_err(unavailable)?;
+            id_token::verify_signature(&id_token, &fresh)
+        }
+        verified => verified,
+    }
+    .map_err(|e| on_tenant(e.into()))?;
     let identity = id_token::check_claims(
         &claims,
         &id_token::Expected {

@@ -541,6 +541,15 @@ async fn run(
     f: &Fixture,
     claims: impl Fn(&str) -> Json,
 ) -> Result<flow::SsoSignIn, SsoCallbackError> {
+    run_signed(f, es(7, "k1"), claims).await
+}
+
+/// [`run`] with the ID token signed by `key`.
+async fn run_signed(
+    f: &Fixture,
+    key: Key,
+    claims: impl Fn(&str) -> Json,
+) -> Result<flow::SsoSignIn, SsoCallbackError> {
     let started = flow::start(
         &f.p,
         &TenantDomain::parse("acme").unwrap(),
@@ -557,7 +566,7 @@ async fn run(
         "https://edge.test/v1/auth/sso/callback"
     );
     assert_eq!(param(&url, "code_challenge_method"), "S256");
-    let token = es(7, "k1").sign_token(&claims(&param(&url, "nonce")));
+    let token = key.sign_token(&claims(&param(&url, "nonce")));
     f.p.http.set(
         TOKEN,
         200,
@@ -630,6 +639,41 @@ fn fr_auth_003_active_user_signs_in_and_is_linked() {
         )
         .await;
         assert_eq!(used.len(), 2);
+    });
+}
+
+/// FR-AUTH-003: sign-ins reuse the provider's metadata and key set from KV; an ID token signed
+/// by a key the cached set lacks (the IdP rotated) makes the callback fetch the set once more.
+#[test]
+fn fr_auth_003_metadata_and_keys_are_cached_and_a_rotation_refetches() {
+    block_on(async {
+        let f = fixture().await;
+        config::save(&f.p, &f.tenant_id, &f.owner_id, &input(false), "r")
+            .await
+            .unwrap();
+        let fetches = |url: &str| f.p.http.requests().iter().filter(|r| r.url == url).count();
+        let (discovered, keyed) = (fetches(DISCOVERY), fetches(JWKS));
+        run(&f, |n| id_claims(n, "owner@acme.test")).await.unwrap();
+        run(&f, |n| id_claims(n, "owner@acme.test")).await.unwrap();
+        assert_eq!(fetches(DISCOVERY), discovered, "metadata from the cache");
+        assert_eq!(fetches(JWKS), keyed, "keys from the cache");
+
+        // The IdP rotates to k2: one more key set fetch, then the sign-in succeeds.
+        f.p.http.set(
+            JWKS,
+            200,
+            &json!({ "keys": [es(9, "k2").jwk()] }).to_string(),
+        );
+        run_signed(&f, es(9, "k2"), |n| id_claims(n, "owner@acme.test"))
+            .await
+            .unwrap();
+        assert_eq!(fetches(JWKS), keyed + 1);
+        // A token no key of the fresh set verifies is still refused.
+        let refused = run_signed(&f, es(11, "k3"), |n| id_claims(n, "owner@acme.test")).await;
+        assert!(
+            matches!(refused, Err(SsoCallbackError::IdToken(_))),
+            "{refused:?}"
+        );
     });
 }
 
