@@ -638,8 +638,23 @@ fn login_page_hands_off_to_company_sso_and_back_to_the_app_fr_auth_001(
         .and_then(|(_, rest)| rest.split('&').next())
         .ok_or("no code")?
         .to_owned();
-    // A replayed callback finds its state used up.
-    ensure_eq!(app.get(&callback)?.status, 401, "replayed callback");
+    // A replayed callback finds its state used up: problem details for an API client, a page
+    // (with the login page's strict policy) for a browser.
+    assert_problem(&app.get(&callback)?, 401, "invalid-credentials")?;
+    let page = app.get_with(
+        &callback,
+        &[("accept", "text/html,application/xhtml+xml,*/*;q=0.8")],
+    )?;
+    ensure_eq!(page.status, 401, "replayed callback in a browser");
+    ensure_eq!(page.media_type(), Some("text/html".to_owned()), "a page");
+    ensure!(
+        page.text().contains("Sign-in failed")
+            && page
+                .header("content-security-policy")
+                .is_some_and(|c| c.starts_with("default-src 'none'")),
+        "{}",
+        page.excerpt()
+    );
 
     // The app exchanges the code (a public client with PKCE): the ID token says SSO.
     let form = format!(

@@ -110,6 +110,18 @@ fn query_param(req: &Request, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// Whether the client asked for HTML first (a browser navigating), not JSON.
+fn wants_html(req: &Request) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| {
+            a.split(',')
+                .next()
+                .is_some_and(|first| first.trim().starts_with("text/html"))
+        })
+}
+
 /// `GET /v1/auth/sso/start?tenant=<domain>&login_flow=&redirect_to=`: 302 to the tenant's IdP.
 pub(super) async fn start<P: Platform>(
     ctx: &Ctx<'_, P>,
@@ -187,9 +199,30 @@ pub(super) async fn callback<P: Platform>(
         iss: query_param(req, "iss"),
     };
     let client = client_address(req);
-    let signed_in = flow::callback(ctx.platform, &params, client.as_deref(), &ctx.request_id)
-        .await
-        .map_err(|e| callback_problem(ctx, &e))?;
+    let signed_in =
+        match flow::callback(ctx.platform, &params, client.as_deref(), &ctx.request_id).await {
+            Ok(s) => s,
+            Err(e) => {
+                let problem = callback_problem(ctx, &e);
+                // The callback is a browser's redirect: a browser gets a page saying why; API
+                // clients (and every 5xx, whose cause is logged) get the problem details.
+                if wants_html(req) && problem.status.is_client_error() {
+                    let mut page = login_page::error_page(
+                        problem.status,
+                        "Sign-in failed",
+                        &format!(
+                            "{} Go back to the application and sign in again.",
+                            problem.detail
+                        ),
+                    );
+                    for (name, value) in problem.headers {
+                        page.headers_mut().append(name, value);
+                    }
+                    return Ok(page);
+                }
+                return Err(problem);
+            }
+        };
     ctx.tenant_id = Some(signed_in.user.tenant_id.clone());
     // Started from the universal login page: resume its authorization request, so the browser
     // goes back to the managed app with a code (FR-AUTH-001 with FR-AUTH-003).
