@@ -752,6 +752,26 @@ fn pseudonym<R: Random>(random: &R, user_id: &str) -> String {
     format!("erased-{}", hex.get(..12).unwrap_or(&hex))
 }
 
+/// What an erasure deletes besides scrubbing the user row: credentials, reset tokens and
+/// sign-ins in flight (OIDC codes live a minute, login flows 15). Each runs only once the row is
+/// erased at the expected version (`?1` user id, `?2` new version), in the same batch.
+const ERASED_WITH_THE_USER: [&str; 7] = [
+    "DELETE FROM password_history WHERE user_id = ?1
+       AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
+    "DELETE FROM mfa_recovery_codes WHERE user_id = ?1
+       AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
+    "DELETE FROM webauthn_credentials WHERE user_id = ?1
+       AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
+    "DELETE FROM password_reset_tokens WHERE user_id = ?1
+       AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
+    "DELETE FROM auth_flows WHERE user_id = ?1
+       AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
+    "DELETE FROM oidc_codes WHERE user_id = ?1
+       AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
+    "DELETE FROM oidc_login_flows WHERE user_id = ?1
+       AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
+];
+
 /// Deletes a user by erasure (FR-TENANT-002, CON-COMP-001 right to erasure), by an owner or admin
 /// of the tenant or by the user themselves: one batch scrubs email, name and credentials (password
 /// and its history, TOTP, recovery codes, WebAuthn, reset tokens, sign-in flows), sets status
@@ -834,49 +854,6 @@ pub async fn erase_user<P: Platform>(
         .bind(now)
         .bind(v),
         Stmt::new(
-            "DELETE FROM password_history WHERE user_id = ?1
-               AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
-        )
-        .bind(user_id)
-        .bind(v),
-        Stmt::new(
-            "DELETE FROM mfa_recovery_codes WHERE user_id = ?1
-               AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
-        )
-        .bind(user_id)
-        .bind(v),
-        Stmt::new(
-            "DELETE FROM webauthn_credentials WHERE user_id = ?1
-               AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
-        )
-        .bind(user_id)
-        .bind(v),
-        Stmt::new(
-            "DELETE FROM password_reset_tokens WHERE user_id = ?1
-               AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
-        )
-        .bind(user_id)
-        .bind(v),
-        Stmt::new(
-            "DELETE FROM auth_flows WHERE user_id = ?1
-               AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
-        )
-        .bind(user_id)
-        .bind(v),
-        // Sign-ins of the OIDC provider in flight (codes live a minute, flows 15).
-        Stmt::new(
-            "DELETE FROM oidc_codes WHERE user_id = ?1
-               AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
-        )
-        .bind(user_id)
-        .bind(v),
-        Stmt::new(
-            "DELETE FROM oidc_login_flows WHERE user_id = ?1
-               AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
-        )
-        .bind(user_id)
-        .bind(v),
-        Stmt::new(
             "UPDATE invitations SET status = 'revoked', revoked_at = ?2
              WHERE user_id = ?1 AND status = 'pending'
                AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?3 AND status = 'deleted')",
@@ -892,6 +869,11 @@ pub async fn erase_user<P: Platform>(
         .bind(alias.as_str())
         .bind(v),
     ];
+    stmts.extend(
+        ERASED_WITH_THE_USER
+            .iter()
+            .map(|sql| Stmt::new(sql).bind(user_id).bind(v)),
+    );
     if let Some(email) = &target.email {
         stmts.push(
             Stmt::new(
