@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use crate::helpers::{
-    assert_problem, base32_decode, send, str_of, suffix, totp, ApiResponse, TestApp,
+    assert_problem, base32_decode, introspect, send, str_of, suffix, totp, ApiResponse, TestApp,
 };
 
 crate::contract_tests![
@@ -104,22 +104,6 @@ fn introspection_keys(app: &TestApp) -> Result<(String, String), String> {
     let without = json!({ "scopes": ["flags:read"] });
     let other = send(app, "POST", &keys, Some(&op), Some(&without))?.expect_json(201)?;
     Ok((str_of(&key["secret"]), str_of(&other["secret"])))
-}
-
-/// RFC 7662: `token=` as a form body.
-fn introspect(app: &TestApp, key: &str, token: &str) -> Result<Value, String> {
-    let auth = format!("Bearer {key}");
-    let body = format!("token={token}");
-    let resp = app.request(
-        "POST",
-        "/oauth/introspect",
-        &[
-            ("authorization", auth.as_str()),
-            ("content-type", "application/x-www-form-urlencoded"),
-        ],
-        Some(body.into_bytes()),
-    )?;
-    resp.expect_json(200)
 }
 
 fn active(v: &Value) -> Option<bool> {

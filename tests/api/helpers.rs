@@ -991,6 +991,22 @@ pub fn suffix() -> Result<String, String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// RFC 7662: `token=` as a form body.
+pub fn introspect(app: &TestApp, key: &str, token: &str) -> Result<Value, String> {
+    let auth = format!("Bearer {key}");
+    let body = format!("token={token}");
+    let resp = app.request(
+        "POST",
+        "/oauth/introspect",
+        &[
+            ("authorization", auth.as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        Some(body.into_bytes()),
+    )?;
+    resp.expect_json(200)
+}
+
 /// A request with an optional bearer token and an optional JSON body.
 pub fn send(
     app: &TestApp,

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
-use crate::helpers::{base32_decode, str_of, suffix, totp, ApiResponse, TestApp};
+use crate::helpers::{base32_decode, introspect, str_of, suffix, totp, ApiResponse, TestApp};
 
 crate::contract_tests![
     discovery_advertises_what_is_implemented_fr_auth_001,
@@ -644,6 +644,22 @@ fn full_login_through_the_page_by_http_fr_auth_001(app: &TestApp) -> Result<(), 
     let info = userinfo(app, &access)?.expect_json(200)?;
     ensure_eq!(str_of(&info["sub"]), str_of(&id["sub"]), "userinfo: {info}");
     ensure_eq!(str_of(&info["email"]), w.email, "userinfo: {info}");
+    // Introspection (RFC 7662): active for the client's own key, inactive for another app's.
+    let key_of = |app_id: &str| -> Result<String, String> {
+        let body = json!({ "scopes": ["token:introspect"] });
+        let path = format!("/v1/apps/{app_id}/keys");
+        let key = send_json(app, "POST", &path, Some(&op), Some(&body))?.expect_json(201)?;
+        Ok(str_of(&key["secret"]))
+    };
+    let own_key = key_of(&w.client_id)?;
+    let v = introspect(app, &own_key, &access)?;
+    ensure_eq!(v["active"], json!(true), "own client's token: {v}");
+    ensure_eq!(str_of(&v["aud"]), w.client_id, "aud: {v}");
+    ensure_eq!(str_of(&v["sub"]), str_of(&id["sub"]), "sub: {v}");
+    let body = json!({ "name": format!("Other {}", suffix()?) });
+    let other = send_json(app, "POST", "/v1/apps", Some(&op), Some(&body))?.expect_json(201)?;
+    let v = introspect(app, &key_of(&str_of(&other["id"]))?, &access)?;
+    ensure_eq!(v, json!({ "active": false }), "another app's key: {v}");
     // The client's access token is not an Edgeplane API token.
     let resp = send_json(
         app,
@@ -719,6 +735,12 @@ fn full_login_through_the_page_by_http_fr_auth_001(app: &TestApp) -> Result<(), 
         401,
         "session revoked after code reuse: {}",
         resp.excerpt()
+    );
+    let v = introspect(app, &own_key, &str_of(&r["access_token"]))?;
+    ensure_eq!(
+        v,
+        json!({ "active": false }),
+        "revoked at introspection: {v}"
     );
     // End-session by form post, without a redirect: an HTML page.
     let hint = str_of(&t["id_token"]);

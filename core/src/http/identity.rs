@@ -529,8 +529,9 @@ pub(super) async fn put_password_policy<P: Platform>(
 }
 
 /// `POST /oauth/introspect` (RFC 7662) for API keys with `token:introspect`: `{active:false}`
-/// for any token that is forged, expired or revoked; the claims when active. The body is a form
-/// (`token=...`, as RFC 7662 says) or JSON.
+/// for any token that is forged, expired or revoked; the claims when active. Edgeplane API tokens
+/// and the OIDC access tokens issued to the calling app are answered; another client's OIDC
+/// tokens are inactive to it. The body is a form (`token=...`, as RFC 7662 says) or JSON.
 pub(super) async fn introspect<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
@@ -544,7 +545,7 @@ pub(super) async fn introspect<P: Platform>(
             .map(|(_, v)| v.into_owned())
             .ok_or_else(|| ApiError::invalid_field("token", "is required"))?
     };
-    let claims = sessions::introspect(ctx.platform, &token)
+    let claims = sessions::introspect(ctx.platform, &token, app.app_id.as_str())
         .await
         .map_err(|e| access_problem(ctx, &e))?;
     // A tenant-bound key learns only about its own tenant's tokens.

@@ -9,7 +9,7 @@ use super::*;
 use crate::apps::{AppName, AppService, RedirectUri, RegisterApp};
 use crate::audit::Actor;
 use crate::ports::{Row, Sql, Stmt};
-use crate::sessions::{check_token_with, AccessError};
+use crate::sessions::{check_token_with, introspect, AccessError};
 use crate::tenants::{Email, Plan, ProvisionTenant, TenantDomain, TenantName, TenantService};
 use crate::testing::TestPlatform;
 use crate::tokens::master_key::MASTER_KEY_SECRET;
@@ -275,6 +275,18 @@ fn fr_auth_001_code_exchange_issues_a_verifiable_id_token_and_userinfo() {
         ));
         let info = userinfo(&f.p, &t.access_token).await.unwrap();
         assert_eq!(info["sub"], f.user.user_id.as_str());
+        // Introspection answers for the client's own tokens only (RFC 7662 section 4: a
+        // resource server learns nothing about tokens that are not meant for it).
+        let seen = introspect(&f.p, &t.access_token, &f.client_id)
+            .await
+            .unwrap();
+        assert_eq!(seen.map(|c| c.aud), Some(f.client_id.clone()));
+        assert_eq!(
+            introspect(&f.p, &t.access_token, "another-app")
+                .await
+                .unwrap(),
+            None
+        );
         assert_eq!(info["email"], "owner@acme.test");
         // The session is the client's.
         let s = rows(&f.p, "SELECT app_id FROM sessions").await;

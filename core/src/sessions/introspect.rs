@@ -92,13 +92,18 @@ pub async fn check_token_with<P: Platform>(
     Ok(claims)
 }
 
-/// Token introspection (RFC 7662): `Some(claims)` for an active token, `None` for one that is
-/// forged, expired, or revoked (session, user, tenant). Fails only when it cannot tell.
+/// Token introspection (RFC 7662) by the app `app_id`: `Some(claims)` for an active token,
+/// `None` for one that is forged, expired, or revoked (session, user, tenant). Active tokens are
+/// Edgeplane API tokens and the access tokens the OIDC provider issued to `app_id` itself; a
+/// token issued to another client is inactive for this caller (its audience is not the caller).
+/// Fails only when it cannot tell.
 pub async fn introspect<P: Platform>(
     p: &P,
     token: &str,
+    app_id: &str,
 ) -> Result<Option<AccessClaims>, AccessError> {
-    match check_token(p, token).await {
+    let aud_ok = |aud: &str| aud == crate::tokens::ACCESS_AUDIENCE || aud == app_id;
+    match check_token_with(p, token, aud_ok).await {
         Ok(claims) => Ok(Some(claims)),
         Err(AccessError::Unavailable(e)) => Err(AccessError::Unavailable(e)),
         Err(_) => Ok(None),

@@ -178,7 +178,10 @@ fn uc_listen_login_issues_tokens_and_hides_which_check_failed() {
             LoginError::InvalidCredentials
         );
         let pair = login(&f.p, &login_req(PASSWORD), "r").await.unwrap();
-        let claims = introspect(&f.p, &pair.access_token).await.unwrap().unwrap();
+        let claims = introspect(&f.p, &pair.access_token, "app-1")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(claims.tid, f.tenant_id);
         assert_eq!(claims.role, "owner");
         assert_eq!(claims.sid, pair.session_id);
@@ -210,7 +213,10 @@ fn fr_ops_001_suspension_refuses_login_and_deactivates_tokens() {
         TenantService::suspend(&f.p, &Actor::operator("op-1"), &id, None, "r")
             .await
             .unwrap();
-        assert_eq!(introspect(&f.p, &pair.access_token).await.unwrap(), None);
+        assert_eq!(
+            introspect(&f.p, &pair.access_token, "app-1").await.unwrap(),
+            None
+        );
         assert_eq!(
             login(&f.p, &login_req(PASSWORD), "r").await.unwrap_err(),
             LoginError::TenantNotActive
@@ -227,7 +233,7 @@ fn fr_auth_005_refresh_rotates_and_reuse_revokes_the_family() {
         let second = refresh(&f.p, &first.refresh_token, "r").await.unwrap();
         assert_eq!(second.session_id, first.session_id);
         assert_ne!(second.refresh_token, first.refresh_token);
-        assert!(introspect(&f.p, &second.access_token)
+        assert!(introspect(&f.p, &second.access_token, "app-1")
             .await
             .unwrap()
             .is_some());
@@ -240,7 +246,12 @@ fn fr_auth_005_refresh_rotates_and_reuse_revokes_the_family() {
             refresh(&f.p, &second.refresh_token, "r").await.unwrap_err(),
             RefreshError::Invalid
         );
-        assert_eq!(introspect(&f.p, &second.access_token).await.unwrap(), None);
+        assert_eq!(
+            introspect(&f.p, &second.access_token, "app-1")
+                .await
+                .unwrap(),
+            None
+        );
         assert_eq!(
             refresh(&f.p, "unknown", "r").await.unwrap_err(),
             RefreshError::Invalid
@@ -254,14 +265,20 @@ fn uc_logout_revokes_the_session_at_once() {
     block_on(async {
         let f = active_fixture().await;
         let pair = login(&f.p, &login_req(PASSWORD), "r").await.unwrap();
-        let c = introspect(&f.p, &pair.access_token).await.unwrap().unwrap();
+        let c = introspect(&f.p, &pair.access_token, "app-1")
+            .await
+            .unwrap()
+            .unwrap();
         let user = SessionUser {
             user_id: c.sub.clone(),
             tenant_id: c.tid.clone(),
             role: c.role.clone(),
         };
         logout(&f.p, &c.sid, &user, "r").await.unwrap();
-        assert_eq!(introspect(&f.p, &pair.access_token).await.unwrap(), None);
+        assert_eq!(
+            introspect(&f.p, &pair.access_token, "app-1").await.unwrap(),
+            None
+        );
         assert!(f
             .p
             .kv
@@ -282,12 +299,18 @@ fn a_user_status_marker_deactivates_tokens() {
     block_on(async {
         let f = active_fixture().await;
         let pair = login(&f.p, &login_req(PASSWORD), "r").await.unwrap();
-        let c = introspect(&f.p, &pair.access_token).await.unwrap().unwrap();
+        let c = introspect(&f.p, &pair.access_token, "app-1")
+            .await
+            .unwrap()
+            .unwrap();
         f.p.kv
             .put(&user_marker_key(&c.sub), b"disabled", None)
             .await
             .unwrap();
-        assert_eq!(introspect(&f.p, &pair.access_token).await.unwrap(), None);
+        assert_eq!(
+            introspect(&f.p, &pair.access_token, "app-1").await.unwrap(),
+            None
+        );
     });
 }
 
@@ -336,7 +359,10 @@ fn uc_auth_reset_mailed_token_resets_once_and_revokes_sessions() {
         users::reset_password(&f.p, &token, "a brand new passphrase", "r")
             .await
             .unwrap();
-        assert_eq!(introspect(&f.p, &pair.access_token).await.unwrap(), None);
+        assert_eq!(
+            introspect(&f.p, &pair.access_token, "app-1").await.unwrap(),
+            None
+        );
         assert_eq!(
             users::reset_password(&f.p, &token, "another new passphrase", "r")
                 .await
@@ -369,7 +395,10 @@ fn fr_auth_004_change_checks_history_and_revokes_sessions() {
         .await
         .unwrap();
         let pair = login(&f.p, &login_req(PASSWORD), "r").await.unwrap();
-        let c = introspect(&f.p, &pair.access_token).await.unwrap().unwrap();
+        let c = introspect(&f.p, &pair.access_token, "app-1")
+            .await
+            .unwrap()
+            .unwrap();
         let change = |cur: &'static str, new: &'static str| {
             let (p, sub, tid) = (&f.p, c.sub.clone(), c.tid.clone());
             async move { users::change_password(p, &sub, &tid, cur, new, "r").await }
@@ -385,7 +414,10 @@ fn fr_auth_004_change_checks_history_and_revokes_sessions() {
             SetPasswordError::Policy(vec![PolicyRule::History])
         );
         change(PASSWORD, "a fresh passphrase").await.unwrap();
-        assert_eq!(introspect(&f.p, &pair.access_token).await.unwrap(), None);
+        assert_eq!(
+            introspect(&f.p, &pair.access_token, "app-1").await.unwrap(),
+            None
+        );
         let revoked = rows(
             &f.p,
             "SELECT count(*) AS n FROM sessions WHERE status = 'active'",
@@ -428,7 +460,10 @@ fn nfr_sec_003_totp_sign_in_without_replay() {
     block_on(async {
         let f = active_fixture().await;
         let pair = login(&f.p, &login_req(PASSWORD), "r").await.unwrap();
-        let c = introspect(&f.p, &pair.access_token).await.unwrap().unwrap();
+        let c = introspect(&f.p, &pair.access_token, "app-1")
+            .await
+            .unwrap()
+            .unwrap();
         let e = mfa::enroll(&f.p, &c.sub, &c.tid, "r").await.unwrap();
         assert!(e
             .otpauth_uri
@@ -466,7 +501,7 @@ fn nfr_sec_003_totp_sign_in_without_replay() {
         let pair = verify_mfa(&f.p, &mfa_token, &next, None, "r")
             .await
             .unwrap();
-        assert!(introspect(&f.p, &pair.tokens.access_token)
+        assert!(introspect(&f.p, &pair.tokens.access_token, "app-1")
             .await
             .unwrap()
             .is_some());
@@ -556,7 +591,10 @@ fn fr_auth_005_admin_revocation_ends_every_session() {
         let f = active_fixture().await;
         let a = login(&f.p, &login_req(PASSWORD), "r").await.unwrap();
         let b = login(&f.p, &login_req(PASSWORD), "r").await.unwrap();
-        let c = introspect(&f.p, &a.access_token).await.unwrap().unwrap();
+        let c = introspect(&f.p, &a.access_token, "app-1")
+            .await
+            .unwrap()
+            .unwrap();
         let admin = Actor::user(&c.sub);
         assert_eq!(
             revoke_all_sessions(&f.p, "another-tenant", &c.sub, &admin, "r")
@@ -571,7 +609,10 @@ fn fr_auth_005_admin_revocation_ends_every_session() {
             2
         );
         for pair in [&a, &b] {
-            assert_eq!(introspect(&f.p, &pair.access_token).await.unwrap(), None);
+            assert_eq!(
+                introspect(&f.p, &pair.access_token, "app-1").await.unwrap(),
+                None
+            );
             assert_eq!(
                 refresh(&f.p, &pair.refresh_token, "r").await.unwrap_err(),
                 RefreshError::Invalid
@@ -667,7 +708,7 @@ fn nfr_sec_003_tenant_requirement_enrolls_during_sign_in() {
             .await
             .unwrap();
         assert_eq!(done.recovery_codes.map(|c| c.len()), Some(10));
-        assert!(introspect(&f.p, &done.tokens.access_token)
+        assert!(introspect(&f.p, &done.tokens.access_token, "app-1")
             .await
             .unwrap()
             .is_some());
