@@ -14,13 +14,13 @@ SPIN_HOST := tests/spin-host/target/debug/spin-test-host
 
 .PHONY: help tools worker spin spin-host dev test unit lint fmt check-core-deps check-spin-imports \
         contract reliability deploy-check bench bench-flags bench-scale bench-events verify-events \
-        clean bench-users
+        clean bench-users bench-oidc
 
 help:
 	@echo "make dev    build and run Edgeplane locally (wrangler dev) with a seeded demo"
 	@echo "make test   every test: lints, core unit tests, contract suite on workerd and on the Spin build"
 	@echo "make bench  benchmarks (bench/RESULTS.md); make bench-flags: flag delivery vs Unleash Edge;"
-	@echo "            make bench-scale: tenant capacity"
+	@echo "            make bench-scale: tenant capacity; make bench-oidc: OpenID Connect provider"
 
 tools:
 	@scripts/install-tools.sh
@@ -118,6 +118,11 @@ bench-events: worker
 # page, status filter, email prefix search).
 bench-users: worker
 	@node bench/users.mjs
+
+# FR-AUTH-001: the OpenID Connect provider: discovery and JWKS throughput, a whole code + PKCE
+# sign-in through the login page by HTTP (each step timed), refresh grants, userinfo.
+bench-oidc: worker
+	@node bench/oidc.mjs
 
 clean:
 	cargo clean

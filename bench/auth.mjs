@@ -11,71 +11,25 @@
 // provisions a tenant, accepts its owner's invitation, times LOGINS sequential sign-ins, then
 // loads POST /oauth/introspect with wrk. Listens on 127.0.0.1 only; the temp dir is removed.
 
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import readline from "node:readline";
-import { fileURLToPath } from "node:url";
+import { call, devIssuer, log, pct, startServer, stopServer } from "./lib.mjs";
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const LOGINS = Number(process.env.LOGINS ?? 100);
 const DURATION = process.env.DURATION ?? "10s";
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 10);
 const MAX_SECONDS = Number(process.env.MAX_SECONDS ?? 300);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-auth-bench-"));
-const log = (s = "") => process.stdout.write(`${s}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms).unref());
 let server;
 
-function devIssuer() {
-  const envFile = path.join(tmp, "issuer.env");
-  const issuer = (...a) => execFileSync(process.execPath, ["scripts/dev-issuer.mjs", ...a], { cwd: ROOT }).toString();
-  fs.writeFileSync(envFile, issuer("keygen"));
-  const vars = Object.fromEntries(fs.readFileSync(envFile, "utf8").split("\n")
-    .filter((l) => l.includes("=") && !l.startsWith("OPERATOR_DEV_PRIVATE_JWK"))
-    .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).replace(/^'|'$/g, "")]));
-  const token = issuer("token", "--role", "operator", "--sub", "bench", "--ttl", String(MAX_SECONDS + 60), "--env-file", envFile);
-  return { vars, token: token.trim() };
-}
-
-async function startServer(vars) {
-  const args = ["tests/harness/workerd.mjs", "--state", path.join(tmp, "state"), "--max-seconds", String(MAX_SECONDS)];
-  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}=${v}`);
-  const errFd = fs.openSync(path.join(tmp, "server.log"), "a");
-  server = spawn(process.execPath, args, { cwd: ROOT, stdio: ["pipe", "pipe", errFd] });
-  fs.closeSync(errFd);
-  server.exitedP = new Promise((r) => server.once("exit", r));
-  const ready = new Promise((r) => readline.createInterface({ input: server.stdout }).once("line", r));
-  const line = await Promise.race([ready, server.exitedP.then(() => null), sleep(60_000).then(() => null)]);
-  if (!line) throw new Error("the harness did not print its ready line within 60 s");
-  return JSON.parse(line).url;
-}
-
-async function stopServer() {
-  if (!server || server.exitCode !== null) return;
-  server.stdin.end();
-  for (const signal of [null, "SIGTERM", "SIGKILL"]) {
-    if (signal) try { process.kill(server.pid, signal); } catch { break; }
-    if ((await Promise.race([server.exitedP, sleep(15_000).then(() => "timeout")])) !== "timeout") break;
-  }
-}
-
-async function call(base, method, route, body, bearer) {
-  const headers = { "content-type": "application/json" };
-  if (bearer) headers.authorization = `Bearer ${bearer}`;
-  const res = await fetch(base + route, { method, headers, body: body && JSON.stringify(body) });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${route}: HTTP ${res.status} ${text.slice(0, 500)}`);
-  return text ? JSON.parse(text) : null;
-}
-
-const pct = (sorted, p) => sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)];
-
 async function main() {
-  const issuer = devIssuer();
-  const base = await startServer({ ...issuer.vars, MASTER_KEY: crypto.randomBytes(32).toString("base64") });
+  const issuer = devIssuer(tmp, MAX_SECONDS);
+  server = await startServer({ ...issuer.vars, MASTER_KEY: crypto.randomBytes(32).toString("base64") },
+    { tmp, state: path.join(tmp, "state"), maxSeconds: MAX_SECONDS });
+  const base = server.url;
   log(`machine: ${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}; ${process.version}`);
   log(`date:    ${new Date().toISOString().slice(0, 16)}Z`);
 
@@ -132,6 +86,6 @@ try {
   process.stderr.write(`${e.stack ?? e}\n`);
   process.exitCode = 1;
 } finally {
-  await stopServer().catch(() => {});
+  await stopServer(server).catch(() => {});
   fs.rmSync(tmp, { recursive: true, force: true });
 }
