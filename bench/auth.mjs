@@ -16,7 +16,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { call, devIssuer, log, pct, startServer, stopServer } from "./lib.mjs";
+import { call, devIssuer, log, pct, runBench, startServer, stopServer } from "./lib.mjs";
 
 const LOGINS = Number(process.env.LOGINS ?? 100);
 const DURATION = process.env.DURATION ?? "10s";
@@ -78,14 +78,6 @@ async function main() {
   log(`introspect (wrk ${CONNECTIONS} connections, ${DURATION}): ${field(/Requests\/sec:\s+([\d.]+)/)} req/s  p50 ${field(/\s50%\s+(\S+)/)}  p99 ${field(/\s99%\s+(\S+)/)}${/Non-2xx/.test(out) ? `  (${field(/(Non-2xx.*)/)})` : ""}`);
 }
 
-try {
-  await main();
-} catch (e) {
-  const logFile = path.join(tmp, "server.log");
-  if (fs.existsSync(logFile)) process.stderr.write(fs.readFileSync(logFile, "utf8").slice(-4000));
-  process.stderr.write(`${e.stack ?? e}\n`);
-  process.exitCode = 1;
-} finally {
+await runBench(main, tmp, async () => {
   await stopServer(server).catch(() => {});
-  fs.rmSync(tmp, { recursive: true, force: true });
-}
+});

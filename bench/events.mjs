@@ -16,6 +16,7 @@ import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
+import * as lib from "./lib.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const num = (name, dflt) => Number(process.env[name] ?? dflt);
@@ -56,14 +57,8 @@ async function stopServer() {
 }
 
 function devIssuer() {
-  const envFile = path.join(tmp, "issuer.env");
-  const issuer = (...a) => execFileSync(process.execPath, ["scripts/dev-issuer.mjs", ...a], { cwd: ROOT }).toString();
-  fs.writeFileSync(envFile, issuer("keygen"));
-  const vars = Object.fromEntries(fs.readFileSync(envFile, "utf8").split("\n")
-    .filter((l) => l.includes("=") && !l.startsWith("OPERATOR_DEV_PRIVATE_JWK"))
-    .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).replace(/^'|'$/g, "")]));
-  const token = (role) => issuer("token", "--role", role, "--sub", "bench", "--ttl", String(MAX_SECONDS + 60), "--env-file", envFile).trim();
-  return { vars, operator: token("operator"), auditor: token("auditor") };
+  const d = lib.devIssuer(tmp, MAX_SECONDS);
+  return { vars: d.vars, operator: d.token, auditor: d.tokenFor("auditor") };
 }
 
 /** `pid` and every process below it (from /proc). */

@@ -21,6 +21,7 @@ import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
+import { devIssuer } from "./lib.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const DURATION = process.env.DURATION ?? "10s";
@@ -140,13 +141,7 @@ async function once(url, headers, body) {
 
 async function main() {
   if (spawnSync("wrk", ["--version"]).error) throw new Error("wrk is missing (apt-get install wrk)");
-  const envFile = path.join(tmp, "issuer.env");
-  const issuer = (...a) => execFileSync(process.execPath, ["scripts/dev-issuer.mjs", ...a], { cwd: ROOT }).toString();
-  fs.writeFileSync(envFile, issuer("keygen"));
-  const vars = Object.fromEntries(fs.readFileSync(envFile, "utf8").split("\n")
-    .filter((l) => l.includes("=") && !l.startsWith("OPERATOR_DEV_PRIVATE_JWK"))
-    .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).replace(/^'|'$/g, "")]));
-  const op = issuer("token", "--role", "operator", "--sub", "bench", "--ttl", String(MAX_SECONDS + 60), "--env-file", envFile).trim();
+  const { vars, token: op } = devIssuer(tmp, MAX_SECONDS);
   const base = await startWorker(vars);
   const api = async (method, route, body) => {
     const res = await fetch(base + route, { method, headers: { authorization: `Bearer ${op}`, "content-type": "application/json" }, body: body && JSON.stringify(body) });

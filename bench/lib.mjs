@@ -21,7 +21,8 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms).unref());
 export const pct = (sorted, p) => sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)];
 
 /** A dev operator issuer (scripts/dev-issuer.mjs): the worker's vars that trust it, written
- * under `tmp`, and an operator token valid a minute longer than `maxSeconds`. */
+ * under `tmp`, an operator token valid a minute longer than `maxSeconds`, and `tokenFor(role)`
+ * for other platform roles (`auditor`). */
 export function devIssuer(tmp, maxSeconds) {
   const envFile = path.join(tmp, "issuer.env");
   const issuer = (...a) => execFileSync(process.execPath, ["scripts/dev-issuer.mjs", ...a], { cwd: ROOT }).toString();
@@ -29,8 +30,8 @@ export function devIssuer(tmp, maxSeconds) {
   const vars = Object.fromEntries(fs.readFileSync(envFile, "utf8").split("\n")
     .filter((l) => l.includes("=") && !l.startsWith("OPERATOR_DEV_PRIVATE_JWK"))
     .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).replace(/^'|'$/g, "")]));
-  const token = issuer("token", "--role", "operator", "--sub", "bench", "--ttl", String(maxSeconds + 60), "--env-file", envFile);
-  return { vars, token: token.trim() };
+  const tokenFor = (role) => issuer("token", "--role", role, "--sub", "bench", "--ttl", String(maxSeconds + 60), "--env-file", envFile).trim();
+  return { vars, token: tokenFor("operator"), tokenFor };
 }
 
 /** Starts the harness on `state` with `vars` (its stderr appended to `<tmp>/server.log`), for at
@@ -72,4 +73,20 @@ export async function call(base, method, route, body, bearer) {
   const text = await res.text();
   if (!res.ok) throw new Error(`${method} ${route}: HTTP ${res.status} ${text.slice(0, 500)}`);
   return text ? JSON.parse(text) : null;
+}
+
+/** Runs a benchmark's `main`: on an error prints the tail of `<tmp>/server.log` and the error and
+ * sets a failing exit code; always runs `cleanup` (stop servers by PID) and removes `tmp`. */
+export async function runBench(main, tmp, cleanup = async () => {}) {
+  try {
+    await main();
+  } catch (e) {
+    const logFile = path.join(tmp, "server.log");
+    if (fs.existsSync(logFile)) process.stderr.write(fs.readFileSync(logFile, "utf8").slice(-4000));
+    process.stderr.write(`${e.stack ?? e}\n`);
+    process.exitCode = 1;
+  } finally {
+    await cleanup().catch(() => {});
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
 }

@@ -24,6 +24,7 @@ import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import { Miniflare } from "miniflare";
+import * as lib from "./lib.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const num = (name, dflt) => Number(process.env[name] ?? dflt);
@@ -255,14 +256,7 @@ const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 /** A development operator issuer for this run, wired as tests/api/helpers.rs does: the worker's
  * --var pairs (without the private key) and an operator token. */
 function devIssuer() {
-  const envFile = path.join(tmp, "issuer.env");
-  const issuer = (...a) => execFileSync(process.execPath, ["scripts/dev-issuer.mjs", ...a], { cwd: ROOT }).toString();
-  fs.writeFileSync(envFile, issuer("keygen"));
-  const vars = Object.fromEntries(fs.readFileSync(envFile, "utf8").split("\n")
-    .filter((l) => l.includes("=") && !l.startsWith("OPERATOR_DEV_PRIVATE_JWK"))
-    .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1).replace(/^'|'$/g, "")]));
-  const tok = issuer("token", "--role", "operator", "--sub", "bench", "--ttl", String(MAX_SECONDS + 60), "--env-file", envFile);
-  return { vars, token: tok.trim() };
+  return lib.devIssuer(tmp, MAX_SECONDS);
 }
 
 /** Seeds through a Miniflare of its own on the stopped harness's state (D1 binding of wrangler.toml). */

@@ -25,7 +25,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Miniflare } from "miniflare";
-import { ROOT, call, devIssuer, log, pct, startServer, stopServer } from "./lib.mjs";
+import { ROOT, call, devIssuer, log, pct, runBench, startServer, stopServer } from "./lib.mjs";
 
 const USERS = Number(process.env.USERS ?? 10000);
 const DURATION = process.env.DURATION ?? "10s";
@@ -152,15 +152,7 @@ async function main() {
   log(`load after: ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
 }
 
-try {
-  await main();
-} catch (e) {
-  const logFile = path.join(tmp, "server.log");
-  if (fs.existsSync(logFile)) process.stderr.write(fs.readFileSync(logFile, "utf8").slice(-4000));
-  process.stderr.write(`${e.stack ?? e}\n`);
-  process.exitCode = 1;
-} finally {
+await runBench(main, tmp, async () => {
   await seeder?.dispose().catch(() => {});
   await stopServer(server).catch(() => {});
-  fs.rmSync(tmp, { recursive: true, force: true });
-}
+});
