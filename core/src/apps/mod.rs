@@ -45,8 +45,8 @@ mod update;
 pub use authn::clear_isolate;
 pub(crate) use authn::join2;
 pub use authn::{
-    authenticate_app_key, AppKeyError, AppKeyPrincipal, CachedKey, KEY_CACHE_TTL_SECS,
-    KEY_ISOLATE_TTL_MS,
+    authenticate_app_key, authenticate_app_key_with, AppKeyError, AppKeyPrincipal, CachedKey,
+    KEY_CACHE_TTL_SECS, KEY_ISOLATE_TTL_MS,
 };
 pub use keys::{IssueKey, IssueKeyError, IssuedKey, RevokeKeyError, RevokeOutcome};
 pub use model::{

@@ -1335,3 +1335,74 @@ fn fr_sys_002_isolate_copy_of_a_key_record_is_short_lived() {
         );
     });
 }
+
+/// NFR-PERF-004: the work run alongside the key's markers (introspection) starts only for a key
+/// that passed its own checks, gets the key's app id, and is returned only when the key is
+/// accepted; the refusals are those of `authenticate_app_key`.
+#[test]
+fn nfr_perf_004_work_alongside_the_markers_runs_only_for_an_accepted_key() {
+    block_on(async {
+        let p = wrapped().await;
+        let app = register(&p, "CRM").await;
+        let key = issue(&p, &app.id, server_key(&["token:introspect"], None)).await;
+        let runs = std::cell::RefCell::new(Vec::<String>::new());
+        let alongside = |app_id: &str| {
+            runs.borrow_mut().push(app_id.to_owned());
+            async { 42 }
+        };
+        let (principal, out) =
+            authenticate_app_key_with(&p, &key.secret, Scope::TokenIntrospect, alongside)
+                .await
+                .unwrap();
+        assert_eq!((principal.app_id.as_str(), out), (app.id.as_str(), 42));
+        assert_eq!(runs.borrow().as_slice(), [app.id.as_str().to_owned()]);
+
+        // A missing scope or a wrong secret: refused as before, the work never starts.
+        runs.borrow_mut().clear();
+        let alongside = |app_id: &str| {
+            runs.borrow_mut().push(app_id.to_owned());
+            async {}
+        };
+        let err = authenticate_app_key_with(&p, &key.secret, Scope::FlagsRead, alongside)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            AppKeyError::MissingScope {
+                required: Scope::FlagsRead
+            }
+        );
+        let mut forged = key.secret.clone();
+        let last = forged
+            .pop()
+            .map_or('A', |c| if c == 'A' { 'B' } else { 'A' });
+        forged.push(last);
+        let alongside = |app_id: &str| {
+            runs.borrow_mut().push(app_id.to_owned());
+            async {}
+        };
+        let err = authenticate_app_key_with(&p, &forged, Scope::TokenIntrospect, alongside)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, AppKeyError::Invalid | AppKeyError::Malformed),
+            "{err:?}"
+        );
+        assert!(runs.borrow().is_empty(), "{:?}", runs.borrow());
+
+        // A disabled app: the work may have run beside the marker read, its output is dropped.
+        let disable = UpdateApp {
+            status: Some(AppStatus::Disabled),
+            ..UpdateApp::default()
+        };
+        AppService::update(&p, &op(), &app.id, disable, "r")
+            .await
+            .unwrap();
+        let err = authenticate_app_key_with(&p, &key.secret, Scope::TokenIntrospect, |_| async {
+            "claims"
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(err, AppKeyError::AppDisabled);
+    });
+}

@@ -438,8 +438,17 @@ pub(super) async fn require_app_key<P: Platform>(
     req: &Request,
     scope: Scope,
 ) -> Result<AppKeyPrincipal, ApiError> {
-    let presented = req
-        .headers()
+    let presented = presented_app_key(req)?;
+    let principal = authenticate_app_key(ctx.platform, presented, scope)
+        .await
+        .map_err(|e| app_key_problem(ctx, &e))?;
+    note_key_tenant(ctx, &principal);
+    Ok(principal)
+}
+
+/// The API key a request presents (`X-API-Key`, else `Authorization: Bearer`); 401 without one.
+pub(super) fn presented_app_key(req: &Request) -> Result<&str, ApiError> {
+    req.headers()
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
         .or_else(|| {
@@ -454,19 +463,19 @@ pub(super) async fn require_app_key<P: Platform>(
             ApiError::invalid_credentials(
                 "An API key is required (Authorization: Bearer <key> or X-API-Key).",
             )
-        })?;
-    let principal = authenticate_app_key(ctx.platform, presented, scope)
-        .await
-        .map_err(|e| app_key_problem(ctx, &e))?;
+        })
+}
+
+/// Sets the log's tenant for a tenant-bound key.
+pub(super) fn note_key_tenant<P: Platform>(ctx: &mut Ctx<'_, P>, principal: &AppKeyPrincipal) {
     if let Some(t) = &principal.tenant_id {
         ctx.tenant_id = Some(t.as_str().to_owned());
     }
-    Ok(principal)
 }
 
 /// The one mapping of API-key refusals to problems: 401 for the key itself, 403 for what it may
 /// not do now, 503 when it could not be checked.
-fn app_key_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &AppKeyError) -> ApiError {
+pub(super) fn app_key_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &AppKeyError) -> ApiError {
     let reason = e.code().into();
     match e {
         // A disabled app's keys are refused like revoked ones (FR-SYS-003).
