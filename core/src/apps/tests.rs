@@ -93,6 +93,15 @@ async fn auth(p: &Wrapped, key: &str, scope: Scope) -> Result<AppKeyPrincipal, A
     authenticate_app_key(p, key, scope).await
 }
 
+/// Disables an app as an operator.
+async fn disable_app(p: &Wrapped, id: &AppId) {
+    let off = UpdateApp {
+        status: Some(AppStatus::Disabled),
+        ..UpdateApp::default()
+    };
+    AppService::update(p, &op(), id, off, "r").await.unwrap();
+}
+
 async fn rows<S: Sql>(sql: &S, stmt: &'static str) -> Vec<Row> {
     sql.query(Stmt::new(stmt)).await.unwrap()
 }
@@ -221,13 +230,7 @@ fn apps_list_pages_and_filters() {
             p.inner.clock.advance(1);
         }
         ids.reverse();
-        let disabled = UpdateApp {
-            status: Some(AppStatus::Disabled),
-            ..UpdateApp::default()
-        };
-        AppService::update(&p, &op(), &ids[1], disabled, "r")
-            .await
-            .unwrap();
+        disable_app(&p, &ids[1]).await;
         let mut seen = Vec::new();
         let mut req = ListApps {
             limit: Some(3),
@@ -545,13 +548,7 @@ fn fr_sys_002_issue_refusals() {
         .await
         .unwrap_err();
         assert_eq!(e.code(), "tenant_pending_deletion");
-        let disable = UpdateApp {
-            status: Some(AppStatus::Disabled),
-            ..UpdateApp::default()
-        };
-        AppService::update(&p, &op(), &app.id, disable, "r")
-            .await
-            .unwrap();
+        disable_app(&p, &app.id).await;
         let e = AppService::issue_key(&p, &op(), &app.id, server_key(&["flags:read"], None), "r")
             .await
             .unwrap_err();
@@ -1158,13 +1155,7 @@ fn tenant_app_link_refusals() {
         assert_eq!(e.code(), "app_not_linked");
 
         let disabled = register(&p, "Old").await;
-        let off = UpdateApp {
-            status: Some(AppStatus::Disabled),
-            ..UpdateApp::default()
-        };
-        AppService::update(&p, &op(), &disabled.id, off, "r")
-            .await
-            .unwrap();
+        disable_app(&p, &disabled.id).await;
         assert_eq!(
             code(AppService::enable_for_tenant(&p, &op(), &t, &disabled.id, "r").await),
             "app_disabled"
@@ -1391,13 +1382,7 @@ fn nfr_perf_004_work_alongside_the_markers_runs_only_for_an_accepted_key() {
         assert!(runs.borrow().is_empty(), "{:?}", runs.borrow());
 
         // A disabled app: the work may have run beside the marker read, its output is dropped.
-        let disable = UpdateApp {
-            status: Some(AppStatus::Disabled),
-            ..UpdateApp::default()
-        };
-        AppService::update(&p, &op(), &app.id, disable, "r")
-            .await
-            .unwrap();
+        disable_app(&p, &app.id).await;
         let err = authenticate_app_key_with(&p, &key.secret, Scope::TokenIntrospect, |_| async {
             "claims"
         })
