@@ -534,6 +534,23 @@ fn forged_tokens_are_inactive_and_introspection_needs_the_scope(
         Some(format!("token={access}").into_bytes()),
     )?;
     assert_problem(&resp, 403, "access-denied")?;
+    // Without a token: 400 for a good key, and still 401 or 403 for a bad one (ERR-VAL-400).
+    for (bearer, status, name) in [
+        (key.as_str(), 400, "invalid-input"),
+        ("epk_test_not-a-key", 401, "invalid-credentials"),
+        (unscoped.as_str(), 403, "access-denied"),
+    ] {
+        let resp = app.request(
+            "POST",
+            "/oauth/introspect",
+            &[
+                ("authorization", &format!("Bearer {bearer}")),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            Some(b"nothing=here".to_vec()),
+        )?;
+        assert_problem(&resp, status, name)?;
+    }
     Ok(())
 }
 

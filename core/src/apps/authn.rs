@@ -341,7 +341,16 @@ where
     if record.expires_at.is_some_and(|at| at <= p.clock().now_ms()) {
         return Err(AppKeyError::Expired);
     }
-    let allowed = record.tenant_app_enabled && record.scopes.contains(required_scope);
+    // Known without I/O, reported after the markers (a disabled app or tenant comes first).
+    let usable = if !record.tenant_app_enabled {
+        Err(AppKeyError::AppNotEnabledForTenant)
+    } else if !record.scopes.contains(required_scope) {
+        Err(AppKeyError::MissingScope {
+            required: required_scope,
+        })
+    } else {
+        Ok(())
+    };
     let app_marker = app_marker_key(&record.app_id);
     let markers = join2(p.kv().get(&app_marker, None), async {
         match &record.tenant_id {
@@ -350,9 +359,9 @@ where
         }
     });
     let work = async {
-        match allowed {
-            true => Some(alongside(record.app_id.as_str()).await),
-            false => None,
+        match usable {
+            Ok(()) => Ok(alongside(record.app_id.as_str()).await),
+            Err(e) => Err(e),
         }
     };
     let ((app, tenant), output) = join2(markers, work).await;
@@ -365,20 +374,7 @@ where
         Some(EdgeStatus::Deleted) => return Err(AppKeyError::TenantDeleted),
         Some(EdgeStatus::Active) | None => {}
     }
-    if !record.tenant_app_enabled {
-        return Err(AppKeyError::AppNotEnabledForTenant);
-    }
-    if !record.scopes.contains(required_scope) {
-        return Err(AppKeyError::MissingScope {
-            required: required_scope,
-        });
-    }
-    let Some(output) = output else {
-        // `allowed` was true once both checks above pass.
-        return Err(AppKeyError::MissingScope {
-            required: required_scope,
-        });
-    };
+    let output = output?;
     if from_d1 {
         // The record was just read from D1 (first use, or its cached copy expired): note the
         // use then, so `last_used_at` is exact to the cache TTL without a D1 write per request.

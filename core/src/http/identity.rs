@@ -6,7 +6,7 @@
 use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
-use super::apps::{app_key_problem, note_key_tenant, presented_app_key};
+use super::apps::{app_key_problem, note_key_tenant, presented_app_key, require_app_key};
 use super::handlers::is_development;
 use super::operator::require_platform_role;
 use super::{json, ApiError, Ctx, ProblemType, Request, Response};
@@ -536,9 +536,7 @@ pub(super) async fn introspect<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let presented = presented_app_key(req)?;
-    // Parsed first, refused only once the key is accepted (a bad key is 401 whatever the body).
-    let token = if json::is_json(req) {
+    let parsed = if json::is_json(req) {
         json::parse_body::<IntrospectRequest>(req).map(|b| b.token)
     } else {
         form_urlencoded::parse(req.body())
@@ -546,27 +544,31 @@ pub(super) async fn introspect<P: Platform>(
             .map(|(_, v)| v.into_owned())
             .ok_or_else(|| ApiError::invalid_field("token", "is required"))
     };
+    let token = match parsed {
+        Ok(token) => token,
+        Err(bad_body) => {
+            // A bad key is 401 whatever the body.
+            require_app_key(ctx, req, Scope::TokenIntrospect).await?;
+            return Err(bad_body);
+        }
+    };
     // The token's checks run alongside the key's app and tenant markers (one KV round trip of
     // latency, not two), and only for a key whose hash, expiry and scope have passed.
     let platform = ctx.platform;
-    let checked =
-        authenticate_app_key_with(platform, presented, Scope::TokenIntrospect, |app_id| {
+    let checked = authenticate_app_key_with(
+        platform,
+        presented_app_key(req)?,
+        Scope::TokenIntrospect,
+        |app_id| {
             let app_id = app_id.to_owned();
-            let token = token.as_ref().ok().map(String::as_str);
-            async move {
-                match token {
-                    Some(t) => Some(sessions::introspect(platform, t, &app_id).await),
-                    None => None,
-                }
-            }
-        })
-        .await;
+            let token = token.as_str();
+            async move { sessions::introspect(platform, token, &app_id).await }
+        },
+    )
+    .await;
     let (app, claims) = checked.map_err(|e| app_key_problem(ctx, &e))?;
     note_key_tenant(ctx, &app);
-    token?;
-    let claims = claims
-        .unwrap_or(Ok(None))
-        .map_err(|e| access_problem(ctx, &e))?;
+    let claims = claims.map_err(|e| access_problem(ctx, &e))?;
     // A tenant-bound key learns only about its own tenant's tokens.
     let claims = claims.filter(|c| {
         app.tenant_id
