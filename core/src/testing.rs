@@ -31,6 +31,7 @@ pub const START_MS: i64 = 1_767_225_600_000;
 #[derive(Clone)]
 pub struct NativeSql {
     conn: Rc<RefCell<Connection>>,
+    interleave: Rc<Cell<bool>>,
 }
 
 impl NativeSql {
@@ -41,6 +42,20 @@ impl NativeSql {
             .expect("enable foreign keys");
         NativeSql {
             conn: Rc::new(RefCell::new(conn)),
+            interleave: Rc::new(Cell::new(false)),
+        }
+    }
+
+    /// From now on every call yields once before it runs, as a call to D1 or Spin SQLite gives
+    /// way to the isolate's other requests: futures polled together (concurrent requests)
+    /// then interleave at each statement, which is how check-then-act races show natively.
+    pub fn interleave(&self) {
+        self.interleave.set(true);
+    }
+
+    async fn round_trip(&self) {
+        if self.interleave.get() {
+            YieldOnce(false).await;
         }
     }
 
@@ -70,16 +85,37 @@ impl NativeSql {
     }
 }
 
+/// A future that is pending once (waking itself), then ready.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
 impl Sql for NativeSql {
     async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, SqlError> {
+        self.round_trip().await;
         run(&self.conn.borrow(), &stmt).map(|(rows, _)| rows)
     }
 
     async fn execute(&self, stmt: Stmt) -> Result<u64, SqlError> {
+        self.round_trip().await;
         run(&self.conn.borrow(), &stmt).map(|(_, changed)| changed)
     }
 
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError> {
+        self.round_trip().await;
         let mut conn = self.conn.borrow_mut();
         // Dropping the transaction on an early return rolls it back.
         let tx = conn.transaction().map_err(classify)?;

@@ -114,19 +114,24 @@ pub async fn authenticate<P: Platform>(
         (throttle::LOGIN_PER_CLIENT, req.client.as_deref()),
         now,
     );
-    if let Some(retry_after_secs) = throttle::retry_after(p, &counters).await? {
-        // ERR-RATE-429: every denied attempt is audited (no email or address in it).
-        let record = AuditRecord::failure(
-            "session.create",
-            &Actor::user("anonymous"),
-            None,
-            "session",
-            Some(request_id),
-        )
-        .with("reason", "rate_limited");
-        audit::record(p, &record).await?;
-        return Err(LoginError::RateLimited { retry_after_secs });
-    }
+    // The attempt is counted before the password is checked, so concurrent guesses cannot all
+    // pass the limit; the right password gives its place back below.
+    let held = match throttle::admit(p, counters).await? {
+        throttle::Admission::Admitted(held) => held,
+        throttle::Admission::Refused { retry_after_secs } => {
+            // ERR-RATE-429: every denied attempt is audited (no email or address in it).
+            let record = AuditRecord::failure(
+                "session.create",
+                &Actor::user("anonymous"),
+                None,
+                "session",
+                Some(request_id),
+            )
+            .with("reason", "rate_limited");
+            audit::record(p, &record).await?;
+            return Err(LoginError::RateLimited { retry_after_secs });
+        }
+    };
     let rows = p
         .sql()
         .query(
@@ -153,9 +158,8 @@ pub async fn authenticate<P: Platform>(
             Some(request_id),
         )
         .with("reason", "unknown_account");
-        let mut stmts = vec![audit::outbox_insert(&record, &audit::new_event_id(p), now)];
-        stmts.extend(counters.iter().map(throttle::Counter::hit));
-        p.sql().batch(stmts).await?;
+        audit::record(p, &record).await?;
+        held.keep();
         return Err(LoginError::InvalidCredentials);
     };
     let user = SessionUser {
@@ -175,14 +179,16 @@ pub async fn authenticate<P: Platform>(
             p,
             &user,
             if matches { "inactive" } else { "password" },
-            &counters,
             request_id,
         )
         .await?;
+        held.keep();
         return Err(LoginError::InvalidCredentials);
     }
+    // The password is right: whatever follows, this attempt was not a guess.
+    held.release(p).await?;
     if row.text("tenant_status")? != "active" {
-        refuse(p, &user, "tenant_not_active", &[], request_id).await?;
+        refuse(p, &user, "tenant_not_active", request_id).await?;
         return Err(LoginError::TenantNotActive);
     }
     let pol = policy::load(p, &user.tenant_id).await?;
@@ -190,7 +196,7 @@ pub async fn authenticate<P: Platform>(
     if let Some(days) = pol.max_age_days {
         let changed = row.opt_i64("password_changed_at")?.unwrap_or(0);
         if changed + i64::from(days) * 24 * 3600 * 1000 <= now {
-            refuse(p, &user, "password_expired", &[], request_id).await?;
+            refuse(p, &user, "password_expired", request_id).await?;
             return Err(LoginError::PasswordExpired);
         }
     }
@@ -205,13 +211,12 @@ pub async fn authenticate<P: Platform>(
     Ok(user)
 }
 
-/// Counts a failed sign-in on the account (and on the rate-limit `counters`) and audits it
-/// (outcome failure), in one batch.
+/// Counts a failed sign-in on the account and audits it (outcome failure), in one batch (the
+/// rate limits counted the attempt before it was checked).
 async fn refuse<P: Platform>(
     p: &P,
     user: &SessionUser,
     reason: &str,
-    counters: &[throttle::Counter],
     request_id: &str,
 ) -> Result<(), SqlError> {
     let now = p.clock().now_ms();
@@ -223,15 +228,15 @@ async fn refuse<P: Platform>(
         Some(request_id),
     )
     .with("reason", reason);
-    let mut stmts = vec![
-        Stmt::new(
-            "UPDATE users SET failed_logins = failed_logins + 1, updated_at = ?2 WHERE id = ?1",
-        )
-        .bind(user.user_id.as_str())
-        .bind(now),
-        audit::outbox_insert(&record, &audit::new_event_id(p), now),
-    ];
-    stmts.extend(counters.iter().map(throttle::Counter::hit));
-    p.sql().batch(stmts).await?;
+    p.sql()
+        .batch(vec![
+            Stmt::new(
+                "UPDATE users SET failed_logins = failed_logins + 1, updated_at = ?2 WHERE id = ?1",
+            )
+            .bind(user.user_id.as_str())
+            .bind(now),
+            audit::outbox_insert(&record, &audit::new_event_id(p), now),
+        ])
+        .await?;
     Ok(())
 }

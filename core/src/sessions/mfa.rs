@@ -129,6 +129,26 @@ async fn pending<P: Platform>(p: &P, hash: &str, now: i64) -> Result<Pending, Ve
     })
 }
 
+/// Counts one attempt on the pending sign-in `hash` if it is still live and has attempts left,
+/// in one conditional statement before the code is checked: concurrent requests cannot share
+/// one remaining attempt. False when nothing is left.
+async fn count_attempt<P: Platform>(p: &P, hash: &str, now: i64) -> Result<bool, SqlError> {
+    let changed = p
+        .sql()
+        .execute(
+            Stmt::new(
+                "UPDATE auth_flows SET attempts = attempts + 1
+                 WHERE token_hash = ?1 AND kind = 'mfa' AND consumed_at IS NULL
+                   AND expires_at > ?2 AND attempts < ?3",
+            )
+            .bind(hash)
+            .bind(now)
+            .bind(MAX_MFA_ATTEMPTS),
+        )
+        .await?;
+    Ok(changed == 1)
+}
+
 /// Enrollment within a pending sign-in of a tenant that requires MFA (NFR-SEC-003): the
 /// secret and `otpauth://` URI; the first code then goes to [`verify_mfa`].
 pub async fn enroll_during_sign_in<P: Platform>(
@@ -256,17 +276,27 @@ pub async fn verify_second_factor<P: Platform>(
         (throttle::MFA_PER_CLIENT, client),
         now,
     );
-    if let Some(retry_after_secs) = throttle::retry_after(p, &counters).await? {
-        let record = AuditRecord::failure(
-            "session.mfa_verify",
-            &Actor::user(&user.user_id),
-            Some(&user.tenant_id),
-            format!("user:{}", user.user_id),
-            Some(request_id),
-        )
-        .with("reason", "rate_limited");
-        audit::record(p, &record).await?;
-        return Err(VerifyMfaError::RateLimited { retry_after_secs });
+    // Every code is counted before it is checked: per user across all their pending sign-ins
+    // (a fresh password sign-in does not buy fresh guesses), per client, and per pending
+    // sign-in. A valid code gives the user's and the client's places back.
+    let held = match throttle::admit(p, counters).await? {
+        throttle::Admission::Admitted(held) => held,
+        throttle::Admission::Refused { retry_after_secs } => {
+            let record = AuditRecord::failure(
+                "session.mfa_verify",
+                &Actor::user(&user.user_id),
+                Some(&user.tenant_id),
+                format!("user:{}", user.user_id),
+                Some(request_id),
+            )
+            .with("reason", "rate_limited");
+            audit::record(p, &record).await?;
+            return Err(VerifyMfaError::RateLimited { retry_after_secs });
+        }
+    };
+    if !count_attempt(p, &hash, now).await? {
+        held.release(p).await?;
+        return Err(VerifyMfaError::InvalidToken);
     }
     let checked = match factor {
         SecondFactor::Code(code) if pending.enroll => {
@@ -297,20 +327,14 @@ pub async fn verify_second_factor<P: Platform>(
                 format!("user:{}", user.user_id),
                 Some(request_id),
             );
-            p.sql()
-                .batch(vec![
-                    Stmt::new(
-                        "UPDATE auth_flows SET attempts = attempts + 1 WHERE token_hash = ?1",
-                    )
-                    .bind(hash.as_str()),
-                    audit::outbox_insert(&record, &audit::new_event_id(p), now),
-                ])
-                .await?;
+            audit::record(p, &record).await?;
+            held.keep();
             return Err(VerifyMfaError::InvalidCode);
         }
         Err(MfaError::Storage(e)) => return Err(VerifyMfaError::Storage(e)),
         Err(e) => return Err(VerifyMfaError::Unavailable(e.to_string())),
     };
+    held.release(p).await?;
     let consumed = p
         .sql()
         .execute(

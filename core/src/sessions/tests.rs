@@ -733,3 +733,147 @@ fn nfr_sec_003_tenant_requirement_enrolls_during_sign_in() {
         );
     });
 }
+
+/// An active owner with TOTP enrolled and confirmed; returns the TOTP secret.
+async fn mfa_fixture() -> (Fixture, String) {
+    use crate::users::mfa;
+    let f = active_fixture().await;
+    let pair = login(&f.p, &login_req(PASSWORD), "r").await.unwrap();
+    let c = introspect(&f.p, &pair.access_token, "app-1")
+        .await
+        .unwrap()
+        .unwrap();
+    let e = mfa::enroll(&f.p, &c.sub, &c.tid, "r").await.unwrap();
+    mfa::confirm(&f.p, &c.sub, &c.tid, &totp_code(&f.p, &e.secret, 0), "r")
+        .await
+        .unwrap();
+    // Past the step of the confirming code, so the current code is fresh.
+    f.p.clock.advance(30_000);
+    (f, e.secret)
+}
+
+async fn mfa_token_of(p: &TestPlatform) -> String {
+    match login(p, &login_req(PASSWORD), "r").await {
+        Err(LoginError::MfaRequired { mfa_token, .. }) => mfa_token,
+        other => panic!("an MFA user gets mfa-required, got {other:?}"),
+    }
+}
+
+/// ERR-RATE-429, NFR-SEC-003: wrong second factors count against the user across pending
+/// sign-ins: a fresh password sign-in (the password is known) does not buy fresh guesses, and
+/// past the limit even the right code waits.
+#[test]
+fn err_rate_429_wrong_second_factors_are_limited_per_user_across_sign_ins() {
+    block_on(async {
+        let (f, secret) = mfa_fixture().await;
+        let mut wrong = 0;
+        while wrong < throttle::MFA_PER_ACCOUNT.max {
+            let token = mfa_token_of(&f.p).await;
+            for _ in 0..3 {
+                let client = format!("198.51.100.{wrong}");
+                assert_eq!(
+                    verify_mfa(&f.p, &token, "000000", Some(&client), "r")
+                        .await
+                        .unwrap_err(),
+                    VerifyMfaError::InvalidCode
+                );
+                wrong += 1;
+                if wrong == throttle::MFA_PER_ACCOUNT.max {
+                    break;
+                }
+            }
+        }
+        let token = mfa_token_of(&f.p).await;
+        let right = totp_code(&f.p, &secret, 0);
+        let Err(VerifyMfaError::RateLimited { retry_after_secs }) =
+            verify_mfa(&f.p, &token, &right, Some("198.51.100.200"), "r").await
+        else {
+            panic!("the user's second factor is limited");
+        };
+        assert!(retry_after_secs > 0 && retry_after_secs <= 900);
+        // The window passes: the right code works on a pending sign-in, and gives its place
+        // back (a valid code is not a failure).
+        f.p.clock.advance(throttle::MFA_PER_ACCOUNT.window_ms);
+        let token = mfa_token_of(&f.p).await;
+        let right = totp_code(&f.p, &secret, 0);
+        let sql = "SELECT COALESCE(SUM(count), 0) AS n FROM rate_limits WHERE key LIKE 'mfa-%'";
+        let before = rows(&f.p, sql).await[0].i64("n").unwrap();
+        verify_mfa(&f.p, &token, &right, None, "r").await.unwrap();
+        assert_eq!(rows(&f.p, sql).await[0].i64("n").unwrap(), before);
+    });
+}
+
+/// ERR-RATE-429, NFR-SEC-003: wrong codes from one client address count across users.
+#[test]
+fn err_rate_429_wrong_second_factors_are_limited_per_client() {
+    block_on(async {
+        let (f, _) = mfa_fixture().await;
+        // Stand-ins for other users' failures from the same address.
+        let counters: Vec<_> = (0..throttle::MFA_PER_CLIENT.max)
+            .map(|i| {
+                throttle::Counter::new(
+                    throttle::MFA_PER_CLIENT,
+                    "203.0.113.50",
+                    f.p.clock.now_ms() - i,
+                )
+            })
+            .collect();
+        for c in counters {
+            match throttle::admit(&f.p, vec![c]).await.unwrap() {
+                throttle::Admission::Admitted(h) => h.keep(),
+                throttle::Admission::Refused { .. } => panic!("below the limit"),
+            }
+        }
+        let token = mfa_token_of(&f.p).await;
+        assert!(matches!(
+            verify_mfa(&f.p, &token, "000000", Some("203.0.113.50"), "r").await,
+            Err(VerifyMfaError::RateLimited { .. })
+        ));
+    });
+}
+
+/// NFR-SEC-003: concurrent codes on one pending sign-in get at most its five attempts (a read
+/// of the count followed by a separate increment lets every concurrent request through).
+#[test]
+fn nfr_sec_003_concurrent_codes_share_the_five_attempts_of_a_pending_sign_in() {
+    block_on(async {
+        let (f, _) = mfa_fixture().await;
+        let token = mfa_token_of(&f.p).await;
+        f.p.sql.interleave();
+        let guesses: Vec<String> = (0..20).map(|i| format!("{:06}", 100_000 + i)).collect();
+        let outcomes = futures_util::future::join_all(
+            guesses
+                .iter()
+                .map(|g| verify_mfa(&f.p, &token, g, None, "r")),
+        )
+        .await;
+        let checked = outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(VerifyMfaError::InvalidCode)))
+            .count();
+        assert_eq!(checked as i64, mfa::MAX_MFA_ATTEMPTS, "{outcomes:?}");
+    });
+}
+
+/// ERR-RATE-429: concurrent wrong passwords for one account get exactly the limit's number of
+/// password checks; the rest are refused before any hashing.
+#[test]
+fn err_rate_429_concurrent_login_guesses_get_exactly_the_limit() {
+    block_on(async {
+        let f = active_fixture().await;
+        f.p.sql.interleave();
+        let reqs: Vec<LoginRequest> = (0..25).map(|_| login_req("wrong password!!")).collect();
+        let outcomes =
+            futures_util::future::join_all(reqs.iter().map(|r| login(&f.p, r, "r"))).await;
+        let checked = outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(LoginError::InvalidCredentials)))
+            .count();
+        let limited = outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(LoginError::RateLimited { .. })))
+            .count();
+        assert_eq!(checked as i64, throttle::LOGIN_PER_ACCOUNT.max);
+        assert_eq!(checked + limited, 25);
+    });
+}

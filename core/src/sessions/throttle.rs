@@ -1,12 +1,18 @@
-//! Rate limits of failed sign-in and second-factor attempts (ERR-RATE-429), per account and per
-//! client address: sliding windows counted in the `rate_limits` table, the same SQL on Workers
-//! and Spin. Each failure is a row keyed `{limit}:{sha256(subject)}:{unix ms}` (two failures in
-//! the same millisecond share a row and its count) that counts until `expires_at`, one window
-//! after it happened: a subject is over its limit when the failures of the last window reach
-//! it, wherever the clock's window boundaries fall (fixed windows let twice the limit through
+//! Rate limits of sign-in and second-factor attempts (ERR-RATE-429), per account and per client
+//! address: sliding windows counted in the `rate_limits` table, the same SQL on Workers and
+//! Spin. Each counted attempt is a row keyed `{limit}:{sha256(subject)}:{unix ms}` (two in the
+//! same millisecond share a row and its count) that counts until `expires_at`, one window after
+//! it happened: a subject is over its limit when the attempts of the last window reach it,
+//! wherever the clock's window boundaries fall (fixed windows let twice the limit through
 //! around a boundary). Subjects are stored only as SHA-256 hashes, so no address or email is
-//! kept in clear. A subject over its limit is refused before any password hashing, and refused
-//! attempts add no row, which also bounds the CPU and the rows an attacker can make Edgeplane
+//! kept in clear.
+//!
+//! An attempt is counted *before* the work it guards, by one conditional statement per counter
+//! ([`admit`]): the row is added only while the window holds fewer than the limit, so a burst of
+//! concurrent requests cannot all pass a check that none of them has written yet (each
+//! statement is atomic on D1, Spin SQLite and rusqlite alike). An attempt that turns out not to
+//! be a failure (the right password) gives its place back ([`Held::release`]); a refused
+//! attempt adds no row, which also bounds the CPU and the rows an attacker can make Edgeplane
 //! spend.
 
 use crate::crypto::sha256_hex;
@@ -79,21 +85,49 @@ impl Counter {
         }
     }
 
-    /// The statement counting one failure, for the batch that records it.
-    pub fn hit(&self) -> Stmt {
+    /// This attempt's row.
+    fn key(&self) -> String {
+        format!("{}{}", self.prefix, self.now_ms)
+    }
+
+    /// The exclusive upper end of this subject's key range: ';' follows ':' in ASCII, so
+    /// `prefix < key < end` is exactly this subject's rows (a primary-key range).
+    fn end(&self) -> String {
+        format!("{};", &self.prefix[..self.prefix.len() - 1])
+    }
+
+    /// The statement counting this attempt only while the subject's window holds fewer than
+    /// the limit: it changes one row when the attempt is admitted, none when it is refused.
+    fn reserve(&self) -> Stmt {
         Stmt::new(
-            "INSERT INTO rate_limits (key, count, expires_at) VALUES (?1, 1, ?2)
+            "INSERT INTO rate_limits (key, count, expires_at)
+             SELECT ?1, 1, ?2
+             WHERE (SELECT COALESCE(SUM(count), 0) FROM rate_limits
+                    WHERE key > ?3 AND key < ?4 AND expires_at > ?5) < ?6
              ON CONFLICT (key) DO UPDATE SET count = count + 1",
         )
-        .bind(format!("{}{}", self.prefix, self.now_ms))
+        .bind(self.key())
         .bind(self.now_ms + self.window_ms)
+        .bind(self.prefix.as_str())
+        .bind(self.end())
+        .bind(self.now_ms)
+        .bind(self.max)
+    }
+
+    /// The statements giving this attempt's place back: the row goes when it was the last one
+    /// counted in it, else its count drops by one (in this order, so exactly one applies).
+    fn release(&self) -> [Stmt; 2] {
+        [
+            Stmt::new("DELETE FROM rate_limits WHERE key = ?1 AND count <= 1").bind(self.key()),
+            Stmt::new("UPDATE rate_limits SET count = count - 1 WHERE key = ?1 AND count > 1")
+                .bind(self.key()),
+        ]
     }
 
     /// Milliseconds until the failures still counting drop below the limit; `None` when they
     /// are below it now.
     async fn wait_ms<P: Platform>(&self, p: &P) -> Result<Option<i64>, SqlError> {
-        // ';' follows ':' in ASCII: the range is exactly this subject's rows (primary key).
-        let end = format!("{};", &self.prefix[..self.prefix.len() - 1]);
+        let end = self.end();
         let rows = p
             .sql()
             .query(
@@ -141,19 +175,81 @@ pub fn counters(
     out
 }
 
-/// Seconds until the attempt may be retried if any counter is at its limit, else `None`.
-pub async fn retry_after<P: Platform>(
-    p: &P,
-    counters: &[Counter],
-) -> Result<Option<i64>, SqlError> {
-    let mut wait = None;
-    for c in counters {
-        if let Some(ms) = c.wait_ms(p).await? {
-            let secs = (ms + 999).div_euclid(1000).max(1);
-            wait = Some(wait.map_or(secs, |w: i64| w.max(secs)));
+/// Attempts counted on their counters before the work they guard: dropping it keeps them
+/// counted (the attempt failed); [`Held::release`] gives them back.
+#[derive(Debug)]
+#[must_use = "an attempt either stays counted (failure) or is released (success)"]
+pub struct Held {
+    counters: Vec<Counter>,
+}
+
+impl Held {
+    /// Nothing held: for paths without a limit of their own.
+    pub fn none() -> Self {
+        Held {
+            counters: Vec::new(),
         }
     }
-    Ok(wait)
+
+    /// The attempt was not a failure (the right password, a valid code): it no longer counts.
+    pub async fn release<P: Platform>(self, p: &P) -> Result<(), SqlError> {
+        if self.counters.is_empty() {
+            return Ok(());
+        }
+        p.sql().batch(self.release_stmts()).await.map(|_| ())
+    }
+
+    /// The statements of [`Held::release`], for a batch that does more.
+    pub fn release_stmts(&self) -> Vec<Stmt> {
+        self.counters.iter().flat_map(Counter::release).collect()
+    }
+
+    /// The attempt failed: it stays counted (what dropping does, said out loud).
+    pub fn keep(self) {}
+}
+
+/// Whether an attempt may go on.
+#[derive(Debug)]
+pub enum Admission {
+    /// Counted on every counter: do the work, then keep or release.
+    Admitted(Held),
+    /// A counter is at its limit: nothing was counted.
+    Refused {
+        /// Seconds until the attempt may be retried.
+        retry_after_secs: i64,
+    },
+}
+
+/// Counts an attempt on every counter, each only if its subject is below the limit, before
+/// the work it guards. When any counter refuses, the others give their place back and the
+/// attempt is [`Admission::Refused`].
+pub async fn admit<P: Platform>(p: &P, counters: Vec<Counter>) -> Result<Admission, SqlError> {
+    if counters.is_empty() {
+        return Ok(Admission::Admitted(Held::none()));
+    }
+    let changed = p
+        .sql()
+        .batch(counters.iter().map(Counter::reserve).collect())
+        .await?;
+    if changed.iter().all(|&n| n > 0) {
+        return Ok(Admission::Admitted(Held { counters }));
+    }
+    let (admitted, refused): (Vec<_>, Vec<_>) =
+        counters.into_iter().zip(changed).partition(|(_, n)| *n > 0);
+    Held {
+        counters: admitted.into_iter().map(|(c, _)| c).collect(),
+    }
+    .release(p)
+    .await?;
+    let mut wait = 1;
+    for (c, _) in &refused {
+        if let Some(ms) = c.wait_ms(p).await? {
+            wait = wait.max((ms + 999).div_euclid(1000));
+        }
+    }
+    Ok(Admission::Refused {
+        retry_after_secs: wait,
+    })
 }
 
 /// Deletes failures that no longer count (cron).
@@ -168,16 +264,38 @@ mod tests {
     use super::*;
     use crate::testing::{TestPlatform, START_MS};
     use futures_executor::block_on;
+    use futures_util::future::join_all;
 
-    async fn hit_all(p: &TestPlatform, cs: &[Counter]) {
-        p.sql
-            .batch(cs.iter().map(Counter::hit).collect())
-            .await
-            .unwrap();
+    async fn admitted(p: &TestPlatform, cs: Vec<Counter>) -> Option<Held> {
+        match admit(p, cs).await.unwrap() {
+            Admission::Admitted(h) => Some(h),
+            Admission::Refused { .. } => None,
+        }
     }
 
-    /// ERR-RATE-429: the limit-th failure blocks until the oldest failure is a window old;
-    /// subjects are hashed.
+    async fn retry_after(p: &TestPlatform, cs: Vec<Counter>) -> Option<i64> {
+        match admit(p, cs).await.unwrap() {
+            Admission::Admitted(h) => {
+                h.release(p).await.unwrap();
+                None
+            }
+            Admission::Refused { retry_after_secs } => Some(retry_after_secs),
+        }
+    }
+
+    async fn count_rows(p: &TestPlatform) -> i64 {
+        p.sql
+            .query(Stmt::new(
+                "SELECT COALESCE(SUM(count), 0) AS n FROM rate_limits",
+            ))
+            .await
+            .unwrap()[0]
+            .i64("n")
+            .unwrap()
+    }
+
+    /// ERR-RATE-429: the limit-th kept attempt blocks until the oldest is a window old;
+    /// subjects are hashed; a refused attempt counts nowhere.
     #[test]
     fn err_rate_429_sliding_window_counts_and_expires() {
         block_on(async {
@@ -191,14 +309,17 @@ mod tests {
             };
             let t0 = START_MS + 1000;
             for i in 0..LOGIN_PER_ACCOUNT.max - 1 {
-                hit_all(&p, &at(t0 + i)).await;
+                admitted(&p, at(t0 + i)).await.unwrap().keep();
             }
-            assert_eq!(retry_after(&p, &at(t0 + 20)).await.unwrap(), None);
-            // Two failures in the same millisecond both count.
-            hit_all(&p, &at(t0 + 8)).await;
-            let wait = retry_after(&p, &at(t0 + 20)).await.unwrap().unwrap();
-            // Until the oldest failure (t0) is a window old.
+            assert_eq!(retry_after(&p, at(t0 + 20)).await, None);
+            // Two attempts in the same millisecond both count.
+            admitted(&p, at(t0 + 8)).await.unwrap().keep();
+            let before = count_rows(&p).await;
+            let wait = retry_after(&p, at(t0 + 20)).await.unwrap();
+            // Until the oldest attempt (t0) is a window old.
             assert_eq!(wait, (LOGIN_PER_ACCOUNT.window_ms - 20 + 999) / 1000);
+            // The refusal counted nowhere, not even on the client's counter that had room.
+            assert_eq!(count_rows(&p).await, before);
             let keys = p
                 .sql
                 .query(Stmt::new("SELECT key FROM rate_limits"))
@@ -214,11 +335,11 @@ mod tests {
                 (LOGIN_PER_CLIENT, Some("203.0.113.8")),
                 t0 + 20,
             );
-            assert_eq!(retry_after(&p, &other).await.unwrap(), None);
-            // Once the oldest failure is a window old, nine count: below the limit again.
+            assert_eq!(retry_after(&p, other).await, None);
+            // Once the oldest attempt is a window old, nine count: below the limit again.
             let later = t0 + LOGIN_PER_ACCOUNT.window_ms;
-            assert!(retry_after(&p, &at(later - 1)).await.unwrap().is_some());
-            assert_eq!(retry_after(&p, &at(later)).await.unwrap(), None);
+            assert!(retry_after(&p, at(later - 1)).await.is_some());
+            assert_eq!(retry_after(&p, at(later)).await, None);
             // The cron drops the rows that no longer count (the account's and the client's).
             assert_eq!(expire(&p, later).await.unwrap(), 2);
         });
@@ -235,14 +356,60 @@ mod tests {
             let at = |ms: i64| vec![Counter::new(LOGIN_PER_ACCOUNT, "acme|owner@acme.test", ms)];
             for i in 0..LOGIN_PER_ACCOUNT.max {
                 // Half before the boundary, half after.
-                hit_all(&p, &at(boundary - 5 + i)).await;
+                admitted(&p, at(boundary - 5 + i)).await.unwrap().keep();
             }
-            assert!(retry_after(&p, &at(boundary + 10)).await.unwrap().is_some());
-            assert!(retry_after(&p, &at(boundary + w / 2))
+            assert!(retry_after(&p, at(boundary + 10)).await.is_some());
+            assert!(retry_after(&p, at(boundary + w / 2)).await.is_some());
+            assert_eq!(retry_after(&p, at(boundary + w)).await, None);
+        });
+    }
+
+    /// A released attempt no longer counts, whether it shared its millisecond's row or not.
+    #[test]
+    fn released_attempts_give_their_place_back() {
+        block_on(async {
+            let p = TestPlatform::new().await;
+            let at = |ms: i64| vec![Counter::new(MFA_PER_ACCOUNT, "user-1", ms)];
+            let kept = admitted(&p, at(START_MS)).await.unwrap();
+            let same_ms = admitted(&p, at(START_MS)).await.unwrap();
+            kept.keep();
+            same_ms.release(&p).await.unwrap();
+            assert_eq!(count_rows(&p).await, 1);
+            for i in 1..=20 {
+                admitted(&p, at(START_MS + i))
+                    .await
+                    .unwrap()
+                    .release(&p)
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(count_rows(&p).await, 1);
+            let rows = p
+                .sql
+                .query(Stmt::new("SELECT count(*) AS n FROM rate_limits"))
                 .await
-                .unwrap()
-                .is_some());
-            assert_eq!(retry_after(&p, &at(boundary + w)).await.unwrap(), None);
+                .unwrap();
+            assert_eq!(rows[0].i64("n").unwrap(), 1, "released rows are deleted");
+        });
+    }
+
+    /// ERR-RATE-429 under concurrency: attempts that interleave at every statement, as
+    /// concurrent requests of one isolate do, are admitted exactly up to the limit (a check
+    /// followed by a separate write admits every one of them).
+    #[test]
+    fn err_rate_429_concurrent_attempts_are_admitted_up_to_the_limit() {
+        block_on(async {
+            let p = TestPlatform::new().await;
+            p.sql.interleave();
+            let burst = (0..3 * MFA_PER_ACCOUNT.max)
+                .map(|_| admit(&p, vec![Counter::new(MFA_PER_ACCOUNT, "user-1", START_MS)]));
+            let outcomes = join_all(burst).await;
+            let admitted = outcomes
+                .iter()
+                .filter(|o| matches!(o, Ok(Admission::Admitted(_))))
+                .count();
+            assert_eq!(admitted as i64, MFA_PER_ACCOUNT.max);
+            assert_eq!(count_rows(&p).await, MFA_PER_ACCOUNT.max);
         });
     }
 }

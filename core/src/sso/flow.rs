@@ -357,14 +357,17 @@ pub async fn callback<P: Platform>(
 ) -> Result<SsoSignIn, SsoCallbackError> {
     let now = p.clock().now_ms();
     let counter = client.map(|c| Counter::new(throttle::LOGIN_PER_CLIENT, c, now));
-    let counters: Vec<Counter> = counter.into_iter().collect();
-    if let Some(retry_after_secs) = throttle::retry_after(p, &counters).await? {
-        refuse(p, None, None, "rate_limited", &[], request_id).await?;
-        return Err(SsoCallbackError::RateLimited { retry_after_secs });
-    }
+    let held = match throttle::admit(p, counter.into_iter().collect()).await? {
+        throttle::Admission::Admitted(held) => held,
+        throttle::Admission::Refused { retry_after_secs } => {
+            refuse(p, None, None, "rate_limited", request_id).await?;
+            return Err(SsoCallbackError::RateLimited { retry_after_secs });
+        }
+    };
     let outcome = complete(p, params, now).await;
     match outcome {
         Ok(done) => {
+            held.release(p).await?;
             if let Some(mut audit) = done.record {
                 audit.request_id = Some(request_id.to_owned());
                 audit_batch(p, done.stmts, &audit, now).await?;
@@ -374,21 +377,24 @@ pub async fn callback<P: Platform>(
             Ok(done.sign_in)
         }
         Err((err, tenant_id, user_id)) => {
-            if !matches!(
+            if matches!(
                 err,
                 SsoCallbackError::Storage(_)
                     | SsoCallbackError::MasterKey(_)
                     | SsoCallbackError::IdpUnavailable(_)
             ) {
+                // Edgeplane's or the IdP's failure, not the client's.
+                held.release(p).await?;
+            } else {
                 refuse(
                     p,
                     tenant_id.as_deref(),
                     user_id.as_deref(),
                     err.code(),
-                    &counters,
                     request_id,
                 )
                 .await?;
+                held.keep();
             }
             Err(err)
         }
@@ -796,14 +802,13 @@ async fn audit_batch<P: Platform>(
     Ok(())
 }
 
-/// Audits a refused SSO sign-in (no email, subject or address in it) and counts it against the
-/// client, in one batch.
+/// Audits a refused SSO sign-in (no email, subject or address in it; the client's rate limit
+/// counted the attempt before it was checked).
 async fn refuse<P: Platform>(
     p: &P,
     tenant_id: Option<&str>,
     user_id: Option<&str>,
     reason: &str,
-    counters: &[Counter],
     request_id: &str,
 ) -> Result<(), SqlError> {
     let now = p.clock().now_ms();
@@ -816,8 +821,8 @@ async fn refuse<P: Platform>(
     )
     .with("method", "sso")
     .with("reason", reason);
-    let mut stmts = vec![audit::outbox_insert(&record, &audit::new_event_id(p), now)];
-    stmts.extend(counters.iter().map(Counter::hit));
-    p.sql().batch(stmts).await?;
+    p.sql()
+        .execute(audit::outbox_insert(&record, &audit::new_event_id(p), now))
+        .await?;
     Ok(())
 }

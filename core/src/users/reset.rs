@@ -95,13 +95,13 @@ pub async fn forgot_password<P: Platform>(
     // At most a few reset mails per account and window: the route cannot be used to flood an
     // inbox. Over the limit nothing is sent, and the answer stays 202.
     let counter = throttle::Counter::new(throttle::RESET_MAILS_PER_ACCOUNT, &user_id, now);
-    if throttle::retry_after(p, std::slice::from_ref(&counter))
+    let held = match throttle::admit(p, vec![counter])
         .await
         .map_err(|e| e.to_string())?
-        .is_some()
     {
-        return Ok(());
-    }
+        throttle::Admission::Admitted(held) => held,
+        throttle::Admission::Refused { .. } => return Ok(()),
+    };
     let token = crypto::random_token(p.random());
     let record = AuditRecord::success(
         "password.reset_request",
@@ -121,10 +121,11 @@ pub async fn forgot_password<P: Platform>(
             .bind(now)
             .bind(now + RESET_TOKEN_TTL_MS),
             audit::outbox_insert(&record, &audit::new_event_id(p), now),
-            counter.hit(),
         ])
         .await
         .map_err(|e| e.to_string())?;
+    // A mail sent counts, whether or not it is delivered.
+    held.keep();
     let link = format!("{base_url}/password/reset?token={token}");
     let mail = crate::mail::reset_mail(email.as_str(), &link);
     p.mailer().send(&mail).await.map_err(|e| e.to_string())

@@ -790,13 +790,12 @@ async fn assert_with<P: Platform>(
     Ok(v)
 }
 
-/// Records a refused passwordless sign-in: the rate-limit counters and an audit record, in one
-/// batch.
+/// Audits a refused passwordless sign-in (the rate limits counted the attempt before it was
+/// checked).
 async fn refuse_login<P: Platform>(
     p: &P,
     user: Option<&SessionUser>,
     reason: &str,
-    counters: &[throttle::Counter],
     request_id: &str,
 ) -> Result<(), SqlError> {
     let now = p.clock().now_ms();
@@ -818,9 +817,9 @@ async fn refuse_login<P: Platform>(
     }
     .with("method", "webauthn")
     .with("reason", reason);
-    let mut stmts = vec![audit::outbox_insert(&rec, &audit::new_event_id(p), now)];
-    stmts.extend(counters.iter().map(throttle::Counter::hit));
-    p.sql().batch(stmts).await?;
+    p.sql()
+        .execute(audit::outbox_insert(&rec, &audit::new_event_id(p), now))
+        .await?;
     Ok(())
 }
 
@@ -852,14 +851,18 @@ pub async fn login<P: Platform>(
         (throttle::LOGIN_PER_CLIENT, client),
         now,
     );
-    if let Some(retry_after_secs) = throttle::retry_after(p, &counters).await? {
-        refuse_login(p, None, "rate_limited", &[], request_id).await?;
-        return Err(WebAuthnError::RateLimited { retry_after_secs });
-    }
+    let held = match throttle::admit(p, counters).await? {
+        throttle::Admission::Admitted(held) => held,
+        throttle::Admission::Refused { retry_after_secs } => {
+            refuse_login(p, None, "rate_limited", request_id).await?;
+            return Err(WebAuthnError::RateLimited { retry_after_secs });
+        }
+    };
     let owned = match find_credential(p, &credential_id, &tenant).await? {
         Some(o) if f.user_id.as_ref().is_none_or(|u| *u == o.user.user_id) => o,
         _ => {
-            refuse_login(p, None, "unknown_credential", &counters, request_id).await?;
+            refuse_login(p, None, "unknown_credential", request_id).await?;
+            held.keep();
             return Err(WebAuthnError::UnknownCredential);
         }
     };
@@ -871,19 +874,23 @@ pub async fn login<P: Platform>(
         None => f.user_id.is_some(),
     };
     if !handle_ok {
-        refuse_login(p, Some(&owned.user), "user_handle", &counters, request_id).await?;
+        refuse_login(p, Some(&owned.user), "user_handle", request_id).await?;
+        held.keep();
         return Err(WebAuthnError::UnknownCredential);
     }
     if let Err(e) = assert_with(p, &owned, resp, &f.data.expected(), request_id).await {
-        refuse_login(p, Some(&owned.user), e.code(), &counters, request_id).await?;
+        refuse_login(p, Some(&owned.user), e.code(), request_id).await?;
+        held.keep();
         return Err(e);
     }
     if !owned.user_active {
-        refuse_login(p, Some(&owned.user), "inactive", &counters, request_id).await?;
+        refuse_login(p, Some(&owned.user), "inactive", request_id).await?;
+        held.keep();
         return Err(WebAuthnError::UnknownCredential);
     }
+    held.release(p).await?;
     if !owned.tenant_active {
-        refuse_login(p, Some(&owned.user), "tenant_not_active", &[], request_id).await?;
+        refuse_login(p, Some(&owned.user), "tenant_not_active", request_id).await?;
         return Err(WebAuthnError::TenantNotActive);
     }
     Ok(sessions::start(p, &owned.user, &["hwk", "mfa"], request_id).await?)
