@@ -428,3 +428,98 @@ fn fr_log_002_csv_export_pages_across_tenants_exactly_once() {
         assert_eq!(got, want, "limit {limit}: {ids:?}");
     }
 }
+
+/// An active user `owner@acme.test` of tenant `acme` (password [`PASSWORD`]).
+async fn active_owner(p: &TestPlatform) {
+    use crate::audit::Actor;
+    use crate::tenants::{Email, Plan, ProvisionTenant, TenantDomain, TenantName, TenantService};
+    let out = TenantService::provision(
+        p,
+        &Actor::operator("op-1"),
+        ProvisionTenant {
+            name: TenantName::parse("Acme Inc").unwrap(),
+            domain: TenantDomain::parse("acme").unwrap(),
+            plan: Plan::parse("free").unwrap(),
+            owner_email: Email::parse("owner@acme.test").unwrap(),
+            apps: vec![],
+        },
+        None,
+        "r",
+        "https://cp.example.com",
+    )
+    .await
+    .unwrap()
+    .provisioned;
+    let token = out.invitation_link.split_once("token=").unwrap().1;
+    crate::users::accept_invitation(p, token, PASSWORD, "r")
+        .await
+        .unwrap();
+}
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn forgot_from_host(p: &TestPlatform, host: &str) -> Response {
+    send(
+        p,
+        request(Method::POST, "/v1/auth/password/forgot")
+            .header("host", host)
+            .header("content-type", "application/json")
+            .body(br#"{"tenant":"acme","email":"owner@acme.test"}"#.to_vec())
+            .unwrap(),
+    )
+}
+
+async fn mails_to_owner(p: &TestPlatform) -> Vec<String> {
+    p.sql
+        .query(Stmt::new(
+            "SELECT text_body FROM mail_outbox WHERE to_addr = 'owner@acme.test' ORDER BY id",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.text("text_body").unwrap())
+        .collect()
+}
+
+/// FR-AUTH-004: a mailed link never comes from the request's `Host` header. Outside
+/// development, without `PUBLIC_BASE_URL` the routes that mail links answer 503 and mail
+/// nothing; with it, the link points there whatever `Host` the client sent.
+#[test]
+fn fr_auth_004_mailed_links_never_come_from_the_host_header() {
+    let p = block_on(TestPlatform::new());
+    block_on(active_owner(&p));
+    let before = block_on(mails_to_owner(&p)).len();
+
+    let resp = forgot_from_host(&p, "evil.example");
+    assert_problem(&resp, 503, "unavailable");
+    assert_eq!(block_on(mails_to_owner(&p)).len(), before, "nothing mailed");
+    assert!(
+        p.logger
+            .lines()
+            .iter()
+            .any(|l| l.contains("PUBLIC_BASE_URL is not set")),
+        "{:?}",
+        p.logger.lines()
+    );
+    // The provider's discovery names no issuer taken from the request either.
+    let resp = send(
+        &p,
+        request(Method::GET, "/.well-known/openid-configuration")
+            .header("host", "evil.example")
+            .body(Vec::new())
+            .unwrap(),
+    );
+    assert_problem(&resp, 503, "unavailable");
+
+    p.secrets.set("PUBLIC_BASE_URL", "https://cp.example.com/");
+    let resp = forgot_from_host(&p, "evil.example");
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let mails = block_on(mails_to_owner(&p));
+    assert_eq!(mails.len(), before + 1);
+    let mail = mails.last().unwrap();
+    assert!(
+        mail.contains("https://cp.example.com/password/reset?token="),
+        "{mail}"
+    );
+    assert!(!mail.contains("evil.example"), "{mail}");
+}

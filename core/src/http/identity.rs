@@ -18,7 +18,7 @@ use crate::sessions::{
     self, authenticate_access_token, AccessError, LoginError, LoginRequest, RefreshError,
     RevokeSessionsError, SessionUser, UserPrincipal, VerifyMfaError,
 };
-use crate::tenants::{public_base_url, Email, TenantDomain};
+use crate::tenants::{Email, TenantDomain};
 use crate::tokens::{keys, SigningKeyError};
 use crate::users::mfa::{self, MfaError};
 use crate::users::{
@@ -438,7 +438,7 @@ pub(super) async fn forgot_password<P: Platform>(
     let body: ForgotPasswordRequest = json::parse_body(req)?;
     if let (Ok(tenant), Ok(email)) = (TenantDomain::parse(&body.tenant), Email::parse(&body.email))
     {
-        let base = public_base_url(ctx.platform, &super::tenants::request_origin(req));
+        let base = super::tenants::link_base(ctx, req)?;
         if let Err(cause) =
             users::forgot_password(ctx.platform, &tenant, &email, &base, &ctx.request_id).await
         {

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use super::identity::client_address;
 use super::login_page::{self, error_page, step_page, Note, Step};
 use super::operator::require_platform_role;
-use super::tenants::request_origin;
+use super::tenants::{link_base, request_origin};
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::audit::Actor;
 use crate::auth::PlatformRole;
@@ -23,7 +23,7 @@ use crate::oidc::{
 };
 use crate::ports::{Logger, Platform};
 use crate::sessions::{self, AccessError, LoginError, LoginRequest, VerifyMfaError};
-use crate::tenants::{public_base_url, Email, TenantDomain};
+use crate::tenants::{Email, TenantDomain};
 use crate::users;
 use crate::webauthn::{AuthenticationResponse, RelyingParty};
 
@@ -37,8 +37,10 @@ fn log<P: Platform>(ctx: &Ctx<'_, P>, msg: &str, code: &str, cause: &str) {
     ctx.platform.logger().line(&line.to_string());
 }
 
-fn issuer<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> String {
-    oidc::provider_issuer(ctx.platform, &request_origin(req))
+/// The provider's issuer: `PUBLIC_BASE_URL` (see [`link_base`]); the login page redirects and
+/// the tokens it issues name it.
+fn issuer<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<String, ApiError> {
+    link_base(ctx, req)
 }
 
 fn query_pairs(req: &Request) -> Vec<(String, String)> {
@@ -82,7 +84,7 @@ pub(super) async fn discovery<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let mut resp = json::response(StatusCode::OK, &oidc::discovery(&issuer(ctx, req)))?;
+    let mut resp = json::response(StatusCode::OK, &oidc::discovery(&issuer(ctx, req)?))?;
     resp.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),
@@ -648,7 +650,7 @@ pub(super) async fn login_forgot<P: Platform>(
     if let Some(t) = &p.flow.tenant {
         if let (Ok(tenant), Ok(email)) = (TenantDomain::parse(&t.domain), Email::parse(&email_raw))
         {
-            let base = public_base_url(ctx.platform, &request_origin(req));
+            let base = link_base(ctx, req)?;
             if let Err(cause) =
                 users::forgot_password(ctx.platform, &tenant, &email, &base, &ctx.request_id).await
             {
@@ -765,7 +767,7 @@ pub(super) async fn token<P: Platform>(
         refresh_token: single(&form, "refresh_token"),
     };
     let mut resp =
-        match oidc::exchange(ctx.platform, &issuer(ctx, req), &treq, &ctx.request_id).await {
+        match oidc::exchange(ctx.platform, &issuer(ctx, req)?, &treq, &ctx.request_id).await {
             Ok(resp) => no_store(json::response(StatusCode::OK, &resp)?),
             Err(e) => token_error(ctx, &e, has_auth_header),
         };
@@ -891,7 +893,7 @@ pub(super) async fn end_session<P: Platform>(
     let state = single(&q, "state");
     match oidc::end_session(
         ctx.platform,
-        &issuer(ctx, req),
+        &issuer(ctx, req)?,
         hint.as_deref(),
         target.as_deref(),
         client_id.as_deref(),

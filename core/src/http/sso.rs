@@ -6,14 +6,14 @@ use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
 use super::identity::{client_address, no_store, rate_limited, require_user, signing_problem};
-use super::tenants::request_origin;
+use super::tenants::link_base;
 use super::{json, login_page, ApiError, Ctx, ProblemType, Request, Response};
 use crate::oidc::{self, CompleteLoginError};
 use crate::ports::{Logger, Platform};
 use crate::sessions::{self, IssueError};
 use crate::sso::flow::{self, CallbackParams};
 use crate::sso::{config, SsoCallbackError, SsoConfigError, SsoConfigInput, SsoStartError};
-use crate::tenants::{public_base_url, TenantDomain};
+use crate::tenants::TenantDomain;
 
 /// Body of `PUT /v1/tenant/sso`.
 #[derive(Debug, Deserialize)]
@@ -131,7 +131,7 @@ pub(super) async fn start<P: Platform>(
         .ok_or_else(|| ApiError::invalid_field("tenant", "is required"))?;
     let domain = TenantDomain::parse(&tenant)
         .map_err(|_| ApiError::invalid_field("tenant", "is not a tenant domain"))?;
-    let base = public_base_url(ctx.platform, &request_origin(req));
+    let base = link_base(ctx, req)?;
     let started = flow::start(
         ctx.platform,
         &domain,

@@ -11,9 +11,7 @@ use serde::Deserialize;
 use super::identity::{require_tenant_admin, require_user};
 use super::{json, ApiError, Ctx, ProblemType, Request, Response};
 use crate::ports::{Logger, Platform};
-use crate::tenants::{
-    public_base_url, Email, Plan, TenantId, TenantService, UpdateTenant, UpdateTenantError,
-};
+use crate::tenants::{Email, Plan, TenantId, TenantService, UpdateTenant, UpdateTenantError};
 use crate::users::admin::{
     self, ListUsers, TenantActor, TenantRole, UpdateUser, UserAdminError, UserStatus,
 };
@@ -240,7 +238,7 @@ pub(super) async fn invite<P: Platform>(
         role: parse_role("role", &body.role)?,
         expires_in_days: body.expires_in_days,
     };
-    let base = public_base_url(ctx.platform, &super::tenants::request_origin(req));
+    let base = super::tenants::link_base(ctx, req)?;
     let inv = invite::invite(ctx.platform, &by, &request, &base, &ctx.request_id)
         .await
         .map_err(|e| invite_problem(&e))?;
@@ -273,7 +271,7 @@ pub(super) async fn resend_invitation<P: Platform>(
     let by = acting_admin(ctx, req).await?;
     let id = ctx.param("id").to_owned();
     let body: ResendRequest = json::parse_optional_body(req)?;
-    let base = public_base_url(ctx.platform, &super::tenants::request_origin(req));
+    let base = super::tenants::link_base(ctx, req)?;
     let inv = invite::resend(
         ctx.platform,
         &by,

@@ -10,7 +10,7 @@ use crate::audit::Actor;
 use crate::auth::PlatformRole;
 use crate::ports::{Logger, Platform};
 use crate::tenants::{
-    public_base_url, ActivateTenantError, DeleteTenantError, EdgeSync, Email, GetTenantError,
+    configured_base_url, ActivateTenantError, DeleteTenantError, EdgeSync, Email, GetTenantError,
     IdempotencyKey, ListTenants, ListTenantsError, Plan, ProvisionTenant, ProvisionTenantError,
     RestoreTenantError, StatusChange, SuspendTenantError, SuspensionReason, Tenant, TenantDomain,
     TenantId, TenantName, TenantService, TenantStatus, UpdateTenant, UpdateTenantError,
@@ -95,7 +95,7 @@ pub(super) async fn provision<P: Platform>(
                 })?,
         ),
     };
-    let base_url = public_base_url(ctx.platform, &request_origin(req));
+    let base_url = link_base(ctx, req)?;
     let outcome = TenantService::provision(
         ctx.platform,
         &Actor::operator(&operator.user_id),
@@ -329,7 +329,24 @@ fn tenant_id<P: Platform>(ctx: &mut Ctx<'_, P>) -> Result<TenantId, ApiError> {
     Ok(id)
 }
 
-/// `scheme://host` of the request, the fallback for invitation links without `PUBLIC_BASE_URL`.
+/// The base of links mailed to users and of redirects: `PUBLIC_BASE_URL`. Only in development
+/// may it fall back to the origin the request came to; elsewhere a missing `PUBLIC_BASE_URL` is
+/// 503 with a log line naming it, because a `Host` header is the client's to choose (a reset
+/// link mailed to `evil.example` would hand its token to whoever owns that host).
+pub(super) fn link_base<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<String, ApiError> {
+    if let Some(base) = configured_base_url(ctx.platform) {
+        return Ok(base);
+    }
+    if super::handlers::is_development(ctx) {
+        return Ok(request_origin(req));
+    }
+    Err(ApiError::unavailable(
+        "PUBLIC_BASE_URL is not set: routes that mail links or redirect are refused until it is",
+    ))
+}
+
+/// `scheme://host` of the request, as the client named it: for the cookie's `Secure` choice and
+/// development defaults only, never for a link or a redirect (see [`link_base`]).
 pub(super) fn request_origin(req: &Request) -> String {
     let host = req
         .uri()

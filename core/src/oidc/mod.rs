@@ -57,12 +57,6 @@ pub const CLAIMS: &[&str] = &[
     "name",
 ];
 
-/// The provider's issuer identifier: `PUBLIC_BASE_URL` when set, else the origin the request
-/// came to (discovery requires the issuer to be the URL the client started from).
-pub fn provider_issuer<P: Platform>(p: &P, request_origin: &str) -> String {
-    crate::tenants::public_base_url(p, request_origin)
-}
-
 /// The discovery document (OpenID Connect Discovery 1.0): exactly what is implemented.
 pub fn discovery(issuer: &str) -> Value {
     json!({

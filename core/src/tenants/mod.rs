@@ -32,7 +32,7 @@ pub use model::{
     TenantName, TenantStatus,
 };
 pub use provision::{
-    public_base_url, MailDelivery, ProvisionOutcome, ProvisionTenant, ProvisionTenantError,
+    configured_base_url, MailDelivery, ProvisionOutcome, ProvisionTenant, ProvisionTenantError,
     Provisioned, IDEMPOTENCY_TTL_MS, INVITATION_TTL_MS, MAX_APPS,
 };
 pub use purge::{PurgeReport, PurgeTenantsError, PURGE_BATCH};

@@ -143,14 +143,14 @@ impl ProvisionTenantError {
     }
 }
 
-/// The base URL of links in mail: the `PUBLIC_BASE_URL` secret or variable if set, else
-/// `fallback` (e.g. the origin the request came to), without a trailing slash.
-pub fn public_base_url<P: Platform>(p: &P, fallback: &str) -> String {
+/// The base URL of links in mail and of redirects: the `PUBLIC_BASE_URL` secret or variable,
+/// without a trailing slash; `None` when it is unset or empty. It never comes from a request:
+/// a `Host` header is the client's to choose.
+pub fn configured_base_url<P: Platform>(p: &P) -> Option<String> {
     p.secrets()
         .get("PUBLIC_BASE_URL")
-        .unwrap_or_else(|| fallback.to_owned())
-        .trim_end_matches('/')
-        .to_owned()
+        .map(|v| v.trim().trim_end_matches('/').to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 /// The canonical form of a request, hashed to recognise a retry.

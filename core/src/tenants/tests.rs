@@ -238,17 +238,19 @@ fn uc_prov_001_provision_writes_everything_and_mails_the_owner() {
     });
 }
 
-/// UC-PROV-001: PUBLIC_BASE_URL wins over the fallback, without a trailing slash.
+/// UC-PROV-001: the base of links comes from PUBLIC_BASE_URL only, without a trailing slash.
 #[test]
 fn uc_prov_001_public_base_url_comes_from_the_environment() {
     block_on(async {
         let p = platform().await;
-        assert_eq!(
-            public_base_url(&p, "http://127.0.0.1:8787/"),
-            "http://127.0.0.1:8787"
-        );
+        assert_eq!(configured_base_url(&p), None);
+        p.secrets.set("PUBLIC_BASE_URL", " ");
+        assert_eq!(configured_base_url(&p), None);
         p.secrets.set("PUBLIC_BASE_URL", "https://cp.example.com/");
-        assert_eq!(public_base_url(&p, "http://x"), "https://cp.example.com");
+        assert_eq!(
+            configured_base_url(&p).as_deref(),
+            Some("https://cp.example.com")
+        );
     });
 }
 
