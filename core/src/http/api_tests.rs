@@ -523,3 +523,76 @@ fn fr_auth_004_mailed_links_never_come_from_the_host_header() {
     );
     assert!(!mail.contains("evil.example"), "{mail}");
 }
+
+fn with_bearer(method: Method, uri: &str, token: &str, body: &str) -> Request {
+    request(method, uri)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(body.as_bytes().to_vec())
+        .unwrap()
+}
+
+/// FR-AUTH-006: the password policy is managed by whoever is an owner or admin *now*: a
+/// demoted owner's access token (its role claim still `owner`) is refused and changes nothing.
+#[test]
+fn fr_auth_006_password_policy_routes_read_the_role_from_the_database() {
+    use crate::sessions::{login, LoginRequest};
+    use crate::tenants::{Email, TenantDomain};
+    let p = block_on(TestPlatform::new());
+    p.secrets.set(
+        crate::tokens::master_key::MASTER_KEY_SECRET,
+        "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=",
+    );
+    block_on(active_owner(&p));
+    let tokens = block_on(login(
+        &p,
+        &LoginRequest {
+            tenant: TenantDomain::parse("acme").unwrap(),
+            email: Email::parse("owner@acme.test").unwrap(),
+            password: PASSWORD.into(),
+            client: None,
+        },
+        "r",
+    ))
+    .unwrap();
+    let policy = r#"{"min_length":20,"require_upper":false,"require_lower":false,"require_digit":false,"require_symbol":false,"max_age_days":null,"history_count":0}"#;
+    let resp = send(
+        &p,
+        with_bearer(
+            Method::PUT,
+            "/v1/tenant/password-policy",
+            &tokens.access_token,
+            policy,
+        ),
+    );
+    assert_eq!(resp.status(), StatusCode::OK, "{:?}", body(&resp));
+
+    // Demoted behind the token's back.
+    p.sql
+        .exec_raw("UPDATE users SET role = 'user' WHERE email = 'owner@acme.test'")
+        .unwrap();
+    for (method, payload) in [
+        (Method::GET, ""),
+        (
+            Method::PUT,
+            r#"{"min_length":8,"require_upper":false,"require_lower":false,"require_digit":false,"require_symbol":false,"max_age_days":null,"history_count":0}"#,
+        ),
+    ] {
+        let resp = send(
+            &p,
+            with_bearer(
+                method,
+                "/v1/tenant/password-policy",
+                &tokens.access_token,
+                payload,
+            ),
+        );
+        assert_problem(&resp, 403, "access-denied");
+    }
+    let rows = block_on(
+        p.sql
+            .query(Stmt::new("SELECT min_length FROM password_policies")),
+    )
+    .unwrap();
+    assert_eq!(rows[0].i64("min_length").unwrap(), 20, "unchanged");
+}

@@ -234,7 +234,9 @@ pub(super) async fn require_user<P: Platform>(
     Ok(principal)
 }
 
-/// [`require_user`] with a tenant role of `owner` or `admin`.
+/// [`require_user`] who is an active owner or admin of the token's tenant *now*: the role is
+/// read from the database, because a token's can be up to 15 minutes stale (a demoted or
+/// disabled admin still holds one).
 pub(super) async fn require_tenant_admin<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
@@ -246,6 +248,14 @@ pub(super) async fn require_tenant_admin<P: Platform>(
             "This operation needs the owner or admin role.",
         ));
     }
+    let c = &principal.claims;
+    users::admin::authorize_admin(ctx.platform, &c.tid, &c.sub)
+        .await
+        .map_err(|e| match e {
+            users::admin::UserAdminError::Storage(cause) => ApiError::internal(cause.to_string()),
+            e => ApiError::new(ProblemType::AccessDenied, format!("{e}."))
+                .with_extension("reason", e.code().into()),
+        })?;
     Ok(principal)
 }
 
@@ -745,14 +755,6 @@ pub(super) async fn revoke_user_sessions<P: Platform>(
 ) -> Result<Response, ApiError> {
     let principal = require_tenant_admin(ctx, req).await?;
     let c = &principal.claims;
-    // The token's role may be stale: the database says whether the caller is still an admin.
-    users::admin::authorize_admin(ctx.platform, &c.tid, &c.sub)
-        .await
-        .map_err(|e| match e {
-            users::admin::UserAdminError::Storage(cause) => ApiError::internal(cause.to_string()),
-            e => ApiError::new(ProblemType::AccessDenied, format!("{e}."))
-                .with_extension("reason", e.code().into()),
-        })?;
     let user_id = ctx.param("id").to_owned();
     let revoked = sessions::revoke_all_sessions(
         ctx.platform,
