@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use crate::helpers::{
-    assert_problem, base32_decode, introspect, send, str_of, suffix, totp, ApiResponse, TestApp,
+    assert_problem, base32_decode, introspect, send, str_of, suffix, totp, ApiResponse, Runtime,
+    TestApp,
 };
 
 crate::contract_tests![
@@ -27,6 +28,8 @@ crate::contract_tests![
     signing_key_rotation_keeps_old_tokens_valid_nfr_sec_004,
     totp_sign_in_with_codes_computed_here_nfr_sec_003,
     failed_logins_are_rate_limited_per_account_and_client_err_rate_429,
+    concurrent_login_guesses_get_exactly_the_limit_err_rate_429,
+    second_factor_guesses_are_limited_per_sign_in_and_per_user_err_rate_429,
     admin_revocation_ends_every_session_at_once_fr_auth_005,
     tenant_requiring_mfa_enrolls_users_during_sign_in_nfr_sec_003,
     owners_read_their_tenants_flags_but_cannot_write_fr_flag_001,
@@ -729,33 +732,183 @@ fn failed_logins_are_rate_limited_per_account_and_client_err_rate_429(
     retry_after(&resp)?;
 
     // Per client address: fifty failures on fifty different accounts, then the fifty-first
-    // account is refused too, while another address is not.
+    // account is refused too, while another address is not. The address is only what the
+    // runtime vouches for (Cloudflare's CF-Connecting-IP on Workers; on Spin the rightmost
+    // X-Forwarded-For hop, added by the trusted proxy the suite stands in for): a fresh
+    // address the client writes itself into every request buys no fresh attempts.
     let addr = format!(
         "198.51.100.{}",
         u8::from_str_radix(&suffix()?[..2], 16).unwrap_or(7)
     );
-    let attempt = |email: &str, from: &str| {
-        let body = json!({ "tenant": t.domain, "email": email, "password": PASSWORD });
-        app.request(
-            "POST",
-            "/v1/auth/login",
-            &[
-                ("content-type", "application/json"),
-                ("cf-connecting-ip", from),
-                ("x-forwarded-for", from),
-            ],
-            Some(body.to_string().into_bytes()),
-        )
-    };
     for i in 0..50 {
-        let resp = attempt(&format!("nobody{i}@{}.example", t.domain), &addr)?;
+        let resp = login_from(
+            app,
+            &t.domain,
+            &format!("nobody{i}@{}.example", t.domain),
+            "x",
+            &addr,
+            i,
+        )?;
         assert_problem(&resp, 401, "invalid-credentials")?;
     }
-    let resp = attempt(&format!("nobody-else@{}.example", t.domain), &addr)?;
+    let resp = login_from(
+        app,
+        &t.domain,
+        &format!("nobody-else@{}.example", t.domain),
+        "x",
+        &addr,
+        50,
+    )?;
     assert_problem(&resp, 429, "rate-limited")?;
     retry_after(&resp)?;
-    let resp = attempt(&format!("nobody-else@{}.example", t.domain), "192.0.2.1")?;
+    let resp = login_from(
+        app,
+        &t.domain,
+        &format!("nobody-else@{}.example", t.domain),
+        "x",
+        "192.0.2.1",
+        51,
+    )?;
     assert_problem(&resp, 401, "invalid-credentials")?;
+    Ok(())
+}
+
+/// `POST /v1/auth/login` from client address `from` as the runtime learns it, with a spoofed
+/// address (different for each `n`) where a client could write one: `CF-Connecting-IP` on Spin
+/// and the leftmost `X-Forwarded-For` hop.
+fn login_from(
+    app: &TestApp,
+    domain: &str,
+    email: &str,
+    password: &str,
+    from: &str,
+    n: usize,
+) -> Result<ApiResponse, String> {
+    let spoof = format!("203.0.113.{}", n % 250 + 1);
+    let forwarded = format!("{spoof}, {from}");
+    let client: [(&str, &str); 2] = match app.runtime {
+        Runtime::Workerd => [("cf-connecting-ip", from), ("x-forwarded-for", &spoof)],
+        Runtime::Spin => [
+            ("cf-connecting-ip", &spoof),
+            ("x-forwarded-for", &forwarded),
+        ],
+    };
+    let body = json!({ "tenant": domain, "email": email, "password": password });
+    app.request(
+        "POST",
+        "/v1/auth/login",
+        &[("content-type", "application/json"), client[0], client[1]],
+        Some(body.to_string().into_bytes()),
+    )
+}
+
+/// Runs `n` copies of `f` at once, one thread each, and returns their results in order.
+fn concurrently<T: Send>(
+    n: usize,
+    f: impl Fn(usize) -> Result<T, String> + Sync,
+) -> Result<Vec<T>, String> {
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = (0..n).map(|i| s.spawn(move || f(i))).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| "a request thread panicked".to_owned())?
+            })
+            .collect()
+    })
+}
+
+/// ERR-RATE-429 under concurrency: a burst of wrong passwords for one account gets exactly the
+/// limit's number of password checks; every other request is refused before any hashing.
+fn concurrent_login_guesses_get_exactly_the_limit_err_rate_429(
+    app: &TestApp,
+) -> Result<(), String> {
+    let t = owner(app)?;
+    let addr = format!(
+        "198.51.100.{}",
+        u8::from_str_radix(&suffix()?[..2], 16).unwrap_or(9)
+    );
+    let statuses = concurrently(24, |i| {
+        Ok(login_from(
+            app,
+            &t.domain,
+            &t.email,
+            "not the password at all",
+            &addr,
+            i,
+        )?
+        .status)
+    })?;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    ensure_eq!(
+        (checked, refused),
+        (10, 14),
+        "401s and 429s of 24 concurrent guesses: {statuses:?}"
+    );
+    Ok(())
+}
+
+/// ERR-RATE-429, NFR-SEC-003: concurrent codes on one pending sign-in share its five attempts,
+/// and wrong codes count against the user across pending sign-ins: a fresh password sign-in
+/// buys no fresh guesses, and past ten even the right code waits.
+fn second_factor_guesses_are_limited_per_sign_in_and_per_user_err_rate_429(
+    app: &TestApp,
+) -> Result<(), String> {
+    let t = owner(app)?;
+    let access = str_of(&tokens(app, &t)?["access_token"]);
+    let e = send(app, "POST", "/v1/auth/mfa/totp", Some(&access), None)?.expect_json(200)?;
+    let secret = base32_decode(&str_of(&e["secret"]))?;
+    let body = json!({ "code": totp(&secret, 0)? });
+    send(
+        app,
+        "POST",
+        "/v1/auth/mfa/totp/confirm",
+        Some(&access),
+        Some(&body),
+    )?
+    .expect_status(200)?;
+    let mfa_token = || -> Result<String, String> {
+        let p = assert_problem(&login(app, &t, PASSWORD)?, 401, "mfa-required")?;
+        Ok(str_of(&p["mfa_token"]))
+    };
+    let guess = |token: &str, code: &str| {
+        let body = json!({ "mfa_token": token, "code": code });
+        send(app, "POST", "/v1/auth/mfa/verify", None, Some(&body))
+    };
+    // Codes that cannot be right: never the current, previous or next step's.
+    let valid: Vec<String> = (-1..=1)
+        .map(|o| totp(&secret, o))
+        .collect::<Result<_, _>>()?;
+    let wrong: Vec<String> = (0..40)
+        .map(|i| format!("{:06}", 100_000 + i * 7919))
+        .filter(|c| !valid.contains(c))
+        .collect();
+
+    let first = mfa_token()?;
+    let reasons = concurrently(16, |i| {
+        let resp = guess(&first, &wrong[i])?;
+        let p = assert_problem(&resp, 401, "invalid-credentials")?;
+        Ok(str_of(&p["reason"]))
+    })?;
+    let checked = reasons.iter().filter(|r| *r == "mfa_code_invalid").count();
+    ensure_eq!(
+        checked,
+        5,
+        "codes checked on one pending sign-in: {reasons:?}"
+    );
+
+    // Five more on a fresh sign-in make ten for the user.
+    let second = mfa_token()?;
+    for code in &wrong[20..25] {
+        assert_problem(&guess(&second, code)?, 401, "invalid-credentials")?;
+    }
+    let third = mfa_token()?;
+    let resp = guess(&third, &totp(&secret, 0)?)?;
+    assert_problem(&resp, 429, "rate-limited")?;
+    retry_after(&resp)?;
     Ok(())
 }
 

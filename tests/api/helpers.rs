@@ -623,6 +623,11 @@ pub fn spawn_app_with(runtime: Runtime, extra: &[(&str, &str)]) -> Result<Server
         "SSO_IDP_ORIGINS".to_owned(),
         "http://127.0.0.1:*".to_owned(),
     ));
+    if matches!(runtime, Runtime::Spin) {
+        // The suite stands in for the proxy in front of Spin: it connects from loopback and
+        // names the client in X-Forwarded-For (the only way a client address reaches Spin).
+        vars.push(("TRUSTED_PROXIES".to_owned(), "127.0.0.1".to_owned()));
+    }
     if matches!(runtime, Runtime::Workerd) {
         // The event streams' alarm flush, soon enough for events::alarm_* to watch it.
         vars.push(("EVENT_FLUSH_DELAY_MS".to_owned(), "2000".to_owned()));

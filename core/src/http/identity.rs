@@ -13,7 +13,7 @@ use super::{json, ApiError, Ctx, ProblemType, Request, Response};
 use crate::apps::{authenticate_app_key_with, Scope};
 use crate::audit::Actor;
 use crate::auth::PlatformRole;
-use crate::ports::{Logger, Platform, Sql, Stmt};
+use crate::ports::{Logger, Platform, Secrets, Sql, Stmt};
 use crate::sessions::{
     self, authenticate_access_token, AccessError, LoginError, LoginRequest, RefreshError,
     RevokeSessionsError, SessionUser, UserPrincipal, VerifyMfaError,
@@ -122,23 +122,14 @@ pub(super) fn no_content() -> Response {
     resp
 }
 
-/// The client's address: `CF-Connecting-IP` (set by Cloudflare), else the first
-/// `X-Forwarded-For` entry (set by the proxy in front of Spin). Used only hashed.
-pub(super) fn client_address(req: &Request) -> Option<String> {
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty() && v.len() <= 64)
-    };
-    header("cf-connecting-ip")
-        .or_else(|| {
-            header("x-forwarded-for")
-                .and_then(|v| v.split(',').next())
-                .map(str::trim)
-        })
-        .map(str::to_owned)
+/// The client's address as the runtime vouches for it (see [`super::client_addr`]), for the
+/// rate limits. Used only hashed.
+pub(super) fn client_address<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Option<String> {
+    super::client_addr::client_address(
+        ctx.platform.backends().runtime,
+        ctx.platform.secrets().get("TRUSTED_PROXIES").as_deref(),
+        req,
+    )
 }
 
 /// ERR-RATE-429 with `Retry-After`.
@@ -345,7 +336,7 @@ pub(super) async fn login<P: Platform>(
         tenant,
         email,
         password: body.password,
-        client: client_address(req),
+        client: client_address(ctx, req),
     };
     let pair = sessions::login(ctx.platform, &login, &ctx.request_id)
         .await
@@ -646,7 +637,7 @@ pub(super) async fn verify_mfa<P: Platform>(
     req: &Request,
 ) -> Result<Response, ApiError> {
     let body: VerifyMfaRequest = json::parse_body(req)?;
-    let client = client_address(req);
+    let client = client_address(ctx, req);
     let factor = match (&body.code, &body.webauthn) {
         (Some(code), None) => sessions::SecondFactor::Code(code),
         (None, Some(assertion)) => sessions::SecondFactor::Passkey(assertion),

@@ -8,6 +8,7 @@ pub mod problem;
 pub mod router;
 
 mod apps;
+mod client_addr;
 mod events;
 mod flags;
 mod handlers;

@@ -431,7 +431,7 @@ pub(super) async fn login_password<P: Platform>(
         tenant: domain,
         email,
         password,
-        client: client_address(req),
+        client: client_address(ctx, req),
     };
     match sessions::authenticate(ctx.platform, &login, &ctx.request_id).await {
         Ok(user) => Ok(finish(ctx, &p, &user, &["pwd"]).await),
@@ -561,7 +561,7 @@ pub(super) async fn login_mfa<P: Platform>(
         Some(a) => sessions::SecondFactor::Passkey(a),
         None => sessions::SecondFactor::Code(&code),
     };
-    let client = client_address(req);
+    let client = client_address(ctx, req);
     let checked = sessions::verify_second_factor(
         ctx.platform,
         &mfa_token,

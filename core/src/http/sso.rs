@@ -198,7 +198,7 @@ pub(super) async fn callback<P: Platform>(
         error: query_param(req, "error"),
         iss: query_param(req, "iss"),
     };
-    let client = client_address(req);
+    let client = client_address(ctx, req);
     let signed_in =
         match flow::callback(ctx.platform, &params, client.as_deref(), &ctx.request_id).await {
             Ok(s) => s,

@@ -201,7 +201,7 @@ pub(super) async fn login_verify<P: Platform>(
     req: &Request,
 ) -> Result<Response, ApiError> {
     let body: LoginVerifyRequest = json::parse_body(req)?;
-    let client = client_address(req);
+    let client = client_address(ctx, req);
     let pair = webauthn::login(
         ctx.platform,
         &body.flow,
