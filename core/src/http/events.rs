@@ -300,10 +300,13 @@ const CSV_HEADER: &[&str] = &[
 ];
 
 /// One CSV cell (RFC 4180): quoted when it holds a comma, quote, CR or LF, quotes doubled.
-/// A cell a spreadsheet would read as a formula (starting with `=`, `+`, `-`, `@`, tab or CR)
-/// is prefixed with `'` first (OWASP CSV injection).
+/// A cell a spreadsheet would read as a formula is prefixed with `'` first (OWASP CSV
+/// injection): one whose first character after any leading whitespace is `=`, `+`, `-` or `@`
+/// (importers trim leading blanks before deciding, so ` =1+1` is as live as `=1+1`), and one
+/// whose leading whitespace holds a tab or CR (some importers start a new cell or a formula
+/// there).
 pub fn csv_cell(v: &str) -> String {
-    let neutral = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    let neutral = if starts_formula(v) {
         format!("'{v}")
     } else {
         v.to_owned()
@@ -313,6 +316,20 @@ pub fn csv_cell(v: &str) -> String {
     } else {
         neutral
     }
+}
+
+/// Whether a spreadsheet could take `v` for a formula (see [`csv_cell`]).
+fn starts_formula(v: &str) -> bool {
+    let rest = v.trim_start_matches(is_leading_blank);
+    let lead = &v[..v.len() - rest.len()];
+    lead.contains(['\t', '\r']) || rest.starts_with(['=', '+', '-', '@'])
+}
+
+/// Characters a spreadsheet may drop before the first visible one: Unicode whitespace (space,
+/// tab, CR, LF, no-break and ideographic spaces) and the invisible zero-width space, word
+/// joiner and byte-order mark, which are not whitespace to Rust but show as nothing.
+fn is_leading_blank(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '\u{200b}' | '\u{2060}' | '\u{feff}')
 }
 
 fn csv_row(out: &mut String, cells: &[&str]) {
@@ -624,6 +641,26 @@ mod tests {
             ),
             ("", ""),
             ("a=b", "a=b"),
+            // Leading whitespace does not hide a formula: spreadsheets trim it on import.
+            (" =1+1", "' =1+1"),
+            ("   +1", "'   +1"),
+            (" -1", "' -1"),
+            ("  @cmd", "'  @cmd"),
+            ("\u{a0}=1", "'\u{a0}=1"),
+            ("\u{3000}@x", "'\u{3000}@x"),
+            ("\n=1", "\"'\n=1\""),
+            (" \t=1", "' \t=1"),
+            // Tab and CR anywhere in the leading whitespace start a formula in some importers.
+            (" \tx", "' \tx"),
+            ("  \rx", "\"'  \rx\""),
+            ("\t", "'\t"),
+            // Whitespace before plain text, or inside a cell, changes nothing.
+            (" plain", " plain"),
+            ("   ", "   "),
+            ("a =b", "a =b"),
+            (" a,b", "\" a,b\""),
+            ("\u{feff}=1", "'\u{feff}=1"),
+            ("\u{200b}-1", "'\u{200b}-1"),
         ];
         for (input, want) in cases {
             assert_eq!(csv_cell(input), want, "{input:?}");
