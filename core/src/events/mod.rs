@@ -9,6 +9,7 @@
 
 pub mod archive;
 pub mod chain;
+pub mod csv;
 pub mod ingest;
 pub mod jobs;
 pub mod model;

@@ -14,6 +14,7 @@ use super::{json, ApiError, Ctx, Request, Response};
 use crate::apps::Scope;
 use crate::auth::PlatformRole;
 use crate::events::archive::{gzip, unpack, ArchiveError, CONTENT_TYPE, GZIP_CONTENT_TYPE};
+use crate::events::csv;
 use crate::events::ingest::{check_tenant, ingest, IngestError, IngestOutcome, Reporter};
 use crate::events::read::{
     self, audit_event, billing_items, page, streams_after, usage_by_day, Break, Period, UsageRow,
@@ -282,66 +283,6 @@ pub(super) async fn usage<P: Platform>(
     )
 }
 
-/// The CSV export's columns.
-const CSV_HEADER: &[&str] = &[
-    "tenant_id",
-    "seq",
-    "event_id",
-    "timestamp",
-    "received_at",
-    "actor_id",
-    "action",
-    "resource_id",
-    "outcome",
-    "ip",
-    "app_id",
-    "metadata",
-    "hash",
-];
-
-/// One CSV cell (RFC 4180): quoted when it holds a comma, quote, CR or LF, quotes doubled.
-/// A cell a spreadsheet would read as a formula is prefixed with `'` first (OWASP CSV
-/// injection): one whose first character after any leading whitespace is `=`, `+`, `-` or `@`
-/// (importers trim leading blanks before deciding, so ` =1+1` is as live as `=1+1`), and one
-/// whose leading whitespace holds a tab or CR (some importers start a new cell or a formula
-/// there).
-pub fn csv_cell(v: &str) -> String {
-    let neutral = if starts_formula(v) {
-        format!("'{v}")
-    } else {
-        v.to_owned()
-    };
-    if neutral.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", neutral.replace('"', "\"\""))
-    } else {
-        neutral
-    }
-}
-
-/// Whether a spreadsheet could take `v` for a formula (see [`csv_cell`]).
-fn starts_formula(v: &str) -> bool {
-    let rest = v.trim_start_matches(is_leading_blank);
-    let lead = &v[..v.len() - rest.len()];
-    lead.contains(['\t', '\r']) || rest.starts_with(['=', '+', '-', '@'])
-}
-
-/// Characters a spreadsheet may drop before the first visible one: Unicode whitespace (space,
-/// tab, CR, LF, no-break and ideographic spaces) and the invisible zero-width space, word
-/// joiner and byte-order mark, which are not whitespace to Rust but show as nothing.
-fn is_leading_blank(c: char) -> bool {
-    c.is_whitespace() || matches!(c, '\u{200b}' | '\u{2060}' | '\u{feff}')
-}
-
-fn csv_row(out: &mut String, cells: &[&str]) {
-    for (i, c) in cells.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&csv_cell(c));
-    }
-    out.push_str("\r\n");
-}
-
 /// Streams one CSV response reads at most (one registry query).
 const STREAMS_PER_PAGE: u32 = 1000;
 
@@ -409,7 +350,7 @@ pub(super) async fn export_audit_csv<P: Platform>(
         }
     }
     let mut out = String::new();
-    csv_row(&mut out, CSV_HEADER);
+    csv::header(&mut out);
     let mut rows = 0;
     let mut next = None;
     let mut resume = None;
@@ -424,29 +365,7 @@ pub(super) async fn export_audit_csv<P: Platform>(
         .map_err(|e| archive_problem(&e))?;
         for r in &records {
             let e = audit_event(r).map_err(|e| archive_problem(&e))?;
-            let metadata = if e.metadata.is_empty() {
-                String::new()
-            } else {
-                Json::Object(e.metadata.clone()).to_string()
-            };
-            csv_row(
-                &mut out,
-                &[
-                    &e.tenant_id,
-                    &r.seq.to_string(),
-                    &e.id,
-                    &e.timestamp,
-                    &format_rfc3339(r.received_at),
-                    &e.actor_id,
-                    &e.event_type,
-                    &e.resource_id,
-                    &e.outcome,
-                    e.ip.as_deref().unwrap_or(""),
-                    e.app_id.as_deref().unwrap_or(""),
-                    &metadata,
-                    &r.hash,
-                ],
-            );
+            csv::audit_row(&mut out, r, &e);
         }
         rows += records.len();
         let last = records.last().map_or(after, |r| r.seq);
@@ -615,58 +534,4 @@ pub(super) async fn dev_blob_put<P: Platform>(
     let mut resp = Response::new(Vec::new());
     *resp.status_mut() = StatusCode::NO_CONTENT;
     Ok(resp)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// FR-LOG-002: RFC 4180 quoting and formula-injection neutralisation.
-    #[test]
-    fn csv_cells_are_quoted_and_neutralised() {
-        let cases = [
-            ("plain", "plain"),
-            ("a,b", "\"a,b\""),
-            ("say \"hi\"", "\"say \"\"hi\"\"\""),
-            ("two\nlines", "\"two\nlines\""),
-            ("=SUM(A1:A2)", "'=SUM(A1:A2)"),
-            ("+1", "'+1"),
-            ("-1", "'-1"),
-            ("@cmd", "'@cmd"),
-            ("\tx", "'\tx"),
-            ("\rx", "\"'\rx\""),
-            (
-                "=HYPERLINK(\"x\",\"y\")",
-                "\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\"",
-            ),
-            ("", ""),
-            ("a=b", "a=b"),
-            // Leading whitespace does not hide a formula: spreadsheets trim it on import.
-            (" =1+1", "' =1+1"),
-            ("   +1", "'   +1"),
-            (" -1", "' -1"),
-            ("  @cmd", "'  @cmd"),
-            ("\u{a0}=1", "'\u{a0}=1"),
-            ("\u{3000}@x", "'\u{3000}@x"),
-            ("\n=1", "\"'\n=1\""),
-            (" \t=1", "' \t=1"),
-            // Tab and CR anywhere in the leading whitespace start a formula in some importers.
-            (" \tx", "' \tx"),
-            ("  \rx", "\"'  \rx\""),
-            ("\t", "'\t"),
-            // Whitespace before plain text, or inside a cell, changes nothing.
-            (" plain", " plain"),
-            ("   ", "   "),
-            ("a =b", "a =b"),
-            (" a,b", "\" a,b\""),
-            ("\u{feff}=1", "'\u{feff}=1"),
-            ("\u{200b}-1", "'\u{200b}-1"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(csv_cell(input), want, "{input:?}");
-        }
-        let mut row = String::new();
-        csv_row(&mut row, &["a", "=b", "c,d"]);
-        assert_eq!(row, "a,'=b,\"c,d\"\r\n");
-    }
 }
