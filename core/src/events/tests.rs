@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use futures_executor::block_on;
 use serde_json::{json, Value as Json};
 
-use super::archive::{decode, encode, flush_stream, gzip, pack, unpack, FLUSH_BATCH};
+use super::anchor::{AnchorKey, AnchorKeyProblem, AnchorKeys, KEY_SECRET};
+use super::archive::{decode, encode, flush_stream, gzip, pack, unpack, ArchiveError, FLUSH_BATCH};
 use super::ingest::{ingest, IngestError, Reporter};
 use super::jobs::{enforce_retention, flush_all, forward_outbox, purge_tenant_events};
 use super::read::{page, usage_by_day, verify, Period};
@@ -28,6 +29,11 @@ fn billing(id: &str, ty: &str, qty: i64, at: i64) -> Json {
 fn audit(id: &str, action: &str) -> Json {
     json!({"id": id, "timestamp": format_rfc3339(START_MS), "actor_id": "u1", "type": action,
            "resource_id": "doc:1", "outcome": "success", "ip": "192.0.2.1"})
+}
+
+/// The key that anchors the platform's archives.
+fn signer(p: &TestPlatform) -> AnchorKey {
+    AnchorKeys::load(&p.secrets).signer().unwrap().clone()
 }
 
 fn stream(kind: StreamKind, tenant: &str) -> StreamId {
@@ -191,9 +197,16 @@ fn flush_writes_immutable_ndjson_objects_and_indexes_them() {
         p.clock.advance(86_400_000);
         ingest_n(&p, "t1", 3, 2).await;
         let s = stream(StreamKind::Billing, "t1");
-        let r = flush_stream(&p.event_log, &p.blobs, &p.sql, &s, p.clock.now_ms())
-            .await
-            .unwrap();
+        let r = flush_stream(
+            &p.event_log,
+            &p.blobs,
+            &p.sql,
+            &signer(&p),
+            &s,
+            p.clock.now_ms(),
+        )
+        .await
+        .unwrap();
         assert_eq!(r.objects, 2, "split at midnight");
         let keys = p.blobs.list("billing/t1/", None, 100).await.unwrap().keys;
         assert_eq!(
@@ -221,9 +234,16 @@ fn flush_writes_immutable_ndjson_objects_and_indexes_them() {
         assert_eq!(rows[0].text("first_hash").unwrap(), records[0].hash);
         assert_eq!(rows[0].text("last_hash").unwrap(), records[2].hash);
         // A second flush has nothing to do.
-        let again = flush_stream(&p.event_log, &p.blobs, &p.sql, &s, p.clock.now_ms())
-            .await
-            .unwrap();
+        let again = flush_stream(
+            &p.event_log,
+            &p.blobs,
+            &p.sql,
+            &signer(&p),
+            &s,
+            p.clock.now_ms(),
+        )
+        .await
+        .unwrap();
         assert_eq!(again.objects, 0);
     });
 }
@@ -267,7 +287,7 @@ fn an_interrupted_flush_is_finished_without_duplicates() {
         ingest_n(&p, "t1", 0, 10).await;
         let s = stream(StreamKind::Billing, "t1");
         assert!(
-            flush_stream(&NoTruncate(&p), &p.blobs, &p.sql, &s, START_MS)
+            flush_stream(&NoTruncate(&p), &p.blobs, &p.sql, &signer(&p), &s, START_MS)
                 .await
                 .is_err()
         );
@@ -278,7 +298,7 @@ fn an_interrupted_flush_is_finished_without_duplicates() {
         );
         ingest_n(&p, "t1", 10, 2).await;
         assert_eq!(all_seqs(&p, &s, 5).await, (1..=12).collect::<Vec<_>>());
-        let r = flush_stream(&p.event_log, &p.blobs, &p.sql, &s, START_MS)
+        let r = flush_stream(&p.event_log, &p.blobs, &p.sql, &signer(&p), &s, START_MS)
             .await
             .unwrap();
         assert_eq!(r.events, 2);
@@ -677,5 +697,55 @@ fn an_app_wide_key_needs_the_tenant_to_use_the_app() {
             .await
             .unwrap_err();
         assert!(matches!(e, IngestError::MixedTenants { index: 1 }));
+    });
+}
+
+/// Security review 15, item 11: outside development a flush without an anchor key writes
+/// nothing (the tail stays in the durable log, exports still read it) rather than an
+/// unanchored archive; every archive it writes carries an anchor.
+#[test]
+fn a_deployment_without_an_anchor_key_writes_no_unanchored_archive() {
+    block_on(async {
+        let p = TestPlatform::new().await;
+        ingest(
+            &p,
+            StreamKind::Audit,
+            &bound("t1"),
+            &audit("a1", "doc.read"),
+            None,
+        )
+        .await
+        .unwrap();
+        p.secrets.set(KEY_SECRET, "");
+        let e = flush_all(&p, START_MS).await.unwrap_err();
+        assert_eq!(e, ArchiveError::AnchorKey(AnchorKeyProblem::Missing));
+        assert_eq!(e.code(), "anchor_key_missing");
+        let s = stream(StreamKind::Audit, "t1");
+        assert_eq!(
+            p.event_log.read(&s, 0, 10).await.unwrap().len(),
+            1,
+            "tail kept"
+        );
+        assert!(p
+            .blobs
+            .list("audit/", None, 10)
+            .await
+            .unwrap()
+            .keys
+            .is_empty());
+        p.secrets.set(KEY_SECRET, "short");
+        assert_eq!(
+            flush_all(&p, START_MS).await.unwrap_err().code(),
+            "anchor_key_too_short"
+        );
+        p.secrets.set(KEY_SECRET, crate::testing::TEST_ANCHOR_KEY);
+        assert_eq!(flush_all(&p, START_MS).await.unwrap().events, 1);
+        let rows = p
+            .sql
+            .query(Stmt::new("SELECT anchor_kid, anchor FROM archive_index"))
+            .await
+            .unwrap();
+        assert_eq!(rows[0].text("anchor_kid").unwrap(), signer(&p).kid());
+        assert_eq!(rows[0].text("anchor").unwrap().len(), 64);
     });
 }
