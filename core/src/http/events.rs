@@ -13,6 +13,7 @@ use super::operator::require_platform_role;
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::apps::Scope;
 use crate::auth::PlatformRole;
+use crate::events::anchor::{AnchorKeys, KeyStatus};
 use crate::events::archive::{gzip, unpack, ArchiveError, CONTENT_TYPE, GZIP_CONTENT_TYPE};
 use crate::events::csv;
 use crate::events::ingest::{check_tenant, ingest, IngestError, IngestOutcome, Reporter};
@@ -415,12 +416,17 @@ struct VerifyResponse {
     streams: u64,
     records: u64,
     archives: u64,
+    /// Archive objects whose anchor holds.
+    anchors: u64,
+    /// Which key anchors archives here (`configured`, `development`, `missing`, `invalid`).
+    anchor_key: KeyStatus,
     first_break: Option<Break>,
 }
 
 /// `GET /v1/audit/verify` (auditor or operator): recomputes the hash chain of one tenant's
-/// stream (or every stream of the kind) over `[from, to)`, archives and tail, and reports ok or
-/// the first broken link. `kind` defaults to `audit`.
+/// stream (or every stream of the kind) over `[from, to)`, archives and tail, checks each
+/// archive object's anchor, and reports ok or the first broken link. `kind` defaults to
+/// `audit`.
 pub(super) async fn verify<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
@@ -437,21 +443,25 @@ pub(super) async fn verify<P: Platform>(
             .await
             .map_err(|e| ApiError::unavailable(e.to_string()))?,
     };
+    let keys = AnchorKeys::load(ctx.platform.secrets());
     let mut resp = VerifyResponse {
         ok: true,
         kind: kind.as_str(),
         streams: 0,
         records: 0,
         archives: 0,
+        anchors: 0,
+        anchor_key: keys.status(),
         first_break: None,
     };
     for s in &streams {
-        let v = read::verify(ctx.platform, s, q.period)
+        let v = read::verify(ctx.platform, s, q.period, &keys)
             .await
             .map_err(|e| archive_problem(&e))?;
         resp.streams += 1;
         resp.records += v.records;
         resp.archives += v.archives;
+        resp.anchors += v.anchors;
         if v.first_break.is_some() {
             resp.ok = false;
             resp.first_break = v.first_break;
