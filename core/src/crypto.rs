@@ -43,7 +43,7 @@ pub fn b64url_decode(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Lowercase hex of `bytes`.
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -51,6 +51,22 @@ fn hex(bytes: &[u8]) -> String {
         out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     out
+}
+
+/// The bytes of lowercase or uppercase hex; `None` if `s` is not hex of whole bytes.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    let digit = |c: u8| {
+        char::from(c)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    s.as_bytes()
+        .chunks(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect()
 }
 
 #[cfg(test)]
@@ -80,5 +96,14 @@ mod tests {
         assert_eq!(b64url_decode(&a).map(|v| v.len()), Some(TOKEN_BYTES));
         assert_eq!(b64url_decode("not base64!"), None);
         assert_eq!(b64url_encode(b"\xfb\xff"), "-_8");
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        assert_eq!(hex(&[0, 1, 0xab, 0xff]), "0001abff");
+        assert_eq!(unhex("0001abff"), Some(vec![0, 1, 0xab, 0xff]));
+        assert_eq!(unhex("ABcd"), Some(vec![0xab, 0xcd]));
+        assert_eq!(unhex("0g"), None);
+        assert_eq!(unhex("abc"), None);
     }
 }

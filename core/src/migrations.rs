@@ -41,6 +41,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0006_oidc_provider.sql",
         sql: include_str!("../../d1-migrations/0006_oidc_provider.sql"),
     },
+    Migration {
+        name: "0007_archive_anchors.sql",
+        sql: include_str!("../../d1-migrations/0007_archive_anchors.sql"),
+    },
 ];
 
 /// wrangler's tracking table, with wrangler's DDL (`wrangler d1 migrations apply`).

@@ -554,7 +554,7 @@ pub struct TestPlatform {
     pub clock: FixedClock,
     /// Seeded random source.
     pub random: SeededRandom,
-    /// Secrets, empty until the test sets some.
+    /// Secrets: only [`TEST_ANCHOR_KEY`] until the test sets more.
     pub secrets: MapSecrets,
     /// Collected log lines.
     pub logger: VecLogger,
@@ -586,11 +586,22 @@ impl TestPlatform {
             sql,
             clock,
             random: SeededRandom::new(42),
-            secrets: MapSecrets::default(),
+            secrets: anchored_secrets(),
             logger: VecLogger::default(),
             http: MapHttp::default(),
         }
     }
+}
+
+/// The `EVENT_ANCHOR_KEY` every [`TestPlatform`] starts with: outside development the archive
+/// flush writes nothing without one, and most tests flush as a deployment would.
+pub const TEST_ANCHOR_KEY: &str = "test-event-anchor-key-of-32-bytes-or-more";
+
+/// Secrets holding only [`TEST_ANCHOR_KEY`].
+fn anchored_secrets() -> MapSecrets {
+    let secrets = MapSecrets::default();
+    secrets.set(crate::events::anchor::KEY_SECRET, TEST_ANCHOR_KEY);
+    secrets
 }
 
 impl Platform for TestPlatform {

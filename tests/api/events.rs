@@ -753,6 +753,13 @@ fn verify_reports_a_tampered_archive_object(app: &TestApp) -> Result<(), String>
         ok["records"].as_i64() >= Some(6) && ok["archives"].as_i64() >= Some(1),
         "{ok}"
     );
+    // Every archive object is anchored (the suite runs in development: the public key signs).
+    ensure_eq!(
+        ok["anchors"],
+        ok["archives"],
+        "every archive anchored: {ok}"
+    );
+    ensure_eq!(ok["anchor_key"], json!("development"), "{ok}");
 
     let keys = archive_keys(app, &f, &format!("audit/{}/", f.tenant))?;
     // The object holding our events (the stream also holds Edgeplane's own records, and the
@@ -805,6 +812,11 @@ fn verify_reports_a_tampered_archive_object(app: &TestApp) -> Result<(), String>
         bad["first_break"]["seq"],
         json!(first_changed),
         "the first broken link"
+    );
+    ensure_eq!(
+        bad["first_break"]["code"],
+        json!("hash_mismatch"),
+        "an edit without rehashing is named at the record: {bad}"
     );
     // Only auditors and operators verify.
     assert_problem(&app.get(&path)?, 401, "invalid-credentials")?;

@@ -12,6 +12,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
+use edgeplane_core::events::anchor::AnchorKeys;
 use edgeplane_core::events::archive::flush_stream;
 use edgeplane_core::events::SqlEventLog;
 use edgeplane_core::ports::{
@@ -26,7 +27,7 @@ use worker::{web_sys, Env, Method, ObjectNamespace, Request, RequestInit, State}
 use crate::d1::D1Sql;
 use crate::do_sql::DoSql;
 use crate::r2::R2Blobs;
-use crate::runtime::{ConsoleLogger, WorkerClock};
+use crate::runtime::{ConsoleLogger, EnvSecrets, WorkerClock};
 use edgeplane_core::ports::{Clock, Logger};
 
 /// How long after the first unarchived append the object flushes its tail to R2.
@@ -370,6 +371,10 @@ impl StreamObject {
             self.log.migrate().await.map_err(|e| e.to_string())?;
             self.migrated.set(true);
         }
+        // Without EVENT_ANCHOR_KEY (outside development) nothing is archived: the tail stays
+        // here, and the rejected alarm is retried and logged until the secret is set.
+        let keys = AnchorKeys::load(&EnvSecrets::new(self.env.clone()));
+        let signer = keys.signer().map_err(|e| format!("{}: {e}", e.code()))?;
         let blobs = R2Blobs::new(
             self.env
                 .bucket(crate::platform::ARCHIVE_BINDING)
@@ -387,9 +392,16 @@ impl StreamObject {
             .await
             .map_err(|e| e.to_string())?
         {
-            flush_stream(&self.log, &blobs, &sql, &stream, WorkerClock.now_ms())
-                .await
-                .map_err(|e| format!("{}: {e}", e.code()))?;
+            flush_stream(
+                &self.log,
+                &blobs,
+                &sql,
+                signer,
+                &stream,
+                WorkerClock.now_ms(),
+            )
+            .await
+            .map_err(|e| format!("{}: {e}", e.code()))?;
         }
         if !self
             .log

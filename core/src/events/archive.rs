@@ -9,6 +9,10 @@
 //! when that saves at least a tenth of its size, which it does for all but the smallest batches
 //! (the repeated field names alone compress several-fold).
 //!
+//! Each object is anchored as it is indexed ([`anchor`](super::anchor)): its index row carries
+//! an HMAC of its stream, range and last hash under a server secret, which a history rewritten
+//! and rehashed without that secret cannot match.
+//!
 //! Every step is idempotent, so a flush interrupted anywhere is finished by the next one: an
 //! object written but not indexed is rewritten (same key) or left orphaned (never read: exports
 //! go through the index); a batch indexed but not yet dropped from the log is dropped first
@@ -17,6 +21,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::anchor::{Anchor, AnchorKey, AnchorKeyProblem, Position};
 use super::time::date_of;
 use crate::ports::{
     BlobError, Blobs, EventLog, EventLogError, Row, Sql, SqlError, Stmt, StoredEvent, StreamId,
@@ -132,6 +137,9 @@ pub struct ArchiveEntry {
     pub period_start: i64,
     /// Latest `occurred_at` in it.
     pub period_end: i64,
+    /// Its anchor; `None` for an object indexed without one (before anchoring existed, or
+    /// stripped).
+    pub anchor: Option<Anchor>,
 }
 
 impl ArchiveEntry {
@@ -145,6 +153,10 @@ impl ArchiveEntry {
             count: r.i64("count")?,
             period_start: r.i64("period_start")?,
             period_end: r.i64("period_end")?,
+            anchor: match (r.opt_text("anchor_kid")?, r.opt_text("anchor")?) {
+                (Some(kid), Some(mac)) => Some(Anchor { kid, mac }),
+                _ => None,
+            },
         })
     }
 }
@@ -170,6 +182,9 @@ pub enum ArchiveError {
     /// D1 failed.
     #[error("archive index: {0}")]
     Index(#[from] SqlError),
+    /// No key can anchor the objects a flush would write (nothing was written).
+    #[error("{0}")]
+    AnchorKey(#[from] AnchorKeyProblem),
     /// An indexed object is missing or unreadable.
     #[error("archive object {key}: {problem}")]
     Corrupt {
@@ -187,6 +202,7 @@ impl ArchiveError {
             ArchiveError::Log(_) => "event_log_failed",
             ArchiveError::Blob(_) => "blob_store_failed",
             ArchiveError::Index(_) => "archive_index_failed",
+            ArchiveError::AnchorKey(p) => p.code(),
             ArchiveError::Corrupt { .. } => "archive_corrupt",
         }
     }
@@ -245,14 +261,19 @@ pub async fn archived_through<S: Sql>(sql: &S, stream: &StreamId) -> Result<i64,
 }
 
 /// Archives a stream's tail: up to [`MAX_OBJECTS_PER_FLUSH`] objects of up to
-/// [`FLUSH_BATCH`] events each, then drops what was archived from the log.
+/// [`FLUSH_BATCH`] events each, each indexed with its anchor under `signer`, then drops what
+/// was archived from the log. The caller loads the key first
+/// ([`AnchorKeys::signer`](super::anchor::AnchorKeys::signer)), so a deployment without one
+/// writes nothing rather than an unanchored archive.
 pub async fn flush_stream<L: EventLog, B: Blobs, S: Sql>(
     log: &L,
     blobs: &B,
     sql: &S,
+    signer: &AnchorKey,
     stream: &StreamId,
     now: i64,
 ) -> Result<FlushReport, ArchiveError> {
+    let stream_name = stream.to_string();
     let mut report = FlushReport::default();
     for _ in 0..MAX_OBJECTS_PER_FLUSH {
         let through = archived_through(sql, stream).await?;
@@ -285,12 +306,18 @@ pub async fn flush_stream<L: EventLog, B: Blobs, S: Sql>(
         let period_start = batch.iter().map(|r| r.occurred_at).min().unwrap_or(0);
         let period_end = batch.iter().map(|r| r.occurred_at).max().unwrap_or(0);
         let count = i64::try_from(batch.len()).unwrap_or(i64::MAX);
+        let anchor = signer.sign(&Position {
+            stream: &stream_name,
+            first_seq: first.seq,
+            last_seq: last.seq,
+            last_hash: &last.hash,
+        });
         let inserted = sql
             .execute(
                 Stmt::new(
                     "INSERT INTO archive_index (key, kind, tenant_id, first_seq, last_seq, first_hash,
- last_hash, count, bytes, period_start, period_end, created_at)
-SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
+ last_hash, count, bytes, period_start, period_end, created_at, anchor_kid, anchor)
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
 WHERE NOT EXISTS (SELECT 1 FROM archive_index WHERE kind = ?2 AND tenant_id = ?3 AND last_seq >= ?4)",
                 )
                 .bind(&key)
@@ -304,7 +331,9 @@ WHERE NOT EXISTS (SELECT 1 FROM archive_index WHERE kind = ?2 AND tenant_id = ?3
                 .bind(size)
                 .bind(period_start)
                 .bind(period_end)
-                .bind(now),
+                .bind(now)
+                .bind(anchor.kid)
+                .bind(anchor.mac),
             )
             .await?;
         if inserted == 0 {
@@ -336,7 +365,8 @@ pub async fn entries_from<S: Sql>(
     let rows = sql
         .query(
             Stmt::new(
-                "SELECT key, first_seq, last_seq, first_hash, last_hash, count, period_start, period_end
+                "SELECT key, first_seq, last_seq, first_hash, last_hash, count, period_start, period_end,
+ anchor_kid, anchor
 FROM archive_index WHERE kind = ?1 AND tenant_id = ?2 AND last_seq >= ?3
 ORDER BY first_seq LIMIT ?4",
             )

@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value as Json};
 
+use super::anchor::AnchorKeys;
 use super::archive::{flush_stream, ArchiveError, FlushReport};
 use super::ingest::register_stream;
 use super::model::AuditEvent;
@@ -25,8 +26,12 @@ pub const FORWARD_BATCH: u32 = 500;
 /// The stream of Edgeplane's own events about no tenant.
 pub const PLATFORM_TENANT: &str = "_platform";
 
-/// Flushes the tail of every registered stream to the archive.
+/// Flushes the tail of every registered stream to the archive. Without an anchor key
+/// (outside development) it writes nothing and fails with
+/// [`ArchiveError::AnchorKey`], which the cron reports, every run until the key is set.
 pub async fn flush_all<P: Platform>(p: &P, now: i64) -> Result<FlushReport, ArchiveError> {
+    let keys = AnchorKeys::load(p.secrets());
+    let signer = keys.signer()?;
     let mut total = FlushReport::default();
     for kind in [StreamKind::Billing, StreamKind::Audit] {
         let mut after = String::new();
@@ -35,7 +40,7 @@ pub async fn flush_all<P: Platform>(p: &P, now: i64) -> Result<FlushReport, Arch
             let Some(last) = streams.last() else { break };
             after.clone_from(&last.tenant);
             for s in &streams {
-                let r = flush_stream(p.event_log(), p.blobs(), p.sql(), s, now).await?;
+                let r = flush_stream(p.event_log(), p.blobs(), p.sql(), signer, s, now).await?;
                 total.objects += r.objects;
                 total.events += r.events;
             }

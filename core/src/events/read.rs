@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::anchor::{AnchorFault, AnchorKeys, Position};
 use super::archive::{
     archived_through, decode, entries_from, ArchiveEntry, ArchiveError, ArchivedRecord,
 };
@@ -289,6 +290,32 @@ pub async fn usage_by_day<P: Platform>(
         .collect())
 }
 
+/// What kind of break [`verify`] found: a stable machine-readable code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakCode {
+    /// The object does not hold the range, count or last sequence number its index row names.
+    RangeMismatch,
+    /// The object's first or last hash differs from its index row.
+    EndHashMismatch,
+    /// A record's content does not match its hash.
+    HashMismatch,
+    /// A record's `prev_hash` is not the previous record's hash.
+    LinkMismatch,
+    /// The first record of the stream does not start from the genesis hash.
+    GenesisMismatch,
+    /// An indexed object is missing or unreadable.
+    ArchiveUnreadable,
+    /// An archive object has no anchor.
+    AnchorMissing,
+    /// No anchor key is configured, so no anchor can be checked.
+    AnchorKeyMissing,
+    /// An anchor was made with a key that is not configured.
+    AnchorKeyUnknown,
+    /// An anchor does not match its object: the history was rewritten.
+    AnchorMismatch,
+}
+
 /// The first broken link found by [`verify`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Break {
@@ -298,7 +325,9 @@ pub struct Break {
     pub seq: i64,
     /// The archive object, or `tail` for the log.
     pub location: String,
-    /// What does not match.
+    /// What kind of break.
+    pub code: BreakCode,
+    /// What does not match, in words.
     pub reason: String,
 }
 
@@ -309,38 +338,79 @@ pub struct Verification {
     pub records: u64,
     /// Archive objects checked against the index.
     pub archives: u64,
+    /// Archive objects whose anchor was checked and holds.
+    pub anchors: u64,
     /// The first broken link, if any.
     pub first_break: Option<Break>,
 }
 
 /// Recomputes the chain of `stream` over records in `period` (and the whole of every archive
-/// object touching it): each record's hash, each link to the previous record, and each archive
-/// object against its index row (range, count, first and last hash). Stops at the first break.
+/// object touching it): each record's hash, each link to the previous record, each archive
+/// object against its index row (range, count, first and last hash), and each object's anchor
+/// under `keys` (a missing anchor is a break: every flush writes one). Stops at the first
+/// break. The unarchived tail has no anchor yet; its chain is checked as it is.
 pub async fn verify<P: Platform>(
     p: &P,
     stream: &StreamId,
     period: Period,
+    keys: &AnchorKeys,
 ) -> Result<Verification, ArchiveError> {
-    struct Check {
+    struct Check<'k> {
         stream: String,
+        keys: &'k AnchorKeys,
         prev: Option<(i64, String)>,
         location: String,
         records: u64,
         archives: u64,
+        anchors: u64,
         first_break: Option<Break>,
     }
-    impl Check {
-        fn broken(&mut self, seq: i64, reason: String) -> bool {
+    impl Check<'_> {
+        fn broken(&mut self, seq: i64, code: BreakCode, reason: String) -> bool {
             self.first_break = Some(Break {
                 stream: self.stream.clone(),
                 seq,
                 location: self.location.clone(),
+                code,
                 reason,
             });
             false
         }
+
+        /// The object's anchor, checked after its records so that a plain edit is named at
+        /// the record it touched; a consistent rewrite passes those and fails here.
+        fn anchor(&mut self, e: &ArchiveEntry) -> bool {
+            let Some(last_hash) = e.last_hash.as_deref() else {
+                return self.broken(
+                    e.first_seq,
+                    BreakCode::EndHashMismatch,
+                    "the index row has no last hash".into(),
+                );
+            };
+            let at = Position {
+                stream: &self.stream,
+                first_seq: e.first_seq,
+                last_seq: e.last_seq,
+                last_hash,
+            };
+            match self.keys.check(&at, e.anchor.as_ref()) {
+                Ok(()) => {
+                    self.anchors += 1;
+                    true
+                }
+                Err(fault) => {
+                    let code = match fault {
+                        AnchorFault::Missing => BreakCode::AnchorMissing,
+                        AnchorFault::NoKey(_) => BreakCode::AnchorKeyMissing,
+                        AnchorFault::UnknownKey { .. } => BreakCode::AnchorKeyUnknown,
+                        AnchorFault::Mismatch => BreakCode::AnchorMismatch,
+                    };
+                    self.broken(e.first_seq, code, fault.to_string())
+                }
+            }
+        }
     }
-    impl Visitor for Check {
+    impl Visitor for Check<'_> {
         fn archive(&mut self, e: &ArchiveEntry, records: &[ArchivedRecord]) -> bool {
             self.location.clone_from(&e.key);
             self.archives += 1;
@@ -355,6 +425,7 @@ pub async fn verify<P: Platform>(
             {
                 return self.broken(
                     e.first_seq,
+                    BreakCode::RangeMismatch,
                     "the object does not hold the indexed range".into(),
                 );
             }
@@ -363,6 +434,7 @@ pub async fn verify<P: Platform>(
             {
                 return self.broken(
                     e.first_seq,
+                    BreakCode::EndHashMismatch,
                     "the object's end hashes differ from the index".into(),
                 );
             }
@@ -372,7 +444,7 @@ pub async fn verify<P: Platform>(
                     return false;
                 }
             }
-            true
+            self.anchor(e)
         }
 
         fn record(&mut self, r: &ArchivedRecord) -> bool {
@@ -383,7 +455,7 @@ pub async fn verify<P: Platform>(
             self.link(r)
         }
     }
-    impl Check {
+    impl Check<'_> {
         fn link(&mut self, r: &ArchivedRecord) -> bool {
             let recomputed = chain::hash(&Link {
                 stream: &self.stream,
@@ -395,15 +467,26 @@ pub async fn verify<P: Platform>(
                 body: &r.body,
             });
             if recomputed != r.hash {
-                return self.broken(r.seq, "the record's content does not match its hash".into());
+                return self.broken(
+                    r.seq,
+                    BreakCode::HashMismatch,
+                    "the record's content does not match its hash".into(),
+                );
             }
             if let Some((seq, hash)) = &self.prev {
                 if *seq + 1 == r.seq && *hash != r.prev_hash {
-                    return self
-                        .broken(r.seq, "prev_hash does not match the previous record".into());
+                    return self.broken(
+                        r.seq,
+                        BreakCode::LinkMismatch,
+                        "prev_hash does not match the previous record".into(),
+                    );
                 }
             } else if r.seq == 1 && r.prev_hash != chain::GENESIS {
-                return self.broken(r.seq, "the first record does not start the chain".into());
+                return self.broken(
+                    r.seq,
+                    BreakCode::GenesisMismatch,
+                    "the first record does not start the chain".into(),
+                );
             }
             self.prev = Some((r.seq, r.hash.clone()));
             self.records += 1;
@@ -412,10 +495,12 @@ pub async fn verify<P: Platform>(
     }
     let mut check = Check {
         stream: stream.to_string(),
+        keys,
         prev: None,
         location: String::new(),
         records: 0,
         archives: 0,
+        anchors: 0,
         first_break: None,
     };
     match scan(p, stream, 1, period.bounds(), &mut check).await {
@@ -424,13 +509,14 @@ pub async fn verify<P: Platform>(
         Err(ArchiveError::Corrupt { key, problem }) => {
             check.location = key;
             let seq = check.prev.as_ref().map_or(0, |(s, _)| s + 1);
-            check.broken(seq, problem);
+            check.broken(seq, BreakCode::ArchiveUnreadable, problem);
         }
         Err(e) => return Err(e),
     }
     Ok(Verification {
         records: check.records,
         archives: check.archives,
+        anchors: check.anchors,
         first_break: check.first_break,
     })
 }

@@ -6,10 +6,11 @@ use std::collections::BTreeSet;
 use futures_executor::block_on;
 use serde_json::{json, Value as Json};
 
-use super::archive::{decode, encode, flush_stream, gzip, pack, unpack, FLUSH_BATCH};
+use super::anchor::{AnchorKey, AnchorKeyProblem, AnchorKeys, KEY_SECRET};
+use super::archive::{decode, encode, flush_stream, gzip, pack, unpack, ArchiveError, FLUSH_BATCH};
 use super::ingest::{ingest, IngestError, Reporter};
 use super::jobs::{enforce_retention, flush_all, forward_outbox, purge_tenant_events};
-use super::read::{page, usage_by_day, verify, Period};
+use super::read::{page, usage_by_day, verify, BreakCode, Period};
 use super::time::{format_rfc3339, years_before};
 use crate::ports::{Blobs, Clock, EventLog, Sql, Stmt, StreamId, StreamKind};
 use crate::testing::{TestPlatform, START_MS};
@@ -28,6 +29,16 @@ fn billing(id: &str, ty: &str, qty: i64, at: i64) -> Json {
 fn audit(id: &str, action: &str) -> Json {
     json!({"id": id, "timestamp": format_rfc3339(START_MS), "actor_id": "u1", "type": action,
            "resource_id": "doc:1", "outcome": "success", "ip": "192.0.2.1"})
+}
+
+/// The platform's anchor keys.
+fn keys(p: &TestPlatform) -> AnchorKeys {
+    AnchorKeys::load(&p.secrets)
+}
+
+/// The key that anchors the platform's archives.
+fn signer(p: &TestPlatform) -> AnchorKey {
+    keys(p).signer().unwrap().clone()
 }
 
 fn stream(kind: StreamKind, tenant: &str) -> StreamId {
@@ -191,9 +202,16 @@ fn flush_writes_immutable_ndjson_objects_and_indexes_them() {
         p.clock.advance(86_400_000);
         ingest_n(&p, "t1", 3, 2).await;
         let s = stream(StreamKind::Billing, "t1");
-        let r = flush_stream(&p.event_log, &p.blobs, &p.sql, &s, p.clock.now_ms())
-            .await
-            .unwrap();
+        let r = flush_stream(
+            &p.event_log,
+            &p.blobs,
+            &p.sql,
+            &signer(&p),
+            &s,
+            p.clock.now_ms(),
+        )
+        .await
+        .unwrap();
         assert_eq!(r.objects, 2, "split at midnight");
         let keys = p.blobs.list("billing/t1/", None, 100).await.unwrap().keys;
         assert_eq!(
@@ -221,9 +239,16 @@ fn flush_writes_immutable_ndjson_objects_and_indexes_them() {
         assert_eq!(rows[0].text("first_hash").unwrap(), records[0].hash);
         assert_eq!(rows[0].text("last_hash").unwrap(), records[2].hash);
         // A second flush has nothing to do.
-        let again = flush_stream(&p.event_log, &p.blobs, &p.sql, &s, p.clock.now_ms())
-            .await
-            .unwrap();
+        let again = flush_stream(
+            &p.event_log,
+            &p.blobs,
+            &p.sql,
+            &signer(&p),
+            &s,
+            p.clock.now_ms(),
+        )
+        .await
+        .unwrap();
         assert_eq!(again.objects, 0);
     });
 }
@@ -267,7 +292,7 @@ fn an_interrupted_flush_is_finished_without_duplicates() {
         ingest_n(&p, "t1", 0, 10).await;
         let s = stream(StreamKind::Billing, "t1");
         assert!(
-            flush_stream(&NoTruncate(&p), &p.blobs, &p.sql, &s, START_MS)
+            flush_stream(&NoTruncate(&p), &p.blobs, &p.sql, &signer(&p), &s, START_MS)
                 .await
                 .is_err()
         );
@@ -278,13 +303,13 @@ fn an_interrupted_flush_is_finished_without_duplicates() {
         );
         ingest_n(&p, "t1", 10, 2).await;
         assert_eq!(all_seqs(&p, &s, 5).await, (1..=12).collect::<Vec<_>>());
-        let r = flush_stream(&p.event_log, &p.blobs, &p.sql, &s, START_MS)
+        let r = flush_stream(&p.event_log, &p.blobs, &p.sql, &signer(&p), &s, START_MS)
             .await
             .unwrap();
         assert_eq!(r.events, 2);
         assert!(p.event_log.read(&s, 0, 100).await.unwrap().is_empty());
         assert_eq!(all_seqs(&p, &s, 5).await, (1..=12).collect::<Vec<_>>());
-        assert!(verify(&p, &s, Period::default())
+        assert!(verify(&p, &s, Period::default(), &keys(&p))
             .await
             .unwrap()
             .first_break
@@ -367,8 +392,11 @@ fn verify_detects_a_tampered_archive() {
         .await
         .unwrap();
         let s = stream(StreamKind::Audit, "t1");
-        let ok = verify(&p, &s, Period::default()).await.unwrap();
-        assert_eq!((ok.records, ok.archives, ok.first_break), (7, 1, None));
+        let ok = verify(&p, &s, Period::default(), &keys(&p)).await.unwrap();
+        assert_eq!(
+            (ok.records, ok.archives, ok.anchors, ok.first_break),
+            (7, 1, 1, None)
+        );
 
         let key = "audit/t1/2026/01/01/1-6.ndjson.gz";
         let put = |text: String| {
@@ -384,34 +412,39 @@ fn verify_detects_a_tampered_archive() {
         let bytes = String::from_utf8(unpack(key, stored).unwrap()).unwrap();
         let tampered = bytes.replacen("doc.read", "doc.edit", 3);
         put(tampered).await;
-        let bad = verify(&p, &s, Period::default()).await.unwrap();
+        let bad = verify(&p, &s, Period::default(), &keys(&p)).await.unwrap();
         let b = bad.first_break.unwrap();
-        assert_eq!((b.seq, b.location.as_str()), (1, key));
+        assert_eq!(
+            (b.seq, b.location.as_str(), b.code),
+            (1, key, BreakCode::HashMismatch)
+        );
 
         // Dropping a line is caught too (the object no longer holds its indexed range).
         let lines: Vec<&str> = bytes.lines().collect();
         let dropped = format!("{}\n{}\n", lines[0], lines[2..].join("\n"));
         put(dropped).await;
-        let b = verify(&p, &s, Period::default())
+        let b = verify(&p, &s, Period::default(), &keys(&p))
             .await
             .unwrap()
             .first_break
             .unwrap();
         assert!(b.reason.contains("range"), "{b:?}");
+        assert_eq!(b.code, BreakCode::RangeMismatch);
 
         // So is an object that is not gzip at all, and a missing one.
         p.blobs
             .put(key, bytes.clone().into_bytes(), "application/gzip")
             .await
             .unwrap();
-        let b = verify(&p, &s, Period::default())
+        let b = verify(&p, &s, Period::default(), &keys(&p))
             .await
             .unwrap()
             .first_break
             .unwrap();
         assert!(b.reason.contains("gzip"), "{b:?}");
+        assert_eq!(b.code, BreakCode::ArchiveUnreadable);
         p.blobs.delete(key).await.unwrap();
-        let b = verify(&p, &s, Period::default())
+        let b = verify(&p, &s, Period::default(), &keys(&p))
             .await
             .unwrap()
             .first_break
@@ -677,5 +710,206 @@ fn an_app_wide_key_needs_the_tenant_to_use_the_app() {
             .await
             .unwrap_err();
         assert!(matches!(e, IngestError::MixedTenants { index: 1 }));
+    });
+}
+
+/// Rewrites an audit stream's archived history the way someone with write access to the blob
+/// store and the archive index but without any server secret could: changes the body of
+/// record `at`, recomputes every later hash with the public chain rule, and stores the objects
+/// and their index rows back, consistently.
+async fn rewrite_history(p: &TestPlatform, s: &StreamId, at: i64) {
+    let rows = p
+        .sql
+        .query(
+            Stmt::new(
+                "SELECT key FROM archive_index WHERE kind = ?1 AND tenant_id = ?2 ORDER BY first_seq",
+            )
+            .bind(s.kind.as_str())
+            .bind(&s.tenant),
+        )
+        .await
+        .unwrap();
+    let mut prev: Option<String> = None;
+    for row in &rows {
+        let key = row.text("key").unwrap();
+        let bytes = p.blobs.get(&key).await.unwrap().unwrap();
+        let mut records = decode(&key, bytes).unwrap();
+        for r in &mut records {
+            if r.seq == at {
+                r.body = r.body.replacen("doc.read", "doc.wipe", 1);
+            }
+            if let Some(h) = &prev {
+                r.prev_hash.clone_from(h);
+            }
+            if r.seq >= at {
+                r.hash = super::chain::hash(&super::chain::Link {
+                    stream: &s.to_string(),
+                    seq: r.seq,
+                    id: &r.id,
+                    occurred_at_ms: r.occurred_at,
+                    received_at_ms: r.received_at,
+                    prev_hash: &r.prev_hash,
+                    body: &r.body,
+                });
+            }
+            prev = Some(r.hash.clone());
+        }
+        let (first, last) = (
+            records[0].hash.clone(),
+            records[records.len() - 1].hash.clone(),
+        );
+        let ndjson = encode(&records).unwrap();
+        p.blobs
+            .put(&key, gzip(&ndjson).unwrap(), "application/gzip")
+            .await
+            .unwrap();
+        p.sql
+            .execute(
+                Stmt::new(
+                    "UPDATE archive_index SET first_hash = ?2, last_hash = ?3 WHERE key = ?1",
+                )
+                .bind(&key)
+                .bind(first)
+                .bind(last),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// FR-LOG-001: the chain alone is unkeyed, so a history rewritten
+/// and rehashed consistently by someone with storage write access must still be reported, by
+/// the anchors the flush signs; so must an anchor stripped from its object.
+#[test]
+fn verify_reports_a_rewritten_and_rehashed_history() {
+    block_on(async {
+        let p = TestPlatform::new().await;
+        let day = |from: usize| -> Json {
+            json!((from..from + 3)
+                .map(|i| audit(&format!("a{i}"), "doc.read"))
+                .collect::<Vec<_>>())
+        };
+        ingest(&p, StreamKind::Audit, &bound("t1"), &day(0), None)
+            .await
+            .unwrap();
+        p.clock.advance(86_400_000);
+        ingest(&p, StreamKind::Audit, &bound("t1"), &day(3), None)
+            .await
+            .unwrap();
+        flush_all(&p, p.clock.now_ms()).await.unwrap();
+        let s = stream(StreamKind::Audit, "t1");
+        let intact = verify(&p, &s, Period::default(), &keys(&p)).await.unwrap();
+        assert_eq!(
+            (intact.records, intact.archives, intact.first_break),
+            (6, 2, None)
+        );
+
+        rewrite_history(&p, &s, 2).await;
+        let (records, _) = page(&p, &s, 0, Period::default(), 10, |_| true)
+            .await
+            .unwrap();
+        assert!(
+            records[1].body.contains("doc.wipe"),
+            "history was rewritten"
+        );
+        let b = verify(&p, &s, Period::default(), &keys(&p))
+            .await
+            .unwrap()
+            .first_break
+            .expect("a rewritten history is reported");
+        assert_eq!(
+            (b.seq, b.location.as_str(), b.code),
+            (
+                1,
+                "audit/t1/2026/01/01/1-3.ndjson.gz",
+                BreakCode::AnchorMismatch
+            ),
+            "{b:?}"
+        );
+
+        // Dropping the anchors to pass the rewrite off as unanchored history does not help.
+        p.sql
+            .execute(Stmt::new(
+                "UPDATE archive_index SET anchor = NULL, anchor_kid = NULL",
+            ))
+            .await
+            .unwrap();
+        let b = verify(&p, &s, Period::default(), &keys(&p))
+            .await
+            .unwrap()
+            .first_break
+            .unwrap();
+        assert_eq!((b.seq, b.code), (1, BreakCode::AnchorMissing), "{b:?}");
+    });
+}
+
+/// FR-LOG-001: outside development a flush without an anchor key writes
+/// nothing (the tail stays in the durable log, exports still read it) rather than an
+/// unanchored archive, and verify cannot pass existing archives off as checked: it reports
+/// them as anchor_key_missing.
+#[test]
+fn a_deployment_without_an_anchor_key_writes_no_unanchored_archive() {
+    block_on(async {
+        let p = TestPlatform::new().await;
+        ingest(
+            &p,
+            StreamKind::Audit,
+            &bound("t1"),
+            &audit("a1", "doc.read"),
+            None,
+        )
+        .await
+        .unwrap();
+        flush_all(&p, START_MS).await.unwrap();
+        let rows = p
+            .sql
+            .query(Stmt::new("SELECT anchor_kid, anchor FROM archive_index"))
+            .await
+            .unwrap();
+        assert_eq!(rows[0].text("anchor_kid").unwrap(), signer(&p).kid());
+        assert_eq!(rows[0].text("anchor").unwrap().len(), 64);
+        ingest(
+            &p,
+            StreamKind::Audit,
+            &bound("t1"),
+            &audit("a2", "doc.read"),
+            None,
+        )
+        .await
+        .unwrap();
+
+        p.secrets.set(KEY_SECRET, "");
+        let e = flush_all(&p, START_MS).await.unwrap_err();
+        assert_eq!(e, ArchiveError::AnchorKey(AnchorKeyProblem::Missing));
+        assert_eq!(e.code(), "anchor_key_missing");
+        let s = stream(StreamKind::Audit, "t1");
+        assert_eq!(
+            p.event_log.read(&s, 0, 10).await.unwrap().len(),
+            1,
+            "tail kept"
+        );
+        assert_eq!(
+            p.blobs.list("audit/", None, 10).await.unwrap().keys.len(),
+            1
+        );
+        assert_eq!(all_seqs(&p, &s, 10).await, vec![1, 2]);
+        let b = verify(&p, &s, Period::default(), &keys(&p))
+            .await
+            .unwrap()
+            .first_break
+            .unwrap();
+        assert_eq!((b.seq, b.code), (1, BreakCode::AnchorKeyMissing), "{b:?}");
+        assert!(b.reason.contains("EVENT_ANCHOR_KEY"), "{b:?}");
+
+        // A key too short is refused the same way; a usable one flushes the tail, anchored.
+        p.secrets.set(KEY_SECRET, "short");
+        assert_eq!(
+            flush_all(&p, START_MS).await.unwrap_err().code(),
+            "anchor_key_too_short"
+        );
+        p.secrets.set(KEY_SECRET, crate::testing::TEST_ANCHOR_KEY);
+        assert_eq!(flush_all(&p, START_MS).await.unwrap().events, 1);
+        let v = verify(&p, &s, Period::default(), &keys(&p)).await.unwrap();
+        assert_eq!((v.archives, v.anchors, v.first_break), (2, 2, None));
     });
 }

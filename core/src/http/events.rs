@@ -13,7 +13,9 @@ use super::operator::require_platform_role;
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::apps::Scope;
 use crate::auth::PlatformRole;
+use crate::events::anchor::{AnchorKeys, KeyStatus};
 use crate::events::archive::{gzip, unpack, ArchiveError, CONTENT_TYPE, GZIP_CONTENT_TYPE};
+use crate::events::csv;
 use crate::events::ingest::{check_tenant, ingest, IngestError, IngestOutcome, Reporter};
 use crate::events::read::{
     self, audit_event, billing_items, page, streams_after, usage_by_day, Break, Period, UsageRow,
@@ -282,49 +284,6 @@ pub(super) async fn usage<P: Platform>(
     )
 }
 
-/// The CSV export's columns.
-const CSV_HEADER: &[&str] = &[
-    "tenant_id",
-    "seq",
-    "event_id",
-    "timestamp",
-    "received_at",
-    "actor_id",
-    "action",
-    "resource_id",
-    "outcome",
-    "ip",
-    "app_id",
-    "metadata",
-    "hash",
-];
-
-/// One CSV cell (RFC 4180): quoted when it holds a comma, quote, CR or LF, quotes doubled.
-/// A cell a spreadsheet would read as a formula (starting with `=`, `+`, `-`, `@`, tab or CR)
-/// is prefixed with `'` first (OWASP CSV injection).
-pub fn csv_cell(v: &str) -> String {
-    let neutral = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{v}")
-    } else {
-        v.to_owned()
-    };
-    if neutral.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", neutral.replace('"', "\"\""))
-    } else {
-        neutral
-    }
-}
-
-fn csv_row(out: &mut String, cells: &[&str]) {
-    for (i, c) in cells.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&csv_cell(c));
-    }
-    out.push_str("\r\n");
-}
-
 /// Streams one CSV response reads at most (one registry query).
 const STREAMS_PER_PAGE: u32 = 1000;
 
@@ -392,7 +351,7 @@ pub(super) async fn export_audit_csv<P: Platform>(
         }
     }
     let mut out = String::new();
-    csv_row(&mut out, CSV_HEADER);
+    csv::header(&mut out);
     let mut rows = 0;
     let mut next = None;
     let mut resume = None;
@@ -407,29 +366,7 @@ pub(super) async fn export_audit_csv<P: Platform>(
         .map_err(|e| archive_problem(&e))?;
         for r in &records {
             let e = audit_event(r).map_err(|e| archive_problem(&e))?;
-            let metadata = if e.metadata.is_empty() {
-                String::new()
-            } else {
-                Json::Object(e.metadata.clone()).to_string()
-            };
-            csv_row(
-                &mut out,
-                &[
-                    &e.tenant_id,
-                    &r.seq.to_string(),
-                    &e.id,
-                    &e.timestamp,
-                    &format_rfc3339(r.received_at),
-                    &e.actor_id,
-                    &e.event_type,
-                    &e.resource_id,
-                    &e.outcome,
-                    e.ip.as_deref().unwrap_or(""),
-                    e.app_id.as_deref().unwrap_or(""),
-                    &metadata,
-                    &r.hash,
-                ],
-            );
+            csv::audit_row(&mut out, r, &e);
         }
         rows += records.len();
         let last = records.last().map_or(after, |r| r.seq);
@@ -479,12 +416,17 @@ struct VerifyResponse {
     streams: u64,
     records: u64,
     archives: u64,
+    /// Archive objects whose anchor holds.
+    anchors: u64,
+    /// Which key anchors archives here (`configured`, `development`, `missing`, `invalid`).
+    anchor_key: KeyStatus,
     first_break: Option<Break>,
 }
 
 /// `GET /v1/audit/verify` (auditor or operator): recomputes the hash chain of one tenant's
-/// stream (or every stream of the kind) over `[from, to)`, archives and tail, and reports ok or
-/// the first broken link. `kind` defaults to `audit`.
+/// stream (or every stream of the kind) over `[from, to)`, archives and tail, checks each
+/// archive object's anchor, and reports ok or the first broken link. `kind` defaults to
+/// `audit`.
 pub(super) async fn verify<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
@@ -501,21 +443,25 @@ pub(super) async fn verify<P: Platform>(
             .await
             .map_err(|e| ApiError::unavailable(e.to_string()))?,
     };
+    let keys = AnchorKeys::load(ctx.platform.secrets());
     let mut resp = VerifyResponse {
         ok: true,
         kind: kind.as_str(),
         streams: 0,
         records: 0,
         archives: 0,
+        anchors: 0,
+        anchor_key: keys.status(),
         first_break: None,
     };
     for s in &streams {
-        let v = read::verify(ctx.platform, s, q.period)
+        let v = read::verify(ctx.platform, s, q.period, &keys)
             .await
             .map_err(|e| archive_problem(&e))?;
         resp.streams += 1;
         resp.records += v.records;
         resp.archives += v.archives;
+        resp.anchors += v.anchors;
         if v.first_break.is_some() {
             resp.ok = false;
             resp.first_break = v.first_break;
@@ -598,38 +544,4 @@ pub(super) async fn dev_blob_put<P: Platform>(
     let mut resp = Response::new(Vec::new());
     *resp.status_mut() = StatusCode::NO_CONTENT;
     Ok(resp)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// FR-LOG-002: RFC 4180 quoting and formula-injection neutralisation.
-    #[test]
-    fn csv_cells_are_quoted_and_neutralised() {
-        let cases = [
-            ("plain", "plain"),
-            ("a,b", "\"a,b\""),
-            ("say \"hi\"", "\"say \"\"hi\"\"\""),
-            ("two\nlines", "\"two\nlines\""),
-            ("=SUM(A1:A2)", "'=SUM(A1:A2)"),
-            ("+1", "'+1"),
-            ("-1", "'-1"),
-            ("@cmd", "'@cmd"),
-            ("\tx", "'\tx"),
-            ("\rx", "\"'\rx\""),
-            (
-                "=HYPERLINK(\"x\",\"y\")",
-                "\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\"",
-            ),
-            ("", ""),
-            ("a=b", "a=b"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(csv_cell(input), want, "{input:?}");
-        }
-        let mut row = String::new();
-        csv_row(&mut row, &["a", "=b", "c,d"]);
-        assert_eq!(row, "a,'=b,\"c,d\"\r\n");
-    }
 }
