@@ -321,7 +321,17 @@ fn sso_config_is_owner_only_and_checked_by_discovery_fr_auth_003(
         assert_problem(&resp, 403, "access-denied")?;
     }
 
-    // Saving without a secret keeps the stored one; removing works once.
+    // Saving without a secret keeps the stored one, but only for the same issuer and client:
+    // the stored secret is never sent to another IdP. Removing works once.
+    let body = json!({ "issuer_url": idp.issuer, "client_id": OTHER_CLIENT.0 });
+    let v = assert_problem(
+        &send(app, "PUT", "/v1/tenant/sso", Some(&owner), Some(&body))?,
+        400,
+        "invalid-input",
+    )?;
+    ensure_eq!(str_of(&v["errors"][0]["field"]), "client_secret", "{v}");
+    let v = send(app, "GET", "/v1/tenant/sso", Some(&owner), None)?.expect_json(200)?;
+    ensure_eq!(str_of(&v["client_id"]), "edgeplane", "unchanged: {v}");
     let body = json!({ "issuer_url": idp.issuer, "client_id": "edgeplane", "enabled": true });
     send(app, "PUT", "/v1/tenant/sso", Some(&owner), Some(&body))?.expect_json(200)?;
     sso_login(app, &domain, &format!("owner@{domain}.example"))?.expect_json(200)?;

@@ -67,7 +67,8 @@ pub struct SsoConfigInput {
     pub issuer_url: String,
     /// Edgeplane's client id at the IdP.
     pub client_id: String,
-    /// The client secret; `None` keeps the stored one.
+    /// The client secret; `None` keeps the stored one, allowed only while issuer and client id
+    /// stay the same.
     pub client_secret: Option<String>,
     /// Whether SSO sign-in is on (default: on).
     pub enabled: Option<bool>,
@@ -190,6 +191,14 @@ fn client_field(field: &'static str, value: &str) -> Result<(), SsoConfigError> 
     Ok(())
 }
 
+/// Whether `input` names the issuer and client the stored secret was given for. The secret is
+/// only sent to that issuer's token endpoint: kept across a change of either, it would go to
+/// whatever IdP the new issuer names (issue 15), so such a change must bring the secret again.
+/// Exact comparison, as `iss` is compared: any other spelling is another issuer.
+fn same_client(stored: &SsoConfigView, input: &SsoConfigInput) -> bool {
+    stored.issuer_url == input.issuer_url && stored.client_id == input.client_id
+}
+
 /// `PUT /v1/tenant/sso` (owner only): validates the input, runs discovery against the issuer
 /// and fetches its key set (ERR-VAL-400 naming what failed), seals the secret, then upserts the
 /// row and audits `sso.configure` in one batch.
@@ -219,7 +228,15 @@ pub async fn save<P: Platform>(
         MasterKey::load(p.secrets()).map_err(|e| SsoConfigError::MasterKey(e.to_string()))?;
     let sealed = match (&input.client_secret, &existing) {
         (Some(secret), _) => master.seal(p.random(), &secret_context(tenant_id), secret.as_bytes()),
-        (None, Some(stored)) => stored.client_secret_enc.clone(),
+        (None, Some(stored)) if same_client(&stored.view, input) => {
+            stored.client_secret_enc.clone()
+        }
+        (None, Some(_)) => {
+            return Err(SsoConfigError::Invalid(
+                "client_secret",
+                "is required again when issuer_url or client_id changes".to_owned(),
+            ))
+        }
         (None, None) => {
             return Err(SsoConfigError::Invalid(
                 "client_secret",

@@ -524,6 +524,81 @@ fn fr_auth_003_configuration_is_owner_only_sealed_and_checked() {
     });
 }
 
+/// FR-AUTH-003, NFR-SEC-002 (issue 15, item 3): the stored client secret belongs to the issuer
+/// and client it was given for. A save that changes either must bring the secret again;
+/// otherwise whoever holds the owner account could point the issuer at their own IdP and
+/// receive the company IdP's secret at their token endpoint on the next sign-in.
+#[test]
+fn fr_auth_003_changing_issuer_or_client_requires_the_secret_again() {
+    block_on(async {
+        let f = fixture().await;
+        let p = &f.p;
+        // A second, working provider: without the rule, the save below would succeed.
+        let other = "https://idp.other.example";
+        let mut m = metadata();
+        for (name, path) in [
+            ("authorization_endpoint", "/authorize"),
+            ("token_endpoint", "/token"),
+            ("jwks_uri", "/jwks"),
+        ] {
+            m[name] = json!(format!("{other}{path}"));
+        }
+        m["issuer"] = json!(other);
+        p.http.set(
+            &format!("{other}/.well-known/openid-configuration"),
+            200,
+            &m.to_string(),
+        );
+        p.http.set(
+            &format!("{other}/jwks"),
+            200,
+            &json!({ "keys": [es(7, "k1").jwk()] }).to_string(),
+        );
+        config::save(p, &f.tenant_id, &f.owner_id, &input(false), "r")
+            .await
+            .unwrap();
+        let before = rows(p, "SELECT * FROM sso_configs").await;
+        let audits = rows(p, "SELECT id FROM audit_outbox").await.len();
+        let fetches = p.http.urls().len();
+
+        let mut new_issuer = input(false);
+        new_issuer.issuer_url = other.to_owned();
+        new_issuer.client_secret = None;
+        let mut new_client = input(false);
+        new_client.client_id = "another-client".to_owned();
+        new_client.client_secret = None;
+        for (name, changed) in [("issuer", &new_issuer), ("client", &new_client)] {
+            match config::save(p, &f.tenant_id, &f.owner_id, changed, "r").await {
+                Err(SsoConfigError::Invalid("client_secret", why)) => {
+                    assert!(why.contains("issuer_url or client_id"), "{name}: {why}")
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        // Nothing changed, nothing was audited, and the other IdP was never contacted.
+        assert_eq!(rows(p, "SELECT * FROM sso_configs").await, before);
+        assert_eq!(rows(p, "SELECT id FROM audit_outbox").await.len(), audits);
+        assert_eq!(p.http.urls().len(), fetches);
+
+        // With the secret the change is an ordinary save.
+        new_issuer.client_secret = Some("the-other-secret".to_owned());
+        let view = config::save(p, &f.tenant_id, &f.owner_id, &new_issuer, "r")
+            .await
+            .unwrap();
+        assert_eq!(view.issuer_url, other);
+        // Keeping issuer and client, the secret may still be omitted.
+        let mut same = new_issuer.clone();
+        same.client_secret = None;
+        same.allow_jit = Some(true);
+        assert!(
+            config::save(p, &f.tenant_id, &f.owner_id, &same, "r")
+                .await
+                .unwrap()
+                .allow_jit
+        );
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // The flow
 // ---------------------------------------------------------------------------------------------
