@@ -254,13 +254,28 @@ fn sso_config_is_owner_only_and_checked_by_discovery_fr_auth_003(
         false,
     )?;
     let v = assert_problem(&resp, 400, "invalid-input")?;
-    ensure!(
-        v["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("discovery document"),
+    // Only which document failed: the network error stays in the log (issue 15).
+    ensure_eq!(
+        str_of(&v["detail"]),
+        "issuer_url: the issuer's discovery document could not be fetched",
         "names the failed discovery: {v}"
     );
+    // Internal destinations are refused before any fetch, development or not (issue 15); only
+    // a loopback host, as the IdP of this suite, is allowed in development.
+    for internal in [
+        "https://169.254.169.254",
+        "http://10.0.0.1",
+        "https://[::ffff:127.0.0.1]",
+        "https://idp.internal",
+    ] {
+        let resp = configure(app, &owner, internal, EDGEPLANE_CLIENT, false)?;
+        let v = assert_problem(&resp, 400, "invalid-input")?;
+        ensure_eq!(
+            str_of(&v["errors"][0]["field"]),
+            "issuer_url",
+            "{internal}: {v}"
+        );
+    }
     // An issuer that is not the one its discovery document names.
     let resp = configure(
         app,
@@ -274,7 +289,7 @@ fn sso_config_is_owner_only_and_checked_by_discovery_fr_auth_003(
         v["detail"]
             .as_str()
             .unwrap_or_default()
-            .contains("names issuer"),
+            .contains("names another issuer"),
         "names the issuer mismatch: {v}"
     );
     let resp = configure(app, &owner, "ftp://idp.example", EDGEPLANE_CLIENT, false)?;
