@@ -8,7 +8,9 @@
 //! private, link-local or other internal addresses (server-side request forgery). What the owner
 //! is told when discovery fails is Edgeplane's own words; the provider's status, body and the
 //! network error only reach the log ([`DiscoveryError::cause`]), or the check would report
-//! what answers where.
+//! what answers where. Documents are read up to
+//! [`MAX_DOCUMENT_BYTES`](crate::auth::keys::MAX_DOCUMENT_BYTES) (64 KiB), a cap the HTTP
+//! adapters enforce while reading.
 //!
 //! Sign-ins reuse the checked metadata and the key set from KV for [`CACHE_TTL_SECS`]; saving a
 //! configuration always fetches afresh (and refreshes the cache), and an ID token no cached key

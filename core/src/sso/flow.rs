@@ -608,6 +608,7 @@ async fn exchange<P: Platform>(
         url: data.token_endpoint.clone(),
         headers,
         body: form.finish().into_bytes(),
+        max_body_bytes: MAX_TOKEN_RESPONSE_BYTES,
     };
     let resp = p
         .http()

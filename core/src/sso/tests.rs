@@ -1181,6 +1181,41 @@ fn fr_auth_003_callback_refusals() {
     });
 }
 
+/// FR-AUTH-003 (issue 15, item 7): every request to the IdP tells the adapter to stop reading
+/// at 64 KiB, so a hostile IdP cannot make the worker buffer an unbounded body; a longer
+/// document is refused as unreachable, the size going to the log only.
+#[test]
+fn fr_auth_003_idp_answers_are_read_up_to_64_kib() {
+    block_on(async {
+        let f = fixture().await;
+        config::save(&f.p, &f.tenant_id, &f.owner_id, &input(false), "r")
+            .await
+            .unwrap();
+        run(&f, |n| id_claims(n, "owner@acme.test")).await.unwrap();
+        let requests = f.p.http.requests();
+        for url in [DISCOVERY, JWKS, TOKEN] {
+            let req = requests.iter().find(|r| r.url == url).unwrap();
+            assert_eq!(req.max_body_bytes, 64 * 1024, "{url}");
+        }
+        let mut big = metadata();
+        big["padding"] = json!("x".repeat(64 * 1024));
+        f.p.http.set(DISCOVERY, 200, &big.to_string());
+        match discovery::discover(&f.p, ISSUER, false).await {
+            Err(e @ DiscoveryError::Unreachable { .. }) => {
+                assert_eq!(
+                    e.to_string(),
+                    "the issuer's discovery document could not be fetched"
+                );
+                assert!(
+                    e.cause().unwrap().contains("larger than 65536 bytes"),
+                    "{e:?}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
 /// The development-only loopback issuer needs EDGEPLANE_ENV=development.
 #[test]
 fn fr_auth_003_loopback_issuer_only_in_development() {
