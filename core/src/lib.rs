@@ -16,6 +16,7 @@ pub mod http;
 pub mod ids;
 pub mod mail;
 pub mod migrations;
+pub mod net;
 pub mod oidc;
 pub mod ports;
 pub mod scheduled;

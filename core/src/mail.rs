@@ -265,6 +265,11 @@ mod tests {
     }
 }
 
+/// Largest mail API answer read, in bytes. Only the status is judged; Resend answers a message
+/// id of a few dozen bytes, and a relay's error page fits too. A larger answer counts as
+/// unavailable (the caller may retry) rather than a buffer the API's host could grow at will.
+const MAX_MAIL_RESPONSE_BYTES: usize = 64 * 1024;
+
 /// A [`Mailer`] posting each message to an HTTP mail API: `POST {MAIL_API_URL}` with
 /// `Authorization: Bearer {MAIL_API_TOKEN}` and the JSON body
 /// `{"from": MAIL_FROM, "to": [to], "subject", "text", "html"}` (the shape of Resend's
@@ -315,6 +320,7 @@ impl<H: HttpClient, E: Secrets> Mailer for HttpMailer<H, E> {
                 ("accept".to_owned(), "application/json".to_owned()),
             ],
             body: body.to_string().into_bytes(),
+            max_body_bytes: MAX_MAIL_RESPONSE_BYTES,
         };
         let resp = self.http.fetch(req).await.map_err(|e| match e {
             FetchError::Refused(m) => {
@@ -403,6 +409,7 @@ mod http_tests {
             let sent = http.requests();
             assert_eq!(sent.len(), 1);
             assert_eq!((sent[0].method, sent[0].url.as_str()), ("POST", URL));
+            assert_eq!(sent[0].max_body_bytes, MAX_MAIL_RESPONSE_BYTES);
             assert!(sent[0]
                 .headers
                 .contains(&("authorization".to_owned(), "Bearer tok-123".to_owned())));
@@ -424,6 +431,12 @@ mod http_tests {
                 assert!(!e.to_string().contains("tok-123"));
             }
             http.fail(URL, FetchError::Unavailable("down".into()));
+            assert!(matches!(
+                mailer.send(&mail()).await,
+                Err(MailError::Unavailable(_))
+            ));
+            // An answer past the limit is not read to its end: unavailable, retried later.
+            http.set(URL, 200, &"x".repeat(MAX_MAIL_RESPONSE_BYTES + 1));
             assert!(matches!(
                 mailer.send(&mail()).await,
                 Err(MailError::Unavailable(_))

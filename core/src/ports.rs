@@ -422,7 +422,7 @@ pub trait Mailer {
 // ---------------------------------------------------------------------------------------------
 
 /// An HTTP request core sends to another service (an identity provider's discovery document and
-/// keys). Header names are lowercase.
+/// keys, the mail API). Header names are lowercase.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundRequest {
     /// The method, upper case (`GET`, `POST`): a literal in core.
@@ -433,16 +433,20 @@ pub struct OutboundRequest {
     pub headers: Vec<(String, String)>,
     /// The body; empty for none.
     pub body: Vec<u8>,
+    /// The largest response body the caller accepts, in bytes. The adapter stops reading past it
+    /// (see [`HttpClient::fetch`]): whoever answers, the isolate never buffers more.
+    pub max_body_bytes: usize,
 }
 
 impl OutboundRequest {
-    /// A `GET` of `url` with an `accept` header.
-    pub fn get(url: impl Into<String>, accept: &str) -> Self {
+    /// A `GET` of `url` with an `accept` header, reading at most `max_body_bytes` of the answer.
+    pub fn get(url: impl Into<String>, accept: &str, max_body_bytes: usize) -> Self {
         OutboundRequest {
             method: "GET",
             url: url.into(),
             headers: vec![("accept".to_owned(), accept.to_owned())],
             body: Vec::new(),
+            max_body_bytes,
         }
     }
 }
@@ -454,7 +458,7 @@ pub struct OutboundResponse {
     pub status: u16,
     /// Response headers with lowercase names, in order.
     pub headers: Vec<(String, String)>,
-    /// The whole body.
+    /// The whole body, at most the request's `max_body_bytes`.
     pub body: Vec<u8>,
 }
 
@@ -479,6 +483,10 @@ pub enum FetchError {
     /// the caller may retry later.
     #[error("destination unavailable: {0}")]
     Unavailable(String),
+    /// The response body is longer than the request's `max_body_bytes` (the limit): reading
+    /// stopped there. Retrying will not help.
+    #[error("response body larger than {0} bytes")]
+    TooLarge(usize),
     /// Anything else (the response could not be read).
     #[error("outbound request failed: {0}")]
     Other(String),
@@ -490,6 +498,9 @@ pub trait HttpClient {
     /// `Ok`: the caller judges it. MUST return [`FetchError::Refused`] when the runtime does not
     /// allow the destination, and [`FetchError::Unavailable`] when no response arrived.
     /// MUST NOT follow redirects: a 3xx is returned as it is.
+    /// MUST return [`FetchError::TooLarge`] for a body longer than `req.max_body_bytes`, having
+    /// read no more than that plus one chunk of the runtime's stream (a `content-length` above
+    /// the limit may be refused before reading at all).
     async fn fetch(&self, req: OutboundRequest) -> Result<OutboundResponse, FetchError>;
 }
 

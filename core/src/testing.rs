@@ -480,7 +480,9 @@ impl Logger for VecLogger {
 // ---------------------------------------------------------------------------------------------
 
 /// [`HttpClient`] with canned answers by exact URL; every request is recorded. A URL with no
-/// answer is [`FetchError::Unavailable`], as an unreachable host would be. Clones share state.
+/// answer is [`FetchError::Unavailable`], as an unreachable host would be; an answer longer than
+/// the request's `max_body_bytes` is [`FetchError::TooLarge`], as the adapters answer it. Clones
+/// share state.
 #[derive(Clone, Default)]
 pub struct MapHttp {
     answers: Rc<RefCell<HashMap<String, Result<OutboundResponse, FetchError>>>>,
@@ -528,9 +530,13 @@ impl MapHttp {
 impl HttpClient for MapHttp {
     async fn fetch(&self, req: OutboundRequest) -> Result<OutboundResponse, FetchError> {
         let answer = self.answers.borrow().get(&req.url).cloned();
-        let url = req.url.clone();
+        let (url, limit) = (req.url.clone(), req.max_body_bytes);
         self.requests.borrow_mut().push(req);
-        answer.unwrap_or_else(|| Err(FetchError::Unavailable(format!("no answer for {url}"))))
+        match answer {
+            Some(Ok(resp)) if resp.body.len() > limit => Err(FetchError::TooLarge(limit)),
+            Some(answer) => answer,
+            None => Err(FetchError::Unavailable(format!("no answer for {url}"))),
+        }
     }
 }
 
@@ -980,23 +986,30 @@ mod tests {
                 .fetch(OutboundRequest::get(
                     "https://a.example/x",
                     "application/json",
+                    2,
                 ))
                 .await
                 .unwrap();
             assert_eq!((ok.status, ok.body.as_slice()), (200, b"{}".as_slice()));
             assert_eq!(ok.header("content-type"), Some("application/json"));
+            // One byte past the caller's limit is refused, as the adapters refuse it.
+            let too_large = http
+                .fetch(OutboundRequest::get("https://a.example/x", "*/*", 1))
+                .await;
+            assert_eq!(too_large, Err(FetchError::TooLarge(1)));
             let refused = http
-                .fetch(OutboundRequest::get("https://b.example/", "*/*"))
+                .fetch(OutboundRequest::get("https://b.example/", "*/*", 64))
                 .await;
             assert!(matches!(refused, Err(FetchError::Refused(_))));
             http.remove("https://a.example/x");
             let gone = http
-                .fetch(OutboundRequest::get("https://a.example/x", "*/*"))
+                .fetch(OutboundRequest::get("https://a.example/x", "*/*", 64))
                 .await;
             assert!(matches!(gone, Err(FetchError::Unavailable(_))));
             assert_eq!(
                 http.urls(),
                 [
+                    "https://a.example/x",
                     "https://a.example/x",
                     "https://b.example/",
                     "https://a.example/x"

@@ -254,13 +254,28 @@ fn sso_config_is_owner_only_and_checked_by_discovery_fr_auth_003(
         false,
     )?;
     let v = assert_problem(&resp, 400, "invalid-input")?;
-    ensure!(
-        v["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("discovery document"),
+    // Only which document failed: the network error stays in the log (issue 15).
+    ensure_eq!(
+        str_of(&v["detail"]),
+        "issuer_url: the issuer's discovery document could not be fetched",
         "names the failed discovery: {v}"
     );
+    // Internal destinations are refused before any fetch, development or not (issue 15); only
+    // a loopback host, as the IdP of this suite, is allowed in development.
+    for internal in [
+        "https://169.254.169.254",
+        "http://10.0.0.1",
+        "https://[::ffff:127.0.0.1]",
+        "https://idp.internal",
+    ] {
+        let resp = configure(app, &owner, internal, EDGEPLANE_CLIENT, false)?;
+        let v = assert_problem(&resp, 400, "invalid-input")?;
+        ensure_eq!(
+            str_of(&v["errors"][0]["field"]),
+            "issuer_url",
+            "{internal}: {v}"
+        );
+    }
     // An issuer that is not the one its discovery document names.
     let resp = configure(
         app,
@@ -274,7 +289,7 @@ fn sso_config_is_owner_only_and_checked_by_discovery_fr_auth_003(
         v["detail"]
             .as_str()
             .unwrap_or_default()
-            .contains("names issuer"),
+            .contains("names another issuer"),
         "names the issuer mismatch: {v}"
     );
     let resp = configure(app, &owner, "ftp://idp.example", EDGEPLANE_CLIENT, false)?;
@@ -321,7 +336,17 @@ fn sso_config_is_owner_only_and_checked_by_discovery_fr_auth_003(
         assert_problem(&resp, 403, "access-denied")?;
     }
 
-    // Saving without a secret keeps the stored one; removing works once.
+    // Saving without a secret keeps the stored one, but only for the same issuer and client:
+    // the stored secret is never sent to another IdP. Removing works once.
+    let body = json!({ "issuer_url": idp.issuer, "client_id": OTHER_CLIENT.0 });
+    let v = assert_problem(
+        &send(app, "PUT", "/v1/tenant/sso", Some(&owner), Some(&body))?,
+        400,
+        "invalid-input",
+    )?;
+    ensure_eq!(str_of(&v["errors"][0]["field"]), "client_secret", "{v}");
+    let v = send(app, "GET", "/v1/tenant/sso", Some(&owner), None)?.expect_json(200)?;
+    ensure_eq!(str_of(&v["client_id"]), "edgeplane", "unchanged: {v}");
     let body = json!({ "issuer_url": idp.issuer, "client_id": "edgeplane", "enabled": true });
     send(app, "PUT", "/v1/tenant/sso", Some(&owner), Some(&body))?.expect_json(200)?;
     sso_login(app, &domain, &format!("owner@{domain}.example"))?.expect_json(200)?;

@@ -25,7 +25,8 @@ pub const CACHE_TTL_SECS: u32 = 24 * 60 * 60;
 /// Smallest interval between two re-fetches for an unknown `kid`, per issuer, in seconds
 /// (also Workers KV's minimum TTL).
 pub const REFETCH_INTERVAL_SECS: u32 = 60;
-/// Largest discovery document or key set read, in bytes.
+/// Largest discovery document or key set read, in bytes (operator and tenant SSO IdPs alike):
+/// real ones are a few KiB.
 pub const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
 
 /// A key set as cached in KV.
@@ -207,11 +208,17 @@ async fn fetch_keys<P: Platform>(p: &P, cfg: &OperatorAuthConfig) -> Result<Vec<
     jwk::parse_jwks(&body).map_err(|e| format!("key set at {}: {e}", discovery.jwks_uri))
 }
 
-/// GETs a JSON document: status 200 and at most [`MAX_DOCUMENT_BYTES`].
+/// GETs a JSON document: status 200 and at most [`MAX_DOCUMENT_BYTES`]. The adapter stops
+/// reading at that limit; the length is checked again so that an adapter which did not cannot
+/// widen it. The error (with the URL and the status or network error) is for the log.
 pub(crate) async fn get_json<P: Platform>(p: &P, url: &str) -> Result<Vec<u8>, String> {
     let resp = p
         .http()
-        .fetch(OutboundRequest::get(url, "application/json"))
+        .fetch(OutboundRequest::get(
+            url,
+            "application/json",
+            MAX_DOCUMENT_BYTES,
+        ))
         .await
         .map_err(|e| format!("GET {url}: {e}"))?;
     if resp.status != 200 {

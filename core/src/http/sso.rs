@@ -44,9 +44,15 @@ fn config_problem(e: &SsoConfigError) -> ApiError {
             .with_extension("reason", e.code().into()),
         SsoConfigError::NotConfigured => ApiError::not_found(format!("{e}.")),
         SsoConfigError::Invalid(field, message) => ApiError::invalid_field(field, message.clone()),
-        // ERR-VAL-400 naming what failed: the owner fixes the issuer or the IdP.
-        SsoConfigError::Discovery(what) => ApiError::invalid_field("issuer_url", what.clone())
-            .with_extension("reason", e.code().into()),
+        // ERR-VAL-400 naming what failed, in Edgeplane's words: the owner fixes the issuer or the
+        // IdP. The upstream status or network error goes to the request's log line only; in the
+        // answer it would let this check probe what answers where.
+        SsoConfigError::Discovery(what) => {
+            let mut problem = ApiError::invalid_field("issuer_url", what.to_string())
+                .with_extension("reason", e.code().into());
+            problem.cause = what.cause().map(str::to_owned);
+            problem
+        }
         SsoConfigError::MasterKey(cause) | SsoConfigError::Storage(cause) => {
             ApiError::internal(cause.clone())
         }
@@ -268,4 +274,29 @@ pub(super) async fn callback<P: Platform>(
         obj.insert("redirect_to".to_owned(), to.into());
     }
     Ok(no_store(json::response(StatusCode::OK, &body)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sso::discovery::{DiscoveryError, Document};
+
+    /// Issue 15, item 7: a failed discovery tells the caller which document failed, and keeps
+    /// the upstream cause for the log line.
+    #[test]
+    fn fr_auth_003_discovery_problem_keeps_the_cause_out_of_the_answer() {
+        let cause = "GET https://idp.example.com/x: destination unavailable: connect 10.1.2.3";
+        let problem = config_problem(&SsoConfigError::Discovery(DiscoveryError::Unreachable {
+            document: Document::Discovery,
+            cause: cause.to_owned(),
+        }));
+        assert_eq!(problem.status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            problem.detail,
+            "issuer_url: the issuer's discovery document could not be fetched"
+        );
+        let shown = serde_json::to_string(&problem.extensions).unwrap_or_default();
+        assert!(!shown.contains("10.1.2.3"), "{shown}");
+        assert_eq!(problem.cause.as_deref(), Some(cause));
+    }
 }

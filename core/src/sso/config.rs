@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::discovery;
+use super::discovery::{self, DiscoveryError};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::auth::config::ENV_VAR;
 use crate::ids;
@@ -29,9 +29,10 @@ pub enum SsoConfigError {
     /// A field is invalid: (field, what is wrong).
     #[error("{0} {1}")]
     Invalid(&'static str, String),
-    /// The issuer does not work as an OpenID provider for Edgeplane: what failed.
+    /// The issuer does not work as an OpenID provider for Edgeplane: what failed (its message is
+    /// fit for the owner; the upstream cause, if any, is inside for the log).
     #[error("the issuer failed the discovery check: {0}")]
-    Discovery(String),
+    Discovery(DiscoveryError),
     /// `MASTER_KEY` is missing or invalid, or the stored secret does not open.
     #[error("the master key is unusable: {0}")]
     MasterKey(String),
@@ -67,7 +68,8 @@ pub struct SsoConfigInput {
     pub issuer_url: String,
     /// Edgeplane's client id at the IdP.
     pub client_id: String,
-    /// The client secret; `None` keeps the stored one.
+    /// The client secret; `None` keeps the stored one, allowed only while issuer and client id
+    /// stay the same.
     pub client_secret: Option<String>,
     /// Whether SSO sign-in is on (default: on).
     pub enabled: Option<bool>,
@@ -110,7 +112,7 @@ pub fn secret_context(tenant_id: &str) -> String {
     format!("sso-client-secret:{tenant_id}")
 }
 
-/// Whether this deployment is a development one (loopback http issuers allowed).
+/// Whether this deployment is a development one (loopback issuers allowed, over http too).
 pub fn development<P: Platform>(p: &P) -> bool {
     p.secrets().get(ENV_VAR).as_deref() == Some("development")
 }
@@ -190,6 +192,14 @@ fn client_field(field: &'static str, value: &str) -> Result<(), SsoConfigError> 
     Ok(())
 }
 
+/// Whether `input` names the issuer and client the stored secret was given for. The secret is
+/// only sent to that issuer's token endpoint: kept across a change of either, it would go to
+/// whatever IdP the new issuer names (issue 15), so such a change must bring the secret again.
+/// Exact comparison, as `iss` is compared: any other spelling is another issuer.
+fn same_client(stored: &SsoConfigView, input: &SsoConfigInput) -> bool {
+    stored.issuer_url == input.issuer_url && stored.client_id == input.client_id
+}
+
 /// `PUT /v1/tenant/sso` (owner only): validates the input, runs discovery against the issuer
 /// and fetches its key set (ERR-VAL-400 naming what failed), seals the secret, then upserts the
 /// row and audits `sso.configure` in one batch.
@@ -201,7 +211,8 @@ pub async fn save<P: Platform>(
     request_id: &str,
 ) -> Result<SsoConfigView, SsoConfigError> {
     require_owner(p, tenant_id, user_id).await?;
-    discovery::issuer_origin(&input.issuer_url, development(p))
+    let dev = development(p);
+    discovery::issuer_origin(&input.issuer_url, dev)
         .map_err(|why| SsoConfigError::Invalid("issuer_url", why.to_owned()))?;
     client_field("client_id", &input.client_id)?;
     if let Some(secret) = &input.client_secret {
@@ -219,7 +230,15 @@ pub async fn save<P: Platform>(
         MasterKey::load(p.secrets()).map_err(|e| SsoConfigError::MasterKey(e.to_string()))?;
     let sealed = match (&input.client_secret, &existing) {
         (Some(secret), _) => master.seal(p.random(), &secret_context(tenant_id), secret.as_bytes()),
-        (None, Some(stored)) => stored.client_secret_enc.clone(),
+        (None, Some(stored)) if same_client(&stored.view, input) => {
+            stored.client_secret_enc.clone()
+        }
+        (None, Some(_)) => {
+            return Err(SsoConfigError::Invalid(
+                "client_secret",
+                "is required again when issuer_url or client_id changes".to_owned(),
+            ))
+        }
         (None, None) => {
             return Err(SsoConfigError::Invalid(
                 "client_secret",
@@ -228,16 +247,15 @@ pub async fn save<P: Platform>(
         }
     };
 
-    let meta = discovery::discover(p, &input.issuer_url, development(p))
+    let meta = discovery::discover(p, &input.issuer_url, dev)
         .await
-        .map_err(|e| SsoConfigError::Discovery(e.to_string()))?;
-    let keys = discovery::fetch_keys(p, &meta.issuer, &meta.jwks_uri)
+        .map_err(SsoConfigError::Discovery)?;
+    let keys = discovery::fetch_keys(p, &meta.issuer, &meta.jwks_uri, dev)
         .await
-        .map_err(|e| SsoConfigError::Discovery(e.to_string()))?;
+        .map_err(SsoConfigError::Discovery)?;
     if !discovery::has_usable_key(&keys) {
-        return Err(SsoConfigError::Discovery(format!(
-            "the key set at {} holds no RS256 or ES256 key",
-            meta.jwks_uri
+        return Err(SsoConfigError::Discovery(DiscoveryError::Unusable(
+            "the key set holds no RS256 or ES256 key".to_owned(),
         )));
     }
 

@@ -3,9 +3,20 @@
 //! configured issuer's origin (scheme, host and port): a discovery document cannot send
 //! Edgeplane's outbound requests, or the client secret, anywhere else (FR-AUTH-003).
 //!
+//! The owner chooses that origin, so each URL must also pass [`destination`] where it is
+//! fetched, not only where it is saved: https to a public host ([`crate::net`]), never loopback,
+//! private, link-local or other internal addresses (server-side request forgery). What the owner
+//! is told when discovery fails is Edgeplane's own words; the provider's status, body and the
+//! network error only reach the log ([`DiscoveryError::cause`]), or the check would report
+//! what answers where. Documents are read up to
+//! [`MAX_DOCUMENT_BYTES`](crate::auth::keys::MAX_DOCUMENT_BYTES) (64 KiB), a cap the HTTP
+//! adapters enforce while reading.
+//!
 //! Sign-ins reuse the checked metadata and the key set from KV for [`CACHE_TTL_SECS`]; saving a
 //! configuration always fetches afresh (and refreshes the cache), and an ID token no cached key
 //! verifies makes the callback fetch the key set once more (the IdP rotated its keys).
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -14,6 +25,7 @@ use crate::auth::config::Origin;
 use crate::auth::jwk;
 use crate::auth::keys::get_json;
 use crate::crypto::sha256_hex;
+use crate::net;
 use crate::ports::{Kv, Platform};
 
 /// How long sign-ins reuse a provider's metadata and key set.
@@ -52,31 +64,91 @@ pub struct ProviderMetadata {
     pub token_auth: TokenAuth,
 }
 
-/// Why a provider cannot be used.
+/// One of the provider's documents, as named to the owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    /// `{issuer}/.well-known/openid-configuration`.
+    Discovery,
+    /// The JWK set at `jwks_uri`.
+    KeySet,
+}
+
+impl fmt::Display for Document {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Document::Discovery => "discovery document",
+            Document::KeySet => "key set",
+        })
+    }
+}
+
+/// Why a provider cannot be used. The message (`Display`) is safe to show the owner: it never
+/// carries the provider's status, body or values, nor a network error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DiscoveryError {
-    /// The document or the key set could not be fetched (network, status, size): the cause.
-    #[error("{0}")]
-    Unreachable(String),
-    /// The provider answered with something Edgeplane cannot use: what is wrong.
+    /// A document could not be fetched (network, status, size, the runtime's refusal). Only the
+    /// document is named; `cause` is for the log.
+    #[error("the issuer's {document} could not be fetched")]
+    Unreachable {
+        /// Which document.
+        document: Document,
+        /// The status or network error, for the log only.
+        cause: String,
+    },
+    /// The provider's answer, or a URL Edgeplane would use, cannot be used: what is wrong, in
+    /// Edgeplane's words (built from literals, never from the provider's text).
     #[error("{0}")]
     Unusable(String),
 }
 
-/// `scheme://authority` of an issuer URL, lowercase: `https://`, or `http://` to a loopback host
-/// when `development` (EDGEPLANE_ENV=development), as for the operator IdP. The error says why
-/// the URL is refused.
+impl DiscoveryError {
+    /// What went wrong upstream, for the log only (never for the caller).
+    pub fn cause(&self) -> Option<&str> {
+        match self {
+            DiscoveryError::Unreachable { cause, .. } => Some(cause),
+            DiscoveryError::Unusable(_) => None,
+        }
+    }
+
+    /// The message with its cause, for a log line.
+    pub fn log_detail(&self) -> String {
+        match self.cause() {
+            Some(cause) => format!("{self}: {cause}"),
+            None => self.to_string(),
+        }
+    }
+}
+
+/// `scheme://authority` of an issuer URL, lowercase, if it passes [`destination`]. The error
+/// says why the URL is refused.
 pub fn issuer_origin(issuer: &str, development: bool) -> Result<String, &'static str> {
     if issuer.len() > MAX_ISSUER_LEN || issuer.contains(['?', '#']) {
         return Err("must be a URL without query or fragment, at most 512 characters");
     }
     let origin = origin_of(issuer).ok_or("must be an absolute https:// URL")?;
-    let parsed = Origin::parse(issuer).ok_or("must be an absolute https:// URL")?;
-    let allowed = parsed.https || (development && parsed.is_loopback());
-    if !allowed {
+    destination(issuer, development)?;
+    Ok(origin)
+}
+
+/// Whether Edgeplane may send a request (or a browser) to `url`: `https://` to a public host
+/// ([`net::is_public_host`]). In development (EDGEPLANE_ENV=development) a loopback host
+/// (`localhost`, `127.0.0.1`, `[::1]`) is allowed too, over http or https, as for the operator
+/// IdP: the contract suite runs its IdP there. No other internal destination, in any mode. The
+/// error says why not, fit for the owner.
+pub fn destination(url: &str, development: bool) -> Result<(), &'static str> {
+    let parsed = Origin::parse(url).ok_or("must be an absolute https:// URL")?;
+    if development && parsed.is_loopback() {
+        return Ok(());
+    }
+    if !parsed.https {
         return Err("must be https:// (http:// only to a loopback host in development)");
     }
-    Ok(origin)
+    if !net::is_public_host(&parsed.host) {
+        return Err(
+            "must name a public host, not a loopback, private, link-local or other internal address or name",
+        );
+    }
+    Ok(())
 }
 
 /// `scheme://authority` of an absolute http(s) URL, lowercase; `None` if it is not one.
@@ -115,10 +187,35 @@ fn lists(values: &Option<Vec<Json>>, wanted: &str) -> bool {
         .is_some_and(|v| v.iter().any(|x| x.as_str() == Some(wanted)))
 }
 
+/// GETs one of the provider's documents at `url`, which must pass [`destination`] here, where
+/// it is fetched, whatever was checked before.
+async fn fetch_document<P: Platform>(
+    p: &P,
+    url: &str,
+    document: Document,
+    development: bool,
+) -> Result<Vec<u8>, DiscoveryError> {
+    destination(url, development)
+        .map_err(|why| DiscoveryError::Unusable(format!("the URL of the {document} {why}")))?;
+    get_json(p, url)
+        .await
+        .map_err(|cause| DiscoveryError::Unreachable { document, cause })
+}
+
+/// Checks an endpoint of the provider: on the issuer's `origin` and a [`destination`].
+fn endpoint(name: &str, value: &str, origin: &str, development: bool) -> Result<(), String> {
+    if !on_origin(value, origin) {
+        return Err(format!(
+            "the discovery document's {name} is not on the issuer's origin"
+        ));
+    }
+    destination(value, development).map_err(|why| format!("the discovery document's {name} {why}"))
+}
+
 /// Fetches `{issuer}/.well-known/openid-configuration` and checks it: it names this issuer
-/// exactly; authorization, token and JWKS endpoints are present and on the issuer's origin; the
-/// code flow, PKCE S256, RS256 or ES256 ID tokens and a client-secret authentication Edgeplane
-/// speaks are supported.
+/// exactly; authorization, token and JWKS endpoints are present, on the issuer's origin and
+/// allowed destinations; the code flow, PKCE S256, RS256 or ES256 ID tokens and a client-secret
+/// authentication Edgeplane speaks are supported.
 pub async fn discover<P: Platform>(
     p: &P,
     issuer: &str,
@@ -130,35 +227,32 @@ pub async fn discover<P: Platform>(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
     );
-    let body = get_json(p, &url)
-        .await
-        .map_err(|cause| DiscoveryError::Unreachable(format!("discovery document: {cause}")))?;
+    let body = fetch_document(p, &url, Document::Discovery, development).await?;
     let raw: RawMetadata = serde_json::from_slice(&body).map_err(|_| {
-        DiscoveryError::Unusable(format!("discovery document at {url} is not a JSON object"))
+        DiscoveryError::Unusable("the discovery document is not a JSON object".to_owned())
     })?;
     let unusable = |what: String| DiscoveryError::Unusable(what);
     // OpenID Connect Discovery 1.0, section 4.3: the issuer must be exactly the one asked for.
+    // The name it gives instead is not repeated: it is the provider's text.
     match raw.issuer.as_deref() {
         Some(named) if named == issuer => {}
-        Some(named) => {
-            return Err(unusable(format!(
-                "discovery document names issuer {named:?}, not {issuer:?}"
-            )))
+        Some(_) => {
+            return Err(unusable(
+                "the discovery document names another issuer; it must name issuer_url exactly"
+                    .to_owned(),
+            ))
         }
-        None => return Err(unusable("discovery document has no issuer".to_owned())),
+        None => return Err(unusable("the discovery document has no issuer".to_owned())),
     }
-    let endpoint = |name: &str, value: Option<String>| -> Result<String, DiscoveryError> {
-        let value = value.ok_or_else(|| unusable(format!("discovery document has no {name}")))?;
-        if !on_origin(&value, &origin) {
-            return Err(unusable(format!(
-                "{name} {value:?} is not on the issuer's origin {origin}"
-            )));
-        }
+    let checked = |name: &str, value: Option<String>| -> Result<String, DiscoveryError> {
+        let value =
+            value.ok_or_else(|| unusable(format!("the discovery document has no {name}")))?;
+        endpoint(name, &value, &origin, development).map_err(unusable)?;
         Ok(value)
     };
-    let authorization_endpoint = endpoint("authorization_endpoint", raw.authorization_endpoint)?;
-    let token_endpoint = endpoint("token_endpoint", raw.token_endpoint)?;
-    let jwks_uri = endpoint("jwks_uri", raw.jwks_uri)?;
+    let authorization_endpoint = checked("authorization_endpoint", raw.authorization_endpoint)?;
+    let token_endpoint = checked("token_endpoint", raw.token_endpoint)?;
+    let jwks_uri = checked("jwks_uri", raw.jwks_uri)?;
     if !lists(&raw.response_types_supported, "code") {
         return Err(unusable(
             "response_types_supported does not list the code flow".to_owned(),
@@ -211,15 +305,27 @@ pub async fn discover<P: Platform>(
     Ok(meta)
 }
 
-/// [`discover`], from KV when it succeeded within [`CACHE_TTL_SECS`] (sign-in start).
+/// [`discover`], from KV when it succeeded within [`CACHE_TTL_SECS`] (sign-in start). The
+/// issuer and the cached endpoints are checked again: a configuration or a cache entry written
+/// before the destination rule existed must not bypass it.
 pub async fn discover_cached<P: Platform>(
     p: &P,
     issuer: &str,
     development: bool,
 ) -> Result<ProviderMetadata, DiscoveryError> {
+    let origin = issuer_origin(issuer, development)
+        .map_err(|why| DiscoveryError::Unusable(format!("issuer_url {why}")))?;
     if let Ok(Some(bytes)) = p.kv().get(&cache_key("meta", issuer), None).await {
         if let Ok(meta) = serde_json::from_slice::<ProviderMetadata>(&bytes) {
-            if meta.issuer == issuer {
+            let usable = meta.issuer == issuer
+                && [
+                    ("authorization_endpoint", &meta.authorization_endpoint),
+                    ("token_endpoint", &meta.token_endpoint),
+                    ("jwks_uri", &meta.jwks_uri),
+                ]
+                .into_iter()
+                .all(|(name, url)| endpoint(name, url, &origin, development).is_ok());
+            if usable {
                 return Ok(meta);
             }
         }
@@ -233,39 +339,37 @@ pub async fn keys_cached<P: Platform>(
     p: &P,
     issuer: &str,
     jwks_uri: &str,
+    development: bool,
 ) -> Result<(Vec<Json>, bool), DiscoveryError> {
-    jwks_on_issuer_origin(issuer, jwks_uri)?;
+    jwks_allowed(issuer, jwks_uri, development)?;
     if let Ok(Some(bytes)) = p.kv().get(&cache_key("jwks", jwks_uri), None).await {
         if let Ok(keys) = jwk::parse_jwks(&bytes) {
             return Ok((keys, true));
         }
     }
-    Ok((fetch_keys(p, issuer, jwks_uri).await?, false))
+    Ok((fetch_keys(p, issuer, jwks_uri, development).await?, false))
 }
 
-fn jwks_on_issuer_origin(issuer: &str, jwks_uri: &str) -> Result<(), DiscoveryError> {
-    let origin = origin_of(issuer)
-        .ok_or_else(|| DiscoveryError::Unusable("issuer_url is not a URL".to_owned()))?;
-    if !on_origin(jwks_uri, &origin) {
-        return Err(DiscoveryError::Unusable(format!(
-            "jwks_uri {jwks_uri:?} is not on the issuer's origin {origin}"
-        )));
-    }
-    Ok(())
+/// `jwks_uri` is on the origin of `issuer`, and both are allowed destinations.
+fn jwks_allowed(issuer: &str, jwks_uri: &str, development: bool) -> Result<(), DiscoveryError> {
+    let origin = issuer_origin(issuer, development)
+        .map_err(|why| DiscoveryError::Unusable(format!("issuer_url {why}")))?;
+    endpoint("jwks_uri", jwks_uri, &origin, development).map_err(DiscoveryError::Unusable)
 }
 
-/// Fetches the provider's key set from `jwks_uri`, which must be on `issuer`'s origin.
+/// Fetches the provider's key set from `jwks_uri`, which must be on `issuer`'s origin and, like
+/// the issuer, an allowed [`destination`].
 pub async fn fetch_keys<P: Platform>(
     p: &P,
     issuer: &str,
     jwks_uri: &str,
+    development: bool,
 ) -> Result<Vec<Json>, DiscoveryError> {
-    jwks_on_issuer_origin(issuer, jwks_uri)?;
-    let body = get_json(p, jwks_uri)
-        .await
-        .map_err(|cause| DiscoveryError::Unreachable(format!("key set: {cause}")))?;
-    let keys = jwk::parse_jwks(&body)
-        .map_err(|e| DiscoveryError::Unusable(format!("key set at {jwks_uri}: {e}")))?;
+    jwks_allowed(issuer, jwks_uri, development)?;
+    let body = fetch_document(p, jwks_uri, Document::KeySet, development).await?;
+    let keys = jwk::parse_jwks(&body).map_err(|_| {
+        DiscoveryError::Unusable("the key set is not a JWK set (RFC 7517)".to_owned())
+    })?;
     let _ = p
         .kv()
         .put(&cache_key("jwks", jwks_uri), &body, Some(CACHE_TTL_SECS))

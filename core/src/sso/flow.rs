@@ -175,7 +175,7 @@ pub async fn start<P: Platform>(
     }
     let meta = discovery::discover_cached(p, &cfg.view.issuer_url, config::development(p))
         .await
-        .map_err(|e| SsoStartError::IdpUnavailable(e.to_string()))?;
+        .map_err(|e| SsoStartError::IdpUnavailable(e.log_detail()))?;
     let master =
         MasterKey::load(p.secrets()).map_err(|e| SsoStartError::MasterKey(e.to_string()))?;
 
@@ -508,18 +508,16 @@ async fn complete<P: Platform>(
     let id_token = exchange(p, &data, code, &verifier, &secret)
         .await
         .map_err(on_tenant)?;
-    let unavailable = |e: DiscoveryError| {
-        on_tenant(SsoCallbackError::IdpUnavailable(match e {
-            DiscoveryError::Unreachable(c) | DiscoveryError::Unusable(c) => c,
-        }))
-    };
-    let (keys, cached) = discovery::keys_cached(p, &data.issuer, &data.jwks_uri)
+    let unavailable =
+        |e: DiscoveryError| on_tenant(SsoCallbackError::IdpUnavailable(e.log_detail()));
+    let development = config::development(p);
+    let (keys, cached) = discovery::keys_cached(p, &data.issuer, &data.jwks_uri, development)
         .await
         .map_err(unavailable)?;
     let claims = match id_token::verify_signature(&id_token, &keys) {
         // The IdP may have rotated its keys since they were cached: fetch them once more.
         Err(IdTokenError::Signature | IdTokenError::Algorithm) if cached => {
-            let fresh = discovery::fetch_keys(p, &data.issuer, &data.jwks_uri)
+            let fresh = discovery::fetch_keys(p, &data.issuer, &data.jwks_uri, development)
                 .await
                 .map_err(unavailable)?;
             id_token::verify_signature(&id_token, &fresh)
@@ -567,8 +565,8 @@ struct TokenResponse {
     id_token: Option<String>,
 }
 
-/// Exchanges `code` at the flow's token endpoint (which must be on its issuer's origin) and
-/// returns the ID token.
+/// Exchanges `code` at the flow's token endpoint (which must be on its issuer's origin and an
+/// allowed destination, checked here because the secret goes there) and returns the ID token.
 async fn exchange<P: Platform>(
     p: &P,
     data: &FlowData,
@@ -582,6 +580,8 @@ async fn exchange<P: Platform>(
             "token endpoint is not on the issuer's origin".to_owned(),
         ));
     }
+    discovery::destination(&data.token_endpoint, config::development(p))
+        .map_err(|why| SsoCallbackError::IdpUnavailable(format!("token endpoint {why}")))?;
     let mut form = form_urlencoded::Serializer::new(String::new());
     form.append_pair("grant_type", "authorization_code")
         .append_pair("code", code)
@@ -614,6 +614,7 @@ async fn exchange<P: Platform>(
         url: data.token_endpoint.clone(),
         headers,
         body: form.finish().into_bytes(),
+        max_body_bytes: MAX_TOKEN_RESPONSE_BYTES,
     };
     let resp = p
         .http()

@@ -4,7 +4,8 @@
 //! - [`config`]: the owner-only configuration (issuer, client id, client secret sealed under
 //!   `MASTER_KEY`), checked against the issuer's discovery document before it is saved.
 //! - [`discovery`]: fetching and judging that document; every outbound fetch of this module goes
-//!   to the configured issuer's origin only.
+//!   to the configured issuer's origin only, and only to a public https host (loopback too in
+//!   development), checked where the fetch happens.
 //! - [`id_token`]: validation of the IdP's ID token (signature via its JWKS, RS256/ES256 only,
 //!   `iss`, `aud`, `azp`, `exp`/`iat`, `nonce`, a verified email).
 //! - [`flow`]: the redirect (code + PKCE S256 + state + nonce, kept in `auth_flows` kind `sso`)

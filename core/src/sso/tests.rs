@@ -16,7 +16,7 @@ use super::id_token::{self, Expected, IdTokenError};
 use crate::audit::Actor;
 use crate::auth::config::ENV_VAR;
 use crate::crypto::{b64url_encode, token_hash};
-use crate::ports::{Row, Sql, Stmt};
+use crate::ports::{Kv, Row, Sql, Stmt};
 use crate::tenants::{Email, Plan, ProvisionTenant, TenantDomain, TenantName, TenantService};
 use crate::testing::{TestPlatform, START_MS};
 use crate::tokens::master_key::{MasterKey, MASTER_KEY_SECRET};
@@ -263,7 +263,7 @@ fn fr_auth_003_discovery_checks_name_what_failed() {
             (
                 "issuer",
                 Box::new(|m| m["issuer"] = json!("https://idp.example.com/")),
-                "names issuer",
+                "names another issuer",
             ),
             (
                 "token",
@@ -338,11 +338,11 @@ fn fr_auth_003_discovery_checks_name_what_failed() {
         p.http.set(DISCOVERY, 404, "");
         assert!(matches!(
             discovery::discover(&p, ISSUER, false).await,
-            Err(DiscoveryError::Unreachable(_))
+            Err(DiscoveryError::Unreachable { .. })
         ));
         // The key set is fetched only from the issuer's origin.
         assert!(matches!(
-            discovery::fetch_keys(&p, ISSUER, "https://evil.example.com/jwks").await,
+            discovery::fetch_keys(&p, ISSUER, "https://evil.example.com/jwks", false).await,
             Err(DiscoveryError::Unusable(_))
         ));
         assert!(!p.http.urls().iter().any(|u| u.contains("evil")));
@@ -371,6 +371,229 @@ fn fr_auth_003_issuer_urls_are_https_outside_development() {
         discovery::origin_of("https://IdP.example.com:8443/x?y").as_deref(),
         Some("https://idp.example.com:8443")
     );
+}
+
+/// FR-AUTH-003 (issue 15, item 7): the worker fetches what an owner names, so an issuer must be
+/// a public https host. IP literals of loopback, private, link-local (the cloud metadata
+/// address), unique-local, shared (CGNAT), multicast, broadcast, documentation and unspecified
+/// ranges are refused in every spelling a URL parser accepts (IPv4-mapped IPv6, decimal, octal
+/// and hex IPv4), and so are internal names. Development keeps exactly one allowance: a loopback
+/// host (`localhost`, `127.0.0.1`, `[::1]`), for the local IdP of the contract suite.
+#[test]
+fn fr_auth_003_issuers_must_be_public_hosts() {
+    let refused = [
+        "https://10.0.0.1",
+        "https://10.255.255.255/realm",
+        "https://172.16.0.1",
+        "https://172.31.255.254",
+        "https://192.168.1.1:8443",
+        "https://127.0.0.1",
+        "https://127.1.2.3",
+        "https://169.254.169.254",
+        "https://169.254.169.254/latest/meta-data",
+        "https://100.64.0.1",
+        "https://100.127.255.255",
+        "https://0.0.0.0",
+        "https://224.0.0.1",
+        "https://239.255.255.250",
+        "https://255.255.255.255",
+        "https://240.0.0.1",
+        "https://192.0.2.10",
+        "https://198.51.100.7",
+        "https://203.0.113.9",
+        "https://198.18.0.1",
+        "https://[::1]",
+        "https://[::]",
+        "https://[fe80::1]",
+        "https://[fc00::1]",
+        "https://[fd12:3456::1]",
+        "https://[ff02::1]",
+        "https://[2001:db8::1]",
+        "https://[::ffff:127.0.0.1]",
+        "https://[::ffff:169.254.169.254]",
+        "https://[::ffff:a9fe:a9fe]",
+        "https://[::ffff:10.0.0.1]",
+        "https://[64:ff9b::a00:1]",
+        "https://2130706433",
+        "https://0x7f000001",
+        "https://0177.0.0.1",
+        "https://127.1",
+        "https://0x7f.0.0.1",
+        "https://169.254.169.254.",
+        "https://10.0.0.1.",
+        "https://127.0.0.%31",
+        "https://localhost",
+        "https://localhost.",
+        "https://LOCALHOST",
+        "https://idp.localhost",
+        "https://printer.local",
+        "https://metadata.google.internal",
+        "https://idp.corp.internal:8443",
+        "https://intranet",
+        "http://idp.example.com",
+        "http://127.0.0.1:9000",
+    ];
+    for issuer in refused {
+        assert!(
+            discovery::issuer_origin(issuer, false).is_err(),
+            "{issuer} was accepted"
+        );
+    }
+    // Development: loopback only, as before; every other internal destination stays refused.
+    for issuer in [
+        "http://127.0.0.1:9000",
+        "http://localhost:9000/realms/x",
+        "http://[::1]:9000",
+    ] {
+        assert!(
+            discovery::issuer_origin(issuer, true).is_ok(),
+            "{issuer} dev"
+        );
+    }
+    for issuer in [
+        "http://10.0.0.1",
+        "https://169.254.169.254",
+        "http://127.0.0.2:9000",
+        "http://idp.localhost",
+        "https://[::ffff:127.0.0.1]",
+        "http://idp.example.com",
+    ] {
+        assert!(
+            discovery::issuer_origin(issuer, true).is_err(),
+            "{issuer} dev"
+        );
+    }
+    for issuer in [
+        "https://idp.example.com",
+        "https://login.microsoftonline.com/tenant/v2.0",
+        "https://8.8.8.8",
+        "https://[2606:4700::1111]",
+        "https://172.32.0.1",
+        "https://100.128.0.1",
+        "https://idp.example.com.",
+        "https://xn--mnchen-3ya.example",
+        "https://0x.example.com",
+    ] {
+        assert!(
+            discovery::issuer_origin(issuer, false).is_ok(),
+            "{issuer} was refused"
+        );
+    }
+}
+
+/// FR-AUTH-003 (issue 15, item 7): the check holds where the fetch happens, not only where a
+/// configuration is saved: a configuration stored before it existed (issuer on a private
+/// address), even with its metadata cached, starts no sign-in and is never fetched.
+#[test]
+fn fr_auth_003_a_stored_private_issuer_is_never_fetched() {
+    block_on(async {
+        let f = fixture().await;
+        let p = &f.p;
+        config::save(p, &f.tenant_id, &f.owner_id, &input(false), "r")
+            .await
+            .unwrap();
+        let private = "https://10.0.0.5";
+        p.sql
+            .execute(Stmt::new("UPDATE sso_configs SET issuer_url = ?1").bind(private))
+            .await
+            .unwrap();
+        let meta = json!({
+            "issuer": private,
+            "authorization_endpoint": format!("{private}/authorize"),
+            "token_endpoint": format!("{private}/token"),
+            "jwks_uri": format!("{private}/jwks"),
+            "token_auth": "client_secret_basic",
+        });
+        p.kv.put(
+            &format!("sso:meta:{}", crate::crypto::sha256_hex(private.as_bytes())),
+            meta.to_string().as_bytes(),
+            None,
+        )
+        .await
+        .unwrap();
+        let started = flow::start(
+            p,
+            &TenantDomain::parse("acme").unwrap(),
+            "https://edge.test",
+            None,
+            None,
+        )
+        .await;
+        assert!(
+            matches!(started, Err(SsoStartError::IdpUnavailable(_))),
+            "{started:?}"
+        );
+        // The key set of such an issuer is not fetched either.
+        assert!(
+            discovery::fetch_keys(p, private, &format!("{private}/jwks"), false)
+                .await
+                .is_err()
+        );
+        assert!(
+            !p.http.urls().iter().any(|u| u.contains("10.0.0.5")),
+            "{:?}",
+            p.http.urls()
+        );
+    });
+}
+
+/// FR-AUTH-003, CON-SEC-009 (issue 15, item 7): when discovery fails, the owner is told what
+/// failed in Edgeplane's words only: no upstream status, body, value or network error reaches
+/// the caller (it would turn the check into a probe of what answers where).
+#[test]
+fn fr_auth_003_discovery_failures_do_not_echo_the_upstream() {
+    block_on(async {
+        let f = fixture().await;
+        let p = &f.p;
+        let marker = "upstream-marker";
+        let check = |what: &str, got: Result<config::SsoConfigView, SsoConfigError>| match got {
+            Err(e @ SsoConfigError::Discovery(_)) => {
+                let shown = e.to_string();
+                for leak in [marker, "503", "10.9.8.7", "status"] {
+                    assert!(!shown.contains(leak), "{what}: {shown}");
+                }
+                shown
+            }
+            other => panic!("{what}: {other:?}"),
+        };
+        p.http
+            .set(DISCOVERY, 503, &json!({ "error": marker }).to_string());
+        let shown = check(
+            "status",
+            config::save(p, &f.tenant_id, &f.owner_id, &input(false), "r").await,
+        );
+        assert!(shown.contains("discovery document"), "{shown}");
+        p.http.fail(
+            DISCOVERY,
+            crate::ports::FetchError::Unavailable(format!("connect 10.9.8.7:443: {marker}")),
+        );
+        check(
+            "network",
+            config::save(p, &f.tenant_id, &f.owner_id, &input(false), "r").await,
+        );
+        for (name, value) in [
+            ("issuer", format!("https://{marker}.example")),
+            ("token_endpoint", format!("https://{marker}.example/token")),
+            ("jwks_uri", format!("https://idp.example.com/{marker}")),
+        ] {
+            let mut m = metadata();
+            m[name] = json!(value);
+            if name == "jwks_uri" {
+                p.http.set(&value, 200, &format!("not json {marker}"));
+            }
+            p.http.set(DISCOVERY, 200, &m.to_string());
+            check(
+                name,
+                config::save(p, &f.tenant_id, &f.owner_id, &input(false), "r").await,
+            );
+        }
+        p.http
+            .set(DISCOVERY, 200, &format!("<html>{marker}</html>"));
+        check(
+            "not json",
+            config::save(p, &f.tenant_id, &f.owner_id, &input(false), "r").await,
+        );
+    });
 }
 
 struct Fixture {
@@ -468,7 +691,7 @@ fn fr_auth_003_configuration_is_owner_only_sealed_and_checked() {
         p.http.set(JWKS, 200, r#"{"keys":[]}"#);
         match config::save(p, &f.tenant_id, &f.owner_id, &input(false), "r").await {
             Err(SsoConfigError::Discovery(why)) => {
-                assert!(why.contains("no RS256 or ES256"), "{why}")
+                assert!(why.to_string().contains("no RS256 or ES256"), "{why}")
             }
             other => panic!("{other:?}"),
         }
@@ -520,6 +743,81 @@ fn fr_auth_003_configuration_is_owner_only_sealed_and_checked() {
                 .await
                 .len(),
             1
+        );
+    });
+}
+
+/// FR-AUTH-003, NFR-SEC-002 (issue 15, item 3): the stored client secret belongs to the issuer
+/// and client it was given for. A save that changes either must bring the secret again;
+/// otherwise whoever holds the owner account could point the issuer at their own IdP and
+/// receive the company IdP's secret at their token endpoint on the next sign-in.
+#[test]
+fn fr_auth_003_changing_issuer_or_client_requires_the_secret_again() {
+    block_on(async {
+        let f = fixture().await;
+        let p = &f.p;
+        // A second, working provider: without the rule, the save below would succeed.
+        let other = "https://idp.other.example";
+        let mut m = metadata();
+        for (name, path) in [
+            ("authorization_endpoint", "/authorize"),
+            ("token_endpoint", "/token"),
+            ("jwks_uri", "/jwks"),
+        ] {
+            m[name] = json!(format!("{other}{path}"));
+        }
+        m["issuer"] = json!(other);
+        p.http.set(
+            &format!("{other}/.well-known/openid-configuration"),
+            200,
+            &m.to_string(),
+        );
+        p.http.set(
+            &format!("{other}/jwks"),
+            200,
+            &json!({ "keys": [es(7, "k1").jwk()] }).to_string(),
+        );
+        config::save(p, &f.tenant_id, &f.owner_id, &input(false), "r")
+            .await
+            .unwrap();
+        let before = rows(p, "SELECT * FROM sso_configs").await;
+        let audits = rows(p, "SELECT id FROM audit_outbox").await.len();
+        let fetches = p.http.urls().len();
+
+        let mut new_issuer = input(false);
+        new_issuer.issuer_url = other.to_owned();
+        new_issuer.client_secret = None;
+        let mut new_client = input(false);
+        new_client.client_id = "another-client".to_owned();
+        new_client.client_secret = None;
+        for (name, changed) in [("issuer", &new_issuer), ("client", &new_client)] {
+            match config::save(p, &f.tenant_id, &f.owner_id, changed, "r").await {
+                Err(SsoConfigError::Invalid("client_secret", why)) => {
+                    assert!(why.contains("issuer_url or client_id"), "{name}: {why}")
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        // Nothing changed, nothing was audited, and the other IdP was never contacted.
+        assert_eq!(rows(p, "SELECT * FROM sso_configs").await, before);
+        assert_eq!(rows(p, "SELECT id FROM audit_outbox").await.len(), audits);
+        assert_eq!(p.http.urls().len(), fetches);
+
+        // With the secret the change is an ordinary save.
+        new_issuer.client_secret = Some("the-other-secret".to_owned());
+        let view = config::save(p, &f.tenant_id, &f.owner_id, &new_issuer, "r")
+            .await
+            .unwrap();
+        assert_eq!(view.issuer_url, other);
+        // Keeping issuer and client, the secret may still be omitted.
+        let mut same = new_issuer.clone();
+        same.client_secret = None;
+        same.allow_jit = Some(true);
+        assert!(
+            config::save(p, &f.tenant_id, &f.owner_id, &same, "r")
+                .await
+                .unwrap()
+                .allow_jit
         );
     });
 }
@@ -880,6 +1178,41 @@ fn fr_auth_003_callback_refusals() {
             flow::callback(&f.p, &params, None, "r").await,
             Err(SsoCallbackError::InvalidState)
         );
+    });
+}
+
+/// FR-AUTH-003 (issue 15, item 7): every request to the IdP tells the adapter to stop reading
+/// at 64 KiB, so a hostile IdP cannot make the worker buffer an unbounded body; a longer
+/// document is refused as unreachable, the size going to the log only.
+#[test]
+fn fr_auth_003_idp_answers_are_read_up_to_64_kib() {
+    block_on(async {
+        let f = fixture().await;
+        config::save(&f.p, &f.tenant_id, &f.owner_id, &input(false), "r")
+            .await
+            .unwrap();
+        run(&f, |n| id_claims(n, "owner@acme.test")).await.unwrap();
+        let requests = f.p.http.requests();
+        for url in [DISCOVERY, JWKS, TOKEN] {
+            let req = requests.iter().find(|r| r.url == url).unwrap();
+            assert_eq!(req.max_body_bytes, 64 * 1024, "{url}");
+        }
+        let mut big = metadata();
+        big["padding"] = json!("x".repeat(64 * 1024));
+        f.p.http.set(DISCOVERY, 200, &big.to_string());
+        match discovery::discover(&f.p, ISSUER, false).await {
+            Err(e @ DiscoveryError::Unreachable { .. }) => {
+                assert_eq!(
+                    e.to_string(),
+                    "the issuer's discovery document could not be fetched"
+                );
+                assert!(
+                    e.cause().unwrap().contains("larger than 65536 bytes"),
+                    "{e:?}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     });
 }
 
