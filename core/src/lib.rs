@@ -23,6 +23,7 @@ pub mod scheduled;
 pub mod sessions;
 pub mod sso;
 pub mod tenants;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 pub mod webauthn;

@@ -2,10 +2,11 @@
 //! that is not active (invited, disabled, deleted) all give the same error after the same work:
 //! one argon2id computation (CON-SEC-009, ERR-AUTH-401).
 
-use super::{start, throttle, IssueError, SessionUser, TokenPair};
+use super::{start, IssueError, SessionUser, TokenPair};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 use crate::tenants::{Email, TenantDomain};
+use crate::throttle;
 use crate::tokens::SigningKeyError;
 use crate::users::{password, policy};
 

@@ -15,7 +15,6 @@ mod introspect;
 mod login;
 mod mfa;
 mod refresh;
-pub mod throttle;
 
 #[cfg(test)]
 mod tests;

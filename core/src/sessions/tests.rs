@@ -11,6 +11,7 @@ use crate::tenants::{
     Email, Plan, ProvisionTenant, TenantDomain, TenantId, TenantName, TenantService,
 };
 use crate::testing::TestPlatform;
+use crate::throttle;
 use crate::tokens::master_key::MASTER_KEY_SECRET;
 use crate::users::{self, AcceptInvitationError, PolicyRule, SetPasswordError};
 

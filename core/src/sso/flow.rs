@@ -27,9 +27,9 @@ use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto::{b64url_encode, random_token, token_hash};
 use crate::ids;
 use crate::ports::{Clock, HttpClient, Logger, OutboundRequest, Platform, Sql, SqlError, Stmt};
-use crate::sessions::throttle::{self, Counter};
 use crate::sessions::SessionUser;
 use crate::tenants::{Email, TenantDomain};
+use crate::throttle::{self, Counter};
 use crate::tokens::master_key::MasterKey;
 
 /// How long a started sign-in may be completed: 10 minutes.

@@ -5,8 +5,9 @@ use super::{checked_hash, password, store_password_stmts, PasswordRefused, Polic
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::ports::{Clock, Mailer, Platform, Sql, SqlError, Stmt};
-use crate::sessions::{active_sids, mark_sessions_revoked, revoke_user_sessions_stmt, throttle};
+use crate::sessions::{active_sids, mark_sessions_revoked, revoke_user_sessions_stmt};
 use crate::tenants::{Email, TenantDomain};
+use crate::throttle;
 
 /// How long a reset token is valid: one hour.
 pub const RESET_TOKEN_TTL_MS: i64 = 3600 * 1000;

@@ -13,7 +13,8 @@ use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto::{self, b64url_decode, b64url_encode, sha256_hex};
 use crate::ids;
 use crate::ports::{Clock, Platform, Random, Secrets, Sql, SqlError, Stmt};
-use crate::sessions::{self, throttle, IssueError, SessionUser, TokenPair};
+use crate::sessions::{self, IssueError, SessionUser, TokenPair};
+use crate::throttle;
 use crate::tokens::SigningKeyError;
 
 /// How long a ceremony may take: 5 minutes.

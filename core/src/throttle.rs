@@ -1,5 +1,6 @@
 //! Rate limits of sign-in and second-factor attempts (ERR-RATE-429), per account and per client
-//! address: sliding windows counted in the `rate_limits` table, the same SQL on Workers and
+//! address, for every path that checks a credential (sign-in, second factors, passkeys, SSO,
+//! password change, TOTP changes) and for reset mails: sliding windows counted in the `rate_limits` table, the same SQL on Workers and
 //! Spin. Each counted attempt is a row keyed `{limit}:{sha256(subject)}:{unix ms}` (two in the
 //! same millisecond share a row and its count) that counts until `expires_at`, one window after
 //! it happened: a subject is over its limit when the attempts of the last window reach it,
