@@ -163,6 +163,12 @@ impl Counter {
     }
 }
 
+/// The subject of an account's sign-in limits: its tenant domain and email, case-folded, so
+/// sign-in and every other check of the password count together.
+pub fn account_subject(tenant_domain: &str, email: &str) -> String {
+    format!("{}|{}", tenant_domain.to_lowercase(), email.to_lowercase())
+}
+
 /// The counters of one attempt: the account's, and the client's when its address is known.
 pub fn counters(
     account: (Limit, &str),

@@ -651,3 +651,152 @@ fn fr_log_001_verify_reports_anchors() {
     assert_eq!(bad["first_break"]["code"], "anchor_missing");
     assert_eq!(bad["first_break"]["seq"], 1);
 }
+
+/// The tenant `acme` with its active owner, and a platform that can sign tokens.
+fn signed_in_owner() -> (TestPlatform, Value) {
+    let p = block_on(TestPlatform::new());
+    p.secrets.set(
+        crate::tokens::master_key::MASTER_KEY_SECRET,
+        "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=",
+    );
+    block_on(active_owner(&p));
+    let tokens = sign_in(&p, PASSWORD);
+    assert_eq!(tokens.status(), StatusCode::OK);
+    let v = body(&tokens);
+    (p, v)
+}
+
+fn sign_in(p: &TestPlatform, password: &str) -> Response {
+    let login =
+        serde_json::json!({ "tenant": "acme", "email": "owner@acme.test", "password": password });
+    send(
+        p,
+        request(Method::POST, "/v1/auth/login")
+            .header("content-type", "application/json")
+            .body(login.to_string().into_bytes())
+            .unwrap(),
+    )
+}
+
+/// The security changes a signed-in user can make, as (method, path, body).
+const SECURITY_CHANGES: &[(&str, &str, &str)] = &[
+    ("POST", "/v1/auth/mfa/totp", ""),
+    ("POST", "/v1/auth/mfa/totp/confirm", r#"{"code":"123456"}"#),
+    ("DELETE", "/v1/auth/mfa/totp", r#"{"code":"123456"}"#),
+    (
+        "POST",
+        "/v1/auth/password/change",
+        r#"{"current_password":"correct horse battery staple","new_password":"another long passphrase 42"}"#,
+    ),
+    ("POST", "/v1/auth/webauthn/register/options", ""),
+    (
+        "POST",
+        "/v1/auth/webauthn/register/verify",
+        r#"{"flow":"x","credential":{}}"#,
+    ),
+    ("DELETE", "/v1/auth/webauthn/credentials/c1", ""),
+    ("DELETE", "/v1/me", ""),
+];
+
+/// NFR-SEC-003: adding or removing a way to sign in, changing the password or deleting the
+/// account needs a sign-in from the last five minutes: a token that is still valid but whose
+/// sign-in is older (stolen, or refreshed since) is refused and changes nothing; signing in
+/// again is the way forward.
+#[test]
+fn nfr_sec_003_security_changes_need_a_recent_sign_in() {
+    let (p, tokens) = signed_in_owner();
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    p.clock.advance(6 * 60 * 1000);
+    // Refreshing is not signing in: the new token keeps the session's sign-in time.
+    let refreshed = send(
+        &p,
+        request(Method::POST, "/v1/auth/refresh")
+            .header("content-type", "application/json")
+            .body(
+                serde_json::json!({ "refresh_token": refresh })
+                    .to_string()
+                    .into_bytes(),
+            )
+            .unwrap(),
+    );
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    let refreshed = body(&refreshed)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for token in [&access, &refreshed] {
+        for (method, path, payload) in SECURITY_CHANGES {
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            let resp = send(&p, with_bearer(method, path, token, payload));
+            let v = assert_problem(&resp, 403, "access-denied");
+            assert_eq!(v["reason"], "reauthentication_required", "{path}: {v}");
+            assert_eq!(v["max_age"], 300, "{path}");
+        }
+    }
+    let totp = block_on(p.sql.query(Stmt::new(
+        "SELECT totp_secret_enc FROM users WHERE email = 'owner@acme.test'",
+    )))
+    .unwrap();
+    assert_eq!(
+        totp[0].get("totp_secret_enc"),
+        Some(&crate::ports::Value::Null)
+    );
+    // Signing in again (the password is still the old one: nothing changed) opens them.
+    let fresh = body(&sign_in(&p, PASSWORD))["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resp = send(
+        &p,
+        with_bearer(Method::POST, "/v1/auth/mfa/totp", &fresh, ""),
+    );
+    assert_eq!(resp.status(), StatusCode::OK, "{:?}", body(&resp));
+}
+
+/// ERR-RATE-429, NFR-SEC-003: codes given to confirm or disable TOTP count against the user's
+/// limit of wrong second factors, like sign-in's second step.
+#[test]
+fn err_rate_429_totp_changes_are_limited_like_sign_in() {
+    let (p, tokens) = signed_in_owner();
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let resp = send(
+        &p,
+        with_bearer(Method::POST, "/v1/auth/mfa/totp", &access, ""),
+    );
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let code = format!(r#"{{"code":"{:06}"}}"#, 100_003 + i * 7919);
+        let resp = send(
+            &p,
+            with_bearer(Method::POST, "/v1/auth/mfa/totp/confirm", &access, &code),
+        );
+        statuses.push(resp.status().as_u16());
+    }
+    assert_eq!(&statuses[..10], &[422; 10], "{statuses:?}");
+    assert_eq!(&statuses[10..], &[429, 429], "{statuses:?}");
+}
+
+/// ERR-RATE-429: a wrong current password given to a change counts as a failed sign-in of the
+/// account: a stolen access token cannot guess the password here instead.
+#[test]
+fn err_rate_429_password_change_shares_the_sign_in_limit() {
+    let (p, tokens) = signed_in_owner();
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let wrong = r#"{"current_password":"not the password at all","new_password":"another long passphrase 42"}"#;
+    for _ in 0..10 {
+        let resp = send(
+            &p,
+            with_bearer(Method::POST, "/v1/auth/password/change", &access, wrong),
+        );
+        assert_problem(&resp, 401, "invalid-credentials");
+    }
+    let right = r#"{"current_password":"correct horse battery staple","new_password":"another long passphrase 42"}"#;
+    let resp = send(
+        &p,
+        with_bearer(Method::POST, "/v1/auth/password/change", &access, right),
+    );
+    assert_problem(&resp, 429, "rate-limited");
+    assert_problem(&sign_in(&p, PASSWORD), 429, "rate-limited");
+}

@@ -13,7 +13,7 @@ use super::{json, ApiError, Ctx, ProblemType, Request, Response};
 use crate::apps::{authenticate_app_key_with, Scope};
 use crate::audit::Actor;
 use crate::auth::PlatformRole;
-use crate::ports::{Logger, Platform, Secrets, Sql, Stmt};
+use crate::ports::{Clock, Logger, Platform, Secrets, Sql, Stmt};
 use crate::sessions::{
     self, authenticate_access_token, AccessError, LoginError, LoginRequest, RefreshError,
     RevokeSessionsError, SessionUser, UserPrincipal, VerifyMfaError,
@@ -225,6 +225,30 @@ pub(super) async fn require_user<P: Platform>(
     Ok(principal)
 }
 
+/// [`require_user`] whose session signed in within [`sessions::RECENT_AUTH_SECS`]: for security
+/// changes (passkeys, TOTP, password, account deletion), which a stolen access token alone must
+/// not make. Otherwise 403 `access-denied` with reason `reauthentication_required` and
+/// `max_age`: the client signs in again (password and second factor) and retries with the new
+/// token.
+pub(super) async fn require_recent_user<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<UserPrincipal, ApiError> {
+    let principal = require_user(ctx, req).await?;
+    if !principal.signed_in_recently(ctx.platform.clock().now_ms()) {
+        return Err(ApiError::new(
+            ProblemType::AccessDenied,
+            format!(
+                "This change needs a sign-in from the last {} minutes: sign in again and retry.",
+                sessions::RECENT_AUTH_SECS / 60
+            ),
+        )
+        .with_extension("reason", "reauthentication_required".into())
+        .with_extension("max_age", sessions::RECENT_AUTH_SECS.into()));
+    }
+    Ok(principal)
+}
+
 /// [`require_user`] who is an active owner or admin of the token's tenant *now*: the role is
 /// read from the database, because a token's can be up to 15 minutes stale (a demoted or
 /// disabled admin still holds one).
@@ -422,6 +446,7 @@ fn set_password_problem<P: Platform>(
         SetPasswordError::InvalidToken => ApiError::new(ProblemType::BusinessRule, format!("{e}."))
             .with_extension("reason", e.code().into()),
         SetPasswordError::WrongPassword => ApiError::invalid_credentials(format!("{e}.")),
+        SetPasswordError::RateLimited { retry_after_secs } => rate_limited(*retry_after_secs),
         SetPasswordError::Policy(rules) => policy_problem(field, rules),
         SetPasswordError::Storage(cause) => ApiError::internal(cause.clone()),
         SetPasswordError::EdgePending(cause) => {
@@ -476,7 +501,7 @@ pub(super) async fn change_password<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let principal = require_user(ctx, req).await?;
+    let principal = require_recent_user(ctx, req).await?;
     let body: ChangePasswordRequest = json::parse_body(req)?;
     check_password_size("current_password", &body.current_password)?;
     check_password_size("new_password", &body.new_password)?;
@@ -487,6 +512,7 @@ pub(super) async fn change_password<P: Platform>(
         &c.tid,
         &body.current_password,
         &body.new_password,
+        client_address(ctx, req).as_deref(),
         &ctx.request_id,
     )
     .await
@@ -687,6 +713,7 @@ fn mfa_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &MfaError) -> ApiError {
             );
             ApiError::internal(e.to_string())
         }
+        MfaError::RateLimited { retry_after_secs } => rate_limited(*retry_after_secs),
         MfaError::Storage(cause) => ApiError::internal(cause.to_string()),
     }
 }
@@ -696,7 +723,7 @@ pub(super) async fn enroll_totp<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let principal = require_user(ctx, req).await?;
+    let principal = require_recent_user(ctx, req).await?;
     let c = &principal.claims;
     let e = mfa::enroll(ctx.platform, &c.sub, &c.tid, &ctx.request_id)
         .await
@@ -712,10 +739,12 @@ pub(super) async fn confirm_totp<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let principal = require_user(ctx, req).await?;
+    let principal = require_recent_user(ctx, req).await?;
     let body: MfaCodeRequest = json::parse_body(req)?;
     let c = &principal.claims;
-    let codes = mfa::confirm(ctx.platform, &c.sub, &c.tid, &body.code, &ctx.request_id)
+    let client = client_address(ctx, req);
+    let confirm = mfa::confirm(ctx.platform, &c.sub, &c.tid, &body.code, &ctx.request_id);
+    let codes = mfa::limited(ctx.platform, &c.sub, client.as_deref(), confirm)
         .await
         .map_err(|e| mfa_problem(ctx, &e))?;
     Ok(no_store(json::response(
@@ -729,10 +758,12 @@ pub(super) async fn disable_totp<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let principal = require_user(ctx, req).await?;
+    let principal = require_recent_user(ctx, req).await?;
     let body: MfaCodeRequest = json::parse_body(req)?;
     let c = &principal.claims;
-    mfa::disable(ctx.platform, &c.sub, &c.tid, &body.code, &ctx.request_id)
+    let client = client_address(ctx, req);
+    let disable = mfa::disable(ctx.platform, &c.sub, &c.tid, &body.code, &ctx.request_id);
+    mfa::limited(ctx.platform, &c.sub, client.as_deref(), disable)
         .await
         .map_err(|e| mfa_problem(ctx, &e))?;
     Ok(no_content())

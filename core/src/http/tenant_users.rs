@@ -8,7 +8,7 @@
 use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
-use super::identity::require_user;
+use super::identity::{require_recent_user, require_user};
 use super::{json, ApiError, Ctx, ProblemType, Request, Response};
 use crate::ports::{Logger, Platform};
 use crate::tenants::{Email, Plan, TenantId, TenantService, UpdateTenant, UpdateTenantError};
@@ -369,7 +369,7 @@ pub(super) async fn delete_me<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let principal = require_user(ctx, req).await?;
+    let principal = require_recent_user(ctx, req).await?;
     let c = &principal.claims;
     let by = admin::load_actor(ctx.platform, &c.tid, &c.sub)
         .await

@@ -6,7 +6,8 @@ use ::http::StatusCode;
 use serde::Deserialize;
 
 use super::identity::{
-    client_address, no_content, no_store, rate_limited, require_user, signing_problem,
+    client_address, no_content, no_store, rate_limited, require_recent_user, require_user,
+    signing_problem,
 };
 use super::{json, ApiError, Ctx, ProblemType, Request, Response};
 use crate::ports::{Logger, Platform};
@@ -101,7 +102,7 @@ pub(super) async fn register_options<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let principal = require_user(ctx, req).await?;
+    let principal = require_recent_user(ctx, req).await?;
     let rp = relying_party(ctx, req)?;
     let c = &principal.claims;
     let options = webauthn::registration_options(ctx.platform, &c.sub, &c.tid, &rp)
@@ -115,7 +116,7 @@ pub(super) async fn register_verify<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let principal = require_user(ctx, req).await?;
+    let principal = require_recent_user(ctx, req).await?;
     let body: RegisterVerifyRequest = json::parse_body(req)?;
     let name = body
         .name
@@ -163,7 +164,7 @@ pub(super) async fn delete<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let principal = require_user(ctx, req).await?;
+    let principal = require_recent_user(ctx, req).await?;
     let id = ctx.param("id").to_owned();
     let c = &principal.claims;
     webauthn::delete_credential(ctx.platform, &c.sub, &c.tid, &id, &ctx.request_id)

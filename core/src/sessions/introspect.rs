@@ -15,6 +15,13 @@ pub struct UserPrincipal {
     pub claims: AccessClaims,
 }
 
+impl UserPrincipal {
+    /// Whether the session's sign-in is at most [`super::RECENT_AUTH_SECS`] old at `now_ms`.
+    pub fn signed_in_recently(&self, now_ms: i64) -> bool {
+        now_ms.div_euclid(1000) - self.claims.auth_time <= super::RECENT_AUTH_SECS
+    }
+}
+
 /// Why a tenant user's access token was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AccessError {

@@ -105,11 +105,7 @@ pub async fn authenticate<P: Platform>(
     request_id: &str,
 ) -> Result<SessionUser, LoginError> {
     let now = p.clock().now_ms();
-    let account = format!(
-        "{}|{}",
-        req.tenant.as_str().to_lowercase(),
-        req.email.as_str().to_lowercase()
-    );
+    let account = throttle::account_subject(req.tenant.as_str(), req.email.as_str());
     let counters = throttle::counters(
         (throttle::LOGIN_PER_ACCOUNT, &account),
         (throttle::LOGIN_PER_CLIENT, req.client.as_deref()),

@@ -92,15 +92,22 @@ pub enum IssueError {
     Storage(#[from] SqlError),
 }
 
+/// How recent a sign-in must be for a security change (passkeys, TOTP, password, account
+/// deletion) with an access token alone: 5 minutes. A stolen 15-minute token is not enough to
+/// add a way in or remove one.
+pub const RECENT_AUTH_SECS: i64 = 5 * 60;
+
 /// The access token for `user` in session `sid`, for audience `aud` with `scope` (the OIDC
-/// provider issues tokens whose audience is the client, FR-AUTH-001).
+/// provider issues tokens whose audience is the client, FR-AUTH-001); `auth_time_ms` is when
+/// the session's sign-in happened.
 pub(crate) async fn access_token_for<P: Platform>(
     p: &P,
     user: &SessionUser,
     sid: &str,
-    aud: &str,
-    scope: &str,
+    grant: &Grant<'_>,
+    auth_time_ms: i64,
 ) -> Result<String, SigningKeyError> {
+    let (aud, scope) = (grant.aud, grant.scope);
     let now = p.clock().now_ms().div_euclid(1000);
     let claims = AccessClaims {
         iss: tokens::issuer(p),
@@ -113,6 +120,7 @@ pub(crate) async fn access_token_for<P: Platform>(
         iat: now,
         exp: now + ACCESS_TOKEN_TTL_SECS,
         jti: ids::new_id(p.random()),
+        auth_time: auth_time_ms.div_euclid(1000),
     };
     access::sign(p, &claims).await
 }
@@ -156,7 +164,7 @@ pub(crate) async fn start_with<P: Platform>(
 ) -> Result<TokenPair, IssueError> {
     let now = p.clock().now_ms();
     let sid = ids::new_ordered_id(p.clock(), p.random());
-    let access_token = access_token_for(p, user, &sid, grant.aud, grant.scope).await?;
+    let access_token = access_token_for(p, user, &sid, grant, now).await?;
     let refresh_token = crypto::random_token(p.random());
     let mut record = AuditRecord::success(
         "session.create",

@@ -89,7 +89,9 @@ pub(crate) async fn refresh_with<P: Platform>(
             Stmt::new(
                 "SELECT s.id, s.family_id, s.status, s.revoked_reason, s.expires_at, s.user_id,
                         s.tenant_id, s.auth_methods, s.app_id, u.role, u.status AS user_status,
-                        t.status AS tenant_status
+                        t.status AS tenant_status,
+                        (SELECT f.created_at FROM sessions f WHERE f.id = s.family_id)
+                          AS auth_time
                  FROM sessions s JOIN users u ON u.id = s.user_id
                    JOIN tenants t ON t.id = s.tenant_id
                  WHERE s.refresh_token_hash = ?1",
@@ -122,7 +124,9 @@ pub(crate) async fn refresh_with<P: Platform>(
         return Err(RefreshError::Invalid);
     }
 
-    let access = access_token_for(p, &user, &sid, grant.aud, grant.scope).await?;
+    // The session's sign-in: its first row was written then, and refreshing is not signing in.
+    let auth_time = row.opt_i64("auth_time")?.unwrap_or(0);
+    let access = access_token_for(p, &user, &sid, grant, auth_time).await?;
     let old_id = row.text("id")?;
     let new_id = ids::new_ordered_id(p.clock(), p.random());
     let new_token = crypto::random_token(p.random());

@@ -402,7 +402,7 @@ fn fr_auth_004_change_checks_history_and_revokes_sessions() {
             .unwrap();
         let change = |cur: &'static str, new: &'static str| {
             let (p, sub, tid) = (&f.p, c.sub.clone(), c.tid.clone());
-            async move { users::change_password(p, &sub, &tid, cur, new, "r").await }
+            async move { users::change_password(p, &sub, &tid, cur, new, None, "r").await }
         };
         assert_eq!(
             change("wrong password!", "a fresh passphrase")

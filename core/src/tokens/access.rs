@@ -39,6 +39,11 @@ pub struct AccessClaims {
     pub exp: i64,
     /// Unique token id.
     pub jti: String,
+    /// When the user last proved who they are in this session (unix seconds): the sign-in
+    /// itself, carried unchanged through refreshes. Security changes need it to be recent.
+    /// Tokens issued before the claim existed read as 0 (never recent).
+    #[serde(default)]
+    pub auth_time: i64,
 }
 
 /// Why an access token was refused. Every variant answers the same to the client

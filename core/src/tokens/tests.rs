@@ -23,6 +23,7 @@ async fn platform() -> TestPlatform {
 fn claims(now_ms: i64) -> AccessClaims {
     let iat = now_ms / 1000;
     AccessClaims {
+        auth_time: now_ms / 1000,
         iss: DEFAULT_ISSUER.into(),
         sub: "user-1".into(),
         aud: ACCESS_AUDIENCE.into(),

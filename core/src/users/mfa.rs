@@ -7,6 +7,7 @@ use super::totp;
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::ports::{Clock, Platform, Random, Sql, SqlError, Stmt};
+use crate::throttle;
 use crate::tokens::{MasterKey, MasterKeyError};
 
 /// How many recovery codes a confirmation issues.
@@ -42,6 +43,12 @@ pub enum MfaError {
     /// The sealed secret does not open (another master key, or tampering).
     #[error("the TOTP secret does not open under MASTER_KEY")]
     Undecryptable,
+    /// Too many wrong codes for the user or from the client (ERR-RATE-429).
+    #[error("too many wrong codes")]
+    RateLimited {
+        /// Seconds until the window ends.
+        retry_after_secs: i64,
+    },
     /// The database failed.
     #[error("MFA storage failed: {0}")]
     Storage(#[from] SqlError),
@@ -58,9 +65,40 @@ impl MfaError {
             MfaError::MasterKey(MasterKeyError::Missing) => "master_key_missing",
             MfaError::MasterKey(MasterKeyError::Invalid) => "master_key_invalid",
             MfaError::Undecryptable => "totp_secret_undecryptable",
+            MfaError::RateLimited { .. } => "rate_limited",
             MfaError::Storage(_) => "storage",
         }
     }
+}
+
+/// Runs `check`, a check of a code of `user_id` (confirming or disabling TOTP), counted
+/// against the same limits of wrong second factors as sign-in's second step, per user and per
+/// client: the attempt is counted before `check` runs (it starts only when awaited), stays
+/// counted when the code is wrong and is given back otherwise.
+pub async fn limited<P: Platform, T>(
+    p: &P,
+    user_id: &str,
+    client: Option<&str>,
+    check: impl std::future::Future<Output = Result<T, MfaError>>,
+) -> Result<T, MfaError> {
+    let counters = throttle::counters(
+        (throttle::MFA_PER_ACCOUNT, user_id),
+        (throttle::MFA_PER_CLIENT, client),
+        p.clock().now_ms(),
+    );
+    let held = match throttle::admit(p, counters).await? {
+        throttle::Admission::Admitted(held) => held,
+        throttle::Admission::Refused { retry_after_secs } => {
+            return Err(MfaError::RateLimited { retry_after_secs })
+        }
+    };
+    let outcome = check.await;
+    if matches!(outcome, Err(MfaError::InvalidCode)) {
+        held.keep();
+    } else {
+        held.release(p).await?;
+    }
+    outcome
 }
 
 fn context(user_id: &str) -> String {

@@ -23,6 +23,13 @@ pub enum SetPasswordError {
     /// The current password given to a change is wrong.
     #[error("the current password is incorrect")]
     WrongPassword,
+    /// Too many wrong passwords for the account or from the client (ERR-RATE-429): a change
+    /// shares sign-in's limits.
+    #[error("too many failed attempts")]
+    RateLimited {
+        /// Seconds until the window ends.
+        retry_after_secs: i64,
+    },
     /// The new password breaks the policy (ERR-VAL-422).
     #[error("the password breaks the password policy")]
     Policy(Vec<PolicyRule>),
@@ -41,6 +48,7 @@ impl SetPasswordError {
         match self {
             SetPasswordError::InvalidToken => "reset_token_invalid",
             SetPasswordError::WrongPassword => "wrong_password",
+            SetPasswordError::RateLimited { .. } => "rate_limited",
             SetPasswordError::Policy(_) => "password_policy",
             SetPasswordError::Storage(_) => "storage",
             SetPasswordError::EdgePending(_) => "edge_pending",
@@ -195,21 +203,40 @@ pub async fn change_password<P: Platform>(
     tenant_id: &str,
     current_password: &str,
     new_password: &str,
+    client: Option<&str>,
     request_id: &str,
 ) -> Result<(), SetPasswordError> {
     let rows = p
         .sql()
         .query(
-            Stmt::new("SELECT password_hash FROM users WHERE id = ?1 AND tenant_id = ?2 AND status = 'active'")
-                .bind(user_id)
-                .bind(tenant_id),
+            Stmt::new(
+                "SELECT u.password_hash, u.email, t.domain
+                 FROM users u JOIN tenants t ON t.id = u.tenant_id
+                 WHERE u.id = ?1 AND u.tenant_id = ?2 AND u.status = 'active'",
+            )
+            .bind(user_id)
+            .bind(tenant_id),
         )
         .await?;
-    let current = rows
-        .first()
-        .map(|r| r.opt_text("password_hash"))
-        .transpose()?
-        .flatten();
+    let Some(row) = rows.first() else {
+        password::verify_nothing(current_password);
+        return Err(SetPasswordError::WrongPassword);
+    };
+    let current = row.opt_text("password_hash")?;
+    // A wrong current password is a wrong password at sign-in: the same counters, counted
+    // before the check, so a stolen access token cannot guess the password here instead.
+    let account = throttle::account_subject(&row.text("domain")?, &row.text("email")?);
+    let counters = throttle::counters(
+        (throttle::LOGIN_PER_ACCOUNT, &account),
+        (throttle::LOGIN_PER_CLIENT, client),
+        p.clock().now_ms(),
+    );
+    let held = match throttle::admit(p, counters).await? {
+        throttle::Admission::Admitted(held) => held,
+        throttle::Admission::Refused { retry_after_secs } => {
+            return Err(SetPasswordError::RateLimited { retry_after_secs })
+        }
+    };
     let matches = match current {
         Some(phc) => password::verify(&phc, current_password),
         None => {
@@ -227,8 +254,10 @@ pub async fn change_password<P: Platform>(
         )
         .with("reason", "wrong_password");
         audit::record_refusal(p, &record).await;
+        held.keep();
         return Err(SetPasswordError::WrongPassword);
     }
+    held.release(p).await?;
     let hash = checked_hash(p, tenant_id, user_id, new_password).await?;
     let now = p.clock().now_ms();
     let sids = active_sids(p, user_id).await?;
