@@ -800,3 +800,18 @@ fn err_rate_429_password_change_shares_the_sign_in_limit() {
     assert_problem(&resp, 429, "rate-limited");
     assert_problem(&sign_in(&p, PASSWORD), 429, "rate-limited");
 }
+
+/// Every answer, success or problem, says `nosniff`; over https it also carries HSTS.
+#[test]
+fn every_answer_carries_the_hardening_headers() {
+    let p = block_on(TestPlatform::new());
+    for uri in ["/health", "/v1/nope", "https://cp.example.com/health"] {
+        let resp = get(&p, uri);
+        assert_eq!(resp.headers()["x-content-type-options"], "nosniff", "{uri}");
+        assert_eq!(
+            resp.headers().get("strict-transport-security").is_some(),
+            uri.starts_with("https://"),
+            "{uri}"
+        );
+    }
+}

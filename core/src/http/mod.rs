@@ -87,12 +87,13 @@ impl<P: Platform> Ctx<'_, P> {
 }
 
 /// Serves one request. Never fails: every error becomes a problem+json response, and every
-/// response carries `X-Request-Id`. Writes one JSON log line.
+/// response carries `X-Request-Id` and [`hardening`] headers. Writes one JSON log line.
 pub async fn handle<P: Platform>(platform: &P, req: Request) -> Response {
     let started = platform.clock().now_ms();
     let request_id = request_id(&req, platform);
     let method = req.method().clone();
     let is_head = method == Method::HEAD;
+    let https = req.uri().scheme_str() == Some("https");
 
     let mut ctx = Ctx {
         platform,
@@ -124,6 +125,7 @@ pub async fn handle<P: Platform>(platform: &P, req: Request) -> Response {
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
         resp.headers_mut().insert(REQUEST_ID, v);
     }
+    hardening(&mut resp, https);
     if is_head {
         resp.body_mut().clear();
     }
@@ -152,6 +154,23 @@ async fn serve<P: Platform>(
         .with_status(StatusCode::PAYLOAD_TOO_LARGE));
     }
     handlers::dispatch(ctx, route.id, req).await
+}
+
+/// Headers every answer carries unless its handler chose otherwise: `nosniff` (a JSON body is
+/// never run as a script or rendered as HTML by a browser that guesses), and over https
+/// `Strict-Transport-Security` (a browser that has seen Edgeplane never talks to it in clear).
+fn hardening(resp: &mut Response, https: bool) {
+    let headers = resp.headers_mut();
+    headers
+        .entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    if https {
+        headers
+            .entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert(HeaderValue::from_static(
+                "max-age=31536000; includeSubDomains",
+            ));
+    }
 }
 
 fn method_not_allowed(allow: &[Method]) -> ApiError {
