@@ -91,12 +91,12 @@ impl Pepper {
 
     /// The stored hash of a key: lowercase hex HMAC-SHA256 of its text.
     pub(crate) fn hash(&self, key: &str) -> String {
-        hex(&self.mac(key).finalize().into_bytes())
+        crypto::hex(&self.mac(key).finalize().into_bytes())
     }
 
     /// Whether `key` hashes to `stored` (hex), compared in constant time.
     pub(crate) fn verify(&self, key: &str, stored: &str) -> bool {
-        match unhex(stored) {
+        match crypto::unhex(stored) {
             Some(bytes) => self.mac(key).verify_slice(&bytes).is_ok(),
             None => false,
         }
@@ -142,33 +142,6 @@ pub(crate) fn parse_presented(raw: &str) -> Option<Presented<'_>> {
     }
     crypto::b64url_decode(secret).filter(|b| b.len() == crypto::TOKEN_BYTES)?;
     Some(Presented { env, id })
-}
-
-/// Lowercase hex of `bytes`.
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
-}
-
-/// Bytes of lowercase or uppercase hex; `None` if `s` is not hex of whole bytes.
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    let digit = |c: u8| {
-        char::from(c)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
-    };
-    s.as_bytes()
-        .chunks(2)
-        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
-        .collect()
 }
 
 #[cfg(test)]
@@ -250,15 +223,5 @@ mod tests {
             assert_ne!(dev.hash("k"), live.hash("k"));
             assert!(!PepperProblem::Missing.to_string().contains("kkkk"));
         });
-    }
-
-    #[test]
-    fn hex_round_trips() {
-        assert_eq!(
-            unhex(&hex(&[0, 1, 0xab, 0xff])),
-            Some(vec![0, 1, 0xab, 0xff])
-        );
-        assert_eq!(unhex("0g"), None);
-        assert_eq!(unhex("ABcd"), Some(vec![0xab, 0xcd]));
     }
 }

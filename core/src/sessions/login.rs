@@ -117,15 +117,7 @@ pub async fn authenticate<P: Platform>(
         throttle::Admission::Admitted(held) => held,
         throttle::Admission::Refused { retry_after_secs } => {
             // ERR-RATE-429: every denied attempt is audited (no email or address in it).
-            let record = AuditRecord::failure(
-                "session.create",
-                &Actor::user("anonymous"),
-                None,
-                "session",
-                Some(request_id),
-            )
-            .with("reason", "rate_limited");
-            audit::record(p, &record).await?;
+            audit::record(p, &anonymous_failure("rate_limited", request_id)).await?;
             return Err(LoginError::RateLimited { retry_after_secs });
         }
     };
@@ -147,15 +139,7 @@ pub async fn authenticate<P: Platform>(
     let Some(row) = rows.first() else {
         password::verify_nothing(&req.password);
         // Audited as well, so an unknown email costs the same write as a wrong password.
-        let record = AuditRecord::failure(
-            "session.create",
-            &Actor::user("anonymous"),
-            None,
-            "session",
-            Some(request_id),
-        )
-        .with("reason", "unknown_account");
-        audit::record(p, &record).await?;
+        audit::record(p, &anonymous_failure("unknown_account", request_id)).await?;
         held.keep();
         return Err(LoginError::InvalidCredentials);
     };
@@ -206,6 +190,19 @@ pub async fn authenticate<P: Platform>(
         return Err(LoginError::MfaRequired { mfa_token, enroll });
     }
     Ok(user)
+}
+
+/// The audit record of a refused sign-in whose account is not known (no email or address in
+/// it).
+fn anonymous_failure(reason: &str, request_id: &str) -> AuditRecord {
+    AuditRecord::failure(
+        "session.create",
+        &Actor::user("anonymous"),
+        None,
+        "session",
+        Some(request_id),
+    )
+    .with("reason", reason)
 }
 
 /// Counts a failed sign-in on the account and audits it (outcome failure), in one batch (the

@@ -130,6 +130,17 @@ async fn pending<P: Platform>(p: &P, hash: &str, now: i64) -> Result<Pending, Ve
     })
 }
 
+/// The audit record of a refused second factor of `user`.
+fn failure(user: &SessionUser, request_id: &str) -> AuditRecord {
+    AuditRecord::failure(
+        "session.mfa_verify",
+        &Actor::user(&user.user_id),
+        Some(&user.tenant_id),
+        format!("user:{}", user.user_id),
+        Some(request_id),
+    )
+}
+
 /// Counts one attempt on the pending sign-in `hash` if it is still live and has attempts left,
 /// in one conditional statement before the code is checked: concurrent requests cannot share
 /// one remaining attempt. False when nothing is left.
@@ -283,14 +294,7 @@ pub async fn verify_second_factor<P: Platform>(
     let held = match throttle::admit(p, counters).await? {
         throttle::Admission::Admitted(held) => held,
         throttle::Admission::Refused { retry_after_secs } => {
-            let record = AuditRecord::failure(
-                "session.mfa_verify",
-                &Actor::user(&user.user_id),
-                Some(&user.tenant_id),
-                format!("user:{}", user.user_id),
-                Some(request_id),
-            )
-            .with("reason", "rate_limited");
+            let record = failure(&user, request_id).with("reason", "rate_limited");
             audit::record(p, &record).await?;
             return Err(VerifyMfaError::RateLimited { retry_after_secs });
         }
@@ -321,14 +325,7 @@ pub async fn verify_second_factor<P: Platform>(
     let (method, recovery_codes) = match checked {
         Ok(v) => v,
         Err(MfaError::InvalidCode | MfaError::NotEnabled | MfaError::NotEnrolled) => {
-            let record = AuditRecord::failure(
-                "session.mfa_verify",
-                &Actor::user(&user.user_id),
-                Some(&user.tenant_id),
-                format!("user:{}", user.user_id),
-                Some(request_id),
-            );
-            audit::record(p, &record).await?;
+            audit::record(p, &failure(&user, request_id)).await?;
             held.keep();
             return Err(VerifyMfaError::InvalidCode);
         }
