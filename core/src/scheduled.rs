@@ -71,6 +71,12 @@ pub async fn run_at<P: Platform>(p: &P, cron: &str, now: i64) -> (ScheduledRepor
         &mut causes,
     ));
 
+    // FR-AUTH-004: queued mail (password resets) not yet delivered after its request's answer,
+    // or whose delivery failed, is sent now; early, so a reset link is not held up by the
+    // slower jobs below.
+    let r = crate::mail::queue::deliver_due(p, now).await;
+    jobs.push(job("mail_queue.deliver", r, "delivery failed", &mut causes));
+
     // FR-OPS-002: tenants past their 30-day grace period are purged, a few per run.
     let purged = TenantService::purge_due(p, now)
         .await

@@ -13,8 +13,13 @@ fn request(method: Method, uri: &str) -> ::http::request::Builder {
     ::http::Request::builder().method(method).uri(uri)
 }
 
+/// Serves `req` as an adapter does: the answer, then the work after it (whose failures an
+/// adapter logs).
 fn send(p: &TestPlatform, req: Request) -> Response {
-    block_on(handle(p, req))
+    let (method, path) = (req.method().to_string(), req.uri().path().to_owned());
+    let resp = block_on(handle(p, req));
+    block_on(super::after_response(p, &method, &path)).unwrap();
+    resp
 }
 
 fn get(p: &TestPlatform, uri: &str) -> Response {

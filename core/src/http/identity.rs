@@ -13,7 +13,7 @@ use super::{json, ApiError, Ctx, ProblemType, Request, Response};
 use crate::apps::{authenticate_app_key_with, Scope};
 use crate::audit::Actor;
 use crate::auth::PlatformRole;
-use crate::ports::{Logger, Platform, Secrets, Sql, Stmt};
+use crate::ports::{Clock, Logger, Platform, Secrets, Sql, Stmt};
 use crate::sessions::{
     self, authenticate_access_token, AccessError, LoginError, LoginRequest, RefreshError,
     RevokeSessionsError, SessionUser, UserPrincipal, VerifyMfaError,
@@ -589,7 +589,10 @@ pub(super) async fn introspect<P: Platform>(
 }
 
 /// `GET /__dev/mail?to=<address>` (development only): the latest messages of the dev outbox to
-/// an address, so the suite and the demo can follow mailed links.
+/// an address, so the suite and the demo can follow mailed links. Queued mail that is due is
+/// delivered first: a reader right after a forgot-password answer sees the reset mail although
+/// its delivery after that answer may still be under way (or, without a runtime that works
+/// after answering, waiting for the scheduled run).
 pub(super) async fn dev_mail<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
@@ -601,6 +604,16 @@ pub(super) async fn dev_mail<P: Platform>(
         .find(|(k, _)| k == "to")
         .map(|(_, v)| v.into_owned())
         .ok_or_else(|| ApiError::invalid_field("to", "is required"))?;
+    let now = ctx.platform.clock().now_ms();
+    if let Err(e) = crate::mail::queue::deliver_due(ctx.platform, now).await {
+        log(
+            ctx,
+            "error",
+            "queued mail delivery failed",
+            e.code(),
+            &e.to_string(),
+        );
+    }
     let rows = ctx
         .platform
         .sql()

@@ -28,6 +28,7 @@ use ::http::{header, HeaderValue, Method, StatusCode};
 use serde_json::json;
 
 use crate::ids;
+use crate::mail::queue::{deliver_due, DeliveryError};
 use crate::ports::{Clock, Logger, Platform};
 pub use problem::{ApiError, ProblemType};
 use router::{Match, Route};
@@ -61,6 +62,33 @@ macro_rules! domain_errors {
     )*};
 }
 pub(crate) use domain_errors;
+
+/// Work done once the response is out, on runtimes that can keep working after answering
+/// (Workers' `waitUntil`; Spin after the response body is finished): after a forgot-password
+/// form, the reset mail it may have queued is delivered ([`crate::mail::queue`]), so the
+/// answer never waits for the mail API, whether or not an account was found (and whatever the
+/// status: the queue holds only what a batch committed). Whatever this does not finish, the
+/// scheduled run delivers. Returns the messages delivered; an error is for the log.
+pub async fn after_response<P: Platform>(
+    platform: &P,
+    method: &str,
+    path: &str,
+) -> Result<u64, DeliveryError> {
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return Ok(0);
+    };
+    let queues_mail = match router::find(&method, path) {
+        Match::Found { route, .. } => matches!(
+            route.id,
+            router::RouteId::PasswordForgot | router::RouteId::OidcLoginForgot
+        ),
+        _ => false,
+    };
+    if !queues_mail {
+        return Ok(0);
+    }
+    deliver_due(platform, platform.clock().now_ms()).await
+}
 
 /// Per-request context handed to handlers.
 pub struct Ctx<'a, P: Platform> {
