@@ -2,6 +2,7 @@
 //! request log. The same [`handle`] serves Workers, Spin and native tests; it is the only part
 //! of core that knows status codes.
 
+pub mod body;
 pub mod json;
 pub mod openapi;
 pub mod problem;
@@ -30,10 +31,11 @@ use serde_json::json;
 use crate::ids;
 use crate::mail::queue::{deliver_due, DeliveryError};
 use crate::ports::{Clock, Logger, Platform};
+pub use body::{BodyTooLarge, LimitedBody};
 pub use problem::{ApiError, ProblemType};
 use router::{Match, Route};
 
-/// A request as core sees it: the whole body is read by the adapter.
+/// A request as core sees it: the whole body is read by the adapter, through a [`LimitedBody`].
 pub type Request = ::http::Request<Vec<u8>>;
 /// A response as core produces it.
 pub type Response = ::http::Response<Vec<u8>>;
@@ -173,7 +175,7 @@ async fn serve<P: Platform>(
     route: &Route,
     req: Request,
 ) -> Result<Response, ApiError> {
-    if req.body().len() > MAX_BODY_BYTES {
+    if body::is_too_large(&req) {
         return Err(ApiError::invalid_input(format!(
             "The request body exceeds {MAX_BODY_BYTES} bytes."
         ))
