@@ -254,6 +254,30 @@ impl TestApp {
         self.request("GET", path, headers, None)
     }
 
+    /// The development outbox for `to` (`GET /__dev/mail?to=`, its `items`) once it holds a
+    /// message whose subject contains `subject`, waiting up to 5 s: reset mail is delivered
+    /// after the answer of the request that asked for it.
+    pub fn dev_mail_with(&self, to: &str, subject: &str) -> Result<Value, String> {
+        let mut mail = Value::Null;
+        for _ in 0..50 {
+            mail = self
+                .get(&format!("/__dev/mail?to={to}"))?
+                .expect_json(200)?;
+            let found = mail["items"].as_array().is_some_and(|items| {
+                items
+                    .iter()
+                    .any(|m| m["subject"].as_str().unwrap_or_default().contains(subject))
+            });
+            if found {
+                return Ok(mail);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!(
+            "no mail to {to} with {subject:?} within 5 s: {mail}"
+        ))
+    }
+
     /// `POST path` with a JSON body (`Content-Type: application/json`) and extra headers.
     pub fn post_json(
         &self,
