@@ -62,10 +62,15 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
             .ok()
             .and_then(|r| r.dyn_into::<web_sys::Response>().ok())
             .map_or(500, |r| r.status());
+        let forward = edgeplane_core::events::jobs::forward_after(&method, &path, status);
+        // Most requests (the hot paths among them) have nothing to do here: no bindings then.
+        if !forward && !edgeplane_core::http::delivers_after(&method, &path) {
+            return Ok(wasm_bindgen::JsValue::UNDEFINED);
+        }
         let Ok(platform) = WorkerPlatform::from_env(&after_env) else {
             return Ok(wasm_bindgen::JsValue::UNDEFINED);
         };
-        if edgeplane_core::events::jobs::forward_after(&method, &path, status) {
+        if forward {
             let now = platform.clock().now_ms();
             if let Err(e) = edgeplane_core::events::jobs::forward_outbox(&platform, now).await {
                 log_error(

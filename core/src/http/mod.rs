@@ -65,28 +65,35 @@ macro_rules! domain_errors {
 }
 pub(crate) use domain_errors;
 
-/// Work done once the response is out, on runtimes that can keep working after answering
-/// (Workers' `waitUntil`; Spin after the response body is finished): after a forgot-password
-/// form, the reset mail it may have queued is delivered ([`crate::mail::queue`]), so the
-/// answer never waits for the mail API, whether or not an account was found (and whatever the
-/// status: the queue holds only what a batch committed). Whatever this does not finish, the
-/// scheduled run delivers. Returns the messages delivered; an error is for the log.
-pub async fn after_response<P: Platform>(
-    platform: &P,
-    method: &str,
-    path: &str,
-) -> Result<u64, DeliveryError> {
+/// Whether a request may have queued mail for [`after_response`] to deliver: the
+/// forgot-password routes, whatever they answered. Cheap (no storage), so a runtime can ask it
+/// before preparing anything for the work after a response.
+pub fn delivers_after(method: &str, path: &str) -> bool {
     let Ok(method) = Method::from_bytes(method.as_bytes()) else {
-        return Ok(0);
+        return false;
     };
-    let queues_mail = match router::find(&method, path) {
+    match router::find(&method, path) {
         Match::Found { route, .. } => matches!(
             route.id,
             router::RouteId::PasswordForgot | router::RouteId::OidcLoginForgot
         ),
         _ => false,
-    };
-    if !queues_mail {
+    }
+}
+
+/// Work done once the response is out, on runtimes that can keep working after answering
+/// (Workers' `waitUntil`; Spin after the response body is finished): after a forgot-password
+/// form ([`delivers_after`]), the reset mail it may have queued is delivered
+/// ([`crate::mail::queue`]), so the answer never waits for the mail API, whether or not an
+/// account was found (and whatever the status: the queue holds only what a batch committed).
+/// Whatever this does not finish, the scheduled run delivers. Returns the messages delivered;
+/// an error is for the log.
+pub async fn after_response<P: Platform>(
+    platform: &P,
+    method: &str,
+    path: &str,
+) -> Result<u64, DeliveryError> {
+    if !delivers_after(method, path) {
         return Ok(0);
     }
     deliver_due(platform, platform.clock().now_ms()).await
@@ -268,5 +275,18 @@ mod tests {
         assert!(!is_valid_request_id("a b"));
         assert!(!is_valid_request_id("a\nb"));
         assert!(!is_valid_request_id("é"));
+    }
+
+    /// Only the forgot-password forms leave mail to deliver after the answer; the hot paths
+    /// have no work after it.
+    #[test]
+    fn only_forgot_password_routes_deliver_after_the_answer() {
+        assert!(delivers_after("POST", "/v1/auth/password/forgot"));
+        assert!(delivers_after("POST", "/oauth/authorize/forgot"));
+        assert!(!delivers_after("GET", "/v1/auth/password/forgot"));
+        assert!(!delivers_after("POST", "/ofrep/v1/evaluate/flags"));
+        assert!(!delivers_after("GET", "/v1/flags"));
+        assert!(!delivers_after("POST", "/oauth/introspect"));
+        assert!(!delivers_after("NOT A METHOD", "/v1/auth/password/forgot"));
     }
 }
