@@ -2,7 +2,10 @@
 //! (FR-AUTH-004). [`OutboxMailer`] is the development mailer: it keeps every message in the
 //! `mail_outbox` table instead of sending it, where tests and the local demo read it back.
 //! [`HttpMailer`] posts each message to an HTTP mail API; [`ConfiguredMailer`] picks one of
-//! the two by the environment (`MAIL_API_URL` set: the API).
+//! the two by the environment (`MAIL_API_URL` set: the API). Mail that must not be sent before
+//! a request is answered waits in the [`queue`].
+
+pub mod queue;
 
 use serde_json::json;
 

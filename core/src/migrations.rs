@@ -45,6 +45,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0007_archive_anchors.sql",
         sql: include_str!("../../d1-migrations/0007_archive_anchors.sql"),
     },
+    Migration {
+        name: "0008_mail_queue.sql",
+        sql: include_str!("../../d1-migrations/0008_mail_queue.sql"),
+    },
 ];
 
 /// wrangler's tracking table, with wrangler's DDL (`wrangler d1 migrations apply`).
@@ -268,6 +272,7 @@ mod tests {
                 "idempotency_keys",
                 "invitations",
                 "mail_outbox",
+                "mail_queue",
                 "mfa_recovery_codes",
                 "password_history",
                 "password_policies",

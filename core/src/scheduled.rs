@@ -71,6 +71,12 @@ pub async fn run_at<P: Platform>(p: &P, cron: &str, now: i64) -> (ScheduledRepor
         &mut causes,
     ));
 
+    // FR-AUTH-004: queued mail (password resets) not yet delivered after its request's answer,
+    // or whose delivery failed, is sent now; early, so a reset link is not held up by the
+    // slower jobs below.
+    let r = crate::mail::queue::deliver_due(p, now).await;
+    jobs.push(job("mail_queue.deliver", r, "delivery failed", &mut causes));
+
     // FR-OPS-002: tenants past their 30-day grace period are purged, a few per run.
     let purged = TenantService::purge_due(p, now)
         .await
@@ -121,6 +127,10 @@ pub async fn run_at<P: Platform>(p: &P, cron: &str, now: i64) -> (ScheduledRepor
     // FR-AUTH-001 OIDC: expired login flows and old authorization codes.
     let r = crate::oidc::expire(p, now).await;
     jobs.push(job("oidc.expire", r, "delete failed", &mut causes));
+    // ERR-RATE-429: attempts that no longer count. Any email typed into a sign-in or a
+    // forgot-password form leaves one, account or not, so they must not pile up.
+    let r = crate::throttle::expire(p, now).await;
+    jobs.push(job("rate_limits.expire", r, "delete failed", &mut causes));
 
     let marker = serde_json::json!({ "cron": cron, "at": now }).to_string();
     let heartbeat = p

@@ -667,28 +667,37 @@ impl Platform for TestPlatform {
 // A platform whose SQL and KV can misbehave on cue
 // ---------------------------------------------------------------------------------------------
 
-/// [`Sql`] over [`NativeSql`] counting every statement it runs, optionally running a raw
-/// statement just before the next batch (to lose a race on purpose).
+/// [`Sql`] over [`NativeSql`] counting every statement it runs and keeping its text,
+/// optionally running a raw statement just before the next batch (to lose a race on purpose).
 pub struct CountingSql {
     /// The database.
     pub inner: NativeSql,
     /// Statements run.
     pub statements: Cell<usize>,
+    /// The text of every statement run, in order (a batch's statements one by one).
+    pub texts: RefCell<Vec<&'static str>>,
     /// A raw statement to run just before the next batch.
     pub before_batch: RefCell<Option<String>>,
 }
 
+impl CountingSql {
+    fn count(&self, stmt: &Stmt) {
+        self.statements.set(self.statements.get() + 1);
+        self.texts.borrow_mut().push(stmt.sql);
+    }
+}
+
 impl Sql for CountingSql {
     async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, SqlError> {
-        self.statements.set(self.statements.get() + 1);
+        self.count(&stmt);
         self.inner.query(stmt).await
     }
     async fn execute(&self, stmt: Stmt) -> Result<u64, SqlError> {
-        self.statements.set(self.statements.get() + 1);
+        self.count(&stmt);
         self.inner.execute(stmt).await
     }
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError> {
-        self.statements.set(self.statements.get() + stmts.len());
+        stmts.iter().for_each(|s| self.count(s));
         if let Some(raw) = self.before_batch.borrow_mut().take() {
             self.inner.exec_raw(&raw)?;
         }
@@ -743,6 +752,7 @@ impl FaultyPlatform {
             sql: CountingSql {
                 inner: inner.sql.clone(),
                 statements: Cell::new(0),
+                texts: RefCell::new(Vec::new()),
                 before_batch: RefCell::new(None),
             },
             kv: FlakyKv {
@@ -757,6 +767,11 @@ impl FaultyPlatform {
     /// Statements run so far, resetting the count.
     pub fn take_statements(&self) -> usize {
         self.sql.statements.replace(0)
+    }
+
+    /// The text of each statement run so far, in order, resetting the list.
+    pub fn take_texts(&self) -> Vec<&'static str> {
+        self.sql.texts.take()
     }
 }
 

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use edgeplane_core::blobs::SqlBlobs;
 use edgeplane_core::events::SqlEventLog;
-use edgeplane_core::http::ApiError;
+use edgeplane_core::http::{ApiError, REQUEST_ID};
 use edgeplane_core::mail::{ConfiguredMailer, HttpMailer, OutboxMailer};
 use edgeplane_core::ports::{
     AppendOutcome, Backends, Clock, EventLog, EventLogError, Kv, KvError, Logger, NewEvent,
@@ -59,10 +59,34 @@ impl SpinPlatform {
 
 /// The answer when the instance cannot even open its storage: a 503 problem, cause logged.
 pub fn startup_failure(cause: &str) -> http::Response<Vec<u8>> {
+    adapter_problem(ApiError::unavailable(cause), "startup failed", cause)
+}
+
+/// The answer to a request that could not be read (its body broke off, or a method, URL or
+/// header the `http` types refuse): a 400 problem, cause logged.
+pub fn unreadable_request(cause: &str) -> http::Response<Vec<u8>> {
+    let error = ApiError::invalid_input("The request could not be read.");
+    adapter_problem(error, "request unreadable", cause)
+}
+
+/// A problem answered before core was reached, with a fresh request id in the body and the
+/// header, the cause in the log.
+fn adapter_problem(error: ApiError, msg: &str, cause: &str) -> http::Response<Vec<u8>> {
     let request_id = ids::new_id(&SpinRandom);
-    let line = serde_json::json!({ "level": "error", "msg": "startup failed", "request_id": request_id, "error": cause });
+    let line = serde_json::json!({ "level": "error", "msg": msg, "request_id": request_id, "error": cause });
     SpinLogger.line(&line.to_string());
-    ApiError::unavailable(cause).into_response(&request_id)
+    let mut resp = error.into_response(&request_id);
+    if let Ok(id) = http::HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert(REQUEST_ID, id);
+    }
+    resp
+}
+
+/// Logs a failure of the adapter itself (no request id: after the answer, or before any).
+pub fn log_error(msg: &str, cause: &str) {
+    let line =
+        serde_json::json!({ "level": "error", "msg": msg, "request_id": "-", "cause": cause });
+    SpinLogger.line(&line.to_string());
 }
 
 impl Platform for SpinPlatform {

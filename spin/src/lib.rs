@@ -4,16 +4,32 @@
 //! `POST /internal/scheduled`. Migrations from `d1-migrations/` are applied on first use.
 
 mod adapters;
+mod convert;
 mod fetch;
 
 use adapters::SpinPlatform;
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
-/// The HTTP entry point: one component instance per request, as Spin runs it.
+/// The HTTP entry point: one component instance per request, as Spin runs it. The request is
+/// streamed (its body read only up to core's limit), the response written and finished, and
+/// then the work that follows an answer runs: Spin keeps the instance until this returns, and
+/// the client already has its response. What that work does not finish (a host that ends the
+/// instance with the response), the scheduled run does.
 #[http_component]
-async fn handle(req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
-    match SpinPlatform::open().await {
-        Ok(platform) => edgeplane_core::handle(&platform, req).await,
-        Err(cause) => adapters::startup_failure(&cause),
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    let platform = match SpinPlatform::open().await {
+        Ok(platform) => platform,
+        Err(cause) => return convert::respond(out, adapters::startup_failure(&cause)).await,
+    };
+    let req = match convert::to_http_request(req).await {
+        Ok(req) => req,
+        Err(cause) => return convert::respond(out, adapters::unreadable_request(&cause)).await,
+    };
+    let (method, path) = (req.method().to_string(), req.uri().path().to_owned());
+    let resp = edgeplane_core::handle(&platform, req).await;
+    convert::respond(out, resp).await;
+    if let Err(e) = edgeplane_core::http::after_response(&platform, &method, &path).await {
+        adapters::log_error("mail delivery after request failed", &e.to_string());
     }
 }

@@ -5,7 +5,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -253,6 +254,30 @@ impl TestApp {
         self.request("GET", path, headers, None)
     }
 
+    /// The development outbox for `to` (`GET /__dev/mail?to=`, its `items`) once it holds a
+    /// message whose subject contains `subject`, waiting up to 5 s: reset mail is delivered
+    /// after the answer of the request that asked for it.
+    pub fn dev_mail_with(&self, to: &str, subject: &str) -> Result<Value, String> {
+        let mut mail = Value::Null;
+        for _ in 0..50 {
+            mail = self
+                .get(&format!("/__dev/mail?to={to}"))?
+                .expect_json(200)?;
+            let found = mail["items"].as_array().is_some_and(|items| {
+                items
+                    .iter()
+                    .any(|m| m["subject"].as_str().unwrap_or_default().contains(subject))
+            });
+            if found {
+                return Ok(mail);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!(
+            "no mail to {to} with {subject:?} within 5 s: {mail}"
+        ))
+    }
+
     /// `POST path` with a JSON body (`Content-Type: application/json`) and extra headers.
     pub fn post_json(
         &self,
@@ -350,6 +375,84 @@ impl TestApp {
             Err(io) => format!("{e} (connection ended with: {io})"),
             Ok(_) => e,
         })
+    }
+
+    /// A request whose body goes out with `Transfer-Encoding: chunked` and no `Content-Length`,
+    /// in chunks of `chunk` bytes, over a raw connection that reads while it writes. Writing
+    /// stops as soon as the answer starts to arrive (then the write side is shut), so a server
+    /// that answers before it has read the whole body is seen doing so. Returns the response and
+    /// the body bytes written before the answer came: all of them when the server read the
+    /// whole body first.
+    pub fn request_chunked(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+        chunk: usize,
+    ) -> Result<(ApiResponse, usize), String> {
+        let what = format!("{method} {path} (chunked)");
+        let addr = self
+            .base_url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("{what}: base url {} is not http://", self.base_url))?;
+        let stream = TcpStream::connect(addr).map_err(|e| format!("{what}: connect: {e}"))?;
+        stream
+            .set_read_timeout(Some(HTTP_TIMEOUT))
+            .and_then(|()| stream.set_write_timeout(Some(HTTP_TIMEOUT)))
+            .map_err(|e| format!("{what}: socket timeouts: {e}"))?;
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n"
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut writer = stream
+            .try_clone()
+            .map_err(|e| format!("{what}: socket clone: {e}"))?;
+        let answered = Arc::new(AtomicBool::new(false));
+        let stop = answered.clone();
+        let sender = std::thread::spawn(move || {
+            let mut written = 0;
+            // Errors are expected once the server has answered and closed; the reader decides.
+            if writer.write_all(head.as_bytes()).is_err() {
+                return written;
+            }
+            for piece in body.chunks(chunk.max(1)) {
+                if stop.load(Ordering::SeqCst) {
+                    let _ = writer.shutdown(std::net::Shutdown::Write);
+                    return written;
+                }
+                let framed = [format!("{:x}\r\n", piece.len()).as_bytes(), piece, b"\r\n"].concat();
+                if writer.write_all(&framed).is_err() {
+                    return written;
+                }
+                written += piece.len();
+            }
+            let _ = writer.write_all(b"0\r\n\r\n");
+            written
+        });
+        let mut received = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        let read_result = loop {
+            match (&stream).read(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    answered.store(true, Ordering::SeqCst);
+                    received.extend_from_slice(&buf[..n]);
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        let written = sender
+            .join()
+            .map_err(|_| format!("{what}: the writer thread panicked"))?;
+        let resp = parse_raw_response(&what, &received).map_err(|e| match read_result {
+            Err(io) => format!("{e} (connection ended with: {io})"),
+            Ok(()) => e,
+        })?;
+        Ok((resp, written))
     }
 }
 

@@ -371,12 +371,29 @@ fn register_a_passkey_and_sign_in_without_password_nfr_sec_003(
     let credential = a.get(&options, Some(&user_id));
     passwordless(app, &options, &credential)?.expect_status(200)?;
 
-    // An unknown email gets options too, with a stand-in credential.
+    // An unknown email gets options too, with stand-ins shaped like real credentials (one to a
+    // few, ids of the lengths authenticators make), the same on every request.
     let options = login_options(app, &o.domain, Some("nobody@nowhere.example"))?;
-    let allow = options["publicKey"]["allowCredentials"]
-        .as_array()
-        .map_or(0, Vec::len);
-    ensure_eq!(allow, 1, "{options}");
+    let allow = options["publicKey"]["allowCredentials"].clone();
+    let ids = allow.as_array().cloned().unwrap_or_default();
+    ensure!((1..=3).contains(&ids.len()), "{options}");
+    for d in &ids {
+        ensure_eq!(str_of(&d["type"]), "public-key", "{d}");
+        let len = URL_SAFE_NO_PAD
+            .decode(str_of(&d["id"]))
+            .map_err(|e| format!("stand-in id is not base64url: {e}"))?
+            .len();
+        ensure!(
+            [16, 20, 32, 48, 64].contains(&len),
+            "stand-in id of {len} bytes"
+        );
+    }
+    let again = login_options(app, &o.domain, Some("nobody@nowhere.example"))?;
+    ensure_eq!(
+        again["publicKey"]["allowCredentials"],
+        allow,
+        "the same stand-ins again"
+    );
     Ok(())
 }
 

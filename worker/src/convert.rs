@@ -1,10 +1,10 @@
 //! Conversions between the runtime's `Request`/`Response` and the `http` types core serves.
 
-use edgeplane_core::http::{MAX_BODY_BYTES, REQUEST_ID};
+use edgeplane_core::http::{LimitedBody, REQUEST_ID};
+use futures_util::StreamExt;
 use js_sys::{Array, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
-use worker::web_sys;
+use worker::{web_sys, ByteStream};
 
 use crate::sql_js::js_error_message;
 
@@ -28,19 +28,11 @@ fn header_pairs(headers: &web_sys::Headers) -> Result<Vec<(String, String)>, Str
     }
 }
 
-/// The declared `Content-Length`, if any.
-fn declared_length(req: &web_sys::Request) -> Option<usize> {
-    req.headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.trim().parse().ok())
-}
-
 /// Reads a Worker request into an `http` request: method, full URL, every header and the body.
 /// `request_id` is set as `X-Request-Id` when the client sent none (or one core would not echo),
-/// so the id is known here too (a panic answer carries it). A body declared larger than core's
-/// limit is not copied into Wasm memory: core gets an over-limit placeholder and answers 413.
+/// so the id is known here too (a panic answer carries it). The body is read chunk by chunk
+/// through core's [`LimitedBody`]: past core's limit (declared or counted, chunked bodies
+/// included) reading stops, the rest of the stream is cancelled, and core answers 413.
 pub async fn to_http_request(
     req: &web_sys::Request,
     request_id: &str,
@@ -61,18 +53,19 @@ pub async fn to_http_request(
     if !has_id {
         builder = builder.header(REQUEST_ID, request_id);
     }
-    let body = if req.body().is_none() {
-        Vec::new()
-    } else if declared_length(req).is_some_and(|n| n > MAX_BODY_BYTES) {
-        vec![0; MAX_BODY_BYTES + 1]
-    } else {
-        let promise = req.array_buffer().map_err(|e| js_error_message(&e))?;
-        let buf = JsFuture::from(promise)
-            .await
-            .map_err(|e| js_error_message(&e))?;
-        Uint8Array::new(&buf).to_vec()
-    };
-    builder.body(body).map_err(|e| e.to_string())
+    let declared = req.headers().get("content-length").ok().flatten();
+    let mut body = LimitedBody::new(declared.as_deref());
+    if let Some(stream) = req.body().filter(|_| !body.is_too_large()) {
+        let mut chunks = ByteStream::from(stream);
+        while let Some(chunk) = chunks.next().await {
+            body.push(&chunk.map_err(|e| e.to_string())?);
+            if body.is_too_large() {
+                // Dropping the stream cancels the rest of the body.
+                break;
+            }
+        }
+    }
+    body.into_request(builder).map_err(|e| e.to_string())
 }
 
 /// Builds a Worker response from core's response.

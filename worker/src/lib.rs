@@ -53,7 +53,8 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
     let response = panic::spawn_answered(request_id.clone(), panic_answer, async move {
         serve(&req, &env, &request_id).await
     });
-    // FR-LOG-003: after a successful write, forward the audit outbox once the response is out.
+    // Once the response is out: after a successful write, forward the audit outbox
+    // (FR-LOG-003); deliver the mail the request may have queued (FR-AUTH-004).
     let answered = response.clone();
     let after = wasm_bindgen_futures::future_to_promise(async move {
         let status = wasm_bindgen_futures::JsFuture::from(answered)
@@ -61,17 +62,26 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
             .ok()
             .and_then(|r| r.dyn_into::<web_sys::Response>().ok())
             .map_or(500, |r| r.status());
-        if edgeplane_core::events::jobs::forward_after(&method, &path, status) {
-            if let Ok(platform) = WorkerPlatform::from_env(&after_env) {
-                let now = platform.clock().now_ms();
-                if let Err(e) = edgeplane_core::events::jobs::forward_outbox(&platform, now).await {
-                    log_error(
-                        "-",
-                        "audit outbox forward after request failed",
-                        &e.to_string(),
-                    );
-                }
+        let forward = edgeplane_core::events::jobs::forward_after(&method, &path, status);
+        // Most requests (the hot paths among them) have nothing to do here: no bindings then.
+        if !forward && !edgeplane_core::http::delivers_after(&method, &path) {
+            return Ok(wasm_bindgen::JsValue::UNDEFINED);
+        }
+        let Ok(platform) = WorkerPlatform::from_env(&after_env) else {
+            return Ok(wasm_bindgen::JsValue::UNDEFINED);
+        };
+        if forward {
+            let now = platform.clock().now_ms();
+            if let Err(e) = edgeplane_core::events::jobs::forward_outbox(&platform, now).await {
+                log_error(
+                    "-",
+                    "audit outbox forward after request failed",
+                    &e.to_string(),
+                );
             }
+        }
+        if let Err(e) = edgeplane_core::http::after_response(&platform, &method, &path).await {
+            log_error("-", "mail delivery after request failed", &e.to_string());
         }
         Ok(wasm_bindgen::JsValue::UNDEFINED)
     });

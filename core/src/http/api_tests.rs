@@ -13,8 +13,13 @@ fn request(method: Method, uri: &str) -> ::http::request::Builder {
     ::http::Request::builder().method(method).uri(uri)
 }
 
+/// Serves `req` as an adapter does: the answer, then the work after it (whose failures an
+/// adapter logs).
 fn send(p: &TestPlatform, req: Request) -> Response {
-    block_on(handle(p, req))
+    let (method, path) = (req.method().to_string(), req.uri().path().to_owned());
+    let resp = block_on(handle(p, req));
+    block_on(super::after_response(p, &method, &path)).unwrap();
+    resp
 }
 
 fn get(p: &TestPlatform, uri: &str) -> Response {
@@ -113,6 +118,27 @@ fn oversized_bodies_are_refused_before_any_work() {
         block_on(p.kv.get(LAST_RUN_KEY, None)).unwrap().is_none(),
         "no job may run"
     );
+    // A body an adapter stopped reading past the limit (chunked, no Content-Length) reaches
+    // core marked and empty, and gets the same answer.
+    let mut body = super::LimitedBody::new(None);
+    while !body.is_too_large() {
+        body.push(&[b' '; 64 * 1024]);
+    }
+    let req = body
+        .into_request(
+            request(Method::POST, "/internal/scheduled")
+                .header("authorization", "Bearer s3cret")
+                .header("content-type", "application/json")
+                .header("transfer-encoding", "chunked"),
+        )
+        .unwrap();
+    let resp = send(&p, req);
+    let problem = assert_problem(&resp, 413, "invalid-input");
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("1048576 bytes"));
+    assert!(block_on(p.kv.get(LAST_RUN_KEY, None)).unwrap().is_none());
 }
 
 #[test]

@@ -615,7 +615,10 @@ pub(super) async fn introspect<P: Platform>(
 }
 
 /// `GET /__dev/mail?to=<address>` (development only): the latest messages of the dev outbox to
-/// an address, so the suite and the demo can follow mailed links.
+/// an address, so the suite and the demo can follow mailed links. Queued mail that is due is
+/// delivered first: a reader right after a forgot-password answer sees the reset mail although
+/// its delivery after that answer may still be under way (or, without a runtime that works
+/// after answering, waiting for the scheduled run).
 pub(super) async fn dev_mail<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
@@ -627,6 +630,16 @@ pub(super) async fn dev_mail<P: Platform>(
         .find(|(k, _)| k == "to")
         .map(|(_, v)| v.into_owned())
         .ok_or_else(|| ApiError::invalid_field("to", "is required"))?;
+    let now = ctx.platform.clock().now_ms();
+    if let Err(e) = crate::mail::queue::deliver_due(ctx.platform, now).await {
+        log(
+            ctx,
+            "error",
+            "queued mail delivery failed",
+            e.code(),
+            &e.to_string(),
+        );
+    }
     let rows = ctx
         .platform
         .sql()

@@ -2,6 +2,7 @@
 //! request log. The same [`handle`] serves Workers, Spin and native tests; it is the only part
 //! of core that knows status codes.
 
+pub mod body;
 pub mod json;
 pub mod openapi;
 pub mod problem;
@@ -28,11 +29,13 @@ use ::http::{header, HeaderValue, Method, StatusCode};
 use serde_json::json;
 
 use crate::ids;
+use crate::mail::queue::{deliver_due, DeliveryError};
 use crate::ports::{Clock, Logger, Platform};
+pub use body::{BodyTooLarge, LimitedBody};
 pub use problem::{ApiError, ProblemType};
 use router::{Match, Route};
 
-/// A request as core sees it: the whole body is read by the adapter.
+/// A request as core sees it: the whole body is read by the adapter, through a [`LimitedBody`].
 pub type Request = ::http::Request<Vec<u8>>;
 /// A response as core produces it.
 pub type Response = ::http::Response<Vec<u8>>;
@@ -61,6 +64,40 @@ macro_rules! domain_errors {
     )*};
 }
 pub(crate) use domain_errors;
+
+/// Whether a request may have queued mail for [`after_response`] to deliver: the
+/// forgot-password routes, whatever they answered. Cheap (no storage), so a runtime can ask it
+/// before preparing anything for the work after a response.
+pub fn delivers_after(method: &str, path: &str) -> bool {
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return false;
+    };
+    match router::find(&method, path) {
+        Match::Found { route, .. } => matches!(
+            route.id,
+            router::RouteId::PasswordForgot | router::RouteId::OidcLoginForgot
+        ),
+        _ => false,
+    }
+}
+
+/// Work done once the response is out, on runtimes that can keep working after answering
+/// (Workers' `waitUntil`; Spin after the response body is finished): after a forgot-password
+/// form ([`delivers_after`]), the reset mail it may have queued is delivered
+/// ([`crate::mail::queue`]), so the answer never waits for the mail API, whether or not an
+/// account was found (and whatever the status: the queue holds only what a batch committed).
+/// Whatever this does not finish, the scheduled run delivers. Returns the messages delivered;
+/// an error is for the log.
+pub async fn after_response<P: Platform>(
+    platform: &P,
+    method: &str,
+    path: &str,
+) -> Result<u64, DeliveryError> {
+    if !delivers_after(method, path) {
+        return Ok(0);
+    }
+    deliver_due(platform, platform.clock().now_ms()).await
+}
 
 /// Per-request context handed to handlers.
 pub struct Ctx<'a, P: Platform> {
@@ -147,7 +184,7 @@ async fn serve<P: Platform>(
     route: &Route,
     req: Request,
 ) -> Result<Response, ApiError> {
-    if req.body().len() > MAX_BODY_BYTES {
+    if body::is_too_large(&req) {
         return Err(ApiError::invalid_input(format!(
             "The request body exceeds {MAX_BODY_BYTES} bytes."
         ))
@@ -257,5 +294,18 @@ mod tests {
         assert!(!is_valid_request_id("a b"));
         assert!(!is_valid_request_id("a\nb"));
         assert!(!is_valid_request_id("é"));
+    }
+
+    /// Only the forgot-password forms leave mail to deliver after the answer; the hot paths
+    /// have no work after it.
+    #[test]
+    fn only_forgot_password_routes_deliver_after_the_answer() {
+        assert!(delivers_after("POST", "/v1/auth/password/forgot"));
+        assert!(delivers_after("POST", "/oauth/authorize/forgot"));
+        assert!(!delivers_after("GET", "/v1/auth/password/forgot"));
+        assert!(!delivers_after("POST", "/ofrep/v1/evaluate/flags"));
+        assert!(!delivers_after("GET", "/v1/flags"));
+        assert!(!delivers_after("POST", "/oauth/introspect"));
+        assert!(!delivers_after("NOT A METHOD", "/v1/auth/password/forgot"));
     }
 }

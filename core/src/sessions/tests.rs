@@ -6,11 +6,11 @@ use futures_executor::block_on;
 
 use super::*;
 use crate::audit::Actor;
-use crate::ports::{Kv, Row, Sql, Stmt};
+use crate::ports::{Clock, Kv, Row, Sql, Stmt};
 use crate::tenants::{
     Email, Plan, ProvisionTenant, TenantDomain, TenantId, TenantName, TenantService,
 };
-use crate::testing::TestPlatform;
+use crate::testing::{FaultyPlatform, TestPlatform};
 use crate::throttle;
 use crate::tokens::master_key::MASTER_KEY_SECRET;
 use crate::users::{self, AcceptInvitationError, PolicyRule, SetPasswordError};
@@ -341,6 +341,11 @@ fn uc_auth_reset_mailed_token_resets_once_and_revokes_sessions() {
         )
         .await
         .unwrap();
+        // The mail goes out after the answer.
+        assert_eq!(
+            crate::mail::queue::deliver_due(&f.p, f.p.clock.now_ms()).await,
+            Ok(1)
+        );
         let mail = f.p.mailer.messages_to("owner@acme.test", 1).await.unwrap();
         assert!(mail[0].mail.subject.contains("Reset"));
         let token = mail[0]
@@ -668,6 +673,9 @@ fn fr_auth_004_reset_mails_are_capped_per_account() {
                 .await
                 .unwrap();
         }
+        crate::mail::queue::deliver_due(&f.p, f.p.clock.now_ms())
+            .await
+            .unwrap();
         let sent = f.p.mailer.messages_to("owner@acme.test", 50).await.unwrap();
         let resets = sent
             .iter()
@@ -675,6 +683,75 @@ fn fr_auth_004_reset_mails_are_capped_per_account() {
             .count();
         assert_eq!(resets as i64, throttle::RESET_MAILS_PER_ACCOUNT.max);
     });
+}
+
+/// FR-AUTH-004, CON-SEC-009: a reset request for an account that exists and one that does not
+/// run the same statements in the same order, under the per-account limit and over it, and
+/// neither sends anything before it answers (no mail API call, nothing in the outbox), so
+/// neither the answer's timing nor its content tells which accounts exist.
+#[test]
+fn fr_auth_004_forgot_password_does_the_same_work_for_unknown_accounts() {
+    block_on(async {
+        let f = active_fixture().await;
+        let p = FaultyPlatform::over(f.p);
+        let domain = TenantDomain::parse("acme").unwrap();
+        let known = Email::parse("owner@acme.test").unwrap();
+        let unknown = Email::parse("nobody@acme.test").unwrap();
+        for round in 0..throttle::RESET_MAILS_PER_ACCOUNT.max + 2 {
+            let mut work = Vec::new();
+            for email in [&known, &unknown] {
+                p.take_texts();
+                users::forgot_password(&p, &domain, email, "https://e.test", "r")
+                    .await
+                    .unwrap();
+                work.push(p.take_texts());
+            }
+            assert!(!work[0].is_empty());
+            assert_eq!(work[0], work[1], "round {round}: known vs unknown account");
+        }
+        assert!(
+            resets_to(&p.inner, "owner@acme.test").await.is_empty(),
+            "nothing sent yet"
+        );
+        assert!(p.inner.http.requests().is_empty());
+        // Delivery after the answer mails the account that exists, up to its limit, and
+        // nobody else.
+        let now = p.inner.clock.now_ms();
+        let delivered = crate::mail::queue::deliver_due(&p, now).await.unwrap();
+        assert_eq!(delivered as i64, throttle::RESET_MAILS_PER_ACCOUNT.max);
+        assert_eq!(
+            delivered as usize,
+            resets_to(&p.inner, "owner@acme.test").await.len()
+        );
+        assert!(resets_to(&p.inner, "nobody@acme.test").await.is_empty());
+        // Both kinds of request were audited (one row each), the unknown one without the email.
+        let audited = p
+            .inner
+            .sql
+            .query(Stmt::new(
+                "SELECT outcome, COUNT(*) AS n, MAX(resource) AS resource FROM audit_outbox
+                 WHERE action = 'password.reset_request' GROUP BY outcome ORDER BY outcome",
+            ))
+            .await
+            .unwrap();
+        let n = throttle::RESET_MAILS_PER_ACCOUNT.max;
+        assert_eq!(audited[0].text("outcome").unwrap(), "failure");
+        assert_eq!(audited[0].i64("n").unwrap(), n);
+        assert_eq!(audited[0].text("resource").unwrap(), "user");
+        assert_eq!(audited[1].i64("n").unwrap(), n);
+    });
+}
+
+/// The texts of the reset mails in the outbox to `to`, newest first.
+async fn resets_to(p: &TestPlatform, to: &str) -> Vec<String> {
+    p.mailer
+        .messages_to(to, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.mail.subject.contains("Reset"))
+        .map(|m| m.mail.text)
+        .collect()
 }
 
 /// NFR-SEC-003: a tenant that requires MFA makes a user without it enroll during sign-in; the

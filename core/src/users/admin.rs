@@ -884,6 +884,15 @@ pub async fn erase_user<P: Platform>(
             .bind(user_id)
             .bind(v),
         );
+        stmts.push(
+            Stmt::new(
+                "DELETE FROM mail_queue WHERE to_addr = ?1
+                   AND EXISTS (SELECT 1 FROM users WHERE id = ?2 AND version = ?3 AND status = 'deleted')",
+            )
+            .bind(email.as_str())
+            .bind(user_id)
+            .bind(v),
+        );
     }
     stmts.push(outbox_insert_if_user_version(
         &rec,

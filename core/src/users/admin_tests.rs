@@ -386,7 +386,10 @@ fn erasure_keeps_history_under_a_pseudonym_con_comp_001() {
                  INSERT INTO audit_outbox (id, occurred_at, tenant_id, actor_id, actor_type, action, resource, outcome)
                  VALUES ('ev-0', 0, '00000000-0000-4000-8000-0000000000aa', 'user-1', 'user', 'session.create', 'session:s-1', 'success');
                  INSERT INTO mail_outbox (to_addr, subject, text_body, html_body, created_at)
-                 VALUES ('user-1@acme.test', 's', 't', 'h', 0)",
+                 VALUES ('user-1@acme.test', 's', 't', 'h', 0);
+                 INSERT INTO mail_queue (to_addr, subject, text_body, html_body, created_at,
+                   next_attempt_at, expires_at)
+                 VALUES ('user-1@acme.test', 's', 't', 'h', 0, 0, 9999999999999)",
             )
             .unwrap();
         let by = actor("owner-1", TenantRole::Owner);
@@ -413,6 +416,7 @@ fn erasure_keeps_history_under_a_pseudonym_con_comp_001() {
         for table in [
             "SELECT count(*) || '' AS v FROM password_history WHERE user_id = ?1",
             "SELECT count(*) || '' AS v FROM mail_outbox WHERE to_addr = ?1 || '@acme.test'",
+            "SELECT count(*) || '' AS v FROM mail_queue WHERE to_addr = ?1 || '@acme.test'",
         ] {
             assert_eq!(
                 one(&p, table, "user-1").await.as_deref(),

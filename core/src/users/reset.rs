@@ -4,7 +4,7 @@
 use super::{checked_hash, password, store_password_stmts, PasswordRefused, PolicyRule};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
-use crate::ports::{Clock, Mailer, Platform, Sql, SqlError, Stmt};
+use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 use crate::sessions::{active_sids, mark_sessions_revoked, revoke_user_sessions_stmt};
 use crate::tenants::{Email, TenantDomain};
 use crate::throttle;
@@ -72,9 +72,12 @@ impl From<PasswordRefused> for SetPasswordError {
 }
 
 /// Starts a reset (UC-AUTH-RESET step 2): if an active user has this email in this tenant, a
-/// single-use token (hashed at rest, one hour) is stored, audited, and mailed as a link under
-/// `base_url`. Says nothing about whether the user exists; a mail failure is returned for the
-/// log only.
+/// single-use token (hashed at rest, one hour) is stored, audited, and its link under
+/// `base_url` queued for mailing after the answer ([`crate::mail::queue`]). Says nothing about
+/// whether the user exists, in what it returns or in the work it waits for: an unknown account
+/// is counted against the same per-account limit, audited, and costs the same statements (the
+/// token and the mail are written only if the user row is there when the batch runs). Errors
+/// are returned for the log only.
 pub async fn forgot_password<P: Platform>(
     p: &P,
     tenant: &TenantDomain,
@@ -95,15 +98,23 @@ pub async fn forgot_password<P: Platform>(
         )
         .await
         .map_err(|e| e.to_string())?;
-    let Some(row) = rows.first() else {
-        return Ok(());
+    let user = match rows.first() {
+        Some(row) => Some((
+            row.text("id").map_err(|e| e.to_string())?,
+            row.text("tenant_id").map_err(|e| e.to_string())?,
+        )),
+        None => None,
     };
-    let user_id = row.text("id").map_err(|e| e.to_string())?;
-    let tenant_id = row.text("tenant_id").map_err(|e| e.to_string())?;
     let now = p.clock().now_ms();
-    // At most a few reset mails per account and window: the route cannot be used to flood an
-    // inbox. Over the limit nothing is sent, and the answer stays 202.
-    let counter = throttle::Counter::new(throttle::RESET_MAILS_PER_ACCOUNT, &user_id, now);
+    // At most a few reset mails per account and window, so the route cannot flood an inbox.
+    // Keyed on the account as typed, not the user id, so that unknown accounts are counted and
+    // refused exactly like real ones. Over the limit nothing is sent, and the answer stays 202.
+    let account = format!(
+        "{}|{}",
+        tenant.as_str().to_lowercase(),
+        email.as_str().to_lowercase()
+    );
+    let counter = throttle::Counter::new(throttle::RESET_MAILS_PER_ACCOUNT, &account, now);
     let held = match throttle::admit(p, vec![counter])
         .await
         .map_err(|e| e.to_string())?
@@ -112,32 +123,48 @@ pub async fn forgot_password<P: Platform>(
         throttle::Admission::Refused { .. } => return Ok(()),
     };
     let token = crypto::random_token(p.random());
-    let record = AuditRecord::success(
-        "password.reset_request",
-        &Actor::user(&user_id),
-        Some(&tenant_id),
-        format!("user:{user_id}"),
-        Some(request_id),
-    );
+    let token_hash = crypto::token_hash(&token);
+    let link = format!("{base_url}/password/reset?token={token}");
+    let mail = crate::mail::reset_mail(email.as_str(), &link);
+    let record = match &user {
+        Some((user_id, tenant_id)) => AuditRecord::success(
+            "password.reset_request",
+            &Actor::user(user_id),
+            Some(tenant_id),
+            format!("user:{user_id}"),
+            Some(request_id),
+        ),
+        // No email in the record (PII), as for a sign-in with an unknown email.
+        None => AuditRecord::failure(
+            "password.reset_request",
+            &Actor::user("anonymous"),
+            None,
+            "user",
+            Some(request_id),
+        )
+        .with("reason", "unknown_account"),
+    };
+    // No user has the empty id: for an unknown account both INSERTs write nothing.
+    let user_id = user.as_ref().map_or("", |(id, _)| id.as_str());
+    let expires_at = now + RESET_TOKEN_TTL_MS;
     p.sql()
         .batch(vec![
             Stmt::new(
                 "INSERT INTO password_reset_tokens (token_hash, user_id, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4)",
+                 SELECT ?1, id, ?3, ?4 FROM users WHERE id = ?2",
             )
-            .bind(crypto::token_hash(&token))
-            .bind(user_id.as_str())
+            .bind(token_hash.as_str())
+            .bind(user_id)
             .bind(now)
-            .bind(now + RESET_TOKEN_TTL_MS),
+            .bind(expires_at),
+            crate::mail::queue::enqueue_if_reset_token(&mail, &token_hash, now, expires_at),
             audit::outbox_insert(&record, &audit::new_event_id(p), now),
         ])
         .await
         .map_err(|e| e.to_string())?;
-    // A mail sent counts, whether or not it is delivered.
+    // A request admitted counts, whether or not a mail goes out.
     held.keep();
-    let link = format!("{base_url}/password/reset?token={token}");
-    let mail = crate::mail::reset_mail(email.as_str(), &link);
-    p.mailer().send(&mail).await.map_err(|e| e.to_string())
+    Ok(())
 }
 
 /// Completes a reset (UC-AUTH-RESET steps 3-5): the token is consumed (with every other reset

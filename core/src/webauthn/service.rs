@@ -1,9 +1,10 @@
 //! Passkey ceremonies over storage (NFR-SEC-003): options with a pending challenge, registration,
 //! the credential list, passwordless sign-in and the second-factor check.
 
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use super::verify::{
     self, assertion_credential_id, assertion_user_handle, AuthenticationResponse, CeremonyError,
@@ -15,6 +16,7 @@ use crate::ids;
 use crate::ports::{Clock, Platform, Random, Secrets, Sql, SqlError, Stmt};
 use crate::sessions::{self, IssueError, SessionUser, TokenPair};
 use crate::throttle;
+use crate::tokens::master_key::MASTER_KEY_SECRET;
 use crate::tokens::SigningKeyError;
 
 /// How long a ceremony may take: 5 minutes.
@@ -605,24 +607,82 @@ pub async fn delete_credential<P: Platform>(
     Ok(())
 }
 
-/// A stand-in credential id for an email that names no user with passkeys, the same on every
-/// request, so the options do not tell whether the account exists.
-fn decoy_credential_id<S: Secrets + ?Sized>(secrets: &S, tenant: &str, email: &str) -> String {
-    let key = secrets.get("MASTER_KEY").unwrap_or_default();
-    let digest = Sha256::digest(
-        format!(
-            "webauthn-decoy\n{key}\n{}\n{}",
-            tenant.to_lowercase(),
-            email.to_lowercase()
-        )
-        .as_bytes(),
-    );
-    b64url_encode(&digest)
+/// Lengths in bytes of the credential ids common authenticators make, with their weight out of
+/// 256: 16 (Google Password Manager and other password managers), 20 (iCloud Keychain), 32
+/// (Windows Hello), 48 and 64 (security keys). Stand-ins draw from this mix, so no id length
+/// marks an account as made up.
+const STAND_IN_ID_LENGTHS: [(usize, u16); 5] = [(16, 64), (20, 64), (32, 64), (48, 16), (64, 48)];
+
+/// How many passkeys a stand-in account has, with their weight out of 256: mostly one, some two
+/// or three, as real accounts (at most [`MAX_CREDENTIALS_PER_USER`]) mostly have.
+const STAND_IN_COUNTS: [(usize, u16); 3] = [(1, 160), (2, 64), (3, 32)];
+
+/// Domain separation of the stand-ins' MACs from any other use of the key.
+const STAND_IN_LABEL: &str = "edgeplane/webauthn/stand-in/v2";
+
+/// The entry of a weighted table that `pick` (0 to 255) falls on.
+fn weighted(table: &[(usize, u16)], pick: u8) -> usize {
+    let mut upto = 0;
+    for &(value, weight) in table {
+        upto += weight;
+        if u16::from(pick) < upto {
+            return value;
+        }
+    }
+    table.last().map_or(1, |&(value, _)| value)
+}
+
+/// Stand-in credential ids for an email that names no user with passkeys: how many there are
+/// and how long each is follow [`STAND_IN_COUNTS`] and [`STAND_IN_ID_LENGTHS`], and all of it
+/// is an HMAC-SHA256 of the tenant and the email under the server's `MASTER_KEY`. So the same
+/// email gets the same answer on every request, emails differ as real accounts do, and without
+/// the key nobody can compute them to tell them apart from real ones. (Without `MASTER_KEY`
+/// they are still stable, but no token can be signed then, so no sign-in succeeds anyway.)
+fn stand_in_credential_ids<S: Secrets + ?Sized>(
+    secrets: &S,
+    tenant: &str,
+    email: &str,
+) -> Vec<String> {
+    let key = secrets.get(MASTER_KEY_SECRET).unwrap_or_default();
+    let (tenant, email) = (tenant.to_lowercase(), email.to_lowercase());
+    // HMAC takes keys of any length: this cannot fail.
+    let Ok(keyed) = Hmac::<Sha256>::new_from_slice(key.as_bytes()) else {
+        return Vec::new();
+    };
+    let mac = |parts: &[&[u8]]| {
+        let mut m = keyed.clone();
+        for part in parts {
+            // Length-prefixed, so no two different inputs run together the same way.
+            m.update(&(part.len() as u64).to_be_bytes());
+            m.update(part);
+        }
+        m.finalize().into_bytes()
+    };
+    let account = [
+        STAND_IN_LABEL.as_bytes(),
+        tenant.as_bytes(),
+        email.as_bytes(),
+    ];
+    let seed = mac(&account);
+    let count = weighted(&STAND_IN_COUNTS, seed[0]);
+    (0..count)
+        .map(|i| {
+            let len = weighted(&STAND_IN_ID_LENGTHS, seed[1 + i]);
+            let index = [i as u8];
+            let mut id = Vec::with_capacity(64);
+            for block in [b"a", b"b"] {
+                id.extend_from_slice(&mac(&[&seed, &index, block]));
+            }
+            id.truncate(len);
+            b64url_encode(&id)
+        })
+        .collect()
 }
 
 /// Options for a passwordless sign-in to the tenant of `domain` (UV required). With an email
 /// that names an active user with passkeys, `allowCredentials` lists them; with any other email
-/// a stable stand-in; without an email none (discoverable credentials).
+/// stable stand-ins shaped like them ([`stand_in_credential_ids`]), after the same queries;
+/// without an email none (discoverable credentials).
 pub async fn login_options<P: Platform>(
     p: &P,
     domain: &str,
@@ -637,32 +697,32 @@ pub async fn login_options<P: Platform>(
     let mut allow = Vec::new();
     let mut user_id = None;
     if let Some(email) = email {
-        if let Some(tid) = &tenant_id {
-            let users = p
-                .sql()
-                .query(
-                    Stmt::new(
-                        "SELECT id FROM users WHERE tenant_id = ?1 AND email = ?2
-                           AND status = 'active'",
-                    )
-                    .bind(tid.as_str())
-                    .bind(email),
+        // The same three queries whether or not the tenant and the user exist (no row has the
+        // empty id), so an unknown email does not answer sooner.
+        let users = p
+            .sql()
+            .query(
+                Stmt::new(
+                    "SELECT id FROM users WHERE tenant_id = ?1 AND email = ?2
+                       AND status = 'active'",
                 )
-                .await?;
-            if let Some(u) = users.first() {
-                let uid = u.text("id")?;
-                allow = user_credentials(p, &uid)
-                    .await?
-                    .iter()
-                    .map(|c| descriptor(&c.credential_id))
-                    .collect();
-                if !allow.is_empty() {
-                    user_id = Some(uid);
-                }
-            }
-        }
+                .bind(tenant_id.as_deref().unwrap_or(""))
+                .bind(email),
+            )
+            .await?;
+        let uid = users.first().map(|u| u.text("id")).transpose()?;
+        allow = user_credentials(p, uid.as_deref().unwrap_or(""))
+            .await?
+            .iter()
+            .map(|c| descriptor(&c.credential_id))
+            .collect();
         if allow.is_empty() {
-            allow.push(descriptor(&decoy_credential_id(p.secrets(), domain, email)));
+            allow = stand_in_credential_ids(p.secrets(), domain, email)
+                .iter()
+                .map(|id| descriptor(id))
+                .collect();
+        } else {
+            user_id = uid;
         }
     }
     let flow = crypto::random_token(p.random());

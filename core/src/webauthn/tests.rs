@@ -16,7 +16,7 @@ use crate::crypto::{b64url_decode, b64url_encode};
 use crate::ports::{Sql, Stmt};
 use crate::sessions::{self, LoginError, LoginRequest, SecondFactor, SessionUser};
 use crate::tenants::{Email, Plan, ProvisionTenant, TenantDomain, TenantName, TenantService};
-use crate::testing::TestPlatform;
+use crate::testing::{FaultyPlatform, TestPlatform};
 use crate::tokens::master_key::MASTER_KEY_SECRET;
 use crate::users;
 
@@ -707,7 +707,7 @@ fn foreign_credentials_are_not_found_nfr_sec_003() {
             .await
             .unwrap()
             .is_empty());
-        // An unknown email gets a stand-in, the same each time, never another user's id.
+        // An unknown email gets stand-ins, the same each time, never another user's id.
         let x = login_options(&f.p, "acme", Some("nobody@acme.test"), &rp())
             .await
             .unwrap();
@@ -718,10 +718,84 @@ fn foreign_credentials_are_not_found_nfr_sec_003() {
             x.public_key["allowCredentials"],
             y.public_key["allowCredentials"]
         );
+        let stand_ins = x.public_key["allowCredentials"].as_array().unwrap();
+        assert!((1..=3).contains(&stand_ins.len()), "{stand_ins:?}");
+        assert!(!stand_ins.contains(&json!({ "type": "public-key", "id": summary.credential_id })));
+    });
+}
+
+/// The `allowCredentials` of a passwordless sign-in for `email` at acme.
+async fn allowed(p: &TestPlatform, email: &str) -> Vec<Value> {
+    login_options(p, "acme", Some(email), &rp())
+        .await
+        .unwrap()
+        .public_key["allowCredentials"]
+        .as_array()
+        .cloned()
+        .unwrap()
+}
+
+/// NFR-SEC-003, CON-SEC-009: the options for an email that names no account look like a real
+/// account's: one to a few credentials with ids of the lengths authenticators make, varying from
+/// email to email, the same on every request for one email, and derived under the server's
+/// secret, so no one without it can tell them from real ones.
+#[test]
+fn unknown_emails_get_stand_ins_shaped_like_real_credentials_nfr_sec_003() {
+    block_on(async {
+        let f = fixture().await;
+        let real = Authenticator::es256(11);
+        register_passkey(&f.p, &f.acme, &real).await;
+        let owner = allowed(&f.p, "owner@acme.test").await;
+        assert_eq!(owner.len(), 1);
+        let shape = |d: &Value| {
+            let mut keys: Vec<String> = d.as_object().unwrap().keys().cloned().collect();
+            keys.sort();
+            keys
+        };
+        let (mut counts, mut lengths) = (Vec::new(), Vec::new());
+        for i in 0..300 {
+            let email = format!("nobody{i}@acme.test");
+            let stand_ins = allowed(&f.p, &email).await;
+            assert_eq!(stand_ins, allowed(&f.p, &email).await, "stable for {email}");
+            // The case of the address does not change them either.
+            assert_eq!(stand_ins, allowed(&f.p, &email.to_uppercase()).await);
+            for d in &stand_ins {
+                assert_eq!(shape(d), shape(&owner[0]));
+                assert_eq!(d["type"], "public-key");
+                let id = b64url_decode(d["id"].as_str().unwrap()).unwrap();
+                lengths.push(id.len());
+            }
+            counts.push(stand_ins.len());
+        }
+        counts.sort_unstable();
+        counts.dedup();
+        lengths.sort_unstable();
+        lengths.dedup();
+        assert_eq!(counts, [1, 2, 3], "how many stand-ins an email gets varies");
         assert_eq!(
-            x.public_key["allowCredentials"].as_array().unwrap().len(),
-            1
+            lengths,
+            [16, 20, 32, 48, 64],
+            "stand-in ids have the lengths real credential ids have"
         );
+        // Another server secret derives other stand-ins: they are not computable without it.
+        let before = allowed(&f.p, "nobody0@acme.test").await;
+        f.p.secrets
+            .set(MASTER_KEY_SECRET, &STANDARD.encode([4u8; 32]));
+        assert_ne!(before, allowed(&f.p, "nobody0@acme.test").await);
+        // And they cost the same queries as a real account's list, tenant or not.
+        let p = FaultyPlatform::over(f.p);
+        let mut work = Vec::new();
+        for (domain, email) in [
+            ("acme", "owner@acme.test"),
+            ("acme", "nobody@acme.test"),
+            ("nowhere", "nobody@nowhere.test"),
+        ] {
+            p.take_texts();
+            login_options(&p, domain, Some(email), &rp()).await.unwrap();
+            work.push(p.take_texts());
+        }
+        assert_eq!(work[0], work[1]);
+        assert_eq!(work[0], work[2]);
     });
 }
 
