@@ -109,11 +109,7 @@ pub async fn forgot_password<P: Platform>(
     // At most a few reset mails per account and window, so the route cannot flood an inbox.
     // Keyed on the account as typed, not the user id, so that unknown accounts are counted and
     // refused exactly like real ones. Over the limit nothing is sent, and the answer stays 202.
-    let account = format!(
-        "{}|{}",
-        tenant.as_str().to_lowercase(),
-        email.as_str().to_lowercase()
-    );
+    let account = throttle::account_subject(tenant.as_str(), email.as_str());
     let counter = throttle::Counter::new(throttle::RESET_MAILS_PER_ACCOUNT, &account, now);
     let held = match throttle::admit(p, vec![counter])
         .await
