@@ -1,6 +1,6 @@
 //! Access tokens: compact JWS (RFC 7515) signed with EdDSA (Ed25519), claims of DESIGN.md
-//! "Tokens" (`iss`, `sub`, `aud`, `tid`, `role`, `sid`, `scope`, `iat`, `exp`, `jti`), `kid` in
-//! the header. Verification checks cheapest first: size, segments, a header naming exactly
+//! "Tokens" (`iss`, `sub`, `aud`, `tid`, `role`, `sid`, `scope`, `iat`, `exp`, `jti`) plus
+//! `auth_time` (the session's sign-in, for security changes), `kid` in the header. Verification checks cheapest first: size, segments, a header naming exactly
 //! `EdDSA` and a `kid`, then the key, the signature, and only then the claims.
 
 use ed25519_dalek::{Signer, VerifyingKey};
