@@ -172,42 +172,36 @@ async fn write_marker<P: Platform>(p: &P, id: &AppId, status: AppStatus) -> Edge
 fn audit_if(record: &AuditRecord, id: &str, now_ms: i64, guard: Guard<'_>) -> Stmt {
     let sql = match guard {
         Guard::AppVersion { .. } => {
-            "INSERT INTO audit_outbox (id, occurred_at, tenant_id, actor_id, actor_type, action,
-               resource, outcome, request_id, metadata)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+            concat!(
+                crate::audit_outbox_columns!(),
+                " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
              WHERE EXISTS (SELECT 1 FROM apps WHERE id = ?11 AND version = ?12)"
+            )
         }
         Guard::KeyLive { .. } => {
-            "INSERT INTO audit_outbox (id, occurred_at, tenant_id, actor_id, actor_type, action,
-               resource, outcome, request_id, metadata)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+            concat!(
+                crate::audit_outbox_columns!(),
+                " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
              WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?11 AND revoked_at IS NULL)"
+            )
         }
         Guard::KeyExists { .. } => {
-            "INSERT INTO audit_outbox (id, occurred_at, tenant_id, actor_id, actor_type, action,
-               resource, outcome, request_id, metadata)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+            concat!(
+                crate::audit_outbox_columns!(),
+                " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
              WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ?11)"
+            )
         }
         Guard::TenantAppEnabled { .. } => {
-            "INSERT INTO audit_outbox (id, occurred_at, tenant_id, actor_id, actor_type, action,
-               resource, outcome, request_id, metadata)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+            concat!(
+                crate::audit_outbox_columns!(),
+                " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
              WHERE COALESCE((SELECT enabled FROM tenant_apps
                              WHERE tenant_id = ?11 AND app_id = ?12), 0) = ?13"
+            )
         }
     };
-    let stmt = Stmt::new(sql)
-        .bind(id)
-        .bind(now_ms)
-        .bind(record.tenant_id.as_deref())
-        .bind(&record.actor_id)
-        .bind(record.actor_type.as_str())
-        .bind(record.action)
-        .bind(&record.resource)
-        .bind(record.outcome.as_str())
-        .bind(record.request_id.as_deref())
-        .bind(record.metadata_json());
+    let stmt = crate::audit::bind_row(Stmt::new(sql), record, id, now_ms);
     match guard {
         Guard::AppVersion { app_id, version } => stmt.bind(app_id).bind(version),
         Guard::KeyLive { key_id } | Guard::KeyExists { key_id } => stmt.bind(key_id),

@@ -196,23 +196,39 @@ fn scrub_value(v: &mut Json) {
     }
 }
 
+/// `INSERT INTO audit_outbox (...)` with the columns in the order [`bind_row`] binds them, for
+/// `concat!` into a statement whose row is guarded by a condition of its own
+/// (`SELECT ?1, ..., ?10 WHERE ...`): the SQL stays a literal.
+#[macro_export]
+macro_rules! audit_outbox_columns {
+    () => {
+        "INSERT INTO audit_outbox (id, occurred_at, tenant_id, actor_id, actor_type, action,
+           resource, outcome, request_id, metadata)"
+    };
+}
+
+/// Binds one outbox row (event id `id`, `now_ms`, then `record`) to the next ten parameters of
+/// `stmt`, in the order of [`audit_outbox_columns!`](crate::audit_outbox_columns): the one place that knows what a row holds.
+pub fn bind_row(stmt: Stmt, record: &AuditRecord, id: &str, now_ms: i64) -> Stmt {
+    stmt.bind(id)
+        .bind(now_ms)
+        .bind(record.tenant_id.as_deref())
+        .bind(&record.actor_id)
+        .bind(record.actor_type.as_str())
+        .bind(record.action)
+        .bind(&record.resource)
+        .bind(record.outcome.as_str())
+        .bind(record.request_id.as_deref())
+        .bind(record.metadata_json())
+}
+
 /// The INSERT of one outbox row with event id `id` at `now_ms`, for the batch of the change.
 pub fn outbox_insert(record: &AuditRecord, id: &str, now_ms: i64) -> Stmt {
-    Stmt::new(
-        "INSERT INTO audit_outbox (id, occurred_at, tenant_id, actor_id, actor_type, action,
-           resource, outcome, request_id, metadata)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )
-    .bind(id)
-    .bind(now_ms)
-    .bind(record.tenant_id.as_deref())
-    .bind(&record.actor_id)
-    .bind(record.actor_type.as_str())
-    .bind(record.action)
-    .bind(&record.resource)
-    .bind(record.outcome.as_str())
-    .bind(record.request_id.as_deref())
-    .bind(record.metadata_json())
+    let sql = concat!(
+        crate::audit_outbox_columns!(),
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    );
+    bind_row(Stmt::new(sql), record, id, now_ms)
 }
 
 /// Like [`outbox_insert`], but the row is written only if the `tenants` row `tenant_id` still
@@ -226,24 +242,14 @@ pub fn outbox_insert_if_tenant_version(
     tenant_id: &str,
     version: i64,
 ) -> Stmt {
-    Stmt::new(
-        "INSERT INTO audit_outbox (id, occurred_at, tenant_id, actor_id, actor_type, action,
-           resource, outcome, request_id, metadata)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
-         WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?11 AND version = ?12)",
-    )
-    .bind(id)
-    .bind(now_ms)
-    .bind(record.tenant_id.as_deref())
-    .bind(&record.actor_id)
-    .bind(record.actor_type.as_str())
-    .bind(record.action)
-    .bind(&record.resource)
-    .bind(record.outcome.as_str())
-    .bind(record.request_id.as_deref())
-    .bind(record.metadata_json())
-    .bind(tenant_id)
-    .bind(version)
+    let sql = concat!(
+        crate::audit_outbox_columns!(),
+        " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+         WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?11 AND version = ?12)"
+    );
+    bind_row(Stmt::new(sql), record, id, now_ms)
+        .bind(tenant_id)
+        .bind(version)
 }
 
 /// A fresh event id for an outbox row: time-ordered, from the Clock and Random ports.

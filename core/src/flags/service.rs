@@ -362,23 +362,18 @@ impl FlagService {
             // applies and the loop re-reads.
             let event_id = audit::new_event_id(p);
             let stmts = vec![
-                Stmt::new(concat!(
-                    "INSERT INTO audit_outbox (id, occurred_at, tenant_id, actor_id, actor_type,
-                       action, resource, outcome, request_id, metadata)
-                     SELECT ?3, ?4, ?1, ?5, ?6, ?7, ?8, ?9, ?10, ?11 WHERE ",
-                    unchanged_set!()
-                ))
-                .bind(tenant.as_str())
-                .bind(state.flags_version)
-                .bind(event_id.as_str())
-                .bind(now)
-                .bind(&rec.actor_id)
-                .bind(rec.actor_type.as_str())
-                .bind(rec.action)
-                .bind(&rec.resource)
-                .bind(rec.outcome.as_str())
-                .bind(rec.request_id.as_deref())
-                .bind(rec.metadata_json()),
+                audit::bind_row(
+                    Stmt::new(concat!(
+                        crate::audit_outbox_columns!(),
+                        " SELECT ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 WHERE ",
+                        unchanged_set!()
+                    ))
+                    .bind(tenant.as_str())
+                    .bind(state.flags_version),
+                    &rec,
+                    &event_id,
+                    now,
+                ),
                 Stmt::new(concat!(
                     "INSERT INTO feature_flags (id, tenant_id, key, type, value, enabled,
                        description, rules, overridden, version, created_at, updated_at, updated_by)
@@ -462,23 +457,18 @@ impl FlagService {
             // read above, and the bump comes last.
             let event_id = audit::new_event_id(p);
             let stmts = vec![
-                Stmt::new(concat!(
-                    "INSERT INTO audit_outbox (id, occurred_at, tenant_id, actor_id, actor_type,
-                       action, resource, outcome, request_id, metadata)
-                     SELECT ?3, ?4, ?1, ?5, ?6, ?7, ?8, ?9, ?10, ?11 WHERE ",
-                    unchanged_set!()
-                ))
-                .bind(tenant.as_str())
-                .bind(state.flags_version)
-                .bind(event_id.as_str())
-                .bind(now)
-                .bind(&rec.actor_id)
-                .bind(rec.actor_type.as_str())
-                .bind(rec.action)
-                .bind(&rec.resource)
-                .bind(rec.outcome.as_str())
-                .bind(rec.request_id.as_deref())
-                .bind(rec.metadata_json()),
+                audit::bind_row(
+                    Stmt::new(concat!(
+                        crate::audit_outbox_columns!(),
+                        " SELECT ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 WHERE ",
+                        unchanged_set!()
+                    ))
+                    .bind(tenant.as_str())
+                    .bind(state.flags_version),
+                    &rec,
+                    &event_id,
+                    now,
+                ),
                 Stmt::new(concat!(
                     "DELETE FROM feature_flags WHERE tenant_id = ?1 AND key = ?3 AND ",
                     unchanged_set!()

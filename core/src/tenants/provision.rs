@@ -10,6 +10,7 @@ use super::{plan_exists, resource, TenantService};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::ids;
+use crate::mail::html_escape;
 use crate::ports::{Clock, Mail, MailError, Mailer, Platform, Secrets, Sql, SqlError, Stmt};
 
 /// How long an invitation stays valid: 7 days (FR-TENANT-001).
@@ -651,22 +652,6 @@ fn invitation_mail(req: &ProvisionTenant, provisioned: &Provisioned) -> Mail {
     }
 }
 
-/// Escapes text for HTML element content and double-quoted attributes.
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// `YYYY-MM-DD HH:MM UTC` of a unix-ms instant (proleptic Gregorian, no time-zone data).
 fn format_utc(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
@@ -695,6 +680,7 @@ mod unit {
 
     #[test]
     fn utc_dates_and_html_escaping() {
+        // The mail module's escaping, as the owner's invitation uses it.
         assert_eq!(format_utc(0), "1970-01-01 00:00 UTC");
         assert_eq!(format_utc(crate::testing::START_MS), "2026-01-01 00:00 UTC");
         assert_eq!(format_utc(951_782_400_000 + 90_000), "2000-02-29 00:01 UTC");

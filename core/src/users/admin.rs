@@ -488,24 +488,14 @@ fn outbox_insert_if_user_version(
     user_id: &str,
     version: i64,
 ) -> Stmt {
-    Stmt::new(
-        "INSERT INTO audit_outbox (id, occurred_at, tenant_id, actor_id, actor_type, action,
-           resource, outcome, request_id, metadata)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
-         WHERE EXISTS (SELECT 1 FROM users WHERE id = ?11 AND version = ?12)",
-    )
-    .bind(id)
-    .bind(now_ms)
-    .bind(record.tenant_id.as_deref())
-    .bind(&record.actor_id)
-    .bind(record.actor_type.as_str())
-    .bind(record.action)
-    .bind(&record.resource)
-    .bind(record.outcome.as_str())
-    .bind(record.request_id.as_deref())
-    .bind(record.metadata_json())
-    .bind(user_id)
-    .bind(version)
+    let sql = concat!(
+        crate::audit_outbox_columns!(),
+        " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+         WHERE EXISTS (SELECT 1 FROM users WHERE id = ?11 AND version = ?12)"
+    );
+    audit::bind_row(Stmt::new(sql), record, id, now_ms)
+        .bind(user_id)
+        .bind(version)
 }
 
 /// Audits a refusal by `by` of `action` on the user (outcome failure) and returns the error.
