@@ -212,6 +212,24 @@ macro_rules! unchanged_set {
     };
 }
 
+/// The audit row of a flag change, written only while the tenant's flag set is still at
+/// `version` (see [`unchanged_set!`]): it exists exactly when the change applied.
+fn audit_if_unchanged(
+    tenant: &TenantId,
+    version: i64,
+    rec: &AuditRecord,
+    event_id: &str,
+    now: i64,
+) -> Stmt {
+    let sql = concat!(
+        crate::audit_outbox_columns!(),
+        " SELECT ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 WHERE ",
+        unchanged_set!()
+    );
+    let guarded = Stmt::new(sql).bind(tenant.as_str()).bind(version);
+    audit::bind_row(guarded, rec, event_id, now)
+}
+
 fn record_from_row(row: &crate::ports::Row) -> Result<FlagRecord, SqlError> {
     Ok(FlagRecord {
         flag: flag_from_row(row)?,
@@ -362,18 +380,7 @@ impl FlagService {
             // applies and the loop re-reads.
             let event_id = audit::new_event_id(p);
             let stmts = vec![
-                audit::bind_row(
-                    Stmt::new(concat!(
-                        crate::audit_outbox_columns!(),
-                        " SELECT ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 WHERE ",
-                        unchanged_set!()
-                    ))
-                    .bind(tenant.as_str())
-                    .bind(state.flags_version),
-                    &rec,
-                    &event_id,
-                    now,
-                ),
+                audit_if_unchanged(tenant, state.flags_version, &rec, &event_id, now),
                 Stmt::new(concat!(
                     "INSERT INTO feature_flags (id, tenant_id, key, type, value, enabled,
                        description, rules, overridden, version, created_at, updated_at, updated_by)
@@ -457,18 +464,7 @@ impl FlagService {
             // read above, and the bump comes last.
             let event_id = audit::new_event_id(p);
             let stmts = vec![
-                audit::bind_row(
-                    Stmt::new(concat!(
-                        crate::audit_outbox_columns!(),
-                        " SELECT ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 WHERE ",
-                        unchanged_set!()
-                    ))
-                    .bind(tenant.as_str())
-                    .bind(state.flags_version),
-                    &rec,
-                    &event_id,
-                    now,
-                ),
+                audit_if_unchanged(tenant, state.flags_version, &rec, &event_id, now),
                 Stmt::new(concat!(
                     "DELETE FROM feature_flags WHERE tenant_id = ?1 AND key = ?3 AND ",
                     unchanged_set!()
