@@ -16,8 +16,9 @@ use crate::events::SqlEventLog;
 use crate::mail::OutboxMailer;
 use crate::migrations;
 use crate::ports::{
-    Backends, BlobError, BlobPage, Blobs, Clock, FetchError, HttpClient, Kv, KvError, Logger,
-    OutboundRequest, OutboundResponse, Platform, Random, Row, Secrets, Sql, SqlError, Stmt, Value,
+    AppendOutcome, Backends, BlobError, BlobPage, Blobs, Clock, EventLog, EventLogError,
+    FetchError, HttpClient, Kv, KvError, Logger, NewEvent, OutboundRequest, OutboundResponse,
+    Platform, Random, Row, Secrets, Sql, SqlError, Stmt, StoredEvent, StreamId, Value,
 };
 
 /// The instant every test starts at: 2026-01-01T00:00:00Z, in unix milliseconds.
@@ -572,8 +573,7 @@ impl TestPlatform {
     /// A platform at [`START_MS`] with freshly migrated databases.
     pub async fn new() -> Self {
         // Isolate caches live per thread, and tests share threads with repeating seeded ids.
-        crate::flags::snapshot::clear_isolate();
-        crate::apps::clear_isolate();
+        crate::edge::clear_isolate();
         let clock = FixedClock::default();
         let sql = NativeSql::memory();
         migrations::apply(&sql, clock.now_ms())
@@ -705,28 +705,41 @@ impl Sql for CountingSql {
     }
 }
 
-/// [`Kv`] over [`MemKv`] that fails writes while `fail` is set and counts reads.
+/// [`Kv`] over [`MemKv`] that fails writes while `fail` is set (reads while `fail_reads` is)
+/// and counts reads and writes.
 pub struct FlakyKv {
     /// The store.
     pub inner: MemKv,
     /// Fail writes while set.
     pub fail: Cell<bool>,
+    /// Fail reads while set.
+    pub fail_reads: Cell<bool>,
     /// Reads so far.
     pub reads: Cell<usize>,
+    /// The keys read so far, in order.
+    pub read_keys: RefCell<Vec<String>>,
+    /// Writes and deletes so far.
+    pub writes: Cell<usize>,
 }
 
 impl Kv for FlakyKv {
     async fn get(&self, key: &str, ttl: Option<u32>) -> Result<Option<Vec<u8>>, KvError> {
         self.reads.set(self.reads.get() + 1);
+        self.read_keys.borrow_mut().push(key.to_owned());
+        if self.fail_reads.get() {
+            return Err(KvError::Unavailable("injected".into()));
+        }
         self.inner.get(key, ttl).await
     }
     async fn put(&self, key: &str, value: &[u8], ttl: Option<u32>) -> Result<(), KvError> {
+        self.writes.set(self.writes.get() + 1);
         if self.fail.get() {
             return Err(KvError::Unavailable("injected".into()));
         }
         self.inner.put(key, value, ttl).await
     }
     async fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.writes.set(self.writes.get() + 1);
         if self.fail.get() {
             return Err(KvError::Unavailable("injected".into()));
         }
@@ -743,6 +756,10 @@ pub struct FaultyPlatform {
     pub sql: CountingSql,
     /// Flaky, counting KV.
     pub kv: FlakyKv,
+    /// Counting event log.
+    pub events: CountingEventLog,
+    /// Counting blobs.
+    pub blobs: CountingBlobs,
 }
 
 impl FaultyPlatform {
@@ -758,7 +775,18 @@ impl FaultyPlatform {
             kv: FlakyKv {
                 inner: inner.kv.clone(),
                 fail: Cell::new(false),
+                fail_reads: Cell::new(false),
                 reads: Cell::new(0),
+                read_keys: RefCell::new(Vec::new()),
+                writes: Cell::new(0),
+            },
+            events: CountingEventLog {
+                inner: inner.event_log.clone(),
+                calls: Cell::new(0),
+            },
+            blobs: CountingBlobs {
+                inner: inner.blobs.clone(),
+                calls: Cell::new(0),
             },
             inner,
         }
@@ -773,13 +801,105 @@ impl FaultyPlatform {
     pub fn take_texts(&self) -> Vec<&'static str> {
         self.sql.texts.take()
     }
+
+    /// Calls to any store so far (SQL statements, KV reads and writes, event log and blob
+    /// operations), resetting every count.
+    pub fn take_storage_calls(&self) -> usize {
+        self.take_statements()
+            + self.kv.reads.replace(0)
+            + self.kv.writes.replace(0)
+            + self.events.calls.replace(0)
+            + self.blobs.calls.replace(0)
+    }
+}
+
+/// [`EventLog`] over the test platform's, counting every call.
+pub struct CountingEventLog {
+    inner: SqlEventLog<NativeSql, FixedClock>,
+    /// Calls so far.
+    pub calls: Cell<usize>,
+}
+
+impl CountingEventLog {
+    fn count(&self) {
+        self.calls.set(self.calls.get() + 1);
+    }
+}
+
+impl EventLog for CountingEventLog {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, EventLogError> {
+        self.count();
+        self.inner.append(stream, events).await
+    }
+    async fn read(
+        &self,
+        stream: &StreamId,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, EventLogError> {
+        self.count();
+        self.inner.read(stream, after_seq, limit).await
+    }
+    async fn truncate(&self, stream: &StreamId, through_seq: i64) -> Result<u64, EventLogError> {
+        self.count();
+        self.inner.truncate(stream, through_seq).await
+    }
+    async fn drop_stream(&self, stream: &StreamId) -> Result<(), EventLogError> {
+        self.count();
+        self.inner.drop_stream(stream).await
+    }
+    async fn ping(&self) -> Result<(), EventLogError> {
+        self.count();
+        self.inner.ping().await
+    }
+}
+
+/// [`Blobs`] over [`MemBlobs`], counting every call.
+pub struct CountingBlobs {
+    inner: MemBlobs,
+    /// Calls so far.
+    pub calls: Cell<usize>,
+}
+
+impl CountingBlobs {
+    fn count(&self) {
+        self.calls.set(self.calls.get() + 1);
+    }
+}
+
+impl Blobs for CountingBlobs {
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), BlobError> {
+        self.count();
+        self.inner.put(key, bytes, content_type).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError> {
+        self.count();
+        self.inner.get(key).await
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<BlobPage, BlobError> {
+        self.count();
+        self.inner.list(prefix, cursor, limit).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        self.count();
+        self.inner.delete(key).await
+    }
 }
 
 impl crate::ports::Platform for FaultyPlatform {
     type Sql = CountingSql;
     type Kv = FlakyKv;
-    type EventLog = <TestPlatform as crate::ports::Platform>::EventLog;
-    type Blobs = <TestPlatform as crate::ports::Platform>::Blobs;
+    type EventLog = CountingEventLog;
+    type Blobs = CountingBlobs;
     type Mailer = <TestPlatform as crate::ports::Platform>::Mailer;
     type Clock = <TestPlatform as crate::ports::Platform>::Clock;
     type Random = <TestPlatform as crate::ports::Platform>::Random;
@@ -793,11 +913,11 @@ impl crate::ports::Platform for FaultyPlatform {
     fn kv(&self) -> &FlakyKv {
         &self.kv
     }
-    fn event_log(&self) -> &Self::EventLog {
-        self.inner.event_log()
+    fn event_log(&self) -> &CountingEventLog {
+        &self.events
     }
-    fn blobs(&self) -> &Self::Blobs {
-        self.inner.blobs()
+    fn blobs(&self) -> &CountingBlobs {
+        &self.blobs
     }
     fn mailer(&self) -> &Self::Mailer {
         self.inner.mailer()

@@ -13,11 +13,12 @@ use sha2::Sha256;
 
 use crate::helpers::{
     assert_problem, base32_decode, introspect, send, str_of, suffix, totp, ApiResponse, Runtime,
-    TestApp,
+    TestApp, EDGE_FRESHNESS,
 };
 
 crate::contract_tests![
     accept_login_introspect_logout_uc_listen_uc_logout,
+    revocations_reach_another_isolate_within_a_second_fr_auth_005,
     refresh_rotates_and_reuse_revokes_the_session_fr_auth_005,
     unknown_email_and_wrong_password_look_the_same_con_sec_009,
     password_policy_violations_name_the_rule_fr_auth_006,
@@ -179,6 +180,57 @@ fn accept_login_introspect_logout_uc_listen_uc_logout(app: &TestApp) -> Result<(
     let again = json!({ "token": t.invitation_token, "password": PASSWORD });
     let resp = send(app, "POST", "/v1/invitations/accept", None, Some(&again))?;
     assert_problem(&resp, 422, "business-rule")?;
+    Ok(())
+}
+
+/// Introspection answers from what the isolate holds (the token's session, user and tenant
+/// markers, the API key's record): a logout or a suspension is seen at once by the isolate that
+/// wrote it and within a second by another isolate of the location.
+fn revocations_reach_another_isolate_within_a_second_fr_auth_005(
+    app: &TestApp,
+) -> Result<(), String> {
+    let t = owner(app)?;
+    let (key, _) = introspection_keys(app)?;
+    let other = app.second_isolate();
+    let access = str_of(&tokens(app, &t)?["access_token"]);
+    ensure_eq!(
+        active(&introspect(&other, &key, &access)?),
+        Some(true),
+        "warm"
+    );
+    send(app, "POST", "/v1/auth/logout", Some(&access), None)?.expect_status(204)?;
+    ensure_eq!(
+        active(&introspect(app, &key, &access)?),
+        Some(false),
+        "at once"
+    );
+    std::thread::sleep(EDGE_FRESHNESS);
+    ensure_eq!(
+        active(&introspect(&other, &key, &access)?),
+        Some(false),
+        "another isolate, within a second of the logout"
+    );
+
+    let access = str_of(&tokens(app, &t)?["access_token"]);
+    ensure_eq!(
+        active(&introspect(&other, &key, &access)?),
+        Some(true),
+        "warm"
+    );
+    let op = app.operator_token("operator", "e2e-operator")?;
+    let path = format!("/v1/tenants/{}/suspend", t.tenant_id);
+    send(app, "POST", &path, Some(&op), None)?.expect_json(200)?;
+    ensure_eq!(
+        active(&introspect(app, &key, &access)?),
+        Some(false),
+        "at once"
+    );
+    std::thread::sleep(EDGE_FRESHNESS);
+    ensure_eq!(
+        active(&introspect(&other, &key, &access)?),
+        Some(false),
+        "another isolate, within a second of the suspension"
+    );
     Ok(())
 }
 

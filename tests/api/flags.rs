@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, str_of, suffix, ApiResponse, TestApp};
+use crate::helpers::{assert_problem, str_of, suffix, ApiResponse, TestApp, EDGE_FRESHNESS};
 
 crate::contract_tests![
     operator_sets_flags_and_ofrep_serves_them_fr_flag_001_002,
@@ -13,6 +13,7 @@ crate::contract_tests![
     app_wide_keys_name_the_tenant_and_never_read_another,
     suspended_and_deleted_tenants_get_no_flags_fr_ops_001,
     disabled_app_and_revoked_key_are_401_fr_sys_003,
+    changes_reach_another_isolate_within_a_second_fr_flag_002_fr_sys_003,
     browser_keys_work_only_from_allowed_origins,
     plain_snapshot_for_server_keys_with_etag,
     flag_writes_are_validated_audited_and_role_checked,
@@ -581,6 +582,78 @@ fn disabled_app_and_revoked_key_are_401_fr_sys_003(app: &TestApp) -> Result<(), 
     let p = assert_problem(&bulk(app, &w.key, &json!({}))?, 401, "invalid-credentials")?;
     ensure_eq!(p["reason"], json!("api_key_revoked"), "reason");
     Ok(())
+}
+
+/// What an isolate holds in memory (flag snapshots, key records, app and tenant markers) is
+/// served afresh by the isolate that made a change at once, and by another isolate of the
+/// location within a second (README, "Freshness at the edge").
+fn changes_reach_another_isolate_within_a_second_fr_flag_002_fr_sys_003(
+    app: &TestApp,
+) -> Result<(), String> {
+    let w = world(app)?;
+    let other = app.second_isolate();
+    let banner = |target: &TestApp| -> Result<Value, String> {
+        let v = bulk(target, &w.key, &json!({}))?.expect_json(200)?;
+        Ok(entry(&v, "banner").map_or(Value::Null, |e| e["value"].clone()))
+    };
+    let on = json!({"type": "boolean", "value": true, "enabled": true});
+    let off = json!({"type": "boolean", "value": false, "enabled": true});
+    put_flag(app, &w.tenant, "banner", &on)?;
+    // The other isolate reads (and holds) the snapshot, the key record and the markers.
+    ensure_eq!(banner(&other)?, json!(true), "warm");
+    put_flag(app, &w.tenant, "banner", &off)?;
+    ensure_eq!(banner(app)?, json!(false), "the writing isolate, at once");
+    std::thread::sleep(EDGE_FRESHNESS);
+    ensure_eq!(
+        banner(&other)?,
+        json!(false),
+        "another isolate, within a second"
+    );
+
+    let refused = |target: &TestApp, status: u16, name: &str, reason: &str| {
+        let p = assert_problem(&bulk(target, &w.key, &json!({}))?, status, name)?;
+        ensure_eq!(p["reason"], json!(reason), "reason");
+        Ok::<(), String>(())
+    };
+    let tenant = |action: &str| {
+        let path = format!("/v1/tenants/{}/{action}", w.tenant);
+        op_send(app, "POST", &path, Some(&json!({})))?.expect_json(200)
+    };
+    tenant("suspend")?;
+    refused(app, 403, "access-denied", "tenant_suspended")?;
+    std::thread::sleep(EDGE_FRESHNESS);
+    refused(&other, 403, "access-denied", "tenant_suspended")?;
+    tenant("activate")?;
+    std::thread::sleep(EDGE_FRESHNESS);
+    ensure_eq!(banner(&other)?, json!(false), "reactivated, everywhere");
+
+    let app_status = |status: &str| {
+        let path = format!("/v1/apps/{}", w.app_id);
+        op_send(app, "PATCH", &path, Some(&json!({ "status": status })))?.expect_json(200)
+    };
+    app_status("disabled")?;
+    refused(app, 401, "invalid-credentials", "app_disabled")?;
+    std::thread::sleep(EDGE_FRESHNESS);
+    refused(&other, 401, "invalid-credentials", "app_disabled")?;
+    app_status("active")?;
+    std::thread::sleep(EDGE_FRESHNESS);
+    ensure_eq!(banner(&other)?, json!(false), "enabled again, everywhere");
+
+    let keys =
+        op_send(app, "GET", &format!("/v1/apps/{}/keys", w.app_id), None)?.expect_json(200)?;
+    let bound = keys["items"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|k| k["tenant_id"].as_str() == Some(w.tenant.as_str()))
+        })
+        .map(|k| str_of(&k["id"]))
+        .ok_or("the tenant-bound key is listed")?;
+    let path = format!("/v1/apps/{}/keys/{bound}", w.app_id);
+    op_send(app, "DELETE", &path, None)?.expect_status(204)?;
+    refused(app, 401, "invalid-credentials", "api_key_revoked")?;
+    std::thread::sleep(EDGE_FRESHNESS);
+    refused(&other, 401, "invalid-credentials", "api_key_revoked")
 }
 
 fn browser_keys_work_only_from_allowed_origins(app: &TestApp) -> Result<(), String> {

@@ -96,9 +96,14 @@ impl Runtime {
 }
 
 /// A running application as the tests see it.
+#[derive(Clone)]
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub base_url: String,
+    /// The same application served by another isolate over the same stores (workerd: a second
+    /// copy of the worker beside the first, as another isolate of one location); on Spin, where
+    /// every request gets a fresh instance, [`TestApp::base_url`] again.
+    pub second_url: String,
     /// Which runtime serves it.
     pub runtime: Runtime,
     /// Bearer secret of `POST /internal/scheduled` for this run.
@@ -109,7 +114,19 @@ pub struct TestApp {
     pub issuer_env: PathBuf,
 }
 
+/// How long after a change another isolate of the location may still serve the old value
+/// (`core::edge::FRESHNESS_MS`), and the margin the tests wait beyond it.
+pub const EDGE_FRESHNESS: Duration = Duration::from_millis(1_000 + 250);
+
 impl TestApp {
+    /// This application as another isolate serves it ([`TestApp::second_url`]).
+    pub fn second_isolate(&self) -> TestApp {
+        TestApp {
+            base_url: self.second_url.clone(),
+            ..self.clone()
+        }
+    }
+
     /// A token of the run's development operator issuer (FR-SYS-004) for `role`
     /// (`operator`/`auditor`) and subject `sub`, signed by `scripts/dev-issuer.mjs`.
     pub fn operator_token(&self, role: &str, sub: &str) -> Result<String, String> {
@@ -779,6 +796,7 @@ pub fn spawn_app_with(runtime: Runtime, extra: &[(&str, &str)]) -> Result<Server
     let mut server = Server {
         app: TestApp {
             base_url: String::new(),
+            second_url: String::new(),
             runtime,
             cron_secret,
             client: http_client(),
@@ -790,7 +808,8 @@ pub fn spawn_app_with(runtime: Runtime, extra: &[(&str, &str)]) -> Result<Server
         log_path,
     };
     match ready.and_then(|line| parse_ready_line(&line)) {
-        Ok(url) => {
+        Ok((url, second)) => {
+            server.app.second_url = second.unwrap_or_else(|| url.clone());
             server.app.base_url = url;
             Ok(server)
         }
@@ -860,7 +879,8 @@ fn workerd_command(
         .arg("--state")
         .arg(state)
         .arg("--script")
-        .arg(&script);
+        .arg(&script)
+        .args(["--isolates", "2"]);
     for (name, value) in vars {
         command.arg("--var").arg(format!("{name}={value}"));
     }
@@ -941,14 +961,24 @@ fn wait_for_ready_line(
     }
 }
 
-/// Parses `{"url":"http://127.0.0.1:PORT"}`; anything not on 127.0.0.1 is refused.
-fn parse_ready_line(line: &str) -> Result<String, String> {
+/// Parses `{"url":"http://127.0.0.1:PORT"}` and the optional `second_url` beside it; anything
+/// not on 127.0.0.1 is refused.
+fn parse_ready_line(line: &str) -> Result<(String, Option<String>), String> {
     let value: Value = serde_json::from_str(line)
         .map_err(|e| format!("ready line is not JSON ({e}): {line:?}"))?;
     let url = value
         .get("url")
         .and_then(Value::as_str)
         .ok_or_else(|| format!("ready line has no string `url`: {line:?}"))?;
+    let second = match value.get("second_url") {
+        None => None,
+        Some(v) => Some(loopback_url(v.as_str().unwrap_or_default())?),
+    };
+    Ok((loopback_url(url)?, second))
+}
+
+/// `http://127.0.0.1:PORT` normalised, or an error for anything else.
+fn loopback_url(url: &str) -> Result<String, String> {
     let port = url
         .strip_prefix("http://127.0.0.1:")
         .map(|p| p.trim_end_matches('/'))

@@ -4,7 +4,7 @@
 // wrangler's proxy hop).
 //
 //   node tests/harness/workerd.mjs --state <fresh dir> [--var NAME=value]... [--max-seconds 1800]
-//                                  [--port 0] [--script worker/build/index.js]
+//                                  [--port 0] [--script worker/build/index.js] [--isolates 2]
 //
 // Bindings, ids and the compatibility date come from wrangler.toml, so the local runtime matches
 // `wrangler dev`: D1 `DB`, KV `FLAGS`, R2 `ARCHIVE`, Durable Object `EVENTS` (SQLite storage).
@@ -17,6 +17,10 @@
 // `wrangler d1 migrations apply DB --local` does. Then it prints exactly one line to stdout:
 //   {"url":"http://127.0.0.1:PORT"}
 // Everything else (Miniflare's log, the worker's console output) goes to stderr.
+// With --isolates 2 a second copy of the worker runs beside the first, in an isolate of its own
+// over the same D1, KV, R2 and Durable Objects (another isolate of the same location), on a
+// socket of its own announced as `second_url` in the ready line: what one isolate changes, the
+// tests watch the other see.
 // It disposes Miniflare and exits on stdin EOF, SIGTERM/SIGINT, or after --max-seconds.
 // Any failure before readiness exits 1 without printing the ready line.
 
@@ -51,6 +55,7 @@ function parseArgs(argv) {
     port: 0,
     script: path.join(REPO_ROOT, "worker", "build", "index.js"),
     verbose: false,
+    isolates: 1,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -87,11 +92,15 @@ function parseArgs(argv) {
       case "--verbose":
         opts.verbose = true;
         break;
+      case "--isolates":
+        opts.isolates = Number(value());
+        if (opts.isolates !== 1 && opts.isolates !== 2) fail("--isolates expects 1 or 2");
+        break;
       case "-h":
       case "--help":
         process.stderr.write(
           "usage: node tests/harness/workerd.mjs --state <dir> [--var NAME=value]... " +
-            "[--max-seconds N] [--port N] [--script path/to/index.js] [--verbose]\n",
+            "[--max-seconds N] [--port N] [--script path/to/index.js] [--isolates 1|2] [--verbose]\n",
         );
         process.exit(0);
         break;
@@ -311,7 +320,7 @@ async function main() {
   const watchdogMs = Math.min(opts.maxSeconds * 1000, 2 ** 31 - 1);
   setTimeout(() => shutdown(`--max-seconds ${opts.maxSeconds} elapsed`), watchdogMs).unref();
 
-  mf = new Miniflare({
+  const shared = {
     host: "127.0.0.1",
     port: opts.port,
     cf: false,
@@ -324,7 +333,8 @@ async function main() {
     // Lets the suite fire the cron triggers: GET /cdn-cgi/handler/scheduled?cron=...
     unsafeTriggerHandlers: true,
     defaultPersistRoot: path.join(opts.state, "v3"),
-
+  };
+  const worker = {
     name: config.name,
     scriptPath: opts.script,
     // Module names are relative to the entry's directory (as wrangler names them), which also
@@ -352,12 +362,29 @@ async function main() {
         { className: b.class_name, useSQLite: sqliteClasses.has(b.class_name) },
       ]),
     ),
-  });
+  };
+  const second = {
+    ...worker,
+    name: `${config.name}-second-isolate`,
+    // The same Durable Objects: the first worker's class instances, not a second set.
+    durableObjects: Object.fromEntries(
+      doBindings.map((b) => [b.name, { className: b.class_name, scriptName: config.name }]),
+    ),
+    unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+  };
+  mf = new Miniflare(
+    opts.isolates === 2 ? { ...shared, workers: [worker, second] } : { ...shared, ...worker },
+  );
 
   const url = await mf.ready;
   for (const db of d1) await applyMigrations(mf, db);
   if (shuttingDown) return;
-  process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${url.port}` })}\n`);
+  const ready = { url: `http://127.0.0.1:${url.port}` };
+  if (opts.isolates === 2) {
+    const direct = await mf.unsafeGetDirectURL(second.name);
+    ready.second_url = `http://127.0.0.1:${direct.port}`;
+  }
+  process.stdout.write(`${JSON.stringify(ready)}\n`);
 }
 
 main().catch(async (e) => {

@@ -1,9 +1,8 @@
 //! The hot path: checking a presented API key with KV reads only, once its record is cached.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
+use std::rc::Rc;
 use std::task::Poll;
 
 use serde::{Deserialize, Serialize};
@@ -11,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::model::{AppId, KeyId, KeyKind, Scope, ScopeSet};
 use super::secret::{self, Pepper, PepperProblem};
 use super::{app_marker_key, key_cache_key};
-use crate::ports::{Clock, Kv, KvError, Logger, Platform, Row, Sql, SqlError, Stmt};
+use crate::edge;
+use crate::ports::{Clock, KvError, Logger, Platform, Row, Sql, SqlError, Stmt};
 use crate::tenants::{tenant_edge_status, EdgeStatus, TenantId};
 
 /// How long a key record stays in KV (seconds) before the next use re-reads it from D1.
@@ -215,76 +215,49 @@ pub(super) async fn load_tenant_records<P: Platform>(
         .collect()
 }
 
-/// Writes a key's record to KV with [`KEY_CACHE_TTL_SECS`].
+/// Writes a changed key's record to KV with [`KEY_CACHE_TTL_SECS`] and announces the change
+/// ([`crate::edge::put`]): revocation, and the app enabled or disabled for the key's tenant.
 pub(super) async fn put_record<P: Platform>(
     p: &P,
     id: &KeyId,
     record: &CachedKey,
 ) -> Result<(), KvError> {
-    forget(id);
-    let json = serde_json::to_vec(record)
-        .map_err(|e| KvError::Other(format!("cannot serialise a key record: {e}")))?;
-    p.kv()
-        .put(&key_cache_key(id), &json, Some(KEY_CACHE_TTL_SECS))
-        .await
+    edge::put(
+        p,
+        &key_cache_key(id),
+        &record_json(record)?,
+        Some(KEY_CACHE_TTL_SECS),
+    )
+    .await
 }
 
-/// How long an isolate reuses a key record it read from KV (ms). Revocation rewrites the KV
-/// record and drops the revoking isolate's copy at once; another isolate may accept a revoked
-/// key for up to this long, within the minute Workers KV itself takes to reach every location.
-/// The app and tenant markers are read on every request regardless.
-pub const KEY_ISOLATE_TTL_MS: i64 = 5_000;
-
-/// Most key records one isolate keeps.
-const KEY_ISOLATE_CAPACITY: usize = 10_000;
-
-thread_local! {
-    /// Key records this isolate read recently: key id → (read at, record).
-    static ISOLATE: RefCell<HashMap<KeyId, (i64, CachedKey)>> = RefCell::new(HashMap::new());
+/// Writes a key's record to KV as the cache of what D1 holds (a fill, or a new key): nothing
+/// changed that an isolate may hold, so nothing is announced. This isolate holds it at once.
+pub(super) async fn cache_record<P: Platform>(
+    p: &P,
+    id: &KeyId,
+    record: &CachedKey,
+) -> Result<(), KvError> {
+    let key = key_cache_key(id);
+    edge::fill(p, &key, &record_json(record)?, Some(KEY_CACHE_TTL_SECS)).await?;
+    edge::remember(p, &key, Rc::new(Some(record.clone())));
+    Ok(())
 }
 
-/// Drops this isolate's copy of a key record (after it was rewritten).
-pub(super) fn forget(id: &KeyId) {
-    ISOLATE.with(|c| {
-        c.borrow_mut().remove(id);
-    });
+/// A key record's JSON.
+fn record_json(record: &CachedKey) -> Result<Vec<u8>, KvError> {
+    serde_json::to_vec(record)
+        .map_err(|e| KvError::Other(format!("cannot serialise a key record: {e}")))
 }
 
-/// Drops every key record this isolate holds (tests share threads, and seeded ids repeat).
-#[cfg(test)]
-pub fn clear_isolate() {
-    ISOLATE.with(|c| c.borrow_mut().clear());
-}
-
-/// Reads a key's record: from this isolate's memory if read within [`KEY_ISOLATE_TTL_MS`],
-/// else from KV; a missing, unreadable or other-version record is `None`.
-async fn get_record<P: Platform>(p: &P, id: &KeyId) -> Result<Option<CachedKey>, KvError> {
-    let now = p.clock().now_ms();
-    let cached = ISOLATE.with(|c| {
-        c.borrow()
-            .get(id)
-            .filter(|(at, _)| *at <= now && now - *at < KEY_ISOLATE_TTL_MS)
-            .map(|(_, r)| r.clone())
-    });
-    if cached.is_some() {
-        return Ok(cached);
-    }
-    let Some(bytes) = p.kv().get(&key_cache_key(id), None).await? else {
-        return Ok(None);
-    };
-    let record = serde_json::from_slice::<CachedKey>(&bytes)
-        .ok()
-        .filter(|r| r.v == CACHE_VERSION);
-    if let Some(r) = &record {
-        ISOLATE.with(|c| {
-            let mut c = c.borrow_mut();
-            if c.len() >= KEY_ISOLATE_CAPACITY {
-                c.clear();
-            }
-            c.insert(id.clone(), (now, r.clone()));
-        });
-    }
-    Ok(record)
+/// Reads a key's record through the isolate's memory ([`crate::edge`]); a missing, unreadable
+/// or other-version record is `None`.
+async fn get_record<P: Platform>(p: &P, id: &KeyId) -> Result<Rc<Option<CachedKey>>, KvError> {
+    edge::read(p, &key_cache_key(id), None, |v| {
+        v.and_then(|bytes| serde_json::from_slice::<CachedKey>(&bytes).ok())
+            .filter(|r| r.v == CACHE_VERSION)
+    })
+    .await
 }
 
 /// Authenticates a presented API key for an operation needing `required_scope`.
@@ -328,8 +301,9 @@ where
     if key.env != pepper.env() {
         return Err(AppKeyError::Invalid);
     }
-    let (record, from_d1) = match get_record(p, &key.id).await? {
-        Some(r) => (r, false),
+    let held = get_record(p, &key.id).await?;
+    let (record, from_d1) = match held.as_ref() {
+        Some(r) => (r.clone(), false),
         None => (fill(p, &key.id).await?.ok_or(AppKeyError::Invalid)?, true),
     };
     if !pepper.verify(presented, &record.hash) {
@@ -352,7 +326,7 @@ where
         Ok(())
     };
     let app_marker = app_marker_key(&record.app_id);
-    let markers = join2(p.kv().get(&app_marker, None), async {
+    let markers = join2(edge::read(p, &app_marker, None, |v| v.is_some()), async {
         match &record.tenant_id {
             Some(t) => Some(tenant_edge_status(p, t).await),
             None => None,
@@ -366,7 +340,7 @@ where
     };
     let ((app, tenant), output) = join2(markers, work).await;
     // Any marker value refuses (fail closed); absent is active.
-    if app?.is_some() {
+    if *app? {
         return Err(AppKeyError::AppDisabled);
     }
     match tenant.transpose()? {
@@ -406,7 +380,7 @@ async fn fill<P: Platform>(p: &P, id: &KeyId) -> Result<Option<CachedKey>, AppKe
     let Some(record) = load_record(p, id).await? else {
         return Ok(None);
     };
-    if let Err(e) = put_record(p, id, &record).await {
+    if let Err(e) = cache_record(p, id, &record).await {
         let line = serde_json::json!({
             "level": "warn",
             "msg": "API key record not cached; the next request reads D1 again",

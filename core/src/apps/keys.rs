@@ -3,12 +3,12 @@
 
 use std::fmt;
 
-use super::authn::{load_record, put_record, CachedKey};
+use super::authn::{cache_record, load_record, put_record, CachedKey};
 use super::model::{ApiKey, AppId, AppStatus, KeyId, KeyKind, KeyName, Scope, ScopeSet};
 use super::secret::{self, Pepper, PepperProblem};
 use super::{audit_if, load, AppService, Guard};
 use crate::audit::{self, Actor, AuditRecord};
-use crate::ports::{Clock, Kv, KvError, Logger, Platform, Sql, SqlError, Stmt};
+use crate::ports::{Clock, KvError, Logger, Platform, Sql, SqlError, Stmt};
 use crate::tenants::{EdgeSync, TenantId, TenantService, TenantStatus};
 
 /// What an operator asks for (the body of `POST /v1/apps/{id}/keys`), parsed.
@@ -273,7 +273,7 @@ impl AppService {
                 tenant_app_enabled: true,
                 hash,
             };
-            let cached = match put_record(p, &id, &record).await {
+            let cached = match cache_record(p, &id, &record).await {
                 Ok(()) => true,
                 Err(e) => {
                     let line = serde_json::json!({
@@ -457,10 +457,7 @@ async fn load_key<P: Platform>(
 pub(super) async fn refresh<P: Platform>(p: &P, key_id: &KeyId) -> EdgeSync {
     let result = match load_record(p, key_id).await {
         Ok(Some(record)) => put_record(p, key_id, &record).await,
-        Ok(None) => {
-            super::authn::forget(key_id);
-            p.kv().delete(&super::key_cache_key(key_id)).await
-        }
+        Ok(None) => crate::edge::delete(p, &super::key_cache_key(key_id)).await,
         Err(e) => Err(KvError::Other(format!(
             "cannot read the key to cache it: {e}"
         ))),

@@ -16,8 +16,7 @@
 //!   with a one-hour TTL. Written at issuance; on a miss, [`authenticate_app_key`] reads the row
 //!   from D1 once and writes the record back. Revocation, and enabling or disabling the app for
 //!   the bound tenant, rewrite the records concerned from D1 after the D1 batch. An isolate
-//!   reuses a record it read for 5 s ([`KEY_ISOLATE_TTL_MS`]); the markers below are read on
-//!   every request.
+//!   holds the record and the markers below in memory within the bounds of [`crate::edge`].
 //! - `app:{app id}:status`: `disabled` while the app is disabled; absent means active (no TTL).
 //!   Written by `PATCH /v1/apps/{id}` after its D1 batch, like the tenant marker. App status
 //!   lives here rather than in each key record so that disabling an app is one KV write however
@@ -41,12 +40,10 @@ pub mod secret;
 mod tenant_apps;
 mod update;
 
-#[cfg(test)]
-pub use authn::clear_isolate;
 pub(crate) use authn::join2;
 pub use authn::{
     authenticate_app_key, authenticate_app_key_with, AppKeyError, AppKeyPrincipal, CachedKey,
-    KEY_CACHE_TTL_SECS, KEY_ISOLATE_TTL_MS,
+    KEY_CACHE_TTL_SECS,
 };
 pub use keys::{IssueKey, IssueKeyError, IssuedKey, RevokeKeyError, RevokeOutcome};
 pub use model::{
@@ -59,8 +56,11 @@ pub use secret::PepperProblem;
 pub use tenant_apps::{DisableTenantAppError, EnableTenantAppError, TenantApp, TenantAppChange};
 pub use update::{UpdateApp, UpdateAppError, UpdateAppOutcome};
 
+use std::rc::Rc;
+
 use crate::audit::AuditRecord;
-use crate::ports::{Kv, Platform, Sql, SqlError, Stmt};
+use crate::edge;
+use crate::ports::{Platform, Sql, SqlError, Stmt};
 use crate::tenants::EdgeSync;
 use model::app_columns;
 
@@ -99,10 +99,12 @@ pub async fn allowed_origins<P: Platform>(
     id: &AppId,
 ) -> Result<Vec<AllowedOrigin>, SqlError> {
     let key = origins_cache_key(id);
-    if let Ok(Some(bytes)) = p.kv().get(&key, None).await {
-        if let Ok(list) = serde_json::from_slice::<Vec<AllowedOrigin>>(&bytes) {
-            return Ok(list);
-        }
+    let cached = edge::read(p, &key, None, |v| {
+        v.and_then(|bytes| serde_json::from_slice::<Vec<AllowedOrigin>>(&bytes).ok())
+    })
+    .await;
+    if let Ok(Some(list)) = cached.as_deref() {
+        return Ok(list.clone());
     }
     let origins = load(p, id)
         .await?
@@ -110,7 +112,12 @@ pub async fn allowed_origins<P: Platform>(
         .unwrap_or_default();
     if let Ok(json) = serde_json::to_vec(&origins) {
         // Best effort: a miss next time reads D1 again.
-        let _ = p.kv().put(&key, &json, Some(ORIGINS_CACHE_TTL_SECS)).await;
+        if edge::fill(p, &key, &json, Some(ORIGINS_CACHE_TTL_SECS))
+            .await
+            .is_ok()
+        {
+            edge::remember(p, &key, Rc::new(Some(origins.clone())));
+        }
     }
     Ok(origins)
 }
@@ -157,8 +164,8 @@ async fn name_taken<P: Platform>(
 async fn write_marker<P: Platform>(p: &P, id: &AppId, status: AppStatus) -> EdgeSync {
     let key = app_marker_key(id);
     let result = match status {
-        AppStatus::Active => p.kv().delete(&key).await,
-        AppStatus::Disabled => p.kv().put(&key, MARKER_DISABLED, None).await,
+        AppStatus::Active => edge::delete(p, &key).await,
+        AppStatus::Disabled => edge::put(p, &key, MARKER_DISABLED, None).await,
     };
     match result {
         Ok(()) => EdgeSync::Synced,

@@ -10,7 +10,7 @@ use super::{
     MAX_ATTEMPTS,
 };
 use crate::audit::{self, Actor, AuditRecord};
-use crate::ports::{Clock, Kv, Platform, Sql, SqlError, Stmt};
+use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 use crate::tenants::EdgeSync;
 
 /// What an operator asks to change (the body of `PATCH /v1/apps/{id}`), parsed. `None` leaves
@@ -202,7 +202,7 @@ impl AppService {
                 None => EdgeSync::Synced,
             };
             if origins_changed {
-                if let Err(error) = p.kv().delete(&origins_cache_key(id)).await {
+                if let Err(error) = crate::edge::delete(p, &origins_cache_key(id)).await {
                     edge = EdgeSync::Pending { error };
                 }
             }

@@ -1,31 +1,22 @@
 //! The per-tenant flag snapshot the edge serves from: built from D1 (the truth), put in KV under
-//! `flags:{tenant id}`, read by the hot path through a short in-isolate cache (FR-FLAG-002).
+//! `flags:{tenant id}`, read by the hot path through the isolate's memory ([`crate::edge`], FR-FLAG-002).
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
 use super::model::{Flag, FlagKey, FlagType};
 use crate::apps::AppId;
-use crate::ports::{Clock, Kv, KvError, Platform, Row, Sql, SqlError, Stmt};
+use crate::edge;
+use crate::ports::{KvError, Platform, Row, Sql, SqlError, Stmt};
 use crate::tenants::TenantId;
 
 /// Layout version of [`Snapshot`]; a snapshot of another version is rebuilt.
 const SNAPSHOT_VERSION: u8 = 1;
 
-/// How long an isolate serves a snapshot from memory before reading KV again (ms). Together
-/// with Workers KV's own edge cache (60 s) this bounds how long another isolate may serve a
-/// changed flag's old value; the isolate that wrote the change drops its copy at once.
-pub const ISOLATE_TTL_MS: i64 = 5_000;
-
 /// KV `cacheTtl` of snapshot reads (s): Workers KV's minimum, so a change reaches every edge
 /// location within about a minute.
 pub const KV_CACHE_TTL_SECS: u32 = 60;
-
-/// Most snapshots one isolate keeps in memory.
-const ISOLATE_CAPACITY: usize = 1_000;
 
 /// How often a publication that lost a race republishes the latest version.
 const MAX_PUBLISH_ATTEMPTS: usize = 3;
@@ -181,7 +172,7 @@ pub async fn publish<P: Platform>(p: &P, tenant: &TenantId) -> Result<Published,
     let mut outcome = Published::Removed;
     for _ in 0..MAX_PUBLISH_ATTEMPTS {
         let Some(snapshot) = build(p, tenant).await? else {
-            p.kv().delete(&snapshot_key(tenant)).await?;
+            edge::delete(p, &snapshot_key(tenant)).await?;
             p.sql()
                 .execute(
                     Stmt::new(
@@ -195,7 +186,7 @@ pub async fn publish<P: Platform>(p: &P, tenant: &TenantId) -> Result<Published,
         };
         let json = serde_json::to_vec(&snapshot)
             .map_err(|e| KvError::Other(format!("cannot serialise a flag snapshot: {e}")))?;
-        p.kv().put(&snapshot_key(tenant), &json, None).await?;
+        edge::put(p, &snapshot_key(tenant), &json, None).await?;
         let recorded = p
             .sql()
             .execute(
@@ -264,23 +255,9 @@ pub async fn reconcile<P: Platform>(p: &P, limit: u32) -> Result<(u32, Vec<Strin
     Ok((done, errors))
 }
 
-thread_local! {
-    /// Snapshots this isolate read recently: tenant → (read at, snapshot). Workers run one
-    /// request at a time per isolate thread; Spin instantiates per request, so there it is empty.
-    static ISOLATE: RefCell<HashMap<TenantId, (i64, Rc<Snapshot>)>> = RefCell::new(HashMap::new());
-}
-
-/// Drops every snapshot this isolate holds (tests share threads, and seeded ids repeat).
-#[cfg(test)]
-pub fn clear_isolate() {
-    ISOLATE.with(|c| c.borrow_mut().clear());
-}
-
 /// Drops this isolate's copy of a tenant's snapshot.
 pub fn forget(tenant: &TenantId) {
-    ISOLATE.with(|c| {
-        c.borrow_mut().remove(tenant);
-    });
+    edge::forget(&snapshot_key(tenant));
 }
 
 /// Why the hot path has no snapshot to serve.
@@ -291,55 +268,34 @@ pub enum LoadError {
     Unavailable(String),
 }
 
-/// The snapshot of a tenant for the hot path: from this isolate's memory if read within
-/// [`ISOLATE_TTL_MS`], else from KV (with `cacheTtl`); a missing or outdated KV snapshot is
+/// The snapshot of a tenant for the hot path: held in the isolate's memory within the bounds of
+/// [`crate::edge`], else read from KV (with `cacheTtl`); a missing or outdated KV snapshot is
 /// rebuilt from D1 and published (the only D1 read of the path, once per tenant). `None` when
 /// the tenant has no snapshot and D1 does not know it.
 pub async fn load<P: Platform>(
     p: &P,
     tenant: &TenantId,
 ) -> Result<Option<Rc<Snapshot>>, LoadError> {
-    let now = p.clock().now_ms();
-    let cached = ISOLATE.with(|c| {
-        c.borrow()
-            .get(tenant)
-            .filter(|(at, _)| now.saturating_sub(*at) < ISOLATE_TTL_MS && *at <= now)
-            .map(|(_, s)| Rc::clone(s))
-    });
-    if let Some(s) = cached {
-        return Ok(Some(s));
+    let key = snapshot_key(tenant);
+    let held = edge::read(p, &key, Some(KV_CACHE_TTL_SECS), |v| {
+        v.and_then(|bytes| serde_json::from_slice::<Snapshot>(&bytes).ok())
+            .filter(|s| s.v == SNAPSHOT_VERSION && &s.tenant_id == tenant)
+            .map(Rc::new)
+    })
+    .await
+    .map_err(|e| LoadError::Unavailable(e.to_string()))?;
+    if let Some(s) = held.as_ref() {
+        return Ok(Some(Rc::clone(s)));
     }
-    let from_kv = p
-        .kv()
-        .get(&snapshot_key(tenant), Some(KV_CACHE_TTL_SECS))
+    let built = build(p, tenant)
         .await
-        .map_err(|e| LoadError::Unavailable(e.to_string()))?
-        .and_then(|bytes| serde_json::from_slice::<Snapshot>(&bytes).ok())
-        .filter(|s| s.v == SNAPSHOT_VERSION && &s.tenant_id == tenant);
-    let snapshot = match from_kv {
-        Some(s) => s,
-        None => {
-            let built = build(p, tenant)
-                .await
-                .map_err(|e| LoadError::Unavailable(e.to_string()))?;
-            let Some(s) = built else {
-                return Ok(None);
-            };
-            // Best effort: the next request of any isolate then finds it in KV.
-            let _ = publish(p, tenant).await;
-            s
-        }
+        .map_err(|e| LoadError::Unavailable(e.to_string()))?;
+    let Some(snapshot) = built else {
+        return Ok(None);
     };
+    // Best effort: the next request of any isolate then finds it in KV.
+    let _ = publish(p, tenant).await;
     let snapshot = Rc::new(snapshot);
-    ISOLATE.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.len() >= ISOLATE_CAPACITY {
-            c.retain(|_, (at, _)| now.saturating_sub(*at) < ISOLATE_TTL_MS);
-            if c.len() >= ISOLATE_CAPACITY {
-                c.clear();
-            }
-        }
-        c.insert(tenant.clone(), (now, Rc::clone(&snapshot)));
-    });
+    edge::remember(p, &key, Rc::new(Some(Rc::clone(&snapshot))));
     Ok(Some(snapshot))
 }

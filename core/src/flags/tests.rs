@@ -86,7 +86,7 @@ async fn versions(p: &TestPlatform, t: &TenantId) -> (i64, i64) {
 #[test]
 fn fr_flag_001_set_versions_audits_and_publishes() {
     block_on(async {
-        snapshot::clear_isolate();
+        crate::edge::clear_isolate();
         let p = TestPlatform::new().await;
         seed(&p);
         let t = tenant(&p, "acme").await;
@@ -153,7 +153,7 @@ fn fr_flag_001_set_versions_audits_and_publishes() {
 #[test]
 fn remove_reverts_to_the_plan_default() {
     block_on(async {
-        snapshot::clear_isolate();
+        crate::edge::clear_isolate();
         let p = TestPlatform::new().await;
         seed(&p);
         let t = tenant(&p, "acme").await;
@@ -220,7 +220,7 @@ fn remove_reverts_to_the_plan_default() {
 #[test]
 fn changes_follow_the_tenant_lifecycle() {
     block_on(async {
-        snapshot::clear_isolate();
+        crate::edge::clear_isolate();
         let p = TestPlatform::new().await;
         seed(&p);
         let t = tenant(&p, "acme").await;
@@ -269,7 +269,7 @@ fn changes_follow_the_tenant_lifecycle() {
 #[test]
 fn fr_flag_002_reconciler_repairs_a_failed_snapshot_write() {
     block_on(async {
-        snapshot::clear_isolate();
+        crate::edge::clear_isolate();
         let inner = TestPlatform::new().await;
         seed(&inner);
         let p = FaultyPlatform::over(inner);
@@ -320,7 +320,7 @@ fn fr_flag_002_reconciler_repairs_a_failed_snapshot_write() {
 #[test]
 fn load_serves_from_the_isolate_and_refills_from_d1() {
     block_on(async {
-        snapshot::clear_isolate();
+        crate::edge::clear_isolate();
         let inner = TestPlatform::new().await;
         seed(&inner);
         let p = FaultyPlatform::over(inner);
@@ -352,11 +352,16 @@ fn load_serves_from_the_isolate_and_refills_from_d1() {
         assert_eq!(rebuilt.version, after.version);
         assert!(kv_snapshot(&p.kv, &t).await.is_some());
 
-        // Past the isolate TTL, KV is read again.
-        p.inner.clock.advance(snapshot::ISOLATE_TTL_MS);
+        // While the change may still be propagating, a second later the isolate reads the
+        // change epoch and the snapshot again; once settled, only the epoch, once a second.
+        p.inner.clock.advance(crate::edge::PROPAGATION_MS);
         let reads = p.kv.reads.get();
         snapshot::load(&p, &t).await.unwrap().unwrap();
-        assert_eq!(p.kv.reads.get(), reads + 1);
+        assert_eq!(p.kv.reads.get(), reads + 2);
+        p.inner.clock.advance(crate::edge::FRESHNESS_MS);
+        snapshot::load(&p, &t).await.unwrap().unwrap();
+        snapshot::load(&p, &t).await.unwrap().unwrap();
+        assert_eq!(p.kv.reads.get(), reads + 3);
 
         let unknown = TenantId::parse("00000000-0000-4000-8000-000000000000").unwrap();
         assert_eq!(snapshot::load(&p, &unknown).await.unwrap(), None);
@@ -367,7 +372,7 @@ fn load_serves_from_the_isolate_and_refills_from_d1() {
 #[test]
 fn the_snapshot_follows_the_tenant_apps() {
     block_on(async {
-        snapshot::clear_isolate();
+        crate::edge::clear_isolate();
         let p = TestPlatform::new().await;
         seed(&p);
         let t = tenant(&p, "acme").await;

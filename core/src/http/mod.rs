@@ -24,6 +24,8 @@ mod webauthn;
 
 #[cfg(test)]
 mod api_tests;
+#[cfg(test)]
+mod hot_path_tests;
 
 use ::http::{header, HeaderValue, Method, StatusCode};
 use serde_json::json;

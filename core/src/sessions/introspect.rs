@@ -4,7 +4,8 @@
 
 use super::{session_marker_key, user_marker_key};
 use crate::apps::join2;
-use crate::ports::{Clock, Kv, KvError, Platform, SqlError};
+use crate::edge;
+use crate::ports::{Clock, KvError, Platform, SqlError};
 use crate::tenants::{tenant_edge_status, TenantId};
 use crate::tokens::{access, AccessClaims, VerifyTokenError};
 
@@ -83,17 +84,19 @@ pub async fn check_token_with<P: Platform>(
         })?;
     let tenant =
         TenantId::parse(&claims.tid).map_err(|_| AccessError::Invalid("token_malformed"))?;
-    // The three markers are read at once (one KV round trip of latency on Workers).
+    // The three markers, held in the isolate within the bounds of `crate::edge`, else read at
+    // once (one KV round trip of latency on Workers).
+    let present = |v: Option<Vec<u8>>| v.is_some();
     let (session, (user, tenant)) = join2(
-        p.kv().get(&session_marker_key(&claims.sid), None),
+        edge::read(p, &session_marker_key(&claims.sid), None, present),
         join2(
-            p.kv().get(&user_marker_key(&claims.sub), None),
+            edge::read(p, &user_marker_key(&claims.sub), None, present),
             tenant_edge_status(p, &tenant),
         ),
     )
     .await;
     // Any marker value refuses (fail closed); a failed read is an error, never "active".
-    if session?.is_some() || user?.is_some() || !tenant?.is_active() {
+    if *session? || *user? || !tenant?.is_active() {
         return Err(AccessError::Revoked);
     }
     Ok(claims)

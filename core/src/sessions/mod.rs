@@ -35,7 +35,7 @@ use serde::Serialize;
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::ids;
-use crate::ports::{Clock, Kv, KvError, Platform, Sql, SqlError, Stmt};
+use crate::ports::{Clock, KvError, Platform, Sql, SqlError, Stmt};
 use crate::tokens::{self, access, AccessClaims, SigningKeyError, ACCESS_TOKEN_TTL_SECS};
 
 /// How long a session's refresh token stays usable without being rotated: 30 days.
@@ -247,14 +247,9 @@ pub(crate) async fn mark_sessions_revoked<P: Platform>(
 ) -> Result<(), KvError> {
     let mut result = Ok(());
     for sid in sids {
-        if let Err(e) = p
-            .kv()
-            .put(
-                &session_marker_key(sid),
-                b"revoked",
-                Some(SESSION_MARKER_TTL_SECS),
-            )
-            .await
+        let marker = session_marker_key(sid);
+        if let Err(e) =
+            crate::edge::put(p, &marker, b"revoked", Some(SESSION_MARKER_TTL_SECS)).await
         {
             result = Err(e);
         }

@@ -294,7 +294,8 @@ fn uc_logout_revokes_the_session_at_once() {
     });
 }
 
-/// A disabled user's tokens are inactive at once (the `user:{id}:status` marker).
+/// A disabled user's tokens are inactive at once in the isolate that wrote the
+/// `user:{id}:status` marker.
 #[test]
 fn a_user_status_marker_deactivates_tokens() {
     block_on(async {
@@ -304,8 +305,7 @@ fn a_user_status_marker_deactivates_tokens() {
             .await
             .unwrap()
             .unwrap();
-        f.p.kv
-            .put(&user_marker_key(&c.sub), b"disabled", None)
+        crate::edge::put(&f.p, &user_marker_key(&c.sub), b"disabled", None)
             .await
             .unwrap();
         assert_eq!(

@@ -7,7 +7,8 @@
 //! ([`EdgeSync::Pending`]) is retried. A reconciler that repairs markers from D1 is a later job.
 
 use crate::audit::{self, Actor, AuditRecord};
-use crate::ports::{Clock, Kv, KvError, Platform, Sql, SqlError, Stmt};
+use crate::edge;
+use crate::ports::{Clock, KvError, Platform, Sql, SqlError, Stmt};
 
 use super::model::{SuspensionReason, Tenant, TenantId, TenantStatus};
 use super::{edge_marker_key, load, resource, TenantService, MAX_ATTEMPTS};
@@ -63,26 +64,22 @@ pub struct StatusChange {
     pub edge: EdgeSync,
 }
 
-/// Reads a tenant's status from KV only (hot path: token introspection, flag reads, sign-in).
-/// No marker is [`EdgeStatus::Active`]; an unrecognised marker value refuses (fail closed).
-/// Reads use KV's default edge caching: a change reaches every location within KV's
-/// propagation delay (about a minute on Workers).
+/// Reads a tenant's status from its KV marker only (hot path: token introspection, flag reads,
+/// sign-in), held in the isolate within the bounds of [`crate::edge`]. No marker is
+/// [`EdgeStatus::Active`]; an unrecognised marker value refuses (fail closed).
 pub async fn tenant_edge_status<P: Platform>(
     p: &P,
     tenant_id: &TenantId,
 ) -> Result<EdgeStatus, KvError> {
-    Ok(
-        match p
-            .kv()
-            .get(&edge_marker_key(tenant_id), None)
-            .await?
-            .as_deref()
-        {
+    let status = edge::read(p, &edge_marker_key(tenant_id), None, |v| {
+        match v.as_deref() {
             None => EdgeStatus::Active,
             Some(MARKER_DELETED) => EdgeStatus::Deleted,
             Some(_) => EdgeStatus::Suspended,
-        },
-    )
+        }
+    })
+    .await?;
+    Ok(*status)
 }
 
 /// Declares a lifecycle error enum with the shared variants and their codes.
@@ -236,9 +233,9 @@ pub(super) async fn write_marker<P: Platform>(
 ) -> EdgeSync {
     let key = edge_marker_key(id);
     let result = match marker_of(status) {
-        Marker::Absent => p.kv().delete(&key).await,
-        Marker::Suspended => p.kv().put(&key, MARKER_SUSPENDED, None).await,
-        Marker::Deleted => p.kv().put(&key, MARKER_DELETED, None).await,
+        Marker::Absent => edge::delete(p, &key).await,
+        Marker::Suspended => edge::put(p, &key, MARKER_SUSPENDED, None).await,
+        Marker::Deleted => edge::put(p, &key, MARKER_DELETED, None).await,
     };
     match result {
         Ok(()) => EdgeSync::Synced,

@@ -6,6 +6,8 @@
 //! Verifiers read the published public keys from a KV copy of the JWKS (`signing:jwks`),
 //! rewritten on every rotation; an unknown `kid` falls back to D1 once.
 
+use std::rc::Rc;
+
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -14,8 +16,9 @@ use super::master_key::{MasterKey, MasterKeyError};
 use super::ACCESS_TOKEN_TTL_SECS;
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto::b64url_encode;
+use crate::edge;
 use crate::ids;
-use crate::ports::{Clock, Kv, Platform, Random, Sql, SqlError, Stmt};
+use crate::ports::{Clock, Platform, Random, Sql, SqlError, Stmt};
 
 /// KV key of the cached published key set.
 pub const JWKS_KV_KEY: &str = "signing:jwks";
@@ -288,64 +291,28 @@ pub async fn published_from_sql<P: Platform>(p: &P) -> Result<Vec<PublicJwk>, Sq
         .collect()
 }
 
-/// The published keys: this isolate's copy when under a minute old, else the KV copy, else D1
-/// (and the copies rewritten).
+/// The published keys: held in the isolate's memory within the bounds of [`crate::edge`], else
+/// the KV copy, else D1 (and the KV copy rewritten).
 pub async fn published<P: Platform>(p: &P) -> Result<Vec<PublicJwk>, SqlError> {
-    let now = p.clock().now_ms();
-    if let Some(keys) = memory::get(now) {
-        return Ok(keys);
-    }
-    if let Ok(Some(bytes)) = p.kv().get(JWKS_KV_KEY, Some(60)).await {
-        if let Ok(keys) = serde_json::from_slice::<Vec<PublicJwk>>(&bytes) {
-            memory::put(now, &keys);
-            return Ok(keys);
-        }
+    let held = edge::read(p, JWKS_KV_KEY, Some(60), |v| {
+        v.and_then(|bytes| serde_json::from_slice::<Vec<PublicJwk>>(&bytes).ok())
+    })
+    .await;
+    if let Ok(Some(keys)) = held.as_deref() {
+        return Ok(keys.clone());
     }
     let keys = published_from_sql(p).await?;
-    put_cache(p, &keys).await;
+    if let Ok(bytes) = serde_json::to_vec(&keys) {
+        // Nothing changed: this is the cache of what D1 holds. A failed write only costs the
+        // next verifier a D1 read.
+        if edge::fill(p, JWKS_KV_KEY, &bytes, Some(JWKS_KV_TTL_SECS))
+            .await
+            .is_ok()
+        {
+            edge::remember(p, JWKS_KV_KEY, Rc::new(Some(keys.clone())));
+        }
+    }
     Ok(keys)
-}
-
-/// The key set kept in the isolate between requests (wasm only: one isolate serves one
-/// deployment, while native tests run many platforms in one process). An unknown `kid` still
-/// falls back to D1, so a rotation elsewhere is seen at once; a retirement within a minute.
-#[cfg(target_arch = "wasm32")]
-mod memory {
-    use std::sync::Mutex;
-
-    use super::PublicJwk;
-
-    const TTL_MS: i64 = 60_000;
-    static KEYS: Mutex<Option<(i64, Vec<PublicJwk>)>> = Mutex::new(None);
-
-    pub fn get(now: i64) -> Option<Vec<PublicJwk>> {
-        let guard = KEYS.lock().ok()?;
-        let (at, keys) = guard.as_ref()?;
-        (now - at < TTL_MS && now >= *at).then(|| keys.clone())
-    }
-
-    pub fn put(now: i64, keys: &[PublicJwk]) {
-        if let Ok(mut guard) = KEYS.lock() {
-            *guard = Some((now, keys.to_vec()));
-        }
-    }
-
-    pub fn clear() {
-        if let Ok(mut guard) = KEYS.lock() {
-            *guard = None;
-        }
-    }
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-mod memory {
-    use super::PublicJwk;
-
-    pub fn get(_now: i64) -> Option<Vec<PublicJwk>> {
-        None
-    }
-    pub fn put(_now: i64, _keys: &[PublicJwk]) {}
-    pub fn clear() {}
 }
 
 /// The published key named `kid`: the KV copy first, D1 when the copy does not know it (a
@@ -367,13 +334,12 @@ async fn refresh_jwks_cache<P: Platform>(p: &P) {
     }
 }
 
+/// Rewrites the KV copy of the key set after a rotation or retirement and announces it: every
+/// isolate serves the new set within the bounds of [`crate::edge`].
 async fn put_cache<P: Platform>(p: &P, keys: &[PublicJwk]) {
-    memory::clear();
     if let Ok(bytes) = serde_json::to_vec(keys) {
-        // A failed write only costs the next verifier a D1 read.
-        let _ = p
-            .kv()
-            .put(JWKS_KV_KEY, &bytes, Some(JWKS_KV_TTL_SECS))
-            .await;
+        // A failed write leaves the KV copy to its TTL: verifiers fall back to D1 for a `kid`
+        // they do not know, and the JWKS document catches up when the copy expires.
+        let _ = edge::put(p, JWKS_KV_KEY, &bytes, Some(JWKS_KV_TTL_SECS)).await;
     }
 }

@@ -14,7 +14,8 @@ use serde::Serialize;
 
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
-use crate::ports::{Clock, Kv, Platform, Random, Row, Sql, SqlError, Stmt};
+use crate::edge;
+use crate::ports::{Clock, Platform, Random, Row, Sql, SqlError, Stmt};
 use crate::sessions::{
     active_sids, mark_sessions_revoked, user_marker_key, SESSION_MARKER_TTL_SECS,
 };
@@ -702,11 +703,9 @@ pub async fn update_user<P: Platform>(
     if status_changed {
         let marker = user_marker_key(user_id);
         let r = if new_status == UserStatus::Disabled {
-            p.kv()
-                .put(&marker, b"disabled", Some(SESSION_MARKER_TTL_SECS))
-                .await
+            edge::put(p, &marker, b"disabled", Some(SESSION_MARKER_TTL_SECS)).await
         } else {
-            p.kv().delete(&marker).await
+            edge::delete(p, &marker).await
         };
         edge = edge.and(r);
     }
@@ -899,14 +898,13 @@ pub async fn erase_user<P: Platform>(
         }
         return Err(UserAdminError::ConcurrentChange);
     }
-    let marker = p
-        .kv()
-        .put(
-            &user_marker_key(user_id),
-            b"deleted",
-            Some(SESSION_MARKER_TTL_SECS),
-        )
-        .await;
+    let marker = edge::put(
+        p,
+        &user_marker_key(user_id),
+        b"deleted",
+        Some(SESSION_MARKER_TTL_SECS),
+    )
+    .await;
     marker
         .and(mark_sessions_revoked(p, &sids).await)
         .map_err(|e| UserAdminError::EdgePending(e.to_string()))?;

@@ -1,0 +1,242 @@
+//! The edge's hot paths in steady state (NFR-PERF-001, FR-FLAG-002, NFR-PERF-004): once an
+//! isolate is warm and nothing changed, they answer from its memory with no call to any store,
+//! and a change reaches them within the bounds of [`crate::edge`].
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use futures_executor::block_on;
+use serde_json::{json, Value};
+
+use super::{handle, Request, Response};
+use crate::apps::{AllowedOrigin, AppName, AppService, IssueKey, KeyKind, RegisterApp, ScopeSet};
+use crate::audit::Actor;
+use crate::edge::{self, FRESHNESS_MS, PROPAGATION_MS};
+use crate::flags::{FlagDefinition, FlagKey, FlagService, FlagType};
+use crate::sessions::{self, LoginRequest};
+use crate::tenants::{
+    Email, Plan, ProvisionTenant, TenantDomain, TenantId, TenantName, TenantService,
+};
+use crate::testing::{FaultyPlatform, TestPlatform};
+use crate::tokens::master_key::MASTER_KEY_SECRET;
+use crate::users;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A warm edge: an app-wide key, a tenant with 5 flags, one with 100, a signed-in owner.
+struct Edge {
+    p: FaultyPlatform,
+    key: String,
+    five: TenantId,
+    hundred: TenantId,
+    token: String,
+}
+
+fn op() -> Actor {
+    Actor::operator("op-1")
+}
+
+/// Provisions `domain` with the app enabled and `flags` boolean flags; returns the tenant and
+/// the owner's invitation token.
+async fn tenant(p: &FaultyPlatform, domain: &str, app: &str, flags: usize) -> (TenantId, String) {
+    let req = ProvisionTenant {
+        name: TenantName::parse(&format!("{domain} Inc")).unwrap(),
+        domain: TenantDomain::parse(domain).unwrap(),
+        plan: Plan::parse("free").unwrap(),
+        owner_email: Email::parse(&format!("owner@{domain}.test")).unwrap(),
+        apps: vec![app.to_owned()],
+    };
+    let out = TenantService::provision(p, &op(), req, None, "r", "https://e.test")
+        .await
+        .unwrap()
+        .provisioned;
+    let rules = json!([{"conditions": [{"attribute": "country", "op": "in", "values": ["DE", "FR"]}], "value": false}]);
+    for i in 0..flags {
+        let def = FlagDefinition::new(
+            FlagType::Boolean,
+            json!(true),
+            true,
+            None,
+            serde_json::from_value(rules.clone()).unwrap(),
+        )
+        .unwrap();
+        let key = FlagKey::parse(&format!("flag_{i:03}")).unwrap();
+        FlagService::set(p, &op(), &out.tenant.id, &key, &def, "r")
+            .await
+            .unwrap();
+    }
+    let invitation = out.invitation_link.split_once("token=").unwrap().1;
+    (out.tenant.id, invitation.to_owned())
+}
+
+async fn warm_edge() -> Edge {
+    let inner = TestPlatform::new().await;
+    inner.secrets.set("EDGEPLANE_ENV", "development");
+    inner
+        .secrets
+        .set(MASTER_KEY_SECRET, &STANDARD.encode([3u8; 32]));
+    let p = FaultyPlatform::over(inner);
+    let app = AppService::register(
+        &p,
+        &op(),
+        RegisterApp {
+            name: AppName::parse("CRM").unwrap(),
+            redirect_uris: vec![],
+            allowed_origins: vec![AllowedOrigin::parse("https://crm.example").unwrap()],
+        },
+        "r",
+    )
+    .await
+    .unwrap();
+    let issued = AppService::issue_key(
+        &p,
+        &op(),
+        &app.id,
+        IssueKey {
+            scopes: ScopeSet::parse(&["flags:read", "token:introspect"]).unwrap(),
+            tenant_id: None,
+            expires_at: None,
+            kind: KeyKind::Server,
+            name: None,
+        },
+        "r",
+    )
+    .await
+    .unwrap();
+    let (five, invitation) = tenant(&p, "five", app.id.as_str(), 5).await;
+    let (hundred, _) = tenant(&p, "hundred", app.id.as_str(), 100).await;
+    users::accept_invitation(&p, &invitation, PASSWORD, "r")
+        .await
+        .unwrap();
+    let login = LoginRequest {
+        tenant: TenantDomain::parse("five").unwrap(),
+        email: Email::parse("owner@five.test").unwrap(),
+        password: PASSWORD.into(),
+        client: Some("203.0.113.9".into()),
+    };
+    let token = sessions::login(&p, &login, "r").await.unwrap().access_token;
+    Edge {
+        p,
+        key: issued.secret,
+        five,
+        hundred,
+        token,
+    }
+}
+
+/// Every hot route, as a managed app or a token verifier calls it: a name and a request.
+fn hot_routes(e: &Edge) -> Vec<(&'static str, Request)> {
+    let bearer = format!("Bearer {}", e.key);
+    let ofrep = |tenant: &TenantId| {
+        let body = json!({"context": {"targetingKey": "user-1", "tenantId": tenant.as_str(), "country": "DE"}});
+        ::http::Request::post("/ofrep/v1/evaluate/flags")
+            .header("authorization", &bearer)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .unwrap()
+    };
+    let get = |uri: &str| ::http::Request::get(uri).body(Vec::new()).unwrap();
+    vec![
+        ("GET /health", get("/health")),
+        ("GET /.well-known/jwks.json", get("/.well-known/jwks.json")),
+        (
+            "GET /.well-known/openid-configuration",
+            get("/.well-known/openid-configuration"),
+        ),
+        ("OFREP bulk, 5 flags", ofrep(&e.five)),
+        ("OFREP bulk, 100 flags", ofrep(&e.hundred)),
+        (
+            "GET /v1/flags",
+            ::http::Request::get(format!("/v1/flags?tenant={}", e.five))
+                .header("authorization", &bearer)
+                .body(Vec::new())
+                .unwrap(),
+        ),
+        (
+            "POST /oauth/introspect",
+            ::http::Request::post("/oauth/introspect")
+                .header("authorization", &bearer)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("token={}", e.token).into_bytes())
+                .unwrap(),
+        ),
+    ]
+}
+
+fn body(resp: &Response) -> Value {
+    serde_json::from_slice(resp.body()).unwrap_or(Value::Null)
+}
+
+/// Serves every hot route once, checking each answered as a live app expects.
+async fn serve_all(e: &Edge) -> Vec<(&'static str, Response)> {
+    let mut out = Vec::new();
+    for (name, req) in hot_routes(e) {
+        let resp = handle(&e.p, req).await;
+        assert_eq!(resp.status(), 200, "{name}: {}", body(&resp));
+        out.push((name, resp));
+    }
+    out
+}
+
+#[test]
+fn nfr_perf_001_warm_hot_paths_make_no_storage_call() {
+    block_on(async {
+        let e = warm_edge().await;
+        // The set-up's changes settled long ago; the isolate warms up once.
+        e.p.inner.clock.advance(PROPAGATION_MS);
+        for (name, resp) in serve_all(&e).await {
+            if name.starts_with("OFREP") {
+                assert_eq!(
+                    body(&resp)["flags"][0]["value"],
+                    false,
+                    "{name}: rules applied"
+                );
+            }
+            if name == "POST /oauth/introspect" {
+                assert_eq!(body(&resp)["active"], true);
+            }
+        }
+        e.p.take_storage_calls();
+        e.p.kv.read_keys.take();
+        for round in 0..3 {
+            for (name, req) in hot_routes(&e) {
+                let resp = handle(&e.p, req).await;
+                assert_eq!(resp.status(), 200, "{name}");
+                assert_eq!(e.p.take_storage_calls(), 0, "{name}, warm round {round}");
+            }
+            e.p.inner.clock.advance(FRESHNESS_MS / 4);
+        }
+        // A second on: the isolate reads the change epoch once, whatever it serves, and keeps
+        // everything else it holds.
+        e.p.inner.clock.advance(FRESHNESS_MS);
+        serve_all(&e).await;
+        serve_all(&e).await;
+        assert_eq!(e.p.kv.read_keys.take(), vec![edge::EPOCH_KEY]);
+        assert_eq!(e.p.take_storage_calls(), 1);
+    });
+}
+
+#[test]
+fn nfr_perf_001_a_change_elsewhere_reaches_a_warm_isolate_within_a_second() {
+    block_on(async {
+        let e = warm_edge().await;
+        e.p.inner.clock.advance(PROPAGATION_MS);
+        serve_all(&e).await;
+        // Another isolate of the location suspends the tenant of the signed-in owner.
+        edge::in_other_isolate(async {
+            TenantService::suspend(&e.p, &op(), &e.five, None, "r")
+                .await
+                .unwrap();
+        })
+        .await;
+        let introspect = || {
+            let (_, req) = hot_routes(&e).pop().unwrap();
+            handle(&e.p, req)
+        };
+        e.p.inner.clock.advance(FRESHNESS_MS - 1);
+        let held = introspect().await;
+        assert_eq!(body(&held)["active"], true, "held within the bound");
+        e.p.inner.clock.advance(1);
+        let seen = introspect().await;
+        assert_eq!(body(&seen)["active"], false, "not a moment past it");
+    });
+}
