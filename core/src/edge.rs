@@ -4,7 +4,9 @@
 //! Every write of such a value goes through [`put`] or [`delete`], which write KV and then
 //! announce the change by writing a new value to one KV key, the change epoch. Readers go
 //! through [`read`]: a value read once is served from memory, and the isolate reads the epoch at
-//! most once per [`FRESHNESS_MS`]; when the epoch moved, it drops everything it holds. So in
+//! most once per [`FRESHNESS_MS`]; when the epoch moved, it drops everything it read before the
+//! change (an isolate starting up holds what it reads for its first second without reading the
+//! epoch, and drops it at the first read if a change came since). So in
 //! steady state (nothing changed) a hot path makes no storage call, and each isolate makes one
 //! small KV read per second whatever its traffic.
 //!
@@ -42,6 +44,10 @@ pub const MAX_AGE_MS: i64 = 300_000;
 /// The KV key of the change epoch: `{writer's clock in ms}:{random hex}`.
 pub const EPOCH_KEY: &str = "edge:epoch";
 
+/// How far apart two isolates' clocks may be (ms): a value read this long after a change was
+/// announced is known to show it.
+const CLOCK_SKEW_MS: i64 = 1_000;
+
 /// Most values one isolate holds; past it, it starts afresh.
 const CAPACITY: usize = 20_000;
 
@@ -54,6 +60,10 @@ struct Entry {
 /// What the isolate holds and what it knows of the epoch.
 #[derive(Default)]
 struct Held {
+    /// Whether the isolate served a read yet. Its first second it holds what it reads for
+    /// [`FRESHNESS_MS`] without reading the epoch at all: nothing it holds is older, and an
+    /// instance that lives for one request (Spin) never pays for the epoch.
+    started: bool,
     /// The epoch last read (`Some(None)`: no change was ever announced); `None` before the first
     /// read.
     epoch: Option<Option<Vec<u8>>>,
@@ -180,11 +190,34 @@ pub fn forget(key: &str) {
 
 /// Writes a new change epoch. This isolate keeps the epoch it last read, so its next check
 /// drops what it holds too (a change another isolate announced just before is not missed).
+///
+/// Workers KV takes one write a second per key, so when changes come faster, a write of the
+/// epoch is refused because another isolate announced a change within the second. That
+/// announcement covers this change too, within one more second: every isolate that sees it
+/// drops what it read before it, and holds what it reads in the next 65 s for a second only, so
+/// a value read before this change is read again at most a second after the winner's
+/// announcement, which is at most a second before this change was written. So a refused write
+/// with an epoch under a second old is success (the bound is then 2 s); anything else is
+/// reported.
 async fn announce<P: Platform>(p: &P) -> Result<(), KvError> {
     let mut nonce = [0u8; 8];
     p.random().fill(&mut nonce);
-    let value = format!("{}:{}", p.clock().now_ms(), crate::crypto::hex(&nonce));
-    p.kv().put(EPOCH_KEY, value.as_bytes(), None).await
+    let now = p.clock().now_ms();
+    let value = format!("{now}:{}", crate::crypto::hex(&nonce));
+    let refused = match p.kv().put(EPOCH_KEY, value.as_bytes(), None).await {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    let latest = p.kv().get(EPOCH_KEY, None).await;
+    let now = p.clock().now_ms();
+    match latest {
+        Ok(Some(v))
+            if written_at(&v).is_some_and(|at| (0..=FRESHNESS_MS).contains(&(now - at))) =>
+        {
+            Ok(())
+        }
+        _ => Err(refused),
+    }
 }
 
 /// Reads the epoch if it was last read [`FRESHNESS_MS`] ago or more, dropping everything held
@@ -192,11 +225,16 @@ async fn announce<P: Platform>(p: &P) -> Result<(), KvError> {
 /// another request of the isolate is reading the epoch).
 async fn revalidate<P: Platform>(p: &P, now: i64) -> Result<bool, KvError> {
     let due = HELD.with(|h| {
-        let h = h.borrow();
+        let mut h = h.borrow_mut();
+        if !h.started {
+            h.started = true;
+            h.checked_at = now;
+            h.settled_after = i64::MAX;
+        }
         if h.checking {
             return None;
         }
-        Some(h.epoch.is_none() || now < h.checked_at || now - h.checked_at >= FRESHNESS_MS)
+        Some(now < h.checked_at || now - h.checked_at >= FRESHNESS_MS)
     });
     match due {
         None => return Ok(false),
@@ -210,11 +248,16 @@ async fn revalidate<P: Platform>(p: &P, now: i64) -> Result<bool, KvError> {
     HELD.with(|h| {
         let mut h = h.borrow_mut();
         if h.epoch.as_ref() != Some(&epoch) {
-            h.settled_after = match &epoch {
-                None => i64::MIN,
-                Some(v) => written_at(v).unwrap_or(now).saturating_add(PROPAGATION_MS),
+            // The latest change: values read after it (by a margin for the clocks of two
+            // isolates) already show it, and it shows every earlier change too.
+            let changed_at = match &epoch {
+                None => Some(i64::MIN),
+                Some(v) => written_at(v),
             };
-            h.entries.clear();
+            h.settled_after = changed_at.map_or(i64::MAX, |at| at.saturating_add(PROPAGATION_MS));
+            h.entries.retain(|_, e| {
+                changed_at.is_some_and(|at| e.read_at > at.saturating_add(CLOCK_SKEW_MS))
+            });
             h.generation = h.generation.wrapping_add(1);
             h.epoch = Some(epoch);
         }
@@ -302,17 +345,28 @@ mod tests {
             let decodes = Cell::new(0);
             p.inner.kv.put("m", b"x", None).await.unwrap();
             assert_eq!(get(&p, "m", &decodes).await.as_deref(), Some("x"));
-            // The epoch and the key.
-            assert_eq!(p.kv.reads.replace(0), 2);
+            // The key only: a new isolate holds what it reads for a second without the epoch.
+            assert_eq!(p.kv.reads.replace(0), 1);
             for _ in 0..5 {
                 p.inner.clock.advance(100);
                 assert_eq!(get(&p, "m", &decodes).await.as_deref(), Some("x"));
             }
             assert_eq!((p.kv.reads.get(), decodes.get()), (0, 1));
-            // Due: one read of the epoch, which did not move; the value stays held.
+            // Due: the first read of the epoch (no change was ever announced): the value stays
+            // held, and from then on the epoch is read once a second.
             p.inner.clock.advance(600);
             assert_eq!(get(&p, "m", &decodes).await.as_deref(), Some("x"));
             assert_eq!((p.kv.reads.replace(0), decodes.get()), (1, 1));
+            for _ in 0..3 {
+                p.inner.clock.advance(FRESHNESS_MS);
+                assert_eq!(get(&p, "m", &decodes).await.as_deref(), Some("x"));
+            }
+            assert_eq!((p.kv.reads.replace(0), decodes.get()), (3, 1));
+            // A change announced after the value was read drops it at the next check.
+            put(&p, "other", b"y", None).await.unwrap();
+            p.inner.clock.advance(FRESHNESS_MS);
+            assert_eq!(get(&p, "m", &decodes).await.as_deref(), Some("x"));
+            assert_eq!((p.kv.reads.replace(0), decodes.get()), (2, 2));
         });
     }
 
@@ -390,6 +444,39 @@ mod tests {
             p.kv.fail.set(true);
             assert!(put(&p, "k", b"v", None).await.is_err());
             assert!(delete(&p, "k").await.is_err());
+        });
+    }
+
+    #[test]
+    fn an_epoch_write_refused_right_after_another_announcement_is_covered_by_it() {
+        block_on(async {
+            let p = FaultyPlatform::over(TestPlatform::new().await);
+            clear_isolate();
+            let decodes = Cell::new(0);
+            p.inner.kv.put("k", b"old", None).await.unwrap();
+            p.inner.clock.advance(PROPAGATION_MS);
+            assert_eq!(get(&p, "k", &decodes).await.as_deref(), Some("old"));
+            p.inner.clock.advance(FRESHNESS_MS);
+            assert_eq!(get(&p, "k", &decodes).await.as_deref(), Some("old"));
+            // Another isolate announces a change of its own...
+            in_other_isolate(async { put(&p, "other", b"x", None).await.unwrap() }).await;
+            // ...and 600 ms later KV refuses this writer's epoch (one write a second per key):
+            // its change is still announced, by the other one.
+            p.inner.clock.advance(600);
+            in_other_isolate(async {
+                p.kv.fail_writes_to.replace(Some(EPOCH_KEY.to_owned()));
+                put(&p, "k", b"new", None).await.unwrap();
+                p.kv.fail_writes_to.replace(None);
+            })
+            .await;
+            // This isolate sees the winner's epoch, drops what it read before, and holds what
+            // it reads now for a second only: within 2 s of the winner, it serves the change.
+            p.inner.clock.advance(FRESHNESS_MS);
+            assert_eq!(get(&p, "k", &decodes).await.as_deref(), Some("new"));
+            // With no announcement under a second old, a refused epoch write is an error.
+            p.inner.clock.advance(FRESHNESS_MS + 1);
+            p.kv.fail_writes_to.replace(Some(EPOCH_KEY.to_owned()));
+            assert!(put(&p, "k", b"newer", None).await.is_err());
         });
     }
 

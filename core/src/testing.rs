@@ -720,6 +720,9 @@ pub struct FlakyKv {
     pub read_keys: RefCell<Vec<String>>,
     /// Writes and deletes so far.
     pub writes: Cell<usize>,
+    /// Fail writes to this one key while set (Workers KV refuses a second write of a key within
+    /// a second).
+    pub fail_writes_to: RefCell<Option<String>>,
 }
 
 impl Kv for FlakyKv {
@@ -733,6 +736,9 @@ impl Kv for FlakyKv {
     }
     async fn put(&self, key: &str, value: &[u8], ttl: Option<u32>) -> Result<(), KvError> {
         self.writes.set(self.writes.get() + 1);
+        if self.fail_writes_to.borrow().as_deref() == Some(key) {
+            return Err(KvError::Unavailable("429 Too Many Requests".into()));
+        }
         if self.fail.get() {
             return Err(KvError::Unavailable("injected".into()));
         }
@@ -779,6 +785,7 @@ impl FaultyPlatform {
                 reads: Cell::new(0),
                 read_keys: RefCell::new(Vec::new()),
                 writes: Cell::new(0),
+                fail_writes_to: RefCell::new(None),
             },
             events: CountingEventLog {
                 inner: inner.event_log.clone(),

@@ -7,15 +7,15 @@
 //! D1 is the truth. Every change bumps `tenants.flags_version` in the same batch as the flag
 //! row and its audit record, then publishes the tenant's snapshot `{version, apps, flags}` to
 //! KV under `flags:{tenant id}` and records the published version. The hot path reads no D1:
-//! API key (KV-cached record) → snapshot (isolate memory for [`snapshot::ISOLATE_TTL_MS`], else
-//! KV with `cacheTtl` 60 s) → evaluate → respond. The cron reconciler republishes every tenant
-//! whose published version lags (a KV write that failed or raced).
+//! API key (KV-cached record) → snapshot, both held in the isolate's memory ([`crate::edge`],
+//! else KV with `cacheTtl` 60 s) → evaluate → respond. The cron reconciler republishes every
+//! tenant whose published version lags (a KV write that failed or raced).
 //!
 //! # Staleness
 //! The isolate that made a change drops its copy at once, so its next read sees the change.
-//! Another isolate may serve the old snapshot for up to 5 s from memory, and Workers KV may
-//! serve a cached copy at another edge location for up to 60 s: a change reaches every reader
-//! within about 65 s.
+//! The publication announces the change through [`crate::edge`]: another isolate of the location
+//! serves it within a second, and another location within Workers KV's propagation (about a
+//! minute) plus a second.
 
 pub mod eval;
 pub mod limit;

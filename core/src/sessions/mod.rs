@@ -9,7 +9,9 @@
 //! Revocation reaches the edge through KV markers read by introspection (no D1 read there):
 //! `session:{sid}:revoked` (set on logout, reuse, password reset or change; it only needs to
 //! outlive the access tokens of the session), `user:{id}:status` (`disabled`/`deleted`) and the
-//! tenant marker of [`crate::tenants::tenant_edge_status`].
+//! tenant marker of [`crate::tenants::tenant_edge_status`]. All are written and read through
+//! [`crate::edge`]: the isolate that revokes sees it at once, every other isolate of its
+//! location within a second.
 
 mod introspect;
 mod login;

@@ -10,8 +10,9 @@
 //! The edge learns a tenant's status from a KV marker `tenant:{id}:status` (`suspended` or
 //! `deleted`, no TTL; no marker means active), written AFTER the D1 batch: D1 is the truth, and a
 //! failed KV write is reported ([`EdgeSync::Pending`]) so the caller can retry (repeating the
-//! operation is idempotent and rewrites the marker). [`tenant_edge_status`] reads only KV, for
-//! the hot paths (token introspection, flag reads, sign-in).
+//! operation is idempotent and rewrites the marker). [`tenant_edge_status`] reads only KV, held
+//! in the isolate within the bounds of [`crate::edge`], for the hot paths (token introspection,
+//! flag reads, sign-in).
 //!
 //! Domain and SQL only: the HTTP layer parses input with the newtypes of [`model`] and maps the
 //! error enums (each variant has a stable `code()`) to problem details.
