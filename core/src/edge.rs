@@ -493,7 +493,7 @@ mod tests {
             let writer = async {
                 put(&p, "k", b"new", None).await.unwrap();
             };
-            let (seen, ()) = crate::apps::join2(reader, writer).await;
+            let (seen, ()) = crate::kernel::join2(reader, writer).await;
             assert!(seen.is_ok());
             let now = read(&p, "k", None, |v| v).await.unwrap();
             assert_eq!(now.as_deref(), Some(&b"new"[..]));

@@ -40,7 +40,6 @@ pub mod secret;
 mod tenant_apps;
 mod update;
 
-pub(crate) use authn::join2;
 pub use authn::{
     authenticate_app_key, authenticate_app_key_with, AppKeyError, AppKeyPrincipal, CachedKey,
     KEY_CACHE_TTL_SECS,

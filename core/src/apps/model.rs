@@ -7,26 +7,9 @@ use std::net::Ipv6Addr;
 use serde::{Deserialize, Serialize};
 
 use crate::ids;
+pub use crate::kernel::AppId;
+use crate::kernel::{refuse, string_newtype, ParseError, TenantId};
 use crate::ports::{Row, SqlError};
-use crate::tenants::model::{refuse, string_newtype};
-use crate::tenants::{ParseError, TenantId};
-
-string_newtype!(
-    /// A managed app's id (FR-SYS-001): a UUID generated at registration, stored lowercase.
-    AppId
-);
-
-impl AppId {
-    /// Parses a UUID in any case; stores it canonical (lowercase).
-    pub fn parse(raw: &str) -> Result<Self, ParseError> {
-        let s = raw.trim().to_ascii_lowercase();
-        if ids::is_uuid(&s) {
-            Ok(AppId(s))
-        } else {
-            refuse("app id", "must be a UUID")
-        }
-    }
-}
 
 /// Longest app name, in characters.
 pub const MAX_APP_NAME_CHARS: usize = 100;

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::tenants::model::{refuse, string_newtype, ParseError};
+use crate::kernel::{refuse, string_newtype, ParseError};
 
 /// Longest flag key.
 pub const MAX_KEY_LEN: usize = 128;

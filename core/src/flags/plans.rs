@@ -10,8 +10,8 @@ use super::model::{FlagKey, FlagType};
 use super::snapshot;
 use crate::audit::{self, Actor, AuditRecord};
 use crate::ids;
+use crate::kernel::Plan;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
-use crate::tenants::Plan;
 
 /// How many affected tenants a change republishes before answering; the reconciler cron
 /// publishes the rest (their flag-set version was bumped in the batch).

@@ -9,8 +9,8 @@ use super::model::{Flag, FlagDefinition, FlagKey, MAX_FLAGS_PER_TENANT};
 use super::snapshot::{self, flag_from_row, PublishError, Published};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::ids;
+use crate::kernel::TenantId;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
-use crate::tenants::TenantId;
 
 /// How often a change that lost a race is re-read and retried.
 const MAX_ATTEMPTS: usize = 3;

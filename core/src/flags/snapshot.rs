@@ -6,10 +6,10 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 
 use super::model::{Flag, FlagKey, FlagType};
-use crate::apps::AppId;
 use crate::edge;
+use crate::kernel::AppId;
+use crate::kernel::TenantId;
 use crate::ports::{KvError, Platform, Row, Sql, SqlError, Stmt};
-use crate::tenants::TenantId;
 
 /// Layout version of [`Snapshot`]; a snapshot of another version is rebuilt.
 const SNAPSHOT_VERSION: u8 = 1;

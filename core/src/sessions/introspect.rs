@@ -3,8 +3,8 @@
 //! Token introspection (RFC 7662) and the tenant-user routes share it.
 
 use super::{session_marker_key, user_marker_key};
-use crate::apps::join2;
 use crate::edge;
+use crate::kernel::join2;
 use crate::ports::{Clock, KvError, Platform, SqlError};
 use crate::tenants::{tenant_edge_status, TenantId};
 use crate::tokens::{access, AccessClaims, VerifyTokenError};

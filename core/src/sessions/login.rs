@@ -4,8 +4,8 @@
 
 use super::{start, IssueError, SessionUser, TokenPair};
 use crate::audit::{self, Actor, AuditRecord};
+use crate::kernel::{Email, TenantDomain};
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
-use crate::tenants::{Email, TenantDomain};
 use crate::throttle;
 use crate::tokens::SigningKeyError;
 use crate::users::{password, policy};

@@ -10,9 +10,9 @@ use super::admin::{TenantActor, TenantRole};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::ids;
+use crate::kernel::Email;
 use crate::mail;
 use crate::ports::{Clock, MailError, Mailer, Platform, Sql, SqlError, Stmt};
-use crate::tenants::Email;
 
 /// Default validity of an invitation, in days (FR-TENANT-001).
 pub const DEFAULT_EXPIRY_DAYS: u32 = 7;

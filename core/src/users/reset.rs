@@ -4,9 +4,9 @@
 use super::{checked_hash, password, store_password_stmts, PasswordRefused, PolicyRule};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
+use crate::kernel::{Email, TenantDomain};
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 use crate::sessions::{active_sids, mark_sessions_revoked, revoke_user_sessions_stmt};
-use crate::tenants::{Email, TenantDomain};
 use crate::throttle;
 
 /// How long a reset token is valid: one hour.

@@ -1,0 +1,11 @@
+//! The kernel every domain stands on: newtypes and their parse refusal, the shared ids and
+//! names, and small helpers. It depends on nothing above it (ports, ids and crypto beside it).
+
+pub mod future;
+pub mod names;
+pub mod newtype;
+
+pub use future::join2;
+pub use names::{AppId, Email, Plan, TenantDomain, TenantId, MAX_EMAIL_LEN};
+pub use newtype::ParseError;
+pub(crate) use newtype::{refuse, string_newtype};
