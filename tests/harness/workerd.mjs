@@ -5,6 +5,7 @@
 //
 //   node tests/harness/workerd.mjs --state <fresh dir> [--var NAME=value]... [--max-seconds 1800]
 //                                  [--port 0] [--script worker/build/index.js]
+//                                  [--floor bench/floor-worker.js]
 //
 // Bindings, ids and the compatibility date come from wrangler.toml, so the local runtime matches
 // `wrangler dev`: D1 `DB`, KV `FLAGS`, R2 `ARCHIVE`, Durable Object `EVENTS` (SQLite storage).
@@ -17,6 +18,12 @@
 // `wrangler d1 migrations apply DB --local` does. Then it prints exactly one line to stdout:
 //   {"url":"http://127.0.0.1:PORT"}
 // Everything else (Miniflare's log, the worker's console output) goes to stderr.
+// With --floor <script.js>, the same Miniflare also serves that plain JS module worker (no
+// bindings) on a socket of its own, for benchmarks that compare Edgeplane with the runtime's
+// floor. Edgeplane then gets a socket of its own too, so both can be reached without Miniflare's
+// entry worker (a hop that costs about as much CPU as the floor itself and that Workers does
+// not have), and the ready line names both:
+//   {"url":"...","direct_url":"http://127.0.0.1:PORT","floor_url":"http://127.0.0.1:PORT"}
 // It disposes Miniflare and exits on stdin EOF, SIGTERM/SIGINT, or after --max-seconds.
 // Any failure before readiness exits 1 without printing the ready line.
 
@@ -51,6 +58,7 @@ function parseArgs(argv) {
     port: 0,
     script: path.join(REPO_ROOT, "worker", "build", "index.js"),
     verbose: false,
+    floor: undefined,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -87,11 +95,16 @@ function parseArgs(argv) {
       case "--verbose":
         opts.verbose = true;
         break;
+      case "--floor":
+        opts.floor = path.resolve(value());
+        if (!fs.existsSync(opts.floor)) fail(`--floor ${opts.floor} does not exist`);
+        break;
       case "-h":
       case "--help":
         process.stderr.write(
           "usage: node tests/harness/workerd.mjs --state <dir> [--var NAME=value]... " +
-            "[--max-seconds N] [--port N] [--script path/to/index.js] [--verbose]\n",
+            "[--max-seconds N] [--port N] [--script path/to/index.js] [--verbose] " +
+            "[--floor path/to/worker.js]\n",
         );
         process.exit(0);
         break;
@@ -265,6 +278,38 @@ function forwardToStderr(stream) {
   });
 }
 
+/** The name of the floor worker that --floor adds. */
+const FLOOR_WORKER = "floor";
+
+/** Miniflare's options that belong to the instance rather than to one worker. */
+const SHARED_OPTIONS = new Set([
+  "host", "port", "cf", "log", "logRequests", "handleRuntimeStdio", "unsafeTriggerHandlers",
+  "defaultPersistRoot",
+]);
+
+/** A socket of a worker's own on a free loopback port, without Miniflare's entry worker. */
+const DIRECT_SOCKET = { host: "127.0.0.1", port: 0 };
+
+/**
+ * Turns single-worker options into a two-worker instance: Edgeplane first (so it keeps the
+ * instance's main socket), then the floor script with no bindings; each also on a direct socket.
+ */
+function withFloorWorker(options, script) {
+  const shared = {};
+  const edgeplane = { unsafeDirectSockets: [DIRECT_SOCKET] };
+  for (const [key, value] of Object.entries(options)) {
+    (SHARED_OPTIONS.has(key) ? shared : edgeplane)[key] = value;
+  }
+  const floor = {
+    name: FLOOR_WORKER,
+    scriptPath: script,
+    modules: true,
+    compatibilityDate: options.compatibilityDate,
+    unsafeDirectSockets: [DIRECT_SOCKET],
+  };
+  return { ...shared, workers: [edgeplane, floor] };
+}
+
 let mf;
 let shuttingDown = false;
 
@@ -311,7 +356,7 @@ async function main() {
   const watchdogMs = Math.min(opts.maxSeconds * 1000, 2 ** 31 - 1);
   setTimeout(() => shutdown(`--max-seconds ${opts.maxSeconds} elapsed`), watchdogMs).unref();
 
-  mf = new Miniflare({
+  const options = {
     host: "127.0.0.1",
     port: opts.port,
     cf: false,
@@ -352,12 +397,18 @@ async function main() {
         { className: b.class_name, useSQLite: sqliteClasses.has(b.class_name) },
       ]),
     ),
-  });
+  };
+  mf = new Miniflare(opts.floor ? withFloorWorker(options, opts.floor) : options);
 
   const url = await mf.ready;
   for (const db of d1) await applyMigrations(mf, db);
+  const ready = { url: `http://127.0.0.1:${url.port}` };
+  if (opts.floor) {
+    ready.direct_url = `http://127.0.0.1:${(await mf.unsafeGetDirectURL()).port}`;
+    ready.floor_url = `http://127.0.0.1:${(await mf.unsafeGetDirectURL(FLOOR_WORKER)).port}`;
+  }
   if (shuttingDown) return;
-  process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${url.port}` })}\n`);
+  process.stdout.write(`${JSON.stringify(ready)}\n`);
 }
 
 main().catch(async (e) => {
