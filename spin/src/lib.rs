@@ -21,15 +21,15 @@ use spin_sdk::http_component;
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let platform = match SpinPlatform::open() {
         Ok(platform) => platform,
-        Err(cause) => return convert::respond(out, adapters::startup_failure(&cause)).await,
+        Err(cause) => return convert::respond(out, adapters::startup_failure(&cause)),
     };
     let req = match convert::to_http_request(req).await {
         Ok(req) => req,
-        Err(cause) => return convert::respond(out, adapters::unreadable_request(&cause)).await,
+        Err(cause) => return convert::respond(out, adapters::unreadable_request(&cause)),
     };
     let (method, path) = (req.method().to_string(), req.uri().path().to_owned());
     let resp = edgeplane_core::handle(&platform, req).await;
-    convert::respond(out, resp).await;
+    convert::respond(out, resp);
     if let Err(e) = edgeplane_core::http::after_response(&platform, &method, &path).await {
         adapters::log_error("mail delivery after request failed", &e.to_string());
     }
