@@ -99,6 +99,17 @@ fn open_db(path: &Path) -> Result<Connection> {
     Ok(db)
 }
 
+/// Runs `f` as Spin's key-value store runs each call (crates/key-value-spin: `open` and every
+/// operation in `tokio::task::block_in_place`). This decides the scheduling that follows: the
+/// worker thread hands its run queue to another thread and, unless it takes it back before that
+/// thread starts, the rest of the guest's turn runs without one. The HTTP connection task the
+/// guest then wakes by setting its response runs at once on another worker, in parallel with the
+/// guest, instead of after the guest yields; a response whose body the guest writes after
+/// setting it then goes out in pieces, as it does on Spin.
+fn spin_blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
 /// A poisoned lock only means another request panicked mid-call; SQLite itself is consistent.
 fn lock(db: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     db.lock().unwrap_or_else(PoisonError::into_inner)
@@ -127,15 +138,16 @@ pub fn add_to_linker<T: Send + 'static>(
 type KvResult<T> = Result<Result<T, key_value::Error>>;
 
 impl SpinView<'_> {
-    /// Runs `f` on `kv.db` for the store behind `store`.
+    /// Runs `f` on `kv.db` for the store behind `store`, inside `block_in_place` as Spin's
+    /// key-value store does every operation (see [`spin_blocking`]).
     fn kv<T>(
         &mut self,
         store: &Resource<KvStore>,
         f: impl FnOnce(&Connection, &str) -> rusqlite::Result<T>,
     ) -> KvResult<T> {
         let label = &self.table.get(store)?.label;
-        let db = lock(&self.services.kv);
-        Ok(f(&db, label).map_err(|e| key_value::Error::Other(e.to_string())))
+        let result = spin_blocking(|| f(&lock(&self.services.kv), label));
+        Ok(result.map_err(|e| key_value::Error::Other(e.to_string())))
     }
 }
 
@@ -148,6 +160,9 @@ impl key_value::HostStore for SpinView<'_> {
         if !self.services.kv_labels.contains(&label) {
             return Ok(Err(key_value::Error::AccessDenied));
         }
+        // Spin's store manager looks its (once opened) connection up inside `block_in_place`
+        // on every open.
+        spin_blocking(|| ());
         Ok(Ok(self.table.push(KvStore { label })?))
     }
 
