@@ -14,13 +14,14 @@ SPIN_HOST := tests/spin-host/target/debug/spin-test-host
 
 .PHONY: help tools worker spin spin-host dev test unit lint fmt check-core-deps check-spin-imports \
         contract reliability deploy-check bench bench-flags bench-scale bench-events verify-events \
-        clean bench-users bench-oidc
+        clean bench-users bench-oidc bench-edge spin-floor
 
 help:
 	@echo "make dev    build and run Edgeplane locally (wrangler dev) with a seeded demo"
 	@echo "make test   every test: lints, core unit tests, contract suite on workerd and on the Spin build"
 	@echo "make bench  benchmarks (bench/RESULTS.md); make bench-flags: flag delivery vs Unleash Edge;"
-	@echo "            make bench-scale: tenant capacity; make bench-oidc: OpenID Connect provider"
+	@echo "            make bench-scale: tenant capacity; make bench-oidc: OpenID Connect provider;"
+	@echo "            make bench-edge: edge hot paths' CPU per request against each runtime's hello-world"
 
 tools:
 	@scripts/install-tools.sh
@@ -42,6 +43,11 @@ spin: tools
 
 spin-host:
 	cargo build --manifest-path tests/spin-host/Cargo.toml
+
+# Spin's hello-world component, the floor of bench-edge's Spin table (its own workspace).
+spin-floor: tools
+	cargo build --manifest-path bench/spin-floor/Cargo.toml --target-dir bench/spin-floor/target \
+	  --target wasm32-wasip2 --release
 
 ## Run --------------------------------------------------------------------------------------
 
@@ -123,6 +129,16 @@ bench-users: worker
 # sign-in through the login page by HTTP (each step timed), refresh grants, userinfo.
 bench-oidc: worker
 	@node bench/oidc.mjs
+
+# Edge hot paths (health, JWKS, discovery, OFREP of 5 and 100 flags, /v1/flags, introspection):
+# CPU per request against a JS hello-world worker in the same Miniflare, req/s and p50/p99 at 1
+# and 32 connections; then the Spin build in the Spin test host against Spin's hello-world
+# component (keep-alive and Connection: close). DURATION (5s), CONNECTIONS (1,32),
+# TABLES (workers,spin).
+bench-edge: worker spin spin-host spin-floor
+	@command -v wrk > /dev/null || { echo "==> installing wrk (Debian package)"; \
+	  if [ "$$(id -u)" -eq 0 ]; then apt-get install -y -qq wrk > /dev/null; else sudo apt-get install -y -qq wrk > /dev/null; fi; }
+	@SPIN_TEST_HOST=$${SPIN_TEST_HOST:-$(SPIN_HOST)} node bench/edge.mjs
 
 clean:
 	cargo clean

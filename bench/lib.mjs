@@ -34,24 +34,32 @@ export function devIssuer(tmp, maxSeconds) {
   return { vars, token: tokenFor("operator"), tokenFor };
 }
 
-/** Starts the harness on `state` with `vars` (its stderr appended to `<tmp>/server.log`), for at
- * most `maxSeconds`. Resolves to `{ url, proc, exited }` once it is ready; if it is not ready
- * within 60 s it is stopped and this rejects. */
-export async function startServer(vars, { tmp, state, maxSeconds }) {
-  const args = ["tests/harness/workerd.mjs", "--state", state, "--max-seconds", String(maxSeconds)];
-  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}=${v}`);
-  const errFd = fs.openSync(path.join(tmp, "server.log"), "a");
-  const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ["pipe", "pipe", errFd] });
+/** Starts `command args` (cwd: the repository root; stderr appended to `<tmp>/<logName>`) and
+ * waits for its one-line JSON ready protocol (tests/harness/workerd.mjs, tests/spin-host).
+ * Resolves to `{ url, ready, proc, exited }` (`ready`: the ready line, parsed); if it is not
+ * ready within 60 s it is stopped and this rejects. */
+export async function startReady(command, args, { tmp, logName = "server.log" }) {
+  const errFd = fs.openSync(path.join(tmp, logName), "a");
+  const proc = spawn(command, args, { cwd: ROOT, stdio: ["pipe", "pipe", errFd] });
   fs.closeSync(errFd);
-  const server = { url: null, proc, exited: new Promise((r) => proc.once("exit", r)) };
+  const server = { url: null, ready: null, proc, exited: new Promise((r) => proc.once("exit", r)) };
   const ready = new Promise((r) => readline.createInterface({ input: proc.stdout }).once("line", r));
   const line = await Promise.race([ready, server.exited.then(() => null), sleep(60_000).then(() => null)]);
   if (!line) {
     await stopServer(server);
-    throw new Error("the harness did not print its ready line within 60 s");
+    throw new Error(`${path.basename(command)} did not print its ready line within 60 s (see ${logName})`);
   }
-  server.url = JSON.parse(line).url;
+  server.ready = JSON.parse(line);
+  server.url = server.ready.url;
   return server;
+}
+
+/** Starts the harness on `state` with `vars` (its stderr appended to `<tmp>/server.log`), for at
+ * most `maxSeconds`, with any further harness `args` (`["--floor", file]`); see `startReady`. */
+export async function startServer(vars, { tmp, state, maxSeconds, args: extra = [] }) {
+  const args = ["tests/harness/workerd.mjs", "--state", state, "--max-seconds", String(maxSeconds), ...extra];
+  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}=${v}`);
+  return startReady(process.execPath, args, { tmp });
 }
 
 /** Closes the harness's stdin (it disposes Miniflare and exits), then SIGTERM, then SIGKILL, by PID. */

@@ -1,6 +1,6 @@
 //! Spin implementations of core's ports. Thin: each turns a Spin call into a port call.
 
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
 use std::rc::Rc;
 
 use edgeplane_core::blobs::SqlBlobs;
@@ -26,20 +26,10 @@ pub struct SpinPlatform {
 }
 
 impl SpinPlatform {
-    /// Opens the `default` database and store granted in spin.toml and applies pending
-    /// migrations (a no-op after the first request).
-    pub async fn open() -> Result<Self, String> {
-        let conn = sqlite::Connection::open_default().map_err(|e| format!("open sqlite: {e}"))?;
-        let sql = SpinSql(Rc::new(conn));
-        // D1 enforces foreign keys; SQLite does only when asked, per connection.
-        sql.run(&Stmt::new("PRAGMA foreign_keys = ON"))
-            .map_err(|e| format!("enable foreign keys: {e}"))?;
-        if let Err(first) = migrations::apply(&sql, SpinClock.now_ms()).await {
-            // A concurrent first request may have applied them meanwhile: look once more.
-            migrations::apply(&sql, SpinClock.now_ms())
-                .await
-                .map_err(|e| format!("migrations: {first}; retry: {e}"))?;
-        }
+    /// Opens the `default` key-value store granted in spin.toml. The `default` database is
+    /// opened only by the request's first SQL statement (see [`SpinSql`]).
+    pub fn open() -> Result<Self, String> {
+        let sql = SpinSql::default();
         let store = key_value::Store::open_default().map_err(|e| format!("open key-value: {e}"))?;
         Ok(SpinPlatform {
             kv: SpinKv(store),
@@ -144,9 +134,59 @@ impl Platform for SpinPlatform {
 
 // ---------------------------------------------------------------------------------------------
 
-/// `Sql` over Spin SQLite (`fermyon:spin/sqlite@2.0.0`).
-#[derive(Clone)]
-pub struct SpinSql(Rc<sqlite::Connection>);
+/// `Sql` over Spin SQLite (`fermyon:spin/sqlite@2.0.0`), connected on the request's first
+/// statement. Spin gives every request a new instance and every instance a new SQLite connection
+/// (opening the file and, on the first statement, parsing its schema): a request that needs no
+/// SQL (the hot paths, served from key-value and memory) must not pay for one.
+#[derive(Clone, Default)]
+pub struct SpinSql(Rc<OnceCell<Connection>>);
+
+impl SpinSql {
+    /// The instance's connection, opened on first use: foreign keys on, pending migrations
+    /// applied (after the first request ever, a check of the tracking table).
+    async fn connection(&self) -> Result<&Connection, SqlError> {
+        if let Some(conn) = self.0.get() {
+            return Ok(conn);
+        }
+        let conn = Connection::open().await?;
+        // Single-threaded: only a statement awaited during the opening could have won the race.
+        Ok(self.0.get_or_init(|| conn))
+    }
+}
+
+/// One open Spin SQLite connection.
+struct Connection(sqlite::Connection);
+
+impl Connection {
+    async fn open() -> Result<Self, SqlError> {
+        let conn = sqlite::Connection::open_default()
+            .map(Connection)
+            .map_err(|e| SqlError::Unavailable(format!("open sqlite: {e}")))?;
+        // D1 enforces foreign keys; SQLite does only when asked, per connection.
+        conn.run(&Stmt::new("PRAGMA foreign_keys = ON"))?;
+        if let Err(first) = migrations::apply(&conn, SpinClock.now_ms()).await {
+            // A concurrent first request may have applied them meanwhile: look once more.
+            migrations::apply(&conn, SpinClock.now_ms())
+                .await
+                .map_err(|e| SqlError::Unavailable(format!("migrations: {first}; retry: {e}")))?;
+        }
+        Ok(conn)
+    }
+}
+
+impl Sql for SpinSql {
+    async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, SqlError> {
+        self.connection().await?.query(stmt).await
+    }
+
+    async fn execute(&self, stmt: Stmt) -> Result<u64, SqlError> {
+        self.connection().await?.execute(stmt).await
+    }
+
+    async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError> {
+        self.connection().await?.batch(stmts).await
+    }
+}
 
 fn to_spin(v: &Value) -> sqlite::Value {
     match v {
@@ -179,7 +219,7 @@ fn sql_error(e: sqlite::Error) -> SqlError {
     }
 }
 
-impl SpinSql {
+impl Connection {
     fn run(&self, stmt: &Stmt) -> Result<sqlite::QueryResult, SqlError> {
         let params: Vec<sqlite::Value> = stmt.params.iter().map(to_spin).collect();
         self.0.execute(stmt.sql, &params).map_err(sql_error)
@@ -200,7 +240,7 @@ impl SpinSql {
     }
 }
 
-impl Sql for SpinSql {
+impl Sql for Connection {
     async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, SqlError> {
         let result = self.run(&stmt)?;
         Ok(result

@@ -1,7 +1,8 @@
 //! Edgeplane on Spin (spin-sdk 5.2, WASI 0.2): turns Spin's SQLite, key-value and variables into
 //! core's ports and serves core's router. Spin has no Durable Objects, R2 or cron, so the event
 //! log and archive objects live in the SQLite database and the periodic jobs run through
-//! `POST /internal/scheduled`. Migrations from `d1-migrations/` are applied on first use.
+//! `POST /internal/scheduled`. Migrations from `d1-migrations/` are applied on a request's first
+//! SQL statement, so the hot paths that need none never open the database.
 
 mod adapters;
 mod convert;
@@ -18,17 +19,17 @@ use spin_sdk::http_component;
 /// instance with the response), the scheduled run does.
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
-    let platform = match SpinPlatform::open().await {
+    let platform = match SpinPlatform::open() {
         Ok(platform) => platform,
-        Err(cause) => return convert::respond(out, adapters::startup_failure(&cause)).await,
+        Err(cause) => return convert::respond(out, adapters::startup_failure(&cause)),
     };
     let req = match convert::to_http_request(req).await {
         Ok(req) => req,
-        Err(cause) => return convert::respond(out, adapters::unreadable_request(&cause)).await,
+        Err(cause) => return convert::respond(out, adapters::unreadable_request(&cause)),
     };
     let (method, path) = (req.method().to_string(), req.uri().path().to_owned());
     let resp = edgeplane_core::handle(&platform, req).await;
-    convert::respond(out, resp).await;
+    convert::respond(out, resp);
     if let Err(e) = edgeplane_core::http::after_response(&platform, &method, &path).await {
         adapters::log_error("mail delivery after request failed", &e.to_string());
     }

@@ -5,6 +5,7 @@
 //
 //   node tests/harness/workerd.mjs --state <fresh dir> [--var NAME=value]... [--max-seconds 1800]
 //                                  [--port 0] [--script worker/build/index.js] [--isolates 2]
+//                                  [--floor bench/floor-worker.js]
 //
 // Bindings, ids and the compatibility date come from wrangler.toml, so the local runtime matches
 // `wrangler dev`: D1 `DB`, KV `FLAGS`, R2 `ARCHIVE`, Durable Object `EVENTS` (SQLite storage).
@@ -21,6 +22,12 @@
 // over the same D1, KV, R2 and Durable Objects (another isolate of the same location), on a
 // socket of its own announced as `second_url` in the ready line: what one isolate changes, the
 // tests watch the other see.
+// With --floor <script.js>, the same Miniflare also serves that plain JS module worker (no
+// bindings) on a socket of its own, for benchmarks that compare Edgeplane with the runtime's
+// floor. Edgeplane then gets a socket of its own too, so both can be reached without Miniflare's
+// entry worker (a hop that costs about as much CPU as the floor itself and that Workers does
+// not have), and the ready line names both:
+//   {"url":"...","direct_url":"http://127.0.0.1:PORT","floor_url":"http://127.0.0.1:PORT"}
 // It disposes Miniflare and exits on stdin EOF, SIGTERM/SIGINT, or after --max-seconds.
 // Any failure before readiness exits 1 without printing the ready line.
 
@@ -56,6 +63,7 @@ function parseArgs(argv) {
     script: path.join(REPO_ROOT, "worker", "build", "index.js"),
     verbose: false,
     isolates: 1,
+    floor: undefined,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -96,11 +104,16 @@ function parseArgs(argv) {
         opts.isolates = Number(value());
         if (opts.isolates !== 1 && opts.isolates !== 2) fail("--isolates expects 1 or 2");
         break;
+      case "--floor":
+        opts.floor = path.resolve(value());
+        if (!fs.existsSync(opts.floor)) fail(`--floor ${opts.floor} does not exist`);
+        break;
       case "-h":
       case "--help":
         process.stderr.write(
           "usage: node tests/harness/workerd.mjs --state <dir> [--var NAME=value]... " +
-            "[--max-seconds N] [--port N] [--script path/to/index.js] [--isolates 1|2] [--verbose]\n",
+            "[--max-seconds N] [--port N] [--script path/to/index.js] [--isolates 1|2] [--verbose] " +
+            "[--floor path/to/worker.js]\n",
         );
         process.exit(0);
         break;
@@ -265,6 +278,12 @@ class StderrLog extends Log {
   }
 }
 
+/** The name of the floor worker that --floor adds. */
+const FLOOR_WORKER = "floor";
+
+/** A socket of a worker's own on a free loopback port, without Miniflare's entry worker. */
+const DIRECT_SOCKET = { host: "127.0.0.1", port: 0 };
+
 /** Forwards workerd's output (the worker's console lines) to stderr, line by line. */
 function forwardToStderr(stream) {
   const rl = readline.createInterface({ input: stream, crlfDelay: Infinity });
@@ -370,11 +389,21 @@ async function main() {
     durableObjects: Object.fromEntries(
       doBindings.map((b) => [b.name, { className: b.class_name, scriptName: config.name }]),
     ),
-    unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
+    unsafeDirectSockets: [DIRECT_SOCKET],
   };
-  mf = new Miniflare(
-    opts.isolates === 2 ? { ...shared, workers: [worker, second] } : { ...shared, ...worker },
-  );
+  // The floor: a plain JS module worker with no bindings.
+  const floor = {
+    name: FLOOR_WORKER,
+    scriptPath: opts.floor,
+    modules: true,
+    compatibilityDate: config.compatibility_date,
+    unsafeDirectSockets: [DIRECT_SOCKET],
+  };
+  if (opts.floor) worker.unsafeDirectSockets = [DIRECT_SOCKET];
+  const workers = [worker];
+  if (opts.isolates === 2) workers.push(second);
+  if (opts.floor) workers.push(floor);
+  mf = new Miniflare(workers.length > 1 ? { ...shared, workers } : { ...shared, ...worker });
 
   const url = await mf.ready;
   for (const db of d1) await applyMigrations(mf, db);
@@ -383,6 +412,10 @@ async function main() {
   if (opts.isolates === 2) {
     const direct = await mf.unsafeGetDirectURL(second.name);
     ready.second_url = `http://127.0.0.1:${direct.port}`;
+  }
+  if (opts.floor) {
+    ready.direct_url = `http://127.0.0.1:${(await mf.unsafeGetDirectURL()).port}`;
+    ready.floor_url = `http://127.0.0.1:${(await mf.unsafeGetDirectURL(FLOOR_WORKER)).port}`;
   }
   process.stdout.write(`${JSON.stringify(ready)}\n`);
 }

@@ -22,7 +22,8 @@ mod spin_apis;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, HOST};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use manifest::OutboundRule;
 use spin_apis::{SpinServices, SpinView};
 use std::collections::HashMap;
@@ -335,10 +336,15 @@ async fn serve(listener: tokio::net::TcpListener, server: Arc<Server>) {
                     Ok::<_, Infallible>(response)
                 }
             });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = connection.await {
+            // As Spin's trigger-http serves a connection (crates/trigger-http/src/server.rs):
+            // hyper-util's auto builder with its defaults, on the accepted stream as it is (no
+            // TCP_NODELAY), so a response written in pieces over a kept-alive connection meets
+            // Nagle's algorithm and the client's delayed ACKs here as it does on Spin.
+            let builder = auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
                 eprintln!("spin-test-host: connection from {client}: {e}");
             }
         });

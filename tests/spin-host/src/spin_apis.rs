@@ -1,10 +1,13 @@
 //! Spin's own host interfaces, `fermyon:spin/{key-value,sqlite,variables}@2.0.0`, over rusqlite.
 //!
 //! Storage mirrors local Spin: key-value pairs of every store live in one SQLite file
-//! (`kv.db`, table `spin_key_value (store, key, value)`) behind one shared connection; each
-//! SQLite database label has its own file (`sqlite_<label>.db`) and, as in Spin, every guest
-//! `connection.open` gets its own SQLite connection, so `changes()` and `BEGIN`/`COMMIT` spanning
-//! several `execute` calls behave as on Spin even with concurrent requests.
+//! (`kv.db`, table `spin_key_value (store, key, value)`) behind one connection shared by the
+//! process; each SQLite database label has its own file (`sqlite_<label>.db`) and, as in Spin's
+//! `sqlite-inproc`, every guest `connection.open` gets a SQLite connection of its own, opened
+//! by its first statement and closed with it (so with the request's instance), with SQLite's
+//! defaults as Spin leaves them (rollback journal, full sync). A request that uses SQL pays for
+//! opening the file and parsing its schema, as on Spin; `changes()` and `BEGIN`/`COMMIT`
+//! spanning several `execute` calls stay correct with concurrent requests.
 
 use crate::manifest::{VariableError, Variables};
 use rusqlite::types::{Value as SqlValue, ValueRef};
@@ -34,9 +37,11 @@ pub struct KvStore {
     label: String,
 }
 
-/// The `connection` resource: a SQLite connection of its own.
+/// The `connection` resource: a SQLite connection of its own, opened by its first statement
+/// (Spin's `InProcConnection` does the same).
 pub struct SqliteConnection {
-    db: Connection,
+    path: PathBuf,
+    db: Option<Connection>,
 }
 
 /// State shared by every request: the open databases and the component's grants.
@@ -44,14 +49,12 @@ pub struct SpinServices {
     kv: Mutex<Connection>,
     kv_labels: Vec<String>,
     sqlite: HashMap<String, PathBuf>,
-    /// One idle connection per database: otherwise each request's close would be the last one,
-    /// and SQLite checkpoints and deletes the WAL on last close (~3 ms).
-    _keep_open: Vec<Mutex<Connection>>,
     variables: Variables,
 }
 
 impl SpinServices {
-    /// Opens (creating if missing) `kv.db` and one `sqlite_<label>.db` per granted database.
+    /// Opens (creating if missing) `kv.db`; names the `sqlite_<label>.db` of each granted
+    /// database (created by its first connection).
     pub fn open(
         state_dir: &Path,
         kv_labels: Vec<String>,
@@ -60,13 +63,17 @@ impl SpinServices {
     ) -> Result<Self> {
         std::fs::create_dir_all(state_dir).with_context(|| format!("creating {state_dir:?}"))?;
         let kv = open_db(&state_dir.join("kv.db"))?;
+        // Test data: WAL and no fsync per commit trade power-loss durability for speed (an fsync
+        // per write costs ~2 ms here). Spin's own key-value file keeps SQLite's rollback journal
+        // and full sync, so a request that writes key-value costs more there than here.
         kv.pragma_update(None, "journal_mode", "WAL")?;
+        kv.pragma_update(None, "synchronous", "NORMAL")?;
         kv.execute_batch(
             "CREATE TABLE IF NOT EXISTS spin_key_value (
                 store TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
                 PRIMARY KEY (store, key))",
         )?;
-        let (mut sqlite, mut keep_open) = (HashMap::new(), Vec::new());
+        let mut sqlite = HashMap::new();
         for label in sqlite_labels {
             if !label
                 .chars()
@@ -74,29 +81,33 @@ impl SpinServices {
             {
                 bail!("unsupported sqlite database label {label:?}");
             }
-            let path = state_dir.join(format!("sqlite_{label}.db"));
-            let db = open_db(&path)?;
-            db.pragma_update(None, "journal_mode", "WAL")?; // persists in the file
-            keep_open.push(Mutex::new(db));
-            sqlite.insert(label.clone(), path);
+            sqlite.insert(label.clone(), state_dir.join(format!("sqlite_{label}.db")));
         }
         Ok(Self {
             kv: Mutex::new(kv),
             kv_labels,
             sqlite,
-            _keep_open: keep_open,
             variables,
         })
     }
 }
 
+/// Opens a SQLite file as Spin does (rusqlite's defaults: a busy timeout of 5 s).
 fn open_db(path: &Path) -> Result<Connection> {
     let db = Connection::open(path).with_context(|| format!("opening {path:?}"))?;
     db.busy_timeout(Duration::from_secs(5))?;
-    // Test data: WAL and no fsync per commit trade power-loss durability for speed (an fsync
-    // per write costs ~2 ms here).
-    db.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(db)
+}
+
+/// Runs `f` as Spin's key-value store runs each call (crates/key-value-spin: `open` and every
+/// operation in `tokio::task::block_in_place`). This decides the scheduling that follows: the
+/// worker thread hands its run queue to another thread and, unless it takes it back before that
+/// thread starts, the rest of the guest's turn runs without one. The HTTP connection task the
+/// guest then wakes by setting its response runs at once on another worker, in parallel with the
+/// guest, instead of after the guest yields; a response whose body the guest writes after
+/// setting it then goes out in pieces, as it does on Spin.
+fn spin_blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
 }
 
 /// A poisoned lock only means another request panicked mid-call; SQLite itself is consistent.
@@ -127,15 +138,16 @@ pub fn add_to_linker<T: Send + 'static>(
 type KvResult<T> = Result<Result<T, key_value::Error>>;
 
 impl SpinView<'_> {
-    /// Runs `f` on `kv.db` for the store behind `store`.
+    /// Runs `f` on `kv.db` for the store behind `store`, inside `block_in_place` as Spin's
+    /// key-value store does every operation (see [`spin_blocking`]).
     fn kv<T>(
         &mut self,
         store: &Resource<KvStore>,
         f: impl FnOnce(&Connection, &str) -> rusqlite::Result<T>,
     ) -> KvResult<T> {
         let label = &self.table.get(store)?.label;
-        let db = lock(&self.services.kv);
-        Ok(f(&db, label).map_err(|e| key_value::Error::Other(e.to_string())))
+        let result = spin_blocking(|| f(&lock(&self.services.kv), label));
+        Ok(result.map_err(|e| key_value::Error::Other(e.to_string())))
     }
 }
 
@@ -148,6 +160,9 @@ impl key_value::HostStore for SpinView<'_> {
         if !self.services.kv_labels.contains(&label) {
             return Ok(Err(key_value::Error::AccessDenied));
         }
+        // Spin's store manager looks its (once opened) connection up inside `block_in_place`
+        // on every open.
+        spin_blocking(|| ());
         Ok(Ok(self.table.push(KvStore { label })?))
     }
 
@@ -217,10 +232,11 @@ impl sqlite::HostConnection for SpinView<'_> {
         let Some(path) = self.services.sqlite.get(&database) else {
             return Ok(Err(sqlite::Error::AccessDenied));
         };
-        match open_db(path) {
-            Ok(db) => Ok(Ok(self.table.push(SqliteConnection { db })?)),
-            Err(e) => Ok(Err(sqlite::Error::Io(format!("{e:#}")))),
-        }
+        let conn = SqliteConnection {
+            path: path.clone(),
+            db: None,
+        };
+        Ok(Ok(self.table.push(conn)?))
     }
 
     fn execute(
@@ -229,7 +245,14 @@ impl sqlite::HostConnection for SpinView<'_> {
         statement: String,
         parameters: Vec<sqlite::Value>,
     ) -> Result<Result<sqlite::QueryResult, sqlite::Error>> {
-        let db = &self.table.get(&conn)?.db;
+        let conn = self.table.get_mut(&conn)?;
+        let db = match &mut conn.db {
+            Some(db) => db,
+            None => match open_db(&conn.path) {
+                Ok(db) => conn.db.insert(db),
+                Err(e) => return Ok(Err(sqlite::Error::Io(format!("{e:#}")))),
+            },
+        };
         Ok(execute(db, &statement, parameters).map_err(|e| sqlite::Error::Io(e.to_string())))
     }
 
