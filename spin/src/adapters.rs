@@ -26,13 +26,13 @@ pub struct SpinPlatform {
 }
 
 impl SpinPlatform {
-    /// Opens the `default` key-value store granted in spin.toml. The `default` database is
-    /// opened only by the request's first SQL statement (see [`SpinSql`]).
-    pub fn open() -> Result<Self, String> {
+    /// The ports, nothing opened yet: the `default` key-value store is opened by the request's
+    /// first key-value call (see [`SpinKv`]), the `default` database by its first SQL
+    /// statement (see [`SpinSql`]).
+    pub fn new() -> Self {
         let sql = SpinSql::default();
-        let store = key_value::Store::open_default().map_err(|e| format!("open key-value: {e}"))?;
-        Ok(SpinPlatform {
-            kv: SpinKv(store),
+        SpinPlatform {
+            kv: SpinKv::default(),
             events: LazyEventLog {
                 log: SqlEventLog::new(sql.clone(), SpinClock),
                 ready: Cell::new(false),
@@ -43,13 +43,8 @@ impl SpinPlatform {
                 HttpMailer::new(SpinHttp, SpinVariables),
             ),
             sql,
-        })
+        }
     }
-}
-
-/// The answer when the instance cannot even open its storage: a 503 problem, cause logged.
-pub fn startup_failure(cause: &str) -> http::Response<Vec<u8>> {
-    adapter_problem(ApiError::unavailable(cause), "startup failed", cause)
 }
 
 /// The answer to a request that could not be read (its body broke off, or a method, URL or
@@ -284,9 +279,24 @@ impl Sql for Connection {
 
 // ---------------------------------------------------------------------------------------------
 
-/// `Kv` over Spin key-value. Spin's store has no expiry, so a value is stored behind an 8-byte
-/// big-endian expiry (unix ms, 0 = never) and an expired value reads as a miss.
-pub struct SpinKv(key_value::Store);
+/// `Kv` over Spin key-value, the `default` store opened on the request's first call (a request
+/// that reads nothing, such as `GET /health`, opens nothing). Spin's store has no expiry, so a
+/// value is stored behind an 8-byte big-endian expiry (unix ms, 0 = never) and an expired value
+/// reads as a miss.
+#[derive(Default)]
+pub struct SpinKv(OnceCell<key_value::Store>);
+
+impl SpinKv {
+    /// The store, opened on first use; a failed open is retried by the next call.
+    fn store(&self) -> Result<&key_value::Store, KvError> {
+        if let Some(store) = self.0.get() {
+            return Ok(store);
+        }
+        let store = key_value::Store::open_default()
+            .map_err(|e| KvError::Unavailable(format!("open key-value: {e}")))?;
+        Ok(self.0.get_or_init(|| store))
+    }
+}
 
 impl Kv for SpinKv {
     async fn get(
@@ -294,7 +304,8 @@ impl Kv for SpinKv {
         key: &str,
         _cache_ttl_secs: Option<u32>,
     ) -> Result<Option<Vec<u8>>, KvError> {
-        let Some(raw) = self.0.get(key).map_err(|e| KvError::Other(e.to_string()))? else {
+        let found = self.store()?.get(key);
+        let Some(raw) = found.map_err(|e| KvError::Other(e.to_string()))? else {
             return Ok(None);
         };
         let Some((head, value)) = raw.split_first_chunk::<8>() else {
@@ -314,13 +325,13 @@ impl Kv for SpinKv {
         let mut raw = Vec::with_capacity(8 + value.len());
         raw.extend_from_slice(&expires.to_be_bytes());
         raw.extend_from_slice(value);
-        self.0
+        self.store()?
             .set(key, &raw)
             .map_err(|e| KvError::Other(e.to_string()))
     }
 
     async fn delete(&self, key: &str) -> Result<(), KvError> {
-        self.0
+        self.store()?
             .delete(key)
             .map_err(|e| KvError::Other(e.to_string()))
     }

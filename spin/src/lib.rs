@@ -19,10 +19,7 @@ use spin_sdk::http_component;
 /// instance with the response), the scheduled run does.
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
-    let platform = match SpinPlatform::open() {
-        Ok(platform) => platform,
-        Err(cause) => return convert::respond(out, adapters::startup_failure(&cause)),
-    };
+    let platform = SpinPlatform::new();
     let req = match convert::to_http_request(req).await {
         Ok(req) => req,
         Err(cause) => return convert::respond(out, adapters::unreadable_request(&cause)),
