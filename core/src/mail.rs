@@ -98,7 +98,7 @@ pub fn invitation_mail(
     link: &str,
     expires_at_ms: i64,
 ) -> Mail {
-    let expires = format_utc(expires_at_ms);
+    let expires = crate::time::format_utc_minute(expires_at_ms);
     Mail {
         to: to.to_owned(),
         subject: format!("You are invited to {tenant_name} on Edgeplane"),
@@ -152,28 +152,6 @@ pub fn html_escape(s: &str) -> String {
         }
     }
     out
-}
-
-/// `YYYY-MM-DD HH:MM UTC` of a unix-ms instant (proleptic Gregorian, no time-zone data).
-pub fn format_utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rem / 3600,
-        (rem % 3600) / 60
-    )
 }
 
 #[cfg(test)]
