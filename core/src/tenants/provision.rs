@@ -10,9 +10,8 @@ use super::{plan_exists, resource, TenantService};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::ids;
-use crate::mail::html_escape;
+use crate::mail;
 use crate::ports::{Clock, Mail, MailError, Mailer, Platform, Secrets, Sql, SqlError, Stmt};
-use crate::time::format_utc_minute;
 
 /// How long an invitation stays valid: 7 days (FR-TENANT-001).
 pub const INVITATION_TTL_MS: i64 = 7 * 24 * 60 * 60 * 1000;
@@ -629,40 +628,11 @@ fn to_json(provisioned: &Provisioned) -> Result<String, SqlError> {
 
 /// The owner's invitation, in plain text and HTML.
 fn invitation_mail(req: &ProvisionTenant, provisioned: &Provisioned) -> Mail {
-    let name = req.name.as_str();
-    let domain = req.domain.as_str();
-    let link = &provisioned.invitation_link;
-    let expires = format_utc_minute(provisioned.invitation_expires_at);
-    Mail {
-        to: req.owner_email.as_str().to_owned(),
-        subject: format!("You are invited to manage {name} on Edgeplane"),
-        text: format!(
-            "You have been invited as the owner of {name} ({domain}) on Edgeplane.\n\n\
-             Accept the invitation and choose your password:\n{link}\n\n\
-             The link expires on {expires}. If you did not expect this invitation, ignore it.\n"
-        ),
-        html: format!(
-            "<p>You have been invited as the owner of <strong>{}</strong> ({}) on Edgeplane.</p>\
-             <p><a href=\"{}\">Accept the invitation and choose your password</a></p>\
-             <p>The link expires on {}. If you did not expect this invitation, ignore it.</p>",
-            html_escape(name),
-            html_escape(domain),
-            html_escape(link),
-            html_escape(&expires),
-        ),
-    }
-}
-
-#[cfg(test)]
-mod unit {
-    use super::*;
-
-    #[test]
-    fn html_escaping() {
-        // The mail module's escaping, as the owner's invitation uses it.
-        assert_eq!(
-            html_escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
-    }
+    mail::owner_invitation_mail(
+        req.owner_email.as_str(),
+        req.name.as_str(),
+        req.domain.as_str(),
+        &provisioned.invitation_link,
+        provisioned.invitation_expires_at,
+    )
 }
