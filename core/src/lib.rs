@@ -26,6 +26,7 @@ pub mod sessions;
 pub mod sso;
 pub mod tenants;
 pub mod throttle;
+pub mod time;
 pub mod tokens;
 pub mod users;
 pub mod webauthn;

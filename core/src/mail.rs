@@ -6,6 +6,9 @@
 //! a request is answered waits in the [`queue`].
 
 pub mod queue;
+mod templates;
+
+pub use templates::{invitation_mail, owner_invitation_mail, reset_mail};
 
 use serde_json::json;
 
@@ -86,127 +89,6 @@ fn outbox_message(row: &Row) -> Result<OutboxMessage, SqlError> {
             html: row.text("html_body")?,
         },
     })
-}
-
-/// The invitation mail (FR-TENANT-001, FR-TENANT-007) in plain text and HTML: who invites to
-/// which tenant, with which role, the acceptance link and its expiry. Every interpolated value is
-/// HTML-escaped in the HTML part (the tenant name and the link's host come from input).
-pub fn invitation_mail(
-    to: &str,
-    tenant_name: &str,
-    role: &str,
-    link: &str,
-    expires_at_ms: i64,
-) -> Mail {
-    let expires = format_utc(expires_at_ms);
-    Mail {
-        to: to.to_owned(),
-        subject: format!("You are invited to {tenant_name} on Edgeplane"),
-        text: format!(
-            "You have been invited to join {tenant_name} on Edgeplane as {role}.\n\n\
-             Accept the invitation and choose your password:\n{link}\n\n\
-             The link expires on {expires}. If you did not expect this invitation, ignore it.\n"
-        ),
-        html: format!(
-            "<p>You have been invited to join <strong>{}</strong> on Edgeplane as {}.</p>\
-             <p><a href=\"{}\">Accept the invitation and choose your password</a></p>\
-             <p>The link expires on {}. If you did not expect this invitation, ignore it.</p>",
-            html_escape(tenant_name),
-            html_escape(role),
-            html_escape(link),
-            html_escape(&expires),
-        ),
-    }
-}
-
-/// The password reset mail (FR-AUTH-004) in plain text and HTML, the link HTML-escaped.
-pub fn reset_mail(to: &str, link: &str) -> Mail {
-    Mail {
-        to: to.to_owned(),
-        subject: "Reset your Edgeplane password".to_owned(),
-        text: format!(
-            "Someone asked to reset the password of this account.\n\n\
-             Choose a new password within one hour:\n{link}\n\n\
-             If it was not you, ignore this message: your password stays as it is.\n"
-        ),
-        html: format!(
-            "<p>Someone asked to reset the password of this account.</p>\
-             <p><a href=\"{}\">Choose a new password</a> within one hour.</p>\
-             <p>If it was not you, ignore this message: your password stays as it is.</p>",
-            html_escape(link)
-        ),
-    }
-}
-
-/// Escapes text for HTML element content and double-quoted attributes.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// `YYYY-MM-DD HH:MM UTC` of a unix-ms instant (proleptic Gregorian, no time-zone data).
-pub fn format_utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rem / 3600,
-        (rem % 3600) / 60
-    )
-}
-
-#[cfg(test)]
-mod template_tests {
-    use super::*;
-
-    /// FR-TENANT-001: the invitation names tenant, role, link and expiry in both parts, and
-    /// input cannot inject markup into the HTML part.
-    #[test]
-    fn invitation_template_escapes_html_fr_tenant_001() {
-        let m = invitation_mail(
-            "ann@acme.test",
-            "Acme <script>",
-            "admin",
-            "https://x.test/invitations/accept?token=a&b=\"c",
-            crate::testing::START_MS,
-        );
-        assert_eq!(m.to, "ann@acme.test");
-        assert!(m.text.contains("Acme <script>") && m.text.contains("as admin"));
-        assert!(m.text.contains("2026-01-01 00:00 UTC"));
-        assert!(m.html.contains("Acme &lt;script&gt;"), "{}", m.html);
-        assert!(!m.html.contains("<script>"));
-        assert!(m.html.contains("token=a&amp;b=&quot;c"), "{}", m.html);
-    }
-
-    /// FR-AUTH-004: the reset link is escaped in the HTML part and verbatim in the text part.
-    #[test]
-    fn reset_template_escapes_the_link_fr_auth_004() {
-        let m = reset_mail("b@acme.test", "https://h\"><img>/password/reset?token=t");
-        assert!(m.text.contains("https://h\"><img>/password/reset?token=t"));
-        assert!(!m.html.contains("<img>"), "{}", m.html);
-        assert!(m.html.contains("&quot;&gt;&lt;img&gt;"), "{}", m.html);
-    }
 }
 
 #[cfg(test)]

@@ -19,13 +19,14 @@
 //! thing next time. Two flushes racing on one stream cannot both index overlapping ranges: the
 //! index insert refuses a range that does not start after the last indexed one.
 
+use chrono::Datelike as _;
 use serde::{Deserialize, Serialize};
 
 use super::anchor::{Anchor, AnchorKey, AnchorKeyProblem, Position};
-use super::time::date_of;
 use crate::ports::{
     BlobError, Blobs, EventLog, EventLogError, Row, Sql, SqlError, Stmt, StoredEvent, StreamId,
 };
+use crate::time::date_of;
 
 /// Events per archive object (at most; fewer at a day boundary or the end of the tail).
 pub const FLUSH_BATCH: u32 = 1000;
@@ -215,9 +216,9 @@ pub fn object_key(stream: &StreamId, received_at: i64, first_seq: i64, last_seq:
         "{}/{}/{:04}/{:02}/{:02}/{first_seq}-{last_seq}.ndjson",
         stream.kind.as_str(),
         stream.tenant,
-        d.year,
-        d.month,
-        d.day
+        d.year(),
+        d.month(),
+        d.day()
     )
 }
 

@@ -6,7 +6,7 @@ use serde_json::Value as Json;
 
 use super::archive::ArchivedRecord;
 use super::model::AuditEvent;
-use super::time::format_rfc3339;
+use crate::time::format_rfc3339;
 
 /// The audit CSV export's columns, in order.
 pub const HEADER: &[&str] = &[

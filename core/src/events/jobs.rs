@@ -10,11 +10,11 @@ use super::archive::{flush_stream, ArchiveError, FlushReport};
 use super::ingest::register_stream;
 use super::model::AuditEvent;
 use super::read::streams_after;
-use super::time::{format_rfc3339, years_before};
 use crate::ports::{
     BlobError, Blobs, EventLog, EventLogError, NewEvent, Platform, Sql, SqlError, Stmt, StreamId,
     StreamKind,
 };
+use crate::time::{format_rfc3339, years_before};
 
 /// Audit logs are kept at least 7 years, billing events 5 (FR-OPS-003, CON-DATA-002/003).
 pub const RETENTION_YEARS: [(StreamKind, i64); 2] =

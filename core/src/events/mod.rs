@@ -16,7 +16,6 @@ pub mod jobs;
 pub mod model;
 pub mod read;
 mod sql_log;
-pub mod time;
 
 #[cfg(test)]
 mod tests;

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
-use super::time::{format_rfc3339, parse_rfc3339};
 use crate::ports::StreamKind;
+use crate::time::{format_rfc3339, parse_rfc3339};
 
 /// Most events in one request (FR-BILL-002).
 pub const MAX_BATCH: usize = 1000;

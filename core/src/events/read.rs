@@ -18,8 +18,8 @@ use super::archive::{
 };
 use super::chain::{self, Link};
 use super::model::{AuditEvent, BillingEvent};
-use super::time::format_day;
 use crate::ports::{Blobs, EventLog, Platform, Sql, StreamId};
+use crate::time::format_day;
 
 /// Archive entries read from the index per query.
 const INDEX_PAGE: u32 = 20;

@@ -11,9 +11,9 @@ use super::archive::{decode, encode, flush_stream, gzip, pack, unpack, ArchiveEr
 use super::ingest::{ingest, IngestError, Reporter};
 use super::jobs::{enforce_retention, flush_all, forward_outbox, purge_tenant_events};
 use super::read::{page, usage_by_day, verify, BreakCode, Period};
-use super::time::{format_rfc3339, years_before};
 use crate::ports::{Blobs, Clock, EventLog, Sql, Stmt, StreamId, StreamKind};
 use crate::testing::{TestPlatform, START_MS};
+use crate::time::{format_rfc3339, years_before};
 
 fn bound(tenant: &str) -> Reporter {
     Reporter {

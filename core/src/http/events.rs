@@ -20,8 +20,8 @@ use crate::events::ingest::{check_tenant, ingest, IngestError, IngestOutcome, Re
 use crate::events::read::{
     self, audit_event, billing_items, page, streams_after, usage_by_day, Break, Period, UsageRow,
 };
-use crate::events::time::{format_rfc3339, parse_rfc3339};
 use crate::ports::{Blobs, EventLogError, Logger, Platform, StreamId, StreamKind};
+use crate::time::{format_rfc3339, parse_rfc3339};
 
 const AUDITORS: &[PlatformRole] = &[PlatformRole::Auditor, PlatformRole::Operator];
 

@@ -1,16 +1,18 @@
 //! The universal login page (IF-LOGIN-UI): server-rendered HTML for the OIDC provider's
 //! sign-in steps (tenant, email and password, second factor), usable without JavaScript.
 //!
-//! Every interpolated value goes through [`escape`]. Pages carry a strict Content Security
+//! The pages are `maud` templates: markup is checked at compile time and every interpolated
+//! value is escaped by construction. Pages carry a strict Content Security
 //! Policy (no inline script or style; styles only from `/oauth/assets/login.css`), are never
 //! framed, cached or sent as a referrer. The one script, `/oauth/assets/passkey.js`, is loaded
 //! only by the second-factor step of a user with a passkey (WebAuthn has no form-only API); that
 //! step works without it through a code.
 
 use ::http::{header, HeaderValue, StatusCode};
+use maud::{html, Markup, PreEscaped};
 
 use super::Response;
-use crate::oidc::Flow;
+use crate::oidc::{Flow, TenantChoice};
 
 /// The stylesheet of the page, served as `/oauth/assets/login.css`.
 pub const LOGIN_CSS: &str = "\
@@ -79,22 +81,6 @@ pub const PASSKEY_JS: &str = r#"(function () {
 })();
 "#;
 
-/// Escapes text for HTML element content and double-quoted attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 /// The origin of a redirect URI for the CSP `form-action` directive (a form post answered by a
 /// redirect to the client must be allowed to land there), if it is safe to put in the header.
 pub fn csp_origin(uri: &str) -> Option<String> {
@@ -158,37 +144,55 @@ fn headers_with(resp: &mut Response, redirect_uri: Option<&str>, own_script: boo
     );
 }
 
-/// A whole HTML page: `title` (escaped here) and `body` (already escaped HTML).
-pub fn html(status: StatusCode, title: &str, body: &str, redirect_uri: Option<&str>) -> Response {
-    let doc = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"referrer\" content=\"no-referrer\">\
-         <title>{}</title><link rel=\"stylesheet\" href=\"/oauth/assets/login.css\"></head>\
-         <body><main>{body}</main></body></html>\n",
-        escape(title)
-    );
-    let mut resp = Response::new(doc.into_bytes());
+/// A whole HTML page around `body`. `own_script` opens the CSP to this origin's scripts: only
+/// the passkey step asks for it, never anything interpolated.
+fn page(
+    status: StatusCode,
+    title: &str,
+    body: Markup,
+    redirect_uri: Option<&str>,
+    own_script: bool,
+) -> Response {
+    let doc = html! {
+        (PreEscaped("<!doctype html>\n"))
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="no-referrer";
+                title { (title) }
+                link rel="stylesheet" href="/oauth/assets/login.css";
+            }
+            body { main { (body) } }
+        }
+        "\n"
+    };
+    let mut resp = Response::new(doc.into_string().into_bytes());
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    headers_with(&mut resp, redirect_uri, body.contains(PASSKEY_SCRIPT_TAG));
+    headers_with(&mut resp, redirect_uri, own_script);
     resp
 }
 
-/// How a page loads [`PASSKEY_JS`]; its presence opens the CSP to this origin's scripts.
-const PASSKEY_SCRIPT_TAG: &str = "<script src=\"/oauth/assets/passkey.js\" defer></script>";
-
 /// A page showing an error that ends the flow (nothing to redirect to).
 pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
-    let body = format!(
-        "<h1>{}</h1><p class=\"error\" role=\"alert\">{}</p>",
-        escape(title),
-        escape(message)
-    );
-    html(status, title, &body, None)
+    let body = html! {
+        h1 { (title) }
+        p class="error" role="alert" { (message) }
+    };
+    page(status, title, body, None, false)
+}
+
+/// A page with a neutral message that ends the flow (signed out).
+pub fn notice_page(status: StatusCode, title: &str, message: &str) -> Response {
+    let body = html! {
+        h1 { (title) }
+        p class="notice" role="status" { (message) }
+    };
+    page(status, title, body, None, false)
 }
 
 /// Which step of the page to show.
@@ -228,12 +232,12 @@ pub enum Note<'a> {
     Notice(&'a str),
 }
 
-fn hidden(flow_id: &str, csrf: &str) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"flow\" value=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        escape(flow_id),
-        escape(csrf)
-    )
+/// The hidden fields every form of a flow posts: the flow and its CSRF token.
+fn flow_fields(flow_id: &str, csrf: &str) -> Markup {
+    html! {
+        input type="hidden" name="flow" value=(flow_id);
+        input type="hidden" name="csrf" value=(csrf);
+    }
 }
 
 /// Renders a step of the login flow.
@@ -245,85 +249,18 @@ pub fn step_page(
     step: Step<'_>,
     note: Note<'_>,
 ) -> Response {
-    let mut body = format!(
-        "<h1>Sign in</h1><p class=\"sub\">to continue to {}</p>",
-        escape(&flow.client_name)
+    let fields = flow_fields(flow_id, csrf);
+    let own_script = matches!(
+        step,
+        Step::Mfa {
+            passkey: Some(_),
+            ..
+        }
     );
-    match note {
-        Note::None => {}
-        Note::Error(m) => body.push_str(&format!(
-            "<p class=\"error\" role=\"alert\">{}</p>",
-            escape(m)
-        )),
-        Note::Notice(m) => body.push_str(&format!(
-            "<p class=\"notice\" role=\"status\">{}</p>",
-            escape(m)
-        )),
-    }
-    let h = hidden(flow_id, csrf);
-    match (step, &flow.tenant) {
-        (Step::Tenant, _) | (Step::Password { .. }, None) => {
-            body.push_str(&format!(
-                "<form method=\"post\" action=\"/oauth/authorize/tenant\">{h}\
-                 <label for=\"tenant\">Your organization's domain</label>\
-                 <input id=\"tenant\" name=\"tenant\" type=\"text\" required autofocus \
-                 autocomplete=\"organization\" autocapitalize=\"none\" spellcheck=\"false\">\
-                 <button type=\"submit\">Continue</button></form>"
-            ));
-        }
-        (Step::Password { email }, Some(t)) => {
-            body.push_str(&format!(
-                "<p>Organization: <strong>{}</strong></p>\
-                 <form method=\"post\" action=\"/oauth/authorize/login\">{h}\
-                 <label for=\"email\">Email</label>\
-                 <input id=\"email\" name=\"email\" type=\"email\" required autocomplete=\"username\" value=\"{}\">\
-                 <label for=\"password\">Password</label>\
-                 <input id=\"password\" name=\"password\" type=\"password\" required autocomplete=\"current-password\">\
-                 <button type=\"submit\">Sign in</button>\
-                 <button class=\"link\" type=\"submit\" formaction=\"/oauth/authorize/forgot\" \
-                 formnovalidate>Forgot password?</button></form>",
-                escape(&t.name),
-                escape(email)
-            ));
-            if t.sso {
-                let mut q = form_urlencoded::Serializer::new(String::new());
-                q.append_pair("tenant", &t.domain);
-                q.append_pair("login_flow", flow_id);
-                body.push_str(&format!(
-                    "<hr><a class=\"sso\" href=\"/v1/auth/sso/start?{}\">Continue with your company SSO</a>",
-                    escape(&q.finish())
-                ));
-            }
-            body.push_str(&format!(
-                "<form method=\"post\" action=\"/oauth/authorize/tenant\">{h}\
-                 <input type=\"hidden\" name=\"tenant\" value=\"\">\
-                 <button class=\"link\" type=\"submit\">Use another organization</button></form>"
-            ));
-        }
-        (Step::Mfa { mfa_token, passkey }, _) => {
-            body.push_str(&format!(
-                "<form method=\"post\" action=\"/oauth/authorize/mfa\">{h}\
-                 <input type=\"hidden\" name=\"mfa_token\" value=\"{}\">\
-                 <label for=\"code\">Authentication code</label>\
-                 <input id=\"code\" name=\"code\" type=\"text\" required autofocus inputmode=\"numeric\" \
-                 autocomplete=\"one-time-code\">\
-                 <p class=\"sub\">Enter the 6-digit code from your authenticator app, or a recovery code.</p>\
-                 <button type=\"submit\">Verify</button></form>",
-                escape(mfa_token)
-            ));
-            if let Some(options) = passkey {
-                body.push_str(&format!(
-                    "<form method=\"post\" action=\"/oauth/authorize/mfa\">{h}\
-                     <input type=\"hidden\" name=\"mfa_token\" value=\"{}\">\
-                     <input type=\"hidden\" id=\"webauthn\" name=\"webauthn\" value=\"\">\
-                     <button class=\"secondary\" type=\"button\" id=\"passkey\" data-options=\"{}\" hidden>\
-                     Use a passkey</button><p class=\"sub\" id=\"passkey-note\" role=\"status\"></p></form>\
-                     {PASSKEY_SCRIPT_TAG}",
-                    escape(mfa_token),
-                    escape(options)
-                ));
-            }
-        }
+    let form = match (step, &flow.tenant) {
+        (Step::Tenant, _) | (Step::Password { .. }, None) => tenant_form(&fields),
+        (Step::Password { email }, Some(t)) => password_form(&fields, t, email, flow_id),
+        (Step::Mfa { mfa_token, passkey }, _) => mfa_form(&fields, mfa_token, passkey),
         (
             Step::Enroll {
                 mfa_token,
@@ -331,50 +268,142 @@ pub fn step_page(
                 otpauth_uri,
             },
             _,
-        ) => {
-            body.push_str(&format!(
-                "<p>Your organization requires a second factor. Add this key to your authenticator app, \
-                 then enter the code it shows.</p>\
-                 <p>Key: <code>{}</code></p><p class=\"sub\">Or open: <code>{}</code></p>\
-                 <form method=\"post\" action=\"/oauth/authorize/mfa\">{h}\
-                 <input type=\"hidden\" name=\"mfa_token\" value=\"{}\">\
-                 <input type=\"hidden\" name=\"enroll_secret\" value=\"{}\">\
-                 <input type=\"hidden\" name=\"otpauth_uri\" value=\"{}\">\
-                 <label for=\"code\">Authentication code</label>\
-                 <input id=\"code\" name=\"code\" type=\"text\" required autofocus inputmode=\"numeric\" \
-                 autocomplete=\"one-time-code\">\
-                 <button type=\"submit\">Verify</button></form>",
-                escape(secret),
-                escape(otpauth_uri),
-                escape(mfa_token),
-                escape(secret),
-                escape(otpauth_uri)
-            ));
+        ) => enroll_form(&fields, mfa_token, secret, otpauth_uri),
+    };
+    let body = html! {
+        h1 { "Sign in" }
+        p class="sub" { "to continue to " (flow.client_name) }
+        @match note {
+            Note::None => {}
+            Note::Error(m) => p class="error" role="alert" { (m) },
+            Note::Notice(m) => p class="notice" role="status" { (m) },
+        }
+        (form)
+    };
+    page(
+        status,
+        "Sign in",
+        body,
+        Some(&flow.redirect_uri),
+        own_script,
+    )
+}
+
+/// Step 1: which organization.
+fn tenant_form(fields: &Markup) -> Markup {
+    html! {
+        form method="post" action="/oauth/authorize/tenant" {
+            (fields)
+            label for="tenant" { "Your organization's domain" }
+            input id="tenant" name="tenant" type="text" required autofocus
+                autocomplete="organization" autocapitalize="none" spellcheck="false";
+            button type="submit" { "Continue" }
         }
     }
-    html(status, "Sign in", &body, Some(&flow.redirect_uri))
+}
+
+/// Step 2: email and password, the tenant's SSO when it has one, and a way back to step 1.
+fn password_form(fields: &Markup, tenant: &TenantChoice, email: &str, flow_id: &str) -> Markup {
+    let sso_start = tenant.sso.then(|| {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("tenant", &tenant.domain);
+        q.append_pair("login_flow", flow_id);
+        format!("/v1/auth/sso/start?{}", q.finish())
+    });
+    html! {
+        p { "Organization: " strong { (tenant.name) } }
+        form method="post" action="/oauth/authorize/login" {
+            (fields)
+            label for="email" { "Email" }
+            input id="email" name="email" type="email" required autocomplete="username" value=(email);
+            label for="password" { "Password" }
+            input id="password" name="password" type="password" required
+                autocomplete="current-password";
+            button type="submit" { "Sign in" }
+            button class="link" type="submit" formaction="/oauth/authorize/forgot" formnovalidate {
+                "Forgot password?"
+            }
+        }
+        @if let Some(href) = sso_start {
+            hr;
+            a class="sso" href=(href) { "Continue with your company SSO" }
+        }
+        form method="post" action="/oauth/authorize/tenant" {
+            (fields)
+            input type="hidden" name="tenant" value="";
+            button class="link" type="submit" { "Use another organization" }
+        }
+    }
+}
+
+/// The second factor: a code, and the user's passkey when there is one.
+fn mfa_form(fields: &Markup, mfa_token: &str, passkey: Option<&str>) -> Markup {
+    html! {
+        form method="post" action="/oauth/authorize/mfa" {
+            (fields)
+            input type="hidden" name="mfa_token" value=(mfa_token);
+            label for="code" { "Authentication code" }
+            input id="code" name="code" type="text" required autofocus inputmode="numeric"
+                autocomplete="one-time-code";
+            p class="sub" { "Enter the 6-digit code from your authenticator app, or a recovery code." }
+            button type="submit" { "Verify" }
+        }
+        @if let Some(options) = passkey {
+            form method="post" action="/oauth/authorize/mfa" {
+                (fields)
+                input type="hidden" name="mfa_token" value=(mfa_token);
+                input type="hidden" id="webauthn" name="webauthn" value="";
+                button class="secondary" type="button" id="passkey" data-options=(options) hidden {
+                    "Use a passkey"
+                }
+                p class="sub" id="passkey-note" role="status" {}
+            }
+            script src="/oauth/assets/passkey.js" defer {}
+        }
+    }
+}
+
+/// TOTP enrollment: the new key, and the first code it shows.
+fn enroll_form(fields: &Markup, mfa_token: &str, secret: &str, otpauth_uri: &str) -> Markup {
+    html! {
+        p {
+            "Your organization requires a second factor. Add this key to your authenticator app, \
+             then enter the code it shows."
+        }
+        p { "Key: " code { (secret) } }
+        p class="sub" { "Or open: " code { (otpauth_uri) } }
+        form method="post" action="/oauth/authorize/mfa" {
+            (fields)
+            input type="hidden" name="mfa_token" value=(mfa_token);
+            input type="hidden" name="enroll_secret" value=(secret);
+            input type="hidden" name="otpauth_uri" value=(otpauth_uri);
+            label for="code" { "Authentication code" }
+            input id="code" name="code" type="text" required autofocus inputmode="numeric"
+                autocomplete="one-time-code";
+            button type="submit" { "Verify" }
+        }
+    }
 }
 
 /// After an enrollment: the recovery codes, shown once, and a form to continue to the app.
 pub fn recovery_codes_page(flow: &Flow, flow_id: &str, csrf: &str, codes: &[String]) -> Response {
-    let list: String = codes
-        .iter()
-        .map(|c| format!("<li><code>{}</code></li>", escape(c)))
-        .collect();
-    let body = format!(
-        "<h1>Save your recovery codes</h1>\
-         <p class=\"notice\" role=\"status\">Each code signs you in once if you lose your authenticator. \
-         They are shown only now.</p><ul>{list}</ul>\
-         <form method=\"post\" action=\"/oauth/authorize/continue\">{}\
-         <button type=\"submit\">Continue to {}</button></form>",
-        hidden(flow_id, csrf),
-        escape(&flow.client_name)
-    );
-    html(
+    let body = html! {
+        h1 { "Save your recovery codes" }
+        p class="notice" role="status" {
+            "Each code signs you in once if you lose your authenticator. They are shown only now."
+        }
+        ul { @for c in codes { li { code { (c) } } } }
+        form method="post" action="/oauth/authorize/continue" {
+            (flow_fields(flow_id, csrf))
+            button type="submit" { "Continue to " (flow.client_name) }
+        }
+    };
+    page(
         StatusCode::OK,
         "Recovery codes",
-        &body,
+        body,
         Some(&flow.redirect_uri),
+        false,
     )
 }
 
@@ -382,13 +411,104 @@ pub fn recovery_codes_page(flow: &Flow, flow_id: &str, csrf: &str, codes: &[Stri
 mod tests {
     use super::*;
 
+    const HOSTILE: &str = r#"<script>alert('x')</script>" onmouseover="y"&"#;
+    const HOSTILE_ESCAPED: &str =
+        "&lt;script&gt;alert('x')&lt;/script&gt;&quot; onmouseover=&quot;y&quot;&amp;";
+
+    fn body(resp: &Response) -> String {
+        String::from_utf8(resp.body().clone()).unwrap()
+    }
+
+    fn tenant(name: &str, sso: bool) -> Option<TenantChoice> {
+        Some(TenantChoice {
+            id: "t1".into(),
+            domain: "acme.test".into(),
+            name: name.into(),
+            sso,
+        })
+    }
+
+    /// Every value a page shows or posts back comes from input somewhere (the app's name, the
+    /// tenant's name, the typed email, the flow's tokens): none of it can add markup.
     #[test]
-    fn if_login_ui_escapes_every_markup_character() {
-        assert_eq!(
-            escape(r#"<a href="x" onclick='y'>&</a>"#),
-            "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
+    fn if_login_ui_escapes_hostile_values() {
+        let flow = Flow::for_page_tests(HOSTILE, "https://app.example/cb", tenant(HOSTILE, true));
+        let pages = [
+            step_page(
+                StatusCode::OK,
+                &flow,
+                HOSTILE,
+                HOSTILE,
+                Step::Password { email: HOSTILE },
+                Note::Error(HOSTILE),
+            ),
+            step_page(
+                StatusCode::OK,
+                &flow,
+                "f",
+                "c",
+                Step::Mfa {
+                    mfa_token: HOSTILE,
+                    passkey: Some(HOSTILE),
+                },
+                Note::Notice(HOSTILE),
+            ),
+            step_page(
+                StatusCode::OK,
+                &flow,
+                "f",
+                "c",
+                Step::Enroll {
+                    mfa_token: HOSTILE,
+                    secret: HOSTILE,
+                    otpauth_uri: HOSTILE,
+                },
+                Note::None,
+            ),
+            recovery_codes_page(&flow, HOSTILE, HOSTILE, &[HOSTILE.to_owned()]),
+            error_page(StatusCode::BAD_REQUEST, HOSTILE, HOSTILE),
+            notice_page(StatusCode::OK, HOSTILE, HOSTILE),
+        ];
+        for page in &pages {
+            let html = body(page);
+            assert!(!html.contains("<script>alert"), "{html}");
+            assert!(!html.contains("\" onmouseover"), "{html}");
+            assert!(html.contains(HOSTILE_ESCAPED), "{html}");
+        }
+        // The tenant's name on the password step, in full.
+        assert!(body(&pages[0]).contains(&format!("<strong>{HOSTILE_ESCAPED}</strong>")));
+        // The hidden fields carry the values back, escaped inside their quotes.
+        assert!(body(&pages[0]).contains(&format!(
+            "<input type=\"hidden\" name=\"csrf\" value=\"{HOSTILE_ESCAPED}\">"
+        )));
+    }
+
+    #[test]
+    fn if_login_ui_steps_carry_the_flow_and_csrf_fields() {
+        let flow = Flow::for_page_tests("App", "https://app.example/cb", tenant("Acme", true));
+        let html = body(&step_page(
+            StatusCode::OK,
+            &flow,
+            "flow-1",
+            "csrf-1",
+            Step::Password {
+                email: "ann@acme.test",
+            },
+            Note::None,
+        ));
+        // Both forms (sign in, another organization) post both fields.
+        let fields = "<input type=\"hidden\" name=\"flow\" value=\"flow-1\">\
+                      <input type=\"hidden\" name=\"csrf\" value=\"csrf-1\">";
+        assert_eq!(html.matches(fields).count(), 2, "{html}");
+        assert!(html.contains("value=\"ann@acme.test\""));
+        assert!(html.contains(
+            "<a class=\"sso\" href=\"/v1/auth/sso/start?tenant=acme.test&amp;login_flow=flow-1\">"
+        ));
+        assert!(
+            html.starts_with("<!doctype html>\n<html lang=\"en\">"),
+            "{html}"
         );
-        assert_eq!(escape("plain é"), "plain é");
+        assert!(html.ends_with("</main></body></html>\n"), "{html}");
     }
 
     #[test]
@@ -428,23 +548,43 @@ mod tests {
     }
 
     #[test]
-    fn if_login_ui_only_the_page_itself_opens_scripts_never_interpolated_text() {
-        // Text that spells the script tag is escaped, so it cannot open the policy.
-        let resp = error_page(StatusCode::BAD_REQUEST, "t", PASSKEY_SCRIPT_TAG);
-        let csp = resp.headers()[header::CONTENT_SECURITY_POLICY]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        assert!(!csp.contains("script-src"), "{csp}");
-        // The page's own tag does, to this origin only.
-        let resp = html(StatusCode::OK, "t", PASSKEY_SCRIPT_TAG, None);
-        let csp = resp.headers()[header::CONTENT_SECURITY_POLICY]
-            .to_str()
-            .unwrap()
-            .to_owned();
+    fn if_login_ui_only_the_passkey_step_opens_scripts_never_interpolated_text() {
+        let csp = |resp: &Response| {
+            resp.headers()[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        let tag = "<script src=\"/oauth/assets/passkey.js\" defer></script>";
+        // Text that spells the script tag is escaped, and does not open the policy.
+        let resp = error_page(StatusCode::BAD_REQUEST, "t", tag);
+        assert!(!csp(&resp).contains("script-src"), "{}", csp(&resp));
+        assert!(!body(&resp).contains(tag));
+        let flow = Flow::for_page_tests("App", "https://app.example/cb", tenant("Acme", false));
+        let mfa = |passkey| {
+            step_page(
+                StatusCode::OK,
+                &flow,
+                "f",
+                "c",
+                Step::Mfa {
+                    mfa_token: "m",
+                    passkey,
+                },
+                Note::None,
+            )
+        };
+        // A second factor without a passkey loads no script.
+        let resp = mfa(None);
+        assert!(!csp(&resp).contains("script-src"), "{}", csp(&resp));
+        assert!(!body(&resp).contains("<script"));
+        // The passkey step loads the page's own script, from this origin only.
+        let resp = mfa(Some("{}"));
         assert!(
-            csp.starts_with("default-src 'none'; script-src 'self'; style-src 'self';"),
-            "{csp}"
+            csp(&resp).starts_with("default-src 'none'; script-src 'self'; style-src 'self';"),
+            "{}",
+            csp(&resp)
         );
+        assert!(body(&resp).contains(tag));
     }
 }

@@ -903,11 +903,10 @@ pub(super) async fn end_session<P: Platform>(
     .await
     {
         Ok(Some(location)) => Ok(redirect(&location)),
-        Ok(None) => Ok(login_page::html(
+        Ok(None) => Ok(login_page::notice_page(
             StatusCode::OK,
             "Signed out",
-            "<h1>Signed out</h1><p class=\"notice\" role=\"status\">You are signed out. You can close this window.</p>",
-            None,
+            "You are signed out. You can close this window.",
         )),
         Err(EndSessionError::Storage(cause)) => {
             log(ctx, "end session failed", "storage", &cause);

@@ -135,6 +135,26 @@ impl Flow {
     }
 }
 
+#[cfg(test)]
+impl Flow {
+    /// A flow as the login page tests render it: no stored hashes, so no token matches.
+    pub fn for_page_tests(
+        client_name: &str,
+        redirect_uri: &str,
+        tenant: Option<TenantChoice>,
+    ) -> Flow {
+        Flow {
+            client_id: "app".to_owned(),
+            client_name: client_name.to_owned(),
+            redirect_uri: redirect_uri.to_owned(),
+            state: None,
+            tenant,
+            csrf_hash: String::new(),
+            mfa_hash: None,
+        }
+    }
+}
+
 /// A flow just started: its id and CSRF token (both handed to the browser, stored hashed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StartedFlow {

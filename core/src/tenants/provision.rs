@@ -10,7 +10,7 @@ use super::{plan_exists, resource, TenantService};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::ids;
-use crate::mail::html_escape;
+use crate::mail;
 use crate::ports::{Clock, Mail, MailError, Mailer, Platform, Secrets, Sql, SqlError, Stmt};
 
 /// How long an invitation stays valid: 7 days (FR-TENANT-001).
@@ -628,65 +628,11 @@ fn to_json(provisioned: &Provisioned) -> Result<String, SqlError> {
 
 /// The owner's invitation, in plain text and HTML.
 fn invitation_mail(req: &ProvisionTenant, provisioned: &Provisioned) -> Mail {
-    let name = req.name.as_str();
-    let domain = req.domain.as_str();
-    let link = &provisioned.invitation_link;
-    let expires = format_utc(provisioned.invitation_expires_at);
-    Mail {
-        to: req.owner_email.as_str().to_owned(),
-        subject: format!("You are invited to manage {name} on Edgeplane"),
-        text: format!(
-            "You have been invited as the owner of {name} ({domain}) on Edgeplane.\n\n\
-             Accept the invitation and choose your password:\n{link}\n\n\
-             The link expires on {expires}. If you did not expect this invitation, ignore it.\n"
-        ),
-        html: format!(
-            "<p>You have been invited as the owner of <strong>{}</strong> ({}) on Edgeplane.</p>\
-             <p><a href=\"{}\">Accept the invitation and choose your password</a></p>\
-             <p>The link expires on {}. If you did not expect this invitation, ignore it.</p>",
-            html_escape(name),
-            html_escape(domain),
-            html_escape(link),
-            html_escape(&expires),
-        ),
-    }
-}
-
-/// `YYYY-MM-DD HH:MM UTC` of a unix-ms instant (proleptic Gregorian, no time-zone data).
-fn format_utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rem / 3600,
-        (rem % 3600) / 60
+    mail::owner_invitation_mail(
+        req.owner_email.as_str(),
+        req.name.as_str(),
+        req.domain.as_str(),
+        &provisioned.invitation_link,
+        provisioned.invitation_expires_at,
     )
-}
-
-#[cfg(test)]
-mod unit {
-    use super::*;
-
-    #[test]
-    fn utc_dates_and_html_escaping() {
-        // The mail module's escaping, as the owner's invitation uses it.
-        assert_eq!(format_utc(0), "1970-01-01 00:00 UTC");
-        assert_eq!(format_utc(crate::testing::START_MS), "2026-01-01 00:00 UTC");
-        assert_eq!(format_utc(951_782_400_000 + 90_000), "2000-02-29 00:01 UTC");
-        assert_eq!(
-            html_escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
-    }
 }

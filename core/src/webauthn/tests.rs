@@ -1,5 +1,6 @@
 //! Passkey ceremonies against a software authenticator (real P-256 and Ed25519 keys, CBOR
-//! written by ciborium, not by the decoder under test), plus a fixed vector, on real SQLite.
+//! written by ciborium's encoder, not by the decoding path under test), plus a fixed vector, on
+//! real SQLite.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;

@@ -3,6 +3,9 @@
 //! and assertion signatures. Storage-bound checks (the challenge's single use, the credential's
 //! owner, the sign count) are in the service.
 
+use coset::{
+    iana, AsCborValue as _, CoseError, CoseKey, KeyType, Label, RegisteredLabelWithPrivate,
+};
 use p256::ecdsa::signature::Verifier as _;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -243,7 +246,7 @@ impl AuthData {
         let tail = &rest[used..];
         if flags & FLAG_ED != 0 {
             let ext = cbor::decode(tail).map_err(|_| bad.clone())?;
-            if !matches!(ext, Value::Map(_)) {
+            if !ext.is_map() {
                 return Err(bad);
             }
         } else if !tail.is_empty() {
@@ -267,24 +270,49 @@ pub enum CredentialKey {
     Ed25519(ed25519_dalek::VerifyingKey),
 }
 
-fn coord(key: &Value, label: i128) -> Result<[u8; 32], CeremonyError> {
-    key.int_key(label)
+/// A parameter of a COSE key by its label (RFC 9053: `-1` curve, `-2` x, `-3` y).
+fn param(key: &CoseKey, label: i64) -> Option<&Value> {
+    key.params
+        .iter()
+        .find(|(l, _)| *l == Label::Int(label))
+        .map(|(_, v)| v)
+}
+
+fn coord(key: &CoseKey, label: i64) -> Result<[u8; 32], CeremonyError> {
+    param(key, label)
         .and_then(Value::as_bytes)
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
         .ok_or(CeremonyError::Malformed("COSE key coordinates"))
+}
+
+/// Decodes a COSE_Key. Bytes that are not CBOR, or that repeat a label (RFC 9052 section 14
+/// forbids it), are malformed; a CBOR map that is not a key `coset` understands (no `kty`, an
+/// unregistered algorithm) is a key Edgeplane does not support.
+fn cose_key(bytes: &[u8]) -> Result<CoseKey, CeremonyError> {
+    let value = cbor::decode(bytes).map_err(|_| CeremonyError::Malformed("COSE key"))?;
+    CoseKey::from_cbor_value(value).map_err(|e| match e {
+        CoseError::DuplicateMapKey => CeremonyError::Malformed("COSE key"),
+        _ => CeremonyError::UnsupportedAlgorithm,
+    })
 }
 
 impl CredentialKey {
     /// Parses a COSE_Key (RFC 9053): EC2 P-256 with alg -7, or OKP Ed25519 with alg -8. The
     /// point is checked to be on the curve; anything else is unsupported.
     pub fn from_cose(bytes: &[u8]) -> Result<(CredentialKey, i64), CeremonyError> {
-        let key = cbor::decode(bytes).map_err(|_| CeremonyError::Malformed("COSE key"))?;
-        let kty = key.int_key(1).and_then(Value::as_int);
-        let alg = key.int_key(3).and_then(Value::as_int);
-        let crv = key.int_key(-1).and_then(Value::as_int);
-        match (kty, alg, crv) {
-            (Some(2), Some(-7), Some(1)) => {
-                let (x, y) = (coord(&key, -2)?, coord(&key, -3)?);
+        use RegisteredLabelWithPrivate::Assigned;
+        let key = cose_key(bytes)?;
+        let crv = param(&key, iana::Ec2KeyParameter::Crv as i64)
+            .and_then(Value::as_integer)
+            .and_then(|c| i64::try_from(c).ok());
+        match (&key.kty, &key.alg, crv) {
+            (
+                KeyType::Assigned(iana::KeyType::EC2),
+                Some(Assigned(iana::Algorithm::ES256)),
+                Some(crv),
+            ) if crv == iana::EllipticCurve::P_256 as i64 => {
+                let x = coord(&key, iana::Ec2KeyParameter::X as i64)?;
+                let y = coord(&key, iana::Ec2KeyParameter::Y as i64)?;
                 let point = p256::EncodedPoint::from_affine_coordinates(
                     p256::FieldBytes::from_slice(&x),
                     p256::FieldBytes::from_slice(&y),
@@ -294,8 +322,12 @@ impl CredentialKey {
                     .map_err(|_| CeremonyError::Malformed("COSE key point"))?;
                 Ok((CredentialKey::P256(vk), ALG_ES256))
             }
-            (Some(1), Some(-8), Some(6)) => {
-                let x = coord(&key, -2)?;
+            (
+                KeyType::Assigned(iana::KeyType::OKP),
+                Some(Assigned(iana::Algorithm::EdDSA)),
+                Some(crv),
+            ) if crv == iana::EllipticCurve::Ed25519 as i64 => {
+                let x = coord(&key, iana::OkpKeyParameter::X as i64)?;
                 let vk = ed25519_dalek::VerifyingKey::from_bytes(&x)
                     .map_err(|_| CeremonyError::Malformed("COSE key point"))?;
                 Ok((CredentialKey::Ed25519(vk), ALG_EDDSA))
@@ -433,8 +465,7 @@ pub fn verify_registration(
     check_client_data(&client_data, "webauthn.create", exp)?;
     let att = b64("attestationObject", &resp.response.attestation_object)?;
     let att = cbor::decode(&att).map_err(|_| CeremonyError::Malformed("attestationObject"))?;
-    let fmt = att
-        .text_key("fmt")
+    let fmt = cbor::text_member(&att, "fmt")
         .and_then(Value::as_text)
         .ok_or(CeremonyError::Malformed("attestationObject fmt"))?;
     // Only `none`: Edgeplane makes no decision on the authenticator's make, so an attestation
@@ -444,11 +475,10 @@ pub fn verify_registration(
             fmt.chars().take(32).collect(),
         ));
     }
-    if !matches!(att.text_key("attStmt"), Some(Value::Map(m)) if m.is_empty()) {
+    if !matches!(cbor::text_member(&att, "attStmt"), Some(Value::Map(m)) if m.is_empty()) {
         return Err(CeremonyError::Malformed("attestationObject attStmt"));
     }
-    let auth_data = att
-        .text_key("authData")
+    let auth_data = cbor::text_member(&att, "authData")
         .and_then(Value::as_bytes)
         .ok_or(CeremonyError::Malformed("attestationObject authData"))?;
     let ad = AuthData::parse(auth_data)?;
@@ -557,5 +587,146 @@ mod der_tests {
             der_signature_to_raw(&[0x30, 0x07, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01, 0x00]).is_none()
         );
         assert!(der_signature_to_raw(&[0x31, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]).is_none());
+    }
+}
+
+#[cfg(test)]
+mod cose_tests {
+    use super::*;
+
+    fn int(i: i64) -> Value {
+        Value::Integer(i.into())
+    }
+
+    fn encode(v: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        ciborium::into_writer(v, &mut out).unwrap();
+        out
+    }
+
+    fn ed25519_members() -> Vec<(Value, Value)> {
+        let x = ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+            .verifying_key()
+            .to_bytes();
+        vec![
+            (int(1), int(1)),
+            (int(3), int(-8)),
+            (int(-1), int(6)),
+            (int(-2), Value::Bytes(x.to_vec())),
+        ]
+    }
+
+    fn refusal(members: Vec<(Value, Value)>) -> CeremonyError {
+        CredentialKey::from_cose(&encode(&Value::Map(members))).unwrap_err()
+    }
+
+    #[test]
+    fn cose_keys_are_mapped_strictly() {
+        assert_eq!(
+            CredentialKey::from_cose(&encode(&Value::Map(ed25519_members())))
+                .unwrap()
+                .1,
+            ALG_EDDSA
+        );
+        let with = |extra: (Value, Value)| {
+            let mut m = ed25519_members();
+            m.push(extra);
+            m
+        };
+        // A repeated label is malformed, whichever value comes first.
+        assert_eq!(
+            refusal(with((int(3), int(-7)))),
+            CeremonyError::Malformed("COSE key")
+        );
+        // No key type, a text key type, an unregistered algorithm: not a key Edgeplane uses.
+        let mut no_kty = ed25519_members();
+        no_kty.remove(0);
+        assert_eq!(refusal(no_kty), CeremonyError::UnsupportedAlgorithm);
+        let mut text_kty = ed25519_members();
+        text_kty[0].1 = Value::Text("OKP".into());
+        assert_eq!(refusal(text_kty), CeremonyError::UnsupportedAlgorithm);
+        let mut odd_alg = ed25519_members();
+        odd_alg[1].1 = int(-60_000);
+        assert_eq!(refusal(odd_alg), CeremonyError::UnsupportedAlgorithm);
+        // The right key type with the other curve.
+        let mut other_curve = ed25519_members();
+        other_curve[2].1 = int(1);
+        assert_eq!(refusal(other_curve), CeremonyError::UnsupportedAlgorithm);
+        // A coordinate of the wrong type or length.
+        let mut text_x = ed25519_members();
+        text_x[3].1 = Value::Text("x".into());
+        assert_eq!(
+            refusal(text_x),
+            CeremonyError::Malformed("COSE key coordinates")
+        );
+        let mut short_x = ed25519_members();
+        short_x[3].1 = Value::Bytes(vec![1; 31]);
+        assert_eq!(
+            refusal(short_x),
+            CeremonyError::Malformed("COSE key coordinates")
+        );
+        // Not a map at all.
+        assert_eq!(
+            CredentialKey::from_cose(&encode(&int(1))).unwrap_err(),
+            CeremonyError::UnsupportedAlgorithm
+        );
+    }
+
+    #[test]
+    fn malformed_cbor_keys_are_malformed() {
+        let good = encode(&Value::Map(ed25519_members()));
+        let mut trailing = good.clone();
+        trailing.push(0);
+        let mut indefinite = good.clone();
+        indefinite[0] = 0xbf;
+        indefinite.push(0xff);
+        for bytes in [
+            &good[..good.len() - 1],
+            &trailing[..],
+            &indefinite[..],
+            &[][..],
+            &[0xc1, 0xa0][..],
+        ] {
+            assert_eq!(
+                CredentialKey::from_cose(bytes).unwrap_err(),
+                CeremonyError::Malformed("COSE key"),
+                "{bytes:02x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn authenticator_data_with_a_broken_key_or_extension_is_malformed() {
+        let mut ad = vec![0u8; 32];
+        ad.push(FLAG_UP | FLAG_AT);
+        ad.extend([0, 0, 0, 1]);
+        ad.extend([0u8; 16]);
+        ad.extend(2u16.to_be_bytes());
+        ad.extend([9, 9]);
+        let key = encode(&Value::Map(ed25519_members()));
+        let mut ok = ad.clone();
+        ok.extend(&key);
+        assert!(AuthData::parse(&ok).is_ok());
+        let mut truncated = ad.clone();
+        truncated.extend(&key[..key.len() - 3]);
+        assert_eq!(
+            AuthData::parse(&truncated).unwrap_err(),
+            CeremonyError::Malformed("COSE key")
+        );
+        // Extension data that is not a map, or that runs short.
+        for ext in [&[0x01][..], &[0xa1, 0x01][..], &[0xbf, 0xff][..]] {
+            let mut with_ext = ok.clone();
+            with_ext[32] |= FLAG_ED;
+            with_ext.extend(ext);
+            assert_eq!(
+                AuthData::parse(&with_ext).unwrap_err(),
+                CeremonyError::Malformed("authenticatorData"),
+                "{ext:02x?}"
+            );
+        }
+        let mut with_ext = ok.clone();
+        with_ext[32] |= FLAG_ED;
+        with_ext.extend([0xa1, 0x61, 0x78, 0xf5]);
+        assert!(AuthData::parse(&with_ext).is_ok());
     }
 }
