@@ -23,6 +23,7 @@ pub mod oidc;
 pub mod ports;
 pub mod scheduled;
 pub mod sessions;
+pub mod signin;
 pub mod sso;
 pub mod tenants;
 pub mod throttle;

@@ -562,7 +562,7 @@ fn with_bearer(method: Method, uri: &str, token: &str, body: &str) -> Request {
 /// demoted owner's access token (its role claim still `owner`) is refused and changes nothing.
 #[test]
 fn fr_auth_006_password_policy_routes_read_the_role_from_the_database() {
-    use crate::sessions::{login, LoginRequest};
+    use crate::signin::{login, LoginRequest};
     use crate::tenants::{Email, TenantDomain};
     let p = block_on(TestPlatform::new());
     p.secrets.set(

@@ -12,7 +12,8 @@ use crate::apps::{AllowedOrigin, AppName, AppService, IssueKey, KeyKind, Registe
 use crate::audit::Actor;
 use crate::edge::{self, FRESHNESS_MS, PROPAGATION_MS};
 use crate::flags::{FlagDefinition, FlagKey, FlagService, FlagType};
-use crate::sessions::{self, LoginRequest};
+use crate::signin;
+use crate::signin::LoginRequest;
 use crate::tenants::{
     Email, Plan, ProvisionTenant, TenantDomain, TenantId, TenantName, TenantService,
 };
@@ -113,7 +114,7 @@ async fn warm_edge() -> Edge {
         password: PASSWORD.into(),
         client: Some("203.0.113.9".into()),
     };
-    let token = sessions::login(&p, &login, "r").await.unwrap().access_token;
+    let token = signin::login(&p, &login, "r").await.unwrap().access_token;
     Edge {
         p,
         key: issued.secret,

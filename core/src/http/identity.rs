@@ -14,9 +14,10 @@ use crate::apps::{authenticate_app_key_with, Scope};
 use crate::audit::Actor;
 use crate::auth::PlatformRole;
 use crate::ports::{Clock, Logger, Platform, Secrets, Sql, Stmt};
-use crate::sessions::{
-    self, authenticate_access_token, AccessError, LoginError, LoginRequest, RefreshError,
-    RevokeSessionsError, SessionUser, UserPrincipal, VerifyMfaError,
+use crate::sessions::{self, RefreshError, RevokeSessionsError, SessionUser};
+use crate::signin;
+use crate::signin::{
+    authenticate_access_token, AccessError, LoginError, LoginRequest, UserPrincipal, VerifyMfaError,
 };
 use crate::tenants::{Email, TenantDomain};
 use crate::tokens::{keys, SigningKeyError};
@@ -362,7 +363,7 @@ pub(super) async fn login<P: Platform>(
         password: body.password,
         client: client_address(ctx, req),
     };
-    let pair = sessions::login(ctx.platform, &login, &ctx.request_id)
+    let pair = signin::login(ctx.platform, &login, &ctx.request_id)
         .await
         .map_err(|e| match &e {
             LoginError::InvalidCredentials => same_401(),
@@ -380,7 +381,7 @@ pub(super) async fn login<P: Platform>(
             )
             .with_extension("mfa_token", mfa_token.clone().into())
             .with_extension("enrollment_required", (*enroll).into())
-            .with_extension("expires_in", (sessions::MFA_TOKEN_TTL_MS / 1000).into()),
+            .with_extension("expires_in", (signin::MFA_TOKEN_TTL_MS / 1000).into()),
             LoginError::RateLimited { retry_after_secs } => rate_limited(*retry_after_secs),
             LoginError::PasswordExpired => ApiError::new(
                 ProblemType::BusinessRule,
@@ -589,7 +590,7 @@ pub(super) async fn introspect<P: Platform>(
         |app_id| {
             let app_id = app_id.to_owned();
             let token = token.as_str();
-            async move { sessions::introspect(platform, token, &app_id).await }
+            async move { signin::introspect(platform, token, &app_id).await }
         },
     )
     .await;
@@ -678,8 +679,8 @@ pub(super) async fn verify_mfa<P: Platform>(
     let body: VerifyMfaRequest = json::parse_body(req)?;
     let client = client_address(ctx, req);
     let factor = match (&body.code, &body.webauthn) {
-        (Some(code), None) => sessions::SecondFactor::Code(code),
-        (None, Some(assertion)) => sessions::SecondFactor::Passkey(assertion),
+        (Some(code), None) => signin::SecondFactor::Code(code),
+        (None, Some(assertion)) => signin::SecondFactor::Passkey(assertion),
         _ => {
             return Err(ApiError::invalid_field(
                 "code",
@@ -687,7 +688,7 @@ pub(super) async fn verify_mfa<P: Platform>(
             ))
         }
     };
-    let pair = sessions::verify_mfa_with(
+    let pair = signin::verify_mfa_with(
         ctx.platform,
         &body.mfa_token,
         factor,
@@ -820,7 +821,7 @@ pub(super) async fn enroll_during_sign_in<P: Platform>(
     req: &Request,
 ) -> Result<Response, ApiError> {
     let body: MfaEnrollRequest = json::parse_body(req)?;
-    let e = sessions::enroll_during_sign_in(ctx.platform, &body.mfa_token, &ctx.request_id)
+    let e = signin::enroll_during_sign_in(ctx.platform, &body.mfa_token, &ctx.request_id)
         .await
         .map_err(|e| match &e {
             VerifyMfaError::InvalidToken | VerifyMfaError::InvalidCode => {

@@ -22,7 +22,9 @@ use crate::oidc::{
     Flow, FlowError, TokenError, TokenRequest,
 };
 use crate::ports::{Logger, Platform};
-use crate::sessions::{self, AccessError, LoginError, LoginRequest, VerifyMfaError};
+use crate::sessions::{self};
+use crate::signin;
+use crate::signin::{AccessError, LoginError, LoginRequest, VerifyMfaError};
 use crate::tenants::{Email, TenantDomain};
 use crate::users;
 use crate::webauthn::{AuthenticationResponse, RelyingParty};
@@ -355,7 +357,7 @@ async fn passkey_options<P: Platform>(
     mfa_token: &str,
 ) -> Option<String> {
     let rp = RelyingParty::configured(ctx.platform.secrets(), &request_origin(req)).ok()?;
-    let options = sessions::webauthn_options(ctx.platform, mfa_token, &rp)
+    let options = signin::webauthn_options(ctx.platform, mfa_token, &rp)
         .await
         .ok()?;
     serde_json::to_string(&options).ok()
@@ -433,7 +435,7 @@ pub(super) async fn login_password<P: Platform>(
         password,
         client: client_address(ctx, req),
     };
-    match sessions::authenticate(ctx.platform, &login, &ctx.request_id).await {
+    match signin::authenticate(ctx.platform, &login, &ctx.request_id).await {
         Ok(user) => Ok(finish(ctx, &p, &user, &["pwd"]).await),
         Err(LoginError::MfaRequired {
             mfa_token,
@@ -463,7 +465,7 @@ pub(super) async fn login_password<P: Platform>(
             if let Err(e) = oidc::record_mfa_step(ctx.platform, &p.flow_id, &mfa_token).await {
                 return Ok(unavailable(ctx, &p, e.code(), &e.to_string()));
             }
-            match sessions::enroll_during_sign_in(ctx.platform, &mfa_token, &ctx.request_id).await {
+            match signin::enroll_during_sign_in(ctx.platform, &mfa_token, &ctx.request_id).await {
                 Ok(en) => Ok(step_page(
                     StatusCode::OK,
                     &p.flow,
@@ -558,11 +560,11 @@ pub(super) async fn login_mfa<P: Platform>(
         },
     };
     let factor = match &assertion {
-        Some(a) => sessions::SecondFactor::Passkey(a),
-        None => sessions::SecondFactor::Code(&code),
+        Some(a) => signin::SecondFactor::Passkey(a),
+        None => signin::SecondFactor::Code(&code),
     };
     let client = client_address(ctx, req);
-    let checked = sessions::verify_second_factor(
+    let checked = signin::verify_second_factor(
         ctx.platform,
         &mfa_token,
         factor,

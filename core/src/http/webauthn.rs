@@ -11,7 +11,7 @@ use super::identity::{
 };
 use super::{json, ApiError, Ctx, ProblemType, Request, Response};
 use crate::ports::{Logger, Platform};
-use crate::sessions;
+use crate::signin;
 use crate::tenants::{Email, TenantDomain};
 use crate::webauthn::{
     self, AuthenticationResponse, RegistrationResponse, RelyingParty, WebAuthnError,
@@ -223,7 +223,7 @@ pub(super) async fn mfa_options<P: Platform>(
 ) -> Result<Response, ApiError> {
     let body: MfaOptionsRequest = json::parse_body(req)?;
     let rp = relying_party(ctx, req)?;
-    let options = sessions::webauthn_options(ctx.platform, &body.mfa_token, &rp)
+    let options = signin::webauthn_options(ctx.platform, &body.mfa_token, &rp)
         .await
         .map_err(|e| problem(ctx, &e, true))?;
     Ok(no_store(json::response(StatusCode::OK, &options)?))

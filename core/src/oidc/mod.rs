@@ -6,7 +6,7 @@
 //! The pieces: the pending authorization request (a login flow, [`flow`]), authorization codes
 //! and the token endpoint ([`token`]), ID tokens ([`id_token`]), client authentication and
 //! secrets ([`client`]), PKCE ([`pkce`]). Sign-in itself goes through the same path as
-//! `/v1/auth/login` ([`crate::sessions::authenticate`]), so rate limits and audit apply.
+//! `/v1/auth/login` ([`crate::signin::authenticate`]), so rate limits and audit apply.
 
 pub mod client;
 pub mod flow;

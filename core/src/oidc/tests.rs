@@ -9,7 +9,7 @@ use super::*;
 use crate::apps::{AppName, AppService, RedirectUri, RegisterApp};
 use crate::audit::Actor;
 use crate::ports::{Row, Sql, Stmt};
-use crate::sessions::{check_token_with, introspect, AccessError};
+use crate::signin::{check_token_with, introspect, AccessError};
 use crate::tenants::{Email, Plan, ProvisionTenant, TenantDomain, TenantName, TenantService};
 use crate::testing::TestPlatform;
 use crate::tokens::master_key::MASTER_KEY_SECRET;

@@ -14,9 +14,8 @@ use super::id_token::{self, IdTokenClaims};
 use super::{pkce, with_query};
 use crate::crypto;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
-use crate::sessions::{
-    self, check_token_with, AccessError, Grant, RefreshError, SessionUser, TokenPair,
-};
+use crate::sessions::{self, Grant, RefreshError, SessionUser, TokenPair};
+use crate::signin::{check_token_with, AccessError};
 use crate::tokens::{keys, SigningKeyError, ACCESS_AUDIENCE, ACCESS_TOKEN_TTL_SECS};
 
 /// A token request, as received (form body and client credentials).

@@ -1,5 +1,7 @@
-//! Sessions of tenant users (FR-AUTH-005, UC-LISTEN, UC-LOGOUT): password sign-in, refresh-token
-//! rotation with reuse detection, logout, and the revocation state the edge reads.
+//! Sessions of tenant users (FR-AUTH-005, UC-LOGOUT): starting one (the tokens), refresh-token
+//! rotation with reuse detection, logout, and the revocation state the edge reads. Signing in
+//! (password, second factor) and checking a token at the edge are [`crate::signin`]'s, which
+//! stands on this module, the users, passkeys and tenants.
 //!
 //! A session is a refresh-token family: `sessions` holds one row per refresh token (hashed),
 //! all with the session's `family_id`, which is the `sid` of every access token issued in it.
@@ -13,22 +15,11 @@
 //! [`crate::edge`]: the isolate that revokes sees it at once, every other isolate of its
 //! location within a second.
 
-mod introspect;
-mod login;
-mod mfa;
 mod refresh;
 
 #[cfg(test)]
 mod tests;
 
-pub use introspect::{
-    authenticate_access_token, check_token_with, introspect, AccessError, UserPrincipal,
-};
-pub use login::{authenticate, login, LoginError, LoginRequest};
-pub use mfa::{
-    enroll_during_sign_in, verify_mfa, verify_mfa_with, verify_second_factor, webauthn_options,
-    CheckedFactor, MfaSignIn, SecondFactor, VerifyMfaError, MAX_MFA_ATTEMPTS, MFA_TOKEN_TTL_MS,
-};
 pub use refresh::{logout, refresh, RefreshError};
 pub(crate) use refresh::{refresh_with, revoke_family};
 

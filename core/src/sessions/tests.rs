@@ -7,6 +7,7 @@ use futures_executor::block_on;
 use super::*;
 use crate::audit::Actor;
 use crate::ports::{Clock, Kv, Row, Sql, Stmt};
+use crate::signin::*;
 use crate::tenants::{
     Email, Plan, ProvisionTenant, TenantDomain, TenantId, TenantName, TenantService,
 };
@@ -929,7 +930,7 @@ fn nfr_sec_003_concurrent_codes_share_the_five_attempts_of_a_pending_sign_in() {
             .iter()
             .filter(|o| matches!(o, Err(VerifyMfaError::InvalidCode)))
             .count();
-        assert_eq!(checked as i64, mfa::MAX_MFA_ATTEMPTS, "{outcomes:?}");
+        assert_eq!(checked as i64, MAX_MFA_ATTEMPTS, "{outcomes:?}");
     });
 }
 

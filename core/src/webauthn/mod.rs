@@ -7,7 +7,7 @@
 //! five minutes, single use: the first answer consumes it whatever its outcome). Credentials are
 //! rows of `webauthn_credentials` (COSE key base64url, sign count, transports).
 //!
-//! A registered passkey counts as MFA for the password sign-in (`sessions::login` asks for a
+//! A registered passkey counts as MFA for the password sign-in (`signin::login` asks for a
 //! second factor when `users.mfa_enabled`, which is TOTP's state, or when the user has a
 //! passkey); registering one leaves `mfa_enabled` alone, so TOTP enrollment and disabling keep
 //! their meaning.

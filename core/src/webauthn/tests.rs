@@ -15,7 +15,9 @@ use super::*;
 use crate::audit::Actor;
 use crate::crypto::{b64url_decode, b64url_encode};
 use crate::ports::{Sql, Stmt};
-use crate::sessions::{self, LoginError, LoginRequest, SecondFactor, SessionUser};
+use crate::sessions::SessionUser;
+use crate::signin;
+use crate::signin::{LoginError, LoginRequest, SecondFactor};
 use crate::tenants::{Email, Plan, ProvisionTenant, TenantDomain, TenantName, TenantService};
 use crate::testing::{FaultyPlatform, TestPlatform};
 use crate::tokens::master_key::MASTER_KEY_SECRET;
@@ -812,43 +814,43 @@ fn passkey_as_second_factor_nfr_sec_003() {
             password: PASSWORD.into(),
             client: None,
         };
-        assert!(sessions::login(&f.p, &req, "r").await.is_ok());
+        assert!(signin::login(&f.p, &req, "r").await.is_ok());
         let mut a = Authenticator::es256(8);
         a.flags = FLAG_UP;
         register_passkey(&f.p, &f.acme, &a).await;
         let Err(LoginError::MfaRequired { mfa_token, enroll }) =
-            sessions::login(&f.p, &req, "r").await
+            signin::login(&f.p, &req, "r").await
         else {
             panic!("a passkey makes MFA required");
         };
         assert!(!enroll);
         // A TOTP code does not do for a passkey-only user.
-        assert!(sessions::verify_mfa(&f.p, &mfa_token, "123456", None, "r")
+        assert!(signin::verify_mfa(&f.p, &mfa_token, "123456", None, "r")
             .await
             .is_err());
-        let o = sessions::webauthn_options(&f.p, &mfa_token, &rp())
+        let o = signin::webauthn_options(&f.p, &mfa_token, &rp())
             .await
             .unwrap();
         assert!(o.flow.is_none());
         // The challenge is bound to this mfa_token: another pending sign-in cannot use it.
         let Err(LoginError::MfaRequired {
             mfa_token: other, ..
-        }) = sessions::login(&f.p, &req, "r").await
+        }) = signin::login(&f.p, &req, "r").await
         else {
             panic!();
         };
         let body = auth(a.assert(&challenge_of(&o), None));
         assert!(
-            sessions::verify_mfa_with(&f.p, &other, SecondFactor::Passkey(&body), None, "r")
+            signin::verify_mfa_with(&f.p, &other, SecondFactor::Passkey(&body), None, "r")
                 .await
                 .is_err()
         );
-        let o = sessions::webauthn_options(&f.p, &mfa_token, &rp())
+        let o = signin::webauthn_options(&f.p, &mfa_token, &rp())
             .await
             .unwrap();
         let body = auth(a.assert(&challenge_of(&o), None));
         let signed_in =
-            sessions::verify_mfa_with(&f.p, &mfa_token, SecondFactor::Passkey(&body), None, "r")
+            signin::verify_mfa_with(&f.p, &mfa_token, SecondFactor::Passkey(&body), None, "r")
                 .await
                 .unwrap();
         let methods =
@@ -862,7 +864,7 @@ fn passkey_as_second_factor_nfr_sec_003() {
         assert_eq!(methods[0].text("auth_methods").unwrap(), r#"["pwd","hwk"]"#);
         // A user without passkeys gets no options.
         assert_eq!(
-            sessions::webauthn_options(&f.p, "not-a-token", &rp())
+            signin::webauthn_options(&f.p, "not-a-token", &rp())
                 .await
                 .unwrap_err(),
             WebAuthnError::InvalidFlow

@@ -2,10 +2,10 @@
 //! that is not active (invited, disabled, deleted) all give the same error after the same work:
 //! one argon2id computation (CON-SEC-009, ERR-AUTH-401).
 
-use super::{start, IssueError, SessionUser, TokenPair};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::kernel::{Email, TenantDomain};
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
+use crate::sessions::{start, IssueError, SessionUser, TokenPair};
 use crate::throttle;
 use crate::tokens::SigningKeyError;
 use crate::users::{password, policy};

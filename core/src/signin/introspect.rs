@@ -2,10 +2,10 @@
 //! then the revocation markers in KV (session, user, tenant), with no D1 read on a warm key set.
 //! Token introspection (RFC 7662) and the tenant-user routes share it.
 
-use super::{session_marker_key, user_marker_key};
 use crate::edge;
 use crate::kernel::join2;
 use crate::ports::{Clock, KvError, Platform, SqlError};
+use crate::sessions::{session_marker_key, user_marker_key};
 use crate::tenants::{tenant_edge_status, TenantId};
 use crate::tokens::{access, AccessClaims, VerifyTokenError};
 
@@ -17,9 +17,9 @@ pub struct UserPrincipal {
 }
 
 impl UserPrincipal {
-    /// Whether the session's sign-in is at most [`super::RECENT_AUTH_SECS`] old at `now_ms`.
+    /// Whether the session's sign-in is at most [`crate::sessions::RECENT_AUTH_SECS`] old at `now_ms`.
     pub fn signed_in_recently(&self, now_ms: i64) -> bool {
-        now_ms.div_euclid(1000) - self.claims.auth_time <= super::RECENT_AUTH_SECS
+        now_ms.div_euclid(1000) - self.claims.auth_time <= crate::sessions::RECENT_AUTH_SECS
     }
 }
 

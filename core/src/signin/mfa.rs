@@ -2,10 +2,10 @@
 //! MFA user leaves an `auth_flows` row (kind `mfa`, keyed by the hash of the token handed to the
 //! client); `/v1/auth/mfa/verify` consumes it with a TOTP or recovery code and starts the session.
 
-use super::{start, IssueError, SessionUser, TokenPair};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
+use crate::sessions::{start, IssueError, SessionUser, TokenPair};
 use crate::throttle;
 use crate::tokens::SigningKeyError;
 use crate::users::mfa::{self, check_second_factor, Enrollment, MfaError};

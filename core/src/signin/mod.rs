@@ -1,0 +1,18 @@
+//! Signing tenant users in and checking their tokens at the edge (UC-LISTEN, FR-AUTH-001/005,
+//! NFR-SEC-003): the password step ([`login`]), the second factor (TOTP or a passkey), and the
+//! access-token check with its revocation markers ([`introspect`]). A service over the domains
+//! it makes act together: users (passwords, factors), passkeys, tenants (their edge status) and
+//! sessions (which it starts); none of them depends on it.
+
+mod introspect;
+mod login;
+mod mfa;
+
+pub use introspect::{
+    authenticate_access_token, check_token_with, introspect, AccessError, UserPrincipal,
+};
+pub use login::{authenticate, login, LoginError, LoginRequest};
+pub use mfa::{
+    enroll_during_sign_in, verify_mfa, verify_mfa_with, verify_second_factor, webauthn_options,
+    CheckedFactor, MfaSignIn, SecondFactor, VerifyMfaError, MAX_MFA_ATTEMPTS, MFA_TOKEN_TTL_MS,
+};
