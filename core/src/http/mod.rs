@@ -81,6 +81,15 @@ pub fn delivers_after(method: &str, path: &str) -> bool {
     }
 }
 
+/// Whether a request may leave work for after its response, whatever it answers: outbox
+/// forwarding after a write ([`crate::events::jobs::forward_after`]) or mail
+/// ([`delivers_after`]). Decided from the method and path alone, before anything is prepared:
+/// the hot paths (flag reads and evaluation, introspection, JWKS, liveness) answer `false`, so
+/// a runtime builds no after-response task for them.
+pub fn works_after(method: &str, path: &str) -> bool {
+    crate::events::jobs::may_forward_after(method, path) || delivers_after(method, path)
+}
+
 /// Work done once the response is out, on runtimes that can keep working after answering
 /// (Workers' `waitUntil`; Spin after the response body is finished): after a forgot-password
 /// form ([`delivers_after`]), the reset mail it may have queued is delivered
@@ -307,5 +316,25 @@ mod tests {
         assert!(!delivers_after("GET", "/v1/flags"));
         assert!(!delivers_after("POST", "/oauth/introspect"));
         assert!(!delivers_after("NOT A METHOD", "/v1/auth/password/forgot"));
+    }
+
+    /// The hot paths prepare nothing for after the answer; writes and the forgot-password
+    /// forms do.
+    #[test]
+    fn hot_paths_leave_no_work_after_the_answer() {
+        for (method, path) in [
+            ("GET", "/health"),
+            ("GET", "/v1/flags"),
+            ("POST", "/ofrep/v1/evaluate/flags"),
+            ("POST", "/ofrep/v1/evaluate/flags/dark-mode"),
+            ("POST", "/oauth/introspect"),
+            ("GET", "/.well-known/jwks.json"),
+            ("POST", "/v1/billing/events"),
+        ] {
+            assert!(!works_after(method, path), "{method} {path}");
+        }
+        assert!(works_after("POST", "/v1/tenants"));
+        assert!(works_after("PUT", "/v1/tenants/t1/flags/dark-mode"));
+        assert!(works_after("POST", "/v1/auth/password/forgot"));
     }
 }
