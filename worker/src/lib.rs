@@ -44,7 +44,8 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
         .filter(|id| is_valid_request_id(id))
         .unwrap_or_else(|| edgeplane_core::ids::new_id(&WorkerRandom));
     let method = req.method();
-    let path = req.url().parse::<http::Uri>().map(|u| u.path().to_owned());
+    let url = req.url();
+    let path = url.parse::<http::Uri>().map(|u| u.path().to_owned());
     // Decided before anything is prepared for it: most requests (the hot paths among them)
     // have no work after the response, and a `waitUntil` task costs a promise chain each.
     let after = path
@@ -52,7 +53,7 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
         .filter(|path| edgeplane_core::http::works_after(&method, path))
         .map(|path| (method, path, env.clone()));
     let response = panic::spawn_answered(request_id.clone(), panic_answer, async move {
-        serve(&req, &env, &request_id).await
+        serve(&req, url, &env, &request_id).await
     });
     if let Some((method, path, env)) = after {
         let _ = ctx.wait_until(&work_after(response.clone(), method, path, env));
@@ -113,10 +114,15 @@ fn problem(problem: ApiError, request_id: &str) -> http::Response<Vec<u8>> {
 }
 
 /// Serves one request through core; every failure of the adapter itself becomes a problem.
-async fn serve(req: &web_sys::Request, env: &Env, request_id: &str) -> web_sys::Response {
+async fn serve(
+    req: &web_sys::Request,
+    url: String,
+    env: &Env,
+    request_id: &str,
+) -> web_sys::Response {
     let resp = match (
         WorkerPlatform::from_env(env),
-        convert::to_http_request(req, request_id).await,
+        convert::to_http_request(req, url, request_id).await,
     ) {
         (Ok(platform), Ok(http_req)) => edgeplane_core::handle(&platform, http_req).await,
         (Err(e), _) => adapter_error(
