@@ -12,12 +12,14 @@ use std::rc::Rc;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode};
 
+use crate::crypto::DalekVerifier;
 use crate::events::SqlEventLog;
 use crate::mail::OutboxMailer;
 use crate::migrations;
 use crate::ports::{
     Backends, BlobError, BlobPage, Blobs, Clock, FetchError, HttpClient, Kv, KvError, Logger,
-    OutboundRequest, OutboundResponse, Platform, Random, Row, Secrets, Sql, SqlError, Stmt, Value,
+    OutboundRequest, OutboundResponse, Platform, Random, Row, Secrets, SignatureError,
+    SignatureVerifier, Sql, SqlError, Stmt, Value,
 };
 
 /// The instant every test starts at: 2026-01-01T00:00:00Z, in unix milliseconds.
@@ -540,6 +542,28 @@ impl HttpClient for MapHttp {
     }
 }
 
+/// [`SignatureVerifier`] in Rust ([`DalekVerifier`]) counting the signatures it checks.
+#[derive(Debug, Default)]
+pub struct CountingVerifier {
+    /// Signatures checked so far.
+    pub checks: Cell<usize>,
+}
+
+impl SignatureVerifier for CountingVerifier {
+    async fn verify_ed25519(
+        &self,
+        kid: &str,
+        public_key: &[u8; 32],
+        message: &[u8],
+        signature: &[u8; 64],
+    ) -> Result<bool, SignatureError> {
+        self.checks.set(self.checks.get() + 1);
+        DalekVerifier
+            .verify_ed25519(kid, public_key, message, signature)
+            .await
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The platform
 // ---------------------------------------------------------------------------------------------
@@ -566,6 +590,8 @@ pub struct TestPlatform {
     pub logger: VecLogger,
     /// Outbound HTTP with canned answers, none until the test sets some.
     pub http: MapHttp,
+    /// Signature checks in Rust, counted.
+    pub signatures: CountingVerifier,
 }
 
 impl TestPlatform {
@@ -595,6 +621,7 @@ impl TestPlatform {
             secrets: anchored_secrets(),
             logger: VecLogger::default(),
             http: MapHttp::default(),
+            signatures: CountingVerifier::default(),
         }
     }
 }
@@ -621,6 +648,7 @@ impl Platform for TestPlatform {
     type Secrets = MapSecrets;
     type Logger = VecLogger;
     type Http = MapHttp;
+    type Signatures = CountingVerifier;
 
     fn sql(&self) -> &NativeSql {
         &self.sql
@@ -651,6 +679,9 @@ impl Platform for TestPlatform {
     }
     fn http(&self) -> &MapHttp {
         &self.http
+    }
+    fn signatures(&self) -> &CountingVerifier {
+        &self.signatures
     }
     fn backends(&self) -> Backends {
         Backends {
@@ -786,6 +817,7 @@ impl crate::ports::Platform for FaultyPlatform {
     type Secrets = <TestPlatform as crate::ports::Platform>::Secrets;
     type Logger = <TestPlatform as crate::ports::Platform>::Logger;
     type Http = <TestPlatform as crate::ports::Platform>::Http;
+    type Signatures = <TestPlatform as crate::ports::Platform>::Signatures;
 
     fn sql(&self) -> &CountingSql {
         &self.sql
@@ -816,6 +848,9 @@ impl crate::ports::Platform for FaultyPlatform {
     }
     fn http(&self) -> &Self::Http {
         self.inner.http()
+    }
+    fn signatures(&self) -> &Self::Signatures {
+        self.inner.signatures()
     }
     fn backends(&self) -> crate::ports::Backends {
         self.inner.backends()

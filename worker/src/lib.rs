@@ -15,6 +15,7 @@ mod panic;
 mod platform;
 mod r2;
 mod runtime;
+mod signatures;
 mod sql_js;
 
 pub use d1::D1Sql;
@@ -25,6 +26,7 @@ pub use kv::KvStore;
 pub use platform::WorkerPlatform;
 pub use r2::R2Blobs;
 pub use runtime::{ConsoleLogger, EnvSecrets, WorkerClock, WorkerRandom};
+pub use signatures::WebCryptoVerifier;
 
 use edgeplane_core::http::{is_valid_request_id, ApiError, REQUEST_ID};
 use edgeplane_core::ports::{Clock, Logger, Platform};
