@@ -8,6 +8,7 @@ use ed25519_dalek::Signer;
 use serde::{Deserialize, Serialize};
 
 use super::keys::{self, ActiveKey, PublicJwk, SigningKeyError};
+use super::verified;
 use super::{issuer, ACCESS_AUDIENCE};
 use crate::crypto::{b64url_decode, b64url_encode};
 use crate::ports::{Platform, SignatureVerifier, SqlError};
@@ -155,16 +156,33 @@ pub async fn verify<P: Platform>(
 
 /// [`verify`] accepting the audiences `aud_ok` accepts (OIDC access tokens name their client,
 /// so they are refused by the Edgeplane API and accepted by `/oauth/userinfo`).
+///
+/// A token this isolate already verified under the current key set is not parsed or verified
+/// again ([`verified`]); its issuer, audience and expiry are checked on every call all the same.
 pub async fn verify_with<P: Platform>(
     p: &P,
     token: &str,
     now_ms: i64,
     aud_ok: impl Fn(&str) -> bool,
 ) -> Result<AccessClaims, VerifyTokenError> {
-    let body = verify_signature(p, token).await?;
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(VerifyTokenError::Malformed);
+    }
+    let keys = keys::published(p).await?;
+    let digest = verified::digest(token);
+    if let Some(claims) = verified::get(&digest, &keys) {
+        return check_claims(p, claims, now_ms, &aud_ok).inspect_err(|e| {
+            if *e == VerifyTokenError::Expired {
+                verified::forget(&digest);
+            }
+        });
+    }
+    let (body, kid) = verify_signature_in(p, &keys, token).await?;
     let claims: AccessClaims =
         serde_json::from_slice(&body).map_err(|_| VerifyTokenError::Malformed)?;
-    check_claims(p, claims, now_ms, &aud_ok)
+    let claims = check_claims(p, claims, now_ms, &aud_ok)?;
+    verified::put(digest, &keys, &kid, &claims, now_ms);
+    Ok(claims)
 }
 
 /// The checks after the signature: issuer, audience, and expiry at `now_ms`.
