@@ -1,5 +1,6 @@
 //! Small shared helpers for secrets handed to clients: random tokens from the Random port,
-//! their hashes as stored in `_hash` columns, and base64url.
+//! their hashes as stored in `_hash` columns, and base64url; and the Rust implementation of
+//! the signature port.
 //!
 //! The one storage format for a token's hash is [`token_hash`]: lowercase hex SHA-256 of the
 //! token's UTF-8 text. Whoever issues a token (invitations, password resets, refresh tokens) and
@@ -9,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use crate::ports::Random;
+use crate::ports::{Random, SignatureError, SignatureVerifier};
 
 /// Bytes of entropy in a client-facing token (256 bits).
 pub const TOKEN_BYTES: usize = 32;
@@ -69,6 +70,29 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// The [`SignatureVerifier`] in Rust (`ed25519-dalek`, strict verification): Spin's and the
+/// native tests'.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DalekVerifier;
+
+impl SignatureVerifier for DalekVerifier {
+    async fn verify_ed25519(
+        &self,
+        _kid: &str,
+        public_key: &[u8; 32],
+        message: &[u8],
+        signature: &[u8; 64],
+    ) -> Result<bool, SignatureError> {
+        let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(public_key) else {
+            return Err(SignatureError::Unavailable(
+                "the public key is not a point of Ed25519".into(),
+            ));
+        };
+        let signature = ed25519_dalek::Signature::from_bytes(signature);
+        Ok(key.verify_strict(message, &signature).is_ok())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +120,37 @@ mod tests {
         assert_eq!(b64url_decode(&a).map(|v| v.len()), Some(TOKEN_BYTES));
         assert_eq!(b64url_decode("not base64!"), None);
         assert_eq!(b64url_encode(b"\xfb\xff"), "-_8");
+    }
+
+    /// The port's contract: a valid signature verifies; another message, another key and a
+    /// malleated copy (S + the group order) do not.
+    #[test]
+    fn dalek_verifier_follows_the_signature_port_contract() {
+        use ed25519_dalek::Signer;
+        const ORDER: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let public = key.verifying_key().to_bytes();
+        let sig = key.sign(b"message").to_bytes();
+        let verify = |public: &[u8; 32], message: &[u8], sig: &[u8; 64]| {
+            futures_executor::block_on(DalekVerifier.verify_ed25519("k", public, message, sig))
+        };
+        assert_eq!(verify(&public, b"message", &sig), Ok(true));
+        assert_eq!(verify(&public, b"messagE", &sig), Ok(false));
+        let other = ed25519_dalek::SigningKey::from_bytes(&[8; 32])
+            .verifying_key()
+            .to_bytes();
+        assert_eq!(verify(&other, b"message", &sig), Ok(false));
+        let mut malleated = sig;
+        let mut carry = 0u16;
+        for (b, o) in malleated[32..].iter_mut().zip(ORDER) {
+            let sum = u16::from(*b) + u16::from(o) + carry;
+            *b = (sum & 0xff) as u8;
+            carry = sum >> 8;
+        }
+        assert_eq!(verify(&public, b"message", &malleated), Ok(false));
     }
 
     #[test]

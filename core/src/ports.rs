@@ -505,6 +505,42 @@ pub trait HttpClient {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Signatures
+// ---------------------------------------------------------------------------------------------
+
+/// Why a signature could not be checked. A signature that does not verify is not an error:
+/// it is `Ok(false)`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SignatureError {
+    /// The runtime's cryptography failed or refused the key; the caller cannot tell whether
+    /// the signature is valid and must not accept it.
+    #[error("signature verification unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Signature checks under public keys the caller already trusts (Edgeplane's own published
+/// signing keys): WebCrypto on Workers, where it is native code in the runtime and about twice
+/// as fast as Rust compiled to wasm; `ed25519-dalek` on Spin and natively
+/// ([`crate::crypto::DalekVerifier`]).
+pub trait SignatureVerifier {
+    /// Whether `signature` is a valid Ed25519 signature (RFC 8032, the `EdDSA` of RFC 8037) of
+    /// `message` under `public_key`. `kid` names the key, so an adapter may keep what it derives
+    /// from the key (an imported key) per `kid`; it MUST still verify under `public_key` as given
+    /// whenever that differs from what it kept.
+    /// MUST return `Ok(false)` for a signature that does not verify, including one whose `S`
+    /// is not below the group order (a malleated copy of a valid signature).
+    /// MUST return [`SignatureError::Unavailable`] only when it could not tell (the key could
+    /// not be used, the runtime's cryptography failed).
+    async fn verify_ed25519(
+        &self,
+        kid: &str,
+        public_key: &[u8; 32],
+        message: &[u8],
+        signature: &[u8; 64],
+    ) -> Result<bool, SignatureError>;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Clock, randomness, secrets, logs
 // ---------------------------------------------------------------------------------------------
 
@@ -575,6 +611,8 @@ pub trait Platform {
     type Logger: Logger;
     /// Outbound HTTP.
     type Http: HttpClient;
+    /// Signature checks.
+    type Signatures: SignatureVerifier;
 
     /// Relational storage.
     fn sql(&self) -> &Self::Sql;
@@ -596,6 +634,8 @@ pub trait Platform {
     fn logger(&self) -> &Self::Logger;
     /// Outbound HTTP.
     fn http(&self) -> &Self::Http;
+    /// Signature checks.
+    fn signatures(&self) -> &Self::Signatures;
     /// What backs each port, for health reports.
     fn backends(&self) -> Backends;
 }

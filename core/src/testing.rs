@@ -12,13 +12,15 @@ use std::rc::Rc;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode};
 
+use crate::crypto::DalekVerifier;
 use crate::events::SqlEventLog;
 use crate::mail::OutboxMailer;
 use crate::migrations;
 use crate::ports::{
     AppendOutcome, Backends, BlobError, BlobPage, Blobs, Clock, EventLog, EventLogError,
     FetchError, HttpClient, Kv, KvError, Logger, NewEvent, OutboundRequest, OutboundResponse,
-    Platform, Random, Row, Secrets, Sql, SqlError, Stmt, StoredEvent, StreamId, Value,
+    Platform, Random, Row, Secrets, SignatureError, SignatureVerifier, Sql, SqlError, Stmt,
+    StoredEvent, StreamId, Value,
 };
 
 /// The instant every test starts at: 2026-01-01T00:00:00Z, in unix milliseconds.
@@ -541,6 +543,28 @@ impl HttpClient for MapHttp {
     }
 }
 
+/// [`SignatureVerifier`] in Rust ([`DalekVerifier`]) counting the signatures it checks.
+#[derive(Debug, Default)]
+pub struct CountingVerifier {
+    /// Signatures checked so far.
+    pub checks: Cell<usize>,
+}
+
+impl SignatureVerifier for CountingVerifier {
+    async fn verify_ed25519(
+        &self,
+        kid: &str,
+        public_key: &[u8; 32],
+        message: &[u8],
+        signature: &[u8; 64],
+    ) -> Result<bool, SignatureError> {
+        self.checks.set(self.checks.get() + 1);
+        DalekVerifier
+            .verify_ed25519(kid, public_key, message, signature)
+            .await
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The platform
 // ---------------------------------------------------------------------------------------------
@@ -567,6 +591,8 @@ pub struct TestPlatform {
     pub logger: VecLogger,
     /// Outbound HTTP with canned answers, none until the test sets some.
     pub http: MapHttp,
+    /// Signature checks in Rust, counted.
+    pub signatures: CountingVerifier,
 }
 
 impl TestPlatform {
@@ -574,6 +600,7 @@ impl TestPlatform {
     pub async fn new() -> Self {
         // Isolate caches live per thread, and tests share threads with repeating seeded ids.
         crate::edge::clear_isolate();
+        crate::tokens::verified::clear_isolate();
         let clock = FixedClock::default();
         let sql = NativeSql::memory();
         migrations::apply(&sql, clock.now_ms())
@@ -595,6 +622,7 @@ impl TestPlatform {
             secrets: anchored_secrets(),
             logger: VecLogger::default(),
             http: MapHttp::default(),
+            signatures: CountingVerifier::default(),
         }
     }
 }
@@ -621,6 +649,7 @@ impl Platform for TestPlatform {
     type Secrets = MapSecrets;
     type Logger = VecLogger;
     type Http = MapHttp;
+    type Signatures = CountingVerifier;
 
     fn sql(&self) -> &NativeSql {
         &self.sql
@@ -651,6 +680,9 @@ impl Platform for TestPlatform {
     }
     fn http(&self) -> &MapHttp {
         &self.http
+    }
+    fn signatures(&self) -> &CountingVerifier {
+        &self.signatures
     }
     fn backends(&self) -> Backends {
         Backends {
@@ -913,6 +945,7 @@ impl crate::ports::Platform for FaultyPlatform {
     type Secrets = <TestPlatform as crate::ports::Platform>::Secrets;
     type Logger = <TestPlatform as crate::ports::Platform>::Logger;
     type Http = <TestPlatform as crate::ports::Platform>::Http;
+    type Signatures = <TestPlatform as crate::ports::Platform>::Signatures;
 
     fn sql(&self) -> &CountingSql {
         &self.sql
@@ -943,6 +976,9 @@ impl crate::ports::Platform for FaultyPlatform {
     }
     fn http(&self) -> &Self::Http {
         self.inner.http()
+    }
+    fn signatures(&self) -> &Self::Signatures {
+        self.inner.signatures()
     }
     fn backends(&self) -> crate::ports::Backends {
         self.inner.backends()

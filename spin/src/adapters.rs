@@ -4,6 +4,7 @@ use std::cell::{Cell, OnceCell};
 use std::rc::Rc;
 
 use edgeplane_core::blobs::SqlBlobs;
+use edgeplane_core::crypto::DalekVerifier;
 use edgeplane_core::events::SqlEventLog;
 use edgeplane_core::http::{ApiError, REQUEST_ID};
 use edgeplane_core::mail::{ConfiguredMailer, HttpMailer, OutboxMailer};
@@ -85,6 +86,7 @@ impl Platform for SpinPlatform {
     type Secrets = SpinVariables;
     type Logger = SpinLogger;
     type Http = SpinHttp;
+    type Signatures = DalekVerifier;
 
     fn sql(&self) -> &SpinSql {
         &self.sql
@@ -115,6 +117,9 @@ impl Platform for SpinPlatform {
     }
     fn http(&self) -> &SpinHttp {
         &SpinHttp
+    }
+    fn signatures(&self) -> &DalekVerifier {
+        &DalekVerifier
     }
     fn backends(&self) -> Backends {
         Backends {

@@ -526,6 +526,24 @@ fn forged_tokens_are_inactive_and_introspection_needs_the_scope(
         URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     );
 
+    // The same signature with S + ℓ (the group order): valid under a verifier that does not
+    // check S is reduced (signature malleability, RFC 8032 section 5.1.7), so it must be refused.
+    const ORDER: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let mut sig = URL_SAFE_NO_PAD
+        .decode(parts[2])
+        .map_err(|e| format!("signature is base64url: {e}"))?;
+    ensure_eq!(sig.len(), 64, "an Ed25519 signature");
+    let mut carry = 0u16;
+    for (b, o) in sig[32..].iter_mut().zip(ORDER) {
+        let sum = u16::from(*b) + u16::from(o) + carry;
+        *b = (sum & 0xff) as u8;
+        carry = sum >> 8;
+    }
+    let malleated = format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(&sig));
+
     let mut admin = payload.clone();
     admin["role"] = json!("admin");
     let mut other_aud = payload.clone();
@@ -538,6 +556,7 @@ fn forged_tokens_are_inactive_and_introspection_needs_the_scope(
             format!("{}.{}.", enc(&json!({"alg": "none", "kid": kid})), parts[1]),
         ),
         ("HS256 keyed with the public key", hs256),
+        ("signature with S + the group order", malleated),
         (
             "tampered payload",
             format!("{}.{}.{}", parts[0], enc(&admin), parts[2]),

@@ -2,8 +2,8 @@
 
 use edgeplane_core::http::{LimitedBody, REQUEST_ID};
 use futures_util::StreamExt;
-use js_sys::{Array, Uint8Array};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::JsValue;
 use worker::{web_sys, ByteStream};
 
 use crate::sql_js::js_error_message;
@@ -11,21 +11,40 @@ use crate::sql_js::js_error_message;
 /// Statuses whose responses must not have a body (the `Response` constructor throws).
 const NULL_BODY: [u16; 4] = [101, 204, 205, 304];
 
-/// Every header of a JS `Headers`, in order (repeated names stay repeated).
-fn header_pairs(headers: &web_sys::Headers) -> Result<Vec<(String, String)>, String> {
-    let mut pairs = Vec::new();
-    let iter = headers.entries();
-    loop {
-        let next = iter.next().map_err(|e| js_error_message(&e))?;
-        if next.done() {
-            return Ok(pairs);
-        }
-        let pair: Array = next.value().unchecked_into();
-        pairs.push((
-            pair.get(0).as_string().unwrap_or_default(),
-            pair.get(1).as_string().unwrap_or_default(),
-        ));
-    }
+#[wasm_bindgen(inline_js = "
+export function headerLines(headers) {
+  let s = '';
+  for (const [name, value] of headers) s += name + '\\n' + value + '\\n';
+  return s;
+}
+export function newResponse(status, headerLines, body) {
+  const headers = new Headers();
+  const parts = headerLines.split('\\n');
+  for (let i = 0; i + 1 < parts.length; i += 2) headers.append(parts[i], parts[i + 1]);
+  return new Response(body === undefined ? null : body.slice(), { status, headers });
+}
+")]
+extern "C" {
+    /// Every header of a `Headers` as `name\nvalue\n` lines, in order (repeated names stay
+    /// repeated): one call across the boundary instead of two per header. Neither a name nor
+    /// a value can hold a line feed.
+    #[wasm_bindgen(js_name = headerLines)]
+    fn header_lines(headers: &web_sys::Headers) -> String;
+
+    /// A `Response` of `status` with the headers of `header_lines` (as [`header_lines`] writes
+    /// them) and a copy of `body` (none when `undefined`), built in one call.
+    #[wasm_bindgen(js_name = newResponse, catch)]
+    fn new_response(
+        status: u16,
+        header_lines: &str,
+        body: Option<&[u8]>,
+    ) -> Result<web_sys::Response, JsValue>;
+}
+
+/// The `(name, value)` pairs of [`header_lines`]' text.
+fn header_pairs(lines: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut parts = lines.split('\n');
+    std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
 }
 
 /// Reads a Worker request into an `http` request: method, full URL, every header and the body.
@@ -35,26 +54,30 @@ fn header_pairs(headers: &web_sys::Headers) -> Result<Vec<(String, String)>, Str
 /// included) reading stops, the rest of the stream is cancelled, and core answers 413.
 pub async fn to_http_request(
     req: &web_sys::Request,
+    url: String,
     request_id: &str,
 ) -> Result<http::Request<Vec<u8>>, String> {
     let mut builder = http::Request::builder()
         .method(req.method().as_str())
-        .uri(req.url());
+        .uri(url);
     let mut has_id = false;
-    for (name, value) in header_pairs(&req.headers())? {
+    let mut declared = None;
+    let lines = header_lines(&req.headers());
+    for (name, value) in header_pairs(&lines) {
         if name.eq_ignore_ascii_case(REQUEST_ID) {
             if value != request_id {
                 continue;
             }
             has_id = true;
+        } else if name.eq_ignore_ascii_case("content-length") {
+            declared = Some(value);
         }
         builder = builder.header(name, value);
     }
     if !has_id {
         builder = builder.header(REQUEST_ID, request_id);
     }
-    let declared = req.headers().get("content-length").ok().flatten();
-    let mut body = LimitedBody::new(declared.as_deref());
+    let mut body = LimitedBody::new(declared);
     if let Some(stream) = req.body().filter(|_| !body.is_too_large()) {
         let mut chunks = ByteStream::from(stream);
         while let Some(chunk) = chunks.next().await {
@@ -71,22 +94,20 @@ pub async fn to_http_request(
 /// Builds a Worker response from core's response.
 pub fn to_web_response(resp: http::Response<Vec<u8>>) -> Result<web_sys::Response, String> {
     let (parts, body) = resp.into_parts();
-    let headers = web_sys::Headers::new().map_err(|e| js_error_message(&e))?;
+    let mut lines = String::with_capacity(parts.headers.len() * 48);
     for (name, value) in &parts.headers {
-        // Header values from core are ASCII; a non-UTF-8 one is skipped, not fatal.
+        // Header values from core are ASCII; a non-UTF-8 one is skipped, not fatal. A header
+        // value cannot hold a line feed (`http` refuses control characters).
         if let Ok(value) = value.to_str() {
-            headers
-                .append(name.as_str(), value)
-                .map_err(|e| js_error_message(&e))?;
+            lines.push_str(name.as_str());
+            lines.push('\n');
+            lines.push_str(value);
+            lines.push('\n');
         }
     }
-    let init = web_sys::ResponseInit::new();
-    init.set_status(parts.status.as_u16());
-    init.set_headers(&JsValue::from(headers));
-    let body =
-        (!NULL_BODY.contains(&parts.status.as_u16())).then(|| Uint8Array::from(body.as_slice()));
-    web_sys::Response::new_with_opt_js_u8_array_and_init(body.as_ref(), &init)
-        .map_err(|e| js_error_message(&e))
+    let status = parts.status.as_u16();
+    let body = (!NULL_BODY.contains(&status)).then_some(body.as_slice());
+    new_response(status, &lines, body).map_err(|e| js_error_message(&e))
 }
 
 /// A bare 500 when even a problem response cannot be built.

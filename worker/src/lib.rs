@@ -15,6 +15,7 @@ mod panic;
 mod platform;
 mod r2;
 mod runtime;
+mod signatures;
 mod sql_js;
 
 pub use d1::D1Sql;
@@ -25,6 +26,7 @@ pub use kv::KvStore;
 pub use platform::WorkerPlatform;
 pub use r2::R2Blobs;
 pub use runtime::{ConsoleLogger, EnvSecrets, WorkerClock, WorkerRandom};
+pub use signatures::WebCryptoVerifier;
 
 use edgeplane_core::http::{is_valid_request_id, ApiError, REQUEST_ID};
 use edgeplane_core::ports::{Clock, Logger, Platform};
@@ -36,13 +38,6 @@ use worker::{event, web_sys, Env, ScheduleContext, ScheduledEvent};
 /// promise is settled from Rust, which lets a panic still be answered (see the `panic` module).
 #[wasm_bindgen(js_name = fetch)]
 pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> js_sys::Promise {
-    let method = req.method();
-    let path = req
-        .url()
-        .parse::<http::Uri>()
-        .map(|u| u.path().to_owned())
-        .unwrap_or_default();
-    let after_env = env.clone();
     let request_id = req
         .headers()
         .get(REQUEST_ID)
@@ -50,24 +45,43 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
         .flatten()
         .filter(|id| is_valid_request_id(id))
         .unwrap_or_else(|| edgeplane_core::ids::new_id(&WorkerRandom));
+    let method = req.method();
+    let url = req.url();
+    let path = url.parse::<http::Uri>().map(|u| u.path().to_owned());
+    // Decided before anything is prepared for it: most requests (the hot paths among them)
+    // have no work after the response, and a `waitUntil` task costs a promise chain each.
+    let after = path
+        .ok()
+        .filter(|path| edgeplane_core::http::works_after(&method, path))
+        .map(|path| (method, path, env.clone()));
     let response = panic::spawn_answered(request_id.clone(), panic_answer, async move {
-        serve(&req, &env, &request_id).await
+        serve(&req, url, &env, &request_id).await
     });
-    // Once the response is out: after a successful write, forward the audit outbox
-    // (FR-LOG-003); deliver the mail the request may have queued (FR-AUTH-004).
-    let answered = response.clone();
-    let after = wasm_bindgen_futures::future_to_promise(async move {
+    if let Some((method, path, env)) = after {
+        let _ = ctx.wait_until(&work_after(response.clone(), method, path, env));
+    }
+    response
+}
+
+/// Once the response is out: after a successful write, forward the audit outbox
+/// (FR-LOG-003); deliver the mail the request may have queued (FR-AUTH-004).
+fn work_after(
+    answered: js_sys::Promise,
+    method: String,
+    path: String,
+    env: Env,
+) -> js_sys::Promise {
+    wasm_bindgen_futures::future_to_promise(async move {
         let status = wasm_bindgen_futures::JsFuture::from(answered)
             .await
             .ok()
             .and_then(|r| r.dyn_into::<web_sys::Response>().ok())
             .map_or(500, |r| r.status());
         let forward = edgeplane_core::events::jobs::forward_after(&method, &path, status);
-        // Most requests (the hot paths among them) have nothing to do here: no bindings then.
         if !forward && !edgeplane_core::http::delivers_after(&method, &path) {
             return Ok(wasm_bindgen::JsValue::UNDEFINED);
         }
-        let Ok(platform) = WorkerPlatform::from_env(&after_env) else {
+        let Ok(platform) = WorkerPlatform::from_env(&env) else {
             return Ok(wasm_bindgen::JsValue::UNDEFINED);
         };
         if forward {
@@ -84,9 +98,7 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
             log_error("-", "mail delivery after request failed", &e.to_string());
         }
         Ok(wasm_bindgen::JsValue::UNDEFINED)
-    });
-    let _ = ctx.wait_until(&after);
-    response
+    })
 }
 
 /// The answer to a request lost to a panic: core's problem+json 500.
@@ -104,10 +116,15 @@ fn problem(problem: ApiError, request_id: &str) -> http::Response<Vec<u8>> {
 }
 
 /// Serves one request through core; every failure of the adapter itself becomes a problem.
-async fn serve(req: &web_sys::Request, env: &Env, request_id: &str) -> web_sys::Response {
+async fn serve(
+    req: &web_sys::Request,
+    url: String,
+    env: &Env,
+    request_id: &str,
+) -> web_sys::Response {
     let resp = match (
         WorkerPlatform::from_env(env),
-        convert::to_http_request(req, request_id).await,
+        convert::to_http_request(req, url, request_id).await,
     ) {
         (Ok(platform), Ok(http_req)) => edgeplane_core::handle(&platform, http_req).await,
         (Err(e), _) => adapter_error(

@@ -11,6 +11,7 @@ use crate::fetch::WorkerHttp;
 use crate::kv::KvStore;
 use crate::r2::R2Blobs;
 use crate::runtime::{ConsoleLogger, EnvSecrets, WorkerClock, WorkerRandom};
+use crate::signatures::WebCryptoVerifier;
 
 /// D1 database binding (`wrangler.toml` `[[d1_databases]]`).
 pub const DB_BINDING: &str = "DB";
@@ -60,6 +61,7 @@ impl Platform for WorkerPlatform {
     type Secrets = EnvSecrets;
     type Logger = ConsoleLogger;
     type Http = WorkerHttp;
+    type Signatures = WebCryptoVerifier;
 
     fn sql(&self) -> &D1Sql {
         &self.sql
@@ -90,6 +92,9 @@ impl Platform for WorkerPlatform {
     }
     fn http(&self) -> &WorkerHttp {
         &WorkerHttp
+    }
+    fn signatures(&self) -> &WebCryptoVerifier {
+        &WebCryptoVerifier
     }
     fn backends(&self) -> Backends {
         Backends {

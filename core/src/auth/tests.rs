@@ -706,6 +706,7 @@ impl Platform for Racing {
     type Secrets = <TestPlatform as Platform>::Secrets;
     type Logger = <TestPlatform as Platform>::Logger;
     type Http = <TestPlatform as Platform>::Http;
+    type Signatures = <TestPlatform as Platform>::Signatures;
 
     fn sql(&self) -> &RacingSql {
         &self.sql
@@ -736,6 +737,9 @@ impl Platform for Racing {
     }
     fn http(&self) -> &Self::Http {
         self.inner.http()
+    }
+    fn signatures(&self) -> &Self::Signatures {
+        self.inner.signatures()
     }
     fn backends(&self) -> Backends {
         self.inner.backends()

@@ -28,7 +28,6 @@ mod api_tests;
 mod hot_path_tests;
 
 use ::http::{header, HeaderValue, Method, StatusCode};
-use serde_json::json;
 
 use crate::ids;
 use crate::mail::queue::{deliver_due, DeliveryError};
@@ -81,6 +80,15 @@ pub fn delivers_after(method: &str, path: &str) -> bool {
         ),
         _ => false,
     }
+}
+
+/// Whether a request may leave work for after its response, whatever it answers: outbox
+/// forwarding after a write ([`crate::events::jobs::forward_after`]) or mail
+/// ([`delivers_after`]). Decided from the method and path alone, before anything is prepared:
+/// the hot paths (flag reads and evaluation, introspection, JWKS, liveness) answer `false`, so
+/// a runtime builds no after-response task for them.
+pub fn works_after(method: &str, path: &str) -> bool {
+    crate::events::jobs::may_forward_after(method, path) || delivers_after(method, path)
 }
 
 /// Work done once the response is out, on runtimes that can keep working after answering
@@ -247,7 +255,8 @@ pub fn is_valid_request_id(v: &str) -> bool {
 }
 
 /// One structured line per request: no path values, query, headers or bodies (they may hold
-/// PII or secrets), only the route template.
+/// PII or secrets), only the route template. Written by hand into one string: every request
+/// pays for it, and a `serde_json::Value` map costs an allocation per field.
 fn log_request<P: Platform>(
     platform: &P,
     ctx: &Ctx<'_, P>,
@@ -257,35 +266,142 @@ fn log_request<P: Platform>(
     duration_ms: i64,
     cause: Option<String>,
 ) {
-    let level = match status.as_u16() {
-        500.. => "error",
-        400..=499 => "warn",
-        _ => "info",
-    };
-    let mut line = json!({
-        "ts": platform.clock().now_ms(),
-        "level": level,
-        "msg": "request",
-        "method": method.as_str(),
-        "route": route,
-        "status": status.as_u16(),
-        "duration_ms": duration_ms,
-        "request_id": ctx.request_id,
-    });
-    if let Some(obj) = line.as_object_mut() {
-        if let Some(t) = &ctx.tenant_id {
-            obj.insert("tenant_id".into(), t.clone().into());
-        }
-        if let Some(c) = cause {
-            obj.insert("error".into(), c.into());
-        }
+    let line = RequestLog {
+        ts: platform.clock().now_ms(),
+        method: method.as_str(),
+        route,
+        status: status.as_u16(),
+        duration_ms,
+        request_id: &ctx.request_id,
+        tenant_id: ctx.tenant_id.as_deref(),
+        error: cause.as_deref(),
     }
-    platform.logger().line(&line.to_string());
+    .to_json();
+    platform.logger().line(&line);
+}
+
+/// The fields of a request's log line.
+struct RequestLog<'a> {
+    ts: i64,
+    method: &'a str,
+    route: &'a str,
+    status: u16,
+    duration_ms: i64,
+    request_id: &'a str,
+    tenant_id: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+impl RequestLog<'_> {
+    /// The line as one JSON object; `tenant_id` and `error` only when known.
+    fn to_json(&self) -> String {
+        use std::fmt::Write as _;
+        let level = match self.status {
+            500.. => "error",
+            400..=499 => "warn",
+            _ => "info",
+        };
+        let mut out = String::with_capacity(192);
+        // Writing to a String cannot fail.
+        let _ = write!(
+            out,
+            r#"{{"ts":{},"level":"{level}","msg":"request","method":"#,
+            self.ts
+        );
+        push_json_str(&mut out, self.method);
+        out.push_str(r#","route":"#);
+        push_json_str(&mut out, self.route);
+        let _ = write!(
+            out,
+            r#","status":{},"duration_ms":{},"request_id":"#,
+            self.status, self.duration_ms
+        );
+        push_json_str(&mut out, self.request_id);
+        if let Some(t) = self.tenant_id {
+            out.push_str(r#","tenant_id":"#);
+            push_json_str(&mut out, t);
+        }
+        if let Some(e) = self.error {
+            out.push_str(r#","error":"#);
+            push_json_str(&mut out, e);
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// Appends `s` as a JSON string literal (RFC 8259: quote, backslash and control characters
+/// escaped; everything else as it is, UTF-8).
+fn push_json_str(out: &mut String, s: &str) {
+    use std::fmt::Write as _;
+    out.push('"');
+    let mut plain = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escaped);
+        }
+        plain = i + 1;
+    }
+    out.push_str(&s[plain..]);
+    out.push('"');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hand-written line is the JSON a serializer would write, whatever the strings hold.
+    #[test]
+    fn request_log_lines_are_json_with_every_field() {
+        let cause = "quote \" backslash \\ newline \n tab \t nul \u{0} bell \u{7} é \u{1f600}";
+        let line = RequestLog {
+            ts: 1_700_000_000_123,
+            method: "POST",
+            route: "/v1/tenants/{id}",
+            status: 503,
+            duration_ms: 12,
+            request_id: "req-1",
+            tenant_id: Some("t-1"),
+            error: Some(cause),
+        }
+        .to_json();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "ts": 1_700_000_000_123_i64, "level": "error", "msg": "request", "method": "POST",
+                "route": "/v1/tenants/{id}", "status": 503, "duration_ms": 12,
+                "request_id": "req-1", "tenant_id": "t-1", "error": cause,
+            })
+        );
+        let line = RequestLog {
+            ts: 1,
+            method: "GET",
+            route: "/health",
+            status: 200,
+            duration_ms: 0,
+            request_id: "r",
+            tenant_id: None,
+            error: None,
+        }
+        .to_json();
+        assert_eq!(
+            line,
+            r#"{"ts":1,"level":"info","msg":"request","method":"GET","route":"/health","status":200,"duration_ms":0,"request_id":"r"}"#
+        );
+    }
 
     #[test]
     fn request_ids_are_checked_before_echoing() {
@@ -309,5 +425,25 @@ mod tests {
         assert!(!delivers_after("GET", "/v1/flags"));
         assert!(!delivers_after("POST", "/oauth/introspect"));
         assert!(!delivers_after("NOT A METHOD", "/v1/auth/password/forgot"));
+    }
+
+    /// The hot paths prepare nothing for after the answer; writes and the forgot-password
+    /// forms do.
+    #[test]
+    fn hot_paths_leave_no_work_after_the_answer() {
+        for (method, path) in [
+            ("GET", "/health"),
+            ("GET", "/v1/flags"),
+            ("POST", "/ofrep/v1/evaluate/flags"),
+            ("POST", "/ofrep/v1/evaluate/flags/dark-mode"),
+            ("POST", "/oauth/introspect"),
+            ("GET", "/.well-known/jwks.json"),
+            ("POST", "/v1/billing/events"),
+        ] {
+            assert!(!works_after(method, path), "{method} {path}");
+        }
+        assert!(works_after("POST", "/v1/tenants"));
+        assert!(works_after("PUT", "/v1/tenants/t1/flags/dark-mode"));
+        assert!(works_after("POST", "/v1/auth/password/forgot"));
     }
 }

@@ -499,6 +499,7 @@ pub async fn end_session<P: Platform>(
                     crate::tokens::VerifyTokenError::Storage(s) => {
                         EndSessionError::Storage(s.to_string())
                     }
+                    crate::tokens::VerifyTokenError::Unavailable(s) => EndSessionError::Storage(s),
                     _ => EndSessionError::InvalidHint,
                 })?,
         ),

@@ -80,6 +80,7 @@ pub async fn check_token_with<P: Platform>(
         .await
         .map_err(|e| match e {
             VerifyTokenError::Storage(e) => AccessError::Unavailable(e.to_string()),
+            VerifyTokenError::Unavailable(e) => AccessError::Unavailable(e),
             other => AccessError::Invalid(other.code()),
         })?;
     let tenant =

@@ -1,15 +1,17 @@
 //! Access tokens: compact JWS (RFC 7515) signed with EdDSA (Ed25519), claims of DESIGN.md
 //! "Tokens" (`iss`, `sub`, `aud`, `tid`, `role`, `sid`, `scope`, `iat`, `exp`, `jti`) plus
-//! `auth_time` (the session's sign-in, for security changes), `kid` in the header. Verification checks cheapest first: size, segments, a header naming exactly
-//! `EdDSA` and a `kid`, then the key, the signature, and only then the claims.
+//! `auth_time` (the session's sign-in, for security changes), `kid` in the header. Verification
+//! checks cheapest first: size, segments, a header naming exactly `EdDSA` and a `kid`, then the
+//! key, the signature (through the platform's [`SignatureVerifier`]), and only then the claims.
 
-use ed25519_dalek::{Signer, VerifyingKey};
+use ed25519_dalek::Signer;
 use serde::{Deserialize, Serialize};
 
-use super::keys::{self, ActiveKey, SigningKeyError};
+use super::keys::{self, ActiveKey, PublicJwk, SigningKeyError};
+use super::verified;
 use super::{issuer, ACCESS_AUDIENCE};
 use crate::crypto::{b64url_decode, b64url_encode};
-use crate::ports::{Platform, SqlError};
+use crate::ports::{Platform, SignatureVerifier, SqlError};
 
 /// Longest access token accepted, in bytes (ours are ~600).
 pub const MAX_TOKEN_BYTES: usize = 4096;
@@ -71,6 +73,9 @@ pub enum VerifyTokenError {
     /// The key set could not be read.
     #[error("token keys unavailable: {0}")]
     Storage(#[from] SqlError),
+    /// The signature could not be checked (the runtime's cryptography failed).
+    #[error("token signature check unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl VerifyTokenError {
@@ -84,6 +89,7 @@ impl VerifyTokenError {
             VerifyTokenError::WrongAudience => "token_audience",
             VerifyTokenError::Expired => "token_expired",
             VerifyTokenError::Storage(_) => "storage",
+            VerifyTokenError::Unavailable(_) => "token_verifier_unavailable",
         }
     }
 }
@@ -150,15 +156,42 @@ pub async fn verify<P: Platform>(
 
 /// [`verify`] accepting the audiences `aud_ok` accepts (OIDC access tokens name their client,
 /// so they are refused by the Edgeplane API and accepted by `/oauth/userinfo`).
+///
+/// A token this isolate already verified under the current key set is not parsed or verified
+/// again ([`verified`]); its issuer, audience and expiry are checked on every call all the same.
 pub async fn verify_with<P: Platform>(
     p: &P,
     token: &str,
     now_ms: i64,
     aud_ok: impl Fn(&str) -> bool,
 ) -> Result<AccessClaims, VerifyTokenError> {
-    let body = verify_signature(p, token).await?;
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(VerifyTokenError::Malformed);
+    }
+    let keys = keys::published(p).await?;
+    let digest = verified::digest(token);
+    if let Some(claims) = verified::get(&digest, &keys) {
+        return check_claims(p, claims, now_ms, &aud_ok).inspect_err(|e| {
+            if *e == VerifyTokenError::Expired {
+                verified::forget(&digest);
+            }
+        });
+    }
+    let (body, kid) = verify_signature_in(p, &keys, token).await?;
     let claims: AccessClaims =
         serde_json::from_slice(&body).map_err(|_| VerifyTokenError::Malformed)?;
+    let claims = check_claims(p, claims, now_ms, &aud_ok)?;
+    verified::put(digest, &keys, &kid, &claims, now_ms);
+    Ok(claims)
+}
+
+/// The checks after the signature: issuer, audience, and expiry at `now_ms`.
+fn check_claims<P: Platform>(
+    p: &P,
+    claims: AccessClaims,
+    now_ms: i64,
+    aud_ok: impl Fn(&str) -> bool,
+) -> Result<AccessClaims, VerifyTokenError> {
     if claims.iss != issuer(p) || !aud_ok(&claims.aud) {
         return Err(VerifyTokenError::WrongAudience);
     }
@@ -176,6 +209,17 @@ pub async fn verify_signature<P: Platform>(
     p: &P,
     token: &str,
 ) -> Result<Vec<u8>, VerifyTokenError> {
+    let keys = keys::published(p).await?;
+    Ok(verify_signature_in(p, &keys, token).await?.0)
+}
+
+/// [`verify_signature`] given the published key set; also returns the `kid` that signed.
+/// The signature is checked by the platform's [`SignatureVerifier`].
+async fn verify_signature_in<P: Platform>(
+    p: &P,
+    keys: &[PublicJwk],
+    token: &str,
+) -> Result<(Vec<u8>, String), VerifyTokenError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(VerifyTokenError::Malformed);
     }
@@ -201,21 +245,23 @@ pub async fn verify_signature<P: Platform>(
     let sig: [u8; 64] = b64url_decode(sig)
         .and_then(|b| b.try_into().ok())
         .ok_or(VerifyTokenError::Malformed)?;
-    let jwk = keys::published_key(p, &kid)
+    let jwk = keys::published_key_in(p, keys, &kid)
         .await?
         .ok_or(VerifyTokenError::UnknownKey)?;
     let public: [u8; 32] = b64url_decode(&jwk.x)
         .and_then(|b| b.try_into().ok())
         .ok_or(VerifyTokenError::UnknownKey)?;
-    let public = VerifyingKey::from_bytes(&public).map_err(|_| VerifyTokenError::UnknownKey)?;
     let signing_input = token
         .get(..h.len() + 1 + body.len())
         .ok_or(VerifyTokenError::Malformed)?;
-    public
-        .verify_strict(
-            signing_input.as_bytes(),
-            &ed25519_dalek::Signature::from_bytes(&sig),
-        )
-        .map_err(|_| VerifyTokenError::BadSignature)?;
-    b64url_decode(body).ok_or(VerifyTokenError::Malformed)
+    let valid = p
+        .signatures()
+        .verify_ed25519(&kid, &public, signing_input.as_bytes(), &sig)
+        .await
+        .map_err(|e| VerifyTokenError::Unavailable(e.to_string()))?;
+    if !valid {
+        return Err(VerifyTokenError::BadSignature);
+    }
+    let payload = b64url_decode(body).ok_or(VerifyTokenError::Malformed)?;
+    Ok((payload, kid))
 }

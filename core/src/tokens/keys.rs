@@ -319,8 +319,17 @@ pub async fn published<P: Platform>(p: &P) -> Result<Vec<PublicJwk>, SqlError> {
 /// rotation the copy has not seen yet).
 pub async fn published_key<P: Platform>(p: &P, kid: &str) -> Result<Option<PublicJwk>, SqlError> {
     let keys = published(p).await?;
-    if let Some(k) = keys.into_iter().find(|k| k.kid == kid) {
-        return Ok(Some(k));
+    published_key_in(p, &keys, kid).await
+}
+
+/// [`published_key`] given the key set [`published`] returned.
+pub async fn published_key_in<P: Platform>(
+    p: &P,
+    keys: &[PublicJwk],
+    kid: &str,
+) -> Result<Option<PublicJwk>, SqlError> {
+    if let Some(k) = keys.iter().find(|k| k.kid == kid) {
+        return Ok(Some(k.clone()));
     }
     Ok(published_from_sql(p)
         .await?

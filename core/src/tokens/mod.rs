@@ -1,10 +1,12 @@
 //! Tokens Edgeplane issues to tenant users (DESIGN.md "Tokens", NFR-SEC-004): the signing keys
 //! ([`keys`], sealed under the master key of [`master_key`]) and the EdDSA access tokens
-//! ([`access`]) that managed apps verify through `/.well-known/jwks.json` or introspection.
+//! ([`access`]) that managed apps verify through `/.well-known/jwks.json` or introspection, and
+//! the isolate's memory of tokens already verified ([`verified`]).
 
 pub mod access;
 pub mod keys;
 pub mod master_key;
+pub mod verified;
 
 #[cfg(test)]
 mod tests;

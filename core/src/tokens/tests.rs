@@ -235,3 +235,120 @@ fn nfr_sec_004_cron_rotates_yearly() {
         assert_eq!(count(&p, "active").await, 1);
     });
 }
+
+/// A token verified once is not verified again: the second check is a hit of the isolate's
+/// cache of verified tokens (no signature check), with the same claims.
+#[test]
+fn a_verified_token_is_not_verified_again() {
+    block_on(async {
+        let p = platform().await;
+        let token = access::sign(&p, &claims(START_MS)).await.unwrap();
+        let first = access::verify(&p, &token, START_MS).await.unwrap();
+        assert_eq!(p.signatures.checks.get(), 1);
+        let second = access::verify(&p, &token, START_MS + 60_000).await.unwrap();
+        assert_eq!(p.signatures.checks.get(), 1, "the second check is a hit");
+        assert_eq!(first, second);
+
+        // Another token is verified on its own, and a forged copy of a cached one is not a hit.
+        let mut c = claims(START_MS);
+        c.jti = "jti-2".into();
+        let other = access::sign(&p, &c).await.unwrap();
+        assert!(access::verify(&p, &other, START_MS).await.is_ok());
+        assert_eq!(p.signatures.checks.get(), 2);
+        let (signed, sig) = token.rsplit_once('.').unwrap();
+        let mut bytes = b64url_decode(sig).unwrap();
+        bytes[0] ^= 1;
+        let forged = format!("{signed}.{}", b64url_encode(&bytes));
+        assert_eq!(
+            access::verify(&p, &forged, START_MS).await.unwrap_err(),
+            VerifyTokenError::BadSignature
+        );
+        assert_eq!(p.signatures.checks.get(), 3);
+    });
+}
+
+/// A cached token is still refused once it expires: expiry is checked on every call.
+#[test]
+fn a_cached_token_is_refused_once_expired() {
+    block_on(async {
+        let p = platform().await;
+        let token = access::sign(&p, &claims(START_MS)).await.unwrap();
+        assert!(access::verify(&p, &token, START_MS).await.is_ok());
+        let late = START_MS + (ACCESS_TOKEN_TTL_SECS + access::LEEWAY_SECS) * 1000;
+        assert_eq!(
+            access::verify(&p, &token, late).await.unwrap_err(),
+            VerifyTokenError::Expired
+        );
+        assert_eq!(p.signatures.checks.get(), 1, "refused from the cache");
+        assert_eq!(
+            access::verify(&p, &token, late).await.unwrap_err(),
+            VerifyTokenError::Expired
+        );
+    });
+}
+
+/// A token whose key left the published set is refused even though it was cached: a change of
+/// the key set empties the cache.
+#[test]
+fn a_cached_token_of_a_removed_key_is_refused() {
+    block_on(async {
+        let p = platform().await;
+        let old = access::sign(&p, &claims(START_MS)).await.unwrap();
+        assert!(access::verify(&p, &old, START_MS).await.is_ok());
+
+        // A rotation changes the set but keeps the old key: still valid (verified again).
+        keys::rotate(&p, &Actor::operator("op-1"), None)
+            .await
+            .unwrap();
+        assert!(access::verify(&p, &old, START_MS).await.is_ok());
+        assert_eq!(
+            p.signatures.checks.get(),
+            2,
+            "the new key set emptied the cache"
+        );
+        assert!(access::verify(&p, &old, START_MS).await.is_ok());
+        assert_eq!(p.signatures.checks.get(), 2);
+
+        // The old key is retired: its token is refused, at an instant it has not expired at.
+        let later = START_MS + PREVIOUS_KEY_GRACE_MS + 1;
+        p.clock.set(later);
+        assert_eq!(keys::scheduled_rotation(&p, later).await.unwrap(), 1);
+        assert_eq!(
+            access::verify(&p, &old, START_MS).await.unwrap_err(),
+            VerifyTokenError::UnknownKey
+        );
+    });
+}
+
+/// Two audiences are not confused: the audience predicate runs on every call, hit or not.
+#[test]
+fn a_cached_token_is_checked_against_each_callers_audience() {
+    block_on(async {
+        let p = platform().await;
+        let mut c = claims(START_MS);
+        c.aud = "app-1".into();
+        let token = access::sign(&p, &c).await.unwrap();
+        let for_app = |aud: &str| aud == "app-1";
+        assert!(access::verify_with(&p, &token, START_MS, for_app)
+            .await
+            .is_ok());
+        assert_eq!(
+            access::verify(&p, &token, START_MS).await.unwrap_err(),
+            VerifyTokenError::WrongAudience
+        );
+        assert_eq!(
+            access::verify_with(&p, &token, START_MS, |aud| aud == "app-2")
+                .await
+                .unwrap_err(),
+            VerifyTokenError::WrongAudience
+        );
+        assert!(access::verify_with(&p, &token, START_MS, for_app)
+            .await
+            .is_ok());
+        assert_eq!(
+            p.signatures.checks.get(),
+            1,
+            "every check after the first hit"
+        );
+    });
+}
