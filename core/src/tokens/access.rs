@@ -168,16 +168,19 @@ pub async fn verify_with<P: Platform>(
     if token.len() > MAX_TOKEN_BYTES {
         return Err(VerifyTokenError::Malformed);
     }
-    let keys = keys::published(p).await?;
     let digest = verified::digest(token);
-    if let Some(claims) = verified::get(&digest, &keys) {
-        return check_claims(p, claims, now_ms, &aud_ok).inspect_err(|e| {
-            if *e == VerifyTokenError::Expired {
-                verified::forget(&digest);
-            }
-        });
+    // The key set is read only for a token this isolate holds, or after the cheap checks.
+    if verified::holds(&digest) {
+        let keys = keys::published(p).await?;
+        if let Some(claims) = verified::get(&digest, &keys) {
+            return check_claims(p, claims, now_ms, &aud_ok).inspect_err(|e| {
+                if *e == VerifyTokenError::Expired {
+                    verified::forget(&digest);
+                }
+            });
+        }
     }
-    let (body, kid) = verify_signature_in(p, &keys, token).await?;
+    let (body, kid, keys) = verify_signature_in(p, token).await?;
     let claims: AccessClaims =
         serde_json::from_slice(&body).map_err(|_| VerifyTokenError::Malformed)?;
     let claims = check_claims(p, claims, now_ms, &aud_ok)?;
@@ -209,17 +212,15 @@ pub async fn verify_signature<P: Platform>(
     p: &P,
     token: &str,
 ) -> Result<Vec<u8>, VerifyTokenError> {
-    let keys = keys::published(p).await?;
-    Ok(verify_signature_in(p, &keys, token).await?.0)
+    Ok(verify_signature_in(p, token).await?.0)
 }
 
-/// [`verify_signature`] given the published key set; also returns the `kid` that signed.
-/// The signature is checked by the platform's [`SignatureVerifier`].
+/// [`verify_signature`], also returning the `kid` that signed and the published key set it
+/// was looked up in. The signature is checked by the platform's [`SignatureVerifier`].
 async fn verify_signature_in<P: Platform>(
     p: &P,
-    keys: &[PublicJwk],
     token: &str,
-) -> Result<(Vec<u8>, String), VerifyTokenError> {
+) -> Result<(Vec<u8>, String, Vec<PublicJwk>), VerifyTokenError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(VerifyTokenError::Malformed);
     }
@@ -245,7 +246,8 @@ async fn verify_signature_in<P: Platform>(
     let sig: [u8; 64] = b64url_decode(sig)
         .and_then(|b| b.try_into().ok())
         .ok_or(VerifyTokenError::Malformed)?;
-    let jwk = keys::published_key_in(p, keys, &kid)
+    let keys = keys::published(p).await?;
+    let jwk = keys::published_key_in(p, &keys, &kid)
         .await?
         .ok_or(VerifyTokenError::UnknownKey)?;
     let public: [u8; 32] = b64url_decode(&jwk.x)
@@ -263,5 +265,5 @@ async fn verify_signature_in<P: Platform>(
         return Err(VerifyTokenError::BadSignature);
     }
     let payload = b64url_decode(body).ok_or(VerifyTokenError::Malformed)?;
-    Ok((payload, kid))
+    Ok((payload, kid, keys))
 }

@@ -56,6 +56,12 @@ thread_local! {
     static VERIFIED: RefCell<Verified> = RefCell::new(Verified::default());
 }
 
+/// Whether this isolate holds the token of `digest`, under whatever key set: a cheap test
+/// before reading the current set for [`get`].
+pub fn holds(digest: &TokenDigest) -> bool {
+    VERIFIED.with(|v| v.try_borrow().is_ok_and(|v| v.entries.contains_key(digest)))
+}
+
 /// The claims of the token of `digest` if this isolate verified it under `keys`, the current
 /// published key set. Expiry is not checked here.
 pub fn get(digest: &TokenDigest, keys: &[PublicJwk]) -> Option<AccessClaims> {
