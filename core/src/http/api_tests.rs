@@ -85,6 +85,55 @@ fn every_request_gets_one_log_line_without_path_values_or_query() {
 }
 
 #[test]
+fn hot_routes_log_only_their_errors_and_slow_answers() {
+    let p = block_on(TestPlatform::new());
+    p.secrets.set("EDGEPLANE_ENV", "development");
+    for uri in [
+        "/health",
+        "/.well-known/jwks.json",
+        "/.well-known/openid-configuration",
+    ] {
+        assert_eq!(get(&p, uri).status(), StatusCode::OK, "{uri}");
+    }
+    assert_eq!(
+        p.logger.lines(),
+        Vec::<String>::new(),
+        "successful hot routes are quiet"
+    );
+    let resp = send(
+        &p,
+        request(Method::GET, "/v1/flags").body(Vec::new()).unwrap(),
+    );
+    assert_problem(&resp, 401, "invalid-credentials");
+    let lines = p.logger.lines();
+    assert_eq!(
+        lines.len(),
+        1,
+        "a refused hot-route request is logged: {lines:?}"
+    );
+    assert!(lines[0].contains("\"route\":\"/v1/flags\""), "{}", lines[0]);
+    assert!(super::is_quiet(
+        "/health",
+        StatusCode::OK,
+        super::SLOW_HOT_ROUTE_MS - 1
+    ));
+    assert!(!super::is_quiet(
+        "/health",
+        StatusCode::OK,
+        super::SLOW_HOT_ROUTE_MS
+    ));
+    assert!(
+        !super::is_quiet("/v1/health", StatusCode::OK, 0),
+        "not a hot route"
+    );
+    assert!(!super::is_quiet(
+        "/oauth/introspect",
+        StatusCode::SERVICE_UNAVAILABLE,
+        0
+    ));
+}
+
+#[test]
 fn head_is_served_without_a_body_and_wrong_methods_are_405() {
     let p = block_on(TestPlatform::new());
     let resp = send(

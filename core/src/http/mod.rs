@@ -257,6 +257,28 @@ pub fn is_valid_request_id(v: &str) -> bool {
 /// One structured line per request: no path values, query, headers or bodies (they may hold
 /// PII or secrets), only the route template. Written by hand into one string: every request
 /// pays for it, and a `serde_json::Value` map costs an allocation per field.
+/// The edge's hot routes: answered by the thousand per second per isolate, each already in the
+/// runtime's own invocation log (Workers Logs, Spin's access log) with its status and duration.
+const HOT_ROUTES: [&str; 7] = [
+    "/health",
+    "/.well-known/jwks.json",
+    "/.well-known/openid-configuration",
+    "/ofrep/v1/evaluate/flags",
+    "/ofrep/v1/evaluate/flags/{key}",
+    "/v1/flags",
+    "/oauth/introspect",
+];
+
+/// A hot-route answer slower than this is logged even when it succeeded (ms).
+pub const SLOW_HOT_ROUTE_MS: i64 = 250;
+
+/// Whether a request goes unlogged: a hot route answered successfully (below 400) and quickly.
+/// Its line would cost about as much as serving it (a `console.log` on Workers), and says no
+/// more than the runtime's invocation log; errors and slow answers are always logged.
+fn is_quiet(route: &str, status: StatusCode, duration_ms: i64) -> bool {
+    HOT_ROUTES.contains(&route) && status.as_u16() < 400 && duration_ms < SLOW_HOT_ROUTE_MS
+}
+
 fn log_request<P: Platform>(
     platform: &P,
     ctx: &Ctx<'_, P>,
@@ -266,6 +288,9 @@ fn log_request<P: Platform>(
     duration_ms: i64,
     cause: Option<String>,
 ) {
+    if is_quiet(route, status, duration_ms) {
+        return;
+    }
     let line = RequestLog {
         ts: platform.clock().now_ms(),
         method: method.as_str(),
