@@ -2,6 +2,8 @@
 
 use edgeplane_core::http::{LimitedBody, REQUEST_ID};
 use futures_util::StreamExt;
+use js_sys::Uint8Array;
+use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
 use worker::{web_sys, ByteStream};
@@ -49,9 +51,10 @@ fn header_pairs(lines: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// Reads a Worker request into an `http` request: method, full URL, every header and the body.
 /// `request_id` is set as `X-Request-Id` when the client sent none (or one core would not echo),
-/// so the id is known here too (a panic answer carries it). The body is read chunk by chunk
-/// through core's [`LimitedBody`]: past core's limit (declared or counted, chunked bodies
-/// included) reading stops, the rest of the stream is cancelled, and core answers 413.
+/// so the id is known here too (a panic answer carries it). A body whose declared length is
+/// within core's limit is read whole; any other is read chunk by chunk through core's
+/// [`LimitedBody`]: past core's limit (declared or counted, chunked bodies included) reading
+/// stops, the rest of the stream is cancelled, and core answers 413.
 pub async fn to_http_request(
     req: &web_sys::Request,
     url: String,
@@ -78,6 +81,16 @@ pub async fn to_http_request(
         builder = builder.header(REQUEST_ID, request_id);
     }
     let mut body = LimitedBody::new(declared);
+    if declared.is_some() && !body.is_too_large() && req.body().is_some() {
+        // A declared length within core's limit bounds the body (the runtime holds a client to
+        // it): read it whole, one promise instead of one per chunk.
+        let whole = req.array_buffer().map_err(|e| js_error_message(&e))?;
+        let whole = JsFuture::from(whole)
+            .await
+            .map_err(|e| js_error_message(&e))?;
+        body.push(&Uint8Array::new(&whole).to_vec());
+        return body.into_request(builder).map_err(|e| e.to_string());
+    }
     if let Some(stream) = req.body().filter(|_| !body.is_too_large()) {
         let mut chunks = ByteStream::from(stream);
         while let Some(chunk) = chunks.next().await {
