@@ -3,9 +3,9 @@
 use edgeplane_core::http::{LimitedBody, REQUEST_ID};
 use futures_util::StreamExt;
 use js_sys::Uint8Array;
-use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::JsFuture;
 use worker::{web_sys, ByteStream};
 
 use crate::sql_js::js_error_message;
