@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{json as j, Value as Json};
 
 use super::apps::require_app_key;
-use super::handlers::is_development;
+use super::is_development;
 use super::operator::require_platform_role;
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::apps::Scope;

@@ -3,6 +3,7 @@
 use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
+use super::is_development;
 use super::router::RouteId;
 use super::sso;
 use super::tenant_users;
@@ -117,12 +118,6 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::OidcLoginContinue => oidc::login_continue(ctx, &req).await,
         RouteId::OidcPreflight => oidc::preflight(&req),
     }
-}
-
-/// True only where `EDGEPLANE_ENV` is `development` (`.dev.vars`, the test harnesses); a
-/// deployment's `wrangler.toml` and `spin.toml` say `production`.
-pub fn is_development<P: Platform>(ctx: &Ctx<'_, P>) -> bool {
-    ctx.platform.secrets().get("EDGEPLANE_ENV").as_deref() == Some("development")
 }
 
 /// Panics on purpose (development only): the runtimes' panic handling is tested through it.

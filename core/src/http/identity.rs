@@ -7,7 +7,7 @@ use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
 use super::apps::{app_key_problem, note_key_tenant, presented_app_key, require_app_key};
-use super::handlers::is_development;
+use super::is_development;
 use super::operator::require_platform_role;
 use super::{json, ApiError, Ctx, ProblemType, Request, Response};
 use crate::apps::{authenticate_app_key_with, Scope};

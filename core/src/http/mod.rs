@@ -31,7 +31,7 @@ use ::http::{header, HeaderValue, Method, StatusCode};
 
 use crate::ids;
 use crate::mail::queue::{deliver_due, DeliveryError};
-use crate::ports::{Clock, Logger, Platform};
+use crate::ports::{Clock, Logger, Platform, Secrets};
 pub use body::{BodyTooLarge, LimitedBody};
 pub use problem::{ApiError, ProblemType};
 use router::{Match, Route};
@@ -131,6 +131,13 @@ impl<P: Platform> Ctx<'_, P> {
             .find(|(k, _)| k == name)
             .map_or("", |(_, v)| v.as_str())
     }
+}
+
+/// True only where `EDGEPLANE_ENV` is `development` (`.dev.vars`, the test harnesses); a
+/// deployment's `wrangler.toml` and `spin.toml` say `production`. Here rather than beside the
+/// dispatch, so the route files need not import the module that imports them.
+pub(crate) fn is_development<P: Platform>(ctx: &Ctx<'_, P>) -> bool {
+    ctx.platform.secrets().get("EDGEPLANE_ENV").as_deref() == Some("development")
 }
 
 /// Serves one request. Never fails: every error becomes a problem+json response, and every

@@ -337,7 +337,7 @@ pub(super) fn link_base<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<
     if let Some(base) = configured_base_url(ctx.platform) {
         return Ok(base);
     }
-    if super::handlers::is_development(ctx) {
+    if super::is_development(ctx) {
         return Ok(request_origin(req));
     }
     Err(ApiError::unavailable(
