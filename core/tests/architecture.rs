@@ -241,6 +241,53 @@ fn only_the_http_layer_names_http() {
     );
 }
 
+/// The graph of the HTTP layer's own modules (`src/http/*.rs`): which route file names which
+/// sibling through `super::`. The dispatch (`handlers`) may name them all; nothing may name it
+/// back, and no two route files may name each other in a circle.
+fn http_graph() -> BTreeMap<String, BTreeSet<String>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
+    let mut files = Vec::new();
+    sources(&dir, &mut files);
+    let modules: BTreeSet<String> = files.iter().map(|f| top_module(&dir, f)).collect();
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in files.iter().filter(|f| !is_test_file(f)) {
+        let module = top_module(&dir, file);
+        if module == "mod" {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let code: String = production_part(&text)
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            // Only `super::` names a sibling here; `crate::webauthn` is the domain, not the route.
+            .replace("crate::", "core_root::")
+            .replace("super::", "crate::");
+        let deps = graph.entry(module.clone()).or_default();
+        for name in referenced(&code) {
+            if name != module && name != "mod" && modules.contains(&name) {
+                deps.insert(name);
+            }
+        }
+    }
+    graph
+}
+
+#[test]
+fn the_http_layer_s_modules_form_no_cycle() {
+    let graph = http_graph();
+    let found = cycles(&graph);
+    assert!(
+        found.is_empty(),
+        "cycles between src/http modules: {found:?}"
+    );
+    assert!(
+        graph.get("identity").is_some_and(|d| d.contains("tenants")),
+        "the scan sees route files naming each other: {graph:?}"
+    );
+}
+
 #[test]
 fn the_reference_scan_reads_grouped_and_macro_paths() {
     let text = "use crate::{ids, ports::Clock};\nuse crate::edge;\n$crate::audit::x;\nedgeplane_crate::flags";
