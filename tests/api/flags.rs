@@ -113,6 +113,20 @@ fn world(app: &TestApp) -> Result<World, String> {
     })
 }
 
+/// The id of the world's tenant-bound key, from the app's key list.
+fn bound_key_id(app: &TestApp, w: &World) -> Result<String, String> {
+    let keys =
+        op_send(app, "GET", &format!("/v1/apps/{}/keys", w.app_id), None)?.expect_json(200)?;
+    keys["items"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|k| k["tenant_id"].as_str() == Some(w.tenant.as_str()))
+        })
+        .map(|k| str_of(&k["id"]))
+        .ok_or_else(|| "the tenant-bound key is listed".to_owned())
+}
+
 fn put_flag(app: &TestApp, tenant: &str, key: &str, body: &Value) -> Result<Value, String> {
     let resp = op_send(
         app,
@@ -562,16 +576,7 @@ fn disabled_app_and_revoked_key_are_401_fr_sys_003(app: &TestApp) -> Result<(), 
     )?
     .expect_json(200)?;
     bulk(app, &w.key, &json!({}))?.expect_json(200)?;
-    let keys =
-        op_send(app, "GET", &format!("/v1/apps/{}/keys", w.app_id), None)?.expect_json(200)?;
-    let bound = keys["items"]
-        .as_array()
-        .and_then(|a| {
-            a.iter()
-                .find(|k| k["tenant_id"].as_str() == Some(w.tenant.as_str()))
-        })
-        .map(|k| str_of(&k["id"]))
-        .ok_or("the tenant-bound key is listed")?;
+    let bound = bound_key_id(app, &w)?;
     let revoked = op_send(
         app,
         "DELETE",
@@ -639,16 +644,7 @@ fn changes_reach_another_isolate_within_a_second_fr_flag_002_fr_sys_003(
     std::thread::sleep(EDGE_FRESHNESS);
     ensure_eq!(banner(&other)?, json!(false), "enabled again, everywhere");
 
-    let keys =
-        op_send(app, "GET", &format!("/v1/apps/{}/keys", w.app_id), None)?.expect_json(200)?;
-    let bound = keys["items"]
-        .as_array()
-        .and_then(|a| {
-            a.iter()
-                .find(|k| k["tenant_id"].as_str() == Some(w.tenant.as_str()))
-        })
-        .map(|k| str_of(&k["id"]))
-        .ok_or("the tenant-bound key is listed")?;
+    let bound = bound_key_id(app, &w)?;
     let path = format!("/v1/apps/{}/keys/{bound}", w.app_id);
     op_send(app, "DELETE", &path, None)?.expect_status(204)?;
     refused(app, 401, "invalid-credentials", "api_key_revoked")?;
