@@ -10,6 +10,7 @@ use super::secret::{self, Pepper, PepperProblem};
 use super::{app_marker_key, key_cache_key};
 use crate::edge;
 use crate::kernel::join2;
+use crate::kernel::ErrorKind;
 use crate::ports::{Clock, KvError, Logger, Platform, Row, Sql, SqlError, Stmt};
 use crate::tenants::{tenant_edge_status, EdgeStatus, TenantId};
 
@@ -96,7 +97,26 @@ impl AppKeyError {
             AppKeyError::Unavailable(_) => "api_key_store_unavailable",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AppKeyError::Malformed => ErrorKind::InvalidToken,
+            AppKeyError::Invalid => ErrorKind::InvalidToken,
+            AppKeyError::Revoked => ErrorKind::InvalidToken,
+            AppKeyError::Expired => ErrorKind::InvalidToken,
+            AppKeyError::AppDisabled => ErrorKind::InvalidToken,
+            AppKeyError::AppNotEnabledForTenant => ErrorKind::Forbidden,
+            AppKeyError::TenantSuspended => ErrorKind::Forbidden,
+            AppKeyError::TenantDeleted => ErrorKind::Gone,
+            AppKeyError::MissingScope { .. } => ErrorKind::Forbidden,
+            AppKeyError::NotConfigured(_) => ErrorKind::Unavailable,
+            AppKeyError::Unavailable(_) => ErrorKind::Unavailable,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(AppKeyError);
 
 impl From<KvError> for AppKeyError {
     fn from(e: KvError) -> Self {

@@ -8,6 +8,7 @@ use super::model::{ApiKey, AppId, AppStatus, KeyId, KeyKind, KeyName, Scope, Sco
 use super::secret::{self, Pepper, PepperProblem};
 use super::{audit_if, load, AppService, Guard};
 use crate::audit::{self, Actor, AuditRecord};
+use crate::kernel::ErrorKind;
 use crate::ports::{Clock, KvError, Logger, Platform, Sql, SqlError, Stmt};
 use crate::tenants::{EdgeSync, TenantId, TenantService, TenantStatus};
 
@@ -117,7 +118,26 @@ impl IssueKeyError {
             IssueKeyError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            IssueKeyError::AppNotFound { .. } => ErrorKind::NotFound,
+            IssueKeyError::AppDisabled { .. } => ErrorKind::Conflict,
+            IssueKeyError::TenantNotFound { .. } => ErrorKind::NotFound,
+            IssueKeyError::TenantPendingDeletion { .. } => ErrorKind::Conflict,
+            IssueKeyError::AppNotEnabledForTenant { .. } => ErrorKind::InvalidField("tenant_id"),
+            IssueKeyError::BrowserKeyNeedsTenant => ErrorKind::InvalidField("tenant_id"),
+            IssueKeyError::BrowserKeyScopes => ErrorKind::InvalidField("scopes"),
+            IssueKeyError::BrowserKeyNeedsOrigins => ErrorKind::InvalidField("kind"),
+            IssueKeyError::ExpiryNotInFuture => ErrorKind::InvalidField("expires_at"),
+            IssueKeyError::NotConfigured(_) => ErrorKind::Unavailable,
+            IssueKeyError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(IssueKeyError);
 
 /// What a revocation did.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,7 +180,18 @@ impl RevokeKeyError {
             RevokeKeyError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RevokeKeyError::AppNotFound { .. } => ErrorKind::NotFound,
+            RevokeKeyError::KeyNotFound { .. } => ErrorKind::NotFound,
+            RevokeKeyError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(RevokeKeyError);
 
 impl AppService {
     /// Issues a key (FR-SYS-002). Checks, in order: the pepper (a deployment without

@@ -4,6 +4,7 @@
 use super::model::{app_columns, key_columns, ApiKey, App, AppId, AppStatus};
 use super::{load, AppService};
 use crate::crypto;
+use crate::kernel::ErrorKind;
 use crate::ports::{Platform, Sql, SqlError, Stmt};
 use crate::tenants::{Page, DEFAULT_LIMIT, MAX_LIMIT};
 
@@ -32,7 +33,17 @@ impl GetAppError {
             GetAppError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            GetAppError::NotFound { .. } => ErrorKind::NotFound,
+            GetAppError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(GetAppError);
 
 /// The app list's parameters (`GET /v1/apps?status=&cursor=&limit=`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -71,7 +82,18 @@ impl ListAppsError {
             ListAppsError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ListAppsError::InvalidLimit { .. } => ErrorKind::InvalidField("limit"),
+            ListAppsError::InvalidCursor => ErrorKind::InvalidField("cursor"),
+            ListAppsError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(ListAppsError);
 
 /// The key list's parameters (`GET /v1/apps/{id}/keys?cursor=&limit=`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -115,7 +137,19 @@ impl ListKeysError {
             ListKeysError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ListKeysError::AppNotFound { .. } => ErrorKind::NotFound,
+            ListKeysError::InvalidLimit { .. } => ErrorKind::InvalidField("limit"),
+            ListKeysError::InvalidCursor => ErrorKind::InvalidField("cursor"),
+            ListKeysError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(ListKeysError);
 
 /// A page request checked: the keyset position and the page size.
 struct Window {

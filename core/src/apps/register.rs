@@ -5,6 +5,7 @@ use super::model::{to_json_list, AllowedOrigin, App, AppId, AppName, AppStatus, 
 use super::{name_taken, resource, AppService};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::ids;
+use crate::kernel::ErrorKind;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 
 /// What an operator asks for (the body of `POST /v1/apps`), parsed.
@@ -40,7 +41,17 @@ impl RegisterAppError {
             RegisterAppError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RegisterAppError::NameTaken { .. } => ErrorKind::Conflict,
+            RegisterAppError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(RegisterAppError);
 
 impl AppService {
     /// Registers an app (FR-SYS-001): a fresh time-ordered UUID, status active, owned by the

@@ -8,6 +8,7 @@ use super::authn::{load_tenant_records, put_record};
 use super::model::{AppId, AppStatus};
 use super::{audit_if, load, AppService, Guard};
 use crate::audit::{self, Actor, AuditRecord};
+use crate::kernel::ErrorKind;
 use crate::ports::{Clock, KvError, Platform, Sql, SqlError, Stmt};
 use crate::tenants::{EdgeSync, GetTenantError, TenantId, TenantService, TenantStatus};
 
@@ -84,7 +85,21 @@ impl EnableTenantAppError {
             EnableTenantAppError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EnableTenantAppError::TenantNotFound { .. } => ErrorKind::NotFound,
+            EnableTenantAppError::TenantGone { .. } => ErrorKind::Gone,
+            EnableTenantAppError::TenantPendingDeletion { .. } => ErrorKind::Conflict,
+            EnableTenantAppError::AppNotFound { .. } => ErrorKind::NotFound,
+            EnableTenantAppError::AppDisabled { .. } => ErrorKind::Conflict,
+            EnableTenantAppError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(EnableTenantAppError);
 
 /// Why disabling an app for a tenant was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -129,7 +144,20 @@ impl DisableTenantAppError {
             DisableTenantAppError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            DisableTenantAppError::TenantNotFound { .. } => ErrorKind::NotFound,
+            DisableTenantAppError::TenantGone { .. } => ErrorKind::Gone,
+            DisableTenantAppError::AppNotFound { .. } => ErrorKind::NotFound,
+            DisableTenantAppError::NotLinked { .. } => ErrorKind::NotFound,
+            DisableTenantAppError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(DisableTenantAppError);
 
 /// The link's `enabled` value; `None` if there is no row.
 async fn link_state<P: Platform>(

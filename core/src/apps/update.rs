@@ -10,6 +10,7 @@ use super::{
     MAX_ATTEMPTS,
 };
 use crate::audit::{self, Actor, AuditRecord};
+use crate::kernel::ErrorKind;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 use crate::tenants::EdgeSync;
 
@@ -72,7 +73,19 @@ impl UpdateAppError {
             UpdateAppError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            UpdateAppError::NotFound { .. } => ErrorKind::NotFound,
+            UpdateAppError::NameTaken { .. } => ErrorKind::Conflict,
+            UpdateAppError::ConcurrentChange => ErrorKind::Conflict,
+            UpdateAppError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(UpdateAppError);
 
 impl AppService {
     /// Applies a change (FR-SYS-003). One guarded batch writes the app (version bumped) with

@@ -27,6 +27,7 @@ mod tests;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::kernel::ErrorKind;
 use crate::ports::{Clock, Logger, Platform};
 
 /// A platform role (the `roles` table, scope `platform`).
@@ -120,7 +121,26 @@ impl OperatorAuthError {
             OperatorAuthError::Storage(_) => "operator-auth-storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            OperatorAuthError::NotConfigured => ErrorKind::Unauthenticated,
+            OperatorAuthError::MissingToken => ErrorKind::Unauthenticated,
+            OperatorAuthError::Malformed => ErrorKind::InvalidToken,
+            OperatorAuthError::UnsupportedAlgorithm => ErrorKind::InvalidToken,
+            OperatorAuthError::BadSignature => ErrorKind::InvalidToken,
+            OperatorAuthError::Expired => ErrorKind::InvalidToken,
+            OperatorAuthError::WrongIssuer => ErrorKind::InvalidToken,
+            OperatorAuthError::WrongAudience => ErrorKind::InvalidToken,
+            OperatorAuthError::NoRole => ErrorKind::Forbidden,
+            OperatorAuthError::IssuerUnavailable(_) => ErrorKind::Unavailable,
+            OperatorAuthError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(OperatorAuthError);
 
 /// Set once `OPERATOR_DEV_JWKS` was reported as ignored in this isolate/instance.
 static DEV_JWKS_IGNORED_LOGGED: AtomicBool = AtomicBool::new(false);

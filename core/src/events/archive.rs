@@ -23,6 +23,7 @@ use chrono::Datelike as _;
 use serde::{Deserialize, Serialize};
 
 use super::anchor::{Anchor, AnchorKey, AnchorKeyProblem, Position};
+use crate::kernel::ErrorKind;
 use crate::ports::{
     BlobError, Blobs, EventLog, EventLogError, Row, Sql, SqlError, Stmt, StoredEvent, StreamId,
 };
@@ -207,7 +208,24 @@ impl ArchiveError {
             ArchiveError::Corrupt { .. } => "archive_corrupt",
         }
     }
+
+    /// What kind of failure it is: a store that could not be reached is unavailable (a retry
+    /// may succeed); anything else is internal.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ArchiveError::Log(EventLogError::Unavailable(_))
+            | ArchiveError::Blob(BlobError::Unavailable(_))
+            | ArchiveError::Index(SqlError::Unavailable(_)) => ErrorKind::Unavailable,
+            ArchiveError::Log(_)
+            | ArchiveError::Blob(_)
+            | ArchiveError::Index(_)
+            | ArchiveError::AnchorKey(_)
+            | ArchiveError::Corrupt { .. } => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(ArchiveError);
 
 /// The object key of a batch.
 pub fn object_key(stream: &StreamId, received_at: i64, first_seq: i64, last_seq: i64) -> String {

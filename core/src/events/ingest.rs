@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use super::model::{parse_events, InvalidEvent, ParsedEvent};
+use crate::kernel::ErrorKind;
 use crate::ports::{
     Clock, EventLog, EventLogError, NewEvent, Platform, Sql, SqlError, Stmt, StreamId, StreamKind,
 };
@@ -84,6 +85,20 @@ impl IngestError {
         }
     }
 
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            IngestError::Invalid(_) => ErrorKind::Invalid,
+            IngestError::TenantRequired { .. } => ErrorKind::Invalid,
+            IngestError::MixedTenants { .. } => ErrorKind::Invalid,
+            IngestError::UnknownTenant => ErrorKind::NotFound,
+            IngestError::TenantNotActive => ErrorKind::Forbidden,
+            IngestError::IdRequired { .. } => ErrorKind::Invalid,
+            IngestError::Unavailable(_) => ErrorKind::Unavailable,
+            IngestError::Storage(_) => ErrorKind::Internal,
+        }
+    }
+
     /// The event index and field a 400 names, if the error is about one event.
     pub fn field(&self) -> Option<(usize, &str)> {
         match self {
@@ -96,6 +111,8 @@ impl IngestError {
         }
     }
 }
+
+crate::kernel::domain_errors!(IngestError);
 
 impl From<EventLogError> for IngestError {
     fn from(e: EventLogError) -> Self {

@@ -10,6 +10,7 @@ use super::model::{FlagKey, FlagType};
 use super::snapshot;
 use crate::audit::{self, Actor, AuditRecord};
 use crate::ids;
+use crate::kernel::ErrorKind;
 use crate::kernel::Plan;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 
@@ -78,7 +79,18 @@ impl PlanFlagError {
             PlanFlagError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PlanFlagError::PlanNotFound { .. } => ErrorKind::NotFound,
+            PlanFlagError::FlagNotFound { .. } => ErrorKind::NotFound,
+            PlanFlagError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(PlanFlagError);
 
 fn from_row(plan: &Plan, row: &crate::ports::Row) -> Result<PlanFlag, SqlError> {
     let decode =

@@ -9,6 +9,7 @@ use super::model::{Flag, FlagDefinition, FlagKey, MAX_FLAGS_PER_TENANT};
 use super::snapshot::{self, flag_from_row, PublishError, Published};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::ids;
+use crate::kernel::ErrorKind;
 use crate::kernel::TenantId;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 
@@ -139,7 +140,19 @@ impl ListFlagsError {
             ListFlagsError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ListFlagsError::TenantNotFound { .. } => ErrorKind::NotFound,
+            ListFlagsError::TenantGone { .. } => ErrorKind::Gone,
+            ListFlagsError::ConcurrentChange => ErrorKind::Conflict,
+            ListFlagsError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(ListFlagsError);
 
 impl SetFlagError {
     /// Stable code.
@@ -153,7 +166,21 @@ impl SetFlagError {
             SetFlagError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SetFlagError::TenantNotFound { .. } => ErrorKind::NotFound,
+            SetFlagError::TenantGone { .. } => ErrorKind::Gone,
+            SetFlagError::TenantPendingDeletion { .. } => ErrorKind::Conflict,
+            SetFlagError::TooManyFlags { .. } => ErrorKind::Refused,
+            SetFlagError::ConcurrentChange => ErrorKind::Conflict,
+            SetFlagError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(SetFlagError);
 
 impl RemoveFlagError {
     /// Stable code.
@@ -167,7 +194,21 @@ impl RemoveFlagError {
             RemoveFlagError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RemoveFlagError::TenantNotFound { .. } => ErrorKind::NotFound,
+            RemoveFlagError::TenantGone { .. } => ErrorKind::Gone,
+            RemoveFlagError::TenantPendingDeletion { .. } => ErrorKind::Conflict,
+            RemoveFlagError::FlagNotFound { .. } => ErrorKind::NotFound,
+            RemoveFlagError::ConcurrentChange => ErrorKind::Conflict,
+            RemoveFlagError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(RemoveFlagError);
 
 /// A tenant's status and flag-set version.
 struct TenantState {

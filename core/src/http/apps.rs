@@ -6,13 +6,11 @@ use ::http::{header, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::operator::require_platform_role;
-use super::{json, ApiError, Ctx, ProblemType, Request, Response};
+use super::{json, ApiError, Ctx, Request, Response};
 use crate::apps::{
-    authenticate_app_key, model::parse_list, AllowedOrigin, ApiKey, App, AppId, AppKeyError,
-    AppKeyPrincipal, AppName, AppService, AppStatus, DisableTenantAppError, EnableTenantAppError,
-    GetAppError, IssueKey, IssueKeyError, KeyId, KeyKind, KeyName, KeyStatus, ListApps,
-    ListAppsError, ListKeys, ListKeysError, RedirectUri, RegisterApp, RegisterAppError,
-    RevokeKeyError, Scope, ScopeSet, TenantAppChange, UpdateApp, UpdateAppError,
+    authenticate_app_key, model::parse_list, AllowedOrigin, ApiKey, App, AppId, AppKeyPrincipal,
+    AppName, AppService, AppStatus, IssueKey, KeyId, KeyKind, KeyName, KeyStatus, ListApps,
+    ListKeys, RedirectUri, RegisterApp, Scope, ScopeSet, TenantAppChange, UpdateApp,
 };
 use crate::audit::Actor;
 use crate::auth::PlatformRole;
@@ -128,7 +126,7 @@ pub(super) async fn register<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| problem(ctx, &e))?;
+    .map_err(|e| ApiError::from(&e))?;
     let mut resp = json::response(StatusCode::CREATED, &app)?;
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/apps/{}", app.id)) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -163,7 +161,7 @@ pub(super) async fn list<P: Platform>(
     }
     let page = AppService::list(ctx.platform, &query)
         .await
-        .map_err(|e| problem(ctx, &e))?;
+        .map_err(|e| ApiError::from(&e))?;
     json::response(
         StatusCode::OK,
         &AppListResponse {
@@ -182,7 +180,7 @@ pub(super) async fn get<P: Platform>(
     let id = app_id(ctx, "id")?;
     let app = AppService::get(ctx.platform, &id)
         .await
-        .map_err(|e| problem(ctx, &e))?;
+        .map_err(|e| ApiError::from(&e))?;
     json::response(StatusCode::OK, &app)
 }
 
@@ -222,7 +220,7 @@ pub(super) async fn update<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| problem(ctx, &e))?;
+    .map_err(|e| ApiError::from(&e))?;
     let edge = edge(
         ctx,
         &outcome.edge,
@@ -278,7 +276,7 @@ pub(super) async fn issue_key<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| problem(ctx, &e))?;
+    .map_err(|e| ApiError::from(&e))?;
     let status = issued.key.status(ctx.platform.clock().now_ms());
     let mut resp = json::response(
         StatusCode::CREATED,
@@ -317,7 +315,7 @@ pub(super) async fn list_keys<P: Platform>(
     }
     let page = AppService::list_keys(ctx.platform, &id, &query)
         .await
-        .map_err(|e| problem(ctx, &e))?;
+        .map_err(|e| ApiError::from(&e))?;
     let now = ctx.platform.clock().now_ms();
     json::response(
         StatusCode::OK,
@@ -353,7 +351,7 @@ pub(super) async fn revoke_key<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| problem(ctx, &e))?;
+    .map_err(|e| ApiError::from(&e))?;
     if let Some(t) = &outcome.key.tenant_id {
         ctx.tenant_id = Some(t.as_str().to_owned());
     }
@@ -381,7 +379,7 @@ pub(super) async fn enable_for_tenant<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| problem(ctx, &e))?;
+    .map_err(|e| ApiError::from(&e))?;
     let TenantAppChange {
         link,
         changed,
@@ -421,7 +419,7 @@ pub(super) async fn disable_for_tenant<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| problem(ctx, &e))?;
+    .map_err(|e| ApiError::from(&e))?;
     if let EdgeSync::Pending { error } = &change.edge {
         return Err(ApiError::unavailable(format!(
             "app disabled for the tenant in D1 but its keys' edge records were not rewritten (repeat the DELETE): {error}"
@@ -441,7 +439,7 @@ pub(super) async fn require_app_key<P: Platform>(
     let presented = presented_app_key(req)?;
     let principal = authenticate_app_key(ctx.platform, presented, scope)
         .await
-        .map_err(|e| app_key_problem(ctx, &e))?;
+        .map_err(|e| ApiError::from(&e))?;
     note_key_tenant(ctx, &principal);
     Ok(principal)
 }
@@ -470,46 +468,6 @@ pub(super) fn presented_app_key(req: &Request) -> Result<&str, ApiError> {
 pub(super) fn note_key_tenant<P: Platform>(ctx: &mut Ctx<'_, P>, principal: &AppKeyPrincipal) {
     if let Some(t) = &principal.tenant_id {
         ctx.tenant_id = Some(t.as_str().to_owned());
-    }
-}
-
-/// The one mapping of API-key refusals to problems: 401 for the key itself, 403 for what it may
-/// not do now, 503 when it could not be checked.
-pub(super) fn app_key_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &AppKeyError) -> ApiError {
-    let reason = e.code().into();
-    match e {
-        // A disabled app's keys are refused like revoked ones (FR-SYS-003).
-        AppKeyError::Malformed
-        | AppKeyError::Invalid
-        | AppKeyError::Revoked
-        | AppKeyError::Expired
-        | AppKeyError::AppDisabled => {
-            ApiError::new(ProblemType::InvalidCredentials, format!("{e}."))
-                .with_header(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
-                )
-                .with_extension("reason", reason)
-        }
-        AppKeyError::TenantDeleted => {
-            ApiError::new(ProblemType::Gone, format!("{e}.")).with_extension("reason", reason)
-        }
-        AppKeyError::AppNotEnabledForTenant
-        | AppKeyError::TenantSuspended
-        | AppKeyError::MissingScope { .. } => {
-            ApiError::new(ProblemType::AccessDenied, format!("{e}."))
-                .with_extension("reason", reason)
-        }
-        AppKeyError::NotConfigured(_) | AppKeyError::Unavailable(_) => {
-            log(
-                ctx,
-                "error",
-                "API key check failed",
-                e.code(),
-                &e.to_string(),
-            );
-            ApiError::unavailable(e.to_string())
-        }
     }
 }
 
@@ -565,54 +523,6 @@ fn log<P: Platform>(ctx: &Ctx<'_, P>, level: &str, msg: &str, code: &str, cause:
         "level": level, "msg": msg, "request_id": ctx.request_id, "code": code, "error": cause,
     });
     ctx.platform.logger().line(&line.to_string());
-}
-
-super::domain_errors!(
-    RegisterAppError,
-    GetAppError,
-    ListAppsError,
-    UpdateAppError,
-    IssueKeyError,
-    ListKeysError,
-    RevokeKeyError,
-    EnableTenantAppError,
-    DisableTenantAppError
-);
-
-/// The one mapping of apps errors to problems, by their stable codes.
-fn problem<P: Platform, E: super::DomainError>(ctx: &Ctx<'_, P>, e: &E) -> ApiError {
-    let detail = format!("{e}.");
-    let with_code = |kind: ProblemType| {
-        ApiError::new(kind, detail.clone()).with_extension("reason", e.code().into())
-    };
-    match e.code() {
-        "app_not_found" | "tenant_not_found" | "key_not_found" | "app_not_linked" => {
-            with_code(ProblemType::NotFound)
-        }
-        "tenant_gone" => with_code(ProblemType::Gone),
-        "app_name_taken" | "app_disabled" | "tenant_pending_deletion" | "concurrent_change" => {
-            with_code(ProblemType::Conflict)
-        }
-        "app_not_enabled_for_tenant" | "browser_key_needs_tenant" => {
-            ApiError::invalid_field("tenant_id", detail.clone())
-        }
-        "browser_key_scopes" => ApiError::invalid_field("scopes", detail.clone()),
-        "browser_key_needs_origins" => ApiError::invalid_field("kind", detail.clone()),
-        "expiry_not_in_future" => ApiError::invalid_field("expires_at", detail.clone()),
-        "invalid_limit" => ApiError::invalid_field("limit", detail.clone()),
-        "invalid_cursor" => ApiError::invalid_field("cursor", detail.clone()),
-        "api_key_pepper_missing" => {
-            log(
-                ctx,
-                "error",
-                "API key issuance refused: set the API_KEY_PEPPER secret (32+ characters)",
-                e.code(),
-                &e.to_string(),
-            );
-            ApiError::unavailable(e.to_string())
-        }
-        _ => ApiError::internal(e.to_string()),
-    }
 }
 
 #[cfg(test)]
@@ -705,11 +615,10 @@ mod tests {
                 .await
                 .unwrap_err();
             assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
-            assert!(p
-                .logger
-                .lines()
-                .iter()
-                .any(|l| l.contains("api_key_pepper_missing")));
+            // The request's log line carries the cause, and never the key.
+            let cause = e.cause.unwrap_or_default();
+            assert!(cause.contains("api_key_pepper_missing"), "{cause}");
+            assert!(!cause.contains(key), "{cause}");
             assert!(!p.logger.lines().iter().any(|l| l.contains(key)));
         });
     }
@@ -718,23 +627,16 @@ mod tests {
     /// naming the secret to set.
     #[test]
     fn fr_sys_002_issuance_without_pepper_is_503_and_logged() {
-        block_on(async {
-            let p = TestPlatform::new().await;
-            let c = ctx(&p);
-            let e = problem(
-                &c,
-                &IssueKeyError::NotConfigured(crate::apps::PepperProblem::Missing),
-            );
-            assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
-            assert!(
-                !e.detail.contains("PEPPER"),
-                "the client sees a generic detail"
-            );
-            let lines = p.logger.lines();
-            assert!(
-                lines.len() == 1 && lines[0].contains("API_KEY_PEPPER"),
-                "{lines:?}"
-            );
-        });
+        let e = ApiError::from(&crate::apps::IssueKeyError::NotConfigured(
+            crate::apps::PepperProblem::Missing,
+        ));
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            !e.detail.contains("PEPPER"),
+            "the client sees a generic detail"
+        );
+        // The request's log line carries the cause.
+        let cause = e.cause.unwrap_or_default();
+        assert!(cause.contains("API_KEY_PEPPER"), "{cause}");
     }
 }

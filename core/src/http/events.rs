@@ -14,13 +14,14 @@ use super::{json, ApiError, Ctx, Request, Response};
 use crate::apps::Scope;
 use crate::auth::PlatformRole;
 use crate::events::anchor::{AnchorKeys, KeyStatus};
-use crate::events::archive::{gzip, unpack, ArchiveError, CONTENT_TYPE, GZIP_CONTENT_TYPE};
+use crate::events::archive::{gzip, unpack, CONTENT_TYPE, GZIP_CONTENT_TYPE};
 use crate::events::csv;
 use crate::events::ingest::{check_tenant, ingest, IngestError, IngestOutcome, Reporter};
 use crate::events::read::{
     self, audit_event, billing_items, page, streams_after, usage_by_day, Break, Period, UsageRow,
 };
-use crate::ports::{Blobs, EventLogError, Logger, Platform, StreamId, StreamKind};
+use crate::kernel::ErrorKind;
+use crate::ports::{Blobs, Logger, Platform, StreamId, StreamKind};
 use crate::time::{format_rfc3339, parse_rfc3339};
 
 const AUDITORS: &[PlatformRole] = &[PlatformRole::Auditor, PlatformRole::Operator];
@@ -74,46 +75,21 @@ async fn ingest_kind<P: Platform>(
     json::response(StatusCode::ACCEPTED, &out)
 }
 
-/// The one mapping of ingestion refusals to problems.
+/// The problem of a refused batch: a refused event is named by its index and field.
 fn ingest_problem(e: &IngestError) -> ApiError {
-    match e {
-        IngestError::Invalid(_)
-        | IngestError::TenantRequired { .. }
-        | IngestError::MixedTenants { .. }
-        | IngestError::IdRequired { .. } => {
-            let (index, field) = e.field().unwrap_or((0, "events"));
-            let message = match e {
-                IngestError::Invalid(inv) => inv.message.clone(),
-                other => other.to_string(),
-            };
-            ApiError::invalid_input(format!("{e}."))
-                .with_extension(
-                    "errors",
-                    j!([{ "index": index, "field": field, "message": message }]),
-                )
-                .with_extension("reason", e.code().into())
-        }
-        IngestError::UnknownTenant => ApiError::not_found("No such tenant."),
-        IngestError::TenantNotActive => ApiError::new(
-            super::ProblemType::AccessDenied,
-            "The tenant is not active.",
-        )
-        .with_extension("reason", e.code().into()),
-        IngestError::Unavailable(cause) => ApiError::unavailable(cause.clone()),
-        IngestError::Storage(cause) => ApiError::internal(cause.clone()),
+    let problem = ApiError::from(e);
+    if e.kind() != ErrorKind::Invalid {
+        return problem;
     }
-}
-
-/// The one mapping of archive read failures to problems.
-fn archive_problem(e: &ArchiveError) -> ApiError {
-    match e {
-        ArchiveError::Log(EventLogError::Unavailable(_))
-        | ArchiveError::Blob(crate::ports::BlobError::Unavailable(_))
-        | ArchiveError::Index(crate::ports::SqlError::Unavailable(_)) => {
-            ApiError::unavailable(e.to_string())
-        }
-        _ => ApiError::internal(format!("{}: {e}", e.code())),
-    }
+    let (index, field) = e.field().unwrap_or((0, "events"));
+    let message = match e {
+        IngestError::Invalid(inv) => inv.message.clone(),
+        other => other.to_string(),
+    };
+    problem.with_extension(
+        "errors",
+        j!([{ "index": index, "field": field, "message": message }]),
+    )
 }
 
 /// The query parameters of the read routes.
@@ -237,8 +213,8 @@ pub(super) async fn export_billing<P: Platform>(
     let limit = q.limit.unwrap_or(100).min(1000);
     let (records, next) = page(ctx.platform, &stream, after, q.period, limit, |_| true)
         .await
-        .map_err(|e| archive_problem(&e))?;
-    let items = billing_items(records).map_err(|e| archive_problem(&e))?;
+        .map_err(|e| ApiError::from(&e))?;
+    let items = billing_items(records).map_err(|e| ApiError::from(&e))?;
     json::response(
         StatusCode::OK,
         &read::Page {
@@ -271,7 +247,7 @@ pub(super) async fn usage<P: Platform>(
     let stream = billing_stream(ctx, req, &q).await?;
     let items = usage_by_day(ctx.platform, &stream, q.period)
         .await
-        .map_err(|e| archive_problem(&e))?;
+        .map_err(|e| ApiError::from(&e))?;
     json::response(
         StatusCode::OK,
         &UsageResponse {
@@ -363,9 +339,9 @@ pub(super) async fn export_audit_csv<P: Platform>(
                 .is_none_or(|a| audit_event(r).is_ok_and(|e| e.event_type == *a))
         })
         .await
-        .map_err(|e| archive_problem(&e))?;
+        .map_err(|e| ApiError::from(&e))?;
         for r in &records {
-            let e = audit_event(r).map_err(|e| archive_problem(&e))?;
+            let e = audit_event(r).map_err(|e| ApiError::from(&e))?;
             csv::audit_row(&mut out, r, &e);
         }
         rows += records.len();
@@ -457,7 +433,7 @@ pub(super) async fn verify<P: Platform>(
     for s in &streams {
         let v = read::verify(ctx.platform, s, q.period, &keys)
             .await
-            .map_err(|e| archive_problem(&e))?;
+            .map_err(|e| ApiError::from(&e))?;
         resp.streams += 1;
         resp.records += v.records;
         resp.archives += v.archives;

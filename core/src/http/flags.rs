@@ -20,8 +20,8 @@ use crate::flags::model::Rule;
 use crate::flags::ofrep;
 use crate::flags::snapshot::{self, Snapshot};
 use crate::flags::{
-    evaluate, Context, FlagDefinition, FlagKey, FlagRecord, FlagService, FlagType, ListFlagsError,
-    PlanFlagError, PlanFlagService, RemoveFlagError, Resolution, SetFlagError,
+    evaluate, Context, FlagDefinition, FlagKey, FlagRecord, FlagService, FlagType, PlanFlagService,
+    Resolution,
 };
 use crate::ports::{Clock, Logger, Platform, Secrets};
 use crate::tenants::{tenant_edge_status, EdgeStatus, Plan, TenantId};
@@ -80,7 +80,7 @@ pub(super) async fn list<P: Platform>(
     ctx.tenant_id = Some(tenant.as_str().to_owned());
     let set = FlagService::list(ctx.platform, &tenant)
         .await
-        .map_err(|e| problem(&e))?;
+        .map_err(|e| ApiError::from(&e))?;
     let mut resp = json::response(StatusCode::OK, &set)?;
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -98,7 +98,7 @@ pub(super) async fn own_list<P: Platform>(
         .map_err(|_| ApiError::internal("an access token names a malformed tenant"))?;
     let set = FlagService::list(ctx.platform, &tenant)
         .await
-        .map_err(|e| problem(&e))?;
+        .map_err(|e| ApiError::from(&e))?;
     let mut resp = json::response(StatusCode::OK, &set)?;
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -135,7 +135,7 @@ pub(super) async fn set<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| problem(&e))?;
+    .map_err(|e| ApiError::from(&e))?;
     let edge = edge(ctx, &change.edge);
     let Some(flag) = change.flag else {
         return Err(ApiError::internal("a set flag came back empty"));
@@ -173,7 +173,7 @@ pub(super) async fn remove<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| problem(&e))?;
+    .map_err(|e| ApiError::from(&e))?;
     let edge = edge(ctx, &change.edge);
     match change.flag {
         Some(flag) => json::response(
@@ -217,7 +217,7 @@ pub(super) async fn plan_list<P: Platform>(
     let plan = plan_param(ctx)?;
     let flags = PlanFlagService::list(ctx.platform, &plan)
         .await
-        .map_err(|e| problem(&e))?;
+        .map_err(|e| ApiError::from(&e))?;
     json::response(
         StatusCode::OK,
         &serde_json::json!({ "plan": plan, "flags": flags }),
@@ -256,7 +256,7 @@ pub(super) async fn plan_set<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| problem(&e))?;
+    .map_err(|e| ApiError::from(&e))?;
     json::response(StatusCode::OK, &change)
 }
 
@@ -277,7 +277,7 @@ pub(super) async fn plan_remove<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| problem(&e))?;
+    .map_err(|e| ApiError::from(&e))?;
     json::response(StatusCode::OK, &change)
 }
 
@@ -295,25 +295,6 @@ fn edge<P: Platform>(
             );
             "pending"
         }
-    }
-}
-
-super::domain_errors!(ListFlagsError, SetFlagError, RemoveFlagError, PlanFlagError);
-
-/// The one mapping of flag errors to problems.
-fn problem<E: super::DomainError>(e: &E) -> ApiError {
-    let detail = format!("{e}.");
-    let with_code = |kind: ProblemType| {
-        ApiError::new(kind, detail.clone()).with_extension("reason", e.code().into())
-    };
-    match e.code() {
-        "tenant_not_found" | "flag_not_found" | "plan_not_found" => {
-            with_code(ProblemType::NotFound)
-        }
-        "tenant_gone" => with_code(ProblemType::Gone),
-        "tenant_pending_deletion" | "concurrent_change" => with_code(ProblemType::Conflict),
-        "too_many_flags" => with_code(ProblemType::BusinessRule),
-        _ => ApiError::internal(e.to_string()),
     }
 }
 

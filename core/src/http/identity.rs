@@ -6,7 +6,7 @@
 use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
-use super::apps::{app_key_problem, note_key_tenant, presented_app_key, require_app_key};
+use super::apps::{note_key_tenant, presented_app_key, require_app_key};
 use super::is_development;
 use super::operator::require_platform_role;
 use super::{json, ApiError, Ctx, ProblemType, Request, Response};
@@ -14,17 +14,14 @@ use crate::apps::{authenticate_app_key_with, Scope};
 use crate::audit::Actor;
 use crate::auth::PlatformRole;
 use crate::ports::{Clock, Logger, Platform, Secrets, Sql, Stmt};
-use crate::sessions::{self, RefreshError, RevokeSessionsError, SessionUser};
+use crate::sessions::{self, SessionUser};
 use crate::signin;
-use crate::signin::{
-    authenticate_access_token, AccessError, LoginError, LoginRequest, UserPrincipal, VerifyMfaError,
-};
+use crate::signin::{authenticate_access_token, LoginError, LoginRequest, UserPrincipal};
 use crate::tenants::{Email, TenantDomain};
-use crate::tokens::{keys, SigningKeyError};
-use crate::users::mfa::{self, MfaError};
+use crate::tokens::keys;
+use crate::users::mfa::{self};
 use crate::users::{
     self, policy, AcceptInvitationError, PasswordPolicy, PolicyRule, SetPasswordError,
-    SetPolicyError,
 };
 
 /// Longest password read from a request, in bytes: bounds the argon2 input before any work.
@@ -134,18 +131,6 @@ pub(super) fn client_address<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Op
 }
 
 /// ERR-RATE-429 with `Retry-After`.
-pub(super) fn rate_limited(retry_after_secs: i64) -> ApiError {
-    let mut e = ApiError::new(
-        ProblemType::RateLimited,
-        "Too many failed attempts. Retry later.",
-    )
-    .with_extension("retry_after", retry_after_secs.into());
-    if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-        e = e.with_header(header::RETRY_AFTER, v);
-    }
-    e
-}
-
 fn check_password_size(field: &str, password: &str) -> Result<(), ApiError> {
     if password.len() > MAX_PASSWORD_BYTES {
         return Err(ApiError::invalid_field(field, "is too long"));
@@ -153,18 +138,11 @@ fn check_password_size(field: &str, password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// ERR-VAL-422 naming every rule the password broke (`errors: [{field, rule}]`).
-fn policy_problem(field: &str, rules: &[PolicyRule]) -> ApiError {
+/// The problem of a password-policy refusal, naming every rule the password broke
+/// (`errors: [{field, rule}]`).
+fn with_broken_rules(problem: ApiError, field: &str, rules: &[PolicyRule]) -> ApiError {
     let names: Vec<&str> = rules.iter().map(|r| r.code()).collect();
-    ApiError::new(
-        ProblemType::BusinessRule,
-        format!(
-            "The password breaks the password policy: {}.",
-            names.join(", ")
-        ),
-    )
-    .with_extension("reason", "password_policy".into())
-    .with_extension(
+    problem.with_extension(
         "errors",
         names
             .iter()
@@ -172,42 +150,6 @@ fn policy_problem(field: &str, rules: &[PolicyRule]) -> ApiError {
             .collect::<Vec<_>>()
             .into(),
     )
-}
-
-pub(super) fn signing_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &SigningKeyError) -> ApiError {
-    log(
-        ctx,
-        "error",
-        "token signing unavailable",
-        e.code(),
-        &e.to_string(),
-    );
-    match e {
-        SigningKeyError::Storage(_) => ApiError::unavailable(e.to_string()),
-        _ => ApiError::internal(e.to_string()),
-    }
-}
-
-/// The one mapping of access-token refusals: 401 with `invalid_token`, 440 for an ended
-/// session (ERR-AUTH-440), 503 when the check could not be made.
-fn access_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &AccessError) -> ApiError {
-    match e {
-        AccessError::Missing => ApiError::invalid_credentials("An access token is required."),
-        AccessError::Invalid(code) => {
-            ApiError::new(ProblemType::InvalidCredentials, format!("{e}."))
-                .with_header(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
-                )
-                .with_extension("reason", (*code).into())
-        }
-        AccessError::Revoked => ApiError::new(ProblemType::SessionExpired, format!("{e}."))
-            .with_extension("reason", e.code().into()),
-        AccessError::Unavailable(cause) => {
-            log(ctx, "error", "access token check failed", e.code(), cause);
-            ApiError::unavailable(cause.clone())
-        }
-    }
 }
 
 /// Authenticates the tenant user of the request's access token.
@@ -221,7 +163,7 @@ pub(super) async fn require_user<P: Platform>(
         .and_then(|v| v.to_str().ok());
     let principal = authenticate_access_token(ctx.platform, authorization)
         .await
-        .map_err(|e| access_problem(ctx, &e))?;
+        .map_err(|e| ApiError::from(&e))?;
     ctx.tenant_id = Some(principal.claims.tid.clone());
     Ok(principal)
 }
@@ -300,7 +242,7 @@ pub(super) async fn rotate_signing_key<P: Platform>(
         Some(&ctx.request_id),
     )
     .await
-    .map_err(|e| signing_problem(ctx, &e))?;
+    .map_err(|e| ApiError::from(&e))?;
     json::response(
         StatusCode::OK,
         &serde_json::json!({ "kid": r.kid, "previous_kid": r.previous, "retired": r.retired }),
@@ -318,17 +260,10 @@ pub(super) async fn accept_invitation<P: Platform>(
         users::accept_invitation(ctx.platform, &body.token, &body.password, &ctx.request_id)
             .await
             .map_err(|e| match &e {
-                AcceptInvitationError::NotFound => {
-                    ApiError::not_found("No invitation matches this token.")
+                AcceptInvitationError::Policy(rules) => {
+                    with_broken_rules(ApiError::from(&e), "password", rules)
                 }
-                AcceptInvitationError::NotPending
-                | AcceptInvitationError::Expired
-                | AcceptInvitationError::TenantNotActive => {
-                    ApiError::new(ProblemType::BusinessRule, format!("{e}."))
-                        .with_extension("reason", e.code().into())
-                }
-                AcceptInvitationError::Policy(rules) => policy_problem("password", rules),
-                AcceptInvitationError::Storage(cause) => ApiError::internal(cause.clone()),
+                _ => ApiError::from(&e),
             })?;
     ctx.tenant_id = Some(accepted.tenant_id.clone());
     json::response(
@@ -349,7 +284,7 @@ pub(super) async fn login<P: Platform>(
 ) -> Result<Response, ApiError> {
     let body: LoginBody = json::parse_body(req)?;
     check_password_size("password", &body.password)?;
-    let same_401 = || ApiError::invalid_credentials("The email or password is incorrect.");
+    let same_401 = || ApiError::from(&LoginError::InvalidCredentials);
     // A malformed domain or email cannot name an account: the same answer as a wrong password,
     // after the same work.
     let (Ok(tenant), Ok(email)) = (TenantDomain::parse(&body.tenant), Email::parse(&body.email))
@@ -365,47 +300,26 @@ pub(super) async fn login<P: Platform>(
     };
     let pair = signin::login(ctx.platform, &login, &ctx.request_id)
         .await
-        .map_err(|e| match &e {
-            LoginError::InvalidCredentials => same_401(),
-            LoginError::TenantNotActive => {
-                ApiError::new(ProblemType::AccessDenied, format!("{e}."))
-                    .with_extension("reason", e.code().into())
+        .map_err(|e| {
+            // The routes to go on with are the HTTP layer's to name.
+            let problem = ApiError::from(&e);
+            match &e {
+                LoginError::MfaRequired { mfa_token, enroll } => problem
+                    .with_detail(if *enroll {
+                        "This tenant requires MFA: enroll with this mfa_token at /v1/auth/mfa/enroll, then send the first code to /v1/auth/mfa/verify."
+                    } else {
+                        "Send a TOTP or recovery code, or a passkey assertion (options from /v1/auth/mfa/webauthn/options), with this mfa_token to /v1/auth/mfa/verify."
+                    })
+                    .with_extension("mfa_token", mfa_token.clone().into())
+                    .with_extension("enrollment_required", (*enroll).into())
+                    .with_extension("expires_in", (signin::MFA_TOKEN_TTL_MS / 1000).into()),
+                LoginError::PasswordExpired => problem.with_detail(
+                    "The password has expired: reset it through /v1/auth/password/forgot.",
+                ),
+                _ => problem,
             }
-            LoginError::MfaRequired { mfa_token, enroll } => ApiError::new(
-                ProblemType::MfaRequired,
-                if *enroll {
-                    "This tenant requires MFA: enroll with this mfa_token at /v1/auth/mfa/enroll, then send the first code to /v1/auth/mfa/verify."
-                } else {
-                    "Send a TOTP or recovery code, or a passkey assertion (options from /v1/auth/mfa/webauthn/options), with this mfa_token to /v1/auth/mfa/verify."
-                },
-            )
-            .with_extension("mfa_token", mfa_token.clone().into())
-            .with_extension("enrollment_required", (*enroll).into())
-            .with_extension("expires_in", (signin::MFA_TOKEN_TTL_MS / 1000).into()),
-            LoginError::RateLimited { retry_after_secs } => rate_limited(*retry_after_secs),
-            LoginError::PasswordExpired => ApiError::new(
-                ProblemType::BusinessRule,
-                "The password has expired: reset it through /v1/auth/password/forgot.",
-            )
-            .with_extension("reason", e.code().into()),
-            LoginError::Signing(s) => signing_problem(ctx, s),
-            LoginError::Storage(cause) => ApiError::internal(cause.to_string()),
         })?;
     Ok(no_store(json::response(StatusCode::OK, &pair)?))
-}
-
-fn refresh_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &RefreshError) -> ApiError {
-    match e {
-        RefreshError::Invalid | RefreshError::Reused => {
-            ApiError::invalid_credentials(format!("{e}.")).with_extension("reason", e.code().into())
-        }
-        RefreshError::Signing(s) => signing_problem(ctx, s),
-        RefreshError::Storage(cause) => ApiError::internal(cause.to_string()),
-        RefreshError::EdgePending(cause) => {
-            log(ctx, "error", "session marker write failed", e.code(), cause);
-            ApiError::unavailable(cause.clone())
-        }
-    }
 }
 
 /// `POST /v1/auth/refresh {refresh_token}`: rotation with reuse detection (FR-AUTH-005).
@@ -416,7 +330,7 @@ pub(super) async fn refresh<P: Platform>(
     let body: RefreshRequest = json::parse_body(req)?;
     let pair = sessions::refresh(ctx.platform, &body.refresh_token, &ctx.request_id)
         .await
-        .map_err(|e| refresh_problem(ctx, &e))?;
+        .map_err(|e| ApiError::from(&e))?;
     Ok(no_store(json::response(StatusCode::OK, &pair)?))
 }
 
@@ -434,26 +348,14 @@ pub(super) async fn logout<P: Platform>(
     };
     sessions::logout(ctx.platform, &c.sid, &user, &ctx.request_id)
         .await
-        .map_err(|e| refresh_problem(ctx, &e))?;
+        .map_err(|e| ApiError::from(&e))?;
     Ok(no_content())
 }
 
-fn set_password_problem<P: Platform>(
-    ctx: &Ctx<'_, P>,
-    field: &str,
-    e: &SetPasswordError,
-) -> ApiError {
+fn set_password_problem(field: &str, e: &SetPasswordError) -> ApiError {
     match e {
-        SetPasswordError::InvalidToken => ApiError::new(ProblemType::BusinessRule, format!("{e}."))
-            .with_extension("reason", e.code().into()),
-        SetPasswordError::WrongPassword => ApiError::invalid_credentials(format!("{e}.")),
-        SetPasswordError::RateLimited { retry_after_secs } => rate_limited(*retry_after_secs),
-        SetPasswordError::Policy(rules) => policy_problem(field, rules),
-        SetPasswordError::Storage(cause) => ApiError::internal(cause.clone()),
-        SetPasswordError::EdgePending(cause) => {
-            log(ctx, "error", "session marker write failed", e.code(), cause);
-            ApiError::unavailable(cause.clone())
-        }
+        SetPasswordError::Policy(rules) => with_broken_rules(ApiError::from(e), field, rules),
+        _ => ApiError::from(e),
     }
 }
 
@@ -493,7 +395,7 @@ pub(super) async fn reset_password<P: Platform>(
     check_password_size("password", &body.password)?;
     users::reset_password(ctx.platform, &body.token, &body.password, &ctx.request_id)
         .await
-        .map_err(|e| set_password_problem(ctx, "password", &e))?;
+        .map_err(|e| set_password_problem("password", &e))?;
     Ok(no_content())
 }
 
@@ -517,7 +419,7 @@ pub(super) async fn change_password<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| set_password_problem(ctx, "new_password", &e))?;
+    .map_err(|e| set_password_problem("new_password", &e))?;
     Ok(no_content())
 }
 
@@ -549,10 +451,7 @@ pub(super) async fn put_password_policy<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| match e {
-        SetPolicyError::Invalid(field, message) => ApiError::invalid_field(field, message),
-        SetPolicyError::Storage(cause) => ApiError::internal(cause.to_string()),
-    })?;
+    .map_err(|e| ApiError::from(&e))?;
     json::response(StatusCode::OK, &policy)
 }
 
@@ -594,9 +493,9 @@ pub(super) async fn introspect<P: Platform>(
         },
     )
     .await;
-    let (app, claims) = checked.map_err(|e| app_key_problem(ctx, &e))?;
+    let (app, claims) = checked.map_err(|e| ApiError::from(&e))?;
     note_key_tenant(ctx, &app);
-    let claims = claims.map_err(|e| access_problem(ctx, &e))?;
+    let claims = claims.map_err(|e| ApiError::from(&e))?;
     // A tenant-bound key learns only about its own tenant's tokens.
     let claims = claims.filter(|c| {
         app.tenant_id
@@ -696,40 +595,8 @@ pub(super) async fn verify_mfa<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| match &e {
-        VerifyMfaError::InvalidToken | VerifyMfaError::InvalidCode => {
-            ApiError::invalid_credentials(format!("{e}.")).with_extension("reason", e.code().into())
-        }
-        VerifyMfaError::RateLimited { retry_after_secs } => rate_limited(*retry_after_secs),
-        VerifyMfaError::Signing(s) => signing_problem(ctx, s),
-        VerifyMfaError::Unavailable(cause) => ApiError::internal(cause.clone()),
-        VerifyMfaError::Storage(cause) => ApiError::internal(cause.to_string()),
-    })?;
+    .map_err(|e| ApiError::from(&e))?;
     Ok(no_store(json::response(StatusCode::OK, &pair)?))
-}
-
-/// The one mapping of MFA management errors.
-fn mfa_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &MfaError) -> ApiError {
-    match e {
-        MfaError::AlreadyEnabled | MfaError::NotEnrolled | MfaError::NotEnabled => {
-            ApiError::new(ProblemType::Conflict, format!("{e}."))
-                .with_extension("reason", e.code().into())
-        }
-        MfaError::InvalidCode => ApiError::new(ProblemType::BusinessRule, format!("{e}."))
-            .with_extension("reason", e.code().into()),
-        MfaError::MasterKey(_) | MfaError::Undecryptable => {
-            log(
-                ctx,
-                "error",
-                "MFA secret unavailable",
-                e.code(),
-                &e.to_string(),
-            );
-            ApiError::internal(e.to_string())
-        }
-        MfaError::RateLimited { retry_after_secs } => rate_limited(*retry_after_secs),
-        MfaError::Storage(cause) => ApiError::internal(cause.to_string()),
-    }
 }
 
 /// `POST /v1/auth/mfa/totp`: starts a TOTP enrollment of the signed-in user (NFR-SEC-003).
@@ -741,7 +608,7 @@ pub(super) async fn enroll_totp<P: Platform>(
     let c = &principal.claims;
     let e = mfa::enroll(ctx.platform, &c.sub, &c.tid, &ctx.request_id)
         .await
-        .map_err(|e| mfa_problem(ctx, &e))?;
+        .map_err(|e| ApiError::from(&e))?;
     Ok(no_store(json::response(
         StatusCode::OK,
         &serde_json::json!({ "secret": e.secret, "otpauth_uri": e.otpauth_uri }),
@@ -760,7 +627,7 @@ pub(super) async fn confirm_totp<P: Platform>(
     let confirm = mfa::confirm(ctx.platform, &c.sub, &c.tid, &body.code, &ctx.request_id);
     let codes = mfa::limited(ctx.platform, &c.sub, client.as_deref(), confirm)
         .await
-        .map_err(|e| mfa_problem(ctx, &e))?;
+        .map_err(|e| ApiError::from(&e))?;
     Ok(no_store(json::response(
         StatusCode::OK,
         &serde_json::json!({ "recovery_codes": codes }),
@@ -779,7 +646,7 @@ pub(super) async fn disable_totp<P: Platform>(
     let disable = mfa::disable(ctx.platform, &c.sub, &c.tid, &body.code, &ctx.request_id);
     mfa::limited(ctx.platform, &c.sub, client.as_deref(), disable)
         .await
-        .map_err(|e| mfa_problem(ctx, &e))?;
+        .map_err(|e| ApiError::from(&e))?;
     Ok(no_content())
 }
 
@@ -800,14 +667,7 @@ pub(super) async fn revoke_user_sessions<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| match &e {
-        RevokeSessionsError::NotFound => ApiError::not_found("No such user in this tenant."),
-        RevokeSessionsError::Storage(cause) => ApiError::internal(cause.to_string()),
-        RevokeSessionsError::EdgePending(cause) => {
-            log(ctx, "error", "session marker write failed", e.code(), cause);
-            ApiError::unavailable(cause.clone())
-        }
-    })?;
+    .map_err(|e| ApiError::from(&e))?;
     json::response(
         StatusCode::OK,
         &serde_json::json!({ "user_id": user_id, "sessions_revoked": revoked }),
@@ -823,16 +683,7 @@ pub(super) async fn enroll_during_sign_in<P: Platform>(
     let body: MfaEnrollRequest = json::parse_body(req)?;
     let e = signin::enroll_during_sign_in(ctx.platform, &body.mfa_token, &ctx.request_id)
         .await
-        .map_err(|e| match &e {
-            VerifyMfaError::InvalidToken | VerifyMfaError::InvalidCode => {
-                ApiError::invalid_credentials(format!("{e}."))
-                    .with_extension("reason", e.code().into())
-            }
-            VerifyMfaError::RateLimited { retry_after_secs } => rate_limited(*retry_after_secs),
-            VerifyMfaError::Signing(s) => signing_problem(ctx, s),
-            VerifyMfaError::Unavailable(cause) => ApiError::internal(cause.clone()),
-            VerifyMfaError::Storage(cause) => ApiError::internal(cause.to_string()),
-        })?;
+        .map_err(|e| ApiError::from(&e))?;
     Ok(no_store(json::response(
         StatusCode::OK,
         &serde_json::json!({ "secret": e.secret, "otpauth_uri": e.otpauth_uri }),

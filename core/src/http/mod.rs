@@ -47,25 +47,6 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The request id header, generated when absent or malformed and echoed on every response.
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// A domain error as the HTTP layer sees it: a stable machine-readable code and a message.
-/// Each route module maps codes to problem types in one function.
-pub(crate) trait DomainError: std::fmt::Display {
-    /// The error's stable code (e.g. `domain_taken`).
-    fn code(&self) -> &'static str;
-}
-
-/// Implements [`DomainError`] for error enums that have an inherent `code()`.
-macro_rules! domain_errors {
-    ($($t:ty),* $(,)?) => {$(
-        impl $crate::http::DomainError for $t {
-            fn code(&self) -> &'static str {
-                <$t>::code(self)
-            }
-        }
-    )*};
-}
-pub(crate) use domain_errors;
-
 /// Whether a request may have queued mail for [`after_response`] to deliver: the
 /// forgot-password routes, whatever they answered. Cheap (no storage), so a runtime can ask it
 /// before preparing anything for the work after a response.

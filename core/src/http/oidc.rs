@@ -17,6 +17,7 @@ use super::{json, ApiError, Ctx, Request, Response};
 use crate::audit::Actor;
 use crate::auth::PlatformRole;
 use crate::crypto;
+use crate::kernel::ErrorKind;
 use crate::oidc::{
     self, AuthorizeError, AuthorizeRequest, ClientSecretError, CompleteLoginError, EndSessionError,
     Flow, FlowError, TokenError, TokenRequest,
@@ -683,18 +684,18 @@ pub(super) async fn login_forgot<P: Platform>(
 
 /// An RFC 6749 5.2 error answer.
 fn token_error<P: Platform>(ctx: &Ctx<'_, P>, e: &TokenError, basic: bool) -> Response {
-    let status = match e {
-        TokenError::InvalidClient => StatusCode::UNAUTHORIZED,
-        TokenError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        TokenError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    // RFC 6749 5.2: 401 for a client that failed to authenticate, 400 for every other refusal.
+    let status = match e.kind() {
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     };
-    let description = match e {
-        TokenError::Unavailable(_) | TokenError::Storage(_) => {
-            log(ctx, "token request failed", e.code(), &e.to_string());
-            "The server could not issue tokens now.".to_owned()
-        }
-        _ => e.to_string(),
+    let description = if e.kind().is_server_side() {
+        log(ctx, "token request failed", e.code(), &e.to_string());
+        "The server could not issue tokens now.".to_owned()
+    } else {
+        e.to_string()
     };
     let body = serde_json::json!({
         "error": e.code(),

@@ -1,12 +1,12 @@
 //! Operator and auditor authentication at the HTTP edge: the bearer token of the operator
 //! identity provider (FR-SYS-004), mapped to problem details.
 
-use ::http::{header, HeaderValue};
+use ::http::header;
 
 use super::{ApiError, Ctx, ProblemType, Request};
 use crate::audit::{record_refusal, Actor, AuditRecord};
-use crate::auth::{authenticate_operator, OperatorAuthError, OperatorPrincipal, PlatformRole};
-use crate::ports::{Logger, Platform};
+use crate::auth::{authenticate_operator, OperatorPrincipal, PlatformRole};
+use crate::ports::Platform;
 
 /// Authenticates the request's operator token and checks its role is one of `allowed`.
 pub async fn require_platform_role<P: Platform>(
@@ -20,16 +20,7 @@ pub async fn require_platform_role<P: Platform>(
         .and_then(|v| v.to_str().ok());
     let principal = authenticate_operator(ctx.platform, authorization)
         .await
-        .map_err(|e| {
-            if let OperatorAuthError::IssuerUnavailable(_) | OperatorAuthError::Storage(_) = &e {
-                let line = serde_json::json!({
-                    "level": "error", "msg": "operator authentication failed",
-                    "request_id": ctx.request_id, "code": e.code(), "error": e.to_string(),
-                });
-                ctx.platform.logger().line(&line.to_string());
-            }
-            operator_problem(&e)
-        })?;
+        .map_err(|e| ApiError::from(&e))?;
     if !allowed.contains(&principal.role) {
         // FR-LOG-003: a refused operation is audited with outcome failure.
         let record = AuditRecord::failure(
@@ -56,29 +47,4 @@ fn role_list(roles: &[PlatformRole]) -> String {
         .map(|r| r.as_str())
         .collect::<Vec<_>>()
         .join(" or ")
-}
-
-/// The one mapping of operator authentication failures to problems.
-fn operator_problem(e: &OperatorAuthError) -> ApiError {
-    match e {
-        OperatorAuthError::NoRole => ApiError::new(ProblemType::AccessDenied, e.to_string()),
-        OperatorAuthError::IssuerUnavailable(cause) => ApiError::unavailable(cause.clone()),
-        OperatorAuthError::Storage(cause) => ApiError::internal(cause.clone()),
-        OperatorAuthError::NotConfigured | OperatorAuthError::MissingToken => {
-            ApiError::invalid_credentials(format!("{e}."))
-        }
-        OperatorAuthError::Malformed
-        | OperatorAuthError::UnsupportedAlgorithm
-        | OperatorAuthError::BadSignature
-        | OperatorAuthError::Expired
-        | OperatorAuthError::WrongIssuer
-        | OperatorAuthError::WrongAudience => {
-            let mut problem = ApiError::new(ProblemType::InvalidCredentials, format!("{e}."));
-            problem = problem.with_header(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_token\""),
-            );
-            problem.with_extension("reason", e.code().into())
-        }
-    }
 }

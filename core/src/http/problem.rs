@@ -6,6 +6,7 @@ use ::http::{header, HeaderName, HeaderValue, StatusCode};
 use serde_json::{json, Map, Value};
 
 use super::Response;
+use crate::kernel::{DomainError, ErrorKind};
 
 /// Base of every problem `type` URI.
 pub const PROBLEM_BASE: &str = "https://edgeplane.dev/problems/";
@@ -219,6 +220,13 @@ impl ApiError {
         self
     }
 
+    /// Replaces the detail (a route naming where to go on, for example).
+    #[must_use]
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
     /// Adds a member to the problem object.
     #[must_use]
     pub fn with_extension(mut self, key: &str, value: Value) -> Self {
@@ -261,6 +269,78 @@ impl ApiError {
     }
 }
 
+/// The one mapping of domain errors to problems: the error's kind decides the problem type,
+/// status and headers; its code is the `reason`; its message the `detail`, except for server-side
+/// failures, whose message and code go to the log only.
+impl<E: DomainError + ?Sized> From<&E> for ApiError {
+    fn from(e: &E) -> Self {
+        ApiError::of_kind(e.kind(), e)
+    }
+}
+
+impl ApiError {
+    /// The problem for `e` taken as a failure of `kind` (the [`From`] mapping uses `e.kind()`;
+    /// a route whose context changes what a refusal means passes another kind).
+    pub fn of_kind<E: DomainError + ?Sized>(kind: ErrorKind, e: &E) -> Self {
+        let reason = |p: ApiError| p.with_extension("reason", e.code().into());
+        let detail = || {
+            let message = e.to_string();
+            if message.ends_with('.') {
+                message
+            } else {
+                format!("{message}.")
+            }
+        };
+        match kind {
+            ErrorKind::Invalid => reason(ApiError::invalid_input(detail())),
+            ErrorKind::InvalidField(field) => {
+                // "limit must be …" names its field once, as `errors[].field`.
+                let message = e.to_string();
+                let message = message
+                    .strip_prefix(field)
+                    .and_then(|rest| rest.strip_prefix(": ").or(rest.strip_prefix(' ')))
+                    .filter(|rest| !rest.is_empty())
+                    .unwrap_or(&message);
+                reason(ApiError::invalid_field(field, message))
+            }
+            ErrorKind::Unauthenticated => reason(ApiError::invalid_credentials(detail())),
+            ErrorKind::InvalidToken => reason(
+                ApiError::new(ProblemType::InvalidCredentials, detail()).with_header(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                ),
+            ),
+            ErrorKind::SessionEnded => reason(ApiError::new(ProblemType::SessionExpired, detail())),
+            ErrorKind::SecondFactorRequired => {
+                reason(ApiError::new(ProblemType::MfaRequired, detail()))
+            }
+            ErrorKind::Forbidden => reason(ApiError::new(ProblemType::AccessDenied, detail())),
+            ErrorKind::NotFound => reason(ApiError::not_found(detail())),
+            ErrorKind::Gone => reason(ApiError::new(ProblemType::Gone, detail())),
+            ErrorKind::Conflict => reason(ApiError::new(ProblemType::Conflict, detail())),
+            ErrorKind::Refused => reason(ApiError::new(ProblemType::BusinessRule, detail())),
+            ErrorKind::RateLimited { retry_after_secs } => {
+                reason(ApiError::rate_limited(retry_after_secs))
+            }
+            ErrorKind::Unavailable => ApiError::unavailable(format!("{}: {e}", e.code())),
+            ErrorKind::Internal => ApiError::internal(format!("{}: {e}", e.code())),
+        }
+    }
+
+    /// ERR-RATE-429 with `Retry-After` (and `retry_after` in the body).
+    pub fn rate_limited(retry_after_secs: i64) -> Self {
+        let mut e = ApiError::new(
+            ProblemType::RateLimited,
+            "Too many failed attempts. Retry later.",
+        )
+        .with_extension("retry_after", retry_after_secs.into());
+        if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+            e = e.with_header(header::RETRY_AFTER, v);
+        }
+        e
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +373,121 @@ mod tests {
         assert_eq!(v["status"], 500);
         assert_eq!(v["request_id"], "req-1");
         assert_eq!(v["code"], "ERR-SYS-500");
+    }
+
+    /// A domain error of any kind, for the mapping's tests.
+    struct Failure(ErrorKind, &'static str);
+
+    impl std::fmt::Display for Failure {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.1)
+        }
+    }
+
+    impl DomainError for Failure {
+        fn code(&self) -> &'static str {
+            "some_code"
+        }
+        fn kind(&self) -> ErrorKind {
+            self.0
+        }
+    }
+
+    #[test]
+    fn each_kind_maps_to_one_problem_type() {
+        let cases = [
+            (ErrorKind::Invalid, ProblemType::InvalidInput, 400),
+            (
+                ErrorKind::InvalidField("limit"),
+                ProblemType::InvalidInput,
+                400,
+            ),
+            (
+                ErrorKind::Unauthenticated,
+                ProblemType::InvalidCredentials,
+                401,
+            ),
+            (
+                ErrorKind::InvalidToken,
+                ProblemType::InvalidCredentials,
+                401,
+            ),
+            (ErrorKind::SessionEnded, ProblemType::SessionExpired, 440),
+            (
+                ErrorKind::SecondFactorRequired,
+                ProblemType::MfaRequired,
+                401,
+            ),
+            (ErrorKind::Forbidden, ProblemType::AccessDenied, 403),
+            (ErrorKind::NotFound, ProblemType::NotFound, 404),
+            (ErrorKind::Gone, ProblemType::Gone, 410),
+            (ErrorKind::Conflict, ProblemType::Conflict, 409),
+            (ErrorKind::Refused, ProblemType::BusinessRule, 422),
+            (
+                ErrorKind::RateLimited {
+                    retry_after_secs: 7,
+                },
+                ProblemType::RateLimited,
+                429,
+            ),
+            (ErrorKind::Unavailable, ProblemType::Unavailable, 503),
+            (ErrorKind::Internal, ProblemType::Internal, 500),
+        ];
+        for (kind, problem, status) in cases {
+            let e = ApiError::from(&Failure(kind, "no tenant t-1"));
+            assert_eq!((e.kind, e.status.as_u16()), (problem, status), "{kind:?}");
+            if kind.is_server_side() {
+                assert!(!e.detail.contains("t-1"), "{kind:?}: {}", e.detail);
+                assert!(!e.extensions.contains_key("reason"), "{kind:?}");
+                assert_eq!(e.cause.as_deref(), Some("some_code: no tenant t-1"));
+            } else {
+                assert_eq!(e.extensions["reason"], "some_code", "{kind:?}");
+                // A rate limit says the same whatever was limited.
+                let shown = !matches!(kind, ErrorKind::RateLimited { .. });
+                assert_eq!(
+                    e.detail.contains("no tenant t-1"),
+                    shown,
+                    "{kind:?}: {}",
+                    e.detail
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn credential_kinds_challenge_as_rfc_6750_says() {
+        let challenge = |kind| {
+            let e = ApiError::from(&Failure(kind, "refused"));
+            let resp = e.into_response("r");
+            resp.headers()[header::WWW_AUTHENTICATE].clone()
+        };
+        assert_eq!(challenge(ErrorKind::Unauthenticated), "Bearer");
+        assert_eq!(
+            challenge(ErrorKind::InvalidToken),
+            "Bearer error=\"invalid_token\""
+        );
+        let limited = ApiError::from(&Failure(
+            ErrorKind::RateLimited {
+                retry_after_secs: 7,
+            },
+            "slow down",
+        ))
+        .into_response("r");
+        assert_eq!(limited.headers()[header::RETRY_AFTER], "7");
+    }
+
+    #[test]
+    fn a_field_error_names_its_field_once() {
+        let e = ApiError::from(&Failure(
+            ErrorKind::InvalidField("limit"),
+            "limit must be between 1 and 100",
+        ));
+        assert_eq!(e.detail, "limit: must be between 1 and 100");
+        assert_eq!(e.extensions["errors"][0]["field"], "limit");
+        let e = ApiError::from(&Failure(ErrorKind::InvalidField("q"), "query too long"));
+        assert_eq!(e.detail, "q: query too long");
+        let e = ApiError::from(&Failure(ErrorKind::InvalidField("plan"), "plan: unknown"));
+        assert_eq!(e.detail, "plan: unknown");
     }
 
     #[test]

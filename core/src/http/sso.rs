@@ -5,14 +5,14 @@
 use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
-use super::identity::{client_address, no_store, rate_limited, require_user, signing_problem};
+use super::identity::{client_address, no_store, require_user};
 use super::tenants::link_base;
-use super::{json, login_page, ApiError, Ctx, ProblemType, Request, Response};
+use super::{json, login_page, ApiError, Ctx, Request, Response};
 use crate::oidc::{self, CompleteLoginError};
-use crate::ports::{Logger, Platform};
-use crate::sessions::{self, IssueError};
+use crate::ports::Platform;
+use crate::sessions::{self};
 use crate::sso::flow::{self, CallbackParams};
-use crate::sso::{config, SsoCallbackError, SsoConfigError, SsoConfigInput, SsoStartError};
+use crate::sso::{config, SsoCallbackError, SsoConfigError, SsoConfigInput};
 use crate::tenants::TenantDomain;
 
 /// Body of `PUT /v1/tenant/sso`.
@@ -31,32 +31,16 @@ struct SsoConfigRequest {
     jit_role: Option<String>,
 }
 
-fn log<P: Platform>(ctx: &Ctx<'_, P>, level: &str, msg: &str, code: &str, cause: &str) {
-    let line = serde_json::json!({
-        "level": level, "msg": msg, "request_id": ctx.request_id, "code": code, "error": cause,
-    });
-    ctx.platform.logger().line(&line.to_string());
-}
-
+/// The problem of a refused configuration. A failed discovery names only which document
+/// failed, in Edgeplane's words: the owner fixes the issuer or the IdP. The upstream status or
+/// network error goes to the request's log line only; in the answer it would let this check
+/// probe what answers where.
 fn config_problem(e: &SsoConfigError) -> ApiError {
-    match e {
-        SsoConfigError::NotOwner => ApiError::new(ProblemType::AccessDenied, format!("{e}."))
-            .with_extension("reason", e.code().into()),
-        SsoConfigError::NotConfigured => ApiError::not_found(format!("{e}.")),
-        SsoConfigError::Invalid(field, message) => ApiError::invalid_field(field, message.clone()),
-        // ERR-VAL-400 naming what failed, in Edgeplane's words: the owner fixes the issuer or the
-        // IdP. The upstream status or network error goes to the request's log line only; in the
-        // answer it would let this check probe what answers where.
-        SsoConfigError::Discovery(what) => {
-            let mut problem = ApiError::invalid_field("issuer_url", what.to_string())
-                .with_extension("reason", e.code().into());
-            problem.cause = what.cause().map(str::to_owned);
-            problem
-        }
-        SsoConfigError::MasterKey(cause) | SsoConfigError::Storage(cause) => {
-            ApiError::internal(cause.clone())
-        }
+    let mut problem = ApiError::from(e);
+    if let SsoConfigError::Discovery(what) = e {
+        problem.cause = what.cause().map(str::to_owned);
     }
+    problem
 }
 
 /// `GET /v1/tenant/sso` (owner): the configuration, never the secret.
@@ -146,17 +130,7 @@ pub(super) async fn start<P: Platform>(
         query_param(req, "redirect_to"),
     )
     .await
-    .map_err(|e| match &e {
-        SsoStartError::NotAvailable => ApiError::not_found(format!("{e}.")),
-        SsoStartError::Invalid(field, message) => ApiError::invalid_field(field, *message),
-        SsoStartError::IdpUnavailable(cause) => {
-            log(ctx, "warn", "SSO IdP unavailable", e.code(), cause);
-            ApiError::unavailable(cause.clone())
-        }
-        SsoStartError::MasterKey(cause) | SsoStartError::Storage(cause) => {
-            ApiError::internal(cause.clone())
-        }
-    })?;
+    .map_err(|e| ApiError::from(&e))?;
     let mut resp = Response::new(Vec::new());
     *resp.status_mut() = StatusCode::FOUND;
     let location = HeaderValue::from_str(&started.authorization_url)
@@ -165,30 +139,12 @@ pub(super) async fn start<P: Platform>(
     Ok(no_store(resp))
 }
 
-fn callback_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &SsoCallbackError) -> ApiError {
-    let refused = |kind: ProblemType| {
-        ApiError::new(kind, format!("{e}.")).with_extension("reason", e.code().into())
-    };
+/// The problem of a refused callback, with the IdP's own error code when it sent one.
+fn callback_problem(e: &SsoCallbackError) -> ApiError {
+    let problem = ApiError::from(e);
     match e {
-        SsoCallbackError::InvalidState
-        | SsoCallbackError::ResponseIssuer
-        | SsoCallbackError::CodeRefused
-        | SsoCallbackError::IdToken(_)
-        | SsoCallbackError::NotAvailable => refused(ProblemType::InvalidCredentials),
-        SsoCallbackError::IdpError(idp) => {
-            refused(ProblemType::InvalidCredentials).with_extension("idp_error", idp.clone().into())
-        }
-        SsoCallbackError::TenantNotActive | SsoCallbackError::AccountRefused(_) => {
-            refused(ProblemType::AccessDenied)
-        }
-        SsoCallbackError::RateLimited { retry_after_secs } => rate_limited(*retry_after_secs),
-        SsoCallbackError::IdpUnavailable(cause) => {
-            log(ctx, "warn", "SSO IdP unavailable", e.code(), cause);
-            ApiError::unavailable(cause.clone())
-        }
-        SsoCallbackError::MasterKey(cause) | SsoCallbackError::Storage(cause) => {
-            ApiError::internal(cause.clone())
-        }
+        SsoCallbackError::IdpError(idp) => problem.with_extension("idp_error", idp.clone().into()),
+        _ => problem,
     }
 }
 
@@ -209,7 +165,7 @@ pub(super) async fn callback<P: Platform>(
         match flow::callback(ctx.platform, &params, client.as_deref(), &ctx.request_id).await {
             Ok(s) => s,
             Err(e) => {
-                let problem = callback_problem(ctx, &e);
+                let problem = callback_problem(&e);
                 // The callback is a browser's redirect: a browser gets a page saying why; API
                 // clients (and every 5xx, whose cause is logged) get the problem details.
                 if wants_html(req) && problem.status.is_client_error() {
@@ -265,10 +221,7 @@ pub(super) async fn callback<P: Platform>(
     }
     let pair = sessions::start(ctx.platform, &signed_in.user, &["sso"], &ctx.request_id)
         .await
-        .map_err(|e| match e {
-            IssueError::Signing(s) => signing_problem(ctx, &s),
-            IssueError::Storage(cause) => ApiError::internal(cause.to_string()),
-        })?;
+        .map_err(|e| ApiError::from(&e))?;
     let mut body = serde_json::to_value(&pair).map_err(|e| ApiError::internal(e.to_string()))?;
     if let (Some(obj), Some(to)) = (body.as_object_mut(), signed_in.redirect_to) {
         obj.insert("redirect_to".to_owned(), to.into());

@@ -11,11 +11,9 @@ use serde::Deserialize;
 use super::identity::{require_recent_user, require_user};
 use super::{json, ApiError, Ctx, ProblemType, Request, Response};
 use crate::ports::{Logger, Platform};
-use crate::tenants::{Email, Plan, TenantId, TenantService, UpdateTenant, UpdateTenantError};
-use crate::users::admin::{
-    self, ListUsers, TenantActor, TenantRole, UpdateUser, UserAdminError, UserStatus,
-};
-use crate::users::invite::{self, Invite, InviteError};
+use crate::tenants::{Email, Plan, TenantId, TenantService, UpdateTenant};
+use crate::users::admin::{self, ListUsers, TenantActor, TenantRole, UpdateUser, UserStatus};
+use crate::users::invite::{self, Invite};
 use crate::users::privacy;
 
 #[derive(Debug, Deserialize)]
@@ -64,47 +62,6 @@ fn no_content() -> Response {
     resp
 }
 
-/// The one mapping of [`UserAdminError`].
-fn admin_problem<P: Platform>(ctx: &Ctx<'_, P>, e: &UserAdminError) -> ApiError {
-    let with_code = |kind: ProblemType| {
-        ApiError::new(kind, format!("{e}.")).with_extension("reason", e.code().into())
-    };
-    match e {
-        UserAdminError::NotFound => with_code(ProblemType::NotFound),
-        UserAdminError::Forbidden(_) => with_code(ProblemType::AccessDenied),
-        UserAdminError::LastOwner | UserAdminError::NotChangeable(_) => {
-            with_code(ProblemType::BusinessRule)
-        }
-        UserAdminError::ConcurrentChange => with_code(ProblemType::Conflict),
-        UserAdminError::InvalidLimit { .. } => ApiError::invalid_field("limit", e.to_string()),
-        UserAdminError::InvalidCursor => ApiError::invalid_field("cursor", e.to_string()),
-        UserAdminError::QueryTooLong => ApiError::invalid_field("q", e.to_string()),
-        UserAdminError::Storage(cause) => ApiError::internal(cause.to_string()),
-        UserAdminError::EdgePending(cause) => {
-            log(ctx, "revocation marker write failed", e.code(), cause);
-            ApiError::unavailable(cause.clone())
-        }
-    }
-}
-
-/// The one mapping of [`InviteError`].
-fn invite_problem(e: &InviteError) -> ApiError {
-    let with_code = |kind: ProblemType| {
-        ApiError::new(kind, format!("{e}.")).with_extension("reason", e.code().into())
-    };
-    match e {
-        InviteError::NotFound => with_code(ProblemType::NotFound),
-        InviteError::Forbidden(_) => with_code(ProblemType::AccessDenied),
-        InviteError::Duplicate => with_code(ProblemType::Conflict),
-        InviteError::NotResendable(_) | InviteError::TenantNotActive => {
-            with_code(ProblemType::BusinessRule)
-        }
-        InviteError::InvalidRole => ApiError::invalid_field("role", e.to_string()),
-        InviteError::InvalidExpiry => ApiError::invalid_field("expires_in_days", e.to_string()),
-        InviteError::Storage(cause) => ApiError::internal(cause.to_string()),
-    }
-}
-
 /// The caller, an owner or admin by token AND by D1 now.
 async fn acting_admin<P: Platform>(
     ctx: &mut Ctx<'_, P>,
@@ -115,7 +72,7 @@ async fn acting_admin<P: Platform>(
     let c = &principal.claims;
     admin::authorize_admin(ctx.platform, &c.tid, &c.sub)
         .await
-        .map_err(|e| admin_problem(ctx, &e))
+        .map_err(|e| ApiError::from(&e))
 }
 
 fn parse_role(field: &str, raw: &str) -> Result<TenantRole, ApiError> {
@@ -160,7 +117,7 @@ pub(super) async fn list_users<P: Platform>(
     }
     let page = admin::list_users(ctx.platform, &by, &list, &ctx.request_id)
         .await
-        .map_err(|e| admin_problem(ctx, &e))?;
+        .map_err(|e| ApiError::from(&e))?;
     Ok(no_store(json::response(StatusCode::OK, &page)?))
 }
 
@@ -173,7 +130,7 @@ pub(super) async fn get_user<P: Platform>(
     let id = ctx.param("id").to_owned();
     let user = admin::get_user(ctx.platform, &by, &id, &ctx.request_id)
         .await
-        .map_err(|e| admin_problem(ctx, &e))?;
+        .map_err(|e| ApiError::from(&e))?;
     Ok(no_store(json::response(StatusCode::OK, &user)?))
 }
 
@@ -208,7 +165,7 @@ pub(super) async fn update_user<P: Platform>(
     }
     let user = admin::update_user(ctx.platform, &by, &id, change, &ctx.request_id)
         .await
-        .map_err(|e| admin_problem(ctx, &e))?;
+        .map_err(|e| ApiError::from(&e))?;
     Ok(no_store(json::response(StatusCode::OK, &user)?))
 }
 
@@ -221,7 +178,7 @@ pub(super) async fn delete_user<P: Platform>(
     let id = ctx.param("id").to_owned();
     admin::erase_user(ctx.platform, &by, &id, &ctx.request_id)
         .await
-        .map_err(|e| admin_problem(ctx, &e))?;
+        .map_err(|e| ApiError::from(&e))?;
     Ok(no_content())
 }
 
@@ -242,7 +199,7 @@ pub(super) async fn invite<P: Platform>(
     let base = super::tenants::link_base(ctx, req)?;
     let inv = invite::invite(ctx.platform, &by, &request, &base, &ctx.request_id)
         .await
-        .map_err(|e| invite_problem(&e))?;
+        .map_err(|e| ApiError::from(&e))?;
     if let Some(e) = &inv.mail_error {
         log(ctx, "invitation mail failed", "mail", &e.to_string());
     }
@@ -257,7 +214,7 @@ pub(super) async fn list_invitations<P: Platform>(
     let by = acting_admin(ctx, req).await?;
     let items = invite::list_invitations(ctx.platform, &by, &ctx.request_id)
         .await
-        .map_err(|e| invite_problem(&e))?;
+        .map_err(|e| ApiError::from(&e))?;
     Ok(no_store(json::response(
         StatusCode::OK,
         &serde_json::json!({ "items": items }),
@@ -282,7 +239,7 @@ pub(super) async fn resend_invitation<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| invite_problem(&e))?;
+    .map_err(|e| ApiError::from(&e))?;
     if let Some(e) = &inv.mail_error {
         log(ctx, "invitation mail failed", "mail", &e.to_string());
     }
@@ -299,7 +256,7 @@ pub(super) async fn update_plan<P: Platform>(
     let c = &principal.claims;
     let by = admin::load_actor(ctx.platform, &c.tid, &c.sub)
         .await
-        .map_err(|e| admin_problem(ctx, &e))?;
+        .map_err(|e| ApiError::from(&e))?;
     if by.role != TenantRole::Owner {
         return Err(ApiError::new(
             ProblemType::AccessDenied,
@@ -323,18 +280,7 @@ pub(super) async fn update_plan<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| match &e {
-        UpdateTenantError::UnknownPlan { .. } => ApiError::invalid_field("plan", e.to_string()),
-        UpdateTenantError::NotFound { .. } => ApiError::not_found(format!("{e}.")),
-        UpdateTenantError::Gone { .. }
-        | UpdateTenantError::PendingDeletion { .. }
-        | UpdateTenantError::VersionConflict { .. }
-        | UpdateTenantError::ConcurrentChange => {
-            ApiError::new(ProblemType::Conflict, format!("{e}."))
-                .with_extension("reason", e.code().into())
-        }
-        UpdateTenantError::Storage(cause) => ApiError::internal(cause.to_string()),
-    })?;
+    .map_err(|e| ApiError::from(&e))?;
     json::response(
         StatusCode::OK,
         &serde_json::json!({
@@ -355,7 +301,7 @@ pub(super) async fn export_me<P: Platform>(
     let c = &principal.claims;
     let data = privacy::export_user_data(ctx.platform, &c.tid, &c.sub, &ctx.request_id)
         .await
-        .map_err(|e| admin_problem(ctx, &e))?;
+        .map_err(|e| ApiError::from(&e))?;
     let mut resp = no_store(json::response(StatusCode::OK, &data)?);
     resp.headers_mut().insert(
         header::CONTENT_DISPOSITION,
@@ -373,10 +319,10 @@ pub(super) async fn delete_me<P: Platform>(
     let c = &principal.claims;
     let by = admin::load_actor(ctx.platform, &c.tid, &c.sub)
         .await
-        .map_err(|e| admin_problem(ctx, &e))?;
+        .map_err(|e| ApiError::from(&e))?;
     let user_id = by.user_id.clone();
     admin::erase_user(ctx.platform, &by, &user_id, &ctx.request_id)
         .await
-        .map_err(|e| admin_problem(ctx, &e))?;
+        .map_err(|e| ApiError::from(&e))?;
     Ok(no_content())
 }

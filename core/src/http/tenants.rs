@@ -5,15 +5,14 @@ use ::http::{header, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::operator::require_platform_role;
-use super::{json, ApiError, Ctx, ProblemType, Request, Response};
+use super::{json, ApiError, Ctx, Request, Response};
 use crate::audit::Actor;
 use crate::auth::PlatformRole;
 use crate::ports::{Logger, Platform};
 use crate::tenants::{
-    configured_base_url, ActivateTenantError, DeleteTenantError, EdgeSync, Email, GetTenantError,
-    IdempotencyKey, ListTenants, ListTenantsError, Plan, ProvisionTenant, ProvisionTenantError,
-    RestoreTenantError, StatusChange, SuspendTenantError, SuspensionReason, Tenant, TenantDomain,
-    TenantId, TenantName, TenantService, TenantStatus, UpdateTenant, UpdateTenantError,
+    configured_base_url, EdgeSync, Email, IdempotencyKey, ListTenants, Plan, ProvisionTenant,
+    StatusChange, SuspensionReason, Tenant, TenantDomain, TenantId, TenantName, TenantService,
+    TenantStatus, UpdateTenant,
 };
 
 const READERS: &[PlatformRole] = &[PlatformRole::Operator, PlatformRole::Auditor];
@@ -105,7 +104,7 @@ pub(super) async fn provision<P: Platform>(
         &base_url,
     )
     .await
-    .map_err(|e| problem(&e))?;
+    .map_err(|e| ApiError::from(&e))?;
     ctx.tenant_id = Some(outcome.provisioned.tenant.id.as_str().to_owned());
     if let Some(e) = &outcome.mail_error {
         log(ctx, "invitation mail failed", &e.to_string());
@@ -157,7 +156,7 @@ pub(super) async fn list<P: Platform>(
     }
     let page = TenantService::list(ctx.platform, &query)
         .await
-        .map_err(|e| problem(&e))?;
+        .map_err(|e| ApiError::from(&e))?;
     json::response(
         StatusCode::OK,
         &TenantListResponse {
@@ -176,7 +175,7 @@ pub(super) async fn get<P: Platform>(
     let id = tenant_id(ctx)?;
     let tenant = TenantService::get(ctx.platform, &id)
         .await
-        .map_err(|e| problem(&e))?;
+        .map_err(|e| ApiError::from(&e))?;
     json::response(StatusCode::OK, &tenant)
 }
 
@@ -209,7 +208,7 @@ pub(super) async fn update<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| problem(&e))?;
+    .map_err(|e| ApiError::from(&e))?;
     json::response(StatusCode::OK, &outcome.tenant)
 }
 
@@ -236,7 +235,7 @@ pub(super) async fn suspend<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| problem(&e))?;
+    .map_err(|e| ApiError::from(&e))?;
     status_change(ctx, StatusCode::OK, change)
 }
 
@@ -254,7 +253,7 @@ pub(super) async fn activate<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| problem(&e))?;
+    .map_err(|e| ApiError::from(&e))?;
     status_change(ctx, StatusCode::OK, change)
 }
 
@@ -272,7 +271,7 @@ pub(super) async fn delete<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| problem(&e))?;
+    .map_err(|e| ApiError::from(&e))?;
     status_change(ctx, StatusCode::ACCEPTED, change)
 }
 
@@ -290,7 +289,7 @@ pub(super) async fn restore<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| problem(&e))?;
+    .map_err(|e| ApiError::from(&e))?;
     status_change(ctx, StatusCode::OK, change)
 }
 
@@ -366,42 +365,4 @@ pub(super) fn request_origin(req: &Request) -> String {
 fn log<P: Platform>(ctx: &Ctx<'_, P>, msg: &str, cause: &str) {
     let line = serde_json::json!({ "level": "warn", "msg": msg, "request_id": ctx.request_id, "error": cause });
     ctx.platform.logger().line(&line.to_string());
-}
-
-super::domain_errors!(
-    ProvisionTenantError,
-    GetTenantError,
-    ListTenantsError,
-    UpdateTenantError,
-    SuspendTenantError,
-    ActivateTenantError,
-    DeleteTenantError,
-    RestoreTenantError
-);
-
-/// The one mapping of tenants errors to problems, by their stable codes.
-fn problem<E: super::DomainError>(e: &E) -> ApiError {
-    let detail = format!("{e}.");
-    let with_code = |kind: ProblemType| {
-        ApiError::new(kind, detail.clone()).with_extension("reason", e.code().into())
-    };
-    match e.code() {
-        "tenant_not_found" => with_code(ProblemType::NotFound),
-        "tenant_gone" => with_code(ProblemType::Gone),
-        "domain_taken"
-        | "idempotency_key_reused"
-        | "version_conflict"
-        | "concurrent_change"
-        | "tenant_pending_deletion"
-        | "tenant_not_pending_deletion" => with_code(ProblemType::Conflict),
-        "grace_period_over" => with_code(ProblemType::BusinessRule),
-        "unknown_plan" => ApiError::invalid_field("plan", detail.clone()),
-        "unknown_app" | "app_disabled" | "too_many_apps" => {
-            ApiError::invalid_field("apps", detail.clone())
-        }
-        "invalid_limit" => ApiError::invalid_field("limit", detail.clone()),
-        "invalid_cursor" => ApiError::invalid_field("cursor", detail.clone()),
-        "query_too_long" => ApiError::invalid_field("q", detail.clone()),
-        _ => ApiError::internal(e.to_string()),
-    }
 }

@@ -1,16 +1,13 @@
 //! Passkey routes (NFR-SEC-003): registration by a signed-in user, the user's passkey list,
-//! passwordless sign-in, and passkey options for the second factor of a password sign-in. The
-//! one mapping of passkey errors to problem details is here.
+//! passwordless sign-in, and passkey options for the second factor of a password sign-in.
 
 use ::http::StatusCode;
 use serde::Deserialize;
 
-use super::identity::{
-    client_address, no_content, no_store, rate_limited, require_recent_user, require_user,
-    signing_problem,
-};
-use super::{json, ApiError, Ctx, ProblemType, Request, Response};
-use crate::ports::{Logger, Platform};
+use super::identity::{client_address, no_content, no_store, require_recent_user, require_user};
+use super::{json, ApiError, Ctx, Request, Response};
+use crate::kernel::ErrorKind;
+use crate::ports::Platform;
 use crate::signin;
 use crate::tenants::{Email, TenantDomain};
 use crate::webauthn::{
@@ -53,47 +50,15 @@ struct MfaOptionsRequest {
 /// Where this request's ceremony must run (see [`RelyingParty::configured`]).
 fn relying_party<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<RelyingParty, ApiError> {
     RelyingParty::configured(ctx.platform.secrets(), &super::tenants::request_origin(req))
-        .map_err(|e| problem(ctx, &e, false))
+        .map_err(|e| problem(&e, false))
 }
 
-/// The one mapping of passkey errors. `signing_in`: refusals are 401 (a sign-in), else 422
-/// (a registration by a signed-in user, whose token is fine).
-fn problem<P: Platform>(ctx: &Ctx<'_, P>, e: &WebAuthnError, signing_in: bool) -> ApiError {
-    let refused = |e: &WebAuthnError| {
-        if signing_in {
-            ApiError::invalid_credentials(format!("{e}."))
-        } else {
-            ApiError::new(ProblemType::BusinessRule, format!("{e}."))
-        }
-        .with_extension("reason", e.code().into())
-    };
-    match e {
-        WebAuthnError::NotConfigured => {
-            let line = serde_json::json!({
-                "level": "error", "msg": "passkeys not configured", "request_id": ctx.request_id,
-                "code": e.code(),
-            });
-            ctx.platform.logger().line(&line.to_string());
-            ApiError::unavailable(e.to_string())
-        }
-        WebAuthnError::InvalidFlow
-        | WebAuthnError::Ceremony(_)
-        | WebAuthnError::UnknownCredential
-        | WebAuthnError::PossibleClone => refused(e),
-        WebAuthnError::CredentialExists | WebAuthnError::NoPasskey => {
-            ApiError::new(ProblemType::Conflict, format!("{e}."))
-                .with_extension("reason", e.code().into())
-        }
-        WebAuthnError::TooManyCredentials => {
-            ApiError::new(ProblemType::BusinessRule, format!("{e}."))
-                .with_extension("reason", e.code().into())
-        }
-        WebAuthnError::NotFound => ApiError::not_found("No such passkey."),
-        WebAuthnError::TenantNotActive => ApiError::new(ProblemType::AccessDenied, format!("{e}."))
-            .with_extension("reason", e.code().into()),
-        WebAuthnError::RateLimited { retry_after_secs } => rate_limited(*retry_after_secs),
-        WebAuthnError::Signing(s) => signing_problem(ctx, s),
-        WebAuthnError::Storage(cause) => ApiError::internal(cause.to_string()),
+/// The problem of a passkey error. `signing_in`: a refused ceremony is a failed sign-in (401);
+/// otherwise it is a registration by a signed-in user, whose token is fine (422).
+fn problem(e: &WebAuthnError, signing_in: bool) -> ApiError {
+    match e.kind() {
+        ErrorKind::Unauthenticated if !signing_in => ApiError::of_kind(ErrorKind::Refused, e),
+        _ => ApiError::from(e),
     }
 }
 
@@ -107,7 +72,7 @@ pub(super) async fn register_options<P: Platform>(
     let c = &principal.claims;
     let options = webauthn::registration_options(ctx.platform, &c.sub, &c.tid, &rp)
         .await
-        .map_err(|e| problem(ctx, &e, false))?;
+        .map_err(|e| problem(&e, false))?;
     Ok(no_store(json::response(StatusCode::OK, &options)?))
 }
 
@@ -140,7 +105,7 @@ pub(super) async fn register_verify<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| problem(ctx, &e, false))?;
+    .map_err(|e| problem(&e, false))?;
     json::response(StatusCode::CREATED, &summary)
 }
 
@@ -152,7 +117,7 @@ pub(super) async fn list<P: Platform>(
     let principal = require_user(ctx, req).await?;
     let items = webauthn::list_credentials(ctx.platform, &principal.claims.sub)
         .await
-        .map_err(|e| problem(ctx, &e, false))?;
+        .map_err(|e| problem(&e, false))?;
     Ok(no_store(json::response(
         StatusCode::OK,
         &serde_json::json!({ "items": items }),
@@ -169,7 +134,7 @@ pub(super) async fn delete<P: Platform>(
     let c = &principal.claims;
     webauthn::delete_credential(ctx.platform, &c.sub, &c.tid, &id, &ctx.request_id)
         .await
-        .map_err(|e| problem(ctx, &e, false))?;
+        .map_err(|e| problem(&e, false))?;
     Ok(no_content())
 }
 
@@ -191,7 +156,7 @@ pub(super) async fn login_options<P: Platform>(
     });
     let options = webauthn::login_options(ctx.platform, &domain, email.as_deref(), &rp)
         .await
-        .map_err(|e| problem(ctx, &e, true))?;
+        .map_err(|e| problem(&e, true))?;
     Ok(no_store(json::response(StatusCode::OK, &options)?))
 }
 
@@ -211,7 +176,7 @@ pub(super) async fn login_verify<P: Platform>(
         &ctx.request_id,
     )
     .await
-    .map_err(|e| problem(ctx, &e, true))?;
+    .map_err(|e| problem(&e, true))?;
     Ok(no_store(json::response(StatusCode::OK, &pair)?))
 }
 
@@ -225,6 +190,6 @@ pub(super) async fn mfa_options<P: Platform>(
     let rp = relying_party(ctx, req)?;
     let options = signin::webauthn_options(ctx.platform, &body.mfa_token, &rp)
         .await
-        .map_err(|e| problem(ctx, &e, true))?;
+        .map_err(|e| problem(&e, true))?;
     Ok(no_store(json::response(StatusCode::OK, &options)?))
 }

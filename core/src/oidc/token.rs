@@ -13,6 +13,7 @@ use super::client::{authenticate_client, ClientAuthError};
 use super::id_token::{self, IdTokenClaims};
 use super::{pkce, with_query};
 use crate::crypto;
+use crate::kernel::ErrorKind;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 use crate::sessions::{self, Grant, RefreshError, SessionUser, TokenPair};
 use crate::signin::{check_token_with, AccessError};
@@ -89,6 +90,18 @@ impl TokenError {
             TokenError::UnsupportedGrantType => "unsupported_grant_type",
             TokenError::Unavailable(_) => "temporarily_unavailable",
             TokenError::Storage(_) => "server_error",
+        }
+    }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            TokenError::InvalidRequest(_) => ErrorKind::Invalid,
+            TokenError::InvalidClient => ErrorKind::Unauthenticated,
+            TokenError::InvalidGrant(_) => ErrorKind::Invalid,
+            TokenError::UnsupportedGrantType => ErrorKind::Invalid,
+            TokenError::Unavailable(_) => ErrorKind::Unavailable,
+            TokenError::Storage(_) => ErrorKind::Internal,
         }
     }
 }

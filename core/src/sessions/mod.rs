@@ -28,6 +28,7 @@ use serde::Serialize;
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::ids;
+use crate::kernel::ErrorKind;
 use crate::ports::{Clock, KvError, Platform, Sql, SqlError, Stmt};
 use crate::tokens::{self, access, AccessClaims, SigningKeyError, ACCESS_TOKEN_TTL_SECS};
 
@@ -84,6 +85,26 @@ pub enum IssueError {
     #[error("session storage failed: {0}")]
     Storage(#[from] SqlError),
 }
+
+impl IssueError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            IssueError::Signing(e) => e.code(),
+            IssueError::Storage(_) => "storage",
+        }
+    }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            IssueError::Signing(e) => e.kind(),
+            IssueError::Storage(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+crate::kernel::domain_errors!(IssueError);
 
 /// How recent a sign-in must be for a security change (passkeys, TOTP, password, account
 /// deletion) with an access token alone: 5 minutes. A stolen 15-minute token is not enough to
@@ -273,7 +294,18 @@ impl RevokeSessionsError {
             RevokeSessionsError::EdgePending(_) => "edge_pending",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RevokeSessionsError::NotFound => ErrorKind::NotFound,
+            RevokeSessionsError::Storage(_) => ErrorKind::Internal,
+            RevokeSessionsError::EdgePending(_) => ErrorKind::Unavailable,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(RevokeSessionsError);
 
 /// Administrative revocation (FR-AUTH-005, UC-TENANT-SESSION-REVOKE): every session of a user
 /// of `tenant_id` ends, in D1 (audited `session.revoke_all` by `actor`) and at the edge.

@@ -7,6 +7,7 @@ use super::{
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::ids;
+use crate::kernel::ErrorKind;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 use crate::tokens::{SigningKeyError, ACCESS_AUDIENCE, ACCESS_TOKEN_TTL_SECS};
 
@@ -44,7 +45,20 @@ impl RefreshError {
             RefreshError::EdgePending(_) => "edge_pending",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RefreshError::Invalid => ErrorKind::Unauthenticated,
+            RefreshError::Reused => ErrorKind::Unauthenticated,
+            RefreshError::Signing(e) => e.kind(),
+            RefreshError::Storage(_) => ErrorKind::Internal,
+            RefreshError::EdgePending(_) => ErrorKind::Unavailable,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(RefreshError);
 
 impl From<IssueError> for RefreshError {
     fn from(e: IssueError) -> Self {

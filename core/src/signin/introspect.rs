@@ -4,6 +4,7 @@
 
 use crate::edge;
 use crate::kernel::join2;
+use crate::kernel::ErrorKind;
 use crate::ports::{Clock, KvError, Platform, SqlError};
 use crate::sessions::{session_marker_key, user_marker_key};
 use crate::tenants::{tenant_edge_status, TenantId};
@@ -50,7 +51,19 @@ impl AccessError {
             AccessError::Unavailable(_) => "unavailable",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AccessError::Missing => ErrorKind::Unauthenticated,
+            AccessError::Invalid(_) => ErrorKind::InvalidToken,
+            AccessError::Revoked => ErrorKind::SessionEnded,
+            AccessError::Unavailable(_) => ErrorKind::Unavailable,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(AccessError);
 
 impl From<KvError> for AccessError {
     fn from(e: KvError) -> Self {

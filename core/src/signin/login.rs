@@ -3,6 +3,7 @@
 //! one argon2id computation (CON-SEC-009, ERR-AUTH-401).
 
 use crate::audit::{self, Actor, AuditRecord};
+use crate::kernel::ErrorKind;
 use crate::kernel::{Email, TenantDomain};
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 use crate::sessions::{start, IssueError, SessionUser, TokenPair};
@@ -75,7 +76,24 @@ impl LoginError {
             LoginError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            LoginError::InvalidCredentials => ErrorKind::Unauthenticated,
+            LoginError::TenantNotActive => ErrorKind::Forbidden,
+            LoginError::MfaRequired { .. } => ErrorKind::SecondFactorRequired,
+            LoginError::RateLimited { retry_after_secs } => ErrorKind::RateLimited {
+                retry_after_secs: *retry_after_secs,
+            },
+            LoginError::PasswordExpired => ErrorKind::Refused,
+            LoginError::Signing(e) => e.kind(),
+            LoginError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(LoginError);
 
 impl From<IssueError> for LoginError {
     fn from(e: IssueError) -> Self {

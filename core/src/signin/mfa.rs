@@ -4,6 +4,7 @@
 
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
+use crate::kernel::ErrorKind;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 use crate::sessions::{start, IssueError, SessionUser, TokenPair};
 use crate::throttle;
@@ -54,7 +55,23 @@ impl VerifyMfaError {
             VerifyMfaError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            VerifyMfaError::InvalidToken => ErrorKind::Unauthenticated,
+            VerifyMfaError::InvalidCode => ErrorKind::Unauthenticated,
+            VerifyMfaError::RateLimited { retry_after_secs } => ErrorKind::RateLimited {
+                retry_after_secs: *retry_after_secs,
+            },
+            VerifyMfaError::Unavailable(_) => ErrorKind::Internal,
+            VerifyMfaError::Signing(e) => e.kind(),
+            VerifyMfaError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(VerifyMfaError);
 
 impl From<IssueError> for VerifyMfaError {
     fn from(e: IssueError) -> Self {

@@ -11,6 +11,7 @@ use super::discovery::{self, DiscoveryError};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::auth::config::ENV_VAR;
 use crate::ids;
+use crate::kernel::ErrorKind;
 use crate::ports::{Clock, Platform, Secrets, Sql, SqlError, Stmt};
 use crate::tokens::master_key::MasterKey;
 
@@ -31,7 +32,7 @@ pub enum SsoConfigError {
     Invalid(&'static str, String),
     /// The issuer does not work as an OpenID provider for Edgeplane: what failed (its message is
     /// fit for the owner; the upstream cause, if any, is inside for the log).
-    #[error("the issuer failed the discovery check: {0}")]
+    #[error("{0}")]
     Discovery(DiscoveryError),
     /// `MASTER_KEY` is missing or invalid, or the stored secret does not open.
     #[error("the master key is unusable: {0}")]
@@ -53,7 +54,21 @@ impl SsoConfigError {
             SsoConfigError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SsoConfigError::NotOwner => ErrorKind::Forbidden,
+            SsoConfigError::NotConfigured => ErrorKind::NotFound,
+            SsoConfigError::Invalid(field, _) => ErrorKind::InvalidField(field),
+            SsoConfigError::Discovery(_) => ErrorKind::InvalidField("issuer_url"),
+            SsoConfigError::MasterKey(_) => ErrorKind::Internal,
+            SsoConfigError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(SsoConfigError);
 
 impl From<SqlError> for SsoConfigError {
     fn from(e: SqlError) -> Self {

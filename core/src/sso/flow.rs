@@ -26,6 +26,7 @@ use super::id_token::{self, IdTokenError};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto::{b64url_encode, random_token, token_hash};
 use crate::ids;
+use crate::kernel::ErrorKind;
 use crate::ports::{Clock, HttpClient, Logger, OutboundRequest, Platform, Sql, SqlError, Stmt};
 use crate::sessions::SessionUser;
 use crate::tenants::{Email, TenantDomain};
@@ -80,7 +81,20 @@ impl SsoStartError {
             SsoStartError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SsoStartError::NotAvailable => ErrorKind::NotFound,
+            SsoStartError::Invalid(field, _) => ErrorKind::InvalidField(field),
+            SsoStartError::IdpUnavailable(_) => ErrorKind::Unavailable,
+            SsoStartError::MasterKey(_) => ErrorKind::Internal,
+            SsoStartError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(SsoStartError);
 
 impl From<SqlError> for SsoStartError {
     fn from(e: SqlError) -> Self {
@@ -325,7 +339,29 @@ impl SsoCallbackError {
             SsoCallbackError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SsoCallbackError::InvalidState => ErrorKind::Unauthenticated,
+            SsoCallbackError::IdpError(_) => ErrorKind::Unauthenticated,
+            SsoCallbackError::ResponseIssuer => ErrorKind::Unauthenticated,
+            SsoCallbackError::CodeRefused => ErrorKind::Unauthenticated,
+            SsoCallbackError::IdToken(_) => ErrorKind::Unauthenticated,
+            SsoCallbackError::NotAvailable => ErrorKind::Unauthenticated,
+            SsoCallbackError::TenantNotActive => ErrorKind::Forbidden,
+            SsoCallbackError::AccountRefused(_) => ErrorKind::Forbidden,
+            SsoCallbackError::RateLimited { retry_after_secs } => ErrorKind::RateLimited {
+                retry_after_secs: *retry_after_secs,
+            },
+            SsoCallbackError::IdpUnavailable(_) => ErrorKind::Unavailable,
+            SsoCallbackError::MasterKey(_) => ErrorKind::Internal,
+            SsoCallbackError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(SsoCallbackError);
 
 impl From<SqlError> for SsoCallbackError {
     fn from(e: SqlError) -> Self {

@@ -8,6 +8,7 @@
 
 use crate::audit::{self, Actor, AuditRecord};
 use crate::edge;
+use crate::kernel::ErrorKind;
 use crate::ports::{Clock, KvError, Platform, Sql, SqlError, Stmt};
 
 use super::model::{SuspensionReason, Tenant, TenantId, TenantStatus};
@@ -84,7 +85,7 @@ pub async fn tenant_edge_status<P: Platform>(
 
 /// Declares a lifecycle error enum with the shared variants and their codes.
 macro_rules! lifecycle_error {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident { $($(#[$fdoc:meta])* $field:ident : $ty:ty),* } => $code:literal, $msg:literal),* $(,)? }) => {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident { $($(#[$fdoc:meta])* $field:ident : $ty:ty),* } => $code:literal, $kind:ident, $msg:literal),* $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, thiserror::Error)]
         pub enum $name {
@@ -130,6 +131,17 @@ macro_rules! lifecycle_error {
                 }
             }
 
+            /// What kind of failure it is (one kind per variant).
+            pub fn kind(&self) -> ErrorKind {
+                match self {
+                    $name::NotFound { .. } => ErrorKind::NotFound,
+                    $name::Gone { .. } => ErrorKind::Gone,
+                    $($name::$variant { .. } => ErrorKind::$kind,)*
+                    $name::ConcurrentChange => ErrorKind::Conflict,
+                    $name::Storage(_) => ErrorKind::Internal,
+                }
+            }
+
             /// The lookup refusals.
             fn missing(m: Missing) -> Self {
                 match m {
@@ -139,6 +151,8 @@ macro_rules! lifecycle_error {
                 }
             }
         }
+
+        crate::kernel::domain_errors!($name);
     };
 }
 
@@ -149,7 +163,7 @@ lifecycle_error!(
         PendingDeletion {
             /// The id asked for.
             id: TenantId
-        } => "tenant_pending_deletion", "tenant {id} is pending deletion",
+        } => "tenant_pending_deletion", Conflict, "tenant {id} is pending deletion",
     }
 );
 
@@ -160,7 +174,7 @@ lifecycle_error!(
         PendingDeletion {
             /// The id asked for.
             id: TenantId
-        } => "tenant_pending_deletion", "tenant {id} is pending deletion",
+        } => "tenant_pending_deletion", Conflict, "tenant {id} is pending deletion",
     }
 );
 
@@ -176,12 +190,12 @@ lifecycle_error!(
         NotPendingDeletion {
             /// Its status now.
             status: TenantStatus
-        } => "tenant_not_pending_deletion", "tenant is {status}, not pending deletion",
+        } => "tenant_not_pending_deletion", Conflict, "tenant is {status}, not pending deletion",
         /// The grace period is over: the purge is due and cannot be undone.
         GracePeriodOver {
             /// When the grace period ended (unix ms).
             purge_after: i64
-        } => "grace_period_over", "the grace period ended at {purge_after}",
+        } => "grace_period_over", Refused, "the grace period ended at {purge_after}",
     }
 );
 

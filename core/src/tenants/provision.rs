@@ -10,6 +10,7 @@ use super::{plan_exists, resource, TenantService};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::ids;
+use crate::kernel::ErrorKind;
 use crate::mail;
 use crate::ports::{Clock, Mail, MailError, Mailer, Platform, Secrets, Sql, SqlError, Stmt};
 
@@ -142,7 +143,22 @@ impl ProvisionTenantError {
             ProvisionTenantError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ProvisionTenantError::UnknownPlan { .. } => ErrorKind::InvalidField("plan"),
+            ProvisionTenantError::UnknownApp { .. } => ErrorKind::InvalidField("apps"),
+            ProvisionTenantError::AppDisabled { .. } => ErrorKind::InvalidField("apps"),
+            ProvisionTenantError::TooManyApps { .. } => ErrorKind::InvalidField("apps"),
+            ProvisionTenantError::DomainTaken { .. } => ErrorKind::Conflict,
+            ProvisionTenantError::IdempotencyKeyReused => ErrorKind::Conflict,
+            ProvisionTenantError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(ProvisionTenantError);
 
 /// The base URL of links in mail and of redirects: the `PUBLIC_BASE_URL` secret or variable,
 /// without a trailing slash; `None` when it is unset or empty. It never comes from a request:

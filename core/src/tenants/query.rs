@@ -4,6 +4,7 @@
 use super::model::{tenant_columns, Tenant, TenantId, TenantStatus};
 use super::{load, TenantService};
 use crate::crypto;
+use crate::kernel::ErrorKind;
 use crate::ports::{Platform, Sql, SqlError, Stmt};
 
 /// Page size when the caller gives none.
@@ -48,7 +49,18 @@ impl GetTenantError {
             GetTenantError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            GetTenantError::NotFound { .. } => ErrorKind::NotFound,
+            GetTenantError::Gone { .. } => ErrorKind::Gone,
+            GetTenantError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(GetTenantError);
 
 /// The operator list's parameters (`GET /v1/tenants?q=&status=&cursor=&limit=`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -102,7 +114,19 @@ impl ListTenantsError {
             ListTenantsError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ListTenantsError::InvalidLimit { .. } => ErrorKind::InvalidField("limit"),
+            ListTenantsError::InvalidCursor => ErrorKind::InvalidField("cursor"),
+            ListTenantsError::QueryTooLong => ErrorKind::InvalidField("q"),
+            ListTenantsError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(ListTenantsError);
 
 impl TenantService {
     /// A tenant by id, in any live status (a pending deletion is returned with its status);

@@ -6,6 +6,7 @@ use super::model::{Plan, Tenant, TenantId, TenantName, TenantStatus};
 use super::provision::copy_plan_flags;
 use super::{load, plan_exists, resource, TenantService, MAX_ATTEMPTS};
 use crate::audit::{self, Actor, AuditRecord};
+use crate::kernel::ErrorKind;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 
 /// The changes asked for; absent fields stay as they are.
@@ -85,7 +86,22 @@ impl UpdateTenantError {
             UpdateTenantError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            UpdateTenantError::NotFound { .. } => ErrorKind::NotFound,
+            UpdateTenantError::Gone { .. } => ErrorKind::Gone,
+            UpdateTenantError::PendingDeletion { .. } => ErrorKind::Conflict,
+            UpdateTenantError::UnknownPlan { .. } => ErrorKind::InvalidField("plan"),
+            UpdateTenantError::VersionConflict { .. } => ErrorKind::Conflict,
+            UpdateTenantError::ConcurrentChange => ErrorKind::Conflict,
+            UpdateTenantError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(UpdateTenantError);
 
 impl TenantService {
     /// Changes a tenant's name and/or plan, audited as `tenant.update` with old and new values.

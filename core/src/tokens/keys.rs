@@ -18,6 +18,7 @@ use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto::b64url_encode;
 use crate::edge;
 use crate::ids;
+use crate::kernel::ErrorKind;
 use crate::ports::{Clock, Platform, Random, Sql, SqlError, Stmt};
 
 /// KV key of the cached published key set.
@@ -55,7 +56,19 @@ impl SigningKeyError {
             SigningKeyError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SigningKeyError::MasterKey(MasterKeyError::Missing) => ErrorKind::Internal,
+            SigningKeyError::MasterKey(MasterKeyError::Invalid) => ErrorKind::Internal,
+            SigningKeyError::Undecryptable => ErrorKind::Internal,
+            SigningKeyError::Storage(_) => ErrorKind::Unavailable,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(SigningKeyError);
 
 /// The key that signs now.
 pub struct ActiveKey {

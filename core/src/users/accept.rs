@@ -4,6 +4,7 @@
 use super::{checked_hash, PasswordRefused, PolicyRule};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
+use crate::kernel::ErrorKind;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 
 /// Longest invitation token accepted, in bytes (ours are 43).
@@ -55,7 +56,21 @@ impl AcceptInvitationError {
             AcceptInvitationError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AcceptInvitationError::NotFound => ErrorKind::NotFound,
+            AcceptInvitationError::NotPending => ErrorKind::Refused,
+            AcceptInvitationError::Expired => ErrorKind::Refused,
+            AcceptInvitationError::TenantNotActive => ErrorKind::Refused,
+            AcceptInvitationError::Policy(_) => ErrorKind::Refused,
+            AcceptInvitationError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(AcceptInvitationError);
 
 impl From<SqlError> for AcceptInvitationError {
     fn from(e: SqlError) -> Self {

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::edge;
+use crate::kernel::ErrorKind;
 use crate::ports::{Clock, Platform, Random, Row, Sql, SqlError, Stmt};
 use crate::sessions::{
     active_sids, mark_sessions_revoked, user_marker_key, SESSION_MARKER_TTL_SECS,
@@ -166,7 +167,25 @@ impl UserAdminError {
             UserAdminError::EdgePending(_) => "edge_pending",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            UserAdminError::NotFound => ErrorKind::NotFound,
+            UserAdminError::Forbidden(_) => ErrorKind::Forbidden,
+            UserAdminError::NotChangeable(_) => ErrorKind::Refused,
+            UserAdminError::LastOwner => ErrorKind::Refused,
+            UserAdminError::InvalidLimit { .. } => ErrorKind::InvalidField("limit"),
+            UserAdminError::InvalidCursor => ErrorKind::InvalidField("cursor"),
+            UserAdminError::QueryTooLong => ErrorKind::InvalidField("q"),
+            UserAdminError::ConcurrentChange => ErrorKind::Conflict,
+            UserAdminError::Storage(_) => ErrorKind::Internal,
+            UserAdminError::EdgePending(_) => ErrorKind::Unavailable,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(UserAdminError);
 
 /// A tenant user as owners and admins see them. An erased user has no email or name, only
 /// the pseudonym their history resolves to.

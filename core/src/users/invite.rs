@@ -11,6 +11,7 @@ use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::ids;
 use crate::kernel::Email;
+use crate::kernel::ErrorKind;
 use crate::mail;
 use crate::ports::{Clock, MailError, Mailer, Platform, Sql, SqlError, Stmt};
 
@@ -100,7 +101,23 @@ impl InviteError {
             InviteError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            InviteError::Forbidden(_) => ErrorKind::Forbidden,
+            InviteError::NotResendable(_) => ErrorKind::Refused,
+            InviteError::NotFound => ErrorKind::NotFound,
+            InviteError::Duplicate => ErrorKind::Conflict,
+            InviteError::InvalidRole => ErrorKind::InvalidField("role"),
+            InviteError::InvalidExpiry => ErrorKind::InvalidField("expires_in_days"),
+            InviteError::TenantNotActive => ErrorKind::Refused,
+            InviteError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(InviteError);
 
 fn expiry_ms(days: Option<u32>) -> Result<i64, InviteError> {
     let days = days.unwrap_or(DEFAULT_EXPIRY_DAYS);

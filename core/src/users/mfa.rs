@@ -6,6 +6,7 @@
 use super::totp;
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
+use crate::kernel::ErrorKind;
 use crate::ports::{Clock, Platform, Random, Sql, SqlError, Stmt};
 use crate::throttle;
 use crate::tokens::{MasterKey, MasterKeyError};
@@ -69,7 +70,26 @@ impl MfaError {
             MfaError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            MfaError::AlreadyEnabled => ErrorKind::Conflict,
+            MfaError::NotEnrolled => ErrorKind::Conflict,
+            MfaError::NotEnabled => ErrorKind::Conflict,
+            MfaError::InvalidCode => ErrorKind::Refused,
+            MfaError::MasterKey(MasterKeyError::Missing) => ErrorKind::Internal,
+            MfaError::MasterKey(MasterKeyError::Invalid) => ErrorKind::Internal,
+            MfaError::Undecryptable => ErrorKind::Internal,
+            MfaError::RateLimited { retry_after_secs } => ErrorKind::RateLimited {
+                retry_after_secs: *retry_after_secs,
+            },
+            MfaError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(MfaError);
 
 /// Runs `check`, a check of a code of `user_id` (confirming or disabling TOTP), counted
 /// against the same limits of wrong second factors as sign-in's second step, per user and per

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::password;
 use crate::audit::{self, Actor, AuditRecord};
+use crate::kernel::ErrorKind;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 
 /// Longest password accepted, in characters (argon2 takes any length; this bounds the work).
@@ -109,7 +110,17 @@ impl SetPolicyError {
             SetPolicyError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SetPolicyError::Invalid(field, _) => ErrorKind::InvalidField(field),
+            SetPolicyError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(SetPolicyError);
 
 impl PasswordPolicy {
     /// Checks the ranges the schema enforces, before any write.

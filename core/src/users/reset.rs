@@ -4,6 +4,7 @@
 use super::{checked_hash, password, store_password_stmts, PasswordRefused, PolicyRule};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
+use crate::kernel::ErrorKind;
 use crate::kernel::{Email, TenantDomain};
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 use crate::sessions::{active_sids, mark_sessions_revoked, revoke_user_sessions_stmt};
@@ -54,7 +55,23 @@ impl SetPasswordError {
             SetPasswordError::EdgePending(_) => "edge_pending",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SetPasswordError::InvalidToken => ErrorKind::Refused,
+            SetPasswordError::WrongPassword => ErrorKind::Unauthenticated,
+            SetPasswordError::RateLimited { retry_after_secs } => ErrorKind::RateLimited {
+                retry_after_secs: *retry_after_secs,
+            },
+            SetPasswordError::Policy(_) => ErrorKind::Refused,
+            SetPasswordError::Storage(_) => ErrorKind::Internal,
+            SetPasswordError::EdgePending(_) => ErrorKind::Unavailable,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(SetPasswordError);
 
 impl From<SqlError> for SetPasswordError {
     fn from(e: SqlError) -> Self {

@@ -13,6 +13,7 @@ use super::verify::{
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto::{self, b64url_decode, b64url_encode, sha256_hex};
 use crate::ids;
+use crate::kernel::ErrorKind;
 use crate::ports::{Clock, Platform, Random, Secrets, Sql, SqlError, Stmt};
 use crate::sessions::{self, IssueError, SessionUser, TokenPair};
 use crate::throttle;
@@ -92,7 +93,30 @@ impl WebAuthnError {
             WebAuthnError::Storage(_) => "storage",
         }
     }
+
+    /// What kind of failure it is (one kind per variant).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            WebAuthnError::NotConfigured => ErrorKind::Unavailable,
+            WebAuthnError::InvalidFlow => ErrorKind::Unauthenticated,
+            WebAuthnError::Ceremony(_) => ErrorKind::Unauthenticated,
+            WebAuthnError::CredentialExists => ErrorKind::Conflict,
+            WebAuthnError::TooManyCredentials => ErrorKind::Refused,
+            WebAuthnError::NotFound => ErrorKind::NotFound,
+            WebAuthnError::NoPasskey => ErrorKind::Conflict,
+            WebAuthnError::UnknownCredential => ErrorKind::Unauthenticated,
+            WebAuthnError::PossibleClone => ErrorKind::Unauthenticated,
+            WebAuthnError::TenantNotActive => ErrorKind::Forbidden,
+            WebAuthnError::RateLimited { retry_after_secs } => ErrorKind::RateLimited {
+                retry_after_secs: *retry_after_secs,
+            },
+            WebAuthnError::Signing(e) => e.kind(),
+            WebAuthnError::Storage(_) => ErrorKind::Internal,
+        }
+    }
 }
+
+crate::kernel::domain_errors!(WebAuthnError);
 
 impl From<IssueError> for WebAuthnError {
     fn from(e: IssueError) -> Self {
