@@ -1,8 +1,8 @@
 //! Core's modules depend on each other one way: the kernel at the bottom, domains above it,
 //! services above them, `http` on top. This test reads core's sources, builds the graph of
 //! `crate::<module>` references between top-level modules (test code left out), and fails on a
-//! dependency inside a cycle that is not in [`KNOWN_CYCLE_EDGES`] (which may only shrink) and on
-//! `crate::http` used outside `http/`.
+//! dependency inside a cycle that is not in [`KNOWN_CYCLE_EDGES`] (which may only shrink), on
+//! `crate::http` used outside `http/`, and on a status, header or route path spelled outside it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -238,6 +238,47 @@ fn only_the_http_layer_names_http() {
     assert!(
         offenders.is_empty(),
         "crate::http used outside http/: {offenders:?}"
+    );
+}
+
+/// What only the HTTP layer may spell: the `http` crate's types (a status, a header) and the
+/// paths of routes. A domain says what happened (its error's kind); `http/` says how it answers.
+const HTTP_WORDS: &[&str] = &[
+    "::http::",
+    "StatusCode",
+    "HeaderValue",
+    "HeaderName",
+    "\"/v1/",
+    "\"/oauth/",
+    "\"/ofrep/",
+    "\"/.well-known/",
+];
+
+#[test]
+fn no_status_header_or_route_outside_the_http_layer() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut offenders = Vec::new();
+    for file in files.iter().filter(|f| !is_test_file(f)) {
+        if HTTP_USERS.contains(&top_module(&src, file).as_str()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for (n, line) in production_part(&text).lines().enumerate() {
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            for word in HTTP_WORDS.iter().filter(|w| line.contains(*w)) {
+                let rel = file.strip_prefix(&src).unwrap_or(file).display();
+                offenders.push(format!("{rel}:{}: {word}", n + 1));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "HTTP status, header or route outside http/:\n  {}",
+        offenders.join("\n  ")
     );
 }
 

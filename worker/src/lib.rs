@@ -77,7 +77,7 @@ fn work_after(
             .ok()
             .and_then(|r| r.dyn_into::<web_sys::Response>().ok())
             .map_or(500, |r| r.status());
-        let forward = edgeplane_core::events::jobs::forward_after(&method, &path, status);
+        let forward = edgeplane_core::http::forward_after(&method, &path, status);
         if !forward && !edgeplane_core::http::delivers_after(&method, &path) {
             return Ok(wasm_bindgen::JsValue::UNDEFINED);
         }

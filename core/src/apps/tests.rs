@@ -61,12 +61,19 @@ async fn tenant(p: &Wrapped, domain: &str, apps: &[&AppId]) -> TenantId {
         owner_email: Email::parse(&format!("owner@{domain}.test")).unwrap(),
         apps: apps.iter().map(|a| a.as_str().to_owned()).collect(),
     };
-    TenantService::provision(p, &op(), req, None, "req-prov", "https://edgeplane.test")
-        .await
-        .unwrap()
-        .provisioned
-        .tenant
-        .id
+    TenantService::provision(
+        p,
+        &op(),
+        req,
+        None,
+        "req-prov",
+        &crate::http::links_under("https://edgeplane.test"),
+    )
+    .await
+    .unwrap()
+    .provisioned
+    .tenant
+    .id
 }
 
 fn scopes(names: &[&str]) -> ScopeSet {

@@ -151,26 +151,6 @@ WHERE forwarded_at IS NULL AND id IN (SELECT value FROM json_each(?2))",
     Ok(forwarded)
 }
 
-/// Whether a runtime that can work after answering (Workers' `waitUntil`) should forward the
-/// outbox after this request: a successful write may have added outbox rows (FR-LOG-003), and
-/// forwarding them then keeps the audit stream minutes fresher than the cron alone. Event
-/// ingestion is excluded: it writes no outbox rows and is the hot write path. So are the POSTs
-/// that only read, flag evaluation (OFREP) and token introspection: their path must read no D1.
-pub fn forward_after(method: &str, path: &str, status: u16) -> bool {
-    status < 400 && may_forward_after(method, path)
-}
-
-/// [`forward_after`] before the status is known: whether a successful answer to this request
-/// would forward the outbox. Lets a runtime skip preparing any work after the response.
-pub fn may_forward_after(method: &str, path: &str) -> bool {
-    matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
-        && !matches!(
-            path,
-            "/v1/billing/events" | "/v1/audit/events" | "/oauth/introspect"
-        )
-        && !path.starts_with("/ofrep/")
-}
-
 /// Why retention or a purge failed part-way; the next run continues.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DeleteEventsError {

@@ -43,12 +43,19 @@ async fn tenant<P: crate::ports::Platform>(p: &P, domain: &str) -> TenantId {
         owner_email: Email::parse(&format!("owner@{domain}.test")).unwrap(),
         apps: vec![CRM.into()],
     };
-    TenantService::provision(p, &op(), req, None, "req-1", "https://edgeplane.test")
-        .await
-        .unwrap()
-        .provisioned
-        .tenant
-        .id
+    TenantService::provision(
+        p,
+        &op(),
+        req,
+        None,
+        "req-1",
+        &crate::http::links_under("https://edgeplane.test"),
+    )
+    .await
+    .unwrap()
+    .provisioned
+    .tenant
+    .id
 }
 
 fn def(t: FlagType, value: Value, rules: Value) -> FlagDefinition {

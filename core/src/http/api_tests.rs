@@ -520,7 +520,7 @@ async fn active_owner(p: &TestPlatform) {
         },
         None,
         "r",
-        "https://cp.example.com",
+        &crate::http::links_under("https://cp.example.com"),
     )
     .await
     .unwrap()

@@ -46,10 +46,17 @@ async fn tenant(p: &FaultyPlatform, domain: &str, app: &str, flags: usize) -> (T
         owner_email: Email::parse(&format!("owner@{domain}.test")).unwrap(),
         apps: vec![app.to_owned()],
     };
-    let out = TenantService::provision(p, &op(), req, None, "r", "https://e.test")
-        .await
-        .unwrap()
-        .provisioned;
+    let out = TenantService::provision(
+        p,
+        &op(),
+        req,
+        None,
+        "r",
+        &crate::http::links_under("https://e.test"),
+    )
+    .await
+    .unwrap()
+    .provisioned;
     let rules = json!([{"conditions": [{"attribute": "country", "op": "in", "values": ["DE", "FR"]}], "value": false}]);
     for i in 0..flags {
         let def = FlagDefinition::new(

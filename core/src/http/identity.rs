@@ -367,9 +367,9 @@ pub(super) async fn forgot_password<P: Platform>(
     let body: ForgotPasswordRequest = json::parse_body(req)?;
     if let (Ok(tenant), Ok(email)) = (TenantDomain::parse(&body.tenant), Email::parse(&body.email))
     {
-        let base = super::tenants::link_base(ctx, req)?;
+        let links = super::tenants::mail_links(ctx, req)?;
         if let Err(cause) =
-            users::forgot_password(ctx.platform, &tenant, &email, &base, &ctx.request_id).await
+            users::forgot_password(ctx.platform, &tenant, &email, &links, &ctx.request_id).await
         {
             log(
                 ctx,

@@ -22,6 +22,8 @@ mod tenant_users;
 mod tenants;
 mod webauthn;
 
+pub use tenants::{links_under, INVITATION_PAGE, PASSWORD_RESET_PAGE};
+
 #[cfg(test)]
 mod api_tests;
 #[cfg(test)]
@@ -64,12 +66,33 @@ pub fn delivers_after(method: &str, path: &str) -> bool {
 }
 
 /// Whether a request may leave work for after its response, whatever it answers: outbox
-/// forwarding after a write ([`crate::events::jobs::forward_after`]) or mail
+/// forwarding after a write ([`forward_after`]) or mail
 /// ([`delivers_after`]). Decided from the method and path alone, before anything is prepared:
 /// the hot paths (flag reads and evaluation, introspection, JWKS, liveness) answer `false`, so
 /// a runtime builds no after-response task for them.
 pub fn works_after(method: &str, path: &str) -> bool {
-    crate::events::jobs::may_forward_after(method, path) || delivers_after(method, path)
+    may_forward_after(method, path) || delivers_after(method, path)
+}
+
+/// Whether a runtime that can work after answering (Workers' `waitUntil`) should forward the
+/// outbox after this request: a successful write may have added outbox rows (FR-LOG-003), and
+/// forwarding them then keeps the audit stream minutes fresher than the cron alone
+/// ([`crate::events::jobs::forward_outbox`]). Event
+/// ingestion is excluded: it writes no outbox rows and is the hot write path. So are the POSTs
+/// that only read, flag evaluation (OFREP) and token introspection: their path must read no D1.
+pub fn forward_after(method: &str, path: &str, status: u16) -> bool {
+    status < 400 && may_forward_after(method, path)
+}
+
+/// [`forward_after`] before the status is known: whether a successful answer to this request
+/// would forward the outbox. Lets a runtime skip preparing any work after the response.
+pub fn may_forward_after(method: &str, path: &str) -> bool {
+    matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
+        && !matches!(
+            path,
+            "/v1/billing/events" | "/v1/audit/events" | "/oauth/introspect"
+        )
+        && !path.starts_with("/ofrep/")
 }
 
 /// Work done once the response is out, on runtimes that can keep working after answering
@@ -374,6 +397,24 @@ fn push_json_str(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_outbox_is_forwarded_after_successful_writes_only() {
+        assert!(forward_after("POST", "/v1/tenants", 201));
+        assert!(forward_after("DELETE", "/v1/tenants/x", 202));
+        assert!(!forward_after("GET", "/v1/tenants", 200));
+        assert!(!forward_after("POST", "/v1/tenants", 409));
+        assert!(!forward_after("POST", "/v1/billing/events", 202));
+        assert!(!forward_after("POST", "/v1/audit/events", 202));
+        // Read-only POSTs on hot paths (FR-FLAG-002, RFC 7662) read no D1 after answering either.
+        assert!(!forward_after("POST", "/ofrep/v1/evaluate/flags", 200));
+        assert!(!forward_after(
+            "POST",
+            "/ofrep/v1/evaluate/flags/new-checkout",
+            200
+        ));
+        assert!(!forward_after("POST", "/oauth/introspect", 200));
+    }
 
     /// The hand-written line is the JSON a serializer would write, whatever the strings hold.
     #[test]

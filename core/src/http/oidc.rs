@@ -82,12 +82,37 @@ fn redirect(location: &str) -> Response {
     resp
 }
 
+/// The discovery document (OpenID Connect Discovery 1.0): exactly what is implemented.
+fn discovery_document(issuer: &str) -> serde_json::Value {
+    serde_json::json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/oauth/authorize"),
+        "token_endpoint": format!("{issuer}/oauth/token"),
+        "userinfo_endpoint": format!("{issuer}/oauth/userinfo"),
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "end_session_endpoint": format!("{issuer}/oauth/logout"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["EdDSA"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": oidc::SCOPES,
+        "claims_supported": oidc::CLAIMS,
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "prompt_values_supported": ["none", "login"],
+    })
+}
+
 /// `GET /.well-known/openid-configuration` (OpenID Connect Discovery 1.0).
 pub(super) async fn discovery<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let mut resp = json::response(StatusCode::OK, &oidc::discovery(&issuer(ctx, req)?))?;
+    let mut resp = json::response(StatusCode::OK, &discovery_document(&issuer(ctx, req)?))?;
     resp.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),
@@ -653,9 +678,9 @@ pub(super) async fn login_forgot<P: Platform>(
     if let Some(t) = &p.flow.tenant {
         if let (Ok(tenant), Ok(email)) = (TenantDomain::parse(&t.domain), Email::parse(&email_raw))
         {
-            let base = link_base(ctx, req)?;
+            let links = super::tenants::mail_links(ctx, req)?;
             if let Err(cause) =
-                users::forgot_password(ctx.platform, &tenant, &email, &base, &ctx.request_id).await
+                users::forgot_password(ctx.platform, &tenant, &email, &links, &ctx.request_id).await
             {
                 log(
                     ctx,
@@ -952,4 +977,26 @@ pub(super) async fn rotate_client_secret<P: Platform>(
         StatusCode::CREATED,
         &serde_json::json!({ "client_id": id.as_str(), "client_secret": secret }),
     )?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fr_auth_001_discovery_advertises_what_is_implemented() {
+        let d = discovery_document("https://id.example");
+        assert_eq!(d["issuer"], "https://id.example");
+        assert_eq!(d["response_types_supported"], serde_json::json!(["code"]));
+        assert_eq!(
+            d["code_challenge_methods_supported"],
+            serde_json::json!(["S256"])
+        );
+        assert_eq!(
+            d["id_token_signing_alg_values_supported"],
+            serde_json::json!(["EdDSA"])
+        );
+        assert_eq!(d["token_endpoint"], "https://id.example/oauth/token");
+        assert_eq!(d["end_session_endpoint"], "https://id.example/oauth/logout");
+    }
 }

@@ -121,11 +121,11 @@ pub(super) async fn start<P: Platform>(
         .ok_or_else(|| ApiError::invalid_field("tenant", "is required"))?;
     let domain = TenantDomain::parse(&tenant)
         .map_err(|_| ApiError::invalid_field("tenant", "is not a tenant domain"))?;
-    let base = link_base(ctx, req)?;
+    let callback = format!("{}/v1/auth/sso/callback", link_base(ctx, req)?);
     let started = flow::start(
         ctx.platform,
         &domain,
-        &base,
+        &callback,
         query_param(req, "login_flow"),
         query_param(req, "redirect_to"),
     )

@@ -196,8 +196,8 @@ pub(super) async fn invite<P: Platform>(
         role: parse_role("role", &body.role)?,
         expires_in_days: body.expires_in_days,
     };
-    let base = super::tenants::link_base(ctx, req)?;
-    let inv = invite::invite(ctx.platform, &by, &request, &base, &ctx.request_id)
+    let links = super::tenants::mail_links(ctx, req)?;
+    let inv = invite::invite(ctx.platform, &by, &request, &links, &ctx.request_id)
         .await
         .map_err(|e| ApiError::from(&e))?;
     if let Some(e) = &inv.mail_error {
@@ -229,13 +229,13 @@ pub(super) async fn resend_invitation<P: Platform>(
     let by = acting_admin(ctx, req).await?;
     let id = ctx.param("id").to_owned();
     let body: ResendRequest = json::parse_optional_body(req)?;
-    let base = super::tenants::link_base(ctx, req)?;
+    let links = super::tenants::mail_links(ctx, req)?;
     let inv = invite::resend(
         ctx.platform,
         &by,
         &id,
         body.expires_in_days,
-        &base,
+        &links,
         &ctx.request_id,
     )
     .await

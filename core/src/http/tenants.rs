@@ -8,6 +8,7 @@ use super::operator::require_platform_role;
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::audit::Actor;
 use crate::auth::PlatformRole;
+use crate::kernel::Links;
 use crate::ports::{Logger, Platform};
 use crate::tenants::{
     configured_base_url, EdgeSync, Email, IdempotencyKey, ListTenants, Plan, ProvisionTenant,
@@ -94,14 +95,14 @@ pub(super) async fn provision<P: Platform>(
                 })?,
         ),
     };
-    let base_url = link_base(ctx, req)?;
+    let links = mail_links(ctx, req)?;
     let outcome = TenantService::provision(
         ctx.platform,
         &Actor::operator(&operator.user_id),
         cmd,
         idempotency,
         &ctx.request_id,
-        &base_url,
+        &links,
     )
     .await
     .map_err(|e| ApiError::from(&e))?;
@@ -342,6 +343,21 @@ pub(super) fn link_base<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<
     Err(ApiError::unavailable(
         "PUBLIC_BASE_URL is not set: routes that mail links or redirect are refused until it is",
     ))
+}
+
+/// The page a mailed invitation opens (`?token=`).
+pub const INVITATION_PAGE: &str = "/invitations/accept";
+/// The page a mailed password reset opens (`?token=`).
+pub const PASSWORD_RESET_PAGE: &str = "/password/reset";
+
+/// The links mailed to users, under `base`.
+pub fn links_under(base: &str) -> Links {
+    Links::new(base, INVITATION_PAGE, PASSWORD_RESET_PAGE)
+}
+
+/// The links mailed to users, under [`link_base`].
+pub(super) fn mail_links<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Links, ApiError> {
+    Ok(links_under(&link_base(ctx, req)?))
 }
 
 /// `scheme://host` of the request, as the client named it: for the cookie's `Secure` choice and

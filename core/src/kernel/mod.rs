@@ -3,12 +3,14 @@
 
 pub mod error;
 pub mod future;
+pub mod links;
 pub mod names;
 pub mod newtype;
 
 pub(crate) use error::domain_errors;
 pub use error::{DomainError, ErrorKind};
 pub use future::join2;
+pub use links::Links;
 pub use names::{AppId, Email, Plan, TenantDomain, TenantId, MAX_EMAIL_LEN};
 pub use newtype::ParseError;
 pub(crate) use newtype::{refuse, string_newtype};

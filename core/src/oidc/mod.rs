@@ -26,8 +26,6 @@ pub use flow::{
 pub use id_token::{verify_id_token, IdTokenClaims};
 pub use token::{end_session, exchange, userinfo, EndSessionError, TokenError, TokenRequest};
 
-use serde_json::{json, Value};
-
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
@@ -56,31 +54,6 @@ pub const CLAIMS: &[&str] = &[
     "email_verified",
     "name",
 ];
-
-/// The discovery document (OpenID Connect Discovery 1.0): exactly what is implemented.
-pub fn discovery(issuer: &str) -> Value {
-    json!({
-        "issuer": issuer,
-        "authorization_endpoint": format!("{issuer}/oauth/authorize"),
-        "token_endpoint": format!("{issuer}/oauth/token"),
-        "userinfo_endpoint": format!("{issuer}/oauth/userinfo"),
-        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-        "end_session_endpoint": format!("{issuer}/oauth/logout"),
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["EdDSA"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "code_challenge_methods_supported": ["S256"],
-        "scopes_supported": SCOPES,
-        "claims_supported": CLAIMS,
-        "claims_parameter_supported": false,
-        "request_parameter_supported": false,
-        "request_uri_parameter_supported": false,
-        "prompt_values_supported": ["none", "login"],
-    })
-}
 
 /// Why a login flow could not be completed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -58,7 +58,7 @@ async fn fixture() -> Fixture {
         },
         None,
         "r",
-        "https://e.test",
+        &crate::http::links_under("https://e.test"),
     )
     .await
     .unwrap()
@@ -142,23 +142,6 @@ fn fr_auth_001_pkce_s256_matches_rfc_7636_appendix_b() {
     assert!(!pkce::verify(&bad, &pkce::s256(&bad)));
     // The `plain` method: the verifier itself is not a valid S256 challenge match.
     assert!(!pkce::verify(VERIFIER, VERIFIER));
-}
-
-#[test]
-fn fr_auth_001_discovery_advertises_what_is_implemented() {
-    let d = discovery(ISSUER);
-    assert_eq!(d["issuer"], ISSUER);
-    assert_eq!(d["response_types_supported"], serde_json::json!(["code"]));
-    assert_eq!(
-        d["code_challenge_methods_supported"],
-        serde_json::json!(["S256"])
-    );
-    assert_eq!(
-        d["id_token_signing_alg_values_supported"],
-        serde_json::json!(["EdDSA"])
-    );
-    assert_eq!(d["token_endpoint"], "https://id.example/oauth/token");
-    assert_eq!(d["end_session_endpoint"], "https://id.example/oauth/logout");
 }
 
 #[test]

@@ -41,7 +41,7 @@ async fn fixture() -> Fixture {
         req,
         None,
         "r",
-        "https://e.test",
+        &crate::http::links_under("https://e.test"),
     )
     .await
     .unwrap()
@@ -328,7 +328,7 @@ fn uc_auth_reset_mailed_token_resets_once_and_revokes_sessions() {
             &f.p,
             &domain,
             &Email::parse("x@acme.test").unwrap(),
-            "https://e.test",
+            &crate::http::links_under("https://e.test"),
             "r",
         )
         .await
@@ -337,7 +337,7 @@ fn uc_auth_reset_mailed_token_resets_once_and_revokes_sessions() {
             &f.p,
             &domain,
             &Email::parse("owner@acme.test").unwrap(),
-            "https://e.test",
+            &crate::http::links_under("https://e.test"),
             "r",
         )
         .await
@@ -670,9 +670,15 @@ fn fr_auth_004_reset_mails_are_capped_per_account() {
         let domain = TenantDomain::parse("acme").unwrap();
         let email = Email::parse("owner@acme.test").unwrap();
         for _ in 0..throttle::RESET_MAILS_PER_ACCOUNT.max + 3 {
-            users::forgot_password(&f.p, &domain, &email, "https://e.test", "r")
-                .await
-                .unwrap();
+            users::forgot_password(
+                &f.p,
+                &domain,
+                &email,
+                &crate::http::links_under("https://e.test"),
+                "r",
+            )
+            .await
+            .unwrap();
         }
         crate::mail::queue::deliver_due(&f.p, f.p.clock.now_ms())
             .await
@@ -702,9 +708,15 @@ fn fr_auth_004_forgot_password_does_the_same_work_for_unknown_accounts() {
             let mut work = Vec::new();
             for email in [&known, &unknown] {
                 p.take_texts();
-                users::forgot_password(&p, &domain, email, "https://e.test", "r")
-                    .await
-                    .unwrap();
+                users::forgot_password(
+                    &p,
+                    &domain,
+                    email,
+                    &crate::http::links_under("https://e.test"),
+                    "r",
+                )
+                .await
+                .unwrap();
                 work.push(p.take_texts());
             }
             assert!(!work[0].is_empty());

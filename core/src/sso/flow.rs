@@ -35,8 +35,6 @@ use crate::tokens::master_key::MasterKey;
 
 /// How long a started sign-in may be completed: 10 minutes.
 pub const FLOW_TTL_MS: i64 = 10 * 60 * 1000;
-/// The path of the callback, appended to the public base URL to form the `redirect_uri`.
-pub const CALLBACK_PATH: &str = "/v1/auth/sso/callback";
 /// Largest token endpoint response read, in bytes.
 const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
 /// Longest `state`, `code`, `login_flow` or `redirect_to` accepted.
@@ -143,12 +141,12 @@ fn valid_redirect_to(v: &str) -> bool {
         && !v.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
-/// Starts an SSO sign-in for the tenant of `domain`; `base_url` is Edgeplane's public base URL
-/// (the `redirect_uri` is `base_url` + [`CALLBACK_PATH`]).
+/// Starts an SSO sign-in for the tenant of `domain`; `redirect_uri` is Edgeplane's callback
+/// URL, where the IdP sends the browser back (registered with the IdP by the tenant's owner).
 pub async fn start<P: Platform>(
     p: &P,
     domain: &TenantDomain,
-    base_url: &str,
+    redirect_uri: &str,
     login_flow: Option<String>,
     redirect_to: Option<String>,
 ) -> Result<SsoStart, SsoStartError> {
@@ -198,7 +196,6 @@ pub async fn start<P: Platform>(
     let verifier = random_token(p.random());
     let state_hash = token_hash(&state);
     let challenge = b64url_encode(&Sha256::digest(verifier.as_bytes()));
-    let redirect_uri = format!("{}{CALLBACK_PATH}", base_url.trim_end_matches('/'));
     let data = FlowData {
         nonce_hash: token_hash(&nonce),
         verifier_enc: master.seal(
@@ -212,7 +209,7 @@ pub async fn start<P: Platform>(
         token_endpoint: meta.token_endpoint.clone(),
         jwks_uri: meta.jwks_uri.clone(),
         token_auth: meta.token_auth,
-        redirect_uri: redirect_uri.clone(),
+        redirect_uri: redirect_uri.to_owned(),
         login_flow,
         redirect_to,
     };
@@ -234,7 +231,7 @@ pub async fn start<P: Platform>(
     let query: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("response_type", "code")
         .append_pair("client_id", &cfg.view.client_id)
-        .append_pair("redirect_uri", &redirect_uri)
+        .append_pair("redirect_uri", redirect_uri)
         .append_pair("scope", "openid email")
         .append_pair("state", &state)
         .append_pair("nonce", &nonce)

@@ -514,7 +514,7 @@ fn fr_auth_003_a_stored_private_issuer_is_never_fetched() {
         let started = flow::start(
             p,
             &TenantDomain::parse("acme").unwrap(),
-            "https://edge.test",
+            "https://edge.test/v1/auth/sso/callback",
             None,
             None,
         )
@@ -619,7 +619,7 @@ async fn fixture() -> Fixture {
         req,
         None,
         "r",
-        "https://e.test",
+        &crate::http::links_under("https://e.test"),
     )
     .await
     .unwrap()
@@ -851,7 +851,7 @@ async fn run_signed(
     let started = flow::start(
         &f.p,
         &TenantDomain::parse("acme").unwrap(),
-        "https://edge.test",
+        "https://edge.test/v1/auth/sso/callback",
         Some("lf-1".to_owned()),
         None,
     )
@@ -1061,14 +1061,21 @@ fn fr_auth_003_callback_refusals() {
         let f = fixture().await;
         let acme = TenantDomain::parse("acme").unwrap();
         assert_eq!(
-            flow::start(&f.p, &acme, "https://e.test", None, None).await,
+            flow::start(
+                &f.p,
+                &acme,
+                "https://e.test/v1/auth/sso/callback",
+                None,
+                None
+            )
+            .await,
             Err(SsoStartError::NotAvailable)
         );
         assert_eq!(
             flow::start(
                 &f.p,
                 &TenantDomain::parse("nope").unwrap(),
-                "https://e.test",
+                "https://e.test/v1/auth/sso/callback",
                 None,
                 None
             )
@@ -1082,16 +1089,22 @@ fn fr_auth_003_callback_refusals() {
             flow::start(
                 &f.p,
                 &acme,
-                "https://e.test",
+                "https://e.test/v1/auth/sso/callback",
                 None,
                 Some("//evil.example".to_owned())
             )
             .await,
             Err(SsoStartError::Invalid("redirect_to", _))
         ));
-        let started = flow::start(&f.p, &acme, "https://e.test", None, None)
-            .await
-            .unwrap();
+        let started = flow::start(
+            &f.p,
+            &acme,
+            "https://e.test/v1/auth/sso/callback",
+            None,
+            None,
+        )
+        .await
+        .unwrap();
         let state = param(&started.authorization_url, "state");
         let params = CallbackParams {
             code: None,
@@ -1135,9 +1148,15 @@ fn fr_auth_003_callback_refusals() {
             assert_eq!(got, Err(SsoCallbackError::IdToken(want)), "{name}");
         }
         // The token endpoint refusing the code.
-        let started = flow::start(&f.p, &acme, "https://e.test", None, None)
-            .await
-            .unwrap();
+        let started = flow::start(
+            &f.p,
+            &acme,
+            "https://e.test/v1/auth/sso/callback",
+            None,
+            None,
+        )
+        .await
+        .unwrap();
         f.p.http.set(TOKEN, 400, r#"{"error":"invalid_grant"}"#);
         let params = CallbackParams {
             code: Some("c".to_owned()),
@@ -1150,9 +1169,15 @@ fn fr_auth_003_callback_refusals() {
             Err(SsoCallbackError::CodeRefused)
         );
         // RFC 9207: an authorization response naming another issuer is a mix-up.
-        let started = flow::start(&f.p, &acme, "https://e.test", None, None)
-            .await
-            .unwrap();
+        let started = flow::start(
+            &f.p,
+            &acme,
+            "https://e.test/v1/auth/sso/callback",
+            None,
+            None,
+        )
+        .await
+        .unwrap();
         let params = CallbackParams {
             code: Some("c".to_owned()),
             state: Some(param(&started.authorization_url, "state")),
@@ -1164,9 +1189,15 @@ fn fr_auth_003_callback_refusals() {
             Err(SsoCallbackError::ResponseIssuer)
         );
         // Expired flows are refused.
-        let started = flow::start(&f.p, &acme, "https://e.test", None, None)
-            .await
-            .unwrap();
+        let started = flow::start(
+            &f.p,
+            &acme,
+            "https://e.test/v1/auth/sso/callback",
+            None,
+            None,
+        )
+        .await
+        .unwrap();
         f.p.clock.advance(flow::FLOW_TTL_MS + 1);
         let params = CallbackParams {
             code: Some("c".to_owned()),

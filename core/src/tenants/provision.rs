@@ -11,6 +11,7 @@ use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::ids;
 use crate::kernel::ErrorKind;
+use crate::kernel::Links;
 use crate::mail;
 use crate::ports::{Clock, Mail, MailError, Mailer, Platform, Secrets, Sql, SqlError, Stmt};
 
@@ -205,7 +206,7 @@ impl TenantService {
     /// role owner), the owner's invitation (token: 32 bytes from the Random port, base64url; only
     /// its SHA-256 is stored; expires in 7 days), the plan's default flags, the enabled apps, the
     /// audit rows `tenant.create` and `user.invite`, and (with `idempotency`) the result for
-    /// replay. Then the invitation mail is sent to `{base_url}/invitations/accept?token=...`; if
+    /// replay. Then the invitation mail is sent with its link ([`Links::invitation`]); if
     /// it fails the tenant still exists and the result says so ([`MailDelivery::Failed`]).
     ///
     /// With an `Idempotency-Key`, a retry of the same request by the same actor within 24 h
@@ -219,7 +220,7 @@ impl TenantService {
         req: ProvisionTenant,
         idempotency: Option<IdempotencyKey>,
         request_id: &str,
-        base_url: &str,
+        links: &Links,
     ) -> Result<ProvisionOutcome, ProvisionTenantError> {
         let mut apps = req.apps.clone();
         apps.sort();
@@ -248,7 +249,7 @@ impl TenantService {
             return Err(refuse_domain(p, actor, request_id, &req.domain).await);
         }
 
-        let committed = commit(p, actor, &req, &apps, idem.as_ref(), request_id, base_url).await;
+        let committed = commit(p, actor, &req, &apps, idem.as_ref(), request_id, links).await;
         let provisioned = match committed {
             Ok(done) => done,
             Err(SqlError::Constraint(cause)) => {
@@ -427,7 +428,7 @@ pub(super) async fn commit<P: Platform>(
     apps: &[String],
     idem: Option<&Idem>,
     request_id: &str,
-    base_url: &str,
+    links: &Links,
 ) -> Result<Provisioned, SqlError> {
     let now = p.clock().now_ms();
     let tenant_id = TenantId::parse(&ids::new_ordered_id(p.clock(), p.random()))
@@ -457,10 +458,7 @@ pub(super) async fn commit<P: Platform>(
         tenant,
         owner_user_id: user_id.clone(),
         invitation_id: invitation_id.clone(),
-        invitation_link: format!(
-            "{}/invitations/accept?token={token}",
-            base_url.trim_end_matches('/')
-        ),
+        invitation_link: links.invitation(&token),
         invitation_expires_at: expires_at,
         apps: apps.to_vec(),
         mail: MailDelivery::Pending,

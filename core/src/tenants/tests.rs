@@ -59,10 +59,17 @@ fn key(k: &str) -> Option<IdempotencyKey> {
 }
 
 async fn provision<P: crate::ports::Platform>(p: &P, domain: &str) -> Provisioned {
-    TenantService::provision(p, &op(), req(domain), None, "req-prov", BASE)
-        .await
-        .unwrap()
-        .provisioned
+    TenantService::provision(
+        p,
+        &op(),
+        req(domain),
+        None,
+        "req-prov",
+        &crate::http::links_under(BASE),
+    )
+    .await
+    .unwrap()
+    .provisioned
 }
 
 async fn rows<S: Sql>(sql: &S, stmt: &'static str) -> Vec<Row> {
@@ -140,9 +147,16 @@ use crate::ports::Clock as _;
 fn uc_prov_001_provision_writes_everything_and_mails_the_owner() {
     block_on(async {
         let p = platform().await;
-        let out = TenantService::provision(&p, &op(), req("acme"), None, "req-1", BASE)
-            .await
-            .unwrap();
+        let out = TenantService::provision(
+            &p,
+            &op(),
+            req("acme"),
+            None,
+            "req-1",
+            &crate::http::links_under(BASE),
+        )
+        .await
+        .unwrap();
         assert!(!out.replayed);
         assert_eq!(out.mail_error, None);
         let got = out.provisioned;
@@ -265,9 +279,17 @@ fn fr_log_003_provisioning_is_atomic() {
         let mut bad = req("acme");
         bad.plan = Plan::parse("platinum").unwrap();
         let apps = bad.apps.clone();
-        let err = commit(&p, &op(), &bad, &apps, None, "r", BASE)
-            .await
-            .unwrap_err();
+        let err = commit(
+            &p,
+            &op(),
+            &bad,
+            &apps,
+            None,
+            "r",
+            &crate::http::links_under(BASE),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, SqlError::Constraint(_)), "{err:?}");
         assert_eq!(counts(&p.sql).await, empty);
 
@@ -275,9 +297,17 @@ fn fr_log_003_provisioning_is_atomic() {
         let mut bad = req("acme");
         bad.apps = vec!["app-ghost".into()];
         let apps = bad.apps.clone();
-        let err = commit(&p, &op(), &bad, &apps, None, "r", BASE)
-            .await
-            .unwrap_err();
+        let err = commit(
+            &p,
+            &op(),
+            &bad,
+            &apps,
+            None,
+            "r",
+            &crate::http::links_under(BASE),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, SqlError::Constraint(_)), "{err:?}");
         assert_eq!(counts(&p.sql).await, empty);
 
@@ -293,9 +323,17 @@ fn fr_log_003_provisioning_is_atomic() {
             key: IdempotencyKey::parse("k").unwrap(),
             request_hash: "h".into(),
         };
-        let err = commit(&p, &op(), &dup, &[], Some(&idem), "r", BASE)
-            .await
-            .unwrap_err();
+        let err = commit(
+            &p,
+            &op(),
+            &dup,
+            &[],
+            Some(&idem),
+            "r",
+            &crate::http::links_under(BASE),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, SqlError::Constraint(_)), "{err:?}");
         assert_eq!(counts(&p.sql).await, before);
     });
@@ -313,9 +351,16 @@ fn uc_prov_001_domain_taken_is_refused_and_audited() {
             domain: TenantDomain::parse(" Acme ").unwrap(),
             ..req("other")
         };
-        let err = TenantService::provision(&p, &op(), dup, None, "req-dup", BASE)
-            .await
-            .unwrap_err();
+        let err = TenantService::provision(
+            &p,
+            &op(),
+            dup,
+            None,
+            "req-dup",
+            &crate::http::links_under(BASE),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(
             err,
             ProvisionTenantError::DomainTaken {
@@ -350,9 +395,16 @@ fn uc_prov_001_domain_taken_in_a_race_is_detected_from_the_batch() {
              VALUES ('00000000-0000-4000-8000-000000000001', 'Rival', 'acme', 'free', 0, 0)"
                 .into(),
         );
-        let err = TenantService::provision(&p, &op(), req("acme"), None, "r", BASE)
-            .await
-            .unwrap_err();
+        let err = TenantService::provision(
+            &p,
+            &op(),
+            req("acme"),
+            None,
+            "r",
+            &crate::http::links_under(BASE),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.code(), "domain_taken");
         let c = counts(&p.sql.inner).await;
         assert_eq!(count_of(&c, "tenants"), 1);
@@ -369,16 +421,18 @@ fn uc_prov_001_plan_and_apps_are_checked_first() {
         let empty = counts(&p.sql).await;
         let mut r = req("acme");
         r.plan = Plan::parse("platinum").unwrap();
-        let err = TenantService::provision(&p, &op(), r, None, "r", BASE)
-            .await
-            .unwrap_err();
+        let err =
+            TenantService::provision(&p, &op(), r, None, "r", &crate::http::links_under(BASE))
+                .await
+                .unwrap_err();
         assert_eq!(err.code(), "unknown_plan");
 
         let mut r = req("acme");
         r.apps = vec!["app-crm".into(), "app-ghost".into()];
-        let err = TenantService::provision(&p, &op(), r, None, "r", BASE)
-            .await
-            .unwrap_err();
+        let err =
+            TenantService::provision(&p, &op(), r, None, "r", &crate::http::links_under(BASE))
+                .await
+                .unwrap_err();
         assert_eq!(
             err,
             ProvisionTenantError::UnknownApp {
@@ -388,29 +442,32 @@ fn uc_prov_001_plan_and_apps_are_checked_first() {
 
         let mut r = req("acme");
         r.apps = vec!["app-old".into()];
-        let err = TenantService::provision(&p, &op(), r, None, "r", BASE)
-            .await
-            .unwrap_err();
+        let err =
+            TenantService::provision(&p, &op(), r, None, "r", &crate::http::links_under(BASE))
+                .await
+                .unwrap_err();
         assert_eq!(err.code(), "app_disabled");
 
         let mut r = req("acme");
         r.apps = (0..=MAX_APPS).map(|i| format!("app-{i}")).collect();
-        let err = TenantService::provision(&p, &op(), r, None, "r", BASE)
-            .await
-            .unwrap_err();
+        let err =
+            TenantService::provision(&p, &op(), r, None, "r", &crate::http::links_under(BASE))
+                .await
+                .unwrap_err();
         assert_eq!(err.code(), "too_many_apps");
         assert_eq!(counts(&p.sql).await, empty);
 
         // Duplicates and no apps at all are fine.
         let mut r = req("acme");
         r.apps = vec!["app-crm".into(), "app-crm".into()];
-        let got = TenantService::provision(&p, &op(), r, None, "r", BASE)
-            .await
-            .unwrap();
+        let got =
+            TenantService::provision(&p, &op(), r, None, "r", &crate::http::links_under(BASE))
+                .await
+                .unwrap();
         assert_eq!(got.provisioned.apps, ["app-crm"]);
         let mut r = req("bolt");
         r.apps = vec![];
-        TenantService::provision(&p, &op(), r, None, "r", BASE)
+        TenantService::provision(&p, &op(), r, None, "r", &crate::http::links_under(BASE))
             .await
             .unwrap();
     });
@@ -422,18 +479,32 @@ fn uc_prov_001_plan_and_apps_are_checked_first() {
 fn uc_prov_001_idempotent_retry_returns_the_same_result() {
     block_on(async {
         let p = platform().await;
-        let first = TenantService::provision(&p, &op(), req("acme"), key("k-1"), "r1", BASE)
-            .await
-            .unwrap();
+        let first = TenantService::provision(
+            &p,
+            &op(),
+            req("acme"),
+            key("k-1"),
+            "r1",
+            &crate::http::links_under(BASE),
+        )
+        .await
+        .unwrap();
         assert!(!first.replayed);
         let after_first = counts(&p.sql).await;
         p.clock.advance(60_000);
         // Apps in another order and with a duplicate are the same request.
         let mut again = req("acme");
         again.apps = vec!["app-crm".into(), "app-crm".into()];
-        let second = TenantService::provision(&p, &op(), again, key("k-1"), "r2", BASE)
-            .await
-            .unwrap();
+        let second = TenantService::provision(
+            &p,
+            &op(),
+            again,
+            key("k-1"),
+            "r2",
+            &crate::http::links_under(BASE),
+        )
+        .await
+        .unwrap();
         assert!(second.replayed);
         assert_eq!(second.provisioned, first.provisioned);
         assert_eq!(second.provisioned.mail, MailDelivery::Sent);
@@ -453,13 +524,27 @@ fn uc_prov_001_idempotent_retry_returns_the_same_result() {
 fn uc_prov_001_idempotency_key_reuse_scope_and_expiry() {
     block_on(async {
         let p = platform().await;
-        TenantService::provision(&p, &op(), req("acme"), key("k-1"), "r1", BASE)
-            .await
-            .unwrap();
+        TenantService::provision(
+            &p,
+            &op(),
+            req("acme"),
+            key("k-1"),
+            "r1",
+            &crate::http::links_under(BASE),
+        )
+        .await
+        .unwrap();
         let before = counts(&p.sql).await;
-        let err = TenantService::provision(&p, &op(), req("bolt"), key("k-1"), "r2", BASE)
-            .await
-            .unwrap_err();
+        let err = TenantService::provision(
+            &p,
+            &op(),
+            req("bolt"),
+            key("k-1"),
+            "r2",
+            &crate::http::links_under(BASE),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err, ProvisionTenantError::IdempotencyKeyReused);
         assert_eq!(err.code(), "idempotency_key_reused");
         let after = counts(&p.sql).await;
@@ -472,16 +557,30 @@ fn uc_prov_001_idempotency_key_reuse_scope_and_expiry() {
 
         // Another operator's k-1 is its own key.
         let other = Actor::operator("op-2");
-        let got = TenantService::provision(&p, &other, req("bolt"), key("k-1"), "r3", BASE)
-            .await
-            .unwrap();
+        let got = TenantService::provision(
+            &p,
+            &other,
+            req("bolt"),
+            key("k-1"),
+            "r3",
+            &crate::http::links_under(BASE),
+        )
+        .await
+        .unwrap();
         assert!(!got.replayed);
 
         // After 24 h the key is free again (the stale row is replaced in the batch).
         p.clock.advance(DAY_MS);
-        let got = TenantService::provision(&p, &op(), req("cove"), key("k-1"), "r4", BASE)
-            .await
-            .unwrap();
+        let got = TenantService::provision(
+            &p,
+            &op(),
+            req("cove"),
+            key("k-1"),
+            "r4",
+            &crate::http::links_under(BASE),
+        )
+        .await
+        .unwrap();
         assert!(!got.replayed);
         assert_eq!(got.provisioned.tenant.domain.unwrap().as_str(), "cove");
     });
@@ -494,18 +593,32 @@ fn uc_prov_001_mail_failure_keeps_the_tenant_and_returns_the_link() {
     block_on(async {
         let p = platform().await;
         p.sql.exec_raw("DROP TABLE mail_outbox").unwrap();
-        let out = TenantService::provision(&p, &op(), req("acme"), key("k"), "r", BASE)
-            .await
-            .unwrap();
+        let out = TenantService::provision(
+            &p,
+            &op(),
+            req("acme"),
+            key("k"),
+            "r",
+            &crate::http::links_under(BASE),
+        )
+        .await
+        .unwrap();
         assert_eq!(out.provisioned.mail, MailDelivery::Failed);
         assert!(out.mail_error.is_some());
         assert!(out.provisioned.invitation_link.contains("token="));
         TenantService::get(&p, &out.provisioned.tenant.id)
             .await
             .unwrap();
-        let replay = TenantService::provision(&p, &op(), req("acme"), key("k"), "r", BASE)
-            .await
-            .unwrap();
+        let replay = TenantService::provision(
+            &p,
+            &op(),
+            req("acme"),
+            key("k"),
+            "r",
+            &crate::http::links_under(BASE),
+        )
+        .await
+        .unwrap();
         assert!(replay.replayed);
         assert_eq!(replay.provisioned.mail, MailDelivery::Failed);
     });

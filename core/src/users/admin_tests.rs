@@ -481,15 +481,28 @@ fn invite_expire_resend_fr_tenant_001_fr_tenant_007() {
             role: TenantRole::User,
             expires_in_days: Some(2),
         };
-        let inv = invite::invite(&p, &by, &req, "https://cp.test", "r")
-            .await
-            .unwrap();
+        let inv = invite::invite(
+            &p,
+            &by,
+            &req,
+            &crate::http::links_under("https://cp.test"),
+            "r",
+        )
+        .await
+        .unwrap();
         assert_eq!(
             (inv.mail, inv.expires_at),
             ("sent", START_MS + 2 * 86_400_000)
         );
         assert_eq!(
-            invite::invite(&p, &by, &req, "https://cp.test", "r").await,
+            invite::invite(
+                &p,
+                &by,
+                &req,
+                &crate::http::links_under("https://cp.test"),
+                "r"
+            )
+            .await,
             Err(InviteError::Duplicate)
         );
         let owner_req = Invite {
@@ -497,7 +510,14 @@ fn invite_expire_resend_fr_tenant_001_fr_tenant_007() {
             ..req.clone()
         };
         assert_eq!(
-            invite::invite(&p, &by, &owner_req, "https://cp.test", "r").await,
+            invite::invite(
+                &p,
+                &by,
+                &owner_req,
+                &crate::http::links_under("https://cp.test"),
+                "r"
+            )
+            .await,
             Err(InviteError::InvalidRole)
         );
         let mail = p.mailer.messages_to("new@acme.test", 1).await.unwrap();
@@ -517,9 +537,16 @@ fn invite_expire_resend_fr_tenant_001_fr_tenant_007() {
             Err(AcceptInvitationError::Expired)
         );
 
-        let again = invite::resend(&p, &by, &inv.invitation_id, None, "https://cp.test", "r")
-            .await
-            .unwrap();
+        let again = invite::resend(
+            &p,
+            &by,
+            &inv.invitation_id,
+            None,
+            &crate::http::links_under("https://cp.test"),
+            "r",
+        )
+        .await
+        .unwrap();
         assert_eq!(
             again.previous_invitation_id.as_deref(),
             Some(inv.invitation_id.as_str())
@@ -532,15 +559,30 @@ fn invite_expire_resend_fr_tenant_001_fr_tenant_007() {
         );
         assert_ne!(first_token, second_token);
         // A second resend revokes the second invitation: its token stops working.
-        let third = invite::resend(&p, &by, &again.invitation_id, None, "https://cp.test", "r")
-            .await
-            .unwrap();
+        let third = invite::resend(
+            &p,
+            &by,
+            &again.invitation_id,
+            None,
+            &crate::http::links_under("https://cp.test"),
+            "r",
+        )
+        .await
+        .unwrap();
         assert_eq!(
             accept_invitation(&p, &second_token, "correct horse battery", "r").await,
             Err(AcceptInvitationError::NotPending)
         );
         assert_eq!(
-            invite::resend(&p, &by, &again.invitation_id, None, "https://cp.test", "r").await,
+            invite::resend(
+                &p,
+                &by,
+                &again.invitation_id,
+                None,
+                &crate::http::links_under("https://cp.test"),
+                "r"
+            )
+            .await,
             Err(InviteError::NotResendable("invitation_not_resendable"))
         );
         let token = token_of(
@@ -566,7 +608,7 @@ fn invite_expire_resend_fr_tenant_001_fr_tenant_007() {
                 &other,
                 &third.invitation_id,
                 None,
-                "https://cp.test",
+                &crate::http::links_under("https://cp.test"),
                 "r"
             )
             .await,

@@ -12,6 +12,7 @@ use crate::crypto;
 use crate::ids;
 use crate::kernel::Email;
 use crate::kernel::ErrorKind;
+use crate::kernel::Links;
 use crate::mail;
 use crate::ports::{Clock, MailError, Mailer, Platform, Sql, SqlError, Stmt};
 
@@ -164,12 +165,9 @@ async fn send_mail<P: Platform>(
     tenant_name: &str,
     inv: &mut Invitation,
     token: &str,
-    base_url: &str,
+    links: &Links,
 ) {
-    let link = format!(
-        "{}/invitations/accept?token={token}",
-        base_url.trim_end_matches('/')
-    );
+    let link = links.invitation(token);
     let m = mail::invitation_mail(&inv.email, tenant_name, &inv.role, &link, inv.expires_at);
     match p.mailer().send(&m).await {
         Ok(()) => inv.mail = "sent",
@@ -182,13 +180,13 @@ async fn send_mail<P: Platform>(
 
 /// Invites `req.email` to the actor's tenant (FR-TENANT-001): the user (invited) and the
 /// invitation in one batch with `user.invite` audited (no email in the audit row), then the mail
-/// with the link under `base_url`. An address that already has a user in the tenant is refused
+/// with the link to the invitation page ([`Links::invitation`]). An address that already has a user in the tenant is refused
 /// (audited failure). A mail failure leaves the invitation in place (`mail: failed`).
 pub async fn invite<P: Platform>(
     p: &P,
     by: &TenantActor,
     req: &Invite,
-    base_url: &str,
+    links: &Links,
     request_id: &str,
 ) -> Result<Invitation, InviteError> {
     if req.role == TenantRole::Owner {
@@ -277,7 +275,7 @@ pub async fn invite<P: Platform>(
         mail: "failed",
         mail_error: None,
     };
-    send_mail(p, &tenant_name, &mut inv, &token, base_url).await;
+    send_mail(p, &tenant_name, &mut inv, &token, links).await;
     Ok(inv)
 }
 
@@ -290,7 +288,7 @@ pub async fn resend<P: Platform>(
     by: &TenantActor,
     invitation_id: &str,
     expires_in_days: Option<u32>,
-    base_url: &str,
+    links: &Links,
     request_id: &str,
 ) -> Result<Invitation, InviteError> {
     const ACTION: &str = "invitation.resend";
@@ -375,7 +373,7 @@ pub async fn resend<P: Platform>(
         mail: "failed",
         mail_error: None,
     };
-    send_mail(p, &tenant_name, &mut inv, &token, base_url).await;
+    send_mail(p, &tenant_name, &mut inv, &token, links).await;
     Ok(inv)
 }
 

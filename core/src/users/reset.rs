@@ -5,6 +5,7 @@ use super::{checked_hash, password, store_password_stmts, PasswordRefused, Polic
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::kernel::ErrorKind;
+use crate::kernel::Links;
 use crate::kernel::{Email, TenantDomain};
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 use crate::sessions::{active_sids, mark_sessions_revoked, revoke_user_sessions_stmt};
@@ -89,8 +90,8 @@ impl From<PasswordRefused> for SetPasswordError {
 }
 
 /// Starts a reset (UC-AUTH-RESET step 2): if an active user has this email in this tenant, a
-/// single-use token (hashed at rest, one hour) is stored, audited, and its link under
-/// `base_url` queued for mailing after the answer ([`crate::mail::queue`]). Says nothing about
+/// single-use token (hashed at rest, one hour) is stored, audited, and its link
+/// ([`Links::password_reset`]) queued for mailing after the answer ([`crate::mail::queue`]). Says nothing about
 /// whether the user exists, in what it returns or in the work it waits for: an unknown account
 /// is counted against the same per-account limit, audited, and costs the same statements (the
 /// token and the mail are written only if the user row is there when the batch runs). Errors
@@ -99,7 +100,7 @@ pub async fn forgot_password<P: Platform>(
     p: &P,
     tenant: &TenantDomain,
     email: &Email,
-    base_url: &str,
+    links: &Links,
     request_id: &str,
 ) -> Result<(), String> {
     let rows = p
@@ -137,7 +138,7 @@ pub async fn forgot_password<P: Platform>(
     };
     let token = crypto::random_token(p.random());
     let token_hash = crypto::token_hash(&token);
-    let link = format!("{base_url}/password/reset?token={token}");
+    let link = links.password_reset(&token);
     let mail = crate::mail::reset_mail(email.as_str(), &link);
     let record = match &user {
         Some((user_id, tenant_id)) => AuditRecord::success(

@@ -457,7 +457,7 @@ async fn provision(p: &TestPlatform, domain: &str) -> SessionUser {
         },
         None,
         "r",
-        "https://e.test",
+        &crate::http::links_under("https://e.test"),
     )
     .await
     .unwrap()
