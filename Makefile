@@ -13,7 +13,7 @@ SPIN_WASM := target/wasm32-wasip2/release/edgeplane_spin.wasm
 SPIN_HOST := tests/spin-host/target/debug/spin-test-host
 
 .PHONY: help tools worker spin spin-host dev test unit lint fmt check-core-deps check-spin-imports \
-        contract reliability deploy-check bench bench-flags bench-scale bench-events verify-events \
+        contract schemathesis reliability deploy-check bench bench-flags bench-scale bench-events verify-events \
         clean bench-users bench-oidc bench-edge spin-floor
 
 help:
@@ -61,7 +61,7 @@ verify-events:
 
 ## Tests ------------------------------------------------------------------------------------
 
-test: tools lint check-core-deps unit worker spin spin-host check-spin-imports contract reliability deploy-check
+test: tools lint check-core-deps unit worker spin spin-host check-spin-imports contract schemathesis reliability deploy-check
 	@echo "make test: all green"
 
 fmt:
@@ -86,6 +86,11 @@ check-spin-imports: spin
 
 contract: worker spin spin-host
 	SPIN_TEST_HOST=$(SPIN_HOST) cargo test -p edgeplane-tests
+
+# The OpenAPI document against the running worker: schemathesis, every check on every operation
+# (schemathesis.toml says what a schema cannot).
+schemathesis: worker
+	scripts/schemathesis.sh
 
 # FR-BILL-001: events acknowledged while workerd is SIGKILLed and restarted are exported exactly
 # once (short form; `node tests/reliability/events-sigkill.mjs` alone runs 100,000 events).

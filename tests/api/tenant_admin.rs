@@ -644,7 +644,7 @@ fn only_owners_change_the_plan_fr_tenant_003(app: &TestApp) -> Result<(), String
         Some(&t.owner.access),
         Some(&json!({ "plan": "platinum" })),
     )?;
-    assert_problem(&bad, 400, "invalid-input")?;
+    assert_problem(&bad, 422, "business-rule")?;
     // Back to pro: the default leaves with the plan (and later plan tests see one fewer tenant).
     send(
         app,

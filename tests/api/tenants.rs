@@ -194,10 +194,6 @@ fn bad_input_and_taken_domain_change_nothing_err_val_400_409(app: &TestApp) -> R
             "domain",
         ),
         (
-            json!({ "name": "X", "domain": fresh, "plan": "platinum", "owner_email": "o@x.example" }),
-            "plan",
-        ),
-        (
             json!({ "name": "X", "domain": fresh, "plan": "pro", "owner_email": "not-an-email" }),
             "owner_email",
         ),
@@ -205,14 +201,30 @@ fn bad_input_and_taken_domain_change_nothing_err_val_400_409(app: &TestApp) -> R
             json!({ "name": "", "domain": fresh, "plan": "pro", "owner_email": "o@x.example" }),
             "name",
         ),
+    ];
+    for (body, field) in cases {
+        let resp = send(app, "POST", "/v1/tenants", &token, Some(&body), &[])?;
+        let problem = assert_problem(&resp, 400, "invalid-input")?;
+        ensure_eq!(
+            problem["errors"][0]["field"].as_str(),
+            Some(field),
+            "the problem names the field for {body}"
+        );
+    }
+    // Well formed, but naming a plan or an app that does not exist: a business rule (422).
+    let refused = [
+        (
+            json!({ "name": "X", "domain": fresh, "plan": "platinum", "owner_email": "o@x.example" }),
+            "plan",
+        ),
         (
             json!({ "name": "X", "domain": fresh, "plan": "pro", "owner_email": "o@x.example", "apps": ["no-such-app"] }),
             "apps",
         ),
     ];
-    for (body, field) in cases {
+    for (body, field) in refused {
         let resp = send(app, "POST", "/v1/tenants", &token, Some(&body), &[])?;
-        let problem = assert_problem(&resp, 400, "invalid-input")?;
+        let problem = assert_problem(&resp, 422, "business-rule")?;
         ensure_eq!(
             problem["errors"][0]["field"].as_str(),
             Some(field),

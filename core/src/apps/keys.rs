@@ -126,11 +126,11 @@ impl IssueKeyError {
             IssueKeyError::AppDisabled { .. } => ErrorKind::Conflict,
             IssueKeyError::TenantNotFound { .. } => ErrorKind::NotFound,
             IssueKeyError::TenantPendingDeletion { .. } => ErrorKind::Conflict,
-            IssueKeyError::AppNotEnabledForTenant { .. } => ErrorKind::InvalidField("tenant_id"),
+            IssueKeyError::AppNotEnabledForTenant { .. } => ErrorKind::RefusedField("tenant_id"),
             IssueKeyError::BrowserKeyNeedsTenant => ErrorKind::InvalidField("tenant_id"),
             IssueKeyError::BrowserKeyScopes => ErrorKind::InvalidField("scopes"),
             IssueKeyError::BrowserKeyNeedsOrigins => ErrorKind::InvalidField("kind"),
-            IssueKeyError::ExpiryNotInFuture => ErrorKind::InvalidField("expires_at"),
+            IssueKeyError::ExpiryNotInFuture => ErrorKind::RefusedField("expires_at"),
             IssueKeyError::NotConfigured(_) => ErrorKind::Unavailable,
             IssueKeyError::Storage(_) => ErrorKind::Internal,
         }

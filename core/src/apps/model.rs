@@ -45,8 +45,8 @@ pub const MAX_URIS: usize = 20;
 
 string_newtype!(
     /// An OAuth redirect URI of an app: absolute `https://` (or `http://` to a loopback host:
-    /// `localhost`, `127.0.0.1`, `[::1]`, RFC 8252), no user info, no fragment, no whitespace,
-    /// at most 2048 bytes. Scheme and host are stored lowercase; path and query exactly as given.
+    /// `localhost`, `127.0.0.1`, `[::1]`, RFC 8252), no user info, no fragment, printable ASCII
+    /// (RFC 3986: anything else percent-encoded), at most 2048 characters. Scheme and host are stored lowercase; path and query exactly as given.
     RedirectUri
 );
 
@@ -57,8 +57,11 @@ impl RedirectUri {
         if raw.is_empty() || raw.len() > MAX_URI_LEN {
             return refuse(WHAT, "must be 1 to 2048 characters");
         }
-        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return refuse(WHAT, "must not contain whitespace or control characters");
+        if !raw.bytes().all(|b| b.is_ascii_graphic()) {
+            return refuse(
+                WHAT,
+                "must be printable ASCII without whitespace (percent-encode anything else)",
+            );
         }
         if raw.contains('#') {
             return refuse(WHAT, "must not contain a fragment (#)");
@@ -177,7 +180,11 @@ impl Authority {
         let port = match port {
             None => None,
             Some(p) => {
-                if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                if p.is_empty()
+                    || p.len() > 5
+                    || p.starts_with('0')
+                    || !p.bytes().all(|b| b.is_ascii_digit())
+                {
                     return Err("has an invalid port");
                 }
                 match p.parse::<u16>() {
@@ -719,7 +726,7 @@ mod tests {
             ("https:///cb", "must name a host"),
             (
                 "https://app example.com/cb",
-                "must not contain whitespace or control characters",
+                "must be printable ASCII without whitespace (percent-encode anything else)",
             ),
             ("https://app.example.com:0/cb", "has an invalid port"),
             ("https://app.example.com:99999/cb", "has an invalid port"),

@@ -183,8 +183,28 @@ pub struct Variant {
     pub variant: Option<String>,
     /// The value served.
     pub value: Value,
-    /// Its share: the variant serves `weight / sum of weights` of the buckets.
+    /// Its share: the variant serves `weight / sum of weights` of the buckets. A JSON number
+    /// with an integral value (`5` or `5.0`, as JSON Schema's `integer` allows).
+    #[serde(deserialize_with = "integral_u32")]
     pub weight: u32,
+}
+
+/// A member that is there, whatever its value (`null` included).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// A `u32` written as any JSON number with an integral value in range.
+fn integral_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_u64()
+        .and_then(|v| u32::try_from(v).ok())
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX))
+                .map(|f| f as u32)
+        })
+        .ok_or_else(|| serde::de::Error::custom("must be an integer from 0 to 4294967295"))
 }
 
 /// A percentage rollout: the context is placed in a bucket by hashing an attribute (by default
@@ -213,8 +233,13 @@ pub struct Rule {
     /// All must hold.
     #[serde(default)]
     pub conditions: Vec<Condition>,
-    /// The value served on a match (exactly one of `value` and `rollout`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The value served on a match (exactly one of `value` and `rollout`). Present means
+    /// present: `"value": null` is the value null (a `json` flag may serve it), not an absence.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub value: Option<Value>,
     /// The split served on a match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -336,9 +361,12 @@ fn check_value(field: &str, t: FlagType, v: &Value) -> Result<(), InvalidFlag> {
 
 fn check_name(field: &str, name: Option<&String>) -> Result<(), InvalidFlag> {
     match name {
-        Some(n) if n.is_empty() || n.len() > 64 || n.chars().any(char::is_control) => Err(
-            InvalidFlag::new(field, "must be 1 to 64 printable characters"),
-        ),
+        Some(n) if n.is_empty() || n.chars().count() > 64 || n.chars().any(char::is_control) => {
+            Err(InvalidFlag::new(
+                field,
+                "must be 1 to 64 printable characters",
+            ))
+        }
         _ => Ok(()),
     }
 }
@@ -365,7 +393,7 @@ fn check_rule(at: &str, t: FlagType, rule: &Rule) -> Result<(), InvalidFlag> {
 }
 
 fn check_attribute(field: &str, a: &str) -> Result<(), InvalidFlag> {
-    if a.is_empty() || a.len() > 128 || a.chars().any(char::is_control) {
+    if a.is_empty() || a.chars().count() > 128 || a.chars().any(char::is_control) {
         return Err(InvalidFlag::new(
             field,
             "must be 1 to 128 printable characters",

@@ -166,10 +166,9 @@ fn instant(field: &str, v: &str) -> Result<i64, ApiError> {
 /// (with the app enabled for it). Another tenant answers 404.
 async fn billing_stream<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    key: &crate::apps::AppKeyPrincipal,
     q: &Query,
 ) -> Result<StreamId, ApiError> {
-    let key = require_app_key(ctx, req, Scope::BillRead).await?;
     let tenant = match (&key.tenant_id, &q.tenant) {
         (Some(bound), Some(named)) if bound.as_str() != named => {
             return Err(ApiError::not_found("No such tenant."))
@@ -201,8 +200,10 @@ pub(super) async fn export_billing<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
+    // The caller first: an anonymous request learns nothing, not even what its query lacks.
+    let key = require_app_key(ctx, req, Scope::BillRead).await?;
     let q = query(req, &["tenant", "from", "to", "cursor", "limit"])?;
-    let stream = billing_stream(ctx, req, &q).await?;
+    let stream = billing_stream(ctx, &key, &q).await?;
     let after =
         match &q.cursor {
             None => 0,
@@ -240,11 +241,12 @@ pub(super) async fn usage<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
+    let key = require_app_key(ctx, req, Scope::BillRead).await?;
     let q = query(req, &["tenant", "from", "to", "group_by"])?;
     if q.group_by.as_deref().is_some_and(|g| g != "day") {
         return Err(ApiError::invalid_field("group_by", "must be day"));
     }
-    let stream = billing_stream(ctx, req, &q).await?;
+    let stream = billing_stream(ctx, &key, &q).await?;
     let items = usage_by_day(ctx.platform, &stream, q.period)
         .await
         .map_err(|e| ApiError::from(&e))?;
@@ -275,8 +277,8 @@ pub(super) async fn export_audit_csv<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let q = query(req, &["tenant", "from", "to", "action", "cursor", "limit"])?;
     require_platform_role(ctx, req, AUDITORS).await?;
+    let q = query(req, &["tenant", "from", "to", "action", "cursor", "limit"])?;
     let limit = q.limit.unwrap_or(CSV_PAGE).min(CSV_MAX_PAGE);
     let (start_tenant, after) = match &q.cursor {
         None => (None, 0),
@@ -407,8 +409,8 @@ pub(super) async fn verify<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let q = query(req, &["tenant", "from", "to", "kind"])?;
     require_platform_role(ctx, req, AUDITORS).await?;
+    let q = query(req, &["tenant", "from", "to", "kind"])?;
     let kind = q.kind.unwrap_or(StreamKind::Audit);
     let streams = match &q.tenant {
         Some(t) => vec![StreamId {

@@ -319,6 +319,13 @@ impl ApiError {
             ErrorKind::Gone => reason(ApiError::new(ProblemType::Gone, detail())),
             ErrorKind::Conflict => reason(ApiError::new(ProblemType::Conflict, detail())),
             ErrorKind::Refused => reason(ApiError::new(ProblemType::BusinessRule, detail())),
+            ErrorKind::RefusedField(field) => {
+                let message = e.to_string();
+                reason(
+                    ApiError::new(ProblemType::BusinessRule, format!("{field}: {message}."))
+                        .with_extension("errors", json!([{ "field": field, "message": message }])),
+                )
+            }
             ErrorKind::RateLimited { retry_after_secs } => {
                 reason(ApiError::rate_limited(retry_after_secs))
             }
@@ -423,6 +430,11 @@ mod tests {
             (ErrorKind::Gone, ProblemType::Gone, 410),
             (ErrorKind::Conflict, ProblemType::Conflict, 409),
             (ErrorKind::Refused, ProblemType::BusinessRule, 422),
+            (
+                ErrorKind::RefusedField("plan"),
+                ProblemType::BusinessRule,
+                422,
+            ),
             (
                 ErrorKind::RateLimited {
                     retry_after_secs: 7,

@@ -31,6 +31,10 @@ pub enum ErrorKind {
     Conflict,
     /// A business rule refuses the request as it is.
     Refused,
+    /// A business rule refuses the value of one field (a reference to something that does not
+    /// exist or may not be used, a time already past); the field is named. The value is well
+    /// formed: no schema could have refused it.
+    RefusedField(&'static str),
     /// Too many attempts: retry after this many seconds.
     RateLimited {
         /// Seconds until an attempt may succeed.

@@ -132,13 +132,14 @@ fn verifier_context(state_hash: &str) -> String {
     format!("sso-pkce:{state_hash}")
 }
 
-/// A path on this origin: starts with one `/`, printable, bounded (no open redirect).
+/// A path on this origin: starts with one `/`, printable ASCII (anything else percent-encoded),
+/// no backslash, bounded (no open redirect).
 fn valid_redirect_to(v: &str) -> bool {
     v.starts_with('/')
         && !v.starts_with("//")
         && !v.contains('\\')
         && v.len() <= MAX_PARAM_LEN
-        && !v.chars().any(|c| c.is_control() || c.is_whitespace())
+        && v.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// Starts an SSO sign-in for the tenant of `domain`; `redirect_uri` is Edgeplane's callback
@@ -152,11 +153,11 @@ pub async fn start<P: Platform>(
 ) -> Result<SsoStart, SsoStartError> {
     if login_flow
         .as_deref()
-        .is_some_and(|f| f.is_empty() || f.len() > 256 || f.chars().any(char::is_control))
+        .is_some_and(|f| f.is_empty() || f.len() > 256 || !f.bytes().all(|b| b.is_ascii_graphic()))
     {
         return Err(SsoStartError::Invalid(
             "login_flow",
-            "must be 1 to 256 printable characters",
+            "must be 1 to 256 printable ASCII characters",
         ));
     }
     if redirect_to

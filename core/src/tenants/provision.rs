@@ -148,9 +148,9 @@ impl ProvisionTenantError {
     /// What kind of failure it is (one kind per variant).
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ProvisionTenantError::UnknownPlan { .. } => ErrorKind::InvalidField("plan"),
-            ProvisionTenantError::UnknownApp { .. } => ErrorKind::InvalidField("apps"),
-            ProvisionTenantError::AppDisabled { .. } => ErrorKind::InvalidField("apps"),
+            ProvisionTenantError::UnknownPlan { .. } => ErrorKind::RefusedField("plan"),
+            ProvisionTenantError::UnknownApp { .. } => ErrorKind::RefusedField("apps"),
+            ProvisionTenantError::AppDisabled { .. } => ErrorKind::RefusedField("apps"),
             ProvisionTenantError::TooManyApps { .. } => ErrorKind::InvalidField("apps"),
             ProvisionTenantError::DomainTaken { .. } => ErrorKind::Conflict,
             ProvisionTenantError::IdempotencyKeyReused => ErrorKind::Conflict,

@@ -93,7 +93,7 @@ impl UpdateTenantError {
             UpdateTenantError::NotFound { .. } => ErrorKind::NotFound,
             UpdateTenantError::Gone { .. } => ErrorKind::Gone,
             UpdateTenantError::PendingDeletion { .. } => ErrorKind::Conflict,
-            UpdateTenantError::UnknownPlan { .. } => ErrorKind::InvalidField("plan"),
+            UpdateTenantError::UnknownPlan { .. } => ErrorKind::RefusedField("plan"),
             UpdateTenantError::VersionConflict { .. } => ErrorKind::Conflict,
             UpdateTenantError::ConcurrentChange => ErrorKind::Conflict,
             UpdateTenantError::Storage(_) => ErrorKind::Internal,
