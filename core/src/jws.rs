@@ -33,6 +33,10 @@ pub struct Extensions {
 /// A token jwt-compact parsed, whose signature is not yet checked.
 pub type Untrusted<'a> = jwt_compact::UntrustedToken<'a, Extensions>;
 
+/// Claims as jwt-compact reads them from another issuer's token: `exp`, `nbf` and `iat` typed,
+/// every other member as JSON.
+pub type JsonClaims = Claims<Map<String, Json>>;
+
 /// Parses `token` as a compact JWS: at most `max_bytes` long and exactly three non-empty
 /// segments (checked before any decoding), then base64url segments and a JSON header whose
 /// `cty`, if any, is JSON (jwt-compact). `None` when it is not one; the caller names the
