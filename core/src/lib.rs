@@ -15,6 +15,7 @@ pub mod flags;
 pub mod health;
 pub mod http;
 pub mod ids;
+pub mod jws;
 pub mod kernel;
 pub mod mail;
 pub mod migrations;

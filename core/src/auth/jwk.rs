@@ -3,12 +3,10 @@
 //! other key in a key set is skipped, never an error, so an IdP that also publishes keys of other
 //! kinds still works.
 
-use p256::ecdsa::signature::Verifier as _;
-use rsa::traits::PublicKeyParts as _;
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
 
 use crate::crypto::b64url_decode;
+use crate::jws::{self, AlgorithmExt as _, JsonClaims};
 
 /// Smallest RSA modulus accepted, in bits (RFC 7518 section 3.3 requires 2048).
 const MIN_RSA_BITS: usize = 2048;
@@ -129,35 +127,19 @@ impl PublicKey {
         }
     }
 
-    /// Whether `signature` (the decoded third JWS segment) signs `message` (the ASCII
-    /// `header.payload`) under this key.
-    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        match &self.material {
-            KeyMaterial::Rsa(key) => {
-                // PKCS#1 v1.5 signatures are exactly as long as the modulus.
-                if signature.len() != key.size() {
-                    return false;
-                }
-                let digest = Sha256::digest(message);
-                key.verify(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest, signature)
-                    .is_ok()
-            }
-            KeyMaterial::P256(key) => {
-                // JWS carries ES256 signatures as raw r || s (64 bytes), never DER.
-                let Ok(sig) = p256::ecdsa::Signature::from_slice(signature) else {
-                    return false;
-                };
-                signature.len() == 64 && key.verify(message, &sig).is_ok()
-            }
-            KeyMaterial::Ed25519(key) => {
-                let Ok(bytes) = <[u8; 64]>::try_from(signature) else {
-                    return false;
-                };
-                let sig = ed25519_dalek::Signature::from_bytes(&bytes);
-                // Strict: refuses small-order keys and non-canonical signatures.
-                key.verify_strict(message, &sig).is_ok()
-            }
-        }
+    /// The claims of `token` if this key verified its signature: jwt-compact's validator for
+    /// the key's one algorithm, which refuses a header `alg` that is not that algorithm
+    /// ([`jws::ValidationError::AlgorithmMismatch`]) before looking at the signature. ES256
+    /// signatures are raw `r || s` (64 bytes, never DER), RS256 ones as long as the modulus;
+    /// Ed25519 verifies strictly (small-order points and `S` not below the group order are
+    /// refused).
+    pub fn verify(&self, token: &jws::Untrusted<'_>) -> Result<JsonClaims, jws::ValidationError> {
+        let verified = match &self.material {
+            KeyMaterial::Rsa(key) => jws::Rs256.validator(key).validate(token),
+            KeyMaterial::P256(key) => jws::Es256.validator(key).validate(token),
+            KeyMaterial::Ed25519(key) => jws::Ed25519Strict.validator(key).validate(token),
+        }?;
+        Ok(verified.into_parts().1)
     }
 }
 
@@ -341,6 +323,97 @@ mod tests {
                 matches!(parse_jwk(&jwk(bad.clone())), Err(JwkError::Invalid(_))),
                 "{bad}"
             );
+        }
+    }
+
+    /// A compact JWS of `header` and `payload` whose signature `sign` makes over the input.
+    fn token(header: serde_json::Value, payload: &str, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+        use crate::crypto::b64url_encode;
+        let input = format!(
+            "{}.{}",
+            b64url_encode(header.to_string().as_bytes()),
+            b64url_encode(payload.as_bytes())
+        );
+        format!("{input}.{}", b64url_encode(&sign(input.as_bytes())))
+    }
+
+    fn verify(key: &PublicKey, token: &str) -> Result<(), jws::ValidationError> {
+        key.verify(&jws::parse(token, 8192).unwrap()).map(|_| ())
+    }
+
+    /// The key decides the algorithm, not the token: an Ed25519 key refuses a header naming
+    /// any other `alg` (`none`, HS256, RS256...) although the signature is really its own.
+    #[test]
+    fn fr_sys_004_an_ed25519_key_verifies_eddsa_only() {
+        use ed25519_dalek::Signer as _;
+        let signing = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+        let x = crate::crypto::b64url_encode(signing.verifying_key().as_bytes());
+        let key = parse_jwk(&jwk(serde_json::json!({"kty":"OKP","crv":"Ed25519","x":x}))).unwrap();
+        let payload = r#"{"sub":"alice","exp":2000000000}"#;
+        let sign = |m: &[u8]| signing.sign(m).to_bytes().to_vec();
+        assert_eq!(
+            verify(
+                &key,
+                &token(serde_json::json!({"alg":"EdDSA"}), payload, sign)
+            )
+            .ok(),
+            Some(())
+        );
+        for alg in ["RS256", "ES256", "HS256", "none", "Ed25519", "eddsa"] {
+            let forged = token(serde_json::json!({ "alg": alg }), payload, sign);
+            assert!(
+                matches!(
+                    verify(&key, &forged),
+                    Err(jws::ValidationError::AlgorithmMismatch { .. })
+                ),
+                "{alg}"
+            );
+        }
+        // A malleated signature (S plus the group order) is refused.
+        let genuine = token(serde_json::json!({"alg":"EdDSA"}), payload, sign);
+        let (input, sig) = genuine.rsplit_once('.').unwrap();
+        let mut sig = crate::crypto::b64url_decode(sig).unwrap();
+        let order: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut carry = 0u16;
+        for (b, o) in sig[32..].iter_mut().zip(order) {
+            let sum = u16::from(*b) + u16::from(o) + carry;
+            *b = (sum & 0xff) as u8;
+            carry = sum >> 8;
+        }
+        let malleated = format!("{input}.{}", crate::crypto::b64url_encode(&sig));
+        assert!(matches!(
+            verify(&key, &malleated),
+            Err(jws::ValidationError::InvalidSignature
+                | jws::ValidationError::MalformedSignature(_))
+        ));
+    }
+
+    /// HS256 "signed" with an RSA key's public parts as the HMAC secret (the classic confusion)
+    /// is refused by the RSA key for its algorithm, before any MAC or signature is computed.
+    #[test]
+    fn fr_sys_004_an_rsa_key_refuses_hs256_keyed_with_its_public_key() {
+        use hmac::Mac as _;
+        let private: serde_json::Value =
+            serde_json::from_str(include_str!("testdata/rsa-2048.json")).unwrap();
+        let public = serde_json::json!({"kty":"RSA","n":private["n"],"e":private["e"]});
+        let key = parse_jwk(&jwk(public.clone())).unwrap();
+        assert_eq!(key.alg(), Alg::Rs256);
+        let n = crate::crypto::b64url_decode(public["n"].as_str().unwrap()).unwrap();
+        let public_text = public.to_string();
+        for secret in [n.as_slice(), public_text.as_bytes()] {
+            let mac = |m: &[u8]| {
+                let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+                mac.update(m);
+                mac.finalize().into_bytes().to_vec()
+            };
+            let forged = token(serde_json::json!({"alg":"HS256"}), r#"{"sub":"x"}"#, mac);
+            assert!(matches!(
+                verify(&key, &forged),
+                Err(jws::ValidationError::AlgorithmMismatch { .. })
+            ));
         }
     }
 

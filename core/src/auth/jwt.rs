@@ -1,15 +1,16 @@
-//! Compact JWS (RFC 7515) parsing and JWT (RFC 7519) claim checks for operator tokens.
+//! Compact JWS (RFC 7515) parsing and JWT (RFC 7519) claim checks for operator tokens, through
+//! jwt-compact ([`crate::jws`]).
 //!
-//! Untrusted input is checked cheapest first: the header's size and shape, the segment count and
-//! the `alg` allow-list come before any key lookup or signature check, and claims are only
-//! judged once the signature verified.
+//! Untrusted input is checked cheapest first: the token's size and segments, then its header
+//! and the `alg` allow-list come before any key lookup or signature check; the signature is
+//! verified by jwt-compact's validator for the key's own algorithm (so `alg` is pinned to the
+//! key), and claims are only judged once it verified.
 
-use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
 use super::jwk::{Alg, PublicKey};
 use super::{OperatorAuthError, PlatformRole};
-use crate::crypto::b64url_decode;
+use crate::jws::{self, JsonClaims, ValidationError};
 
 /// Longest token accepted, in bytes. Real operator tokens are 1-3 KiB.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -19,6 +20,8 @@ pub const LEEWAY_SECS: i64 = 60;
 const MAX_SUBJECT_LEN: usize = 255;
 /// Longest email stored from the `email` claim (RFC 5321 path limit).
 const MAX_EMAIL_LEN: usize = 254;
+/// Longest `kid` accepted in a header.
+const MAX_KID_LEN: usize = 256;
 
 /// The token of an `Authorization: Bearer <token>` header. The scheme is case-insensitive.
 pub fn bearer(authorization: Option<&str>) -> Result<&str, OperatorAuthError> {
@@ -33,82 +36,65 @@ pub fn bearer(authorization: Option<&str>) -> Result<&str, OperatorAuthError> {
     Ok(token)
 }
 
-/// The JOSE header members Edgeplane reads. Others (`typ`, `cty`...) are ignored; `jku`, `jwk`,
-/// `x5u` and `x5c` are ignored on purpose: keys come only from the configured issuer.
-#[derive(Debug, Deserialize)]
-struct Header {
-    alg: String,
-    #[serde(default)]
-    kid: Option<String>,
-    /// Critical extensions: Edgeplane understands none, so any makes the token unacceptable.
-    #[serde(default)]
-    crit: Option<Json>,
-}
-
-/// A structurally valid token whose signature is not yet checked.
+/// A structurally valid token whose signature is not yet checked. Of its header, Edgeplane
+/// reads `alg`, `kid` and `crit`; `jku`, `jwk`, `x5u` and `x5c` are ignored on purpose: keys
+/// come only from the configured issuer.
 #[derive(Debug)]
 pub struct UntrustedToken<'a> {
     /// The header's algorithm, already on the allow-list.
     pub alg: Alg,
     /// The header's key id.
     pub kid: Option<String>,
-    /// `header.payload`, the bytes the signature covers.
-    signing_input: &'a str,
-    /// The payload segment, decoded only after the signature verified.
-    payload: &'a str,
-    /// The decoded signature.
-    signature: Vec<u8>,
+    /// jwt-compact's parse of the token.
+    token: jws::Untrusted<'a>,
 }
 
 /// Parses a compact JWS: size, three non-empty base64url segments, a JSON header with an
 /// accepted `alg`, no `crit`.
 pub fn parse(token: &str) -> Result<UntrustedToken<'_>, OperatorAuthError> {
-    if token.len() > MAX_TOKEN_BYTES {
+    let token = jws::parse(token, MAX_TOKEN_BYTES).ok_or(OperatorAuthError::Malformed)?;
+    let alg = Alg::parse(token.algorithm()).ok_or(OperatorAuthError::UnsupportedAlgorithm)?;
+    let header = token.header();
+    // Critical extensions: Edgeplane understands none, so any makes the token unacceptable.
+    if header.other_fields.crit.is_some() {
         return Err(OperatorAuthError::Malformed);
     }
-    let mut parts = token.split('.');
-    let (Some(header_b64), Some(payload), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        // Two segments is an unsecured JWT at best, five a JWE: neither is accepted.
-        return Err(OperatorAuthError::Malformed);
-    };
-    if header_b64.is_empty() || payload.is_empty() || signature.is_empty() {
+    if header
+        .key_id
+        .as_ref()
+        .is_some_and(|k| k.len() > MAX_KID_LEN)
+    {
         return Err(OperatorAuthError::Malformed);
     }
-    let header_bytes = b64url_decode(header_b64).ok_or(OperatorAuthError::Malformed)?;
-    let header: Header =
-        serde_json::from_slice(&header_bytes).map_err(|_| OperatorAuthError::Malformed)?;
-    let alg = Alg::parse(&header.alg).ok_or(OperatorAuthError::UnsupportedAlgorithm)?;
-    if header.crit.is_some() {
-        return Err(OperatorAuthError::Malformed);
-    }
-    if header.kid.as_ref().is_some_and(|k| k.len() > 256) {
-        return Err(OperatorAuthError::Malformed);
-    }
-    let signature = b64url_decode(signature).ok_or(OperatorAuthError::Malformed)?;
-    let signing_input = token
-        .get(..header_b64.len() + 1 + payload.len())
-        .ok_or(OperatorAuthError::Malformed)?;
     Ok(UntrustedToken {
         alg,
-        kid: header.kid,
-        signing_input,
-        payload,
-        signature,
+        kid: header.key_id.clone(),
+        token,
     })
 }
 
 impl UntrustedToken<'_> {
-    /// Whether `key` verifies the signature. A key of another algorithm never does.
-    pub fn verified_by(&self, key: &PublicKey) -> bool {
-        key.alg() == self.alg && key.verify(self.signing_input.as_bytes(), &self.signature)
-    }
-
-    /// The payload as a JSON object. Call only after [`UntrustedToken::verified_by`].
-    pub fn claims(&self) -> Result<Map<String, Json>, OperatorAuthError> {
-        let bytes = b64url_decode(self.payload).ok_or(OperatorAuthError::Malformed)?;
-        serde_json::from_slice(&bytes).map_err(|_| OperatorAuthError::Malformed)
+    /// The claims, once one of `keys` verified the signature under its own algorithm.
+    /// `BadSignature` when none does (or `keys` is empty), `UnsupportedAlgorithm` when the
+    /// header's `alg` is not a key's, `Malformed` when the payload is not a JSON claims object
+    /// whose `exp`, `nbf` and `iat`, where present, are numbers (jwt-compact reads it before
+    /// the signature check).
+    pub fn verify(&self, keys: &[PublicKey]) -> Result<JsonClaims, OperatorAuthError> {
+        let mut refusal = OperatorAuthError::BadSignature;
+        for key in keys {
+            match key.verify(&self.token) {
+                Ok(claims) => return Ok(claims),
+                Err(ValidationError::MalformedClaims(_)) => {
+                    return Err(OperatorAuthError::Malformed)
+                }
+                Err(ValidationError::AlgorithmMismatch { .. }) => {
+                    refusal = OperatorAuthError::UnsupportedAlgorithm;
+                }
+                // Length, encoding or value of the signature: not this key's.
+                Err(_) => {}
+            }
+        }
+        Err(refusal)
     }
 }
 
@@ -136,11 +122,14 @@ pub struct CheckedClaims {
     pub email: Option<String>,
 }
 
-/// Checks issuer, audience, validity period, subject and role, in that order.
+/// Checks issuer, audience, validity period, subject and role, in that order. The times are
+/// checked here, against the Clock port's `now_ms`, not by jwt-compact (which would read the
+/// system clock).
 pub fn check_claims(
-    claims: &Map<String, Json>,
+    token: &JsonClaims,
     expected: &Expected<'_>,
 ) -> Result<CheckedClaims, OperatorAuthError> {
+    let claims = &token.custom;
     if claims.get("iss").and_then(Json::as_str) != Some(expected.issuer) {
         return Err(OperatorAuthError::WrongIssuer);
     }
@@ -155,19 +144,18 @@ pub fn check_claims(
 
     let now = expected.now_ms.div_euclid(1000);
     // `exp` is required: a token without one would be valid forever.
-    let exp = numeric_date(claims, "exp")?.ok_or(OperatorAuthError::Malformed)?;
+    let exp = token
+        .expiration
+        .ok_or(OperatorAuthError::Malformed)?
+        .timestamp();
     if now >= exp.saturating_add(LEEWAY_SECS) {
         return Err(OperatorAuthError::Expired);
     }
-    if let Some(nbf) = numeric_date(claims, "nbf")? {
-        if nbf > now.saturating_add(LEEWAY_SECS) {
-            return Err(OperatorAuthError::Expired);
-        }
-    }
-    if let Some(iat) = numeric_date(claims, "iat")? {
-        if iat > now.saturating_add(LEEWAY_SECS) {
-            return Err(OperatorAuthError::Expired);
-        }
+    let in_future = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.is_some_and(|t| t.timestamp() > now.saturating_add(LEEWAY_SECS))
+    };
+    if in_future(token.not_before) || in_future(token.issued_at) {
+        return Err(OperatorAuthError::Expired);
     }
 
     let subject = claims
@@ -187,27 +175,6 @@ pub fn check_claims(
         role,
         email,
     })
-}
-
-/// A NumericDate claim (seconds, possibly fractional) as whole seconds; `Ok(None)` if absent,
-/// `Malformed` if not a number.
-fn numeric_date(claims: &Map<String, Json>, name: &str) -> Result<Option<i64>, OperatorAuthError> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(Json::Number(n)) => {
-            if let Some(i) = n.as_i64() {
-                Ok(Some(i))
-            } else {
-                let f = n
-                    .as_f64()
-                    .filter(|f| f.is_finite())
-                    .ok_or(OperatorAuthError::Malformed)?;
-                // Saturating: absurd values still compare the right way.
-                Ok(Some(f.floor() as i64))
-            }
-        }
-        Some(_) => Err(OperatorAuthError::Malformed),
-    }
 }
 
 /// The platform role a token grants through `claim`: a string or an array of strings holding
@@ -308,7 +275,43 @@ mod tests {
         let ok = parse(&token).unwrap();
         assert_eq!(ok.alg, Alg::EdDsa);
         assert_eq!(ok.kid, None);
-        assert_eq!(ok.signing_input, format!("{h}.{p}"));
+        assert_eq!(ok.token.signature_bytes(), b"sig");
+        // No key, no signature that verifies.
+        assert_eq!(
+            ok.verify(&[]).map(|_| ()),
+            Err(OperatorAuthError::BadSignature)
+        );
+    }
+
+    /// An accepted `alg` that is not the key's is refused by the key itself, even when the key
+    /// made the signature: the allow-list alone would let an RS256 header through.
+    #[test]
+    fn fr_sys_004_a_key_refuses_a_header_naming_another_accepted_alg() {
+        use ed25519_dalek::Signer as _;
+        let signing = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let x = crate::crypto::b64url_encode(signing.verifying_key().as_bytes());
+        let raw = json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k"});
+        let keys = [super::super::jwk::parse_jwk(&serde_json::from_value(raw).unwrap()).unwrap()];
+        let payload = crate::crypto::b64url_encode(br#"{"sub":"alice","exp":2000000000}"#);
+        let signed = |alg: &str| {
+            let header = json!({"alg": alg, "kid": "k"}).to_string();
+            let input = format!(
+                "{}.{payload}",
+                crate::crypto::b64url_encode(header.as_bytes())
+            );
+            let sig = signing.sign(input.as_bytes()).to_bytes();
+            format!("{input}.{}", crate::crypto::b64url_encode(&sig))
+        };
+        let genuine = signed("EdDSA");
+        assert!(parse(&genuine).unwrap().verify(&keys).is_ok());
+        for alg in ["RS256", "ES256"] {
+            let token = signed(alg);
+            assert_eq!(
+                parse(&token).unwrap().verify(&keys).map(|_| ()),
+                Err(OperatorAuthError::UnsupportedAlgorithm),
+                "{alg}"
+            );
+        }
     }
 
     fn expected() -> Expected<'static> {
@@ -318,6 +321,13 @@ mod tests {
             role_claim: "roles",
             now_ms: 1_000_000_000_500,
         }
+    }
+
+    /// `claims` read as jwt-compact reads a payload, then checked.
+    fn check(claims: &Map<String, Json>) -> Result<CheckedClaims, OperatorAuthError> {
+        let claims: JsonClaims = serde_json::from_value(Json::Object(claims.clone()))
+            .map_err(|_| OperatorAuthError::Malformed)?;
+        check_claims(&claims, &expected())
     }
 
     fn base() -> Map<String, Json> {
@@ -386,11 +396,7 @@ mod tests {
             } else {
                 claims.insert(claim.to_owned(), value.clone());
             }
-            assert_eq!(
-                check_claims(&claims, &expected()).map(|_| ()),
-                want,
-                "{claim} = {value}"
-            );
+            assert_eq!(check(&claims).map(|_| ()), want, "{claim} = {value}");
         }
     }
 
@@ -399,17 +405,13 @@ mod tests {
         let mut claims = base();
         claims.insert("roles".into(), json!(["auditor", "operator"]));
         claims.insert("email".into(), json!("alice@example.com"));
-        let ok = check_claims(&claims, &expected()).unwrap();
+        let ok = check(&claims).unwrap();
         assert_eq!(ok.role, PlatformRole::Operator);
         assert_eq!(ok.subject, "alice");
         assert_eq!(ok.email.as_deref(), Some("alice@example.com"));
         for junk in ["nobody", "a@b@c", "@x", "x@", "a b@c"] {
             claims.insert("email".into(), json!(junk));
-            assert_eq!(
-                check_claims(&claims, &expected()).unwrap().email,
-                None,
-                "{junk}"
-            );
+            assert_eq!(check(&claims).unwrap().email, None, "{junk}");
         }
 
         let nested =

@@ -10,8 +10,8 @@
 //! 3. finds the issuer's key named by `kid` through discovery and a KV cache, re-fetching once,
 //!    rate-limited, for an unknown `kid` ([`keys`]); the key's type and `alg` must match the
 //!    token's `alg` ([`jwk`]);
-//! 4. verifies the signature, then `iss`, `aud`, `exp`/`nbf`/`iat` (60 s leeway, the Clock
-//!    port), `sub` and the role claim;
+//! 4. verifies the signature through jwt-compact under that key's algorithm, then `iss`, `aud`,
+//!    `exp`/`nbf`/`iat` (60 s leeway, the Clock port), `sub` and the role claim;
 //! 5. provisions or reuses the platform user ([`provision`]).
 //!
 //! Errors are domain facts with stable codes; mapping them to HTTP is the HTTP layer's job.
@@ -172,11 +172,8 @@ pub async fn authenticate_operator<P: Platform>(
     let token = jwt::bearer(authorization_header)?;
     let untrusted = jwt::parse(token)?;
     let keys = keys::candidates(p, &cfg, untrusted.alg, untrusted.kid.as_deref()).await?;
-    if !keys.iter().any(|k| untrusted.verified_by(k)) {
-        return Err(OperatorAuthError::BadSignature);
-    }
     let claims = jwt::check_claims(
-        &untrusted.claims()?,
+        &untrusted.verify(&keys)?,
         &jwt::Expected {
             issuer: &cfg.issuer,
             audience: &cfg.audience,

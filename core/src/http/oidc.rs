@@ -878,17 +878,9 @@ pub(super) async fn userinfo<P: Platform>(
         );
     }
     match oidc::userinfo(ctx.platform, &token).await {
-        Ok(v) => {
-            let mut resp = no_store(json::response(StatusCode::OK, &v)?);
-            // The token verified: its audience is the client whose origins may read this.
-            let aud = token
-                .split('.')
-                .nth(1)
-                .and_then(crypto::b64url_decode)
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .and_then(|c| c["aud"].as_str().map(str::to_owned))
-                .unwrap_or_default();
-            cors(ctx, req, &mut resp, &aud).await;
+        Ok(info) => {
+            let mut resp = no_store(json::response(StatusCode::OK, &info.claims)?);
+            cors(ctx, req, &mut resp, &info.client_id).await;
             Ok(resp)
         }
         Err(AccessError::Unavailable(cause)) => Err(ApiError::unavailable(cause)),

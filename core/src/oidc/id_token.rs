@@ -1,5 +1,6 @@
 //! ID tokens (OIDC Core 2): compact JWS signed EdDSA with the same signing keys as access
-//! tokens (`kid` in the header, published at `/.well-known/jwks.json`).
+//! tokens (`kid` in the header, published at `/.well-known/jwks.json`), signed and read through
+//! jwt-compact like them ([`access::sign_json`], [`access::verify_signature`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -61,9 +62,7 @@ pub async fn verify_id_token<P: Platform>(
     now_ms: i64,
     check_expiry: bool,
 ) -> Result<IdTokenClaims, VerifyTokenError> {
-    let body = access::verify_signature(p, token).await?;
-    let claims: IdTokenClaims =
-        serde_json::from_slice(&body).map_err(|_| VerifyTokenError::Malformed)?;
+    let claims: IdTokenClaims = access::verify_signature(p, token).await?;
     if claims.iss != issuer || claims.aud != claims.azp {
         return Err(VerifyTokenError::WrongAudience);
     }

@@ -24,7 +24,9 @@ pub use flow::{
     TenantChoice,
 };
 pub use id_token::{verify_id_token, IdTokenClaims};
-pub use token::{end_session, exchange, userinfo, EndSessionError, TokenError, TokenRequest};
+pub use token::{
+    end_session, exchange, userinfo, EndSessionError, TokenError, TokenRequest, UserInfo,
+};
 
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;

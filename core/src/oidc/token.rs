@@ -438,10 +438,19 @@ async fn refresh_grant<P: Platform>(
     Ok(response(pair, id_token, &scope))
 }
 
+/// A userinfo answer and whom it is for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserInfo {
+    /// The claims answered (OIDC Core 5.3.2).
+    pub claims: Value,
+    /// The verified token's audience: the client whose origins may read the answer.
+    pub client_id: String,
+}
+
 /// The userinfo answer (OIDC Core 5.3) for a bearer access token issued by this provider:
 /// the token is checked like introspection (signature, expiry, session, user and tenant
 /// markers) and must carry the `openid` scope.
-pub async fn userinfo<P: Platform>(p: &P, token: &str) -> Result<Value, AccessError> {
+pub async fn userinfo<P: Platform>(p: &P, token: &str) -> Result<UserInfo, AccessError> {
     let claims = check_token_with(p, token, |aud| aud != ACCESS_AUDIENCE).await?;
     if !claims.scope.split(' ').any(|s| s == "openid") {
         return Err(AccessError::Invalid("token_scope"));
@@ -464,7 +473,10 @@ pub async fn userinfo<P: Platform>(p: &P, token: &str) -> Result<Value, AccessEr
             }
         }
     }
-    Ok(out)
+    Ok(UserInfo {
+        claims: out,
+        client_id: claims.aud,
+    })
 }
 
 /// Why an end-session request was refused (shown to the user, never redirected).

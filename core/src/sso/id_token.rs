@@ -1,15 +1,17 @@
 //! Validation of the tenant IdP's ID token (OpenID Connect Core 1.0, section 3.1.3.7), cheapest
 //! checks first: structure and `alg` (RS256 or ES256 only: `none`, HMAC and EdDSA are refused
 //! here even though operator tokens may use EdDSA) before any key is tried, the signature by a
-//! key of the IdP's JWKS before any claim is read, then `iss`, `aud`, `azp`, `exp`/`iat` (with
-//! the operator sign-in's leeway, time from the Clock port), `nonce`, `sub` and a verified email.
+//! key of the IdP's JWKS (jwt-compact, under the key's own algorithm) before any claim is
+//! judged, then `iss`, `aud`, `azp`, `exp`/`iat` (with the operator sign-in's leeway, time from
+//! the Clock port), `nonce`, `sub` and a verified email.
 
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 use crate::auth::jwk::{self, Alg};
 use crate::auth::jwt::{self, LEEWAY_SECS};
 use crate::auth::OperatorAuthError;
 use crate::crypto::token_hash;
+use crate::jws::JsonClaims;
 
 /// Longest `sub` accepted (stored as the user's external subject).
 const MAX_SUBJECT_LEN: usize = 255;
@@ -87,9 +89,9 @@ pub struct Identity {
     pub email: String,
 }
 
-/// Parses `token` and verifies its signature with a key of `keys` (a JWKS's members); returns
-/// its claims.
-pub fn verify_signature(token: &str, keys: &[Json]) -> Result<Map<String, Json>, IdTokenError> {
+/// Parses `token` and verifies its signature with a key of `keys` (a JWKS's members), through
+/// jwt-compact under the key's own algorithm; returns its claims.
+pub fn verify_signature(token: &str, keys: &[Json]) -> Result<JsonClaims, IdTokenError> {
     let untrusted = jwt::parse(token).map_err(|e| match e {
         OperatorAuthError::UnsupportedAlgorithm => IdTokenError::Algorithm,
         _ => IdTokenError::Malformed,
@@ -101,17 +103,17 @@ pub fn verify_signature(token: &str, keys: &[Json]) -> Result<Map<String, Json>,
     if found.keys.is_empty() && found.alg_mismatch {
         return Err(IdTokenError::Algorithm);
     }
-    if !found.keys.iter().any(|k| untrusted.verified_by(k)) {
-        return Err(IdTokenError::Signature);
-    }
-    untrusted.claims().map_err(|_| IdTokenError::Malformed)
+    untrusted.verify(&found.keys).map_err(|e| match e {
+        OperatorAuthError::Malformed => IdTokenError::Malformed,
+        OperatorAuthError::UnsupportedAlgorithm => IdTokenError::Algorithm,
+        _ => IdTokenError::Signature,
+    })
 }
 
-/// Checks verified claims against `expected`, in the order of OIDC Core 3.1.3.7.
-pub fn check_claims(
-    claims: &Map<String, Json>,
-    expected: &Expected<'_>,
-) -> Result<Identity, IdTokenError> {
+/// Checks verified claims against `expected`, in the order of OIDC Core 3.1.3.7. The times are
+/// checked here against the Clock port's `now_ms`.
+pub fn check_claims(token: &JsonClaims, expected: &Expected<'_>) -> Result<Identity, IdTokenError> {
+    let claims = &token.custom;
     if claims.get("iss").and_then(Json::as_str) != Some(expected.issuer) {
         return Err(IdTokenError::Issuer);
     }
@@ -131,11 +133,11 @@ pub fn check_claims(
         _ => {}
     }
     let now = expected.now_ms.div_euclid(1000);
-    let exp = numeric(claims, "exp")?.ok_or(IdTokenError::Malformed)?;
+    let exp = token.expiration.ok_or(IdTokenError::Malformed)?.timestamp();
     if now >= exp.saturating_add(LEEWAY_SECS) {
         return Err(IdTokenError::Expired);
     }
-    let iat = numeric(claims, "iat")?.ok_or(IdTokenError::Malformed)?;
+    let iat = token.issued_at.ok_or(IdTokenError::Malformed)?.timestamp();
     if iat > now.saturating_add(LEEWAY_SECS) {
         return Err(IdTokenError::Expired);
     }
@@ -165,21 +167,4 @@ pub fn check_claims(
         subject,
         email: email.to_owned(),
     })
-}
-
-/// A NumericDate claim as whole seconds; `Ok(None)` if absent.
-fn numeric(claims: &Map<String, Json>, name: &str) -> Result<Option<i64>, IdTokenError> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(Json::Number(n)) => n
-            .as_i64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.is_finite())
-                    .map(|f| f.floor() as i64)
-            })
-            .map(Some)
-            .ok_or(IdTokenError::Malformed),
-        Some(_) => Err(IdTokenError::Malformed),
-    }
 }

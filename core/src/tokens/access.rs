@@ -1,16 +1,20 @@
 //! Access tokens: compact JWS (RFC 7515) signed with EdDSA (Ed25519), claims of DESIGN.md
 //! "Tokens" (`iss`, `sub`, `aud`, `tid`, `role`, `sid`, `scope`, `iat`, `exp`, `jti`) plus
-//! `auth_time` (the session's sign-in, for security changes), `kid` in the header. Verification
-//! checks cheapest first: size, segments, a header naming exactly `EdDSA` and a `kid`, then the
-//! key, the signature (through the platform's [`SignatureVerifier`]), and only then the claims.
+//! `auth_time` (the session's sign-in, for security changes), `kid` in the header. jwt-compact
+//! signs them and parses them ([`crate::jws`]). Verification checks cheapest first: size,
+//! segments, a header naming exactly `EdDSA` (the algorithm of every Edgeplane key) and a `kid`,
+//! then the key, the signature (through the platform's [`SignatureVerifier`], over the signing
+//! input of the token's text), and only then the claims.
 
-use ed25519_dalek::Signer;
+use jwt_compact::Algorithm as _;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::keys::{self, ActiveKey, PublicJwk, SigningKeyError};
 use super::verified;
 use super::{issuer, ACCESS_AUDIENCE};
-use crate::crypto::{b64url_decode, b64url_encode};
+use crate::crypto::b64url_decode;
+use crate::jws::{self, AlgorithmExt as _, Claims, Ed25519, Header};
 use crate::ports::{Platform, SignatureVerifier, SqlError};
 
 /// Longest access token accepted, in bytes (ours are ~600).
@@ -94,54 +98,28 @@ impl VerifyTokenError {
     }
 }
 
-#[derive(Serialize)]
-struct HeaderOut<'a> {
-    alg: &'static str,
-    typ: &'static str,
-    kid: &'a str,
-}
-
-#[derive(Deserialize)]
-struct HeaderIn {
-    alg: String,
-    #[serde(default)]
-    kid: Option<String>,
-    #[serde(default)]
-    crit: Option<serde_json::Value>,
-}
-
 /// Signs `claims` with the active key (created on first use).
 pub async fn sign<P: Platform>(p: &P, claims: &AccessClaims) -> Result<String, SigningKeyError> {
     let key = keys::active_key(p).await?;
     Ok(sign_with(&key, claims))
 }
 
-/// Signs `claims` with `key`.
+/// Signs `claims` with `key` (header `alg` EdDSA, `kid`, `typ` `at+jwt`).
 pub fn sign_with(key: &ActiveKey, claims: &AccessClaims) -> String {
-    let header = serde_json::to_vec(&HeaderOut {
-        alg: "EdDSA",
-        typ: "at+jwt",
-        kid: &key.kid,
-    })
-    .unwrap_or_default();
-    let payload = serde_json::to_vec(claims).unwrap_or_default();
-    let signing_input = format!("{}.{}", b64url_encode(&header), b64url_encode(&payload));
-    let sig = key.key.sign(signing_input.as_bytes());
-    format!("{signing_input}.{}", b64url_encode(&sig.to_bytes()))
+    sign_json(key, "at+jwt", claims)
 }
 
 /// Signs any JSON `payload` with `key` as a compact JWS of type `typ` (ID tokens use `JWT`).
+/// The payload is `payload` serialized as it is, members in its order: `Claims::new` leaves
+/// jwt-compact's own `exp`, `nbf` and `iat` unset. Serializing a struct of strings and numbers
+/// cannot fail; if a `payload` could, the empty string it signs to verifies nowhere.
 pub fn sign_json<T: Serialize>(key: &ActiveKey, typ: &'static str, payload: &T) -> String {
-    let header = serde_json::to_vec(&HeaderOut {
-        alg: "EdDSA",
-        typ,
-        kid: &key.kid,
-    })
-    .unwrap_or_default();
-    let payload = serde_json::to_vec(payload).unwrap_or_default();
-    let signing_input = format!("{}.{}", b64url_encode(&header), b64url_encode(&payload));
-    let sig = key.key.sign(signing_input.as_bytes());
-    format!("{signing_input}.{}", b64url_encode(&sig.to_bytes()))
+    let header = Header::empty()
+        .with_key_id(key.kid.as_str())
+        .with_token_type(typ);
+    Ed25519
+        .token(&header, &Claims::new(payload), &key.key)
+        .unwrap_or_default()
 }
 
 /// Verifies an access token's form, key, signature, issuer, audience and expiry at `now_ms`.
@@ -180,9 +158,8 @@ pub async fn verify_with<P: Platform>(
             });
         }
     }
-    let (body, kid, keys) = verify_signature_in(p, token).await?;
-    let claims: AccessClaims =
-        serde_json::from_slice(&body).map_err(|_| VerifyTokenError::Malformed)?;
+    let (verified, kid, keys) = verify_signature_in(p, token).await?;
+    let claims: AccessClaims = jws::claims_as(&verified).ok_or(VerifyTokenError::Malformed)?;
     let claims = check_claims(p, claims, now_ms, &aud_ok)?;
     verified::put(digest, &keys, &kid, &claims, now_ms);
     Ok(claims)
@@ -206,56 +183,50 @@ fn check_claims<P: Platform>(
 }
 
 /// Checks a compact JWS signed by one of the published keys (form, `alg` exactly `EdDSA`,
-/// `kid`, signature) and returns its payload bytes; the claims are the caller's to check
-/// (access tokens here, ID tokens in [`crate::oidc`]).
-pub async fn verify_signature<P: Platform>(
+/// `kid`, signature) and returns its claims as `T`; they are the caller's to check (access
+/// tokens here, ID tokens in [`crate::oidc`]).
+pub async fn verify_signature<P: Platform, T: DeserializeOwned>(
     p: &P,
     token: &str,
-) -> Result<Vec<u8>, VerifyTokenError> {
-    Ok(verify_signature_in(p, token).await?.0)
+) -> Result<T, VerifyTokenError> {
+    let (verified, _, _) = verify_signature_in(p, token).await?;
+    jws::claims_as(&verified).ok_or(VerifyTokenError::Malformed)
 }
 
-/// [`verify_signature`], also returning the `kid` that signed and the published key set it
-/// was looked up in. The signature is checked by the platform's [`SignatureVerifier`].
-async fn verify_signature_in<P: Platform>(
+/// [`verify_signature`], returning the verified token (jwt-compact's parse of it), the `kid`
+/// that signed and the published key set it was looked up in. The signature is checked by the
+/// platform's [`SignatureVerifier`]: jwt-compact hands over the header and the signature, the
+/// signed bytes are the token's first two segments.
+async fn verify_signature_in<'t, P: Platform>(
     p: &P,
-    token: &str,
-) -> Result<(Vec<u8>, String, Vec<PublicJwk>), VerifyTokenError> {
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(VerifyTokenError::Malformed);
-    }
-    let mut parts = token.split('.');
-    let (Some(h), Some(body), Some(sig), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(VerifyTokenError::Malformed);
-    };
-    if h.is_empty() || body.is_empty() || sig.is_empty() {
-        return Err(VerifyTokenError::Malformed);
-    }
-    let header: HeaderIn = b64url_decode(h)
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(VerifyTokenError::Malformed)?;
-    if header.alg != "EdDSA" || header.crit.is_some() {
+    token: &'t str,
+) -> Result<(jws::Untrusted<'t>, String, Vec<PublicJwk>), VerifyTokenError> {
+    let untrusted = jws::parse(token, MAX_TOKEN_BYTES).ok_or(VerifyTokenError::Malformed)?;
+    // Pinned to Edgeplane's keys, which are all Ed25519: `none`, HS256 keyed with a public key
+    // and every other algorithm are refused before a key is looked up.
+    let alg = Ed25519.name();
+    let header = untrusted.header();
+    if untrusted.algorithm() != alg || header.other_fields.crit.is_some() {
         return Err(VerifyTokenError::Algorithm);
     }
     let kid = header
-        .kid
+        .key_id
+        .clone()
         .filter(|k| !k.is_empty() && k.len() <= 64)
         .ok_or(VerifyTokenError::Algorithm)?;
-    let sig: [u8; 64] = b64url_decode(sig)
-        .and_then(|b| b.try_into().ok())
-        .ok_or(VerifyTokenError::Malformed)?;
+    let sig: [u8; 64] = untrusted
+        .signature_bytes()
+        .try_into()
+        .map_err(|_| VerifyTokenError::Malformed)?;
+    let signing_input = jws::signing_input(token).ok_or(VerifyTokenError::Malformed)?;
     let keys = keys::published(p).await?;
     let jwk = keys::published_key_in(p, &keys, &kid)
         .await?
+        .filter(|k| k.alg == alg)
         .ok_or(VerifyTokenError::UnknownKey)?;
     let public: [u8; 32] = b64url_decode(&jwk.x)
         .and_then(|b| b.try_into().ok())
         .ok_or(VerifyTokenError::UnknownKey)?;
-    let signing_input = token
-        .get(..h.len() + 1 + body.len())
-        .ok_or(VerifyTokenError::Malformed)?;
     let valid = p
         .signatures()
         .verify_ed25519(&kid, &public, signing_input.as_bytes(), &sig)
@@ -264,6 +235,5 @@ async fn verify_signature_in<P: Platform>(
     if !valid {
         return Err(VerifyTokenError::BadSignature);
     }
-    let payload = b64url_decode(body).ok_or(VerifyTokenError::Malformed)?;
-    Ok((payload, kid, keys))
+    Ok((untrusted, kid, keys))
 }

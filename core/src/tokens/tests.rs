@@ -352,3 +352,102 @@ fn a_cached_token_is_checked_against_each_callers_audience() {
         );
     });
 }
+
+/// Adds the Ed25519 group order to the `S` half of a signature: a malleated copy of it.
+fn malleate(sig: &[u8]) -> Vec<u8> {
+    const ORDER: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let mut out = sig.to_vec();
+    let mut carry = 0u16;
+    for (b, o) in out[32..].iter_mut().zip(ORDER) {
+        let sum = u16::from(*b) + u16::from(o) + carry;
+        *b = (sum & 0xff) as u8;
+        carry = sum >> 8;
+    }
+    out
+}
+
+/// The header's `alg` is pinned to the keys' algorithm: a token whose signature Edgeplane's own
+/// key really made is refused when its header names another algorithm (so a verifier that
+/// read `alg` from the token could be steered), and no signature is even checked.
+#[test]
+fn a_header_naming_another_algorithm_is_refused_even_with_a_valid_signature() {
+    use ed25519_dalek::Signer as _;
+    block_on(async {
+        let p = platform().await;
+        let genuine = access::sign(&p, &claims(START_MS)).await.unwrap();
+        let key = keys::active_key(&p).await.unwrap();
+        let payload = genuine.split('.').nth(1).unwrap();
+        for alg in ["RS256", "HS256", "ES256", "none", "eddsa", "Ed25519", ""] {
+            let header = serde_json::json!({"alg": alg, "kid": key.kid, "typ": "at+jwt"});
+            let input = format!("{}.{payload}", b64url_encode(header.to_string().as_bytes()));
+            let sig = key.key.sign(input.as_bytes()).to_bytes();
+            let token = format!("{input}.{}", b64url_encode(&sig));
+            assert_eq!(
+                access::verify(&p, &token, START_MS).await.unwrap_err(),
+                VerifyTokenError::Algorithm,
+                "{alg}"
+            );
+            let id: Result<serde_json::Value, _> = access::verify_signature(&p, &token).await;
+            assert_eq!(id.unwrap_err(), VerifyTokenError::Algorithm, "{alg}");
+        }
+        assert_eq!(
+            p.signatures.checks.get(),
+            0,
+            "refused before any signature check"
+        );
+        // The same header with `EdDSA`, signed the same way, verifies: only `alg` was wrong.
+        let header = serde_json::json!({"alg": "EdDSA", "kid": key.kid, "typ": "at+jwt"});
+        let input = format!("{}.{payload}", b64url_encode(header.to_string().as_bytes()));
+        let sig = key.key.sign(input.as_bytes()).to_bytes();
+        let token = format!("{input}.{}", b64url_encode(&sig));
+        assert_eq!(
+            access::verify(&p, &token, START_MS).await.unwrap(),
+            claims(START_MS)
+        );
+    });
+}
+
+/// A valid signature made malleable (`S` plus the group order) is refused, and is not a hit of
+/// the cache the genuine token is in.
+#[test]
+fn a_malleated_signature_is_refused() {
+    block_on(async {
+        let p = platform().await;
+        let token = access::sign(&p, &claims(START_MS)).await.unwrap();
+        assert!(access::verify(&p, &token, START_MS).await.is_ok());
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let malleated = format!(
+            "{input}.{}",
+            b64url_encode(&malleate(&b64url_decode(sig).unwrap()))
+        );
+        assert_eq!(
+            access::verify(&p, &malleated, START_MS).await.unwrap_err(),
+            VerifyTokenError::BadSignature
+        );
+    });
+}
+
+/// The token's bytes: header members `alg`, `kid`, `typ`; the payload is the claims serialized
+/// as they are, in their order, with nothing added.
+#[test]
+fn the_token_layout_is_the_claims_as_serialized() {
+    block_on(async {
+        let p = platform().await;
+        let token = access::sign(&p, &claims(START_MS)).await.unwrap();
+        let kid = keys::published(&p).await.unwrap()[0].kid.clone();
+        let parts: Vec<&str> = token.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(
+            String::from_utf8(b64url_decode(parts[0]).unwrap()).unwrap(),
+            format!(r#"{{"alg":"EdDSA","kid":"{kid}","typ":"at+jwt"}}"#)
+        );
+        assert_eq!(
+            b64url_decode(parts[1]).unwrap(),
+            serde_json::to_vec(&claims(START_MS)).unwrap()
+        );
+        assert_eq!(b64url_decode(parts[2]).unwrap().len(), 64);
+    });
+}
