@@ -6,6 +6,7 @@ use ::http::{header, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::operator::require_platform_role;
+use super::reply::no_content;
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::apps::{
     authenticate_app_key, model::parse_list, AllowedOrigin, ApiKey, App, AppId, AppKeyPrincipal,
@@ -14,7 +15,7 @@ use crate::apps::{
 };
 use crate::audit::Actor;
 use crate::auth::PlatformRole;
-use crate::ports::{Clock, Logger, Platform};
+use crate::ports::{Clock, Platform};
 use crate::tenants::{EdgeSync, ParseError, TenantId};
 
 const READERS: &[PlatformRole] = &[PlatformRole::Operator, PlatformRole::Auditor];
@@ -471,18 +472,12 @@ pub(super) fn note_key_tenant<P: Platform>(ctx: &mut Ctx<'_, P>, principal: &App
     }
 }
 
-fn no_content() -> Response {
-    let mut resp = Response::new(Vec::new());
-    *resp.status_mut() = StatusCode::NO_CONTENT;
-    resp
-}
-
 /// The `edge` member of a response, logging a pending write.
 fn edge<P: Platform>(ctx: &Ctx<'_, P>, sync: &EdgeSync, msg: &str) -> &'static str {
     match sync {
         EdgeSync::Synced => "synced",
         EdgeSync::Pending { error } => {
-            log(ctx, "warn", msg, "edge_pending", &error.to_string());
+            ctx.log("warn", msg, Some("edge_pending"), &error.to_string());
             "pending"
         }
     }
@@ -516,13 +511,6 @@ fn tenant_id<P: Platform>(ctx: &mut Ctx<'_, P>) -> Result<TenantId, ApiError> {
         .map_err(|_| ApiError::not_found("No tenant has this id."))?;
     ctx.tenant_id = Some(id.as_str().to_owned());
     Ok(id)
-}
-
-fn log<P: Platform>(ctx: &Ctx<'_, P>, level: &str, msg: &str, code: &str, cause: &str) {
-    let line = serde_json::json!({
-        "level": level, "msg": msg, "request_id": ctx.request_id, "code": code, "error": cause,
-    });
-    ctx.platform.logger().line(&line.to_string());
 }
 
 #[cfg(test)]

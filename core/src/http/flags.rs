@@ -23,7 +23,7 @@ use crate::flags::{
     evaluate, Context, FlagDefinition, FlagKey, FlagRecord, FlagService, FlagType, PlanFlagService,
     Resolution,
 };
-use crate::ports::{Clock, Logger, Platform, Secrets};
+use crate::ports::{Clock, Platform, Secrets};
 use crate::tenants::{tenant_edge_status, EdgeStatus, Plan, TenantId};
 
 const READERS: &[PlatformRole] = &[PlatformRole::Operator, PlatformRole::Auditor];
@@ -93,7 +93,7 @@ pub(super) async fn own_list<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let principal = super::identity::require_tenant_admin(ctx, req).await?;
+    let principal = super::callers::require_tenant_admin(ctx, req).await?;
     let tenant = TenantId::parse(&principal.claims.tid)
         .map_err(|_| ApiError::internal("an access token names a malformed tenant"))?;
     let set = FlagService::list(ctx.platform, &tenant)
@@ -288,9 +288,10 @@ fn edge<P: Platform>(
     match published {
         Ok(()) => "synced",
         Err(e) => {
-            log(
-                ctx,
+            ctx.log(
+                "warn",
                 "flag snapshot not published; the reconciler will",
+                None,
                 &e.to_string(),
             );
             "pending"
@@ -653,9 +654,4 @@ pub(super) async fn snapshot<P: Platform>(
         },
     )?;
     Ok(with_delivery_headers(resp, Some(&etag), None))
-}
-
-fn log<P: Platform>(ctx: &Ctx<'_, P>, msg: &str, cause: &str) {
-    let line = serde_json::json!({ "level": "warn", "msg": msg, "request_id": ctx.request_id, "error": cause });
-    ctx.platform.logger().line(&line.to_string());
 }

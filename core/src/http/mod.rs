@@ -9,17 +9,23 @@ pub mod problem;
 pub mod router;
 
 mod apps;
+mod callers;
 mod client_addr;
+mod dev;
 mod events;
 mod flags;
 mod handlers;
-mod identity;
 pub mod login_page;
 mod oidc;
 mod operator;
+mod passwords;
+mod reply;
+mod sign_in;
 mod sso;
 mod tenant_users;
 mod tenants;
+mod tokens;
+mod totp;
 mod webauthn;
 
 pub use tenants::{links_under, INVITATION_PAGE, PASSWORD_RESET_PAGE};
@@ -125,6 +131,17 @@ pub struct Ctx<'a, P: Platform> {
     pub tenant_id: Option<String>,
     /// The matched route's method and path template (for the log and audit records).
     pub route: String,
+}
+
+impl<P: Platform> Ctx<'_, P> {
+    /// A log line about this request beyond its request line: what happened (`msg`), the
+    /// domain error's code when there is one, and the cause. Never a secret or personal data.
+    pub(crate) fn log(&self, level: &str, msg: &str, code: Option<&str>, cause: &str) {
+        let line = serde_json::json!({
+            "level": level, "msg": msg, "request_id": self.request_id, "code": code, "error": cause,
+        });
+        self.platform.logger().line(&line.to_string());
+    }
 }
 
 impl<P: Platform> Ctx<'_, P> {

@@ -9,7 +9,7 @@ use ::http::{header, HeaderValue, StatusCode};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
-use super::identity::client_address;
+use super::callers::client_address;
 use super::login_page::{self, error_page, step_page, Note, Step};
 use super::operator::require_platform_role;
 use super::tenants::{link_base, request_origin};
@@ -22,8 +22,8 @@ use crate::oidc::{
     self, AuthorizeError, AuthorizeRequest, ClientSecretError, CompleteLoginError, EndSessionError,
     Flow, FlowError, TokenError, TokenRequest,
 };
-use crate::ports::{Logger, Platform};
-use crate::sessions::{self};
+use crate::ports::Platform;
+use crate::sessions;
 use crate::signin;
 use crate::signin::{AccessError, LoginError, LoginRequest, VerifyMfaError};
 use crate::tenants::{Email, TenantDomain};
@@ -32,13 +32,6 @@ use crate::webauthn::{AuthenticationResponse, RelyingParty};
 
 /// Longest password read from the login form, in bytes (as `/v1/auth/login`).
 const MAX_PASSWORD_BYTES: usize = 1024;
-
-fn log<P: Platform>(ctx: &Ctx<'_, P>, msg: &str, code: &str, cause: &str) {
-    let line = serde_json::json!({
-        "level": "error", "msg": msg, "request_id": ctx.request_id, "code": code, "error": cause,
-    });
-    ctx.platform.logger().line(&line.to_string());
-}
 
 /// The provider's issuer: `PUBLIC_BASE_URL` (see [`link_base`]); the login page redirects and
 /// the tokens it issues name it.
@@ -272,7 +265,7 @@ async fn posted<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Posted, 
     let flow = match oidc::load_flow(ctx.platform, &flow_id).await {
         Ok(f) => f,
         Err(FlowError::Storage(e)) => {
-            log(ctx, "login flow read failed", "storage", &e.to_string());
+            ctx.log("error", "login flow read failed", Some("storage"), &e.to_string());
             return Err(error_page(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",
@@ -317,7 +310,7 @@ fn password_step(p: &Posted, status: StatusCode, message: &str) -> Response {
 }
 
 fn unavailable(ctx: &Ctx<'_, impl Platform>, p: &Posted, code: &str, cause: &str) -> Response {
-    log(ctx, "sign-in failed", code, cause);
+    ctx.log("error", "sign-in failed", Some(code), cause);
     password_step(
         p,
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -682,10 +675,10 @@ pub(super) async fn login_forgot<P: Platform>(
             if let Err(cause) =
                 users::forgot_password(ctx.platform, &tenant, &email, &links, &ctx.request_id).await
             {
-                log(
-                    ctx,
+                ctx.log(
+                    "error",
                     "password reset request failed",
-                    "reset_request",
+                    Some("reset_request"),
                     &cause,
                 );
             }
@@ -717,7 +710,12 @@ fn token_error<P: Platform>(ctx: &Ctx<'_, P>, e: &TokenError, basic: bool) -> Re
         _ => StatusCode::BAD_REQUEST,
     };
     let description = if e.kind().is_server_side() {
-        log(ctx, "token request failed", e.code(), &e.to_string());
+        ctx.log(
+            "error",
+            "token request failed",
+            Some(e.code()),
+            &e.to_string(),
+        );
         "The server could not issue tokens now.".to_owned()
     } else {
         e.to_string()
@@ -929,7 +927,7 @@ pub(super) async fn end_session<P: Platform>(
             "You are signed out. You can close this window.",
         )),
         Err(EndSessionError::Storage(cause)) => {
-            log(ctx, "end session failed", "storage", &cause);
+            ctx.log("error", "end session failed", Some("storage"), &cause);
             Ok(error_page(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",

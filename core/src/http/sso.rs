@@ -5,12 +5,13 @@
 use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
-use super::identity::{client_address, no_store, require_user};
+use super::callers::{client_address, require_user};
+use super::reply::no_store;
 use super::tenants::link_base;
 use super::{json, login_page, ApiError, Ctx, Request, Response};
 use crate::oidc::{self, CompleteLoginError};
 use crate::ports::Platform;
-use crate::sessions::{self};
+use crate::sessions;
 use crate::sso::flow::{self, CallbackParams};
 use crate::sso::{config, SsoCallbackError, SsoConfigError, SsoConfigInput};
 use crate::tenants::TenantDomain;

@@ -8,9 +8,10 @@
 use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
-use super::identity::{require_recent_user, require_user};
+use super::callers::{require_recent_user, require_tenant_admin, require_user};
+use super::reply::no_content;
 use super::{json, ApiError, Ctx, ProblemType, Request, Response};
-use crate::ports::{Logger, Platform};
+use crate::ports::Platform;
 use crate::tenants::{Email, Plan, TenantId, TenantService, UpdateTenant};
 use crate::users::admin::{self, ListUsers, TenantActor, TenantRole, UpdateUser, UserStatus};
 use crate::users::invite::{self, Invite};
@@ -43,22 +44,9 @@ struct PlanRequest {
     plan: String,
 }
 
-fn log<P: Platform>(ctx: &Ctx<'_, P>, msg: &str, code: &str, cause: &str) {
-    let line = serde_json::json!({
-        "level": "error", "msg": msg, "request_id": ctx.request_id, "code": code, "error": cause,
-    });
-    ctx.platform.logger().line(&line.to_string());
-}
-
 fn no_store(mut resp: Response) -> Response {
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
-
-fn no_content() -> Response {
-    let mut resp = Response::new(Vec::new());
-    *resp.status_mut() = StatusCode::NO_CONTENT;
     resp
 }
 
@@ -201,7 +189,12 @@ pub(super) async fn invite<P: Platform>(
         .await
         .map_err(|e| ApiError::from(&e))?;
     if let Some(e) = &inv.mail_error {
-        log(ctx, "invitation mail failed", "mail", &e.to_string());
+        ctx.log(
+            "error",
+            "invitation mail failed",
+            Some("mail"),
+            &e.to_string(),
+        );
     }
     Ok(no_store(json::response(StatusCode::CREATED, &inv)?))
 }
@@ -241,7 +234,12 @@ pub(super) async fn resend_invitation<P: Platform>(
     .await
     .map_err(|e| ApiError::from(&e))?;
     if let Some(e) = &inv.mail_error {
-        log(ctx, "invitation mail failed", "mail", &e.to_string());
+        ctx.log(
+            "error",
+            "invitation mail failed",
+            Some("mail"),
+            &e.to_string(),
+        );
     }
     Ok(no_store(json::response(StatusCode::CREATED, &inv)?))
 }
@@ -325,4 +323,28 @@ pub(super) async fn delete_me<P: Platform>(
         .await
         .map_err(|e| ApiError::from(&e))?;
     Ok(no_content())
+}
+
+/// `POST /v1/tenant/users/{id}/sessions/revoke` (owner, admin): ends every session of a user of
+/// the caller's tenant at once (FR-AUTH-005, UC-TENANT-SESSION-REVOKE).
+pub(super) async fn revoke_user_sessions<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_tenant_admin(ctx, req).await?;
+    let c = &principal.claims;
+    let user_id = ctx.param("id").to_owned();
+    let revoked = crate::sessions::revoke_all_sessions(
+        ctx.platform,
+        &c.tid,
+        &user_id,
+        &crate::audit::Actor::user(&c.sub),
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| ApiError::from(&e))?;
+    json::response(
+        StatusCode::OK,
+        &serde_json::json!({ "user_id": user_id, "sessions_revoked": revoked }),
+    )
 }

@@ -9,7 +9,7 @@ use super::{json, ApiError, Ctx, Request, Response};
 use crate::audit::Actor;
 use crate::auth::PlatformRole;
 use crate::kernel::Links;
-use crate::ports::{Logger, Platform};
+use crate::ports::Platform;
 use crate::tenants::{
     configured_base_url, EdgeSync, Email, IdempotencyKey, ListTenants, Plan, ProvisionTenant,
     StatusChange, SuspensionReason, Tenant, TenantDomain, TenantId, TenantName, TenantService,
@@ -108,7 +108,7 @@ pub(super) async fn provision<P: Platform>(
     .map_err(|e| ApiError::from(&e))?;
     ctx.tenant_id = Some(outcome.provisioned.tenant.id.as_str().to_owned());
     if let Some(e) = &outcome.mail_error {
-        log(ctx, "invitation mail failed", &e.to_string());
+        ctx.log("warn", "invitation mail failed", None, &e.to_string());
     }
     let mut resp = json::response(StatusCode::CREATED, &outcome.provisioned)?;
     let location = format!("/v1/tenants/{}", outcome.provisioned.tenant.id.as_str());
@@ -303,9 +303,10 @@ fn status_change<P: Platform>(
     let edge = match &change.edge {
         EdgeSync::Synced => "synced",
         EdgeSync::Pending { error } => {
-            log(
-                ctx,
+            ctx.log(
+                "warn",
                 "tenant edge marker not written; repeat the call",
+                None,
                 &error.to_string(),
             );
             "pending"
@@ -376,9 +377,4 @@ pub(super) fn request_origin(req: &Request) -> String {
         .unwrap_or_else(|| "localhost".to_owned());
     let scheme = req.uri().scheme_str().unwrap_or("https");
     format!("{scheme}://{host}")
-}
-
-fn log<P: Platform>(ctx: &Ctx<'_, P>, msg: &str, cause: &str) {
-    let line = serde_json::json!({ "level": "warn", "msg": msg, "request_id": ctx.request_id, "error": cause });
-    ctx.platform.logger().line(&line.to_string());
 }

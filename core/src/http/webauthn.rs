@@ -4,7 +4,8 @@
 use ::http::StatusCode;
 use serde::Deserialize;
 
-use super::identity::{client_address, no_content, no_store, require_recent_user, require_user};
+use super::callers::{client_address, require_recent_user, require_user};
+use super::reply::{no_content, no_store};
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::kernel::ErrorKind;
 use crate::ports::Platform;

@@ -1,0 +1,62 @@
+//! Development-only routes (`/__dev/`), answered 404 outside development.
+
+use ::http::StatusCode;
+
+use super::is_development;
+use super::reply::no_store;
+use super::{json, ApiError, Ctx, Request, Response};
+use crate::ports::{Clock, Platform, Sql, Stmt};
+
+/// `GET /__dev/mail?to=<address>` (development only): the latest messages of the dev outbox to
+/// an address, so the suite and the demo can follow mailed links. Queued mail that is due is
+/// delivered first: a reader right after a forgot-password answer sees the reset mail although
+/// its delivery after that answer may still be under way (or, without a runtime that works
+/// after answering, waiting for the scheduled run).
+pub(super) async fn dev_mail<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    if !is_development(ctx) {
+        return Err(ApiError::not_found("No route matches this path."));
+    }
+    let to = form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "to")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| ApiError::invalid_field("to", "is required"))?;
+    let now = ctx.platform.clock().now_ms();
+    if let Err(e) = crate::mail::queue::deliver_due(ctx.platform, now).await {
+        ctx.log(
+            "error",
+            "queued mail delivery failed",
+            Some(e.code()),
+            &e.to_string(),
+        );
+    }
+    let rows = ctx
+        .platform
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT id, subject, text_body, created_at FROM mail_outbox
+                 WHERE to_addr = ?1 ORDER BY id DESC LIMIT 10",
+            )
+            .bind(to),
+        )
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let items: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.i64("id").unwrap_or(0),
+                "subject": r.text("subject").unwrap_or_default(),
+                "text": r.text("text_body").unwrap_or_default(),
+                "created_at": r.i64("created_at").unwrap_or(0),
+            })
+        })
+        .collect();
+    Ok(no_store(json::response(
+        StatusCode::OK,
+        &serde_json::json!({ "items": items }),
+    )?))
+}

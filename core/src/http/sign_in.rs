@@ -1,0 +1,168 @@
+//! Sign-in routes of tenant users (FR-AUTH-001, FR-AUTH-005, NFR-SEC-003): password sign-in,
+//! the second factor, refresh-token rotation and logout.
+
+use ::http::StatusCode;
+use serde::Deserialize;
+
+use super::callers::{client_address, require_user};
+use super::passwords::check_password_size;
+use super::reply::{no_content, no_store};
+use super::{json, ApiError, Ctx, Request, Response};
+use crate::ports::Platform;
+use crate::sessions::{self, SessionUser};
+use crate::signin;
+use crate::signin::{LoginError, LoginRequest};
+use crate::tenants::{Email, TenantDomain};
+use crate::users;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    tenant: String,
+    email: String,
+    password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyMfaRequest {
+    mfa_token: String,
+    #[serde(default)]
+    code: Option<String>,
+    /// A passkey assertion (`AuthenticationResponseJSON`) instead of a code (NFR-SEC-003).
+    #[serde(default)]
+    webauthn: Option<crate::webauthn::AuthenticationResponse>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MfaEnrollRequest {
+    mfa_token: String,
+}
+
+/// `POST /v1/auth/login {tenant, email, password}` (UC-LISTEN, FR-AUTH-001, FR-AUTH-005).
+pub(super) async fn login<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let body: LoginBody = json::parse_body(req)?;
+    check_password_size("password", &body.password)?;
+    let same_401 = || ApiError::from(&LoginError::InvalidCredentials);
+    // A malformed domain or email cannot name an account: the same answer as a wrong password,
+    // after the same work.
+    let (Ok(tenant), Ok(email)) = (TenantDomain::parse(&body.tenant), Email::parse(&body.email))
+    else {
+        users::password::verify_nothing(&body.password);
+        return Err(same_401());
+    };
+    let login = LoginRequest {
+        tenant,
+        email,
+        password: body.password,
+        client: client_address(ctx, req),
+    };
+    let pair = signin::login(ctx.platform, &login, &ctx.request_id)
+        .await
+        .map_err(|e| {
+            // The routes to go on with are the HTTP layer's to name.
+            let problem = ApiError::from(&e);
+            match &e {
+                LoginError::MfaRequired { mfa_token, enroll } => problem
+                    .with_detail(if *enroll {
+                        "This tenant requires MFA: enroll with this mfa_token at /v1/auth/mfa/enroll, then send the first code to /v1/auth/mfa/verify."
+                    } else {
+                        "Send a TOTP or recovery code, or a passkey assertion (options from /v1/auth/mfa/webauthn/options), with this mfa_token to /v1/auth/mfa/verify."
+                    })
+                    .with_extension("mfa_token", mfa_token.clone().into())
+                    .with_extension("enrollment_required", (*enroll).into())
+                    .with_extension("expires_in", (signin::MFA_TOKEN_TTL_MS / 1000).into()),
+                LoginError::PasswordExpired => problem.with_detail(
+                    "The password has expired: reset it through /v1/auth/password/forgot.",
+                ),
+                _ => problem,
+            }
+        })?;
+    Ok(no_store(json::response(StatusCode::OK, &pair)?))
+}
+
+/// `POST /v1/auth/refresh {refresh_token}`: rotation with reuse detection (FR-AUTH-005).
+pub(super) async fn refresh<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let body: RefreshRequest = json::parse_body(req)?;
+    let pair = sessions::refresh(ctx.platform, &body.refresh_token, &ctx.request_id)
+        .await
+        .map_err(|e| ApiError::from(&e))?;
+    Ok(no_store(json::response(StatusCode::OK, &pair)?))
+}
+
+/// `POST /v1/auth/logout` with the access token: ends its session (UC-LOGOUT).
+pub(super) async fn logout<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let principal = require_user(ctx, req).await?;
+    let c = &principal.claims;
+    let user = SessionUser {
+        user_id: c.sub.clone(),
+        tenant_id: c.tid.clone(),
+        role: c.role.clone(),
+    };
+    sessions::logout(ctx.platform, &c.sid, &user, &ctx.request_id)
+        .await
+        .map_err(|e| ApiError::from(&e))?;
+    Ok(no_content())
+}
+
+/// `POST /v1/auth/mfa/verify {mfa_token, code}`: the second step of an MFA sign-in
+/// (NFR-SEC-003, ERR-AUTH-461).
+pub(super) async fn verify_mfa<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let body: VerifyMfaRequest = json::parse_body(req)?;
+    let client = client_address(ctx, req);
+    let factor = match (&body.code, &body.webauthn) {
+        (Some(code), None) => signin::SecondFactor::Code(code),
+        (None, Some(assertion)) => signin::SecondFactor::Passkey(assertion),
+        _ => {
+            return Err(ApiError::invalid_field(
+                "code",
+                "give exactly one of code and webauthn",
+            ))
+        }
+    };
+    let pair = signin::verify_mfa_with(
+        ctx.platform,
+        &body.mfa_token,
+        factor,
+        client.as_deref(),
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| ApiError::from(&e))?;
+    Ok(no_store(json::response(StatusCode::OK, &pair)?))
+}
+
+/// `POST /v1/auth/mfa/enroll {mfa_token}`: TOTP enrollment within the sign-in of a user whose
+/// tenant requires MFA (NFR-SEC-003); the first code then goes to `/v1/auth/mfa/verify`.
+pub(super) async fn enroll_during_sign_in<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let body: MfaEnrollRequest = json::parse_body(req)?;
+    let e = signin::enroll_during_sign_in(ctx.platform, &body.mfa_token, &ctx.request_id)
+        .await
+        .map_err(|e| ApiError::from(&e))?;
+    Ok(no_store(json::response(
+        StatusCode::OK,
+        &serde_json::json!({ "secret": e.secret, "otpauth_uri": e.otpauth_uri }),
+    )?))
+}
