@@ -10,7 +10,10 @@ export WRANGLER_HIDE_BANNER := true
 export CARGO_TERM_QUIET := true
 
 SPIN_WASM := target/wasm32-wasip2/release/edgeplane_spin.wasm
-SPIN_HOST := tests/spin-host/target/debug/spin-test-host
+# The Spin test host is a test tool, the same for every checkout: built once per machine, outside
+# the checkout, so a fresh clone reuses it.
+SPIN_HOST_TARGET ?= $(HOME)/.cache/edgeplane/spin-host-target
+SPIN_HOST := $(SPIN_HOST_TARGET)/debug/spin-test-host
 
 .PHONY: help tools worker spin spin-host dev test unit lint fmt check-core-deps check-spin-imports \
         contract schemathesis reliability deploy-check bench bench-flags bench-scale bench-events verify-events \
@@ -42,7 +45,7 @@ spin: tools
 	cargo build --target wasm32-wasip2 --release -p edgeplane-spin
 
 spin-host:
-	cargo build --manifest-path tests/spin-host/Cargo.toml
+	cargo build --manifest-path tests/spin-host/Cargo.toml --target-dir $(SPIN_HOST_TARGET)
 
 # Spin's hello-world component, the floor of bench-edge's Spin table (its own workspace).
 spin-floor: tools
@@ -72,7 +75,7 @@ lint: tools
 	cargo clippy -p edgeplane-core -p edgeplane-tests --all-targets -- -D warnings
 	cargo clippy -p edgeplane-worker --target wasm32-unknown-unknown -- -D warnings
 	cargo clippy -p edgeplane-spin --target wasm32-wasip2 -- -D warnings
-	cargo clippy --manifest-path tests/spin-host/Cargo.toml -- -D warnings
+	cargo clippy --manifest-path tests/spin-host/Cargo.toml --target-dir $(SPIN_HOST_TARGET) -- -D warnings
 
 unit:
 	cargo test -p edgeplane-core

@@ -21,7 +21,7 @@
 //                          bench-edge builds them). Knobs: DURATION (wrk -d per route and
 //                          connection count, default 5s), CONNECTIONS (default "1,32"),
 //                          TABLES (default "workers,spin"), SPIN_TEST_HOST (default
-//                          tests/spin-host/target/debug/spin-test-host), EDGEPLANE_SPIN_WASM
+//                          ~/.cache/edgeplane/spin-host-target/debug/spin-test-host), EDGEPLANE_SPIN_WASM
 //                          (default target/wasm32-wasip2/release/edgeplane_spin.wasm),
 //                          MAX_SECONDS (900).
 //
@@ -41,7 +41,7 @@ const DURATION = process.env.DURATION ?? "5s";
 const CONNECTIONS = (process.env.CONNECTIONS ?? "1,32").split(",").map(Number);
 const TABLES = (process.env.TABLES ?? "workers,spin").split(",");
 const MAX_SECONDS = Number(process.env.MAX_SECONDS ?? 900);
-const SPIN_HOST = path.resolve(ROOT, process.env.SPIN_TEST_HOST ?? "tests/spin-host/target/debug/spin-test-host");
+const SPIN_HOST = path.resolve(ROOT, process.env.SPIN_TEST_HOST ?? path.join(process.env.HOME ?? "", ".cache/edgeplane/spin-host-target/debug/spin-test-host"));
 const SPIN_WASM = path.resolve(ROOT, process.env.EDGEPLANE_SPIN_WASM ?? "target/wasm32-wasip2/release/edgeplane_spin.wasm");
 const FLOOR_DIR = path.join(ROOT, "bench/spin-floor");
 const FLOOR_WASM = path.join(FLOOR_DIR, "target/wasm32-wasip2/release/spin_floor.wasm");

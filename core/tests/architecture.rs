@@ -324,7 +324,9 @@ fn the_http_layer_s_modules_form_no_cycle() {
         "cycles between src/http modules: {found:?}"
     );
     assert!(
-        graph.get("sign_in").is_some_and(|d| d.contains("passwords")),
+        graph
+            .get("sign_in")
+            .is_some_and(|d| d.contains("passwords")),
         "the scan sees route files naming each other: {graph:?}"
     );
 }

@@ -888,11 +888,10 @@ fn workerd_command(
 }
 
 fn spin_command(root: &Path, state: &Path, vars: &[(String, String)]) -> Result<Command, String> {
-    let host = artifact(
-        root,
-        "SPIN_TEST_HOST",
-        "tests/spin-host/target/debug/spin-test-host",
-    );
+    let cached = std::env::var("HOME")
+        .map(|home| format!("{home}/.cache/edgeplane/spin-host-target/debug/spin-test-host"))
+        .unwrap_or_default();
+    let host = artifact(root, "SPIN_TEST_HOST", &cached);
     if !host.is_file() {
         return Err(missing(
             &host,
