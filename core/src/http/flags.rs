@@ -115,17 +115,7 @@ pub(super) async fn set<P: Platform>(
     let tenant = tenant_param(ctx)?;
     ctx.tenant_id = Some(tenant.as_str().to_owned());
     let key = key_param(ctx)?;
-    let body: SetFlagRequest = json::parse_body(req)?;
-    let flag_type = FlagType::parse(&body.flag_type)
-        .map_err(|e| ApiError::invalid_field("type", e.to_string()))?;
-    let mut rules = Vec::with_capacity(body.rules.len());
-    for (i, raw) in body.rules.into_iter().enumerate() {
-        let rule: Rule = serde_json::from_value(raw)
-            .map_err(|e| ApiError::invalid_field(&format!("rules[{i}]"), e.to_string()))?;
-        rules.push(rule);
-    }
-    let def = FlagDefinition::new(flag_type, body.value, body.enabled, body.description, rules)
-        .map_err(|e| ApiError::invalid_field(&e.field, e.reason))?;
+    let def = flag_definition(req)?;
     let change = FlagService::set(
         ctx.platform,
         &Actor::operator(&operator.user_id),
@@ -153,6 +143,22 @@ pub(super) async fn set<P: Platform>(
             edge,
         },
     )
+}
+
+/// The checked definition of a `PUT /v1/tenants/{id}/flags/{key}` body; a rule that does not
+/// parse is named by its index.
+pub(super) fn flag_definition(req: &Request) -> Result<FlagDefinition, ApiError> {
+    let body: SetFlagRequest = json::parse_body(req)?;
+    let flag_type = FlagType::parse(&body.flag_type)
+        .map_err(|e| ApiError::invalid_field("type", e.to_string()))?;
+    let mut rules = Vec::with_capacity(body.rules.len());
+    for (i, raw) in body.rules.into_iter().enumerate() {
+        let rule: Rule = serde_json::from_value(raw)
+            .map_err(|e| ApiError::invalid_field(&format!("rules[{i}]"), e.to_string()))?;
+        rules.push(rule);
+    }
+    FlagDefinition::new(flag_type, body.value, body.enabled, body.description, rules)
+        .map_err(|e| ApiError::invalid_field(&e.field, e.reason))
 }
 
 /// `DELETE /v1/tenants/{id}/flags/{key}`: removes the tenant's flag; 204, or 200 with the plan
@@ -329,7 +335,7 @@ fn ofrep_error(
 }
 
 /// The evaluation context of an OFREP request body (`{"context": {...}}`, or no body).
-fn ofrep_context(req: &Request, key: Option<&str>) -> Result<Context, ApiError> {
+pub(super) fn ofrep_context(req: &Request, key: Option<&str>) -> Result<Context, ApiError> {
     let body = req.body();
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Context::new());

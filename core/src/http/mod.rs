@@ -14,6 +14,8 @@ mod client_addr;
 mod dev;
 mod events;
 mod flags;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handlers;
 pub mod login_page;
 mod oidc;
