@@ -17,7 +17,7 @@ SPIN_HOST := $(SPIN_HOST_TARGET)/debug/spin-test-host
 
 .PHONY: help tools worker spin spin-host dev test unit lint fmt check-core-deps check-spin-imports \
         contract schemathesis reliability deploy-check bench bench-flags bench-scale bench-events verify-events \
-        clean bench-users bench-oidc bench-edge spin-floor
+        clean bench-users bench-oidc bench-edge spin-floor fuzz-smoke
 
 help:
 	@echo "make dev    build and run Edgeplane locally (wrangler dev) with a seeded demo"
@@ -64,14 +64,16 @@ verify-events:
 
 ## Tests ------------------------------------------------------------------------------------
 
-test: tools lint check-core-deps unit worker spin spin-host check-spin-imports contract schemathesis reliability deploy-check
+test: tools lint check-core-deps unit fuzz-smoke worker spin spin-host check-spin-imports contract schemathesis reliability deploy-check
 	@echo "make test: all green"
 
 fmt:
 	cargo fmt --all
+	cargo fmt --manifest-path core/fuzz/Cargo.toml --all
 
 lint: tools
 	cargo fmt --all -- --check
+	cargo fmt --manifest-path core/fuzz/Cargo.toml --all -- --check
 	cargo clippy -p edgeplane-core -p edgeplane-tests --all-targets -- -D warnings
 	cargo clippy -p edgeplane-worker --target wasm32-unknown-unknown -- -D warnings
 	cargo clippy -p edgeplane-spin --target wasm32-wasip2 -- -D warnings
@@ -79,6 +81,25 @@ lint: tools
 
 unit:
 	cargo test -p edgeplane-core
+
+# Core's parsers of hostile input under libFuzzer (core/fuzz/): each target briefly, over its
+# committed corpus, so a regression on a known input fails here. New inputs go to a scratch
+# directory, never to the corpus; a crash leaves its input in core/fuzz/artifacts/. Built with
+# nightly, without a sanitizer (core has no unsafe code: the targets look for panics, broken
+# properties, hangs and runaway memory), in the fuzz crate's own target directory.
+FUZZ_TARGETS := webauthn_cbor jwt_parse ofrep_context event_batch flag_definition csv_writer
+FUZZ_SMOKE_RUNS ?= 100000
+
+fuzz-smoke: tools
+	@cd core/fuzz && cargo +nightly fuzz build -s none --target-dir target
+	@cd core/fuzz && scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p "$$scratch/$$t"; \
+	  cargo +nightly fuzz run -s none --target-dir target $$t "$$scratch/$$t" corpus/$$t -- \
+	    -runs=$(FUZZ_SMOKE_RUNS) -max_total_time=15 -timeout=5 -rss_limit_mb=2048 \
+	    > "$$scratch/$$t.log" 2>&1 || { cat "$$scratch/$$t.log"; exit 1; }; \
+	  grep -h "^Done" "$$scratch/$$t.log" | sed "s/^/$$t: /"; \
+	done
 
 # core must stay platform-neutral: no runtime crate in its dependency tree, on any target.
 check-core-deps:
@@ -150,4 +171,5 @@ bench-edge: worker spin spin-host spin-floor
 
 clean:
 	cargo clean
+	rm -rf core/fuzz/target core/fuzz/artifacts
 	rm -rf worker/build build .wrangler .edgeplane

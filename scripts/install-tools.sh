@@ -49,6 +49,18 @@ if [[ "$(st --version 2>/dev/null || true)" != "st, version $SCHEMATHESIS_VERSIO
   python3 -m pip install --quiet --user "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
+# cargo-fuzz and a nightly toolchain for `make fuzz-smoke` (libFuzzer needs nightly's
+# sanitizer coverage flags); the stable toolchain stays the default for everything else.
+if ! rustup toolchain list | grep -q '^nightly'; then
+  say "rustup toolchain install nightly"
+  rustup toolchain install nightly --profile minimal
+fi
+CARGO_FUZZ_VERSION=0.13.2
+if [[ "$(cargo fuzz --version 2>/dev/null || true)" != "cargo-fuzz $CARGO_FUZZ_VERSION"* ]]; then
+  say "cargo install cargo-fuzz $CARGO_FUZZ_VERSION"
+  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
+fi
+
 # wrangler, Miniflare (workerd) and binaryen from the committed lock.
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
   say "npm ci"
