@@ -641,4 +641,23 @@ mod tests {
             r#"{"id":"e1","tenant_id":"t1","app_id":"app1","type":"api.call","quantity":3,"timestamp":"2026-01-01T00:00:00.000Z"}"#
         );
     }
+
+    /// FR-LOG-001: a metadata number reads back from the stored body as it was validated, so an
+    /// export shows what the archive holds. This integer has no exact f64: the body stores the
+    /// nearest one, `5.1111111111111115e59`, which must read back as itself.
+    #[test]
+    fn stored_metadata_numbers_read_back_unchanged() {
+        let request = r#"{"timestamp": "2026-01-01T00:00:00Z", "actor_id": "u", "type": "x",
+            "resource_id": "r", "outcome": "success", "ip": "192.0.2.1",
+            "metadata": {"n": 511111111111111111111111111111111111111111111111111111111111}}"#;
+        let body: Json = serde_json::from_str(request).unwrap();
+        let p = &parse_events(StreamKind::Audit, &body, START_MS).unwrap()[0];
+        let EventFields::Audit { metadata, .. } = &p.fields else {
+            panic!("an audit event");
+        };
+        assert_eq!(metadata["n"].as_f64(), Some(5.111_111_111_111_111_5e59));
+        let stored: AuditEvent =
+            serde_json::from_str(&p.body("a1", "t1", "app1").unwrap()).unwrap();
+        assert_eq!(&stored.metadata, metadata);
+    }
 }
