@@ -86,16 +86,18 @@ unit:
 # committed corpus, so a regression on a known input fails here. New inputs go to a scratch
 # directory, never to the corpus; a crash leaves its input in core/fuzz/artifacts/. Built with
 # nightly, without a sanitizer (core has no unsafe code: the targets look for panics, broken
-# properties, hangs and runaway memory), in the fuzz crate's own target directory.
+# properties, hangs and runaway memory), in a target directory outside the checkout, so a fresh
+# clone reuses libFuzzer's and the dependencies' builds.
+FUZZ_TARGET_DIR ?= $(HOME)/.cache/edgeplane/fuzz-target
 FUZZ_TARGETS := webauthn_cbor jwt_parse ofrep_context event_batch flag_definition csv_writer
 FUZZ_SMOKE_RUNS ?= 100000
 
 fuzz-smoke: tools
-	@cd core/fuzz && cargo +nightly fuzz build -s none --target-dir target
+	@cd core/fuzz && cargo +nightly fuzz build -s none --target-dir $(FUZZ_TARGET_DIR)
 	@cd core/fuzz && scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
 	for t in $(FUZZ_TARGETS); do \
 	  mkdir -p "$$scratch/$$t"; \
-	  cargo +nightly fuzz run -s none --target-dir target $$t "$$scratch/$$t" corpus/$$t -- \
+	  cargo +nightly fuzz run -s none --target-dir $(FUZZ_TARGET_DIR) $$t "$$scratch/$$t" corpus/$$t -- \
 	    -runs=$(FUZZ_SMOKE_RUNS) -max_total_time=15 -timeout=5 -rss_limit_mb=2048 \
 	    > "$$scratch/$$t.log" 2>&1 || { cat "$$scratch/$$t.log"; exit 1; }; \
 	  grep -h "^Done" "$$scratch/$$t.log" | sed "s/^/$$t: /"; \
