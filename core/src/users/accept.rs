@@ -100,6 +100,38 @@ pub async fn accept_invitation<P: Platform>(
         return Err(AcceptInvitationError::NotFound);
     }
     let now = p.clock().now_ms();
+    let inv = load_acceptable(p, token, now, request_id).await?;
+    let hash = checked_hash(
+        p,
+        &inv.accepted.tenant_id,
+        &inv.accepted.user_id,
+        new_password,
+    )
+    .await?;
+    let stmts = accept_batch(p, &inv, &hash, now, request_id);
+    let counts = p.sql().batch(stmts).await?;
+    if counts.first().copied() != Some(1) {
+        return Err(AcceptInvitationError::NotPending);
+    }
+    Ok(inv.accepted)
+}
+
+/// A pending invitation of an active tenant, and who accepting it makes active.
+struct Acceptable {
+    /// The invitation.
+    invitation_id: String,
+    /// The user, tenant and role it activates.
+    accepted: Accepted,
+}
+
+/// The invitation of `token` if it may be accepted now: pending, unexpired (an expired one is
+/// marked so, audited `invitation.expire`), its tenant active.
+async fn load_acceptable<P: Platform>(
+    p: &P,
+    token: &str,
+    now: i64,
+    request_id: &str,
+) -> Result<Acceptable, AcceptInvitationError> {
     let rows = p
         .sql()
         .query(
@@ -125,71 +157,92 @@ pub async fn accept_invitation<P: Platform>(
         _ => return Err(AcceptInvitationError::NotPending),
     }
     if row.i64("expires_at")? <= now {
-        let record = AuditRecord::success(
-            "invitation.expire",
-            &Actor::system("invitation-expiry"),
-            Some(&tenant_id),
-            format!("invitation:{invitation_id}"),
-            Some(request_id),
-        );
-        p.sql()
-            .batch(vec![
-                Stmt::new(
-                    "UPDATE invitations SET status = 'expired' WHERE id = ?1 AND status = 'pending'",
-                )
-                .bind(invitation_id.as_str()),
-                audit::outbox_insert(&record, &audit::new_event_id(p), now),
-            ])
-            .await?;
+        mark_expired(p, &tenant_id, &invitation_id, now, request_id).await?;
         return Err(AcceptInvitationError::Expired);
     }
     if row.text("tenant_status")? != "active" {
         return Err(AcceptInvitationError::TenantNotActive);
     }
-    let hash = checked_hash(p, &tenant_id, &user_id, new_password).await?;
+    Ok(Acceptable {
+        invitation_id,
+        accepted: Accepted {
+            user_id,
+            tenant_id,
+            role: row.text("role")?,
+        },
+    })
+}
+
+/// Marks a pending invitation found past its expiry `expired`, audited as the expiry job would.
+async fn mark_expired<P: Platform>(
+    p: &P,
+    tenant_id: &str,
+    invitation_id: &str,
+    now: i64,
+    request_id: &str,
+) -> Result<(), SqlError> {
     let record = AuditRecord::success(
-        "invitation.accept",
-        &Actor::user(&user_id),
-        Some(&tenant_id),
+        "invitation.expire",
+        &Actor::system("invitation-expiry"),
+        Some(tenant_id),
         format!("invitation:{invitation_id}"),
         Some(request_id),
+    );
+    p.sql()
+        .batch(vec![
+            Stmt::new(
+                "UPDATE invitations SET status = 'expired' WHERE id = ?1 AND status = 'pending'",
+            )
+            .bind(invitation_id),
+            audit::outbox_insert(&record, &audit::new_event_id(p), now),
+        ])
+        .await?;
+    Ok(())
+}
+
+/// The acceptance batch: the invitation accepted, the user activated with password `hash`, the
+/// password's history and `invitation.accept`.
+fn accept_batch<P: Platform>(
+    p: &P,
+    inv: &Acceptable,
+    hash: &str,
+    now: i64,
+    request_id: &str,
+) -> Vec<Stmt> {
+    let user_id = inv.accepted.user_id.as_str();
+    let record = AuditRecord::success(
+        "invitation.accept",
+        &Actor::user(user_id),
+        Some(&inv.accepted.tenant_id),
+        format!("invitation:{}", inv.invitation_id),
+        Some(request_id),
     )
-    .with("user_id", user_id.as_str());
-    let mut stmts = vec![Stmt::new(
-        "UPDATE invitations SET status = 'accepted', accepted_at = ?2
-         WHERE id = ?1 AND status = 'pending'",
-    )
-    .bind(invitation_id.as_str())
-    .bind(now)];
-    // Activation and the password apply only for the request whose UPDATE above accepted the
-    // invitation: a concurrent acceptance (same token) finds the user active and changes nothing.
-    stmts.push(
+    .with("user_id", user_id);
+    vec![
+        Stmt::new(
+            "UPDATE invitations SET status = 'accepted', accepted_at = ?2
+             WHERE id = ?1 AND status = 'pending'",
+        )
+        .bind(inv.invitation_id.as_str())
+        .bind(now),
+        // Activation and the password apply only for the request whose UPDATE above accepted
+        // the invitation: a concurrent acceptance (same token) finds the user active and
+        // changes nothing.
         Stmt::new(
             "UPDATE users SET status = 'active', password_hash = ?2, password_changed_at = ?3,
                updated_at = ?3, failed_logins = 0, version = version + 1
              WHERE id = ?1 AND status = 'invited'",
         )
-        .bind(user_id.as_str())
-        .bind(hash.as_str())
+        .bind(user_id)
+        .bind(hash)
         .bind(now),
-    );
-    stmts.push(
         Stmt::new(
             "INSERT INTO password_history (user_id, password_hash, created_at)
              SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?1 AND password_hash = ?2)",
         )
-        .bind(user_id.as_str())
-        .bind(hash.as_str())
+        .bind(user_id)
+        .bind(hash)
         .bind(now),
-    );
-    stmts.push(audit::outbox_insert(&record, &audit::new_event_id(p), now));
-    let counts = p.sql().batch(stmts).await?;
-    if counts.first().copied() != Some(1) {
-        return Err(AcceptInvitationError::NotPending);
-    }
-    Ok(Accepted {
-        user_id,
-        tenant_id,
-        role: row.text("role")?,
-    })
+        audit::outbox_insert(&record, &audit::new_event_id(p), now),
+    ]
 }
