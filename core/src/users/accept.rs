@@ -201,7 +201,8 @@ async fn mark_expired<P: Platform>(
 }
 
 /// The acceptance batch: the invitation accepted, the user activated with password `hash`, the
-/// password's history and `invitation.accept`.
+/// password's history and `invitation.accept`, the last three only for the request that
+/// accepted.
 fn accept_batch<P: Platform>(
     p: &P,
     inv: &Acceptable,
@@ -243,6 +244,80 @@ fn accept_batch<P: Platform>(
         .bind(user_id)
         .bind(hash)
         .bind(now),
-        audit::outbox_insert(&record, &audit::new_event_id(p), now),
+        outbox_insert_if_password(&record, &audit::new_event_id(p), now, user_id, hash),
     ]
+}
+
+/// The audit row of `record`, written only if user `user_id` now has password `hash` (salted,
+/// so this acceptance's own): placed after the activation, it exists exactly when this request
+/// accepted, and a concurrent acceptance that lost leaves no record.
+fn outbox_insert_if_password(
+    record: &AuditRecord,
+    id: &str,
+    now_ms: i64,
+    user_id: &str,
+    hash: &str,
+) -> Stmt {
+    let sql = concat!(
+        crate::audit_outbox_columns!(),
+        " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+         WHERE EXISTS (SELECT 1 FROM users WHERE id = ?11 AND password_hash = ?12)"
+    );
+    audit::bind_row(Stmt::new(sql), record, id, now_ms)
+        .bind(user_id)
+        .bind(hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_executor::block_on;
+
+    use super::*;
+    use crate::testing::{TestPlatform, START_MS};
+
+    /// FR-TENANT-001, FR-LOG-003: of two concurrent acceptances of one invitation, only the one
+    /// that activated the user leaves an `invitation.accept` record.
+    #[test]
+    fn fr_tenant_001_a_lost_acceptance_race_leaves_no_audit_record() {
+        block_on(async {
+            let p = TestPlatform::new().await;
+            let token_hash = crypto::token_hash("tok");
+            p.sql
+                .exec_raw(&format!(
+                    "INSERT INTO tenants (id, name, domain, plan, created_at, updated_at)
+                       VALUES ('t-1', 'Acme', 'acme', 'free', 0, 0);
+                     INSERT INTO users (id, tenant_id, email, role, status, created_at, updated_at)
+                       VALUES ('u-1', 't-1', 'a@acme.test', 'user', 'invited', 0, 0);
+                     INSERT INTO invitations (id, tenant_id, user_id, email, role, token_hash,
+                       status, created_at, expires_at)
+                       VALUES ('i-1', 't-1', 'u-1', 'a@acme.test', 'user', '{token_hash}',
+                         'pending', 0, {})",
+                    START_MS * 2
+                ))
+                .unwrap();
+            // Both requests read the invitation as pending before either writes.
+            let first = load_acceptable(&p, "tok", START_MS, "r1").await.unwrap();
+            let second = load_acceptable(&p, "tok", START_MS, "r2").await.unwrap();
+            let won = p
+                .sql
+                .batch(accept_batch(&p, &first, "hash-1", START_MS, "r1"))
+                .await
+                .unwrap();
+            let lost = p
+                .sql
+                .batch(accept_batch(&p, &second, "hash-2", START_MS, "r2"))
+                .await
+                .unwrap();
+            assert_eq!((won[0], lost[0]), (1, 0));
+            let rows = p
+                .sql
+                .query(Stmt::new(
+                    "SELECT request_id FROM audit_outbox WHERE action = 'invitation.accept'",
+                ))
+                .await
+                .unwrap();
+            let ids: Vec<String> = rows.iter().map(|r| r.text("request_id").unwrap()).collect();
+            assert_eq!(ids, ["r1"]);
+        });
+    }
 }
