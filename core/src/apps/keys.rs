@@ -210,80 +210,12 @@ impl AppService {
     ) -> Result<IssuedKey, IssueKeyError> {
         let pepper = Pepper::load(p).map_err(IssueKeyError::NotConfigured)?;
         let now = p.clock().now_ms();
-        if req.expires_at.is_some_and(|at| at <= now) {
-            return Err(IssueKeyError::ExpiryNotInFuture);
-        }
-        if req.kind == KeyKind::Browser {
-            if req.tenant_id.is_none() {
-                return Err(IssueKeyError::BrowserKeyNeedsTenant);
-            }
-            if req.scopes.as_slice() != [Scope::FlagsRead] {
-                return Err(IssueKeyError::BrowserKeyScopes);
-            }
-        }
+        check_request(&req, now)?;
         for attempt in 0..2 {
             check(p, actor, app_id, &req, request_id).await?;
-            let id = KeyId::generate(p)?;
-            let new = secret::new_key(p.random(), pepper.env(), &id);
-            let key = ApiKey {
-                id: id.clone(),
-                app_id: app_id.clone(),
-                tenant_id: req.tenant_id.clone(),
-                kind: req.kind,
-                name: req.name.clone(),
-                prefix: new.prefix,
-                scopes: req.scopes.clone(),
-                created_at: now,
-                expires_at: req.expires_at,
-                revoked_at: None,
-                last_used_at: None,
-            };
-            let hash = pepper.hash(&new.full);
-            let rec = AuditRecord::success(
-                "api_key.issue",
-                actor,
-                key.tenant_id.as_ref().map(TenantId::as_str),
-                format!("api_key:{id}"),
-                Some(request_id),
-            )
-            .with("key_id", id.as_str())
-            .with("app_id", app_id.as_str())
-            .with("kind", key.kind.as_str())
-            .with("scopes", key.scopes.names())
-            .with("expires_at", key.expires_at);
-            let stmts = vec![
-                // Written only while the app is active and, for a tenant-bound key, the tenant
-                // is live (not pending deletion) with the app enabled: the checks above, again,
-                // inside the transaction.
-                Stmt::new(
-                    "INSERT INTO api_keys (id, app_id, tenant_id, kind, name, prefix, key_hash,
-                       scopes, created_at, expires_at)
-                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
-                     WHERE EXISTS (SELECT 1 FROM apps WHERE id = ?2 AND status = 'active')
-                       AND (?3 IS NULL OR EXISTS (
-                         SELECT 1 FROM tenants t JOIN tenant_apps ta ON ta.tenant_id = t.id
-                         WHERE t.id = ?3 AND t.status IN ('active', 'suspended')
-                           AND ta.app_id = ?2 AND ta.enabled = 1))",
-                )
-                .bind(id.as_str())
-                .bind(app_id.as_str())
-                .bind(key.tenant_id.as_ref().map(TenantId::as_str))
-                .bind(key.kind.as_str())
-                .bind(key.name.as_ref().map(KeyName::as_str))
-                .bind(key.prefix.as_str())
-                .bind(hash.as_str())
-                .bind(serde_json::Value::from(key.scopes.names()).to_string())
-                .bind(now)
-                .bind(key.expires_at),
-                audit_if(
-                    &rec,
-                    &audit::new_event_id(p),
-                    now,
-                    Guard::KeyExists {
-                        key_id: id.as_str(),
-                    },
-                ),
-            ];
+            let (key, full) = new_api_key(p, app_id, &req, &pepper, now)?;
+            let hash = pepper.hash(&full);
+            let stmts = issue_stmts(p, actor, &key, &hash, now, request_id);
             let counts = p.sql().batch(stmts).await?;
             if counts.first().copied() != Some(1) {
                 // Something changed between the checks and the batch: check again, which
@@ -293,33 +225,10 @@ impl AppService {
                 }
                 return Err(SqlError::Other("api key insert kept being refused".into()).into());
             }
-            let record = CachedKey {
-                v: 1,
-                app_id: app_id.clone(),
-                tenant_id: key.tenant_id.clone(),
-                kind: key.kind,
-                scopes: key.scopes.clone(),
-                expires_at: key.expires_at,
-                revoked_at: None,
-                tenant_app_enabled: true,
-                hash,
-            };
-            let cached = match cache_record(p, &id, &record).await {
-                Ok(()) => true,
-                Err(e) => {
-                    let line = serde_json::json!({
-                        "level": "warn",
-                        "msg": "issued API key not cached; its first use reads D1",
-                        "request_id": request_id,
-                        "error": e.to_string(),
-                    });
-                    p.logger().line(&line.to_string());
-                    false
-                }
-            };
+            let cached = cache_issued(p, &key, hash, request_id).await;
             return Ok(IssuedKey {
                 key,
-                secret: new.full,
+                secret: full,
                 cached,
             });
         }
@@ -384,6 +293,134 @@ impl AppService {
         }
         let edge = refresh(p, key_id).await;
         Ok(RevokeOutcome { key, changed, edge })
+    }
+}
+
+/// The checks of an issuance that need no database: `expires_at` in the future, and a browser
+/// key tenant-bound with `flags:read` only.
+fn check_request(req: &IssueKey, now: i64) -> Result<(), IssueKeyError> {
+    if req.expires_at.is_some_and(|at| at <= now) {
+        return Err(IssueKeyError::ExpiryNotInFuture);
+    }
+    if req.kind == KeyKind::Browser {
+        if req.tenant_id.is_none() {
+            return Err(IssueKeyError::BrowserKeyNeedsTenant);
+        }
+        if req.scopes.as_slice() != [Scope::FlagsRead] {
+            return Err(IssueKeyError::BrowserKeyScopes);
+        }
+    }
+    Ok(())
+}
+
+/// A new key as requested, with a fresh id and secret; returns it with the full key string.
+fn new_api_key<P: Platform>(
+    p: &P,
+    app_id: &AppId,
+    req: &IssueKey,
+    pepper: &Pepper,
+    now: i64,
+) -> Result<(ApiKey, String), IssueKeyError> {
+    let id = KeyId::generate(p)?;
+    let new = secret::new_key(p.random(), pepper.env(), &id);
+    let key = ApiKey {
+        id,
+        app_id: app_id.clone(),
+        tenant_id: req.tenant_id.clone(),
+        kind: req.kind,
+        name: req.name.clone(),
+        prefix: new.prefix,
+        scopes: req.scopes.clone(),
+        created_at: now,
+        expires_at: req.expires_at,
+        revoked_at: None,
+        last_used_at: None,
+    };
+    Ok((key, new.full))
+}
+
+/// The issuance batch: the key (only its keyed `hash`) and `api_key.issue` (never the secret
+/// or hash), written only while the app is active and, for a tenant-bound key, the tenant is
+/// live (not pending deletion) with the app enabled: the checks, again, inside the transaction.
+fn issue_stmts<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    key: &ApiKey,
+    hash: &str,
+    now: i64,
+    request_id: &str,
+) -> Vec<Stmt> {
+    let id = &key.id;
+    let rec = AuditRecord::success(
+        "api_key.issue",
+        actor,
+        key.tenant_id.as_ref().map(TenantId::as_str),
+        format!("api_key:{id}"),
+        Some(request_id),
+    )
+    .with("key_id", id.as_str())
+    .with("app_id", key.app_id.as_str())
+    .with("kind", key.kind.as_str())
+    .with("scopes", key.scopes.names())
+    .with("expires_at", key.expires_at);
+    vec![
+        Stmt::new(
+            "INSERT INTO api_keys (id, app_id, tenant_id, kind, name, prefix, key_hash,
+               scopes, created_at, expires_at)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+             WHERE EXISTS (SELECT 1 FROM apps WHERE id = ?2 AND status = 'active')
+               AND (?3 IS NULL OR EXISTS (
+                 SELECT 1 FROM tenants t JOIN tenant_apps ta ON ta.tenant_id = t.id
+                 WHERE t.id = ?3 AND t.status IN ('active', 'suspended')
+                   AND ta.app_id = ?2 AND ta.enabled = 1))",
+        )
+        .bind(id.as_str())
+        .bind(key.app_id.as_str())
+        .bind(key.tenant_id.as_ref().map(TenantId::as_str))
+        .bind(key.kind.as_str())
+        .bind(key.name.as_ref().map(KeyName::as_str))
+        .bind(key.prefix.as_str())
+        .bind(hash)
+        .bind(serde_json::Value::from(key.scopes.names()).to_string())
+        .bind(now)
+        .bind(key.expires_at),
+        audit_if(
+            &rec,
+            &audit::new_event_id(p),
+            now,
+            Guard::KeyExists {
+                key_id: id.as_str(),
+            },
+        ),
+    ]
+}
+
+/// Puts the issued key's record in KV; false (logged) when it could not, and its first use then
+/// reads D1.
+async fn cache_issued<P: Platform>(p: &P, key: &ApiKey, hash: String, request_id: &str) -> bool {
+    let record = CachedKey {
+        v: 1,
+        app_id: key.app_id.clone(),
+        tenant_id: key.tenant_id.clone(),
+        kind: key.kind,
+        scopes: key.scopes.clone(),
+        expires_at: key.expires_at,
+        revoked_at: None,
+        tenant_app_enabled: true,
+        hash,
+    };
+    match cache_record(p, &key.id, &record).await {
+        Ok(()) => true,
+        Err(e) => {
+            let line = serde_json::json!({
+                "level": "warn",
+                "msg": "issued API key not cached; its first use reads D1",
+                "request_id": request_id,
+                "error": e.to_string(),
+            });
+            p.logger().line(&line.to_string());
+            false
+        }
     }
 }
 

@@ -221,100 +221,19 @@ impl AppService {
         app_id: &AppId,
         request_id: &str,
     ) -> Result<TenantAppChange, EnableTenantAppError> {
-        let tenant = match TenantService::get(p, tenant_id).await {
-            Ok(t) => t,
-            Err(GetTenantError::NotFound { id }) => {
-                return Err(EnableTenantAppError::TenantNotFound { id })
-            }
-            Err(GetTenantError::Gone { id }) => {
-                return Err(EnableTenantAppError::TenantGone { id })
-            }
-            Err(GetTenantError::Storage(e)) => return Err(e.into()),
+        check_enable(p, actor, tenant_id, app_id, request_id).await?;
+        let changed = if link_state(p, tenant_id, app_id).await? != Some(true) {
+            enable_link(p, actor, tenant_id, app_id, request_id).await?
+        } else {
+            false
         };
-        let app = load(p, app_id)
-            .await?
-            .ok_or_else(|| EnableTenantAppError::AppNotFound { id: app_id.clone() })?;
-        if tenant.status == TenantStatus::PendingDeletion {
-            refuse(
-                p,
-                actor,
-                "tenant_app.enable",
-                tenant_id,
-                app_id,
-                request_id,
-                "tenant_pending_deletion",
-            )
-            .await;
-            return Err(EnableTenantAppError::TenantPendingDeletion {
-                id: tenant_id.clone(),
-            });
-        }
-        if app.status == AppStatus::Disabled {
-            refuse(
-                p,
-                actor,
-                "tenant_app.enable",
-                tenant_id,
-                app_id,
-                request_id,
-                "app_disabled",
-            )
-            .await;
-            return Err(EnableTenantAppError::AppDisabled { id: app_id.clone() });
-        }
-        let link = TenantApp {
-            tenant_id: tenant_id.clone(),
-            app_id: app_id.clone(),
-            enabled: true,
-        };
-        let mut changed = false;
-        if link_state(p, tenant_id, app_id).await? != Some(true) {
-            let now = p.clock().now_ms();
-            let rec = AuditRecord::success(
-                "tenant_app.enable",
-                actor,
-                Some(tenant_id.as_str()),
-                resource(tenant_id, app_id),
-                Some(request_id),
-            )
-            .with("app_id", app_id.as_str());
-            let counts = p
-                .sql()
-                .batch(vec![
-                    audit_if(
-                        &rec,
-                        &audit::new_event_id(p),
-                        now,
-                        Guard::TenantAppEnabled {
-                            tenant_id: tenant_id.as_str(),
-                            app_id: app_id.as_str(),
-                            enabled: false,
-                        },
-                    ),
-                    // The tenant's flag snapshot lists its apps: a new version is published.
-                    Stmt::new(
-                        "UPDATE tenants SET flags_version = flags_version + 1
-                         WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM tenant_apps
-                           WHERE tenant_id = ?1 AND app_id = ?2 AND enabled = 1)",
-                    )
-                    .bind(tenant_id.as_str())
-                    .bind(app_id.as_str()),
-                    Stmt::new(
-                        "INSERT INTO tenant_apps (tenant_id, app_id, enabled, created_at, updated_at)
-                         VALUES (?1, ?2, 1, ?3, ?3)
-                         ON CONFLICT (tenant_id, app_id) DO UPDATE SET enabled = 1, updated_at = ?3
-                           WHERE enabled = 0",
-                    )
-                    .bind(tenant_id.as_str())
-                    .bind(app_id.as_str())
-                    .bind(now),
-                ])
-                .await?;
-            changed = counts.last().copied() == Some(1);
-        }
         let edge = refresh_tenant_keys(p, tenant_id, app_id).await;
         Ok(TenantAppChange {
-            link,
+            link: TenantApp {
+                tenant_id: tenant_id.clone(),
+                app_id: app_id.clone(),
+                enabled: true,
+            },
             changed,
             edge,
         })
@@ -349,14 +268,7 @@ impl AppService {
             Some(false) => {}
             Some(true) => {
                 let now = p.clock().now_ms();
-                let rec = AuditRecord::success(
-                    "tenant_app.disable",
-                    actor,
-                    Some(tenant_id.as_str()),
-                    resource(tenant_id, app_id),
-                    Some(request_id),
-                )
-                .with("app_id", app_id.as_str());
+                let rec = link_record("tenant_app.disable", actor, tenant_id, app_id, request_id);
                 let counts = p
                     .sql()
                     .batch(vec![
@@ -401,6 +313,121 @@ impl AppService {
             edge,
         })
     }
+}
+
+/// Refuses to enable an app for a tenant that is gone or awaits deletion, or an app that is
+/// unknown or disabled (refusals of state audited).
+async fn check_enable<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    tenant_id: &TenantId,
+    app_id: &AppId,
+    request_id: &str,
+) -> Result<(), EnableTenantAppError> {
+    let tenant = match TenantService::get(p, tenant_id).await {
+        Ok(t) => t,
+        Err(GetTenantError::NotFound { id }) => {
+            return Err(EnableTenantAppError::TenantNotFound { id })
+        }
+        Err(GetTenantError::Gone { id }) => return Err(EnableTenantAppError::TenantGone { id }),
+        Err(GetTenantError::Storage(e)) => return Err(e.into()),
+    };
+    let app = load(p, app_id)
+        .await?
+        .ok_or_else(|| EnableTenantAppError::AppNotFound { id: app_id.clone() })?;
+    if tenant.status == TenantStatus::PendingDeletion {
+        refuse(
+            p,
+            actor,
+            "tenant_app.enable",
+            tenant_id,
+            app_id,
+            request_id,
+            "tenant_pending_deletion",
+        )
+        .await;
+        return Err(EnableTenantAppError::TenantPendingDeletion {
+            id: tenant_id.clone(),
+        });
+    }
+    if app.status == AppStatus::Disabled {
+        refuse(
+            p,
+            actor,
+            "tenant_app.enable",
+            tenant_id,
+            app_id,
+            request_id,
+            "app_disabled",
+        )
+        .await;
+        return Err(EnableTenantAppError::AppDisabled { id: app_id.clone() });
+    }
+    Ok(())
+}
+
+/// Enables the link in one batch with `tenant_app.enable` and a new flag-set version (the
+/// tenant's snapshot lists its apps); false when a concurrent enable won.
+async fn enable_link<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    tenant_id: &TenantId,
+    app_id: &AppId,
+    request_id: &str,
+) -> Result<bool, SqlError> {
+    let now = p.clock().now_ms();
+    let rec = link_record("tenant_app.enable", actor, tenant_id, app_id, request_id);
+    let counts = p
+        .sql()
+        .batch(vec![
+            audit_if(
+                &rec,
+                &audit::new_event_id(p),
+                now,
+                Guard::TenantAppEnabled {
+                    tenant_id: tenant_id.as_str(),
+                    app_id: app_id.as_str(),
+                    enabled: false,
+                },
+            ),
+            // The tenant's flag snapshot lists its apps: a new version is published.
+            Stmt::new(
+                "UPDATE tenants SET flags_version = flags_version + 1
+                 WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM tenant_apps
+                   WHERE tenant_id = ?1 AND app_id = ?2 AND enabled = 1)",
+            )
+            .bind(tenant_id.as_str())
+            .bind(app_id.as_str()),
+            Stmt::new(
+                "INSERT INTO tenant_apps (tenant_id, app_id, enabled, created_at, updated_at)
+                 VALUES (?1, ?2, 1, ?3, ?3)
+                 ON CONFLICT (tenant_id, app_id) DO UPDATE SET enabled = 1, updated_at = ?3
+                   WHERE enabled = 0",
+            )
+            .bind(tenant_id.as_str())
+            .bind(app_id.as_str())
+            .bind(now),
+        ])
+        .await?;
+    Ok(counts.last().copied() == Some(1))
+}
+
+/// The audit record of a link change (`tenant_app.enable`, `tenant_app.disable`).
+fn link_record(
+    action: &'static str,
+    actor: &Actor,
+    tenant_id: &TenantId,
+    app_id: &AppId,
+    request_id: &str,
+) -> AuditRecord {
+    AuditRecord::success(
+        action,
+        actor,
+        Some(tenant_id.as_str()),
+        resource(tenant_id, app_id),
+        Some(request_id),
+    )
+    .with("app_id", app_id.as_str())
 }
 
 /// Audits a refused link change.

@@ -355,145 +355,7 @@ pub async fn verify<P: Platform>(
     period: Period,
     keys: &AnchorKeys,
 ) -> Result<Verification, ArchiveError> {
-    struct Check<'k> {
-        stream: String,
-        keys: &'k AnchorKeys,
-        prev: Option<(i64, String)>,
-        location: String,
-        records: u64,
-        archives: u64,
-        anchors: u64,
-        first_break: Option<Break>,
-    }
-    impl Check<'_> {
-        fn broken(&mut self, seq: i64, code: BreakCode, reason: String) -> bool {
-            self.first_break = Some(Break {
-                stream: self.stream.clone(),
-                seq,
-                location: self.location.clone(),
-                code,
-                reason,
-            });
-            false
-        }
-
-        /// The object's anchor, checked after its records so that a plain edit is named at
-        /// the record it touched; a consistent rewrite passes those and fails here.
-        fn anchor(&mut self, e: &ArchiveEntry) -> bool {
-            let Some(last_hash) = e.last_hash.as_deref() else {
-                return self.broken(
-                    e.first_seq,
-                    BreakCode::EndHashMismatch,
-                    "the index row has no last hash".into(),
-                );
-            };
-            let at = Position {
-                stream: &self.stream,
-                first_seq: e.first_seq,
-                last_seq: e.last_seq,
-                last_hash,
-            };
-            match self.keys.check(&at, e.anchor.as_ref()) {
-                Ok(()) => {
-                    self.anchors += 1;
-                    true
-                }
-                Err(fault) => {
-                    let code = match fault {
-                        AnchorFault::Missing => BreakCode::AnchorMissing,
-                        AnchorFault::NoKey(_) => BreakCode::AnchorKeyMissing,
-                        AnchorFault::UnknownKey { .. } => BreakCode::AnchorKeyUnknown,
-                        AnchorFault::Mismatch => BreakCode::AnchorMismatch,
-                    };
-                    self.broken(e.first_seq, code, fault.to_string())
-                }
-            }
-        }
-    }
-    impl Visitor for Check<'_> {
-        fn archive(&mut self, e: &ArchiveEntry, records: &[ArchivedRecord]) -> bool {
-            self.location.clone_from(&e.key);
-            self.archives += 1;
-            let seqs_ok = records
-                .iter()
-                .enumerate()
-                .all(|(i, r)| r.seq == e.first_seq + i64::try_from(i).unwrap_or(i64::MAX));
-            let (first, last) = (records.first(), records.last());
-            if !seqs_ok
-                || i64::try_from(records.len()).ok() != Some(e.count)
-                || last.map(|r| r.seq) != Some(e.last_seq)
-            {
-                return self.broken(
-                    e.first_seq,
-                    BreakCode::RangeMismatch,
-                    "the object does not hold the indexed range".into(),
-                );
-            }
-            if first.map(|r| &r.hash) != e.first_hash.as_ref()
-                || last.map(|r| &r.hash) != e.last_hash.as_ref()
-            {
-                return self.broken(
-                    e.first_seq,
-                    BreakCode::EndHashMismatch,
-                    "the object's end hashes differ from the index".into(),
-                );
-            }
-            // Check every record of a touched object, not only those in the period.
-            for r in records {
-                if !self.link(r) {
-                    return false;
-                }
-            }
-            self.anchor(e)
-        }
-
-        fn record(&mut self, r: &ArchivedRecord) -> bool {
-            if self.prev.as_ref().is_some_and(|(seq, _)| *seq >= r.seq) {
-                return true; // already checked with its archive
-            }
-            self.location = "tail".into();
-            self.link(r)
-        }
-    }
-    impl Check<'_> {
-        fn link(&mut self, r: &ArchivedRecord) -> bool {
-            let recomputed = chain::hash(&Link {
-                stream: &self.stream,
-                seq: r.seq,
-                id: &r.id,
-                occurred_at_ms: r.occurred_at,
-                received_at_ms: r.received_at,
-                prev_hash: &r.prev_hash,
-                body: &r.body,
-            });
-            if recomputed != r.hash {
-                return self.broken(
-                    r.seq,
-                    BreakCode::HashMismatch,
-                    "the record's content does not match its hash".into(),
-                );
-            }
-            if let Some((seq, hash)) = &self.prev {
-                if *seq + 1 == r.seq && *hash != r.prev_hash {
-                    return self.broken(
-                        r.seq,
-                        BreakCode::LinkMismatch,
-                        "prev_hash does not match the previous record".into(),
-                    );
-                }
-            } else if r.seq == 1 && r.prev_hash != chain::GENESIS {
-                return self.broken(
-                    r.seq,
-                    BreakCode::GenesisMismatch,
-                    "the first record does not start the chain".into(),
-                );
-            }
-            self.prev = Some((r.seq, r.hash.clone()));
-            self.records += 1;
-            true
-        }
-    }
-    let mut check = Check {
+    let mut check = ChainCheck {
         stream: stream.to_string(),
         keys,
         prev: None,
@@ -519,6 +381,165 @@ pub async fn verify<P: Platform>(
         anchors: check.anchors,
         first_break: check.first_break,
     })
+}
+
+/// The visitor of [`verify`]: what it has checked so far and the first break.
+struct ChainCheck<'k> {
+    /// The stream, `<kind>/<tenant>`.
+    stream: String,
+    /// The keys anchors are checked under.
+    keys: &'k AnchorKeys,
+    /// The last record checked: its sequence number and hash.
+    prev: Option<(i64, String)>,
+    /// The archive object being checked, or `tail`.
+    location: String,
+    /// Records whose hash was recomputed.
+    records: u64,
+    /// Archive objects checked against the index.
+    archives: u64,
+    /// Anchors that hold.
+    anchors: u64,
+    /// The first break found.
+    first_break: Option<Break>,
+}
+
+impl ChainCheck<'_> {
+    /// Records the break at `seq` in the current location; false, to stop the scan.
+    fn broken(&mut self, seq: i64, code: BreakCode, reason: String) -> bool {
+        self.first_break = Some(Break {
+            stream: self.stream.clone(),
+            seq,
+            location: self.location.clone(),
+            code,
+            reason,
+        });
+        false
+    }
+
+    /// The object against its index row: the range, the count, the first and last hash.
+    fn matches_index(&mut self, e: &ArchiveEntry, records: &[ArchivedRecord]) -> bool {
+        let seqs_ok = records
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.seq == e.first_seq + i64::try_from(i).unwrap_or(i64::MAX));
+        let (first, last) = (records.first(), records.last());
+        if !seqs_ok
+            || i64::try_from(records.len()).ok() != Some(e.count)
+            || last.map(|r| r.seq) != Some(e.last_seq)
+        {
+            return self.broken(
+                e.first_seq,
+                BreakCode::RangeMismatch,
+                "the object does not hold the indexed range".into(),
+            );
+        }
+        if first.map(|r| &r.hash) != e.first_hash.as_ref()
+            || last.map(|r| &r.hash) != e.last_hash.as_ref()
+        {
+            return self.broken(
+                e.first_seq,
+                BreakCode::EndHashMismatch,
+                "the object's end hashes differ from the index".into(),
+            );
+        }
+        true
+    }
+
+    /// The object's anchor, checked after its records so that a plain edit is named at
+    /// the record it touched; a consistent rewrite passes those and fails here.
+    fn anchor(&mut self, e: &ArchiveEntry) -> bool {
+        let Some(last_hash) = e.last_hash.as_deref() else {
+            return self.broken(
+                e.first_seq,
+                BreakCode::EndHashMismatch,
+                "the index row has no last hash".into(),
+            );
+        };
+        let at = Position {
+            stream: &self.stream,
+            first_seq: e.first_seq,
+            last_seq: e.last_seq,
+            last_hash,
+        };
+        match self.keys.check(&at, e.anchor.as_ref()) {
+            Ok(()) => {
+                self.anchors += 1;
+                true
+            }
+            Err(fault) => {
+                let code = match fault {
+                    AnchorFault::Missing => BreakCode::AnchorMissing,
+                    AnchorFault::NoKey(_) => BreakCode::AnchorKeyMissing,
+                    AnchorFault::UnknownKey { .. } => BreakCode::AnchorKeyUnknown,
+                    AnchorFault::Mismatch => BreakCode::AnchorMismatch,
+                };
+                self.broken(e.first_seq, code, fault.to_string())
+            }
+        }
+    }
+
+    /// One record: its hash recomputed, its link to the previous record (or to the genesis).
+    fn link(&mut self, r: &ArchivedRecord) -> bool {
+        let recomputed = chain::hash(&Link {
+            stream: &self.stream,
+            seq: r.seq,
+            id: &r.id,
+            occurred_at_ms: r.occurred_at,
+            received_at_ms: r.received_at,
+            prev_hash: &r.prev_hash,
+            body: &r.body,
+        });
+        if recomputed != r.hash {
+            return self.broken(
+                r.seq,
+                BreakCode::HashMismatch,
+                "the record's content does not match its hash".into(),
+            );
+        }
+        if let Some((seq, hash)) = &self.prev {
+            if *seq + 1 == r.seq && *hash != r.prev_hash {
+                return self.broken(
+                    r.seq,
+                    BreakCode::LinkMismatch,
+                    "prev_hash does not match the previous record".into(),
+                );
+            }
+        } else if r.seq == 1 && r.prev_hash != chain::GENESIS {
+            return self.broken(
+                r.seq,
+                BreakCode::GenesisMismatch,
+                "the first record does not start the chain".into(),
+            );
+        }
+        self.prev = Some((r.seq, r.hash.clone()));
+        self.records += 1;
+        true
+    }
+}
+
+impl Visitor for ChainCheck<'_> {
+    fn archive(&mut self, e: &ArchiveEntry, records: &[ArchivedRecord]) -> bool {
+        self.location.clone_from(&e.key);
+        self.archives += 1;
+        if !self.matches_index(e, records) {
+            return false;
+        }
+        // Check every record of a touched object, not only those in the period.
+        for r in records {
+            if !self.link(r) {
+                return false;
+            }
+        }
+        self.anchor(e)
+    }
+
+    fn record(&mut self, r: &ArchivedRecord) -> bool {
+        if self.prev.as_ref().is_some_and(|(seq, _)| *seq >= r.seq) {
+            return true; // already checked with its archive
+        }
+        self.location = "tail".into();
+        self.link(r)
+    }
 }
 
 /// Audit export rows from archived records.

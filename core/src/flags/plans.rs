@@ -219,100 +219,21 @@ impl PlanFlagService {
         let old = load(p, plan, key).await?;
         let now = p.clock().now_ms();
         let missing = tenants_without(p, plan, key).await?;
-        let pairs: Vec<Value> = missing
-            .iter()
-            .map(|t| json!([t, ids::new_id(p.random())]))
-            .collect();
-        let mut rec = AuditRecord::success(
-            "plan_flag.set",
-            actor,
-            None,
-            format!("plan_flag:{plan}/{key}"),
-            Some(request_id),
-        )
-        .with("plan", plan.as_str())
-        .with("key", key.as_str())
-        .with(
-            "new",
-            json!({"type": flag_type.as_str(), "value": value, "enabled": enabled, "description": description}),
-        );
-        if let Some(o) = &old {
-            rec = rec.with("old", audit_view(o));
-        }
-        let value_text = value.to_string();
-        let stmts = vec![
+        let pairs = new_flag_ids(p, &missing);
+        let new = NewDefault {
+            flag_type,
+            value,
+            value_text: value.to_string(),
+            enabled,
+            description,
+        };
+        let rec = set_audit(actor, plan, key, &new, old.as_ref(), request_id);
+        let mut stmts = vec![
             audit::outbox_insert(&rec, &audit::new_event_id(p), now),
-            Stmt::new(
-                "INSERT INTO plan_default_flags (plan, key, type, value, enabled, description, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (plan, key) DO UPDATE SET type = excluded.type, value = excluded.value,
-                   enabled = excluded.enabled, description = excluded.description,
-                   updated_at = excluded.updated_at",
-            )
-            .bind(plan.as_str())
-            .bind(key.as_str())
-            .bind(flag_type.as_str())
-            .bind(value_text.as_str())
-            .bind(i64::from(enabled))
-            .bind(description)
-            .bind(now),
-            // Tenants whose non-overridden flag differs from the new default: bumped first,
-            // while the difference is still visible.
-            Stmt::new(
-                "UPDATE tenants SET flags_version = flags_version + 1
-                 WHERE plan = ?1 AND status <> 'deleted' AND id IN (
-                   SELECT tenant_id FROM feature_flags WHERE key = ?2 AND overridden = 0
-                     AND (type IS NOT ?3 OR value IS NOT ?4 OR enabled IS NOT ?5
-                       OR description IS NOT ?6))",
-            )
-            .bind(plan.as_str())
-            .bind(key.as_str())
-            .bind(flag_type.as_str())
-            .bind(value_text.as_str())
-            .bind(i64::from(enabled))
-            .bind(description),
-            Stmt::new(
-                "UPDATE feature_flags SET type = ?3, value = ?4, enabled = ?5, description = ?6,
-                   version = version + 1, updated_at = ?7, updated_by = ?8
-                 WHERE key = ?2 AND overridden = 0
-                   AND (type IS NOT ?3 OR value IS NOT ?4 OR enabled IS NOT ?5
-                     OR description IS NOT ?6)
-                   AND tenant_id IN (SELECT id FROM tenants WHERE plan = ?1 AND status <> 'deleted')",
-            )
-            .bind(plan.as_str())
-            .bind(key.as_str())
-            .bind(flag_type.as_str())
-            .bind(value_text.as_str())
-            .bind(i64::from(enabled))
-            .bind(description)
-            .bind(now)
-            .bind(actor.id.as_str()),
-            // Tenants of the plan without the key get it (ids from the Random port).
-            Stmt::new(
-                "INSERT INTO feature_flags (id, tenant_id, key, type, value, enabled, description,
-                   rules, overridden, version, created_at, updated_at, updated_by)
-                 SELECT json_extract(j.value, '$[1]'), json_extract(j.value, '$[0]'), ?2, ?3, ?4,
-                   ?5, ?6, '[]', 0, 1, ?7, ?7, ?8
-                 FROM json_each(?1) j
-                 WHERE NOT EXISTS (SELECT 1 FROM feature_flags f
-                   WHERE f.tenant_id = json_extract(j.value, '$[0]') AND f.key = ?2)",
-            )
-            .bind(Value::Array(pairs).to_string())
-            .bind(key.as_str())
-            .bind(flag_type.as_str())
-            .bind(value_text.as_str())
-            .bind(i64::from(enabled))
-            .bind(description)
-            .bind(now)
-            .bind(actor.id.as_str()),
-            Stmt::new(
-                "UPDATE tenants SET flags_version = flags_version + 1
-                 WHERE id IN (SELECT json_extract(j.value, '$[0]') FROM json_each(?1) j)",
-            )
-            .bind(
-                Value::Array(missing.iter().map(|t| json!([t])).collect()).to_string(),
-            ),
+            upsert_default(plan, key, &new, now),
         ];
+        stmts.extend(follow_default(plan, key, &new, now, actor));
+        stmts.extend(add_to_missing(key, &new, &missing, pairs, now, actor));
         let counts = p.sql().batch(stmts).await?;
         let changed = counts.get(3).copied().unwrap_or(0) + counts.get(4).copied().unwrap_or(0);
         let published = publish_some(p).await;
@@ -375,4 +296,153 @@ impl PlanFlagService {
             tenants_published: published.min(changed),
         })
     }
+}
+
+/// A plan default as it is being set.
+struct NewDefault<'a> {
+    /// Its type.
+    flag_type: FlagType,
+    /// Its value.
+    value: &'a Value,
+    /// Its value as stored (JSON text).
+    value_text: String,
+    /// Whether it serves.
+    enabled: bool,
+    /// Free text.
+    description: Option<&'a str>,
+}
+
+/// A JSON array of `[tenant id, new flag id]` for each tenant in `missing` (ids from the Random
+/// port).
+fn new_flag_ids<P: Platform>(p: &P, missing: &[String]) -> String {
+    let pairs: Vec<Value> = missing
+        .iter()
+        .map(|t| json!([t, ids::new_id(p.random())]))
+        .collect();
+    Value::Array(pairs).to_string()
+}
+
+/// The audit record `plan_flag.set` with the new default and the old one, if any.
+fn set_audit(
+    actor: &Actor,
+    plan: &Plan,
+    key: &FlagKey,
+    new: &NewDefault<'_>,
+    old: Option<&PlanFlag>,
+    request_id: &str,
+) -> AuditRecord {
+    let mut rec = AuditRecord::success(
+        "plan_flag.set",
+        actor,
+        None,
+        format!("plan_flag:{plan}/{key}"),
+        Some(request_id),
+    )
+    .with("plan", plan.as_str())
+    .with("key", key.as_str())
+    .with(
+        "new",
+        json!({"type": new.flag_type.as_str(), "value": new.value, "enabled": new.enabled, "description": new.description}),
+    );
+    if let Some(o) = old {
+        rec = rec.with("old", audit_view(o));
+    }
+    rec
+}
+
+/// The plan's default row, created or replaced.
+fn upsert_default(plan: &Plan, key: &FlagKey, new: &NewDefault<'_>, now: i64) -> Stmt {
+    Stmt::new(
+        "INSERT INTO plan_default_flags (plan, key, type, value, enabled, description, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (plan, key) DO UPDATE SET type = excluded.type, value = excluded.value,
+           enabled = excluded.enabled, description = excluded.description,
+           updated_at = excluded.updated_at",
+    )
+    .bind(plan.as_str())
+    .bind(key.as_str())
+    .bind(new.flag_type.as_str())
+    .bind(new.value_text.as_str())
+    .bind(i64::from(new.enabled))
+    .bind(new.description)
+    .bind(now)
+}
+
+/// The live tenants of the plan whose non-overridden flag differs from the new default: their
+/// flag-set version bumped first, while the difference is still visible, then the flag
+/// rewritten (a new version).
+fn follow_default(
+    plan: &Plan,
+    key: &FlagKey,
+    new: &NewDefault<'_>,
+    now: i64,
+    actor: &Actor,
+) -> [Stmt; 2] {
+    [
+        Stmt::new(
+            "UPDATE tenants SET flags_version = flags_version + 1
+             WHERE plan = ?1 AND status <> 'deleted' AND id IN (
+               SELECT tenant_id FROM feature_flags WHERE key = ?2 AND overridden = 0
+                 AND (type IS NOT ?3 OR value IS NOT ?4 OR enabled IS NOT ?5
+                   OR description IS NOT ?6))",
+        )
+        .bind(plan.as_str())
+        .bind(key.as_str())
+        .bind(new.flag_type.as_str())
+        .bind(new.value_text.as_str())
+        .bind(i64::from(new.enabled))
+        .bind(new.description),
+        Stmt::new(
+            "UPDATE feature_flags SET type = ?3, value = ?4, enabled = ?5, description = ?6,
+               version = version + 1, updated_at = ?7, updated_by = ?8
+             WHERE key = ?2 AND overridden = 0
+               AND (type IS NOT ?3 OR value IS NOT ?4 OR enabled IS NOT ?5
+                 OR description IS NOT ?6)
+               AND tenant_id IN (SELECT id FROM tenants WHERE plan = ?1 AND status <> 'deleted')",
+        )
+        .bind(plan.as_str())
+        .bind(key.as_str())
+        .bind(new.flag_type.as_str())
+        .bind(new.value_text.as_str())
+        .bind(i64::from(new.enabled))
+        .bind(new.description)
+        .bind(now)
+        .bind(actor.id.as_str()),
+    ]
+}
+
+/// The tenants of the plan without the key get the new default (ids from `pairs`, see
+/// [`new_flag_ids`]), and their flag-set version bumped.
+fn add_to_missing(
+    key: &FlagKey,
+    new: &NewDefault<'_>,
+    missing: &[String],
+    pairs: String,
+    now: i64,
+    actor: &Actor,
+) -> [Stmt; 2] {
+    [
+        Stmt::new(
+            "INSERT INTO feature_flags (id, tenant_id, key, type, value, enabled, description,
+               rules, overridden, version, created_at, updated_at, updated_by)
+             SELECT json_extract(j.value, '$[1]'), json_extract(j.value, '$[0]'), ?2, ?3, ?4,
+               ?5, ?6, '[]', 0, 1, ?7, ?7, ?8
+             FROM json_each(?1) j
+             WHERE NOT EXISTS (SELECT 1 FROM feature_flags f
+               WHERE f.tenant_id = json_extract(j.value, '$[0]') AND f.key = ?2)",
+        )
+        .bind(pairs)
+        .bind(key.as_str())
+        .bind(new.flag_type.as_str())
+        .bind(new.value_text.as_str())
+        .bind(i64::from(new.enabled))
+        .bind(new.description)
+        .bind(now)
+        .bind(actor.id.as_str()),
+        Stmt::new(
+            "UPDATE tenants SET flags_version = flags_version + 1
+             WHERE id IN (SELECT json_extract(j.value, '$[0]') FROM json_each(?1) j)",
+        )
+        .bind(Value::Array(missing.iter().map(|t| json!([t])).collect()).to_string()),
+    ]
 }

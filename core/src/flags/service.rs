@@ -237,6 +237,70 @@ async fn tenant_state<P: Platform>(
         .transpose()
 }
 
+/// Why a tenant's flags may not change now.
+enum Unwritable {
+    /// No tenant has this id.
+    NotFound(TenantId),
+    /// The tenant was purged.
+    Gone(TenantId),
+    /// The tenant awaits deletion.
+    PendingDeletion(TenantId),
+    /// The database failed.
+    Storage(SqlError),
+}
+
+impl From<SqlError> for Unwritable {
+    fn from(e: SqlError) -> Self {
+        Unwritable::Storage(e)
+    }
+}
+
+impl From<Unwritable> for SetFlagError {
+    fn from(u: Unwritable) -> Self {
+        match u {
+            Unwritable::NotFound(id) => SetFlagError::TenantNotFound { id },
+            Unwritable::Gone(id) => SetFlagError::TenantGone { id },
+            Unwritable::PendingDeletion(id) => SetFlagError::TenantPendingDeletion { id },
+            Unwritable::Storage(e) => SetFlagError::Storage(e),
+        }
+    }
+}
+
+impl From<Unwritable> for RemoveFlagError {
+    fn from(u: Unwritable) -> Self {
+        match u {
+            Unwritable::NotFound(id) => RemoveFlagError::TenantNotFound { id },
+            Unwritable::Gone(id) => RemoveFlagError::TenantGone { id },
+            Unwritable::PendingDeletion(id) => RemoveFlagError::TenantPendingDeletion { id },
+            Unwritable::Storage(e) => RemoveFlagError::Storage(e),
+        }
+    }
+}
+
+/// The state of a tenant whose flags may change: it exists, is not purged and does not await
+/// deletion.
+async fn writable_state<P: Platform>(p: &P, tenant: &TenantId) -> Result<TenantState, Unwritable> {
+    let Some(state) = tenant_state(p, tenant).await? else {
+        return Err(Unwritable::NotFound(tenant.clone()));
+    };
+    match state.status.as_str() {
+        "deleted" => Err(Unwritable::Gone(tenant.clone())),
+        "pending_deletion" => Err(Unwritable::PendingDeletion(tenant.clone())),
+        _ => Ok(state),
+    }
+}
+
+/// The bump of the tenant's flag-set version, last in every change's batch: it applies only
+/// while the version is the one read, and its count says whether the change applied.
+fn bump_set_version(tenant: &TenantId, version: i64) -> Stmt {
+    Stmt::new(
+        "UPDATE tenants SET flags_version = flags_version + 1
+         WHERE id = ?1 AND flags_version = ?2",
+    )
+    .bind(tenant.as_str())
+    .bind(version)
+}
+
 /// The columns [`record_from_row`] reads.
 macro_rules! flag_columns {
     () => {
@@ -355,104 +419,15 @@ impl FlagService {
             .map_err(|e| SqlError::Other(format!("cannot serialise rules: {e}")))?;
         let value = def.value.to_string();
         for _ in 0..MAX_ATTEMPTS {
-            let Some(state) = tenant_state(p, tenant).await? else {
-                return Err(SetFlagError::TenantNotFound { id: tenant.clone() });
-            };
-            match state.status.as_str() {
-                "deleted" => return Err(SetFlagError::TenantGone { id: tenant.clone() }),
-                "pending_deletion" => {
-                    return Err(SetFlagError::TenantPendingDeletion { id: tenant.clone() })
-                }
-                _ => {}
-            }
+            let state = writable_state(p, tenant).await?;
             let old = load_flag(p, tenant, key).await?;
             if old.is_none() {
-                let rows = p
-                    .sql()
-                    .query(
-                        Stmt::new("SELECT COUNT(*) AS n FROM feature_flags WHERE tenant_id = ?1")
-                            .bind(tenant.as_str()),
-                    )
-                    .await?;
-                if rows.first().map(|r| r.i64("n")).transpose()?.unwrap_or(0)
-                    >= MAX_FLAGS_PER_TENANT
-                {
-                    return Err(SetFlagError::TooManyFlags {
-                        max: MAX_FLAGS_PER_TENANT,
-                    });
-                }
+                check_room(p, tenant).await?;
             }
             let now = p.clock().now_ms();
-            let new_version = old.as_ref().map_or(1, |o| o.flag.version + 1);
-            let new = FlagRecord {
-                flag: Flag {
-                    key: key.clone(),
-                    flag_type: def.flag_type,
-                    value: def.value.clone(),
-                    enabled: def.enabled,
-                    rules: def.rules.clone(),
-                    version: new_version,
-                },
-                description: def.description.clone(),
-                overridden: true,
-                updated_at: now,
-                updated_by: Some(actor.id.clone()),
-            };
-            let action = if old.is_some() {
-                "flag.update"
-            } else {
-                "flag.create"
-            };
-            let mut rec = AuditRecord::success(
-                action,
-                actor,
-                Some(tenant.as_str()),
-                format!("flag:{tenant}/{key}"),
-                Some(request_id),
-            )
-            .with("key", key.as_str())
-            .with("new", audit_view(&new));
-            if let Some(o) = &old {
-                rec = rec.with("old", audit_view(o));
-            }
-            // Every statement runs only while the tenant's flag-set version is the one read
-            // above: every writer of a tenant's flags bumps it, so an unchanged version means
-            // an unchanged flag set. The bump comes last; after a concurrent change nothing
-            // applies and the loop re-reads.
-            let event_id = audit::new_event_id(p);
-            let stmts = vec![
-                audit_if_unchanged(tenant, state.flags_version, &rec, &event_id, now),
-                Stmt::new(concat!(
-                    "INSERT INTO feature_flags (id, tenant_id, key, type, value, enabled,
-                       description, rules, overridden, version, created_at, updated_at, updated_by)
-                     SELECT ?3, ?1, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?11, ?11, ?12
-                     WHERE ",
-                    unchanged_set!(),
-                    " ON CONFLICT (tenant_id, key) DO UPDATE SET type = excluded.type,
-                       value = excluded.value, enabled = excluded.enabled,
-                       description = excluded.description, rules = excluded.rules,
-                       overridden = 1, version = excluded.version,
-                       updated_at = excluded.updated_at, updated_by = excluded.updated_by"
-                ))
-                .bind(tenant.as_str())
-                .bind(state.flags_version)
-                .bind(ids::new_id(p.random()))
-                .bind(key.as_str())
-                .bind(def.flag_type.as_str())
-                .bind(value.as_str())
-                .bind(i64::from(def.enabled))
-                .bind(def.description.as_deref())
-                .bind(rules.as_str())
-                .bind(new_version)
-                .bind(now)
-                .bind(actor.id.as_str()),
-                Stmt::new(
-                    "UPDATE tenants SET flags_version = flags_version + 1
-                     WHERE id = ?1 AND flags_version = ?2",
-                )
-                .bind(tenant.as_str())
-                .bind(state.flags_version),
-            ];
+            let new = new_record(actor, key, def, old.as_ref(), now);
+            let rec = set_audit(actor, tenant, &new, old.as_ref(), request_id);
+            let stmts = set_stmts(p, tenant, state.flags_version, &new, &rec, &rules, &value);
             let counts = p.sql().batch(stmts).await?;
             if counts.last().copied() != Some(1) {
                 continue;
@@ -478,16 +453,7 @@ impl FlagService {
         request_id: &str,
     ) -> Result<FlagChange, RemoveFlagError> {
         for _ in 0..MAX_ATTEMPTS {
-            let Some(state) = tenant_state(p, tenant).await? else {
-                return Err(RemoveFlagError::TenantNotFound { id: tenant.clone() });
-            };
-            match state.status.as_str() {
-                "deleted" => return Err(RemoveFlagError::TenantGone { id: tenant.clone() }),
-                "pending_deletion" => {
-                    return Err(RemoveFlagError::TenantPendingDeletion { id: tenant.clone() })
-                }
-                _ => {}
-            }
+            let state = writable_state(p, tenant).await?;
             let Some(old) = load_flag(p, tenant, key).await? else {
                 return Err(RemoveFlagError::FlagNotFound { key: key.clone() });
             };
@@ -530,12 +496,7 @@ impl FlagService {
                 .bind(old.flag.version + 1)
                 .bind(now)
                 .bind(actor.id.as_str()),
-                Stmt::new(
-                    "UPDATE tenants SET flags_version = flags_version + 1
-                     WHERE id = ?1 AND flags_version = ?2",
-                )
-                .bind(tenant.as_str())
-                .bind(state.flags_version),
+                bump_set_version(tenant, state.flags_version),
             ];
             let counts = p.sql().batch(stmts).await?;
             if counts.last().copied() != Some(1) {
@@ -566,4 +527,121 @@ impl FlagService {
     ) -> Result<Published, PublishError> {
         snapshot::publish(p, tenant).await
     }
+}
+
+/// Refuses a new flag past the per-tenant limit.
+async fn check_room<P: Platform>(p: &P, tenant: &TenantId) -> Result<(), SetFlagError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new("SELECT COUNT(*) AS n FROM feature_flags WHERE tenant_id = ?1")
+                .bind(tenant.as_str()),
+        )
+        .await?;
+    if rows.first().map(|r| r.i64("n")).transpose()?.unwrap_or(0) >= MAX_FLAGS_PER_TENANT {
+        return Err(SetFlagError::TooManyFlags {
+            max: MAX_FLAGS_PER_TENANT,
+        });
+    }
+    Ok(())
+}
+
+/// The flag as `def` sets it: overridden, one version above the `old` one (or 1).
+fn new_record(
+    actor: &Actor,
+    key: &FlagKey,
+    def: &FlagDefinition,
+    old: Option<&FlagRecord>,
+    now: i64,
+) -> FlagRecord {
+    FlagRecord {
+        flag: Flag {
+            key: key.clone(),
+            flag_type: def.flag_type,
+            value: def.value.clone(),
+            enabled: def.enabled,
+            rules: def.rules.clone(),
+            version: old.map_or(1, |o| o.flag.version + 1),
+        },
+        description: def.description.clone(),
+        overridden: true,
+        updated_at: now,
+        updated_by: Some(actor.id.clone()),
+    }
+}
+
+/// The audit record of a set: `flag.create`, or `flag.update` with the old definition too.
+fn set_audit(
+    actor: &Actor,
+    tenant: &TenantId,
+    new: &FlagRecord,
+    old: Option<&FlagRecord>,
+    request_id: &str,
+) -> AuditRecord {
+    let key = &new.flag.key;
+    let action = if old.is_some() {
+        "flag.update"
+    } else {
+        "flag.create"
+    };
+    let mut rec = AuditRecord::success(
+        action,
+        actor,
+        Some(tenant.as_str()),
+        format!("flag:{tenant}/{key}"),
+        Some(request_id),
+    )
+    .with("key", key.as_str())
+    .with("new", audit_view(new));
+    if let Some(o) = old {
+        rec = rec.with("old", audit_view(o));
+    }
+    rec
+}
+
+/// The batch of a set: the audit row, the flag `new` upserted (with its `rules` and `value` as
+/// JSON; who and when from the record), the flag-set version bumped.
+fn set_stmts<P: Platform>(
+    p: &P,
+    tenant: &TenantId,
+    version: i64,
+    new: &FlagRecord,
+    rec: &AuditRecord,
+    rules: &str,
+    value: &str,
+) -> Vec<Stmt> {
+    let now = new.updated_at;
+    // Every statement runs only while the tenant's flag-set version is the one read: every
+    // writer of a tenant's flags bumps it, so an unchanged version means an unchanged flag
+    // set. The bump comes last; after a concurrent change nothing applies and the caller
+    // re-reads.
+    let event_id = audit::new_event_id(p);
+    vec![
+        audit_if_unchanged(tenant, version, rec, &event_id, now),
+        Stmt::new(concat!(
+            "INSERT INTO feature_flags (id, tenant_id, key, type, value, enabled,
+               description, rules, overridden, version, created_at, updated_at, updated_by)
+             SELECT ?3, ?1, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?11, ?11, ?12
+             WHERE ",
+            unchanged_set!(),
+            " ON CONFLICT (tenant_id, key) DO UPDATE SET type = excluded.type,
+               value = excluded.value, enabled = excluded.enabled,
+               description = excluded.description, rules = excluded.rules,
+               overridden = 1, version = excluded.version,
+               updated_at = excluded.updated_at, updated_by = excluded.updated_by"
+        ))
+        .bind(tenant.as_str())
+        .bind(version)
+        .bind(ids::new_id(p.random()))
+        .bind(new.flag.key.as_str())
+        .bind(new.flag.flag_type.as_str())
+        .bind(value)
+        .bind(i64::from(new.flag.enabled))
+        .bind(new.description.as_deref())
+        .bind(rules)
+        .bind(new.flag.version)
+        .bind(now)
+        .bind(new.updated_by.as_deref()),
+        bump_set_version(tenant, version),
+    ]
 }

@@ -280,40 +280,48 @@ pub(super) async fn export_audit_csv<P: Platform>(
     require_platform_role(ctx, req, AUDITORS).await?;
     let q = query(req, &["tenant", "from", "to", "action", "cursor", "limit"])?;
     let limit = q.limit.unwrap_or(CSV_PAGE).min(CSV_MAX_PAGE);
-    let (start_tenant, after) = match &q.cursor {
-        None => (None, 0),
+    let (start_tenant, after) = csv_cursor(&q)?;
+    let (streams, listing_full) = csv_streams(ctx, &q, start_tenant, after).await?;
+    let (out, next) = csv_page(ctx, &q, streams, limit, listing_full).await?;
+    Ok(csv_response(req, out, next))
+}
+
+/// The cursor of a CSV export as the tenant it resumes in and the last sequence number
+/// returned there (`<tenant>:<seq>`); `(None, 0)` without one.
+fn csv_cursor(q: &Query) -> Result<(Option<String>, i64), ApiError> {
+    match &q.cursor {
+        None => Ok((None, 0)),
         Some(c) => {
             let bad = || ApiError::invalid_field("cursor", "is not a cursor of this export");
             let (t, s) = c.rsplit_once(':').ok_or_else(bad)?;
-            (Some(t.to_owned()), s.parse::<i64>().map_err(|_| bad())?)
+            Ok((Some(t.to_owned()), s.parse::<i64>().map_err(|_| bad())?))
         }
+    }
+}
+
+/// The audit streams a CSV page reads, each with the sequence number to resume after: the named
+/// tenant's, or the cursor's tenant then those after it in tenant order. True when the listing
+/// was full: more streams follow, and the page ends after the last one listed.
+async fn csv_streams<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    q: &Query,
+    start_tenant: Option<String>,
+    after: i64,
+) -> Result<(Vec<(StreamId, i64)>, bool), ApiError> {
+    let audit = |tenant: &str| StreamId {
+        kind: StreamKind::Audit,
+        tenant: tenant.to_owned(),
     };
-    let mut streams: Vec<(StreamId, i64)> = Vec::new();
-    // More streams than one listing returns: the page ends after the last one listed.
-    let mut listing_full = false;
     match (&q.tenant, &start_tenant) {
-        (Some(t), Some(s)) if t != s => {
-            return Err(ApiError::invalid_field(
-                "cursor",
-                "is not a cursor of this export",
-            ))
-        }
-        (Some(t), _) => streams.push((
-            StreamId {
-                kind: StreamKind::Audit,
-                tenant: t.clone(),
-            },
-            after,
+        (Some(t), Some(s)) if t != s => Err(ApiError::invalid_field(
+            "cursor",
+            "is not a cursor of this export",
         )),
+        (Some(t), _) => Ok((vec![(audit(t), after)], false)),
         (None, start) => {
+            let mut streams: Vec<(StreamId, i64)> = Vec::new();
             if let Some(s) = start {
-                streams.push((
-                    StreamId {
-                        kind: StreamKind::Audit,
-                        tenant: s.clone(),
-                    },
-                    after,
-                ));
+                streams.push((audit(s), after));
             }
             let from = start.clone().unwrap_or_default();
             let rest = streams_after(
@@ -324,10 +332,22 @@ pub(super) async fn export_audit_csv<P: Platform>(
             )
             .await
             .map_err(|e| ApiError::unavailable(e.to_string()))?;
-            listing_full = rest.len() == STREAMS_PER_PAGE as usize;
+            let listing_full = rest.len() == STREAMS_PER_PAGE as usize;
             streams.extend(rest.into_iter().map(|s| (s, 0)));
+            Ok((streams, listing_full))
         }
     }
+}
+
+/// Writes at most `limit` rows of the streams (those of `q.action` only, if named) as CSV and
+/// returns them with the cursor of the next page, if one follows.
+async fn csv_page<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    q: &Query,
+    streams: Vec<(StreamId, i64)>,
+    limit: usize,
+    listing_full: bool,
+) -> Result<(String, Option<String>), ApiError> {
     let mut out = String::new();
     csv::header(&mut out);
     let mut rows = 0;
@@ -362,6 +382,12 @@ pub(super) async fn export_audit_csv<P: Platform>(
     if next.is_none() && listing_full {
         next = resume;
     }
+    Ok((out, next))
+}
+
+/// The CSV as a download, with `X-Next-Cursor` and a `Link: rel="next"` (the request's query
+/// with the new cursor) when a next page follows.
+fn csv_response(req: &Request, out: String, next: Option<String>) -> Response {
     let mut resp = json::raw(StatusCode::OK, out.into_bytes(), "text/csv; charset=utf-8");
     let h = resp.headers_mut();
     h.insert(
@@ -383,7 +409,7 @@ pub(super) async fn export_audit_csv<P: Platform>(
             h.insert(header::LINK, l);
         }
     }
-    Ok(resp)
+    resp
 }
 
 /// The chain check's answer.

@@ -415,18 +415,8 @@ pub(super) async fn login_password<P: Platform>(
         Ok(p) => p,
         Err(page) => return Ok(page),
     };
-    let email_raw = single(&p.form, "email").unwrap_or_default();
+    let email = single(&p.form, "email").unwrap_or_default();
     let password = single(&p.form, "password").unwrap_or_default();
-    let page = |status, note| {
-        step_page(
-            status,
-            &p.flow,
-            &p.flow_id,
-            &p.csrf,
-            Step::Password { email: &email_raw },
-            note,
-        )
-    };
     let Some(tenant) = p.flow.tenant.clone() else {
         return Ok(step_page(
             StatusCode::OK,
@@ -437,93 +427,152 @@ pub(super) async fn login_password<P: Platform>(
             Note::None,
         ));
     };
-    let wrong = "The email or password is incorrect.";
-    if password.len() > MAX_PASSWORD_BYTES {
-        return Ok(page(StatusCode::UNAUTHORIZED, Note::Error(wrong)));
-    }
-    let (Ok(domain), Ok(email)) = (
-        TenantDomain::parse(&tenant.domain),
-        Email::parse(&email_raw),
-    ) else {
-        users::password::verify_nothing(&password);
-        return Ok(page(StatusCode::UNAUTHORIZED, Note::Error(wrong)));
+    let Some(login) = login_request(ctx, req, &tenant.domain, &email, password) else {
+        return Ok(password_page(
+            &p,
+            &email,
+            StatusCode::UNAUTHORIZED,
+            Note::Error(WRONG_PASSWORD),
+        ));
     };
-    let login = LoginRequest {
+    let resp = match signin::authenticate(ctx.platform, &login, &ctx.request_id).await {
+        Ok(user) => finish(ctx, &p, &user, &["pwd"]).await,
+        Err(LoginError::MfaRequired {
+            mfa_token,
+            enroll: false,
+        }) => second_factor_step(ctx, req, &p, &mfa_token).await,
+        // NFR-SEC-003: the tenant requires MFA; the user enrolls within this sign-in.
+        Err(LoginError::MfaRequired {
+            mfa_token,
+            enroll: true,
+        }) => enroll_step(ctx, &p, &mfa_token).await,
+        Err(LoginError::InvalidCredentials) => password_page(
+            &p,
+            &email,
+            StatusCode::UNAUTHORIZED,
+            Note::Error(WRONG_PASSWORD),
+        ),
+        Err(LoginError::TenantNotActive) => password_page(
+            &p,
+            &email,
+            StatusCode::FORBIDDEN,
+            Note::Error("This organization cannot sign in right now."),
+        ),
+        Err(LoginError::PasswordExpired) => password_page(
+            &p,
+            &email,
+            StatusCode::FORBIDDEN,
+            Note::Error("Your password has expired. Use \"Forgot password?\" to set a new one."),
+        ),
+        Err(LoginError::RateLimited { retry_after_secs }) => {
+            let resp = password_page(
+                &p,
+                &email,
+                StatusCode::TOO_MANY_REQUESTS,
+                Note::Error("Too many failed attempts. Wait a few minutes and try again."),
+            );
+            with_retry_after(resp, retry_after_secs)
+        }
+        Err(e @ (LoginError::Signing(_) | LoginError::Storage(_))) => {
+            unavailable(ctx, &p, e.code(), &e.to_string())
+        }
+    };
+    Ok(resp)
+}
+
+/// What the password step says for a wrong email or password, whichever it was.
+const WRONG_PASSWORD: &str = "The email or password is incorrect.";
+
+/// The sign-in request of the password form; `None` (refused as a wrong password) for a
+/// password too long to check, or an email or tenant domain that does not parse (after the
+/// same hashing work as a real check).
+fn login_request<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    domain: &str,
+    email: &str,
+    password: String,
+) -> Option<LoginRequest> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return None;
+    }
+    let (Ok(domain), Ok(email)) = (TenantDomain::parse(domain), Email::parse(email)) else {
+        users::password::verify_nothing(&password);
+        return None;
+    };
+    Some(LoginRequest {
         tenant: domain,
         email,
         password,
         client: client_address(ctx, req),
-    };
-    match signin::authenticate(ctx.platform, &login, &ctx.request_id).await {
-        Ok(user) => Ok(finish(ctx, &p, &user, &["pwd"]).await),
-        Err(LoginError::MfaRequired {
+    })
+}
+
+/// The email and password step with `email` filled in and `note`.
+fn password_page(p: &Posted, email: &str, status: StatusCode, note: Note<'_>) -> Response {
+    step_page(
+        status,
+        &p.flow,
+        &p.flow_id,
+        &p.csrf,
+        Step::Password { email },
+        note,
+    )
+}
+
+/// `resp` with a `Retry-After` of `secs` seconds.
+fn with_retry_after(mut resp: Response, secs: i64) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// The second-factor step of a sign-in that needs one, recorded on the flow, with the
+/// passkey options when the user has a passkey.
+async fn second_factor_step<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    p: &Posted,
+    mfa_token: &str,
+) -> Response {
+    if let Err(e) = oidc::record_mfa_step(ctx.platform, &p.flow_id, mfa_token).await {
+        return unavailable(ctx, p, e.code(), &e.to_string());
+    }
+    let passkey = passkey_options(ctx, req, mfa_token).await;
+    step_page(
+        StatusCode::OK,
+        &p.flow,
+        &p.flow_id,
+        &p.csrf,
+        Step::Mfa {
             mfa_token,
-            enroll: false,
-        }) => {
-            if let Err(e) = oidc::record_mfa_step(ctx.platform, &p.flow_id, &mfa_token).await {
-                return Ok(unavailable(ctx, &p, e.code(), &e.to_string()));
-            }
-            let passkey = passkey_options(ctx, req, &mfa_token).await;
-            Ok(step_page(
-                StatusCode::OK,
-                &p.flow,
-                &p.flow_id,
-                &p.csrf,
-                Step::Mfa {
-                    mfa_token: &mfa_token,
-                    passkey: passkey.as_deref(),
-                },
-                Note::None,
-            ))
-        }
-        Err(LoginError::MfaRequired {
-            mfa_token,
-            enroll: true,
-        }) => {
-            // NFR-SEC-003: the tenant requires MFA; the user enrolls within this sign-in.
-            if let Err(e) = oidc::record_mfa_step(ctx.platform, &p.flow_id, &mfa_token).await {
-                return Ok(unavailable(ctx, &p, e.code(), &e.to_string()));
-            }
-            match signin::enroll_during_sign_in(ctx.platform, &mfa_token, &ctx.request_id).await {
-                Ok(en) => Ok(step_page(
-                    StatusCode::OK,
-                    &p.flow,
-                    &p.flow_id,
-                    &p.csrf,
-                    Step::Enroll {
-                        mfa_token: &mfa_token,
-                        secret: &en.secret,
-                        otpauth_uri: &en.otpauth_uri,
-                    },
-                    Note::None,
-                )),
-                Err(e) => Ok(unavailable(ctx, &p, e.code(), &e.to_string())),
-            }
-        }
-        Err(LoginError::InvalidCredentials) => {
-            Ok(page(StatusCode::UNAUTHORIZED, Note::Error(wrong)))
-        }
-        Err(LoginError::TenantNotActive) => Ok(page(
-            StatusCode::FORBIDDEN,
-            Note::Error("This organization cannot sign in right now."),
-        )),
-        Err(LoginError::PasswordExpired) => Ok(page(
-            StatusCode::FORBIDDEN,
-            Note::Error("Your password has expired. Use \"Forgot password?\" to set a new one."),
-        )),
-        Err(LoginError::RateLimited { retry_after_secs }) => {
-            let mut resp = page(
-                StatusCode::TOO_MANY_REQUESTS,
-                Note::Error("Too many failed attempts. Wait a few minutes and try again."),
-            );
-            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            Ok(resp)
-        }
-        Err(e @ (LoginError::Signing(_) | LoginError::Storage(_))) => {
-            Ok(unavailable(ctx, &p, e.code(), &e.to_string()))
-        }
+            passkey: passkey.as_deref(),
+        },
+        Note::None,
+    )
+}
+
+/// The enrollment step of a sign-in whose tenant requires MFA the user has not set up:
+/// recorded on the flow, with a new TOTP key to scan.
+async fn enroll_step<P: Platform>(ctx: &Ctx<'_, P>, p: &Posted, mfa_token: &str) -> Response {
+    if let Err(e) = oidc::record_mfa_step(ctx.platform, &p.flow_id, mfa_token).await {
+        return unavailable(ctx, p, e.code(), &e.to_string());
+    }
+    match signin::enroll_during_sign_in(ctx.platform, mfa_token, &ctx.request_id).await {
+        Ok(en) => step_page(
+            StatusCode::OK,
+            &p.flow,
+            &p.flow_id,
+            &p.csrf,
+            Step::Enroll {
+                mfa_token,
+                secret: &en.secret,
+                otpauth_uri: &en.otpauth_uri,
+            },
+            Note::None,
+        ),
+        Err(e) => unavailable(ctx, p, e.code(), &e.to_string()),
     }
 }
 
@@ -536,85 +585,48 @@ pub(super) async fn login_mfa<P: Platform>(
         Ok(p) => p,
         Err(page) => return Ok(page),
     };
-    let mfa_token = single(&p.form, "mfa_token").unwrap_or_default();
-    let code = single(&p.form, "code").unwrap_or_default();
-    if !p.flow.mfa_ok(&mfa_token) {
+    let form = MfaForm::read(&p);
+    if !p.flow.mfa_ok(&form.mfa_token) {
         return Ok(password_step(
             &p,
             StatusCode::BAD_REQUEST,
             "The sign-in step expired. Sign in again.",
         ));
     }
-    // An enrollment form carries its key back for display only; the check uses the stored one.
-    let enroll_secret = single(&p.form, "enroll_secret").unwrap_or_default();
-    let otpauth_uri = single(&p.form, "otpauth_uri").unwrap_or_default();
-    let again = |status, msg, passkey: Option<&str>| {
-        let step = if enroll_secret.is_empty() {
-            Step::Mfa {
-                mfa_token: &mfa_token,
-                passkey,
-            }
-        } else {
-            Step::Enroll {
-                mfa_token: &mfa_token,
-                secret: &enroll_secret,
-                otpauth_uri: &otpauth_uri,
-            }
-        };
-        step_page(status, &p.flow, &p.flow_id, &p.csrf, step, Note::Error(msg))
-    };
     // The passkey form posts an assertion instead of a code (NFR-SEC-003).
-    let assertion = match single(&p.form, "webauthn").filter(|w| !w.is_empty()) {
-        None => None,
-        Some(raw) => match serde_json::from_str::<AuthenticationResponse>(&raw) {
-            Ok(a) => Some(a),
-            Err(_) => {
-                let passkey = passkey_options(ctx, req, &mfa_token).await;
-                return Ok(again(
-                    StatusCode::BAD_REQUEST,
-                    "The passkey answer could not be read. Try again.",
-                    passkey.as_deref(),
-                ));
-            }
-        },
+    let Ok(assertion) = form.assertion() else {
+        let passkey = passkey_options(ctx, req, &form.mfa_token).await;
+        return Ok(form.again(
+            &p,
+            StatusCode::BAD_REQUEST,
+            "The passkey answer could not be read. Try again.",
+            passkey.as_deref(),
+        ));
     };
     let factor = match &assertion {
         Some(a) => signin::SecondFactor::Passkey(a),
-        None => signin::SecondFactor::Code(&code),
+        None => signin::SecondFactor::Code(&form.code),
     };
     let client = client_address(ctx, req);
     let checked = signin::verify_second_factor(
         ctx.platform,
-        &mfa_token,
+        &form.mfa_token,
         factor,
         client.as_deref(),
         &ctx.request_id,
     )
     .await;
     // A failed attempt shows the step again, with fresh passkey options (a challenge is single use).
-    let passkey = match (&checked, enroll_secret.is_empty()) {
+    let passkey = match (&checked, form.enroll_secret.is_empty()) {
         (Err(VerifyMfaError::InvalidCode | VerifyMfaError::RateLimited { .. }), true) => {
-            passkey_options(ctx, req, &mfa_token).await
+            passkey_options(ctx, req, &form.mfa_token).await
         }
         _ => None,
     };
-    match checked {
-        Ok(done) => match done.recovery_codes {
-            None => Ok(finish(ctx, &p, &done.user, &["pwd", done.method]).await),
-            // After an enrollment the recovery codes are shown first; the user continues.
-            Some(codes) => {
-                let methods = ["pwd", done.method];
-                if let Err(e) =
-                    oidc::record_authenticated(ctx.platform, &p.flow_id, &done.user, &methods).await
-                {
-                    return Ok(unavailable(ctx, &p, e.code(), &e.to_string()));
-                }
-                Ok(login_page::recovery_codes_page(
-                    &p.flow, &p.flow_id, &p.csrf, &codes,
-                ))
-            }
-        },
-        Err(VerifyMfaError::InvalidCode) => Ok(again(
+    let resp = match checked {
+        Ok(done) => second_factor_done(ctx, &p, done).await,
+        Err(VerifyMfaError::InvalidCode) => form.again(
+            &p,
             StatusCode::UNAUTHORIZED,
             if assertion.is_some() {
                 "The passkey was not accepted. Try again, or enter a code."
@@ -622,19 +634,92 @@ pub(super) async fn login_mfa<P: Platform>(
                 "The code is not valid. Try again."
             },
             passkey.as_deref(),
-        )),
-        Err(VerifyMfaError::RateLimited { .. }) => Ok(again(
+        ),
+        Err(VerifyMfaError::RateLimited { .. }) => form.again(
+            &p,
             StatusCode::TOO_MANY_REQUESTS,
             "Too many wrong codes. Wait a few minutes and try again.",
             passkey.as_deref(),
-        )),
-        Err(VerifyMfaError::InvalidToken) => Ok(password_step(
+        ),
+        Err(VerifyMfaError::InvalidToken) => password_step(
             &p,
             StatusCode::BAD_REQUEST,
             "The sign-in step expired. Sign in again.",
-        )),
-        Err(e) => Ok(unavailable(ctx, &p, e.code(), &e.to_string())),
+        ),
+        Err(e) => unavailable(ctx, &p, e.code(), &e.to_string()),
+    };
+    Ok(resp)
+}
+
+/// The fields of the second-factor form.
+struct MfaForm {
+    /// The pending sign-in's token.
+    mfa_token: String,
+    /// The TOTP or recovery code typed, if any.
+    code: String,
+    /// An enrollment form's key, carried back for display only (the check uses the stored one).
+    enroll_secret: String,
+    /// An enrollment form's `otpauth://` URI, for display only.
+    otpauth_uri: String,
+    /// The passkey assertion as posted (JSON), if any.
+    webauthn: Option<String>,
+}
+
+impl MfaForm {
+    /// Reads the form of a post.
+    fn read(p: &Posted) -> MfaForm {
+        MfaForm {
+            mfa_token: single(&p.form, "mfa_token").unwrap_or_default(),
+            code: single(&p.form, "code").unwrap_or_default(),
+            enroll_secret: single(&p.form, "enroll_secret").unwrap_or_default(),
+            otpauth_uri: single(&p.form, "otpauth_uri").unwrap_or_default(),
+            webauthn: single(&p.form, "webauthn").filter(|w| !w.is_empty()),
+        }
     }
+
+    /// The passkey assertion posted instead of a code: `Ok(None)` without one, `Err` when it
+    /// cannot be read.
+    fn assertion(&self) -> Result<Option<AuthenticationResponse>, serde_json::Error> {
+        self.webauthn
+            .as_deref()
+            .map(serde_json::from_str::<AuthenticationResponse>)
+            .transpose()
+    }
+
+    /// The same step again (code or enrollment form) with `msg`.
+    fn again(&self, p: &Posted, status: StatusCode, msg: &str, passkey: Option<&str>) -> Response {
+        let step = if self.enroll_secret.is_empty() {
+            Step::Mfa {
+                mfa_token: &self.mfa_token,
+                passkey,
+            }
+        } else {
+            Step::Enroll {
+                mfa_token: &self.mfa_token,
+                secret: &self.enroll_secret,
+                otpauth_uri: &self.otpauth_uri,
+            }
+        };
+        step_page(status, &p.flow, &p.flow_id, &p.csrf, step, Note::Error(msg))
+    }
+}
+
+/// After an accepted second factor: back to the client with a code, or, after an enrollment,
+/// the recovery codes first (the sign-in recorded on the flow; the user continues).
+async fn second_factor_done<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    p: &Posted,
+    done: signin::CheckedFactor,
+) -> Response {
+    let methods = ["pwd", done.method];
+    let Some(codes) = done.recovery_codes else {
+        return finish(ctx, p, &done.user, &methods).await;
+    };
+    if let Err(e) = oidc::record_authenticated(ctx.platform, &p.flow_id, &done.user, &methods).await
+    {
+        return unavailable(ctx, p, e.code(), &e.to_string());
+    }
+    login_page::recovery_codes_page(&p.flow, &p.flow_id, &p.csrf, &codes)
 }
 
 /// `POST /oauth/authorize/continue {flow, csrf}`: finishes a sign-in recorded before the

@@ -212,6 +212,48 @@ pub async fn start_authorization<P: Platform>(
     p: &P,
     req: &AuthorizeRequest,
 ) -> Result<StartedFlow, AuthorizeError> {
+    let (client, redirect_uri) = client_and_redirect(p, req).await?;
+    // From here on errors go back to the client.
+    let checked = check_request(req, redirect_uri)?;
+    let tenant = match hinted_domain(req) {
+        Some(d) => tenant_by_domain(p, &d).await?,
+        None => None,
+    };
+    let tenant_id = tenant.as_ref().map(|t| t.id.as_str());
+    let (flow_id, csrf) = store_flow(p, &client, redirect_uri, &checked, tenant_id).await?;
+    Ok(StartedFlow {
+        flow: Flow {
+            client_id: client.id.clone(),
+            client_name: client.name.clone(),
+            redirect_uri: redirect_uri.to_owned(),
+            state: checked.state.map(str::to_owned),
+            tenant,
+            csrf_hash: crypto::token_hash(&csrf),
+            mfa_hash: None,
+        },
+        flow_id,
+        csrf,
+    })
+}
+
+/// An authorization request's values once checked.
+struct CheckedRequest<'a> {
+    /// The client's `state`, if it may be echoed.
+    state: Option<&'a str>,
+    /// The known scopes asked for, `openid` among them.
+    scopes: Vec<&'static str>,
+    /// The PKCE S256 challenge.
+    challenge: &'a str,
+    /// The client's `nonce`, if any.
+    nonce: Option<&'a str>,
+}
+
+/// The active client and its registered redirect URI the request names; refusals are shown to
+/// the user, never redirected.
+async fn client_and_redirect<'r, P: Platform>(
+    p: &P,
+    req: &'r AuthorizeRequest,
+) -> Result<(Client, &'r str), AuthorizeError> {
     let client: Client = match req.client_id.as_deref() {
         Some(id) => load_client(p, id).await?,
         None => None,
@@ -223,7 +265,16 @@ pub async fn start_authorization<P: Platform>(
         .as_deref()
         .filter(|u| client.redirect_uri_registered(u))
         .ok_or(AuthorizeError::InvalidRedirectUri)?;
-    // From here on errors go back to the client. A state too long to echo is dropped.
+    Ok((client, redirect_uri))
+}
+
+/// Checks the request's parameters (`state`, request objects, response type and mode, scopes,
+/// PKCE, `nonce`, `prompt`); refusals go back to `redirect_uri`.
+fn check_request<'a>(
+    req: &'a AuthorizeRequest,
+    redirect_uri: &str,
+) -> Result<CheckedRequest<'a>, AuthorizeError> {
+    // A state too long to echo is dropped.
     let state = req
         .state
         .as_deref()
@@ -286,21 +337,34 @@ pub async fn start_authorization<P: Platform>(
         // There is no provider-side session to reuse without showing the page.
         return Err(refuse("login_required", "the user must sign in"));
     }
+    Ok(CheckedRequest {
+        state,
+        scopes,
+        challenge,
+        nonce,
+    })
+}
 
-    // The tenant, when the request names it: `tenant`, or the domain of a login_hint email.
-    let hinted = match req.tenant.as_deref() {
+/// The tenant domain the request names: `tenant`, or the domain of a `login_hint` email.
+fn hinted_domain(req: &AuthorizeRequest) -> Option<String> {
+    match req.tenant.as_deref() {
         Some(t) => Some(t.to_owned()),
         None => req
             .login_hint
             .as_deref()
             .and_then(|h| Email::parse(h).ok())
             .and_then(|e| e.as_str().rsplit_once('@').map(|(_, d)| d.to_owned())),
-    };
-    let tenant = match hinted {
-        Some(d) => tenant_by_domain(p, &d).await?,
-        None => None,
-    };
+    }
+}
 
+/// Stores the pending login flow (its id and CSRF token hashed) and returns both tokens.
+async fn store_flow<P: Platform>(
+    p: &P,
+    client: &Client,
+    redirect_uri: &str,
+    checked: &CheckedRequest<'_>,
+    tenant_id: Option<&str>,
+) -> Result<(String, String), SqlError> {
     let now = p.clock().now_ms();
     let flow_id = crypto::random_token(p.random());
     let csrf = crypto::random_token(p.random());
@@ -314,29 +378,17 @@ pub async fn start_authorization<P: Platform>(
             .bind(crypto::token_hash(&flow_id))
             .bind(client.id.as_str())
             .bind(redirect_uri)
-            .bind(scopes.join(" "))
-            .bind(state)
-            .bind(nonce)
-            .bind(challenge)
-            .bind(tenant.as_ref().map(|t| t.id.as_str()))
+            .bind(checked.scopes.join(" "))
+            .bind(checked.state)
+            .bind(checked.nonce)
+            .bind(checked.challenge)
+            .bind(tenant_id)
             .bind(crypto::token_hash(&csrf))
             .bind(now)
             .bind(now + FLOW_TTL_MS),
         )
         .await?;
-    Ok(StartedFlow {
-        flow: Flow {
-            client_id: client.id.clone(),
-            client_name: client.name.clone(),
-            redirect_uri: redirect_uri.to_owned(),
-            state: state.map(str::to_owned),
-            tenant,
-            csrf_hash: crypto::token_hash(&csrf),
-            mfa_hash: None,
-        },
-        flow_id,
-        csrf,
-    })
+    Ok((flow_id, csrf))
 }
 
 /// The active tenant of domain `domain`, with whether it has SSO enabled.

@@ -14,7 +14,7 @@ use super::id_token::{self, IdTokenClaims};
 use super::{pkce, with_query};
 use crate::crypto;
 use crate::kernel::ErrorKind;
-use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
+use crate::ports::{Clock, Platform, Row, Sql, SqlError, Stmt};
 use crate::sessions::{self, Grant, RefreshError, SessionUser, TokenPair};
 use crate::signin::{check_token_with, AccessError};
 use crate::tokens::{keys, SigningKeyError, ACCESS_AUDIENCE, ACCESS_TOKEN_TTL_SECS};
@@ -223,117 +223,34 @@ async fn sign_id_token<P: Platform>(
     Ok(id_token::sign(&key, &claims))
 }
 
+/// The authorization code grant: the code consumed and checked, then a session for its user
+/// with the client's grant, and an ID token.
 async fn code_grant<P: Platform>(
     p: &P,
     issuer: &str,
     req: &TokenRequest,
     request_id: &str,
 ) -> Result<TokenResponse, TokenError> {
-    let code = req
-        .code
-        .as_deref()
-        .filter(|c| !c.is_empty() && c.len() <= 128)
-        .ok_or(TokenError::InvalidRequest("code is required"))?;
-    let redirect_uri = req
-        .redirect_uri
-        .as_deref()
-        .ok_or(TokenError::InvalidRequest("redirect_uri is required"))?;
-    let verifier = req
-        .code_verifier
-        .as_deref()
-        .ok_or(TokenError::InvalidRequest(
-            "code_verifier is required (PKCE)",
-        ))?;
+    let (code, redirect_uri, verifier) = code_params(req)?;
     let now = p.clock().now_ms();
     let hash = crypto::token_hash(code);
-    let rows = p
-        .sql()
-        .query(
-            Stmt::new(
-                "SELECT client_id, redirect_uri, scope, nonce, code_challenge, user_id,
-                        auth_methods, auth_time, session_id, expires_at, consumed_at
-                 FROM oidc_codes WHERE code_hash = ?1",
-            )
-            .bind(hash.as_str()),
-        )
-        .await?;
-    let row = rows
-        .first()
-        .ok_or(TokenError::InvalidGrant("unknown code"))?;
-    if row.opt_i64("consumed_at")?.is_some() {
-        // RFC 6749 4.1.2: a code used twice revokes what its first use issued.
-        if let Some(sid) = row.opt_text("session_id")? {
-            if let Some((user, _, _)) = active_user(p, &row.text("user_id")?).await? {
-                let _ = sessions::revoke_family(p, &sid, &user, "code_reuse", request_id).await;
-            }
-        }
-        return Err(TokenError::InvalidGrant("code already used"));
-    }
-    // Consumed first, whatever the outcome: a code gets one exchange attempt.
-    let consumed = p
-        .sql()
-        .execute(
-            Stmt::new(
-                "UPDATE oidc_codes SET consumed_at = ?2 WHERE code_hash = ?1 AND consumed_at IS NULL",
-            )
-            .bind(hash.as_str())
-            .bind(now),
-        )
-        .await?;
-    if consumed != 1 {
-        return Err(TokenError::InvalidGrant("code already used"));
-    }
-    if row.i64("expires_at")? <= now {
-        return Err(TokenError::InvalidGrant("code expired"));
-    }
+    let row = consume_code(p, &hash, now, request_id).await?;
+    check_code(&row, req, redirect_uri, verifier, now)?;
     let client_id = row.text("client_id")?;
-    if client_id != req.client_id {
-        return Err(TokenError::InvalidGrant("code issued to another client"));
-    }
-    if row.text("redirect_uri")? != redirect_uri {
-        return Err(TokenError::InvalidGrant("redirect_uri differs"));
-    }
-    if !pkce::verify(verifier, &row.text("code_challenge")?) {
-        return Err(TokenError::InvalidGrant("code_verifier does not match"));
-    }
     let (user, email, name) = active_user(p, &row.text("user_id")?)
         .await?
         .ok_or(TokenError::InvalidGrant("the user may no longer sign in"))?;
     let scope = row.text("scope")?;
     let amr: Vec<String> = serde_json::from_str(&row.text("auth_methods")?).unwrap_or_default();
-    let methods: Vec<&str> = amr.iter().map(String::as_str).collect();
     let auth_time = row.i64("auth_time")?;
-    let grant = Grant {
-        app_id: Some(&client_id),
-        aud: &client_id,
+    let grant = CodeGrant {
+        client_id: &client_id,
         scope: &scope,
+        amr: &amr,
+        auth_time,
+        code_hash: &hash,
     };
-    let pair = sessions::start_with(
-        p,
-        &user,
-        &methods,
-        &grant,
-        |sid| {
-            vec![
-                Stmt::new(
-                    "INSERT INTO oidc_grants (session_id, client_id, tenant_id, scope, auth_time,
-                       created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .bind(sid)
-                .bind(client_id.as_str())
-                .bind(user.tenant_id.as_str())
-                .bind(scope.as_str())
-                .bind(auth_time)
-                .bind(now),
-                Stmt::new("UPDATE oidc_codes SET session_id = ?2 WHERE code_hash = ?1")
-                    .bind(hash.as_str())
-                    .bind(sid),
-            ]
-        },
-        request_id,
-    )
-    .await?;
+    let pair = start_code_session(p, &user, &grant, now, request_id).await?;
     let id_token = sign_id_token(
         p,
         &user,
@@ -351,6 +268,156 @@ async fn code_grant<P: Platform>(
     )
     .await?;
     Ok(response(pair, id_token, &scope))
+}
+
+/// The code, `redirect_uri` and `code_verifier` of a code grant, each required.
+fn code_params(req: &TokenRequest) -> Result<(&str, &str, &str), TokenError> {
+    let code = req
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty() && c.len() <= 128)
+        .ok_or(TokenError::InvalidRequest("code is required"))?;
+    let redirect_uri = req
+        .redirect_uri
+        .as_deref()
+        .ok_or(TokenError::InvalidRequest("redirect_uri is required"))?;
+    let verifier = req
+        .code_verifier
+        .as_deref()
+        .ok_or(TokenError::InvalidRequest(
+            "code_verifier is required (PKCE)",
+        ))?;
+    Ok((code, redirect_uri, verifier))
+}
+
+/// Consumes the code of hash `hash` and returns its row. Consumed first, whatever the outcome:
+/// a code gets one exchange attempt, and one presented again revokes the session its first
+/// exchange started (RFC 6749 4.1.2).
+async fn consume_code<P: Platform>(
+    p: &P,
+    hash: &str,
+    now: i64,
+    request_id: &str,
+) -> Result<Row, TokenError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT client_id, redirect_uri, scope, nonce, code_challenge, user_id,
+                        auth_methods, auth_time, session_id, expires_at, consumed_at
+                 FROM oidc_codes WHERE code_hash = ?1",
+            )
+            .bind(hash),
+        )
+        .await?;
+    let row = rows
+        .into_iter()
+        .next()
+        .ok_or(TokenError::InvalidGrant("unknown code"))?;
+    if row.opt_i64("consumed_at")?.is_some() {
+        if let Some(sid) = row.opt_text("session_id")? {
+            if let Some((user, _, _)) = active_user(p, &row.text("user_id")?).await? {
+                let _ = sessions::revoke_family(p, &sid, &user, "code_reuse", request_id).await;
+            }
+        }
+        return Err(TokenError::InvalidGrant("code already used"));
+    }
+    let consumed = p
+        .sql()
+        .execute(
+            Stmt::new(
+                "UPDATE oidc_codes SET consumed_at = ?2 WHERE code_hash = ?1 AND consumed_at IS NULL",
+            )
+            .bind(hash)
+            .bind(now),
+        )
+        .await?;
+    if consumed != 1 {
+        return Err(TokenError::InvalidGrant("code already used"));
+    }
+    Ok(row)
+}
+
+/// Checks a consumed code against the request: unexpired, issued to this client for this
+/// `redirect_uri`, and the PKCE verifier matching its challenge.
+fn check_code(
+    row: &Row,
+    req: &TokenRequest,
+    redirect_uri: &str,
+    verifier: &str,
+    now: i64,
+) -> Result<(), TokenError> {
+    if row.i64("expires_at")? <= now {
+        return Err(TokenError::InvalidGrant("code expired"));
+    }
+    if row.text("client_id")? != req.client_id {
+        return Err(TokenError::InvalidGrant("code issued to another client"));
+    }
+    if row.text("redirect_uri")? != redirect_uri {
+        return Err(TokenError::InvalidGrant("redirect_uri differs"));
+    }
+    if !pkce::verify(verifier, &row.text("code_challenge")?) {
+        return Err(TokenError::InvalidGrant("code_verifier does not match"));
+    }
+    Ok(())
+}
+
+/// What a code granted, as its session is started with.
+struct CodeGrant<'a> {
+    /// The client the code was issued to.
+    client_id: &'a str,
+    /// The scopes granted.
+    scope: &'a str,
+    /// How the user authenticated.
+    amr: &'a [String],
+    /// When the user authenticated (unix ms).
+    auth_time: i64,
+    /// The code's hash, to record the session on it.
+    code_hash: &'a str,
+}
+
+/// Starts the session of a code grant, recording the client's grant and the session on the
+/// code in the same batch.
+async fn start_code_session<P: Platform>(
+    p: &P,
+    user: &SessionUser,
+    g: &CodeGrant<'_>,
+    now: i64,
+    request_id: &str,
+) -> Result<TokenPair, TokenError> {
+    let methods: Vec<&str> = g.amr.iter().map(String::as_str).collect();
+    let grant = Grant {
+        app_id: Some(g.client_id),
+        aud: g.client_id,
+        scope: g.scope,
+    };
+    let pair = sessions::start_with(
+        p,
+        user,
+        &methods,
+        &grant,
+        |sid| {
+            vec![
+                Stmt::new(
+                    "INSERT INTO oidc_grants (session_id, client_id, tenant_id, scope, auth_time,
+                       created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .bind(sid)
+                .bind(g.client_id)
+                .bind(user.tenant_id.as_str())
+                .bind(g.scope)
+                .bind(g.auth_time)
+                .bind(now),
+                Stmt::new("UPDATE oidc_codes SET session_id = ?2 WHERE code_hash = ?1")
+                    .bind(g.code_hash)
+                    .bind(sid),
+            ]
+        },
+        request_id,
+    )
+    .await?;
+    Ok(pair)
 }
 
 fn response(pair: TokenPair, id_token: String, scope: &str) -> TokenResponse {

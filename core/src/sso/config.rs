@@ -227,53 +227,10 @@ pub async fn save<P: Platform>(
 ) -> Result<SsoConfigView, SsoConfigError> {
     require_owner(p, tenant_id, user_id).await?;
     let dev = development(p);
-    discovery::issuer_origin(&input.issuer_url, dev)
-        .map_err(|why| SsoConfigError::Invalid("issuer_url", why.to_owned()))?;
-    client_field("client_id", &input.client_id)?;
-    if let Some(secret) = &input.client_secret {
-        client_field("client_secret", secret)?;
-    }
-    let jit_role = input.jit_role.clone().unwrap_or_else(|| "user".to_owned());
-    if !matches!(jit_role.as_str(), "user" | "admin") {
-        return Err(SsoConfigError::Invalid(
-            "jit_role",
-            "must be user or admin".to_owned(),
-        ));
-    }
+    let jit_role = check_input(input, dev)?;
     let existing = load(p, tenant_id).await?;
-    let master =
-        MasterKey::load(p.secrets()).map_err(|e| SsoConfigError::MasterKey(e.to_string()))?;
-    let sealed = match (&input.client_secret, &existing) {
-        (Some(secret), _) => master.seal(p.random(), &secret_context(tenant_id), secret.as_bytes()),
-        (None, Some(stored)) if same_client(&stored.view, input) => {
-            stored.client_secret_enc.clone()
-        }
-        (None, Some(_)) => {
-            return Err(SsoConfigError::Invalid(
-                "client_secret",
-                "is required again when issuer_url or client_id changes".to_owned(),
-            ))
-        }
-        (None, None) => {
-            return Err(SsoConfigError::Invalid(
-                "client_secret",
-                "is required for a new configuration".to_owned(),
-            ))
-        }
-    };
-
-    let meta = discovery::discover(p, &input.issuer_url, dev)
-        .await
-        .map_err(SsoConfigError::Discovery)?;
-    let keys = discovery::fetch_keys(p, &meta.issuer, &meta.jwks_uri, dev)
-        .await
-        .map_err(SsoConfigError::Discovery)?;
-    if !discovery::has_usable_key(&keys) {
-        return Err(SsoConfigError::Discovery(DiscoveryError::Unusable(
-            "the key set holds no RS256 or ES256 key".to_owned(),
-        )));
-    }
-
+    let sealed = sealed_secret(p, tenant_id, input, existing.as_ref())?;
+    check_idp(p, &input.issuer_url, dev).await?;
     let now = p.clock().now_ms();
     let view = SsoConfigView {
         issuer_url: input.issuer_url.clone(),
@@ -299,29 +256,102 @@ pub async fn save<P: Platform>(
     .with("secret_changed", input.client_secret.is_some());
     p.sql()
         .batch(vec![
-            Stmt::new(
-                "INSERT INTO sso_configs (id, tenant_id, issuer_url, client_id, client_secret_enc,
-                   enabled, allow_jit, jit_role, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
-                 ON CONFLICT (tenant_id) DO UPDATE SET issuer_url = excluded.issuer_url,
-                   client_id = excluded.client_id, client_secret_enc = excluded.client_secret_enc,
-                   enabled = excluded.enabled, allow_jit = excluded.allow_jit,
-                   jit_role = excluded.jit_role, updated_at = excluded.updated_at,
-                   version = sso_configs.version + 1",
-            )
-            .bind(ids::new_id(p.random()))
-            .bind(tenant_id)
-            .bind(view.issuer_url.as_str())
-            .bind(view.client_id.as_str())
-            .bind(sealed)
-            .bind(i64::from(view.enabled))
-            .bind(i64::from(view.allow_jit))
-            .bind(view.jit_role.as_str())
-            .bind(now),
+            upsert_config(p, tenant_id, &view, sealed),
             audit::outbox_insert(&record, &audit::new_event_id(p), now),
         ])
         .await?;
     Ok(view)
+}
+
+/// Checks the input's own fields (issuer URL, client id and secret, JIT role) and returns the
+/// JIT role, `user` by default.
+fn check_input(input: &SsoConfigInput, dev: bool) -> Result<String, SsoConfigError> {
+    discovery::issuer_origin(&input.issuer_url, dev)
+        .map_err(|why| SsoConfigError::Invalid("issuer_url", why.to_owned()))?;
+    client_field("client_id", &input.client_id)?;
+    if let Some(secret) = &input.client_secret {
+        client_field("client_secret", secret)?;
+    }
+    let jit_role = input.jit_role.clone().unwrap_or_else(|| "user".to_owned());
+    if !matches!(jit_role.as_str(), "user" | "admin") {
+        return Err(SsoConfigError::Invalid(
+            "jit_role",
+            "must be user or admin".to_owned(),
+        ));
+    }
+    Ok(jit_role)
+}
+
+/// The client secret as stored: the new one sealed under the master key, or the stored one
+/// when the issuer and client stay; a new configuration or a new client needs a secret.
+fn sealed_secret<P: Platform>(
+    p: &P,
+    tenant_id: &str,
+    input: &SsoConfigInput,
+    existing: Option<&StoredConfig>,
+) -> Result<String, SsoConfigError> {
+    let master =
+        MasterKey::load(p.secrets()).map_err(|e| SsoConfigError::MasterKey(e.to_string()))?;
+    match (&input.client_secret, existing) {
+        (Some(secret), _) => {
+            Ok(master.seal(p.random(), &secret_context(tenant_id), secret.as_bytes()))
+        }
+        (None, Some(stored)) if same_client(&stored.view, input) => {
+            Ok(stored.client_secret_enc.clone())
+        }
+        (None, Some(_)) => Err(SsoConfigError::Invalid(
+            "client_secret",
+            "is required again when issuer_url or client_id changes".to_owned(),
+        )),
+        (None, None) => Err(SsoConfigError::Invalid(
+            "client_secret",
+            "is required for a new configuration".to_owned(),
+        )),
+    }
+}
+
+/// Checks the IdP now: its discovery document, and a key set holding a usable key.
+async fn check_idp<P: Platform>(p: &P, issuer_url: &str, dev: bool) -> Result<(), SsoConfigError> {
+    let meta = discovery::discover(p, issuer_url, dev)
+        .await
+        .map_err(SsoConfigError::Discovery)?;
+    let keys = discovery::fetch_keys(p, &meta.issuer, &meta.jwks_uri, dev)
+        .await
+        .map_err(SsoConfigError::Discovery)?;
+    if !discovery::has_usable_key(&keys) {
+        return Err(SsoConfigError::Discovery(DiscoveryError::Unusable(
+            "the key set holds no RS256 or ES256 key".to_owned(),
+        )));
+    }
+    Ok(())
+}
+
+/// The tenant's configuration row, created or replaced (a new version).
+fn upsert_config<P: Platform>(
+    p: &P,
+    tenant_id: &str,
+    view: &SsoConfigView,
+    sealed: String,
+) -> Stmt {
+    Stmt::new(
+        "INSERT INTO sso_configs (id, tenant_id, issuer_url, client_id, client_secret_enc,
+           enabled, allow_jit, jit_role, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+         ON CONFLICT (tenant_id) DO UPDATE SET issuer_url = excluded.issuer_url,
+           client_id = excluded.client_id, client_secret_enc = excluded.client_secret_enc,
+           enabled = excluded.enabled, allow_jit = excluded.allow_jit,
+           jit_role = excluded.jit_role, updated_at = excluded.updated_at,
+           version = sso_configs.version + 1",
+    )
+    .bind(ids::new_id(p.random()))
+    .bind(tenant_id)
+    .bind(view.issuer_url.as_str())
+    .bind(view.client_id.as_str())
+    .bind(sealed)
+    .bind(i64::from(view.enabled))
+    .bind(i64::from(view.allow_jit))
+    .bind(view.jit_role.as_str())
+    .bind(view.updated_at)
 }
 
 /// `DELETE /v1/tenant/sso` (owner only): removes the configuration, audited in the same batch.

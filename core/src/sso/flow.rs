@@ -27,7 +27,9 @@ use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto::{b64url_encode, random_token, token_hash};
 use crate::ids;
 use crate::kernel::ErrorKind;
-use crate::ports::{Clock, HttpClient, Logger, OutboundRequest, Platform, Sql, SqlError, Stmt};
+use crate::ports::{
+    Clock, HttpClient, Logger, OutboundRequest, Platform, Row, Sql, SqlError, Stmt,
+};
 use crate::sessions::SessionUser;
 use crate::tenants::{Email, TenantDomain};
 use crate::throttle::{self, Counter};
@@ -151,47 +153,13 @@ pub async fn start<P: Platform>(
     login_flow: Option<String>,
     redirect_to: Option<String>,
 ) -> Result<SsoStart, SsoStartError> {
-    if login_flow
-        .as_deref()
-        .is_some_and(|f| f.is_empty() || f.len() > 256 || !f.bytes().all(|b| b.is_ascii_graphic()))
-    {
-        return Err(SsoStartError::Invalid(
-            "login_flow",
-            "must be 1 to 256 printable ASCII characters",
-        ));
-    }
-    if redirect_to
-        .as_deref()
-        .is_some_and(|r| !valid_redirect_to(r))
-    {
-        return Err(SsoStartError::Invalid(
-            "redirect_to",
-            "must be a path on this origin (starting with a single /)",
-        ));
-    }
-    let rows = p
-        .sql()
-        .query(Stmt::new("SELECT id, status FROM tenants WHERE domain = ?1").bind(domain.as_str()))
-        .await?;
-    let Some(tenant) = rows.first() else {
-        return Err(SsoStartError::NotAvailable);
-    };
-    let tenant_id = tenant.text("id")?;
-    if tenant.text("status")? != "active" {
-        return Err(SsoStartError::NotAvailable);
-    }
-    let Some(cfg) = config::load(p, &tenant_id).await? else {
-        return Err(SsoStartError::NotAvailable);
-    };
-    if !cfg.view.enabled {
-        return Err(SsoStartError::NotAvailable);
-    }
+    check_start_params(login_flow.as_deref(), redirect_to.as_deref())?;
+    let (tenant_id, cfg) = start_config(p, domain).await?;
     let meta = discovery::discover_cached(p, &cfg.view.issuer_url, config::development(p))
         .await
         .map_err(|e| SsoStartError::IdpUnavailable(e.log_detail()))?;
     let master =
         MasterKey::load(p.secrets()).map_err(|e| SsoStartError::MasterKey(e.to_string()))?;
-
     let state = random_token(p.random());
     let nonce = random_token(p.random());
     let verifier = random_token(p.random());
@@ -214,39 +182,119 @@ pub async fn start<P: Platform>(
         login_flow,
         redirect_to,
     };
+    store_flow(p, &state_hash, &tenant_id, &data).await?;
+    Ok(SsoStart {
+        authorization_url: authorization_url(
+            &meta.authorization_endpoint,
+            &cfg.view.client_id,
+            redirect_uri,
+            &state,
+            &nonce,
+            &challenge,
+        ),
+    })
+}
+
+/// The IdP's authorization URL of the code flow with PKCE (S256), `state` and `nonce`.
+fn authorization_url(
+    endpoint: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    state: &str,
+    nonce: &str,
+    challenge: &str,
+) -> String {
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("scope", "openid email")
+        .append_pair("state", state)
+        .append_pair("nonce", nonce)
+        .append_pair("code_challenge", challenge)
+        .append_pair("code_challenge_method", "S256")
+        .finish();
+    let sep = if endpoint.contains('?') { '&' } else { '?' };
+    format!("{endpoint}{sep}{query}")
+}
+
+/// Refuses a `login_flow` or `redirect_to` that may not travel through the sign-in.
+fn check_start_params(
+    login_flow: Option<&str>,
+    redirect_to: Option<&str>,
+) -> Result<(), SsoStartError> {
+    if login_flow
+        .is_some_and(|f| f.is_empty() || f.len() > 256 || !f.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(SsoStartError::Invalid(
+            "login_flow",
+            "must be 1 to 256 printable ASCII characters",
+        ));
+    }
+    if redirect_to.is_some_and(|r| !valid_redirect_to(r)) {
+        return Err(SsoStartError::Invalid(
+            "redirect_to",
+            "must be a path on this origin (starting with a single /)",
+        ));
+    }
+    Ok(())
+}
+
+/// The id and enabled SSO configuration of the active tenant of `domain`, or `NotAvailable`.
+async fn start_config<P: Platform>(
+    p: &P,
+    domain: &TenantDomain,
+) -> Result<(String, config::StoredConfig), SsoStartError> {
+    let rows = p
+        .sql()
+        .query(Stmt::new("SELECT id, status FROM tenants WHERE domain = ?1").bind(domain.as_str()))
+        .await?;
+    let Some(tenant) = rows.first() else {
+        return Err(SsoStartError::NotAvailable);
+    };
+    let tenant_id = tenant.text("id")?;
+    if tenant.text("status")? != "active" {
+        return Err(SsoStartError::NotAvailable);
+    }
+    let cfg = enabled_config(p, &tenant_id)
+        .await?
+        .ok_or(SsoStartError::NotAvailable)?;
+    Ok((tenant_id, cfg))
+}
+
+/// The tenant's SSO configuration, `None` when it has none or it is disabled.
+async fn enabled_config<P: Platform>(
+    p: &P,
+    tenant_id: &str,
+) -> Result<Option<config::StoredConfig>, SqlError> {
+    Ok(config::load(p, tenant_id)
+        .await?
+        .filter(|cfg| cfg.view.enabled))
+}
+
+/// Writes the single-use `auth_flows` row of a started sign-in, keyed by the state's hash.
+async fn store_flow<P: Platform>(
+    p: &P,
+    state_hash: &str,
+    tenant_id: &str,
+    data: &FlowData,
+) -> Result<(), SsoStartError> {
     let now = p.clock().now_ms();
-    let json = serde_json::to_string(&data).map_err(|e| SsoStartError::Storage(e.to_string()))?;
+    let json = serde_json::to_string(data).map_err(|e| SsoStartError::Storage(e.to_string()))?;
     p.sql()
         .execute(
             Stmt::new(
                 "INSERT INTO auth_flows (token_hash, kind, tenant_id, data, created_at, expires_at)
                  VALUES (?1, 'sso', ?2, ?3, ?4, ?5)",
             )
-            .bind(state_hash.as_str())
-            .bind(tenant_id.as_str())
+            .bind(state_hash)
+            .bind(tenant_id)
             .bind(json)
             .bind(now)
             .bind(now + FLOW_TTL_MS),
         )
         .await?;
-    let query: String = form_urlencoded::Serializer::new(String::new())
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &cfg.view.client_id)
-        .append_pair("redirect_uri", redirect_uri)
-        .append_pair("scope", "openid email")
-        .append_pair("state", &state)
-        .append_pair("nonce", &nonce)
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256")
-        .finish();
-    let sep = if meta.authorization_endpoint.contains('?') {
-        '&'
-    } else {
-        '?'
-    };
-    Ok(SsoStart {
-        authorization_url: format!("{}{sep}{query}", meta.authorization_endpoint),
-    })
+    Ok(())
 }
 
 /// The query of the IdP's redirect to the callback.
@@ -451,6 +499,48 @@ async fn complete<P: Platform>(
     params: &CallbackParams,
     now: i64,
 ) -> Result<Completed, Failed> {
+    let (tenant_id, state_hash, data) = consume_flow(p, params, now).await?;
+    let on_tenant = |e: SsoCallbackError| (e, Some(tenant_id.clone()), None);
+    let code = check_response(params, &data).map_err(on_tenant)?;
+    let cfg = callback_config(p, &tenant_id).await.map_err(on_tenant)?;
+    let (verifier, secret) =
+        open_flow_secrets(p, &tenant_id, &state_hash, &data).map_err(on_tenant)?;
+    let id_token = exchange(p, &data, code, &verifier, &secret)
+        .await
+        .map_err(on_tenant)?;
+    let identity = verify_id_token(p, &data, &id_token, &cfg.view, now)
+        .await
+        .map_err(on_tenant)?;
+    let email = Email::parse(&identity.email)
+        .map_err(|_| on_tenant(SsoCallbackError::AccountRefused("email_invalid")))?;
+    let (user, stmts, record) = match_user(
+        p,
+        &tenant_id,
+        &identity.issuer,
+        &identity.subject,
+        &email,
+        &cfg.view,
+        now,
+    )
+    .await?;
+    Ok(Completed {
+        sign_in: SsoSignIn {
+            user,
+            login_flow: data.login_flow,
+            redirect_to: data.redirect_to,
+        },
+        stmts,
+        record,
+    })
+}
+
+/// Consumes the pending sign-in of the callback's `state` (single use: only the request whose
+/// UPDATE changed the row goes on) and returns its tenant, the state's hash and its data.
+async fn consume_flow<P: Platform>(
+    p: &P,
+    params: &CallbackParams,
+    now: i64,
+) -> Result<(String, String, FlowData), Failed> {
     let plain = |e: SsoCallbackError| (e, None, None);
     let state = params
         .state
@@ -458,7 +548,6 @@ async fn complete<P: Platform>(
         .filter(|s| !s.is_empty() && s.len() <= MAX_PARAM_LEN)
         .ok_or_else(|| plain(SsoCallbackError::InvalidState))?;
     let state_hash = token_hash(state);
-    // Single use: only the request whose UPDATE changed the row goes on.
     let consumed = p
         .sql()
         .execute(
@@ -489,108 +578,114 @@ async fn complete<P: Platform>(
         .opt_text("tenant_id")
         .map_err(|e| plain(e.into()))?
         .ok_or_else(|| plain(SsoCallbackError::InvalidState))?;
-    let on_tenant = |e: SsoCallbackError| (e, Some(tenant_id.clone()), None);
     let data: FlowData = serde_json::from_str(&row.text("data").map_err(|e| plain(e.into()))?)
-        .map_err(|_| on_tenant(SsoCallbackError::InvalidState))?;
+        .map_err(|_| {
+            (
+                SsoCallbackError::InvalidState,
+                Some(tenant_id.clone()),
+                None,
+            )
+        })?;
+    Ok((tenant_id, state_hash, data))
+}
 
+/// Checks the IdP's redirect against the flow: its issuer (RFC 9207), its error, and returns
+/// its code.
+fn check_response<'a>(
+    params: &'a CallbackParams,
+    data: &FlowData,
+) -> Result<&'a str, SsoCallbackError> {
     if params.iss.as_deref().is_some_and(|iss| iss != data.issuer) {
-        return Err(on_tenant(SsoCallbackError::ResponseIssuer));
+        return Err(SsoCallbackError::ResponseIssuer);
     }
     if let Some(error) = &params.error {
-        return Err(on_tenant(SsoCallbackError::IdpError(sanitise_error(error))));
+        return Err(SsoCallbackError::IdpError(sanitise_error(error)));
     }
-    let code = params
+    params
         .code
         .as_deref()
         .filter(|c| !c.is_empty() && c.len() <= MAX_PARAM_LEN)
-        .ok_or_else(|| on_tenant(SsoCallbackError::CodeRefused))?;
+        .ok_or(SsoCallbackError::CodeRefused)
+}
 
+/// The tenant's SSO configuration as it is now, refusing a tenant that is gone, not active or
+/// no longer has SSO enabled.
+async fn callback_config<P: Platform>(
+    p: &P,
+    tenant_id: &str,
+) -> Result<config::StoredConfig, SsoCallbackError> {
     let tenant_rows = p
         .sql()
-        .query(Stmt::new("SELECT status FROM tenants WHERE id = ?1").bind(tenant_id.as_str()))
-        .await
-        .map_err(|e| on_tenant(e.into()))?;
+        .query(Stmt::new("SELECT status FROM tenants WHERE id = ?1").bind(tenant_id))
+        .await?;
     let tenant_status = match tenant_rows.first() {
-        Some(r) => r.text("status").map_err(|e| on_tenant(e.into()))?,
-        None => return Err(on_tenant(SsoCallbackError::NotAvailable)),
+        Some(r) => r.text("status")?,
+        None => return Err(SsoCallbackError::NotAvailable),
     };
     if tenant_status != "active" {
-        return Err(on_tenant(SsoCallbackError::TenantNotActive));
+        return Err(SsoCallbackError::TenantNotActive);
     }
-    let cfg = match config::load(p, &tenant_id).await {
-        Ok(Some(cfg)) if cfg.view.enabled => cfg,
-        Ok(_) => return Err(on_tenant(SsoCallbackError::NotAvailable)),
-        Err(e) => return Err(on_tenant(e.into())),
-    };
+    enabled_config(p, tenant_id)
+        .await?
+        .ok_or(SsoCallbackError::NotAvailable)
+}
 
-    let master = MasterKey::load(p.secrets())
-        .map_err(|e| on_tenant(SsoCallbackError::MasterKey(e.to_string())))?;
+/// Opens the flow's sealed PKCE verifier and client secret under the master key.
+fn open_flow_secrets<P: Platform>(
+    p: &P,
+    tenant_id: &str,
+    state_hash: &str,
+    data: &FlowData,
+) -> Result<(String, String), SsoCallbackError> {
+    let master =
+        MasterKey::load(p.secrets()).map_err(|e| SsoCallbackError::MasterKey(e.to_string()))?;
     let open = |context: &str, sealed: &str| {
         master
             .open(context, sealed)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(|| {
-                on_tenant(SsoCallbackError::MasterKey(
-                    "a sealed SSO value does not open".to_owned(),
-                ))
+                SsoCallbackError::MasterKey("a sealed SSO value does not open".to_owned())
             })
     };
-    let verifier = open(&verifier_context(&state_hash), &data.verifier_enc)?;
-    let secret = open(&secret_context(&tenant_id), &data.client_secret_enc)?;
+    let verifier = open(&verifier_context(state_hash), &data.verifier_enc)?;
+    let secret = open(&secret_context(tenant_id), &data.client_secret_enc)?;
+    Ok((verifier, secret))
+}
 
-    let id_token = exchange(p, &data, code, &verifier, &secret)
-        .await
-        .map_err(on_tenant)?;
-    let unavailable =
-        |e: DiscoveryError| on_tenant(SsoCallbackError::IdpUnavailable(e.log_detail()));
+/// Verifies the ID token's signature with the issuer's keys (fetched once more when cached
+/// keys fail: the IdP may have rotated them) and its claims against the configuration now.
+async fn verify_id_token<P: Platform>(
+    p: &P,
+    data: &FlowData,
+    id_token: &str,
+    cfg: &config::SsoConfigView,
+    now: i64,
+) -> Result<id_token::Identity, SsoCallbackError> {
+    let unavailable = |e: DiscoveryError| SsoCallbackError::IdpUnavailable(e.log_detail());
     let development = config::development(p);
     let (keys, cached) = discovery::keys_cached(p, &data.issuer, &data.jwks_uri, development)
         .await
         .map_err(unavailable)?;
-    let claims = match id_token::verify_signature(&id_token, &keys) {
-        // The IdP may have rotated its keys since they were cached: fetch them once more.
+    let claims = match id_token::verify_signature(id_token, &keys) {
         Err(IdTokenError::Signature | IdTokenError::Algorithm) if cached => {
             let fresh = discovery::fetch_keys(p, &data.issuer, &data.jwks_uri, development)
                 .await
                 .map_err(unavailable)?;
-            id_token::verify_signature(&id_token, &fresh)
+            id_token::verify_signature(id_token, &fresh)
         }
         verified => verified,
-    }
-    .map_err(|e| on_tenant(e.into()))?;
+    }?;
     let identity = id_token::check_claims(
         &claims,
         &id_token::Expected {
-            issuer: &cfg.view.issuer_url,
-            client_id: &cfg.view.client_id,
+            issuer: &cfg.issuer_url,
+            client_id: &cfg.client_id,
             nonce_hash: &data.nonce_hash,
             now_ms: now,
         },
-    )
-    .map_err(|e| on_tenant(e.into()))?;
-    let email = Email::parse(&identity.email)
-        .map_err(|_| on_tenant(SsoCallbackError::AccountRefused("email_invalid")))?;
-
-    let (user, stmts, record) = match_user(
-        p,
-        &tenant_id,
-        &identity.issuer,
-        &identity.subject,
-        &email,
-        &cfg.view,
-        now,
-    )
-    .await?;
-    Ok(Completed {
-        sign_in: SsoSignIn {
-            user,
-            login_flow: data.login_flow,
-            redirect_to: data.redirect_to,
-        },
-        stmts,
-        record,
-    })
+    )?;
+    Ok(identity)
 }
 
 /// The token endpoint's answer Edgeplane reads.
@@ -680,6 +775,9 @@ async fn exchange<P: Platform>(
         .ok_or(SsoCallbackError::IdToken(IdTokenError::Malformed))
 }
 
+/// A matched user, the writes that link, activate or create them, and their audit record.
+type Matched = (SessionUser, Vec<Stmt>, Option<AuditRecord>);
+
 /// Finds (or, with JIT, creates) the tenant user of an identity and prepares the writes that
 /// link it, activate it or create it.
 async fn match_user<P: Platform>(
@@ -690,9 +788,29 @@ async fn match_user<P: Platform>(
     email: &Email,
     cfg: &config::SsoConfigView,
     now: i64,
-) -> Result<(SessionUser, Vec<Stmt>, Option<AuditRecord>), Failed> {
-    let fail = |e: SsoCallbackError, user: Option<String>| (e, Some(tenant_id.to_owned()), user);
-    let sql_fail = |e: SqlError| fail(e.into(), None);
+) -> Result<Matched, Failed> {
+    let rows = find_user(p, tenant_id, issuer, subject, email)
+        .await
+        .map_err(|e| (e.into(), Some(tenant_id.to_owned()), None))?;
+    match rows.first() {
+        Some(row) => sign_in_known(tenant_id, issuer, subject, row, now),
+        None if cfg.allow_jit => Ok(create_jit(p, tenant_id, issuer, subject, email, cfg, now)),
+        None => Err((
+            SsoCallbackError::AccountRefused("unknown_user"),
+            Some(tenant_id.to_owned()),
+            None,
+        )),
+    }
+}
+
+/// The tenant's user linked to the external identity, else the one with the verified email.
+async fn find_user<P: Platform>(
+    p: &P,
+    tenant_id: &str,
+    issuer: &str,
+    subject: &str,
+    email: &Email,
+) -> Result<Vec<Row>, SqlError> {
     let by_identity = p
         .sql()
         .query(
@@ -704,56 +822,74 @@ async fn match_user<P: Platform>(
             .bind(issuer)
             .bind(subject),
         )
-        .await
-        .map_err(sql_fail)?;
-    let rows = if by_identity.is_empty() {
-        p.sql()
-            .query(
-                Stmt::new(
-                    "SELECT id, role, status, external_issuer, external_subject FROM users
-                     WHERE tenant_id = ?1 AND email = ?2",
-                )
-                .bind(tenant_id)
-                .bind(email.as_str()),
+        .await?;
+    if !by_identity.is_empty() {
+        return Ok(by_identity);
+    }
+    p.sql()
+        .query(
+            Stmt::new(
+                "SELECT id, role, status, external_issuer, external_subject FROM users
+                 WHERE tenant_id = ?1 AND email = ?2",
             )
-            .await
-            .map_err(sql_fail)?
-    } else {
-        by_identity
-    };
-    let Some(row) = rows.first() else {
-        if !cfg.allow_jit {
-            return Err(fail(SsoCallbackError::AccountRefused("unknown_user"), None));
-        }
-        let user_id = ids::new_id(p.random());
-        let record = AuditRecord::success(
-            "user.create",
-            &Actor::system("sso-jit"),
-            Some(tenant_id),
-            format!("user:{user_id}"),
-            None,
+            .bind(tenant_id)
+            .bind(email.as_str()),
         )
-        .with("role", cfg.jit_role.as_str())
-        .with("method", "sso");
-        let stmts = vec![Stmt::new(
-            "INSERT INTO users (id, tenant_id, email, role, status, external_issuer,
-               external_subject, last_login_at, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?7, ?7, ?7)",
-        )
-        .bind(user_id.as_str())
-        .bind(tenant_id)
-        .bind(email.as_str())
-        .bind(cfg.jit_role.as_str())
-        .bind(issuer)
-        .bind(subject)
-        .bind(now)];
-        let user = SessionUser {
-            user_id,
-            tenant_id: tenant_id.to_owned(),
-            role: cfg.jit_role.clone(),
-        };
-        return Ok((user, stmts, Some(record)));
+        .await
+}
+
+/// A just-in-time account: an active user with the configured role, linked to the identity
+/// (audited `user.create` by the system).
+fn create_jit<P: Platform>(
+    p: &P,
+    tenant_id: &str,
+    issuer: &str,
+    subject: &str,
+    email: &Email,
+    cfg: &config::SsoConfigView,
+    now: i64,
+) -> Matched {
+    let user_id = ids::new_id(p.random());
+    let record = AuditRecord::success(
+        "user.create",
+        &Actor::system("sso-jit"),
+        Some(tenant_id),
+        format!("user:{user_id}"),
+        None,
+    )
+    .with("role", cfg.jit_role.as_str())
+    .with("method", "sso");
+    let stmts = vec![Stmt::new(
+        "INSERT INTO users (id, tenant_id, email, role, status, external_issuer,
+           external_subject, last_login_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?7, ?7, ?7)",
+    )
+    .bind(user_id.as_str())
+    .bind(tenant_id)
+    .bind(email.as_str())
+    .bind(cfg.jit_role.as_str())
+    .bind(issuer)
+    .bind(subject)
+    .bind(now)];
+    let user = SessionUser {
+        user_id,
+        tenant_id: tenant_id.to_owned(),
+        role: cfg.jit_role.clone(),
     };
+    (user, stmts, Some(record))
+}
+
+/// Signs in a known user by their status: an active one is linked to the identity, an invited
+/// one accepts the invitation, any other is refused; so is an account linked to another subject.
+fn sign_in_known(
+    tenant_id: &str,
+    issuer: &str,
+    subject: &str,
+    row: &Row,
+    now: i64,
+) -> Result<Matched, Failed> {
+    let fail = |e: SsoCallbackError, user: Option<String>| (e, Some(tenant_id.to_owned()), user);
+    let sql_fail = |e: SqlError| fail(e.into(), None);
     let user_id = row.text("id").map_err(sql_fail)?;
     let linked_here = row
         .opt_text("external_issuer")
@@ -775,47 +911,10 @@ async fn match_user<P: Platform>(
         role: row.text("role").map_err(sql_fail)?,
     };
     match row.text("status").map_err(sql_fail)?.as_str() {
-        "active" => {
-            let stmt = Stmt::new(
-                "UPDATE users SET external_issuer = ?2, external_subject = ?3, failed_logins = 0,
-                   updated_at = ?4
-                 WHERE id = ?1 AND status = 'active'",
-            )
-            .bind(user_id.as_str())
-            .bind(issuer)
-            .bind(subject)
-            .bind(now);
-            Ok((user, vec![stmt], None))
-        }
+        "active" => Ok((user, link_active(&user_id, issuer, subject, now), None)),
+        // FR-TENANT-001: signing in through the tenant's IdP accepts the invitation.
         "invited" => {
-            // FR-TENANT-001: signing in through the tenant's IdP accepts the invitation.
-            let record = AuditRecord::success(
-                "invitation.accept",
-                &Actor::user(&user_id),
-                Some(tenant_id),
-                format!("user:{user_id}"),
-                None,
-            )
-            .with("user_id", user_id.as_str())
-            .with("method", "sso");
-            let stmts = vec![
-                Stmt::new(
-                    "UPDATE invitations SET status = 'accepted', accepted_at = ?2
-                     WHERE user_id = ?1 AND status = 'pending'",
-                )
-                .bind(user_id.as_str())
-                .bind(now),
-                Stmt::new(
-                    "UPDATE users SET status = 'active', external_issuer = ?2,
-                       external_subject = ?3, failed_logins = 0, updated_at = ?4,
-                       version = version + 1
-                     WHERE id = ?1 AND status = 'invited'",
-                )
-                .bind(user_id.as_str())
-                .bind(issuer)
-                .bind(subject)
-                .bind(now),
-            ];
+            let (stmts, record) = accept_invitation(tenant_id, &user_id, issuer, subject, now);
             Ok((user, stmts, Some(record)))
         }
         _ => Err(fail(
@@ -823,6 +922,58 @@ async fn match_user<P: Platform>(
             Some(user_id),
         )),
     }
+}
+
+/// Links an active user to the identity (and clears their failed sign-ins).
+fn link_active(user_id: &str, issuer: &str, subject: &str, now: i64) -> Vec<Stmt> {
+    vec![Stmt::new(
+        "UPDATE users SET external_issuer = ?2, external_subject = ?3, failed_logins = 0,
+           updated_at = ?4
+         WHERE id = ?1 AND status = 'active'",
+    )
+    .bind(user_id)
+    .bind(issuer)
+    .bind(subject)
+    .bind(now)]
+}
+
+/// Accepts an invited user's pending invitation and activates them linked to the identity
+/// (audited `invitation.accept`).
+fn accept_invitation(
+    tenant_id: &str,
+    user_id: &str,
+    issuer: &str,
+    subject: &str,
+    now: i64,
+) -> (Vec<Stmt>, AuditRecord) {
+    let record = AuditRecord::success(
+        "invitation.accept",
+        &Actor::user(user_id),
+        Some(tenant_id),
+        format!("user:{user_id}"),
+        None,
+    )
+    .with("user_id", user_id)
+    .with("method", "sso");
+    let stmts = vec![
+        Stmt::new(
+            "UPDATE invitations SET status = 'accepted', accepted_at = ?2
+             WHERE user_id = ?1 AND status = 'pending'",
+        )
+        .bind(user_id)
+        .bind(now),
+        Stmt::new(
+            "UPDATE users SET status = 'active', external_issuer = ?2,
+               external_subject = ?3, failed_logins = 0, updated_at = ?4,
+               version = version + 1
+             WHERE id = ?1 AND status = 'invited'",
+        )
+        .bind(user_id)
+        .bind(issuer)
+        .bind(subject)
+        .bind(now),
+    ];
+    (stmts, record)
 }
 
 /// Runs `stmts` with the outbox row of `record` in one batch.

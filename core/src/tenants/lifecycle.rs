@@ -12,7 +12,7 @@ use crate::kernel::ErrorKind;
 use crate::ports::{Clock, KvError, Platform, Sql, SqlError, Stmt};
 
 use super::model::{SuspensionReason, Tenant, TenantId, TenantStatus};
-use super::{edge_marker_key, load, resource, TenantService, MAX_ATTEMPTS};
+use super::{edge_marker_key, load_live, resource, Missing, TenantService, MAX_ATTEMPTS};
 
 /// The grace period between a deletion request and the purge: 30 days (FR-OPS-002).
 pub const GRACE_PERIOD_MS: i64 = 30 * 24 * 60 * 60 * 1000;
@@ -198,26 +198,6 @@ lifecycle_error!(
         } => "grace_period_over", Refused, "the grace period ended at {purge_after}",
     }
 );
-
-/// A failed lookup of a live tenant.
-enum Missing {
-    /// No such tenant.
-    NotFound(TenantId),
-    /// Purged.
-    Gone(TenantId),
-    /// The database failed.
-    Storage(SqlError),
-}
-
-/// Reads a tenant that has not been purged.
-async fn load_live<P: Platform>(p: &P, id: &TenantId) -> Result<Tenant, Missing> {
-    match load(p, id).await {
-        Err(e) => Err(Missing::Storage(e)),
-        Ok(None) => Err(Missing::NotFound(id.clone())),
-        Ok(Some(t)) if t.status == TenantStatus::Deleted => Err(Missing::Gone(id.clone())),
-        Ok(Some(t)) => Ok(t),
-    }
-}
 
 /// What the marker should become.
 #[derive(Clone, Copy)]

@@ -76,6 +76,26 @@ async fn load<P: Platform>(p: &P, id: &TenantId) -> Result<Option<Tenant>, SqlEr
     rows.first().map(Tenant::from_row).transpose()
 }
 
+/// A failed lookup of a live tenant.
+pub(super) enum Missing {
+    /// No such tenant.
+    NotFound(TenantId),
+    /// Purged.
+    Gone(TenantId),
+    /// The database failed.
+    Storage(SqlError),
+}
+
+/// Reads a tenant that has not been purged.
+pub(super) async fn load_live<P: Platform>(p: &P, id: &TenantId) -> Result<Tenant, Missing> {
+    match load(p, id).await {
+        Err(e) => Err(Missing::Storage(e)),
+        Ok(None) => Err(Missing::NotFound(id.clone())),
+        Ok(Some(t)) if t.status == TenantStatus::Deleted => Err(Missing::Gone(id.clone())),
+        Ok(Some(t)) => Ok(t),
+    }
+}
+
 /// Whether a plan exists in `plans`.
 async fn plan_exists<P: Platform>(p: &P, plan: &Plan) -> Result<bool, SqlError> {
     let rows = p

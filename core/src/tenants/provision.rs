@@ -431,16 +431,46 @@ pub(super) async fn commit<P: Platform>(
     links: &Links,
 ) -> Result<Provisioned, SqlError> {
     let now = p.clock().now_ms();
+    let (provisioned, token) = new_result(p, req, apps, links, now)?;
+    let tid = provisioned.tenant.id.as_str();
+    let mut stmts = Vec::new();
+    if let Some(idem) = idem {
+        stmts.push(drop_expired_key(idem, now));
+    }
+    stmts.extend(tenant_and_owner_rows(actor, req, &provisioned, &token, now));
+    stmts.push(copy_plan_flags(p, tid, &req.plan, 1, actor, now).await?);
+    stmts.extend(tenant_app_rows(tid, apps, now));
+    stmts.extend(provision_audit(
+        p,
+        actor,
+        req,
+        &provisioned,
+        request_id,
+        now,
+    ));
+    if let Some(idem) = idem {
+        stmts.push(store_result(idem, &provisioned, now)?);
+    }
+    p.sql().batch(stmts).await?;
+    Ok(provisioned)
+}
+
+/// The result of a provisioning about to be written, with fresh ids (tenant, owner,
+/// invitation, from the Random port in that order) and the invitation token it links to.
+fn new_result<P: Platform>(
+    p: &P,
+    req: &ProvisionTenant,
+    apps: &[String],
+    links: &Links,
+    now: i64,
+) -> Result<(Provisioned, String), SqlError> {
     let tenant_id = TenantId::parse(&ids::new_ordered_id(p.clock(), p.random()))
         .map_err(|e| SqlError::Other(format!("generated tenant id: {e}")))?;
     let user_id = ids::new_ordered_id(p.clock(), p.random());
     let invitation_id = ids::new_ordered_id(p.clock(), p.random());
     let token = crypto::random_token(p.random());
-    let expires_at = now + INVITATION_TTL_MS;
-    let tid = tenant_id.as_str();
-
     let tenant = Tenant {
-        id: tenant_id.clone(),
+        id: tenant_id,
         name: req.name.clone(),
         domain: Some(req.domain.clone()),
         plan: req.plan.clone(),
@@ -456,27 +486,37 @@ pub(super) async fn commit<P: Platform>(
     };
     let provisioned = Provisioned {
         tenant,
-        owner_user_id: user_id.clone(),
-        invitation_id: invitation_id.clone(),
+        owner_user_id: user_id,
+        invitation_id,
         invitation_link: links.invitation(&token),
-        invitation_expires_at: expires_at,
+        invitation_expires_at: now + INVITATION_TTL_MS,
         apps: apps.to_vec(),
         mail: MailDelivery::Pending,
     };
+    Ok((provisioned, token))
+}
 
-    let mut stmts = Vec::new();
-    if let Some(idem) = idem {
-        // An expired record of this key may linger until the cleanup job: it no longer counts.
-        stmts.push(
-            Stmt::new(
-                "DELETE FROM idempotency_keys WHERE scope = ?1 AND key = ?2 AND expires_at <= ?3",
-            )
-            .bind(&idem.scope)
-            .bind(idem.key.as_str())
-            .bind(now),
-        );
-    }
-    stmts.push(
+/// Drops an expired record of this key, which may linger until the cleanup job: it no longer
+/// counts.
+fn drop_expired_key(idem: &Idem, now: i64) -> Stmt {
+    Stmt::new("DELETE FROM idempotency_keys WHERE scope = ?1 AND key = ?2 AND expires_at <= ?3")
+        .bind(&idem.scope)
+        .bind(idem.key.as_str())
+        .bind(now)
+}
+
+/// The tenant row, its owner (invited) and the owner's pending invitation (only the token's
+/// hash is stored).
+fn tenant_and_owner_rows(
+    actor: &Actor,
+    req: &ProvisionTenant,
+    provisioned: &Provisioned,
+    token: &str,
+    now: i64,
+) -> [Stmt; 3] {
+    let tid = provisioned.tenant.id.as_str();
+    let user_id = provisioned.owner_user_id.as_str();
+    [
         Stmt::new(
             "INSERT INTO tenants (id, name, domain, plan, status, created_at, updated_at, version)
              VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?5, 1)",
@@ -486,58 +526,71 @@ pub(super) async fn commit<P: Platform>(
         .bind(req.domain.as_str())
         .bind(req.plan.as_str())
         .bind(now),
-    );
-    stmts.push(
         Stmt::new(
             "INSERT INTO users (id, tenant_id, email, role, status, created_at, updated_at)
              VALUES (?1, ?2, ?3, 'owner', 'invited', ?4, ?4)",
         )
-        .bind(&user_id)
+        .bind(user_id)
         .bind(tid)
         .bind(req.owner_email.as_str())
         .bind(now),
-    );
-    stmts.push(
         Stmt::new(
             "INSERT INTO invitations (id, tenant_id, user_id, email, role, token_hash, status,
                invited_by, created_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, 'owner', ?5, 'pending', ?6, ?7, ?8)",
         )
-        .bind(&invitation_id)
+        .bind(provisioned.invitation_id.as_str())
         .bind(tid)
-        .bind(&user_id)
+        .bind(user_id)
         .bind(req.owner_email.as_str())
-        .bind(crypto::token_hash(&token))
+        .bind(crypto::token_hash(token))
         .bind(&actor.id)
         .bind(now)
-        .bind(expires_at),
-    );
-    stmts.push(copy_plan_flags(p, tid, &req.plan, 1, actor, now).await?);
-    for app_id in apps {
-        stmts.push(
+        .bind(provisioned.invitation_expires_at),
+    ]
+}
+
+/// One enabled `tenant_apps` row per app.
+fn tenant_app_rows(tenant_id: &str, apps: &[String], now: i64) -> Vec<Stmt> {
+    apps.iter()
+        .map(|app_id| {
             Stmt::new(
                 "INSERT INTO tenant_apps (tenant_id, app_id, enabled, created_at, updated_at)
                  VALUES (?1, ?2, 1, ?3, ?3)",
             )
-            .bind(tid)
+            .bind(tenant_id)
             .bind(app_id)
-            .bind(now),
-        );
-    }
+            .bind(now)
+        })
+        .collect()
+}
+
+/// The audit rows `tenant.create` and `user.invite` (no email: the user id identifies the
+/// invitee, PII stays out of the trail).
+fn provision_audit<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    req: &ProvisionTenant,
+    provisioned: &Provisioned,
+    request_id: &str,
+    now: i64,
+) -> [Stmt; 2] {
+    let tenant_id = &provisioned.tenant.id;
+    let tid = tenant_id.as_str();
+    let user_id = provisioned.owner_user_id.as_str();
     let create = AuditRecord::success(
         "tenant.create",
         actor,
         Some(tid),
-        resource(&tenant_id),
+        resource(tenant_id),
         Some(request_id),
     )
     .with("name", req.name.as_str())
     .with("domain", req.domain.as_str())
     .with("plan", req.plan.as_str())
-    .with("apps", apps.to_vec())
-    .with("owner_user_id", user_id.as_str());
-    stmts.push(audit::outbox_insert(&create, &audit::new_event_id(p), now));
-    // No email in the audit trail (PII): the user id identifies the invitee.
+    .with("apps", provisioned.apps.clone())
+    .with("owner_user_id", user_id);
+    let create = audit::outbox_insert(&create, &audit::new_event_id(p), now);
     let invite = AuditRecord::success(
         "user.invite",
         actor,
@@ -545,28 +598,29 @@ pub(super) async fn commit<P: Platform>(
         format!("user:{user_id}"),
         Some(request_id),
     )
-    .with("invitation_id", invitation_id.as_str())
+    .with("invitation_id", provisioned.invitation_id.as_str())
     .with("role", "owner")
-    .with("expires_at", expires_at);
-    stmts.push(audit::outbox_insert(&invite, &audit::new_event_id(p), now));
-    if let Some(idem) = idem {
-        stmts.push(
-            Stmt::new(
-                "INSERT INTO idempotency_keys (scope, key, request_hash, response_status,
-                   response_body, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .bind(&idem.scope)
-            .bind(idem.key.as_str())
-            .bind(&idem.request_hash)
-            .bind(STORED_STATUS)
-            .bind(to_json(&provisioned)?)
-            .bind(now)
-            .bind(now + IDEMPOTENCY_TTL_MS),
-        );
-    }
-    p.sql().batch(stmts).await?;
-    Ok(provisioned)
+    .with("expires_at", provisioned.invitation_expires_at);
+    [
+        create,
+        audit::outbox_insert(&invite, &audit::new_event_id(p), now),
+    ]
+}
+
+/// The idempotency record holding the result for replays for [`IDEMPOTENCY_TTL_MS`].
+fn store_result(idem: &Idem, provisioned: &Provisioned, now: i64) -> Result<Stmt, SqlError> {
+    Ok(Stmt::new(
+        "INSERT INTO idempotency_keys (scope, key, request_hash, response_status,
+           response_body, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .bind(&idem.scope)
+    .bind(idem.key.as_str())
+    .bind(&idem.request_hash)
+    .bind(STORED_STATUS)
+    .bind(to_json(provisioned)?)
+    .bind(now)
+    .bind(now + IDEMPOTENCY_TTL_MS))
 }
 
 /// The INSERT copying a plan's default flags into a tenant's flags (not overridden), for keys

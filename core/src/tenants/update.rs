@@ -4,7 +4,7 @@ use serde_json::{json, Map};
 
 use super::model::{Plan, Tenant, TenantId, TenantName, TenantStatus};
 use super::provision::copy_plan_flags;
-use super::{load, plan_exists, resource, TenantService, MAX_ATTEMPTS};
+use super::{load, load_live, plan_exists, resource, Missing, TenantService, MAX_ATTEMPTS};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::kernel::ErrorKind;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
@@ -122,31 +122,8 @@ impl TenantService {
             }
         }
         for _ in 0..MAX_ATTEMPTS {
-            let t = match load(p, id).await? {
-                None => return Err(UpdateTenantError::NotFound { id: id.clone() }),
-                Some(t) => t,
-            };
-            match t.status {
-                TenantStatus::Deleted => return Err(UpdateTenantError::Gone { id: id.clone() }),
-                TenantStatus::PendingDeletion => {
-                    let rec = AuditRecord::failure(
-                        "tenant.update",
-                        actor,
-                        Some(id.as_str()),
-                        resource(id),
-                        Some(request_id),
-                    )
-                    .with("reason", "tenant_pending_deletion");
-                    audit::record_refusal(p, &rec).await;
-                    return Err(UpdateTenantError::PendingDeletion { id: id.clone() });
-                }
-                TenantStatus::Active | TenantStatus::Suspended => {}
-            }
-            if let Some(expected) = req.expected_version {
-                if expected != t.version {
-                    return Err(UpdateTenantError::VersionConflict { current: t.version });
-                }
-            }
+            let t = load_live(p, id).await.map_err(UpdateTenantError::missing)?;
+            check_updatable(p, actor, &t, &req, request_id).await?;
             let name = req.name.clone().filter(|n| *n != t.name);
             let plan = req.plan.clone().filter(|pl| *pl != t.plan);
             if name.is_none() && plan.is_none() {
@@ -156,52 +133,23 @@ impl TenantService {
                     flags_changed: false,
                 });
             }
-
             let now = p.clock().now_ms();
-            let tid = id.as_str();
-            let mut changes = Map::new();
-            if let Some(n) = &name {
-                changes.insert("name".into(), json!({"old": t.name, "new": n}));
-            }
-            if let Some(pl) = &plan {
-                changes.insert("plan".into(), json!({"old": t.plan, "new": pl}));
-            }
-            let rec = AuditRecord::success(
-                "tenant.update",
-                actor,
-                Some(tid),
-                resource(id),
-                Some(request_id),
-            )
-            .with("changes", changes);
-
+            let rec = update_audit(actor, &t, name.as_ref(), plan.as_ref(), request_id);
+            let new_name = name.unwrap_or_else(|| t.name.clone());
+            let plan_changed = plan.is_some();
+            let new_plan = plan.unwrap_or_else(|| t.plan.clone());
             let mut stmts = Vec::new();
-            if let Some(pl) = &plan {
-                stmts.extend(resync_plan_flags(tid, pl, t.version, actor, now));
-                stmts.push(copy_plan_flags(p, tid, pl, t.version, actor, now).await?);
+            if plan_changed {
+                stmts.extend(plan_flag_stmts(p, actor, &t, &new_plan, now).await?);
             }
             stmts.push(audit::outbox_insert_if_tenant_version(
                 &rec,
                 &audit::new_event_id(p),
                 now,
-                tid,
+                id.as_str(),
                 t.version,
             ));
-            let new_name = name.clone().unwrap_or_else(|| t.name.clone());
-            let new_plan = plan.clone().unwrap_or_else(|| t.plan.clone());
-            stmts.push(
-                Stmt::new(
-                    "UPDATE tenants SET name = ?2, plan = ?3, flags_version = flags_version + ?4,
-                       updated_at = ?5, version = version + 1
-                     WHERE id = ?1 AND version = ?6",
-                )
-                .bind(tid)
-                .bind(new_name.as_str())
-                .bind(new_plan.as_str())
-                .bind(i64::from(plan.is_some()))
-                .bind(now)
-                .bind(t.version),
-            );
+            stmts.push(update_stmt(&t, &new_name, &new_plan, plan_changed, now));
             let counts = p.sql().batch(stmts).await?;
             if counts.last().copied() != Some(1) {
                 if req.expected_version.is_some() {
@@ -217,18 +165,113 @@ impl TenantService {
                 version: t.version + 1,
                 ..t
             };
-            if plan.is_some() {
+            if plan_changed {
                 // Best effort: the reconciler cron republishes a lagging snapshot.
                 let _ = crate::flags::snapshot::publish(p, id).await;
             }
             return Ok(UpdateOutcome {
                 tenant,
                 changed: true,
-                flags_changed: plan.is_some(),
+                flags_changed: plan_changed,
             });
         }
         Err(UpdateTenantError::ConcurrentChange)
     }
+}
+
+impl UpdateTenantError {
+    /// The lookup refusals.
+    fn missing(m: Missing) -> Self {
+        match m {
+            Missing::NotFound(id) => UpdateTenantError::NotFound { id },
+            Missing::Gone(id) => UpdateTenantError::Gone { id },
+            Missing::Storage(e) => UpdateTenantError::Storage(e),
+        }
+    }
+}
+
+/// Refuses to update a tenant pending deletion (audited) or one not at the expected version.
+async fn check_updatable<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    t: &Tenant,
+    req: &UpdateTenant,
+    request_id: &str,
+) -> Result<(), UpdateTenantError> {
+    let id = &t.id;
+    if t.status == TenantStatus::PendingDeletion {
+        let rec = AuditRecord::failure(
+            "tenant.update",
+            actor,
+            Some(id.as_str()),
+            resource(id),
+            Some(request_id),
+        )
+        .with("reason", "tenant_pending_deletion");
+        audit::record_refusal(p, &rec).await;
+        return Err(UpdateTenantError::PendingDeletion { id: id.clone() });
+    }
+    if let Some(expected) = req.expected_version {
+        if expected != t.version {
+            return Err(UpdateTenantError::VersionConflict { current: t.version });
+        }
+    }
+    Ok(())
+}
+
+/// The audit record `tenant.update` with the old and new value of each changed field.
+fn update_audit(
+    actor: &Actor,
+    t: &Tenant,
+    name: Option<&TenantName>,
+    plan: Option<&Plan>,
+    request_id: &str,
+) -> AuditRecord {
+    let mut changes = Map::new();
+    if let Some(n) = name {
+        changes.insert("name".into(), json!({"old": t.name, "new": n}));
+    }
+    if let Some(pl) = plan {
+        changes.insert("plan".into(), json!({"old": t.plan, "new": pl}));
+    }
+    AuditRecord::success(
+        "tenant.update",
+        actor,
+        Some(t.id.as_str()),
+        resource(&t.id),
+        Some(request_id),
+    )
+    .with("changes", changes)
+}
+
+/// The statements of a plan change: the tenant's non-overridden flags aligned with the new
+/// plan's defaults and the keys it adds copied, each only while the tenant has its version.
+async fn plan_flag_stmts<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    t: &Tenant,
+    plan: &Plan,
+    now: i64,
+) -> Result<Vec<Stmt>, SqlError> {
+    let tid = t.id.as_str();
+    let mut stmts = resync_plan_flags(tid, plan, t.version, actor, now);
+    stmts.push(copy_plan_flags(p, tid, plan, t.version, actor, now).await?);
+    Ok(stmts)
+}
+
+/// The guarded UPDATE of the tenant's name and plan (a plan change bumps its flag set too).
+fn update_stmt(t: &Tenant, name: &TenantName, plan: &Plan, plan_changed: bool, now: i64) -> Stmt {
+    Stmt::new(
+        "UPDATE tenants SET name = ?2, plan = ?3, flags_version = flags_version + ?4,
+           updated_at = ?5, version = version + 1
+         WHERE id = ?1 AND version = ?6",
+    )
+    .bind(t.id.as_str())
+    .bind(name.as_str())
+    .bind(plan.as_str())
+    .bind(i64::from(plan_changed))
+    .bind(now)
+    .bind(t.version)
 }
 
 /// Statements that align a tenant's non-overridden flags with `plan`'s defaults: remove keys the

@@ -100,6 +100,38 @@ pub async fn accept_invitation<P: Platform>(
         return Err(AcceptInvitationError::NotFound);
     }
     let now = p.clock().now_ms();
+    let inv = load_acceptable(p, token, now, request_id).await?;
+    let hash = checked_hash(
+        p,
+        &inv.accepted.tenant_id,
+        &inv.accepted.user_id,
+        new_password,
+    )
+    .await?;
+    let stmts = accept_batch(p, &inv, &hash, now, request_id);
+    let counts = p.sql().batch(stmts).await?;
+    if counts.first().copied() != Some(1) {
+        return Err(AcceptInvitationError::NotPending);
+    }
+    Ok(inv.accepted)
+}
+
+/// A pending invitation of an active tenant, and who accepting it makes active.
+struct Acceptable {
+    /// The invitation.
+    invitation_id: String,
+    /// The user, tenant and role it activates.
+    accepted: Accepted,
+}
+
+/// The invitation of `token` if it may be accepted now: pending, unexpired (an expired one is
+/// marked so, audited `invitation.expire`), its tenant active.
+async fn load_acceptable<P: Platform>(
+    p: &P,
+    token: &str,
+    now: i64,
+    request_id: &str,
+) -> Result<Acceptable, AcceptInvitationError> {
     let rows = p
         .sql()
         .query(
@@ -125,71 +157,167 @@ pub async fn accept_invitation<P: Platform>(
         _ => return Err(AcceptInvitationError::NotPending),
     }
     if row.i64("expires_at")? <= now {
-        let record = AuditRecord::success(
-            "invitation.expire",
-            &Actor::system("invitation-expiry"),
-            Some(&tenant_id),
-            format!("invitation:{invitation_id}"),
-            Some(request_id),
-        );
-        p.sql()
-            .batch(vec![
-                Stmt::new(
-                    "UPDATE invitations SET status = 'expired' WHERE id = ?1 AND status = 'pending'",
-                )
-                .bind(invitation_id.as_str()),
-                audit::outbox_insert(&record, &audit::new_event_id(p), now),
-            ])
-            .await?;
+        mark_expired(p, &tenant_id, &invitation_id, now, request_id).await?;
         return Err(AcceptInvitationError::Expired);
     }
     if row.text("tenant_status")? != "active" {
         return Err(AcceptInvitationError::TenantNotActive);
     }
-    let hash = checked_hash(p, &tenant_id, &user_id, new_password).await?;
+    Ok(Acceptable {
+        invitation_id,
+        accepted: Accepted {
+            user_id,
+            tenant_id,
+            role: row.text("role")?,
+        },
+    })
+}
+
+/// Marks a pending invitation found past its expiry `expired`, audited as the expiry job would.
+async fn mark_expired<P: Platform>(
+    p: &P,
+    tenant_id: &str,
+    invitation_id: &str,
+    now: i64,
+    request_id: &str,
+) -> Result<(), SqlError> {
     let record = AuditRecord::success(
-        "invitation.accept",
-        &Actor::user(&user_id),
-        Some(&tenant_id),
+        "invitation.expire",
+        &Actor::system("invitation-expiry"),
+        Some(tenant_id),
         format!("invitation:{invitation_id}"),
         Some(request_id),
+    );
+    p.sql()
+        .batch(vec![
+            Stmt::new(
+                "UPDATE invitations SET status = 'expired' WHERE id = ?1 AND status = 'pending'",
+            )
+            .bind(invitation_id),
+            audit::outbox_insert(&record, &audit::new_event_id(p), now),
+        ])
+        .await?;
+    Ok(())
+}
+
+/// The acceptance batch: the invitation accepted, the user activated with password `hash`, the
+/// password's history and `invitation.accept`, the last three only for the request that
+/// accepted.
+fn accept_batch<P: Platform>(
+    p: &P,
+    inv: &Acceptable,
+    hash: &str,
+    now: i64,
+    request_id: &str,
+) -> Vec<Stmt> {
+    let user_id = inv.accepted.user_id.as_str();
+    let record = AuditRecord::success(
+        "invitation.accept",
+        &Actor::user(user_id),
+        Some(&inv.accepted.tenant_id),
+        format!("invitation:{}", inv.invitation_id),
+        Some(request_id),
     )
-    .with("user_id", user_id.as_str());
-    let mut stmts = vec![Stmt::new(
-        "UPDATE invitations SET status = 'accepted', accepted_at = ?2
-         WHERE id = ?1 AND status = 'pending'",
-    )
-    .bind(invitation_id.as_str())
-    .bind(now)];
-    // Activation and the password apply only for the request whose UPDATE above accepted the
-    // invitation: a concurrent acceptance (same token) finds the user active and changes nothing.
-    stmts.push(
+    .with("user_id", user_id);
+    vec![
+        Stmt::new(
+            "UPDATE invitations SET status = 'accepted', accepted_at = ?2
+             WHERE id = ?1 AND status = 'pending'",
+        )
+        .bind(inv.invitation_id.as_str())
+        .bind(now),
+        // Activation and the password apply only for the request whose UPDATE above accepted
+        // the invitation: a concurrent acceptance (same token) finds the user active and
+        // changes nothing.
         Stmt::new(
             "UPDATE users SET status = 'active', password_hash = ?2, password_changed_at = ?3,
                updated_at = ?3, failed_logins = 0, version = version + 1
              WHERE id = ?1 AND status = 'invited'",
         )
-        .bind(user_id.as_str())
-        .bind(hash.as_str())
+        .bind(user_id)
+        .bind(hash)
         .bind(now),
-    );
-    stmts.push(
         Stmt::new(
             "INSERT INTO password_history (user_id, password_hash, created_at)
              SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?1 AND password_hash = ?2)",
         )
-        .bind(user_id.as_str())
-        .bind(hash.as_str())
+        .bind(user_id)
+        .bind(hash)
         .bind(now),
+        outbox_insert_if_password(&record, &audit::new_event_id(p), now, user_id, hash),
+    ]
+}
+
+/// The audit row of `record`, written only if user `user_id` now has password `hash` (salted,
+/// so this acceptance's own): placed after the activation, it exists exactly when this request
+/// accepted, and a concurrent acceptance that lost leaves no record.
+fn outbox_insert_if_password(
+    record: &AuditRecord,
+    id: &str,
+    now_ms: i64,
+    user_id: &str,
+    hash: &str,
+) -> Stmt {
+    let sql = concat!(
+        crate::audit_outbox_columns!(),
+        " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+         WHERE EXISTS (SELECT 1 FROM users WHERE id = ?11 AND password_hash = ?12)"
     );
-    stmts.push(audit::outbox_insert(&record, &audit::new_event_id(p), now));
-    let counts = p.sql().batch(stmts).await?;
-    if counts.first().copied() != Some(1) {
-        return Err(AcceptInvitationError::NotPending);
+    audit::bind_row(Stmt::new(sql), record, id, now_ms)
+        .bind(user_id)
+        .bind(hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_executor::block_on;
+
+    use super::*;
+    use crate::testing::{TestPlatform, START_MS};
+
+    /// FR-TENANT-001, FR-LOG-003: of two concurrent acceptances of one invitation, only the one
+    /// that activated the user leaves an `invitation.accept` record.
+    #[test]
+    fn fr_tenant_001_a_lost_acceptance_race_leaves_no_audit_record() {
+        block_on(async {
+            let p = TestPlatform::new().await;
+            let token_hash = crypto::token_hash("tok");
+            p.sql
+                .exec_raw(&format!(
+                    "INSERT INTO tenants (id, name, domain, plan, created_at, updated_at)
+                       VALUES ('t-1', 'Acme', 'acme', 'free', 0, 0);
+                     INSERT INTO users (id, tenant_id, email, role, status, created_at, updated_at)
+                       VALUES ('u-1', 't-1', 'a@acme.test', 'user', 'invited', 0, 0);
+                     INSERT INTO invitations (id, tenant_id, user_id, email, role, token_hash,
+                       status, created_at, expires_at)
+                       VALUES ('i-1', 't-1', 'u-1', 'a@acme.test', 'user', '{token_hash}',
+                         'pending', 0, {})",
+                    START_MS * 2
+                ))
+                .unwrap();
+            // Both requests read the invitation as pending before either writes.
+            let first = load_acceptable(&p, "tok", START_MS, "r1").await.unwrap();
+            let second = load_acceptable(&p, "tok", START_MS, "r2").await.unwrap();
+            let won = p
+                .sql
+                .batch(accept_batch(&p, &first, "hash-1", START_MS, "r1"))
+                .await
+                .unwrap();
+            let lost = p
+                .sql
+                .batch(accept_batch(&p, &second, "hash-2", START_MS, "r2"))
+                .await
+                .unwrap();
+            assert_eq!((won[0], lost[0]), (1, 0));
+            let rows = p
+                .sql
+                .query(Stmt::new(
+                    "SELECT request_id FROM audit_outbox WHERE action = 'invitation.accept'",
+                ))
+                .await
+                .unwrap();
+            let ids: Vec<String> = rows.iter().map(|r| r.text("request_id").unwrap()).collect();
+            assert_eq!(ids, ["r1"]);
+        });
     }
-    Ok(Accepted {
-        user_id,
-        tenant_id,
-        role: row.text("role")?,
-    })
 }

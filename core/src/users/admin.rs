@@ -568,6 +568,9 @@ fn check_may_act(by: &TenantActor, target: &UserView) -> Result<(), UserAdminErr
     Ok(())
 }
 
+/// The audited action of a role/status change (refusals; the changes audit their own).
+const UPDATE_ACTION: &str = "user.update";
+
 /// Changes a user's role and/or status (FR-TENANT-004, FR-TENANT-006). A role change or a
 /// disable revokes every session of the user in the same batch (audited `user.role_update`,
 /// `user.status_update`), then marks the sessions revoked at the edge; a disable also writes
@@ -579,18 +582,99 @@ pub async fn update_user<P: Platform>(
     change: UpdateUser,
     request_id: &str,
 ) -> Result<UserView, UserAdminError> {
-    const ACTION: &str = "user.update";
-    let target = load_user(p, &by.tenant_id, user_id)
+    let target = load_target(p, by, user_id).await?;
+    let Some(ch) = decide_update(p, by, &target, change, request_id).await? else {
+        return Ok(target);
+    };
+    ensure_owner_remains(p, by, UPDATE_ACTION, user_id, request_id, ch.loses_owner).await?;
+    let sids = if ch.revokes_sessions() {
+        active_sids(p, user_id).await?
+    } else {
+        Vec::new()
+    };
+    let now = p.clock().now_ms();
+    let stmts = update_batch(p, by, &target, &ch, &sids, now, request_id);
+    let counts = p.sql().batch(stmts).await?;
+    check_applied(
+        p,
+        by,
+        UPDATE_ACTION,
+        user_id,
+        request_id,
+        ch.loses_owner,
+        &counts,
+    )
+    .await?;
+    sync_update_edge(p, user_id, &ch, &sids).await?;
+    Ok(UserView {
+        role: ch.new_role.as_str().to_owned(),
+        status: ch.new_status.as_str().to_owned(),
+        updated_at: now,
+        version: target.version + 1,
+        ..target
+    })
+}
+
+/// A role and/or status change that the rules allow, old and new side by side.
+struct RoleStatusChange {
+    /// The role before.
+    old_role: TenantRole,
+    /// The role after.
+    new_role: TenantRole,
+    /// The status before.
+    old_status: UserStatus,
+    /// The status after.
+    new_status: UserStatus,
+    /// Whether the tenant loses an active owner by it.
+    loses_owner: bool,
+}
+
+impl RoleStatusChange {
+    /// Whether the role changes.
+    fn role_changed(&self) -> bool {
+        self.new_role != self.old_role
+    }
+
+    /// Whether the status changes.
+    fn status_changed(&self) -> bool {
+        self.new_status != self.old_status
+    }
+
+    /// Whether the user's sessions are revoked: a role change or a disable.
+    fn revokes_sessions(&self) -> bool {
+        self.role_changed() || self.new_status == UserStatus::Disabled
+    }
+}
+
+/// The target user of an action by `by`, in `by`'s tenant, or `NotFound`.
+async fn load_target<P: Platform>(
+    p: &P,
+    by: &TenantActor,
+    user_id: &str,
+) -> Result<UserView, UserAdminError> {
+    load_user(p, &by.tenant_id, user_id)
         .await?
-        .ok_or(UserAdminError::NotFound)?;
+        .ok_or(UserAdminError::NotFound)
+}
+
+/// Checks `change` against the rules (refusals of the actor audited); `None` when it changes
+/// nothing.
+async fn decide_update<P: Platform>(
+    p: &P,
+    by: &TenantActor,
+    target: &UserView,
+    change: UpdateUser,
+    request_id: &str,
+) -> Result<Option<RoleStatusChange>, UserAdminError> {
+    let user_id = target.id.as_str();
     let (Some(old_role), Some(old_status)) = (target.role(), target.status()) else {
         return Err(UserAdminError::NotFound);
     };
     if old_status == UserStatus::Deleted {
         return Err(UserAdminError::NotChangeable("user_deleted"));
     }
-    if let Err(e) = check_may_act(by, &target) {
-        return Err(refuse(p, by, ACTION, user_id, request_id, e).await);
+    if let Err(e) = check_may_act(by, target) {
+        return Err(refuse(p, by, UPDATE_ACTION, user_id, request_id, e).await);
     }
     let new_role = change.role.unwrap_or(old_role);
     let new_status = change.status.unwrap_or(old_status);
@@ -599,7 +683,7 @@ pub async fn update_user<P: Platform>(
         && by.role != TenantRole::Owner
     {
         let e = UserAdminError::Forbidden("owner_only");
-        return Err(refuse(p, by, ACTION, user_id, request_id, e).await);
+        return Err(refuse(p, by, UPDATE_ACTION, user_id, request_id, e).await);
     }
     if !matches!(new_status, UserStatus::Active | UserStatus::Disabled) && new_status != old_status
     {
@@ -608,25 +692,67 @@ pub async fn update_user<P: Platform>(
     if old_status == UserStatus::Invited && new_status != old_status {
         return Err(UserAdminError::NotChangeable("user_invited"));
     }
-    let role_changed = new_role != old_role;
-    let status_changed = new_status != old_status;
-    if !role_changed && !status_changed {
-        return Ok(target);
+    if new_role == old_role && new_status == old_status {
+        return Ok(None);
     }
     let loses_owner = old_role == TenantRole::Owner
         && old_status == UserStatus::Active
         && (new_role != TenantRole::Owner || new_status != UserStatus::Active);
+    Ok(Some(RoleStatusChange {
+        old_role,
+        new_role,
+        old_status,
+        new_status,
+        loses_owner,
+    }))
+}
+
+/// Refuses (audited `LastOwner`) a change that takes the tenant's last active owner away.
+async fn ensure_owner_remains<P: Platform>(
+    p: &P,
+    by: &TenantActor,
+    action: &'static str,
+    user_id: &str,
+    request_id: &str,
+    loses_owner: bool,
+) -> Result<(), UserAdminError> {
     if loses_owner && !other_owner_exists(p, &by.tenant_id, user_id).await? {
         let e = UserAdminError::LastOwner;
-        return Err(refuse(p, by, ACTION, user_id, request_id, e).await);
+        return Err(refuse(p, by, action, user_id, request_id, e).await);
     }
-    let revoke = role_changed || new_status == UserStatus::Disabled;
-    let sids = if revoke {
-        active_sids(p, user_id).await?
-    } else {
-        Vec::new()
-    };
-    let now = p.clock().now_ms();
+    Ok(())
+}
+
+/// Refuses a batch whose guarded first UPDATE did not apply: the last owner went meanwhile, or
+/// another change of the user won the race.
+async fn check_applied<P: Platform>(
+    p: &P,
+    by: &TenantActor,
+    action: &'static str,
+    user_id: &str,
+    request_id: &str,
+    loses_owner: bool,
+    counts: &[u64],
+) -> Result<(), UserAdminError> {
+    if counts.first().copied() == Some(1) {
+        return Ok(());
+    }
+    ensure_owner_remains(p, by, action, user_id, request_id, loses_owner).await?;
+    Err(UserAdminError::ConcurrentChange)
+}
+
+/// The batch of a role/status change: the guarded UPDATE, the pending invitation's role, the
+/// session revocation and the audit records, each after the first guarded on the new version.
+fn update_batch<P: Platform>(
+    p: &P,
+    by: &TenantActor,
+    target: &UserView,
+    ch: &RoleStatusChange,
+    sids: &[String],
+    now: i64,
+    request_id: &str,
+) -> Vec<Stmt> {
+    let user_id = target.id.as_str();
     let new_version = target.version + 1;
     let mut stmts = vec![Stmt::new(
         "UPDATE users SET role = ?3, status = ?4, updated_at = ?5, version = version + 1
@@ -636,12 +762,12 @@ pub async fn update_user<P: Platform>(
     )
     .bind(user_id)
     .bind(by.tenant_id.as_str())
-    .bind(new_role.as_str())
-    .bind(new_status.as_str())
+    .bind(ch.new_role.as_str())
+    .bind(ch.new_status.as_str())
     .bind(now)
     .bind(target.version)
-    .bind(loses_owner)];
-    if role_changed && old_status == UserStatus::Invited {
+    .bind(ch.loses_owner)];
+    if ch.role_changed() && ch.old_status == UserStatus::Invited {
         // The pending invitation carries the role the acceptance reports.
         stmts.push(
             Stmt::new(
@@ -649,12 +775,12 @@ pub async fn update_user<P: Platform>(
                    AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?3)",
             )
             .bind(user_id)
-            .bind(new_role.as_str())
+            .bind(ch.new_role.as_str())
             .bind(new_version),
         );
     }
-    if revoke {
-        let reason = if role_changed {
+    if ch.revokes_sessions() {
+        let reason = if ch.role_changed() {
             "role_change"
         } else {
             "user_disabled"
@@ -671,71 +797,75 @@ pub async fn update_user<P: Platform>(
             .bind(new_version),
         );
     }
-    let resource = format!("user:{user_id}");
-    if role_changed {
-        let rec = AuditRecord::success(
+    stmts.extend(update_audit(p, by, target, ch, sids, now, request_id));
+    stmts
+}
+
+/// The audit records of a role/status change (`user.role_update`, `user.status_update`), each
+/// written only if the user reached the new version.
+fn update_audit<P: Platform>(
+    p: &P,
+    by: &TenantActor,
+    target: &UserView,
+    ch: &RoleStatusChange,
+    sids: &[String],
+    now: i64,
+    request_id: &str,
+) -> Vec<Stmt> {
+    let user_id = target.id.as_str();
+    let record = |action, from: &str, to: &str| {
+        AuditRecord::success(
+            action,
+            &by.actor(),
+            Some(&by.tenant_id),
+            format!("user:{user_id}"),
+            Some(request_id),
+        )
+        .with("from", from)
+        .with("to", to)
+        .with("sessions_revoked", sids.len())
+    };
+    let mut records = Vec::new();
+    if ch.role_changed() {
+        records.push(record(
             "user.role_update",
-            &by.actor(),
-            Some(&by.tenant_id),
-            resource.as_str(),
-            Some(request_id),
-        )
-        .with("from", old_role.as_str())
-        .with("to", new_role.as_str())
-        .with("sessions_revoked", sids.len());
-        stmts.push(outbox_insert_if_user_version(
-            &rec,
-            &audit::new_event_id(p),
-            now,
-            user_id,
-            new_version,
+            ch.old_role.as_str(),
+            ch.new_role.as_str(),
         ));
     }
-    if status_changed {
-        let rec = AuditRecord::success(
-            "user.status_update",
-            &by.actor(),
-            Some(&by.tenant_id),
-            resource.as_str(),
-            Some(request_id),
-        )
-        .with("from", old_status.as_str())
-        .with("to", new_status.as_str())
-        .with("sessions_revoked", sids.len());
-        stmts.push(outbox_insert_if_user_version(
-            &rec,
-            &audit::new_event_id(p),
-            now,
-            user_id,
-            new_version,
-        ));
+    if ch.status_changed() {
+        let (from, to) = (ch.old_status.as_str(), ch.new_status.as_str());
+        records.push(record("user.status_update", from, to));
     }
-    let counts = p.sql().batch(stmts).await?;
-    if counts.first().copied() != Some(1) {
-        if loses_owner && !other_owner_exists(p, &by.tenant_id, user_id).await? {
-            let e = UserAdminError::LastOwner;
-            return Err(refuse(p, by, ACTION, user_id, request_id, e).await);
-        }
-        return Err(UserAdminError::ConcurrentChange);
-    }
-    let mut edge = mark_sessions_revoked(p, &sids).await;
-    if status_changed {
+    let new_version = target.version + 1;
+    records
+        .iter()
+        .map(|rec| {
+            let id = audit::new_event_id(p);
+            outbox_insert_if_user_version(rec, &id, now, user_id, new_version)
+        })
+        .collect()
+}
+
+/// Writes the edge markers of a committed change: each revoked session, and the user's status
+/// marker (`disabled` written, an enable removing it).
+async fn sync_update_edge<P: Platform>(
+    p: &P,
+    user_id: &str,
+    ch: &RoleStatusChange,
+    sids: &[String],
+) -> Result<(), UserAdminError> {
+    let mut edge = mark_sessions_revoked(p, sids).await;
+    if ch.status_changed() {
         let marker = user_marker_key(user_id);
-        let r = if new_status == UserStatus::Disabled {
+        let r = if ch.new_status == UserStatus::Disabled {
             edge::put(p, &marker, b"disabled", Some(SESSION_MARKER_TTL_SECS)).await
         } else {
             edge::delete(p, &marker).await
         };
         edge = edge.and(r);
     }
-    edge.map_err(|e| UserAdminError::EdgePending(e.to_string()))?;
-    Ok(UserView {
-        role: new_role.as_str().to_owned(),
-        status: new_status.as_str().to_owned(),
-        updated_at: now,
-        version: new_version,
-        ..target
-    })
+    edge.map_err(|e| UserAdminError::EdgePending(e.to_string()))
 }
 
 /// What an erasure did.
@@ -748,6 +878,9 @@ pub struct Erased {
     /// Sessions that were active and are now revoked.
     pub sessions_revoked: usize,
 }
+
+/// The audited action of an erasure.
+const ERASE_ACTION: &str = "user.delete";
 
 /// A fresh pseudonym: `erased-` and 12 hex digits of a hash of the id and 16 random bytes, so it
 /// cannot be recomputed from the id.
@@ -793,10 +926,7 @@ pub async fn erase_user<P: Platform>(
     user_id: &str,
     request_id: &str,
 ) -> Result<Erased, UserAdminError> {
-    const ACTION: &str = "user.delete";
-    let target = load_user(p, &by.tenant_id, user_id)
-        .await?
-        .ok_or(UserAdminError::NotFound)?;
+    let target = load_target(p, by, user_id).await?;
     if target.status() == Some(UserStatus::Deleted) {
         return Ok(Erased {
             pseudonym: target.pseudonym.unwrap_or_default(),
@@ -804,38 +934,91 @@ pub async fn erase_user<P: Platform>(
             sessions_revoked: 0,
         });
     }
-    let by_self = by.user_id == target.id;
-    if !by_self {
-        if by.role == TenantRole::User {
-            let e = UserAdminError::Forbidden("not_admin");
-            return Err(refuse(p, by, ACTION, user_id, request_id, e).await);
-        }
-        if let Err(e) = check_may_act(by, &target) {
-            return Err(refuse(p, by, ACTION, user_id, request_id, e).await);
-        }
-    }
+    check_may_erase(p, by, &target, request_id).await?;
     let loses_owner =
         target.role() == Some(TenantRole::Owner) && target.status() == Some(UserStatus::Active);
-    if loses_owner && !other_owner_exists(p, &by.tenant_id, user_id).await? {
-        let e = UserAdminError::LastOwner;
-        return Err(refuse(p, by, ACTION, user_id, request_id, e).await);
-    }
+    ensure_owner_remains(p, by, ERASE_ACTION, user_id, request_id, loses_owner).await?;
     let sids = active_sids(p, user_id).await?;
     let now = p.clock().now_ms();
     let alias = pseudonym(p.random(), user_id);
-    let v = target.version + 1;
     let rec = AuditRecord::success(
-        ACTION,
+        ERASE_ACTION,
         &by.actor(),
         Some(&by.tenant_id),
         format!("user:{user_id}"),
         Some(request_id),
     )
     .with("pseudonym", alias.as_str())
-    .with("erasure", if by_self { "self" } else { "admin" })
+    .with(
+        "erasure",
+        if by.user_id == target.id {
+            "self"
+        } else {
+            "admin"
+        },
+    )
     .with("sessions_revoked", sids.len());
-    // Every statement after the first runs only if the first erased the row (guard on the new
-    // version and status), so a lost race or the last-owner guard leaves nothing half done.
+    let mut stmts = erase_batch(&by.tenant_id, &target, &alias, loses_owner, now);
+    let v = target.version + 1;
+    stmts.push(outbox_insert_if_user_version(
+        &rec,
+        &audit::new_event_id(p),
+        now,
+        user_id,
+        v,
+    ));
+    let counts = p.sql().batch(stmts).await?;
+    check_applied(
+        p,
+        by,
+        ERASE_ACTION,
+        user_id,
+        request_id,
+        loses_owner,
+        &counts,
+    )
+    .await?;
+    sync_erase_edge(p, user_id, &sids).await?;
+    Ok(Erased {
+        pseudonym: alias,
+        changed: true,
+        sessions_revoked: sids.len(),
+    })
+}
+
+/// Checks that `by` may erase `target`: themselves, or as an owner or admin acting on no owner
+/// unless an owner (refusals audited).
+async fn check_may_erase<P: Platform>(
+    p: &P,
+    by: &TenantActor,
+    target: &UserView,
+    request_id: &str,
+) -> Result<(), UserAdminError> {
+    if by.user_id == target.id {
+        return Ok(());
+    }
+    if by.role == TenantRole::User {
+        let e = UserAdminError::Forbidden("not_admin");
+        return Err(refuse(p, by, ERASE_ACTION, &target.id, request_id, e).await);
+    }
+    if let Err(e) = check_may_act(by, target) {
+        return Err(refuse(p, by, ERASE_ACTION, &target.id, request_id, e).await);
+    }
+    Ok(())
+}
+
+/// The erasure batch but its audit record: every statement after the first runs only if the
+/// first erased the row (guard on the new version and status), so a lost race or the last-owner
+/// guard leaves nothing half done.
+fn erase_batch(
+    tenant_id: &str,
+    target: &UserView,
+    alias: &str,
+    loses_owner: bool,
+    now: i64,
+) -> Vec<Stmt> {
+    let user_id = target.id.as_str();
+    let v = target.version + 1;
     let mut stmts = vec![
         Stmt::new(
             "UPDATE users SET email = NULL, display_name = NULL, password_hash = NULL,
@@ -848,8 +1031,8 @@ pub async fn erase_user<P: Platform>(
                     AND o.role = 'owner' AND o.status = 'active' AND o.id <> ?1))",
         )
         .bind(user_id)
-        .bind(by.tenant_id.as_str())
-        .bind(alias.as_str())
+        .bind(tenant_id)
+        .bind(alias)
         .bind(now)
         .bind(target.version)
         .bind(loses_owner),
@@ -874,7 +1057,7 @@ pub async fn erase_user<P: Platform>(
                AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?3 AND status = 'deleted')",
         )
         .bind(user_id)
-        .bind(alias.as_str())
+        .bind(alias)
         .bind(v),
     ];
     stmts.extend(
@@ -902,21 +1085,16 @@ pub async fn erase_user<P: Platform>(
             .bind(v),
         );
     }
-    stmts.push(outbox_insert_if_user_version(
-        &rec,
-        &audit::new_event_id(p),
-        now,
-        user_id,
-        v,
-    ));
-    let counts = p.sql().batch(stmts).await?;
-    if counts.first().copied() != Some(1) {
-        if loses_owner && !other_owner_exists(p, &by.tenant_id, user_id).await? {
-            let e = UserAdminError::LastOwner;
-            return Err(refuse(p, by, ACTION, user_id, request_id, e).await);
-        }
-        return Err(UserAdminError::ConcurrentChange);
-    }
+    stmts
+}
+
+/// Writes the edge markers of an erasure: `user:{id}:status` = `deleted`, then each revoked
+/// session.
+async fn sync_erase_edge<P: Platform>(
+    p: &P,
+    user_id: &str,
+    sids: &[String],
+) -> Result<(), UserAdminError> {
     let marker = edge::put(
         p,
         &user_marker_key(user_id),
@@ -925,11 +1103,6 @@ pub async fn erase_user<P: Platform>(
     )
     .await;
     marker
-        .and(mark_sessions_revoked(p, &sids).await)
-        .map_err(|e| UserAdminError::EdgePending(e.to_string()))?;
-    Ok(Erased {
-        pseudonym: alias,
-        changed: true,
-        sessions_revoked: sids.len(),
-    })
+        .and(mark_sessions_revoked(p, sids).await)
+        .map_err(|e| UserAdminError::EdgePending(e.to_string()))
 }

@@ -194,41 +194,32 @@ pub async fn invite<P: Platform>(
     }
     let ttl = expiry_ms(req.expires_in_days)?;
     let tenant_name = active_tenant_name(p, &by.tenant_id).await?;
-    let existing = p
-        .sql()
-        .query(
-            Stmt::new("SELECT id FROM users WHERE tenant_id = ?1 AND email = ?2")
-                .bind(by.tenant_id.as_str())
-                .bind(req.email.as_str()),
-        )
-        .await?;
-    if let Some(row) = existing.first() {
-        let resource = format!("user:{}", row.text("id")?);
-        return Err(refuse(
-            p,
-            by,
-            "user.invite",
-            resource,
-            request_id,
-            InviteError::Duplicate,
-        )
-        .await);
-    }
+    refuse_existing_user(p, by, &req.email, request_id).await?;
     let now = p.clock().now_ms();
     let user_id = ids::new_ordered_id(p.clock(), p.random());
     let invitation_id = ids::new_ordered_id(p.clock(), p.random());
     let token = crypto::random_token(p.random());
-    let expires_at = now + ttl;
+    let mut inv = Invitation {
+        invitation_id,
+        user_id,
+        email: req.email.as_str().to_owned(),
+        role: req.role.as_str().to_owned(),
+        status: "pending",
+        expires_at: now + ttl,
+        previous_invitation_id: None,
+        mail: "failed",
+        mail_error: None,
+    };
     let rec = AuditRecord::success(
         "user.invite",
         &by.actor(),
         Some(&by.tenant_id),
-        format!("user:{user_id}"),
+        format!("user:{}", inv.user_id),
         Some(request_id),
     )
-    .with("invitation_id", invitation_id.as_str())
+    .with("invitation_id", inv.invitation_id.as_str())
     .with("role", req.role.as_str())
-    .with("expires_at", expires_at);
+    .with("expires_at", inv.expires_at);
     let written = p
         .sql()
         .batch(vec![
@@ -236,25 +227,12 @@ pub async fn invite<P: Platform>(
                 "INSERT INTO users (id, tenant_id, email, role, status, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, 'invited', ?5, ?5)",
             )
-            .bind(user_id.as_str())
+            .bind(inv.user_id.as_str())
             .bind(by.tenant_id.as_str())
             .bind(req.email.as_str())
             .bind(req.role.as_str())
             .bind(now),
-            Stmt::new(
-                "INSERT INTO invitations (id, tenant_id, user_id, email, role, token_hash, status,
-                   invited_by, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9)",
-            )
-            .bind(invitation_id.as_str())
-            .bind(by.tenant_id.as_str())
-            .bind(user_id.as_str())
-            .bind(req.email.as_str())
-            .bind(req.role.as_str())
-            .bind(crypto::token_hash(&token))
-            .bind(by.user_id.as_str())
-            .bind(now)
-            .bind(expires_at),
+            invitation_insert(by, &inv, &token, now),
             audit::outbox_insert(&rec, &audit::new_event_id(p), now),
         ])
         .await;
@@ -264,19 +242,56 @@ pub async fn invite<P: Platform>(
         Err(SqlError::Constraint(_)) => return Err(InviteError::Duplicate),
         Err(e) => return Err(e.into()),
     }
-    let mut inv = Invitation {
-        invitation_id,
-        user_id,
-        email: req.email.as_str().to_owned(),
-        role: req.role.as_str().to_owned(),
-        status: "pending",
-        expires_at,
-        previous_invitation_id: None,
-        mail: "failed",
-        mail_error: None,
-    };
     send_mail(p, &tenant_name, &mut inv, &token, links).await;
     Ok(inv)
+}
+
+/// Refuses (audited) an address that already has a user in the actor's tenant.
+async fn refuse_existing_user<P: Platform>(
+    p: &P,
+    by: &TenantActor,
+    email: &Email,
+    request_id: &str,
+) -> Result<(), InviteError> {
+    let existing = p
+        .sql()
+        .query(
+            Stmt::new("SELECT id FROM users WHERE tenant_id = ?1 AND email = ?2")
+                .bind(by.tenant_id.as_str())
+                .bind(email.as_str()),
+        )
+        .await?;
+    let Some(row) = existing.first() else {
+        return Ok(());
+    };
+    let resource = format!("user:{}", row.text("id")?);
+    Err(refuse(
+        p,
+        by,
+        "user.invite",
+        resource,
+        request_id,
+        InviteError::Duplicate,
+    )
+    .await)
+}
+
+/// The INSERT of the pending invitation `inv` by `by` (only the token's hash is stored).
+fn invitation_insert(by: &TenantActor, inv: &Invitation, token: &str, now: i64) -> Stmt {
+    Stmt::new(
+        "INSERT INTO invitations (id, tenant_id, user_id, email, role, token_hash, status,
+           invited_by, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9)",
+    )
+    .bind(inv.invitation_id.as_str())
+    .bind(by.tenant_id.as_str())
+    .bind(inv.user_id.as_str())
+    .bind(inv.email.as_str())
+    .bind(inv.role.as_str())
+    .bind(crypto::token_hash(token))
+    .bind(by.user_id.as_str())
+    .bind(now)
+    .bind(inv.expires_at)
 }
 
 /// Resends invitation `invitation_id` (FR-TENANT-007): if it is pending or expired and its user
@@ -291,8 +306,61 @@ pub async fn resend<P: Platform>(
     links: &Links,
     request_id: &str,
 ) -> Result<Invitation, InviteError> {
-    const ACTION: &str = "invitation.resend";
     let ttl = expiry_ms(expires_in_days)?;
+    let (user_id, email, role) = resendable(p, by, invitation_id, request_id).await?;
+    let tenant_name = active_tenant_name(p, &by.tenant_id).await?;
+    let now = p.clock().now_ms();
+    let new_id = ids::new_ordered_id(p.clock(), p.random());
+    let token = crypto::random_token(p.random());
+    let mut inv = Invitation {
+        invitation_id: new_id,
+        user_id,
+        email,
+        role,
+        status: "pending",
+        expires_at: now + ttl,
+        previous_invitation_id: Some(invitation_id.to_owned()),
+        mail: "failed",
+        mail_error: None,
+    };
+    let rec = AuditRecord::success(
+        RESEND_ACTION,
+        &by.actor(),
+        Some(&by.tenant_id),
+        format!("user:{}", inv.user_id),
+        Some(request_id),
+    )
+    .with("previous_invitation_id", invitation_id)
+    .with("invitation_id", inv.invitation_id.as_str())
+    .with("expires_at", inv.expires_at);
+    p.sql()
+        .batch(vec![
+            Stmt::new(
+                "UPDATE invitations SET status = 'revoked', revoked_at = ?2
+                 WHERE user_id = ?1 AND status = 'pending'",
+            )
+            .bind(inv.user_id.as_str())
+            .bind(now),
+            invitation_insert(by, &inv, &token, now),
+            audit::outbox_insert(&rec, &audit::new_event_id(p), now),
+        ])
+        .await?;
+    send_mail(p, &tenant_name, &mut inv, &token, links).await;
+    Ok(inv)
+}
+
+/// The audited action of a resend.
+const RESEND_ACTION: &str = "invitation.resend";
+
+/// The user id, address and role of an invitation of the actor's tenant that `by` may resend:
+/// pending or expired, its user still invited, and an owner's only by an owner (refusals
+/// audited).
+async fn resendable<P: Platform>(
+    p: &P,
+    by: &TenantActor,
+    invitation_id: &str,
+    request_id: &str,
+) -> Result<(String, String, String), InviteError> {
     let rows = p
         .sql()
         .query(
@@ -311,70 +379,17 @@ pub async fn resend<P: Platform>(
     let resource = format!("invitation:{invitation_id}");
     if by.role != TenantRole::Owner && role == "owner" {
         let e = InviteError::Forbidden("target_is_owner");
-        return Err(refuse(p, by, ACTION, resource, request_id, e).await);
+        return Err(refuse(p, by, RESEND_ACTION, resource, request_id, e).await);
     }
     if !matches!(row.text("status")?.as_str(), "pending" | "expired") {
         let e = InviteError::NotResendable("invitation_not_resendable");
-        return Err(refuse(p, by, ACTION, resource, request_id, e).await);
+        return Err(refuse(p, by, RESEND_ACTION, resource, request_id, e).await);
     }
     if row.text("user_status")? != "invited" {
         let e = InviteError::NotResendable("user_not_invited");
-        return Err(refuse(p, by, ACTION, resource, request_id, e).await);
+        return Err(refuse(p, by, RESEND_ACTION, resource, request_id, e).await);
     }
-    let tenant_name = active_tenant_name(p, &by.tenant_id).await?;
-    let email = row.text("email")?;
-    let now = p.clock().now_ms();
-    let new_id = ids::new_ordered_id(p.clock(), p.random());
-    let token = crypto::random_token(p.random());
-    let expires_at = now + ttl;
-    let rec = AuditRecord::success(
-        ACTION,
-        &by.actor(),
-        Some(&by.tenant_id),
-        format!("user:{user_id}"),
-        Some(request_id),
-    )
-    .with("previous_invitation_id", invitation_id)
-    .with("invitation_id", new_id.as_str())
-    .with("expires_at", expires_at);
-    p.sql()
-        .batch(vec![
-            Stmt::new(
-                "UPDATE invitations SET status = 'revoked', revoked_at = ?2
-                 WHERE user_id = ?1 AND status = 'pending'",
-            )
-            .bind(user_id.as_str())
-            .bind(now),
-            Stmt::new(
-                "INSERT INTO invitations (id, tenant_id, user_id, email, role, token_hash, status,
-                   invited_by, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9)",
-            )
-            .bind(new_id.as_str())
-            .bind(by.tenant_id.as_str())
-            .bind(user_id.as_str())
-            .bind(email.as_str())
-            .bind(role.as_str())
-            .bind(crypto::token_hash(&token))
-            .bind(by.user_id.as_str())
-            .bind(now)
-            .bind(expires_at),
-            audit::outbox_insert(&rec, &audit::new_event_id(p), now),
-        ])
-        .await?;
-    let mut inv = Invitation {
-        invitation_id: new_id,
-        user_id,
-        email,
-        role,
-        status: "pending",
-        expires_at,
-        previous_invitation_id: Some(invitation_id.to_owned()),
-        mail: "failed",
-        mail_error: None,
-    };
-    send_mail(p, &tenant_name, &mut inv, &token, links).await;
-    Ok(inv)
+    Ok((user_id, row.text("email")?, role))
 }
 
 /// An invitation as owners and admins list it.

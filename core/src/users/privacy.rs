@@ -49,8 +49,38 @@ pub async fn export_user_data<P: Platform>(
     user_id: &str,
     request_id: &str,
 ) -> Result<Value, UserAdminError> {
-    let sql = p.sql();
-    let users = sql
+    let profile = profile(p, tenant_id, user_id).await?;
+    let sessions = sessions(p, user_id).await?;
+    let invitations = invitations(p, user_id).await?;
+    let (audit_records, truncated) = audit_records(p, tenant_id, user_id).await?;
+    let rec = AuditRecord::success(
+        "user.export",
+        &Actor::user(user_id),
+        Some(tenant_id),
+        format!("user:{user_id}"),
+        Some(request_id),
+    )
+    .with("sessions", sessions.len())
+    .with("audit_records", audit_records.len());
+    audit::record(p, &rec).await?;
+    Ok(json!({
+        "format": "edgeplane.personal-data.v1",
+        "profile": profile,
+        "sessions": sessions,
+        "invitations": invitations,
+        "audit_records": audit_records,
+        "audit_records_truncated": truncated,
+    }))
+}
+
+/// The user's row as exported (no secret columns), or `NotFound` outside the tenant.
+async fn profile<P: Platform>(
+    p: &P,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<Value, UserAdminError> {
+    let users = p
+        .sql()
         .query(
             Stmt::new(
                 "SELECT id, tenant_id, email, display_name, role, status, mfa_enabled,
@@ -63,7 +93,7 @@ pub async fn export_user_data<P: Platform>(
         )
         .await?;
     let u = users.first().ok_or(UserAdminError::NotFound)?;
-    let profile = json!({
+    Ok(json!({
         "id": u.text("id")?,
         "tenant_id": u.text("tenant_id")?,
         "email": u.opt_text("email")?,
@@ -77,8 +107,12 @@ pub async fn export_user_data<P: Platform>(
         "external_subject": u.opt_text("external_subject")?,
         "created_at": u.i64("created_at")?,
         "updated_at": u.i64("updated_at")?,
-    });
-    let sessions = sql
+    }))
+}
+
+/// The user's sessions, oldest first.
+async fn sessions<P: Platform>(p: &P, user_id: &str) -> Result<Vec<Value>, SqlError> {
+    p.sql()
         .query(
             Stmt::new(
                 "SELECT id, family_id, app_id, status, auth_methods, created_at, expires_at,
@@ -90,8 +124,12 @@ pub async fn export_user_data<P: Platform>(
         .await?
         .iter()
         .map(session_json)
-        .collect::<Result<Vec<_>, _>>()?;
-    let invitations = sql
+        .collect()
+}
+
+/// The user's invitations, oldest first.
+async fn invitations<P: Platform>(p: &P, user_id: &str) -> Result<Vec<Value>, SqlError> {
+    p.sql()
         .query(
             Stmt::new(
                 "SELECT id, email, role, status, created_at, expires_at, accepted_at
@@ -112,8 +150,18 @@ pub async fn export_user_data<P: Platform>(
                 "accepted_at": r.opt_i64("accepted_at")?,
             }))
         })
-        .collect::<Result<Vec<_>, SqlError>>()?;
-    let mut audit_records = sql
+        .collect()
+}
+
+/// The audit records the user made in the tenant, oldest first, at most
+/// [`MAX_EXPORTED_AUDIT_RECORDS`]; true when more exist.
+async fn audit_records<P: Platform>(
+    p: &P,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<(Vec<Value>, bool), SqlError> {
+    let mut records = p
+        .sql()
         .query(
             Stmt::new(
                 "SELECT id, occurred_at, action, resource, outcome, request_id, metadata
@@ -129,24 +177,7 @@ pub async fn export_user_data<P: Platform>(
         .map(audit_json)
         .collect::<Result<Vec<_>, _>>()?;
     let max = usize::try_from(MAX_EXPORTED_AUDIT_RECORDS).unwrap_or(usize::MAX);
-    let truncated = audit_records.len() > max;
-    audit_records.truncate(max);
-    let rec = AuditRecord::success(
-        "user.export",
-        &Actor::user(user_id),
-        Some(tenant_id),
-        format!("user:{user_id}"),
-        Some(request_id),
-    )
-    .with("sessions", sessions.len())
-    .with("audit_records", audit_records.len());
-    audit::record(p, &rec).await?;
-    Ok(json!({
-        "format": "edgeplane.personal-data.v1",
-        "profile": profile,
-        "sessions": sessions,
-        "invitations": invitations,
-        "audit_records": audit_records,
-        "audit_records_truncated": truncated,
-    }))
+    let truncated = records.len() > max;
+    records.truncate(max);
+    Ok((records, truncated))
 }
