@@ -41,20 +41,9 @@ impl<S: Sql, C: Clock> OutboxMailer<S, C> {
         OutboxMailer { sql, clock }
     }
 
-    /// The latest `limit` messages to an address (compared case-insensitively), newest first.
+    /// The latest `limit` messages to an address, newest first ([`messages_to`]).
     pub async fn messages_to(&self, to: &str, limit: u32) -> Result<Vec<OutboxMessage>, SqlError> {
-        let rows = self
-            .sql
-            .query(
-                Stmt::new(
-                    "SELECT id, to_addr, subject, text_body, html_body, created_at FROM mail_outbox
-                     WHERE to_addr = ?1 ORDER BY id DESC LIMIT ?2",
-                )
-                .bind(to)
-                .bind(i64::from(limit)),
-            )
-            .await?;
-        rows.iter().map(outbox_message).collect()
+        messages_to(&self.sql, to, limit).await
     }
 }
 
@@ -75,6 +64,25 @@ impl<S: Sql, C: Clock> Mailer for OutboxMailer<S, C> {
             Err(e) => Err(MailError::Unavailable(e.to_string())),
         }
     }
+}
+
+/// The latest `limit` messages of the outbox in `sql` to an address, newest first.
+pub async fn messages_to<S: Sql>(
+    sql: &S,
+    to: &str,
+    limit: u32,
+) -> Result<Vec<OutboxMessage>, SqlError> {
+    let rows = sql
+        .query(
+            Stmt::new(
+                "SELECT id, to_addr, subject, text_body, html_body, created_at FROM mail_outbox
+                 WHERE to_addr = ?1 ORDER BY id DESC LIMIT ?2",
+            )
+            .bind(to)
+            .bind(i64::from(limit)),
+        )
+        .await?;
+    rows.iter().map(outbox_message).collect()
 }
 
 /// An outbox row as a message.

@@ -11,6 +11,7 @@ pub mod anchor;
 pub mod archive;
 pub mod chain;
 pub mod csv;
+pub mod export;
 pub mod ingest;
 pub mod jobs;
 pub mod model;

@@ -5,7 +5,7 @@ use ::http::StatusCode;
 use super::is_development;
 use super::reply::no_store;
 use super::{json, ApiError, Ctx, Request, Response};
-use crate::ports::{Clock, Platform, Sql, Stmt};
+use crate::ports::{Clock, Platform};
 
 /// `GET /__dev/mail?to=<address>` (development only): the latest messages of the dev outbox to
 /// an address, so the suite and the demo can follow mailed links. Queued mail that is due is
@@ -32,26 +32,17 @@ pub(super) async fn dev_mail<P: Platform>(
             &e.to_string(),
         );
     }
-    let rows = ctx
-        .platform
-        .sql()
-        .query(
-            Stmt::new(
-                "SELECT id, subject, text_body, created_at FROM mail_outbox
-                 WHERE to_addr = ?1 ORDER BY id DESC LIMIT 10",
-            )
-            .bind(to),
-        )
+    let messages = crate::mail::messages_to(ctx.platform.sql(), &to, 10)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let items: Vec<_> = rows
+    let items: Vec<_> = messages
         .iter()
-        .map(|r| {
+        .map(|m| {
             serde_json::json!({
-                "id": r.i64("id").unwrap_or(0),
-                "subject": r.text("subject").unwrap_or_default(),
-                "text": r.text("text_body").unwrap_or_default(),
-                "created_at": r.i64("created_at").unwrap_or(0),
+                "id": m.id,
+                "subject": m.mail.subject,
+                "text": m.mail.text,
+                "created_at": m.created_at_ms,
             })
         })
         .collect();

@@ -15,10 +15,10 @@ use crate::apps::Scope;
 use crate::auth::PlatformRole;
 use crate::events::anchor::{AnchorKeys, KeyStatus};
 use crate::events::archive::{gzip, unpack, CONTENT_TYPE, GZIP_CONTENT_TYPE};
-use crate::events::csv;
+use crate::events::export;
 use crate::events::ingest::{check_tenant, ingest, IngestError, IngestOutcome, Reporter};
 use crate::events::read::{
-    self, audit_event, billing_items, page, streams_after, usage_by_day, Break, Period, UsageRow,
+    self, billing_items, page, streams_after, usage_by_day, Break, Period, UsageRow,
 };
 use crate::kernel::ErrorKind;
 use crate::ports::{Blobs, Logger, Platform, StreamId, StreamKind};
@@ -262,127 +262,32 @@ pub(super) async fn usage<P: Platform>(
     )
 }
 
-/// Streams one CSV response reads at most (one registry query).
-const STREAMS_PER_PAGE: u32 = 1000;
-
 /// Default and largest rows per CSV response.
 const CSV_PAGE: usize = 10_000;
 const CSV_MAX_PAGE: usize = 50_000;
 
-/// `GET /v1/audit/export.csv` (auditor or operator, FR-LOG-002): audit events in `[from, to)`
-/// as RFC 4180 CSV, of one tenant or all (tenant order, then stream order), optionally one
-/// `action`. Read one archive object at a time; a response holds at most `limit` rows and,
-/// when more follow, `X-Next-Cursor` and a `Link: rel="next"` to the next page.
+/// `GET /v1/audit/export.csv` (auditor or operator, FR-LOG-002): a page of the audit export
+/// ([`crate::events::export`]); when more follow, `X-Next-Cursor` and a `Link: rel="next"` to
+/// the next page.
 pub(super) async fn export_audit_csv<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
     require_platform_role(ctx, req, AUDITORS).await?;
     let q = query(req, &["tenant", "from", "to", "action", "cursor", "limit"])?;
-    let limit = q.limit.unwrap_or(CSV_PAGE).min(CSV_MAX_PAGE);
-    let (start_tenant, after) = csv_cursor(&q)?;
-    let (streams, listing_full) = csv_streams(ctx, &q, start_tenant, after).await?;
-    let (out, next) = csv_page(ctx, &q, streams, limit, listing_full).await?;
-    Ok(csv_response(req, out, next))
-}
-
-/// The cursor of a CSV export as the tenant it resumes in and the last sequence number
-/// returned there (`<tenant>:<seq>`); `(None, 0)` without one.
-fn csv_cursor(q: &Query) -> Result<(Option<String>, i64), ApiError> {
-    match &q.cursor {
-        None => Ok((None, 0)),
-        Some(c) => {
-            let bad = || ApiError::invalid_field("cursor", "is not a cursor of this export");
-            let (t, s) = c.rsplit_once(':').ok_or_else(bad)?;
-            Ok((Some(t.to_owned()), s.parse::<i64>().map_err(|_| bad())?))
-        }
-    }
-}
-
-/// The audit streams a CSV page reads, each with the sequence number to resume after: the named
-/// tenant's, or the cursor's tenant then those after it in tenant order. True when the listing
-/// was full: more streams follow, and the page ends after the last one listed.
-async fn csv_streams<P: Platform>(
-    ctx: &Ctx<'_, P>,
-    q: &Query,
-    start_tenant: Option<String>,
-    after: i64,
-) -> Result<(Vec<(StreamId, i64)>, bool), ApiError> {
-    let audit = |tenant: &str| StreamId {
-        kind: StreamKind::Audit,
-        tenant: tenant.to_owned(),
-    };
-    match (&q.tenant, &start_tenant) {
-        (Some(t), Some(s)) if t != s => Err(ApiError::invalid_field(
-            "cursor",
-            "is not a cursor of this export",
-        )),
-        (Some(t), _) => Ok((vec![(audit(t), after)], false)),
-        (None, start) => {
-            let mut streams: Vec<(StreamId, i64)> = Vec::new();
-            if let Some(s) = start {
-                streams.push((audit(s), after));
-            }
-            let from = start.clone().unwrap_or_default();
-            let rest = streams_after(
-                ctx.platform.sql(),
-                StreamKind::Audit,
-                &from,
-                STREAMS_PER_PAGE,
-            )
-            .await
-            .map_err(|e| ApiError::unavailable(e.to_string()))?;
-            let listing_full = rest.len() == STREAMS_PER_PAGE as usize;
-            streams.extend(rest.into_iter().map(|s| (s, 0)));
-            Ok((streams, listing_full))
-        }
-    }
-}
-
-/// Writes at most `limit` rows of the streams (those of `q.action` only, if named) as CSV and
-/// returns them with the cursor of the next page, if one follows.
-async fn csv_page<P: Platform>(
-    ctx: &Ctx<'_, P>,
-    q: &Query,
-    streams: Vec<(StreamId, i64)>,
-    limit: usize,
-    listing_full: bool,
-) -> Result<(String, Option<String>), ApiError> {
-    let mut out = String::new();
-    csv::header(&mut out);
-    let mut rows = 0;
-    let mut next = None;
-    let mut resume = None;
-    for (stream, after) in streams {
-        let action = q.action.clone();
-        let (records, more) = page(ctx.platform, &stream, after, q.period, limit - rows, |r| {
-            action
-                .as_ref()
-                .is_none_or(|a| audit_event(r).is_ok_and(|e| e.event_type == *a))
-        })
-        .await
-        .map_err(|e| ApiError::from(&e))?;
-        for r in &records {
-            let e = audit_event(r).map_err(|e| ApiError::from(&e))?;
-            csv::audit_row(&mut out, r, &e);
-        }
-        rows += records.len();
-        let last = records.last().map_or(after, |r| r.seq);
-        if let Some(seq) = more {
-            next = Some(format!("{}:{seq}", stream.tenant));
-            break;
-        }
-        resume = Some(format!("{}:{last}", stream.tenant));
-        if rows >= limit {
-            // Full exactly at the end of this stream: later streams follow on the next page.
-            next = resume.take();
-            break;
-        }
-    }
-    if next.is_none() && listing_full {
-        next = resume;
-    }
-    Ok((out, next))
+    let page = export::audit_csv_page(
+        ctx.platform,
+        &export::CsvRequest {
+            tenant: q.tenant,
+            period: q.period,
+            action: q.action,
+            cursor: q.cursor,
+            limit: q.limit.unwrap_or(CSV_PAGE).min(CSV_MAX_PAGE),
+        },
+    )
+    .await
+    .map_err(|e| ApiError::from(&e))?;
+    Ok(csv_response(req, page.csv, page.next))
 }
 
 /// The CSV as a download, with `X-Next-Cursor` and a `Link: rel="next"` (the request's query
