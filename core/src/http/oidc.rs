@@ -496,16 +496,7 @@ fn login_request<P: Platform>(
     if password.len() > MAX_PASSWORD_BYTES {
         return None;
     }
-    let (Ok(domain), Ok(email)) = (TenantDomain::parse(domain), Email::parse(email)) else {
-        users::password::verify_nothing(&password);
-        return None;
-    };
-    Some(LoginRequest {
-        tenant: domain,
-        email,
-        password,
-        client: client_address(ctx, req),
-    })
+    LoginRequest::typed(domain, email, password, client_address(ctx, req))
 }
 
 /// The email and password step with `email` filled in and `note`.

@@ -12,8 +12,6 @@ use crate::ports::Platform;
 use crate::sessions::{self, SessionUser};
 use crate::signin;
 use crate::signin::{LoginError, LoginRequest};
-use crate::tenants::{Email, TenantDomain};
-use crate::users;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,20 +51,9 @@ pub(super) async fn login<P: Platform>(
 ) -> Result<Response, ApiError> {
     let body: LoginBody = json::parse_body(req)?;
     check_password_size("password", &body.password)?;
-    let same_401 = || ApiError::from(&LoginError::InvalidCredentials);
-    // A malformed domain or email cannot name an account: the same answer as a wrong password,
-    // after the same work.
-    let (Ok(tenant), Ok(email)) = (TenantDomain::parse(&body.tenant), Email::parse(&body.email))
-    else {
-        users::password::verify_nothing(&body.password);
-        return Err(same_401());
-    };
-    let login = LoginRequest {
-        tenant,
-        email,
-        password: body.password,
-        client: client_address(ctx, req),
-    };
+    let client = client_address(ctx, req);
+    let login = LoginRequest::typed(&body.tenant, &body.email, body.password, client)
+        .ok_or_else(|| ApiError::from(&LoginError::InvalidCredentials))?;
     let pair = signin::login(ctx.platform, &login, &ctx.request_id)
         .await
         .map_err(|e| {

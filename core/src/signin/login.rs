@@ -25,6 +25,31 @@ pub struct LoginRequest {
     pub client: Option<String>,
 }
 
+impl LoginRequest {
+    /// A sign-in as typed. A malformed tenant domain or email cannot name an account: `None`,
+    /// after the same hashing work as a real check, so that the answer (the same as a wrong
+    /// password) comes no sooner and says nothing about which part was wrong.
+    pub fn typed(
+        tenant: &str,
+        email: &str,
+        password: String,
+        client: Option<String>,
+    ) -> Option<Self> {
+        match (TenantDomain::parse(tenant), Email::parse(email)) {
+            (Ok(tenant), Ok(email)) => Some(LoginRequest {
+                tenant,
+                email,
+                password,
+                client,
+            }),
+            _ => {
+                password::verify_nothing(&password);
+                None
+            }
+        }
+    }
+}
+
 /// Why a sign-in failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LoginError {
@@ -251,4 +276,24 @@ async fn refuse<P: Platform>(
         ])
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fr_auth_001_a_malformed_tenant_or_email_names_no_account() {
+        let ok = LoginRequest::typed("Acme", "Ana@acme.example", "pw".into(), None);
+        assert_eq!(
+            ok.map(|r| r.tenant.as_str().to_owned()),
+            Some("acme".into())
+        );
+        for (tenant, email) in [
+            ("Not A Domain", "ana@acme.example"),
+            ("acme", "not-an-email"),
+        ] {
+            assert!(LoginRequest::typed(tenant, email, "pw".into(), None).is_none());
+        }
+    }
 }
