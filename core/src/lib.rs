@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod blobs;
 pub mod crypto;
+pub mod delivery;
 pub mod edge;
 pub mod events;
 pub mod flags;

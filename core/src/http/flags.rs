@@ -14,17 +14,18 @@ use super::{json, ApiError, Ctx, ProblemType, Request, Response};
 use crate::apps::{AppKeyPrincipal, KeyKind, Scope};
 use crate::audit::Actor;
 use crate::auth::PlatformRole;
+use crate::delivery::{self, TenantAccessError};
 use crate::flags::eval::TARGETING_KEY;
 use crate::flags::limit;
 use crate::flags::model::Rule;
 use crate::flags::ofrep;
-use crate::flags::snapshot::{self, Snapshot};
+use crate::flags::snapshot::Snapshot;
 use crate::flags::{
     evaluate, Context, FlagDefinition, FlagKey, FlagRecord, FlagService, FlagType, PlanFlagService,
     Resolution,
 };
 use crate::ports::{Clock, Platform, Secrets};
-use crate::tenants::{tenant_edge_status, EdgeStatus, Plan, TenantId};
+use crate::tenants::{Plan, TenantId};
 
 const READERS: &[PlatformRole] = &[PlatformRole::Operator, PlatformRole::Auditor];
 const WRITERS: &[PlatformRole] = &[PlatformRole::Operator];
@@ -372,61 +373,32 @@ pub(super) fn ofrep_context(req: &Request, key: Option<&str>) -> Result<Context,
     Ok(ctx)
 }
 
-/// Finds the snapshot a key may read: the key's own tenant, or for an app-wide key the tenant
-/// named by `named` (the context's `tenantId` or the `tenant` query), whose edge status is
-/// checked here and which must have the key's app enabled. Another tenant's flags answer 404.
+/// The snapshot a key may read ([`crate::delivery`]); the tenant goes to the request's log
+/// line. An app-wide key that names no tenant gets OFREP's `INVALID_CONTEXT`.
 async fn tenant_snapshot<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     principal: &AppKeyPrincipal,
     named: Option<&str>,
     key: Option<&str>,
 ) -> Result<Rc<Snapshot>, ApiError> {
-    let not_found = || ApiError::not_found("No such tenant for this API key.");
-    let tenant = match (&principal.tenant_id, named) {
-        (Some(own), None) => own.clone(),
-        (Some(own), Some(n)) => {
-            if TenantId::parse(n).ok().as_ref() != Some(own) {
-                return Err(not_found());
-            }
-            own.clone()
-        }
-        (None, None) => {
-            return Err(ofrep_error(
-                StatusCode::BAD_REQUEST,
-                "INVALID_CONTEXT",
-                "An app-wide API key needs the tenant: `tenantId` in the context (or `tenant` in the query).".to_owned(),
-                key,
-            ))
-        }
-        (None, Some(n)) => {
-            let t = TenantId::parse(n).map_err(|_| not_found())?;
-            match tenant_edge_status(ctx.platform, &t).await {
-                Ok(EdgeStatus::Active) => {}
-                Ok(EdgeStatus::Suspended) => {
-                    return Err(ApiError::new(
-                        ProblemType::AccessDenied,
-                        "The tenant is suspended.",
-                    )
-                    .with_extension("reason", "tenant_suspended".into()))
-                }
-                Ok(EdgeStatus::Deleted) => {
-                    return Err(ApiError::new(ProblemType::Gone, "The tenant is deleted.")
-                        .with_extension("reason", "tenant_deleted".into()))
-                }
-                Err(e) => return Err(ApiError::unavailable(e.to_string())),
-            }
-            t
-        }
-    };
-    ctx.tenant_id = Some(tenant.as_str().to_owned());
-    let snap = snapshot::load(ctx.platform, &tenant)
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?
-        .ok_or_else(not_found)?;
-    if principal.tenant_id.is_none() && !snap.serves_app(&principal.app_id) {
-        return Err(not_found());
+    let refused = |e: TenantAccessError| {
+        match e {
+        TenantAccessError::TenantRequired => ofrep_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_CONTEXT",
+            "An app-wide API key needs the tenant: `tenantId` in the context (or `tenant` in the query).".to_owned(),
+            key,
+        ),
+        e => ApiError::from(&e),
     }
-    Ok(snap)
+    };
+    let tenant = delivery::tenant_for_key(ctx.platform, principal, named)
+        .await
+        .map_err(refused)?;
+    ctx.tenant_id = Some(tenant.as_str().to_owned());
+    delivery::snapshot_for_key(ctx.platform, principal, &tenant)
+        .await
+        .map_err(refused)
 }
 
 /// ERR-RATE-429: the per-isolate guard of [`crate::flags::limit`], per key.
