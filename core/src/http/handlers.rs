@@ -1,7 +1,8 @@
 //! Route handlers: parse the request, call the domain, shape the response.
 
 use ::http::{header, HeaderValue, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::is_development;
 use super::router::RouteId;
@@ -130,8 +131,24 @@ fn dev_panic<P: Platform>(ctx: &Ctx<'_, P>) -> Result<Response, ApiError> {
     panic!("deliberate panic from GET /__dev/panic");
 }
 
+/// The body of `GET /health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Liveness {
+    /// Always `ok`: an answer is the signal.
+    #[schema(inline)]
+    status: Alive,
+}
+
+/// The one value of [`Liveness::status`].
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum Alive {
+    /// Serving.
+    Ok,
+}
+
 fn liveness() -> Result<Response, ApiError> {
-    let mut resp = json::response(StatusCode::OK, &serde_json::json!({ "status": "ok" }))?;
+    let mut resp = json::response(StatusCode::OK, &Liveness { status: Alive::Ok })?;
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)

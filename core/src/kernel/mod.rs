@@ -6,6 +6,7 @@ pub mod future;
 pub mod links;
 pub mod names;
 pub mod newtype;
+pub mod schema;
 
 pub(crate) use error::domain_errors;
 pub use error::{DomainError, ErrorKind};

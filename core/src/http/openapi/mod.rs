@@ -6,6 +6,8 @@
 /// The document, as served.
 pub const DOCUMENT: &str = include_str!("openapi.json");
 
+pub mod schemas;
+
 /// Whether a route belongs in the public document.
 pub fn is_public(path: &str) -> bool {
     !path.starts_with("/__dev/") && !path.starts_with("/internal/")

@@ -1,0 +1,103 @@
+//! The document's component schemas, each derived from the Rust type that the server reads or
+//! writes (`utoipa::ToSchema`), so a field added, renamed or made optional changes the document.
+
+use std::collections::BTreeMap;
+
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::ToSchema;
+
+/// Collects the schema of `T` and of every type it references.
+fn add<T: ToSchema>(out: &mut BTreeMap<String, RefOr<Schema>>) {
+    out.insert(T::name().into_owned(), T::schema());
+    let mut referenced = Vec::new();
+    T::schemas(&mut referenced);
+    out.extend(referenced);
+}
+
+/// Every component schema, by name.
+pub fn components() -> BTreeMap<String, RefOr<Schema>> {
+    let mut out = BTreeMap::new();
+    add::<crate::http::handlers::Liveness>(&mut out);
+    add::<crate::health::HealthReport>(&mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Map, Value};
+
+    /// Removes what does not change which documents a schema accepts: prose, and spellings that
+    /// mean the same thing (`const` and a one-value `enum`; `type: string` beside an `enum` of
+    /// strings; integer formats; key order of `required`).
+    fn normalize(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut out = Map::new();
+                for (k, x) in m {
+                    match k.as_str() {
+                        "description" | "title" | "examples" | "example" => {}
+                        "format"
+                            if matches!(
+                                x.as_str(),
+                                Some("int32" | "int64" | "uint32" | "uint64" | "double" | "float")
+                            ) => {}
+                        "oneOf" | "allOf" | "anyOf"
+                            if x.as_array().is_some_and(|a| a.len() == 1) =>
+                        {
+                            // A one-way choice is its only branch (utoipa wraps inlined types so).
+                            if let Some(Value::Object(inner)) = normalize(&x[0])
+                                .as_object()
+                                .map(|o| Value::Object(o.clone()))
+                            {
+                                out.extend(inner);
+                            }
+                        }
+                        "const" => {
+                            out.insert("enum".into(), Value::Array(vec![x.clone()]));
+                        }
+                        "required" => {
+                            let mut r: Vec<Value> = x.as_array().cloned().unwrap_or_default();
+                            r.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+                            if !r.is_empty() {
+                                out.insert(k.clone(), Value::Array(r));
+                            }
+                        }
+                        _ => {
+                            out.insert(k.clone(), normalize(x));
+                        }
+                    }
+                }
+                let strings = out
+                    .get("enum")
+                    .and_then(Value::as_array)
+                    .is_some_and(|e| e.iter().all(Value::is_string));
+                if strings && out.get("type") == Some(&Value::from("string")) {
+                    out.remove("type");
+                }
+                Value::Object(out)
+            }
+            Value::Array(a) => Value::Array(a.iter().map(normalize).collect()),
+            _ => v.clone(),
+        }
+    }
+
+    /// Each derived schema accepts and describes what the written document says.
+    #[test]
+    fn derived_schemas_match_the_document() {
+        let doc: Value = serde_json::from_str(super::super::DOCUMENT).expect("JSON");
+        let mut wrong = Vec::new();
+        for (name, schema) in components() {
+            let derived = serde_json::to_value(&schema).expect("schema serializes");
+            let Some(written) = doc["components"]["schemas"].get(&name) else {
+                wrong.push(format!("{name}: not in the document"));
+                continue;
+            };
+            let (d, w) = (normalize(&derived), normalize(written));
+            if d != w {
+                wrong.push(format!("{name}:\n  derived {d}\n  written {w}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+}
