@@ -5,6 +5,13 @@ use std::sync::OnceLock;
 
 use ::http::Method;
 
+#[cfg(not(target_family = "wasm"))]
+use super::openapi::decl::{at_or_ms, integer, of, string, text, At, Body, Doc, Hdr, Param, Reply};
+#[cfg(not(target_family = "wasm"))]
+use super::openapi::types as t;
+#[cfg(not(target_family = "wasm"))]
+use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
+
 /// Which handler serves a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteId {
@@ -203,7 +210,43 @@ pub enum RouteId {
     OidcPreflight,
 }
 
-/// One route: method, path template (OpenAPI syntax), handler.
+/// Who may call a route. The router checks it before the handler runs, and the document
+/// states it as the operation's security.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// No credentials.
+    Anyone,
+    /// A browser's CORS preflight.
+    Preflight,
+    /// The scheduler, with the `CRON_SECRET` bearer token.
+    Scheduler,
+    /// An operator (operator-IdP token with the operator role).
+    Operator,
+    /// An operator or an auditor.
+    OperatorOrAuditor,
+    /// A managed app's API key with this scope; `header`: also accepted in `X-API-Key`.
+    AppKey {
+        /// The scope the key must hold.
+        scope: &'static str,
+        /// Whether the key may come in `X-API-Key` as well as `Authorization`.
+        header: bool,
+    },
+    /// A tenant user's Edgeplane access token.
+    User,
+    /// A tenant user who signed in within the last few minutes.
+    RecentUser,
+    /// An active owner or admin of the token's tenant.
+    TenantAdmin,
+    /// The active owner of the token's tenant.
+    TenantOwner,
+    /// An OpenID client at the token endpoint (a confidential one with its secret).
+    OidcClient,
+    /// A user's access token from the OpenID provider.
+    OidcUser,
+}
+
+/// One route: method, path template (OpenAPI syntax), handler, caller, and (natively) what the
+/// document says of it.
 #[derive(Debug)]
 pub struct Route {
     /// HTTP method.
@@ -212,112 +255,1359 @@ pub struct Route {
     pub path: &'static str,
     /// Handler.
     pub id: RouteId,
+    /// Who may call it.
+    pub caller: Caller,
+    /// What the document says of it; `None` for routes outside the public API.
+    #[cfg(not(target_family = "wasm"))]
+    pub doc: Option<Doc>,
+}
+
+/// A public route and its document part (left out of runtime builds).
+macro_rules! route {
+    ($method:ident $path:literal => $id:ident, $caller:expr, $doc:expr) => {
+        Route {
+            method: Method::$method,
+            path: $path,
+            id: RouteId::$id,
+            caller: $caller,
+            #[cfg(not(target_family = "wasm"))]
+            doc: Some($doc),
+        }
+    };
+}
+
+/// A route outside the public API (development and scheduler routes).
+macro_rules! hidden {
+    ($method:ident $path:literal => $id:ident, $caller:expr) => {
+        Route {
+            method: Method::$method,
+            path: $path,
+            id: RouteId::$id,
+            caller: $caller,
+            #[cfg(not(target_family = "wasm"))]
+            doc: None,
+        }
+    };
 }
 
 /// Every route of the API.
 #[rustfmt::skip]
 pub const ROUTES: &[Route] = &[
-    Route { method: Method::GET,    path: "/health",                        id: RouteId::Liveness },
-    Route { method: Method::GET,    path: "/v1/health",                     id: RouteId::Health },
-    Route { method: Method::GET,    path: "/openapi.json",                  id: RouteId::OpenApi },
-    Route { method: Method::POST,   path: "/internal/scheduled",            id: RouteId::Scheduled },
-    Route { method: Method::GET,    path: "/__dev/panic",                   id: RouteId::DevPanic },
-    Route { method: Method::POST,   path: "/v1/tenants",                    id: RouteId::TenantProvision },
-    Route { method: Method::GET,    path: "/v1/tenants",                    id: RouteId::TenantList },
-    Route { method: Method::GET,    path: "/v1/tenants/{id}",               id: RouteId::TenantGet },
-    Route { method: Method::PATCH,  path: "/v1/tenants/{id}",               id: RouteId::TenantUpdate },
-    Route { method: Method::DELETE, path: "/v1/tenants/{id}",               id: RouteId::TenantDelete },
-    Route { method: Method::POST,   path: "/v1/tenants/{id}/suspend",       id: RouteId::TenantSuspend },
-    Route { method: Method::POST,   path: "/v1/tenants/{id}/activate",      id: RouteId::TenantActivate },
-    Route { method: Method::POST,   path: "/v1/tenants/{id}/restore",       id: RouteId::TenantRestore },
-    Route { method: Method::POST,   path: "/v1/tenants/{id}/apps/{app_id}", id: RouteId::TenantAppEnable },
-    Route { method: Method::DELETE, path: "/v1/tenants/{id}/apps/{app_id}", id: RouteId::TenantAppDisable },
-    Route { method: Method::POST,   path: "/v1/apps",                       id: RouteId::AppRegister },
-    Route { method: Method::GET,    path: "/v1/apps",                       id: RouteId::AppList },
-    Route { method: Method::GET,    path: "/v1/apps/{id}",                  id: RouteId::AppGet },
-    Route { method: Method::PATCH,  path: "/v1/apps/{id}",                  id: RouteId::AppUpdate },
-    Route { method: Method::POST,   path: "/v1/apps/{id}/keys",             id: RouteId::AppKeyIssue },
-    Route { method: Method::GET,    path: "/v1/apps/{id}/keys",             id: RouteId::AppKeyList },
-    Route { method: Method::DELETE, path: "/v1/apps/{id}/keys/{key_id}",    id: RouteId::AppKeyRevoke },
-    Route { method: Method::GET,    path: "/v1/tenants/{id}/flags",         id: RouteId::FlagList },
-    Route { method: Method::PUT,    path: "/v1/tenants/{id}/flags/{key}",   id: RouteId::FlagSet },
-    Route { method: Method::DELETE, path: "/v1/tenants/{id}/flags/{key}",   id: RouteId::FlagRemove },
-    Route { method: Method::POST,   path: "/ofrep/v1/evaluate/flags",       id: RouteId::OfrepBulk },
-    Route { method: Method::OPTIONS, path: "/ofrep/v1/evaluate/flags",      id: RouteId::OfrepPreflight },
-    Route { method: Method::POST,   path: "/ofrep/v1/evaluate/flags/{key}", id: RouteId::OfrepSingle },
-    Route { method: Method::OPTIONS, path: "/ofrep/v1/evaluate/flags/{key}", id: RouteId::OfrepPreflight },
-    Route { method: Method::GET,    path: "/v1/flags",                      id: RouteId::FlagSnapshot },
-    Route { method: Method::GET,    path: "/v1/plans/{plan}/flags",         id: RouteId::PlanFlagList },
-    Route { method: Method::PUT,    path: "/v1/plans/{plan}/flags/{key}",   id: RouteId::PlanFlagSet },
-    Route { method: Method::DELETE, path: "/v1/plans/{plan}/flags/{key}",   id: RouteId::PlanFlagRemove },
-    Route { method: Method::GET,    path: "/.well-known/jwks.json",         id: RouteId::Jwks },
-    Route { method: Method::POST,   path: "/v1/signing-keys/rotate",        id: RouteId::SigningKeyRotate },
-    Route { method: Method::POST,   path: "/v1/invitations/accept",         id: RouteId::InvitationAccept },
-    Route { method: Method::POST,   path: "/v1/auth/login",                 id: RouteId::AuthLogin },
-    Route { method: Method::POST,   path: "/v1/auth/refresh",               id: RouteId::AuthRefresh },
-    Route { method: Method::POST,   path: "/v1/auth/logout",                id: RouteId::AuthLogout },
-    Route { method: Method::POST,   path: "/v1/auth/password/forgot",       id: RouteId::PasswordForgot },
-    Route { method: Method::POST,   path: "/v1/auth/password/reset",        id: RouteId::PasswordReset },
-    Route { method: Method::POST,   path: "/v1/auth/password/change",       id: RouteId::PasswordChange },
-    Route { method: Method::GET,    path: "/v1/tenant/password-policy",     id: RouteId::PasswordPolicyGet },
-    Route { method: Method::PUT,    path: "/v1/tenant/password-policy",     id: RouteId::PasswordPolicyPut },
-    Route { method: Method::POST,   path: "/oauth/introspect",              id: RouteId::Introspect },
-    Route { method: Method::GET,    path: "/__dev/mail",                    id: RouteId::DevMail },
-    Route { method: Method::POST,   path: "/v1/auth/mfa/verify",            id: RouteId::MfaVerify },
-    Route { method: Method::POST,   path: "/v1/auth/mfa/totp",              id: RouteId::TotpEnroll },
-    Route { method: Method::POST,   path: "/v1/auth/mfa/totp/confirm",      id: RouteId::TotpConfirm },
-    Route { method: Method::DELETE, path: "/v1/auth/mfa/totp",              id: RouteId::TotpDisable },
-    Route { method: Method::POST,   path: "/v1/tenant/users/{id}/sessions/revoke", id: RouteId::UserSessionsRevoke },
-    Route { method: Method::POST,   path: "/v1/auth/mfa/enroll",            id: RouteId::MfaEnrollDuringSignIn },
-    Route { method: Method::POST,   path: "/v1/billing/events",             id: RouteId::BillingIngest },
-    Route { method: Method::GET,    path: "/v1/billing/events",             id: RouteId::BillingExport },
-    Route { method: Method::GET,    path: "/v1/billing/usage",              id: RouteId::BillingUsage },
-    Route { method: Method::POST,   path: "/v1/audit/events",               id: RouteId::AuditIngest },
-    Route { method: Method::GET,    path: "/v1/audit/export.csv",           id: RouteId::AuditExportCsv },
-    Route { method: Method::GET,    path: "/v1/audit/verify",               id: RouteId::AuditVerify },
-    Route { method: Method::GET,    path: "/__dev/blobs",                   id: RouteId::DevBlobGet },
-    Route { method: Method::PUT,    path: "/__dev/blobs",                   id: RouteId::DevBlobPut },
-    Route { method: Method::GET,    path: "/v1/tenant/flags",               id: RouteId::TenantOwnFlags },
-    Route { method: Method::GET,    path: "/v1/tenant/users",               id: RouteId::TenantUserList },
-    Route { method: Method::GET,    path: "/v1/tenant/users/{id}",          id: RouteId::TenantUserGet },
-    Route { method: Method::PATCH,  path: "/v1/tenant/users/{id}",          id: RouteId::TenantUserUpdate },
-    Route { method: Method::DELETE, path: "/v1/tenant/users/{id}",          id: RouteId::TenantUserDelete },
-    Route { method: Method::POST,   path: "/v1/tenant/invitations",         id: RouteId::TenantInvite },
-    Route { method: Method::GET,    path: "/v1/tenant/invitations",         id: RouteId::TenantInvitationList },
-    Route { method: Method::POST,   path: "/v1/tenant/invitations/{id}/resend", id: RouteId::TenantInvitationResend },
-    Route { method: Method::PATCH,  path: "/v1/tenant/plan",                id: RouteId::TenantPlanUpdate },
-    Route { method: Method::GET,    path: "/v1/me/export",                  id: RouteId::MeExport },
-    Route { method: Method::DELETE, path: "/v1/me",                         id: RouteId::MeDelete },
-    Route { method: Method::GET,    path: "/v1/tenant/sso",                 id: RouteId::SsoConfigGet },
-    Route { method: Method::PUT,    path: "/v1/tenant/sso",                 id: RouteId::SsoConfigPut },
-    Route { method: Method::DELETE, path: "/v1/tenant/sso",                 id: RouteId::SsoConfigDelete },
-    Route { method: Method::GET,    path: "/v1/auth/sso/start",             id: RouteId::SsoStart },
-    Route { method: Method::GET,    path: "/v1/auth/sso/callback",          id: RouteId::SsoCallback },
-    Route { method: Method::POST,   path: "/v1/auth/webauthn/register/options", id: RouteId::WebAuthnRegisterOptions },
-    Route { method: Method::POST,   path: "/v1/auth/webauthn/register/verify", id: RouteId::WebAuthnRegisterVerify },
-    Route { method: Method::GET,    path: "/v1/auth/webauthn/credentials",  id: RouteId::WebAuthnCredentialList },
-    Route { method: Method::DELETE, path: "/v1/auth/webauthn/credentials/{id}", id: RouteId::WebAuthnCredentialDelete },
-    Route { method: Method::POST,   path: "/v1/auth/webauthn/login/options", id: RouteId::WebAuthnLoginOptions },
-    Route { method: Method::POST,   path: "/v1/auth/webauthn/login/verify", id: RouteId::WebAuthnLoginVerify },
-    Route { method: Method::POST,   path: "/v1/auth/mfa/webauthn/options",  id: RouteId::MfaWebAuthnOptions },
-    Route { method: Method::GET,    path: "/.well-known/openid-configuration", id: RouteId::OidcDiscovery },
-    Route { method: Method::GET,    path: "/oauth/authorize",               id: RouteId::OidcAuthorize },
-    Route { method: Method::POST,   path: "/oauth/authorize/tenant",        id: RouteId::OidcLoginTenant },
-    Route { method: Method::POST,   path: "/oauth/authorize/login",         id: RouteId::OidcLoginPassword },
-    Route { method: Method::POST,   path: "/oauth/authorize/mfa",           id: RouteId::OidcLoginMfa },
-    Route { method: Method::POST,   path: "/oauth/authorize/forgot",        id: RouteId::OidcLoginForgot },
-    Route { method: Method::GET,    path: "/oauth/assets/passkey.js",       id: RouteId::OidcPasskeyJs },
-    Route { method: Method::GET,    path: "/oauth/assets/login.css",        id: RouteId::OidcLoginCss },
-    Route { method: Method::GET,    path: "/oauth/assets/passkey.js",       id: RouteId::OidcPasskeyJs },
-    Route { method: Method::POST,   path: "/oauth/token",                   id: RouteId::OidcToken },
-    Route { method: Method::GET,    path: "/oauth/userinfo",                id: RouteId::OidcUserinfo },
-    Route { method: Method::POST,   path: "/oauth/userinfo",                id: RouteId::OidcUserinfo },
-    Route { method: Method::GET,    path: "/oauth/logout",                  id: RouteId::OidcEndSession },
-    Route { method: Method::POST,   path: "/v1/apps/{id}/client-secret",    id: RouteId::AppClientSecret },
-    Route { method: Method::POST,   path: "/oauth/authorize/continue",      id: RouteId::OidcLoginContinue },
-    Route { method: Method::POST,   path: "/oauth/logout",                  id: RouteId::OidcEndSession },
-    Route { method: Method::OPTIONS, path: "/oauth/token",                  id: RouteId::OidcPreflight },
-    Route { method: Method::OPTIONS, path: "/oauth/userinfo",               id: RouteId::OidcPreflight },
+    route!(GET "/health" => Liveness, Caller::Anyone, Doc {
+        operation_id: "liveness",
+        tag: "health",
+        summary: "Liveness: answers while the runtime serves requests. No details.",
+        notes: "",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "Alive.", content: &[("application/json", of::<t::Liveness>)], headers: &[Hdr::RequestId] },
+        ],
+        problems: &[],
+    }),
+    route!(GET "/v1/health" => Health, Caller::Anyone, Doc {
+        operation_id: "health",
+        tag: "health",
+        summary: "Health of every dependency (SQL, key-value, event log, blobs) with its latency (FR-SYS-005).",
+        notes: "",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "Every dependency answered.", content: &[("application/json", of::<t::HealthReport>)], headers: &[Hdr::RequestId] },
+            Reply { status: 503, description: "At least one dependency failed; the body says which.", content: &[("application/json", of::<t::HealthReport>)], headers: &[Hdr::RequestId] },
+        ],
+        problems: &[],
+    }),
+    route!(GET "/openapi.json" => OpenApi, Caller::Anyone, Doc {
+        operation_id: "openapi",
+        tag: "meta",
+        summary: "This document.",
+        notes: "",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The OpenAPI 3.1 document.", content: &[("application/json", |_| ObjectBuilder::new().schema_type(Type::Object).into())], headers: &[] },
+        ],
+        problems: &[],
+    }),
+    hidden!(POST "/internal/scheduled" => Scheduled, Caller::Scheduler),
+    hidden!(GET "/__dev/panic" => DevPanic, Caller::Anyone),
+    route!(POST "/v1/tenants" => TenantProvision, Caller::Operator, Doc {
+        operation_id: "provisionTenant",
+        tag: "tenants",
+        summary: "Provisions a tenant in one atomic write: the tenant, its owner (invited; the invitation link is returned and mailed), the plan's default flags and the managed apps enabled, with audit records (UC-PROV-001). Retry-safe with Idempotency-Key.",
+        notes: "",
+        params: &[
+            Param { name: "Idempotency-Key", at: At::Header, required: false, description: "Makes a retry return the first result instead of provisioning again (kept 24 h).", schema: |_| string().min_length(Some(1)).max_length(Some(255)).into() },
+        ],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::ProvisionTenantRequest>)] }),
+        replies: &[
+            Reply { status: 201, description: "The tenant was provisioned (or this is the stored result of the same Idempotency-Key, marked by Idempotent-Replayed: true).", content: &[("application/json", of::<t::ProvisionedTenant>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 409, 415],
+    }),
+    route!(GET "/v1/tenants" => TenantList, Caller::OperatorOrAuditor, Doc {
+        operation_id: "listTenants",
+        tag: "tenants",
+        summary: "Lists tenants, newest first, with a case-insensitive prefix search on name or domain, a status filter and keyset cursor pagination.",
+        notes: "",
+        params: &[
+            Param { name: "q", at: At::Query, required: false, description: "", schema: |_| string().max_length(Some(200)).into() },
+            Param { name: "status", at: At::Query, required: false, description: "", schema: |_| string().enum_values(Some(["active", "suspended", "pending_deletion", "deleted"])).into() },
+            Param { name: "cursor", at: At::Query, required: false, description: "", schema: |_| string().min_length(Some(1)).into() },
+            Param { name: "limit", at: At::Query, required: false, description: "", schema: |_| integer().minimum(Some(1)).maximum(Some(100)).default(Some(50.into())).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "One page.", content: &[("application/json", of::<t::TenantPage>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403],
+    }),
+    route!(GET "/v1/tenants/{id}" => TenantGet, Caller::OperatorOrAuditor, Doc {
+        operation_id: "getTenant",
+        tag: "tenants",
+        summary: "One tenant; 410 once purged.",
+        notes: "",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The tenant.", content: &[("application/json", of::<t::Tenant>)], headers: &[] },
+        ],
+        problems: &[401, 403, 404, 410],
+    }),
+    route!(PATCH "/v1/tenants/{id}" => TenantUpdate, Caller::Operator, Doc {
+        operation_id: "updateTenant",
+        tag: "tenants",
+        summary: "Renames a tenant or changes its plan (the new plan's default flags replace those not overridden).",
+        notes: "",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+        ],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::UpdateTenantRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "The tenant after the change.", content: &[("application/json", of::<t::Tenant>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 404, 409, 410, 415],
+    }),
+    route!(DELETE "/v1/tenants/{id}" => TenantDelete, Caller::Operator, Doc {
+        operation_id: "deleteTenant",
+        tag: "tenants",
+        summary: "Marks a tenant for deletion: refused at the edge at once, restorable for 30 days, then purged by the scheduled job (FR-OPS-002).",
+        notes: "",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 202, description: "Pending deletion.", content: &[("application/json", of::<t::TenantStatusChange>)], headers: &[] },
+        ],
+        problems: &[401, 403, 404, 410],
+    }),
+    route!(POST "/v1/tenants/{id}/suspend" => TenantSuspend, Caller::Operator, Doc {
+        operation_id: "suspendTenant",
+        tag: "tenants",
+        summary: "Suspends a tenant: its users, tokens and flag reads are refused at the edge at once (FR-OPS-001).",
+        notes: "",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+        ],
+        body: Some(Body { required: false, content: &[("application/json", of::<t::SuspendTenantRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "The tenant after the change.", content: &[("application/json", of::<t::TenantStatusChange>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 404, 409, 410, 422],
+    }),
+    route!(POST "/v1/tenants/{id}/activate" => TenantActivate, Caller::Operator, Doc {
+        operation_id: "activateTenant",
+        tag: "tenants",
+        summary: "Reactivates a suspended tenant (FR-OPS-001).",
+        notes: "",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The tenant after the change.", content: &[("application/json", of::<t::TenantStatusChange>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 404, 409, 410, 422],
+    }),
+    route!(POST "/v1/tenants/{id}/restore" => TenantRestore, Caller::Operator, Doc {
+        operation_id: "restoreTenant",
+        tag: "tenants",
+        summary: "Restores a tenant pending deletion within its 30-day grace period (FR-OPS-002).",
+        notes: "",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The tenant after the change.", content: &[("application/json", of::<t::TenantStatusChange>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 404, 409, 410, 422],
+    }),
+    route!(POST "/v1/tenants/{id}/apps/{app_id}" => TenantAppEnable, Caller::Operator, Doc {
+        operation_id: "enableTenantApp",
+        tag: "apps",
+        summary: "Enables a managed app for a tenant (tenant_apps). The tenant must not be pending deletion and the app must be active. Repeating it changes nothing.",
+        notes: "",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "The tenant.", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+            Param { name: "app_id", at: At::Path, required: true, description: "The app.", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The link, enabled; edge: pending when the cached records of the tenant's keys could not be rewritten (repeat the call).", content: &[("application/json", of::<t::TenantApp>)], headers: &[] },
+        ],
+        problems: &[401, 403, 404, 409, 410],
+    }),
+    route!(DELETE "/v1/tenants/{id}/apps/{app_id}" => TenantAppDisable, Caller::Operator, Doc {
+        operation_id: "disableTenantApp",
+        tag: "apps",
+        summary: "Disables a managed app for a tenant: the app's keys bound to the tenant are refused at the edge at once. Disabling a disabled link is a no-op.",
+        notes: "",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "The tenant.", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+            Param { name: "app_id", at: At::Path, required: true, description: "The app.", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 204, description: "Disabled.", content: &[], headers: &[] },
+        ],
+        problems: &[401, 403, 404, 410, 503],
+    }),
+    route!(POST "/v1/apps" => AppRegister, Caller::Operator, Doc {
+        operation_id: "registerApp",
+        tag: "apps",
+        summary: "Registers a managed app with a generated id (FR-SYS-001). Names are unique case-insensitively.",
+        notes: "",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::RegisterAppRequest>)] }),
+        replies: &[
+            Reply { status: 201, description: "The app, active.", content: &[("application/json", of::<t::App>)], headers: &[Hdr::Plain { name: "Location", description: "/v1/apps/{id}", schema: text }] },
+        ],
+        problems: &[400, 401, 403, 409, 415],
+    }),
+    route!(GET "/v1/apps" => AppList, Caller::OperatorOrAuditor, Doc {
+        operation_id: "listApps",
+        tag: "apps",
+        summary: "Lists managed apps, newest first, with a status filter and keyset cursor pagination.",
+        notes: "",
+        params: &[
+            Param { name: "status", at: At::Query, required: false, description: "", schema: |_| string().enum_values(Some(["active", "disabled"])).into() },
+            Param { name: "cursor", at: At::Query, required: false, description: "", schema: |_| string().min_length(Some(1)).into() },
+            Param { name: "limit", at: At::Query, required: false, description: "", schema: |_| integer().minimum(Some(1)).maximum(Some(100)).default(Some(50.into())).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "One page.", content: &[("application/json", of::<t::AppPage>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403],
+    }),
+    route!(GET "/v1/apps/{id}" => AppGet, Caller::OperatorOrAuditor, Doc {
+        operation_id: "getApp",
+        tag: "apps",
+        summary: "One managed app.",
+        notes: "",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The app.", content: &[("application/json", of::<t::App>)], headers: &[] },
+        ],
+        problems: &[401, 403, 404],
+    }),
+    route!(PATCH "/v1/apps/{id}" => AppUpdate, Caller::Operator, Doc {
+        operation_id: "updateApp",
+        tag: "apps",
+        summary: "Changes an app's name, redirect URIs or allowed origins, or its status (FR-SYS-003): disabled refuses every key of the app at the edge at once; active accepts them again.",
+        notes: "",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+        ],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::UpdateAppRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "The app after the change.", content: &[("application/json", of::<t::AppChange>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 404, 409, 415],
+    }),
+    route!(POST "/v1/apps/{id}/keys" => AppKeyIssue, Caller::Operator, Doc {
+        operation_id: "issueApiKey",
+        tag: "apps",
+        summary: "Issues an API key for the app (FR-SYS-002). The response carries the key (`secret`) once: only a keyed hash is stored. A browser key must be tenant-bound, hold only flags:read, and the app must list allowed_origins.",
+        notes: "503 while the deployment has no API_KEY_PEPPER secret.",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+        ],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::IssueApiKeyRequest>)] }),
+        replies: &[
+            Reply { status: 201, description: "The key, with its secret shown this once.", content: &[("application/json", of::<t::IssuedApiKey>)], headers: &[Hdr::Plain { name: "Cache-Control", description: "no-store", schema: text }] },
+        ],
+        problems: &[400, 401, 403, 404, 409, 415, 503],
+    }),
+    route!(GET "/v1/apps/{id}/keys" => AppKeyList, Caller::OperatorOrAuditor, Doc {
+        operation_id: "listApiKeys",
+        tag: "apps",
+        summary: "Lists an app's keys, newest first, revoked and expired ones included. Never a secret or a hash.",
+        notes: "",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+            Param { name: "cursor", at: At::Query, required: false, description: "", schema: |_| string().min_length(Some(1)).into() },
+            Param { name: "limit", at: At::Query, required: false, description: "", schema: |_| integer().minimum(Some(1)).maximum(Some(100)).default(Some(50.into())).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "One page.", content: &[("application/json", of::<t::ApiKeyPage>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 404],
+    }),
+    route!(DELETE "/v1/apps/{id}/keys/{key_id}" => AppKeyRevoke, Caller::Operator, Doc {
+        operation_id: "revokeApiKey",
+        tag: "apps",
+        summary: "Revokes an API key (FR-SYS-002): refused at the edge at once. Revoking a revoked key is a no-op.",
+        notes: "503 when the revocation is stored but the edge cache could not be updated: repeat the call.",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+            Param { name: "key_id", at: At::Path, required: true, description: "The key id (32 lowercase hex digits), as in the key's prefix.", schema: |_| string().pattern(Some("^[0-9a-f]{32}$")).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 204, description: "Revoked.", content: &[], headers: &[] },
+        ],
+        problems: &[401, 403, 404, 503],
+    }),
+    route!(GET "/v1/tenants/{id}/flags" => FlagList, Caller::OperatorOrAuditor, Doc {
+        operation_id: "listTenantFlags",
+        tag: "flags",
+        summary: "A tenant's feature flags from the source of truth (FR-FLAG-001), with the flag-set version.",
+        notes: "",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The flags by key.", content: &[("application/json", of::<t::FlagSet>)], headers: &[] },
+        ],
+        problems: &[401, 403, 404, 410, 503],
+    }),
+    route!(PUT "/v1/tenants/{id}/flags/{key}" => FlagSet, Caller::Operator, Doc {
+        operation_id: "setTenantFlag",
+        tag: "flags",
+        summary: "Creates or replaces a tenant's flag, overriding its plan default (FR-FLAG-001). Versioned and audited with the old and new definition; the tenant's edge snapshot is republished.",
+        notes: "`edge` is `pending` when the KV snapshot could not be written; the reconciler cron repairs it.",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+            Param { name: "key", at: At::Path, required: true, description: "The flag key.", schema: |_| string().pattern(Some("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")).into() },
+        ],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::SetFlagRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "Replaced.", content: &[("application/json", of::<t::FlagChange>)], headers: &[] },
+            Reply { status: 201, description: "Created.", content: &[("application/json", of::<t::FlagChange>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 404, 409, 410, 415, 422, 503],
+    }),
+    route!(DELETE "/v1/tenants/{id}/flags/{key}" => FlagRemove, Caller::Operator, Doc {
+        operation_id: "removeTenantFlag",
+        tag: "flags",
+        summary: "Removes a tenant's flag (FR-FLAG-001); where the plan has a default for the key, the flag reverts to it.",
+        notes: "",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+            Param { name: "key", at: At::Path, required: true, description: "The flag key.", schema: |_| string().pattern(Some("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "Reverted to the plan default.", content: &[("application/json", of::<t::FlagChange>)], headers: &[] },
+            Reply { status: 204, description: "Removed.", content: &[], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 404, 409, 410, 503],
+    }),
+    route!(POST "/ofrep/v1/evaluate/flags" => OfrepBulk, Caller::AppKey { scope: "flags:read", header: true }, Doc {
+        operation_id: "ofrepEvaluateFlags",
+        tag: "ofrep",
+        summary: "OpenFeature Remote Evaluation Protocol, bulk (FR-FLAG-002): every flag of the tenant evaluated for the context.",
+        notes: "An app-wide key names the tenant as `tenantId` in the context. `If-None-Match` with the current `ETag` answers 304 without evaluating. Browser keys are served only from their app's allowed origins (CORS). Error bodies are problem+json carrying OFREP's `errorCode` and `errorDetails`.",
+        params: &[
+            Param { name: "If-None-Match", at: At::Header, required: false, description: "", schema: text },
+        ],
+        body: Some(Body { required: false, content: &[("application/json", of::<t::OfrepRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "The evaluations.", content: &[("application/json", of::<t::OfrepBulkResponse>)], headers: &[Hdr::Plain { name: "ETag", description: "", schema: text }] },
+            Reply { status: 304, description: "Not modified since the `ETag` given.", content: &[], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 404, 410, 503],
+    }),
+    route!(OPTIONS "/ofrep/v1/evaluate/flags" => OfrepPreflight, Caller::Preflight, Doc {
+        operation_id: "ofrepEvaluateFlagsPreflight",
+        tag: "ofrep",
+        summary: "CORS preflight for browser keys.",
+        notes: "",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 204, description: "The methods and headers a page may send.", content: &[], headers: &[] },
+        ],
+        problems: &[],
+    }),
+    route!(POST "/ofrep/v1/evaluate/flags/{key}" => OfrepSingle, Caller::AppKey { scope: "flags:read", header: true }, Doc {
+        operation_id: "ofrepEvaluateFlag",
+        tag: "ofrep",
+        summary: "OpenFeature Remote Evaluation Protocol, one flag (FR-FLAG-002).",
+        notes: "404 with `errorCode` FLAG_NOT_FOUND for an unknown key; 400 with TARGETING_KEY_MISSING, INVALID_CONTEXT or PARSE_ERROR when the context does not allow the evaluation.",
+        params: &[
+            Param { name: "key", at: At::Path, required: true, description: "The flag key.", schema: |_| string().pattern(Some("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")).into() },
+        ],
+        body: Some(Body { required: false, content: &[("application/json", of::<t::OfrepRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "The evaluation.", content: &[("application/json", of::<t::OfrepEvaluation>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 404, 410, 503],
+    }),
+    route!(OPTIONS "/ofrep/v1/evaluate/flags/{key}" => OfrepPreflight, Caller::Preflight, Doc {
+        operation_id: "ofrepEvaluateFlagPreflight",
+        tag: "ofrep",
+        summary: "CORS preflight for browser keys.",
+        notes: "",
+        params: &[
+            Param { name: "key", at: At::Path, required: true, description: "The flag key.", schema: text },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 204, description: "The methods and headers a page may send.", content: &[], headers: &[] },
+        ],
+        problems: &[],
+    }),
+    route!(GET "/v1/flags" => FlagSnapshot, Caller::AppKey { scope: "flags:read", header: true }, Doc {
+        operation_id: "getFlagSnapshot",
+        tag: "flags",
+        summary: "The tenant's flag definitions, for server apps that evaluate locally (FR-FLAG-002), with an `ETag` (the flag-set version).",
+        notes: "an app-wide key names the tenant in `tenant`.",
+        params: &[
+            Param { name: "tenant", at: At::Query, required: false, description: "", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+            Param { name: "If-None-Match", at: At::Header, required: false, description: "", schema: text },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The snapshot.", content: &[("application/json", of::<t::FlagSnapshot>)], headers: &[Hdr::Plain { name: "ETag", description: "", schema: text }] },
+            Reply { status: 304, description: "Not modified.", content: &[], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 404, 410, 503],
+    }),
+    route!(GET "/v1/plans/{plan}/flags" => PlanFlagList, Caller::OperatorOrAuditor, Doc {
+        operation_id: "listPlanFlags",
+        tag: "flags",
+        summary: "The flags every tenant of a plan starts with (FR-FLAG-001).",
+        notes: "",
+        params: &[
+            Param { name: "plan", at: At::Path, required: true, description: "", schema: |_| string().pattern(Some("^[a-z0-9_-]{1,64}$")).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The plan's default flags by key.", content: &[("application/json", of::<t::ListPlanFlagsResponse>)], headers: &[] },
+        ],
+        problems: &[401, 403, 404, 503],
+    }),
+    route!(PUT "/v1/plans/{plan}/flags/{key}" => PlanFlagSet, Caller::Operator, Doc {
+        operation_id: "setPlanFlag",
+        tag: "flags",
+        summary: "Sets a plan's default flag (FR-FLAG-001, FR-TENANT-003); every live tenant of the plan without an override follows in the same write, and their snapshots are republished (the first 25 at once, the rest by the reconciler cron).",
+        notes: "Audited as plan_flag.set with the old and new default.",
+        params: &[
+            Param { name: "plan", at: At::Path, required: true, description: "", schema: |_| string().pattern(Some("^[a-z0-9_-]{1,64}$")).into() },
+            Param { name: "key", at: At::Path, required: true, description: "", schema: |_| string().pattern(Some("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")).into() },
+        ],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::SetPlanFlagRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "Set.", content: &[("application/json", of::<t::PlanFlagChange>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 404, 415, 503],
+    }),
+    route!(DELETE "/v1/plans/{plan}/flags/{key}" => PlanFlagRemove, Caller::Operator, Doc {
+        operation_id: "removePlanFlag",
+        tag: "flags",
+        summary: "Removes a plan's default flag; the plan's tenants lose the flags that followed it (overrides stay).",
+        notes: "Audited as plan_flag.delete.",
+        params: &[
+            Param { name: "plan", at: At::Path, required: true, description: "", schema: |_| string().pattern(Some("^[a-z0-9_-]{1,64}$")).into() },
+            Param { name: "key", at: At::Path, required: true, description: "", schema: |_| string().pattern(Some("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "Removed.", content: &[("application/json", of::<t::PlanFlagChange>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 404, 503],
+    }),
+    route!(GET "/.well-known/jwks.json" => Jwks, Caller::Anyone, Doc {
+        operation_id: "getJwks",
+        tag: "tokens",
+        summary: "The public keys that sign access tokens: the active key and previous keys whose tokens may still be valid (NFR-SEC-004).",
+        notes: "",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "A JSON Web Key Set (RFC 7517) of Ed25519 keys.", content: &[("application/json", of::<t::Jwks>)], headers: &[] },
+        ],
+        problems: &[],
+    }),
+    route!(POST "/v1/signing-keys/rotate" => SigningKeyRotate, Caller::Operator, Doc {
+        operation_id: "rotateSigningKey",
+        tag: "tokens",
+        summary: "Rotates the token signing key; the previous key stays published until its tokens expire (NFR-SEC-004).",
+        notes: "The cron also rotates yearly.",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The new and previous key ids.", content: &[("application/json", of::<t::SigningKeyRotation>)], headers: &[] },
+        ],
+        problems: &[401, 403],
+    }),
+    route!(POST "/v1/invitations/accept" => InvitationAccept, Caller::Anyone, Doc {
+        operation_id: "acceptInvitation",
+        tag: "identity",
+        summary: "Accepts an invitation: sets the password under the tenant policy and activates the user (FR-TENANT-001, FR-AUTH-006).",
+        notes: "422 `business-rule` for an expired, used or revoked invitation, or a password that breaks the policy (`errors` names each failed rule).",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::AcceptInvitationRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "The activated user.", content: &[("application/json", of::<t::AcceptedInvitation>)], headers: &[] },
+        ],
+        problems: &[400, 404, 422],
+    }),
+    route!(POST "/v1/auth/login" => AuthLogin, Caller::Anyone, Doc {
+        operation_id: "login",
+        tag: "identity",
+        summary: "Password sign-in of a tenant user: starts a session and issues an EdDSA access token and a refresh token (UC-LISTEN, FR-AUTH-001, FR-AUTH-005).",
+        notes: "Unknown email, wrong password and an account that cannot sign in all answer the same 401 `invalid-credentials` (CON-SEC-009). A suspended tenant answers 403. A password older than the tenant policy's max_age_days answers 422 (reset it first). Too many failures for the account or from the client answer 429 with Retry-After.",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::LoginRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "The tokens.", content: &[("application/json", of::<t::TokenPair>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 422, 429],
+    }),
+    route!(POST "/v1/auth/refresh" => AuthRefresh, Caller::Anyone, Doc {
+        operation_id: "refreshTokens",
+        tag: "identity",
+        summary: "Exchanges a refresh token for a new pair; the old refresh token is rotated, and presenting it again revokes the session (FR-AUTH-005).",
+        notes: "",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::RefreshRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "The new tokens.", content: &[("application/json", of::<t::TokenPair>)], headers: &[] },
+        ],
+        problems: &[400, 401],
+    }),
+    route!(POST "/v1/auth/logout" => AuthLogout, Caller::User, Doc {
+        operation_id: "logout",
+        tag: "identity",
+        summary: "Ends the session of the access token; introspection denies its tokens at once (UC-LOGOUT).",
+        notes: "",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 204, description: "The session is revoked.", content: &[], headers: &[] },
+        ],
+        problems: &[401, 440],
+    }),
+    route!(POST "/v1/auth/password/forgot" => PasswordForgot, Caller::Anyone, Doc {
+        operation_id: "forgotPassword",
+        tag: "identity",
+        summary: "Mails a single-use, one-hour password reset link if the account exists; always 202 (FR-AUTH-004).",
+        notes: "",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::ForgotPasswordRequest>)] }),
+        replies: &[
+            Reply { status: 202, description: "Accepted, whether or not the account exists.", content: &[], headers: &[] },
+        ],
+        problems: &[400],
+    }),
+    route!(POST "/v1/auth/password/reset" => PasswordReset, Caller::Anyone, Doc {
+        operation_id: "resetPassword",
+        tag: "identity",
+        summary: "Sets a new password with a mailed reset token and revokes every session of the user (UC-AUTH-RESET, FR-AUTH-004).",
+        notes: "",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::ResetPasswordRequest>)] }),
+        replies: &[
+            Reply { status: 204, description: "The password is set.", content: &[], headers: &[] },
+        ],
+        problems: &[400, 422],
+    }),
+    route!(POST "/v1/auth/password/change" => PasswordChange, Caller::RecentUser, Doc {
+        operation_id: "changePassword",
+        tag: "identity",
+        summary: "Changes the signed-in user's password and revokes every session of the user (FR-AUTH-004).",
+        notes: "Wrong codes or passwords here count against the same rate limits as sign-in (429 with `Retry-After`).",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::ChangePasswordRequest>)] }),
+        replies: &[
+            Reply { status: 204, description: "The password is changed.", content: &[], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 422, 429, 440],
+    }),
+    route!(GET "/v1/tenant/password-policy" => PasswordPolicyGet, Caller::TenantAdmin, Doc {
+        operation_id: "getPasswordPolicy",
+        tag: "identity",
+        summary: "The tenant's password policy (FR-AUTH-006).",
+        notes: "",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The policy (defaults when never set).", content: &[("application/json", of::<t::PasswordPolicy>)], headers: &[] },
+        ],
+        problems: &[401, 403, 440],
+    }),
+    route!(PUT "/v1/tenant/password-policy" => PasswordPolicyPut, Caller::TenantAdmin, Doc {
+        operation_id: "setPasswordPolicy",
+        tag: "identity",
+        summary: "Sets the tenant's password policy, enforced on every password set (FR-AUTH-006, CON-SEC-001).",
+        notes: "",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::PasswordPolicy>)] }),
+        replies: &[
+            Reply { status: 200, description: "The policy as stored.", content: &[("application/json", of::<t::PasswordPolicy>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 440],
+    }),
+    route!(POST "/oauth/introspect" => Introspect, Caller::AppKey { scope: "token:introspect", header: false }, Doc {
+        operation_id: "introspectToken",
+        tag: "tokens",
+        summary: "Token introspection (RFC 7662): whether an access token is active now, with its claims; revocation (logout, disabled user, suspended tenant) shows at once.",
+        notes: "Answers for Edgeplane API access tokens and for the access tokens the OIDC provider issued to the key's own app (`aud` is the app id); another client's OIDC tokens are inactive to it. A tenant-bound key sees only its tenant's tokens as active.",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/x-www-form-urlencoded", of::<t::IntrospectionRequest>), ("application/json", of::<t::IntrospectionRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "`{active:false}` or the claims with `active:true`.", content: &[("application/json", of::<t::Introspection>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403],
+    }),
+    hidden!(GET "/__dev/mail" => DevMail, Caller::Anyone),
+    route!(POST "/v1/auth/mfa/verify" => MfaVerify, Caller::Anyone, Doc {
+        operation_id: "verifyMfa",
+        tag: "identity",
+        summary: "Completes the sign-in of an MFA user: the mfa_token of the 401 mfa-required answer and a TOTP or recovery code, or a passkey assertion (NFR-SEC-003, ERR-AUTH-461).",
+        notes: "A code is accepted once; five wrong codes end the pending sign-in.",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::VerifyMfaRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "The tokens.", content: &[("application/json", of::<t::MfaSignIn>)], headers: &[] },
+        ],
+        problems: &[400, 401, 429],
+    }),
+    route!(POST "/v1/auth/mfa/totp" => TotpEnroll, Caller::RecentUser, Doc {
+        operation_id: "enrollTotp",
+        tag: "identity",
+        summary: "Starts a TOTP enrollment (RFC 6238, SHA-1, 6 digits, 30 s): the secret and its otpauth:// URI (NFR-SEC-003).",
+        notes: "",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The secret, shown once.", content: &[("application/json", of::<t::TotpEnrollment>)], headers: &[] },
+        ],
+        problems: &[401, 403, 409, 440],
+    }),
+    route!(POST "/v1/auth/mfa/totp/confirm" => TotpConfirm, Caller::RecentUser, Doc {
+        operation_id: "confirmTotp",
+        tag: "identity",
+        summary: "Confirms the enrollment with a current code: TOTP is on, and ten single-use recovery codes are returned once.",
+        notes: "Wrong codes or passwords here count against the same rate limits as sign-in (429 with `Retry-After`).",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::MfaCodeRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "The recovery codes.", content: &[("application/json", of::<t::RecoveryCodes>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 409, 422, 429, 440],
+    }),
+    route!(DELETE "/v1/auth/mfa/totp" => TotpDisable, Caller::RecentUser, Doc {
+        operation_id: "disableTotp",
+        tag: "identity",
+        summary: "Turns TOTP off after a current TOTP or recovery code.",
+        notes: "Wrong codes or passwords here count against the same rate limits as sign-in (429 with `Retry-After`).",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::MfaCodeRequest>)] }),
+        replies: &[
+            Reply { status: 204, description: "TOTP is off.", content: &[], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 409, 429, 440],
+    }),
+    route!(POST "/v1/tenant/users/{id}/sessions/revoke" => UserSessionsRevoke, Caller::TenantAdmin, Doc {
+        operation_id: "revokeUserSessions",
+        tag: "identity",
+        summary: "Ends every session of a user of the caller's tenant: introspection denies their tokens at once, refresh tokens stop working (FR-AUTH-005).",
+        notes: "",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: text },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "How many sessions were active.", content: &[("application/json", of::<t::SessionsRevoked>)], headers: &[] },
+        ],
+        problems: &[401, 403, 404, 440],
+    }),
+    route!(POST "/v1/auth/mfa/enroll" => MfaEnrollDuringSignIn, Caller::Anyone, Doc {
+        operation_id: "enrollTotpDuringSignIn",
+        tag: "identity",
+        summary: "TOTP enrollment within the sign-in of a user whose tenant requires MFA (the 401 mfa-required answer said enrollment_required); the first code then goes to /v1/auth/mfa/verify, which also returns the recovery codes (NFR-SEC-003).",
+        notes: "",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::MfaEnrollRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "The secret, shown once.", content: &[("application/json", of::<t::TotpEnrollment>)], headers: &[] },
+        ],
+        problems: &[400, 401],
+    }),
+    route!(POST "/v1/billing/events" => BillingIngest, Caller::AppKey { scope: "bill:write", header: false }, Doc {
+        operation_id: "reportBillingEvents",
+        tag: "events",
+        summary: "Reports billing events: one event, a JSON array, or {\"events\": [...]} of up to 1,000. CloudEvents 1.0 JSON (`specversion`, `subject` = tenant, `data.quantity` or `data.value`) is accepted too (FR-BILL-002).",
+        notes: "Every field is validated; one bad event rejects the request (400 naming its `index` and `field`) and nothing is stored. 202 only once the events are durable. Events are deduplicated by `id` (or `Idempotency-Key`), so a retried request is applied once.",
+        params: &[
+            Param { name: "Idempotency-Key", at: At::Header, required: false, description: "", schema: |_| string().max_length(Some(128)).into() },
+        ],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::ReportBillingEventsRequest>)] }),
+        replies: &[
+            Reply { status: 202, description: "Stored durably.", content: &[("application/json", of::<t::IngestOutcome>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 404, 413, 415, 503],
+    }),
+    route!(GET "/v1/billing/events" => BillingExport, Caller::AppKey { scope: "bill:read", header: false }, Doc {
+        operation_id: "exportBillingEvents",
+        tag: "events",
+        summary: "Billing events of a tenant by period, in stream order, archives and unflushed tail alike, each exactly once across pages (FR-BILL-003).",
+        notes: "`next_cursor` is the last sequence number returned; pass it back as `cursor`.",
+        params: &[
+            Param { name: "tenant", at: At::Query, required: false, description: "The tenant. Required with an app-wide key; a tenant-bound key reads its own tenant (another tenant answers 404).", schema: |_| string().pattern(Some("^[!-~]{1,64}$")).into() },
+            Param { name: "from", at: At::Query, required: false, description: "Start of the period (inclusive) by event timestamp: RFC 3339 or unix ms.", schema: at_or_ms },
+            Param { name: "to", at: At::Query, required: false, description: "End of the period (exclusive): RFC 3339 or unix ms.", schema: at_or_ms },
+            Param { name: "cursor", at: At::Query, required: false, description: "From a previous page's next_cursor.", schema: |_| string().pattern(Some("^[!-~]{1,200}$")).into() },
+            Param { name: "limit", at: At::Query, required: false, description: "1 to 1000, default 100.", schema: |_| integer().minimum(Some(1)).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "A page.", content: &[("application/json", of::<t::ExportBillingEventsResponse>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 404, 503],
+    }),
+    route!(GET "/v1/billing/usage" => BillingUsage, Caller::AppKey { scope: "bill:read", header: false }, Doc {
+        operation_id: "billingUsage",
+        tag: "events",
+        summary: "Quantities and event counts per UTC day and event type, summed over exactly the events the export returns for the period (FR-BILL-003).",
+        notes: "",
+        params: &[
+            Param { name: "tenant", at: At::Query, required: false, description: "The tenant. Required with an app-wide key; a tenant-bound key reads its own tenant (another tenant answers 404).", schema: |_| string().pattern(Some("^[!-~]{1,64}$")).into() },
+            Param { name: "from", at: At::Query, required: false, description: "Start of the period (inclusive) by event timestamp: RFC 3339 or unix ms.", schema: at_or_ms },
+            Param { name: "to", at: At::Query, required: false, description: "End of the period (exclusive): RFC 3339 or unix ms.", schema: at_or_ms },
+            Param { name: "group_by", at: At::Query, required: false, description: "Only `day`.", schema: |_| string().enum_values(Some(["day"])).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The summary.", content: &[("application/json", of::<t::BillingUsageResponse>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 404, 503],
+    }),
+    route!(POST "/v1/audit/events" => AuditIngest, Caller::AppKey { scope: "log:write", header: false }, Doc {
+        operation_id: "reportAuditEvents",
+        tag: "events",
+        summary: "Reports audit events: one event, a JSON array, or {\"events\": [...]} of up to 1,000. (FR-LOG-001)",
+        notes: "Every field is validated; one bad event rejects the request (400 naming its `index` and `field`) and nothing is stored. 202 only once the events are durable. Events are deduplicated by `id` (or `Idempotency-Key`), so a retried request is applied once.",
+        params: &[
+            Param { name: "Idempotency-Key", at: At::Header, required: false, description: "", schema: |_| string().max_length(Some(128)).into() },
+        ],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::ReportAuditEventsRequest>)] }),
+        replies: &[
+            Reply { status: 202, description: "Stored durably.", content: &[("application/json", of::<t::IngestOutcome>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 404, 413, 415, 503],
+    }),
+    route!(GET "/v1/audit/export.csv" => AuditExportCsv, Caller::OperatorOrAuditor, Doc {
+        operation_id: "exportAuditCsv",
+        tag: "events",
+        summary: "Audit events as RFC 4180 CSV from the archives plus the unflushed tail, one tenant or all (FR-LOG-002).",
+        notes: "Cells starting with =, +, -, @, tab or CR are prefixed with ' against formula injection. At most `limit` rows per response (default 10,000, at most 50,000); when more follow, `X-Next-Cursor` and `Link: rel=\"next\"` give the next page.",
+        params: &[
+            Param { name: "from", at: At::Query, required: false, description: "Start of the period (inclusive) by event timestamp: RFC 3339 or unix ms.", schema: at_or_ms },
+            Param { name: "to", at: At::Query, required: false, description: "End of the period (exclusive): RFC 3339 or unix ms.", schema: at_or_ms },
+            Param { name: "tenant", at: At::Query, required: false, description: "One tenant (default: all).", schema: |_| string().pattern(Some("^[!-~]{1,64}$")).into() },
+            Param { name: "action", at: At::Query, required: false, description: "Only events of this type.", schema: |_| string().pattern(Some("^[!-~]{1,64}$")).into() },
+            Param { name: "cursor", at: At::Query, required: false, description: "From a previous page's X-Next-Cursor.", schema: |_| string().pattern(Some("^[!-~]{1,200}$")).into() },
+            Param { name: "limit", at: At::Query, required: false, description: "Rows per response.", schema: |_| integer().minimum(Some(1)).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "CSV.", content: &[("text/csv", text)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 503],
+    }),
+    route!(GET "/v1/audit/verify" => AuditVerify, Caller::OperatorOrAuditor, Doc {
+        operation_id: "verifyEventChain",
+        tag: "events",
+        summary: "Recomputes the hash chain of a tenant's stream (or all streams of the kind) across archives and tail, checks each archive object's anchor, and reports ok or the first broken link.",
+        notes: "A record's hash is SHA-256 over a length-framed encoding of its stream, seq, id, timestamps, previous hash and body (see core/src/events/chain.rs). That chain is unkeyed, so every archive object also carries an anchor written by the flush: HMAC-SHA256 of its stream, sequence range and last hash under the server secret EVENT_ANCHOR_KEY (see core/src/events/anchor.rs). A history rewritten and rehashed without the key fails its anchor (anchor_mismatch); an archive without an anchor (anchor_missing), under a key no longer configured (anchor_key_unknown) or checked where no key is configured (anchor_key_missing) is a break too. The unflushed tail has no anchor yet: only its chain is checked.",
+        params: &[
+            Param { name: "tenant", at: At::Query, required: false, description: "One tenant (default: all).", schema: |_| string().pattern(Some("^[!-~]{1,64}$")).into() },
+            Param { name: "from", at: At::Query, required: false, description: "Start of the period (inclusive) by event timestamp: RFC 3339 or unix ms.", schema: at_or_ms },
+            Param { name: "to", at: At::Query, required: false, description: "End of the period (exclusive): RFC 3339 or unix ms.", schema: at_or_ms },
+            Param { name: "kind", at: At::Query, required: false, description: "audit (default) or billing.", schema: |_| string().enum_values(Some(["audit", "billing"])).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The result.", content: &[("application/json", of::<t::VerifyEventChainResponse>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 503],
+    }),
+    hidden!(GET "/__dev/blobs" => DevBlobGet, Caller::Anyone),
+    hidden!(PUT "/__dev/blobs" => DevBlobPut, Caller::Anyone),
+    route!(GET "/v1/tenant/flags" => TenantOwnFlags, Caller::TenantAdmin, Doc {
+        operation_id: "listOwnTenantFlags",
+        tag: "flags",
+        summary: "The signed-in owner's or admin's tenant's flags, read-only (FR-FLAG-001: operators configure them).",
+        notes: "",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The flags by key.", content: &[("application/json", of::<t::FlagSet>)], headers: &[] },
+        ],
+        problems: &[401, 403, 410, 503],
+    }),
+    route!(GET "/v1/tenant/users" => TenantUserList, Caller::TenantAdmin, Doc {
+        operation_id: "listTenantUsers",
+        tag: "tenant-admin",
+        summary: "The caller's tenant's users, filtered by status and role, searched by email prefix, in keyset pages (FR-TENANT-004).",
+        notes: "Audited.",
+        params: &[
+            Param { name: "status", at: At::Query, required: false, description: "Only this status (default: all but deleted).", schema: |_| string().enum_values(Some(["invited", "active", "disabled", "deleted"])).into() },
+            Param { name: "role", at: At::Query, required: false, description: "Only this role.", schema: |_| string().enum_values(Some(["owner", "admin", "user"])).into() },
+            Param { name: "q", at: At::Query, required: false, description: "Email prefix, case-insensitive.", schema: |_| string().max_length(Some(254)).into() },
+            Param { name: "cursor", at: At::Query, required: false, description: "next_cursor of the previous page.", schema: |_| string().min_length(Some(1)).into() },
+            Param { name: "limit", at: At::Query, required: false, description: "Page size.", schema: |_| integer().minimum(Some(1)).maximum(Some(100)).default(Some(50.into())).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "One page.", content: &[("application/json", of::<t::TenantUserPage>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 440],
+    }),
+    route!(GET "/v1/tenant/users/{id}" => TenantUserGet, Caller::TenantAdmin, Doc {
+        operation_id: "getTenantUser",
+        tag: "tenant-admin",
+        summary: "One user of the caller's tenant; an erased user shows only the pseudonym.",
+        notes: "Audited.",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: text },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The user.", content: &[("application/json", of::<t::TenantUser>)], headers: &[] },
+        ],
+        problems: &[401, 403, 404, 440],
+    }),
+    route!(PATCH "/v1/tenant/users/{id}" => TenantUserUpdate, Caller::TenantAdmin, Doc {
+        operation_id: "updateTenantUser",
+        tag: "tenant-admin",
+        summary: "Changes a user's role and/or status (FR-TENANT-004, FR-TENANT-006): the user's sessions end at once.",
+        notes: "Audited. Only an owner grants or removes owner; admins cannot act on owners; the last active owner cannot be demoted or disabled (422).",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: text },
+        ],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::UpdateTenantUserRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "The user after the change.", content: &[("application/json", of::<t::TenantUser>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 404, 409, 422, 440],
+    }),
+    route!(DELETE "/v1/tenant/users/{id}" => TenantUserDelete, Caller::TenantAdmin, Doc {
+        operation_id: "deleteTenantUser",
+        tag: "tenant-admin",
+        summary: "Deletes a user by erasure (FR-TENANT-002, CON-COMP-001): personal data removed, sessions ended, history kept under a pseudonym.",
+        notes: "Audited. Admins cannot delete owners; the last active owner cannot be deleted (422).",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: text },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 204, description: "Erased (or already erased).", content: &[], headers: &[] },
+        ],
+        problems: &[401, 403, 404, 409, 422, 440],
+    }),
+    route!(POST "/v1/tenant/invitations" => TenantInvite, Caller::TenantAdmin, Doc {
+        operation_id: "inviteTenantUser",
+        tag: "tenant-admin",
+        summary: "Invites a user (FR-TENANT-001): a user with status invited and a single-use invitation, mailed; 409 if the email already has a user in the tenant.",
+        notes: "Audited.",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::InviteRequest>)] }),
+        replies: &[
+            Reply { status: 201, description: "The invitation (the token travels only in the mail).", content: &[("application/json", of::<t::Invitation>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 409, 422, 440],
+    }),
+    route!(GET "/v1/tenant/invitations" => TenantInvitationList, Caller::TenantAdmin, Doc {
+        operation_id: "listTenantInvitations",
+        tag: "tenant-admin",
+        summary: "The caller's tenant's pending and expired invitations, newest first.",
+        notes: "Audited.",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The invitations.", content: &[("application/json", of::<t::InvitationList>)], headers: &[] },
+        ],
+        problems: &[401, 403, 440],
+    }),
+    route!(POST "/v1/tenant/invitations/{id}/resend" => TenantInvitationResend, Caller::TenantAdmin, Doc {
+        operation_id: "resendTenantInvitation",
+        tag: "tenant-admin",
+        summary: "Resends an invitation (FR-TENANT-007): the previous token stops working, a new one with a fresh expiry is mailed.",
+        notes: "Audited.",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: text },
+        ],
+        body: Some(Body { required: false, content: &[("application/json", of::<t::ResendInvitationRequest>)] }),
+        replies: &[
+            Reply { status: 201, description: "The new invitation.", content: &[("application/json", of::<t::Invitation>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 404, 422, 440],
+    }),
+    route!(PATCH "/v1/tenant/plan" => TenantPlanUpdate, Caller::TenantOwner, Doc {
+        operation_id: "updateTenantPlan",
+        tag: "tenant-admin",
+        summary: "The owner changes the tenant's plan (FR-TENANT-003); the plan's default flags apply to keys not overridden.",
+        notes: "Audited as tenant.update.",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::TenantPlanRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "The plan now.", content: &[("application/json", of::<t::TenantPlanChange>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 409, 440],
+    }),
+    route!(GET "/v1/me/export" => MeExport, Caller::User, Doc {
+        operation_id: "exportMyData",
+        tag: "privacy",
+        summary: "The caller's personal data as JSON: profile, sessions, invitations and the audit records they are the actor of (CON-COMP-001).",
+        notes: "Audited as user.export.",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The export.", content: &[("application/json", of::<t::PersonalDataExport>)], headers: &[] },
+        ],
+        problems: &[401, 440],
+    }),
+    route!(DELETE "/v1/me" => MeDelete, Caller::RecentUser, Doc {
+        operation_id: "eraseMe",
+        tag: "privacy",
+        summary: "Erases the caller (CON-COMP-001): personal data removed, sessions ended, history kept under a pseudonym; the last owner cannot (422).",
+        notes: "Audited as user.delete.",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 204, description: "Erased.", content: &[], headers: &[] },
+        ],
+        problems: &[401, 403, 409, 422, 440],
+    }),
+    route!(GET "/v1/tenant/sso" => SsoConfigGet, Caller::TenantOwner, Doc {
+        operation_id: "getTenantSso",
+        tag: "identity",
+        summary: "The tenant's SSO configuration, without the client secret (FR-AUTH-003).",
+        notes: "",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The configuration.", content: &[("application/json", of::<t::SsoConfig>)], headers: &[] },
+        ],
+        problems: &[401, 403, 404, 440],
+    }),
+    route!(PUT "/v1/tenant/sso" => SsoConfigPut, Caller::TenantOwner, Doc {
+        operation_id: "setTenantSso",
+        tag: "identity",
+        summary: "Configures the tenant's OpenID Connect identity provider (FR-AUTH-003, UC-TENANT-SSO).",
+        notes: "The issuer's discovery document and key set are fetched and checked before saving: the issuer must match exactly, the authorization, token and JWKS endpoints must be on the issuer's origin (and so public hosts too), the code flow and PKCE S256 supported; each document is read up to 64 KiB. A failure is a 400 naming what failed in Edgeplane's words: which check, or which document could not be fetched, never the IdP's status, body or network error. A change of issuer_url or client_id without client_secret is a 400 (invalid-input, field client_secret) and changes nothing. Audited as sso.configure.",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::SsoConfigRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "The configuration.", content: &[("application/json", of::<t::SsoConfig>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 440],
+    }),
+    route!(DELETE "/v1/tenant/sso" => SsoConfigDelete, Caller::TenantOwner, Doc {
+        operation_id: "removeTenantSso",
+        tag: "identity",
+        summary: "Removes the tenant's SSO configuration (FR-AUTH-003).",
+        notes: "Audited as sso.remove.",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 204, description: "Removed.", content: &[], headers: &[] },
+        ],
+        problems: &[401, 403, 404, 440],
+    }),
+    route!(GET "/v1/auth/sso/start" => SsoStart, Caller::Anyone, Doc {
+        operation_id: "startSso",
+        tag: "identity",
+        summary: "Starts a tenant SSO sign-in: redirects to the tenant's identity provider (FR-AUTH-003).",
+        notes: "Authorization code flow with PKCE (S256), state and nonce; the pending sign-in is kept 10 minutes and completes once.",
+        params: &[
+            Param { name: "tenant", at: At::Query, required: true, description: "The tenant's domain.", schema: |_| string().pattern(Some("^[\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[A-Za-z0-9][A-Za-z0-9-]{1,61}[A-Za-z0-9][\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$")).description(Some("3 to 63 of a-z, 0-9 and -, starting and ending with a letter or digit (case-folded, surrounding whitespace trimmed).")).into() },
+            Param { name: "login_flow", at: At::Query, required: false, description: "Opaque id of the universal login page's flow, handed back on completion.", schema: |_| string().pattern(Some("^[!-~]{1,256}$")).into() },
+            Param { name: "redirect_to", at: At::Query, required: false, description: "A path on this origin to go to afterwards, returned with the tokens.", schema: |_| string().pattern(Some("^/(?:[!-.0-\\[\\]-~][!-\\[\\]-~]{0,2046})?$")).description(Some("A path on this origin (one leading /, printable ASCII, no backslash) to go to afterwards, returned with the tokens.")).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 302, description: "To the IdP's authorization endpoint.", content: &[], headers: &[Hdr::Plain { name: "Location", description: "", schema: |_| string().format(Some(SchemaFormat::Custom("uri".into()))).into() }] },
+        ],
+        problems: &[400, 404, 503],
+    }),
+    route!(GET "/v1/auth/sso/callback" => SsoCallback, Caller::Anyone, Doc {
+        operation_id: "completeSso",
+        tag: "identity",
+        summary: "The IdP's redirect back: exchanges the code, validates the ID token and signs the user in (FR-AUTH-003).",
+        notes: "The ID token must be signed (RS256 or ES256) by a key of the IdP, from the configured issuer, for the configured client, unexpired, with this sign-in's nonce and a verified email. The user is matched by that email within the tenant (invited users are activated; unknown emails are refused unless the tenant allows JIT). A refusal is a 401 or 403 whose reason names it; an IdP error (error=access_denied...) is a 401 with idp_error. Started from the universal login page (`login_flow`), a success redirects (302) to the managed app's redirect URI with a code instead of answering tokens. A refusal is problem details, or an HTML page when `Accept` names `text/html` first (a browser).",
+        params: &[
+            Param { name: "code", at: At::Query, required: false, description: "The authorization code.", schema: text },
+            Param { name: "state", at: At::Query, required: false, description: "The state of /v1/auth/sso/start.", schema: text },
+            Param { name: "error", at: At::Query, required: false, description: "The IdP's error code, when it refused.", schema: text },
+            Param { name: "iss", at: At::Query, required: false, description: "The authorization response's issuer (RFC 9207); must be the IdP the sign-in went to.", schema: text },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The tokens (amr sso), with redirect_to when the sign-in started with one.", content: &[("application/json", of::<t::TokenPair>)], headers: &[] },
+            Reply { status: 302, description: "Sign-in started from the login page: back to the managed app with `code` and `state`.", content: &[], headers: &[] },
+        ],
+        problems: &[401, 403, 429, 503],
+    }),
+    route!(POST "/v1/auth/webauthn/register/options" => WebAuthnRegisterOptions, Caller::RecentUser, Doc {
+        operation_id: "webauthnRegisterOptions",
+        tag: "identity",
+        summary: "Passkey creation options for the signed-in user, with a single-use challenge valid 5 minutes (NFR-SEC-003).",
+        notes: "",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The options and the flow handle.", content: &[("application/json", of::<t::WebAuthnOptions>)], headers: &[] },
+        ],
+        problems: &[401, 403, 440, 503],
+    }),
+    route!(POST "/v1/auth/webauthn/register/verify" => WebAuthnRegisterVerify, Caller::RecentUser, Doc {
+        operation_id: "webauthnRegisterVerify",
+        tag: "identity",
+        summary: "Verifies the registration (WebAuthn section 7.1: client data type, challenge, origin, rpIdHash, user presence, attestation none, ES256 or EdDSA) and stores the passkey, audited (NFR-SEC-003).",
+        notes: "A registered passkey counts as a second factor for the password sign-in (401 mfa-required then accepts a passkey). 422 with reason webauthn_* names the failed check; 409 if the credential is already registered.",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::WebAuthnRegisterRequest>)] }),
+        replies: &[
+            Reply { status: 201, description: "The stored passkey.", content: &[("application/json", of::<t::WebAuthnCredential>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 409, 422, 440],
+    }),
+    route!(GET "/v1/auth/webauthn/credentials" => WebAuthnCredentialList, Caller::User, Doc {
+        operation_id: "webauthnListCredentials",
+        tag: "identity",
+        summary: "The signed-in user's passkeys.",
+        notes: "",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The passkeys, oldest first.", content: &[("application/json", of::<t::WebAuthnCredentialList>)], headers: &[] },
+        ],
+        problems: &[401, 440],
+    }),
+    route!(DELETE "/v1/auth/webauthn/credentials/{id}" => WebAuthnCredentialDelete, Caller::RecentUser, Doc {
+        operation_id: "webauthnDeleteCredential",
+        tag: "identity",
+        summary: "Removes one of the signed-in user's passkeys, audited. Another user's or tenant's passkey is 404.",
+        notes: "",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: text },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 204, description: "Removed.", content: &[], headers: &[] },
+        ],
+        problems: &[401, 403, 404, 440],
+    }),
+    route!(POST "/v1/auth/webauthn/login/options" => WebAuthnLoginOptions, Caller::Anyone, Doc {
+        operation_id: "webauthnLoginOptions",
+        tag: "identity",
+        summary: "Passkey request options for a passwordless sign-in (user verification required, NFR-SEC-003). Unknown tenants and emails get options too.",
+        notes: "",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::WebAuthnLoginOptionsRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "The options and the flow handle.", content: &[("application/json", of::<t::WebAuthnOptions>)], headers: &[] },
+        ],
+        problems: &[400, 503],
+    }),
+    route!(POST "/v1/auth/webauthn/login/verify" => WebAuthnLoginVerify, Caller::Anyone, Doc {
+        operation_id: "webauthnLogin",
+        tag: "identity",
+        summary: "Passwordless sign-in with a passkey (WebAuthn section 7.2, UV required, sign count must rise): the same tokens as /v1/auth/login (NFR-SEC-003).",
+        notes: "Failures are 401 (reason webauthn_*), throttled like password sign-ins (429) and audited; a suspended tenant is 403.",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::WebAuthnLoginRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "The tokens.", content: &[("application/json", of::<t::TokenPair>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 429],
+    }),
+    route!(POST "/v1/auth/mfa/webauthn/options" => MfaWebAuthnOptions, Caller::Anyone, Doc {
+        operation_id: "mfaWebAuthnOptions",
+        tag: "identity",
+        summary: "Passkey request options for the second factor of a pending password sign-in (the mfa_token of 401 mfa-required); the assertion goes to /v1/auth/mfa/verify as webauthn (NFR-SEC-003).",
+        notes: "",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::MfaWebAuthnOptionsRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "The options.", content: &[("application/json", of::<t::WebAuthnOptions>)], headers: &[] },
+        ],
+        problems: &[400, 401, 409, 503],
+    }),
+    route!(GET "/.well-known/openid-configuration" => OidcDiscovery, Caller::Anyone, Doc {
+        operation_id: "getOpenIdConfiguration",
+        tag: "oidc",
+        summary: "OpenID Connect discovery (FR-AUTH-001 OIDC): the provider's endpoints and exactly the features implemented (code flow, PKCE S256, EdDSA ID tokens).",
+        notes: "The issuer is PUBLIC_BASE_URL when set, else the origin of the request.",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The provider metadata (OpenID Connect Discovery 1.0).", content: &[("application/json", of::<t::OidcProviderMetadata>)], headers: &[] },
+        ],
+        problems: &[],
+    }),
+    route!(GET "/oauth/authorize" => OidcAuthorize, Caller::Anyone, Doc {
+        operation_id: "oidcAuthorize",
+        tag: "oidc",
+        summary: "Authorization request (FR-AUTH-001 OIDC): checks it and shows the universal login page (IF-LOGIN-UI).",
+        notes: "An unknown client_id or an unregistered redirect_uri is shown as an HTML error page, never redirected. Later errors are redirected to the redirect_uri with `error`, `error_description` and `state` (RFC 6749 4.1.2.1). PKCE S256 is required. The page is HTML with a strict Content-Security-Policy and sets the flow's CSRF cookie.",
+        params: &[
+            Param { name: "client_id", at: At::Query, required: true, description: "The app id.", schema: text },
+            Param { name: "redirect_uri", at: At::Query, required: true, description: "Exactly one of the app's redirect_uris.", schema: text },
+            Param { name: "response_type", at: At::Query, required: true, description: "`code`.", schema: text },
+            Param { name: "scope", at: At::Query, required: true, description: "Must include `openid`; also `profile`, `email`, `offline_access`.", schema: text },
+            Param { name: "state", at: At::Query, required: false, description: "Returned with the code.", schema: text },
+            Param { name: "nonce", at: At::Query, required: false, description: "Put in the ID token.", schema: text },
+            Param { name: "code_challenge", at: At::Query, required: true, description: "PKCE S256 challenge.", schema: text },
+            Param { name: "code_challenge_method", at: At::Query, required: true, description: "`S256`.", schema: text },
+            Param { name: "prompt", at: At::Query, required: false, description: "`none` is answered with login_required; `login`.", schema: text },
+            Param { name: "login_hint", at: At::Query, required: false, description: "An email to pre-fill; its domain may name the tenant.", schema: text },
+            Param { name: "tenant", at: At::Query, required: false, description: "The tenant's domain, to skip the organization step.", schema: text },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The login page (organization step, or email and password when the tenant is known).", content: &[("text/html", text)], headers: &[] },
+            Reply { status: 303, description: "An error sent back to the client's redirect_uri.", content: &[], headers: &[Hdr::Plain { name: "Location", description: "Where the browser goes next.", schema: text }] },
+            Reply { status: 400, description: "The request cannot be redirected (unknown client or unregistered redirect_uri).", content: &[("text/html", text)], headers: &[] },
+        ],
+        problems: &[],
+    }),
+    route!(POST "/oauth/authorize/tenant" => OidcLoginTenant, Caller::Anyone, Doc {
+        operation_id: "oidcLoginTenant",
+        tag: "oidc",
+        summary: "Login page step 1: the organization's domain.",
+        notes: "A form post of the login page: `csrf` must equal the flow's cookie and the token stored with the flow, else 403. On success the browser is redirected (303) to the client's redirect_uri with `code` and `state`.",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/x-www-form-urlencoded", of::<t::OidcLoginTenantRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "The email and password step, or the organization step again with an error.", content: &[("text/html", text)], headers: &[] },
+            Reply { status: 303, description: "Signed in: the client's redirect_uri with code and state.", content: &[], headers: &[Hdr::Plain { name: "Location", description: "Where the browser goes next.", schema: text }] },
+            Reply { status: 400, description: "Expired or used login flow.", content: &[("text/html", text)], headers: &[] },
+            Reply { status: 403, description: "CSRF check failed, or sign-in not possible.", content: &[("text/html", text)], headers: &[] },
+        ],
+        problems: &[],
+    }),
+    route!(POST "/oauth/authorize/login" => OidcLoginPassword, Caller::Anyone, Doc {
+        operation_id: "oidcLoginPassword",
+        tag: "oidc",
+        summary: "Login page step 2: email and password, through the same sign-in path as POST /v1/auth/login (rate limits, audit).",
+        notes: "A form post of the login page: `csrf` must equal the flow's cookie and the token stored with the flow, else 403. On success the browser is redirected (303) to the client's redirect_uri with `code` and `state`.",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/x-www-form-urlencoded", of::<t::OidcLoginPasswordRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "The second-factor step, or the same step with an error (401 wrong credentials, 429 rate limited).", content: &[("text/html", text)], headers: &[] },
+            Reply { status: 303, description: "Signed in: the client's redirect_uri with code and state.", content: &[], headers: &[Hdr::Plain { name: "Location", description: "Where the browser goes next.", schema: text }] },
+            Reply { status: 400, description: "Expired or used login flow.", content: &[("text/html", text)], headers: &[] },
+            Reply { status: 403, description: "CSRF check failed, or sign-in not possible.", content: &[("text/html", text)], headers: &[] },
+        ],
+        problems: &[],
+    }),
+    route!(POST "/oauth/authorize/mfa" => OidcLoginMfa, Caller::Anyone, Doc {
+        operation_id: "oidcLoginMfa",
+        tag: "oidc",
+        summary: "Login page second factor: a TOTP or recovery code, a passkey assertion, or the first code of an enrollment when the tenant requires MFA (NFR-SEC-003).",
+        notes: "A form post of the login page: `csrf` must equal the flow's cookie and the token stored with the flow, else 403. On success the browser is redirected (303) to the client's redirect_uri with `code` and `state`.",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/x-www-form-urlencoded", of::<t::OidcLoginMfaRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "The same step with an error.", content: &[("text/html", text)], headers: &[] },
+            Reply { status: 303, description: "Signed in: the client's redirect_uri with code and state.", content: &[], headers: &[Hdr::Plain { name: "Location", description: "Where the browser goes next.", schema: text }] },
+            Reply { status: 400, description: "Expired or used login flow.", content: &[("text/html", text)], headers: &[] },
+            Reply { status: 403, description: "CSRF check failed, or sign-in not possible.", content: &[("text/html", text)], headers: &[] },
+        ],
+        problems: &[],
+    }),
+    route!(POST "/oauth/authorize/forgot" => OidcLoginForgot, Caller::Anyone, Doc {
+        operation_id: "oidcLoginForgot",
+        tag: "oidc",
+        summary: "Login page forgot-password: mails a reset link if the account exists, always the same answer (FR-AUTH-004, CON-SEC-009).",
+        notes: "A form post of the login page: `csrf` must equal the flow's cookie and the token stored with the flow, else 403. On success the browser is redirected (303) to the client's redirect_uri with `code` and `state`.",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/x-www-form-urlencoded", of::<t::OidcLoginForgotRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "The email and password step with a neutral notice.", content: &[("text/html", text)], headers: &[] },
+            Reply { status: 303, description: "Signed in: the client's redirect_uri with code and state.", content: &[], headers: &[Hdr::Plain { name: "Location", description: "Where the browser goes next.", schema: text }] },
+            Reply { status: 400, description: "Expired or used login flow.", content: &[("text/html", text)], headers: &[] },
+            Reply { status: 403, description: "CSRF check failed, or sign-in not possible.", content: &[("text/html", text)], headers: &[] },
+        ],
+        problems: &[],
+    }),
+    route!(GET "/oauth/assets/passkey.js" => OidcPasskeyJs, Caller::Anyone, Doc {
+        operation_id: "getPasskeyScript",
+        tag: "oidc",
+        summary: "The passkey button of the login page's second-factor step (loaded only there, never inline).",
+        notes: "",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "JavaScript.", content: &[("text/javascript", text)], headers: &[] },
+        ],
+        problems: &[],
+    }),
+    route!(GET "/oauth/assets/login.css" => OidcLoginCss, Caller::Anyone, Doc {
+        operation_id: "getLoginCss",
+        tag: "oidc",
+        summary: "The login page's stylesheet (the page has no inline styles or scripts).",
+        notes: "",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "CSS.", content: &[("text/css", text)], headers: &[] },
+        ],
+        problems: &[],
+    }),
+    route!(POST "/oauth/token" => OidcToken, Caller::OidcClient, Doc {
+        operation_id: "oidcToken",
+        tag: "oidc",
+        summary: "Token endpoint (FR-AUTH-001 OIDC): authorization_code (with the PKCE code_verifier) and refresh_token grants.",
+        notes: "Confidential clients (apps with a client secret) authenticate with client_secret_basic or client_secret_post; public clients send only client_id. A code is single use and valid 60 seconds; a reused code revokes the session it started. Errors are RFC 6749 JSON, not problem details.",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/x-www-form-urlencoded", of::<t::OidcTokenRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "Tokens: an EdDSA ID token, an access token for the client, and a refresh token when offline_access was granted.", content: &[("application/json", of::<t::OidcTokenResponse>)], headers: &[Hdr::Plain { name: "Cache-Control", description: "no-store", schema: text }] },
+            Reply { status: 400, description: "An RFC 6749 5.2 error: `invalid_request`, `invalid_client` (401), `invalid_grant`, `unsupported_grant_type`.", content: &[("application/json", of::<t::OAuthError>)], headers: &[] },
+            Reply { status: 401, description: "An RFC 6749 5.2 error: `invalid_request`, `invalid_client` (401), `invalid_grant`, `unsupported_grant_type`.", content: &[("application/json", of::<t::OAuthError>)], headers: &[] },
+            Reply { status: 503, description: "An RFC 6749 5.2 error: `invalid_request`, `invalid_client` (401), `invalid_grant`, `unsupported_grant_type`.", content: &[("application/json", of::<t::OAuthError>)], headers: &[] },
+        ],
+        problems: &[],
+    }),
+    route!(GET "/oauth/userinfo" => OidcUserinfo, Caller::OidcUser, Doc {
+        operation_id: "oidcUserinfo",
+        tag: "oidc",
+        summary: "Userinfo (OIDC Core 5.3): the claims of the bearer access token's user; the token is checked for revocation like introspection.",
+        notes: "",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "`sub`, `tid`, and `email`, `email_verified` (scope email), `name` (scope profile).", content: &[("application/json", of::<t::OidcUserinfo>)], headers: &[] },
+        ],
+        problems: &[401, 503],
+    }),
+    route!(POST "/oauth/userinfo" => OidcUserinfo, Caller::OidcUser, Doc {
+        operation_id: "oidcUserinfoPost",
+        tag: "oidc",
+        summary: "Userinfo (OIDC Core 5.3): the claims of the bearer access token's user; the token is checked for revocation like introspection.",
+        notes: "",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "`sub`, `tid`, and `email`, `email_verified` (scope email), `name` (scope profile).", content: &[("application/json", of::<t::OidcUserinfo>)], headers: &[] },
+        ],
+        problems: &[401, 503],
+    }),
+    route!(GET "/oauth/logout" => OidcEndSession, Caller::Anyone, Doc {
+        operation_id: "oidcEndSession",
+        tag: "oidc",
+        summary: "RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): revokes the session of the id_token_hint.",
+        notes: "post_logout_redirect_uri must be exactly one of the client's redirect_uris and needs an id_token_hint; otherwise an HTML page says the user is signed out.",
+        params: &[
+            Param { name: "id_token_hint", at: At::Query, required: false, description: "An ID token of this provider (may be expired).", schema: text },
+            Param { name: "post_logout_redirect_uri", at: At::Query, required: false, description: "Where to go after logout.", schema: text },
+            Param { name: "client_id", at: At::Query, required: false, description: "The client, checked against the hint.", schema: text },
+            Param { name: "state", at: At::Query, required: false, description: "Returned to post_logout_redirect_uri.", schema: text },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "Signed out.", content: &[("text/html", text)], headers: &[] },
+            Reply { status: 303, description: "Signed out: post_logout_redirect_uri with state.", content: &[], headers: &[Hdr::Plain { name: "Location", description: "Where the browser goes next.", schema: text }] },
+            Reply { status: 400, description: "Invalid id_token_hint or post_logout_redirect_uri.", content: &[("text/html", text)], headers: &[] },
+        ],
+        problems: &[],
+    }),
+    route!(POST "/v1/apps/{id}/client-secret" => AppClientSecret, Caller::Operator, Doc {
+        operation_id: "rotateClientSecret",
+        tag: "apps",
+        summary: "Sets or rotates the app's OIDC client secret, shown once (the app becomes a confidential client; only a keyed hash is stored).",
+        notes: "503 while the deployment has no API_KEY_PEPPER secret.",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 201, description: "The client id and the new secret, shown this once.", content: &[("application/json", of::<t::ClientSecret>)], headers: &[Hdr::Plain { name: "Cache-Control", description: "no-store", schema: text }] },
+        ],
+        problems: &[401, 403, 404, 503],
+    }),
+    route!(POST "/oauth/authorize/continue" => OidcLoginContinue, Caller::Anyone, Doc {
+        operation_id: "oidcLoginContinue",
+        tag: "oidc",
+        summary: "Login page: continue to the app after the recovery codes of an enrollment during sign-in were shown (NFR-SEC-003).",
+        notes: "A form post of the login page: `csrf` must equal the flow's cookie and the token stored with the flow, else 403. On success the browser is redirected (303) to the client's redirect_uri with `code` and `state`.",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/x-www-form-urlencoded", of::<t::OidcLoginContinueRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "Nothing to continue: the password step with an error.", content: &[("text/html", text)], headers: &[] },
+            Reply { status: 303, description: "Signed in: the client's redirect_uri with code and state.", content: &[], headers: &[Hdr::Plain { name: "Location", description: "Where the browser goes next.", schema: text }] },
+            Reply { status: 400, description: "Expired or used login flow.", content: &[("text/html", text)], headers: &[] },
+            Reply { status: 403, description: "CSRF check failed, or sign-in not possible.", content: &[("text/html", text)], headers: &[] },
+        ],
+        problems: &[],
+    }),
+    route!(POST "/oauth/logout" => OidcEndSession, Caller::Anyone, Doc {
+        operation_id: "oidcEndSessionPost",
+        tag: "oidc",
+        summary: "RP-initiated logout with a form body (the same parameters as GET).",
+        notes: "post_logout_redirect_uri must be exactly one of the client's redirect_uris and needs an id_token_hint; otherwise an HTML page says the user is signed out.",
+        params: &[],
+        body: Some(Body { required: false, content: &[("application/x-www-form-urlencoded", of::<t::OidcEndSessionPostRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "Signed out.", content: &[("text/html", text)], headers: &[] },
+            Reply { status: 303, description: "Signed out: post_logout_redirect_uri with state.", content: &[], headers: &[Hdr::Plain { name: "Location", description: "Where the browser goes next.", schema: text }] },
+            Reply { status: 400, description: "Invalid id_token_hint or post_logout_redirect_uri.", content: &[("text/html", text)], headers: &[] },
+        ],
+        problems: &[],
+    }),
+    route!(OPTIONS "/oauth/token" => OidcPreflight, Caller::Preflight, Doc {
+        operation_id: "oidcTokenPreflight",
+        tag: "oidc",
+        summary: "CORS preflight for browser clients; the answer itself is readable only by an origin in the client's allowed_origins.",
+        notes: "",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 204, description: "The methods and headers a page may send.", content: &[], headers: &[] },
+        ],
+        problems: &[],
+    }),
+    route!(OPTIONS "/oauth/userinfo" => OidcPreflight, Caller::Preflight, Doc {
+        operation_id: "oidcUserinfoPreflight",
+        tag: "oidc",
+        summary: "CORS preflight for browser clients; the answer itself is readable only by an origin in the client's allowed_origins.",
+        notes: "",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 204, description: "The methods and headers a page may send.", content: &[], headers: &[] },
+        ],
+        problems: &[],
+    }),
 ];
 
 /// The outcome of matching a request line.

@@ -6,7 +6,13 @@
 /// The document, as served.
 pub const DOCUMENT: &str = include_str!("openapi.json");
 
+#[cfg(not(target_family = "wasm"))]
+pub mod decl;
+#[cfg(not(target_family = "wasm"))]
+pub mod generate;
 pub mod schemas;
+#[cfg(not(target_family = "wasm"))]
+pub mod types;
 
 /// Whether a route belongs in the public document.
 pub fn is_public(path: &str) -> bool {
