@@ -890,3 +890,108 @@ fn every_answer_carries_the_hardening_headers() {
         );
     }
 }
+
+/// A concrete path for a route template.
+fn concrete(template: &str) -> String {
+    template
+        .split('/')
+        .map(|seg| match seg {
+            "{id}" | "{app_id}" => "0190a4c2-7b1e-7c3d-9e2f-1a2b3c4d5e6f",
+            "{key_id}" => "0123456789abcdef0123456789abcdef",
+            "{key}" => "checkout",
+            "{plan}" => "pro",
+            other => other,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn without_credentials(p: &TestPlatform, route: &super::router::Route) -> Response {
+    send(
+        p,
+        request(route.method.clone(), &concrete(route.path))
+            .header("content-type", "application/json")
+            .body(b"{}".to_vec())
+            .unwrap(),
+    )
+}
+
+/// Every route the router guards answers 401 without credentials, whatever its handler would
+/// do, and nothing is written: the caller a route declares is checked before the handler runs.
+#[test]
+fn every_guarded_route_refuses_a_request_without_credentials_before_its_handler() {
+    use super::router::{Caller, ROUTES};
+    let p = block_on(TestPlatform::new());
+    operator_tokens::configure(&p);
+    let before = block_on(
+        p.sql
+            .query(Stmt::new("SELECT count(*) AS n FROM audit_outbox")),
+    )
+    .unwrap()[0]
+        .i64("n")
+        .unwrap();
+    let mut checked = 0;
+    for route in ROUTES {
+        let guarded = !matches!(
+            route.caller,
+            Caller::Anyone
+                | Caller::Preflight
+                | Caller::Scheduler
+                | Caller::Introspector
+                | Caller::OidcClient
+                | Caller::OidcUser
+        );
+        if !guarded {
+            continue;
+        }
+        let resp = without_credentials(&p, route);
+        assert_eq!(
+            resp.status().as_u16(),
+            401,
+            "{} {}: {}",
+            route.method,
+            route.path,
+            String::from_utf8_lossy(resp.body())
+        );
+        assert_problem(&resp, 401, "invalid-credentials");
+        checked += 1;
+    }
+    assert!(checked > 60, "only {checked} guarded routes");
+    let after = block_on(
+        p.sql
+            .query(Stmt::new("SELECT count(*) AS n FROM audit_outbox")),
+    )
+    .unwrap()[0]
+        .i64("n")
+        .unwrap();
+    assert_eq!(before, after, "a refused request writes nothing");
+}
+
+/// Every operator-only route refuses an auditor with 403 before its handler runs.
+#[test]
+fn every_operator_route_refuses_an_auditor() {
+    use super::router::{Caller, ROUTES};
+    let p = block_on(TestPlatform::new());
+    let key = operator_tokens::configure(&p);
+    let auditor = operator_tokens::token(&p, &key, "auditor");
+    for route in ROUTES.iter().filter(|r| r.caller == Caller::Operator) {
+        let resp = send(
+            &p,
+            request(route.method.clone(), &concrete(route.path))
+                .header("authorization", format!("Bearer {auditor}"))
+                .header("content-type", "application/json")
+                .body(b"{}".to_vec())
+                .unwrap(),
+        );
+        assert_eq!(
+            resp.status().as_u16(),
+            403,
+            "{} {}",
+            route.method,
+            route.path
+        );
+        assert_problem(&resp, 403, "access-denied");
+    }
+    let tenants = block_on(p.sql.query(Stmt::new("SELECT id FROM tenants"))).unwrap();
+    assert!(tenants.is_empty());
+}

@@ -5,7 +5,6 @@
 use ::http::{header, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::operator::require_platform_role;
 use super::reply::no_content;
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::apps::{
@@ -14,12 +13,9 @@ use crate::apps::{
     ListKeys, RedirectUri, RegisterApp, Scope, ScopeSet, TenantAppChange, UpdateApp,
 };
 use crate::audit::Actor;
-use crate::auth::PlatformRole;
+use crate::auth::OperatorPrincipal;
 use crate::ports::{Clock, Platform};
 use crate::tenants::{EdgeSync, ParseError, TenantId};
-
-const READERS: &[PlatformRole] = &[PlatformRole::Operator, PlatformRole::Auditor];
-const WRITERS: &[PlatformRole] = &[PlatformRole::Operator];
 
 /// Body of `POST /v1/apps`.
 #[derive(Debug, Deserialize)]
@@ -107,8 +103,8 @@ struct TenantAppResponse {
 pub(super) async fn register<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    operator: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    let operator = require_platform_role(ctx, req, WRITERS).await?;
     let body: RegisterAppRequest = json::parse_body(req)?;
     let cmd = RegisterApp {
         name: AppName::parse(&body.name)
@@ -139,8 +135,8 @@ pub(super) async fn register<P: Platform>(
 pub(super) async fn list<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    _caller: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    require_platform_role(ctx, req, READERS).await?;
     let mut query = ListApps::default();
     for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
         match k.as_ref() {
@@ -175,9 +171,8 @@ pub(super) async fn list<P: Platform>(
 /// `GET /v1/apps/{id}`.
 pub(super) async fn get<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    _caller: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    require_platform_role(ctx, req, READERS).await?;
     let id = app_id(ctx, "id")?;
     let app = AppService::get(ctx.platform, &id)
         .await
@@ -189,8 +184,8 @@ pub(super) async fn get<P: Platform>(
 pub(super) async fn update<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    operator: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    let operator = require_platform_role(ctx, req, WRITERS).await?;
     let id = app_id(ctx, "id")?;
     let body: UpdateAppRequest = json::parse_body(req)?;
     let change = UpdateApp {
@@ -242,8 +237,8 @@ pub(super) async fn update<P: Platform>(
 pub(super) async fn issue_key<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    operator: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    let operator = require_platform_role(ctx, req, WRITERS).await?;
     let id = app_id(ctx, "id")?;
     let body: IssueKeyRequest = json::parse_body(req)?;
     let cmd = IssueKey {
@@ -298,8 +293,8 @@ pub(super) async fn issue_key<P: Platform>(
 pub(super) async fn list_keys<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    _caller: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    require_platform_role(ctx, req, READERS).await?;
     let id = app_id(ctx, "id")?;
     let mut query = ListKeys::default();
     for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
@@ -338,9 +333,8 @@ pub(super) async fn list_keys<P: Platform>(
 /// revoked but the edge record could not be rewritten: repeat the call.
 pub(super) async fn revoke_key<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    operator: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    let operator = require_platform_role(ctx, req, WRITERS).await?;
     let id = app_id(ctx, "id")?;
     let key_id = KeyId::parse(ctx.param("key_id"))
         .map_err(|_| ApiError::not_found("The app has no key with this id."))?;
@@ -367,9 +361,8 @@ pub(super) async fn revoke_key<P: Platform>(
 /// `POST /v1/tenants/{id}/apps/{app_id}`: enables the app for the tenant.
 pub(super) async fn enable_for_tenant<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    operator: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    let operator = require_platform_role(ctx, req, WRITERS).await?;
     let tenant = tenant_id(ctx)?;
     let app = app_id(ctx, "app_id")?;
     let change = AppService::enable_for_tenant(
@@ -407,9 +400,8 @@ pub(super) async fn enable_for_tenant<P: Platform>(
 /// already disabled. 503 when the edge records of the tenant's keys could not be rewritten.
 pub(super) async fn disable_for_tenant<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    operator: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    let operator = require_platform_role(ctx, req, WRITERS).await?;
     let tenant = tenant_id(ctx)?;
     let app = app_id(ctx, "app_id")?;
     let change = AppService::disable_for_tenant(

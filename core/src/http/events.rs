@@ -7,12 +7,10 @@ use ::http::{header, HeaderValue, StatusCode};
 use serde::Serialize;
 use serde_json::{json as j, Value as Json};
 
-use super::apps::require_app_key;
 use super::is_development;
-use super::operator::require_platform_role;
 use super::{json, ApiError, Ctx, Request, Response};
-use crate::apps::Scope;
-use crate::auth::PlatformRole;
+use crate::apps::AppKeyPrincipal;
+use crate::auth::OperatorPrincipal;
 use crate::events::anchor::{AnchorKeys, KeyStatus};
 use crate::events::archive::{gzip, unpack, CONTENT_TYPE, GZIP_CONTENT_TYPE};
 use crate::events::export;
@@ -24,22 +22,22 @@ use crate::kernel::ErrorKind;
 use crate::ports::{Blobs, Logger, Platform, StreamId, StreamKind};
 use crate::time::{format_rfc3339, parse_rfc3339};
 
-const AUDITORS: &[PlatformRole] = &[PlatformRole::Auditor, PlatformRole::Operator];
-
 /// `POST /v1/billing/events` (`bill:write`).
 pub(super) async fn ingest_billing<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    key: AppKeyPrincipal,
 ) -> Result<Response, ApiError> {
-    ingest_kind(ctx, req, StreamKind::Billing, Scope::BillWrite).await
+    ingest_kind(ctx, req, StreamKind::Billing, key).await
 }
 
 /// `POST /v1/audit/events` (`log:write`).
 pub(super) async fn ingest_audit<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    key: AppKeyPrincipal,
 ) -> Result<Response, ApiError> {
-    ingest_kind(ctx, req, StreamKind::Audit, Scope::LogWrite).await
+    ingest_kind(ctx, req, StreamKind::Audit, key).await
 }
 
 /// Validates and appends; 202 once durable, with how many events were new.
@@ -47,9 +45,8 @@ async fn ingest_kind<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
     kind: StreamKind,
-    scope: Scope,
+    key: AppKeyPrincipal,
 ) -> Result<Response, ApiError> {
-    let key = require_app_key(ctx, req, scope).await?;
     let idempotency_key = match req.headers().get("idempotency-key") {
         None => None,
         Some(v) => Some(
@@ -199,9 +196,9 @@ async fn billing_stream<P: Platform>(
 pub(super) async fn export_billing<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    key: AppKeyPrincipal,
 ) -> Result<Response, ApiError> {
     // The caller first: an anonymous request learns nothing, not even what its query lacks.
-    let key = require_app_key(ctx, req, Scope::BillRead).await?;
     let q = query(req, &["tenant", "from", "to", "cursor", "limit"])?;
     let stream = billing_stream(ctx, &key, &q).await?;
     let after =
@@ -240,8 +237,8 @@ struct UsageResponse {
 pub(super) async fn usage<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    key: AppKeyPrincipal,
 ) -> Result<Response, ApiError> {
-    let key = require_app_key(ctx, req, Scope::BillRead).await?;
     let q = query(req, &["tenant", "from", "to", "group_by"])?;
     if q.group_by.as_deref().is_some_and(|g| g != "day") {
         return Err(ApiError::invalid_field("group_by", "must be day"));
@@ -272,8 +269,8 @@ const CSV_MAX_PAGE: usize = 50_000;
 pub(super) async fn export_audit_csv<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    _caller: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    require_platform_role(ctx, req, AUDITORS).await?;
     let q = query(req, &["tenant", "from", "to", "action", "cursor", "limit"])?;
     let page = export::audit_csv_page(
         ctx.platform,
@@ -339,8 +336,8 @@ struct VerifyResponse {
 pub(super) async fn verify<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    _caller: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    require_platform_role(ctx, req, AUDITORS).await?;
     let q = query(req, &["tenant", "from", "to", "kind"])?;
     let kind = q.kind.unwrap_or(StreamKind::Audit);
     let streams = match &q.tenant {
@@ -385,11 +382,11 @@ pub(super) async fn verify<P: Platform>(
 pub(super) async fn dev_blob_get<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    _caller: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
     if !is_development(ctx) {
         return Err(ApiError::not_found("No route matches this path."));
     }
-    require_platform_role(ctx, req, &[PlatformRole::Operator]).await?;
     let mut key = None;
     let mut prefix = None;
     for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
@@ -428,11 +425,11 @@ pub(super) async fn dev_blob_get<P: Platform>(
 pub(super) async fn dev_blob_put<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    _caller: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
     if !is_development(ctx) {
         return Err(ApiError::not_found("No route matches this path."));
     }
-    require_platform_role(ctx, req, &[PlatformRole::Operator]).await?;
     let key = form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
         .find(|(k, _)| k == "key")
         .map(|(_, v)| v.into_owned())

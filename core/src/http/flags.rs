@@ -8,12 +8,10 @@ use ::http::{header, HeaderMap, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::apps::require_app_key;
-use super::operator::require_platform_role;
 use super::{json, ApiError, Ctx, ProblemType, Request, Response};
-use crate::apps::{AppKeyPrincipal, KeyKind, Scope};
+use crate::apps::{AppKeyPrincipal, KeyKind};
 use crate::audit::Actor;
-use crate::auth::PlatformRole;
+use crate::auth::OperatorPrincipal;
 use crate::delivery::{self, TenantAccessError};
 use crate::flags::eval::TARGETING_KEY;
 use crate::flags::limit;
@@ -25,10 +23,8 @@ use crate::flags::{
     Resolution,
 };
 use crate::ports::{Clock, Platform, Secrets};
+use crate::signin::UserPrincipal;
 use crate::tenants::{Plan, TenantId};
-
-const READERS: &[PlatformRole] = &[PlatformRole::Operator, PlatformRole::Auditor];
-const WRITERS: &[PlatformRole] = &[PlatformRole::Operator];
 
 /// The context attribute naming the tenant for an app-wide key.
 const TENANT_ATTRIBUTE: &str = "tenantId";
@@ -74,9 +70,8 @@ fn key_param<P: Platform>(ctx: &Ctx<'_, P>) -> Result<FlagKey, ApiError> {
 /// `GET /v1/tenants/{id}/flags`: the tenant's flags from D1 (operators, auditors).
 pub(super) async fn list<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    _caller: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    require_platform_role(ctx, req, READERS).await?;
     let tenant = tenant_param(ctx)?;
     ctx.tenant_id = Some(tenant.as_str().to_owned());
     let set = FlagService::list(ctx.platform, &tenant)
@@ -92,9 +87,8 @@ pub(super) async fn list<P: Platform>(
 /// (FR-FLAG-001: operators configure them).
 pub(super) async fn own_list<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    principal: UserPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = super::callers::require_tenant_admin(ctx, req).await?;
     let tenant = TenantId::parse(&principal.claims.tid)
         .map_err(|_| ApiError::internal("an access token names a malformed tenant"))?;
     let set = FlagService::list(ctx.platform, &tenant)
@@ -111,8 +105,8 @@ pub(super) async fn own_list<P: Platform>(
 pub(super) async fn set<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    operator: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    let operator = require_platform_role(ctx, req, WRITERS).await?;
     let tenant = tenant_param(ctx)?;
     ctx.tenant_id = Some(tenant.as_str().to_owned());
     let key = key_param(ctx)?;
@@ -166,9 +160,8 @@ pub(super) fn flag_definition(req: &Request) -> Result<FlagDefinition, ApiError>
 /// default the flag reverted to.
 pub(super) async fn remove<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    operator: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    let operator = require_platform_role(ctx, req, WRITERS).await?;
     let tenant = tenant_param(ctx)?;
     ctx.tenant_id = Some(tenant.as_str().to_owned());
     let key = key_param(ctx)?;
@@ -218,9 +211,8 @@ fn plan_param<P: Platform>(ctx: &Ctx<'_, P>) -> Result<Plan, ApiError> {
 /// `GET /v1/plans/{plan}/flags`: the flags every tenant of the plan starts with.
 pub(super) async fn plan_list<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    _caller: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    require_platform_role(ctx, req, READERS).await?;
     let plan = plan_param(ctx)?;
     let flags = PlanFlagService::list(ctx.platform, &plan)
         .await
@@ -236,8 +228,8 @@ pub(super) async fn plan_list<P: Platform>(
 pub(super) async fn plan_set<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    operator: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    let operator = require_platform_role(ctx, req, WRITERS).await?;
     let plan = plan_param(ctx)?;
     let key = key_param(ctx)?;
     let body: SetPlanFlagRequest = json::parse_body(req)?;
@@ -271,9 +263,8 @@ pub(super) async fn plan_set<P: Platform>(
 /// that followed it.
 pub(super) async fn plan_remove<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    operator: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    let operator = require_platform_role(ctx, req, WRITERS).await?;
     let plan = plan_param(ctx)?;
     let key = key_param(ctx)?;
     let change = PlanFlagService::remove(
@@ -531,8 +522,8 @@ fn with_delivery_headers(
 pub(super) async fn evaluate_all<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    principal: AppKeyPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = require_app_key(ctx, req, Scope::FlagsRead).await?;
     rate_limit(ctx, &principal)?;
     let origin = cors(ctx, req, &principal).await?;
     let context = ofrep_context(req, None)?;
@@ -554,8 +545,8 @@ pub(super) async fn evaluate_all<P: Platform>(
 pub(super) async fn evaluate_one<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    principal: AppKeyPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = require_app_key(ctx, req, Scope::FlagsRead).await?;
     rate_limit(ctx, &principal)?;
     let origin = cors(ctx, req, &principal).await?;
     let key = ctx.param("key").to_owned();
@@ -596,8 +587,8 @@ struct SnapshotResponse<'a> {
 pub(super) async fn snapshot<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    principal: AppKeyPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = require_app_key(ctx, req, Scope::FlagsRead).await?;
     rate_limit(ctx, &principal)?;
     if principal.kind == KeyKind::Browser {
         return Err(ApiError::new(

@@ -230,7 +230,11 @@ async fn serve<P: Platform>(
         ))
         .with_status(StatusCode::PAYLOAD_TOO_LARGE));
     }
-    handlers::dispatch(ctx, route.id, req).await
+    if route.path.starts_with("/__dev/") && !is_development(ctx) {
+        return Err(ApiError::not_found("No route matches this path."));
+    }
+    let principal = callers::authorize(ctx, route.caller, &req).await?;
+    handlers::dispatch(ctx, route.id, req, principal).await
 }
 
 /// Headers every answer carries unless its handler chose otherwise: `nosniff` (a JSON body is

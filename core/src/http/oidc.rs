@@ -11,11 +11,10 @@ use base64::Engine as _;
 
 use super::callers::client_address;
 use super::login_page::{self, error_page, step_page, Note, Step};
-use super::operator::require_platform_role;
 use super::tenants::{link_base, request_origin};
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::audit::Actor;
-use crate::auth::PlatformRole;
+use crate::auth::OperatorPrincipal;
 use crate::crypto;
 use crate::kernel::ErrorKind;
 use crate::oidc::{
@@ -1022,9 +1021,8 @@ pub(super) async fn end_session<P: Platform>(
 /// shown once; the app becomes a confidential client.
 pub(super) async fn rotate_client_secret<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    operator: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    let operator = require_platform_role(ctx, req, &[PlatformRole::Operator]).await?;
     let id = crate::apps::AppId::parse(ctx.param("id"))
         .map_err(|_| ApiError::not_found("No app has this id."))?;
     let secret = oidc::rotate_client_secret(

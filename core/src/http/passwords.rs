@@ -4,11 +4,12 @@
 use ::http::StatusCode;
 use serde::Deserialize;
 
-use super::callers::{client_address, require_recent_user, require_tenant_admin};
+use super::callers::client_address;
 use super::reply::{no_content, no_store};
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::audit::Actor;
 use crate::ports::Platform;
+use crate::signin::UserPrincipal;
 use crate::tenants::{Email, TenantDomain};
 use crate::users::{
     self, policy, AcceptInvitationError, PasswordPolicy, PolicyRule, SetPasswordError,
@@ -145,8 +146,8 @@ pub(super) async fn reset_password<P: Platform>(
 pub(super) async fn change_password<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    principal: UserPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = require_recent_user(ctx, req).await?;
     let body: ChangePasswordRequest = json::parse_body(req)?;
     check_password_size("current_password", &body.current_password)?;
     check_password_size("new_password", &body.new_password)?;
@@ -168,9 +169,8 @@ pub(super) async fn change_password<P: Platform>(
 /// `GET /v1/tenant/password-policy` (owner, admin; FR-AUTH-006).
 pub(super) async fn get_password_policy<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    principal: UserPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = require_tenant_admin(ctx, req).await?;
     let policy = policy::load(ctx.platform, &principal.claims.tid)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -181,8 +181,8 @@ pub(super) async fn get_password_policy<P: Platform>(
 pub(super) async fn put_password_policy<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    principal: UserPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = require_tenant_admin(ctx, req).await?;
     let policy: PasswordPolicy = json::parse_body(req)?;
     let c = &principal.claims;
     policy::save(

@@ -5,6 +5,8 @@ use std::sync::OnceLock;
 
 use ::http::Method;
 
+use crate::apps::Scope;
+
 #[cfg(not(target_family = "wasm"))]
 use super::openapi::decl::{at_or_ms, integer, of, string, text, At, Body, Doc, Hdr, Param, Reply};
 #[cfg(not(target_family = "wasm"))]
@@ -224,13 +226,11 @@ pub enum Caller {
     Operator,
     /// An operator or an auditor.
     OperatorOrAuditor,
-    /// A managed app's API key with this scope; `header`: also accepted in `X-API-Key`.
-    AppKey {
-        /// The scope the key must hold.
-        scope: &'static str,
-        /// Whether the key may come in `X-API-Key` as well as `Authorization`.
-        header: bool,
-    },
+    /// A managed app's API key (`Authorization: Bearer` or `X-API-Key`) with this scope.
+    AppKey(Scope),
+    /// An API key with `token:introspect`, checked by the handler together with the token it
+    /// asks about (one storage round trip of latency instead of two).
+    Introspector,
     /// A tenant user's Edgeplane access token.
     User,
     /// A tenant user who signed in within the last few minutes.
@@ -624,7 +624,7 @@ pub const ROUTES: &[Route] = &[
         ],
         problems: &[400, 401, 403, 404, 409, 410, 503],
     }),
-    route!(POST "/ofrep/v1/evaluate/flags" => OfrepBulk, Caller::AppKey { scope: "flags:read", header: true }, Doc {
+    route!(POST "/ofrep/v1/evaluate/flags" => OfrepBulk, Caller::AppKey(Scope::FlagsRead), Doc {
         operation_id: "ofrepEvaluateFlags",
         tag: "ofrep",
         summary: "OpenFeature Remote Evaluation Protocol, bulk (FR-FLAG-002): every flag of the tenant evaluated for the context.",
@@ -651,7 +651,7 @@ pub const ROUTES: &[Route] = &[
         ],
         problems: &[],
     }),
-    route!(POST "/ofrep/v1/evaluate/flags/{key}" => OfrepSingle, Caller::AppKey { scope: "flags:read", header: true }, Doc {
+    route!(POST "/ofrep/v1/evaluate/flags/{key}" => OfrepSingle, Caller::AppKey(Scope::FlagsRead), Doc {
         operation_id: "ofrepEvaluateFlag",
         tag: "ofrep",
         summary: "OpenFeature Remote Evaluation Protocol, one flag (FR-FLAG-002).",
@@ -679,7 +679,7 @@ pub const ROUTES: &[Route] = &[
         ],
         problems: &[],
     }),
-    route!(GET "/v1/flags" => FlagSnapshot, Caller::AppKey { scope: "flags:read", header: true }, Doc {
+    route!(GET "/v1/flags" => FlagSnapshot, Caller::AppKey(Scope::FlagsRead), Doc {
         operation_id: "getFlagSnapshot",
         tag: "flags",
         summary: "The tenant's flag definitions, for server apps that evaluate locally (FR-FLAG-002), with an `ETag` (the flag-set version).",
@@ -871,7 +871,7 @@ pub const ROUTES: &[Route] = &[
         ],
         problems: &[400, 401, 403, 440],
     }),
-    route!(POST "/oauth/introspect" => Introspect, Caller::AppKey { scope: "token:introspect", header: false }, Doc {
+    route!(POST "/oauth/introspect" => Introspect, Caller::Introspector, Doc {
         operation_id: "introspectToken",
         tag: "tokens",
         summary: "Token introspection (RFC 7662): whether an access token is active now, with its claims; revocation (logout, disabled user, suspended tenant) shows at once.",
@@ -958,7 +958,7 @@ pub const ROUTES: &[Route] = &[
         ],
         problems: &[400, 401],
     }),
-    route!(POST "/v1/billing/events" => BillingIngest, Caller::AppKey { scope: "bill:write", header: false }, Doc {
+    route!(POST "/v1/billing/events" => BillingIngest, Caller::AppKey(Scope::BillWrite), Doc {
         operation_id: "reportBillingEvents",
         tag: "events",
         summary: "Reports billing events: one event, a JSON array, or {\"events\": [...]} of up to 1,000. CloudEvents 1.0 JSON (`specversion`, `subject` = tenant, `data.quantity` or `data.value`) is accepted too (FR-BILL-002).",
@@ -972,7 +972,7 @@ pub const ROUTES: &[Route] = &[
         ],
         problems: &[400, 401, 403, 404, 413, 415, 503],
     }),
-    route!(GET "/v1/billing/events" => BillingExport, Caller::AppKey { scope: "bill:read", header: false }, Doc {
+    route!(GET "/v1/billing/events" => BillingExport, Caller::AppKey(Scope::BillRead), Doc {
         operation_id: "exportBillingEvents",
         tag: "events",
         summary: "Billing events of a tenant by period, in stream order, archives and unflushed tail alike, each exactly once across pages (FR-BILL-003).",
@@ -990,7 +990,7 @@ pub const ROUTES: &[Route] = &[
         ],
         problems: &[400, 401, 403, 404, 503],
     }),
-    route!(GET "/v1/billing/usage" => BillingUsage, Caller::AppKey { scope: "bill:read", header: false }, Doc {
+    route!(GET "/v1/billing/usage" => BillingUsage, Caller::AppKey(Scope::BillRead), Doc {
         operation_id: "billingUsage",
         tag: "events",
         summary: "Quantities and event counts per UTC day and event type, summed over exactly the events the export returns for the period (FR-BILL-003).",
@@ -1007,7 +1007,7 @@ pub const ROUTES: &[Route] = &[
         ],
         problems: &[400, 401, 403, 404, 503],
     }),
-    route!(POST "/v1/audit/events" => AuditIngest, Caller::AppKey { scope: "log:write", header: false }, Doc {
+    route!(POST "/v1/audit/events" => AuditIngest, Caller::AppKey(Scope::LogWrite), Doc {
         operation_id: "reportAuditEvents",
         tag: "events",
         summary: "Reports audit events: one event, a JSON array, or {\"events\": [...]} of up to 1,000. (FR-LOG-001)",
@@ -1057,8 +1057,8 @@ pub const ROUTES: &[Route] = &[
         ],
         problems: &[400, 401, 403, 503],
     }),
-    hidden!(GET "/__dev/blobs" => DevBlobGet, Caller::Anyone),
-    hidden!(PUT "/__dev/blobs" => DevBlobPut, Caller::Anyone),
+    hidden!(GET "/__dev/blobs" => DevBlobGet, Caller::Operator),
+    hidden!(PUT "/__dev/blobs" => DevBlobPut, Caller::Operator),
     route!(GET "/v1/tenant/flags" => TenantOwnFlags, Caller::TenantAdmin, Doc {
         operation_id: "listOwnTenantFlags",
         tag: "flags",

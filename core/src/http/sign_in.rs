@@ -4,13 +4,14 @@
 use ::http::StatusCode;
 use serde::Deserialize;
 
-use super::callers::{client_address, require_user};
+use super::callers::client_address;
 use super::passwords::check_password_size;
 use super::reply::{no_content, no_store};
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::ports::Platform;
 use crate::sessions::{self, SessionUser};
 use crate::signin;
+use crate::signin::UserPrincipal;
 use crate::signin::{LoginError, LoginRequest};
 
 #[derive(Debug, Deserialize)]
@@ -93,9 +94,8 @@ pub(super) async fn refresh<P: Platform>(
 /// `POST /v1/auth/logout` with the access token: ends its session (UC-LOGOUT).
 pub(super) async fn logout<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    principal: UserPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = require_user(ctx, req).await?;
     let c = &principal.claims;
     let user = SessionUser {
         user_id: c.sub.clone(),

@@ -5,13 +5,14 @@
 use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
-use super::callers::{client_address, require_user};
+use super::callers::client_address;
 use super::reply::no_store;
 use super::tenants::link_base;
 use super::{json, login_page, ApiError, Ctx, Request, Response};
 use crate::oidc::{self, CompleteLoginError};
 use crate::ports::Platform;
 use crate::sessions;
+use crate::signin::UserPrincipal;
 use crate::sso::flow::{self, CallbackParams};
 use crate::sso::{config, SsoCallbackError, SsoConfigError, SsoConfigInput};
 use crate::tenants::TenantDomain;
@@ -47,9 +48,8 @@ fn config_problem(e: &SsoConfigError) -> ApiError {
 /// `GET /v1/tenant/sso` (owner): the configuration, never the secret.
 pub(super) async fn get_config<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    principal: UserPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = require_user(ctx, req).await?;
     let c = &principal.claims;
     let view = config::get(ctx.platform, &c.tid, &c.sub)
         .await
@@ -61,8 +61,8 @@ pub(super) async fn get_config<P: Platform>(
 pub(super) async fn put_config<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    principal: UserPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = require_user(ctx, req).await?;
     let body: SsoConfigRequest = json::parse_body(req)?;
     let input = SsoConfigInput {
         issuer_url: body.issuer_url,
@@ -82,9 +82,8 @@ pub(super) async fn put_config<P: Platform>(
 /// `DELETE /v1/tenant/sso` (owner): 204, audited.
 pub(super) async fn delete_config<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    principal: UserPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = require_user(ctx, req).await?;
     let c = &principal.claims;
     config::delete(ctx.platform, &c.tid, &c.sub, &ctx.request_id)
         .await

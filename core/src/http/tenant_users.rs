@@ -8,10 +8,10 @@
 use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
-use super::callers::{require_recent_user, require_tenant_admin, require_user};
 use super::reply::no_content;
 use super::{json, ApiError, Ctx, ProblemType, Request, Response};
 use crate::ports::Platform;
+use crate::signin::UserPrincipal;
 use crate::tenants::{Email, Plan, TenantId, TenantService, UpdateTenant};
 use crate::users::admin::{self, ListUsers, TenantActor, TenantRole, UpdateUser, UserStatus};
 use crate::users::invite::{self, Invite};
@@ -50,19 +50,6 @@ fn no_store(mut resp: Response) -> Response {
     resp
 }
 
-/// The caller, an owner or admin by token AND by D1 now.
-async fn acting_admin<P: Platform>(
-    ctx: &mut Ctx<'_, P>,
-    req: &Request,
-) -> Result<TenantActor, ApiError> {
-    // The role is read from the database here (the token's may be stale).
-    let principal = require_user(ctx, req).await?;
-    let c = &principal.claims;
-    admin::authorize_admin(ctx.platform, &c.tid, &c.sub)
-        .await
-        .map_err(|e| ApiError::from(&e))
-}
-
 fn parse_role(field: &str, raw: &str) -> Result<TenantRole, ApiError> {
     TenantRole::parse(raw)
         .ok_or_else(|| ApiError::invalid_field(field, "must be owner, admin or user"))
@@ -78,8 +65,8 @@ fn query_params(req: &Request) -> Vec<(String, String)> {
 pub(super) async fn list_users<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    by: TenantActor,
 ) -> Result<Response, ApiError> {
-    let by = acting_admin(ctx, req).await?;
     let mut list = ListUsers::default();
     for (k, v) in query_params(req) {
         match k.as_str() {
@@ -112,9 +99,8 @@ pub(super) async fn list_users<P: Platform>(
 /// `GET /v1/tenant/users/{id}` (owner, admin).
 pub(super) async fn get_user<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    by: TenantActor,
 ) -> Result<Response, ApiError> {
-    let by = acting_admin(ctx, req).await?;
     let id = ctx.param("id").to_owned();
     let user = admin::get_user(ctx.platform, &by, &id, &ctx.request_id)
         .await
@@ -126,8 +112,8 @@ pub(super) async fn get_user<P: Platform>(
 pub(super) async fn update_user<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    by: TenantActor,
 ) -> Result<Response, ApiError> {
-    let by = acting_admin(ctx, req).await?;
     let id = ctx.param("id").to_owned();
     let body: UpdateUserRequest = json::parse_body(req)?;
     let change = UpdateUser {
@@ -160,9 +146,8 @@ pub(super) async fn update_user<P: Platform>(
 /// `DELETE /v1/tenant/users/{id}` (owner, admin): erasure with a pseudonym (FR-TENANT-002).
 pub(super) async fn delete_user<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    by: TenantActor,
 ) -> Result<Response, ApiError> {
-    let by = acting_admin(ctx, req).await?;
     let id = ctx.param("id").to_owned();
     admin::erase_user(ctx.platform, &by, &id, &ctx.request_id)
         .await
@@ -174,8 +159,8 @@ pub(super) async fn delete_user<P: Platform>(
 pub(super) async fn invite<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    by: TenantActor,
 ) -> Result<Response, ApiError> {
-    let by = acting_admin(ctx, req).await?;
     let body: InviteRequest = json::parse_body(req)?;
     let email =
         Email::parse(&body.email).map_err(|e| ApiError::invalid_field("email", e.to_string()))?;
@@ -202,9 +187,8 @@ pub(super) async fn invite<P: Platform>(
 /// `GET /v1/tenant/invitations` (owner, admin): pending and expired invitations.
 pub(super) async fn list_invitations<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    by: TenantActor,
 ) -> Result<Response, ApiError> {
-    let by = acting_admin(ctx, req).await?;
     let items = invite::list_invitations(ctx.platform, &by, &ctx.request_id)
         .await
         .map_err(|e| ApiError::from(&e))?;
@@ -218,8 +202,8 @@ pub(super) async fn list_invitations<P: Platform>(
 pub(super) async fn resend_invitation<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    by: TenantActor,
 ) -> Result<Response, ApiError> {
-    let by = acting_admin(ctx, req).await?;
     let id = ctx.param("id").to_owned();
     let body: ResendRequest = json::parse_optional_body(req)?;
     let links = super::tenants::mail_links(ctx, req)?;
@@ -249,8 +233,8 @@ pub(super) async fn resend_invitation<P: Platform>(
 pub(super) async fn update_plan<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    principal: UserPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = require_user(ctx, req).await?;
     let c = &principal.claims;
     let by = admin::load_actor(ctx.platform, &c.tid, &c.sub)
         .await
@@ -293,9 +277,8 @@ pub(super) async fn update_plan<P: Platform>(
 /// `GET /v1/me/export`: the caller's personal data as JSON (CON-COMP-001 access, portability).
 pub(super) async fn export_me<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    principal: UserPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = require_user(ctx, req).await?;
     let c = &principal.claims;
     let data = privacy::export_user_data(ctx.platform, &c.tid, &c.sub, &ctx.request_id)
         .await
@@ -311,9 +294,8 @@ pub(super) async fn export_me<P: Platform>(
 /// `DELETE /v1/me`: the caller erases themselves (CON-COMP-001 erasure); the last owner cannot.
 pub(super) async fn delete_me<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    principal: UserPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = require_recent_user(ctx, req).await?;
     let c = &principal.claims;
     let by = admin::load_actor(ctx.platform, &c.tid, &c.sub)
         .await
@@ -329,9 +311,8 @@ pub(super) async fn delete_me<P: Platform>(
 /// the caller's tenant at once (FR-AUTH-005, UC-TENANT-SESSION-REVOKE).
 pub(super) async fn revoke_user_sessions<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    principal: UserPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = require_tenant_admin(ctx, req).await?;
     let c = &principal.claims;
     let user_id = ctx.param("id").to_owned();
     let revoked = crate::sessions::revoke_all_sessions(

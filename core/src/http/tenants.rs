@@ -4,10 +4,9 @@
 use ::http::{header, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::operator::require_platform_role;
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::audit::Actor;
-use crate::auth::PlatformRole;
+use crate::auth::OperatorPrincipal;
 use crate::kernel::Links;
 use crate::ports::Platform;
 use crate::tenants::{
@@ -15,9 +14,6 @@ use crate::tenants::{
     StatusChange, SuspensionReason, Tenant, TenantDomain, TenantId, TenantName, TenantService,
     TenantStatus, UpdateTenant,
 };
-
-const READERS: &[PlatformRole] = &[PlatformRole::Operator, PlatformRole::Auditor];
-const WRITERS: &[PlatformRole] = &[PlatformRole::Operator];
 
 /// Body of `POST /v1/tenants`.
 #[derive(Debug, Deserialize)]
@@ -67,8 +63,8 @@ struct StatusChangeResponse {
 pub(super) async fn provision<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    operator: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    let operator = require_platform_role(ctx, req, WRITERS).await?;
     let body: ProvisionTenantRequest = json::parse_body(req)?;
     let cmd = ProvisionTenant {
         name: TenantName::parse(&body.name)
@@ -128,8 +124,8 @@ pub(super) async fn provision<P: Platform>(
 pub(super) async fn list<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    _caller: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    require_platform_role(ctx, req, READERS).await?;
     let mut query = ListTenants::default();
     for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
         match k.as_ref() {
@@ -170,9 +166,8 @@ pub(super) async fn list<P: Platform>(
 /// `GET /v1/tenants/{id}`.
 pub(super) async fn get<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    _caller: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    require_platform_role(ctx, req, READERS).await?;
     let id = tenant_id(ctx)?;
     let tenant = TenantService::get(ctx.platform, &id)
         .await
@@ -184,8 +179,8 @@ pub(super) async fn get<P: Platform>(
 pub(super) async fn update<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    operator: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    let operator = require_platform_role(ctx, req, WRITERS).await?;
     let id = tenant_id(ctx)?;
     let body: UpdateTenantRequest = json::parse_body(req)?;
     let change = UpdateTenant {
@@ -217,8 +212,8 @@ pub(super) async fn update<P: Platform>(
 pub(super) async fn suspend<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    operator: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    let operator = require_platform_role(ctx, req, WRITERS).await?;
     let id = tenant_id(ctx)?;
     let body: SuspendTenantRequest = json::parse_optional_body(req)?;
     let reason = body
@@ -243,9 +238,8 @@ pub(super) async fn suspend<P: Platform>(
 /// `POST /v1/tenants/{id}/activate` (FR-OPS-001).
 pub(super) async fn activate<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    operator: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    let operator = require_platform_role(ctx, req, WRITERS).await?;
     let id = tenant_id(ctx)?;
     let change = TenantService::activate(
         ctx.platform,
@@ -261,9 +255,8 @@ pub(super) async fn activate<P: Platform>(
 /// `DELETE /v1/tenants/{id}`: 202, pending deletion for 30 days (FR-OPS-002).
 pub(super) async fn delete<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    operator: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    let operator = require_platform_role(ctx, req, WRITERS).await?;
     let id = tenant_id(ctx)?;
     let change = TenantService::delete(
         ctx.platform,
@@ -279,9 +272,8 @@ pub(super) async fn delete<P: Platform>(
 /// `POST /v1/tenants/{id}/restore`: back from pending deletion within the grace period.
 pub(super) async fn restore<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    operator: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    let operator = require_platform_role(ctx, req, WRITERS).await?;
     let id = tenant_id(ctx)?;
     let change = TenantService::restore(
         ctx.platform,

@@ -5,12 +5,11 @@ use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 
 use super::apps::{note_key_tenant, presented_app_key, require_app_key};
-use super::operator::require_platform_role;
 use super::reply::no_store;
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::apps::{authenticate_app_key_with, Scope};
 use crate::audit::Actor;
-use crate::auth::PlatformRole;
+use crate::auth::OperatorPrincipal;
 use crate::ports::Platform;
 use crate::signin;
 use crate::tokens::keys;
@@ -40,9 +39,8 @@ pub(super) async fn jwks<P: Platform>(ctx: &Ctx<'_, P>) -> Result<Response, ApiE
 /// `POST /v1/signing-keys/rotate` (operator, NFR-SEC-004).
 pub(super) async fn rotate_signing_key<P: Platform>(
     ctx: &Ctx<'_, P>,
-    req: &Request,
+    principal: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = require_platform_role(ctx, req, &[PlatformRole::Operator]).await?;
     let r = keys::rotate(
         ctx.platform,
         &Actor::operator(&principal.user_id),

@@ -4,10 +4,11 @@
 use ::http::StatusCode;
 use serde::Deserialize;
 
-use super::callers::{client_address, require_recent_user};
+use super::callers::client_address;
 use super::reply::{no_content, no_store};
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::ports::Platform;
+use crate::signin::UserPrincipal;
 use crate::users::mfa;
 
 #[derive(Debug, Deserialize)]
@@ -19,9 +20,8 @@ struct MfaCodeRequest {
 /// `POST /v1/auth/mfa/totp`: starts a TOTP enrollment of the signed-in user (NFR-SEC-003).
 pub(super) async fn enroll_totp<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    principal: UserPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = require_recent_user(ctx, req).await?;
     let c = &principal.claims;
     let e = mfa::enroll(ctx.platform, &c.sub, &c.tid, &ctx.request_id)
         .await
@@ -36,8 +36,8 @@ pub(super) async fn enroll_totp<P: Platform>(
 pub(super) async fn confirm_totp<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    principal: UserPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = require_recent_user(ctx, req).await?;
     let body: MfaCodeRequest = json::parse_body(req)?;
     let c = &principal.claims;
     let client = client_address(ctx, req);
@@ -55,8 +55,8 @@ pub(super) async fn confirm_totp<P: Platform>(
 pub(super) async fn disable_totp<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    principal: UserPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = require_recent_user(ctx, req).await?;
     let body: MfaCodeRequest = json::parse_body(req)?;
     let c = &principal.claims;
     let client = client_address(ctx, req);

@@ -4,12 +4,13 @@
 use ::http::StatusCode;
 use serde::Deserialize;
 
-use super::callers::{client_address, require_recent_user, require_user};
+use super::callers::client_address;
 use super::reply::{no_content, no_store};
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::kernel::ErrorKind;
 use crate::ports::Platform;
 use crate::signin;
+use crate::signin::UserPrincipal;
 use crate::tenants::{Email, TenantDomain};
 use crate::webauthn::{
     self, AuthenticationResponse, RegistrationResponse, RelyingParty, WebAuthnError,
@@ -67,8 +68,8 @@ fn problem(e: &WebAuthnError, signing_in: bool) -> ApiError {
 pub(super) async fn register_options<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    principal: UserPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = require_recent_user(ctx, req).await?;
     let rp = relying_party(ctx, req)?;
     let c = &principal.claims;
     let options = webauthn::registration_options(ctx.platform, &c.sub, &c.tid, &rp)
@@ -81,8 +82,8 @@ pub(super) async fn register_options<P: Platform>(
 pub(super) async fn register_verify<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
+    principal: UserPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = require_recent_user(ctx, req).await?;
     let body: RegisterVerifyRequest = json::parse_body(req)?;
     let name = body
         .name
@@ -113,9 +114,8 @@ pub(super) async fn register_verify<P: Platform>(
 /// `GET /v1/auth/webauthn/credentials`: the signed-in user's passkeys.
 pub(super) async fn list<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    principal: UserPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = require_user(ctx, req).await?;
     let items = webauthn::list_credentials(ctx.platform, &principal.claims.sub)
         .await
         .map_err(|e| problem(&e, false))?;
@@ -128,9 +128,8 @@ pub(super) async fn list<P: Platform>(
 /// `DELETE /v1/auth/webauthn/credentials/{id}`: removes one of the user's passkeys.
 pub(super) async fn delete<P: Platform>(
     ctx: &mut Ctx<'_, P>,
-    req: &Request,
+    principal: UserPrincipal,
 ) -> Result<Response, ApiError> {
-    let principal = require_recent_user(ctx, req).await?;
     let id = ctx.param("id").to_owned();
     let c = &principal.claims;
     webauthn::delete_credential(ctx.platform, &c.sub, &c.tid, &id, &ctx.request_id)

@@ -102,7 +102,8 @@ fn operation(route: &Route, doc: &Doc, components: &mut Components) -> Value {
     let mut op = Map::new();
     op.insert("operationId".into(), doc.operation_id.into());
     op.insert("summary".into(), doc.summary.into());
-    let description = [caller_note(route.caller), doc.notes]
+    let note = caller_note(route.caller);
+    let description = [note.as_str(), doc.notes]
         .into_iter()
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
@@ -200,8 +201,7 @@ fn security(caller: Caller) -> Value {
         Caller::Anyone | Caller::Preflight => json!([]),
         Caller::Scheduler => json!([{ "cronSecret": [] }]),
         Caller::Operator | Caller::OperatorOrAuditor => json!([{ "operatorToken": [] }]),
-        Caller::AppKey { header: false, .. } => json!([{ "apiKey": [] }]),
-        Caller::AppKey { header: true, .. } => {
+        Caller::AppKey(_) | Caller::Introspector => {
             json!([{ "apiKey": [] }, { "apiKeyHeader": [] }])
         }
         Caller::User | Caller::RecentUser | Caller::TenantAdmin | Caller::TenantOwner => {
@@ -212,7 +212,17 @@ fn security(caller: Caller) -> Value {
     }
 }
 
-fn caller_note(caller: Caller) -> &'static str {
+fn caller_note(caller: Caller) -> String {
+    match caller {
+        Caller::AppKey(scope) => {
+            format!("Requires an API key with the `{}` scope.", scope.as_str())
+        }
+        Caller::Introspector => "Requires an API key with the `token:introspect` scope.".into(),
+        other => fixed_caller_note(other).into(),
+    }
+}
+
+fn fixed_caller_note(caller: Caller) -> &'static str {
     match caller {
         Caller::Anyone | Caller::Preflight | Caller::OidcClient | Caller::OidcUser => "",
         Caller::Scheduler => "Requires the CRON_SECRET bearer token.",
@@ -220,14 +230,7 @@ fn caller_note(caller: Caller) -> &'static str {
         Caller::OperatorOrAuditor => {
             "Requires an operator-IdP bearer token with the operator or auditor role."
         }
-        Caller::AppKey { scope, .. } => match scope {
-            "flags:read" => "Requires an API key with the `flags:read` scope.",
-            "token:introspect" => "Requires an API key with the `token:introspect` scope.",
-            "bill:write" => "Requires an API key with the `bill:write` scope.",
-            "bill:read" => "Requires an API key with the `bill:read` scope.",
-            "log:write" => "Requires an API key with the `log:write` scope.",
-            _ => "Requires an API key.",
-        },
+        Caller::AppKey(_) | Caller::Introspector => "",
         Caller::User => "Requires an Edgeplane access token.",
         Caller::RecentUser => "Requires an Edgeplane access token whose session signed in within the last 300 seconds (the token's `auth_time`, kept through refreshes); otherwise 403 `access-denied` with reason `reauthentication_required` and `max_age`: sign in again and retry.",
         Caller::TenantAdmin => "Requires an access token of an active owner or admin of the caller's tenant (role and status checked in the database on each call).",
