@@ -19,6 +19,14 @@ pub fn components() -> BTreeMap<String, RefOr<Schema>> {
     let mut out = BTreeMap::new();
     add::<crate::http::handlers::Liveness>(&mut out);
     add::<crate::health::HealthReport>(&mut out);
+    // tenants, apps, keys, events, problem
+    add::<crate::tenants::Tenant>(&mut out);
+    add::<crate::http::tenants::TenantListResponse>(&mut out);
+    add::<crate::http::tenants::ProvisionTenantRequest>(&mut out);
+    add::<crate::tenants::Provisioned>(&mut out);
+    add::<crate::http::tenants::UpdateTenantRequest>(&mut out);
+    add::<crate::http::tenants::SuspendTenantRequest>(&mut out);
+    add::<crate::http::tenants::StatusChangeResponse>(&mut out);
     out
 }
 
