@@ -27,6 +27,17 @@ pub fn components() -> BTreeMap<String, RefOr<Schema>> {
     add::<crate::http::tenants::UpdateTenantRequest>(&mut out);
     add::<crate::http::tenants::SuspendTenantRequest>(&mut out);
     add::<crate::http::tenants::StatusChangeResponse>(&mut out);
+    add::<crate::apps::App>(&mut out);
+    add::<crate::http::apps::AppListResponse>(&mut out);
+    add::<crate::http::apps::RegisterAppRequest>(&mut out);
+    add::<crate::http::apps::UpdateAppRequest>(&mut out);
+    add::<crate::http::apps::AppChangeResponse>(&mut out);
+    add::<crate::http::apps::KeyResponse>(&mut out);
+    add::<crate::http::apps::KeyListResponse>(&mut out);
+    add::<crate::http::apps::IssueKeyRequest>(&mut out);
+    add::<crate::http::apps::IssuedKeyResponse>(&mut out);
+    add::<crate::http::apps::TenantAppResponse>(&mut out);
+    add::<crate::http::oidc::ClientSecret<'static>>(&mut out);
     out
 }
 
