@@ -38,6 +38,12 @@ pub fn components() -> BTreeMap<String, RefOr<Schema>> {
     add::<crate::http::apps::IssuedKeyResponse>(&mut out);
     add::<crate::http::apps::TenantAppResponse>(&mut out);
     add::<crate::http::oidc::ClientSecret<'static>>(&mut out);
+    add::<crate::http::problem::ProblemBody>(&mut out);
+    add::<crate::events::ingest::IngestOutcome>(&mut out);
+    add::<crate::events::model::ReportedBillingEvent>(&mut out);
+    add::<crate::events::model::ReportedAuditEvent>(&mut out);
+    add::<crate::http::tenant_users::PlanRequest>(&mut out);
+    add::<crate::http::tenant_users::PlanChange<'static>>(&mut out);
     out
 }
 
