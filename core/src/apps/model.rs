@@ -5,6 +5,9 @@ use std::fmt;
 use std::net::Ipv6Addr;
 
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::ids;
 pub use crate::kernel::AppId;
@@ -39,6 +42,9 @@ impl AppName {
 
 /// Longest redirect URI, in bytes.
 pub const MAX_URI_LEN: usize = 2048;
+
+/// Longest allowed origin, in bytes.
+pub const MAX_ORIGIN_LEN: usize = 300;
 
 /// Most redirect URIs, and most allowed origins, one app may hold.
 pub const MAX_URIS: usize = 20;
@@ -87,6 +93,20 @@ impl RedirectUri {
     }
 }
 
+/// What [`RedirectUri::parse`] accepts, as a schema. The pattern admits at most four host labels
+/// and no IPv6 literal but `[::1]`: a subset of what the parser accepts.
+impl PartialSchema for RedirectUri {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(MAX_URI_LEN))
+            .pattern(Some(r#"^(?:[Hh][Tt][Tt][Pp][Ss]://[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?){0,3}|[Hh][Tt][Tt][Pp]://(?:[Ll][Oo][Cc][Aa][Ll][Hh][Oo][Ss][Tt]|127\.0\.0\.1|\[::1\]))(?::(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(?:[/?][!-"$-~]*)?$"#))
+            .into()
+    }
+}
+
+impl ToSchema for RedirectUri {}
+
 string_newtype!(
     /// A browser origin allowed to use the app's browser keys: exactly `scheme://host[:port]`
     /// (no path, not even `/`), `https`, or `http` for a loopback host. Stored lowercase and
@@ -98,7 +118,7 @@ impl AllowedOrigin {
     /// Checks the rules above.
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         const WHAT: &str = "origin";
-        if raw.is_empty() || raw.len() > 300 {
+        if raw.is_empty() || raw.len() > MAX_ORIGIN_LEN {
             return refuse(WHAT, "must be 1 to 300 characters");
         }
         if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -125,6 +145,21 @@ impl AllowedOrigin {
         Ok(AllowedOrigin(format!("{scheme}://{}", host.render(scheme))))
     }
 }
+
+/// What [`AllowedOrigin::parse`] accepts, as a schema. The pattern admits at most four host
+/// labels and no IPv6 literal but `[::1]`: a subset of what the parser accepts.
+impl PartialSchema for AllowedOrigin {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(MAX_ORIGIN_LEN))
+            .examples(["https://app.example.com"])
+            .pattern(Some(r#"^(?:[Hh][Tt][Tt][Pp][Ss]://[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?){0,3}|[Hh][Tt][Tt][Pp]://(?:[Ll][Oo][Cc][Aa][Ll][Hh][Oo][Ss][Tt]|127\.0\.0\.1|\[::1\]))(?::(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?$"#))
+            .into()
+    }
+}
+
+impl ToSchema for AllowedOrigin {}
 
 /// Splits `https://rest` or `http://rest` (scheme in any case) into the lowercase scheme and the
 /// rest; `None` for any other scheme or a relative reference.
@@ -251,7 +286,7 @@ pub fn parse_list<T: PartialEq>(
 }
 
 /// Whether an app may be used (FR-SYS-003).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AppStatus {
     /// Its keys are accepted.
@@ -280,19 +315,24 @@ impl AppStatus {
 }
 
 /// A managed application (spec Data Model, Managed Applications).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct App {
     /// Its id, generated at registration.
+    #[schema(value_type = String, format = "uuid")]
     pub id: AppId,
     /// Unique display name.
+    #[schema(value_type = String, max_length = 100)]
     pub name: AppName,
     /// The platform user who registered it.
     pub owner_id: String,
     /// Whether its keys are accepted.
+    #[schema(inline)]
     pub status: AppStatus,
     /// OAuth redirect URIs (for the OIDC provider).
+    #[schema(value_type = Vec<String>)]
     pub redirect_uris: Vec<RedirectUri>,
     /// Browser origins allowed to use its browser keys.
+    #[schema(value_type = Vec<String>)]
     pub allowed_origins: Vec<AllowedOrigin>,
     /// Registration time (unix ms).
     pub created_at: i64,
@@ -435,6 +475,27 @@ impl From<Scope> for &'static str {
     }
 }
 
+/// A scope name: one of [`Scope::ALL`].
+impl PartialSchema for Scope {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(Scope::ALL.map(Scope::as_str)))
+            .into()
+    }
+}
+
+impl ToSchema for Scope {}
+
+/// The scope names, in canonical order (the JSON of a [`ScopeSet`]).
+impl PartialSchema for ScopeSet {
+    fn schema() -> RefOr<Schema> {
+        ArrayBuilder::new().items(Scope::schema()).into()
+    }
+}
+
+impl ToSchema for ScopeSet {}
+
 /// A key's scopes: non-empty, without duplicates, in canonical order.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "Vec<Scope>", into = "Vec<Scope>")]
@@ -489,7 +550,7 @@ impl From<ScopeSet> for Vec<Scope> {
 }
 
 /// Where a key may be used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyKind {
     /// A confidential server-side key.
@@ -572,7 +633,7 @@ impl KeyName {
 }
 
 /// A key's state at a given instant, derived from its timestamps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyStatus {
     /// Accepted (if its app is active).
@@ -584,29 +645,37 @@ pub enum KeyStatus {
 }
 
 /// An API key as listed: everything but the secret and its hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ApiKey {
     /// The key id, visible in the key itself.
+    #[schema(value_type = String, pattern = "^[0-9a-f]{32}$")]
     pub id: KeyId,
     /// The app it belongs to.
+    #[schema(value_type = String, format = "uuid")]
     pub app_id: AppId,
-    /// The tenant it is bound to; `None` for an app-wide key.
+    /// The tenant the key is bound to; null for an app-wide key.
+    #[schema(value_type = Option<String>, format = "uuid", required = true)]
     pub tenant_id: Option<TenantId>,
     /// Server or browser key.
+    #[schema(inline)]
     pub kind: KeyKind,
     /// Optional label.
+    #[schema(value_type = Option<String>, required = true)]
     pub name: Option<KeyName>,
-    /// The non-secret start of the key (`ep_live_<key id>`), to recognise it.
+    /// The non-secret start of the key, ep_<env>_<id>, to recognise it.
     pub prefix: String,
     /// What it may do.
+    #[schema(inline)]
     pub scopes: ScopeSet,
     /// Issue time (unix ms).
     pub created_at: i64,
-    /// When it stops working (unix ms); `None` never.
+    /// When it stops working (unix ms); null never.
+    #[schema(required = true)]
     pub expires_at: Option<i64>,
     /// When it was revoked (unix ms).
+    #[schema(required = true)]
     pub revoked_at: Option<i64>,
-    /// When it was last used (unix ms), to within the hour its record stays cached at the edge.
+    /// Last use (unix ms), to within the hour the key's record stays cached at the edge.
     pub last_used_at: Option<i64>,
 }
 

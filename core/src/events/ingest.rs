@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use serde_json::Value as Json;
+use utoipa::ToSchema;
 
 use super::model::{parse_events, InvalidEvent, ParsedEvent};
 use crate::kernel::ErrorKind;
@@ -20,13 +21,17 @@ pub struct Reporter {
 }
 
 /// What an ingest did: how many events of the request were new, how many were already stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+// The schema says `integer` (`value_type = i64`), without the `minimum: 0` of an unsigned type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 pub struct IngestOutcome {
     /// Events in the request.
+    #[schema(value_type = i64)]
     pub received: u32,
     /// Events stored now.
+    #[schema(value_type = i64)]
     pub accepted: u32,
-    /// Events the stream already held (a retry), left unchanged.
+    /// Events already stored (a retry), left unchanged.
+    #[schema(value_type = i64)]
     pub duplicates: u32,
 }
 

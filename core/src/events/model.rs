@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
+use utoipa::ToSchema;
 
 use crate::ports::StreamKind;
 use crate::time::{format_rfc3339, parse_rfc3339};
@@ -67,6 +68,77 @@ pub struct AuditEvent {
     /// Free-form details.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub metadata: Map<String, Json>,
+}
+
+/// A billing event as a managed app reports it, in Edgeplane's own shape.
+// The fields `parse_billing` reads. It reads them one by one (to name the first bad one), so
+// this type only declares their schema; a test holds its fields to `BILLING_FIELDS`.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = BillingEvent)]
+pub struct ReportedBillingEvent {
+    /// Event id, the deduplication key. Without it the event takes `<Idempotency-Key>:<index>`.
+    #[schema(max_length = 128, nullable = false)]
+    pub id: Option<String>,
+    /// Required with an app-wide key; must be the key's tenant otherwise.
+    #[schema(nullable = false)]
+    pub tenant_id: Option<String>,
+    /// The event type (e.g. `api.call`).
+    #[serde(rename = "type")]
+    #[schema(pattern = "^[A-Za-z0-9._:/-]{1,64}$")]
+    pub event_type: String,
+    /// How many units, an integer (report the smallest unit).
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
+    pub quantity: i64,
+    /// When it happened (RFC 3339), at most a day ahead of the server's clock.
+    #[schema(format = DateTime)]
+    pub timestamp: String,
+    /// Free-form details: at most 4096 bytes as JSON.
+    #[schema(value_type = Object, required = false)]
+    pub metadata: Map<String, Json>,
+}
+
+/// An audit event as a managed app reports it.
+// The fields `parse_audit` reads. It reads them one by one (to name the first bad one), so this
+// type only declares their schema; a test holds its fields to `AUDIT_FIELDS`.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = AuditEvent)]
+pub struct ReportedAuditEvent {
+    /// Event id, the deduplication key. Without it the event takes `<Idempotency-Key>:<index>`.
+    #[schema(max_length = 128, nullable = false)]
+    pub id: Option<String>,
+    /// Required with an app-wide key; must be the key's tenant otherwise.
+    #[schema(nullable = false)]
+    pub tenant_id: Option<String>,
+    /// When it happened (RFC 3339), at most a day ahead of the server's clock.
+    #[schema(format = DateTime)]
+    pub timestamp: String,
+    /// Who acted.
+    #[schema(max_length = 256)]
+    pub actor_id: String,
+    /// What happened (the CSV export's `action`).
+    #[serde(rename = "type")]
+    #[schema(pattern = "^[A-Za-z0-9._:/-]{1,64}$")]
+    pub event_type: String,
+    /// What was acted on.
+    #[schema(max_length = 256)]
+    pub resource_id: String,
+    /// Whether the action succeeded.
+    #[schema(schema_with = audit_outcome_schema)]
+    pub outcome: String,
+    /// IPv4 or IPv6 address.
+    pub ip: String,
+    /// Free-form details: at most 4096 bytes as JSON.
+    #[schema(value_type = Object, required = false)]
+    pub metadata: Map<String, Json>,
+}
+
+/// The outcomes an audit event may report.
+const AUDIT_OUTCOMES: [&str; 2] = ["success", "failure"];
+
+fn audit_outcome_schema() -> utoipa::openapi::Object {
+    crate::kernel::schema::string_enum(&AUDIT_OUTCOMES)
 }
 
 /// One validated event, before the tenant is resolved and the id settled.
@@ -397,7 +469,7 @@ const AUDIT_FIELDS: &[&str] = &[
 fn parse_audit(index: usize, v: &Json, now_ms: i64) -> Result<ParsedEvent, InvalidEvent> {
     let f = Fields::new(index, v, AUDIT_FIELDS)?;
     let outcome = f.str("outcome")?;
-    if !matches!(outcome, "success" | "failure") {
+    if !AUDIT_OUTCOMES.contains(&outcome) {
         return Err(f.err("outcome", "must be success or failure"));
     }
     let ip = f
@@ -659,5 +731,33 @@ mod tests {
         let stored: AuditEvent =
             serde_json::from_str(&p.body("a1", "t1", "app1").unwrap()).unwrap();
         assert_eq!(&stored.metadata, metadata);
+    }
+
+    /// The documented event fields are the ones the parsers know.
+    #[test]
+    fn reported_event_schemas_name_the_fields_the_parsers_read() {
+        use utoipa::openapi::{schema::Schema, RefOr};
+        use utoipa::PartialSchema;
+        fn properties(schema: RefOr<Schema>) -> Vec<String> {
+            let RefOr::T(Schema::Object(object)) = schema else {
+                panic!("an object schema");
+            };
+            let mut names: Vec<String> = object.properties.keys().cloned().collect();
+            names.sort();
+            names
+        }
+        fn sorted(fields: &[&str]) -> Vec<String> {
+            let mut names: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
+            names.sort();
+            names
+        }
+        assert_eq!(
+            properties(ReportedBillingEvent::schema()),
+            sorted(BILLING_FIELDS)
+        );
+        assert_eq!(
+            properties(ReportedAuditEvent::schema()),
+            sorted(AUDIT_FIELDS)
+        );
     }
 }

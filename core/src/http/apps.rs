@@ -4,8 +4,9 @@
 
 use ::http::{header, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
+use utoipa::{PartialSchema, ToSchema};
 
-use super::reply::no_content;
+use super::reply::{no_content, Edge};
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::apps::{
     authenticate_app_key, model::parse_list, AllowedOrigin, ApiKey, App, AppId, AppKeyPrincipal,
@@ -14,89 +15,174 @@ use crate::apps::{
 };
 use crate::audit::Actor;
 use crate::auth::OperatorPrincipal;
+use crate::kernel::schema;
 use crate::ports::{Clock, Platform};
 use crate::tenants::{EdgeSync, ParseError, TenantId};
 
 /// Body of `POST /v1/apps`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RegisterAppRequest {
+pub(super) struct RegisterAppRequest {
+    /// Surrounding whitespace is trimmed; then 1 to 100 characters, no control characters.
+    #[schema(
+        pattern = r#"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,98}[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f])?[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"#
+    )]
     name: String,
+    /// Absolute https URIs (http only for localhost, 127.0.0.1 or [::1]), no fragment;
+    /// duplicates dropped.
     #[serde(default)]
+    #[schema(max_items = 20, inline, value_type = Vec<RedirectUri>)]
     redirect_uris: Vec<String>,
+    /// Exactly scheme://host[:port]: https, or http for a loopback host; stored lowercase
+    /// without the default port.
     #[serde(default)]
+    #[schema(max_items = 20, inline, value_type = Vec<AllowedOrigin>)]
     allowed_origins: Vec<String>,
 }
 
-/// Body of `PATCH /v1/apps/{id}`.
-#[derive(Debug, Default, Deserialize)]
+/// Body of `PATCH /v1/apps/{id}`: the fields to change.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateAppRequest {
+pub(super) struct UpdateAppRequest {
+    /// Surrounding whitespace is trimmed; then 1 to 100 characters, no control characters.
+    #[schema(
+        pattern = r#"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,98}[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f])?[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"#
+    )]
     name: Option<String>,
+    /// Absolute https URIs (http only for localhost, 127.0.0.1 or [::1]), no fragment;
+    /// duplicates dropped. Replaces the list.
+    #[schema(max_items = 20, inline, value_type = Option<Vec<RedirectUri>>)]
     redirect_uris: Option<Vec<String>>,
+    /// Exactly scheme://host[:port]: https, or http for a loopback host; stored lowercase
+    /// without the default port. Replaces the list.
+    #[schema(max_items = 20, inline, value_type = Option<Vec<AllowedOrigin>>)]
     allowed_origins: Option<Vec<String>>,
+    /// `disabled` refuses every key of the app; `active` accepts them again.
+    #[schema(schema_with = optional_app_status)]
     status: Option<String>,
 }
 
+fn optional_app_status() -> utoipa::openapi::schema::Schema {
+    schema::or_null(schema::string_enum(&[
+        AppStatus::Active.as_str(),
+        AppStatus::Disabled.as_str(),
+    ]))
+}
+
 /// Body of `POST /v1/apps/{id}/keys`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct IssueKeyRequest {
+#[schema(as = IssueApiKeyRequest)]
+pub(super) struct IssueKeyRequest {
+    /// What the key may do. Duplicates are dropped.
+    #[schema(min_items = 1, inline, value_type = Vec<Scope>)]
     scopes: Vec<String>,
+    /// Binds the key to a live tenant for which the app is enabled.
+    #[schema(format = "uuid")]
     tenant_id: Option<String>,
+    /// When the key stops working: unix milliseconds, in the future.
     expires_at: Option<i64>,
+    /// `server` (the default) or `browser`.
+    #[schema(schema_with = optional_key_kind)]
     kind: Option<String>,
+    /// Surrounding whitespace is trimmed; then 1 to 100 characters, no control characters.
+    #[schema(
+        pattern = r#"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,98}[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f])?[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"#
+    )]
     name: Option<String>,
 }
 
+fn optional_key_kind() -> utoipa::openapi::schema::Schema {
+    let mut kind = schema::string_enum(&[KeyKind::Server.as_str(), KeyKind::Browser.as_str()]);
+    kind.default = Some(KeyKind::Server.as_str().into());
+    schema::or_null(kind)
+}
+
 /// One page of apps.
-#[derive(Debug, Serialize)]
-struct AppListResponse {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AppPage)]
+pub(super) struct AppListResponse {
+    /// The apps of this page.
     items: Vec<App>,
+    /// The `cursor` of the next page; null on the last page.
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
 /// An app after a change, with whether the edge already sees its status.
-#[derive(Debug, Serialize)]
-struct AppChangeResponse {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AppChange)]
+pub(super) struct AppChangeResponse {
+    /// The app afterwards.
     app: App,
+    /// False when nothing changed.
     changed: bool,
-    /// `synced`, or `pending` when the status marker write failed (repeat the call to retry).
-    edge: &'static str,
+    /// pending: the app status marker write failed; repeat the call.
+    #[schema(inline)]
+    edge: Edge,
 }
 
-/// A key as listed: its metadata and its state now. Never the secret or its hash.
+/// A key as listed: its metadata and its state now. Never the secret or its hash. Its schema is
+/// the key's with `status` added, as its JSON is (`flatten`).
 #[derive(Debug, Serialize)]
-struct KeyResponse {
+pub(super) struct KeyResponse {
     #[serde(flatten)]
     key: ApiKey,
+    /// The key's state now.
     status: KeyStatus,
 }
 
+impl PartialSchema for KeyResponse {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        schema::with_property(ApiKey::schema(), "status", KeyStatus::schema())
+    }
+}
+
+impl ToSchema for KeyResponse {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "ApiKey".into()
+    }
+}
+
 /// One page of keys.
-#[derive(Debug, Serialize)]
-struct KeyListResponse {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ApiKeyPage)]
+pub(super) struct KeyListResponse {
+    /// The keys of this page.
     items: Vec<KeyResponse>,
+    /// The `cursor` of the next page; null on the last page.
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
 /// A key just issued: the only response that carries the key itself.
-#[derive(Debug, Serialize)]
-struct IssuedKeyResponse {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = IssuedApiKey)]
+pub(super) struct IssuedKeyResponse {
     #[serde(flatten)]
     key: KeyResponse,
-    /// The full API key (`ep_<env>_<key id>_<secret>`), shown once.
+    /// The API key, ep_<env>_<id>_<secret>: shown this once, never again. Present it as
+    /// Authorization: Bearer or X-API-Key.
     secret: String,
 }
 
 /// A tenant's link to an app after enabling it.
-#[derive(Debug, Serialize)]
-struct TenantAppResponse {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TenantApp)]
+pub(super) struct TenantAppResponse {
+    /// The tenant.
+    #[schema(value_type = String, format = "uuid")]
     tenant_id: TenantId,
+    /// The app.
+    #[schema(value_type = String, format = "uuid")]
     app_id: AppId,
+    /// Whether the app serves the tenant.
     enabled: bool,
+    /// False when the app already was enabled for the tenant.
     changed: bool,
-    edge: &'static str,
+    /// pending: the edge records of the tenant's keys were not rewritten; repeat the call.
+    #[schema(inline)]
+    edge: Edge,
 }
 
 /// `POST /v1/apps`: registers an app (FR-SYS-001).
@@ -465,12 +551,12 @@ pub(super) fn note_key_tenant<P: Platform>(ctx: &mut Ctx<'_, P>, principal: &App
 }
 
 /// The `edge` member of a response, logging a pending write.
-fn edge<P: Platform>(ctx: &Ctx<'_, P>, sync: &EdgeSync, msg: &str) -> &'static str {
+fn edge<P: Platform>(ctx: &Ctx<'_, P>, sync: &EdgeSync, msg: &str) -> Edge {
     match sync {
-        EdgeSync::Synced => "synced",
+        EdgeSync::Synced => Edge::Synced,
         EdgeSync::Pending { error } => {
             ctx.log("warn", msg, Some("edge_pending"), &error.to_string());
-            "pending"
+            Edge::Pending
         }
     }
 }

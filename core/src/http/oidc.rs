@@ -8,6 +8,8 @@
 use ::http::{header, HeaderValue, StatusCode};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::callers::client_address;
 use super::login_page::{self, error_page, step_page, Note, Step};
@@ -1039,8 +1041,20 @@ pub(super) async fn rotate_client_secret<P: Platform>(
     })?;
     Ok(no_store(json::response(
         StatusCode::CREATED,
-        &serde_json::json!({ "client_id": id.as_str(), "client_secret": secret }),
+        &ClientSecret {
+            client_id: id.as_str(),
+            client_secret: secret,
+        },
     )?))
+}
+
+/// An app's new OIDC client secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ClientSecret<'a> {
+    /// The app id.
+    client_id: &'a str,
+    /// The secret, shown once.
+    client_secret: String,
 }
 
 #[cfg(test)]

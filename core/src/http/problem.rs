@@ -3,7 +3,10 @@
 //! bodies never carry internals (CON-SEC-009): the cause goes to the request log only.
 
 use ::http::{header, HeaderName, HeaderValue, StatusCode};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
+use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
+use utoipa::ToSchema;
 
 use super::Response;
 use crate::kernel::{DomainError, ErrorKind};
@@ -243,17 +246,22 @@ impl ApiError {
 
     /// Renders the problem response for a request.
     pub fn into_response(self, request_id: &str) -> Response {
-        let mut body = Map::new();
-        body.insert("type".into(), Value::String(self.kind.uri()));
-        body.insert("title".into(), Value::String(self.kind.title().into()));
-        body.insert("status".into(), Value::from(self.status.as_u16()));
-        body.insert("detail".into(), Value::String(self.detail));
-        body.insert("code".into(), Value::String(self.kind.code().into()));
-        body.insert("request_id".into(), Value::String(request_id.into()));
-        for (k, v) in self.extensions {
-            body.entry(k).or_insert(v);
+        let mut extensions = self.extensions;
+        // The standard members are the problem's own: an extension never replaces one.
+        for member in ProblemBody::MEMBERS {
+            extensions.remove(member);
         }
-        let bytes = serde_json::to_vec(&Value::Object(body)).unwrap_or_default();
+        let body = ProblemBody {
+            kind: self.kind.uri(),
+            title: self.kind.title(),
+            status: self.status.as_u16(),
+            detail: self.detail,
+            code: self.kind.code(),
+            request_id: request_id.to_owned(),
+            errors: extensions.remove("errors"),
+            extensions,
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let mut resp = Response::new(bytes);
         *resp.status_mut() = self.status;
         let headers = resp.headers_mut();
@@ -267,6 +275,59 @@ impl ApiError {
         }
         resp
     }
+}
+
+/// The body of every error response: RFC 9457 problem details, `application/problem+json`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Problem)]
+pub(super) struct ProblemBody {
+    /// The problem type: one URI per error of the specification.
+    #[serde(rename = "type")]
+    #[schema(schema_with = problem_type_schema)]
+    kind: String,
+    /// A short summary of the problem type, the same for every occurrence.
+    title: &'static str,
+    /// The HTTP status of the response.
+    #[schema(minimum = 400, maximum = 599)]
+    status: u16,
+    /// What went wrong, safe to show.
+    detail: String,
+    /// The specification's error id, e.g. ERR-VAL-400.
+    #[schema(pattern = "^ERR-[A-Z]+-[0-9]{3}$")]
+    code: &'static str,
+    /// The request's id; quote it when reporting a problem.
+    request_id: String,
+    /// Per-field errors of invalid input.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<FieldError>, inline)]
+    errors: Option<Value>,
+    /// Further members of some problems (`reason`, `retry_after`, `mfa_token`, ...).
+    #[serde(flatten)]
+    #[schema(ignore)]
+    extensions: Map<String, Value>,
+}
+
+impl ProblemBody {
+    /// The members every problem has.
+    const MEMBERS: [&'static str; 6] = ["type", "title", "status", "detail", "code", "request_id"];
+}
+
+/// One invalid field of a request (an item of `errors`).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct FieldError {
+    /// The field, as named in the request.
+    field: String,
+    /// What is wrong with it.
+    message: String,
+}
+
+/// The `type` of a problem: the URI of one of [`ProblemType::ALL`].
+fn problem_type_schema() -> utoipa::openapi::Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::Custom("uri".into())))
+        .enum_values(Some(ProblemType::ALL.map(ProblemType::uri)))
+        .build()
 }
 
 /// The one mapping of domain errors to problems: the error's kind decides the problem type,
@@ -500,6 +561,36 @@ mod tests {
         assert_eq!(e.detail, "q: query too long");
         let e = ApiError::from(&Failure(ErrorKind::InvalidField("plan"), "plan: unknown"));
         assert_eq!(e.detail, "plan: unknown");
+    }
+
+    /// The body holds the standard members once each, then every extension as it was added.
+    #[test]
+    fn extensions_are_members_and_never_replace_the_standard_ones() {
+        let resp = ApiError::invalid_field("ip", "must be an address")
+            .with_extension(
+                "errors",
+                json!([{ "index": 3, "field": "ip", "message": "must be an address" }]),
+            )
+            .with_extension("reason", "invalid_event".into())
+            .with_extension("status", 200.into())
+            .into_response("r");
+        let body = String::from_utf8(resp.body().clone()).unwrap();
+        assert_eq!(body.matches("\"status\"").count(), 1, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let want = json!({
+            "type": "https://edgeplane.dev/problems/invalid-input",
+            "title": "Invalid input",
+            "status": 400,
+            "detail": "ip: must be an address",
+            "code": "ERR-VAL-400",
+            "request_id": "r",
+            "errors": [{ "index": 3, "field": "ip", "message": "must be an address" }],
+            "reason": "invalid_event",
+        });
+        assert_eq!(v, want);
+        let plain: Value =
+            serde_json::from_slice(ApiError::not_found("gone").into_response("r").body()).unwrap();
+        assert!(plain.get("errors").is_none(), "{plain}");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Small response shapes the route files share.
 
 use ::http::{header, HeaderValue, StatusCode};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::Response;
 
@@ -16,4 +18,15 @@ pub(super) fn no_content() -> Response {
     let mut resp = Response::new(Vec::new());
     *resp.status_mut() = StatusCode::NO_CONTENT;
     resp
+}
+
+/// Whether the edge already sees a change: the `edge` member of the responses to changes that
+/// also write an edge record (KV).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum Edge {
+    /// The edge record was written.
+    Synced,
+    /// The edge record write failed and the edge still sees the old state: repeat the call.
+    Pending,
 }

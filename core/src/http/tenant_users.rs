@@ -6,7 +6,8 @@
 //! token's role may be stale). The one mapping of these domain errors to problem details is here.
 
 use ::http::{header, HeaderValue, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::reply::no_content;
 use super::{json, ApiError, Ctx, ProblemType, Request, Response};
@@ -38,10 +39,32 @@ struct ResendRequest {
     expires_in_days: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Body of `PATCH /v1/tenant/plan`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PlanRequest {
+#[schema(as = TenantPlanRequest)]
+pub(super) struct PlanRequest {
+    /// A plan name (1 to 64 of a-z, 0-9, _ and -; case-folded, surrounding whitespace trimmed).
+    /// Unknown plans are refused with 422.
+    #[schema(
+        pattern = r#"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9_-]{1,64}[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"#,
+        examples("free", "pro", "enterprise")
+    )]
     plan: String,
+}
+
+/// The tenant's plan after `PATCH /v1/tenant/plan`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TenantPlanChange)]
+pub(super) struct PlanChange<'a> {
+    /// The caller's tenant.
+    tenant_id: &'a str,
+    /// Its plan now.
+    plan: &'a str,
+    /// False when the tenant already was on this plan.
+    changed: bool,
+    /// Whether the plan's default flags changed any of the tenant's flags.
+    flags_changed: bool,
 }
 
 fn no_store(mut resp: Response) -> Response {
@@ -265,12 +288,12 @@ pub(super) async fn update_plan<P: Platform>(
     .map_err(|e| ApiError::from(&e))?;
     json::response(
         StatusCode::OK,
-        &serde_json::json!({
-            "tenant_id": outcome.tenant.id.as_str(),
-            "plan": outcome.tenant.plan.as_str(),
-            "changed": outcome.changed,
-            "flags_changed": outcome.flags_changed,
-        }),
+        &PlanChange {
+            tenant_id: outcome.tenant.id.as_str(),
+            plan: outcome.tenant.plan.as_str(),
+            changed: outcome.changed,
+            flags_changed: outcome.flags_changed,
+        },
     )
 }
 

@@ -3,7 +3,9 @@
 
 use ::http::{header, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use super::reply::Edge;
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::audit::Actor;
 use crate::auth::OperatorPrincipal;
@@ -16,47 +18,90 @@ use crate::tenants::{
 };
 
 /// Body of `POST /v1/tenants`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ProvisionTenantRequest {
+pub(super) struct ProvisionTenantRequest {
+    /// Surrounding whitespace is trimmed; then 1 to 200 characters, no control characters.
+    #[schema(
+        pattern = r#"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,198}[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f])?[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"#
+    )]
     name: String,
+    /// 3 to 63 of a-z, 0-9 and -, starting and ending with a letter or digit (case-folded,
+    /// surrounding whitespace trimmed).
+    #[schema(
+        pattern = r#"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9][A-Za-z0-9-]{1,61}[A-Za-z0-9][\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"#
+    )]
     domain: String,
+    /// A plan name (1 to 64 of a-z, 0-9, _ and -; case-folded, surrounding whitespace trimmed).
+    /// Unknown plans are refused with 422.
+    #[schema(
+        pattern = r#"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9_-]{1,64}[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"#,
+        examples("free", "pro", "enterprise")
+    )]
     plan: String,
+    /// The owner's email address; the owner is invited to it.
+    #[schema(format = Email)]
     owner_email: String,
+    /// Ids of the managed apps to enable for the tenant; each must exist and be active.
     #[serde(default)]
+    #[schema(max_items = 20)]
     apps: Vec<String>,
 }
 
-/// Body of `PATCH /v1/tenants/{id}`.
-#[derive(Debug, Default, Deserialize)]
+/// Body of `PATCH /v1/tenants/{id}`: the fields to change.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateTenantRequest {
+pub(super) struct UpdateTenantRequest {
+    /// Surrounding whitespace is trimmed; then 1 to 200 characters, no control characters.
+    #[schema(
+        pattern = r#"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,198}[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f])?[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"#
+    )]
     name: Option<String>,
+    /// A plan name (1 to 64 of a-z, 0-9, _ and -; case-folded, surrounding whitespace trimmed).
+    /// Unknown plans are refused with 422.
+    #[schema(
+        pattern = r#"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[A-Za-z0-9_-]{1,64}[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"#,
+        examples("free", "pro", "enterprise")
+    )]
     plan: Option<String>,
+    /// Refuse with 409 unless the tenant is at this version.
     expected_version: Option<i64>,
 }
 
-/// Body of `POST /v1/tenants/{id}/suspend`.
-#[derive(Debug, Default, Deserialize)]
+/// Body of `POST /v1/tenants/{id}/suspend` (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SuspendTenantRequest {
+pub(super) struct SuspendTenantRequest {
+    /// Surrounding whitespace is trimmed; then 1 to 500 characters, no control characters
+    /// except line breaks.
+    #[schema(
+        pattern = r#"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f](?:[^\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f]{0,498}[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f])?[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"#
+    )]
     reason: Option<String>,
 }
 
 /// One page of tenants.
-#[derive(Debug, Serialize)]
-struct TenantListResponse {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TenantPage)]
+pub(super) struct TenantListResponse {
+    /// The tenants of this page.
     items: Vec<Tenant>,
+    /// The `cursor` of the next page; null on the last page.
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
 /// A tenant after a status change, with whether the edge already sees it.
-#[derive(Debug, Serialize)]
-struct StatusChangeResponse {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TenantStatusChange)]
+pub(super) struct StatusChangeResponse {
+    /// The tenant afterwards.
     tenant: Tenant,
+    /// False when the tenant already was in that state.
     changed: bool,
-    /// `synced`, or `pending` when the edge marker write failed (repeat the call to retry).
-    edge: &'static str,
+    /// pending: the edge marker write failed; repeat the call.
+    #[schema(inline)]
+    edge: Edge,
 }
 
 /// `POST /v1/tenants`: tenant, owner invitation, plan defaults and apps in one atomic write.
@@ -293,7 +338,7 @@ fn status_change<P: Platform>(
 ) -> Result<Response, ApiError> {
     ctx.tenant_id = Some(change.tenant.id.as_str().to_owned());
     let edge = match &change.edge {
-        EdgeSync::Synced => "synced",
+        EdgeSync::Synced => Edge::Synced,
         EdgeSync::Pending { error } => {
             ctx.log(
                 "warn",
@@ -301,7 +346,7 @@ fn status_change<P: Platform>(
                 None,
                 &error.to_string(),
             );
-            "pending"
+            Edge::Pending
         }
     };
     json::response(

@@ -1,7 +1,8 @@
 //! Building blocks for the schemas that request and response types declare with
 //! `utoipa::ToSchema`, where a field's Rust type is wider than what it may hold.
 
-use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+use utoipa::openapi::schema::{AnyOfBuilder, Object, ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 
 /// A string that is one of `values`.
 pub fn string_enum(values: &[&str]) -> Object {
@@ -9,4 +10,32 @@ pub fn string_enum(values: &[&str]) -> Object {
         .schema_type(Type::String)
         .enum_values(Some(values.iter().copied()))
         .build()
+}
+
+/// `schema`, or `null` (an optional field whose value has a schema of its own).
+pub fn or_null(schema: impl Into<RefOr<Schema>>) -> Schema {
+    Schema::AnyOf(
+        AnyOfBuilder::new()
+            .item(schema)
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .build(),
+    )
+}
+
+/// The object schema `base` with one more required property: the schema of a type that
+/// flattens `base`'s type beside one field of its own (`#[serde(flatten)]`), as one object.
+/// A `base` that is not an inline object is returned unchanged.
+pub fn with_property(
+    base: RefOr<Schema>,
+    name: &str,
+    property: impl Into<RefOr<Schema>>,
+) -> RefOr<Schema> {
+    match base {
+        RefOr::T(Schema::Object(mut object)) => {
+            object.properties.insert(name.to_owned(), property.into());
+            object.required.push(name.to_owned());
+            RefOr::T(Schema::Object(object))
+        }
+        other => other,
+    }
 }

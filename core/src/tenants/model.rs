@@ -3,6 +3,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 pub(crate) use crate::kernel::{refuse, string_newtype};
 pub use crate::kernel::{Email, ParseError, Plan, TenantDomain, TenantId, MAX_EMAIL_LEN};
@@ -76,7 +77,7 @@ impl IdempotencyKey {
 }
 
 /// A tenant's lifecycle state (FR-OPS-001, FR-OPS-002).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TenantStatus {
     /// Users can sign in and apps can serve it.
@@ -123,17 +124,22 @@ impl fmt::Display for TenantStatus {
 
 /// A tenant as stored. A purged tenant (status `deleted`) is a tombstone: no domain, a scrubbed
 /// name, and every child row gone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Tenant {
     /// Its id.
+    #[schema(value_type = String, format = "uuid")]
     pub id: TenantId,
     /// Display name.
+    #[schema(value_type = String)]
     pub name: TenantName,
-    /// Unique handle; `None` only once purged.
+    /// Unique handle; null once purged.
+    #[schema(value_type = Option<String>)]
     pub domain: Option<TenantDomain>,
     /// Subscription plan.
+    #[schema(value_type = String)]
     pub plan: Plan,
     /// Lifecycle state.
+    #[schema(inline)]
     pub status: TenantStatus,
     /// Why it was suspended (kept while pending deletion, so a restore keeps the suspension).
     pub suspended_reason: Option<String>,

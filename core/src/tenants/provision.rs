@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::model::{Email, IdempotencyKey, Plan, Tenant, TenantDomain, TenantId, TenantName};
 use super::{plan_exists, resource, TenantService};
@@ -47,7 +48,7 @@ pub struct ProvisionTenant {
 }
 
 /// Whether the owner's invitation mail was handed to the mailer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MailDelivery {
     /// The mailer accepted it.
@@ -59,7 +60,8 @@ pub enum MailDelivery {
 }
 
 /// The result of provisioning, as returned to the operator and stored for replay.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = ProvisionedTenant)]
 pub struct Provisioned {
     /// The new tenant.
     pub tenant: Tenant,
@@ -67,7 +69,7 @@ pub struct Provisioned {
     pub owner_user_id: String,
     /// The owner's invitation id.
     pub invitation_id: String,
-    /// The link the owner accepts the invitation with. A secret: shown to the operator who
+    /// A secret: the owner accepts the invitation with it. Shown to the operator who
     /// provisioned (and kept 24 h for replays), never logged or audited.
     pub invitation_link: String,
     /// When the invitation expires (unix ms).
@@ -75,6 +77,7 @@ pub struct Provisioned {
     /// The managed apps enabled, sorted.
     pub apps: Vec<String>,
     /// Whether the invitation mail went out.
+    #[schema(inline)]
     pub mail: MailDelivery,
 }
 

@@ -19,6 +19,31 @@ pub fn components() -> BTreeMap<String, RefOr<Schema>> {
     let mut out = BTreeMap::new();
     add::<crate::http::handlers::Liveness>(&mut out);
     add::<crate::health::HealthReport>(&mut out);
+    // tenants, apps, keys, events, problem
+    add::<crate::tenants::Tenant>(&mut out);
+    add::<crate::http::tenants::TenantListResponse>(&mut out);
+    add::<crate::http::tenants::ProvisionTenantRequest>(&mut out);
+    add::<crate::tenants::Provisioned>(&mut out);
+    add::<crate::http::tenants::UpdateTenantRequest>(&mut out);
+    add::<crate::http::tenants::SuspendTenantRequest>(&mut out);
+    add::<crate::http::tenants::StatusChangeResponse>(&mut out);
+    add::<crate::apps::App>(&mut out);
+    add::<crate::http::apps::AppListResponse>(&mut out);
+    add::<crate::http::apps::RegisterAppRequest>(&mut out);
+    add::<crate::http::apps::UpdateAppRequest>(&mut out);
+    add::<crate::http::apps::AppChangeResponse>(&mut out);
+    add::<crate::http::apps::KeyResponse>(&mut out);
+    add::<crate::http::apps::KeyListResponse>(&mut out);
+    add::<crate::http::apps::IssueKeyRequest>(&mut out);
+    add::<crate::http::apps::IssuedKeyResponse>(&mut out);
+    add::<crate::http::apps::TenantAppResponse>(&mut out);
+    add::<crate::http::oidc::ClientSecret<'static>>(&mut out);
+    add::<crate::http::problem::ProblemBody>(&mut out);
+    add::<crate::events::ingest::IngestOutcome>(&mut out);
+    add::<crate::events::model::ReportedBillingEvent>(&mut out);
+    add::<crate::events::model::ReportedAuditEvent>(&mut out);
+    add::<crate::http::tenant_users::PlanRequest>(&mut out);
+    add::<crate::http::tenant_users::PlanChange<'static>>(&mut out);
     out
 }
 
