@@ -19,6 +19,11 @@ pub fn components() -> BTreeMap<String, RefOr<Schema>> {
     let mut out = BTreeMap::new();
     add::<crate::http::handlers::Liveness>(&mut out);
     add::<crate::health::HealthReport>(&mut out);
+    // identity: sign-in, passwords, MFA, passkeys, tokens, OpenID provider
+    add::<crate::http::tokens::Jwks>(&mut out);
+    add::<crate::http::tokens::SigningKeyRotation>(&mut out);
+    add::<crate::http::tokens::IntrospectRequest>(&mut out);
+    add::<crate::http::tokens::Introspection>(&mut out);
     out
 }
 
