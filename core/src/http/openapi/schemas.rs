@@ -24,6 +24,12 @@ pub fn components() -> BTreeMap<String, RefOr<Schema>> {
     add::<crate::http::tokens::SigningKeyRotation>(&mut out);
     add::<crate::http::tokens::IntrospectRequest>(&mut out);
     add::<crate::http::tokens::Introspection>(&mut out);
+    add::<crate::http::passwords::AcceptInvitationRequest>(&mut out);
+    add::<crate::http::passwords::AcceptedInvitation>(&mut out);
+    add::<crate::http::passwords::ForgotPasswordRequest>(&mut out);
+    add::<crate::http::passwords::ResetPasswordRequest>(&mut out);
+    add::<crate::http::passwords::ChangePasswordRequest>(&mut out);
+    add::<crate::users::PasswordPolicy>(&mut out);
     out
 }
 
