@@ -30,6 +30,15 @@ pub fn components() -> BTreeMap<String, RefOr<Schema>> {
     add::<crate::http::passwords::ResetPasswordRequest>(&mut out);
     add::<crate::http::passwords::ChangePasswordRequest>(&mut out);
     add::<crate::users::PasswordPolicy>(&mut out);
+    add::<crate::http::sign_in::LoginBody>(&mut out);
+    add::<crate::sessions::TokenPair>(&mut out);
+    add::<crate::http::sign_in::RefreshRequest>(&mut out);
+    add::<crate::http::totp::MfaCodeRequest>(&mut out);
+    add::<crate::users::mfa::Enrollment>(&mut out);
+    add::<crate::http::totp::RecoveryCodes>(&mut out);
+    add::<crate::http::tenant_users::SessionsRevoked>(&mut out);
+    add::<crate::http::sign_in::MfaEnrollRequest>(&mut out);
+    add::<crate::signin::MfaSignIn>(&mut out);
     out
 }
 
