@@ -39,6 +39,15 @@ pub fn components() -> BTreeMap<String, RefOr<Schema>> {
     add::<crate::http::tenant_users::SessionsRevoked>(&mut out);
     add::<crate::http::sign_in::MfaEnrollRequest>(&mut out);
     add::<crate::signin::MfaSignIn>(&mut out);
+    add::<crate::webauthn::Options>(&mut out);
+    add::<crate::webauthn::RegistrationResponse>(&mut out);
+    add::<crate::webauthn::AuthenticationResponse>(&mut out);
+    add::<crate::http::webauthn::RegisterVerifyRequest>(&mut out);
+    add::<crate::webauthn::CredentialSummary>(&mut out);
+    add::<crate::http::webauthn::CredentialList>(&mut out);
+    add::<crate::http::webauthn::LoginOptionsRequest>(&mut out);
+    add::<crate::http::webauthn::LoginVerifyRequest>(&mut out);
+    add::<crate::http::webauthn::MfaOptionsRequest>(&mut out);
     out
 }
 
