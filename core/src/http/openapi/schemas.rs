@@ -48,6 +48,10 @@ pub fn components() -> BTreeMap<String, RefOr<Schema>> {
     add::<crate::http::webauthn::LoginOptionsRequest>(&mut out);
     add::<crate::http::webauthn::LoginVerifyRequest>(&mut out);
     add::<crate::http::webauthn::MfaOptionsRequest>(&mut out);
+    add::<crate::http::oidc::ProviderMetadata>(&mut out);
+    add::<crate::http::oidc::OAuthError>(&mut out);
+    add::<crate::oidc::token::TokenResponse>(&mut out);
+    add::<crate::oidc::token::UserinfoClaims>(&mut out);
     out
 }
 
