@@ -76,29 +76,105 @@ fn redirect(location: &str) -> Response {
     resp
 }
 
+/// OpenID Connect Discovery 1.0 provider metadata: exactly what is implemented. Every member
+/// is always sent; the schema requires those the specification requires.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = OidcProviderMetadata)]
+pub struct ProviderMetadata {
+    /// The issuer identifier.
+    issuer: String,
+    /// `/oauth/authorize`
+    authorization_endpoint: String,
+    /// `/oauth/token`
+    token_endpoint: String,
+    /// `/oauth/userinfo`
+    #[schema(required = false)]
+    userinfo_endpoint: String,
+    /// `/.well-known/jwks.json`
+    jwks_uri: String,
+    /// `/oauth/logout`
+    #[schema(required = false)]
+    end_session_endpoint: String,
+    /// `code`.
+    response_types_supported: &'static [&'static str],
+    /// `query`.
+    #[schema(required = false)]
+    response_modes_supported: &'static [&'static str],
+    /// `authorization_code` and `refresh_token`.
+    #[schema(required = false)]
+    grant_types_supported: &'static [&'static str],
+    /// `public`.
+    subject_types_supported: &'static [&'static str],
+    /// `EdDSA`.
+    id_token_signing_alg_values_supported: &'static [&'static str],
+    /// `client_secret_basic`, `client_secret_post` and `none` (public clients).
+    #[schema(required = false)]
+    token_endpoint_auth_methods_supported: &'static [&'static str],
+    /// `S256`.
+    #[schema(required = false)]
+    code_challenge_methods_supported: &'static [&'static str],
+    /// The scopes the provider knows.
+    #[schema(required = false)]
+    scopes_supported: &'static [&'static str],
+    /// The claims an ID token or userinfo answer may carry.
+    #[schema(required = false)]
+    claims_supported: &'static [&'static str],
+    /// Always false.
+    #[schema(required = false)]
+    claims_parameter_supported: bool,
+    /// Always false.
+    #[schema(required = false)]
+    request_parameter_supported: bool,
+    /// Always false.
+    #[schema(required = false)]
+    request_uri_parameter_supported: bool,
+    /// `none` and `login`.
+    #[schema(required = false)]
+    prompt_values_supported: &'static [&'static str],
+}
+
 /// The discovery document (OpenID Connect Discovery 1.0): exactly what is implemented.
-fn discovery_document(issuer: &str) -> serde_json::Value {
-    serde_json::json!({
-        "issuer": issuer,
-        "authorization_endpoint": format!("{issuer}/oauth/authorize"),
-        "token_endpoint": format!("{issuer}/oauth/token"),
-        "userinfo_endpoint": format!("{issuer}/oauth/userinfo"),
-        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-        "end_session_endpoint": format!("{issuer}/oauth/logout"),
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["EdDSA"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "code_challenge_methods_supported": ["S256"],
-        "scopes_supported": oidc::SCOPES,
-        "claims_supported": oidc::CLAIMS,
-        "claims_parameter_supported": false,
-        "request_parameter_supported": false,
-        "request_uri_parameter_supported": false,
-        "prompt_values_supported": ["none", "login"],
-    })
+fn discovery_document(issuer: &str) -> ProviderMetadata {
+    ProviderMetadata {
+        issuer: issuer.to_owned(),
+        authorization_endpoint: format!("{issuer}/oauth/authorize"),
+        token_endpoint: format!("{issuer}/oauth/token"),
+        userinfo_endpoint: format!("{issuer}/oauth/userinfo"),
+        jwks_uri: format!("{issuer}/.well-known/jwks.json"),
+        end_session_endpoint: format!("{issuer}/oauth/logout"),
+        response_types_supported: &["code"],
+        response_modes_supported: &["query"],
+        grant_types_supported: &["authorization_code", "refresh_token"],
+        subject_types_supported: &["public"],
+        id_token_signing_alg_values_supported: &["EdDSA"],
+        token_endpoint_auth_methods_supported: &[
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
+        code_challenge_methods_supported: &["S256"],
+        scopes_supported: oidc::SCOPES,
+        claims_supported: oidc::CLAIMS,
+        claims_parameter_supported: false,
+        request_parameter_supported: false,
+        request_uri_parameter_supported: false,
+        prompt_values_supported: &["none", "login"],
+    }
+}
+
+/// An RFC 6749 5.2 error response of the token endpoint. Every member is always sent; the
+/// schema requires only `error`, as RFC 6749 does.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthError<'a> {
+    /// The error code: `invalid_request`, `invalid_client`, `invalid_grant`,
+    /// `unsupported_grant_type`, `temporarily_unavailable` or `server_error`.
+    error: &'static str,
+    /// Human-readable detail.
+    #[schema(required = false)]
+    error_description: String,
+    /// The request id.
+    #[schema(required = false)]
+    request_id: &'a str,
 }
 
 /// `GET /.well-known/openid-configuration` (OpenID Connect Discovery 1.0).
@@ -797,12 +873,14 @@ fn token_error<P: Platform>(ctx: &Ctx<'_, P>, e: &TokenError, basic: bool) -> Re
     } else {
         e.to_string()
     };
-    let body = serde_json::json!({
-        "error": e.code(),
-        "error_description": description,
-        "request_id": ctx.request_id,
-    });
-    let mut resp = json::raw(status, body.to_string().into_bytes(), "application/json");
+    let body = OAuthError {
+        error: e.code(),
+        error_description: description,
+        request_id: &ctx.request_id,
+    };
+    // Three strings always serialize.
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let mut resp = json::raw(status, bytes, "application/json");
     if matches!(e, TokenError::InvalidClient) && basic {
         resp.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -1063,7 +1141,7 @@ mod tests {
 
     #[test]
     fn fr_auth_001_discovery_advertises_what_is_implemented() {
-        let d = discovery_document("https://id.example");
+        let d = serde_json::to_value(discovery_document("https://id.example")).unwrap();
         assert_eq!(d["issuer"], "https://id.example");
         assert_eq!(d["response_types_supported"], serde_json::json!(["code"]));
         assert_eq!(

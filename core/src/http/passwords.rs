@@ -2,12 +2,14 @@
 //! forgotten-password mail, reset and change, and the tenant's password policy.
 
 use ::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::callers::client_address;
 use super::reply::{no_content, no_store};
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::audit::Actor;
+use crate::kernel::schema::string_enum;
 use crate::ports::Platform;
 use crate::signin::UserPrincipal;
 use crate::tenants::{Email, TenantDomain};
@@ -18,31 +20,76 @@ use crate::users::{
 /// Longest password read from a request, in bytes: bounds the argon2 input before any work.
 const MAX_PASSWORD_BYTES: usize = 1024;
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v1/invitations/accept`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AcceptInvitationRequest {
+pub struct AcceptInvitationRequest {
+    /// The invitation token from the invitation mail.
     token: String,
+    /// The new password (at most 1024 bytes), under the tenant's password policy.
+    #[schema(max_length = 1024)]
     password: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// The invitee, now an active user.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ForgotPasswordRequest {
+pub struct AcceptedInvitation {
+    /// The user id.
+    user_id: String,
+    /// The tenant id.
+    tenant_id: String,
+    /// The user's tenant role.
+    #[schema(schema_with = role_schema)]
+    role: String,
+    /// Always `active`.
+    #[schema(inline)]
+    status: Activated,
+}
+
+/// The one value of [`AcceptedInvitation::status`].
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum Activated {
+    /// The user can sign in.
+    Active,
+}
+
+fn role_schema() -> utoipa::openapi::Object {
+    string_enum(&["owner", "admin", "user"])
+}
+
+/// The body of `POST /v1/auth/password/forgot`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotPasswordRequest {
+    /// The tenant's domain. Any text: the answer is 202 whatever it is.
     tenant: String,
+    /// Any text: the answer is 202 whatever it is, and mail goes only to an account that
+    /// exists.
     email: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v1/auth/password/reset`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ResetPasswordRequest {
+pub struct ResetPasswordRequest {
+    /// The reset token from the mail.
     token: String,
+    /// The new password (at most 1024 bytes), under the tenant's password policy.
+    #[schema(max_length = 1024)]
     password: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v1/auth/password/change`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ChangePasswordRequest {
+pub struct ChangePasswordRequest {
+    /// The password now (at most 1024 bytes).
+    #[schema(max_length = 1024)]
     current_password: String,
+    /// The new password (at most 1024 bytes), under the tenant's password policy.
+    #[schema(max_length = 1024)]
     new_password: String,
 }
 
@@ -87,12 +134,12 @@ pub(super) async fn accept_invitation<P: Platform>(
     ctx.tenant_id = Some(accepted.tenant_id.clone());
     json::response(
         StatusCode::OK,
-        &serde_json::json!({
-            "user_id": accepted.user_id,
-            "tenant_id": accepted.tenant_id,
-            "role": accepted.role,
-            "status": "active",
-        }),
+        &AcceptedInvitation {
+            user_id: accepted.user_id,
+            tenant_id: accepted.tenant_id,
+            role: accepted.role,
+            status: Activated::Active,
+        },
     )
 }
 

@@ -3,6 +3,7 @@
 
 use ::http::StatusCode;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::callers::client_address;
 use super::passwords::check_password_size;
@@ -14,17 +15,28 @@ use crate::signin;
 use crate::signin::UserPrincipal;
 use crate::signin::{LoginError, LoginRequest};
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v1/auth/login`. A tenant or email that does not parse is refused as
+/// wrong credentials (401), like a wrong password.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginBody {
+#[schema(as = LoginRequest)]
+pub struct LoginBody {
+    /// The tenant's domain.
     tenant: String,
+    /// The user's email.
+    #[schema(format = Email)]
     email: String,
+    /// The password (at most 1024 bytes).
+    #[schema(max_length = 1024)]
     password: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v1/auth/refresh`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RefreshRequest {
+pub struct RefreshRequest {
+    /// The refresh token of the last answer: it is rotated, and a reused one revokes the
+    /// session.
     refresh_token: String,
 }
 
@@ -39,9 +51,11 @@ struct VerifyMfaRequest {
     webauthn: Option<crate::webauthn::AuthenticationResponse>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v1/auth/mfa/enroll`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct MfaEnrollRequest {
+pub struct MfaEnrollRequest {
+    /// The `mfa_token` of the sign-in that asked for enrollment.
     mfa_token: String,
 }
 
@@ -148,8 +162,5 @@ pub(super) async fn enroll_during_sign_in<P: Platform>(
     let e = signin::enroll_during_sign_in(ctx.platform, &body.mfa_token, &ctx.request_id)
         .await
         .map_err(|e| ApiError::from(&e))?;
-    Ok(no_store(json::response(
-        StatusCode::OK,
-        &serde_json::json!({ "secret": e.secret, "otpauth_uri": e.otpauth_uri }),
-    )?))
+    Ok(no_store(json::response(StatusCode::OK, &e)?))
 }

@@ -330,6 +330,16 @@ pub(super) async fn delete_me<P: Platform>(
     Ok(no_content())
 }
 
+/// How many sessions of a user were revoked.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsRevoked {
+    /// The user whose sessions were revoked.
+    user_id: String,
+    /// How many sessions were live and are now revoked.
+    sessions_revoked: usize,
+}
+
 /// `POST /v1/tenant/users/{id}/sessions/revoke` (owner, admin): ends every session of a user of
 /// the caller's tenant at once (FR-AUTH-005, UC-TENANT-SESSION-REVOKE).
 pub(super) async fn revoke_user_sessions<P: Platform>(
@@ -349,6 +359,9 @@ pub(super) async fn revoke_user_sessions<P: Platform>(
     .map_err(|e| ApiError::from(&e))?;
     json::response(
         StatusCode::OK,
-        &serde_json::json!({ "user_id": user_id, "sessions_revoked": revoked }),
+        &SessionsRevoked {
+            user_id,
+            sessions_revoked: revoked,
+        },
     )
 }

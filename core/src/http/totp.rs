@@ -2,7 +2,8 @@
 //! turn off.
 
 use ::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::callers::client_address;
 use super::reply::{no_content, no_store};
@@ -11,10 +12,21 @@ use crate::ports::Platform;
 use crate::signin::UserPrincipal;
 use crate::users::mfa;
 
-#[derive(Debug, Deserialize)]
+/// A current TOTP code, for confirming an enrollment or turning TOTP off.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct MfaCodeRequest {
+pub struct MfaCodeRequest {
+    /// The code the authenticator app shows now.
     code: String,
+}
+
+/// The recovery codes issued when TOTP is turned on, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryCodes {
+    /// Ten single-use codes, each accepted once instead of a TOTP code.
+    #[schema(min_items = 10, max_items = 10)]
+    recovery_codes: Vec<String>,
 }
 
 /// `POST /v1/auth/mfa/totp`: starts a TOTP enrollment of the signed-in user (NFR-SEC-003).
@@ -26,10 +38,7 @@ pub(super) async fn enroll_totp<P: Platform>(
     let e = mfa::enroll(ctx.platform, &c.sub, &c.tid, &ctx.request_id)
         .await
         .map_err(|e| ApiError::from(&e))?;
-    Ok(no_store(json::response(
-        StatusCode::OK,
-        &serde_json::json!({ "secret": e.secret, "otpauth_uri": e.otpauth_uri }),
-    )?))
+    Ok(no_store(json::response(StatusCode::OK, &e)?))
 }
 
 /// `POST /v1/auth/mfa/totp/confirm {code}`: turns TOTP on and returns ten recovery codes once.
@@ -47,7 +56,9 @@ pub(super) async fn confirm_totp<P: Platform>(
         .map_err(|e| ApiError::from(&e))?;
     Ok(no_store(json::response(
         StatusCode::OK,
-        &serde_json::json!({ "recovery_codes": codes }),
+        &RecoveryCodes {
+            recovery_codes: codes,
+        },
     )?))
 }
 

@@ -2,7 +2,8 @@
 //! passwordless sign-in, and passkey options for the second factor of a password sign-in.
 
 use ::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::callers::client_address;
 use super::reply::{no_content, no_store};
@@ -13,40 +14,69 @@ use crate::signin;
 use crate::signin::UserPrincipal;
 use crate::tenants::{Email, TenantDomain};
 use crate::webauthn::{
-    self, AuthenticationResponse, RegistrationResponse, RelyingParty, WebAuthnError,
+    self, AuthenticationResponse, CredentialSummary, RegistrationResponse, RelyingParty,
+    WebAuthnError,
 };
 
 /// Longest passkey label, in characters.
 const MAX_NAME_CHARS: usize = 64;
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v1/auth/webauthn/register/verify`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RegisterVerifyRequest {
+#[schema(as = WebAuthnRegisterRequest)]
+pub struct RegisterVerifyRequest {
+    /// The `flow` of the registration options.
     flow: String,
+    /// The new credential.
     credential: RegistrationResponse,
+    /// The owner's label for the passkey: at most 64 printable characters once trimmed; null
+    /// or blank is no label.
     #[serde(default)]
+    #[schema(max_length = 64)]
     name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v1/auth/webauthn/login/options`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginOptionsRequest {
+#[schema(as = WebAuthnLoginOptionsRequest)]
+pub struct LoginOptionsRequest {
+    /// The tenant's domain.
     tenant: String,
+    /// Optional: lists the user's passkeys in allowCredentials. Any email gets options, so the
+    /// answer does not tell whether it names an account.
     #[serde(default)]
     email: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v1/auth/webauthn/login/verify`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginVerifyRequest {
+#[schema(as = WebAuthnLoginRequest)]
+pub struct LoginVerifyRequest {
+    /// The `flow` of the login options.
     flow: String,
+    /// The assertion.
     credential: AuthenticationResponse,
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v1/auth/mfa/webauthn/options`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct MfaOptionsRequest {
+#[schema(as = MfaWebAuthnOptionsRequest)]
+pub struct MfaOptionsRequest {
+    /// The `mfa_token` of the pending password sign-in.
     mfa_token: String,
+}
+
+/// The signed-in user's passkeys.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = WebAuthnCredentialList)]
+pub struct CredentialList {
+    /// Every passkey of the user.
+    items: Vec<CredentialSummary>,
 }
 
 /// Where this request's ceremony must run (see [`RelyingParty::configured`]).
@@ -121,7 +151,7 @@ pub(super) async fn list<P: Platform>(
         .map_err(|e| problem(&e, false))?;
     Ok(no_store(json::response(
         StatusCode::OK,
-        &serde_json::json!({ "items": items }),
+        &CredentialList { items },
     )?))
 }
 

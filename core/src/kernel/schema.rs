@@ -1,8 +1,12 @@
 //! Building blocks for the schemas that request and response types declare with
 //! `utoipa::ToSchema`, where a field's Rust type is wider than what it may hold.
 
-use utoipa::openapi::schema::{AnyOfBuilder, Object, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, AnyOfBuilder, ArrayBuilder, Object, ObjectBuilder, Schema, SchemaType,
+    Type,
+};
 use utoipa::openapi::RefOr;
+use utoipa::PartialSchema;
 
 /// A string that is one of `values`.
 pub fn string_enum(values: &[&str]) -> Object {
@@ -38,4 +42,29 @@ pub fn with_property(
         }
         other => other,
     }
+}
+
+/// A string, or `null` (an `Option<String>` read from a request: null is the same as absent).
+pub fn nullable_string() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .build()
+}
+
+/// The schema of `T` inlined, closed to properties it does not name: for a type serialized
+/// as is but also read back from storage, where `#[serde(deny_unknown_fields)]` would change
+/// what it reads.
+pub fn closed<T: PartialSchema>() -> RefOr<Schema> {
+    match T::schema() {
+        RefOr::T(Schema::Object(mut o)) => {
+            o.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+            RefOr::T(Schema::Object(o))
+        }
+        other => other,
+    }
+}
+
+/// An array of `T`, each item inlined and closed (see [`closed`]).
+pub fn array_of_closed<T: PartialSchema>() -> utoipa::openapi::schema::Array {
+    ArrayBuilder::new().items(closed::<T>()).build()
 }

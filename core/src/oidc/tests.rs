@@ -257,7 +257,7 @@ fn fr_auth_001_code_exchange_issues_a_verifiable_id_token_and_userinfo() {
             Err(AccessError::Invalid("token_audience"))
         ));
         let info = userinfo(&f.p, &t.access_token).await.unwrap();
-        assert_eq!(info.claims["sub"], f.user.user_id.as_str());
+        assert_eq!(info.claims.sub, f.user.user_id);
         assert_eq!(info.client_id, f.client_id);
         // Introspection answers for the client's own tokens only (RFC 7662 section 4: a
         // resource server learns nothing about tokens that are not meant for it).
@@ -271,7 +271,7 @@ fn fr_auth_001_code_exchange_issues_a_verifiable_id_token_and_userinfo() {
                 .unwrap(),
             None
         );
-        assert_eq!(info.claims["email"], "owner@acme.test");
+        assert_eq!(info.claims.email.as_deref(), Some("owner@acme.test"));
         // The session is the client's.
         let s = rows(&f.p, "SELECT app_id FROM sessions").await;
         assert_eq!(s[0].text("app_id").unwrap(), f.client_id);

@@ -7,7 +7,7 @@
 //! API refuses them and `/oauth/userinfo` accepts them.
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::client::{authenticate_client, ClientAuthError};
 use super::id_token::{self, IdTokenClaims};
@@ -39,20 +39,22 @@ pub struct TokenRequest {
 }
 
 /// The token response (RFC 6749 5.1, OIDC Core 3.1.3.3).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = OidcTokenResponse)]
 pub struct TokenResponse {
-    /// The access token (audience: the client).
+    /// EdDSA access token whose audience is the client.
     pub access_token: String,
     /// Always `Bearer`.
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: i64,
-    /// The ID token.
+    /// EdDSA ID token.
     pub id_token: String,
-    /// The refresh token, when `offline_access` was granted.
+    /// With `offline_access`: rotate it through the `refresh_token` grant.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, nullable = false)]
     pub refresh_token: Option<String>,
-    /// The granted scopes.
+    /// Granted scopes, space-separated.
     pub scope: String,
 }
 
@@ -509,9 +511,31 @@ async fn refresh_grant<P: Platform>(
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserInfo {
     /// The claims answered (OIDC Core 5.3.2).
-    pub claims: Value,
+    pub claims: UserinfoClaims,
     /// The verified token's audience: the client whose origins may read the answer.
     pub client_id: String,
+}
+
+/// The claims of a userinfo answer (OIDC Core 5.3.2): those the token's scopes grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = OidcUserinfo)]
+pub struct UserinfoClaims {
+    /// User id.
+    pub sub: String,
+    /// Tenant id.
+    pub tid: String,
+    /// Scope `email`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, nullable = false)]
+    pub email: Option<String>,
+    /// Scope `email`: always true when `email` is there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = bool, nullable = false)]
+    pub email_verified: Option<bool>,
+    /// Scope `profile`, when the user has a name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, nullable = false)]
+    pub name: Option<String>,
 }
 
 /// The userinfo answer (OIDC Core 5.3) for a bearer access token issued by this provider:
@@ -526,20 +550,14 @@ pub async fn userinfo<P: Platform>(p: &P, token: &str) -> Result<UserInfo, Acces
         .await?
         .ok_or(AccessError::Revoked)?;
     let has = |s: &str| claims.scope.split(' ').any(|x| x == s);
-    let mut out = json!({ "sub": user.user_id, "tid": user.tenant_id });
-    if let Some(obj) = out.as_object_mut() {
-        if has("email") {
-            if let Some(e) = email {
-                obj.insert("email".into(), e.into());
-                obj.insert("email_verified".into(), true.into());
-            }
-        }
-        if has("profile") {
-            if let Some(n) = name {
-                obj.insert("name".into(), n.into());
-            }
-        }
-    }
+    let email = email.filter(|_| has("email"));
+    let out = UserinfoClaims {
+        sub: user.user_id,
+        tid: user.tenant_id,
+        email_verified: email.as_ref().map(|_| true),
+        email,
+        name: name.filter(|_| has("profile")),
+    };
     Ok(UserInfo {
         claims: out,
         client_id: claims.aud,

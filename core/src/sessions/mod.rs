@@ -24,6 +24,7 @@ pub use refresh::{logout, refresh, RefreshError};
 pub(crate) use refresh::{refresh_with, revoke_family};
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
@@ -49,12 +50,15 @@ pub fn user_marker_key(user_id: &str) -> String {
     format!("user:{user_id}:status")
 }
 
-/// Tokens handed to a signed-in user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Tokens handed to a signed-in user. (Only serialized: `deny_unknown_fields` closes its
+/// schema to other properties.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TokenPair {
     /// The EdDSA access token.
     pub access_token: String,
     /// Always `Bearer`.
+    #[schema(schema_with = bearer_schema)]
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: i64,
@@ -62,6 +66,10 @@ pub struct TokenPair {
     pub refresh_token: String,
     /// The session id (`sid`).
     pub session_id: String,
+}
+
+fn bearer_schema() -> utoipa::openapi::Object {
+    crate::kernel::schema::string_enum(&["Bearer"])
 }
 
 /// The signed-in user a session is for.

@@ -2,6 +2,10 @@
 //! MFA user leaves an `auth_flows` row (kind `mfa`, keyed by the hash of the token handed to the
 //! client); `/v1/auth/mfa/verify` consumes it with a TOTP or recovery code and starts the session.
 
+use utoipa::openapi::schema::{ArrayBuilder, Object, ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::PartialSchema;
+
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::kernel::ErrorKind;
@@ -202,7 +206,8 @@ pub async fn enroll_during_sign_in<P: Platform>(
         })
 }
 
-/// A completed MFA sign-in.
+/// A completed MFA sign-in: the session's tokens, and the recovery codes after an enrollment
+/// during sign-in.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MfaSignIn {
     /// The session's tokens.
@@ -211,6 +216,40 @@ pub struct MfaSignIn {
     /// After an enrollment during sign-in: the ten recovery codes, shown once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_codes: Option<Vec<String>>,
+}
+
+/// Written by hand: the derive would describe the flattened tokens as an `allOf` with
+/// [`TokenPair`]; this is one object with the token pair's properties and `recovery_codes`.
+impl PartialSchema for MfaSignIn {
+    fn schema() -> RefOr<Schema> {
+        let mut object = match TokenPair::schema() {
+            RefOr::T(Schema::Object(o)) => o,
+            _ => Object::new(),
+        };
+        object.description = Some(
+            "A completed MFA sign-in: the session's tokens, and the recovery codes after an \
+             enrollment during sign-in."
+                .to_owned(),
+        );
+        // The document leaves this answer open to other properties, unlike the token pair.
+        object.additional_properties = None;
+        object.properties.insert(
+            "recovery_codes".to_owned(),
+            ArrayBuilder::new()
+                .items(ObjectBuilder::new().schema_type(Type::String))
+                .description(Some(
+                    "Only after an enrollment during sign-in: ten single-use codes, shown once.",
+                ))
+                .into(),
+        );
+        RefOr::T(Schema::Object(object))
+    }
+}
+
+impl utoipa::ToSchema for MfaSignIn {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("MfaSignIn")
+    }
 }
 
 /// A second factor presented to `/v1/auth/mfa/verify`.

@@ -11,6 +11,7 @@ use std::rc::Rc;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::master_key::{MasterKey, MasterKeyError};
 use super::ACCESS_TOKEN_TTL_SECS;
@@ -18,6 +19,7 @@ use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto::b64url_encode;
 use crate::edge;
 use crate::ids;
+use crate::kernel::schema::string_enum;
 use crate::kernel::ErrorKind;
 use crate::ports::{Clock, Platform, Random, Sql, SqlError, Stmt};
 
@@ -79,21 +81,41 @@ pub struct ActiveKey {
 }
 
 /// A published public key, as in the JWKS (RFC 8037 OKP key).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PublicJwk {
     /// `OKP`.
+    #[schema(schema_with = kty_schema)]
     pub kty: String,
     /// `Ed25519`.
+    #[schema(schema_with = crv_schema)]
     pub crv: String,
     /// The public key, base64url.
     pub x: String,
     /// Key id.
     pub kid: String,
     /// `EdDSA`.
+    #[schema(schema_with = alg_schema)]
     pub alg: String,
     /// `sig`.
     #[serde(rename = "use")]
+    #[schema(schema_with = use_schema)]
     pub use_: String,
+}
+
+fn kty_schema() -> utoipa::openapi::Object {
+    string_enum(&["OKP"])
+}
+
+fn crv_schema() -> utoipa::openapi::Object {
+    string_enum(&["Ed25519"])
+}
+
+fn alg_schema() -> utoipa::openapi::Object {
+    string_enum(&["EdDSA"])
+}
+
+fn use_schema() -> utoipa::openapi::Object {
+    string_enum(&["sig"])
 }
 
 impl PublicJwk {

@@ -3,6 +3,9 @@
 //! issues ten single-use recovery codes, stored hashed), disabling, and the second-factor check
 //! of sign-in. A TOTP code is accepted once: `users.totp_last_step` only moves forward.
 
+use serde::Serialize;
+use utoipa::ToSchema;
+
 use super::totp;
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
@@ -14,8 +17,11 @@ use crate::tokens::{MasterKey, MasterKeyError};
 /// How many recovery codes a confirmation issues.
 pub const RECOVERY_CODES: usize = 10;
 
-/// A started enrollment: what the authenticator app needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A started enrollment: what the authenticator app needs, shown once. (Only serialized:
+/// `deny_unknown_fields` closes its schema to other properties.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = TotpEnrollment)]
 pub struct Enrollment {
     /// The secret, base32 (for manual entry).
     pub secret: String,

@@ -3,6 +3,7 @@
 //! (invitation acceptance, reset, change); a refusal names each rule that failed (ERR-VAL-422).
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::password;
 use crate::audit::{self, Actor, AuditRecord};
@@ -16,10 +17,11 @@ pub const MAX_PASSWORD_CHARS: usize = 256;
 const COMMON_PASSWORDS: &str = include_str!("common-passwords.txt");
 
 /// A tenant's password rules. No row in `password_policies` means [`PasswordPolicy::default`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordPolicy {
     /// Fewest characters (8 to 128).
+    #[schema(minimum = 8, maximum = 128)]
     pub min_length: u32,
     /// Needs an upper-case letter.
     pub require_upper: bool,
@@ -29,13 +31,16 @@ pub struct PasswordPolicy {
     pub require_digit: bool,
     /// Needs a character that is neither a letter nor a digit.
     pub require_symbol: bool,
-    /// Days after which a password must be changed; `None`: never.
+    /// Days after which a password must be changed (1 to 3650); null: never.
+    #[schema(required = true, minimum = 1, maximum = 3650)]
     pub max_age_days: Option<u32>,
     /// How many previous passwords may not be reused (0 to 24).
+    #[schema(maximum = 24)]
     pub history_count: u32,
     /// Every user must sign in with a second factor (NFR-SEC-003); users without one enroll
     /// during sign-in.
     #[serde(default)]
+    #[schema(default = false)]
     pub require_mfa: bool,
 }
 

@@ -5,6 +5,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::Sha256;
+use utoipa::ToSchema;
 
 use super::verify::{
     self, assertion_credential_id, assertion_user_handle, AuthenticationResponse, CeremonyError,
@@ -13,6 +14,7 @@ use super::verify::{
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto::{self, b64url_decode, b64url_encode, sha256_hex};
 use crate::ids;
+use crate::kernel::schema::string_enum;
 use crate::kernel::ErrorKind;
 use crate::ports::{Clock, Platform, Random, Secrets, Sql, SqlError, Stmt};
 use crate::sessions::{self, IssueError, SessionUser, TokenPair};
@@ -173,39 +175,67 @@ impl RelyingParty {
     }
 }
 
-/// Options for `navigator.credentials.create()` or `.get()`, with the flow to answer with.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Options for `navigator.credentials.create()` or `.get()` in the WebAuthn JSON
+/// serialisation (`PublicKeyCredential.parseCreationOptionsFromJSON` /
+/// `parseRequestOptionsFromJSON` take `publicKey` as is), with the flow to answer with.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = WebAuthnOptions)]
 pub struct Options {
-    /// The handle to send back with the response (absent for the second factor, whose
-    /// `mfa_token` plays that part).
+    /// Handle of the pending ceremony, sent back with the response (absent for the second
+    /// factor: the `mfa_token` plays that part).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, nullable = false)]
     pub flow: Option<String>,
-    /// Seconds the challenge stays valid.
+    /// Seconds the single-use challenge stays valid.
     pub expires_in: i64,
-    /// The origin the ceremony must run on.
+    /// The origin the ceremony must run on (`WEBAUTHN_ORIGIN`).
     pub origin: String,
-    /// `PublicKeyCredentialCreationOptionsJSON` or `PublicKeyCredentialRequestOptionsJSON`.
+    /// `PublicKeyCredentialCreationOptionsJSON` (pubKeyCredParams EdDSA -8 and ES256 -7,
+    /// attestation none, residentKey and userVerification preferred, excludeCredentials) or
+    /// `PublicKeyCredentialRequestOptionsJSON` (rpId, challenge, allowCredentials,
+    /// userVerification).
     #[serde(rename = "publicKey")]
+    #[schema(schema_with = public_key_options_schema)]
     pub public_key: serde_json::Value,
 }
 
-/// A registered passkey, as listed to its owner.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Any JSON object: the options follow the WebAuthn dictionaries, not a schema of ours.
+fn public_key_options_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Object)
+        .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::<
+            utoipa::openapi::schema::Schema,
+        >::FreeForm(true)))
+        .build()
+}
+
+/// A registered passkey, as listed to its owner. (Only serialized: `deny_unknown_fields`
+/// closes its schema to other properties.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = WebAuthnCredential)]
 pub struct CredentialSummary {
     /// Edgeplane's id of the passkey (for DELETE).
     pub id: String,
-    /// The WebAuthn credential id, base64url.
+    /// The WebAuthn credential id, base64url without padding.
     pub credential_id: String,
-    /// The owner's label.
+    /// The owner's label, or null.
+    #[schema(required = true)]
     pub name: Option<String>,
-    /// `ES256` or `EdDSA`.
+    /// `ES256` or `EdDSA`; `unknown` for a stored key that no longer reads as either.
+    #[schema(schema_with = algorithm_schema)]
     pub algorithm: &'static str,
     /// Transport hints.
     pub transports: Vec<String>,
     /// Unix ms.
     pub created_at: i64,
-    /// Unix ms of the last sign-in with it.
+    /// Unix ms of the last sign-in with it, or null.
+    #[schema(required = true)]
     pub last_used_at: Option<i64>,
+}
+
+fn algorithm_schema() -> utoipa::openapi::Object {
+    string_enum(&["ES256", "EdDSA", "unknown"])
 }
 
 /// What a pending ceremony fixed when its options were issued (`auth_flows.data`).

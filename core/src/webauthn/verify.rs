@@ -9,9 +9,11 @@ use coset::{
 use p256::ecdsa::signature::Verifier as _;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
 use super::cbor::{self, Value};
 use crate::crypto::{b64url_decode, b64url_encode, sha256_hex};
+use crate::kernel::schema::string_enum;
 
 /// COSE algorithm ES256 (ECDSA P-256 with SHA-256).
 pub const ALG_ES256: i64 = -7;
@@ -103,66 +105,80 @@ pub struct Expected {
 }
 
 /// `RegistrationResponseJSON` (WebAuthn Level 3, section 5.1): what
-/// `PublicKeyCredential.toJSON()` gives after `navigator.credentials.create()`.
-#[derive(Debug, Clone, Deserialize)]
+/// `PublicKeyCredential.toJSON()` gives after `navigator.credentials.create()`. Only
+/// attestation format `none` is accepted; only ES256 and EdDSA keys. Other members are
+/// ignored.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = RegistrationResponseJSON)]
 pub struct RegistrationResponse {
-    /// The credential id, base64url.
+    /// The credential id, base64url without padding.
     pub id: String,
-    /// The same id, base64url.
+    /// The same id, base64url without padding; null is the same as absent.
     #[serde(default)]
     pub raw_id: Option<String>,
-    /// Always `public-key`.
+    /// Always `public-key` (another value is refused).
     #[serde(rename = "type")]
+    #[schema(schema_with = public_key_type)]
     pub kind: String,
     /// The authenticator's answer.
+    #[schema(inline)]
     pub response: AttestationResponse,
 }
 
 /// `AuthenticatorAttestationResponseJSON`: the fields Edgeplane reads.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AttestationResponse {
-    /// base64url of the client data JSON.
+    /// The client data JSON, base64url without padding.
     #[serde(rename = "clientDataJSON")]
     pub client_data_json: String,
-    /// base64url of the CBOR attestation object.
+    /// The CBOR attestation object, base64url without padding.
     pub attestation_object: String,
     /// Transport hints (`usb`, `nfc`, `ble`, `internal`, `hybrid`).
     #[serde(default)]
     pub transports: Vec<String>,
 }
 
-/// `AuthenticationResponseJSON`: what `toJSON()` gives after `navigator.credentials.get()`.
-#[derive(Debug, Clone, Deserialize)]
+/// `AuthenticationResponseJSON`: what `PublicKeyCredential.toJSON()` gives after
+/// `navigator.credentials.get()`. Other members are ignored.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = AuthenticationResponseJSON)]
 pub struct AuthenticationResponse {
-    /// The credential id, base64url.
+    /// The credential id, base64url without padding.
     pub id: String,
-    /// The same id, base64url.
+    /// The same id, base64url without padding; null is the same as absent.
     #[serde(default)]
     pub raw_id: Option<String>,
-    /// Always `public-key`.
+    /// Always `public-key` (another value is refused).
     #[serde(rename = "type")]
+    #[schema(schema_with = public_key_type)]
     pub kind: String,
     /// The authenticator's answer.
+    #[schema(inline)]
     pub response: AssertionResponse,
 }
 
 /// `AuthenticatorAssertionResponseJSON`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AssertionResponse {
-    /// base64url of the client data JSON.
+    /// The client data JSON, base64url without padding.
     #[serde(rename = "clientDataJSON")]
     pub client_data_json: String,
-    /// base64url of the authenticator data.
+    /// The authenticator data, base64url without padding.
     pub authenticator_data: String,
-    /// base64url of the signature (ASN.1 DER for ES256, raw for EdDSA).
+    /// The signature (ASN.1 DER for ES256, raw for EdDSA), base64url without padding.
     pub signature: String,
-    /// base64url of the user handle, for discoverable credentials.
+    /// The user handle, for discoverable credentials, base64url without padding; null is the
+    /// same as absent.
     #[serde(default)]
     pub user_handle: Option<String>,
+}
+
+fn public_key_type() -> utoipa::openapi::Object {
+    string_enum(&["public-key"])
 }
 
 /// A verified registration: what is stored.

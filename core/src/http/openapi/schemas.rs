@@ -44,6 +44,39 @@ pub fn components() -> BTreeMap<String, RefOr<Schema>> {
     add::<crate::events::model::ReportedAuditEvent>(&mut out);
     add::<crate::http::tenant_users::PlanRequest>(&mut out);
     add::<crate::http::tenant_users::PlanChange<'static>>(&mut out);
+    // identity: sign-in, passwords, MFA, passkeys, tokens, OpenID provider
+    add::<crate::http::tokens::Jwks>(&mut out);
+    add::<crate::http::tokens::SigningKeyRotation>(&mut out);
+    add::<crate::http::tokens::IntrospectRequest>(&mut out);
+    add::<crate::http::tokens::Introspection>(&mut out);
+    add::<crate::http::passwords::AcceptInvitationRequest>(&mut out);
+    add::<crate::http::passwords::AcceptedInvitation>(&mut out);
+    add::<crate::http::passwords::ForgotPasswordRequest>(&mut out);
+    add::<crate::http::passwords::ResetPasswordRequest>(&mut out);
+    add::<crate::http::passwords::ChangePasswordRequest>(&mut out);
+    add::<crate::users::PasswordPolicy>(&mut out);
+    add::<crate::http::sign_in::LoginBody>(&mut out);
+    add::<crate::sessions::TokenPair>(&mut out);
+    add::<crate::http::sign_in::RefreshRequest>(&mut out);
+    add::<crate::http::totp::MfaCodeRequest>(&mut out);
+    add::<crate::users::mfa::Enrollment>(&mut out);
+    add::<crate::http::totp::RecoveryCodes>(&mut out);
+    add::<crate::http::tenant_users::SessionsRevoked>(&mut out);
+    add::<crate::http::sign_in::MfaEnrollRequest>(&mut out);
+    add::<crate::signin::MfaSignIn>(&mut out);
+    add::<crate::webauthn::Options>(&mut out);
+    add::<crate::webauthn::RegistrationResponse>(&mut out);
+    add::<crate::webauthn::AuthenticationResponse>(&mut out);
+    add::<crate::http::webauthn::RegisterVerifyRequest>(&mut out);
+    add::<crate::webauthn::CredentialSummary>(&mut out);
+    add::<crate::http::webauthn::CredentialList>(&mut out);
+    add::<crate::http::webauthn::LoginOptionsRequest>(&mut out);
+    add::<crate::http::webauthn::LoginVerifyRequest>(&mut out);
+    add::<crate::http::webauthn::MfaOptionsRequest>(&mut out);
+    add::<crate::http::oidc::ProviderMetadata>(&mut out);
+    add::<crate::http::oidc::OAuthError>(&mut out);
+    add::<crate::oidc::token::TokenResponse>(&mut out);
+    add::<crate::oidc::token::UserinfoClaims>(&mut out);
     out
 }
 
