@@ -19,6 +19,17 @@ pub fn components() -> BTreeMap<String, RefOr<Schema>> {
     let mut out = BTreeMap::new();
     add::<crate::http::handlers::Liveness>(&mut out);
     add::<crate::health::HealthReport>(&mut out);
+    // flags, tenant users, SSO
+    add::<crate::users::admin::UserView>(&mut out);
+    add::<crate::users::admin::UserPage>(&mut out);
+    add::<crate::http::tenant_users::UpdateUserRequest>(&mut out);
+    add::<crate::http::tenant_users::InviteRequest>(&mut out);
+    add::<crate::http::tenant_users::ResendRequest>(&mut out);
+    add::<crate::users::invite::Invitation>(&mut out);
+    add::<crate::http::tenant_users::InvitationList>(&mut out);
+    add::<crate::users::privacy::PersonalDataExport>(&mut out);
+    add::<crate::sso::SsoConfigView>(&mut out);
+    add::<crate::http::sso::SsoConfigRequest>(&mut out);
     out
 }
 
