@@ -20,6 +20,14 @@ pub fn components() -> BTreeMap<String, RefOr<Schema>> {
     add::<crate::http::handlers::Liveness>(&mut out);
     add::<crate::health::HealthReport>(&mut out);
     // flags, tenant users, SSO
+    add::<crate::flags::FlagSet>(&mut out);
+    add::<crate::http::flags::SetFlagRequest>(&mut out);
+    add::<crate::http::flags::FlagChangeResponse>(&mut out);
+    add::<crate::http::flags::SnapshotResponse<'static>>(&mut out);
+    add::<crate::http::flags::OfrepRequest>(&mut out);
+    add::<crate::flags::ofrep::Bulk<'static>>(&mut out);
+    add::<crate::flags::PlanFlag>(&mut out);
+    add::<crate::flags::PlanFlagChange>(&mut out);
     add::<crate::users::admin::UserView>(&mut out);
     add::<crate::users::admin::UserPage>(&mut out);
     add::<crate::http::tenant_users::UpdateUserRequest>(&mut out);
