@@ -42,6 +42,15 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason.
+    pub const ALL: [Reason; 5] = [
+        Reason::Static,
+        Reason::TargetingMatch,
+        Reason::Split,
+        Reason::Disabled,
+        Reason::Default,
+    ];
+
     /// The OFREP name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -64,11 +73,14 @@ pub enum EvalError {
 }
 
 impl EvalError {
+    /// Every OFREP `errorCode` an evaluation may report.
+    pub const CODES: [&'static str; 2] = ["TARGETING_KEY_MISSING", "INVALID_CONTEXT"];
+
     /// The OFREP `errorCode`.
     pub fn code(&self) -> &'static str {
         match self {
-            EvalError::TargetingKeyMissing => "TARGETING_KEY_MISSING",
-            EvalError::InvalidContext(_) => "INVALID_CONTEXT",
+            EvalError::TargetingKeyMissing => Self::CODES[0],
+            EvalError::InvalidContext(_) => Self::CODES[1],
         }
     }
 

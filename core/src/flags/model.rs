@@ -5,7 +5,14 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::openapi::schema::{
+    AdditionalProperties, AnyOfBuilder, ArrayBuilder, Object, ObjectBuilder, OneOfBuilder,
+    SchemaType, Type,
+};
+use utoipa::openapi::{Ref, RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
+use crate::kernel::schema::{keyword, printable_pattern, requires, string_enum};
 use crate::kernel::{refuse, string_newtype, ParseError};
 
 /// Longest flag key.
@@ -18,6 +25,10 @@ pub const MAX_CONDITIONS: usize = 20;
 pub const MAX_CONDITION_VALUES: usize = 500;
 /// Most variants in one rollout.
 pub const MAX_VARIANTS: usize = 20;
+/// Longest name of a rule or a variant, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+/// Longest attribute name (a condition's, a rollout's `bucket_by`) or seed, in characters.
+pub const MAX_ATTRIBUTE_CHARS: usize = 128;
 /// Longest description.
 pub const MAX_DESCRIPTION_LEN: usize = 1000;
 /// Largest serialized value (a `json` flag's object included).
@@ -52,7 +63,7 @@ impl FlagKey {
 }
 
 /// The type of a flag's values (the column `feature_flags.type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FlagType {
     /// `true` or `false` (the spec's flags are boolean).
@@ -66,6 +77,14 @@ pub enum FlagType {
 }
 
 impl FlagType {
+    /// Every type.
+    pub const ALL: [FlagType; 4] = [
+        FlagType::Boolean,
+        FlagType::String,
+        FlagType::Number,
+        FlagType::Json,
+    ];
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -94,6 +113,16 @@ impl FlagType {
             FlagType::String => v.is_string(),
             FlagType::Number => v.is_number(),
             FlagType::Json => true,
+        }
+    }
+
+    /// The schema of the values [`FlagType::admits`].
+    pub fn value_schema(self) -> Object {
+        match self {
+            FlagType::Boolean => Object::with_type(Type::Boolean),
+            FlagType::String => Object::with_type(Type::String),
+            FlagType::Number => Object::with_type(Type::Number),
+            FlagType::Json => Object::with_type(SchemaType::AnyValue),
         }
     }
 }
@@ -145,6 +174,34 @@ pub enum Op {
 }
 
 impl Op {
+    /// Every operator.
+    pub const ALL: [Op; 16] = [
+        Op::Eq,
+        Op::Neq,
+        Op::In,
+        Op::NotIn,
+        Op::StartsWith,
+        Op::EndsWith,
+        Op::Contains,
+        Op::Lt,
+        Op::Lte,
+        Op::Gt,
+        Op::Gte,
+        Op::SemverEq,
+        Op::SemverLt,
+        Op::SemverLte,
+        Op::SemverGt,
+        Op::SemverGte,
+    ];
+
+    /// The name a condition spells it with.
+    fn name(self) -> String {
+        match serde_json::to_value(self) {
+            Ok(Value::String(name)) => name,
+            _ => String::new(),
+        }
+    }
+
     /// True for the comparisons that hold when no value matches.
     pub fn is_negated(self) -> bool {
         matches!(self, Op::Neq | Op::NotIn)
@@ -172,6 +229,81 @@ pub struct Condition {
     pub op: Op,
     /// What the attribute is compared with: scalars (strings, numbers, booleans).
     pub values: Vec<Value>,
+}
+
+/// The shape of a condition whose operator is one of those `group` selects, comparing with
+/// `values`.
+fn condition_schema(group: fn(Op) -> bool, values: impl Into<RefOr<Schema>>) -> Object {
+    let ops: Vec<String> = Op::ALL
+        .into_iter()
+        .filter(|op| group(*op))
+        .map(Op::name)
+        .collect();
+    let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .property(
+            "attribute",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(printable_pattern(MAX_ATTRIBUTE_CHARS)))
+                .description(Some(
+                    "A top-level attribute of the context (`targetingKey` included).",
+                )),
+        )
+        .required("attribute")
+        .property("op", string_enum(&ops))
+        .required("op")
+        .property(
+            "values",
+            ArrayBuilder::new()
+                .items(values.into())
+                .min_items(Some(1))
+                .max_items(Some(MAX_CONDITION_VALUES)),
+        )
+        .required("values")
+        .build()
+}
+
+/// A condition is checked per operator group ([`FlagDefinition::new`]): text comparisons take
+/// any scalars, numeric ones numbers or text that reads as one ([`as_number`]), semver ones
+/// semantic versions ([`Semver::parse`]).
+impl PartialSchema for Condition {
+    fn schema() -> RefOr<Schema> {
+        let text = OneOfBuilder::new()
+            .item(Object::with_type(Type::String))
+            .item(Object::with_type(Type::Number))
+            .item(Object::with_type(Type::Boolean));
+        let numeric = OneOfBuilder::new()
+            .item(Object::with_type(Type::Number))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(number_text_pattern())),
+            );
+        let semver = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(semver_pattern()));
+        OneOfBuilder::new()
+            .description(Some(
+                "A test on one context attribute. Numeric operators compare numbers (or text \
+                 that reads as one); semver operators compare semantic versions.",
+            ))
+            .item(condition_schema(
+                |op| !op.is_numeric() && !op.is_semver(),
+                text,
+            ))
+            .item(condition_schema(Op::is_numeric, numeric))
+            .item(condition_schema(Op::is_semver, semver))
+            .into()
+    }
+}
+
+impl ToSchema for Condition {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "FlagCondition".into()
+    }
 }
 
 /// One weighted outcome of a rollout.
@@ -246,13 +378,151 @@ pub struct Rule {
     pub rollout: Option<Rollout>,
 }
 
+/// A string of 1 to `max` printable characters, or null.
+fn nullable_printable(max: usize) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(printable_pattern(max)))
+}
+
+impl Rule {
+    /// The schema of a rule. `None`: a rule as stored and returned (`FlagRule`), its values of
+    /// any type. `Some(t)`: a rule as a write of a flag of type `t` must be
+    /// ([`Rule::schema_name`]): its values of type `t`, and its rollout's weights within `u32`
+    /// with one of them above zero (as [`FlagDefinition::new`] checks).
+    pub fn schema_of(values: Option<FlagType>) -> Object {
+        let value = values.map_or_else(
+            || Object::with_type(SchemaType::AnyValue),
+            FlagType::value_schema,
+        );
+        let mut weight = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(0));
+        if values.is_some() {
+            weight = weight.maximum(Some(u32::MAX));
+        }
+        let variant = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .property("variant", nullable_printable(MAX_NAME_CHARS))
+            .property("value", value.clone())
+            .required("value")
+            .property("weight", weight)
+            .required("weight");
+        let mut variants = ArrayBuilder::new()
+            .items(variant)
+            .min_items(Some(1))
+            .max_items(Some(MAX_VARIANTS));
+        if values.is_some() {
+            let positive = ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property(
+                    "weight",
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::AnyValue)
+                        .minimum(Some(1)),
+                )
+                .required("weight")
+                .build();
+            variants = variants
+                .description(Some("At least one weight above zero."))
+                .extensions(keyword("contains", positive));
+        }
+        let rollout = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .property(
+                "bucket_by",
+                nullable_printable(MAX_ATTRIBUTE_CHARS).description(Some(
+                    "Attribute hashed into a bucket (default targetingKey).",
+                )),
+            )
+            .property(
+                "seed",
+                nullable_printable(MAX_ATTRIBUTE_CHARS)
+                    .description(Some("Hash seed (default: the flag key).")),
+            )
+            .property("variants", variants)
+            .required("variants");
+        // Exactly one of `value` and `rollout`: a null `rollout` is an absent one, a null
+        // `value` is the value null.
+        let by_value = requires(&["value"]).extensions(keyword(
+            "anyOf",
+            [
+                requires(&[])
+                    .extensions(keyword("not", requires(&["rollout"]).build()))
+                    .build(),
+                requires(&["rollout"])
+                    .property("rollout", Object::with_type(Type::Null))
+                    .build(),
+            ],
+        ));
+        let by_rollout = requires(&["rollout"])
+            .property("rollout", Object::with_type(Type::Object))
+            .extensions(keyword("not", requires(&["value"]).build()));
+        let mut description = String::from(
+            "When every condition holds (none: always), serve `value` or split by `rollout`. \
+             Rules are tried in order.",
+        );
+        if values.is_some() {
+            description.push_str(
+                " Exactly one of `value` and `rollout` (a null `rollout` is absent; a null \
+                 `value` is the value null); values of the flag's type.",
+            );
+        }
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(description))
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .property("name", nullable_printable(MAX_NAME_CHARS))
+            .property(
+                "conditions",
+                ArrayBuilder::new()
+                    .items(Ref::from_schema_name(Condition::name()))
+                    .max_items(Some(MAX_CONDITIONS)),
+            )
+            .property("value", value)
+            .property(
+                "rollout",
+                AnyOfBuilder::new()
+                    .item(rollout)
+                    .item(Object::with_type(Type::Null)),
+            )
+            .extensions(keyword("oneOf", [by_value.build(), by_rollout.build()]))
+            .build()
+    }
+
+    /// The component name of the rules of a flag of type `t` (`FlagRule_boolean`, ...).
+    pub fn schema_name(t: FlagType) -> String {
+        format!("{}_{t}", Rule::name())
+    }
+}
+
+impl PartialSchema for Rule {
+    fn schema() -> RefOr<Schema> {
+        Rule::schema_of(None).into()
+    }
+}
+
+impl ToSchema for Rule {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "FlagRule".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((Condition::name().into_owned(), Condition::schema()));
+    }
+}
+
 /// A flag of a tenant as the edge evaluates it (the snapshot's entries).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Flag {
     /// Its key.
+    #[schema(value_type = String)]
     pub key: FlagKey,
     /// Its type.
     #[serde(rename = "type")]
+    #[schema(inline)]
     pub flag_type: FlagType,
     /// The value served when enabled and no rule matches.
     pub value: Value,
@@ -361,7 +631,11 @@ fn check_value(field: &str, t: FlagType, v: &Value) -> Result<(), InvalidFlag> {
 
 fn check_name(field: &str, name: Option<&String>) -> Result<(), InvalidFlag> {
     match name {
-        Some(n) if n.is_empty() || n.chars().count() > 64 || n.chars().any(char::is_control) => {
+        Some(n)
+            if n.is_empty()
+                || n.chars().count() > MAX_NAME_CHARS
+                || n.chars().any(char::is_control) =>
+        {
             Err(InvalidFlag::new(
                 field,
                 "must be 1 to 64 printable characters",
@@ -393,7 +667,7 @@ fn check_rule(at: &str, t: FlagType, rule: &Rule) -> Result<(), InvalidFlag> {
 }
 
 fn check_attribute(field: &str, a: &str) -> Result<(), InvalidFlag> {
-    if a.is_empty() || a.chars().count() > 128 || a.chars().any(char::is_control) {
+    if a.is_empty() || a.chars().count() > MAX_ATTRIBUTE_CHARS || a.chars().any(char::is_control) {
         return Err(InvalidFlag::new(
             field,
             "must be 1 to 128 printable characters",
@@ -484,6 +758,29 @@ pub fn as_number(v: &Value) -> Option<f64> {
         Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
         _ => None,
     }
+}
+
+/// The white space `str::trim` removes, as the inside of a regular expression class.
+const TRIMMED: &str = r"\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+
+/// The text [`as_number`] reads as a number, as a JSON Schema pattern: a decimal with an
+/// optional exponent, blanks around it. It bounds the digits (200 each side of the point, 2 in
+/// the exponent), so a few texts the server reads (`1e100`, 201 digits) fall outside it.
+pub fn number_text_pattern() -> String {
+    format!(
+        r"^[{TRIMMED}]*[+-]?(?:[0-9]{{1,200}}(?:\.[0-9]{{0,200}})?|\.[0-9]{{1,200}})(?:[eE][+-]?[0-9]{{1,2}})?[{TRIMMED}]*$"
+    )
+}
+
+/// The text [`Semver::parse`] accepts, as a JSON Schema pattern. It bounds numeric identifiers
+/// to 19 digits (the server: anything that fits `u64`) and refuses blanks inside build metadata
+/// (the server ignores build metadata whatever it holds).
+pub fn semver_pattern() -> String {
+    let num = "(?:0|[1-9][0-9]{0,18})";
+    let pre = "(?:0|[1-9][0-9]{0,18}|[0-9]*[A-Za-z-][0-9A-Za-z-]*)";
+    format!(
+        r"^[{TRIMMED}]*v?{num}\.{num}\.{num}(?:-{pre}(?:\.{pre})*)?(?:\+[^{TRIMMED}]*)?[{TRIMMED}]*$"
+    )
 }
 
 /// A semantic version (SemVer 2.0.0), compared by precedence: build metadata is ignored, a

@@ -5,10 +5,14 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
-use super::eval::{evaluate, Context, Resolution};
+use super::eval::{evaluate, Context, EvalError, Reason, Resolution};
 use super::snapshot::Snapshot;
 use crate::crypto;
+use crate::kernel::schema::string_enum;
 
 /// One OFREP evaluation: a value with reason and variant, a disabled flag (no value: the
 /// caller's default applies), or an error code with details.
@@ -46,6 +50,44 @@ pub enum Evaluation<'a> {
     },
 }
 
+/// One object with every member of the three shapes: `key` always, the others as the shape has
+/// them.
+impl PartialSchema for Evaluation<'_> {
+    fn schema() -> RefOr<Schema> {
+        let reasons: Vec<&str> = Reason::ALL.into_iter().map(Reason::as_str).collect();
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "One OFREP evaluation: a value with reason and variant, a disabled flag (no \
+                 value: the caller's default applies), or an error code with details.",
+            ))
+            .property(
+                "key",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("The flag key.")),
+            )
+            .required("key")
+            .property("value", Object::with_type(SchemaType::AnyValue))
+            .property("reason", string_enum(&reasons))
+            .property(
+                "variant",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("The variant name.")),
+            )
+            .property("errorCode", string_enum(&EvalError::CODES))
+            .property("errorDetails", Object::with_type(Type::String))
+            .into()
+    }
+}
+
+impl ToSchema for Evaluation<'_> {
+    fn name() -> Cow<'static, str> {
+        "OfrepEvaluation".into()
+    }
+}
+
 /// The OFREP shape of a resolution.
 pub fn evaluation<'a>(key: &'a str, r: Resolution<'a>) -> Evaluation<'a> {
     match r {
@@ -72,8 +114,10 @@ pub fn evaluation<'a>(key: &'a str, r: Resolution<'a>) -> Evaluation<'a> {
 }
 
 /// Body of a bulk evaluation.
-#[derive(Debug, Serialize)]
-struct Bulk<'a> {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = OfrepBulkResponse)]
+pub struct Bulk<'a> {
+    /// Every flag of the tenant, evaluated.
     flags: Vec<Evaluation<'a>>,
 }
 

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::model::{FlagKey, FlagType};
 use super::snapshot;
@@ -19,14 +20,17 @@ use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 pub const INLINE_PUBLISH: usize = 25;
 
 /// A plan's default flag.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct PlanFlag {
     /// The plan.
+    #[schema(value_type = String)]
     pub plan: Plan,
     /// The key.
+    #[schema(value_type = String)]
     pub key: FlagKey,
     /// Its type.
     #[serde(rename = "type")]
+    #[schema(inline)]
     pub flag_type: FlagType,
     /// Its value.
     pub value: Value,
@@ -39,15 +43,27 @@ pub struct PlanFlag {
 }
 
 /// What a change of a plan default did to the plan's tenants.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct PlanFlagChange {
-    /// The default after the change (`None` after a removal).
+    /// The default after the change (null after a removal).
+    #[schema(required = true, schema_with = plan_flag_or_null)]
     pub flag: Option<PlanFlag>,
     /// Tenants of the plan whose (not overridden) flag changed.
     pub tenants_changed: u64,
     /// Of those, how many snapshots were republished before answering; the reconciler cron
     /// republishes the others.
     pub tenants_published: u64,
+}
+
+/// A [`PlanFlag`] or null, the flag listed first as the document has it (utoipa lists null
+/// first for an `Option`).
+fn plan_flag_or_null() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{Object, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(utoipa::openapi::Ref::from_schema_name(PlanFlag::name()))
+        .item(Object::with_type(Type::Null))
+        .build()
+        .into()
 }
 
 /// Why plan defaults could not be read or changed.

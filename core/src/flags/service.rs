@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::model::{Flag, FlagDefinition, FlagKey, MAX_FLAGS_PER_TENANT};
 use super::snapshot::{self, flag_from_row, PublishError, Published};
@@ -21,7 +22,7 @@ const MAX_ATTEMPTS: usize = 3;
 pub struct FlagService;
 
 /// A flag as operators see it: the definition and its bookkeeping.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct FlagRecord {
     /// The definition as evaluated.
     #[serde(flatten)]
@@ -37,9 +38,10 @@ pub struct FlagRecord {
 }
 
 /// A tenant's flags.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct FlagSet {
     /// The tenant.
+    #[schema(value_type = String, format = "uuid")]
     pub tenant_id: TenantId,
     /// `tenants.flags_version`: bumped by every change of the set.
     pub version: i64,

@@ -7,6 +7,11 @@ use std::rc::Rc;
 use ::http::{header, HeaderMap, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, SchemaType, Type,
+};
+use utoipa::openapi::{Ref, RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
 use super::{json, ApiError, Ctx, ProblemType, Request, Response};
 use crate::apps::{AppKeyPrincipal, KeyKind};
@@ -15,7 +20,7 @@ use crate::auth::OperatorPrincipal;
 use crate::delivery::{self, TenantAccessError};
 use crate::flags::eval::TARGETING_KEY;
 use crate::flags::limit;
-use crate::flags::model::Rule;
+use crate::flags::model::{Rule, MAX_DESCRIPTION_LEN, MAX_RULES};
 use crate::flags::ofrep;
 use crate::flags::snapshot::Snapshot;
 use crate::flags::{
@@ -29,16 +34,23 @@ use crate::tenants::{Plan, TenantId};
 /// The context attribute naming the tenant for an app-wide key.
 const TENANT_ATTRIBUTE: &str = "tenantId";
 
-/// Body of `PUT /v1/tenants/{id}/flags/{key}`.
+/// Body of `PUT /v1/tenants/{id}/flags/{key}`: a flag definition. Its `type` decides what
+/// `value` and every rule's values must be ([`FlagDefinition::new`] checks them, after each rule
+/// is parsed on its own so an error names its index).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SetFlagRequest {
+pub(crate) struct SetFlagRequest {
+    /// `boolean`, `string`, `number` or `json` ([`FlagType::parse`]).
     #[serde(rename = "type")]
     flag_type: String,
+    /// The value served when enabled and no rule matches.
     value: Value,
+    /// Whether it serves (default: on).
     #[serde(default = "default_true")]
     enabled: bool,
+    /// Free text for operators, at most 1000 characters.
     description: Option<String>,
+    /// The targeting rules, in order, each parsed as a [`Rule`] by the handler.
     #[serde(default)]
     rules: Vec<Value>,
 }
@@ -47,15 +59,82 @@ fn default_true() -> bool {
     true
 }
 
+/// One shape per flag type, each with its typed `value` and rules.
+impl PartialSchema for SetFlagRequest {
+    fn schema() -> RefOr<Schema> {
+        let shape = |t: FlagType| {
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+                .property("type", crate::kernel::schema::string_enum(&[t.as_str()]))
+                .required("type")
+                .property("value", t.value_schema())
+                .required("value")
+                .property(
+                    "enabled",
+                    ObjectBuilder::new()
+                        .schema_type(Type::Boolean)
+                        .default(Some(default_true().into())),
+                )
+                .property(
+                    "description",
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                        .max_length(Some(MAX_DESCRIPTION_LEN)),
+                )
+                .property(
+                    "rules",
+                    ArrayBuilder::new()
+                        .items(Ref::from_schema_name(Rule::schema_name(t)))
+                        .max_items(Some(MAX_RULES))
+                        .description(Some(
+                            "At most 50 rules; the value and rules together at most 16 KiB of \
+                             JSON. A tenant holds at most 1,000 flags (422 beyond).",
+                        )),
+                )
+        };
+        FlagType::ALL
+            .into_iter()
+            .fold(
+                OneOfBuilder::new().description(Some(
+                    "A flag definition; `value` (and every rule's value) is of the flag's `type`.",
+                )),
+                |choice, t| choice.item(shape(t)),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for SetFlagRequest {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        for t in FlagType::ALL {
+            schemas.push((Rule::schema_name(t), Rule::schema_of(Some(t)).into()));
+        }
+        <Rule as ToSchema>::schemas(schemas);
+    }
+}
+
 /// A flag after a change, with whether the edge already serves it.
-#[derive(Debug, Serialize)]
-struct FlagChangeResponse {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = FlagChange)]
+pub(crate) struct FlagChangeResponse {
     #[serde(flatten)]
     flag: FlagRecord,
     /// The tenant's flag-set version after the change.
     set_version: i64,
     /// `synced`, or `pending` when the KV snapshot write failed (the reconciler cron repairs it).
-    edge: &'static str,
+    #[schema(inline)]
+    edge: EdgeSync,
+}
+
+/// Whether the edge serves a change yet.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum EdgeSync {
+    /// The tenant's snapshot is published.
+    Synced,
+    /// The snapshot write failed; the reconciler cron publishes it.
+    Pending,
 }
 
 fn tenant_param<P: Platform>(ctx: &Ctx<'_, P>) -> Result<TenantId, ApiError> {
@@ -282,9 +361,9 @@ pub(super) async fn plan_remove<P: Platform>(
 fn edge<P: Platform>(
     ctx: &Ctx<'_, P>,
     published: &Result<(), crate::flags::PublishError>,
-) -> &'static str {
+) -> EdgeSync {
     match published {
-        Ok(()) => "synced",
+        Ok(()) => EdgeSync::Synced,
         Err(e) => {
             ctx.log(
                 "warn",
@@ -292,7 +371,7 @@ fn edge<P: Platform>(
                 None,
                 &e.to_string(),
             );
-            "pending"
+            EdgeSync::Pending
         }
     }
 }
@@ -326,6 +405,16 @@ fn ofrep_error(
     e
 }
 
+/// Body of the OFREP evaluations (`POST /ofrep/v1/evaluate/flags[/{key}]`), which may be
+/// empty; other members are ignored.
+#[derive(Debug, ToSchema)]
+pub(crate) struct OfrepRequest {
+    /// The evaluation context: `targetingKey` (a string), `tenantId` (for app-wide keys) and any
+    /// attributes.
+    #[schema(value_type = Option<Object>)]
+    context: Option<Context>,
+}
+
 /// The evaluation context of an OFREP request body (`{"context": {...}}`, or no body).
 pub(super) fn ofrep_context(req: &Request, key: Option<&str>) -> Result<Context, ApiError> {
     let body = req.body();
@@ -353,11 +442,14 @@ pub(super) fn ofrep_context(req: &Request, key: Option<&str>) -> Result<Context,
             "The body must be a JSON object {\"context\": {...}}.",
         ));
     };
-    let ctx = match top.remove("context") {
-        None | Some(Value::Null) => Context::new(),
-        Some(Value::Object(m)) => m,
-        Some(_) => return Err(invalid("`context` must be a JSON object.")),
+    let request = OfrepRequest {
+        context: match top.remove("context") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => Some(m),
+            Some(_) => return Err(invalid("`context` must be a JSON object.")),
+        },
     };
+    let ctx = request.context.unwrap_or_default();
     if ctx.get(TARGETING_KEY).is_some_and(|v| !v.is_string()) {
         return Err(invalid("`targetingKey` must be a string."));
     }
@@ -574,11 +666,16 @@ pub(super) async fn evaluate_one<P: Platform>(
     Ok(with_delivery_headers(resp, None, origin))
 }
 
-/// Body of `GET /v1/flags`.
-#[derive(Debug, Serialize)]
-struct SnapshotResponse<'a> {
+/// Body of `GET /v1/flags`: the tenant's flag definitions.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = FlagSnapshot)]
+pub(crate) struct SnapshotResponse<'a> {
+    /// The tenant.
+    #[schema(value_type = String, format = "uuid")]
     tenant_id: &'a TenantId,
+    /// The flag-set version (also the `ETag`).
     version: i64,
+    /// The flags, by key.
     flags: &'a [crate::flags::Flag],
 }
 

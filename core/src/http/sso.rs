@@ -4,6 +4,7 @@
 
 use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::callers::client_address;
 use super::reply::no_store;
@@ -18,19 +19,43 @@ use crate::sso::{config, SsoCallbackError, SsoConfigError, SsoConfigInput};
 use crate::tenants::TenantDomain;
 
 /// Body of `PUT /v1/tenant/sso`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SsoConfigRequest {
+pub(crate) struct SsoConfigRequest {
+    /// `https://` to a public host: loopback, private, link-local (incl. 169.254.169.254),
+    /// unique-local, shared, multicast, documentation and unspecified addresses in any IP
+    /// spelling, and names such as localhost, `*.local` and `*.internal` are refused. Only in
+    /// development, a loopback host (localhost, 127.0.0.1, `[::1]`) over `http://` or
+    /// `https://`. Its discovery document must name it exactly.
+    #[schema(format = "uri")]
     issuer_url: String,
+    /// Edgeplane's client id at the IdP: 1 to 512 printable characters.
+    #[schema(min_length = 1, max_length = 512)]
     client_id: String,
+    /// Required for a new configuration and whenever `issuer_url` or `client_id` changes (a
+    /// stored secret is never sent to another issuer); omitted, it keeps the stored one. Sealed
+    /// with AES-256-GCM.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 512)]
     client_secret: Option<String>,
+    /// Whether SSO sign-in is on (default: on).
     #[serde(default)]
+    #[schema(default = true)]
     enabled: Option<bool>,
+    /// Whether unknown verified emails get an account on first sign-in (default: off).
     #[serde(default)]
+    #[schema(default = false)]
     allow_jit: Option<bool>,
+    /// The role of such accounts: `user` (default) or `admin`.
     #[serde(default)]
+    #[schema(schema_with = jit_role_schema)]
     jit_role: Option<String>,
+}
+
+fn jit_role_schema() -> utoipa::openapi::Object {
+    let mut schema = crate::kernel::schema::nullable_string_enum(&config::JIT_ROLES);
+    schema.default = Some("user".into());
+    schema
 }
 
 /// The problem of a refused configuration. A failed discovery names only which document

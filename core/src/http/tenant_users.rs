@@ -15,28 +15,68 @@ use crate::ports::Platform;
 use crate::signin::UserPrincipal;
 use crate::tenants::{Email, Plan, TenantId, TenantService, UpdateTenant};
 use crate::users::admin::{self, ListUsers, TenantActor, TenantRole, UpdateUser, UserStatus};
-use crate::users::invite::{self, Invite};
+use crate::users::invite::{self, InvitationView, Invite};
 use crate::users::privacy;
 
-#[derive(Debug, Deserialize)]
+/// Body of `PATCH /v1/tenant/users/{id}`: a new role, a new status, or both.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateUserRequest {
+#[schema(as = UpdateTenantUserRequest)]
+pub(crate) struct UpdateUserRequest {
+    /// The new role: `owner`, `admin` or `user`.
+    #[schema(schema_with = role_schema)]
     role: Option<String>,
+    /// `active` to enable the user, `disabled` to block them (FR-TENANT-006).
+    #[schema(schema_with = new_status_schema)]
     status: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+fn role_schema() -> utoipa::openapi::Object {
+    crate::kernel::schema::nullable_string_enum(&admin::ROLE_NAMES)
+}
+
+fn new_status_schema() -> utoipa::openapi::Object {
+    crate::kernel::schema::nullable_string_enum(&[
+        UserStatus::Active.as_str(),
+        UserStatus::Disabled.as_str(),
+    ])
+}
+
+/// Body of `POST /v1/tenant/invitations`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct InviteRequest {
+pub(crate) struct InviteRequest {
+    /// Whom to invite.
+    #[schema(format = Email)]
     email: String,
+    /// The role the user gets: `admin` or `user`.
+    #[schema(schema_with = invited_role_schema)]
     role: String,
+    /// How long the invitation is valid, in days (default 7).
+    #[schema(minimum = 1, maximum = 30, default = 7)]
     expires_in_days: Option<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+fn invited_role_schema() -> utoipa::openapi::Object {
+    crate::kernel::schema::string_enum(&[TenantRole::Admin.as_str(), TenantRole::User.as_str()])
+}
+
+/// Body of `POST /v1/tenant/invitations/{id}/resend` (may be empty).
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ResendRequest {
+#[schema(as = ResendInvitationRequest)]
+pub(crate) struct ResendRequest {
+    /// How long the new invitation is valid, in days (default 7).
+    #[schema(minimum = 1, maximum = 30, default = 7)]
     expires_in_days: Option<u32>,
+}
+
+/// Body of `GET /v1/tenant/invitations`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct InvitationList {
+    /// Pending and expired invitations, newest first (at most 100).
+    #[schema(inline)]
+    items: Vec<InvitationView>,
 }
 
 /// Body of `PATCH /v1/tenant/plan`.
@@ -217,7 +257,7 @@ pub(super) async fn list_invitations<P: Platform>(
         .map_err(|e| ApiError::from(&e))?;
     Ok(no_store(json::response(
         StatusCode::OK,
-        &serde_json::json!({ "items": items }),
+        &InvitationList { items },
     )?))
 }
 

@@ -6,6 +6,7 @@
 //! and judged usable, so a typo is refused at once rather than at the first sign-in.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::discovery::{self, DiscoveryError};
 use crate::audit::{self, Actor, AuditRecord};
@@ -94,10 +95,13 @@ pub struct SsoConfigInput {
     pub jit_role: Option<String>,
 }
 
-/// The configuration as shown to the owner: never the secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A tenant's SSO configuration (FR-AUTH-003) as shown to the owner: the client secret is
+/// never returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = SsoConfig)]
 pub struct SsoConfigView {
     /// The IdP's issuer URL.
+    #[schema(format = "uri")]
     pub issuer_url: String,
     /// Edgeplane's client id at the IdP.
     pub client_id: String,
@@ -105,12 +109,20 @@ pub struct SsoConfigView {
     pub client_secret_set: bool,
     /// Whether SSO sign-in is on.
     pub enabled: bool,
-    /// Whether unknown verified emails get an account.
+    /// Whether unknown verified emails get an account on first sign-in.
     pub allow_jit: bool,
-    /// The role of such accounts.
+    /// The role of such accounts: `user` or `admin`.
+    #[schema(schema_with = jit_role_schema)]
     pub jit_role: String,
     /// Last change, unix ms.
     pub updated_at: i64,
+}
+
+/// The roles an account created on first sign-in may get.
+pub const JIT_ROLES: [&str; 2] = ["user", "admin"];
+
+fn jit_role_schema() -> utoipa::openapi::Object {
+    crate::kernel::schema::string_enum(&JIT_ROLES)
 }
 
 /// The stored configuration, for the sign-in flow.
@@ -273,7 +285,7 @@ fn check_input(input: &SsoConfigInput, dev: bool) -> Result<String, SsoConfigErr
         client_field("client_secret", secret)?;
     }
     let jit_role = input.jit_role.clone().unwrap_or_else(|| "user".to_owned());
-    if !matches!(jit_role.as_str(), "user" | "admin") {
+    if !JIT_ROLES.contains(&jit_role.as_str()) {
         return Err(SsoConfigError::Invalid(
             "jit_role",
             "must be user or admin".to_owned(),

@@ -11,6 +11,7 @@
 //! too (CON-SEC-002).
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
@@ -51,7 +52,7 @@ impl TenantRole {
     }
 
     /// The stored name.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             TenantRole::Owner => "owner",
             TenantRole::Admin => "admin",
@@ -86,7 +87,7 @@ impl UserStatus {
     }
 
     /// The stored name.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             UserStatus::Invited => "invited",
             UserStatus::Active => "active",
@@ -189,7 +190,8 @@ crate::kernel::domain_errors!(UserAdminError);
 
 /// A tenant user as owners and admins see them. An erased user has no email or name, only
 /// the pseudonym their history resolves to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = TenantUser)]
 pub struct UserView {
     /// User id.
     pub id: String,
@@ -197,14 +199,17 @@ pub struct UserView {
     pub email: Option<String>,
     /// Display name, if any.
     pub display_name: Option<String>,
-    /// Tenant role.
+    /// Tenant role: `owner`, `admin` or `user`.
+    #[schema(schema_with = role_schema)]
     pub role: String,
     /// `invited`, `active`, `disabled` or `deleted`.
+    #[schema(schema_with = status_schema)]
     pub status: String,
     /// Whether TOTP is on.
     pub mfa_enabled: bool,
-    /// Set once erased (`erased-...`).
+    /// Set once the user is erased (`erased-...`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, nullable = false)]
     pub pseudonym: Option<String>,
     /// Created (unix ms).
     pub created_at: i64,
@@ -215,6 +220,26 @@ pub struct UserView {
     /// Optimistic-concurrency version.
     #[serde(skip)]
     pub version: i64,
+}
+
+/// The names of [`TenantRole`].
+pub const ROLE_NAMES: [&str; 3] = [
+    TenantRole::Owner.as_str(),
+    TenantRole::Admin.as_str(),
+    TenantRole::User.as_str(),
+];
+
+fn role_schema() -> utoipa::openapi::Object {
+    crate::kernel::schema::string_enum(&ROLE_NAMES)
+}
+
+fn status_schema() -> utoipa::openapi::Object {
+    crate::kernel::schema::string_enum(&[
+        UserStatus::Invited.as_str(),
+        UserStatus::Active.as_str(),
+        UserStatus::Disabled.as_str(),
+        UserStatus::Deleted.as_str(),
+    ])
 }
 
 macro_rules! user_columns {
@@ -319,11 +344,13 @@ pub struct ListUsers {
 }
 
 /// One page of users.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = TenantUserPage)]
 pub struct UserPage {
     /// The users, by id (or by email when searching).
     pub items: Vec<UserView>,
-    /// Pass back as `cursor` for the next page; `None` on the last.
+    /// Pass back as `cursor` for the next page; `null` on the last.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

@@ -492,7 +492,7 @@ fn invite_expire_resend_fr_tenant_001_fr_tenant_007() {
         .unwrap();
         assert_eq!(
             (inv.mail, inv.expires_at),
-            ("sent", START_MS + 2 * 86_400_000)
+            (invite::MailOutcome::Sent, START_MS + 2 * 86_400_000)
         );
         assert_eq!(
             invite::invite(

@@ -5,6 +5,7 @@
 //! The expiry job marks pending invitations past their expiry `expired`.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::admin::{TenantActor, TenantRole};
 use crate::audit::{self, Actor, AuditRecord};
@@ -36,7 +37,7 @@ pub struct Invite {
 }
 
 /// An invitation issued (or reissued).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Invitation {
     /// The invitation id.
     pub invitation_id: String,
@@ -47,17 +48,38 @@ pub struct Invitation {
     /// The role the user gets.
     pub role: String,
     /// Always `pending`.
-    pub status: &'static str,
+    #[schema(inline)]
+    pub status: Pending,
     /// When it expires (unix ms).
     pub expires_at: i64,
     /// The invitation this one replaces (resend).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, nullable = false)]
     pub previous_invitation_id: Option<String>,
     /// `sent`, or `failed` when the mailer refused (resend later).
-    pub mail: &'static str,
+    #[schema(inline)]
+    pub mail: MailOutcome,
     /// Why the mail failed, for the log only.
     #[serde(skip)]
     pub mail_error: Option<MailError>,
+}
+
+/// The status of an invitation just issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Pending {
+    /// Waiting for the invitee.
+    Pending,
+}
+
+/// Whether the invitation mail went out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MailOutcome {
+    /// The mailer accepted it.
+    Sent,
+    /// The mailer refused it (resend later).
+    Failed,
 }
 
 /// Why an invitation was refused. Nothing was written.
@@ -170,9 +192,9 @@ async fn send_mail<P: Platform>(
     let link = links.invitation(token);
     let m = mail::invitation_mail(&inv.email, tenant_name, &inv.role, &link, inv.expires_at);
     match p.mailer().send(&m).await {
-        Ok(()) => inv.mail = "sent",
+        Ok(()) => inv.mail = MailOutcome::Sent,
         Err(e) => {
-            inv.mail = "failed";
+            inv.mail = MailOutcome::Failed;
             inv.mail_error = Some(e);
         }
     }
@@ -204,10 +226,10 @@ pub async fn invite<P: Platform>(
         user_id,
         email: req.email.as_str().to_owned(),
         role: req.role.as_str().to_owned(),
-        status: "pending",
+        status: Pending::Pending,
         expires_at: now + ttl,
         previous_invitation_id: None,
-        mail: "failed",
+        mail: MailOutcome::Failed,
         mail_error: None,
     };
     let rec = AuditRecord::success(
@@ -317,10 +339,10 @@ pub async fn resend<P: Platform>(
         user_id,
         email,
         role,
-        status: "pending",
+        status: Pending::Pending,
         expires_at: now + ttl,
         previous_invitation_id: Some(invitation_id.to_owned()),
-        mail: "failed",
+        mail: MailOutcome::Failed,
         mail_error: None,
     };
     let rec = AuditRecord::success(
@@ -393,7 +415,7 @@ async fn resendable<P: Platform>(
 }
 
 /// An invitation as owners and admins list it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct InvitationView {
     /// Invitation id.
     pub id: String,
@@ -403,12 +425,17 @@ pub struct InvitationView {
     pub email: String,
     /// The role offered.
     pub role: String,
-    /// `pending` or `expired`.
+    /// `pending` or `expired` (only those are listed).
+    #[schema(schema_with = listed_status_schema)]
     pub status: String,
     /// Created (unix ms).
     pub created_at: i64,
     /// Expires (unix ms).
     pub expires_at: i64,
+}
+
+fn listed_status_schema() -> utoipa::openapi::Object {
+    crate::kernel::schema::string_enum(&["pending", "expired"])
 }
 
 /// The tenant's pending and expired invitations, newest first (at most 100), audited as

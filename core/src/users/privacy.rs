@@ -2,11 +2,38 @@
 //! portability) as JSON, audited as `user.export` (CON-SEC-002). Erasure is
 //! [`super::admin::erase_user`], by the user or an owner or admin.
 
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::admin::UserAdminError;
 use crate::audit::{self, Actor, AuditRecord};
 use crate::ports::{Platform, Row, Sql, SqlError, Stmt};
+
+/// The format name of [`PersonalDataExport::format`].
+pub const EXPORT_FORMAT: &str = "edgeplane.personal-data.v1";
+
+/// A user's personal data as exported (`GET /v1/me/export`).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct PersonalDataExport {
+    /// The format and its version: `edgeplane.personal-data.v1`.
+    pub format: &'static str,
+    /// The user's row (no credential hashes or secrets).
+    #[schema(value_type = Object)]
+    pub profile: Value,
+    /// The user's sessions, oldest first.
+    #[schema(value_type = Vec<Object>)]
+    pub sessions: Vec<Value>,
+    /// The user's invitations, oldest first.
+    #[schema(value_type = Vec<Object>)]
+    pub invitations: Vec<Value>,
+    /// The audit records the user is the actor of in the tenant, oldest first, at most
+    /// [`MAX_EXPORTED_AUDIT_RECORDS`].
+    #[schema(value_type = Vec<Object>)]
+    pub audit_records: Vec<Value>,
+    /// True when more audit records exist than were exported.
+    pub audit_records_truncated: bool,
+}
 
 /// Most audit records one export carries (newest kept out beyond it, flagged `truncated`).
 pub const MAX_EXPORTED_AUDIT_RECORDS: i64 = 5000;
@@ -48,7 +75,7 @@ pub async fn export_user_data<P: Platform>(
     tenant_id: &str,
     user_id: &str,
     request_id: &str,
-) -> Result<Value, UserAdminError> {
+) -> Result<PersonalDataExport, UserAdminError> {
     let profile = profile(p, tenant_id, user_id).await?;
     let sessions = sessions(p, user_id).await?;
     let invitations = invitations(p, user_id).await?;
@@ -63,14 +90,14 @@ pub async fn export_user_data<P: Platform>(
     .with("sessions", sessions.len())
     .with("audit_records", audit_records.len());
     audit::record(p, &rec).await?;
-    Ok(json!({
-        "format": "edgeplane.personal-data.v1",
-        "profile": profile,
-        "sessions": sessions,
-        "invitations": invitations,
-        "audit_records": audit_records,
-        "audit_records_truncated": truncated,
-    }))
+    Ok(PersonalDataExport {
+        format: EXPORT_FORMAT,
+        profile,
+        sessions,
+        invitations,
+        audit_records,
+        audit_records_truncated: truncated,
+    })
 }
 
 /// The user's row as exported (no secret columns), or `NotFound` outside the tenant.

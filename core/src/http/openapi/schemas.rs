@@ -77,6 +77,25 @@ pub fn components() -> BTreeMap<String, RefOr<Schema>> {
     add::<crate::http::oidc::OAuthError>(&mut out);
     add::<crate::oidc::token::TokenResponse>(&mut out);
     add::<crate::oidc::token::UserinfoClaims>(&mut out);
+    // flags, tenant users, SSO
+    add::<crate::flags::FlagSet>(&mut out);
+    add::<crate::http::flags::SetFlagRequest>(&mut out);
+    add::<crate::http::flags::FlagChangeResponse>(&mut out);
+    add::<crate::http::flags::SnapshotResponse<'static>>(&mut out);
+    add::<crate::http::flags::OfrepRequest>(&mut out);
+    add::<crate::flags::ofrep::Bulk<'static>>(&mut out);
+    add::<crate::flags::PlanFlag>(&mut out);
+    add::<crate::flags::PlanFlagChange>(&mut out);
+    add::<crate::users::admin::UserView>(&mut out);
+    add::<crate::users::admin::UserPage>(&mut out);
+    add::<crate::http::tenant_users::UpdateUserRequest>(&mut out);
+    add::<crate::http::tenant_users::InviteRequest>(&mut out);
+    add::<crate::http::tenant_users::ResendRequest>(&mut out);
+    add::<crate::users::invite::Invitation>(&mut out);
+    add::<crate::http::tenant_users::InvitationList>(&mut out);
+    add::<crate::users::privacy::PersonalDataExport>(&mut out);
+    add::<crate::sso::SsoConfigView>(&mut out);
+    add::<crate::http::sso::SsoConfigRequest>(&mut out);
     out
 }
 
