@@ -100,14 +100,14 @@ pub fn components() -> BTreeMap<String, RefOr<Schema>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use serde_json::{Map, Value};
 
     /// Removes what does not change which documents a schema accepts: prose, and spellings that
     /// mean the same thing (`const` and a one-value `enum`; `type: string` beside an `enum` of
     /// strings; integer formats; key order of `required`).
-    fn normalize(v: &Value) -> Value {
+    pub(in crate::http::openapi) fn normalize(v: &Value) -> Value {
         match v {
             Value::Object(m) => {
                 let mut out = Map::new();
