@@ -77,7 +77,7 @@ pub(in crate::http) use crate::signin::MfaSignIn;
 pub(in crate::http) use crate::http::webauthn::MfaOptionsRequest as MfaWebAuthnOptionsRequest;
 pub(in crate::http) type OAuthError = crate::http::oidc::OAuthError<'static>;
 pub(in crate::http) type OfrepBulkResponse = crate::flags::ofrep::Bulk<'static>;
-written!(OfrepEvaluation);
+pub(in crate::http) type OfrepEvaluation = crate::flags::ofrep::Evaluation<'static>;
 pub(in crate::http) use crate::http::flags::OfrepRequest;
 written!(
     OidcEndSessionPostRequest,
