@@ -41,6 +41,7 @@
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
+use utoipa::ToSchema;
 
 use crate::crypto;
 use crate::ports::Secrets;
@@ -83,7 +84,7 @@ impl AnchorKeyProblem {
 }
 
 /// Which key signs anchors here, as `/v1/audit/verify` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyStatus {
     /// `EVENT_ANCHOR_KEY` is set and long enough.

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::anchor::{AnchorFault, AnchorKeys, Position};
 use super::archive::{
@@ -219,7 +220,7 @@ pub fn billing_items(
 }
 
 /// One row of the usage summary (BB-BIL-001 aggregates).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct UsageRow {
     /// The UTC day, `YYYY-MM-DD`.
     pub period: String,
@@ -291,7 +292,7 @@ pub async fn usage_by_day<P: Platform>(
 }
 
 /// What kind of break [`verify`] found: a stable machine-readable code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakCode {
     /// The object does not hold the range, count or last sequence number its index row names.
@@ -317,15 +318,16 @@ pub enum BreakCode {
 }
 
 /// The first broken link found by [`verify`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Break {
     /// The stream, `<kind>/<tenant>`.
     pub stream: String,
-    /// The record (or the first record of the object) where the chain breaks.
+    /// The record, or the first record of the archive object, where the chain breaks.
     pub seq: i64,
-    /// The archive object, or `tail` for the log.
+    /// The archive object key, or `tail` for the event log.
     pub location: String,
-    /// What kind of break.
+    /// What kind of break, stable.
+    #[schema(inline)]
     pub code: BreakCode,
     /// What does not match, in words.
     pub reason: String,

@@ -6,6 +6,9 @@
 use ::http::{header, HeaderValue, StatusCode};
 use serde::Serialize;
 use serde_json::{json as j, Value as Json};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 
 use super::is_development;
 use super::{json, ApiError, Ctx, Request, Response};
@@ -15,8 +18,9 @@ use crate::events::anchor::{AnchorKeys, KeyStatus};
 use crate::events::archive::{gzip, unpack, CONTENT_TYPE, GZIP_CONTENT_TYPE};
 use crate::events::export;
 use crate::events::ingest::{check_tenant, ingest, IngestError, IngestOutcome, Reporter};
+use crate::events::model::{BillingEvent, MAX_BATCH};
 use crate::events::read::{
-    self, billing_items, page, streams_after, usage_by_day, Break, Period, UsageRow,
+    self, billing_items, page, streams_after, usage_by_day, Break, ExportedEvent, Period, UsageRow,
 };
 use crate::kernel::ErrorKind;
 use crate::ports::{Blobs, Logger, Platform, StreamId, StreamKind};
@@ -215,20 +219,75 @@ pub(super) async fn export_billing<P: Platform>(
     let items = billing_items(records).map_err(|e| ApiError::from(&e))?;
     json::response(
         StatusCode::OK,
-        &read::Page {
+        &BillingPage {
             items,
             next_cursor: next.map(|n| n.to_string()),
         },
     )
 }
 
+/// The body of `POST /v1/billing/events` and `POST /v1/audit/events`: one event, an array of
+/// events, or `{"events": [...]}`, at most [`MAX_BATCH`] events. The events are read field by
+/// field ([`crate::events::model`]); this type only declares the schema, around the event's.
+pub(super) struct EventBatch<E>(std::marker::PhantomData<E>);
+
+impl<E: ToSchema> PartialSchema for EventBatch<E> {
+    fn schema() -> RefOr<Schema> {
+        let event = || Ref::from_schema_name(E::name());
+        let list = || {
+            ArrayBuilder::new()
+                .items(event())
+                .max_items(Some(MAX_BATCH))
+        };
+        OneOfBuilder::new()
+            .item(event())
+            .item(list())
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .property("events", list())
+                    .required("events"),
+            )
+            .into()
+    }
+}
+
+impl<E: ToSchema> ToSchema for EventBatch<E> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        format!("Report{}sRequest", E::name()).into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((E::name().into_owned(), E::schema()));
+        E::schemas(schemas);
+    }
+}
+
+/// A page of the billing export.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ExportBillingEventsResponse)]
+pub(super) struct BillingPage {
+    /// The events, in stream order.
+    #[schema(value_type = Vec<Object>)]
+    items: Vec<ExportedEvent<BillingEvent>>,
+    /// Pass back as `cursor` for the next page; null at the end.
+    next_cursor: Option<String>,
+}
+
 /// The usage summary.
-#[derive(Debug, Serialize)]
-struct UsageResponse {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = BillingUsageResponse)]
+pub(super) struct UsageResponse {
+    /// The tenant.
     tenant_id: String,
+    /// Only `day`.
     group_by: &'static str,
+    /// The period's start, RFC 3339; null when open.
     from: Option<String>,
+    /// The period's end (exclusive), RFC 3339; null when open.
     to: Option<String>,
+    /// Quantities per UTC day and event type.
+    #[schema(inline)]
     items: Vec<UsageRow>,
 }
 
@@ -315,17 +374,32 @@ fn csv_response(req: &Request, out: String, next: Option<String>) -> Response {
 }
 
 /// The chain check's answer.
-#[derive(Debug, Serialize)]
-struct VerifyResponse {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = VerifyEventChainResponse)]
+pub(super) struct VerifyResponse {
+    /// True when every link holds.
     ok: bool,
+    /// The stream kind checked.
     kind: &'static str,
+    /// Streams checked.
+    #[schema(value_type = i64)]
     streams: u64,
+    /// Records whose hash was recomputed.
+    #[schema(value_type = i64)]
     records: u64,
+    /// Archive objects checked against the archive index.
+    #[schema(value_type = i64)]
     archives: u64,
-    /// Archive objects whose anchor holds.
+    /// Archive objects whose anchor was checked and holds; equals archives when ok.
+    #[schema(value_type = i64)]
     anchors: u64,
-    /// Which key anchors archives here (`configured`, `development`, `missing`, `invalid`).
+    /// Which key anchors archives here: EVENT_ANCHOR_KEY (configured), the public development
+    /// key (development, protects nothing), none (missing: flushes write nothing and anchors
+    /// cannot be checked) or one too short to use (invalid).
+    #[schema(inline)]
     anchor_key: KeyStatus,
+    /// The first broken link; null when ok.
+    #[schema(inline)]
     first_break: Option<Break>,
 }
 

@@ -23,6 +23,7 @@ use crate::flags::limit;
 use crate::flags::model::{Rule, MAX_DESCRIPTION_LEN, MAX_RULES};
 use crate::flags::ofrep;
 use crate::flags::snapshot::Snapshot;
+use crate::flags::PlanFlag;
 use crate::flags::{
     evaluate, Context, FlagDefinition, FlagKey, FlagRecord, FlagService, FlagType, PlanFlagService,
     Resolution,
@@ -62,47 +63,55 @@ fn default_true() -> bool {
 /// One shape per flag type, each with its typed `value` and rules.
 impl PartialSchema for SetFlagRequest {
     fn schema() -> RefOr<Schema> {
-        let shape = |t: FlagType| {
-            ObjectBuilder::new()
-                .schema_type(Type::Object)
-                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
-                .property("type", crate::kernel::schema::string_enum(&[t.as_str()]))
-                .required("type")
-                .property("value", t.value_schema())
-                .required("value")
-                .property(
-                    "enabled",
-                    ObjectBuilder::new()
-                        .schema_type(Type::Boolean)
-                        .default(Some(default_true().into())),
-                )
-                .property(
-                    "description",
-                    ObjectBuilder::new()
-                        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-                        .max_length(Some(MAX_DESCRIPTION_LEN)),
-                )
-                .property(
-                    "rules",
-                    ArrayBuilder::new()
-                        .items(Ref::from_schema_name(Rule::schema_name(t)))
-                        .max_items(Some(MAX_RULES))
-                        .description(Some(
-                            "At most 50 rules; the value and rules together at most 16 KiB of \
-                             JSON. A tenant holds at most 1,000 flags (422 beyond).",
-                        )),
-                )
-        };
-        FlagType::ALL
-            .into_iter()
-            .fold(
-                OneOfBuilder::new().description(Some(
-                    "A flag definition; `value` (and every rule's value) is of the flag's `type`.",
-                )),
-                |choice, t| choice.item(shape(t)),
-            )
-            .into()
+        definition_schema(true)
     }
+}
+
+/// A flag definition, one shape per flag type; a plan default has no rules.
+fn definition_schema(with_rules: bool) -> RefOr<Schema> {
+    let shape = |t: FlagType| {
+        let object = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .property("type", crate::kernel::schema::string_enum(&[t.as_str()]))
+            .required("type")
+            .property("value", t.value_schema())
+            .required("value")
+            .property(
+                "enabled",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .default(Some(default_true().into())),
+            )
+            .property(
+                "description",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                    .max_length(Some(MAX_DESCRIPTION_LEN)),
+            );
+        if !with_rules {
+            return object;
+        }
+        object.property(
+            "rules",
+            ArrayBuilder::new()
+                .items(Ref::from_schema_name(Rule::schema_name(t)))
+                .max_items(Some(MAX_RULES))
+                .description(Some(
+                    "At most 50 rules; the value and rules together at most 16 KiB of \
+                     JSON. A tenant holds at most 1,000 flags (422 beyond).",
+                )),
+        )
+    };
+    FlagType::ALL
+        .into_iter()
+        .fold(
+            OneOfBuilder::new().description(Some(
+                "A flag definition; `value` (and every rule's value) is of the flag's `type`.",
+            )),
+            |choice, t| choice.item(shape(t)),
+        )
+        .into()
 }
 
 impl ToSchema for SetFlagRequest {
@@ -271,16 +280,35 @@ pub(super) async fn remove<P: Platform>(
     }
 }
 
-/// Body of `PUT /v1/plans/{plan}/flags/{key}`.
+/// Body of `PUT /v1/plans/{plan}/flags/{key}`: a definition without rules.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SetPlanFlagRequest {
+pub(super) struct SetPlanFlagRequest {
     #[serde(rename = "type")]
     flag_type: String,
     value: Value,
     #[serde(default = "default_true")]
     enabled: bool,
     description: Option<String>,
+}
+
+impl PartialSchema for SetPlanFlagRequest {
+    fn schema() -> RefOr<Schema> {
+        definition_schema(false)
+    }
+}
+
+impl ToSchema for SetPlanFlagRequest {}
+
+/// Body of `GET /v1/plans/{plan}/flags`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ListPlanFlagsResponse)]
+pub(super) struct PlanFlags {
+    /// The plan.
+    #[schema(value_type = String)]
+    plan: Plan,
+    /// Its default flags, by key.
+    flags: Vec<PlanFlag>,
 }
 
 fn plan_param<P: Platform>(ctx: &Ctx<'_, P>) -> Result<Plan, ApiError> {
@@ -296,10 +324,7 @@ pub(super) async fn plan_list<P: Platform>(
     let flags = PlanFlagService::list(ctx.platform, &plan)
         .await
         .map_err(|e| ApiError::from(&e))?;
-    json::response(
-        StatusCode::OK,
-        &serde_json::json!({ "plan": plan, "flags": flags }),
-    )
+    json::response(StatusCode::OK, &PlanFlags { plan, flags })
 }
 
 /// `PUT /v1/plans/{plan}/flags/{key}`: sets a plan default; the plan's tenants without an
