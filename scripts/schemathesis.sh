@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Holds /openapi.json to the server: schemathesis generates requests from the document for every
 # operation and runs all of its checks (status codes, content types, response schemas, headers,
-# negative data refused, ...) against the release worker in workerd, signed in as an operator.
+# negative data refused, ...) against the release worker in workerd. Each operation is called
+# with the credentials its security scheme names (schemathesis.toml): an operator's token, a
+# tenant owner's access token, an API key with every scope.
 # Exits non-zero on any failure.
 #
 #   scripts/schemathesis.sh [extra schemathesis options]
@@ -52,13 +54,17 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 url=$(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).url' "$dir/ready")
-token=$(node scripts/dev-issuer.mjs token --role operator --sub schemathesis --ttl 3600 \
+OPERATOR_TOKEN=$(node scripts/dev-issuer.mjs token --role operator --sub schemathesis --ttl 3600 \
   --env-file "$dir/issuer.env")
+export OPERATOR_TOKEN
+callers=$(node scripts/schemathesis-callers.mjs "$url" "$OPERATOR_TOKEN")
+USER_TOKEN=$(sed -n 's/^USER_TOKEN=//p' <<<"$callers")
+API_KEY=$(sed -n 's/^API_KEY=//p' <<<"$callers")
+export USER_TOKEN API_KEY
 
 st run "$url/openapi.json" \
   --url "$url" \
   --checks all \
-  --header "Authorization: Bearer $token" \
   --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-20}" \
   --workers 1 \
   --seed 1 \

@@ -128,6 +128,7 @@ pub struct ReportedAuditEvent {
     #[schema(schema_with = audit_outcome_schema)]
     pub outcome: String,
     /// IPv4 or IPv6 address.
+    #[schema(schema_with = ip_schema)]
     pub ip: String,
     /// Free-form details: at most 4096 bytes as JSON.
     #[schema(value_type = Object, required = false)]
@@ -136,6 +137,19 @@ pub struct ReportedAuditEvent {
 
 /// The outcomes an audit event may report.
 const AUDIT_OUTCOMES: [&str; 2] = ["success", "failure"];
+
+fn ip_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    let address = |f| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(f)))
+    };
+    AnyOfBuilder::new()
+        .item(address(KnownFormat::Ipv4))
+        .item(address(KnownFormat::Ipv6))
+        .into()
+}
 
 fn audit_outcome_schema() -> utoipa::openapi::Object {
     crate::kernel::schema::string_enum(&AUDIT_OUTCOMES)
