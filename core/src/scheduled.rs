@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::ports::{Clock, Kv, Platform, Sql, Stmt};
+use crate::ports::{Clock, Kv, KvError, Platform, Sql, SqlError, Stmt};
 use crate::tenants::TenantService;
 
 /// What one job did.
@@ -56,98 +56,121 @@ pub async fn run<P: Platform>(p: &P, cron: &str) -> (ScheduledReport, Vec<String
 /// the current time, and what development uses to exercise time-based rules (a purge 30 days
 /// on) without waiting.
 pub async fn run_at<P: Platform>(p: &P, cron: &str, now: i64) -> (ScheduledReport, Vec<String>) {
-    let mut causes = Vec::new();
-    let mut jobs = Vec::new();
+    let mut run = JobRun::default();
 
     // Idempotency records are kept 24 h: long enough for any client retry.
-    let expired = p
-        .sql()
-        .execute(Stmt::new("DELETE FROM idempotency_keys WHERE expires_at < ?1").bind(now))
-        .await;
-    jobs.push(job(
-        "idempotency_keys.expire",
-        expired,
-        "delete failed",
-        &mut causes,
-    ));
+    let expired = expire_idempotency_keys(p, now).await;
+    run.record("idempotency_keys.expire", expired, "delete failed");
 
     // FR-AUTH-004: queued mail (password resets) not yet delivered after its request's answer,
     // or whose delivery failed, is sent now; early, so a reset link is not held up by the
     // slower jobs below.
     let r = crate::mail::queue::deliver_due(p, now).await;
-    jobs.push(job("mail_queue.deliver", r, "delivery failed", &mut causes));
+    run.record("mail_queue.deliver", r, "delivery failed");
 
     // FR-OPS-002: tenants past their 30-day grace period are purged, a few per run.
     let purged = TenantService::purge_due(p, now)
         .await
         .map(|r| r.purged.len() as u64);
-    jobs.push(job("tenants.purge", purged, "purge failed", &mut causes));
+    run.record("tenants.purge", purged, "purge failed");
 
     // FR-FLAG-002: republish flag snapshots whose KV write failed or raced.
-    let reconciled = match crate::flags::snapshot::reconcile(p, FLAG_RECONCILE_BATCH).await {
-        Ok((done, errors)) if errors.is_empty() => Ok(u64::from(done)),
-        Ok((_, errors)) => Err(errors.join("; ")),
-        Err(e) => Err(e.to_string()),
-    };
-    jobs.push(job(
-        "flags.reconcile",
-        reconciled,
-        "republish failed",
-        &mut causes,
-    ));
+    let reconciled = reconcile_flag_snapshots(p).await;
+    run.record("flags.reconcile", reconciled, "republish failed");
 
     // NFR-SEC-004: yearly signing-key rotation; expired previous keys retired.
     let rotated = crate::tokens::keys::scheduled_rotation(p, now).await;
-    jobs.push(job(
-        "signing_keys.rotate",
-        rotated,
-        "rotation failed",
-        &mut causes,
-    ));
-    // Billing and audit events: purged tenants' events (FR-OPS-002), the outbox forward
-    // (FR-LOG-003), the archive flush, retention (FR-OPS-003).
-    use crate::events::jobs as ev;
-    let r = ev::purge_deleted_tenants(p).await;
-    jobs.push(job("events.purge", r, "purge failed", &mut causes));
-    let r = ev::forward_outbox(p, now).await;
-    jobs.push(job(
-        "audit_outbox.forward",
-        r,
-        "forward failed",
-        &mut causes,
-    ));
-    let r = ev::flush_all(p, now).await.map(|f| f.events);
-    jobs.push(job("events.flush", r, "flush failed", &mut causes));
-    let r = ev::enforce_retention(p, now).await;
-    jobs.push(job("events.retention", r, "retention failed", &mut causes));
+    run.record("signing_keys.rotate", rotated, "rotation failed");
 
-    // FR-TENANT-001: pending invitations past their expiry become expired.
-    let r = crate::users::invite::expire_due(p, now).await;
-    jobs.push(job("invitations.expire", r, "expiry failed", &mut causes));
-    // FR-AUTH-001 OIDC: expired login flows and old authorization codes.
-    let r = crate::oidc::expire(p, now).await;
-    jobs.push(job("oidc.expire", r, "delete failed", &mut causes));
-    // ERR-RATE-429: attempts that no longer count. Any email typed into a sign-in or a
-    // forgot-password form leaves one, account or not, so they must not pile up.
-    let r = crate::throttle::expire(p, now).await;
-    jobs.push(job("rate_limits.expire", r, "delete failed", &mut causes));
+    run_event_jobs(p, now, &mut run).await;
+    run_expiry_jobs(p, now, &mut run).await;
 
-    let marker = serde_json::json!({ "cron": cron, "at": now }).to_string();
-    let heartbeat = p
-        .kv()
-        .put(LAST_RUN_KEY, marker.as_bytes(), None)
-        .await
-        .map(|()| 1);
-    jobs.push(job("heartbeat", heartbeat, "write failed", &mut causes));
+    let heartbeat = write_heartbeat(p, cron, now).await;
+    run.record("heartbeat", heartbeat, "write failed");
 
     (
         ScheduledReport {
             cron: cron.to_owned(),
             started_at_ms: now,
-            jobs,
+            jobs: run.jobs,
         },
-        causes,
+        run.causes,
     )
+}
+
+/// The jobs of one run so far, and the causes of their failures (for the log).
+#[derive(Default)]
+struct JobRun {
+    /// One entry per job, in run order.
+    jobs: Vec<JobReport>,
+    /// `name: cause` of each failed job.
+    causes: Vec<String>,
+}
+
+impl JobRun {
+    /// Adds the outcome `r` of job `name`; `what` is the general description of its failure.
+    fn record<E: std::fmt::Display>(
+        &mut self,
+        name: &'static str,
+        r: Result<u64, E>,
+        what: &'static str,
+    ) {
+        self.jobs.push(job(name, r, what, &mut self.causes));
+    }
+}
+
+/// Deletes the idempotency records expired by `now`; returns how many.
+async fn expire_idempotency_keys<P: Platform>(p: &P, now: i64) -> Result<u64, SqlError> {
+    p.sql()
+        .execute(Stmt::new("DELETE FROM idempotency_keys WHERE expires_at < ?1").bind(now))
+        .await
+}
+
+/// Republishes up to [`FLAG_RECONCILE_BATCH`] flag snapshots; any failed republish fails the
+/// job, with every cause.
+async fn reconcile_flag_snapshots<P: Platform>(p: &P) -> Result<u64, String> {
+    match crate::flags::snapshot::reconcile(p, FLAG_RECONCILE_BATCH).await {
+        Ok((done, errors)) if errors.is_empty() => Ok(u64::from(done)),
+        Ok((_, errors)) => Err(errors.join("; ")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Billing and audit events: purged tenants' events (FR-OPS-002), the outbox forward
+/// (FR-LOG-003), the archive flush, retention (FR-OPS-003).
+async fn run_event_jobs<P: Platform>(p: &P, now: i64, run: &mut JobRun) {
+    use crate::events::jobs as ev;
+    let r = ev::purge_deleted_tenants(p).await;
+    run.record("events.purge", r, "purge failed");
+    let r = ev::forward_outbox(p, now).await;
+    run.record("audit_outbox.forward", r, "forward failed");
+    let r = ev::flush_all(p, now).await.map(|f| f.events);
+    run.record("events.flush", r, "flush failed");
+    let r = ev::enforce_retention(p, now).await;
+    run.record("events.retention", r, "retention failed");
+}
+
+/// Rows that stop counting with time: invitations, OIDC flows and codes, rate-limit attempts.
+async fn run_expiry_jobs<P: Platform>(p: &P, now: i64, run: &mut JobRun) {
+    // FR-TENANT-001: pending invitations past their expiry become expired.
+    let r = crate::users::invite::expire_due(p, now).await;
+    run.record("invitations.expire", r, "expiry failed");
+    // FR-AUTH-001 OIDC: expired login flows and old authorization codes.
+    let r = crate::oidc::expire(p, now).await;
+    run.record("oidc.expire", r, "delete failed");
+    // ERR-RATE-429: attempts that no longer count. Any email typed into a sign-in or a
+    // forgot-password form leaves one, account or not, so they must not pile up.
+    let r = crate::throttle::expire(p, now).await;
+    run.record("rate_limits.expire", r, "delete failed");
+}
+
+/// Writes the time of this run under [`LAST_RUN_KEY`]; counts 1 when written.
+async fn write_heartbeat<P: Platform>(p: &P, cron: &str, now: i64) -> Result<u64, KvError> {
+    let marker = serde_json::json!({ "cron": cron, "at": now }).to_string();
+    p.kv()
+        .put(LAST_RUN_KEY, marker.as_bytes(), None)
+        .await
+        .map(|()| 1)
 }
 
 fn job<E: std::fmt::Display>(

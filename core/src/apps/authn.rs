@@ -325,25 +325,9 @@ where
         Some(r) => (r.clone(), false),
         None => (fill(p, &key.id).await?.ok_or(AppKeyError::Invalid)?, true),
     };
-    if !pepper.verify(presented, &record.hash) {
-        return Err(AppKeyError::Invalid);
-    }
-    if record.revoked_at.is_some() {
-        return Err(AppKeyError::Revoked);
-    }
-    if record.expires_at.is_some_and(|at| at <= p.clock().now_ms()) {
-        return Err(AppKeyError::Expired);
-    }
+    check_key_record(p, &pepper, presented, &record)?;
     // Known without I/O, reported after the markers (a disabled app or tenant comes first).
-    let usable = if !record.tenant_app_enabled {
-        Err(AppKeyError::AppNotEnabledForTenant)
-    } else if !record.scopes.contains(required_scope) {
-        Err(AppKeyError::MissingScope {
-            required: required_scope,
-        })
-    } else {
-        Ok(())
-    };
+    let usable = usable_for(&record, required_scope);
     let app_marker = app_marker_key(&record.app_id);
     let markers = join2(edge::read(p, &app_marker, None, |v| v.is_some()), async {
         match &record.tenant_id {
@@ -358,15 +342,7 @@ where
         }
     };
     let ((app, tenant), output) = join2(markers, work).await;
-    // Any marker value refuses (fail closed); absent is active.
-    if *app? {
-        return Err(AppKeyError::AppDisabled);
-    }
-    match tenant.transpose()? {
-        Some(EdgeStatus::Suspended) => return Err(AppKeyError::TenantSuspended),
-        Some(EdgeStatus::Deleted) => return Err(AppKeyError::TenantDeleted),
-        Some(EdgeStatus::Active) | None => {}
-    }
+    check_markers(app, tenant)?;
     let output = output?;
     if from_d1 {
         // The record was just read from D1 (first use, or its cached copy expired): note the
@@ -374,23 +350,78 @@ where
         // Best effort: a failed write loses a timestamp, not a request.
         let _ = p
             .sql()
-            .execute(
-                Stmt::new("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1")
-                    .bind(key.id.as_str())
-                    .bind(p.clock().now_ms()),
-            )
+            .execute(last_used_update(&key.id, p.clock().now_ms()))
             .await;
     }
-    Ok((
-        AppKeyPrincipal {
-            key_id: key.id,
-            app_id: record.app_id,
-            tenant_id: record.tenant_id,
-            kind: record.kind,
-            scopes: record.scopes,
-        },
-        output,
-    ))
+    Ok((principal_of(key.id, record), output))
+}
+
+/// Refuses a key whose record `presented` does not match (keyed hash, constant time), then a
+/// revoked key, then an expired one (the clock is read only for a key with an expiry).
+fn check_key_record<P: Platform>(
+    p: &P,
+    pepper: &Pepper,
+    presented: &str,
+    record: &CachedKey,
+) -> Result<(), AppKeyError> {
+    if !pepper.verify(presented, &record.hash) {
+        return Err(AppKeyError::Invalid);
+    }
+    if record.revoked_at.is_some() {
+        return Err(AppKeyError::Revoked);
+    }
+    if record.expires_at.is_some_and(|at| at <= p.clock().now_ms()) {
+        return Err(AppKeyError::Expired);
+    }
+    Ok(())
+}
+
+/// Whether the key of `record` may do an operation needing `required_scope`, as far as its
+/// record tells: the app enabled for the key's tenant, then the scope held.
+fn usable_for(record: &CachedKey, required_scope: Scope) -> Result<(), AppKeyError> {
+    if !record.tenant_app_enabled {
+        Err(AppKeyError::AppNotEnabledForTenant)
+    } else if !record.scopes.contains(required_scope) {
+        Err(AppKeyError::MissingScope {
+            required: required_scope,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// Refuses a key whose app marker is set, then one whose tenant marker says suspended or
+/// deleted. Any app marker value refuses (fail closed); absent is active.
+fn check_markers(
+    app: Result<Rc<bool>, KvError>,
+    tenant: Option<Result<EdgeStatus, KvError>>,
+) -> Result<(), AppKeyError> {
+    if *app? {
+        return Err(AppKeyError::AppDisabled);
+    }
+    match tenant.transpose()? {
+        Some(EdgeStatus::Suspended) => Err(AppKeyError::TenantSuspended),
+        Some(EdgeStatus::Deleted) => Err(AppKeyError::TenantDeleted),
+        Some(EdgeStatus::Active) | None => Ok(()),
+    }
+}
+
+/// Notes that key `id` was used at `now` (`last_used_at`).
+fn last_used_update(id: &KeyId, now: i64) -> Stmt {
+    Stmt::new("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1")
+        .bind(id.as_str())
+        .bind(now)
+}
+
+/// The principal of an accepted key: its id and what its record says.
+fn principal_of(key_id: KeyId, record: CachedKey) -> AppKeyPrincipal {
+    AppKeyPrincipal {
+        key_id,
+        app_id: record.app_id,
+        tenant_id: record.tenant_id,
+        kind: record.kind,
+        scopes: record.scopes,
+    }
 }
 
 /// A cache miss: the record from D1, written back to KV (a failed write is logged; the next

@@ -295,82 +295,170 @@ pub async fn flush_stream<L: EventLog, B: Blobs, S: Sql>(
     let stream_name = stream.to_string();
     let mut report = FlushReport::default();
     for _ in 0..MAX_OBJECTS_PER_FLUSH {
-        let through = archived_through(sql, stream).await?;
-        if through > 0 {
-            // Finishes an earlier flush that indexed but did not drop.
-            log.truncate(stream, through).await?;
-        }
-        let tail = log.read(stream, through, FLUSH_BATCH).await?;
-        let Some(first) = tail.first() else {
+        let records = next_batch(log, sql, stream).await?;
+        let Some(batch) = Batch::of(&records) else {
             break;
         };
-        // One object per UTC day of receipt.
-        let day = date_of(first.received_at_ms);
-        let batch: Vec<ArchivedRecord> = tail
-            .into_iter()
-            .take_while(|e| date_of(e.received_at_ms) == day)
-            .map(ArchivedRecord::from)
-            .collect();
-        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
-            break;
-        };
-        let key = object_key(stream, first.received_at, first.seq, last.seq);
-        let ndjson = encode(&batch).map_err(|e| ArchiveError::Corrupt {
-            key: key.clone(),
-            problem: e.to_string(),
-        })?;
-        let (key, bytes, content_type) = pack(key, ndjson);
-        let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
-        blobs.put(&key, bytes, content_type).await?;
-        let period_start = batch.iter().map(|r| r.occurred_at).min().unwrap_or(0);
-        let period_end = batch.iter().map(|r| r.occurred_at).max().unwrap_or(0);
-        let count = i64::try_from(batch.len()).unwrap_or(i64::MAX);
+        let (key, size) = write_object(blobs, stream, &batch).await?;
         let anchor = signer.sign(&Position {
             stream: &stream_name,
-            first_seq: first.seq,
-            last_seq: last.seq,
-            last_hash: &last.hash,
+            first_seq: batch.first.seq,
+            last_seq: batch.last.seq,
+            last_hash: &batch.last.hash,
         });
-        let inserted = sql
-            .execute(
-                Stmt::new(
-                    "INSERT INTO archive_index (key, kind, tenant_id, first_seq, last_seq, first_hash,
+        let inserted = index_object(sql, stream, &key, &batch, size, anchor, now).await?;
+        if inserted == 0 {
+            delete_if_orphan(sql, blobs, &key).await?;
+            continue;
+        }
+        log.truncate(stream, batch.last.seq).await?;
+        report.objects += 1;
+        report.events += u64::try_from(batch.count()).unwrap_or(0);
+    }
+    Ok(report)
+}
+
+/// The next batch of the stream's tail not yet archived: the events received on the UTC day
+/// of its first one, at most [`FLUSH_BATCH`]; empty when the tail is. A range an earlier flush
+/// indexed but did not drop from the log is dropped first.
+async fn next_batch<L: EventLog, S: Sql>(
+    log: &L,
+    sql: &S,
+    stream: &StreamId,
+) -> Result<Vec<ArchivedRecord>, ArchiveError> {
+    let through = archived_through(sql, stream).await?;
+    if through > 0 {
+        // Finishes an earlier flush that indexed but did not drop.
+        log.truncate(stream, through).await?;
+    }
+    let tail = log.read(stream, through, FLUSH_BATCH).await?;
+    let Some(first) = tail.first() else {
+        return Ok(Vec::new());
+    };
+    // One object per UTC day of receipt.
+    let day = date_of(first.received_at_ms);
+    Ok(tail
+        .into_iter()
+        .take_while(|e| date_of(e.received_at_ms) == day)
+        .map(ArchivedRecord::from)
+        .collect())
+}
+
+/// The records of one archive object, with its first and last.
+struct Batch<'a> {
+    /// Every record, in order.
+    records: &'a [ArchivedRecord],
+    /// The first record.
+    first: &'a ArchivedRecord,
+    /// The last record.
+    last: &'a ArchivedRecord,
+}
+
+impl<'a> Batch<'a> {
+    /// `records` as a batch; `None` when there are none.
+    fn of(records: &'a [ArchivedRecord]) -> Option<Self> {
+        let (Some(first), Some(last)) = (records.first(), records.last()) else {
+            return None;
+        };
+        Some(Batch {
+            records,
+            first,
+            last,
+        })
+    }
+
+    /// How many records it holds.
+    fn count(&self) -> i64 {
+        i64::try_from(self.records.len()).unwrap_or(i64::MAX)
+    }
+}
+
+/// Writes `batch` to the blob store as one NDJSON object (gzipped when that pays); returns its
+/// key and its stored size in bytes.
+async fn write_object<B: Blobs>(
+    blobs: &B,
+    stream: &StreamId,
+    batch: &Batch<'_>,
+) -> Result<(String, i64), ArchiveError> {
+    let key = object_key(
+        stream,
+        batch.first.received_at,
+        batch.first.seq,
+        batch.last.seq,
+    );
+    let ndjson = encode(batch.records).map_err(|e| ArchiveError::Corrupt {
+        key: key.clone(),
+        problem: e.to_string(),
+    })?;
+    let (key, bytes, content_type) = pack(key, ndjson);
+    let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
+    blobs.put(&key, bytes, content_type).await?;
+    Ok((key, size))
+}
+
+/// Records the object `key` holding `batch` in `archive_index` with its `anchor`, unless a
+/// range ending at or after its start is indexed already; returns the rows inserted (0 or 1).
+async fn index_object<S: Sql>(
+    sql: &S,
+    stream: &StreamId,
+    key: &str,
+    batch: &Batch<'_>,
+    size: i64,
+    anchor: Anchor,
+    now: i64,
+) -> Result<u64, SqlError> {
+    let (first, last) = (batch.first, batch.last);
+    let period_start = batch
+        .records
+        .iter()
+        .map(|r| r.occurred_at)
+        .min()
+        .unwrap_or(0);
+    let period_end = batch
+        .records
+        .iter()
+        .map(|r| r.occurred_at)
+        .max()
+        .unwrap_or(0);
+    sql.execute(
+        Stmt::new(
+            "INSERT INTO archive_index (key, kind, tenant_id, first_seq, last_seq, first_hash,
  last_hash, count, bytes, period_start, period_end, created_at, anchor_kid, anchor)
 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
 WHERE NOT EXISTS (SELECT 1 FROM archive_index WHERE kind = ?2 AND tenant_id = ?3 AND last_seq >= ?4)",
-                )
-                .bind(&key)
-                .bind(stream.kind.as_str())
-                .bind(&stream.tenant)
-                .bind(first.seq)
-                .bind(last.seq)
-                .bind(&first.hash)
-                .bind(&last.hash)
-                .bind(count)
-                .bind(size)
-                .bind(period_start)
-                .bind(period_end)
-                .bind(now)
-                .bind(anchor.kid)
-                .bind(anchor.mac),
-            )
-            .await?;
-        if inserted == 0 {
-            // A concurrent flush archived this range first; ours is an orphan unless it is
-            // the very object that flush indexed.
-            let indexed = sql
-                .query(Stmt::new("SELECT 1 AS x FROM archive_index WHERE key = ?1").bind(&key))
-                .await?;
-            if indexed.is_empty() {
-                blobs.delete(&key).await?;
-            }
-            continue;
-        }
-        log.truncate(stream, last.seq).await?;
-        report.objects += 1;
-        report.events += u64::try_from(count).unwrap_or(0);
+        )
+        .bind(key)
+        .bind(stream.kind.as_str())
+        .bind(&stream.tenant)
+        .bind(first.seq)
+        .bind(last.seq)
+        .bind(&first.hash)
+        .bind(&last.hash)
+        .bind(batch.count())
+        .bind(size)
+        .bind(period_start)
+        .bind(period_end)
+        .bind(now)
+        .bind(anchor.kid)
+        .bind(anchor.mac),
+    )
+    .await
+}
+
+/// After a concurrent flush archived the range first: deletes the object `key` unless it is
+/// the very object that flush indexed.
+async fn delete_if_orphan<S: Sql, B: Blobs>(
+    sql: &S,
+    blobs: &B,
+    key: &str,
+) -> Result<(), ArchiveError> {
+    let indexed = sql
+        .query(Stmt::new("SELECT 1 AS x FROM archive_index WHERE key = ?1").bind(key))
+        .await?;
+    if indexed.is_empty() {
+        blobs.delete(key).await?;
     }
-    Ok(report)
+    Ok(())
 }
 
 /// The archive entries of a stream holding sequence numbers from `from_seq` on, in order, at

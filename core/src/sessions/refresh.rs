@@ -8,7 +8,7 @@ use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::ids;
 use crate::kernel::ErrorKind;
-use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
+use crate::ports::{Clock, Platform, Row, Sql, SqlError, Stmt};
 use crate::tokens::{SigningKeyError, ACCESS_AUDIENCE, ACCESS_TOKEN_TTL_SECS};
 
 /// Longest refresh token accepted, in bytes (ours are 43).
@@ -97,6 +97,32 @@ pub(crate) async fn refresh_with<P: Platform>(
         return Err(RefreshError::Invalid);
     }
     let now = p.clock().now_ms();
+    let Some(row) = find_session_by_refresh_token(p, refresh_token).await? else {
+        return Err(RefreshError::Invalid);
+    };
+    let sid = row.text("family_id")?;
+    let user = session_user_of(&row)?;
+    check_refreshable(p, &row, &sid, &user, grant, now, request_id).await?;
+
+    // The session's sign-in: its first row was written then, and refreshing is not signing in.
+    let auth_time = row.opt_i64("auth_time")?.unwrap_or(0);
+    let access = access_token_for(p, &user, &sid, grant, auth_time).await?;
+    let new_token = rotate_session_row(p, &row, &sid, &user, now, request_id).await?;
+    Ok(TokenPair {
+        access_token: access,
+        token_type: "Bearer",
+        expires_in: ACCESS_TOKEN_TTL_SECS,
+        refresh_token: new_token,
+        session_id: sid,
+    })
+}
+
+/// The session row whose refresh token is `refresh_token`, joined with its user's and tenant's
+/// status and the time of the sign-in that started its family; `None` if no row has it.
+async fn find_session_by_refresh_token<P: Platform>(
+    p: &P,
+    refresh_token: &str,
+) -> Result<Option<Row>, SqlError> {
     let rows = p
         .sql()
         .query(
@@ -113,21 +139,35 @@ pub(crate) async fn refresh_with<P: Platform>(
             .bind(crypto::token_hash(refresh_token)),
         )
         .await?;
-    let Some(row) = rows.first() else {
-        return Err(RefreshError::Invalid);
-    };
-    let sid = row.text("family_id")?;
-    let user = SessionUser {
+    Ok(rows.into_iter().next())
+}
+
+/// The user a session row belongs to.
+fn session_user_of(row: &Row) -> Result<SessionUser, SqlError> {
+    Ok(SessionUser {
         user_id: row.text("user_id")?,
         tenant_id: row.text("tenant_id")?,
         role: row.text("role")?,
-    };
+    })
+}
+
+/// Refuses a session row that may not be refreshed for `grant` at `now`. A row already rotated
+/// means its token was stolen or replayed: the whole session `sid` is revoked first.
+async fn check_refreshable<P: Platform>(
+    p: &P,
+    row: &Row,
+    sid: &str,
+    user: &SessionUser,
+    grant: &Grant<'_>,
+    now: i64,
+    request_id: &str,
+) -> Result<(), RefreshError> {
     if row.opt_text("app_id")?.as_deref() != grant.app_id {
         return Err(RefreshError::Invalid);
     }
     let status = row.text("status")?;
     if status == "revoked" && row.opt_text("revoked_reason")?.as_deref() == Some("rotated") {
-        revoke_family(p, &sid, &user, "reuse", request_id).await?;
+        revoke_family(p, sid, user, "reuse", request_id).await?;
         return Err(RefreshError::Reused);
     }
     if status != "active"
@@ -137,10 +177,20 @@ pub(crate) async fn refresh_with<P: Platform>(
     {
         return Err(RefreshError::Invalid);
     }
+    Ok(())
+}
 
-    // The session's sign-in: its first row was written then, and refreshing is not signing in.
-    let auth_time = row.opt_i64("auth_time")?.unwrap_or(0);
-    let access = access_token_for(p, &user, &sid, grant, auth_time).await?;
+/// Revokes the presented row (`rotated`) and inserts its successor with a fresh refresh token,
+/// audited, in one batch guarded on the row still being active; returns the new token.
+/// A concurrent request that rotated the row first wins, and this one is refused.
+async fn rotate_session_row<P: Platform>(
+    p: &P,
+    row: &Row,
+    sid: &str,
+    user: &SessionUser,
+    now: i64,
+    request_id: &str,
+) -> Result<String, RefreshError> {
     let old_id = row.text("id")?;
     let new_id = ids::new_ordered_id(p.clock(), p.random());
     let new_token = crypto::random_token(p.random());
@@ -180,13 +230,7 @@ pub(crate) async fn refresh_with<P: Platform>(
         // A concurrent request rotated it first; that one won.
         return Err(RefreshError::Invalid);
     }
-    Ok(TokenPair {
-        access_token: access,
-        token_type: "Bearer",
-        expires_in: ACCESS_TOKEN_TTL_SECS,
-        refresh_token: new_token,
-        session_id: sid,
-    })
+    Ok(new_token)
 }
 
 /// Ends the session `sid` of `user` (UC-LOGOUT): every row of the family revoked and audited

@@ -5,7 +5,7 @@
 use crate::audit::{self, Actor, AuditRecord};
 use crate::kernel::ErrorKind;
 use crate::kernel::{Email, TenantDomain};
-use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
+use crate::ports::{Clock, Platform, Row, Sql, SqlError, Stmt};
 use crate::sessions::{start, IssueError, SessionUser, TokenPair};
 use crate::throttle;
 use crate::tokens::SigningKeyError;
@@ -148,22 +148,58 @@ pub async fn authenticate<P: Platform>(
     request_id: &str,
 ) -> Result<SessionUser, LoginError> {
     let now = p.clock().now_ms();
+    let held = admit_attempt(p, req, now, request_id).await?;
+    let Some(row) = find_account(p, req).await? else {
+        password::verify_nothing(&req.password);
+        // Audited as well, so an unknown email costs the same write as a wrong password.
+        audit::record(p, &anonymous_failure("unknown_account", request_id)).await?;
+        held.keep();
+        return Err(LoginError::InvalidCredentials);
+    };
+    let user = SessionUser {
+        user_id: row.text("id")?,
+        tenant_id: row.text("tenant_id")?,
+        role: row.text("role")?,
+    };
+    check_password(p, &row, &user, &req.password, held, request_id).await?;
+    if row.text("tenant_status")? != "active" {
+        refuse(p, &user, "tenant_not_active", request_id).await?;
+        return Err(LoginError::TenantNotActive);
+    }
+    let pol = policy::load(p, &user.tenant_id).await?;
+    check_password_age(p, &row, &user, &pol, now, request_id).await?;
+    require_second_factor(p, &row, &user, &pol).await?;
+    Ok(user)
+}
+
+/// Counts the attempt on the account's and the client's rate limits before the password is
+/// checked, so concurrent guesses cannot all pass the limit; the right password gives its
+/// place back. A refused attempt is audited.
+async fn admit_attempt<P: Platform>(
+    p: &P,
+    req: &LoginRequest,
+    now: i64,
+    request_id: &str,
+) -> Result<throttle::Held, LoginError> {
     let account = throttle::account_subject(req.tenant.as_str(), req.email.as_str());
     let counters = throttle::counters(
         (throttle::LOGIN_PER_ACCOUNT, &account),
         (throttle::LOGIN_PER_CLIENT, req.client.as_deref()),
         now,
     );
-    // The attempt is counted before the password is checked, so concurrent guesses cannot all
-    // pass the limit; the right password gives its place back below.
-    let held = match throttle::admit(p, counters).await? {
-        throttle::Admission::Admitted(held) => held,
+    match throttle::admit(p, counters).await? {
+        throttle::Admission::Admitted(held) => Ok(held),
         throttle::Admission::Refused { retry_after_secs } => {
             // ERR-RATE-429: every denied attempt is audited (no email or address in it).
             audit::record(p, &anonymous_failure("rate_limited", request_id)).await?;
-            return Err(LoginError::RateLimited { retry_after_secs });
+            Err(LoginError::RateLimited { retry_after_secs })
         }
-    };
+    }
+}
+
+/// The account `req` names, with its tenant's status and whether it has a passkey; `None` if
+/// the tenant or the email is unknown.
+async fn find_account<P: Platform>(p: &P, req: &LoginRequest) -> Result<Option<Row>, SqlError> {
     let rows = p
         .sql()
         .query(
@@ -179,29 +215,31 @@ pub async fn authenticate<P: Platform>(
             .bind(req.email.as_str()),
         )
         .await?;
-    let Some(row) = rows.first() else {
-        password::verify_nothing(&req.password);
-        // Audited as well, so an unknown email costs the same write as a wrong password.
-        audit::record(p, &anonymous_failure("unknown_account", request_id)).await?;
-        held.keep();
-        return Err(LoginError::InvalidCredentials);
-    };
-    let user = SessionUser {
-        user_id: row.text("id")?,
-        tenant_id: row.text("tenant_id")?,
-        role: row.text("role")?,
-    };
+    Ok(rows.into_iter().next())
+}
+
+/// Checks `password` against the account's hash (the same work when it has none) and that the
+/// account is active. A refusal is counted, audited and keeps the attempt `held`; a match gives
+/// it back.
+async fn check_password<P: Platform>(
+    p: &P,
+    row: &Row,
+    user: &SessionUser,
+    password: &str,
+    held: throttle::Held,
+    request_id: &str,
+) -> Result<(), LoginError> {
     let matches = match row.opt_text("password_hash")? {
-        Some(phc) => password::verify(&phc, &req.password),
+        Some(phc) => password::verify(&phc, password),
         None => {
-            password::verify_nothing(&req.password);
+            password::verify_nothing(password);
             false
         }
     };
     if !matches || row.text("status")? != "active" {
         refuse(
             p,
-            &user,
+            user,
             if matches { "inactive" } else { "password" },
             request_id,
         )
@@ -211,28 +249,43 @@ pub async fn authenticate<P: Platform>(
     }
     // The password is right: whatever follows, this attempt was not a guess.
     held.release(p).await?;
-    if row.text("tenant_status")? != "active" {
-        refuse(p, &user, "tenant_not_active", request_id).await?;
-        return Err(LoginError::TenantNotActive);
-    }
-    let pol = policy::load(p, &user.tenant_id).await?;
-    // CON-SEC-001: past the policy's maximum age, the password must be reset first.
+    Ok(())
+}
+
+/// CON-SEC-001: past the policy's maximum age, the password must be reset first.
+async fn check_password_age<P: Platform>(
+    p: &P,
+    row: &Row,
+    user: &SessionUser,
+    pol: &policy::PasswordPolicy,
+    now: i64,
+    request_id: &str,
+) -> Result<(), LoginError> {
     if let Some(days) = pol.max_age_days {
         let changed = row.opt_i64("password_changed_at")?.unwrap_or(0);
         if changed + i64::from(days) * 24 * 3600 * 1000 <= now {
-            refuse(p, &user, "password_expired", request_id).await?;
+            refuse(p, user, "password_expired", request_id).await?;
             return Err(LoginError::PasswordExpired);
         }
     }
-    // NFR-SEC-003: a user with TOTP or a passkey gives a second factor; a user of a tenant
-    // that requires MFA and has none enrolls first, within the same pending sign-in.
+    Ok(())
+}
+
+/// NFR-SEC-003: a user with TOTP or a passkey gives a second factor; a user of a tenant that
+/// requires MFA and has none enrolls first, within the same pending sign-in.
+async fn require_second_factor<P: Platform>(
+    p: &P,
+    row: &Row,
+    user: &SessionUser,
+    pol: &policy::PasswordPolicy,
+) -> Result<(), LoginError> {
     let enabled = row.i64("mfa_enabled")? == 1 || row.i64("has_passkey")? == 1;
     if enabled || pol.require_mfa {
         let enroll = !enabled;
-        let mfa_token = super::mfa::challenge(p, &user, enroll).await?;
+        let mfa_token = super::mfa::challenge(p, user, enroll).await?;
         return Err(LoginError::MfaRequired { mfa_token, enroll });
     }
-    Ok(user)
+    Ok(())
 }
 
 /// The audit record of a refused sign-in whose account is not known (no email or address in

@@ -339,45 +339,12 @@ pub async fn verify_second_factor<P: Platform>(
     let hash = crypto::token_hash(mfa_token);
     let pending = pending(p, &hash, now).await?;
     let user = pending.user;
-    let counters = throttle::counters(
-        (throttle::MFA_PER_ACCOUNT, &user.user_id),
-        (throttle::MFA_PER_CLIENT, client),
-        now,
-    );
-    // Every code is counted before it is checked: per user across all their pending sign-ins
-    // (a fresh password sign-in does not buy fresh guesses), per client, and per pending
-    // sign-in. A valid code gives the user's and the client's places back.
-    let held = match throttle::admit(p, counters).await? {
-        throttle::Admission::Admitted(held) => held,
-        throttle::Admission::Refused { retry_after_secs } => {
-            let record = failure(&user, request_id).with("reason", "rate_limited");
-            audit::record(p, &record).await?;
-            return Err(VerifyMfaError::RateLimited { retry_after_secs });
-        }
-    };
+    let held = admit_code(p, &user, client, now, request_id).await?;
     if !count_attempt(p, &hash, now).await? {
         held.release(p).await?;
         return Err(VerifyMfaError::InvalidToken);
     }
-    let checked = match factor {
-        SecondFactor::Code(code) if pending.enroll => {
-            mfa::confirm(p, &user.user_id, &user.tenant_id, code, request_id)
-                .await
-                .map(|codes| ("otp", Some(codes)))
-        }
-        SecondFactor::Code(code) => check_second_factor(p, &user.user_id, code)
-            .await
-            .map(|m| (m, None)),
-        // An enrollment has no passkey to check yet.
-        SecondFactor::Passkey(_) if pending.enroll => Err(MfaError::NotEnabled),
-        SecondFactor::Passkey(resp) => {
-            match webauthn::check_second_factor(p, &user, &hash, resp, request_id).await {
-                Ok(m) => Ok((m, None)),
-                Err(WebAuthnError::Storage(e)) => Err(MfaError::Storage(e)),
-                Err(_) => Err(MfaError::InvalidCode),
-            }
-        }
-    };
+    let checked = check_factor(p, &user, pending.enroll, factor, &hash, request_id).await;
     let (method, recovery_codes) = match checked {
         Ok(v) => v,
         Err(MfaError::InvalidCode | MfaError::NotEnabled | MfaError::NotEnrolled) => {
@@ -389,17 +356,7 @@ pub async fn verify_second_factor<P: Platform>(
         Err(e) => return Err(VerifyMfaError::Unavailable(e.to_string())),
     };
     held.release(p).await?;
-    let consumed = p
-        .sql()
-        .execute(
-            Stmt::new(
-                "UPDATE auth_flows SET consumed_at = ?2 WHERE token_hash = ?1 AND consumed_at IS NULL",
-            )
-            .bind(hash.as_str())
-            .bind(now),
-        )
-        .await?;
-    if consumed != 1 {
+    if !consume_pending(p, &hash, now).await? {
         return Err(VerifyMfaError::InvalidToken);
     }
     Ok(CheckedFactor {
@@ -407,4 +364,78 @@ pub async fn verify_second_factor<P: Platform>(
         method,
         recovery_codes,
     })
+}
+
+/// Counts a code of `user` from `client` on the rate limits before it is checked; a refused
+/// attempt is audited.
+///
+/// Every code is counted before it is checked: per user across all their pending sign-ins
+/// (a fresh password sign-in does not buy fresh guesses), per client, and per pending
+/// sign-in. A valid code gives the user's and the client's places back.
+async fn admit_code<P: Platform>(
+    p: &P,
+    user: &SessionUser,
+    client: Option<&str>,
+    now: i64,
+    request_id: &str,
+) -> Result<throttle::Held, VerifyMfaError> {
+    let counters = throttle::counters(
+        (throttle::MFA_PER_ACCOUNT, &user.user_id),
+        (throttle::MFA_PER_CLIENT, client),
+        now,
+    );
+    match throttle::admit(p, counters).await? {
+        throttle::Admission::Admitted(held) => Ok(held),
+        throttle::Admission::Refused { retry_after_secs } => {
+            let record = failure(user, request_id).with("reason", "rate_limited");
+            audit::record(p, &record).await?;
+            Err(VerifyMfaError::RateLimited { retry_after_secs })
+        }
+    }
+}
+
+/// Checks `factor` for the pending sign-in `hash` of `user`; returns the method used and, when
+/// the sign-in is an enrollment (`enroll`), the recovery codes of the confirmed enrollment.
+async fn check_factor<P: Platform>(
+    p: &P,
+    user: &SessionUser,
+    enroll: bool,
+    factor: SecondFactor<'_>,
+    hash: &str,
+    request_id: &str,
+) -> Result<(&'static str, Option<Vec<String>>), MfaError> {
+    match factor {
+        SecondFactor::Code(code) if enroll => {
+            mfa::confirm(p, &user.user_id, &user.tenant_id, code, request_id)
+                .await
+                .map(|codes| ("otp", Some(codes)))
+        }
+        SecondFactor::Code(code) => check_second_factor(p, &user.user_id, code)
+            .await
+            .map(|m| (m, None)),
+        // An enrollment has no passkey to check yet.
+        SecondFactor::Passkey(_) if enroll => Err(MfaError::NotEnabled),
+        SecondFactor::Passkey(resp) => {
+            match webauthn::check_second_factor(p, user, hash, resp, request_id).await {
+                Ok(m) => Ok((m, None)),
+                Err(WebAuthnError::Storage(e)) => Err(MfaError::Storage(e)),
+                Err(_) => Err(MfaError::InvalidCode),
+            }
+        }
+    }
+}
+
+/// Consumes the pending sign-in `hash`; false if another request consumed it first.
+async fn consume_pending<P: Platform>(p: &P, hash: &str, now: i64) -> Result<bool, SqlError> {
+    let consumed = p
+        .sql()
+        .execute(
+            Stmt::new(
+                "UPDATE auth_flows SET consumed_at = ?2 WHERE token_hash = ?1 AND consumed_at IS NULL",
+            )
+            .bind(hash)
+            .bind(now),
+        )
+        .await?;
+    Ok(consumed == 1)
 }

@@ -223,78 +223,8 @@ pub async fn discover<P: Platform>(
 ) -> Result<ProviderMetadata, DiscoveryError> {
     let origin = issuer_origin(issuer, development)
         .map_err(|why| DiscoveryError::Unusable(format!("issuer_url {why}")))?;
-    let url = format!(
-        "{}/.well-known/openid-configuration",
-        issuer.trim_end_matches('/')
-    );
-    let body = fetch_document(p, &url, Document::Discovery, development).await?;
-    let raw: RawMetadata = serde_json::from_slice(&body).map_err(|_| {
-        DiscoveryError::Unusable("the discovery document is not a JSON object".to_owned())
-    })?;
-    let unusable = |what: String| DiscoveryError::Unusable(what);
-    // OpenID Connect Discovery 1.0, section 4.3: the issuer must be exactly the one asked for.
-    // The name it gives instead is not repeated: it is the provider's text.
-    match raw.issuer.as_deref() {
-        Some(named) if named == issuer => {}
-        Some(_) => {
-            return Err(unusable(
-                "the discovery document names another issuer; it must name issuer_url exactly"
-                    .to_owned(),
-            ))
-        }
-        None => return Err(unusable("the discovery document has no issuer".to_owned())),
-    }
-    let checked = |name: &str, value: Option<String>| -> Result<String, DiscoveryError> {
-        let value =
-            value.ok_or_else(|| unusable(format!("the discovery document has no {name}")))?;
-        endpoint(name, &value, &origin, development).map_err(unusable)?;
-        Ok(value)
-    };
-    let authorization_endpoint = checked("authorization_endpoint", raw.authorization_endpoint)?;
-    let token_endpoint = checked("token_endpoint", raw.token_endpoint)?;
-    let jwks_uri = checked("jwks_uri", raw.jwks_uri)?;
-    if !lists(&raw.response_types_supported, "code") {
-        return Err(unusable(
-            "response_types_supported does not list the code flow".to_owned(),
-        ));
-    }
-    if !lists(&raw.code_challenge_methods_supported, "S256") {
-        return Err(unusable(
-            "code_challenge_methods_supported does not list PKCE S256".to_owned(),
-        ));
-    }
-    // Absent means RS256 (Discovery 1.0 requires RS256 support).
-    if raw.id_token_signing_alg_values_supported.is_some()
-        && !lists(&raw.id_token_signing_alg_values_supported, "RS256")
-        && !lists(&raw.id_token_signing_alg_values_supported, "ES256")
-    {
-        return Err(unusable(
-            "id_token_signing_alg_values_supported lists neither RS256 nor ES256".to_owned(),
-        ));
-    }
-    // Absent means client_secret_basic (Discovery 1.0, section 3).
-    let token_auth = match &raw.token_endpoint_auth_methods_supported {
-        None => TokenAuth::ClientSecretBasic,
-        Some(_) if lists(&raw.token_endpoint_auth_methods_supported, "client_secret_basic") => {
-            TokenAuth::ClientSecretBasic
-        }
-        Some(_) if lists(&raw.token_endpoint_auth_methods_supported, "client_secret_post") => {
-            TokenAuth::ClientSecretPost
-        }
-        Some(_) => {
-            return Err(unusable(
-                "token_endpoint_auth_methods_supported lists neither client_secret_basic nor client_secret_post"
-                    .to_owned(),
-            ))
-        }
-    };
-    let meta = ProviderMetadata {
-        issuer: issuer.to_owned(),
-        authorization_endpoint,
-        token_endpoint,
-        jwks_uri,
-        token_auth,
-    };
+    let raw = fetch_metadata(p, issuer, development).await?;
+    let meta = checked_metadata(raw, issuer, &origin, development)?;
     // A cache: a failed write only costs the next sign-in a fetch.
     if let Ok(json) = serde_json::to_vec(&meta) {
         let _ = p
@@ -303,6 +233,119 @@ pub async fn discover<P: Platform>(
             .await;
     }
     Ok(meta)
+}
+
+/// Fetches `issuer`'s discovery document and reads the members Edgeplane uses.
+async fn fetch_metadata<P: Platform>(
+    p: &P,
+    issuer: &str,
+    development: bool,
+) -> Result<RawMetadata, DiscoveryError> {
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    let body = fetch_document(p, &url, Document::Discovery, development).await?;
+    serde_json::from_slice(&body).map_err(|_| {
+        DiscoveryError::Unusable("the discovery document is not a JSON object".to_owned())
+    })
+}
+
+/// The metadata of `raw` that Edgeplane uses, once every rule of [`discover`] holds; the first
+/// rule broken is the error.
+fn checked_metadata(
+    raw: RawMetadata,
+    issuer: &str,
+    origin: &str,
+    development: bool,
+) -> Result<ProviderMetadata, DiscoveryError> {
+    check_named_issuer(raw.issuer.as_deref(), issuer)?;
+    let checked =
+        |name: &str, value: Option<String>| checked_endpoint(name, value, origin, development);
+    let authorization_endpoint = checked("authorization_endpoint", raw.authorization_endpoint)?;
+    let token_endpoint = checked("token_endpoint", raw.token_endpoint)?;
+    let jwks_uri = checked("jwks_uri", raw.jwks_uri)?;
+    check_flow_support(
+        &raw.response_types_supported,
+        &raw.code_challenge_methods_supported,
+        &raw.id_token_signing_alg_values_supported,
+    )?;
+    let token_auth = token_auth_of(&raw.token_endpoint_auth_methods_supported)?;
+    Ok(ProviderMetadata {
+        issuer: issuer.to_owned(),
+        authorization_endpoint,
+        token_endpoint,
+        jwks_uri,
+        token_auth,
+    })
+}
+
+/// OpenID Connect Discovery 1.0, section 4.3: the issuer `named` must be exactly the one asked
+/// for. The name it gives instead is not repeated: it is the provider's text.
+fn check_named_issuer(named: Option<&str>, issuer: &str) -> Result<(), DiscoveryError> {
+    match named {
+        Some(named) if named == issuer => Ok(()),
+        Some(_) => Err(DiscoveryError::Unusable(
+            "the discovery document names another issuer; it must name issuer_url exactly"
+                .to_owned(),
+        )),
+        None => Err(DiscoveryError::Unusable(
+            "the discovery document has no issuer".to_owned(),
+        )),
+    }
+}
+
+/// The endpoint `name` of the discovery document: present, and passing [`endpoint`].
+fn checked_endpoint(
+    name: &str,
+    value: Option<String>,
+    origin: &str,
+    development: bool,
+) -> Result<String, DiscoveryError> {
+    let value = value
+        .ok_or_else(|| DiscoveryError::Unusable(format!("the discovery document has no {name}")))?;
+    endpoint(name, &value, origin, development).map_err(DiscoveryError::Unusable)?;
+    Ok(value)
+}
+
+/// The provider supports the code flow, PKCE S256, and RS256 or ES256 ID tokens.
+fn check_flow_support(
+    response_types: &Option<Vec<Json>>,
+    pkce_methods: &Option<Vec<Json>>,
+    id_token_algs: &Option<Vec<Json>>,
+) -> Result<(), DiscoveryError> {
+    if !lists(response_types, "code") {
+        return Err(DiscoveryError::Unusable(
+            "response_types_supported does not list the code flow".to_owned(),
+        ));
+    }
+    if !lists(pkce_methods, "S256") {
+        return Err(DiscoveryError::Unusable(
+            "code_challenge_methods_supported does not list PKCE S256".to_owned(),
+        ));
+    }
+    // Absent means RS256 (Discovery 1.0 requires RS256 support).
+    if id_token_algs.is_some() && !lists(id_token_algs, "RS256") && !lists(id_token_algs, "ES256") {
+        return Err(DiscoveryError::Unusable(
+            "id_token_signing_alg_values_supported lists neither RS256 nor ES256".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// The token endpoint authentication Edgeplane uses, from the `methods` the provider lists:
+/// client_secret_basic when listed (or nothing is listed), else client_secret_post.
+fn token_auth_of(methods: &Option<Vec<Json>>) -> Result<TokenAuth, DiscoveryError> {
+    // Absent means client_secret_basic (Discovery 1.0, section 3).
+    match methods {
+        None => Ok(TokenAuth::ClientSecretBasic),
+        Some(_) if lists(methods, "client_secret_basic") => Ok(TokenAuth::ClientSecretBasic),
+        Some(_) if lists(methods, "client_secret_post") => Ok(TokenAuth::ClientSecretPost),
+        Some(_) => Err(DiscoveryError::Unusable(
+            "token_endpoint_auth_methods_supported lists neither client_secret_basic nor client_secret_post"
+                .to_owned(),
+        )),
+    }
 }
 
 /// [`discover`], from KV when it succeeded within [`CACHE_TTL_SECS`] (sign-in start). The

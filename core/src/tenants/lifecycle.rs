@@ -343,55 +343,10 @@ impl TenantService {
                 TenantStatus::Active => {}
             }
             let now = p.clock().now_ms();
-            let tid = id.as_str();
-            let sids = live_sids(p, tid, now).await?;
-            let mut rec = AuditRecord::success(
-                "tenant.suspend",
-                actor,
-                Some(tid),
-                resource(id),
-                Some(request_id),
-            );
-            if let Some(r) = &reason {
-                rec = rec.with("reason", r.as_str());
-            }
-            let stmts = vec![
-                revoke_sessions(tid, t.version, now, "tenant_suspended"),
-                audit::outbox_insert_if_tenant_version(
-                    &rec,
-                    &audit::new_event_id(p),
-                    now,
-                    tid,
-                    t.version,
-                ),
-                Stmt::new(
-                    "UPDATE tenants SET status = 'suspended', suspended_reason = ?2,
-                       suspended_at = ?3, updated_at = ?3, version = version + 1
-                     WHERE id = ?1 AND version = ?4 AND status = 'active'",
-                )
-                .bind(tid)
-                .bind(reason.as_ref().map(SuspensionReason::as_str))
-                .bind(now)
-                .bind(t.version),
-            ];
+            let sids = live_sids(p, id.as_str(), now).await?;
+            let stmts = suspension_stmts(p, actor, id, &t, reason.as_ref(), now, request_id);
             if commit(p, stmts).await? {
-                let tenant = Tenant {
-                    status: TenantStatus::Suspended,
-                    suspended_reason: reason.map(String::from),
-                    suspended_at: Some(now),
-                    updated_at: now,
-                    version: t.version + 1,
-                    ..t
-                };
-                let mut edge = write_marker(p, id, tenant.status).await;
-                if let Err(error) = crate::sessions::mark_sessions_revoked(p, &sids).await {
-                    edge = EdgeSync::Pending { error };
-                }
-                return Ok(StatusChange {
-                    tenant,
-                    changed: true,
-                    edge,
-                });
+                return Ok(after_suspension(p, id, t, reason, now, &sids).await);
             }
         }
         Err(SuspendTenantError::ConcurrentChange)
@@ -580,56 +535,147 @@ impl TenantService {
                 .await;
                 return Err(RestoreTenantError::GracePeriodOver { purge_after });
             }
-            let status = if t.suspended_at.is_some() {
-                TenantStatus::Suspended
-            } else {
-                TenantStatus::Active
-            };
-            let tid = id.as_str();
-            let rec = AuditRecord::success(
-                "tenant.restore",
-                actor,
-                Some(tid),
-                resource(id),
-                Some(request_id),
-            )
-            .with("status", status.as_str());
-            let stmts = vec![
-                audit::outbox_insert_if_tenant_version(
-                    &rec,
-                    &audit::new_event_id(p),
-                    now,
-                    tid,
-                    t.version,
-                ),
-                Stmt::new(
-                    "UPDATE tenants SET status = ?2, deletion_requested_at = NULL,
-                       purge_after = NULL, updated_at = ?3, version = version + 1
-                     WHERE id = ?1 AND version = ?4 AND status = 'pending_deletion'
-                       AND purge_after > ?3",
-                )
-                .bind(tid)
-                .bind(status.as_str())
-                .bind(now)
-                .bind(t.version),
-            ];
+            let status = status_before_deletion(&t);
+            let stmts = restore_stmts(p, actor, id, &t, status, now, request_id);
             if commit(p, stmts).await? {
-                let tenant = Tenant {
-                    status,
-                    deletion_requested_at: None,
-                    purge_after: None,
-                    updated_at: now,
-                    version: t.version + 1,
-                    ..t
-                };
-                let edge = write_marker(p, id, tenant.status).await;
-                return Ok(StatusChange {
-                    tenant,
-                    changed: true,
-                    edge,
-                });
+                return Ok(after_restore(p, id, t, status, now).await);
             }
         }
         Err(RestoreTenantError::ConcurrentChange)
+    }
+}
+
+/// The suspension of tenant `t` (read as active) with `reason`, in one batch guarded by its
+/// version: every session revoked, `tenant.suspend` audited, the status set.
+fn suspension_stmts<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    id: &TenantId,
+    t: &Tenant,
+    reason: Option<&SuspensionReason>,
+    now: i64,
+    request_id: &str,
+) -> Vec<Stmt> {
+    let tid = id.as_str();
+    let mut rec = AuditRecord::success(
+        "tenant.suspend",
+        actor,
+        Some(tid),
+        resource(id),
+        Some(request_id),
+    );
+    if let Some(r) = reason {
+        rec = rec.with("reason", r.as_str());
+    }
+    vec![
+        revoke_sessions(tid, t.version, now, "tenant_suspended"),
+        audit::outbox_insert_if_tenant_version(&rec, &audit::new_event_id(p), now, tid, t.version),
+        Stmt::new(
+            "UPDATE tenants SET status = 'suspended', suspended_reason = ?2,
+               suspended_at = ?3, updated_at = ?3, version = version + 1
+             WHERE id = ?1 AND version = ?4 AND status = 'active'",
+        )
+        .bind(tid)
+        .bind(reason.map(SuspensionReason::as_str))
+        .bind(now)
+        .bind(t.version),
+    ]
+}
+
+/// The committed suspension of `t`: the tenant as it now is, its marker written, and the
+/// markers of its sessions `sids` that may still hold access tokens.
+async fn after_suspension<P: Platform>(
+    p: &P,
+    id: &TenantId,
+    t: Tenant,
+    reason: Option<SuspensionReason>,
+    now: i64,
+    sids: &[String],
+) -> StatusChange {
+    let tenant = Tenant {
+        status: TenantStatus::Suspended,
+        suspended_reason: reason.map(String::from),
+        suspended_at: Some(now),
+        updated_at: now,
+        version: t.version + 1,
+        ..t
+    };
+    let mut edge = write_marker(p, id, tenant.status).await;
+    if let Err(error) = crate::sessions::mark_sessions_revoked(p, sids).await {
+        edge = EdgeSync::Pending { error };
+    }
+    StatusChange {
+        tenant,
+        changed: true,
+        edge,
+    }
+}
+
+/// The status a tenant pending deletion had before: `suspended` if it was suspended, so a
+/// deletion never lifts a suspension; otherwise `active`.
+fn status_before_deletion(t: &Tenant) -> TenantStatus {
+    if t.suspended_at.is_some() {
+        TenantStatus::Suspended
+    } else {
+        TenantStatus::Active
+    }
+}
+
+/// The restore of tenant `t` (read as pending deletion) to `status`, in one batch guarded by
+/// its version and its grace period: `tenant.restore` audited, the status set.
+fn restore_stmts<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    id: &TenantId,
+    t: &Tenant,
+    status: TenantStatus,
+    now: i64,
+    request_id: &str,
+) -> Vec<Stmt> {
+    let tid = id.as_str();
+    let rec = AuditRecord::success(
+        "tenant.restore",
+        actor,
+        Some(tid),
+        resource(id),
+        Some(request_id),
+    )
+    .with("status", status.as_str());
+    vec![
+        audit::outbox_insert_if_tenant_version(&rec, &audit::new_event_id(p), now, tid, t.version),
+        Stmt::new(
+            "UPDATE tenants SET status = ?2, deletion_requested_at = NULL,
+               purge_after = NULL, updated_at = ?3, version = version + 1
+             WHERE id = ?1 AND version = ?4 AND status = 'pending_deletion'
+               AND purge_after > ?3",
+        )
+        .bind(tid)
+        .bind(status.as_str())
+        .bind(now)
+        .bind(t.version),
+    ]
+}
+
+/// The committed restore of `t` to `status`: the tenant as it now is, and its marker written.
+async fn after_restore<P: Platform>(
+    p: &P,
+    id: &TenantId,
+    t: Tenant,
+    status: TenantStatus,
+    now: i64,
+) -> StatusChange {
+    let tenant = Tenant {
+        status,
+        deletion_requested_at: None,
+        purge_after: None,
+        updated_at: now,
+        version: t.version + 1,
+        ..t
+    };
+    let edge = write_marker(p, id, tenant.status).await;
+    StatusChange {
+        tenant,
+        changed: true,
+        edge,
     }
 }

@@ -135,8 +135,24 @@ async fn purge_one<P: Platform>(
     let v = t.version;
     // Explicit deletes rather than ON DELETE CASCADE: the tenant row stays (tombstone), and
     // Spin's SQLite does not enforce foreign keys. Each runs only while the tenant has `v`.
+    // The users' rows go first: they are found through `users`.
+    let mut stmts = user_row_deletes(tid, v);
+    stmts.extend(tenant_row_deletes(tid, v));
+    let deletes = stmts.len();
+    stmts.push(purge_audit_insert(p, actor, t, now));
+    stmts.push(tombstone_update(tid, v, now));
+    let counts = p.sql().batch(stmts).await?;
+    if counts.last().copied() != Some(1) {
+        return Ok(None);
+    }
+    Ok(Some(counts.iter().take(deletes).sum()))
+}
+
+/// Deletes of the rows that belong to tenant `tid`'s users: their credentials, reset tokens,
+/// sessions and sign-in flows, each guarded on the tenant still having version `v`.
+fn user_row_deletes(tid: &str, v: i64) -> Vec<Stmt> {
     let guarded = |sql: &'static str| Stmt::new(sql).bind(tid).bind(v);
-    let mut stmts = vec![
+    vec![
         guarded(
             "DELETE FROM password_history WHERE user_id IN (SELECT id FROM users WHERE tenant_id = ?1)
                AND EXISTS (SELECT 1 FROM tenants WHERE id = ?1 AND version = ?2)",
@@ -163,6 +179,14 @@ async fn purge_one<P: Platform>(
              WHERE (tenant_id = ?1 OR user_id IN (SELECT id FROM users WHERE tenant_id = ?1))
                AND EXISTS (SELECT 1 FROM tenants WHERE id = ?1 AND version = ?2)",
         ),
+    ]
+}
+
+/// Deletes of tenant `tid`'s own rows: invitations, users, SSO and password settings, flags,
+/// app links and tenant-bound API keys, each guarded on the tenant still having version `v`.
+fn tenant_row_deletes(tid: &str, v: i64) -> Vec<Stmt> {
+    let guarded = |sql: &'static str| Stmt::new(sql).bind(tid).bind(v);
+    vec![
         guarded(
             "DELETE FROM invitations WHERE tenant_id = ?1
                AND EXISTS (SELECT 1 FROM tenants WHERE id = ?1 AND version = ?2)",
@@ -191,32 +215,29 @@ async fn purge_one<P: Platform>(
             "DELETE FROM api_keys WHERE tenant_id = ?1
                AND EXISTS (SELECT 1 FROM tenants WHERE id = ?1 AND version = ?2)",
         ),
-    ];
-    let deletes = stmts.len();
+    ]
+}
+
+/// The `tenant.purge` audit record by `actor`, written only while tenant `t` still has the
+/// version read.
+fn purge_audit_insert<P: Platform>(p: &P, actor: &Actor, t: &Tenant, now: i64) -> Stmt {
+    let tid = t.id.as_str();
     let rec = AuditRecord::success("tenant.purge", actor, Some(tid), resource(&t.id), None)
         .with("deletion_requested_at", t.deletion_requested_at)
         .with("purge_after", t.purge_after);
-    stmts.push(audit::outbox_insert_if_tenant_version(
-        &rec,
-        &audit::new_event_id(p),
-        now,
-        tid,
-        v,
-    ));
-    stmts.push(
-        Stmt::new(
-            "UPDATE tenants SET status = 'deleted', domain = NULL, name = ?3,
-               suspended_reason = NULL, deleted_at = ?4, updated_at = ?4, version = version + 1
-             WHERE id = ?1 AND version = ?2 AND status = 'pending_deletion'",
-        )
-        .bind(tid)
-        .bind(v)
-        .bind(TOMBSTONE_NAME)
-        .bind(now),
-    );
-    let counts = p.sql().batch(stmts).await?;
-    if counts.last().copied() != Some(1) {
-        return Ok(None);
-    }
-    Ok(Some(counts.iter().take(deletes).sum()))
+    audit::outbox_insert_if_tenant_version(&rec, &audit::new_event_id(p), now, tid, t.version)
+}
+
+/// Turns tenant `tid` at version `v` into its tombstone: status `deleted`, domain freed, name
+/// scrubbed. Counts 1 only if the tenant was still pending deletion at `v`.
+fn tombstone_update(tid: &str, v: i64, now: i64) -> Stmt {
+    Stmt::new(
+        "UPDATE tenants SET status = 'deleted', domain = NULL, name = ?3,
+           suspended_reason = NULL, deleted_at = ?4, updated_at = ?4, version = version + 1
+         WHERE id = ?1 AND version = ?2 AND status = 'pending_deletion'",
+    )
+    .bind(tid)
+    .bind(v)
+    .bind(TOMBSTONE_NAME)
+    .bind(now)
 }

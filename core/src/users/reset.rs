@@ -103,61 +103,21 @@ pub async fn forgot_password<P: Platform>(
     links: &Links,
     request_id: &str,
 ) -> Result<(), String> {
-    let rows = p
-        .sql()
-        .query(
-            Stmt::new(
-                "SELECT u.id, u.tenant_id FROM users u JOIN tenants t ON t.id = u.tenant_id
-                 WHERE t.domain = ?1 AND u.email = ?2 AND u.status = 'active'
-                   AND t.status = 'active' AND u.password_hash IS NOT NULL",
-            )
-            .bind(tenant.as_str())
-            .bind(email.as_str()),
-        )
+    let user = find_resettable_user(p, tenant, email)
         .await
         .map_err(|e| e.to_string())?;
-    let user = match rows.first() {
-        Some(row) => Some((
-            row.text("id").map_err(|e| e.to_string())?,
-            row.text("tenant_id").map_err(|e| e.to_string())?,
-        )),
-        None => None,
-    };
     let now = p.clock().now_ms();
-    // At most a few reset mails per account and window, so the route cannot flood an inbox.
-    // Keyed on the account as typed, not the user id, so that unknown accounts are counted and
-    // refused exactly like real ones. Over the limit nothing is sent, and the answer stays 202.
-    let account = throttle::account_subject(tenant.as_str(), email.as_str());
-    let counter = throttle::Counter::new(throttle::RESET_MAILS_PER_ACCOUNT, &account, now);
-    let held = match throttle::admit(p, vec![counter])
+    let Some(held) = admit_reset_mail(p, tenant, email, now)
         .await
         .map_err(|e| e.to_string())?
-    {
-        throttle::Admission::Admitted(held) => held,
-        throttle::Admission::Refused { .. } => return Ok(()),
+    else {
+        return Ok(());
     };
     let token = crypto::random_token(p.random());
     let token_hash = crypto::token_hash(&token);
     let link = links.password_reset(&token);
     let mail = crate::mail::reset_mail(email.as_str(), &link);
-    let record = match &user {
-        Some((user_id, tenant_id)) => AuditRecord::success(
-            "password.reset_request",
-            &Actor::user(user_id),
-            Some(tenant_id),
-            format!("user:{user_id}"),
-            Some(request_id),
-        ),
-        // No email in the record (PII), as for a sign-in with an unknown email.
-        None => AuditRecord::failure(
-            "password.reset_request",
-            &Actor::user("anonymous"),
-            None,
-            "user",
-            Some(request_id),
-        )
-        .with("reason", "unknown_account"),
-    };
+    let record = reset_request_record(user.as_ref(), request_id);
     // No user has the empty id: for an unknown account both INSERTs write nothing.
     let user_id = user.as_ref().map_or("", |(id, _)| id.as_str());
     let expires_at = now + RESET_TOKEN_TTL_MS;
@@ -179,6 +139,73 @@ pub async fn forgot_password<P: Platform>(
     // A request admitted counts, whether or not a mail goes out.
     held.keep();
     Ok(())
+}
+
+/// The user id and tenant id of the active user with a password who has `email` in the
+/// active tenant of `tenant`; `None` if there is none.
+async fn find_resettable_user<P: Platform>(
+    p: &P,
+    tenant: &TenantDomain,
+    email: &Email,
+) -> Result<Option<(String, String)>, SqlError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT u.id, u.tenant_id FROM users u JOIN tenants t ON t.id = u.tenant_id
+                 WHERE t.domain = ?1 AND u.email = ?2 AND u.status = 'active'
+                   AND t.status = 'active' AND u.password_hash IS NOT NULL",
+            )
+            .bind(tenant.as_str())
+            .bind(email.as_str()),
+        )
+        .await?;
+    match rows.first() {
+        Some(row) => Ok(Some((row.text("id")?, row.text("tenant_id")?))),
+        None => Ok(None),
+    }
+}
+
+/// Counts a reset mail on the account as typed; `None` when its limit is reached.
+///
+/// At most a few reset mails per account and window, so the route cannot flood an inbox.
+/// Keyed on the account as typed, not the user id, so that unknown accounts are counted and
+/// refused exactly like real ones. Over the limit nothing is sent, and the answer stays 202.
+async fn admit_reset_mail<P: Platform>(
+    p: &P,
+    tenant: &TenantDomain,
+    email: &Email,
+    now: i64,
+) -> Result<Option<throttle::Held>, SqlError> {
+    let account = throttle::account_subject(tenant.as_str(), email.as_str());
+    let counter = throttle::Counter::new(throttle::RESET_MAILS_PER_ACCOUNT, &account, now);
+    match throttle::admit(p, vec![counter]).await? {
+        throttle::Admission::Admitted(held) => Ok(Some(held)),
+        throttle::Admission::Refused { .. } => Ok(None),
+    }
+}
+
+/// The audit record of a reset request: a success by the `user` (user id, tenant id) found, or
+/// a failure by an anonymous actor for an unknown account.
+fn reset_request_record(user: Option<&(String, String)>, request_id: &str) -> AuditRecord {
+    match user {
+        Some((user_id, tenant_id)) => AuditRecord::success(
+            "password.reset_request",
+            &Actor::user(user_id),
+            Some(tenant_id),
+            format!("user:{user_id}"),
+            Some(request_id),
+        ),
+        // No email in the record (PII), as for a sign-in with an unknown email.
+        None => AuditRecord::failure(
+            "password.reset_request",
+            &Actor::user("anonymous"),
+            None,
+            "user",
+            Some(request_id),
+        )
+        .with("reason", "unknown_account"),
+    }
 }
 
 /// Completes a reset (UC-AUTH-RESET steps 3-5): the token is consumed (with every other reset

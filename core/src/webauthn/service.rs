@@ -509,9 +509,25 @@ pub async fn register<P: Platform>(
     if f.user_id.as_deref() != Some(user_id) || f.tenant_id.as_deref() != Some(tenant_id) {
         return Err(WebAuthnError::InvalidFlow);
     }
-    let verified = verify::verify_registration(resp, &f.data.expected());
-    let cred = match verified {
-        Ok(c) => c,
+    let expected = f.data.expected();
+    let cred = verify_new_credential(p, resp, &expected, user_id, tenant_id, request_id).await?;
+    let credential_id = b64url_encode(&cred.credential_id);
+    check_credential_can_be_added(p, user_id, &credential_id).await?;
+    store_credential(p, user_id, tenant_id, cred, credential_id, name, request_id).await
+}
+
+/// Verifies the authenticator's answer against what the flow expects; a refusal is audited
+/// (`webauthn.register`, failure, with the reason).
+async fn verify_new_credential<P: Platform>(
+    p: &P,
+    resp: &RegistrationResponse,
+    expected: &Expected,
+    user_id: &str,
+    tenant_id: &str,
+    request_id: &str,
+) -> Result<verify::NewCredential, WebAuthnError> {
+    match verify::verify_registration(resp, expected) {
+        Ok(c) => Ok(c),
         Err(e) => {
             let rec = audit_user(
                 "webauthn.register",
@@ -522,15 +538,23 @@ pub async fn register<P: Platform>(
             )
             .with("reason", e.code());
             audit::record(p, &rec).await?;
-            return Err(e.into());
+            Err(e.into())
         }
-    };
-    let credential_id = b64url_encode(&cred.credential_id);
+    }
+}
+
+/// Refuses a credential id that is already registered (to anyone), and a user who already has
+/// [`MAX_CREDENTIALS_PER_USER`] passkeys.
+async fn check_credential_can_be_added<P: Platform>(
+    p: &P,
+    user_id: &str,
+    credential_id: &str,
+) -> Result<(), WebAuthnError> {
     let taken = p
         .sql()
         .query(
             Stmt::new("SELECT 1 AS taken FROM webauthn_credentials WHERE credential_id = ?1")
-                .bind(credential_id.as_str()),
+                .bind(credential_id),
         )
         .await?;
     if !taken.is_empty() {
@@ -539,6 +563,20 @@ pub async fn register<P: Platform>(
     if user_credentials(p, user_id).await?.len() >= MAX_CREDENTIALS_PER_USER {
         return Err(WebAuthnError::TooManyCredentials);
     }
+    Ok(())
+}
+
+/// Stores the verified passkey `cred` of `user_id` under `name`, audited `webauthn.register`
+/// in the same batch; returns its summary.
+async fn store_credential<P: Platform>(
+    p: &P,
+    user_id: &str,
+    tenant_id: &str,
+    cred: verify::NewCredential,
+    credential_id: String,
+    name: Option<&str>,
+    request_id: &str,
+) -> Result<CredentialSummary, WebAuthnError> {
     let now = p.clock().now_ms();
     let id = ids::new_id(p.random());
     let public_key = b64url_encode(&cred.cose_key);
