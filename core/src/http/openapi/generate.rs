@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::decl::{At, Components, Doc, Hdr, SchemaFn};
+use super::decl::{At, Components, Doc, Hdr, Param, Reply, SchemaFn};
 use crate::http::router::{Caller, Route, ROUTES};
 
 /// The document, as JSON.
@@ -113,21 +113,30 @@ fn operation(route: &Route, doc: &Doc, components: &mut Components) -> Value {
     }
     op.insert("tags".into(), json!([doc.tag]));
     op.insert("security".into(), security(route.caller));
-    let mut params: Vec<Value> = doc
-        .params
+    op.insert("parameters".into(), parameters(doc.params, components));
+    if let Some(body) = &doc.body {
+        op.insert(
+            "requestBody".into(),
+            json!({ "required": body.required, "content": content(body.content, components) }),
+        );
+    }
+    op.insert("responses".into(), responses(doc, components));
+    Value::Object(op)
+}
+
+/// The declared parameters, then `X-Request-Id`.
+fn parameters(params: &[Param], components: &mut Components) -> Value {
+    let mut out: Vec<Value> = params
         .iter()
         .map(|p| {
             let mut v = Map::new();
             v.insert("name".into(), p.name.into());
-            v.insert(
-                "in".into(),
-                match p.at {
-                    At::Path => "path",
-                    At::Query => "query",
-                    At::Header => "header",
-                }
-                .into(),
-            );
+            let at = match p.at {
+                At::Path => "path",
+                At::Query => "query",
+                At::Header => "header",
+            };
+            v.insert("in".into(), at.into());
             v.insert(
                 "required".into(),
                 (p.required || matches!(p.at, At::Path)).into(),
@@ -139,61 +148,56 @@ fn operation(route: &Route, doc: &Doc, components: &mut Components) -> Value {
             Value::Object(v)
         })
         .collect();
-    params.push(json!({ "$ref": "#/components/parameters/RequestId" }));
-    op.insert("parameters".into(), Value::Array(params));
-    if let Some(body) = &doc.body {
-        op.insert(
-            "requestBody".into(),
-            json!({ "required": body.required, "content": content(body.content, components) }),
-        );
-    }
-    let mut responses = Map::new();
+    out.push(json!({ "$ref": "#/components/parameters/RequestId" }));
+    Value::Array(out)
+}
+
+/// The declared replies, then the problem statuses and `default`.
+fn responses(doc: &Doc, components: &mut Components) -> Value {
+    let mut out = Map::new();
     for reply in doc.replies {
-        let mut r = Map::new();
-        r.insert("description".into(), reply.description.into());
-        let mut headers = Map::new();
-        for h in reply.headers {
-            match h {
-                Hdr::RequestId => {
-                    headers.insert(
-                        "X-Request-Id".into(),
-                        json!({ "$ref": "#/components/headers/RequestId" }),
-                    );
-                }
-                Hdr::Plain {
-                    name,
-                    description,
-                    schema: f,
-                } => {
-                    let mut v = Map::new();
-                    if !description.is_empty() {
-                        v.insert("description".into(), (*description).into());
-                    }
-                    v.insert("schema".into(), schema(*f, components));
-                    headers.insert((*name).into(), Value::Object(v));
-                }
-            }
-        }
-        if !headers.is_empty() {
-            r.insert("headers".into(), Value::Object(headers));
-        }
-        if !reply.content.is_empty() {
-            r.insert("content".into(), content(reply.content, components));
-        }
-        responses.insert(reply.status.to_string(), Value::Object(r));
+        out.insert(reply.status.to_string(), response(reply, components));
     }
+    let problem = json!({ "$ref": "#/components/responses/Problem" });
     for status in doc.problems {
-        responses.insert(
-            status.to_string(),
-            json!({ "$ref": "#/components/responses/Problem" }),
-        );
+        out.insert(status.to_string(), problem.clone());
     }
-    responses.insert(
-        "default".into(),
-        json!({ "$ref": "#/components/responses/Problem" }),
-    );
-    op.insert("responses".into(), Value::Object(responses));
-    Value::Object(op)
+    out.insert("default".into(), problem);
+    Value::Object(out)
+}
+
+fn response(reply: &Reply, components: &mut Components) -> Value {
+    let mut r = Map::new();
+    r.insert("description".into(), reply.description.into());
+    let mut headers = Map::new();
+    for h in reply.headers {
+        let (name, value) = match h {
+            Hdr::RequestId => (
+                "X-Request-Id",
+                json!({ "$ref": "#/components/headers/RequestId" }),
+            ),
+            Hdr::Plain {
+                name,
+                description,
+                schema: f,
+            } => {
+                let mut v = Map::new();
+                if !description.is_empty() {
+                    v.insert("description".into(), (*description).into());
+                }
+                v.insert("schema".into(), schema(*f, components));
+                (*name, Value::Object(v))
+            }
+        };
+        headers.insert(name.into(), value);
+    }
+    if !headers.is_empty() {
+        r.insert("headers".into(), Value::Object(headers));
+    }
+    if !reply.content.is_empty() {
+        r.insert("content".into(), content(reply.content, components));
+    }
+    Value::Object(r)
 }
 
 fn security(caller: Caller) -> Value {
