@@ -395,76 +395,12 @@ impl Rule {
             || Object::with_type(SchemaType::AnyValue),
             FlagType::value_schema,
         );
-        let mut weight = ObjectBuilder::new()
-            .schema_type(Type::Integer)
-            .minimum(Some(0));
-        if values.is_some() {
-            weight = weight.maximum(Some(u32::MAX));
-        }
-        let variant = ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
-            .property("variant", nullable_printable(MAX_NAME_CHARS))
-            .property("value", value.clone())
-            .required("value")
-            .property("weight", weight)
-            .required("weight");
-        let mut variants = ArrayBuilder::new()
-            .items(variant)
-            .min_items(Some(1))
-            .max_items(Some(MAX_VARIANTS));
-        if values.is_some() {
-            let positive = ObjectBuilder::new()
-                .schema_type(Type::Object)
-                .property(
-                    "weight",
-                    ObjectBuilder::new()
-                        .schema_type(SchemaType::AnyValue)
-                        .minimum(Some(1)),
-                )
-                .required("weight")
-                .build();
-            variants = variants
-                .description(Some("At least one weight above zero."))
-                .extensions(keyword("contains", positive));
-        }
-        let rollout = ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
-            .property(
-                "bucket_by",
-                nullable_printable(MAX_ATTRIBUTE_CHARS).description(Some(
-                    "Attribute hashed into a bucket (default targetingKey).",
-                )),
-            )
-            .property(
-                "seed",
-                nullable_printable(MAX_ATTRIBUTE_CHARS)
-                    .description(Some("Hash seed (default: the flag key).")),
-            )
-            .property("variants", variants)
-            .required("variants");
-        // Exactly one of `value` and `rollout`: a null `rollout` is an absent one, a null
-        // `value` is the value null.
-        let by_value = requires(&["value"]).extensions(keyword(
-            "anyOf",
-            [
-                requires(&[])
-                    .extensions(keyword("not", requires(&["rollout"]).build()))
-                    .build(),
-                requires(&["rollout"])
-                    .property("rollout", Object::with_type(Type::Null))
-                    .build(),
-            ],
-        ));
-        let by_rollout = requires(&["rollout"])
-            .property("rollout", Object::with_type(Type::Object))
-            .extensions(keyword("not", requires(&["value"]).build()));
+        let typed = values.is_some();
         let mut description = String::from(
             "When every condition holds (none: always), serve `value` or split by `rollout`. \
              Rules are tried in order.",
         );
-        if values.is_some() {
+        if typed {
             description.push_str(
                 " Exactly one of `value` and `rollout` (a null `rollout` is absent; a null \
                  `value` is the value null); values of the flag's type.",
@@ -481,15 +417,89 @@ impl Rule {
                     .items(Ref::from_schema_name(Condition::name()))
                     .max_items(Some(MAX_CONDITIONS)),
             )
-            .property("value", value)
+            .property("value", value.clone())
             .property(
                 "rollout",
                 AnyOfBuilder::new()
-                    .item(rollout)
+                    .item(Self::rollout_schema(value, typed))
                     .item(Object::with_type(Type::Null)),
             )
-            .extensions(keyword("oneOf", [by_value.build(), by_rollout.build()]))
+            .extensions(Self::value_or_rollout())
             .build()
+    }
+
+    /// A rollout: variants with weights, hashed by an attribute. `typed`: the values are of
+    /// the flag's type, weights fit a `u32` and one must be above zero.
+    fn rollout_schema(value: Object, typed: bool) -> ObjectBuilder {
+        let mut weight = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(0));
+        if typed {
+            weight = weight.maximum(Some(u32::MAX));
+        }
+        let variant = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .property("variant", nullable_printable(MAX_NAME_CHARS))
+            .property("value", value)
+            .required("value")
+            .property("weight", weight)
+            .required("weight");
+        let mut variants = ArrayBuilder::new()
+            .items(variant)
+            .min_items(Some(1))
+            .max_items(Some(MAX_VARIANTS));
+        if typed {
+            let positive = ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property(
+                    "weight",
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::AnyValue)
+                        .minimum(Some(1)),
+                )
+                .required("weight")
+                .build();
+            variants = variants
+                .description(Some("At least one weight above zero."))
+                .extensions(keyword("contains", positive));
+        }
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .property(
+                "bucket_by",
+                nullable_printable(MAX_ATTRIBUTE_CHARS).description(Some(
+                    "Attribute hashed into a bucket (default targetingKey).",
+                )),
+            )
+            .property(
+                "seed",
+                nullable_printable(MAX_ATTRIBUTE_CHARS)
+                    .description(Some("Hash seed (default: the flag key).")),
+            )
+            .property("variants", variants)
+            .required("variants")
+    }
+
+    /// Exactly one of `value` and `rollout`: a null `rollout` is an absent one, a null `value`
+    /// is the value null.
+    fn value_or_rollout() -> Option<utoipa::openapi::extensions::Extensions> {
+        let by_value = requires(&["value"]).extensions(keyword(
+            "anyOf",
+            [
+                requires(&[])
+                    .extensions(keyword("not", requires(&["rollout"]).build()))
+                    .build(),
+                requires(&["rollout"])
+                    .property("rollout", Object::with_type(Type::Null))
+                    .build(),
+            ],
+        ));
+        let by_rollout = requires(&["rollout"])
+            .property("rollout", Object::with_type(Type::Object))
+            .extensions(keyword("not", requires(&["value"]).build()));
+        keyword("oneOf", [by_value.build(), by_rollout.build()])
     }
 
     /// The component name of the rules of a flag of type `t` (`FlagRule_boolean`, ...).
