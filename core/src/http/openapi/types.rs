@@ -77,23 +77,17 @@ pub(in crate::http) use crate::signin::MfaSignIn;
 pub(in crate::http) type OAuthError = crate::http::oidc::OAuthError<'static>;
 pub(in crate::http) type OfrepBulkResponse = crate::flags::ofrep::Bulk<'static>;
 pub(in crate::http) type OfrepEvaluation = crate::flags::ofrep::Evaluation<'static>;
-pub(in crate::http) use crate::http::flags::OfrepRequest;
-written!(
-    OidcEndSessionPostRequest,
-    "/paths/~1oauth~1logout/post/requestBody/content/application~1x-www-form-urlencoded/schema"
-);
-written!(OidcLoginContinueRequest, "/paths/~1oauth~1authorize~1continue/post/requestBody/content/application~1x-www-form-urlencoded/schema");
-written!(OidcLoginForgotRequest, "/paths/~1oauth~1authorize~1forgot/post/requestBody/content/application~1x-www-form-urlencoded/schema");
-written!(OidcLoginMfaRequest, "/paths/~1oauth~1authorize~1mfa/post/requestBody/content/application~1x-www-form-urlencoded/schema");
-written!(OidcLoginPasswordRequest, "/paths/~1oauth~1authorize~1login/post/requestBody/content/application~1x-www-form-urlencoded/schema");
-written!(OidcLoginTenantRequest, "/paths/~1oauth~1authorize~1tenant/post/requestBody/content/application~1x-www-form-urlencoded/schema");
-pub(in crate::http) use crate::http::oidc::ProviderMetadata as OidcProviderMetadata;
-written!(
-    OidcTokenRequest,
-    "/paths/~1oauth~1token/post/requestBody/content/application~1x-www-form-urlencoded/schema"
-);
 pub(in crate::http) use crate::flags::plans::PlanFlagChange;
 pub(in crate::http) use crate::http::apps::RegisterAppRequest;
+pub(in crate::http) use crate::http::flags::OfrepRequest;
+pub(in crate::http) use crate::http::oidc::EndSessionForm as OidcEndSessionPostRequest;
+pub(in crate::http) use crate::http::oidc::LoginContinueForm as OidcLoginContinueRequest;
+pub(in crate::http) use crate::http::oidc::LoginForgotForm as OidcLoginForgotRequest;
+pub(in crate::http) use crate::http::oidc::LoginMfaForm as OidcLoginMfaRequest;
+pub(in crate::http) use crate::http::oidc::LoginPasswordForm as OidcLoginPasswordRequest;
+pub(in crate::http) use crate::http::oidc::LoginTenantForm as OidcLoginTenantRequest;
+pub(in crate::http) use crate::http::oidc::ProviderMetadata as OidcProviderMetadata;
+pub(in crate::http) use crate::http::oidc::TokenForm as OidcTokenRequest;
 pub(in crate::http) use crate::http::sign_in::RefreshRequest;
 pub(in crate::http) use crate::http::tenants::ProvisionTenantRequest;
 pub(in crate::http) use crate::http::totp::RecoveryCodes;
