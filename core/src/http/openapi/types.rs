@@ -133,8 +133,8 @@ written!(
     VerifyEventChainResponse,
     "/paths/~1v1~1audit~1verify/get/responses/200/content/application~1json/schema"
 );
-written!(VerifyMfaRequest);
 pub(in crate::http) use crate::http::problem::ProblemBody as Problem;
+pub(in crate::http) use crate::http::sign_in::VerifyMfaRequest;
 pub(in crate::http) use crate::http::webauthn::CredentialList as WebAuthnCredentialList;
 pub(in crate::http) use crate::http::webauthn::LoginOptionsRequest as WebAuthnLoginOptionsRequest;
 pub(in crate::http) use crate::http::webauthn::LoginVerifyRequest as WebAuthnLoginRequest;
