@@ -15,13 +15,14 @@ SPIN_WASM := target/wasm32-wasip2/release/edgeplane_spin.wasm
 SPIN_HOST_TARGET ?= $(HOME)/.cache/edgeplane/spin-host-target
 SPIN_HOST := $(SPIN_HOST_TARGET)/debug/spin-test-host
 
-.PHONY: help tools worker spin spin-host dev test unit lint fmt check-core-deps check-spin-imports \
+.PHONY: help tools worker spin spin-host dev test unit openapi lint fmt check-core-deps check-spin-imports \
         contract schemathesis reliability deploy-check bench bench-flags bench-scale bench-events verify-events \
         clean bench-users bench-oidc bench-edge spin-floor fuzz-smoke
 
 help:
 	@echo "make dev    build and run Edgeplane locally (wrangler dev) with a seeded demo"
 	@echo "make test   every test: lints, core unit tests, contract suite on workerd and on the Spin build"
+	@echo "make openapi  write core/src/http/openapi/openapi.json from the route table and the types"
 	@echo "make bench  benchmarks (bench/RESULTS.md); make bench-flags: flag delivery vs Unleash Edge;"
 	@echo "            make bench-scale: tenant capacity; make bench-oidc: OpenID Connect provider;"
 	@echo "            make bench-edge: edge hot paths' CPU per request against each runtime's hello-world"
@@ -81,6 +82,11 @@ lint: tools
 
 unit:
 	cargo test -p edgeplane-core
+
+# Writes core/src/http/openapi/openapi.json from the route table and the Rust types; `make unit`
+# fails while the committed document is not the generated one.
+openapi:
+	UPDATE_OPENAPI=1 cargo test -p edgeplane-core --lib served_document_is_generated
 
 # Core's parsers of hostile input under libFuzzer (core/fuzz/): each target briefly, over its
 # committed corpus, so a regression on a known input fails here. New inputs go to a scratch

@@ -995,3 +995,114 @@ fn every_operator_route_refuses_an_auditor() {
     let tenants = block_on(p.sql.query(Stmt::new("SELECT id FROM tenants"))).unwrap();
     assert!(tenants.is_empty());
 }
+
+fn post_body(p: &TestPlatform, uri: &str, content_type: &str, body: &str) -> Response {
+    send(
+        p,
+        request(Method::POST, uri)
+            .header("content-type", content_type)
+            .body(body.as_bytes().to_vec())
+            .unwrap(),
+    )
+}
+
+fn post_form(p: &TestPlatform, uri: &str, form: &str) -> Response {
+    post_body(p, uri, "application/x-www-form-urlencoded", form)
+}
+
+#[test]
+fn fr_auth_001_the_token_endpoint_reads_one_grant_type_of_any_value() {
+    let p = block_on(TestPlatform::new());
+    p.secrets.set("PUBLIC_BASE_URL", "https://id.example.com");
+    for (form, error) in [
+        ("", "invalid_request"),
+        ("grant_type=", "invalid_request"),
+        // RFC 6749 3.1: a repeated parameter counts as absent.
+        (
+            "grant_type=authorization_code&grant_type=refresh_token",
+            "invalid_request",
+        ),
+        ("grant_type=password", "unsupported_grant_type"),
+        (
+            "grant_type=client_credentials&other=1",
+            "unsupported_grant_type",
+        ),
+    ] {
+        let resp = post_form(&p, "/oauth/token", form);
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{form}");
+        assert_eq!(resp.headers()["cache-control"], "no-store", "{form}");
+        assert_eq!(body(&resp)["error"], error, "{form}");
+    }
+    let resp = post_form(
+        &p,
+        "/oauth/token",
+        "grant_type=refresh_token&client_id=nope",
+    );
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(body(&resp)["error"], "invalid_client");
+}
+
+#[test]
+fn fr_auth_001_a_login_form_without_its_flow_is_an_expired_sign_in() {
+    let p = block_on(TestPlatform::new());
+    for step in ["tenant", "login", "mfa", "forgot", "continue"] {
+        for form in [
+            "",
+            "flow=f&flow=f&csrf=c&tenant=example.com",
+            "flow=nope&csrf=c",
+        ] {
+            let resp = post_form(&p, &format!("/oauth/authorize/{step}"), form);
+            assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{step} {form}");
+            let page = String::from_utf8_lossy(resp.body());
+            assert!(page.contains("Sign-in expired"), "{step} {form}: {page}");
+        }
+    }
+}
+
+#[test]
+fn fr_auth_001_logout_without_parameters_signs_out_in_place() {
+    let p = block_on(TestPlatform::new());
+    p.secrets.set("PUBLIC_BASE_URL", "https://id.example.com");
+    for resp in [
+        post_form(&p, "/oauth/logout", ""),
+        post_form(&p, "/oauth/logout", "state=s&state=t&other=1"),
+        get(&p, "/oauth/logout"),
+    ] {
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(String::from_utf8_lossy(resp.body()).contains("Signed out"));
+    }
+}
+
+#[test]
+fn nfr_sec_003_mfa_verify_takes_exactly_one_of_code_and_webauthn() {
+    let p = block_on(TestPlatform::new());
+    let verify = |b: &str| post_body(&p, "/v1/auth/mfa/verify", "application/json", b);
+    let assertion = r#"{"id":"a","type":"public-key","response":{"clientDataJSON":"e30","authenticatorData":"AA","signature":"AA"}}"#;
+    // Neither, or both: the rule is not met.
+    for b in [
+        r#"{"mfa_token":"t"}"#.to_owned(),
+        r#"{"mfa_token":"t","code":null,"webauthn":null}"#.to_owned(),
+        format!(r#"{{"mfa_token":"t","code":"123456","webauthn":{assertion}}}"#),
+    ] {
+        let v = assert_problem(&verify(&b), 400, "invalid-input");
+        assert_eq!(v["errors"][0]["field"], "code", "{b}");
+    }
+    // One of them, the other null or absent: the rule is met and the token is checked.
+    for b in [
+        r#"{"mfa_token":"t","code":"123456"}"#.to_owned(),
+        r#"{"mfa_token":"t","code":"123456","webauthn":null}"#.to_owned(),
+        format!(r#"{{"mfa_token":"t","webauthn":{assertion}}}"#),
+        format!(r#"{{"mfa_token":"t","code":null,"webauthn":{assertion}}}"#),
+    ] {
+        let resp = verify(&b);
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{b}");
+    }
+    // A field of another type, a null token or another member: not this body.
+    for b in [
+        r#"{"mfa_token":null,"code":"123456"}"#,
+        r#"{"mfa_token":"t","code":123456}"#,
+        r#"{"mfa_token":"t","code":"123456","other":1}"#,
+    ] {
+        assert_problem(&verify(b), 400, "invalid-input");
+    }
+}

@@ -6,9 +6,7 @@
 use ::http::{header, HeaderValue, StatusCode};
 use serde::Serialize;
 use serde_json::{json as j, Value as Json};
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
-use utoipa::openapi::{Ref, RefOr};
-use utoipa::{PartialSchema, ToSchema};
+use utoipa::ToSchema;
 
 use super::is_development;
 use super::{json, ApiError, Ctx, Request, Response};
@@ -18,7 +16,7 @@ use crate::events::anchor::{AnchorKeys, KeyStatus};
 use crate::events::archive::{gzip, unpack, CONTENT_TYPE, GZIP_CONTENT_TYPE};
 use crate::events::export;
 use crate::events::ingest::{check_tenant, ingest, IngestError, IngestOutcome, Reporter};
-use crate::events::model::{BillingEvent, MAX_BATCH};
+use crate::events::model::BillingEvent;
 use crate::events::read::{
     self, billing_items, page, streams_after, usage_by_day, Break, ExportedEvent, Period, UsageRow,
 };
@@ -226,40 +224,53 @@ pub(super) async fn export_billing<P: Platform>(
     )
 }
 
-/// The body of `POST /v1/billing/events` and `POST /v1/audit/events`: one event, an array of
-/// events, or `{"events": [...]}`, at most [`MAX_BATCH`] events. The events are read field by
-/// field ([`crate::events::model`]); this type only declares the schema, around the event's.
-pub(super) struct EventBatch<E>(std::marker::PhantomData<E>);
+#[cfg(not(target_family = "wasm"))]
+pub(super) use batch::EventBatch;
 
-impl<E: ToSchema> PartialSchema for EventBatch<E> {
-    fn schema() -> RefOr<Schema> {
-        let event = || Ref::from_schema_name(E::name());
-        let list = || {
-            ArrayBuilder::new()
-                .items(event())
-                .max_items(Some(MAX_BATCH))
-        };
-        OneOfBuilder::new()
-            .item(event())
-            .item(list())
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::Object)
-                    .property("events", list())
-                    .required("events"),
-            )
-            .into()
+/// The schema of an event batch, for the document (native builds only).
+#[cfg(not(target_family = "wasm"))]
+mod batch {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+    use utoipa::openapi::{Ref, RefOr};
+    use utoipa::{PartialSchema, ToSchema};
+
+    use crate::events::model::MAX_BATCH;
+
+    /// The body of `POST /v1/billing/events` and `POST /v1/audit/events`: one event, an array of
+    /// events, or `{"events": [...]}`, at most [`MAX_BATCH`] events. The events are read field by
+    /// field ([`crate::events::model`]); this type only declares the schema, around the event's.
+    pub(in crate::http) struct EventBatch<E>(std::marker::PhantomData<E>);
+
+    impl<E: ToSchema> PartialSchema for EventBatch<E> {
+        fn schema() -> RefOr<Schema> {
+            let event = || Ref::from_schema_name(E::name());
+            let list = || {
+                ArrayBuilder::new()
+                    .items(event())
+                    .max_items(Some(MAX_BATCH))
+            };
+            OneOfBuilder::new()
+                .item(event())
+                .item(list())
+                .item(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Object)
+                        .property("events", list())
+                        .required("events"),
+                )
+                .into()
+        }
     }
-}
 
-impl<E: ToSchema> ToSchema for EventBatch<E> {
-    fn name() -> std::borrow::Cow<'static, str> {
-        format!("Report{}sRequest", E::name()).into()
-    }
+    impl<E: ToSchema> ToSchema for EventBatch<E> {
+        fn name() -> std::borrow::Cow<'static, str> {
+            format!("Report{}sRequest", E::name()).into()
+        }
 
-    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        schemas.push((E::name().into_owned(), E::schema()));
-        E::schemas(schemas);
+        fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+            schemas.push((E::name().into_owned(), E::schema()));
+            E::schemas(schemas);
+        }
     }
 }
 

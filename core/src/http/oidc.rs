@@ -8,7 +8,8 @@
 use ::http::{header, HeaderValue, StatusCode};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::callers::client_address;
@@ -18,6 +19,7 @@ use super::{json, ApiError, Ctx, Request, Response};
 use crate::audit::Actor;
 use crate::auth::OperatorPrincipal;
 use crate::crypto;
+use crate::kernel::schema::string_enum;
 use crate::kernel::ErrorKind;
 use crate::oidc::{
     self, AuthorizeError, AuthorizeRequest, ClientSecretError, CompleteLoginError, EndSessionError,
@@ -59,6 +61,26 @@ fn single(pairs: &[(String, String)], name: &str) -> Option<String> {
         (Some((_, v)), None) => Some(v.clone()),
         _ => None,
     }
+}
+
+/// The form `pairs` as `T`: each name's single value as a string (a repeated name counts as
+/// absent, as in [`single`]); names `T` does not have are ignored.
+///
+/// Every form type has only string fields, each optional or read as empty when missing (a
+/// field the schema requires is one its handler refuses empty), so any set of pairs reads;
+/// should one ever not, it reads as if no field were sent.
+fn read_form<T: DeserializeOwned + Default>(pairs: &[(String, String)]) -> T {
+    let mut values = serde_json::Map::new();
+    let mut repeated = Vec::new();
+    for (k, v) in pairs {
+        if values.insert(k.clone(), v.clone().into()).is_some() {
+            repeated.push(k);
+        }
+    }
+    for k in repeated {
+        values.remove(k);
+    }
+    serde_json::from_value(serde_json::Value::Object(values)).unwrap_or_default()
 }
 
 fn redirect(location: &str) -> Response {
@@ -325,20 +347,126 @@ pub(super) async fn authorize<P: Platform>(
     Ok(resp)
 }
 
+/// The body of `POST /oauth/authorize/tenant`: step 1, the organization.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = OidcLoginTenantRequest)]
+pub(super) struct LoginTenantForm {
+    /// The login flow id from the page.
+    #[schema(required = true)]
+    #[serde(default)]
+    flow: String,
+    /// The CSRF token of the page (also in the flow's cookie).
+    #[schema(required = true)]
+    #[serde(default)]
+    csrf: String,
+    /// The tenant's domain; without one the step is shown again.
+    #[schema(required = true)]
+    #[serde(default)]
+    tenant: String,
+}
+
+/// The body of `POST /oauth/authorize/login`: step 2, email and password.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = OidcLoginPasswordRequest)]
+pub(super) struct LoginPasswordForm {
+    /// The login flow id from the page.
+    #[schema(required = true)]
+    #[serde(default)]
+    flow: String,
+    /// The CSRF token of the page (also in the flow's cookie).
+    #[schema(required = true)]
+    #[serde(default)]
+    csrf: String,
+    /// The user's email.
+    #[schema(required = true)]
+    #[serde(default)]
+    email: String,
+    /// The password.
+    #[schema(required = true)]
+    #[serde(default)]
+    password: String,
+}
+
+/// The body of `POST /oauth/authorize/mfa`: the second factor, a code or a passkey assertion
+/// (or, in an enrollment, the first code of the new key).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = OidcLoginMfaRequest)]
+pub(super) struct LoginMfaForm {
+    /// The login flow id from the page.
+    #[schema(required = true)]
+    #[serde(default)]
+    flow: String,
+    /// The CSRF token of the page (also in the flow's cookie).
+    #[schema(required = true)]
+    #[serde(default)]
+    csrf: String,
+    /// The pending sign-in of the password step.
+    #[schema(required = true)]
+    #[serde(default)]
+    mfa_token: String,
+    /// TOTP or recovery code.
+    #[schema(nullable = false)]
+    code: Option<String>,
+    /// Instead of `code`: the passkey assertion (AuthenticationResponseJSON) answering the
+    /// options the page carries, posted by /oauth/assets/passkey.js.
+    #[schema(nullable = false)]
+    webauthn: Option<String>,
+    /// Enrollment only: the key shown, sent back for display (the check uses the stored one).
+    #[schema(nullable = false)]
+    enroll_secret: Option<String>,
+    /// Enrollment only: the otpauth URI shown, sent back for display.
+    #[schema(nullable = false)]
+    otpauth_uri: Option<String>,
+}
+
+/// The body of `POST /oauth/authorize/forgot`: a password reset link for the typed email.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = OidcLoginForgotRequest)]
+pub(super) struct LoginForgotForm {
+    /// The login flow id from the page.
+    #[schema(required = true)]
+    #[serde(default)]
+    flow: String,
+    /// The CSRF token of the page (also in the flow's cookie).
+    #[schema(required = true)]
+    #[serde(default)]
+    csrf: String,
+    /// The user's email; without one the page asks for it.
+    #[schema(required = true)]
+    #[serde(default)]
+    email: String,
+}
+
+/// The body of `POST /oauth/authorize/continue`: on from the recovery codes.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = OidcLoginContinueRequest)]
+pub(super) struct LoginContinueForm {
+    /// The login flow id from the page.
+    #[schema(required = true)]
+    #[serde(default)]
+    flow: String,
+    /// The CSRF token of the page (also in the flow's cookie).
+    #[schema(required = true)]
+    #[serde(default)]
+    csrf: String,
+}
+
 /// A form post of the login page, its flow loaded and its CSRF token checked.
 struct Posted {
-    form: Vec<(String, String)>,
     flow_id: String,
     csrf: String,
     flow: Flow,
 }
 
-/// Loads the flow of a form post and checks its CSRF token twice: the form field must equal
-/// the flow's cookie and the token stored (hashed) with the flow.
-async fn posted<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Posted, Response> {
-    let form = form_pairs(req);
-    let flow_id = single(&form, "flow").unwrap_or_default();
-    let csrf = single(&form, "csrf").unwrap_or_default();
+/// Loads the flow `flow_id` of a form post and checks the post's CSRF token `csrf` twice: it
+/// must equal the flow's cookie and the token stored (hashed) with the flow.
+async fn posted<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    flow_id: &str,
+    csrf: &str,
+) -> Result<Posted, Response> {
+    let (flow_id, csrf) = (flow_id.to_owned(), csrf.to_owned());
     let flow = match oidc::load_flow(ctx.platform, &flow_id).await {
         Ok(f) => f,
         Err(FlowError::Storage(e)) => {
@@ -367,7 +495,6 @@ async fn posted<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<Posted, 
         ));
     }
     Ok(Posted {
-        form,
         flow_id,
         csrf,
         flow,
@@ -400,12 +527,12 @@ pub(super) async fn login_tenant<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let mut p = match posted(ctx, req).await {
+    let form: LoginTenantForm = read_form(&form_pairs(req));
+    let mut p = match posted(ctx, req, &form.flow, &form.csrf).await {
         Ok(p) => p,
         Err(page) => return Ok(page),
     };
-    let domain = single(&p.form, "tenant").unwrap_or_default();
-    let domain = domain.trim();
+    let domain = form.tenant.trim();
     if domain.is_empty() {
         return Ok(step_page(
             StatusCode::OK,
@@ -488,12 +615,14 @@ pub(super) async fn login_password<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let p = match posted(ctx, req).await {
+    let form: LoginPasswordForm = read_form(&form_pairs(req));
+    let p = match posted(ctx, req, &form.flow, &form.csrf).await {
         Ok(p) => p,
         Err(page) => return Ok(page),
     };
-    let email = single(&p.form, "email").unwrap_or_default();
-    let password = single(&p.form, "password").unwrap_or_default();
+    let LoginPasswordForm {
+        email, password, ..
+    } = form;
     let Some(tenant) = p.flow.tenant.clone() else {
         return Ok(step_page(
             StatusCode::OK,
@@ -649,11 +778,11 @@ pub(super) async fn login_mfa<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let p = match posted(ctx, req).await {
+    let form: LoginMfaForm = read_form(&form_pairs(req));
+    let p = match posted(ctx, req, &form.flow, &form.csrf).await {
         Ok(p) => p,
         Err(page) => return Ok(page),
     };
-    let form = MfaForm::read(&p);
     if !p.flow.mfa_ok(&form.mfa_token) {
         return Ok(password_step(
             &p,
@@ -673,7 +802,7 @@ pub(super) async fn login_mfa<P: Platform>(
     };
     let factor = match &assertion {
         Some(a) => signin::SecondFactor::Passkey(a),
-        None => signin::SecondFactor::Code(&form.code),
+        None => signin::SecondFactor::Code(form.code.as_deref().unwrap_or_default()),
     };
     let client = client_address(ctx, req);
     let checked = signin::verify_second_factor(
@@ -685,7 +814,7 @@ pub(super) async fn login_mfa<P: Platform>(
     )
     .await;
     // A failed attempt shows the step again, with fresh passkey options (a challenge is single use).
-    let passkey = match (&checked, form.enroll_secret.is_empty()) {
+    let passkey = match (&checked, form.enrollment().is_none()) {
         (Err(VerifyMfaError::InvalidCode | VerifyMfaError::RateLimited { .. }), true) => {
             passkey_options(ctx, req, &form.mfa_token).await
         }
@@ -719,54 +848,36 @@ pub(super) async fn login_mfa<P: Platform>(
     Ok(resp)
 }
 
-/// The fields of the second-factor form.
-struct MfaForm {
-    /// The pending sign-in's token.
-    mfa_token: String,
-    /// The TOTP or recovery code typed, if any.
-    code: String,
-    /// An enrollment form's key, carried back for display only (the check uses the stored one).
-    enroll_secret: String,
-    /// An enrollment form's `otpauth://` URI, for display only.
-    otpauth_uri: String,
-    /// The passkey assertion as posted (JSON), if any.
-    webauthn: Option<String>,
-}
-
-impl MfaForm {
-    /// Reads the form of a post.
-    fn read(p: &Posted) -> MfaForm {
-        MfaForm {
-            mfa_token: single(&p.form, "mfa_token").unwrap_or_default(),
-            code: single(&p.form, "code").unwrap_or_default(),
-            enroll_secret: single(&p.form, "enroll_secret").unwrap_or_default(),
-            otpauth_uri: single(&p.form, "otpauth_uri").unwrap_or_default(),
-            webauthn: single(&p.form, "webauthn").filter(|w| !w.is_empty()),
-        }
-    }
-
-    /// The passkey assertion posted instead of a code: `Ok(None)` without one, `Err` when it
-    /// cannot be read.
+impl LoginMfaForm {
+    /// The passkey assertion posted instead of a code: `Ok(None)` without one (or an empty
+    /// one), `Err` when it cannot be read.
     fn assertion(&self) -> Result<Option<AuthenticationResponse>, serde_json::Error> {
         self.webauthn
             .as_deref()
+            .filter(|w| !w.is_empty())
             .map(serde_json::from_str::<AuthenticationResponse>)
             .transpose()
     }
 
+    /// The key and `otpauth://` URI an enrollment form carries back for display; `None` for
+    /// the code form (no or an empty key).
+    fn enrollment(&self) -> Option<(&str, &str)> {
+        let secret = self.enroll_secret.as_deref().filter(|s| !s.is_empty())?;
+        Some((secret, self.otpauth_uri.as_deref().unwrap_or_default()))
+    }
+
     /// The same step again (code or enrollment form) with `msg`.
     fn again(&self, p: &Posted, status: StatusCode, msg: &str, passkey: Option<&str>) -> Response {
-        let step = if self.enroll_secret.is_empty() {
-            Step::Mfa {
+        let step = match self.enrollment() {
+            None => Step::Mfa {
                 mfa_token: &self.mfa_token,
                 passkey,
-            }
-        } else {
-            Step::Enroll {
+            },
+            Some((secret, otpauth_uri)) => Step::Enroll {
                 mfa_token: &self.mfa_token,
-                secret: &self.enroll_secret,
-                otpauth_uri: &self.otpauth_uri,
-            }
+                secret,
+                otpauth_uri,
+            },
         };
         step_page(status, &p.flow, &p.flow_id, &p.csrf, step, Note::Error(msg))
     }
@@ -796,7 +907,8 @@ pub(super) async fn login_continue<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let p = match posted(ctx, req).await {
+    let form: LoginContinueForm = read_form(&form_pairs(req));
+    let p = match posted(ctx, req, &form.flow, &form.csrf).await {
         Ok(p) => p,
         Err(page) => return Ok(page),
     };
@@ -816,11 +928,12 @@ pub(super) async fn login_forgot<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let p = match posted(ctx, req).await {
+    let form: LoginForgotForm = read_form(&form_pairs(req));
+    let p = match posted(ctx, req, &form.flow, &form.csrf).await {
         Ok(p) => p,
         Err(page) => return Ok(page),
     };
-    let email_raw = single(&p.form, "email").unwrap_or_default();
+    let email_raw = form.email;
     if let Some(t) = &p.flow.tenant {
         if let (Ok(tenant), Ok(email)) = (TenantDomain::parse(&t.domain), Email::parse(&email_raw))
         {
@@ -915,16 +1028,53 @@ fn basic_credentials(req: &Request) -> Option<(String, String)> {
     Some((dec(id)?, dec(secret)?))
 }
 
+/// The body of `POST /oauth/token` (RFC 6749 4.1.3, 6): which fields a grant needs depends on
+/// `grant_type`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = OidcTokenRequest)]
+pub(super) struct TokenForm {
+    /// The schema lists the grant types served; the field is read as any string, so that an
+    /// empty one is refused as `invalid_request` and any other as `unsupported_grant_type`.
+    #[schema(required = true, schema_with = grant_types)]
+    #[serde(default)]
+    grant_type: String,
+    /// The authorization code.
+    #[schema(nullable = false)]
+    code: Option<String>,
+    /// The redirect_uri of the authorization request.
+    #[schema(nullable = false)]
+    redirect_uri: Option<String>,
+    /// The PKCE verifier.
+    #[schema(nullable = false)]
+    code_verifier: Option<String>,
+    /// The refresh token.
+    #[schema(nullable = false)]
+    refresh_token: Option<String>,
+    /// The app id (client_secret_post or public client).
+    #[schema(nullable = false)]
+    client_id: Option<String>,
+    /// client_secret_post.
+    #[schema(nullable = false)]
+    client_secret: Option<String>,
+}
+
+/// The grant types the token endpoint serves.
+fn grant_types() -> utoipa::openapi::schema::Object {
+    let mut o = string_enum(&["authorization_code", "refresh_token"]);
+    o.description = Some("authorization_code or refresh_token.".to_owned());
+    o
+}
+
 /// `POST /oauth/token`: authorization code and refresh grants (RFC 6749, OIDC Core 3.1.3).
 pub(super) async fn token<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let form = form_pairs(req);
+    let form: TokenForm = read_form(&form_pairs(req));
     let basic = basic_credentials(req);
     let has_auth_header = req.headers().contains_key(header::AUTHORIZATION);
-    let posted_id = single(&form, "client_id");
-    let posted_secret = single(&form, "client_secret");
+    let posted_id = form.client_id;
+    let posted_secret = form.client_secret;
     let (client_id, client_secret) = match (basic, has_auth_header) {
         (Some((id, secret)), _) => {
             // One method per request (RFC 6749 2.3), and the posted id must agree.
@@ -939,13 +1089,13 @@ pub(super) async fn token<P: Platform>(
     };
     let cors_client = client_id.clone();
     let treq = TokenRequest {
-        grant_type: single(&form, "grant_type").unwrap_or_default(),
+        grant_type: form.grant_type,
         client_id,
         client_secret,
-        code: single(&form, "code"),
-        redirect_uri: single(&form, "redirect_uri"),
-        code_verifier: single(&form, "code_verifier"),
-        refresh_token: single(&form, "refresh_token"),
+        code: form.code,
+        redirect_uri: form.redirect_uri,
+        code_verifier: form.code_verifier,
+        refresh_token: form.refresh_token,
     };
     let mut resp =
         match oidc::exchange(ctx.platform, &issuer(ctx, req)?, &treq, &ctx.request_id).await {
@@ -1049,28 +1199,43 @@ pub(super) async fn userinfo<P: Platform>(
     }
 }
 
+/// The parameters of `GET|POST /oauth/logout` (OpenID Connect RP-Initiated Logout 1.0 2), in
+/// the query or a form body; all optional.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = OidcEndSessionPostRequest)]
+pub(super) struct EndSessionForm {
+    /// An ID token of this provider (may be expired).
+    #[schema(nullable = false)]
+    id_token_hint: Option<String>,
+    /// Where to go after logout.
+    #[schema(nullable = false)]
+    post_logout_redirect_uri: Option<String>,
+    /// The client, checked against the hint.
+    #[schema(nullable = false)]
+    client_id: Option<String>,
+    /// Returned to post_logout_redirect_uri.
+    #[schema(nullable = false)]
+    state: Option<String>,
+}
+
 /// `GET|POST /oauth/logout`: RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0),
 /// parameters in the query (GET) or a form body (POST).
 pub(super) async fn end_session<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
-    let q = if req.method() == ::http::Method::POST {
-        form_pairs(req)
+    let q: EndSessionForm = if req.method() == ::http::Method::POST {
+        read_form(&form_pairs(req))
     } else {
-        query_pairs(req)
+        read_form(&query_pairs(req))
     };
-    let hint = single(&q, "id_token_hint");
-    let target = single(&q, "post_logout_redirect_uri");
-    let client_id = single(&q, "client_id");
-    let state = single(&q, "state");
     match oidc::end_session(
         ctx.platform,
         &issuer(ctx, req)?,
-        hint.as_deref(),
-        target.as_deref(),
-        client_id.as_deref(),
-        state.as_deref(),
+        q.id_token_hint.as_deref(),
+        q.post_logout_redirect_uri.as_deref(),
+        q.client_id.as_deref(),
+        q.state.as_deref(),
         &ctx.request_id,
     )
     .await
@@ -1154,5 +1319,35 @@ mod tests {
         );
         assert_eq!(d["token_endpoint"], "https://id.example/oauth/token");
         assert_eq!(d["end_session_endpoint"], "https://id.example/oauth/logout");
+    }
+
+    fn pairs(raw: &str) -> Vec<(String, String)> {
+        form_urlencoded::parse(raw.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_form_reads_single_values_and_ignores_other_names() {
+        let f: TokenForm = read_form(&pairs(
+            "grant_type=refresh_token&refresh_token=r&scope=openid&client_id=a&client_id=b",
+        ));
+        assert_eq!(f.grant_type, "refresh_token");
+        assert_eq!(f.refresh_token.as_deref(), Some("r"));
+        // RFC 6749 3.1: a repeated parameter counts as absent.
+        assert_eq!(f.client_id, None);
+        assert_eq!(f.code, None);
+    }
+
+    #[test]
+    fn a_missing_or_repeated_required_field_reads_as_empty() {
+        let f: LoginMfaForm = read_form(&pairs("flow=f&flow=g&mfa_token=m&webauthn="));
+        assert_eq!(f.flow, "");
+        assert_eq!(f.csrf, "");
+        assert_eq!(f.mfa_token, "m");
+        assert!(matches!(f.assertion(), Ok(None)));
+        assert!(f.enrollment().is_none());
+        let t: TokenForm = read_form(&[]);
+        assert_eq!(t.grant_type, "");
     }
 }

@@ -3,7 +3,11 @@
 
 use ::http::StatusCode;
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{
+    AdditionalProperties, ObjectBuilder, OneOfBuilder, RefBuilder, Schema, Type,
+};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 use super::callers::client_address;
 use super::passwords::check_password_size;
@@ -14,6 +18,7 @@ use crate::sessions::{self, SessionUser};
 use crate::signin;
 use crate::signin::UserPrincipal;
 use crate::signin::{LoginError, LoginRequest};
+use crate::webauthn::AuthenticationResponse;
 
 /// The body of `POST /v1/auth/login`. A tenant or email that does not parse is refused as
 /// wrong credentials (401), like a wrong password.
@@ -40,15 +45,82 @@ pub struct RefreshRequest {
     refresh_token: String,
 }
 
+/// The body of `POST /v1/auth/mfa/verify`: the `mfa_token` and exactly one of `code` and
+/// `webauthn`; null is the same as absent.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct VerifyMfaRequest {
+pub struct VerifyMfaRequest {
     mfa_token: String,
     #[serde(default)]
     code: Option<String>,
     /// A passkey assertion (`AuthenticationResponseJSON`) instead of a code (NFR-SEC-003).
     #[serde(default)]
-    webauthn: Option<crate::webauthn::AuthenticationResponse>,
+    webauthn: Option<AuthenticationResponse>,
+}
+
+/// Written by hand: the rule "exactly one of `code` and `webauthn`, the other null or absent"
+/// is a choice of two closed objects, which the derive cannot write.
+impl PartialSchema for VerifyMfaRequest {
+    fn schema() -> RefOr<Schema> {
+        let mfa_token = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("The mfa_token of the sign-in, from /v1/auth/login."))
+        };
+        let absent = |what: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::Null)
+                .description(Some(format!("Null or absent: {what} is given instead.")))
+        };
+        let closed = || {
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        };
+        let by_code = closed()
+            .property("mfa_token", mfa_token())
+            .required("mfa_token")
+            .property(
+                "code",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("A TOTP or recovery code.")),
+            )
+            .required("code")
+            .property("webauthn", absent("code"));
+        let by_passkey = closed()
+            .property("mfa_token", mfa_token())
+            .required("mfa_token")
+            .property("code", absent("webauthn"))
+            .property(
+                "webauthn",
+                RefBuilder::new()
+                    .ref_location_from_schema_name(AuthenticationResponse::name())
+                    .description(Some(
+                        "A passkey assertion answering /v1/auth/mfa/webauthn/options.",
+                    )),
+            )
+            .required("webauthn");
+        OneOfBuilder::new()
+            .description(Some(
+                "The mfa_token and exactly one of code (TOTP or recovery code) and webauthn (a \
+                 passkey assertion answering /v1/auth/mfa/webauthn/options); the other may be \
+                 null or absent.",
+            ))
+            .item(by_code)
+            .item(by_passkey)
+            .into()
+    }
+}
+
+impl ToSchema for VerifyMfaRequest {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((
+            AuthenticationResponse::name().into_owned(),
+            AuthenticationResponse::schema(),
+        ));
+        <AuthenticationResponse as ToSchema>::schemas(schemas);
+    }
 }
 
 /// The body of `POST /v1/auth/mfa/enroll`.

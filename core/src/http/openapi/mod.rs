@@ -1,7 +1,8 @@
-//! The OpenAPI 3.1 document served at `/openapi.json`. It is written by hand (so it says what
-//! the API promises), a test holds it to the route table (so it says everything public), and
-//! schemathesis holds it to the running server (`make test`). Development-only routes
-//! (`/__dev/`) and the scheduler's `/internal/` route are not part of the public API.
+//! The OpenAPI 3.1 document served at `/openapi.json`, generated ([`generate`]) from the route
+//! table and the request and response types, committed as `openapi.json` (`make openapi`) and
+//! served as is. A unit test fails when the two differ; schemathesis holds the document to the
+//! running server (`make test`). Development-only routes (`/__dev/`) and the scheduler's
+//! `/internal/` route declare no document part and are not in it.
 
 /// The document, as served.
 pub const DOCUMENT: &str = include_str!("openapi.json");
@@ -10,7 +11,6 @@ pub const DOCUMENT: &str = include_str!("openapi.json");
 pub mod decl;
 #[cfg(not(target_family = "wasm"))]
 pub mod generate;
-pub mod schemas;
 #[cfg(not(target_family = "wasm"))]
 pub mod types;
 

@@ -1,40 +1,4 @@
-//! The Rust types the document names, by their schema names.
-//!
-//! Transitional: a name still written as `written!(Name)` takes its schema from the written
-//! document until its Rust type derives one.
-
-use std::borrow::Cow;
-
-use utoipa::openapi::{RefOr, Schema};
-
-/// A schema read from the written document, for a type that does not derive one yet.
-macro_rules! written {
-    ($name:ident) => {
-        written!($name, concat!("/components/schemas/", stringify!($name)));
-    };
-    ($name:ident, $pointer:expr) => {
-        #[doc = concat!("The written schema of `", stringify!($name), "`.")]
-        pub struct $name;
-        impl utoipa::PartialSchema for $name {
-            fn schema() -> RefOr<Schema> {
-                written_schema($pointer)
-            }
-        }
-        impl utoipa::ToSchema for $name {
-            fn name() -> Cow<'static, str> {
-                Cow::Borrowed(stringify!($name))
-            }
-        }
-    };
-}
-
-/// A marker the generator replaces with the written JSON at `pointer`.
-pub(in crate::http) use crate::health::HealthReport;
-pub(in crate::http) use crate::http::handlers::Liveness;
-
-fn written_schema(pointer: &str) -> RefOr<Schema> {
-    RefOr::Ref(utoipa::openapi::Ref::new(format!("written:{pointer}")))
-}
+//! The Rust types the route table names in the document, by their schema names.
 
 pub(in crate::http) use crate::apps::model::App;
 pub(in crate::http) use crate::http::apps::AppChangeResponse as AppChange;
@@ -50,9 +14,11 @@ pub(in crate::http) use crate::http::events::BillingPage as ExportBillingEventsR
 pub(in crate::http) use crate::http::flags::FlagChangeResponse as FlagChange;
 pub(in crate::http) type FlagSnapshot = crate::http::flags::SnapshotResponse<'static>;
 pub(in crate::http) use crate::events::ingest::IngestOutcome;
+pub(in crate::http) use crate::health::HealthReport;
 pub(in crate::http) use crate::http::apps::IssueKeyRequest as IssueApiKeyRequest;
 pub(in crate::http) use crate::http::apps::IssuedKeyResponse as IssuedApiKey;
 pub(in crate::http) use crate::http::flags::PlanFlags as ListPlanFlagsResponse;
+pub(in crate::http) use crate::http::handlers::Liveness;
 pub(in crate::http) use crate::http::passwords::ForgotPasswordRequest;
 pub(in crate::http) use crate::http::sign_in::LoginBody as LoginRequest;
 pub(in crate::http) use crate::http::sign_in::MfaEnrollRequest;
@@ -68,23 +34,18 @@ pub(in crate::http) use crate::users::invite::Invitation;
 pub(in crate::http) type OAuthError = crate::http::oidc::OAuthError<'static>;
 pub(in crate::http) type OfrepBulkResponse = crate::flags::ofrep::Bulk<'static>;
 pub(in crate::http) type OfrepEvaluation = crate::flags::ofrep::Evaluation<'static>;
-pub(in crate::http) use crate::http::flags::OfrepRequest;
-written!(
-    OidcEndSessionPostRequest,
-    "/paths/~1oauth~1logout/post/requestBody/content/application~1x-www-form-urlencoded/schema"
-);
-written!(OidcLoginContinueRequest, "/paths/~1oauth~1authorize~1continue/post/requestBody/content/application~1x-www-form-urlencoded/schema");
-written!(OidcLoginForgotRequest, "/paths/~1oauth~1authorize~1forgot/post/requestBody/content/application~1x-www-form-urlencoded/schema");
-written!(OidcLoginMfaRequest, "/paths/~1oauth~1authorize~1mfa/post/requestBody/content/application~1x-www-form-urlencoded/schema");
-written!(OidcLoginPasswordRequest, "/paths/~1oauth~1authorize~1login/post/requestBody/content/application~1x-www-form-urlencoded/schema");
-written!(OidcLoginTenantRequest, "/paths/~1oauth~1authorize~1tenant/post/requestBody/content/application~1x-www-form-urlencoded/schema");
-pub(in crate::http) use crate::http::oidc::ProviderMetadata as OidcProviderMetadata;
-written!(
-    OidcTokenRequest,
-    "/paths/~1oauth~1token/post/requestBody/content/application~1x-www-form-urlencoded/schema"
-);
 pub(in crate::http) use crate::flags::plans::PlanFlagChange;
 pub(in crate::http) use crate::http::apps::RegisterAppRequest;
+pub(in crate::http) use crate::http::flags::OfrepRequest;
+pub(in crate::http) use crate::http::oidc::EndSessionForm as OidcEndSessionPostRequest;
+pub(in crate::http) use crate::http::oidc::LoginContinueForm as OidcLoginContinueRequest;
+pub(in crate::http) use crate::http::oidc::LoginForgotForm as OidcLoginForgotRequest;
+pub(in crate::http) use crate::http::oidc::LoginMfaForm as OidcLoginMfaRequest;
+pub(in crate::http) use crate::http::oidc::LoginPasswordForm as OidcLoginPasswordRequest;
+pub(in crate::http) use crate::http::oidc::LoginTenantForm as OidcLoginTenantRequest;
+pub(in crate::http) use crate::http::oidc::ProviderMetadata as OidcProviderMetadata;
+pub(in crate::http) use crate::http::oidc::TokenForm as OidcTokenRequest;
+pub(in crate::http) use crate::http::problem::ProblemBody as Problem;
 pub(in crate::http) use crate::http::sign_in::RefreshRequest;
 pub(in crate::http) use crate::http::tenants::ProvisionTenantRequest;
 pub(in crate::http) use crate::http::totp::RecoveryCodes;
@@ -112,19 +73,18 @@ pub(in crate::http) use crate::tenants::model::Tenant;
 pub(in crate::http) type TenantPlanChange = crate::http::tenant_users::PlanChange<'static>;
 pub(in crate::http) use crate::http::apps::UpdateAppRequest;
 pub(in crate::http) use crate::http::events::VerifyResponse as VerifyEventChainResponse;
+pub(in crate::http) use crate::http::sign_in::VerifyMfaRequest;
 pub(in crate::http) use crate::http::tenant_users::PlanRequest as TenantPlanRequest;
 pub(in crate::http) use crate::http::tenant_users::UpdateUserRequest as UpdateTenantUserRequest;
 pub(in crate::http) use crate::http::tenants::StatusChangeResponse as TenantStatusChange;
 pub(in crate::http) use crate::http::tenants::UpdateTenantRequest;
-pub(in crate::http) use crate::sessions::TokenPair;
-pub(in crate::http) use crate::users::admin::UserPage as TenantUserPage;
-pub(in crate::http) use crate::users::admin::UserView as TenantUser;
-pub(in crate::http) use crate::users::mfa::Enrollment as TotpEnrollment;
-written!(VerifyMfaRequest);
-pub(in crate::http) use crate::http::problem::ProblemBody as Problem;
 pub(in crate::http) use crate::http::webauthn::CredentialList as WebAuthnCredentialList;
 pub(in crate::http) use crate::http::webauthn::LoginOptionsRequest as WebAuthnLoginOptionsRequest;
 pub(in crate::http) use crate::http::webauthn::LoginVerifyRequest as WebAuthnLoginRequest;
 pub(in crate::http) use crate::http::webauthn::RegisterVerifyRequest as WebAuthnRegisterRequest;
+pub(in crate::http) use crate::sessions::TokenPair;
+pub(in crate::http) use crate::users::admin::UserPage as TenantUserPage;
+pub(in crate::http) use crate::users::admin::UserView as TenantUser;
+pub(in crate::http) use crate::users::mfa::Enrollment as TotpEnrollment;
 pub(in crate::http) use crate::webauthn::CredentialSummary as WebAuthnCredential;
 pub(in crate::http) use crate::webauthn::Options as WebAuthnOptions;
