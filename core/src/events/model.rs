@@ -77,11 +77,12 @@ pub struct AuditEvent {
 #[serde(deny_unknown_fields)]
 #[schema(as = BillingEvent)]
 pub struct ReportedBillingEvent {
-    /// Event id, the deduplication key. Without it the event takes `<Idempotency-Key>:<index>`.
-    #[schema(max_length = 128, nullable = false)]
+    /// Event id, the deduplication key: 1 to 128 printable ASCII characters without spaces.
+    /// Without it the event takes `<Idempotency-Key>:<index>`.
+    #[schema(pattern = "^[!-~]{1,128}$", nullable = false)]
     pub id: Option<String>,
     /// Required with an app-wide key; must be the key's tenant otherwise.
-    #[schema(nullable = false)]
+    #[schema(pattern = "^[!-~]{1,64}$", nullable = false)]
     pub tenant_id: Option<String>,
     /// The event type (e.g. `api.call`).
     #[serde(rename = "type")]
@@ -105,24 +106,25 @@ pub struct ReportedBillingEvent {
 #[serde(deny_unknown_fields)]
 #[schema(as = AuditEvent)]
 pub struct ReportedAuditEvent {
-    /// Event id, the deduplication key. Without it the event takes `<Idempotency-Key>:<index>`.
-    #[schema(max_length = 128, nullable = false)]
+    /// Event id, the deduplication key: 1 to 128 printable ASCII characters without spaces.
+    /// Without it the event takes `<Idempotency-Key>:<index>`.
+    #[schema(pattern = "^[!-~]{1,128}$", nullable = false)]
     pub id: Option<String>,
     /// Required with an app-wide key; must be the key's tenant otherwise.
-    #[schema(nullable = false)]
+    #[schema(pattern = "^[!-~]{1,64}$", nullable = false)]
     pub tenant_id: Option<String>,
     /// When it happened (RFC 3339), at most a day ahead of the server's clock.
     #[schema(format = DateTime)]
     pub timestamp: String,
-    /// Who acted.
-    #[schema(max_length = 256)]
+    /// Who acted: 1 to 256 characters, no control characters.
+    #[schema(pattern = r"^[^\x00-\x1f\x7f-\x9f]{1,256}$")]
     pub actor_id: String,
     /// What happened (the CSV export's `action`).
     #[serde(rename = "type")]
     #[schema(pattern = "^[A-Za-z0-9._:/-]{1,64}$")]
     pub event_type: String,
-    /// What was acted on.
-    #[schema(max_length = 256)]
+    /// What was acted on: 1 to 256 characters, no control characters.
+    #[schema(pattern = r"^[^\x00-\x1f\x7f-\x9f]{1,256}$")]
     pub resource_id: String,
     /// Whether the action succeeded.
     #[schema(schema_with = audit_outcome_schema)]
@@ -327,13 +329,14 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| self.err(field, "is required"))
     }
 
-    /// Free text: 1 to `max` bytes without control characters.
+    /// Free text: 1 to `max` characters, none of them a control character (the schema's
+    /// `maxLength` counts characters too).
     fn text(&self, field: &str, max: usize) -> Result<String, InvalidEvent> {
         let s = self.str(field)?;
-        if s.is_empty() || s.len() > max || s.chars().any(char::is_control) {
+        if s.is_empty() || s.chars().count() > max || s.chars().any(char::is_control) {
             return Err(self.err(
                 field,
-                format!("must be 1 to {max} bytes without control characters"),
+                format!("must be 1 to {max} characters without control characters"),
             ));
         }
         Ok(s.to_owned())

@@ -554,6 +554,9 @@ pub struct InvalidFlag {
     pub field: String,
     /// Why.
     pub reason: String,
+    /// Well-formed, but over a size limit no schema states (refused as a business rule, 422,
+    /// rather than as malformed input).
+    pub over_limit: bool,
 }
 
 impl InvalidFlag {
@@ -561,6 +564,7 @@ impl InvalidFlag {
         InvalidFlag {
             field: field.into(),
             reason: reason.into(),
+            over_limit: false,
         }
     }
 
@@ -614,10 +618,13 @@ impl FlagDefinition {
         let size =
             value.to_string().len() + serde_json::to_string(&rules).map_or(usize::MAX, |r| r.len());
         if size > MAX_DEFINITION_BYTES {
-            return Err(InvalidFlag::new(
-                "rules",
-                "the value and rules together must be at most 16 KiB of JSON",
-            ));
+            return Err(InvalidFlag {
+                over_limit: true,
+                ..InvalidFlag::new(
+                    "rules",
+                    "the value and rules together must be at most 16 KiB of JSON",
+                )
+            });
         }
         Ok(FlagDefinition {
             flag_type,

@@ -25,8 +25,8 @@ use crate::flags::ofrep;
 use crate::flags::snapshot::Snapshot;
 use crate::flags::PlanFlag;
 use crate::flags::{
-    evaluate, Context, FlagDefinition, FlagKey, FlagRecord, FlagService, FlagType, PlanFlagService,
-    Resolution,
+    evaluate, Context, FlagDefinition, FlagKey, FlagRecord, FlagService, FlagType, InvalidFlag,
+    PlanFlagService, Resolution,
 };
 use crate::ports::{Clock, Platform, Secrets};
 use crate::signin::UserPrincipal;
@@ -241,7 +241,7 @@ pub(super) fn flag_definition(req: &Request) -> Result<FlagDefinition, ApiError>
         rules.push(rule);
     }
     FlagDefinition::new(flag_type, body.value, body.enabled, body.description, rules)
-        .map_err(|e| ApiError::invalid_field(&e.field, e.reason))
+        .map_err(flag_problem)
 }
 
 /// `DELETE /v1/tenants/{id}/flags/{key}`: removes the tenant's flag; 204, or 200 with the plan
@@ -311,6 +311,21 @@ pub(super) struct PlanFlags {
     flags: Vec<PlanFlag>,
 }
 
+/// A refused definition: 400 naming the field, or 422 for one over a size limit.
+fn flag_problem(e: InvalidFlag) -> ApiError {
+    if !e.over_limit {
+        return ApiError::invalid_field(&e.field, e.reason);
+    }
+    ApiError::new(
+        ProblemType::BusinessRule,
+        format!("{}: {}.", e.field, e.reason),
+    )
+    .with_extension(
+        "errors",
+        serde_json::json!([{ "field": e.field, "message": e.reason }]),
+    )
+}
+
 fn plan_param<P: Platform>(ctx: &Ctx<'_, P>) -> Result<Plan, ApiError> {
     Plan::parse(ctx.param("plan")).map_err(|_| ApiError::not_found("No such plan."))
 }
@@ -346,7 +361,7 @@ pub(super) async fn plan_set<P: Platform>(
         body.description,
         vec![],
     )
-    .map_err(|e| ApiError::invalid_field(&e.field, e.reason))?;
+    .map_err(flag_problem)?;
     let change = PlanFlagService::set(
         ctx.platform,
         &Actor::operator(&operator.user_id),

@@ -66,6 +66,23 @@ pub fn raw(status: StatusCode, bytes: Vec<u8>, content_type: &'static str) -> Re
     resp
 }
 
+/// An optional integer written as any JSON number with an integral value (`3` or `3.0`, as
+/// JSON Schema's `integer` allows); null is absent. For `#[serde(default, deserialize_with)]`.
+pub fn opt_integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::Deserialize;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    n.as_i64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_991.0)
+                .map(|f| f as i64)
+        })
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom("must be an integer"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +118,32 @@ mod tests {
         let e = parse_body::<Body>(&req(Some("application/json"), r#"{"nope":1}"#)).unwrap_err();
         assert!(e.detail.contains("nope"), "{}", e.detail);
         assert!(parse_optional_body::<Body>(&req(None, "  ")).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod integral_tests {
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    struct Body {
+        #[serde(default, deserialize_with = "super::opt_integral")]
+        n: Option<i64>,
+    }
+
+    fn n(json: &str) -> Result<Option<i64>, serde_json::Error> {
+        serde_json::from_str::<Body>(json).map(|b| b.n)
+    }
+
+    #[test]
+    fn integral_numbers_are_integers_and_others_are_refused() {
+        assert_eq!(n(r#"{"n": 3}"#).unwrap(), Some(3));
+        assert_eq!(n(r#"{"n": 3.0}"#).unwrap(), Some(3));
+        assert_eq!(n(r#"{"n": -0.0}"#).unwrap(), Some(0));
+        assert_eq!(n(r#"{"n": null}"#).unwrap(), None);
+        assert_eq!(n("{}").unwrap(), None);
+        assert!(n(r#"{"n": 3.5}"#).is_err());
+        assert!(n(r#"{"n": 1e300}"#).is_err());
+        assert!(n(r#"{"n": "3"}"#).is_err());
     }
 }

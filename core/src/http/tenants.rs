@@ -65,6 +65,7 @@ pub(super) struct UpdateTenantRequest {
     )]
     plan: Option<String>,
     /// Refuse with 409 unless the tenant is at this version.
+    #[serde(default, deserialize_with = "json::opt_integral")]
     #[schema(minimum = 0, maximum = 9_007_199_254_740_991_i64)]
     expected_version: Option<i64>,
 }
