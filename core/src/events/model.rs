@@ -79,10 +79,10 @@ pub struct AuditEvent {
 pub struct ReportedBillingEvent {
     /// Event id, the deduplication key: 1 to 128 printable ASCII characters without spaces.
     /// Without it the event takes `<Idempotency-Key>:<index>`.
-    #[schema(pattern = "^[!-~]{1,128}$", nullable = false)]
+    #[schema(pattern = "^[!-~]{1,128}$")]
     pub id: Option<String>,
-    /// Required with an app-wide key; must be the key's tenant otherwise.
-    #[schema(pattern = "^[!-~]{1,64}$", nullable = false)]
+    /// Required with an app-wide key; must be the key's tenant otherwise. Null is absent.
+    #[schema(pattern = "^[!-~]{1,64}$")]
     pub tenant_id: Option<String>,
     /// The event type (e.g. `api.call`).
     #[serde(rename = "type")]
@@ -95,7 +95,7 @@ pub struct ReportedBillingEvent {
     #[schema(format = DateTime)]
     pub timestamp: String,
     /// Free-form details: at most 4096 bytes as JSON.
-    #[schema(value_type = Object, required = false)]
+    #[schema(value_type = Option<Object>, required = false)]
     pub metadata: Map<String, Json>,
 }
 
@@ -108,10 +108,10 @@ pub struct ReportedBillingEvent {
 pub struct ReportedAuditEvent {
     /// Event id, the deduplication key: 1 to 128 printable ASCII characters without spaces.
     /// Without it the event takes `<Idempotency-Key>:<index>`.
-    #[schema(pattern = "^[!-~]{1,128}$", nullable = false)]
+    #[schema(pattern = "^[!-~]{1,128}$")]
     pub id: Option<String>,
-    /// Required with an app-wide key; must be the key's tenant otherwise.
-    #[schema(pattern = "^[!-~]{1,64}$", nullable = false)]
+    /// Required with an app-wide key; must be the key's tenant otherwise. Null is absent.
+    #[schema(pattern = "^[!-~]{1,64}$")]
     pub tenant_id: Option<String>,
     /// When it happened (RFC 3339), at most a day ahead of the server's clock.
     #[schema(format = DateTime)]
@@ -133,7 +133,7 @@ pub struct ReportedAuditEvent {
     #[schema(schema_with = ip_schema)]
     pub ip: String,
     /// Free-form details: at most 4096 bytes as JSON.
-    #[schema(value_type = Object, required = false)]
+    #[schema(value_type = Option<Object>, required = false)]
     pub metadata: Map<String, Json>,
 }
 

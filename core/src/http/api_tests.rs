@@ -1106,3 +1106,23 @@ fn nfr_sec_003_mfa_verify_takes_exactly_one_of_code_and_webauthn() {
         assert_problem(&verify(b), 400, "invalid-input");
     }
 }
+
+/// A JSON array is not read as an object whose fields come in order (serde would): every body
+/// the API reads as an object refuses one with 400 and changes nothing.
+#[test]
+fn an_array_body_is_refused_where_an_object_is_expected() {
+    let p = block_on(TestPlatform::new());
+    let key = operator_tokens::configure(&p);
+    let operator = operator_tokens::token(&p, &key, "operator");
+    let resp = send(
+        &p,
+        request(Method::POST, "/v1/apps")
+            .header("authorization", format!("Bearer {operator}"))
+            .header("content-type", "application/json")
+            .body(br#" ["schemathesis", [], []]"#.to_vec())
+            .unwrap(),
+    );
+    assert_problem(&resp, 400, "invalid-input");
+    let apps = block_on(p.sql.query(Stmt::new("SELECT id FROM apps"))).unwrap();
+    assert!(apps.is_empty());
+}

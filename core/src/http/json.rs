@@ -23,14 +23,23 @@ pub fn is_json(req: &Request) -> bool {
         })
 }
 
-/// Parses the JSON body. A missing or wrong `Content-Type` is 415, malformed JSON or a field
-/// of the wrong shape is 400 naming the problem (serde's message holds no input values).
+/// Parses the JSON body, an object. A missing or wrong `Content-Type` is 415, malformed JSON,
+/// another JSON value or a field of the wrong shape is 400 naming the problem (serde's message
+/// holds no input values).
 pub fn parse_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     if !is_json(req) {
         return Err(ApiError::invalid_input(
             "The request body must be JSON (Content-Type: application/json).",
         )
         .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+    }
+    // serde reads a struct from an array of its fields' values too; every body here is an
+    // object, so an array is refused before it can be read as one.
+    let first = req.body().iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        return Err(ApiError::invalid_input(
+            "The JSON body does not have the expected shape: it must be an object.",
+        ));
     }
     serde_json::from_slice(req.body()).map_err(|e| {
         let what = match e.classify() {
