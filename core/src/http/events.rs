@@ -247,6 +247,7 @@ mod batch {
             let list = || {
                 ArrayBuilder::new()
                     .items(event())
+                    .min_items(Some(1))
                     .max_items(Some(MAX_BATCH))
             };
             OneOfBuilder::new()
