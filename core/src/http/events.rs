@@ -63,7 +63,7 @@ async fn ingest_kind<P: Platform>(
                 })?,
         ),
     };
-    let body: Json = json::parse_body(req)?;
+    let body: Json = json::parse_json(req)?;
     let reporter = Reporter {
         app_id: key.app_id.as_str().to_owned(),
         tenant_id: key.tenant_id.as_ref().map(|t| t.as_str().to_owned()),

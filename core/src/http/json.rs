@@ -27,19 +27,25 @@ pub fn is_json(req: &Request) -> bool {
 /// another JSON value or a field of the wrong shape is 400 naming the problem (serde's message
 /// holds no input values).
 pub fn parse_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    // serde reads a struct from an array of its fields' values too; the bodies read through
+    // here are objects, so an array is refused before it can be read as one.
+    let first = req.body().iter().find(|b| !b.is_ascii_whitespace());
+    if is_json(req) && first == Some(&b'[') {
+        return Err(ApiError::invalid_input(
+            "The JSON body does not have the expected shape: it must be an object.",
+        ));
+    }
+    parse_json(req)
+}
+
+/// Parses the JSON body, any JSON value (an event batch may be an array), with the answers of
+/// [`parse_body`].
+pub fn parse_json<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     if !is_json(req) {
         return Err(ApiError::invalid_input(
             "The request body must be JSON (Content-Type: application/json).",
         )
         .with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
-    }
-    // serde reads a struct from an array of its fields' values too; every body here is an
-    // object, so an array is refused before it can be read as one.
-    let first = req.body().iter().find(|b| !b.is_ascii_whitespace());
-    if first == Some(&b'[') {
-        return Err(ApiError::invalid_input(
-            "The JSON body does not have the expected shape: it must be an object.",
-        ));
     }
     serde_json::from_slice(req.body()).map_err(|e| {
         let what = match e.classify() {
