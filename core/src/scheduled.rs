@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::ports::{Clock, Kv, KvError, Platform, Sql, SqlError, Stmt};
-use crate::tenants::TenantService;
+use crate::tenants;
 
 /// What one job did.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -69,7 +69,7 @@ pub async fn run_at<P: Platform>(p: &P, cron: &str, now: i64) -> (ScheduledRepor
     run.record("mail_queue.deliver", r, "delivery failed");
 
     // FR-OPS-002: tenants past their 30-day grace period are purged, a few per run.
-    let purged = TenantService::purge_due(p, now)
+    let purged = tenants::purge_due(p, now)
         .await
         .map(|r| r.purged.len() as u64);
     run.record("tenants.purge", purged, "purge failed");

@@ -10,7 +10,7 @@ use super::{audit_if, load, AppService, Guard};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::kernel::ErrorKind;
 use crate::ports::{Clock, KvError, Logger, Platform, Sql, SqlError, Stmt};
-use crate::tenants::{EdgeSync, TenantId, TenantService, TenantStatus};
+use crate::tenants::{self, EdgeSync, TenantId, TenantStatus};
 
 /// What an operator asks for (the body of `POST /v1/apps/{id}/keys`), parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -445,7 +445,7 @@ async fn check<P: Platform>(
     let Some(tid) = &req.tenant_id else {
         return Ok(());
     };
-    let tenant = match TenantService::get(p, tid).await {
+    let tenant = match tenants::get(p, tid).await {
         Ok(t) => t,
         Err(crate::tenants::GetTenantError::Storage(e)) => return Err(e.into()),
         Err(_) => return Err(IssueKeyError::TenantNotFound { id: tid.clone() }),

@@ -10,7 +10,7 @@ use super::{audit_if, load, AppService, Guard};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::kernel::ErrorKind;
 use crate::ports::{Clock, KvError, Platform, Sql, SqlError, Stmt};
-use crate::tenants::{EdgeSync, GetTenantError, TenantId, TenantService, TenantStatus};
+use crate::tenants::{self, EdgeSync, GetTenantError, TenantId, TenantStatus};
 
 /// A tenant's link to an app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -249,7 +249,7 @@ impl AppService {
         app_id: &AppId,
         request_id: &str,
     ) -> Result<TenantAppChange, DisableTenantAppError> {
-        match TenantService::get(p, tenant_id).await {
+        match tenants::get(p, tenant_id).await {
             Ok(_) => {}
             Err(GetTenantError::NotFound { id }) => {
                 return Err(DisableTenantAppError::TenantNotFound { id })
@@ -324,7 +324,7 @@ async fn check_enable<P: Platform>(
     app_id: &AppId,
     request_id: &str,
 ) -> Result<(), EnableTenantAppError> {
-    let tenant = match TenantService::get(p, tenant_id).await {
+    let tenant = match tenants::get(p, tenant_id).await {
         Ok(t) => t,
         Err(GetTenantError::NotFound { id }) => {
             return Err(EnableTenantAppError::TenantNotFound { id })

@@ -9,9 +9,7 @@ use super::*;
 use crate::audit::Actor;
 use crate::crypto;
 use crate::ports::{Kv, Row, Sql, Stmt};
-use crate::tenants::{
-    Email, Plan, ProvisionTenant, TenantDomain, TenantId, TenantName, TenantService,
-};
+use crate::tenants::{self, Email, Plan, ProvisionTenant, TenantDomain, TenantId, TenantName};
 use crate::testing::{FaultyPlatform, TestPlatform, START_MS};
 
 const HOUR_MS: i64 = 60 * 60 * 1000;
@@ -61,7 +59,7 @@ async fn tenant(p: &Wrapped, domain: &str, apps: &[&AppId]) -> TenantId {
         owner_email: Email::parse(&format!("owner@{domain}.test")).unwrap(),
         apps: apps.iter().map(|a| a.as_str().to_owned()).collect(),
     };
-    TenantService::provision(
+    tenants::provision(
         p,
         &op(),
         req,
@@ -542,9 +540,7 @@ fn fr_sys_002_issue_refusals() {
             assert_eq!(e.code(), code);
         }
         // A tenant pending deletion, and a disabled app: conflicts, audited.
-        TenantService::delete(&p, &op(), &enabled, "r")
-            .await
-            .unwrap();
+        tenants::delete(&p, &op(), &enabled, "r").await.unwrap();
         let e = AppService::issue_key(
             &p,
             &op(),
@@ -1034,17 +1030,15 @@ fn tenant_bound_keys_follow_the_tenant_status() {
         let t = tenant(&p, "acme", &[&app.id]).await;
         let bound = issue(&p, &app.id, server_key(&["flags:read"], Some(&t))).await;
         let wide = issue(&p, &app.id, server_key(&["flags:read"], None)).await;
-        TenantService::suspend(&p, &op(), &t, None, "r")
-            .await
-            .unwrap();
+        tenants::suspend(&p, &op(), &t, None, "r").await.unwrap();
         assert_eq!(
             auth(&p, &bound.secret, Scope::FlagsRead).await.unwrap_err(),
             AppKeyError::TenantSuspended
         );
         auth(&p, &wide.secret, Scope::FlagsRead).await.unwrap();
-        TenantService::activate(&p, &op(), &t, "r").await.unwrap();
+        tenants::activate(&p, &op(), &t, "r").await.unwrap();
         auth(&p, &bound.secret, Scope::FlagsRead).await.unwrap();
-        TenantService::delete(&p, &op(), &t, "r").await.unwrap();
+        tenants::delete(&p, &op(), &t, "r").await.unwrap();
         assert_eq!(
             auth(&p, &bound.secret, Scope::FlagsRead).await.unwrap_err(),
             AppKeyError::TenantDeleted
@@ -1170,7 +1164,7 @@ fn tenant_app_link_refusals() {
             code(AppService::enable_for_tenant(&p, &op(), &t, &disabled.id, "r").await),
             "app_disabled"
         );
-        TenantService::delete(&p, &op(), &t, "r").await.unwrap();
+        tenants::delete(&p, &op(), &t, "r").await.unwrap();
         assert_eq!(
             code(AppService::enable_for_tenant(&p, &op(), &t, &app.id, "r").await),
             "tenant_pending_deletion"

@@ -9,9 +9,7 @@ use super::*;
 use crate::apps::{AppId, AppService};
 use crate::audit::Actor;
 use crate::ports::{Kv, Sql, Stmt};
-use crate::tenants::{
-    Email, Plan, ProvisionTenant, TenantDomain, TenantId, TenantName, TenantService,
-};
+use crate::tenants::{self, Email, Plan, ProvisionTenant, TenantDomain, TenantId, TenantName};
 use crate::testing::{FaultyPlatform, TestPlatform};
 
 const CRM: &str = "00000000-0000-4000-8000-0000000000a1";
@@ -43,7 +41,7 @@ async fn tenant<P: crate::ports::Platform>(p: &P, domain: &str) -> TenantId {
         owner_email: Email::parse(&format!("owner@{domain}.test")).unwrap(),
         apps: vec![CRM.into()],
     };
-    TenantService::provision(
+    tenants::provision(
         p,
         &op(),
         req,

@@ -507,8 +507,8 @@ fn fr_log_002_csv_export_pages_across_tenants_exactly_once() {
 /// An active user `owner@acme.test` of tenant `acme` (password [`PASSWORD`]).
 async fn active_owner(p: &TestPlatform) {
     use crate::audit::Actor;
-    use crate::tenants::{Email, Plan, ProvisionTenant, TenantDomain, TenantName, TenantService};
-    let out = TenantService::provision(
+    use crate::tenants::{self, Email, Plan, ProvisionTenant, TenantDomain, TenantName};
+    let out = tenants::provision(
         p,
         &Actor::operator("op-1"),
         ProvisionTenant {

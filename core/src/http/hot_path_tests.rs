@@ -14,9 +14,7 @@ use crate::edge::{self, FRESHNESS_MS, PROPAGATION_MS};
 use crate::flags::{FlagDefinition, FlagKey, FlagService, FlagType};
 use crate::signin;
 use crate::signin::LoginRequest;
-use crate::tenants::{
-    Email, Plan, ProvisionTenant, TenantDomain, TenantId, TenantName, TenantService,
-};
+use crate::tenants::{self, Email, Plan, ProvisionTenant, TenantDomain, TenantId, TenantName};
 use crate::testing::{FaultyPlatform, TestPlatform};
 use crate::tokens::master_key::MASTER_KEY_SECRET;
 use crate::users;
@@ -46,7 +44,7 @@ async fn tenant(p: &FaultyPlatform, domain: &str, app: &str, flags: usize) -> (T
         owner_email: Email::parse(&format!("owner@{domain}.test")).unwrap(),
         apps: vec![app.to_owned()],
     };
-    let out = TenantService::provision(
+    let out = tenants::provision(
         p,
         &op(),
         req,
@@ -231,7 +229,7 @@ fn nfr_perf_001_a_change_elsewhere_reaches_a_warm_isolate_within_a_second() {
         serve_all(&e).await;
         // Another isolate of the location suspends the tenant of the signed-in owner.
         edge::in_other_isolate(async {
-            TenantService::suspend(&e.p, &op(), &e.five, None, "r")
+            tenants::suspend(&e.p, &op(), &e.five, None, "r")
                 .await
                 .unwrap();
         })

@@ -13,7 +13,7 @@ use super::reply::no_content;
 use super::{json, ApiError, Ctx, ProblemType, Request, Response};
 use crate::ports::Platform;
 use crate::signin::UserPrincipal;
-use crate::tenants::{Email, Plan, TenantId, TenantService, UpdateTenant};
+use crate::tenants::{self, Email, Plan, TenantId, UpdateTenant};
 use crate::users::admin::{self, ListUsers, TenantActor, TenantRole, UpdateUser, UserStatus};
 use crate::users::invite::{self, InvitationView, Invite};
 use crate::users::privacy;
@@ -314,7 +314,7 @@ pub(super) async fn update_plan<P: Platform>(
         Plan::parse(&body.plan).map_err(|e| ApiError::invalid_field("plan", e.to_string()))?;
     let tenant_id = TenantId::parse(&by.tenant_id)
         .map_err(|e| ApiError::internal(format!("tenant id of a token: {e}")))?;
-    let outcome = TenantService::update(
+    let outcome = tenants::update(
         ctx.platform,
         &by.actor(),
         &tenant_id,

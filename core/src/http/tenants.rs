@@ -12,9 +12,9 @@ use crate::auth::OperatorPrincipal;
 use crate::kernel::Links;
 use crate::ports::Platform;
 use crate::tenants::{
-    configured_base_url, EdgeSync, Email, IdempotencyKey, ListTenants, Plan, ProvisionTenant,
-    StatusChange, SuspensionReason, Tenant, TenantDomain, TenantId, TenantName, TenantService,
-    TenantStatus, UpdateTenant,
+    self, configured_base_url, EdgeSync, Email, IdempotencyKey, ListTenants, Plan, ProvisionTenant,
+    StatusChange, SuspensionReason, Tenant, TenantDomain, TenantId, TenantName, TenantStatus,
+    UpdateTenant,
 };
 
 /// Body of `POST /v1/tenants`.
@@ -139,7 +139,7 @@ pub(super) async fn provision<P: Platform>(
         ),
     };
     let links = mail_links(ctx, req)?;
-    let outcome = TenantService::provision(
+    let outcome = tenants::provision(
         ctx.platform,
         &Actor::operator(&operator.user_id),
         cmd,
@@ -198,7 +198,7 @@ pub(super) async fn list<P: Platform>(
             }
         }
     }
-    let page = TenantService::list(ctx.platform, &query)
+    let page = tenants::list(ctx.platform, &query)
         .await
         .map_err(|e| ApiError::from(&e))?;
     json::response(
@@ -216,7 +216,7 @@ pub(super) async fn get<P: Platform>(
     _caller: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
     let id = tenant_id(ctx)?;
-    let tenant = TenantService::get(ctx.platform, &id)
+    let tenant = tenants::get(ctx.platform, &id)
         .await
         .map_err(|e| ApiError::from(&e))?;
     json::response(StatusCode::OK, &tenant)
@@ -243,7 +243,7 @@ pub(super) async fn update<P: Platform>(
             .transpose()?,
         expected_version: body.expected_version,
     };
-    let outcome = TenantService::update(
+    let outcome = tenants::update(
         ctx.platform,
         &Actor::operator(&operator.user_id),
         &id,
@@ -270,7 +270,7 @@ pub(super) async fn suspend<P: Platform>(
                 .map_err(|e| ApiError::invalid_field("reason", e.to_string()))
         })
         .transpose()?;
-    let change = TenantService::suspend(
+    let change = tenants::suspend(
         ctx.platform,
         &Actor::operator(&operator.user_id),
         &id,
@@ -288,7 +288,7 @@ pub(super) async fn activate<P: Platform>(
     operator: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
     let id = tenant_id(ctx)?;
-    let change = TenantService::activate(
+    let change = tenants::activate(
         ctx.platform,
         &Actor::operator(&operator.user_id),
         &id,
@@ -305,7 +305,7 @@ pub(super) async fn delete<P: Platform>(
     operator: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
     let id = tenant_id(ctx)?;
-    let change = TenantService::delete(
+    let change = tenants::delete(
         ctx.platform,
         &Actor::operator(&operator.user_id),
         &id,
@@ -322,7 +322,7 @@ pub(super) async fn restore<P: Platform>(
     operator: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
     let id = tenant_id(ctx)?;
-    let change = TenantService::restore(
+    let change = tenants::restore(
         ctx.platform,
         &Actor::operator(&operator.user_id),
         &id,

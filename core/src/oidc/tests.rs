@@ -10,7 +10,7 @@ use crate::apps::{AppName, AppService, RedirectUri, RegisterApp};
 use crate::audit::Actor;
 use crate::ports::{Row, Sql, Stmt};
 use crate::signin::{check_token_with, introspect, AccessError};
-use crate::tenants::{Email, Plan, ProvisionTenant, TenantDomain, TenantName, TenantService};
+use crate::tenants::{self, Email, Plan, ProvisionTenant, TenantDomain, TenantName};
 use crate::testing::TestPlatform;
 use crate::tokens::master_key::MASTER_KEY_SECRET;
 use crate::tokens::ACCESS_AUDIENCE;
@@ -46,7 +46,7 @@ async fn fixture() -> Fixture {
     )
     .await
     .unwrap();
-    let out = TenantService::provision(
+    let out = tenants::provision(
         &p,
         &Actor::operator("op-1"),
         ProvisionTenant {

@@ -8,9 +8,7 @@ use super::*;
 use crate::audit::Actor;
 use crate::ports::{Clock, Kv, Row, Sql, Stmt};
 use crate::signin::*;
-use crate::tenants::{
-    Email, Plan, ProvisionTenant, TenantDomain, TenantId, TenantName, TenantService,
-};
+use crate::tenants::{self, Email, Plan, ProvisionTenant, TenantDomain, TenantId, TenantName};
 use crate::testing::{FaultyPlatform, TestPlatform};
 use crate::throttle;
 use crate::tokens::master_key::MASTER_KEY_SECRET;
@@ -35,7 +33,7 @@ async fn fixture() -> Fixture {
         owner_email: Email::parse("owner@acme.test").unwrap(),
         apps: vec![],
     };
-    let out = TenantService::provision(
+    let out = tenants::provision(
         &p,
         &Actor::operator("op-1"),
         req,
@@ -212,7 +210,7 @@ fn fr_ops_001_suspension_refuses_login_and_deactivates_tokens() {
         let f = active_fixture().await;
         let pair = login(&f.p, &login_req(PASSWORD), "r").await.unwrap();
         let id = TenantId::parse(&f.tenant_id).unwrap();
-        TenantService::suspend(&f.p, &Actor::operator("op-1"), &id, None, "r")
+        tenants::suspend(&f.p, &Actor::operator("op-1"), &id, None, "r")
             .await
             .unwrap();
         assert_eq!(

@@ -17,7 +17,7 @@ use crate::audit::Actor;
 use crate::auth::config::ENV_VAR;
 use crate::crypto::{b64url_encode, token_hash};
 use crate::ports::{Kv, Row, Sql, Stmt};
-use crate::tenants::{Email, Plan, ProvisionTenant, TenantDomain, TenantName, TenantService};
+use crate::tenants::{self, Email, Plan, ProvisionTenant, TenantDomain, TenantName};
 use crate::testing::{TestPlatform, START_MS};
 use crate::tokens::master_key::{MasterKey, MASTER_KEY_SECRET};
 use crate::users;
@@ -613,7 +613,7 @@ async fn fixture() -> Fixture {
         owner_email: Email::parse("owner@acme.test").unwrap(),
         apps: vec![],
     };
-    let out = TenantService::provision(
+    let out = tenants::provision(
         &p,
         &Actor::operator("op-1"),
         req,

@@ -12,7 +12,7 @@ use crate::kernel::ErrorKind;
 use crate::ports::{Clock, KvError, Platform, Sql, SqlError, Stmt};
 
 use super::model::{SuspensionReason, Tenant, TenantId, TenantStatus};
-use super::{edge_marker_key, load_live, resource, Missing, TenantService, MAX_ATTEMPTS};
+use super::{edge_marker_key, load_live, resource, Missing, MAX_ATTEMPTS};
 
 /// The grace period between a deletion request and the purge: 30 days (FR-OPS-002).
 pub const GRACE_PERIOD_MS: i64 = 30 * 24 * 60 * 60 * 1000;
@@ -310,239 +310,237 @@ async fn refuse<P: Platform>(
     audit::record_refusal(p, &rec).await;
 }
 
-impl TenantService {
-    /// Suspends an active tenant (FR-OPS-001): status `suspended` with the reason, every session
-    /// revoked and `tenant.suspend` audited in one batch, then the KV marker `suspended` (no TTL)
-    /// so the edge refuses the tenant's users and keys. Suspending a suspended tenant changes
-    /// nothing and rewrites the marker.
-    pub async fn suspend<P: Platform>(
-        p: &P,
-        actor: &Actor,
-        id: &TenantId,
-        reason: Option<SuspensionReason>,
-        request_id: &str,
-    ) -> Result<StatusChange, SuspendTenantError> {
-        for _ in 0..MAX_ATTEMPTS {
-            let t = load_live(p, id)
-                .await
-                .map_err(SuspendTenantError::missing)?;
-            match t.status {
-                TenantStatus::Suspended => return Ok(unchanged(p, t).await),
-                TenantStatus::PendingDeletion | TenantStatus::Deleted => {
-                    refuse(
-                        p,
-                        actor,
-                        "tenant.suspend",
-                        &t,
-                        request_id,
-                        "tenant_pending_deletion",
-                    )
-                    .await;
-                    return Err(SuspendTenantError::PendingDeletion { id: id.clone() });
-                }
-                TenantStatus::Active => {}
+/// Suspends an active tenant (FR-OPS-001): status `suspended` with the reason, every session
+/// revoked and `tenant.suspend` audited in one batch, then the KV marker `suspended` (no TTL)
+/// so the edge refuses the tenant's users and keys. Suspending a suspended tenant changes
+/// nothing and rewrites the marker.
+pub async fn suspend<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    id: &TenantId,
+    reason: Option<SuspensionReason>,
+    request_id: &str,
+) -> Result<StatusChange, SuspendTenantError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let t = load_live(p, id)
+            .await
+            .map_err(SuspendTenantError::missing)?;
+        match t.status {
+            TenantStatus::Suspended => return Ok(unchanged(p, t).await),
+            TenantStatus::PendingDeletion | TenantStatus::Deleted => {
+                refuse(
+                    p,
+                    actor,
+                    "tenant.suspend",
+                    &t,
+                    request_id,
+                    "tenant_pending_deletion",
+                )
+                .await;
+                return Err(SuspendTenantError::PendingDeletion { id: id.clone() });
             }
-            let now = p.clock().now_ms();
-            let sids = live_sids(p, id.as_str(), now).await?;
-            let stmts = suspension_stmts(p, actor, id, &t, reason.as_ref(), now, request_id);
-            if commit(p, stmts).await? {
-                return Ok(after_suspension(p, id, t, reason, now, &sids).await);
-            }
+            TenantStatus::Active => {}
         }
-        Err(SuspendTenantError::ConcurrentChange)
+        let now = p.clock().now_ms();
+        let sids = live_sids(p, id.as_str(), now).await?;
+        let stmts = suspension_stmts(p, actor, id, &t, reason.as_ref(), now, request_id);
+        if commit(p, stmts).await? {
+            return Ok(after_suspension(p, id, t, reason, now, &sids).await);
+        }
     }
+    Err(SuspendTenantError::ConcurrentChange)
+}
 
-    /// Activates a suspended tenant (FR-OPS-001): status `active`, the suspension reason cleared,
-    /// `tenant.activate` audited, then the KV marker deleted. Activating an active tenant changes
-    /// nothing and deletes the marker. Sessions revoked by the suspension stay revoked: users
-    /// sign in again.
-    pub async fn activate<P: Platform>(
-        p: &P,
-        actor: &Actor,
-        id: &TenantId,
-        request_id: &str,
-    ) -> Result<StatusChange, ActivateTenantError> {
-        for _ in 0..MAX_ATTEMPTS {
-            let t = load_live(p, id)
-                .await
-                .map_err(ActivateTenantError::missing)?;
-            match t.status {
-                TenantStatus::Active => return Ok(unchanged(p, t).await),
-                TenantStatus::PendingDeletion | TenantStatus::Deleted => {
-                    refuse(
-                        p,
-                        actor,
-                        "tenant.activate",
-                        &t,
-                        request_id,
-                        "tenant_pending_deletion",
-                    )
-                    .await;
-                    return Err(ActivateTenantError::PendingDeletion { id: id.clone() });
-                }
-                TenantStatus::Suspended => {}
+/// Activates a suspended tenant (FR-OPS-001): status `active`, the suspension reason cleared,
+/// `tenant.activate` audited, then the KV marker deleted. Activating an active tenant changes
+/// nothing and deletes the marker. Sessions revoked by the suspension stay revoked: users
+/// sign in again.
+pub async fn activate<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    id: &TenantId,
+    request_id: &str,
+) -> Result<StatusChange, ActivateTenantError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let t = load_live(p, id)
+            .await
+            .map_err(ActivateTenantError::missing)?;
+        match t.status {
+            TenantStatus::Active => return Ok(unchanged(p, t).await),
+            TenantStatus::PendingDeletion | TenantStatus::Deleted => {
+                refuse(
+                    p,
+                    actor,
+                    "tenant.activate",
+                    &t,
+                    request_id,
+                    "tenant_pending_deletion",
+                )
+                .await;
+                return Err(ActivateTenantError::PendingDeletion { id: id.clone() });
             }
-            let now = p.clock().now_ms();
-            let tid = id.as_str();
-            let rec = AuditRecord::success(
-                "tenant.activate",
-                actor,
-                Some(tid),
-                resource(id),
-                Some(request_id),
-            );
-            let stmts = vec![
-                audit::outbox_insert_if_tenant_version(
-                    &rec,
-                    &audit::new_event_id(p),
-                    now,
-                    tid,
-                    t.version,
-                ),
-                Stmt::new(
-                    "UPDATE tenants SET status = 'active', suspended_reason = NULL,
+            TenantStatus::Suspended => {}
+        }
+        let now = p.clock().now_ms();
+        let tid = id.as_str();
+        let rec = AuditRecord::success(
+            "tenant.activate",
+            actor,
+            Some(tid),
+            resource(id),
+            Some(request_id),
+        );
+        let stmts = vec![
+            audit::outbox_insert_if_tenant_version(
+                &rec,
+                &audit::new_event_id(p),
+                now,
+                tid,
+                t.version,
+            ),
+            Stmt::new(
+                "UPDATE tenants SET status = 'active', suspended_reason = NULL,
                        suspended_at = NULL, updated_at = ?2, version = version + 1
                      WHERE id = ?1 AND version = ?3 AND status = 'suspended'",
-                )
-                .bind(tid)
-                .bind(now)
-                .bind(t.version),
-            ];
-            if commit(p, stmts).await? {
-                let tenant = Tenant {
-                    status: TenantStatus::Active,
-                    suspended_reason: None,
-                    suspended_at: None,
-                    updated_at: now,
-                    version: t.version + 1,
-                    ..t
-                };
-                let edge = write_marker(p, id, tenant.status).await;
-                return Ok(StatusChange {
-                    tenant,
-                    changed: true,
-                    edge,
-                });
-            }
-        }
-        Err(ActivateTenantError::ConcurrentChange)
-    }
-
-    /// Requests a tenant's deletion (FR-OPS-002): status `pending_deletion`, `purge_after` 30
-    /// days from now, every session revoked and `tenant.delete` audited in one batch, then the KV
-    /// marker `deleted`. A suspended tenant keeps its suspension details, so a restore returns
-    /// it to `suspended`. Deleting a tenant already pending deletion changes nothing (the
-    /// original purge date stands) and rewrites the marker.
-    pub async fn delete<P: Platform>(
-        p: &P,
-        actor: &Actor,
-        id: &TenantId,
-        request_id: &str,
-    ) -> Result<StatusChange, DeleteTenantError> {
-        for _ in 0..MAX_ATTEMPTS {
-            let t = load_live(p, id).await.map_err(DeleteTenantError::missing)?;
-            if t.status == TenantStatus::PendingDeletion {
-                return Ok(unchanged(p, t).await);
-            }
-            let now = p.clock().now_ms();
-            let purge_after = now + GRACE_PERIOD_MS;
-            let tid = id.as_str();
-            let rec = AuditRecord::success(
-                "tenant.delete",
-                actor,
-                Some(tid),
-                resource(id),
-                Some(request_id),
             )
-            .with("previous_status", t.status.as_str())
-            .with("purge_after", purge_after);
-            let stmts = vec![
-                revoke_sessions(tid, t.version, now, "tenant_deleted"),
-                audit::outbox_insert_if_tenant_version(
-                    &rec,
-                    &audit::new_event_id(p),
-                    now,
-                    tid,
-                    t.version,
-                ),
-                Stmt::new(
-                    "UPDATE tenants SET status = 'pending_deletion', deletion_requested_at = ?2,
+            .bind(tid)
+            .bind(now)
+            .bind(t.version),
+        ];
+        if commit(p, stmts).await? {
+            let tenant = Tenant {
+                status: TenantStatus::Active,
+                suspended_reason: None,
+                suspended_at: None,
+                updated_at: now,
+                version: t.version + 1,
+                ..t
+            };
+            let edge = write_marker(p, id, tenant.status).await;
+            return Ok(StatusChange {
+                tenant,
+                changed: true,
+                edge,
+            });
+        }
+    }
+    Err(ActivateTenantError::ConcurrentChange)
+}
+
+/// Requests a tenant's deletion (FR-OPS-002): status `pending_deletion`, `purge_after` 30
+/// days from now, every session revoked and `tenant.delete` audited in one batch, then the KV
+/// marker `deleted`. A suspended tenant keeps its suspension details, so a restore returns
+/// it to `suspended`. Deleting a tenant already pending deletion changes nothing (the
+/// original purge date stands) and rewrites the marker.
+pub async fn delete<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    id: &TenantId,
+    request_id: &str,
+) -> Result<StatusChange, DeleteTenantError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let t = load_live(p, id).await.map_err(DeleteTenantError::missing)?;
+        if t.status == TenantStatus::PendingDeletion {
+            return Ok(unchanged(p, t).await);
+        }
+        let now = p.clock().now_ms();
+        let purge_after = now + GRACE_PERIOD_MS;
+        let tid = id.as_str();
+        let rec = AuditRecord::success(
+            "tenant.delete",
+            actor,
+            Some(tid),
+            resource(id),
+            Some(request_id),
+        )
+        .with("previous_status", t.status.as_str())
+        .with("purge_after", purge_after);
+        let stmts = vec![
+            revoke_sessions(tid, t.version, now, "tenant_deleted"),
+            audit::outbox_insert_if_tenant_version(
+                &rec,
+                &audit::new_event_id(p),
+                now,
+                tid,
+                t.version,
+            ),
+            Stmt::new(
+                "UPDATE tenants SET status = 'pending_deletion', deletion_requested_at = ?2,
                        purge_after = ?3, updated_at = ?2, version = version + 1
                      WHERE id = ?1 AND version = ?4 AND status IN ('active', 'suspended')",
-                )
-                .bind(tid)
-                .bind(now)
-                .bind(purge_after)
-                .bind(t.version),
-            ];
-            if commit(p, stmts).await? {
-                let tenant = Tenant {
-                    status: TenantStatus::PendingDeletion,
-                    deletion_requested_at: Some(now),
-                    purge_after: Some(purge_after),
-                    updated_at: now,
-                    version: t.version + 1,
-                    ..t
-                };
-                let edge = write_marker(p, id, tenant.status).await;
-                return Ok(StatusChange {
-                    tenant,
-                    changed: true,
-                    edge,
-                });
-            }
+            )
+            .bind(tid)
+            .bind(now)
+            .bind(purge_after)
+            .bind(t.version),
+        ];
+        if commit(p, stmts).await? {
+            let tenant = Tenant {
+                status: TenantStatus::PendingDeletion,
+                deletion_requested_at: Some(now),
+                purge_after: Some(purge_after),
+                updated_at: now,
+                version: t.version + 1,
+                ..t
+            };
+            let edge = write_marker(p, id, tenant.status).await;
+            return Ok(StatusChange {
+                tenant,
+                changed: true,
+                edge,
+            });
         }
-        Err(DeleteTenantError::ConcurrentChange)
     }
+    Err(DeleteTenantError::ConcurrentChange)
+}
 
-    /// Restores a tenant pending deletion while its grace period lasts (FR-OPS-002): back to the
-    /// status it had before the deletion (`suspended` if it was suspended, so a deletion never
-    /// lifts a suspension; otherwise `active`), `tenant.restore` audited, then the KV marker set
-    /// accordingly. Sessions revoked by the deletion stay revoked.
-    pub async fn restore<P: Platform>(
-        p: &P,
-        actor: &Actor,
-        id: &TenantId,
-        request_id: &str,
-    ) -> Result<StatusChange, RestoreTenantError> {
-        for _ in 0..MAX_ATTEMPTS {
-            let t = load_live(p, id)
-                .await
-                .map_err(RestoreTenantError::missing)?;
-            if t.status != TenantStatus::PendingDeletion {
-                refuse(
-                    p,
-                    actor,
-                    "tenant.restore",
-                    &t,
-                    request_id,
-                    "tenant_not_pending_deletion",
-                )
-                .await;
-                return Err(RestoreTenantError::NotPendingDeletion { status: t.status });
-            }
-            let now = p.clock().now_ms();
-            let purge_after = t.purge_after.unwrap_or(now);
-            if now >= purge_after {
-                refuse(
-                    p,
-                    actor,
-                    "tenant.restore",
-                    &t,
-                    request_id,
-                    "grace_period_over",
-                )
-                .await;
-                return Err(RestoreTenantError::GracePeriodOver { purge_after });
-            }
-            let status = status_before_deletion(&t);
-            let stmts = restore_stmts(p, actor, id, &t, status, now, request_id);
-            if commit(p, stmts).await? {
-                return Ok(after_restore(p, id, t, status, now).await);
-            }
+/// Restores a tenant pending deletion while its grace period lasts (FR-OPS-002): back to the
+/// status it had before the deletion (`suspended` if it was suspended, so a deletion never
+/// lifts a suspension; otherwise `active`), `tenant.restore` audited, then the KV marker set
+/// accordingly. Sessions revoked by the deletion stay revoked.
+pub async fn restore<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    id: &TenantId,
+    request_id: &str,
+) -> Result<StatusChange, RestoreTenantError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let t = load_live(p, id)
+            .await
+            .map_err(RestoreTenantError::missing)?;
+        if t.status != TenantStatus::PendingDeletion {
+            refuse(
+                p,
+                actor,
+                "tenant.restore",
+                &t,
+                request_id,
+                "tenant_not_pending_deletion",
+            )
+            .await;
+            return Err(RestoreTenantError::NotPendingDeletion { status: t.status });
         }
-        Err(RestoreTenantError::ConcurrentChange)
+        let now = p.clock().now_ms();
+        let purge_after = t.purge_after.unwrap_or(now);
+        if now >= purge_after {
+            refuse(
+                p,
+                actor,
+                "tenant.restore",
+                &t,
+                request_id,
+                "grace_period_over",
+            )
+            .await;
+            return Err(RestoreTenantError::GracePeriodOver { purge_after });
+        }
+        let status = status_before_deletion(&t);
+        let stmts = restore_stmts(p, actor, id, &t, status, now, request_id);
+        if commit(p, stmts).await? {
+            return Ok(after_restore(p, id, t, status, now).await);
+        }
     }
+    Err(RestoreTenantError::ConcurrentChange)
 }
 
 /// The suspension of tenant `t` (read as active) with `reason`, in one batch guarded by its

@@ -14,6 +14,9 @@
 //! in the isolate within the bounds of [`crate::edge`], for the hot paths (token introspection,
 //! flag reads, sign-in).
 //!
+//! The operations are this module's functions; each takes the platform first and is generic
+//! over it.
+//!
 //! Domain and SQL only: the HTTP layer parses input with the newtypes of [`model`] and maps the
 //! error enums (each variant has a stable `code()`) to problem details.
 
@@ -25,27 +28,25 @@ mod query;
 mod update;
 
 pub use lifecycle::{
-    tenant_edge_status, ActivateTenantError, DeleteTenantError, EdgeStatus, EdgeSync,
-    RestoreTenantError, StatusChange, SuspendTenantError, GRACE_PERIOD_MS,
+    activate, delete, restore, suspend, tenant_edge_status, ActivateTenantError, DeleteTenantError,
+    EdgeStatus, EdgeSync, RestoreTenantError, StatusChange, SuspendTenantError, GRACE_PERIOD_MS,
 };
 pub use model::{
     Email, IdempotencyKey, ParseError, Plan, SuspensionReason, Tenant, TenantDomain, TenantId,
     TenantName, TenantStatus,
 };
 pub use provision::{
-    configured_base_url, MailDelivery, ProvisionOutcome, ProvisionTenant, ProvisionTenantError,
-    Provisioned, IDEMPOTENCY_TTL_MS, INVITATION_TTL_MS, MAX_APPS,
+    configured_base_url, provision, MailDelivery, ProvisionOutcome, ProvisionTenant,
+    ProvisionTenantError, Provisioned, IDEMPOTENCY_TTL_MS, INVITATION_TTL_MS, MAX_APPS,
 };
-pub use purge::{PurgeReport, PurgeTenantsError, PURGE_BATCH};
-pub use query::{GetTenantError, ListTenants, ListTenantsError, Page, DEFAULT_LIMIT, MAX_LIMIT};
-pub use update::{UpdateOutcome, UpdateTenant, UpdateTenantError};
+pub use purge::{purge_due, PurgeReport, PurgeTenantsError, PURGE_BATCH};
+pub use query::{
+    get, list, GetTenantError, ListTenants, ListTenantsError, Page, DEFAULT_LIMIT, MAX_LIMIT,
+};
+pub use update::{update, UpdateOutcome, UpdateTenant, UpdateTenantError};
 
 use crate::ports::{Platform, Sql, SqlError, Stmt};
 use model::tenant_columns;
-
-/// The tenant use cases. Every function takes the platform first and is generic over it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TenantService;
 
 /// How often a change that lost an optimistic-concurrency race is re-read and retried.
 const MAX_ATTEMPTS: usize = 3;

@@ -7,7 +7,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::model::{Email, IdempotencyKey, Plan, Tenant, TenantDomain, TenantId, TenantName};
-use super::{plan_exists, resource, TenantService};
+use super::{plan_exists, resource};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto;
 use crate::ids;
@@ -81,7 +81,7 @@ pub struct Provisioned {
     pub mail: MailDelivery,
 }
 
-/// What [`TenantService::provision`] did.
+/// What [`provision()`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProvisionOutcome {
     /// The result (the same on a replay).
@@ -204,97 +204,93 @@ enum Stored {
     Reused,
 }
 
-impl TenantService {
-    /// Provisions a tenant (UC-PROV-001): one atomic batch writes the tenant, its owner (invited,
-    /// role owner), the owner's invitation (token: 32 bytes from the Random port, base64url; only
-    /// its SHA-256 is stored; expires in 7 days), the plan's default flags, the enabled apps, the
-    /// audit rows `tenant.create` and `user.invite`, and (with `idempotency`) the result for
-    /// replay. Then the invitation mail is sent with its link ([`Links::invitation`]); if
-    /// it fails the tenant still exists and the result says so ([`MailDelivery::Failed`]).
-    ///
-    /// With an `Idempotency-Key`, a retry of the same request by the same actor within 24 h
-    /// returns the stored result, changing nothing; the same key with another request is
-    /// [`ProvisionTenantError::IdempotencyKeyReused`]. The stored result includes the invitation
-    /// link: it is a secret, but the record is readable only under this actor's scope and
-    /// expires after 24 h, and returning the same link is what makes the retry safe.
-    pub async fn provision<P: Platform>(
-        p: &P,
-        actor: &Actor,
-        req: ProvisionTenant,
-        idempotency: Option<IdempotencyKey>,
-        request_id: &str,
-        links: &Links,
-    ) -> Result<ProvisionOutcome, ProvisionTenantError> {
-        let mut apps = req.apps.clone();
-        apps.sort();
-        apps.dedup();
-        if apps.len() > MAX_APPS {
-            return Err(ProvisionTenantError::TooManyApps { max: MAX_APPS });
-        }
-        let idem = idempotency.map(|key| Idem {
-            scope: format!("tenant.provision:{}", actor.id),
-            key,
-            request_hash: request_hash(&req, &apps),
-        });
-
-        if let Some(idem) = &idem {
-            match stored(p, idem).await? {
-                Stored::None => {}
-                Stored::Replay(provisioned) => return Ok(replay(*provisioned)),
-                Stored::Reused => return Err(refuse_reused(p, actor, request_id, &req).await),
-            }
-        }
-        if !plan_exists(p, &req.plan).await? {
-            return Err(ProvisionTenantError::UnknownPlan { plan: req.plan });
-        }
-        check_apps(p, &apps).await?;
-        if domain_taken(p, &req.domain).await? {
-            return Err(refuse_domain(p, actor, request_id, &req.domain).await);
-        }
-
-        let committed = commit(p, actor, &req, &apps, idem.as_ref(), request_id, links).await;
-        let provisioned = match committed {
-            Ok(done) => done,
-            Err(SqlError::Constraint(cause)) => {
-                // Lost a race: a concurrent call with this key, or another tenant took the domain.
-                if let Some(idem) = &idem {
-                    match stored(p, idem).await? {
-                        Stored::None => {}
-                        Stored::Replay(provisioned) => return Ok(replay(*provisioned)),
-                        Stored::Reused => {
-                            return Err(refuse_reused(p, actor, request_id, &req).await)
-                        }
-                    }
-                }
-                if domain_taken(p, &req.domain).await? {
-                    return Err(refuse_domain(p, actor, request_id, &req.domain).await);
-                }
-                return Err(SqlError::Constraint(cause).into());
-            }
-            Err(e) => return Err(e.into()),
-        };
-
-        // Best effort: on a miss the first flag read builds the snapshot from D1.
-        let _ = crate::flags::snapshot::publish(p, &provisioned.tenant.id).await;
-        let mail = invitation_mail(&req, &provisioned);
-        let (delivery, mail_error) = match p.mailer().send(&mail).await {
-            Ok(()) => (MailDelivery::Sent, None),
-            Err(e) => (MailDelivery::Failed, Some(e)),
-        };
-        let provisioned = Provisioned {
-            mail: delivery,
-            ..provisioned
-        };
-        if let Some(idem) = &idem {
-            // Best effort: a replay of a row left at `pending` says the delivery is unknown.
-            let _ = record_delivery(p, idem, &provisioned).await;
-        }
-        Ok(ProvisionOutcome {
-            provisioned,
-            replayed: false,
-            mail_error,
-        })
+/// Provisions a tenant (UC-PROV-001): one atomic batch writes the tenant, its owner (invited,
+/// role owner), the owner's invitation (token: 32 bytes from the Random port, base64url; only
+/// its SHA-256 is stored; expires in 7 days), the plan's default flags, the enabled apps, the
+/// audit rows `tenant.create` and `user.invite`, and (with `idempotency`) the result for
+/// replay. Then the invitation mail is sent with its link ([`Links::invitation`]); if
+/// it fails the tenant still exists and the result says so ([`MailDelivery::Failed`]).
+///
+/// With an `Idempotency-Key`, a retry of the same request by the same actor within 24 h
+/// returns the stored result, changing nothing; the same key with another request is
+/// [`ProvisionTenantError::IdempotencyKeyReused`]. The stored result includes the invitation
+/// link: it is a secret, but the record is readable only under this actor's scope and
+/// expires after 24 h, and returning the same link is what makes the retry safe.
+pub async fn provision<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    req: ProvisionTenant,
+    idempotency: Option<IdempotencyKey>,
+    request_id: &str,
+    links: &Links,
+) -> Result<ProvisionOutcome, ProvisionTenantError> {
+    let mut apps = req.apps.clone();
+    apps.sort();
+    apps.dedup();
+    if apps.len() > MAX_APPS {
+        return Err(ProvisionTenantError::TooManyApps { max: MAX_APPS });
     }
+    let idem = idempotency.map(|key| Idem {
+        scope: format!("tenant.provision:{}", actor.id),
+        key,
+        request_hash: request_hash(&req, &apps),
+    });
+
+    if let Some(idem) = &idem {
+        match stored(p, idem).await? {
+            Stored::None => {}
+            Stored::Replay(provisioned) => return Ok(replay(*provisioned)),
+            Stored::Reused => return Err(refuse_reused(p, actor, request_id, &req).await),
+        }
+    }
+    if !plan_exists(p, &req.plan).await? {
+        return Err(ProvisionTenantError::UnknownPlan { plan: req.plan });
+    }
+    check_apps(p, &apps).await?;
+    if domain_taken(p, &req.domain).await? {
+        return Err(refuse_domain(p, actor, request_id, &req.domain).await);
+    }
+
+    let committed = commit(p, actor, &req, &apps, idem.as_ref(), request_id, links).await;
+    let provisioned = match committed {
+        Ok(done) => done,
+        Err(SqlError::Constraint(cause)) => {
+            // Lost a race: a concurrent call with this key, or another tenant took the domain.
+            if let Some(idem) = &idem {
+                match stored(p, idem).await? {
+                    Stored::None => {}
+                    Stored::Replay(provisioned) => return Ok(replay(*provisioned)),
+                    Stored::Reused => return Err(refuse_reused(p, actor, request_id, &req).await),
+                }
+            }
+            if domain_taken(p, &req.domain).await? {
+                return Err(refuse_domain(p, actor, request_id, &req.domain).await);
+            }
+            return Err(SqlError::Constraint(cause).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    // Best effort: on a miss the first flag read builds the snapshot from D1.
+    let _ = crate::flags::snapshot::publish(p, &provisioned.tenant.id).await;
+    let mail = invitation_mail(&req, &provisioned);
+    let (delivery, mail_error) = match p.mailer().send(&mail).await {
+        Ok(()) => (MailDelivery::Sent, None),
+        Err(e) => (MailDelivery::Failed, Some(e)),
+    };
+    let provisioned = Provisioned {
+        mail: delivery,
+        ..provisioned
+    };
+    if let Some(idem) = &idem {
+        // Best effort: a replay of a row left at `pending` says the delivery is unknown.
+        let _ = record_delivery(p, idem, &provisioned).await;
+    }
+    Ok(ProvisionOutcome {
+        provisioned,
+        replayed: false,
+        mail_error,
+    })
 }
 
 /// A replayed result.

@@ -13,7 +13,7 @@ use crate::ports::{Logger, Platform, Sql, SqlError, Stmt};
 
 use super::lifecycle::write_marker;
 use super::model::{tenant_columns, Tenant, TenantId, TenantStatus};
-use super::{resource, EdgeSync, TenantService};
+use super::{resource, EdgeSync};
 
 /// Most tenants purged by one run: each is its own batch, and a cron run must stay short.
 pub const PURGE_BATCH: u32 = 10;
@@ -51,62 +51,57 @@ impl PurgeTenantsError {
     }
 }
 
-impl TenantService {
-    /// Purges up to [`PURGE_BATCH`] tenants whose grace period ended by `now_ms` (oldest first),
-    /// one batch each: every child row (users and their credentials, sessions, sign-in flows,
-    /// invitations, SSO and password settings, flags, app links, tenant-bound API keys) is
-    /// deleted, the tenant becomes a tombstone, and `tenant.purge` is audited by the system actor.
-    /// Idempotent: a purged tenant is never picked again, and a tenant restored or changed
-    /// meanwhile is left alone (every statement is guarded by the version read).
-    pub async fn purge_due<P: Platform>(
-        p: &P,
-        now_ms: i64,
-    ) -> Result<PurgeReport, PurgeTenantsError> {
-        let rows = p.sql().query(due_stmt(now_ms)).await?;
-        let mut due = rows
-            .iter()
-            .map(Tenant::from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut report = PurgeReport {
-            more_due: due.len() > PURGE_BATCH as usize,
-            ..PurgeReport::default()
-        };
-        due.truncate(PURGE_BATCH as usize);
-        let actor = Actor::system("tenant-purge");
-        for t in due {
-            match purge_one(p, &actor, &t, now_ms).await {
-                Ok(Some(rows)) => {
-                    report.rows_deleted += rows;
-                    // The marker was written at deletion; rewrite it in case that write failed.
-                    if let EdgeSync::Pending { error } =
-                        write_marker(p, &t.id, TenantStatus::Deleted).await
-                    {
-                        let line = serde_json::json!({
-                            "level": "warn",
-                            "msg": "tenant edge marker write failed after purge",
-                            "tenant_id": t.id.as_str(),
-                            "error": error.to_string(),
-                        });
-                        p.logger().line(&line.to_string());
-                    }
-                    // The flag snapshot goes too (a failure is left to the reconciler cron).
-                    if let Err(e) = crate::flags::snapshot::publish(p, &t.id).await {
-                        let line = serde_json::json!({
-                            "level": "warn",
-                            "msg": "flag snapshot of a purged tenant not removed",
-                            "tenant_id": t.id.as_str(),
-                            "error": e.to_string(),
-                        });
-                        p.logger().line(&line.to_string());
-                    }
-                    report.purged.push(t.id);
+/// Purges up to [`PURGE_BATCH`] tenants whose grace period ended by `now_ms` (oldest first),
+/// one batch each: every child row (users and their credentials, sessions, sign-in flows,
+/// invitations, SSO and password settings, flags, app links, tenant-bound API keys) is
+/// deleted, the tenant becomes a tombstone, and `tenant.purge` is audited by the system actor.
+/// Idempotent: a purged tenant is never picked again, and a tenant restored or changed
+/// meanwhile is left alone (every statement is guarded by the version read).
+pub async fn purge_due<P: Platform>(p: &P, now_ms: i64) -> Result<PurgeReport, PurgeTenantsError> {
+    let rows = p.sql().query(due_stmt(now_ms)).await?;
+    let mut due = rows
+        .iter()
+        .map(Tenant::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut report = PurgeReport {
+        more_due: due.len() > PURGE_BATCH as usize,
+        ..PurgeReport::default()
+    };
+    due.truncate(PURGE_BATCH as usize);
+    let actor = Actor::system("tenant-purge");
+    for t in due {
+        match purge_one(p, &actor, &t, now_ms).await {
+            Ok(Some(rows)) => {
+                report.rows_deleted += rows;
+                // The marker was written at deletion; rewrite it in case that write failed.
+                if let EdgeSync::Pending { error } =
+                    write_marker(p, &t.id, TenantStatus::Deleted).await
+                {
+                    let line = serde_json::json!({
+                        "level": "warn",
+                        "msg": "tenant edge marker write failed after purge",
+                        "tenant_id": t.id.as_str(),
+                        "error": error.to_string(),
+                    });
+                    p.logger().line(&line.to_string());
                 }
-                Ok(None) => {}
-                Err(e) => report.failed.push((t.id, e)),
+                // The flag snapshot goes too (a failure is left to the reconciler cron).
+                if let Err(e) = crate::flags::snapshot::publish(p, &t.id).await {
+                    let line = serde_json::json!({
+                        "level": "warn",
+                        "msg": "flag snapshot of a purged tenant not removed",
+                        "tenant_id": t.id.as_str(),
+                        "error": e.to_string(),
+                    });
+                    p.logger().line(&line.to_string());
+                }
+                report.purged.push(t.id);
             }
+            Ok(None) => {}
+            Err(e) => report.failed.push((t.id, e)),
         }
-        Ok(report)
     }
+    Ok(report)
 }
 
 /// The tenants due for purge at `now_ms`, oldest first, one more than a batch.

@@ -1,8 +1,8 @@
 //! Reading tenants: one by id, and the operator list with search, status filter and keyset
 //! pagination (newest first, never OFFSET: every page is an index range read).
 
+use super::load;
 use super::model::{tenant_columns, Tenant, TenantId, TenantStatus};
-use super::{load, TenantService};
 use crate::crypto;
 use crate::kernel::ErrorKind;
 use crate::ports::{Platform, Sql, SqlError, Stmt};
@@ -128,41 +128,36 @@ impl ListTenantsError {
 
 crate::kernel::domain_errors!(ListTenantsError);
 
-impl TenantService {
-    /// A tenant by id, in any live status (a pending deletion is returned with its status);
-    /// purged is [`GetTenantError::Gone`], unknown [`GetTenantError::NotFound`].
-    pub async fn get<P: Platform>(p: &P, id: &TenantId) -> Result<Tenant, GetTenantError> {
-        match load(p, id).await? {
-            None => Err(GetTenantError::NotFound { id: id.clone() }),
-            Some(t) if t.status == TenantStatus::Deleted => {
-                Err(GetTenantError::Gone { id: id.clone() })
-            }
-            Some(t) => Ok(t),
+/// A tenant by id, in any live status (a pending deletion is returned with its status);
+/// purged is [`GetTenantError::Gone`], unknown [`GetTenantError::NotFound`].
+pub async fn get<P: Platform>(p: &P, id: &TenantId) -> Result<Tenant, GetTenantError> {
+    match load(p, id).await? {
+        None => Err(GetTenantError::NotFound { id: id.clone() }),
+        Some(t) if t.status == TenantStatus::Deleted => {
+            Err(GetTenantError::Gone { id: id.clone() })
         }
+        Some(t) => Ok(t),
     }
+}
 
-    /// One page of tenants, newest first (by `created_at`, then id), filtered by status and by a
-    /// name or domain prefix. Keyset pagination: the cursor encodes the last (created_at, id)
-    /// seen, so pages neither skip nor repeat rows when tenants are added meanwhile.
-    pub async fn list<P: Platform>(
-        p: &P,
-        req: &ListTenants,
-    ) -> Result<Page<Tenant>, ListTenantsError> {
-        let stmt = list_stmt(req)?;
-        let limit = page_limit(req.limit)?;
-        let rows = p.sql().query(stmt).await?;
-        let mut items = rows
-            .iter()
-            .map(Tenant::from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let more = items.len() > limit;
-        items.truncate(limit);
-        let next_cursor = match items.last() {
-            Some(last) if more => Some(encode_cursor(last.created_at, last.id.as_str())),
-            _ => None,
-        };
-        Ok(Page { items, next_cursor })
-    }
+/// One page of tenants, newest first (by `created_at`, then id), filtered by status and by a
+/// name or domain prefix. Keyset pagination: the cursor encodes the last (created_at, id)
+/// seen, so pages neither skip nor repeat rows when tenants are added meanwhile.
+pub async fn list<P: Platform>(p: &P, req: &ListTenants) -> Result<Page<Tenant>, ListTenantsError> {
+    let stmt = list_stmt(req)?;
+    let limit = page_limit(req.limit)?;
+    let rows = p.sql().query(stmt).await?;
+    let mut items = rows
+        .iter()
+        .map(Tenant::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next_cursor = match items.last() {
+        Some(last) if more => Some(encode_cursor(last.created_at, last.id.as_str())),
+        _ => None,
+    };
+    Ok(Page { items, next_cursor })
 }
 
 /// The page size asked for, checked.

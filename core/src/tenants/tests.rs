@@ -8,6 +8,7 @@ use super::*;
 use crate::audit::Actor;
 use crate::crypto;
 use crate::ports::{Kv, Row, Sql, SqlError, Stmt};
+use crate::tenants;
 use crate::testing::{FaultyPlatform, NativeSql, TestPlatform, START_MS};
 
 const BASE: &str = "https://edgeplane.test";
@@ -59,7 +60,7 @@ fn key(k: &str) -> Option<IdempotencyKey> {
 }
 
 async fn provision<P: crate::ports::Platform>(p: &P, domain: &str) -> Provisioned {
-    TenantService::provision(
+    tenants::provision(
         p,
         &op(),
         req(domain),
@@ -147,7 +148,7 @@ use crate::ports::Clock as _;
 fn uc_prov_001_provision_writes_everything_and_mails_the_owner() {
     block_on(async {
         let p = platform().await;
-        let out = TenantService::provision(
+        let out = tenants::provision(
             &p,
             &op(),
             req("acme"),
@@ -166,7 +167,7 @@ fn uc_prov_001_provision_writes_everything_and_mails_the_owner() {
         assert_eq!(t.status, TenantStatus::Active);
         assert_eq!(t.domain.as_ref().unwrap().as_str(), "acme");
         assert_eq!((t.created_at, t.version), (START_MS, 1));
-        assert_eq!(TenantService::get(&p, &t.id).await.unwrap(), *t);
+        assert_eq!(tenants::get(&p, &t.id).await.unwrap(), *t);
 
         // The owner: invited, role owner, email with its domain lowercased.
         let users = rows(&p.sql, "SELECT * FROM users").await;
@@ -351,7 +352,7 @@ fn uc_prov_001_domain_taken_is_refused_and_audited() {
             domain: TenantDomain::parse(" Acme ").unwrap(),
             ..req("other")
         };
-        let err = TenantService::provision(
+        let err = tenants::provision(
             &p,
             &op(),
             dup,
@@ -395,7 +396,7 @@ fn uc_prov_001_domain_taken_in_a_race_is_detected_from_the_batch() {
              VALUES ('00000000-0000-4000-8000-000000000001', 'Rival', 'acme', 'free', 0, 0)"
                 .into(),
         );
-        let err = TenantService::provision(
+        let err = tenants::provision(
             &p,
             &op(),
             req("acme"),
@@ -421,18 +422,16 @@ fn uc_prov_001_plan_and_apps_are_checked_first() {
         let empty = counts(&p.sql).await;
         let mut r = req("acme");
         r.plan = Plan::parse("platinum").unwrap();
-        let err =
-            TenantService::provision(&p, &op(), r, None, "r", &crate::http::links_under(BASE))
-                .await
-                .unwrap_err();
+        let err = tenants::provision(&p, &op(), r, None, "r", &crate::http::links_under(BASE))
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "unknown_plan");
 
         let mut r = req("acme");
         r.apps = vec!["app-crm".into(), "app-ghost".into()];
-        let err =
-            TenantService::provision(&p, &op(), r, None, "r", &crate::http::links_under(BASE))
-                .await
-                .unwrap_err();
+        let err = tenants::provision(&p, &op(), r, None, "r", &crate::http::links_under(BASE))
+            .await
+            .unwrap_err();
         assert_eq!(
             err,
             ProvisionTenantError::UnknownApp {
@@ -442,32 +441,29 @@ fn uc_prov_001_plan_and_apps_are_checked_first() {
 
         let mut r = req("acme");
         r.apps = vec!["app-old".into()];
-        let err =
-            TenantService::provision(&p, &op(), r, None, "r", &crate::http::links_under(BASE))
-                .await
-                .unwrap_err();
+        let err = tenants::provision(&p, &op(), r, None, "r", &crate::http::links_under(BASE))
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "app_disabled");
 
         let mut r = req("acme");
         r.apps = (0..=MAX_APPS).map(|i| format!("app-{i}")).collect();
-        let err =
-            TenantService::provision(&p, &op(), r, None, "r", &crate::http::links_under(BASE))
-                .await
-                .unwrap_err();
+        let err = tenants::provision(&p, &op(), r, None, "r", &crate::http::links_under(BASE))
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "too_many_apps");
         assert_eq!(counts(&p.sql).await, empty);
 
         // Duplicates and no apps at all are fine.
         let mut r = req("acme");
         r.apps = vec!["app-crm".into(), "app-crm".into()];
-        let got =
-            TenantService::provision(&p, &op(), r, None, "r", &crate::http::links_under(BASE))
-                .await
-                .unwrap();
+        let got = tenants::provision(&p, &op(), r, None, "r", &crate::http::links_under(BASE))
+            .await
+            .unwrap();
         assert_eq!(got.provisioned.apps, ["app-crm"]);
         let mut r = req("bolt");
         r.apps = vec![];
-        TenantService::provision(&p, &op(), r, None, "r", &crate::http::links_under(BASE))
+        tenants::provision(&p, &op(), r, None, "r", &crate::http::links_under(BASE))
             .await
             .unwrap();
     });
@@ -479,7 +475,7 @@ fn uc_prov_001_plan_and_apps_are_checked_first() {
 fn uc_prov_001_idempotent_retry_returns_the_same_result() {
     block_on(async {
         let p = platform().await;
-        let first = TenantService::provision(
+        let first = tenants::provision(
             &p,
             &op(),
             req("acme"),
@@ -495,7 +491,7 @@ fn uc_prov_001_idempotent_retry_returns_the_same_result() {
         // Apps in another order and with a duplicate are the same request.
         let mut again = req("acme");
         again.apps = vec!["app-crm".into(), "app-crm".into()];
-        let second = TenantService::provision(
+        let second = tenants::provision(
             &p,
             &op(),
             again,
@@ -524,7 +520,7 @@ fn uc_prov_001_idempotent_retry_returns_the_same_result() {
 fn uc_prov_001_idempotency_key_reuse_scope_and_expiry() {
     block_on(async {
         let p = platform().await;
-        TenantService::provision(
+        tenants::provision(
             &p,
             &op(),
             req("acme"),
@@ -535,7 +531,7 @@ fn uc_prov_001_idempotency_key_reuse_scope_and_expiry() {
         .await
         .unwrap();
         let before = counts(&p.sql).await;
-        let err = TenantService::provision(
+        let err = tenants::provision(
             &p,
             &op(),
             req("bolt"),
@@ -557,7 +553,7 @@ fn uc_prov_001_idempotency_key_reuse_scope_and_expiry() {
 
         // Another operator's k-1 is its own key.
         let other = Actor::operator("op-2");
-        let got = TenantService::provision(
+        let got = tenants::provision(
             &p,
             &other,
             req("bolt"),
@@ -571,7 +567,7 @@ fn uc_prov_001_idempotency_key_reuse_scope_and_expiry() {
 
         // After 24 h the key is free again (the stale row is replaced in the batch).
         p.clock.advance(DAY_MS);
-        let got = TenantService::provision(
+        let got = tenants::provision(
             &p,
             &op(),
             req("cove"),
@@ -593,7 +589,7 @@ fn uc_prov_001_mail_failure_keeps_the_tenant_and_returns_the_link() {
     block_on(async {
         let p = platform().await;
         p.sql.exec_raw("DROP TABLE mail_outbox").unwrap();
-        let out = TenantService::provision(
+        let out = tenants::provision(
             &p,
             &op(),
             req("acme"),
@@ -606,10 +602,8 @@ fn uc_prov_001_mail_failure_keeps_the_tenant_and_returns_the_link() {
         assert_eq!(out.provisioned.mail, MailDelivery::Failed);
         assert!(out.mail_error.is_some());
         assert!(out.provisioned.invitation_link.contains("token="));
-        TenantService::get(&p, &out.provisioned.tenant.id)
-            .await
-            .unwrap();
-        let replay = TenantService::provision(
+        tenants::get(&p, &out.provisioned.tenant.id).await.unwrap();
+        let replay = tenants::provision(
             &p,
             &op(),
             req("acme"),
@@ -650,17 +644,15 @@ fn get_distinguishes_unknown_pending_and_purged() {
     block_on(async {
         let p = platform().await;
         let unknown = TenantId::parse("00000000-0000-4000-8000-000000000009").unwrap();
-        let err = TenantService::get(&p, &unknown).await.unwrap_err();
+        let err = tenants::get(&p, &unknown).await.unwrap_err();
         assert_eq!(err.code(), "tenant_not_found");
         let t = provision(&p, "acme").await.tenant;
-        TenantService::delete(&p, &op(), &t.id, "r").await.unwrap();
-        let got = TenantService::get(&p, &t.id).await.unwrap();
+        tenants::delete(&p, &op(), &t.id, "r").await.unwrap();
+        let got = tenants::get(&p, &t.id).await.unwrap();
         assert_eq!(got.status, TenantStatus::PendingDeletion);
         p.clock.advance(GRACE_PERIOD_MS);
-        TenantService::purge_due(&p, p.clock.now_ms())
-            .await
-            .unwrap();
-        let err = TenantService::get(&p, &t.id).await.unwrap_err();
+        tenants::purge_due(&p, p.clock.now_ms()).await.unwrap();
+        let err = tenants::get(&p, &t.id).await.unwrap_err();
         assert_eq!(err, GetTenantError::Gone { id: t.id.clone() });
     });
 }
@@ -685,7 +677,7 @@ fn seed_tenants(p: &TestPlatform, n: usize) {
 async fn walk(p: &TestPlatform, mut req: ListTenants) -> Vec<Tenant> {
     let mut all = Vec::new();
     loop {
-        let page = TenantService::list(p, &req).await.unwrap();
+        let page = tenants::list(p, &req).await.unwrap();
         assert!(page.items.len() <= req.limit.unwrap_or(DEFAULT_LIMIT) as usize);
         all.extend(page.items);
         match page.next_cursor {
@@ -722,9 +714,7 @@ fn nfr_cap_001_list_pages_250_tenants_without_duplicates_or_gaps() {
     block_on(async {
         let p = platform().await;
         seed_tenants(&p, 250);
-        let first_page = TenantService::list(&p, &ListTenants::default())
-            .await
-            .unwrap();
+        let first_page = tenants::list(&p, &ListTenants::default()).await.unwrap();
         assert_eq!(first_page.items.len(), DEFAULT_LIMIT as usize);
 
         let all = walk(
@@ -818,7 +808,7 @@ fn list_pages_do_not_repeat_rows_when_tenants_are_added() {
         };
         let mut seen = Vec::new();
         loop {
-            let page = TenantService::list(&p, &req).await.unwrap();
+            let page = tenants::list(&p, &req).await.unwrap();
             seen.extend(ids_of(&page.items));
             p.clock.advance(10_000);
             provision(&p, &format!("new{}", seen.len())).await;
@@ -838,17 +828,13 @@ fn list_filters_tombstones_and_checks_its_parameters() {
         let p = platform().await;
         let a = provision(&p, "acme").await.tenant;
         let b = provision(&p, "bolt").await.tenant;
-        TenantService::delete(&p, &op(), &a.id, "r").await.unwrap();
+        tenants::delete(&p, &op(), &a.id, "r").await.unwrap();
         p.clock.advance(GRACE_PERIOD_MS);
-        TenantService::purge_due(&p, p.clock.now_ms())
-            .await
-            .unwrap();
-        let page = TenantService::list(&p, &ListTenants::default())
-            .await
-            .unwrap();
+        tenants::purge_due(&p, p.clock.now_ms()).await.unwrap();
+        let page = tenants::list(&p, &ListTenants::default()).await.unwrap();
         assert_eq!(ids_of(&page.items), [b.id.to_string()]);
         assert_eq!(page.next_cursor, None);
-        let deleted = TenantService::list(
+        let deleted = tenants::list(
             &p,
             &ListTenants {
                 status: Some(TenantStatus::Deleted),
@@ -861,7 +847,7 @@ fn list_filters_tombstones_and_checks_its_parameters() {
         assert_eq!(deleted.items[0].domain, None);
 
         for (limit, ok) in [(0, false), (1, true), (100, true), (101, false)] {
-            let r = TenantService::list(
+            let r = tenants::list(
                 &p,
                 &ListTenants {
                     limit: Some(limit),
@@ -871,7 +857,7 @@ fn list_filters_tombstones_and_checks_its_parameters() {
             .await;
             assert_eq!(r.is_ok(), ok, "{limit}");
         }
-        let err = TenantService::list(
+        let err = tenants::list(
             &p,
             &ListTenants {
                 cursor: Some("garbage".into()),
@@ -881,7 +867,7 @@ fn list_filters_tombstones_and_checks_its_parameters() {
         .await
         .unwrap_err();
         assert_eq!(err.code(), "invalid_cursor");
-        let err = TenantService::list(
+        let err = tenants::list(
             &p,
             &ListTenants {
                 q: Some("x".repeat(201)),
@@ -901,7 +887,7 @@ fn nfr_cap_001_list_queries_use_indexes() {
     block_on(async {
         let p = platform().await;
         seed_tenants(&p, 250);
-        let cursor = TenantService::list(&p, &ListTenants::default())
+        let cursor = tenants::list(&p, &ListTenants::default())
             .await
             .unwrap()
             .next_cursor;
@@ -975,7 +961,7 @@ fn fr_tenant_003_update_changes_name_and_plan_and_rederives_flags() {
             )
             .unwrap();
         p.clock.advance(1000);
-        let out = TenantService::update(
+        let out = tenants::update(
             &p,
             &op(),
             &t.id,
@@ -993,7 +979,7 @@ fn fr_tenant_003_update_changes_name_and_plan_and_rederives_flags() {
         assert_eq!(out.tenant.plan.as_str(), "pro");
         assert_eq!(out.tenant.version, 2);
         assert_eq!(out.tenant.updated_at, START_MS + 1000);
-        assert_eq!(TenantService::get(&p, &t.id).await.unwrap(), out.tenant);
+        assert_eq!(tenants::get(&p, &t.id).await.unwrap(), out.tenant);
 
         assert_eq!(
             flags_of(&p).await,
@@ -1024,7 +1010,7 @@ fn fr_tenant_003_update_changes_name_and_plan_and_rederives_flags() {
         assert_eq!(m["changes"]["plan"]["new"], "pro");
 
         // Back to free: audit_export goes, free_banner comes back, the override stays.
-        TenantService::update(
+        tenants::update(
             &p,
             &op(),
             &t.id,
@@ -1060,9 +1046,7 @@ fn update_refusals_and_no_ops() {
             plan: Some(t.plan.clone()),
             expected_version: None,
         };
-        let out = TenantService::update(&p, &op(), &t.id, same, "r")
-            .await
-            .unwrap();
+        let out = tenants::update(&p, &op(), &t.id, same, "r").await.unwrap();
         assert!(!out.changed);
         assert_eq!(out.tenant, t);
         assert_eq!(outbox(&p.sql).await.len(), audit_before);
@@ -1072,11 +1056,11 @@ fn update_refusals_and_no_ops() {
             plan: None,
             expected_version: v,
         };
-        let err = TenantService::update(&p, &op(), &t.id, rename(Some(7)), "r")
+        let err = tenants::update(&p, &op(), &t.id, rename(Some(7)), "r")
             .await
             .unwrap_err();
         assert_eq!(err, UpdateTenantError::VersionConflict { current: 1 });
-        let err = TenantService::update(
+        let err = tenants::update(
             &p,
             &op(),
             &t.id,
@@ -1090,8 +1074,8 @@ fn update_refusals_and_no_ops() {
         .unwrap_err();
         assert_eq!(err.code(), "unknown_plan");
 
-        TenantService::delete(&p, &op(), &t.id, "r").await.unwrap();
-        let err = TenantService::update(&p, &op(), &t.id, rename(None), "r")
+        tenants::delete(&p, &op(), &t.id, "r").await.unwrap();
+        let err = tenants::update(&p, &op(), &t.id, rename(None), "r")
             .await
             .unwrap_err();
         assert_eq!(err.code(), "tenant_pending_deletion");
@@ -1102,7 +1086,7 @@ fn update_refusals_and_no_ops() {
         );
 
         let unknown = TenantId::parse("00000000-0000-4000-8000-000000000009").unwrap();
-        let err = TenantService::update(&p, &op(), &unknown, rename(None), "r")
+        let err = tenants::update(&p, &op(), &unknown, rename(None), "r")
             .await
             .unwrap_err();
         assert_eq!(err.code(), "tenant_not_found");
@@ -1122,7 +1106,7 @@ fn update_retries_a_lost_race_and_leaves_no_stray_audit_row() {
             t.id
         );
         *p.sql.before_batch.borrow_mut() = Some(bump.clone());
-        let out = TenantService::update(
+        let out = tenants::update(
             &p,
             &op(),
             &t.id,
@@ -1143,7 +1127,7 @@ fn update_retries_a_lost_race_and_leaves_no_stray_audit_row() {
         assert_eq!(updates[0].i64("n").unwrap(), 1);
 
         *p.sql.before_batch.borrow_mut() = Some(bump);
-        let err = TenantService::update(
+        let err = tenants::update(
             &p,
             &op(),
             &t.id,
@@ -1186,7 +1170,7 @@ fn fr_ops_001_suspend_sets_the_edge_marker_and_activate_clears_it() {
 
         p.clock.advance(5000);
         let reason = SuspensionReason::parse("unpaid invoice").unwrap();
-        let out = TenantService::suspend(&p, &op(), &t.id, Some(reason), "req-s")
+        let out = tenants::suspend(&p, &op(), &t.id, Some(reason), "req-s")
             .await
             .unwrap();
         assert!(out.changed);
@@ -1197,7 +1181,7 @@ fn fr_ops_001_suspend_sets_the_edge_marker_and_activate_clears_it() {
             Some("unpaid invoice")
         );
         assert_eq!(out.tenant.suspended_at, Some(START_MS + 5000));
-        assert_eq!(TenantService::get(&p, &t.id).await.unwrap(), out.tenant);
+        assert_eq!(tenants::get(&p, &t.id).await.unwrap(), out.tenant);
         assert_eq!(
             p.kv.get(&edge_marker_key(&t.id), None).await.unwrap(),
             Some(b"suspended".to_vec())
@@ -1222,9 +1206,7 @@ fn fr_ops_001_suspend_sets_the_edge_marker_and_activate_clears_it() {
         assert_eq!(meta(&last)["reason"], "unpaid invoice");
 
         let n = outbox(&p.sql).await.len();
-        let again = TenantService::suspend(&p, &op(), &t.id, None, "r")
-            .await
-            .unwrap();
+        let again = tenants::suspend(&p, &op(), &t.id, None, "r").await.unwrap();
         assert!(!again.changed);
         assert_eq!(
             again.tenant.suspended_reason.as_deref(),
@@ -1232,9 +1214,7 @@ fn fr_ops_001_suspend_sets_the_edge_marker_and_activate_clears_it() {
         );
         assert_eq!(outbox(&p.sql).await.len(), n);
 
-        let out = TenantService::activate(&p, &op(), &t.id, "req-a")
-            .await
-            .unwrap();
+        let out = tenants::activate(&p, &op(), &t.id, "req-a").await.unwrap();
         assert!(out.changed);
         assert_eq!(out.tenant.status, TenantStatus::Active);
         assert_eq!(
@@ -1252,9 +1232,7 @@ fn fr_ops_001_suspend_sets_the_edge_marker_and_activate_clears_it() {
         let s = rows(&p.sql, "SELECT status FROM sessions").await;
         assert_eq!(s[0].text("status").unwrap(), "revoked");
 
-        let again = TenantService::activate(&p, &op(), &t.id, "r")
-            .await
-            .unwrap();
+        let again = tenants::activate(&p, &op(), &t.id, "r").await.unwrap();
         assert!(!again.changed);
     });
 }
@@ -1267,9 +1245,7 @@ fn fr_ops_001_failed_marker_write_is_reported_and_repaired_by_a_retry() {
         let p = wrapped().await;
         let t = provision(&p, "acme").await.tenant;
         p.kv.fail.set(true);
-        let out = TenantService::suspend(&p, &op(), &t.id, None, "r")
-            .await
-            .unwrap();
+        let out = tenants::suspend(&p, &op(), &t.id, None, "r").await.unwrap();
         assert!(out.changed);
         assert!(matches!(out.edge, EdgeSync::Pending { .. }));
         assert_eq!(out.tenant.status, TenantStatus::Suspended);
@@ -1279,9 +1255,7 @@ fn fr_ops_001_failed_marker_write_is_reported_and_repaired_by_a_retry() {
         );
 
         p.kv.fail.set(false);
-        let retry = TenantService::suspend(&p, &op(), &t.id, None, "r")
-            .await
-            .unwrap();
+        let retry = tenants::suspend(&p, &op(), &t.id, None, "r").await.unwrap();
         assert!(!retry.changed);
         assert_eq!(retry.edge, EdgeSync::Synced);
         assert_eq!(
@@ -1314,19 +1288,17 @@ fn fr_ops_001_edge_status_fails_closed_and_refusals() {
         p.kv.delete(&edge_marker_key(&t.id)).await.unwrap();
 
         let unknown = TenantId::parse("00000000-0000-4000-8000-000000000009").unwrap();
-        let err = TenantService::suspend(&p, &op(), &unknown, None, "r")
+        let err = tenants::suspend(&p, &op(), &unknown, None, "r")
             .await
             .unwrap_err();
         assert_eq!(err.code(), "tenant_not_found");
 
-        TenantService::delete(&p, &op(), &t.id, "r").await.unwrap();
-        let err = TenantService::suspend(&p, &op(), &t.id, None, "r")
+        tenants::delete(&p, &op(), &t.id, "r").await.unwrap();
+        let err = tenants::suspend(&p, &op(), &t.id, None, "r")
             .await
             .unwrap_err();
         assert_eq!(err.code(), "tenant_pending_deletion");
-        let err = TenantService::activate(&p, &op(), &t.id, "r")
-            .await
-            .unwrap_err();
+        let err = tenants::activate(&p, &op(), &t.id, "r").await.unwrap_err();
         assert_eq!(err.code(), "tenant_pending_deletion");
         let last = outbox(&p.sql).await.pop().unwrap();
         assert_eq!(last.text("action").unwrap(), "tenant.activate");
@@ -1347,14 +1319,12 @@ fn fr_ops_002_delete_then_restore_within_the_grace_period() {
         let got = provision(&p, "acme").await;
         let t = got.tenant;
         add_session(&p.sql, &t.id, &got.owner_user_id, "s-1");
-        let out = TenantService::delete(&p, &op(), &t.id, "req-d")
-            .await
-            .unwrap();
+        let out = tenants::delete(&p, &op(), &t.id, "req-d").await.unwrap();
         assert!(out.changed);
         assert_eq!(out.tenant.status, TenantStatus::PendingDeletion);
         assert_eq!(out.tenant.deletion_requested_at, Some(START_MS));
         assert_eq!(out.tenant.purge_after, Some(START_MS + 30 * DAY_MS));
-        assert_eq!(TenantService::get(&p, &t.id).await.unwrap(), out.tenant);
+        assert_eq!(tenants::get(&p, &t.id).await.unwrap(), out.tenant);
         assert_eq!(
             tenant_edge_status(&p, &t.id).await.unwrap(),
             EdgeStatus::Deleted
@@ -1368,21 +1338,19 @@ fn fr_ops_002_delete_then_restore_within_the_grace_period() {
 
         // Deleting again keeps the original purge date.
         p.clock.advance(DAY_MS);
-        let again = TenantService::delete(&p, &op(), &t.id, "r").await.unwrap();
+        let again = tenants::delete(&p, &op(), &t.id, "r").await.unwrap();
         assert!(!again.changed);
         assert_eq!(again.tenant.purge_after, Some(START_MS + 30 * DAY_MS));
 
         p.clock.advance(28 * DAY_MS);
-        let out = TenantService::restore(&p, &op(), &t.id, "req-r")
-            .await
-            .unwrap();
+        let out = tenants::restore(&p, &op(), &t.id, "req-r").await.unwrap();
         assert!(out.changed);
         assert_eq!(out.tenant.status, TenantStatus::Active);
         assert_eq!(
             (out.tenant.purge_after, out.tenant.deletion_requested_at),
             (None, None)
         );
-        assert_eq!(TenantService::get(&p, &t.id).await.unwrap(), out.tenant);
+        assert_eq!(tenants::get(&p, &t.id).await.unwrap(), out.tenant);
         assert_eq!(
             tenant_edge_status(&p, &t.id).await.unwrap(),
             EdgeStatus::Active
@@ -1392,9 +1360,7 @@ fn fr_ops_002_delete_then_restore_within_the_grace_period() {
         assert_eq!(meta(&last)["status"], "active");
 
         // Nothing to restore now.
-        let err = TenantService::restore(&p, &op(), &t.id, "r")
-            .await
-            .unwrap_err();
+        let err = tenants::restore(&p, &op(), &t.id, "r").await.unwrap_err();
         assert_eq!(
             err,
             RestoreTenantError::NotPendingDeletion {
@@ -1413,12 +1379,12 @@ fn fr_ops_002_restore_returns_a_suspended_tenant_to_suspended() {
         let p = platform().await;
         let t = provision(&p, "acme").await.tenant;
         let reason = SuspensionReason::parse("abuse").unwrap();
-        TenantService::suspend(&p, &op(), &t.id, Some(reason), "r")
+        tenants::suspend(&p, &op(), &t.id, Some(reason), "r")
             .await
             .unwrap();
-        let out = TenantService::delete(&p, &op(), &t.id, "r").await.unwrap();
+        let out = tenants::delete(&p, &op(), &t.id, "r").await.unwrap();
         assert_eq!(out.tenant.suspended_reason.as_deref(), Some("abuse"));
-        let out = TenantService::restore(&p, &op(), &t.id, "r").await.unwrap();
+        let out = tenants::restore(&p, &op(), &t.id, "r").await.unwrap();
         assert_eq!(out.tenant.status, TenantStatus::Suspended);
         assert_eq!(out.tenant.suspended_reason.as_deref(), Some("abuse"));
         assert_eq!(
@@ -1449,19 +1415,15 @@ fn fr_ops_002_purge_after_30_days() {
                 t.id, t.id, got.owner_user_id
             ))
             .unwrap();
-        TenantService::delete(&p, &op(), &t.id, "r").await.unwrap();
+        tenants::delete(&p, &op(), &t.id, "r").await.unwrap();
 
         p.clock.advance(30 * DAY_MS - 1);
-        let report = TenantService::purge_due(&p, p.clock.now_ms())
-            .await
-            .unwrap();
+        let report = tenants::purge_due(&p, p.clock.now_ms()).await.unwrap();
         assert_eq!(report, PurgeReport::default());
-        TenantService::get(&p, &t.id).await.unwrap();
+        tenants::get(&p, &t.id).await.unwrap();
 
         p.clock.advance(1);
-        let err = TenantService::restore(&p, &op(), &t.id, "r")
-            .await
-            .unwrap_err();
+        let err = tenants::restore(&p, &op(), &t.id, "r").await.unwrap_err();
         assert_eq!(
             err,
             RestoreTenantError::GracePeriodOver {
@@ -1469,15 +1431,13 @@ fn fr_ops_002_purge_after_30_days() {
             }
         );
 
-        let report = TenantService::purge_due(&p, p.clock.now_ms())
-            .await
-            .unwrap();
+        let report = tenants::purge_due(&p, p.clock.now_ms()).await.unwrap();
         assert_eq!(report.purged, std::slice::from_ref(&t.id));
         assert!(report.failed.is_empty() && !report.more_due);
         assert!(report.rows_deleted >= 8, "{report:?}");
 
         assert_eq!(
-            TenantService::get(&p, &t.id).await.unwrap_err(),
+            tenants::get(&p, &t.id).await.unwrap_err(),
             GetTenantError::Gone { id: t.id.clone() }
         );
         let tomb = rows(&p.sql, "SELECT * FROM tenants WHERE domain IS NULL").await;
@@ -1523,17 +1483,11 @@ fn fr_ops_002_purge_after_30_days() {
         assert_eq!(last.text("tenant_id").unwrap(), t.id.as_str());
 
         // Idempotent: nothing more to purge; lifecycle calls answer Gone.
-        let again = TenantService::purge_due(&p, p.clock.now_ms())
-            .await
-            .unwrap();
+        let again = tenants::purge_due(&p, p.clock.now_ms()).await.unwrap();
         assert_eq!(again, PurgeReport::default());
-        let err = TenantService::delete(&p, &op(), &t.id, "r")
-            .await
-            .unwrap_err();
+        let err = tenants::delete(&p, &op(), &t.id, "r").await.unwrap_err();
         assert_eq!(err.code(), "tenant_gone");
-        let err = TenantService::restore(&p, &op(), &t.id, "r")
-            .await
-            .unwrap_err();
+        let err = tenants::restore(&p, &op(), &t.id, "r").await.unwrap_err();
         assert_eq!(err.code(), "tenant_gone");
 
         // The domain is free again.
@@ -1550,17 +1504,13 @@ fn fr_ops_002_purge_is_batch_limited() {
         let n = PURGE_BATCH as usize + 2;
         for i in 0..n {
             let t = provision(&p, &format!("t{i:03}")).await.tenant;
-            TenantService::delete(&p, &op(), &t.id, "r").await.unwrap();
+            tenants::delete(&p, &op(), &t.id, "r").await.unwrap();
         }
         p.clock.advance(GRACE_PERIOD_MS);
-        let first = TenantService::purge_due(&p, p.clock.now_ms())
-            .await
-            .unwrap();
+        let first = tenants::purge_due(&p, p.clock.now_ms()).await.unwrap();
         assert_eq!(first.purged.len(), PURGE_BATCH as usize);
         assert!(first.more_due);
-        let second = TenantService::purge_due(&p, p.clock.now_ms())
-            .await
-            .unwrap();
+        let second = tenants::purge_due(&p, p.clock.now_ms()).await.unwrap();
         assert_eq!(second.purged.len(), 2);
         assert!(!second.more_due);
         let mut all: Vec<_> = first.purged.iter().chain(&second.purged).collect();
@@ -1589,7 +1539,7 @@ fn fr_log_003_every_change_is_audited_with_its_actor() {
         let p = platform().await;
         let t = provision(&p, "acme").await.tenant;
         let other = Actor::operator("op-2");
-        TenantService::update(
+        tenants::update(
             &p,
             &other,
             &t.id,
@@ -1601,19 +1551,15 @@ fn fr_log_003_every_change_is_audited_with_its_actor() {
         )
         .await
         .unwrap();
-        TenantService::suspend(&p, &other, &t.id, None, "r")
+        tenants::suspend(&p, &other, &t.id, None, "r")
             .await
             .unwrap();
-        TenantService::activate(&p, &op(), &t.id, "r")
-            .await
-            .unwrap();
-        TenantService::delete(&p, &other, &t.id, "r").await.unwrap();
-        TenantService::restore(&p, &op(), &t.id, "r").await.unwrap();
-        TenantService::delete(&p, &op(), &t.id, "r").await.unwrap();
+        tenants::activate(&p, &op(), &t.id, "r").await.unwrap();
+        tenants::delete(&p, &other, &t.id, "r").await.unwrap();
+        tenants::restore(&p, &op(), &t.id, "r").await.unwrap();
+        tenants::delete(&p, &op(), &t.id, "r").await.unwrap();
         p.clock.advance(GRACE_PERIOD_MS);
-        TenantService::purge_due(&p, p.clock.now_ms())
-            .await
-            .unwrap();
+        tenants::purge_due(&p, p.clock.now_ms()).await.unwrap();
         let trail: Vec<(String, String, String)> = outbox(&p.sql)
             .await
             .iter()
@@ -1668,13 +1614,9 @@ fn nfr_cap_002_purge_handles_a_tenant_with_10000_users() {
             .unwrap();
         let users = rows(&p.sql, "SELECT COUNT(*) AS n FROM users").await;
         assert_eq!(users[0].i64("n").unwrap(), 10_001);
-        TenantService::delete(&p, &op(), &big.id, "r")
-            .await
-            .unwrap();
+        tenants::delete(&p, &op(), &big.id, "r").await.unwrap();
         p.clock.advance(GRACE_PERIOD_MS);
-        let report = TenantService::purge_due(&p, p.clock.now_ms())
-            .await
-            .unwrap();
+        let report = tenants::purge_due(&p, p.clock.now_ms()).await.unwrap();
         assert_eq!(report.purged, std::slice::from_ref(&big.id));
         assert!(report.rows_deleted >= 20_000, "{report:?}");
         let left = rows(&p.sql, "SELECT id FROM users").await;

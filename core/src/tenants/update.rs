@@ -4,7 +4,7 @@ use serde_json::{json, Map};
 
 use super::model::{Plan, Tenant, TenantId, TenantName, TenantStatus};
 use super::provision::copy_plan_flags;
-use super::{load, load_live, plan_exists, resource, Missing, TenantService, MAX_ATTEMPTS};
+use super::{load, load_live, plan_exists, resource, Missing, MAX_ATTEMPTS};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::kernel::ErrorKind;
 use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
@@ -20,7 +20,7 @@ pub struct UpdateTenant {
     pub expected_version: Option<i64>,
 }
 
-/// What [`TenantService::update`] did.
+/// What [`update()`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpdateOutcome {
     /// The tenant after the update.
@@ -103,80 +103,78 @@ impl UpdateTenantError {
 
 crate::kernel::domain_errors!(UpdateTenantError);
 
-impl TenantService {
-    /// Changes a tenant's name and/or plan, audited as `tenant.update` with old and new values.
-    /// A plan change re-derives the tenant's non-overridden flags from the new plan's defaults
-    /// (values updated, keys the new plan lacks removed, keys it adds inserted) and leaves
-    /// operator-overridden flags alone, all in the same batch. Active and suspended tenants can
-    /// be updated; a pending deletion cannot.
-    pub async fn update<P: Platform>(
-        p: &P,
-        actor: &Actor,
-        id: &TenantId,
-        req: UpdateTenant,
-        request_id: &str,
-    ) -> Result<UpdateOutcome, UpdateTenantError> {
-        if let Some(plan) = &req.plan {
-            if !plan_exists(p, plan).await? {
-                return Err(UpdateTenantError::UnknownPlan { plan: plan.clone() });
-            }
+/// Changes a tenant's name and/or plan, audited as `tenant.update` with old and new values.
+/// A plan change re-derives the tenant's non-overridden flags from the new plan's defaults
+/// (values updated, keys the new plan lacks removed, keys it adds inserted) and leaves
+/// operator-overridden flags alone, all in the same batch. Active and suspended tenants can
+/// be updated; a pending deletion cannot.
+pub async fn update<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    id: &TenantId,
+    req: UpdateTenant,
+    request_id: &str,
+) -> Result<UpdateOutcome, UpdateTenantError> {
+    if let Some(plan) = &req.plan {
+        if !plan_exists(p, plan).await? {
+            return Err(UpdateTenantError::UnknownPlan { plan: plan.clone() });
         }
-        for _ in 0..MAX_ATTEMPTS {
-            let t = load_live(p, id).await.map_err(UpdateTenantError::missing)?;
-            check_updatable(p, actor, &t, &req, request_id).await?;
-            let name = req.name.clone().filter(|n| *n != t.name);
-            let plan = req.plan.clone().filter(|pl| *pl != t.plan);
-            if name.is_none() && plan.is_none() {
-                return Ok(UpdateOutcome {
-                    tenant: t,
-                    changed: false,
-                    flags_changed: false,
-                });
-            }
-            let now = p.clock().now_ms();
-            let rec = update_audit(actor, &t, name.as_ref(), plan.as_ref(), request_id);
-            let new_name = name.unwrap_or_else(|| t.name.clone());
-            let plan_changed = plan.is_some();
-            let new_plan = plan.unwrap_or_else(|| t.plan.clone());
-            let mut stmts = Vec::new();
-            if plan_changed {
-                stmts.extend(plan_flag_stmts(p, actor, &t, &new_plan, now).await?);
-            }
-            stmts.push(audit::outbox_insert_if_tenant_version(
-                &rec,
-                &audit::new_event_id(p),
-                now,
-                id.as_str(),
-                t.version,
-            ));
-            stmts.push(update_stmt(&t, &new_name, &new_plan, plan_changed, now));
-            let counts = p.sql().batch(stmts).await?;
-            if counts.last().copied() != Some(1) {
-                if req.expected_version.is_some() {
-                    let current = load(p, id).await?.map_or(t.version, |t| t.version);
-                    return Err(UpdateTenantError::VersionConflict { current });
-                }
-                continue;
-            }
-            let tenant = Tenant {
-                name: new_name,
-                plan: new_plan,
-                updated_at: now,
-                version: t.version + 1,
-                ..t
-            };
-            if plan_changed {
-                // Best effort: the reconciler cron republishes a lagging snapshot.
-                let _ = crate::flags::snapshot::publish(p, id).await;
-            }
+    }
+    for _ in 0..MAX_ATTEMPTS {
+        let t = load_live(p, id).await.map_err(UpdateTenantError::missing)?;
+        check_updatable(p, actor, &t, &req, request_id).await?;
+        let name = req.name.clone().filter(|n| *n != t.name);
+        let plan = req.plan.clone().filter(|pl| *pl != t.plan);
+        if name.is_none() && plan.is_none() {
             return Ok(UpdateOutcome {
-                tenant,
-                changed: true,
-                flags_changed: plan_changed,
+                tenant: t,
+                changed: false,
+                flags_changed: false,
             });
         }
-        Err(UpdateTenantError::ConcurrentChange)
+        let now = p.clock().now_ms();
+        let rec = update_audit(actor, &t, name.as_ref(), plan.as_ref(), request_id);
+        let new_name = name.unwrap_or_else(|| t.name.clone());
+        let plan_changed = plan.is_some();
+        let new_plan = plan.unwrap_or_else(|| t.plan.clone());
+        let mut stmts = Vec::new();
+        if plan_changed {
+            stmts.extend(plan_flag_stmts(p, actor, &t, &new_plan, now).await?);
+        }
+        stmts.push(audit::outbox_insert_if_tenant_version(
+            &rec,
+            &audit::new_event_id(p),
+            now,
+            id.as_str(),
+            t.version,
+        ));
+        stmts.push(update_stmt(&t, &new_name, &new_plan, plan_changed, now));
+        let counts = p.sql().batch(stmts).await?;
+        if counts.last().copied() != Some(1) {
+            if req.expected_version.is_some() {
+                let current = load(p, id).await?.map_or(t.version, |t| t.version);
+                return Err(UpdateTenantError::VersionConflict { current });
+            }
+            continue;
+        }
+        let tenant = Tenant {
+            name: new_name,
+            plan: new_plan,
+            updated_at: now,
+            version: t.version + 1,
+            ..t
+        };
+        if plan_changed {
+            // Best effort: the reconciler cron republishes a lagging snapshot.
+            let _ = crate::flags::snapshot::publish(p, id).await;
+        }
+        return Ok(UpdateOutcome {
+            tenant,
+            changed: true,
+            flags_changed: plan_changed,
+        });
     }
+    Err(UpdateTenantError::ConcurrentChange)
 }
 
 impl UpdateTenantError {

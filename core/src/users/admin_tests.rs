@@ -638,12 +638,10 @@ fn suspension_marks_live_sessions_revoked_fr_ops_001() {
             .unwrap();
         let id = crate::tenants::TenantId::parse(T).unwrap();
         let op = crate::audit::Actor::operator("op");
-        crate::tenants::TenantService::suspend(&p, &op, &id, None, "r")
+        crate::tenants::suspend(&p, &op, &id, None, "r")
             .await
             .unwrap();
-        crate::tenants::TenantService::activate(&p, &op, &id, "r")
-            .await
-            .unwrap();
+        crate::tenants::activate(&p, &op, &id, "r").await.unwrap();
         assert!(p
             .kv
             .get(&session_marker_key("s-new"), None)

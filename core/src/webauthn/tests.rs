@@ -18,7 +18,7 @@ use crate::ports::{Sql, Stmt};
 use crate::sessions::SessionUser;
 use crate::signin;
 use crate::signin::{LoginError, LoginRequest, SecondFactor};
-use crate::tenants::{Email, Plan, ProvisionTenant, TenantDomain, TenantName, TenantService};
+use crate::tenants::{self, Email, Plan, ProvisionTenant, TenantDomain, TenantName};
 use crate::testing::{FaultyPlatform, TestPlatform};
 use crate::tokens::master_key::MASTER_KEY_SECRET;
 use crate::users;
@@ -445,7 +445,7 @@ struct Fixture {
 }
 
 async fn provision(p: &TestPlatform, domain: &str) -> SessionUser {
-    let out = TenantService::provision(
+    let out = tenants::provision(
         p,
         &Actor::operator("op-1"),
         ProvisionTenant {
