@@ -6,7 +6,7 @@ use std::fmt;
 use super::authn::{cache_record, load_record, put_record, CachedKey};
 use super::model::{ApiKey, AppId, AppStatus, KeyId, KeyKind, KeyName, Scope, ScopeSet};
 use super::secret::{self, Pepper, PepperProblem};
-use super::{audit_if, load, AppService, Guard};
+use super::{audit_if, load, Guard};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::kernel::ErrorKind;
 use crate::ports::{Clock, KvError, Logger, Platform, Sql, SqlError, Stmt};
@@ -193,107 +193,105 @@ impl RevokeKeyError {
 
 crate::kernel::domain_errors!(RevokeKeyError);
 
-impl AppService {
-    /// Issues a key (FR-SYS-002). Checks, in order: the pepper (a deployment without
-    /// `API_KEY_PEPPER` issues nothing), `expires_at` in the future, the browser-key rules
-    /// (tenant-bound, `flags:read` only, the app has allowed origins), the app (exists, active),
-    /// the tenant (live, not pending deletion, the app enabled for it). Then one batch writes
-    /// the key (only the keyed hash) and `api_key.issue` (key id, kind, scopes, tenant, expiry;
-    /// never the secret or hash), guarded so that a concurrent disable of the app or of its
-    /// link to the tenant leaves nothing written. Finally the key's record is put in KV.
-    pub async fn issue_key<P: Platform>(
-        p: &P,
-        actor: &Actor,
-        app_id: &AppId,
-        req: IssueKey,
-        request_id: &str,
-    ) -> Result<IssuedKey, IssueKeyError> {
-        let pepper = Pepper::load(p).map_err(IssueKeyError::NotConfigured)?;
-        let now = p.clock().now_ms();
-        check_request(&req, now)?;
-        for attempt in 0..2 {
-            check(p, actor, app_id, &req, request_id).await?;
-            let (key, full) = new_api_key(p, app_id, &req, &pepper, now)?;
-            let hash = pepper.hash(&full);
-            let stmts = issue_stmts(p, actor, &key, &hash, now, request_id);
-            let counts = p.sql().batch(stmts).await?;
-            if counts.first().copied() != Some(1) {
-                // Something changed between the checks and the batch: check again, which
-                // names what (or, if all is well again, issue on the second attempt).
-                if attempt == 0 {
-                    continue;
-                }
-                return Err(SqlError::Other("api key insert kept being refused".into()).into());
+/// Issues a key (FR-SYS-002). Checks, in order: the pepper (a deployment without
+/// `API_KEY_PEPPER` issues nothing), `expires_at` in the future, the browser-key rules
+/// (tenant-bound, `flags:read` only, the app has allowed origins), the app (exists, active),
+/// the tenant (live, not pending deletion, the app enabled for it). Then one batch writes
+/// the key (only the keyed hash) and `api_key.issue` (key id, kind, scopes, tenant, expiry;
+/// never the secret or hash), guarded so that a concurrent disable of the app or of its
+/// link to the tenant leaves nothing written. Finally the key's record is put in KV.
+pub async fn issue_key<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    app_id: &AppId,
+    req: IssueKey,
+    request_id: &str,
+) -> Result<IssuedKey, IssueKeyError> {
+    let pepper = Pepper::load(p).map_err(IssueKeyError::NotConfigured)?;
+    let now = p.clock().now_ms();
+    check_request(&req, now)?;
+    for attempt in 0..2 {
+        check(p, actor, app_id, &req, request_id).await?;
+        let (key, full) = new_api_key(p, app_id, &req, &pepper, now)?;
+        let hash = pepper.hash(&full);
+        let stmts = issue_stmts(p, actor, &key, &hash, now, request_id);
+        let counts = p.sql().batch(stmts).await?;
+        if counts.first().copied() != Some(1) {
+            // Something changed between the checks and the batch: check again, which
+            // names what (or, if all is well again, issue on the second attempt).
+            if attempt == 0 {
+                continue;
             }
-            let cached = cache_issued(p, &key, hash, request_id).await;
-            return Ok(IssuedKey {
-                key,
-                secret: full,
-                cached,
-            });
+            return Err(SqlError::Other("api key insert kept being refused".into()).into());
         }
-        Err(SqlError::Other("api key insert kept being refused".into()).into())
+        let cached = cache_issued(p, &key, hash, request_id).await;
+        return Ok(IssuedKey {
+            key,
+            secret: full,
+            cached,
+        });
     }
+    Err(SqlError::Other("api key insert kept being refused".into()).into())
+}
 
-    /// Revokes a key of an app (FR-SYS-002): `revoked_at` set and `api_key.revoke` audited in
-    /// one batch, then the KV record rewritten from D1 so the edge refuses the key at once.
-    /// Revoking a revoked key changes nothing and rewrites the record (so a repeat repairs a
-    /// failed write).
-    pub async fn revoke_key<P: Platform>(
-        p: &P,
-        actor: &Actor,
-        app_id: &AppId,
-        key_id: &KeyId,
-        request_id: &str,
-    ) -> Result<RevokeOutcome, RevokeKeyError> {
-        if load(p, app_id).await?.is_none() {
-            return Err(RevokeKeyError::AppNotFound { id: app_id.clone() });
-        }
-        let key = load_key(p, app_id, key_id)
+/// Revokes a key of an app (FR-SYS-002): `revoked_at` set and `api_key.revoke` audited in
+/// one batch, then the KV record rewritten from D1 so the edge refuses the key at once.
+/// Revoking a revoked key changes nothing and rewrites the record (so a repeat repairs a
+/// failed write).
+pub async fn revoke_key<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    app_id: &AppId,
+    key_id: &KeyId,
+    request_id: &str,
+) -> Result<RevokeOutcome, RevokeKeyError> {
+    if load(p, app_id).await?.is_none() {
+        return Err(RevokeKeyError::AppNotFound { id: app_id.clone() });
+    }
+    let key = load_key(p, app_id, key_id)
+        .await?
+        .ok_or_else(|| RevokeKeyError::KeyNotFound { id: key_id.clone() })?;
+    let mut changed = false;
+    let mut key = key;
+    if key.revoked_at.is_none() {
+        let now = p.clock().now_ms();
+        let rec = AuditRecord::success(
+            "api_key.revoke",
+            actor,
+            key.tenant_id.as_ref().map(TenantId::as_str),
+            format!("api_key:{key_id}"),
+            Some(request_id),
+        )
+        .with("key_id", key_id.as_str())
+        .with("app_id", app_id.as_str());
+        let counts = p
+            .sql()
+            .batch(vec![
+                audit_if(
+                    &rec,
+                    &audit::new_event_id(p),
+                    now,
+                    Guard::KeyLive {
+                        key_id: key_id.as_str(),
+                    },
+                ),
+                Stmt::new(
+                    "UPDATE api_keys SET revoked_at = ?3
+                         WHERE id = ?1 AND app_id = ?2 AND revoked_at IS NULL",
+                )
+                .bind(key_id.as_str())
+                .bind(app_id.as_str())
+                .bind(now),
+            ])
+            .await?;
+        changed = counts.last().copied() == Some(1);
+        // A concurrent revocation may have won: the row says when.
+        key = load_key(p, app_id, key_id)
             .await?
             .ok_or_else(|| RevokeKeyError::KeyNotFound { id: key_id.clone() })?;
-        let mut changed = false;
-        let mut key = key;
-        if key.revoked_at.is_none() {
-            let now = p.clock().now_ms();
-            let rec = AuditRecord::success(
-                "api_key.revoke",
-                actor,
-                key.tenant_id.as_ref().map(TenantId::as_str),
-                format!("api_key:{key_id}"),
-                Some(request_id),
-            )
-            .with("key_id", key_id.as_str())
-            .with("app_id", app_id.as_str());
-            let counts = p
-                .sql()
-                .batch(vec![
-                    audit_if(
-                        &rec,
-                        &audit::new_event_id(p),
-                        now,
-                        Guard::KeyLive {
-                            key_id: key_id.as_str(),
-                        },
-                    ),
-                    Stmt::new(
-                        "UPDATE api_keys SET revoked_at = ?3
-                         WHERE id = ?1 AND app_id = ?2 AND revoked_at IS NULL",
-                    )
-                    .bind(key_id.as_str())
-                    .bind(app_id.as_str())
-                    .bind(now),
-                ])
-                .await?;
-            changed = counts.last().copied() == Some(1);
-            // A concurrent revocation may have won: the row says when.
-            key = load_key(p, app_id, key_id)
-                .await?
-                .ok_or_else(|| RevokeKeyError::KeyNotFound { id: key_id.clone() })?;
-        }
-        let edge = refresh(p, key_id).await;
-        Ok(RevokeOutcome { key, changed, edge })
     }
+    let edge = refresh(p, key_id).await;
+    Ok(RevokeOutcome { key, changed, edge })
 }
 
 /// The checks of an issuance that need no database: `expires_at` in the future, and a browser

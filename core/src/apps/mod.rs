@@ -3,7 +3,8 @@
 //! (FR-SYS-002), configuration and status changes (FR-SYS-003), and which tenants an app serves
 //! (`tenant_apps`). [`authenticate_app_key`] is the hot path that checks a presented key.
 //!
-//! Every change is one atomic [`Sql::batch`] carrying its audit outbox rows
+//! The operations are this module's functions; each takes the platform first and is generic
+//! over it. Every change is one atomic [`Sql::batch`] carrying its audit outbox rows
 //! (FR-LOG-003); refusals answered with a conflict are audited as failures.
 //!
 //! # Keys
@@ -44,16 +45,23 @@ pub use authn::{
     authenticate_app_key, authenticate_app_key_with, AppKeyError, AppKeyPrincipal, CachedKey,
     KEY_CACHE_TTL_SECS,
 };
-pub use keys::{IssueKey, IssueKeyError, IssuedKey, RevokeKeyError, RevokeOutcome};
+pub use keys::{
+    issue_key, revoke_key, IssueKey, IssueKeyError, IssuedKey, RevokeKeyError, RevokeOutcome,
+};
 pub use model::{
     AllowedOrigin, ApiKey, App, AppId, AppName, AppStatus, KeyId, KeyKind, KeyName, KeyStatus,
     RedirectUri, Scope, ScopeSet,
 };
-pub use query::{GetAppError, ListApps, ListAppsError, ListKeys, ListKeysError};
-pub use register::{RegisterApp, RegisterAppError};
+pub use query::{
+    get, list, list_keys, GetAppError, ListApps, ListAppsError, ListKeys, ListKeysError,
+};
+pub use register::{register, RegisterApp, RegisterAppError};
 pub use secret::PepperProblem;
-pub use tenant_apps::{DisableTenantAppError, EnableTenantAppError, TenantApp, TenantAppChange};
-pub use update::{UpdateApp, UpdateAppError, UpdateAppOutcome};
+pub use tenant_apps::{
+    disable_for_tenant, enable_for_tenant, DisableTenantAppError, EnableTenantAppError, TenantApp,
+    TenantAppChange,
+};
+pub use update::{update, UpdateApp, UpdateAppError, UpdateAppOutcome};
 
 use std::rc::Rc;
 
@@ -62,10 +70,6 @@ use crate::edge;
 use crate::ports::{Platform, Sql, SqlError, Stmt};
 use crate::tenants::EdgeSync;
 use model::app_columns;
-
-/// The managed-app use cases. Every function takes the platform first and is generic over it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AppService;
 
 /// How often a change that lost an optimistic-concurrency race is re-read and retried.
 const MAX_ATTEMPTS: usize = 3;

@@ -1,8 +1,8 @@
 //! Reading apps and keys: one app by id, the app list, and an app's keys, each list newest
 //! first with keyset pagination (never OFFSET).
 
+use super::load;
 use super::model::{app_columns, key_columns, ApiKey, App, AppId, AppStatus};
-use super::{load, AppService};
 use crate::crypto;
 use crate::kernel::ErrorKind;
 use crate::ports::{Platform, Sql, SqlError, Stmt};
@@ -197,91 +197,89 @@ impl Window {
     }
 }
 
-impl AppService {
-    /// An app by id, in any status.
-    pub async fn get<P: Platform>(p: &P, id: &AppId) -> Result<App, GetAppError> {
-        load(p, id)
-            .await?
-            .ok_or_else(|| GetAppError::NotFound { id: id.clone() })
-    }
+/// An app by id, in any status.
+pub async fn get<P: Platform>(p: &P, id: &AppId) -> Result<App, GetAppError> {
+    load(p, id)
+        .await?
+        .ok_or_else(|| GetAppError::NotFound { id: id.clone() })
+}
 
-    /// One page of apps, newest first (by `created_at`, then id), optionally of one status.
-    /// Apps are few (one per managed product), so the table is scanned and sorted.
-    pub async fn list<P: Platform>(p: &P, req: &ListApps) -> Result<Page<App>, ListAppsError> {
-        let w = Window::new(req.cursor.as_deref(), req.limit).map_err(|bad_limit| {
-            if bad_limit {
-                ListAppsError::InvalidLimit { max: MAX_LIMIT }
-            } else {
-                ListAppsError::InvalidCursor
-            }
-        })?;
-        let stmt = match req.status {
-            None => Stmt::new(concat!(
-                "SELECT ",
-                app_columns!(),
-                " FROM apps WHERE (created_at, id) < (?1, ?2)
-                 ORDER BY created_at DESC, id DESC LIMIT ?3"
-            )),
-            Some(_) => Stmt::new(concat!(
-                "SELECT ",
-                app_columns!(),
-                " FROM apps WHERE status = ?4 AND (created_at, id) < (?1, ?2)
-                 ORDER BY created_at DESC, id DESC LIMIT ?3"
-            )),
+/// One page of apps, newest first (by `created_at`, then id), optionally of one status.
+/// Apps are few (one per managed product), so the table is scanned and sorted.
+pub async fn list<P: Platform>(p: &P, req: &ListApps) -> Result<Page<App>, ListAppsError> {
+    let w = Window::new(req.cursor.as_deref(), req.limit).map_err(|bad_limit| {
+        if bad_limit {
+            ListAppsError::InvalidLimit { max: MAX_LIMIT }
+        } else {
+            ListAppsError::InvalidCursor
         }
-        .bind(w.after_created)
-        .bind(w.after_id.as_str())
-        .bind(w.fetch());
-        let stmt = match req.status {
-            Some(s) => stmt.bind(s.as_str()),
-            None => stmt,
-        };
-        let rows = p.sql().query(stmt).await?;
-        let items = rows
-            .iter()
-            .map(App::from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(w.page(items, |a| (a.created_at, a.id.as_str().to_owned())))
+    })?;
+    let stmt = match req.status {
+        None => Stmt::new(concat!(
+            "SELECT ",
+            app_columns!(),
+            " FROM apps WHERE (created_at, id) < (?1, ?2)
+                 ORDER BY created_at DESC, id DESC LIMIT ?3"
+        )),
+        Some(_) => Stmt::new(concat!(
+            "SELECT ",
+            app_columns!(),
+            " FROM apps WHERE status = ?4 AND (created_at, id) < (?1, ?2)
+                 ORDER BY created_at DESC, id DESC LIMIT ?3"
+        )),
     }
+    .bind(w.after_created)
+    .bind(w.after_id.as_str())
+    .bind(w.fetch());
+    let stmt = match req.status {
+        Some(s) => stmt.bind(s.as_str()),
+        None => stmt,
+    };
+    let rows = p.sql().query(stmt).await?;
+    let items = rows
+        .iter()
+        .map(App::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(w.page(items, |a| (a.created_at, a.id.as_str().to_owned())))
+}
 
-    /// One page of an app's keys, newest first, revoked and expired ones included (their
-    /// `revoked_at` and `expires_at` say so). Never the secret or its hash.
-    pub async fn list_keys<P: Platform>(
-        p: &P,
-        app_id: &AppId,
-        req: &ListKeys,
-    ) -> Result<Page<ApiKey>, ListKeysError> {
-        let w = Window::new(req.cursor.as_deref(), req.limit).map_err(|bad_limit| {
-            if bad_limit {
-                ListKeysError::InvalidLimit { max: MAX_LIMIT }
-            } else {
-                ListKeysError::InvalidCursor
-            }
-        })?;
-        if load(p, app_id).await?.is_none() {
-            return Err(ListKeysError::AppNotFound { id: app_id.clone() });
+/// One page of an app's keys, newest first, revoked and expired ones included (their
+/// `revoked_at` and `expires_at` say so). Never the secret or its hash.
+pub async fn list_keys<P: Platform>(
+    p: &P,
+    app_id: &AppId,
+    req: &ListKeys,
+) -> Result<Page<ApiKey>, ListKeysError> {
+    let w = Window::new(req.cursor.as_deref(), req.limit).map_err(|bad_limit| {
+        if bad_limit {
+            ListKeysError::InvalidLimit { max: MAX_LIMIT }
+        } else {
+            ListKeysError::InvalidCursor
         }
-        let rows = p
-            .sql()
-            .query(
-                Stmt::new(concat!(
-                    "SELECT ",
-                    key_columns!(),
-                    " FROM api_keys WHERE app_id = ?1 AND (created_at, id) < (?2, ?3)
+    })?;
+    if load(p, app_id).await?.is_none() {
+        return Err(ListKeysError::AppNotFound { id: app_id.clone() });
+    }
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(concat!(
+                "SELECT ",
+                key_columns!(),
+                " FROM api_keys WHERE app_id = ?1 AND (created_at, id) < (?2, ?3)
                      ORDER BY created_at DESC, id DESC LIMIT ?4"
-                ))
-                .bind(app_id.as_str())
-                .bind(w.after_created)
-                .bind(w.after_id.as_str())
-                .bind(w.fetch()),
-            )
-            .await?;
-        let items = rows
-            .iter()
-            .map(ApiKey::from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(w.page(items, |k| (k.created_at, k.id.as_str().to_owned())))
-    }
+            ))
+            .bind(app_id.as_str())
+            .bind(w.after_created)
+            .bind(w.after_id.as_str())
+            .bind(w.fetch()),
+        )
+        .await?;
+    let items = rows
+        .iter()
+        .map(ApiKey::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(w.page(items, |k| (k.created_at, k.id.as_str().to_owned())))
 }
 
 /// An opaque cursor for the keyset position (created_at, id).

@@ -2,7 +2,7 @@
 //! same batch.
 
 use super::model::{to_json_list, AllowedOrigin, App, AppId, AppName, AppStatus, RedirectUri};
-use super::{name_taken, resource, AppService};
+use super::{name_taken, resource};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::ids;
 use crate::kernel::ErrorKind;
@@ -53,68 +53,66 @@ impl RegisterAppError {
 
 crate::kernel::domain_errors!(RegisterAppError);
 
-impl AppService {
-    /// Registers an app (FR-SYS-001): a fresh time-ordered UUID, status active, owned by the
-    /// actor, audited as `app.create` in the same batch. A taken name is refused and audited as
-    /// a failure, also when a concurrent registration takes it first.
-    pub async fn register<P: Platform>(
-        p: &P,
-        actor: &Actor,
-        req: RegisterApp,
-        request_id: &str,
-    ) -> Result<App, RegisterAppError> {
-        if name_taken(p, &req.name, None).await? {
-            return Err(refuse_name(p, actor, request_id, &req.name).await);
-        }
-        let now = p.clock().now_ms();
-        let id = AppId::parse(&ids::new_ordered_id(p.clock(), p.random()))
-            .map_err(|e| SqlError::Other(format!("generated app id: {e}")))?;
-        let app = App {
-            id,
-            name: req.name,
-            owner_id: actor.id.clone(),
-            status: AppStatus::Active,
-            redirect_uris: req.redirect_uris,
-            allowed_origins: req.allowed_origins,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
-        let rec = AuditRecord::success(
-            "app.create",
-            actor,
-            None,
-            resource(&app.id),
-            Some(request_id),
-        )
-        .with("name", app.name.as_str())
-        .with("redirect_uris", to_list(&app.redirect_uris))
-        .with("allowed_origins", to_list(&app.allowed_origins));
-        let stmts = vec![
-            Stmt::new(
-                "INSERT INTO apps (id, name, owner_id, status, redirect_uris, allowed_origins,
+/// Registers an app (FR-SYS-001): a fresh time-ordered UUID, status active, owned by the
+/// actor, audited as `app.create` in the same batch. A taken name is refused and audited as
+/// a failure, also when a concurrent registration takes it first.
+pub async fn register<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    req: RegisterApp,
+    request_id: &str,
+) -> Result<App, RegisterAppError> {
+    if name_taken(p, &req.name, None).await? {
+        return Err(refuse_name(p, actor, request_id, &req.name).await);
+    }
+    let now = p.clock().now_ms();
+    let id = AppId::parse(&ids::new_ordered_id(p.clock(), p.random()))
+        .map_err(|e| SqlError::Other(format!("generated app id: {e}")))?;
+    let app = App {
+        id,
+        name: req.name,
+        owner_id: actor.id.clone(),
+        status: AppStatus::Active,
+        redirect_uris: req.redirect_uris,
+        allowed_origins: req.allowed_origins,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    let rec = AuditRecord::success(
+        "app.create",
+        actor,
+        None,
+        resource(&app.id),
+        Some(request_id),
+    )
+    .with("name", app.name.as_str())
+    .with("redirect_uris", to_list(&app.redirect_uris))
+    .with("allowed_origins", to_list(&app.allowed_origins));
+    let stmts = vec![
+        Stmt::new(
+            "INSERT INTO apps (id, name, owner_id, status, redirect_uris, allowed_origins,
                    created_at, updated_at, version)
                  VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?6, 1)",
-            )
-            .bind(app.id.as_str())
-            .bind(app.name.as_str())
-            .bind(&app.owner_id)
-            .bind(to_json_list(&app.redirect_uris))
-            .bind(to_json_list(&app.allowed_origins))
-            .bind(now),
-            audit::outbox_insert(&rec, &audit::new_event_id(p), now),
-        ];
-        match p.sql().batch(stmts).await {
-            Ok(_) => Ok(app),
-            Err(SqlError::Constraint(cause)) => {
-                // Lost a race for the name (the id is fresh): refuse like the check above.
-                if name_taken(p, &app.name, None).await? {
-                    return Err(refuse_name(p, actor, request_id, &app.name).await);
-                }
-                Err(SqlError::Constraint(cause).into())
+        )
+        .bind(app.id.as_str())
+        .bind(app.name.as_str())
+        .bind(&app.owner_id)
+        .bind(to_json_list(&app.redirect_uris))
+        .bind(to_json_list(&app.allowed_origins))
+        .bind(now),
+        audit::outbox_insert(&rec, &audit::new_event_id(p), now),
+    ];
+    match p.sql().batch(stmts).await {
+        Ok(_) => Ok(app),
+        Err(SqlError::Constraint(cause)) => {
+            // Lost a race for the name (the id is fresh): refuse like the check above.
+            if name_taken(p, &app.name, None).await? {
+                return Err(refuse_name(p, actor, request_id, &app.name).await);
             }
-            Err(e) => Err(e.into()),
+            Err(SqlError::Constraint(cause).into())
         }
+        Err(e) => Err(e.into()),
     }
 }
 

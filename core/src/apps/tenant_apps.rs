@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::authn::{load_tenant_records, put_record};
 use super::model::{AppId, AppStatus};
-use super::{audit_if, load, AppService, Guard};
+use super::{audit_if, load, Guard};
 use crate::audit::{self, Actor, AuditRecord};
 use crate::kernel::ErrorKind;
 use crate::ports::{Clock, KvError, Platform, Sql, SqlError, Stmt};
@@ -209,110 +209,106 @@ fn resource(tenant_id: &TenantId, app_id: &AppId) -> String {
     format!("tenant_app:{tenant_id}:{app_id}")
 }
 
-impl AppService {
-    /// Enables an app for a tenant: the `tenant_apps` row inserted or set enabled, with
-    /// `tenant_app.enable`, in one batch; then the KV records of the app's keys bound to the
-    /// tenant are rewritten. The tenant must be live and not pending deletion, the app active.
-    /// Enabling an enabled link changes nothing and rewrites the records.
-    pub async fn enable_for_tenant<P: Platform>(
-        p: &P,
-        actor: &Actor,
-        tenant_id: &TenantId,
-        app_id: &AppId,
-        request_id: &str,
-    ) -> Result<TenantAppChange, EnableTenantAppError> {
-        check_enable(p, actor, tenant_id, app_id, request_id).await?;
-        let changed = if link_state(p, tenant_id, app_id).await? != Some(true) {
-            enable_link(p, actor, tenant_id, app_id, request_id).await?
-        } else {
-            false
-        };
-        let edge = refresh_tenant_keys(p, tenant_id, app_id).await;
-        Ok(TenantAppChange {
-            link: TenantApp {
-                tenant_id: tenant_id.clone(),
-                app_id: app_id.clone(),
-                enabled: true,
-            },
-            changed,
-            edge,
-        })
-    }
+/// Enables an app for a tenant: the `tenant_apps` row inserted or set enabled, with
+/// `tenant_app.enable`, in one batch; then the KV records of the app's keys bound to the
+/// tenant are rewritten. The tenant must be live and not pending deletion, the app active.
+/// Enabling an enabled link changes nothing and rewrites the records.
+pub async fn enable_for_tenant<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    tenant_id: &TenantId,
+    app_id: &AppId,
+    request_id: &str,
+) -> Result<TenantAppChange, EnableTenantAppError> {
+    check_enable(p, actor, tenant_id, app_id, request_id).await?;
+    let changed = if link_state(p, tenant_id, app_id).await? != Some(true) {
+        enable_link(p, actor, tenant_id, app_id, request_id).await?
+    } else {
+        false
+    };
+    let edge = refresh_tenant_keys(p, tenant_id, app_id).await;
+    Ok(TenantAppChange {
+        link: TenantApp {
+            tenant_id: tenant_id.clone(),
+            app_id: app_id.clone(),
+            enabled: true,
+        },
+        changed,
+        edge,
+    })
+}
 
-    /// Disables an app for a tenant: the link set disabled, with `tenant_app.disable`, in one
-    /// batch; then the KV records of the app's keys bound to the tenant are rewritten, so the
-    /// edge refuses them. Disabling a disabled link changes nothing and rewrites the records.
-    pub async fn disable_for_tenant<P: Platform>(
-        p: &P,
-        actor: &Actor,
-        tenant_id: &TenantId,
-        app_id: &AppId,
-        request_id: &str,
-    ) -> Result<TenantAppChange, DisableTenantAppError> {
-        match tenants::get(p, tenant_id).await {
-            Ok(_) => {}
-            Err(GetTenantError::NotFound { id }) => {
-                return Err(DisableTenantAppError::TenantNotFound { id })
-            }
-            Err(GetTenantError::Gone { id }) => {
-                return Err(DisableTenantAppError::TenantGone { id })
-            }
-            Err(GetTenantError::Storage(e)) => return Err(e.into()),
+/// Disables an app for a tenant: the link set disabled, with `tenant_app.disable`, in one
+/// batch; then the KV records of the app's keys bound to the tenant are rewritten, so the
+/// edge refuses them. Disabling a disabled link changes nothing and rewrites the records.
+pub async fn disable_for_tenant<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    tenant_id: &TenantId,
+    app_id: &AppId,
+    request_id: &str,
+) -> Result<TenantAppChange, DisableTenantAppError> {
+    match tenants::get(p, tenant_id).await {
+        Ok(_) => {}
+        Err(GetTenantError::NotFound { id }) => {
+            return Err(DisableTenantAppError::TenantNotFound { id })
         }
-        if load(p, app_id).await?.is_none() {
-            return Err(DisableTenantAppError::AppNotFound { id: app_id.clone() });
-        }
-        let mut changed = false;
-        match link_state(p, tenant_id, app_id).await? {
-            None => return Err(DisableTenantAppError::NotLinked { id: app_id.clone() }),
-            Some(false) => {}
-            Some(true) => {
-                let now = p.clock().now_ms();
-                let rec = link_record("tenant_app.disable", actor, tenant_id, app_id, request_id);
-                let counts = p
-                    .sql()
-                    .batch(vec![
-                        audit_if(
-                            &rec,
-                            &audit::new_event_id(p),
-                            now,
-                            Guard::TenantAppEnabled {
-                                tenant_id: tenant_id.as_str(),
-                                app_id: app_id.as_str(),
-                                enabled: true,
-                            },
-                        ),
-                        // The tenant's flag snapshot lists its apps.
-                        Stmt::new(
-                            "UPDATE tenants SET flags_version = flags_version + 1
+        Err(GetTenantError::Gone { id }) => return Err(DisableTenantAppError::TenantGone { id }),
+        Err(GetTenantError::Storage(e)) => return Err(e.into()),
+    }
+    if load(p, app_id).await?.is_none() {
+        return Err(DisableTenantAppError::AppNotFound { id: app_id.clone() });
+    }
+    let mut changed = false;
+    match link_state(p, tenant_id, app_id).await? {
+        None => return Err(DisableTenantAppError::NotLinked { id: app_id.clone() }),
+        Some(false) => {}
+        Some(true) => {
+            let now = p.clock().now_ms();
+            let rec = link_record("tenant_app.disable", actor, tenant_id, app_id, request_id);
+            let counts = p
+                .sql()
+                .batch(vec![
+                    audit_if(
+                        &rec,
+                        &audit::new_event_id(p),
+                        now,
+                        Guard::TenantAppEnabled {
+                            tenant_id: tenant_id.as_str(),
+                            app_id: app_id.as_str(),
+                            enabled: true,
+                        },
+                    ),
+                    // The tenant's flag snapshot lists its apps.
+                    Stmt::new(
+                        "UPDATE tenants SET flags_version = flags_version + 1
                              WHERE id = ?1 AND EXISTS (SELECT 1 FROM tenant_apps
                                WHERE tenant_id = ?1 AND app_id = ?2 AND enabled = 1)",
-                        )
-                        .bind(tenant_id.as_str())
-                        .bind(app_id.as_str()),
-                        Stmt::new(
-                            "UPDATE tenant_apps SET enabled = 0, updated_at = ?3
+                    )
+                    .bind(tenant_id.as_str())
+                    .bind(app_id.as_str()),
+                    Stmt::new(
+                        "UPDATE tenant_apps SET enabled = 0, updated_at = ?3
                              WHERE tenant_id = ?1 AND app_id = ?2 AND enabled = 1",
-                        )
-                        .bind(tenant_id.as_str())
-                        .bind(app_id.as_str())
-                        .bind(now),
-                    ])
-                    .await?;
-                changed = counts.last().copied() == Some(1);
-            }
+                    )
+                    .bind(tenant_id.as_str())
+                    .bind(app_id.as_str())
+                    .bind(now),
+                ])
+                .await?;
+            changed = counts.last().copied() == Some(1);
         }
-        let edge = refresh_tenant_keys(p, tenant_id, app_id).await;
-        Ok(TenantAppChange {
-            link: TenantApp {
-                tenant_id: tenant_id.clone(),
-                app_id: app_id.clone(),
-                enabled: false,
-            },
-            changed,
-            edge,
-        })
     }
+    let edge = refresh_tenant_keys(p, tenant_id, app_id).await;
+    Ok(TenantAppChange {
+        link: TenantApp {
+            tenant_id: tenant_id.clone(),
+            app_id: app_id.clone(),
+            enabled: false,
+        },
+        changed,
+        edge,
+    })
 }
 
 /// Refuses to enable an app for a tenant that is gone or awaits deletion, or an app that is

@@ -6,6 +6,7 @@ use serde_json::Value as Json;
 
 use super::secret::{Pepper, PEPPER_SECRET};
 use super::*;
+use crate::apps;
 use crate::audit::Actor;
 use crate::crypto;
 use crate::ports::{Kv, Row, Sql, Stmt};
@@ -45,7 +46,7 @@ fn registration(name: &str) -> RegisterApp {
 }
 
 async fn register(p: &Wrapped, name: &str) -> App {
-    AppService::register(p, &op(), registration(name), "req-reg")
+    apps::register(p, &op(), registration(name), "req-reg")
         .await
         .unwrap()
 }
@@ -89,7 +90,7 @@ fn server_key(names: &[&str], tenant_id: Option<&TenantId>) -> IssueKey {
 }
 
 async fn issue(p: &Wrapped, app: &AppId, req: IssueKey) -> IssuedKey {
-    AppService::issue_key(p, &op(), app, req, "req-key")
+    apps::issue_key(p, &op(), app, req, "req-key")
         .await
         .unwrap()
 }
@@ -104,7 +105,7 @@ async fn disable_app(p: &Wrapped, id: &AppId) {
         status: Some(AppStatus::Disabled),
         ..UpdateApp::default()
     };
-    AppService::update(p, &op(), id, off, "r").await.unwrap();
+    apps::update(p, &op(), id, off, "r").await.unwrap();
 }
 
 async fn rows<S: Sql>(sql: &S, stmt: &'static str) -> Vec<Row> {
@@ -174,7 +175,7 @@ fn fr_sys_001_register_generates_a_unique_id_and_audits() {
         assert_eq!(app.owner_id, "op-1");
         assert_eq!((app.created_at, app.version), (START_MS, 1));
         assert_eq!(app.redirect_uris[0].as_str(), "https://crm.example/cb");
-        assert_eq!(AppService::get(&p, &app.id).await.unwrap(), app);
+        assert_eq!(apps::get(&p, &app.id).await.unwrap(), app);
         let other = register(&p, "Billing").await;
         assert_ne!(other.id, app.id);
 
@@ -188,7 +189,7 @@ fn fr_sys_001_register_generates_a_unique_id_and_audits() {
 
         let unknown = AppId::parse("00000000-0000-4000-8000-000000000000").unwrap();
         assert_eq!(
-            AppService::get(&p, &unknown).await.unwrap_err().code(),
+            apps::get(&p, &unknown).await.unwrap_err().code(),
             "app_not_found"
         );
     });
@@ -201,7 +202,7 @@ fn fr_sys_001_duplicate_name_is_refused_and_audited() {
     block_on(async {
         let p = wrapped().await;
         register(&p, "CRM").await;
-        let e = AppService::register(&p, &op(), registration("crm"), "req-dup")
+        let e = apps::register(&p, &op(), registration("crm"), "req-dup")
             .await
             .unwrap_err();
         assert_eq!(e.code(), "app_name_taken");
@@ -217,7 +218,7 @@ fn fr_sys_001_duplicate_name_is_refused_and_audited() {
              VALUES ('x', 'Racer', 'op-2', 0, 0)"
                 .into(),
         );
-        let e = AppService::register(&p, &op(), registration("racer"), "req-race")
+        let e = apps::register(&p, &op(), registration("racer"), "req-race")
             .await
             .unwrap_err();
         assert_eq!(e.code(), "app_name_taken");
@@ -242,7 +243,7 @@ fn apps_list_pages_and_filters() {
             ..ListApps::default()
         };
         loop {
-            let page = AppService::list(&p, &req).await.unwrap();
+            let page = apps::list(&p, &req).await.unwrap();
             assert!(page.items.len() <= 3);
             seen.extend(page.items.into_iter().map(|a| a.id));
             match page.next_cursor {
@@ -251,7 +252,7 @@ fn apps_list_pages_and_filters() {
             }
         }
         assert_eq!(seen, ids);
-        let only = AppService::list(
+        let only = apps::list(
             &p,
             &ListApps {
                 status: Some(AppStatus::Disabled),
@@ -278,7 +279,7 @@ fn apps_list_pages_and_filters() {
                 "invalid_cursor",
             ),
         ] {
-            assert_eq!(AppService::list(&p, &bad).await.unwrap_err().code(), code);
+            assert_eq!(apps::list(&p, &bad).await.unwrap_err().code(), code);
         }
     });
 }
@@ -301,7 +302,7 @@ fn fr_sys_003_update_changes_configuration_and_audits_it() {
             ]),
             status: None,
         };
-        let out = AppService::update(&p, &op(), &app.id, change.clone(), "req-up")
+        let out = apps::update(&p, &op(), &app.id, change.clone(), "req-up")
             .await
             .unwrap();
         assert!(out.changed);
@@ -310,7 +311,7 @@ fn fr_sys_003_update_changes_configuration_and_audits_it() {
         assert!(out.app.redirect_uris.is_empty());
         assert_eq!(out.app.allowed_origins.len(), 2);
         assert_eq!((out.app.version, out.app.updated_at), (2, START_MS + 5));
-        assert_eq!(AppService::get(&p, &app.id).await.unwrap(), out.app);
+        assert_eq!(apps::get(&p, &app.id).await.unwrap(), out.app);
         let row = last_audit(&p, "app.update").await;
         let m = meta(&row);
         assert_eq!(m["changes"]["name"]["old"], "CRM");
@@ -323,9 +324,7 @@ fn fr_sys_003_update_changes_configuration_and_audits_it() {
 
         // The same request again: nothing to do, nothing audited.
         let before = audit_trail(&p).await.len();
-        let again = AppService::update(&p, &op(), &app.id, change, "r")
-            .await
-            .unwrap();
+        let again = apps::update(&p, &op(), &app.id, change, "r").await.unwrap();
         assert!(!again.changed);
         assert_eq!(again.app.version, 2);
         assert_eq!(audit_trail(&p).await.len(), before);
@@ -336,7 +335,7 @@ fn fr_sys_003_update_changes_configuration_and_audits_it() {
             ..UpdateApp::default()
         };
         assert!(
-            AppService::update(&p, &op(), &app.id, recase, "r")
+            apps::update(&p, &op(), &app.id, recase, "r")
                 .await
                 .unwrap()
                 .changed
@@ -345,7 +344,7 @@ fn fr_sys_003_update_changes_configuration_and_audits_it() {
             name: Some(AppName::parse("billing").unwrap()),
             ..UpdateApp::default()
         };
-        let e = AppService::update(&p, &op(), &app.id, taken, "req-taken")
+        let e = apps::update(&p, &op(), &app.id, taken, "req-taken")
             .await
             .unwrap_err();
         assert_eq!(e.code(), "app_name_taken");
@@ -354,7 +353,7 @@ fn fr_sys_003_update_changes_configuration_and_audits_it() {
             &("app.update".to_owned(), "failure".to_owned())
         );
         let unknown = AppId::parse("00000000-0000-4000-8000-000000000000").unwrap();
-        let e = AppService::update(&p, &op(), &unknown, UpdateApp::default(), "r")
+        let e = apps::update(&p, &op(), &unknown, UpdateApp::default(), "r")
             .await
             .unwrap_err();
         assert_eq!(e.code(), "app_not_found");
@@ -375,9 +374,7 @@ fn fr_sys_003_update_retries_a_lost_race() {
             name: Some(AppName::parse("CRM 2").unwrap()),
             ..UpdateApp::default()
         };
-        let out = AppService::update(&p, &op(), &app.id, change, "r")
-            .await
-            .unwrap();
+        let out = apps::update(&p, &op(), &app.id, change, "r").await.unwrap();
         assert_eq!(out.app.version, 3);
         assert!(
             out.app.allowed_origins.is_empty(),
@@ -410,7 +407,7 @@ fn fr_sys_002_issue_returns_the_secret_once_and_stores_only_a_keyed_hash() {
             expires_at: Some(START_MS + 24 * HOUR_MS),
             ..server_key(&["log:write", "flags:read", "flags:read"], Some(&t))
         };
-        let issued = AppService::issue_key(&p, &op(), &app.id, req, "req-key")
+        let issued = apps::issue_key(&p, &op(), &app.id, req, "req-key")
             .await
             .unwrap();
         assert!(issued.cached);
@@ -453,7 +450,7 @@ fn fr_sys_002_issue_returns_the_secret_once_and_stores_only_a_keyed_hash() {
         );
 
         // Listing shows the key without secret or hash.
-        let page = AppService::list_keys(&p, &app.id, &ListKeys::default())
+        let page = apps::list_keys(&p, &app.id, &ListKeys::default())
             .await
             .unwrap();
         assert_eq!(page.items, vec![key.clone()]);
@@ -474,7 +471,7 @@ fn fr_sys_002_issue_refusals() {
     block_on(async {
         let p = wrapped().await;
         let app = register(&p, "CRM").await;
-        let bare = AppService::register(
+        let bare = apps::register(
             &p,
             &op(),
             RegisterApp {
@@ -534,14 +531,14 @@ fn fr_sys_002_issue_refusals() {
             ),
         ];
         for (app_id, req, code) in cases {
-            let e = AppService::issue_key(&p, &op(), app_id, req, "r")
+            let e = apps::issue_key(&p, &op(), app_id, req, "r")
                 .await
                 .unwrap_err();
             assert_eq!(e.code(), code);
         }
         // A tenant pending deletion, and a disabled app: conflicts, audited.
         tenants::delete(&p, &op(), &enabled, "r").await.unwrap();
-        let e = AppService::issue_key(
+        let e = apps::issue_key(
             &p,
             &op(),
             &app.id,
@@ -552,7 +549,7 @@ fn fr_sys_002_issue_refusals() {
         .unwrap_err();
         assert_eq!(e.code(), "tenant_pending_deletion");
         disable_app(&p, &app.id).await;
-        let e = AppService::issue_key(&p, &op(), &app.id, server_key(&["flags:read"], None), "r")
+        let e = apps::issue_key(&p, &op(), &app.id, server_key(&["flags:read"], None), "r")
             .await
             .unwrap_err();
         assert_eq!(e.code(), "app_disabled");
@@ -572,7 +569,7 @@ fn fr_sys_002_issue_refusals() {
             allowed_origins: Some(vec![AllowedOrigin::parse("https://app.example").unwrap()]),
             ..UpdateApp::default()
         };
-        AppService::update(&p, &op(), &bare.id, origins, "r")
+        apps::update(&p, &op(), &bare.id, origins, "r")
             .await
             .unwrap();
         let key = issue(&p, &bare.id, browser(Some(&ok), &["flags:read"])).await;
@@ -591,7 +588,7 @@ fn fr_sys_002_no_pepper_no_keys_in_production() {
         let app = register(&p, "CRM").await;
         let dev_key = issue(&p, &app.id, server_key(&["flags:read"], None)).await;
         p.inner.secrets.set("EDGEPLANE_ENV", "production");
-        let e = AppService::issue_key(&p, &op(), &app.id, server_key(&["flags:read"], None), "r")
+        let e = apps::issue_key(&p, &op(), &app.id, server_key(&["flags:read"], None), "r")
             .await
             .unwrap_err();
         assert_eq!(e.code(), "api_key_pepper_missing");
@@ -604,7 +601,7 @@ fn fr_sys_002_no_pepper_no_keys_in_production() {
         );
         p.inner.secrets.set(PEPPER_SECRET, "too-short");
         assert!(matches!(
-            AppService::issue_key(&p, &op(), &app.id, server_key(&["flags:read"], None), "r").await,
+            apps::issue_key(&p, &op(), &app.id, server_key(&["flags:read"], None), "r").await,
             Err(IssueKeyError::NotConfigured(PepperProblem::TooShort))
         ));
         assert_eq!(rows(&p.inner.sql, "SELECT id FROM api_keys").await.len(), 1);
@@ -639,7 +636,7 @@ fn fr_sys_002_issue_racing_an_app_disable_writes_nothing() {
             "UPDATE apps SET status = 'disabled' WHERE id = '{}'",
             app.id
         ));
-        let e = AppService::issue_key(&p, &op(), &app.id, server_key(&["flags:read"], None), "r")
+        let e = apps::issue_key(&p, &op(), &app.id, server_key(&["flags:read"], None), "r")
             .await
             .unwrap_err();
         assert_eq!(e.code(), "app_disabled");
@@ -833,7 +830,7 @@ fn fr_sys_002_revoke_refuses_the_key_at_once() {
         let keep = issue(&p, &app.id, server_key(&["flags:read"], None)).await;
         auth(&p, &key.secret, Scope::FlagsRead).await.unwrap();
         p.inner.clock.advance(10);
-        let out = AppService::revoke_key(&p, &op(), &app.id, &key.key.id, "req-rev")
+        let out = apps::revoke_key(&p, &op(), &app.id, &key.key.id, "req-rev")
             .await
             .unwrap();
         assert!(out.changed);
@@ -848,7 +845,7 @@ fn fr_sys_002_revoke_refuses_the_key_at_once() {
         assert_eq!(p.take_statements(), 0, "refused from KV");
         auth(&p, &keep.secret, Scope::FlagsRead).await.unwrap();
 
-        let again = AppService::revoke_key(&p, &op(), &app.id, &key.key.id, "r")
+        let again = apps::revoke_key(&p, &op(), &app.id, &key.key.id, "r")
             .await
             .unwrap();
         assert!(!again.changed);
@@ -871,12 +868,12 @@ fn fr_sys_002_revoke_refuses_the_key_at_once() {
 
         // Another app's key, or an unknown one: not found.
         let other = register(&p, "Other").await;
-        let e = AppService::revoke_key(&p, &op(), &other.id, &keep.key.id, "r")
+        let e = apps::revoke_key(&p, &op(), &other.id, &keep.key.id, "r")
             .await
             .unwrap_err();
         assert_eq!(e.code(), "key_not_found");
         let unknown = AppId::parse("00000000-0000-4000-8000-000000000000").unwrap();
-        let e = AppService::revoke_key(&p, &op(), &unknown, &keep.key.id, "r")
+        let e = apps::revoke_key(&p, &op(), &unknown, &keep.key.id, "r")
             .await
             .unwrap_err();
         assert_eq!(e.code(), "app_not_found");
@@ -891,7 +888,7 @@ fn fr_sys_002_failed_revocation_cache_write_is_reported_and_repaired() {
         let app = register(&p, "CRM").await;
         let key = issue(&p, &app.id, server_key(&["flags:read"], None)).await;
         p.kv.fail.set(true);
-        let out = AppService::revoke_key(&p, &op(), &app.id, &key.key.id, "r")
+        let out = apps::revoke_key(&p, &op(), &app.id, &key.key.id, "r")
             .await
             .unwrap();
         assert!(out.changed);
@@ -899,7 +896,7 @@ fn fr_sys_002_failed_revocation_cache_write_is_reported_and_repaired() {
         // The stale record still admits the key: this is what the 503 tells the operator.
         assert!(auth(&p, &key.secret, Scope::FlagsRead).await.is_ok());
         p.kv.fail.set(false);
-        let again = AppService::revoke_key(&p, &op(), &app.id, &key.key.id, "r")
+        let again = apps::revoke_key(&p, &op(), &app.id, &key.key.id, "r")
             .await
             .unwrap();
         assert!(!again.changed);
@@ -933,7 +930,7 @@ fn fr_sys_003_disabling_an_app_refuses_every_key_at_once() {
             status: Some(AppStatus::Disabled),
             ..UpdateApp::default()
         };
-        let out = AppService::update(&p, &op(), &app.id, disable.clone(), "req-dis")
+        let out = apps::update(&p, &op(), &app.id, disable.clone(), "req-dis")
             .await
             .unwrap();
         assert!(out.changed);
@@ -962,7 +959,7 @@ fn fr_sys_003_disabling_an_app_refuses_every_key_at_once() {
 
         // Repeating it changes nothing and rewrites the marker (repairing a lost write).
         p.inner.kv.delete(&app_marker_key(&app.id)).await.unwrap();
-        let again = AppService::update(&p, &op(), &app.id, disable, "r")
+        let again = apps::update(&p, &op(), &app.id, disable, "r")
             .await
             .unwrap();
         assert!(!again.changed);
@@ -978,9 +975,7 @@ fn fr_sys_003_disabling_an_app_refuses_every_key_at_once() {
             status: Some(AppStatus::Active),
             ..UpdateApp::default()
         };
-        AppService::update(&p, &op(), &app.id, enable, "r")
-            .await
-            .unwrap();
+        apps::update(&p, &op(), &app.id, enable, "r").await.unwrap();
         assert!(p
             .inner
             .kv
@@ -1008,12 +1003,12 @@ fn fr_sys_003_failed_marker_write_is_reported() {
             status: Some(AppStatus::Disabled),
             ..UpdateApp::default()
         };
-        let out = AppService::update(&p, &op(), &app.id, disable.clone(), "r")
+        let out = apps::update(&p, &op(), &app.id, disable.clone(), "r")
             .await
             .unwrap();
         assert!(out.changed && matches!(out.edge, EdgeSync::Pending { .. }));
         p.kv.fail.set(false);
-        let again = AppService::update(&p, &op(), &app.id, disable, "r")
+        let again = apps::update(&p, &op(), &app.id, disable, "r")
             .await
             .unwrap();
         assert_eq!((again.changed, again.edge), (false, EdgeSync::Synced));
@@ -1055,7 +1050,7 @@ fn tenant_app_links_enable_disable_and_refuse_bound_keys() {
         let app = register(&p, "CRM").await;
         let t = tenant(&p, "acme", &[]).await;
         let u = tenant(&p, "umbrella", &[&app.id]).await;
-        let e = AppService::issue_key(
+        let e = apps::issue_key(
             &p,
             &op(),
             &app.id,
@@ -1066,7 +1061,7 @@ fn tenant_app_links_enable_disable_and_refuse_bound_keys() {
         .unwrap_err();
         assert_eq!(e.code(), "app_not_enabled_for_tenant");
 
-        let on = AppService::enable_for_tenant(&p, &op(), &t, &app.id, "req-on")
+        let on = apps::enable_for_tenant(&p, &op(), &t, &app.id, "req-on")
             .await
             .unwrap();
         assert!(on.changed && on.link.enabled);
@@ -1077,7 +1072,7 @@ fn tenant_app_links_enable_disable_and_refuse_bound_keys() {
             row.text("resource").unwrap(),
             format!("tenant_app:{t}:{}", app.id)
         );
-        let again = AppService::enable_for_tenant(&p, &op(), &t, &app.id, "r")
+        let again = apps::enable_for_tenant(&p, &op(), &t, &app.id, "r")
             .await
             .unwrap();
         assert!(!again.changed);
@@ -1086,7 +1081,7 @@ fn tenant_app_links_enable_disable_and_refuse_bound_keys() {
         let other = issue(&p, &app.id, server_key(&["flags:read"], Some(&u))).await;
         auth(&p, &key.secret, Scope::FlagsRead).await.unwrap();
 
-        let off = AppService::disable_for_tenant(&p, &op(), &t, &app.id, "req-off")
+        let off = apps::disable_for_tenant(&p, &op(), &t, &app.id, "req-off")
             .await
             .unwrap();
         assert!(off.changed && !off.link.enabled);
@@ -1101,7 +1096,7 @@ fn tenant_app_links_enable_disable_and_refuse_bound_keys() {
             "refused from the rewritten KV record"
         );
         auth(&p, &other.secret, Scope::FlagsRead).await.unwrap();
-        let twice = AppService::disable_for_tenant(&p, &op(), &t, &app.id, "r")
+        let twice = apps::disable_for_tenant(&p, &op(), &t, &app.id, "r")
             .await
             .unwrap();
         assert!(!twice.changed);
@@ -1111,7 +1106,7 @@ fn tenant_app_links_enable_disable_and_refuse_bound_keys() {
             auth(&p, &key.secret, Scope::FlagsRead).await.unwrap_err(),
             AppKeyError::AppNotEnabledForTenant
         );
-        AppService::enable_for_tenant(&p, &op(), &t, &app.id, "r")
+        apps::enable_for_tenant(&p, &op(), &t, &app.id, "r")
             .await
             .unwrap();
         auth(&p, &key.secret, Scope::FlagsRead).await.unwrap();
@@ -1146,14 +1141,14 @@ fn tenant_app_link_refusals() {
         let unknown_a = AppId::parse("00000000-0000-4000-8000-000000000000").unwrap();
         let code = |r: Result<TenantAppChange, EnableTenantAppError>| r.unwrap_err().code();
         assert_eq!(
-            code(AppService::enable_for_tenant(&p, &op(), &unknown_t, &app.id, "r").await),
+            code(apps::enable_for_tenant(&p, &op(), &unknown_t, &app.id, "r").await),
             "tenant_not_found"
         );
         assert_eq!(
-            code(AppService::enable_for_tenant(&p, &op(), &t, &unknown_a, "r").await),
+            code(apps::enable_for_tenant(&p, &op(), &t, &unknown_a, "r").await),
             "app_not_found"
         );
-        let e = AppService::disable_for_tenant(&p, &op(), &t, &app.id, "r")
+        let e = apps::disable_for_tenant(&p, &op(), &t, &app.id, "r")
             .await
             .unwrap_err();
         assert_eq!(e.code(), "app_not_linked");
@@ -1161,12 +1156,12 @@ fn tenant_app_link_refusals() {
         let disabled = register(&p, "Old").await;
         disable_app(&p, &disabled.id).await;
         assert_eq!(
-            code(AppService::enable_for_tenant(&p, &op(), &t, &disabled.id, "r").await),
+            code(apps::enable_for_tenant(&p, &op(), &t, &disabled.id, "r").await),
             "app_disabled"
         );
         tenants::delete(&p, &op(), &t, "r").await.unwrap();
         assert_eq!(
-            code(AppService::enable_for_tenant(&p, &op(), &t, &app.id, "r").await),
+            code(apps::enable_for_tenant(&p, &op(), &t, &app.id, "r").await),
             "tenant_pending_deletion"
         );
         let failures = audit_trail(&p)
@@ -1182,10 +1177,10 @@ fn tenant_app_link_refusals() {
             ))
             .unwrap();
         assert_eq!(
-            code(AppService::enable_for_tenant(&p, &op(), &t, &app.id, "r").await),
+            code(apps::enable_for_tenant(&p, &op(), &t, &app.id, "r").await),
             "tenant_gone"
         );
-        let e = AppService::disable_for_tenant(&p, &op(), &t, &app.id, "r")
+        let e = apps::disable_for_tenant(&p, &op(), &t, &app.id, "r")
             .await
             .unwrap_err();
         assert_eq!(e.code(), "tenant_gone");
@@ -1217,7 +1212,7 @@ fn keys_list_pages_and_is_per_app() {
         };
         let mut seen = Vec::new();
         loop {
-            let page = AppService::list_keys(&p, &app.id, &req).await.unwrap();
+            let page = apps::list_keys(&p, &app.id, &req).await.unwrap();
             seen.extend(page.items.into_iter().map(|k| k.id));
             match page.next_cursor {
                 Some(c) => req.cursor = Some(c),
@@ -1226,7 +1221,7 @@ fn keys_list_pages_and_is_per_app() {
         }
         assert_eq!(seen, ids);
         let unknown = AppId::parse("00000000-0000-4000-8000-000000000000").unwrap();
-        let e = AppService::list_keys(&p, &unknown, &ListKeys::default())
+        let e = apps::list_keys(&p, &unknown, &ListKeys::default())
             .await
             .unwrap_err();
         assert_eq!(e.code(), "app_not_found");
@@ -1241,14 +1236,14 @@ fn fr_log_003_every_change_is_audited_without_secrets() {
         let p = wrapped().await;
         let app = register(&p, "CRM").await;
         let t = tenant(&p, "acme", &[]).await;
-        AppService::enable_for_tenant(&p, &op(), &t, &app.id, "r")
+        apps::enable_for_tenant(&p, &op(), &t, &app.id, "r")
             .await
             .unwrap();
         let key = issue(&p, &app.id, server_key(&["flags:read"], Some(&t))).await;
-        AppService::revoke_key(&p, &op(), &app.id, &key.key.id, "r")
+        apps::revoke_key(&p, &op(), &app.id, &key.key.id, "r")
             .await
             .unwrap();
-        AppService::disable_for_tenant(&p, &op(), &t, &app.id, "r")
+        apps::disable_for_tenant(&p, &op(), &t, &app.id, "r")
             .await
             .unwrap();
         let rename = UpdateApp {
@@ -1256,9 +1251,7 @@ fn fr_log_003_every_change_is_audited_without_secrets() {
             status: Some(AppStatus::Disabled),
             ..UpdateApp::default()
         };
-        AppService::update(&p, &op(), &app.id, rename, "r")
-            .await
-            .unwrap();
+        apps::update(&p, &op(), &app.id, rename, "r").await.unwrap();
         let actions: Vec<String> = audit_trail(&p)
             .await
             .into_iter()
@@ -1305,7 +1298,7 @@ fn fr_sys_002_a_revocation_elsewhere_is_seen_within_a_second() {
         p.inner.clock.advance(crate::edge::FRESHNESS_MS);
         auth(&p, &key.secret, Scope::FlagsRead).await.unwrap();
         crate::edge::in_other_isolate(async {
-            AppService::revoke_key(&p, &op(), &app.id, &key.key.id, "r")
+            apps::revoke_key(&p, &op(), &app.id, &key.key.id, "r")
                 .await
                 .unwrap();
             assert_eq!(

@@ -6,8 +6,7 @@ use serde_json::{json, Map};
 use super::model::{to_json_list, AllowedOrigin, App, AppId, AppName, AppStatus, RedirectUri};
 use super::register::to_list;
 use super::{
-    audit_if, load, name_taken, origins_cache_key, resource, write_marker, AppService, Guard,
-    MAX_ATTEMPTS,
+    audit_if, load, name_taken, origins_cache_key, resource, write_marker, Guard, MAX_ATTEMPTS,
 };
 use crate::audit::{self, Actor, AuditRecord};
 use crate::kernel::ErrorKind;
@@ -87,55 +86,53 @@ impl UpdateAppError {
 
 crate::kernel::domain_errors!(UpdateAppError);
 
-impl AppService {
-    /// Applies a change (FR-SYS-003). One guarded batch writes the app (version bumped) with
-    /// `app.update` for configuration changes (old and new values) and `app.disable` or
-    /// `app.enable` for a status change; then, if a status was named, the marker
-    /// `app:{id}:status` is written (`disabled`) or deleted (active), so every key of a disabled
-    /// app is refused at the edge without touching the keys.
-    pub async fn update<P: Platform>(
-        p: &P,
-        actor: &Actor,
-        id: &AppId,
-        req: UpdateApp,
-        request_id: &str,
-    ) -> Result<UpdateAppOutcome, UpdateAppError> {
-        for _ in 0..MAX_ATTEMPTS {
-            let app = load(p, id)
-                .await?
-                .ok_or_else(|| UpdateAppError::NotFound { id: id.clone() })?;
-            let diff = req.differing_from(&app);
-            if diff.is_empty() {
-                let edge = status_marker(p, id, req.status).await;
-                return Ok(UpdateAppOutcome {
-                    app,
-                    changed: false,
-                    edge,
-                });
-            }
-            if let Some(n) = &diff.name {
-                // Case-only renames of itself are fine; another app's name is not.
-                if name_taken(p, n, Some(id)).await? {
-                    return Err(refuse_name(p, actor, request_id, id, n).await);
-                }
-            }
-            let now = p.clock().now_ms();
-            let mut stmts = update_audit(p, actor, &app, &diff, now, request_id);
-            let origins_changed = diff.allowed_origins.is_some();
-            let updated = diff.applied_to(&app, now);
-            stmts.push(update_stmt(&app, &updated, now));
-            if !write_update(p, actor, request_id, stmts, &updated).await? {
-                continue;
-            }
-            let edge = sync_edge(p, id, req.status, origins_changed).await;
+/// Applies a change (FR-SYS-003). One guarded batch writes the app (version bumped) with
+/// `app.update` for configuration changes (old and new values) and `app.disable` or
+/// `app.enable` for a status change; then, if a status was named, the marker
+/// `app:{id}:status` is written (`disabled`) or deleted (active), so every key of a disabled
+/// app is refused at the edge without touching the keys.
+pub async fn update<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    id: &AppId,
+    req: UpdateApp,
+    request_id: &str,
+) -> Result<UpdateAppOutcome, UpdateAppError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let app = load(p, id)
+            .await?
+            .ok_or_else(|| UpdateAppError::NotFound { id: id.clone() })?;
+        let diff = req.differing_from(&app);
+        if diff.is_empty() {
+            let edge = status_marker(p, id, req.status).await;
             return Ok(UpdateAppOutcome {
-                app: updated,
-                changed: true,
+                app,
+                changed: false,
                 edge,
             });
         }
-        Err(UpdateAppError::ConcurrentChange)
+        if let Some(n) = &diff.name {
+            // Case-only renames of itself are fine; another app's name is not.
+            if name_taken(p, n, Some(id)).await? {
+                return Err(refuse_name(p, actor, request_id, id, n).await);
+            }
+        }
+        let now = p.clock().now_ms();
+        let mut stmts = update_audit(p, actor, &app, &diff, now, request_id);
+        let origins_changed = diff.allowed_origins.is_some();
+        let updated = diff.applied_to(&app, now);
+        stmts.push(update_stmt(&app, &updated, now));
+        if !write_update(p, actor, request_id, stmts, &updated).await? {
+            continue;
+        }
+        let edge = sync_edge(p, id, req.status, origins_changed).await;
+        return Ok(UpdateAppOutcome {
+            app: updated,
+            changed: true,
+            edge,
+        });
     }
+    Err(UpdateAppError::ConcurrentChange)
 }
 
 impl UpdateApp {

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::snapshot::{self, snapshot_key, Published, Snapshot};
 use super::*;
-use crate::apps::{AppId, AppService};
+use crate::apps::{self, AppId};
 use crate::audit::Actor;
 use crate::ports::{Kv, Sql, Stmt};
 use crate::tenants::{self, Email, Plan, ProvisionTenant, TenantDomain, TenantId, TenantName};
@@ -382,12 +382,12 @@ fn the_snapshot_follows_the_tenant_apps() {
         seed(&p);
         let t = tenant(&p, "acme").await;
         let hr = AppId::parse(HR).unwrap();
-        AppService::enable_for_tenant(&p, &op(), &t, &hr, "r")
+        apps::enable_for_tenant(&p, &op(), &t, &hr, "r")
             .await
             .unwrap();
         let snap = kv_snapshot(&p.kv, &t).await.unwrap();
         assert!(snap.serves_app(&hr));
-        AppService::disable_for_tenant(&p, &op(), &t, &hr, "r")
+        apps::disable_for_tenant(&p, &op(), &t, &hr, "r")
             .await
             .unwrap();
         let later = kv_snapshot(&p.kv, &t).await.unwrap();

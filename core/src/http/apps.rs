@@ -9,8 +9,8 @@ use utoipa::{PartialSchema, ToSchema};
 use super::reply::{no_content, Edge};
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::apps::{
-    authenticate_app_key, model::parse_list, AllowedOrigin, ApiKey, App, AppId, AppKeyPrincipal,
-    AppName, AppService, AppStatus, IssueKey, KeyId, KeyKind, KeyName, KeyStatus, ListApps,
+    self, authenticate_app_key, model::parse_list, AllowedOrigin, ApiKey, App, AppId,
+    AppKeyPrincipal, AppName, AppStatus, IssueKey, KeyId, KeyKind, KeyName, KeyStatus, ListApps,
     ListKeys, RedirectUri, RegisterApp, Scope, ScopeSet, TenantAppChange, UpdateApp,
 };
 use crate::audit::Actor;
@@ -202,7 +202,7 @@ pub(super) async fn register<P: Platform>(
             AllowedOrigin::parse,
         )?,
     };
-    let app = AppService::register(
+    let app = apps::register(
         ctx.platform,
         &Actor::operator(&operator.user_id),
         cmd,
@@ -242,7 +242,7 @@ pub(super) async fn list<P: Platform>(
             }
         }
     }
-    let page = AppService::list(ctx.platform, &query)
+    let page = apps::list(ctx.platform, &query)
         .await
         .map_err(|e| ApiError::from(&e))?;
     json::response(
@@ -260,7 +260,7 @@ pub(super) async fn get<P: Platform>(
     _caller: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
     let id = app_id(ctx, "id")?;
-    let app = AppService::get(ctx.platform, &id)
+    let app = apps::get(ctx.platform, &id)
         .await
         .map_err(|e| ApiError::from(&e))?;
     json::response(StatusCode::OK, &app)
@@ -294,7 +294,7 @@ pub(super) async fn update<P: Platform>(
             })
             .transpose()?,
     };
-    let outcome = AppService::update(
+    let outcome = apps::update(
         ctx.platform,
         &Actor::operator(&operator.user_id),
         &id,
@@ -350,7 +350,7 @@ pub(super) async fn issue_key<P: Platform>(
     if let Some(t) = &cmd.tenant_id {
         ctx.tenant_id = Some(t.as_str().to_owned());
     }
-    let issued = AppService::issue_key(
+    let issued = apps::issue_key(
         ctx.platform,
         &Actor::operator(&operator.user_id),
         &id,
@@ -395,7 +395,7 @@ pub(super) async fn list_keys<P: Platform>(
             }
         }
     }
-    let page = AppService::list_keys(ctx.platform, &id, &query)
+    let page = apps::list_keys(ctx.platform, &id, &query)
         .await
         .map_err(|e| ApiError::from(&e))?;
     let now = ctx.platform.clock().now_ms();
@@ -424,7 +424,7 @@ pub(super) async fn revoke_key<P: Platform>(
     let id = app_id(ctx, "id")?;
     let key_id = KeyId::parse(ctx.param("key_id"))
         .map_err(|_| ApiError::not_found("The app has no key with this id."))?;
-    let outcome = AppService::revoke_key(
+    let outcome = apps::revoke_key(
         ctx.platform,
         &Actor::operator(&operator.user_id),
         &id,
@@ -451,7 +451,7 @@ pub(super) async fn enable_for_tenant<P: Platform>(
 ) -> Result<Response, ApiError> {
     let tenant = tenant_id(ctx)?;
     let app = app_id(ctx, "app_id")?;
-    let change = AppService::enable_for_tenant(
+    let change = apps::enable_for_tenant(
         ctx.platform,
         &Actor::operator(&operator.user_id),
         &tenant,
@@ -490,7 +490,7 @@ pub(super) async fn disable_for_tenant<P: Platform>(
 ) -> Result<Response, ApiError> {
     let tenant = tenant_id(ctx)?;
     let app = app_id(ctx, "app_id")?;
-    let change = AppService::disable_for_tenant(
+    let change = apps::disable_for_tenant(
         ctx.platform,
         &Actor::operator(&operator.user_id),
         &tenant,
@@ -623,7 +623,7 @@ mod tests {
             let p = TestPlatform::new().await;
             p.secrets.set("EDGEPLANE_ENV", "development");
             let op = Actor::operator("op-1");
-            let app = AppService::register(
+            let app = apps::register(
                 &p,
                 &op,
                 RegisterApp {
@@ -635,7 +635,7 @@ mod tests {
             )
             .await
             .unwrap();
-            let issued = AppService::issue_key(
+            let issued = apps::issue_key(
                 &p,
                 &op,
                 &app.id,

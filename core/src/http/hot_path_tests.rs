@@ -8,7 +8,7 @@ use futures_executor::block_on;
 use serde_json::{json, Value};
 
 use super::{handle, Request, Response};
-use crate::apps::{AllowedOrigin, AppName, AppService, IssueKey, KeyKind, RegisterApp, ScopeSet};
+use crate::apps::{self, AllowedOrigin, AppName, IssueKey, KeyKind, RegisterApp, ScopeSet};
 use crate::audit::Actor;
 use crate::edge::{self, FRESHNESS_MS, PROPAGATION_MS};
 use crate::flags::{FlagDefinition, FlagKey, FlagService, FlagType};
@@ -81,7 +81,7 @@ async fn warm_edge() -> Edge {
         .secrets
         .set(MASTER_KEY_SECRET, &STANDARD.encode([3u8; 32]));
     let p = FaultyPlatform::over(inner);
-    let app = AppService::register(
+    let app = apps::register(
         &p,
         &op(),
         RegisterApp {
@@ -93,7 +93,7 @@ async fn warm_edge() -> Edge {
     )
     .await
     .unwrap();
-    let issued = AppService::issue_key(
+    let issued = apps::issue_key(
         &p,
         &op(),
         &app.id,

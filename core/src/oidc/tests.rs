@@ -6,7 +6,7 @@ use futures_executor::block_on;
 
 use super::client::{authenticate_client, ClientAuthError};
 use super::*;
-use crate::apps::{AppName, AppService, RedirectUri, RegisterApp};
+use crate::apps::{self, AppName, RedirectUri, RegisterApp};
 use crate::audit::Actor;
 use crate::ports::{Row, Sql, Stmt};
 use crate::signin::{check_token_with, introspect, AccessError};
@@ -34,7 +34,7 @@ async fn fixture() -> Fixture {
     p.secrets
         .set(MASTER_KEY_SECRET, &STANDARD.encode([5u8; 32]));
     p.secrets.set("EDGEPLANE_ENV", "development");
-    let app = AppService::register(
+    let app = apps::register(
         &p,
         &Actor::operator("op-1"),
         RegisterApp {
