@@ -1,7 +1,7 @@
 //! Feature flags per tenant (FR-FLAG-001 configuration, FR-FLAG-002 delivery): definitions and
 //! their checks ([`model`]), the pure evaluation with targeting rules and deterministic
 //! percentage rollouts ([`eval`]), the per-tenant snapshot served from KV ([`snapshot`]), and the
-//! operators' changes ([`FlagService`]).
+//! operators' changes ([`set_flag`], [`remove_flag`]).
 //!
 //! # Delivery
 //! D1 is the truth. Every change bumps `tenants.flags_version` in the same batch as the flag
@@ -32,6 +32,7 @@ pub use eval::{bucket, evaluate, Context, EvalError, Reason, Resolution};
 pub use model::{Flag, FlagDefinition, FlagKey, FlagType, InvalidFlag, Rule};
 pub use plans::{PlanFlag, PlanFlagChange, PlanFlagError, PlanFlagService};
 pub use service::{
-    FlagChange, FlagRecord, FlagService, FlagSet, ListFlagsError, RemoveFlagError, SetFlagError,
+    list_flags, remove_flag, republish, set_flag, FlagChange, FlagRecord, FlagSet, ListFlagsError,
+    RemoveFlagError, SetFlagError,
 };
 pub use snapshot::{PublishError, Published, Snapshot};

@@ -17,10 +17,6 @@ use crate::ports::{Clock, Platform, Sql, SqlError, Stmt};
 /// How often a change that lost a race is re-read and retried.
 const MAX_ATTEMPTS: usize = 3;
 
-/// The flag use cases.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FlagService;
-
 /// A flag as operators see it: the definition and its bookkeeping.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct FlagRecord {
@@ -379,156 +375,151 @@ fn audit_view(r: &FlagRecord) -> Value {
     })
 }
 
-impl FlagService {
-    /// The tenant's flags (D1, the truth), by key. Purged tenants answer `TenantGone`.
-    pub async fn list<P: Platform>(p: &P, tenant: &TenantId) -> Result<FlagSet, ListFlagsError> {
-        let Some(state) = tenant_state(p, tenant).await? else {
-            return Err(ListFlagsError::TenantNotFound { id: tenant.clone() });
+/// The tenant's flags (D1, the truth), by key. Purged tenants answer `TenantGone`.
+pub async fn list_flags<P: Platform>(p: &P, tenant: &TenantId) -> Result<FlagSet, ListFlagsError> {
+    let Some(state) = tenant_state(p, tenant).await? else {
+        return Err(ListFlagsError::TenantNotFound { id: tenant.clone() });
+    };
+    if state.status == "deleted" {
+        return Err(ListFlagsError::TenantGone { id: tenant.clone() });
+    }
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(concat!(
+                "SELECT ",
+                flag_columns!(),
+                " FROM feature_flags WHERE tenant_id = ?1 ORDER BY key"
+            ))
+            .bind(tenant.as_str()),
+        )
+        .await?;
+    Ok(FlagSet {
+        tenant_id: tenant.clone(),
+        version: state.flags_version,
+        flags: rows.iter().map(record_from_row).collect::<Result<_, _>>()?,
+    })
+}
+
+/// Sets a flag (creates it or replaces its definition), marking it overridden so a plan
+/// change leaves it alone. Audited as `flag.create` or `flag.update` with the old and new
+/// definition. Setting the same definition again still counts as a change (new version).
+pub async fn set_flag<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    tenant: &TenantId,
+    key: &FlagKey,
+    def: &FlagDefinition,
+    request_id: &str,
+) -> Result<FlagChange, SetFlagError> {
+    let rules = serde_json::to_string(&def.rules)
+        .map_err(|e| SqlError::Other(format!("cannot serialise rules: {e}")))?;
+    let value = def.value.to_string();
+    for _ in 0..MAX_ATTEMPTS {
+        let state = writable_state(p, tenant).await?;
+        let old = load_flag(p, tenant, key).await?;
+        if old.is_none() {
+            check_room(p, tenant).await?;
+        }
+        let now = p.clock().now_ms();
+        let new = new_record(actor, key, def, old.as_ref(), now);
+        let rec = set_audit(actor, tenant, &new, old.as_ref(), request_id);
+        let stmts = set_stmts(p, tenant, state.flags_version, &new, &rec, &rules, &value);
+        let counts = p.sql().batch(stmts).await?;
+        if counts.last().copied() != Some(1) {
+            continue;
+        }
+        let edge = snapshot::publish(p, tenant).await.map(|_| ());
+        return Ok(FlagChange {
+            created_or_reverted: old.is_none(),
+            flag: Some(new),
+            set_version: state.flags_version + 1,
+            edge,
+        });
+    }
+    Err(SetFlagError::ConcurrentChange)
+}
+
+/// Removes a tenant's flag. If the tenant's plan has a default for the key, the flag reverts
+/// to that default (not overridden) instead of disappearing. Audited as `flag.delete`.
+pub async fn remove_flag<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    tenant: &TenantId,
+    key: &FlagKey,
+    request_id: &str,
+) -> Result<FlagChange, RemoveFlagError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let state = writable_state(p, tenant).await?;
+        let Some(old) = load_flag(p, tenant, key).await? else {
+            return Err(RemoveFlagError::FlagNotFound { key: key.clone() });
         };
-        if state.status == "deleted" {
-            return Err(ListFlagsError::TenantGone { id: tenant.clone() });
-        }
-        let rows = p
-            .sql()
-            .query(
-                Stmt::new(concat!(
-                    "SELECT ",
-                    flag_columns!(),
-                    " FROM feature_flags WHERE tenant_id = ?1 ORDER BY key"
-                ))
-                .bind(tenant.as_str()),
-            )
-            .await?;
-        Ok(FlagSet {
-            tenant_id: tenant.clone(),
-            version: state.flags_version,
-            flags: rows.iter().map(record_from_row).collect::<Result<_, _>>()?,
-        })
-    }
-
-    /// Sets a flag (creates it or replaces its definition), marking it overridden so a plan
-    /// change leaves it alone. Audited as `flag.create` or `flag.update` with the old and new
-    /// definition. Setting the same definition again still counts as a change (new version).
-    pub async fn set<P: Platform>(
-        p: &P,
-        actor: &Actor,
-        tenant: &TenantId,
-        key: &FlagKey,
-        def: &FlagDefinition,
-        request_id: &str,
-    ) -> Result<FlagChange, SetFlagError> {
-        let rules = serde_json::to_string(&def.rules)
-            .map_err(|e| SqlError::Other(format!("cannot serialise rules: {e}")))?;
-        let value = def.value.to_string();
-        for _ in 0..MAX_ATTEMPTS {
-            let state = writable_state(p, tenant).await?;
-            let old = load_flag(p, tenant, key).await?;
-            if old.is_none() {
-                check_room(p, tenant).await?;
-            }
-            let now = p.clock().now_ms();
-            let new = new_record(actor, key, def, old.as_ref(), now);
-            let rec = set_audit(actor, tenant, &new, old.as_ref(), request_id);
-            let stmts = set_stmts(p, tenant, state.flags_version, &new, &rec, &rules, &value);
-            let counts = p.sql().batch(stmts).await?;
-            if counts.last().copied() != Some(1) {
-                continue;
-            }
-            let edge = snapshot::publish(p, tenant).await.map(|_| ());
-            return Ok(FlagChange {
-                created_or_reverted: old.is_none(),
-                flag: Some(new),
-                set_version: state.flags_version + 1,
-                edge,
-            });
-        }
-        Err(SetFlagError::ConcurrentChange)
-    }
-
-    /// Removes a tenant's flag. If the tenant's plan has a default for the key, the flag reverts
-    /// to that default (not overridden) instead of disappearing. Audited as `flag.delete`.
-    pub async fn remove<P: Platform>(
-        p: &P,
-        actor: &Actor,
-        tenant: &TenantId,
-        key: &FlagKey,
-        request_id: &str,
-    ) -> Result<FlagChange, RemoveFlagError> {
-        for _ in 0..MAX_ATTEMPTS {
-            let state = writable_state(p, tenant).await?;
-            let Some(old) = load_flag(p, tenant, key).await? else {
-                return Err(RemoveFlagError::FlagNotFound { key: key.clone() });
-            };
-            let now = p.clock().now_ms();
-            let rec = AuditRecord::success(
-                "flag.delete",
-                actor,
-                Some(tenant.as_str()),
-                format!("flag:{tenant}/{key}"),
-                Some(request_id),
-            )
-            .with("key", key.as_str())
-            .with("old", audit_view(&old));
-            // As in `set`: every statement runs only while the flag-set version is the one
-            // read above, and the bump comes last.
-            let event_id = audit::new_event_id(p);
-            let stmts = vec![
-                audit_if_unchanged(tenant, state.flags_version, &rec, &event_id, now),
-                Stmt::new(concat!(
-                    "DELETE FROM feature_flags WHERE tenant_id = ?1 AND key = ?3 AND ",
-                    unchanged_set!()
-                ))
-                .bind(tenant.as_str())
-                .bind(state.flags_version)
-                .bind(key.as_str()),
-                // The plan default comes back, one version above the removed flag, so any
-                // cache keyed by the flag version sees a change.
-                Stmt::new(
-                    "INSERT INTO feature_flags (id, tenant_id, key, type, value, enabled,
+        let now = p.clock().now_ms();
+        let rec = AuditRecord::success(
+            "flag.delete",
+            actor,
+            Some(tenant.as_str()),
+            format!("flag:{tenant}/{key}"),
+            Some(request_id),
+        )
+        .with("key", key.as_str())
+        .with("old", audit_view(&old));
+        // As in `set_flag`: every statement runs only while the flag-set version is the one
+        // read above, and the bump comes last.
+        let event_id = audit::new_event_id(p);
+        let stmts = vec![
+            audit_if_unchanged(tenant, state.flags_version, &rec, &event_id, now),
+            Stmt::new(concat!(
+                "DELETE FROM feature_flags WHERE tenant_id = ?1 AND key = ?3 AND ",
+                unchanged_set!()
+            ))
+            .bind(tenant.as_str())
+            .bind(state.flags_version)
+            .bind(key.as_str()),
+            // The plan default comes back, one version above the removed flag, so any
+            // cache keyed by the flag version sees a change.
+            Stmt::new(
+                "INSERT INTO feature_flags (id, tenant_id, key, type, value, enabled,
                        description, rules, overridden, version, created_at, updated_at, updated_by)
                      SELECT ?4, ?1, d.key, d.type, d.value, d.enabled, d.description, '[]', 0,
                        ?5, ?6, ?6, ?7
                      FROM plan_default_flags d JOIN tenants t ON t.plan = d.plan
                      WHERE t.id = ?1 AND t.flags_version = ?2 AND d.key = ?3",
-                )
-                .bind(tenant.as_str())
-                .bind(state.flags_version)
-                .bind(key.as_str())
-                .bind(ids::new_id(p.random()))
-                .bind(old.flag.version + 1)
-                .bind(now)
-                .bind(actor.id.as_str()),
-                bump_set_version(tenant, state.flags_version),
-            ];
-            let counts = p.sql().batch(stmts).await?;
-            if counts.last().copied() != Some(1) {
-                continue;
-            }
-            let reverted = counts.get(2).copied() == Some(1);
-            let flag = if reverted {
-                load_flag(p, tenant, key).await?
-            } else {
-                None
-            };
-            let edge = snapshot::publish(p, tenant).await.map(|_| ());
-            return Ok(FlagChange {
-                flag,
-                set_version: state.flags_version + 1,
-                created_or_reverted: reverted,
-                edge,
-            });
+            )
+            .bind(tenant.as_str())
+            .bind(state.flags_version)
+            .bind(key.as_str())
+            .bind(ids::new_id(p.random()))
+            .bind(old.flag.version + 1)
+            .bind(now)
+            .bind(actor.id.as_str()),
+            bump_set_version(tenant, state.flags_version),
+        ];
+        let counts = p.sql().batch(stmts).await?;
+        if counts.last().copied() != Some(1) {
+            continue;
         }
-        Err(RemoveFlagError::ConcurrentChange)
+        let reverted = counts.get(2).copied() == Some(1);
+        let flag = if reverted {
+            load_flag(p, tenant, key).await?
+        } else {
+            None
+        };
+        let edge = snapshot::publish(p, tenant).await.map(|_| ());
+        return Ok(FlagChange {
+            flag,
+            set_version: state.flags_version + 1,
+            created_or_reverted: reverted,
+            edge,
+        });
     }
+    Err(RemoveFlagError::ConcurrentChange)
+}
 
-    /// Publishes the tenant's snapshot (after any change of its flags, plan or apps made
-    /// elsewhere). Failures are for the log: the reconciler cron repairs them.
-    pub async fn republish<P: Platform>(
-        p: &P,
-        tenant: &TenantId,
-    ) -> Result<Published, PublishError> {
-        snapshot::publish(p, tenant).await
-    }
+/// Publishes the tenant's snapshot (after any change of its flags, plan or apps made
+/// elsewhere). Failures are for the log: the reconciler cron repairs them.
+pub async fn republish<P: Platform>(p: &P, tenant: &TenantId) -> Result<Published, PublishError> {
+    snapshot::publish(p, tenant).await
 }
 
 /// Refuses a new flag past the per-tenant limit.

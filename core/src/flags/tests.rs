@@ -8,6 +8,7 @@ use super::snapshot::{self, snapshot_key, Published, Snapshot};
 use super::*;
 use crate::apps::{self, AppId};
 use crate::audit::Actor;
+use crate::flags;
 use crate::ports::{Kv, Sql, Stmt};
 use crate::tenants::{self, Email, Plan, ProvisionTenant, TenantDomain, TenantId, TenantName};
 use crate::testing::{FaultyPlatform, TestPlatform};
@@ -102,7 +103,7 @@ fn fr_flag_001_set_versions_audits_and_publishes() {
         assert_eq!(keys, ["max_users", "sso"]);
         assert_eq!(snap.apps, vec![AppId::parse(CRM).unwrap()]);
 
-        let created = FlagService::set(
+        let created = flags::set_flag(
             &p,
             &op(),
             &t,
@@ -117,7 +118,7 @@ fn fr_flag_001_set_versions_audits_and_publishes() {
         let v1 = created.set_version;
         assert_eq!(versions(&p, &t).await, (v1, v1));
 
-        let replaced = FlagService::set(
+        let replaced = flags::set_flag(
             &p,
             &op(),
             &t,
@@ -162,7 +163,7 @@ fn remove_reverts_to_the_plan_default() {
         let p = TestPlatform::new().await;
         seed(&p);
         let t = tenant(&p, "acme").await;
-        FlagService::set(
+        flags::set_flag(
             &p,
             &op(),
             &t,
@@ -172,7 +173,7 @@ fn remove_reverts_to_the_plan_default() {
         )
         .await
         .unwrap();
-        let set = FlagService::list(&p, &t).await.unwrap();
+        let set = flags::list_flags(&p, &t).await.unwrap();
         let sso = set
             .flags
             .iter()
@@ -180,7 +181,7 @@ fn remove_reverts_to_the_plan_default() {
             .unwrap();
         assert!(sso.overridden);
 
-        let reverted = FlagService::remove(&p, &op(), &t, &key("sso"), "r")
+        let reverted = flags::remove_flag(&p, &op(), &t, &key("sso"), "r")
             .await
             .unwrap();
         assert!(reverted.created_or_reverted);
@@ -199,7 +200,7 @@ fn remove_reverts_to_the_plan_default() {
             json!(false)
         );
 
-        FlagService::set(
+        flags::set_flag(
             &p,
             &op(),
             &t,
@@ -209,13 +210,13 @@ fn remove_reverts_to_the_plan_default() {
         )
         .await
         .unwrap();
-        let gone = FlagService::remove(&p, &op(), &t, &key("beta"), "r")
+        let gone = flags::remove_flag(&p, &op(), &t, &key("beta"), "r")
             .await
             .unwrap();
         assert!(gone.flag.is_none() && !gone.created_or_reverted);
         assert!(kv_snapshot(&p.kv, &t).await.unwrap().flag("beta").is_none());
         assert!(matches!(
-            FlagService::remove(&p, &op(), &t, &key("beta"), "r").await,
+            flags::remove_flag(&p, &op(), &t, &key("beta"), "r").await,
             Err(RemoveFlagError::FlagNotFound { .. })
         ));
     });
@@ -240,7 +241,7 @@ fn changes_follow_the_tenant_lifecycle() {
             .await
             .unwrap();
         assert!(matches!(
-            FlagService::set(&p, &op(), &t, &key("x"), &d, "r").await,
+            flags::set_flag(&p, &op(), &t, &key("x"), &d, "r").await,
             Err(SetFlagError::TenantPendingDeletion { .. })
         ));
         p.sql
@@ -251,11 +252,11 @@ fn changes_follow_the_tenant_lifecycle() {
             .await
             .unwrap();
         assert!(matches!(
-            FlagService::set(&p, &op(), &t, &key("x"), &d, "r").await,
+            flags::set_flag(&p, &op(), &t, &key("x"), &d, "r").await,
             Err(SetFlagError::TenantGone { .. })
         ));
         assert!(matches!(
-            FlagService::list(&p, &t).await,
+            flags::list_flags(&p, &t).await,
             Err(ListFlagsError::TenantGone { .. })
         ));
         // Publishing a purged tenant removes its snapshot.
@@ -263,7 +264,7 @@ fn changes_follow_the_tenant_lifecycle() {
         assert!(kv_snapshot(&p.kv, &t).await.is_none());
         let other = TenantId::parse("00000000-0000-4000-8000-000000000000").unwrap();
         assert!(matches!(
-            FlagService::list(&p, &other).await,
+            flags::list_flags(&p, &other).await,
             Err(ListFlagsError::TenantNotFound { .. })
         ));
     });
@@ -280,7 +281,7 @@ fn fr_flag_002_reconciler_repairs_a_failed_snapshot_write() {
         let p = FaultyPlatform::over(inner);
         let t = tenant(&p, "acme").await;
         p.kv.fail.set(true);
-        let change = FlagService::set(
+        let change = flags::set_flag(
             &p,
             &op(),
             &t,
@@ -337,7 +338,7 @@ fn load_serves_from_the_isolate_and_refills_from_d1() {
         assert_eq!(first, again);
         assert_eq!((p.take_statements(), p.kv.reads.get()), (0, reads));
 
-        FlagService::set(
+        flags::set_flag(
             &p,
             &op(),
             &t,
@@ -490,11 +491,11 @@ fn flag_count_and_size_are_bounded() {
         }
         let d = def(FlagType::Boolean, json!(true), json!([]));
         assert!(matches!(
-            FlagService::set(&p, &op(), &t, &key("one-more"), &d, "r").await,
+            flags::set_flag(&p, &op(), &t, &key("one-more"), &d, "r").await,
             Err(SetFlagError::TooManyFlags { max: 1000 })
         ));
         // Replacing an existing flag is not adding one.
-        assert!(FlagService::set(&p, &op(), &t, &key("bulk-1"), &d, "r")
+        assert!(flags::set_flag(&p, &op(), &t, &key("bulk-1"), &d, "r")
             .await
             .is_ok());
     });
@@ -528,7 +529,7 @@ fn plan_defaults_reach_the_plans_tenants() {
         let a = tenant(&p, "acme").await;
         let b = tenant(&p, "beta").await;
         // b overrides max_users; a follows the plan.
-        FlagService::set(
+        flags::set_flag(
             &p,
             &op(),
             &b,

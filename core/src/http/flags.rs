@@ -25,7 +25,7 @@ use crate::flags::ofrep;
 use crate::flags::snapshot::Snapshot;
 use crate::flags::PlanFlag;
 use crate::flags::{
-    evaluate, Context, FlagDefinition, FlagKey, FlagRecord, FlagService, FlagType, InvalidFlag,
+    self, evaluate, Context, FlagDefinition, FlagKey, FlagRecord, FlagType, InvalidFlag,
     PlanFlagService, Resolution,
 };
 use crate::ports::{Clock, Platform, Secrets};
@@ -162,7 +162,7 @@ pub(super) async fn list<P: Platform>(
 ) -> Result<Response, ApiError> {
     let tenant = tenant_param(ctx)?;
     ctx.tenant_id = Some(tenant.as_str().to_owned());
-    let set = FlagService::list(ctx.platform, &tenant)
+    let set = flags::list_flags(ctx.platform, &tenant)
         .await
         .map_err(|e| ApiError::from(&e))?;
     let mut resp = json::response(StatusCode::OK, &set)?;
@@ -179,7 +179,7 @@ pub(super) async fn own_list<P: Platform>(
 ) -> Result<Response, ApiError> {
     let tenant = TenantId::parse(&principal.claims.tid)
         .map_err(|_| ApiError::internal("an access token names a malformed tenant"))?;
-    let set = FlagService::list(ctx.platform, &tenant)
+    let set = flags::list_flags(ctx.platform, &tenant)
         .await
         .map_err(|e| ApiError::from(&e))?;
     let mut resp = json::response(StatusCode::OK, &set)?;
@@ -199,7 +199,7 @@ pub(super) async fn set<P: Platform>(
     ctx.tenant_id = Some(tenant.as_str().to_owned());
     let key = key_param(ctx)?;
     let def = flag_definition(req)?;
-    let change = FlagService::set(
+    let change = flags::set_flag(
         ctx.platform,
         &Actor::operator(&operator.user_id),
         &tenant,
@@ -253,7 +253,7 @@ pub(super) async fn remove<P: Platform>(
     let tenant = tenant_param(ctx)?;
     ctx.tenant_id = Some(tenant.as_str().to_owned());
     let key = key_param(ctx)?;
-    let change = FlagService::remove(
+    let change = flags::remove_flag(
         ctx.platform,
         &Actor::operator(&operator.user_id),
         &tenant,

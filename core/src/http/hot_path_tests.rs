@@ -11,7 +11,7 @@ use super::{handle, Request, Response};
 use crate::apps::{self, AllowedOrigin, AppName, IssueKey, KeyKind, RegisterApp, ScopeSet};
 use crate::audit::Actor;
 use crate::edge::{self, FRESHNESS_MS, PROPAGATION_MS};
-use crate::flags::{FlagDefinition, FlagKey, FlagService, FlagType};
+use crate::flags::{self, FlagDefinition, FlagKey, FlagType};
 use crate::signin;
 use crate::signin::LoginRequest;
 use crate::tenants::{self, Email, Plan, ProvisionTenant, TenantDomain, TenantId, TenantName};
@@ -66,7 +66,7 @@ async fn tenant(p: &FaultyPlatform, domain: &str, app: &str, flags: usize) -> (T
         )
         .unwrap();
         let key = FlagKey::parse(&format!("flag_{i:03}")).unwrap();
-        FlagService::set(p, &op(), &out.tenant.id, &key, &def, "r")
+        flags::set_flag(p, &op(), &out.tenant.id, &key, &def, "r")
             .await
             .unwrap();
     }
