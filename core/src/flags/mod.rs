@@ -30,7 +30,9 @@ mod tests;
 
 pub use eval::{bucket, evaluate, Context, EvalError, Reason, Resolution};
 pub use model::{Flag, FlagDefinition, FlagKey, FlagType, InvalidFlag, Rule};
-pub use plans::{PlanFlag, PlanFlagChange, PlanFlagError, PlanFlagService};
+pub use plans::{
+    list_plan_flags, remove_plan_flag, set_plan_flag, PlanFlag, PlanFlagChange, PlanFlagError,
+};
 pub use service::{
     list_flags, remove_flag, republish, set_flag, FlagChange, FlagRecord, FlagSet, ListFlagsError,
     RemoveFlagError, SetFlagError,

@@ -191,127 +191,124 @@ async fn publish_some<P: Platform>(p: &P) -> u64 {
     }
 }
 
-/// The plan-default use cases.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PlanFlagService;
-
-impl PlanFlagService {
-    /// A plan's default flags, by key.
-    pub async fn list<P: Platform>(p: &P, plan: &Plan) -> Result<Vec<PlanFlag>, PlanFlagError> {
-        check_plan(p, plan).await?;
-        let rows = p
-            .sql()
-            .query(
-                Stmt::new(
-                    "SELECT key, type, value, enabled, description, updated_at
-                     FROM plan_default_flags WHERE plan = ?1 ORDER BY key",
-                )
-                .bind(plan.as_str()),
-            )
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| from_row(plan, r))
-            .collect::<Result<_, _>>()?)
-    }
-
-    /// Sets a plan's default flag. In the same batch: every live tenant of the plan whose flag
-    /// of this key is not overridden gets the new definition (a new version), tenants without
-    /// the key get it, their flag-set versions are bumped, and `plan_flag.set` is audited with
-    /// the old and new default. Overridden flags are left alone.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn set<P: Platform>(
-        p: &P,
-        actor: &Actor,
-        plan: &Plan,
-        key: &FlagKey,
-        flag_type: FlagType,
-        value: &Value,
-        enabled: bool,
-        description: Option<&str>,
-        request_id: &str,
-    ) -> Result<PlanFlagChange, PlanFlagError> {
-        check_plan(p, plan).await?;
-        let old = load(p, plan, key).await?;
-        let now = p.clock().now_ms();
-        let missing = tenants_without(p, plan, key).await?;
-        let pairs = new_flag_ids(p, &missing);
-        let new = NewDefault {
-            flag_type,
-            value,
-            value_text: value.to_string(),
-            enabled,
-            description,
-        };
-        let rec = set_audit(actor, plan, key, &new, old.as_ref(), request_id);
-        let mut stmts = vec![
-            audit::outbox_insert(&rec, &audit::new_event_id(p), now),
-            upsert_default(plan, key, &new, now),
-        ];
-        stmts.extend(follow_default(plan, key, &new, now, actor));
-        stmts.extend(add_to_missing(key, &new, &missing, pairs, now, actor));
-        let counts = p.sql().batch(stmts).await?;
-        let changed = counts.get(3).copied().unwrap_or(0) + counts.get(4).copied().unwrap_or(0);
-        let published = publish_some(p).await;
-        Ok(PlanFlagChange {
-            flag: load(p, plan, key).await?,
-            tenants_changed: changed,
-            tenants_published: published.min(changed),
-        })
-    }
-
-    /// Removes a plan's default flag; every live tenant of the plan loses its non-overridden
-    /// flag of that key (overridden flags stay). Audited as `plan_flag.delete`.
-    pub async fn remove<P: Platform>(
-        p: &P,
-        actor: &Actor,
-        plan: &Plan,
-        key: &FlagKey,
-        request_id: &str,
-    ) -> Result<PlanFlagChange, PlanFlagError> {
-        check_plan(p, plan).await?;
-        let Some(old) = load(p, plan, key).await? else {
-            return Err(PlanFlagError::FlagNotFound { key: key.clone() });
-        };
-        let now = p.clock().now_ms();
-        let rec = AuditRecord::success(
-            "plan_flag.delete",
-            actor,
-            None,
-            format!("plan_flag:{plan}/{key}"),
-            Some(request_id),
-        )
-        .with("plan", plan.as_str())
-        .with("key", key.as_str())
-        .with("old", audit_view(&old));
-        let stmts = vec![
-            audit::outbox_insert(&rec, &audit::new_event_id(p), now),
+/// A plan's default flags, by key.
+pub async fn list_plan_flags<P: Platform>(
+    p: &P,
+    plan: &Plan,
+) -> Result<Vec<PlanFlag>, PlanFlagError> {
+    check_plan(p, plan).await?;
+    let rows = p
+        .sql()
+        .query(
             Stmt::new(
-                "UPDATE tenants SET flags_version = flags_version + 1
+                "SELECT key, type, value, enabled, description, updated_at
+                     FROM plan_default_flags WHERE plan = ?1 ORDER BY key",
+            )
+            .bind(plan.as_str()),
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| from_row(plan, r))
+        .collect::<Result<_, _>>()?)
+}
+
+/// Sets a plan's default flag. In the same batch: every live tenant of the plan whose flag
+/// of this key is not overridden gets the new definition (a new version), tenants without
+/// the key get it, their flag-set versions are bumped, and `plan_flag.set` is audited with
+/// the old and new default. Overridden flags are left alone.
+#[allow(clippy::too_many_arguments)]
+pub async fn set_plan_flag<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    plan: &Plan,
+    key: &FlagKey,
+    flag_type: FlagType,
+    value: &Value,
+    enabled: bool,
+    description: Option<&str>,
+    request_id: &str,
+) -> Result<PlanFlagChange, PlanFlagError> {
+    check_plan(p, plan).await?;
+    let old = load(p, plan, key).await?;
+    let now = p.clock().now_ms();
+    let missing = tenants_without(p, plan, key).await?;
+    let pairs = new_flag_ids(p, &missing);
+    let new = NewDefault {
+        flag_type,
+        value,
+        value_text: value.to_string(),
+        enabled,
+        description,
+    };
+    let rec = set_audit(actor, plan, key, &new, old.as_ref(), request_id);
+    let mut stmts = vec![
+        audit::outbox_insert(&rec, &audit::new_event_id(p), now),
+        upsert_default(plan, key, &new, now),
+    ];
+    stmts.extend(follow_default(plan, key, &new, now, actor));
+    stmts.extend(add_to_missing(key, &new, &missing, pairs, now, actor));
+    let counts = p.sql().batch(stmts).await?;
+    let changed = counts.get(3).copied().unwrap_or(0) + counts.get(4).copied().unwrap_or(0);
+    let published = publish_some(p).await;
+    Ok(PlanFlagChange {
+        flag: load(p, plan, key).await?,
+        tenants_changed: changed,
+        tenants_published: published.min(changed),
+    })
+}
+
+/// Removes a plan's default flag; every live tenant of the plan loses its non-overridden
+/// flag of that key (overridden flags stay). Audited as `plan_flag.delete`.
+pub async fn remove_plan_flag<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    plan: &Plan,
+    key: &FlagKey,
+    request_id: &str,
+) -> Result<PlanFlagChange, PlanFlagError> {
+    check_plan(p, plan).await?;
+    let Some(old) = load(p, plan, key).await? else {
+        return Err(PlanFlagError::FlagNotFound { key: key.clone() });
+    };
+    let now = p.clock().now_ms();
+    let rec = AuditRecord::success(
+        "plan_flag.delete",
+        actor,
+        None,
+        format!("plan_flag:{plan}/{key}"),
+        Some(request_id),
+    )
+    .with("plan", plan.as_str())
+    .with("key", key.as_str())
+    .with("old", audit_view(&old));
+    let stmts = vec![
+        audit::outbox_insert(&rec, &audit::new_event_id(p), now),
+        Stmt::new(
+            "UPDATE tenants SET flags_version = flags_version + 1
                  WHERE plan = ?1 AND status <> 'deleted' AND id IN (
                    SELECT tenant_id FROM feature_flags WHERE key = ?2 AND overridden = 0)",
-            )
-            .bind(plan.as_str())
-            .bind(key.as_str()),
-            Stmt::new(
-                "DELETE FROM feature_flags WHERE key = ?2 AND overridden = 0
+        )
+        .bind(plan.as_str())
+        .bind(key.as_str()),
+        Stmt::new(
+            "DELETE FROM feature_flags WHERE key = ?2 AND overridden = 0
                    AND tenant_id IN (SELECT id FROM tenants WHERE plan = ?1 AND status <> 'deleted')",
-            )
+        )
+        .bind(plan.as_str())
+        .bind(key.as_str()),
+        Stmt::new("DELETE FROM plan_default_flags WHERE plan = ?1 AND key = ?2")
             .bind(plan.as_str())
             .bind(key.as_str()),
-            Stmt::new("DELETE FROM plan_default_flags WHERE plan = ?1 AND key = ?2")
-                .bind(plan.as_str())
-                .bind(key.as_str()),
-        ];
-        let counts = p.sql().batch(stmts).await?;
-        let changed = counts.get(2).copied().unwrap_or(0);
-        let published = publish_some(p).await;
-        Ok(PlanFlagChange {
-            flag: None,
-            tenants_changed: changed,
-            tenants_published: published.min(changed),
-        })
-    }
+    ];
+    let counts = p.sql().batch(stmts).await?;
+    let changed = counts.get(2).copied().unwrap_or(0);
+    let published = publish_some(p).await;
+    Ok(PlanFlagChange {
+        flag: None,
+        tenants_changed: changed,
+        tenants_published: published.min(changed),
+    })
 }
 
 /// A plan default as it is being set.

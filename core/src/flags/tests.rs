@@ -540,7 +540,7 @@ fn plan_defaults_reach_the_plans_tenants() {
         .await
         .unwrap();
         let free = Plan::parse("free").unwrap();
-        let change = PlanFlagService::set(
+        let change = flags::set_plan_flag(
             &p,
             &op(),
             &free,
@@ -566,7 +566,7 @@ fn plan_defaults_reach_the_plans_tenants() {
         );
 
         // A new default is added to every tenant of the plan.
-        let added = PlanFlagService::set(
+        let added = flags::set_plan_flag(
             &p,
             &op(),
             &free,
@@ -588,10 +588,10 @@ fn plan_defaults_reach_the_plans_tenants() {
             let (v, published) = versions(&p, t).await;
             assert_eq!(v, published);
         }
-        let listed = PlanFlagService::list(&p, &free).await.unwrap();
+        let listed = flags::list_plan_flags(&p, &free).await.unwrap();
         assert_eq!(listed.len(), 3);
 
-        let removed = PlanFlagService::remove(&p, &op(), &free, &key("max_users"), "r")
+        let removed = flags::remove_plan_flag(&p, &op(), &free, &key("max_users"), "r")
             .await
             .unwrap();
         assert_eq!(removed.tenants_changed, 1);
@@ -604,11 +604,11 @@ fn plan_defaults_reach_the_plans_tenants() {
             Some(json!(99))
         );
         assert!(matches!(
-            PlanFlagService::remove(&p, &op(), &free, &key("max_users"), "r").await,
+            flags::remove_plan_flag(&p, &op(), &free, &key("max_users"), "r").await,
             Err(PlanFlagError::FlagNotFound { .. })
         ));
         assert!(matches!(
-            PlanFlagService::list(&p, &Plan::parse("platinum").unwrap()).await,
+            flags::list_plan_flags(&p, &Plan::parse("platinum").unwrap()).await,
             Err(PlanFlagError::PlanNotFound { .. })
         ));
         let audit = p

@@ -25,8 +25,7 @@ use crate::flags::ofrep;
 use crate::flags::snapshot::Snapshot;
 use crate::flags::PlanFlag;
 use crate::flags::{
-    self, evaluate, Context, FlagDefinition, FlagKey, FlagRecord, FlagType, InvalidFlag,
-    PlanFlagService, Resolution,
+    self, evaluate, Context, FlagDefinition, FlagKey, FlagRecord, FlagType, InvalidFlag, Resolution,
 };
 use crate::ports::{Clock, Platform, Secrets};
 use crate::signin::UserPrincipal;
@@ -336,7 +335,7 @@ pub(super) async fn plan_list<P: Platform>(
     _caller: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
     let plan = plan_param(ctx)?;
-    let flags = PlanFlagService::list(ctx.platform, &plan)
+    let flags = flags::list_plan_flags(ctx.platform, &plan)
         .await
         .map_err(|e| ApiError::from(&e))?;
     json::response(StatusCode::OK, &PlanFlags { plan, flags })
@@ -362,7 +361,7 @@ pub(super) async fn plan_set<P: Platform>(
         vec![],
     )
     .map_err(flag_problem)?;
-    let change = PlanFlagService::set(
+    let change = flags::set_plan_flag(
         ctx.platform,
         &Actor::operator(&operator.user_id),
         &plan,
@@ -386,7 +385,7 @@ pub(super) async fn plan_remove<P: Platform>(
 ) -> Result<Response, ApiError> {
     let plan = plan_param(ctx)?;
     let key = key_param(ctx)?;
-    let change = PlanFlagService::remove(
+    let change = flags::remove_plan_flag(
         ctx.platform,
         &Actor::operator(&operator.user_id),
         &plan,
