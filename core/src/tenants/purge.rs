@@ -144,7 +144,8 @@ async fn purge_one<P: Platform>(
 }
 
 /// Deletes of the rows that belong to tenant `tid`'s users: their credentials, reset tokens,
-/// sessions and sign-in flows, each guarded on the tenant still having version `v`.
+/// sessions and sign-in flows, and the OpenID provider's flows, codes and grants, each guarded
+/// on the tenant still having version `v`.
 fn user_row_deletes(tid: &str, v: i64) -> Vec<Stmt> {
     let guarded = |sql: &'static str| Stmt::new(sql).bind(tid).bind(v);
     vec![
@@ -172,6 +173,22 @@ fn user_row_deletes(tid: &str, v: i64) -> Vec<Stmt> {
         guarded(
             "DELETE FROM auth_flows
              WHERE (tenant_id = ?1 OR user_id IN (SELECT id FROM users WHERE tenant_id = ?1))
+               AND EXISTS (SELECT 1 FROM tenants WHERE id = ?1 AND version = ?2)",
+        ),
+        // The OpenID provider's rows: nothing cascades from the tombstone, and Spin's SQLite
+        // does not enforce foreign keys.
+        guarded(
+            "DELETE FROM oidc_login_flows
+             WHERE (tenant_id = ?1 OR user_id IN (SELECT id FROM users WHERE tenant_id = ?1))
+               AND EXISTS (SELECT 1 FROM tenants WHERE id = ?1 AND version = ?2)",
+        ),
+        guarded(
+            "DELETE FROM oidc_codes
+             WHERE (tenant_id = ?1 OR user_id IN (SELECT id FROM users WHERE tenant_id = ?1))
+               AND EXISTS (SELECT 1 FROM tenants WHERE id = ?1 AND version = ?2)",
+        ),
+        guarded(
+            "DELETE FROM oidc_grants WHERE tenant_id = ?1
                AND EXISTS (SELECT 1 FROM tenants WHERE id = ?1 AND version = ?2)",
         ),
     ]

@@ -1625,3 +1625,57 @@ fn nfr_cap_002_purge_handles_a_tenant_with_10000_users() {
         assert!(rows(&p.sql, "SELECT id FROM sessions").await.is_empty());
     });
 }
+
+/// FR-OPS-002, CON-COMP-001: the OpenID provider's rows of a purged tenant (pending sign-ins,
+/// authorization codes, grants) go with it; the tenant row stays as a tombstone, so nothing
+/// cascades from it, and Spin's SQLite does not enforce foreign keys at all.
+#[test]
+fn fr_ops_002_purge_removes_the_tenants_openid_rows() {
+    block_on(async {
+        let p = platform().await;
+        let got = provision(&p, "acme").await;
+        let keep = provision(&p, "bolt").await;
+        for (tenant, user, n) in [
+            (&got.tenant.id, &got.owner_user_id, 1),
+            (&keep.tenant.id, &keep.owner_user_id, 2),
+        ] {
+            p.sql
+                .exec_raw(&format!(
+                    "INSERT INTO oidc_login_flows (id_hash, client_id, redirect_uri, scope,
+                         code_challenge, tenant_id, csrf_hash, created_at, expires_at)
+                     VALUES ('f{n}', 'app-crm', 'https://a.example/cb', 'openid', 'c', '{tenant}',
+                         'x', 0, 1);
+                     INSERT INTO oidc_codes (code_hash, client_id, redirect_uri, scope,
+                         code_challenge, tenant_id, user_id, auth_time, created_at, expires_at)
+                     VALUES ('c{n}', 'app-crm', 'https://a.example/cb', 'openid', 'c', '{tenant}',
+                         '{user}', 0, 0, 1);
+                     INSERT INTO oidc_grants (session_id, client_id, tenant_id, scope, auth_time,
+                         created_at)
+                     VALUES ('s{n}', 'app-crm', '{tenant}', 'openid', 0, 0);"
+                ))
+                .unwrap();
+        }
+        // As on Spin: nothing cascades from the users the purge deletes.
+        p.sql.exec_raw("PRAGMA foreign_keys = OFF").unwrap();
+        tenants::delete(&p, &op(), &got.tenant.id, "r")
+            .await
+            .unwrap();
+        p.clock.advance(GRACE_PERIOD_MS);
+        let report = tenants::purge_due(&p, p.clock.now_ms()).await.unwrap();
+        assert_eq!(report.purged, std::slice::from_ref(&got.tenant.id));
+
+        for (table, stmt) in [
+            ("oidc_login_flows", "SELECT tenant_id FROM oidc_login_flows"),
+            ("oidc_codes", "SELECT tenant_id FROM oidc_codes"),
+            ("oidc_grants", "SELECT tenant_id FROM oidc_grants"),
+        ] {
+            let left = rows(&p.sql, stmt).await;
+            assert_eq!(left.len(), 1, "{table}: {left:?}");
+            assert_eq!(
+                left[0].text("tenant_id").unwrap(),
+                keep.tenant.id.as_str(),
+                "{table}"
+            );
+        }
+    });
+}
