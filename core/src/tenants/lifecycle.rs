@@ -400,8 +400,8 @@ pub async fn activate<P: Platform>(
             ),
             Stmt::new(
                 "UPDATE tenants SET status = 'active', suspended_reason = NULL,
-                       suspended_at = NULL, updated_at = ?2, version = version + 1
-                     WHERE id = ?1 AND version = ?3 AND status = 'suspended'",
+                   suspended_at = NULL, updated_at = ?2, version = version + 1
+                 WHERE id = ?1 AND version = ?3 AND status = 'suspended'",
             )
             .bind(tid)
             .bind(now)
@@ -466,8 +466,8 @@ pub async fn delete<P: Platform>(
             ),
             Stmt::new(
                 "UPDATE tenants SET status = 'pending_deletion', deletion_requested_at = ?2,
-                       purge_after = ?3, updated_at = ?2, version = version + 1
-                     WHERE id = ?1 AND version = ?4 AND status IN ('active', 'suspended')",
+                   purge_after = ?3, updated_at = ?2, version = version + 1
+                 WHERE id = ?1 AND version = ?4 AND status IN ('active', 'suspended')",
             )
             .bind(tid)
             .bind(now)
