@@ -262,7 +262,7 @@ mod tests {
             return;
         }
         assert!(
-            super::super::DOCUMENT == generated,
+            super::super::COMMITTED == generated,
             "core/src/http/openapi/openapi.json is not the generated document: run `make openapi`"
         );
     }

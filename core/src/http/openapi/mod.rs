@@ -4,8 +4,12 @@
 //! running server (`make test`). Development-only routes (`/__dev/`) and the scheduler's
 //! `/internal/` route declare no document part and are not in it.
 
-/// The document, as served.
-pub const DOCUMENT: &str = include_str!("openapi.json");
+/// The document as served: `openapi.json` without its indentation (`build.rs`).
+pub const DOCUMENT: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
+
+/// The document as committed, pretty-printed.
+#[cfg(test)]
+pub(crate) const COMMITTED: &str = include_str!("openapi.json");
 
 #[cfg(not(target_family = "wasm"))]
 pub mod decl;
