@@ -8,6 +8,7 @@ pub mod apps;
 pub mod audit;
 pub mod auth;
 pub mod blobs;
+pub mod console;
 pub mod crypto;
 pub mod delivery;
 pub mod edge;
@@ -37,4 +38,12 @@ pub mod webauthn;
 #[cfg(test)]
 pub mod testing;
 
-pub use crate::http::handle;
+/// Serves one request: the web consoles under `/console/` ([`console`]), everything else the
+/// API ([`http::handle`]). Never fails: every error is an answer.
+pub async fn handle<P: ports::Platform>(platform: &P, req: http::Request) -> http::Response {
+    if console::is_console_path(req.uri().path()) {
+        console::handle(platform, req).await
+    } else {
+        http::handle(platform, req).await
+    }
+}

@@ -49,6 +49,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0008_mail_queue.sql",
         sql: include_str!("../../d1-migrations/0008_mail_queue.sql"),
     },
+    Migration {
+        name: "0009_console.sql",
+        sql: include_str!("../../d1-migrations/0009_console.sql"),
+    },
 ];
 
 /// wrangler's tracking table, with wrangler's DDL (`wrangler d1 migrations apply`).

@@ -158,6 +158,9 @@ async fn run_expiry_jobs<P: Platform>(p: &P, now: i64, run: &mut JobRun) {
     // FR-AUTH-001 OIDC: expired login flows and old authorization codes.
     let r = crate::oidc::expire(p, now).await;
     run.record("oidc.expire", r, "delete failed");
+    // The web consoles' ended sessions and abandoned sign-ins.
+    let r = crate::sessions::console::expire(p, now).await;
+    run.record("console_sessions.expire", r, "delete failed");
     // ERR-RATE-429: attempts that no longer count. Any email typed into a sign-in or a
     // forgot-password form leaves one, account or not, so they must not pile up.
     let r = crate::throttle::expire(p, now).await;

@@ -605,6 +605,7 @@ mod tests {
             params: Vec::new(),
             tenant_id: None,
             route: String::new(),
+            delegate: None,
         }
     }
 

@@ -30,6 +30,7 @@ mod tokens;
 mod totp;
 mod webauthn;
 
+pub use handlers::constant_time_eq;
 pub use tenants::{links_under, INVITATION_PAGE, PASSWORD_RESET_PAGE};
 
 #[cfg(test)]
@@ -39,6 +40,7 @@ mod hot_path_tests;
 
 use ::http::{header, HeaderValue, Method, StatusCode};
 
+use crate::auth::OperatorPrincipal;
 use crate::ids;
 use crate::mail::queue::{deliver_due, DeliveryError};
 use crate::ports::{Clock, Logger, Platform, Secrets};
@@ -133,6 +135,9 @@ pub struct Ctx<'a, P: Platform> {
     pub tenant_id: Option<String>,
     /// The matched route's method and path template (for the log and audit records).
     pub route: String,
+    /// An operator or auditor the web console already authenticated (its session), who acts
+    /// through this request in place of a bearer token: see [`handle_as`].
+    pub(crate) delegate: Option<OperatorPrincipal>,
 }
 
 impl<P: Platform> Ctx<'_, P> {
@@ -166,6 +171,26 @@ pub(crate) fn is_development<P: Platform>(ctx: &Ctx<'_, P>) -> bool {
 /// Serves one request. Never fails: every error becomes a problem+json response, and every
 /// response carries `X-Request-Id` and [`hardening`] headers. Writes one JSON log line.
 pub async fn handle<P: Platform>(platform: &P, req: Request) -> Response {
+    serve_request(platform, req, None).await
+}
+
+/// Serves one API request on behalf of an operator or auditor the web console signed in
+/// (`crate::console`): routes for operators check the principal's role exactly as they check a
+/// bearer token's, and every other caller the route declares is asked for its own credentials,
+/// as usual. The request's `Authorization` header is not consulted for operator routes.
+pub async fn handle_as<P: Platform>(
+    platform: &P,
+    req: Request,
+    operator: OperatorPrincipal,
+) -> Response {
+    serve_request(platform, req, Some(operator)).await
+}
+
+async fn serve_request<P: Platform>(
+    platform: &P,
+    req: Request,
+    delegate: Option<OperatorPrincipal>,
+) -> Response {
     let started = platform.clock().now_ms();
     let request_id = request_id(&req, platform);
     let method = req.method().clone();
@@ -178,6 +203,7 @@ pub async fn handle<P: Platform>(platform: &P, req: Request) -> Response {
         params: Vec::new(),
         tenant_id: None,
         route: String::new(),
+        delegate,
     };
     let (template, result) = match router::find(&method, req.uri().path()) {
         Match::Found { route, params } => {
@@ -240,7 +266,7 @@ async fn serve<P: Platform>(
 /// Headers every answer carries unless its handler chose otherwise: `nosniff` (a JSON body is
 /// never run as a script or rendered as HTML by a browser that guesses), and over https
 /// `Strict-Transport-Security` (a browser that has seen Edgeplane never talks to it in clear).
-fn hardening(resp: &mut Response, https: bool) {
+pub(crate) fn hardening(resp: &mut Response, https: bool) {
     let headers = resp.headers_mut();
     headers
         .entry(header::X_CONTENT_TYPE_OPTIONS)
@@ -269,7 +295,7 @@ fn method_not_allowed(allow: &[Method]) -> ApiError {
 }
 
 /// Takes a well-formed incoming `X-Request-Id` (so a caller's trace continues) or makes one.
-fn request_id<P: Platform>(req: &Request, platform: &P) -> String {
+pub(crate) fn request_id<P: Platform>(req: &Request, platform: &P) -> String {
     let incoming = req
         .headers()
         .get(REQUEST_ID)

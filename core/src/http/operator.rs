@@ -14,13 +14,19 @@ pub async fn require_platform_role<P: Platform>(
     req: &Request,
     allowed: &[PlatformRole],
 ) -> Result<OperatorPrincipal, ApiError> {
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let principal = authenticate_operator(ctx.platform, authorization)
-        .await
-        .map_err(|e| ApiError::from(&e))?;
+    let principal = match &ctx.delegate {
+        // Signed in through the web console, which authenticated them at its own sign-in.
+        Some(delegate) => delegate.clone(),
+        None => {
+            let authorization = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            authenticate_operator(ctx.platform, authorization)
+                .await
+                .map_err(|e| ApiError::from(&e))?
+        }
+    };
     if !allowed.contains(&principal.role) {
         // FR-LOG-003: a refused operation is audited with outcome failure.
         let record = AuditRecord::failure(

@@ -15,6 +15,7 @@
 //! [`crate::edge`]: the isolate that revokes sees it at once, every other isolate of its
 //! location within a second.
 
+pub mod console;
 mod refresh;
 
 #[cfg(test)]

@@ -221,10 +221,7 @@ pub async fn discover<P: Platform>(
     issuer: &str,
     development: bool,
 ) -> Result<ProviderMetadata, DiscoveryError> {
-    let origin = issuer_origin(issuer, development)
-        .map_err(|why| DiscoveryError::Unusable(format!("issuer_url {why}")))?;
-    let raw = fetch_metadata(p, issuer, development).await?;
-    let meta = checked_metadata(raw, issuer, &origin, development)?;
+    let meta = discover_accepting(p, issuer, development, TENANT_ID_TOKEN_ALGS).await?;
     // A cache: a failed write only costs the next sign-in a fetch.
     if let Ok(json) = serde_json::to_vec(&meta) {
         let _ = p
@@ -233,6 +230,24 @@ pub async fn discover<P: Platform>(
             .await;
     }
     Ok(meta)
+}
+
+/// The ID token algorithms a tenant's IdP must offer (one of them): what the SSO sign-in
+/// verifies ([`super::id_token`]).
+pub const TENANT_ID_TOKEN_ALGS: &[&str] = &["RS256", "ES256"];
+
+/// [`discover`] for a provider whose ID tokens are verified with any of `id_token_algs`
+/// (absent from the document means RS256), without the cache.
+pub async fn discover_accepting<P: Platform>(
+    p: &P,
+    issuer: &str,
+    development: bool,
+    id_token_algs: &[&str],
+) -> Result<ProviderMetadata, DiscoveryError> {
+    let origin = issuer_origin(issuer, development)
+        .map_err(|why| DiscoveryError::Unusable(format!("issuer_url {why}")))?;
+    let raw = fetch_metadata(p, issuer, development).await?;
+    checked_metadata(raw, issuer, &origin, development, id_token_algs)
 }
 
 /// Fetches `issuer`'s discovery document and reads the members Edgeplane uses.
@@ -258,6 +273,7 @@ fn checked_metadata(
     issuer: &str,
     origin: &str,
     development: bool,
+    id_token_algs: &[&str],
 ) -> Result<ProviderMetadata, DiscoveryError> {
     check_named_issuer(raw.issuer.as_deref(), issuer)?;
     let checked =
@@ -269,6 +285,7 @@ fn checked_metadata(
         &raw.response_types_supported,
         &raw.code_challenge_methods_supported,
         &raw.id_token_signing_alg_values_supported,
+        id_token_algs,
     )?;
     let token_auth = token_auth_of(&raw.token_endpoint_auth_methods_supported)?;
     Ok(ProviderMetadata {
@@ -313,6 +330,7 @@ fn check_flow_support(
     response_types: &Option<Vec<Json>>,
     pkce_methods: &Option<Vec<Json>>,
     id_token_algs: &Option<Vec<Json>>,
+    accepted: &[&str],
 ) -> Result<(), DiscoveryError> {
     if !lists(response_types, "code") {
         return Err(DiscoveryError::Unusable(
@@ -325,10 +343,15 @@ fn check_flow_support(
         ));
     }
     // Absent means RS256 (Discovery 1.0 requires RS256 support).
-    if id_token_algs.is_some() && !lists(id_token_algs, "RS256") && !lists(id_token_algs, "ES256") {
-        return Err(DiscoveryError::Unusable(
-            "id_token_signing_alg_values_supported lists neither RS256 nor ES256".to_owned(),
-        ));
+    let offered = match id_token_algs {
+        None => accepted.contains(&"RS256"),
+        Some(_) => accepted.iter().any(|alg| lists(id_token_algs, alg)),
+    };
+    if !offered {
+        return Err(DiscoveryError::Unusable(format!(
+            "id_token_signing_alg_values_supported lists none of {}",
+            accepted.join(", ")
+        )));
     }
     Ok(())
 }

@@ -1,0 +1,562 @@
+//! The console over the test platform: operator sign-in at a canned identity provider, the
+//! session cookie, CSRF, roles and expiry, each through `crate::handle` as a browser would.
+
+use ::http::{header, Method, StatusCode};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use ed25519_dalek::{Signer, SigningKey};
+use futures_executor::block_on;
+use serde_json::json;
+
+use super::session::{ABSOLUTE_TIMEOUT_MS, IDLE_TIMEOUT_MS};
+use crate::http::{Request, Response};
+use crate::ports::{Clock, Sql, Stmt};
+use crate::testing::TestPlatform;
+use crate::tokens::master_key::MASTER_KEY_SECRET;
+
+const ISSUER: &str = "http://127.0.0.1:9999";
+const BASE: &str = "http://127.0.0.1:8787";
+const CLIENT: &str = "edgeplane-console";
+
+fn platform() -> (TestPlatform, SigningKey) {
+    let p = block_on(TestPlatform::new());
+    let key = SigningKey::from_bytes(&[9u8; 32]);
+    let x = URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
+    let jwks = json!({ "keys": [{ "kty": "OKP", "crv": "Ed25519", "x": x, "kid": "k1", "alg": "EdDSA" }] });
+    p.secrets.set("EDGEPLANE_ENV", "development");
+    p.secrets.set("OPERATOR_ISSUER", ISSUER);
+    p.secrets.set("OPERATOR_AUDIENCE", "edgeplane");
+    p.secrets.set("OPERATOR_DEV_JWKS", &jwks.to_string());
+    p.secrets.set("OPERATOR_CONSOLE_CLIENT_ID", CLIENT);
+    p.secrets
+        .set("OPERATOR_CONSOLE_CLIENT_SECRET", "console-secret");
+    p.secrets
+        .set(MASTER_KEY_SECRET, &STANDARD.encode([3u8; 32]));
+    let discovery = json!({
+        "issuer": ISSUER,
+        "authorization_endpoint": format!("{ISSUER}/auth"),
+        "token_endpoint": format!("{ISSUER}/token"),
+        "jwks_uri": format!("{ISSUER}/jwks"),
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
+        "id_token_signing_alg_values_supported": ["EdDSA"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+    });
+    p.http.set(
+        &format!("{ISSUER}/.well-known/openid-configuration"),
+        200,
+        &discovery.to_string(),
+    );
+    (p, key)
+}
+
+fn id_token(p: &TestPlatform, key: &SigningKey, role: &str, nonce: &str, aud: &str) -> String {
+    let now = p.clock.now_ms() / 1000;
+    let header = json!({ "alg": "EdDSA", "typ": "JWT", "kid": "k1" });
+    let claims = json!({
+        "iss": ISSUER, "aud": aud, "sub": format!("demo-{role}"), "roles": [role],
+        "email": format!("{role}@operators.example"), "nonce": nonce, "iat": now, "exp": now + 300,
+    });
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let sig = key.sign(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+}
+
+struct Browser<'a> {
+    p: &'a TestPlatform,
+    cookies: Vec<(String, String)>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(p: &'a TestPlatform) -> Self {
+        Browser {
+            p,
+            cookies: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>) -> Response {
+        let mut b = ::http::Request::builder()
+            .method(method)
+            .uri(format!("{BASE}{path}"));
+        if !self.cookies.is_empty() {
+            let c: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            b = b.header(header::COOKIE, c.join("; "));
+        }
+        let body = match form {
+            Some(pairs) => {
+                b = b
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(header::ORIGIN, BASE);
+                form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(pairs.iter())
+                    .finish()
+                    .into_bytes()
+            }
+            None => Vec::new(),
+        };
+        let req: Request = b.body(body).unwrap();
+        let resp = block_on(crate::handle(self.p, req));
+        for v in resp.headers().get_all(header::SET_COOKIE) {
+            let v = v.to_str().unwrap();
+            let (pair, _) = v.split_once(';').unwrap();
+            let (k, val) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(name, _)| name != k);
+            if !v.contains("Max-Age=0") {
+                self.cookies.push((k.to_owned(), val.to_owned()));
+            }
+        }
+        resp
+    }
+
+    fn get(&mut self, path: &str) -> Response {
+        self.send(Method::GET, path, None)
+    }
+
+    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Response {
+        self.send(Method::POST, path, Some(form))
+    }
+
+    /// Signs in through the canned provider as `role`; returns the CSRF token of the session.
+    fn sign_in(&mut self, key: &SigningKey, role: &str) -> String {
+        let start = self.get("/console/signin/operator");
+        assert_eq!(start.status(), StatusCode::SEE_OTHER);
+        let auth_url = location(&start);
+        assert!(
+            auth_url.starts_with(&format!("{ISSUER}/auth?")),
+            "{auth_url}"
+        );
+        let q = query(&auth_url);
+        assert_eq!(param(&q, "code_challenge_method"), "S256");
+        assert_eq!(param(&q, "client_id"), CLIENT);
+        let token = id_token(self.p, key, role, &param(&q, "nonce"), CLIENT);
+        self.p.http.set(
+            &format!("{ISSUER}/token"),
+            200,
+            &json!({ "id_token": token, "access_token": "x", "token_type": "Bearer" }).to_string(),
+        );
+        let state = param(&q, "state");
+        let back = self.get(&format!("/console/auth/callback?state={state}&code=c1"));
+        assert_eq!(back.status(), StatusCode::SEE_OTHER, "{}", body(&back));
+        assert_eq!(location(&back), "/console/");
+        csrf_of(&body(&self.get("/console/tenants")))
+    }
+}
+
+fn location(r: &Response) -> String {
+    r.headers()[header::LOCATION].to_str().unwrap().to_owned()
+}
+
+fn body(r: &Response) -> String {
+    String::from_utf8_lossy(r.body()).into_owned()
+}
+
+fn query(url: &str) -> Vec<(String, String)> {
+    let q = url.split_once('?').map_or("", |(_, q)| q);
+    form_urlencoded::parse(q.as_bytes()).into_owned().collect()
+}
+
+fn param(q: &[(String, String)], name: &str) -> String {
+    q.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF field");
+    let rest = &html[at + 19..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+fn tenant_count(p: &TestPlatform) -> usize {
+    block_on(p.sql.query(Stmt::new("SELECT id FROM tenants")))
+        .unwrap()
+        .len()
+}
+
+const NEW_TENANT: &[(&str, &str)] = &[
+    ("name", "Acme"),
+    ("domain", "acme"),
+    ("plan", "pro"),
+    ("owner_email", "owner@acme.example"),
+];
+
+fn with<'f>(csrf: &'f str, fields: &[(&'f str, &'f str)]) -> Vec<(&'f str, &'f str)> {
+    let mut v = vec![("csrf", csrf), ("once", "o1")];
+    v.extend_from_slice(fields);
+    v
+}
+
+#[test]
+fn if_ops_console_pages_need_a_session_and_come_with_a_strict_policy() {
+    let (p, _) = platform();
+    let mut b = Browser::new(&p);
+    let home = b.get("/console/");
+    assert_eq!(location(&home), "/console/signin");
+    let tenants = b.get("/console/tenants?q=acme");
+    assert_eq!(tenants.status(), StatusCode::SEE_OTHER);
+    assert!(location(&tenants).starts_with("/console/signin?next=%2Fconsole%2Ftenants"));
+    let signin = b.get("/console/signin");
+    assert_eq!(signin.status(), StatusCode::OK);
+    let csp = signin.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"));
+    assert_eq!(signin.headers()[header::CACHE_CONTROL], "no-store");
+    assert!(body(&signin).contains("Sign in as operator or auditor"));
+    assert!(!body(&signin).contains("<script>"), "no inline script");
+}
+
+#[test]
+fn fr_sys_004_an_operator_signs_in_with_code_and_pkce_and_acts_through_the_api() {
+    let (p, key) = platform();
+    let mut b = Browser::new(&p);
+    let csrf = b.sign_in(&key, "operator");
+    let (name, value) = b
+        .cookies
+        .iter()
+        .find(|(k, _)| k == "edgeplane-console")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        name, "edgeplane-console",
+        "no __Host- prefix over loopback http"
+    );
+    assert!(value.len() >= 43);
+    // The token endpoint got the code, the verifier and the client's credentials.
+    let token_req = p
+        .http
+        .requests()
+        .into_iter()
+        .find(|r| r.url.ends_with("/token"))
+        .unwrap();
+    let form = String::from_utf8(token_req.body).unwrap();
+    assert!(
+        form.contains("code=c1") && form.contains("code_verifier="),
+        "{form}"
+    );
+    assert!(token_req
+        .headers
+        .iter()
+        .any(|(k, v)| k == "authorization" && v.starts_with("Basic ")));
+
+    let created = b.post("/console/tenants", &with(&csrf, NEW_TENANT));
+    assert_eq!(created.status(), StatusCode::OK, "{}", body(&created));
+    assert!(
+        body(&created).contains("invitation"),
+        "the invitation link is shown once"
+    );
+    assert_eq!(tenant_count(&p), 1);
+    // The audit trail names the operator, as for a bearer token.
+    let rows = block_on(p.sql.query(Stmt::new(
+        "SELECT actor_type FROM audit_outbox WHERE action = 'tenant.create'",
+    )))
+    .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].text("actor_type").unwrap(), "operator");
+    // The same rendering of the form sent again is applied once.
+    let again = b.post("/console/tenants", &with(&csrf, NEW_TENANT));
+    assert_eq!(again.status(), StatusCode::OK, "{}", body(&again));
+    assert_eq!(tenant_count(&p), 1);
+}
+
+#[test]
+fn a_form_without_the_session_s_csrf_token_or_from_another_origin_changes_nothing() {
+    let (p, key) = platform();
+    let mut b = Browser::new(&p);
+    let csrf = b.sign_in(&key, "operator");
+    let forged = b.post("/console/tenants", &with("not-the-token", NEW_TENANT));
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let missing = b.post("/console/tenants", NEW_TENANT);
+    assert_eq!(missing.status(), StatusCode::FORBIDDEN);
+    // A cross-site form: the browser names the other origin.
+    let cookies: Vec<String> = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let req = ::http::Request::builder()
+        .method(Method::POST)
+        .uri(format!("{BASE}/console/tenants"))
+        .header(header::COOKIE, cookies.join("; "))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ORIGIN, "https://evil.example")
+        .body(
+            form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(with(&csrf, NEW_TENANT))
+                .finish()
+                .into_bytes(),
+        )
+        .unwrap();
+    assert_eq!(
+        block_on(crate::handle(&p, req)).status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(tenant_count(&p), 0);
+}
+
+#[test]
+fn an_auditor_sees_the_pages_but_cannot_change_anything() {
+    let (p, key) = platform();
+    let mut b = Browser::new(&p);
+    let csrf = b.sign_in(&key, "auditor");
+    let list = body(&b.get("/console/tenants"));
+    assert!(
+        list.contains("Tenants") && !list.contains("New tenant"),
+        "{list}"
+    );
+    let refused = b.post("/console/tenants", &with(&csrf, NEW_TENANT));
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(tenant_count(&p), 0);
+    let denied = block_on(p.sql.query(Stmt::new(
+        "SELECT outcome FROM audit_outbox WHERE action = 'access.denied'",
+    )))
+    .unwrap();
+    assert_eq!(denied.len(), 1, "the refusal is audited");
+}
+
+#[test]
+fn an_account_without_a_platform_role_gets_no_session() {
+    let (p, key) = platform();
+    let mut b = Browser::new(&p);
+    let start = b.get("/console/signin/operator");
+    let q = query(&location(&start));
+    let token = id_token(&p, &key, "viewer", &param(&q, "nonce"), CLIENT);
+    p.http.set(
+        &format!("{ISSUER}/token"),
+        200,
+        &json!({ "id_token": token }).to_string(),
+    );
+    let back = b.get(&format!(
+        "/console/auth/callback?state={}&code=c1",
+        param(&q, "state")
+    ));
+    assert_eq!(
+        location(&back),
+        "/console/signin?reason=console_signin_no_role"
+    );
+    assert!(!b.cookies.iter().any(|(k, _)| k == "edgeplane-console"));
+    assert!(
+        body(&b.get("/console/signin?reason=console_signin_no_role"))
+            .contains("no operator or auditor role")
+    );
+}
+
+#[test]
+fn a_sign_in_completes_once_in_the_browser_that_started_it_with_its_nonce() {
+    let (p, key) = platform();
+    let mut b = Browser::new(&p);
+    let start = b.get("/console/signin/operator");
+    let q = query(&location(&start));
+    let state = param(&q, "state");
+    // Another browser (no state cookie) cannot complete it.
+    let mut other = Browser::new(&p);
+    let stolen = other.get(&format!("/console/auth/callback?state={state}&code=c1"));
+    assert_eq!(
+        location(&stolen),
+        "/console/signin?reason=console_signin_unknown"
+    );
+    // A token for another nonce is refused.
+    let wrong = id_token(&p, &key, "operator", "another-nonce", CLIENT);
+    p.http.set(
+        &format!("{ISSUER}/token"),
+        200,
+        &json!({ "id_token": wrong }).to_string(),
+    );
+    let back = b.get(&format!("/console/auth/callback?state={state}&code=c1"));
+    assert_eq!(
+        location(&back),
+        "/console/signin?reason=console_signin_id_token"
+    );
+    // The state was used: a replay with a good token is refused too.
+    let good = id_token(&p, &key, "operator", &param(&q, "nonce"), CLIENT);
+    p.http.set(
+        &format!("{ISSUER}/token"),
+        200,
+        &json!({ "id_token": good }).to_string(),
+    );
+    b.cookies
+        .push(("edgeplane-console-signin".into(), state.clone()));
+    let replay = b.get(&format!("/console/auth/callback?state={state}&code=c1"));
+    assert_eq!(
+        location(&replay),
+        "/console/signin?reason=console_signin_unknown"
+    );
+    // A token for another client (the API's audience) is refused.
+    let start = b.get("/console/signin/operator");
+    let q = query(&location(&start));
+    let other_aud = id_token(&p, &key, "operator", &param(&q, "nonce"), "edgeplane");
+    p.http.set(
+        &format!("{ISSUER}/token"),
+        200,
+        &json!({ "id_token": other_aud }).to_string(),
+    );
+    let back = b.get(&format!(
+        "/console/auth/callback?state={}&code=c1",
+        param(&q, "state")
+    ));
+    assert_eq!(
+        location(&back),
+        "/console/signin?reason=console_signin_id_token"
+    );
+}
+
+#[test]
+fn sessions_end_when_idle_at_their_absolute_limit_and_at_sign_out() {
+    let (p, key) = platform();
+    let mut b = Browser::new(&p);
+    b.sign_in(&key, "operator");
+    p.clock.advance(IDLE_TIMEOUT_MS - 1000);
+    assert_eq!(
+        b.get("/console/tenants").status(),
+        StatusCode::OK,
+        "activity keeps it"
+    );
+    p.clock.advance(IDLE_TIMEOUT_MS - 1000);
+    assert_eq!(b.get("/console/tenants").status(), StatusCode::OK);
+    p.clock.advance(IDLE_TIMEOUT_MS + 1000);
+    let idle = b.get("/console/tenants");
+    assert_eq!(idle.status(), StatusCode::SEE_OTHER, "idle too long");
+
+    let csrf = b.sign_in(&key, "operator");
+    for _ in 0..(ABSOLUTE_TIMEOUT_MS / (IDLE_TIMEOUT_MS / 2)) {
+        p.clock.advance(IDLE_TIMEOUT_MS / 2);
+        b.get("/console/tenants");
+    }
+    assert_eq!(
+        b.get("/console/tenants").status(),
+        StatusCode::SEE_OTHER,
+        "absolute limit"
+    );
+
+    let csrf2 = b.sign_in(&key, "operator");
+    assert_ne!(csrf, csrf2, "each session has its own CSRF token");
+    let old = b.cookies.clone();
+    let out = b.post("/console/signout", &with(&csrf2, &[]));
+    assert_eq!(location(&out), "/console/signin?reason=signedout");
+    // The revoked cookie, replayed, is no session.
+    let mut replay = Browser {
+        p: &p,
+        cookies: old,
+    };
+    assert_eq!(
+        replay.get("/console/tenants").status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[test]
+fn over_https_the_cookies_are_host_only_and_secure() {
+    let (p, _) = platform();
+    let req = ::http::Request::builder()
+        .uri("https://cp.example.com/console/signin/operator")
+        .body(Vec::new())
+        .unwrap();
+    let resp = block_on(crate::handle(&p, req));
+    let cookie = resp.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        cookie.starts_with("__Host-edgeplane-console-signin="),
+        "{cookie}"
+    );
+    for attr in ["; Secure", "; HttpOnly", "; SameSite=Lax", "; Path=/"] {
+        assert!(cookie.contains(attr), "{cookie} lacks {attr}");
+    }
+    // Plain http is refused outside a loopback development server.
+    p.secrets.set("EDGEPLANE_ENV", "production");
+    p.secrets.set("PUBLIC_BASE_URL", "http://cp.example.com");
+    let req = ::http::Request::builder()
+        .uri("http://cp.example.com/console/signin")
+        .body(Vec::new())
+        .unwrap();
+    assert_eq!(
+        block_on(crate::handle(&p, req)).status(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[test]
+fn a_flag_saved_with_a_bad_rule_shows_the_api_s_field_path_and_the_preview_evaluates() {
+    let (p, key) = platform();
+    let mut b = Browser::new(&p);
+    let csrf = b.sign_in(&key, "operator");
+    b.post("/console/tenants", &with(&csrf, NEW_TENANT));
+    let tid = block_on(p.sql.query(Stmt::new("SELECT id FROM tenants"))).unwrap()[0]
+        .text("id")
+        .unwrap();
+    let bad = b.post(
+        &format!("/console/tenants/{tid}/flags"),
+        &with(&csrf, &[
+            ("key", "checkout"), ("type", "boolean"), ("value", "false"), ("enabled", "true"),
+            ("rules", r#"[{"conditions":[{"attribute":"email","op":"ends_with","values":[]}],"value":true}]"#),
+        ]),
+    );
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = body(&bad);
+    assert!(html.contains("rules[0].conditions[0].values"), "{html}");
+    let rules = r#"[{"conditions":[{"attribute":"email","op":"ends_with","values":["@acme.example"]}],"value":true}]"#;
+    let ok = b.post(
+        &format!("/console/tenants/{tid}/flags"),
+        &with(
+            &csrf,
+            &[
+                ("key", "checkout"),
+                ("type", "boolean"),
+                ("value", "false"),
+                ("enabled", "true"),
+                ("rules", rules),
+            ],
+        ),
+    );
+    assert_eq!(
+        location(&ok),
+        format!("/console/tenants/{tid}/flags/checkout?done=flag-saved")
+    );
+    let preview = b.post(
+        &format!("/console/tenants/{tid}/flags/checkout/preview"),
+        &with(
+            &csrf,
+            &[(
+                "context",
+                r#"{"targetingKey":"u1","email":"ana@acme.example"}"#,
+            )],
+        ),
+    );
+    let html = body(&preview);
+    assert!(html.contains("id=\"preview-value\">true<"), "{html}");
+    assert!(html.contains("TARGETING_MATCH"), "{html}");
+}
+
+#[test]
+fn a_deployment_without_public_base_url_serves_no_console() {
+    let (p, _) = platform();
+    p.secrets.set("EDGEPLANE_ENV", "production");
+    let mut b = Browser::new(&p);
+    let signin = b.get("/console/signin");
+    assert_eq!(signin.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body(&signin).contains("PUBLIC_BASE_URL"));
+}
+
+#[test]
+fn unconfigured_operator_sign_in_says_so() {
+    let (p, _) = platform();
+    p.secrets.set("OPERATOR_CONSOLE_CLIENT_SECRET", "");
+    let mut b = Browser::new(&p);
+    assert!(body(&b.get("/console/signin")).contains("not configured"));
+    let start = b.get("/console/signin/operator");
+    assert_eq!(
+        location(&start),
+        "/console/signin?reason=console_signin_not_configured"
+    );
+    let _ = p.clock.now_ms();
+}
