@@ -17,11 +17,12 @@ SPIN_HOST := $(SPIN_HOST_TARGET)/debug/spin-test-host
 
 .PHONY: help tools worker spin spin-host dev test unit openapi lint fmt check-core-deps check-spin-imports \
         contract schemathesis reliability deploy-check bench bench-flags bench-scale bench-events verify-events \
-        clean bench-users bench-oidc bench-edge spin-floor fuzz-smoke
+        clean bench-users bench-oidc bench-edge spin-floor fuzz-smoke browser
 
 help:
 	@echo "make dev    build and run Edgeplane locally (wrangler dev) with a seeded demo"
-	@echo "make test   every test: lints, core unit tests, contract suite on workerd and on the Spin build"
+	@echo "make test   every test: lints, core unit tests, contract suite on workerd and on the Spin build,"
+	@echo "            the consoles in Chromium (make browser)"
 	@echo "make openapi  write core/src/http/openapi/openapi.json from the route table and the types"
 	@echo "make bench  benchmarks (bench/RESULTS.md); make bench-flags: flag delivery vs Unleash Edge;"
 	@echo "            make bench-scale: tenant capacity; make bench-oidc: OpenID Connect provider;"
@@ -65,7 +66,7 @@ verify-events:
 
 ## Tests ------------------------------------------------------------------------------------
 
-test: tools lint check-core-deps unit fuzz-smoke worker spin spin-host check-spin-imports contract schemathesis reliability deploy-check
+test: tools lint check-core-deps unit fuzz-smoke worker spin spin-host check-spin-imports contract browser schemathesis reliability deploy-check
 	@echo "make test: all green"
 
 fmt:
@@ -118,6 +119,11 @@ check-spin-imports: spin
 
 contract: worker spin spin-host
 	SPIN_TEST_HOST=$(SPIN_HOST) cargo test -p edgeplane-tests
+
+# The web consoles in a real browser (Debian's Chromium, Playwright) on each runtime, signed in
+# through the development OpenID provider scripts/dev-idp.mjs (tests/browser/README.md).
+browser: worker spin spin-host
+	SPIN_TEST_HOST=$(SPIN_HOST) npx playwright test -c tests/browser/playwright.config.mjs
 
 # The OpenAPI document against the running worker: schemathesis, every check on every operation
 # (schemathesis.toml says what a schema cannot).

@@ -61,8 +61,24 @@ if [[ "$(cargo fuzz --version 2>/dev/null || true)" != "cargo-fuzz $CARGO_FUZZ_V
   cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
 fi
 
-# wrangler, Miniflare (workerd) and binaryen from the committed lock.
+# wrangler, Miniflare (workerd), binaryen and Playwright from the committed lock. Playwright
+# drives the system Chromium below: its own browser download is not used (nor always reachable).
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
   say "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# Chromium (Debian's package) for the browser tests of the consoles (tests/browser).
+if [[ ! -x /usr/bin/chromium ]]; then
+  say "apt-get install chromium"
+  if [[ "$(id -u)" -eq 0 ]]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium > /dev/null
+  elif command -v sudo > /dev/null; then
+    sudo apt-get update -qq
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium > /dev/null
+  else
+    echo "Chromium is missing and this user cannot install it: apt-get install chromium as root" >&2
+    exit 1
+  fi
 fi
