@@ -311,6 +311,7 @@ export async function startStack(runtime) {
       PUBLIC_BASE_URL: baseURL,
       OPERATOR_CONSOLE_CLIENT_ID: CONSOLE_CLIENT_ID,
       OPERATOR_CONSOLE_CLIENT_SECRET: clientSecret,
+      OPERATOR_CONSOLE_SCOPES: "openid email profile roles",
     };
     if (runtime === "spin") {
       // The suite stands in for the proxy in front of Spin (X-Forwarded-For), and Spin grants

@@ -12,7 +12,7 @@
 //!   at most, revoked on the server at sign-out.
 //! - **Sign-in**: operators and auditors at their identity provider ([`platform_signin`]).
 //! - **Headers**: a Content Security Policy without inline script or style and with
-//!   `frame-ancestors 'none'`, `no-store`, no referrer. Nothing is loaded from another origin.
+//!   `frame-ancestors 'none'`, `no-store`, no referrer to other origins (`same-origin`: with `no-referrer` a browser sends `Origin: null` on a form post). Nothing is loaded from another origin.
 
 mod api;
 mod assets;
@@ -354,7 +354,7 @@ fn respond(answer: Answer, set_cookies: Vec<String>) -> Response {
         .header(header::CACHE_CONTROL, "no-store")
         .header(header::CONTENT_SECURITY_POLICY, CSP)
         .header(header::X_FRAME_OPTIONS, "DENY")
-        .header(header::REFERRER_POLICY, "no-referrer")
+        .header(header::REFERRER_POLICY, "same-origin")
         .header("cross-origin-opener-policy", "same-origin");
     for c in set_cookies {
         builder = builder.header(header::SET_COOKIE, c);

@@ -438,20 +438,20 @@ fn flag_table<P: Platform>(web: &Web<'_, P>, tenant: &str, flags: &[Json]) -> Ma
             }
             @if is_operator(web) {
                 h3 { "New flag" }
-                (flag_form(web, tenant, None, &FieldErrors::none()))
+                (flag_form(web, tenant, None, &FieldErrors::none(), false))
             }
         }
     }
 }
 
-/// The editor's fields: from the form when it was sent back, else from the stored flag.
+/// The editor's fields: from the form when it was `sent` back refused, else from the stored flag.
 fn flag_form<P: Platform>(
     web: &Web<'_, P>,
     tenant: &str,
     flag: Option<&Json>,
     errors: &FieldErrors,
+    sent: bool,
 ) -> Markup {
-    let sent = !web.form.is_empty();
     let pick = |name: &str, stored: String| {
         if sent {
             web.field(name).unwrap_or("").to_owned()
@@ -563,7 +563,7 @@ async fn flag_page<P: Platform>(
         @if is_operator(web) {
             section.card aria-labelledby="edit-flag" {
                 h2 #edit-flag { "Definition" }
-                (flag_form(web, tenant, Some(&flag), &errors))
+                (flag_form(web, tenant, Some(&flag), &errors, errors.any()))
                 (page::button_form(web, &format!("/console/tenants/{tid}/flags/{}/delete", seg(key)), "Delete flag", "danger"))
             }
         } @else {
@@ -742,7 +742,7 @@ async fn flag_save<P: Platform>(web: &Web<'_, P>, tenant: &str, key: Option<&str
         Ok(None) => {
             let body = html! {
                 p { a href=(format!("/console/tenants/{}", seg(tenant))) { "Back to the tenant" } }
-                section.card { (flag_form(web, tenant, None, &errors)) }
+                section.card { (flag_form(web, tenant, None, &errors, true)) }
             };
             Answer::Page(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -812,11 +812,11 @@ fn preview_result(flag: &Flag, ctx: &eval::Context) -> Markup {
             variant,
             reason,
         } => html! {
-            dl.facts role="status" aria-label="Evaluation" {
+            div role="status" aria-label="Evaluation" { dl.facts {
                 dt { "Value" } dd { code #preview-value { (value.to_string()) } }
                 dt { "Variant" } dd { (variant) }
                 dt { "Reason" } dd { (reason.as_str()) }
-            }
+            } }
         },
         Resolution::Disabled => page::message(
             "notice",
@@ -1085,18 +1085,19 @@ async fn signing_key_rotate<P: Platform>(web: &Web<'_, P>) -> Answer {
 
 async fn health_markup<P: Platform>(web: &Web<'_, P>) -> Markup {
     let reply = api::call(web, Method::GET, "/v1/health", None).await;
-    let deps = reply.body["dependencies"]
-        .as_array()
-        .cloned()
+    // One entry per port, by name.
+    let deps: Vec<(String, Json)> = reply.body["dependencies"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();
     html! {
         p { "Overall: " (status_badge(if reply.ok() { text(&reply.body, "status") } else { "down" })) " · runtime " (text(&reply.body, "runtime")) " · version " (text(&reply.body, "version")) }
         table {
             thead { tr { th scope="col" { "Dependency" } th scope="col" { "Status" } th scope="col" { "Latency" } } }
             tbody {
-                @for d in &deps {
+                @for (port, d) in &deps {
                     tr {
-                        td { (text(d, "backend")) }
+                        td { (port.replace('_', " ")) " (" (text(d, "backend")) ")" }
                         td { (status_badge(if text(d, "status") == "ok" { "up" } else { "down" })) }
                         td { (d["latency_ms"].as_i64().unwrap_or(0)) " ms" }
                     }
