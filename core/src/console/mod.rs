@@ -16,10 +16,12 @@
 
 mod api;
 mod assets;
+mod auditor;
 mod operator;
 mod page;
 pub mod platform_signin;
 mod signin;
+mod tenant;
 
 pub use crate::sessions::console as session;
 
@@ -313,8 +315,11 @@ async fn route<P: Platform>(web: &mut Web<'_, P>, set_cookies: &mut Vec<String>)
         (rest, _, _) => match &web.session {
             None if get => Answer::to(signin::signin_url_returning(web)),
             None => Answer::to(signin::signin_url(web, "expired")),
-            Some(s) if s.kind == session::Kind::Platform => operator::route(web, rest).await,
-            Some(_) => page::not_found(web),
+            Some(s) if s.kind == session::Kind::Platform => match rest {
+                ["audit", more @ ..] => auditor::route(web, more).await,
+                _ => operator::route(web, rest).await,
+            },
+            Some(_) => tenant::route(web, rest).await,
         },
     }
 }
@@ -323,7 +328,7 @@ fn home<P: Platform>(web: &Web<'_, P>) -> Answer {
     match &web.session {
         None => Answer::to(format!("{PREFIX}/signin")),
         Some(s) if s.kind == session::Kind::Platform => Answer::to(format!("{PREFIX}/tenants")),
-        Some(_) => page::not_found(web),
+        Some(_) => Answer::to(format!("{PREFIX}/tenant/users")),
     }
 }
 

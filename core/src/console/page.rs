@@ -17,6 +17,11 @@ pub enum Section {
     Apps,
     SigningKeys,
     Health,
+    Audit,
+    Users,
+    Security,
+    Subscription,
+    Flags,
     None,
 }
 
@@ -70,6 +75,12 @@ fn nav(kind: Kind, _role: &str, section: Section) -> Markup {
                     (item(Section::Apps, "/console/apps", "Apps and keys"))
                     (item(Section::SigningKeys, "/console/signing-keys", "Signing keys"))
                     (item(Section::Health, "/console/health", "System health"))
+                    (item(Section::Audit, "/console/audit", "Audit"))
+                } @else {
+                    (item(Section::Users, "/console/tenant/users", "Users"))
+                    (item(Section::Security, "/console/tenant/security", "Security"))
+                    (item(Section::Subscription, "/console/tenant/subscription", "Subscription"))
+                    (item(Section::Flags, "/console/tenant/flags", "Flags"))
                 }
             }
         }
