@@ -20,7 +20,8 @@ SPIN_HOST := $(SPIN_HOST_TARGET)/debug/spin-test-host
         clean bench-users bench-oidc bench-edge spin-floor fuzz-smoke browser
 
 help:
-	@echo "make dev    build and run Edgeplane locally (wrangler dev) with a seeded demo"
+	@echo "make dev    build and run Edgeplane locally (wrangler dev) with a seeded demo and the console,"
+	@echo "            operators signing in at a development identity provider (scripts/dev-idp.mjs)"
 	@echo "make test   every test: lints, core unit tests, contract suite on workerd and on the Spin build,"
 	@echo "            the consoles in Chromium (make browser)"
 	@echo "make openapi  write core/src/http/openapi/openapi.json from the route table and the types"
