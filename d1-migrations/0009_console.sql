@@ -47,3 +47,9 @@ CREATE TABLE console_signins (
 );
 
 CREATE INDEX console_signins_expires ON console_signins (expires_at);
+
+-- The tenant console is a first-party client of the OpenID provider: app edgeplane-console,
+-- public (PKCE), enabled for every tenant without a tenant_apps row. Its one redirect URI,
+-- PUBLIC_BASE_URL/console/auth/tenant/callback, comes from the deployment, not from this row.
+INSERT INTO apps (id, name, owner_id, status, redirect_uris, allowed_origins, created_at, updated_at)
+VALUES ('edgeplane-console', 'Edgeplane console', 'system', 'active', '[]', '[]', 0, 0);

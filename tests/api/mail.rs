@@ -300,7 +300,12 @@ fn deliveries(app: &TestApp, sink: &Sink, api_token: &str) -> Result<(), String>
         2,
         "an invitation and a reset to {ana}: {sent:?}"
     );
-    let link = check_message(&sent[1], api_token, &ana, "/password/reset?token=")?;
+    let link = check_message(
+        &sent[1],
+        api_token,
+        &ana,
+        "/console/account/password-reset?token=",
+    )?;
     outbox_is_empty(app, &ana)?;
     let new_password = "a brand new passphrase";
     let reset = json!({ "token": token_of(&link)?, "password": new_password });

@@ -69,7 +69,7 @@ test("an operator registers an app, provisions a tenant, targets a flag and revo
   await page.getByLabel("Apps to enable").fill(appId);
   await page.getByRole("button", { name: "Create tenant" }).click();
   await expect(page.getByRole("heading", { name: `Acme ${suffix}`, level: 1 })).toBeVisible();
-  await expect(page.locator("code.secret")).toContainText("/invitations/accept?token=");
+  await expect(page.locator("code.secret")).toContainText("/console/account/invitation?token=");
   const tenantId = (await page.locator("dl.facts dd code").first().textContent()).trim();
   await expectAccessible(page);
   await saveScreenshot("operator-tenant");

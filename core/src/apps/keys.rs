@@ -366,7 +366,8 @@ fn issue_stmts<P: Platform>(
             "INSERT INTO api_keys (id, app_id, tenant_id, kind, name, prefix, key_hash,
                scopes, created_at, expires_at)
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
-             WHERE EXISTS (SELECT 1 FROM apps WHERE id = ?2 AND status = 'active')
+             WHERE EXISTS (SELECT 1 FROM apps WHERE id = ?2 AND status = 'active'
+                             AND id <> 'edgeplane-console')
                AND (?3 IS NULL OR EXISTS (
                  SELECT 1 FROM tenants t JOIN tenant_apps ta ON ta.tenant_id = t.id
                  WHERE t.id = ?3 AND t.status IN ('active', 'suspended')

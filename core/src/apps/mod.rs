@@ -3,6 +3,10 @@
 //! (FR-SYS-002), configuration and status changes (FR-SYS-003), and which tenants an app serves
 //! (`tenant_apps`). [`authenticate_app_key`] is the hot path that checks a presented key.
 //!
+//! One row of `apps` is not a managed app: `edgeplane-console`, the tenant console's client of
+//! the OpenID provider (migration 0009). The queries here leave it out: it is not listed,
+//! read, changed, given keys or enabled for tenants.
+//!
 //! The operations are this module's functions; each takes the platform first and is generic
 //! over it. Every change is one atomic [`Sql::batch`] carrying its audit outbox rows
 //! (FR-LOG-003); refusals answered with a conflict are audited as failures.
@@ -138,7 +142,7 @@ async fn load<P: Platform>(p: &P, id: &AppId) -> Result<Option<App>, SqlError> {
             Stmt::new(concat!(
                 "SELECT ",
                 app_columns!(),
-                " FROM apps WHERE id = ?1"
+                " FROM apps WHERE id = ?1 AND id <> 'edgeplane-console'"
             ))
             .bind(id.as_str()),
         )

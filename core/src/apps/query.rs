@@ -218,13 +218,13 @@ pub async fn list<P: Platform>(p: &P, req: &ListApps) -> Result<Page<App>, ListA
         None => Stmt::new(concat!(
             "SELECT ",
             app_columns!(),
-            " FROM apps WHERE (created_at, id) < (?1, ?2)
+            " FROM apps WHERE (created_at, id) < (?1, ?2) AND id <> 'edgeplane-console'
                  ORDER BY created_at DESC, id DESC LIMIT ?3"
         )),
         Some(_) => Stmt::new(concat!(
             "SELECT ",
             app_columns!(),
-            " FROM apps WHERE status = ?4 AND (created_at, id) < (?1, ?2)
+            " FROM apps WHERE status = ?4 AND (created_at, id) < (?1, ?2) AND id <> 'edgeplane-console'
                  ORDER BY created_at DESC, id DESC LIMIT ?3"
         )),
     }

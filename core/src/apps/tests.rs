@@ -142,7 +142,7 @@ async fn everything_stored(p: &Wrapped) -> String {
     let mut all = String::new();
     for table in ["apps", "api_keys", "tenant_apps", "audit_outbox"] {
         let stmt = match table {
-            "apps" => "SELECT * FROM apps",
+            "apps" => "SELECT * FROM apps WHERE id <> 'edgeplane-console'",
             "api_keys" => "SELECT * FROM api_keys",
             "tenant_apps" => "SELECT * FROM tenant_apps",
             _ => "SELECT * FROM audit_outbox",
@@ -206,7 +206,15 @@ fn fr_sys_001_duplicate_name_is_refused_and_audited() {
             .await
             .unwrap_err();
         assert_eq!(e.code(), "app_name_taken");
-        assert_eq!(rows(&p.inner.sql, "SELECT id FROM apps").await.len(), 1);
+        assert_eq!(
+            rows(
+                &p.inner.sql,
+                "SELECT id FROM apps WHERE id <> 'edgeplane-console'"
+            )
+            .await
+            .len(),
+            1
+        );
         assert_eq!(
             audit_trail(&p).await.last().unwrap(),
             &("app.create".to_owned(), "failure".to_owned())

@@ -170,18 +170,55 @@ pub async fn call<P: Platform>(
     };
     let resp = match (session.kind, operator(session)) {
         (Kind::Platform, Some(op)) => api_http::handle_as(web.p, req, op).await,
-        _ => {
-            return Reply {
-                status: 401,
-                body: Json::Null,
-                raw: Vec::new(),
-            }
+        (Kind::Tenant, _) => {
+            let Some(access) = super::tenant_signin::access_token(web).await else {
+                return unauthenticated();
+            };
+            let mut req = req;
+            match ::http::HeaderValue::from_str(&format!("Bearer {access}")) {
+                Ok(v) => req.headers_mut().insert(header::AUTHORIZATION, v),
+                Err(_) => return unauthenticated(),
+            };
+            api_http::handle(web.p, req).await
         }
+        _ => return unauthenticated(),
     };
     let status = resp.status().as_u16();
     let raw = resp.into_body();
     let body = serde_json::from_slice(&raw).unwrap_or(Json::Null);
     Reply { status, body, raw }
+}
+
+/// Calls the API without credentials (the forms of mailed links, whose token is the
+/// capability).
+pub async fn call_anonymous<P: Platform>(
+    web: &Web<'_, P>,
+    method: Method,
+    path: &str,
+    body: &Json,
+) -> Reply {
+    let req = ::http::Request::builder()
+        .method(method)
+        .uri(format!("{}{path}", web.origin))
+        .header(api_http::REQUEST_ID, web.request_id.as_str())
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.to_string().into_bytes());
+    let Ok(req) = req else {
+        return unauthenticated();
+    };
+    let resp = api_http::handle(web.p, req).await;
+    let status = resp.status().as_u16();
+    let raw = resp.into_body();
+    let body = serde_json::from_slice(&raw).unwrap_or(Json::Null);
+    Reply { status, body, raw }
+}
+
+fn unauthenticated() -> Reply {
+    Reply {
+        status: 401,
+        body: Json::Null,
+        raw: Vec::new(),
+    }
 }
 
 /// Percent-encodes a path segment.

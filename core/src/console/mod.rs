@@ -14,6 +14,7 @@
 //! - **Headers**: a Content Security Policy without inline script or style and with
 //!   `frame-ancestors 'none'`, `no-store`, no referrer to other origins (`same-origin`: with `no-referrer` a browser sends `Origin: null` on a form post). Nothing is loaded from another origin.
 
+mod account;
 mod api;
 mod assets;
 mod auditor;
@@ -22,6 +23,7 @@ mod page;
 pub mod platform_signin;
 mod signin;
 mod tenant;
+mod tenant_signin;
 
 pub use crate::sessions::console as session;
 
@@ -66,6 +68,8 @@ pub(crate) struct Web<'a, P: Platform> {
     pub session: Option<Session>,
     /// The headers of the request, for an `Origin` check.
     pub origin_header: Option<String>,
+    /// A tenant session's tokens once opened (or refreshed) by this request.
+    tenant_tokens: std::cell::RefCell<Option<tenant_signin::Tokens>>,
 }
 
 impl<P: Platform> Web<'_, P> {
@@ -200,6 +204,7 @@ pub async fn handle<P: Platform>(p: &P, req: Request) -> Response {
             .get(header::ORIGIN)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
+        tenant_tokens: std::cell::RefCell::new(None),
     };
     let mut set_cookies = Vec::new();
     let answer = if configured.is_none() && !web.development() {
@@ -281,6 +286,10 @@ async fn prepare<P: Platform>(
             "This form was not sent from a console page.",
         ));
     }
+    // A mailed link's form carries its own capability (the token) and needs no session.
+    if web.path.starts_with("/console/account/") {
+        return Ok(());
+    }
     let Some(session) = &web.session else {
         return Err(Answer::to(signin::signin_url(web, "expired")));
     };
@@ -310,8 +319,13 @@ async fn route<P: Platform>(web: &mut Web<'_, P>, set_cookies: &mut Vec<String>)
         ([], true, _) => home(web),
         (["signin"], true, _) => signin::page(web),
         (["signin", "operator"], true, _) => signin::start_platform(web, set_cookies).await,
+        (["signin", "tenant"], true, _) => tenant_signin::start(web, set_cookies).await,
         (["auth", "callback"], true, _) => signin::callback(web, set_cookies).await,
+        (["auth", "tenant", "callback"], true, _) => {
+            tenant_signin::callback(web, set_cookies).await
+        }
         (["signout"], _, true) => signin::signout(web, set_cookies).await,
+        (["account", more @ ..], _, _) => account::route(web, more, get).await,
         (rest, _, _) => match &web.session {
             None if get => Answer::to(signin::signin_url_returning(web)),
             None => Answer::to(signin::signin_url(web, "expired")),

@@ -600,7 +600,7 @@ async fn flag_history<P: Platform>(web: &Web<'_, P>, tenant: &str, key: &str) ->
         return html! { p.muted { "The history cannot be read now." } };
     }
     let csv = String::from_utf8_lossy(&reply.raw).into_owned();
-    let rows = history_rows(&csv, key);
+    let rows = history_rows(&csv, &format!("flag:{tenant}/{key}"));
     html! {
         @if rows.is_empty() {
             p.muted { "No recorded change yet (changes reach the audit trail within a minute)." }
@@ -613,8 +613,9 @@ async fn flag_history<P: Platform>(web: &Web<'_, P>, tenant: &str, key: &str) ->
     }
 }
 
-/// (time, action, actor, outcome) of the CSV rows about flag `key`, newest first.
-fn history_rows(csv: &str, key: &str) -> Vec<[String; 4]> {
+/// (time, action, actor, outcome) of the CSV rows about `resource` (`flag:<tenant>/<key>`),
+/// newest first.
+fn history_rows(csv: &str, resource: &str) -> Vec<[String; 4]> {
     let mut lines = csv.lines();
     let Some(header) = lines.next() else {
         return Vec::new();
@@ -632,9 +633,7 @@ fn history_rows(csv: &str, key: &str) -> Vec<[String; 4]> {
     };
     let mut out: Vec<[String; 4]> = lines
         .map(split_csv)
-        .filter(|f| {
-            f.get(res).is_some_and(|r| r == key) && f.get(a).is_some_and(|x| x.starts_with("flag."))
-        })
+        .filter(|f| f.get(res).is_some_and(|r| r == resource))
         .map(|f| {
             [
                 f[t].clone(),
@@ -802,6 +801,7 @@ fn clone_web<'a, P: Platform>(web: &Web<'a, P>) -> Web<'a, P> {
         request_id: web.request_id.clone(),
         session: web.session.clone(),
         origin_header: web.origin_header.clone(),
+        tenant_tokens: std::cell::RefCell::new(web.tenant_tokens.borrow().clone()),
     }
 }
 

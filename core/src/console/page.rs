@@ -208,6 +208,7 @@ pub fn signin<P: Platform>(
     message_text: Option<&str>,
     operator_href: &str,
     configured: bool,
+    next: Option<&str>,
 ) -> Markup {
     frame(
         web,
@@ -224,6 +225,18 @@ pub fn signin<P: Platform>(
                     a.button href=(operator_href) { "Sign in as operator or auditor" }
                 } @else {
                     p.muted { "Operator sign-in is not configured on this deployment." }
+                }
+            }
+            section.card aria-labelledby="tenant-title" {
+                h2 #tenant-title { "Tenant owners and admins" }
+                p { "Sign in with your organisation's account: password, second factor, passkey or your company's single sign-on." }
+                form method="get" action="/console/signin/tenant" {
+                    @if let Some(n) = next { input type="hidden" name="next" value=(n); }
+                    div.field {
+                        label for="organization" { "Organization" }
+                        input #organization name="organization" type="text" autocomplete="organization" required;
+                    }
+                    button type="submit" { "Continue to sign-in" }
                 }
             }
         },

@@ -30,7 +30,7 @@ pub(super) fn signin_url_returning<P: Platform>(web: &Web<'_, P>) -> String {
 }
 
 /// A console path to land on after sign-in: under `/console/`, nothing else.
-fn safe_next(next: Option<&str>) -> Option<String> {
+pub(super) fn safe_next(next: Option<&str>) -> Option<String> {
     next.filter(|n| {
         n.starts_with("/console/")
             && !n.starts_with("//")
@@ -50,6 +50,9 @@ fn reason_text(reason: &str) -> Option<&'static str> {
             "Your account has no operator or auditor role. Ask your identity provider's administrator for one."
         }
         "console_signin_unknown" => "That sign-in expired or was already used. Start again.",
+        "console_signin_not_admin" => {
+            "The tenant console is for your organisation's owners and admins. Ask one of them for the admin role."
+        }
         "console_signin_refused" => "The identity provider did not sign you in.",
         "console_signin_id_token" => "The identity provider's answer could not be verified.",
         "console_signin_idp_unavailable" => {
@@ -69,6 +72,7 @@ pub(super) fn page<P: Platform>(web: &Web<'_, P>) -> Answer {
     }
     let message = web.q("reason").and_then(reason_text);
     let next = safe_next(web.q("next"));
+    let tenant_next = next.clone();
     let operator_href = match &next {
         Some(n) => format!(
             "{PREFIX}/signin/operator?{}",
@@ -83,6 +87,7 @@ pub(super) fn page<P: Platform>(web: &Web<'_, P>) -> Answer {
         message,
         &operator_href,
         platform_signin::configured(web.p),
+        tenant_next.as_deref(),
     ))
 }
 
@@ -167,6 +172,12 @@ pub(super) async fn signout<P: Platform>(
     set_cookies: &mut Vec<String>,
 ) -> Answer {
     if let Some(s) = &web.session {
+        if s.kind == Kind::Tenant {
+            // The Edgeplane session behind it ends too: its refresh token is useless after.
+            if let Some(access) = super::tenant_signin::access_token(web).await {
+                super::tenant_signin::logout(web, &access).await;
+            }
+        }
         if let Err(e) = session::revoke(web.p, &s.token_hash).await {
             super::log_error(web, "console sign-out failed", &e.to_string());
             return page::error(

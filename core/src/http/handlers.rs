@@ -89,6 +89,7 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::DevBlobGet => events::dev_blob_get(ctx, &req, principal.operator()?).await,
         RouteId::DevBlobPut => events::dev_blob_put(ctx, &req, principal.operator()?).await,
         RouteId::TenantOwnFlags => flags::own_list(ctx, principal.user()?).await,
+        RouteId::TenantSelf => tenants::own(ctx, principal.user()?).await,
         RouteId::TenantUserList => tenant_users::list_users(ctx, &req, principal.admin()?).await,
         RouteId::TenantUserGet => tenant_users::get_user(ctx, principal.admin()?).await,
         RouteId::TenantUserUpdate => tenant_users::update_user(ctx, &req, principal.admin()?).await,

@@ -138,6 +138,8 @@ pub enum RouteId {
     DevBlobPut,
     /// `GET /v1/tenant/flags`: owners and admins read their tenant's flags (FR-FLAG-001).
     TenantOwnFlags,
+    /// `GET /v1/tenant`: owners and admins read their own tenant.
+    TenantSelf,
     /// `GET /v1/tenant/users`: owners and admins list their users (FR-TENANT-004).
     TenantUserList,
     /// `GET /v1/tenant/users/{id}`: one user.
@@ -1059,6 +1061,18 @@ pub const ROUTES: &[Route] = &[
     }),
     hidden!(GET "/__dev/blobs" => DevBlobGet, Caller::Operator),
     hidden!(PUT "/__dev/blobs" => DevBlobPut, Caller::Operator),
+    route!(GET "/v1/tenant" => TenantSelf, Caller::TenantAdmin, Doc {
+        operation_id: "getOwnTenant",
+        tag: "tenant-admin",
+        summary: "The signed-in owner's or admin's own tenant: name, domain, plan and status.",
+        notes: "",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The tenant.", content: &[("application/json", of::<t::Tenant>)], headers: &[] },
+        ],
+        problems: &[401, 403, 410, 503],
+    }),
     route!(GET "/v1/tenant/flags" => TenantOwnFlags, Caller::TenantAdmin, Doc {
         operation_id: "listOwnTenantFlags",
         tag: "flags",

@@ -222,6 +222,20 @@ pub(super) async fn get<P: Platform>(
     json::response(StatusCode::OK, &tenant)
 }
 
+/// `GET /v1/tenant`: the signed-in owner's or admin's own tenant (its name, domain, plan and
+/// status), for the tenant console.
+pub(super) async fn own<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    user: crate::signin::UserPrincipal,
+) -> Result<Response, ApiError> {
+    let id = TenantId::parse(&user.claims.tid)
+        .map_err(|_| ApiError::not_found("No tenant has this id."))?;
+    let tenant = tenants::get(ctx.platform, &id)
+        .await
+        .map_err(|e| ApiError::from(&e))?;
+    json::response(StatusCode::OK, &tenant)
+}
+
 /// `PATCH /v1/tenants/{id}` `{name?, plan?, expected_version?}`.
 pub(super) async fn update<P: Platform>(
     ctx: &mut Ctx<'_, P>,
@@ -386,9 +400,9 @@ pub(super) fn link_base<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<
 }
 
 /// The page a mailed invitation opens (`?token=`).
-pub const INVITATION_PAGE: &str = "/invitations/accept";
+pub const INVITATION_PAGE: &str = "/console/account/invitation";
 /// The page a mailed password reset opens (`?token=`).
-pub const PASSWORD_RESET_PAGE: &str = "/password/reset";
+pub const PASSWORD_RESET_PAGE: &str = "/console/account/password-reset";
 
 /// The links mailed to users, under `base`.
 pub fn links_under(base: &str) -> Links {

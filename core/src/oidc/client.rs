@@ -39,6 +39,13 @@ impl Client {
     }
 }
 
+/// The tenant console's client id: a first-party public client (migration 0009), enabled for
+/// every tenant, whose redirect URI is the console's callback under `PUBLIC_BASE_URL`.
+pub const CONSOLE_CLIENT_ID: &str = "edgeplane-console";
+
+/// The tenant console's callback path, under `PUBLIC_BASE_URL`.
+pub const CONSOLE_CALLBACK_PATH: &str = "/console/auth/tenant/callback";
+
 /// The client of id `client_id`, `None` if no app has that id.
 pub async fn load_client<P: Platform>(p: &P, client_id: &str) -> Result<Option<Client>, SqlError> {
     if client_id.is_empty() || client_id.len() > MAX_CLIENT_CREDENTIAL_LEN {
@@ -58,8 +65,13 @@ pub async fn load_client<P: Platform>(p: &P, client_id: &str) -> Result<Option<C
     let Some(row) = rows.first() else {
         return Ok(None);
     };
-    let redirect_uris: Vec<String> =
+    let mut redirect_uris: Vec<String> =
         serde_json::from_str(&row.text("redirect_uris")?).unwrap_or_default();
+    if client_id == CONSOLE_CLIENT_ID {
+        if let Some(base) = crate::tenants::configured_base_url(p) {
+            redirect_uris.push(format!("{base}{CONSOLE_CALLBACK_PATH}"));
+        }
+    }
     Ok(Some(Client {
         id: row.text("id")?,
         name: row.text("name")?,

@@ -123,7 +123,9 @@ pub async fn complete_login_flow<P: Platform>(
             return Err(CompleteLoginError::TenantMismatch);
         }
     }
-    if row.text("app_status")? != "active" || row.opt_i64("app_enabled")? != Some(1) {
+    let enabled = row.opt_i64("app_enabled")? == Some(1)
+        || row.text("client_id")? == client::CONSOLE_CLIENT_ID;
+    if row.text("app_status")? != "active" || !enabled {
         return Err(CompleteLoginError::AppNotEnabled);
     }
     let client_id = row.text("client_id")?;

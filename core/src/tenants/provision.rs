@@ -353,7 +353,7 @@ async fn check_apps<P: Platform>(p: &P, apps: &[String]) -> Result<(), Provision
     let rows = p
         .sql()
         .query(
-            Stmt::new("SELECT id, status FROM apps WHERE id IN (SELECT value FROM json_each(?1))")
+            Stmt::new("SELECT id, status FROM apps WHERE id IN (SELECT value FROM json_each(?1)) AND id <> 'edgeplane-console'")
                 .bind(list),
         )
         .await?;

@@ -181,7 +181,7 @@ fn uc_prov_001_provision_writes_everything_and_mails_the_owner() {
         // The invitation stores the SHA-256 of the token, never the token; 7 days.
         assert!(got
             .invitation_link
-            .starts_with("https://edgeplane.test/invitations/accept?token="));
+            .starts_with("https://edgeplane.test/console/account/invitation?token="));
         let token = token_of(&got.invitation_link);
         assert_eq!(crypto::b64url_decode(&token).unwrap().len(), 32);
         let inv = rows(&p.sql, "SELECT * FROM invitations").await;
