@@ -171,7 +171,10 @@ pub async fn call<P: Platform>(
     let resp = match (session.kind, operator(session)) {
         (Kind::Platform, Some(op)) => api_http::handle_as(web.p, req, op).await,
         (Kind::Tenant, _) => {
+            // The Edgeplane session behind it ended (revoked, user disabled, tenant suspended):
+            // so does the console session.
             let Some(access) = super::tenant_signin::access_token(web).await else {
+                let _ = super::session::revoke(web.p, &session.token_hash).await;
                 return unauthenticated();
             };
             let mut req = req;
@@ -179,7 +182,12 @@ pub async fn call<P: Platform>(
                 Ok(v) => req.headers_mut().insert(header::AUTHORIZATION, v),
                 Err(_) => return unauthenticated(),
             };
-            api_http::handle(web.p, req).await
+            let resp = api_http::handle(web.p, req).await;
+            // 401, or 440 (ERR-AUTH-440: the session was revoked or expired).
+            if matches!(resp.status().as_u16(), 401 | 440) {
+                let _ = super::session::revoke(web.p, &session.token_hash).await;
+            }
+            resp
         }
         _ => return unauthenticated(),
     };

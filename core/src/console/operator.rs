@@ -72,7 +72,7 @@ fn is_operator<P: Platform>(web: &Web<'_, P>) -> bool {
 fn failure<P: Platform>(web: &Web<'_, P>, reply: &Reply) -> Answer {
     match reply.status {
         404 | 410 => page::not_found(web),
-        401 => Answer::to(format!("{PREFIX}/signin?reason=expired")),
+        401 | 440 => Answer::to(format!("{PREFIX}/signin?reason=expired")),
         403 => page::error(
             web,
             StatusCode::FORBIDDEN,

@@ -69,7 +69,7 @@ fn badge(status: &str) -> Markup {
 fn failure<P: Platform>(web: &Web<'_, P>, reply: &Reply) -> Answer {
     match reply.status {
         404 | 410 => page::not_found(web),
-        401 => Answer::to(format!("{PREFIX}/signin?reason=expired")),
+        401 | 440 => Answer::to(format!("{PREFIX}/signin?reason=expired")),
         403 => page::error(
             web,
             StatusCode::FORBIDDEN,
@@ -204,9 +204,9 @@ fn invite_form<P: Platform>(web: &Web<'_, P>, errors: &FieldErrors) -> Markup {
             h2 #invite { "Invite a user" }
             form method="post" action="/console/tenant/users/invite" {
                 (page::csrf(web))
-                (page::form_errors(errors, &["email", "role"]))
-                (page::input("email", "Email", web.text("email"), "email", errors, true))
-                (page::select("role", "Role", ROLES, web.field("role").unwrap_or("user"), errors))
+                (page::form_errors(errors, &["invite_email", "invite_role"]))
+                (page::input("invite_email", "Email", web.text("invite_email"), "email", errors, true))
+                (page::select("invite_role", "Role of the new user", ROLES, web.field("invite_role").unwrap_or("user"), errors))
                 button type="submit" { "Send invitation" }
             }
         }
@@ -238,13 +238,20 @@ fn invitation_table<P: Platform>(web: &Web<'_, P>, items: &[Json]) -> Markup {
 }
 
 async fn invite<P: Platform>(web: &Web<'_, P>) -> Answer {
-    let body = json!({ "email": web.text("email"), "role": web.text("role") });
+    let body = json!({ "email": web.text("invite_email"), "role": web.text("invite_role") });
     let reply = api::call(web, Method::POST, "/v1/tenant/invitations", Some(&body)).await;
     if reply.ok() {
         return Answer::to("/console/tenant/users?done=invited");
     }
-    if is_form_error(&reply) || reply.status == 403 {
-        return users(web, Some(reply.errors())).await;
+    if is_form_error(&reply) {
+        // The form's fields are named apart from the filter's above it.
+        let mut errors = reply.errors();
+        for (field, _) in &mut errors.fields {
+            if field == "email" || field == "role" {
+                *field = format!("invite_{field}");
+            }
+        }
+        return users(web, Some(errors)).await;
     }
     failure(web, &reply)
 }
@@ -377,7 +384,7 @@ async fn user_action<P: Platform>(web: &Web<'_, P>, id: &str, action: &str) -> A
     if reply.ok() {
         return Answer::to(format!("/console/tenant/users/{}?done={action}", seg(id)));
     }
-    if is_form_error(&reply) || reply.status == 403 {
+    if is_form_error(&reply) {
         return user_page(web, id, Some(reply.errors())).await;
     }
     failure(web, &reply)
@@ -662,7 +669,7 @@ async fn plan_save<P: Platform>(web: &Web<'_, P>) -> Answer {
     if reply.ok() {
         return Answer::to("/console/tenant/subscription?done=plan");
     }
-    if is_form_error(&reply) || reply.status == 403 {
+    if is_form_error(&reply) {
         return subscription(web, Some(reply.errors())).await;
     }
     failure(web, &reply)

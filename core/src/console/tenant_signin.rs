@@ -154,10 +154,13 @@ pub(super) async fn callback<P: Platform>(
     let Some((tokens, id_token)) = token_request(web, &form).await else {
         return refused("console_signin_refused");
     };
-    if !nonce_matches(id_token.as_deref(), &data.nonce_hash) {
+    let claims = id_claims(id_token.as_deref());
+    let nonce = claims.get("nonce").and_then(Json::as_str).map(token_hash);
+    if nonce.as_deref() != Some(data.nonce_hash.as_str()) {
         return refused("console_signin_id_token");
     }
-    open_session(web, tokens, data.return_to, set_cookies).await
+    let email = claims.get("email").and_then(Json::as_str).unwrap_or("");
+    open_session(web, tokens, email, data.return_to, set_cookies).await
 }
 
 /// Marks the tenant sign-in of `state_hash` used and returns it, once.
@@ -193,16 +196,14 @@ async fn consume<P: Platform>(web: &Web<'_, P>, state_hash: &str) -> Option<Sign
     (claimed == 1).then_some(data)
 }
 
-/// The ID token's nonce is the one this sign-in sent. The token came straight from Edgeplane's
-/// own token endpoint, in process: its signature needs no check here.
-fn nonce_matches(id_token: Option<&str>, nonce_hash: &str) -> bool {
-    let Some(payload) = id_token.and_then(|t| t.split('.').nth(1)) else {
-        return false;
-    };
-    crate::crypto::b64url_decode(payload)
+/// The claims of the ID token. It came straight from Edgeplane's own token endpoint, in
+/// process: its signature needs no check here.
+fn id_claims(id_token: Option<&str>) -> Json {
+    id_token
+        .and_then(|t| t.split('.').nth(1))
+        .and_then(crate::crypto::b64url_decode)
         .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
-        .and_then(|c| c.get("nonce").and_then(Json::as_str).map(token_hash))
-        .is_some_and(|h| h == nonce_hash)
+        .unwrap_or(Json::Null)
 }
 
 /// A request to Edgeplane's own token endpoint, in process: the tokens, and the ID token.
@@ -246,6 +247,7 @@ async fn token_request<P: Platform>(
 async fn open_session<P: Platform>(
     web: &Web<'_, P>,
     tokens: Tokens,
+    email: &str,
     return_to: Option<String>,
     set_cookies: &mut Vec<String>,
 ) -> Answer {
@@ -266,7 +268,7 @@ async fn open_session<P: Platform>(
         user_id: claims.sub.clone(),
         role: claims.role.clone(),
         tenant_id: Some(claims.tid.clone()),
-        display_name: String::new(),
+        display_name: email.to_owned(),
         data: json!({}),
     };
     let created = session::create(web.p, new).await;
@@ -274,27 +276,11 @@ async fn open_session<P: Platform>(
         super::log_error(web, "console session could not be stored", "create");
         return page::unavailable(web);
     };
-    s.display_name = display_name(web, &tokens.access).await;
     if store_tokens(web, &mut s, &tokens).await.is_err() {
         return page::unavailable(web);
     }
     set_cookies.push(web.set_cookie(SESSION_COOKIE, &cookie, session::ABSOLUTE_TIMEOUT_MS / 1000));
     Answer::to(return_to.unwrap_or_else(|| format!("{PREFIX}/")))
-}
-
-/// The signed-in user's email, for the header (from userinfo, in process).
-async fn display_name<P: Platform>(web: &Web<'_, P>, access: &str) -> String {
-    let req = ::http::Request::builder()
-        .method(Method::GET)
-        .uri(format!("{}/oauth/userinfo", web.origin))
-        .header(header::AUTHORIZATION, format!("Bearer {access}"))
-        .body(Vec::new());
-    let Ok(req) = req else { return String::new() };
-    let resp = crate::http::handle(web.p, req).await;
-    serde_json::from_slice::<Json>(resp.body())
-        .ok()
-        .and_then(|j| j.get("email").and_then(Json::as_str).map(str::to_owned))
-        .unwrap_or_default()
 }
 
 /// Seals the tokens into the session's data and saves it.

@@ -390,7 +390,7 @@ async fn start_code_session<P: Platform>(
     let methods: Vec<&str> = g.amr.iter().map(String::as_str).collect();
     let grant = Grant {
         app_id: Some(g.client_id),
-        aud: g.client_id,
+        aud: access_audience(g.client_id),
         scope: g.scope,
     };
     let pair = sessions::start_with(
@@ -466,7 +466,7 @@ async fn refresh_grant<P: Platform>(
     }
     let grant = Grant {
         app_id: Some(&client_id),
-        aud: &client_id,
+        aud: access_audience(&client_id),
         scope: &scope,
     };
     let pair = sessions::refresh_with(p, token, &grant, request_id)
@@ -480,7 +480,7 @@ async fn refresh_grant<P: Platform>(
         })?;
     let claims =
         crate::tokens::access::verify_with(p, &pair.access_token, p.clock().now_ms(), |aud| {
-            aud == client_id
+            aud == access_audience(&client_id)
         })
         .await
         .map_err(|e| TokenError::Unavailable(e.to_string()))?;
@@ -536,6 +536,17 @@ pub struct UserinfoClaims {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String, nullable = false)]
     pub name: Option<String>,
+}
+
+/// The audience of the access tokens issued to `client_id`: the client itself, so that an app's
+/// token is no Edgeplane API token; but the tenant console, a first-party client, acts through
+/// the API, so its tokens are API tokens (the audience of `/v1/auth/login`'s).
+fn access_audience(client_id: &str) -> &str {
+    if client_id == super::client::CONSOLE_CLIENT_ID {
+        ACCESS_AUDIENCE
+    } else {
+        client_id
+    }
 }
 
 /// The userinfo answer (OIDC Core 5.3) for a bearer access token issued by this provider:
