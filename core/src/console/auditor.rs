@@ -399,7 +399,12 @@ impl Pager {
         let mut back = self.back.clone();
         back.push(self.start.token());
         let keep_from = back.len().saturating_sub(MAX_BACK);
-        Self::link(f, &next.token(), &back[keep_from..], self.number + 1)
+        Self::link(
+            f,
+            &next.token(),
+            &back[keep_from..],
+            self.number.saturating_add(1),
+        )
     }
 }
 
@@ -546,15 +551,18 @@ fn actor_kind(row: &AuditRow) -> String {
     }
 }
 
+/// A tenant as the pages name it: its name and domain when listed, else its id.
+fn tenant_label(tenants: Option<&[(String, String)]>, id: &str) -> String {
+    if id == PLATFORM_STREAM {
+        return "Platform".to_owned();
+    }
+    tenants
+        .and_then(|l| l.iter().find(|(t, _)| t == id))
+        .map_or_else(|| id.to_owned(), |(_, label)| label.clone())
+}
+
 fn event_table(rows: &[AuditRow], tenants: Option<&[(String, String)]>) -> Markup {
-    let tenant_name = |id: &str| -> String {
-        if id == PLATFORM_STREAM {
-            return "Platform".to_owned();
-        }
-        tenants
-            .and_then(|l| l.iter().find(|(t, _)| t == id))
-            .map_or_else(|| id.to_owned(), |(_, label)| label.clone())
-    };
+    let tenant_name = |id: &str| tenant_label(tenants, id);
     html! {
         @if rows.is_empty() {
             p.muted #no-events { "No audit event matches." }
@@ -740,10 +748,14 @@ async fn verify<P: Platform>(web: &Web<'_, P>) -> Answer {
         "/console/audit",
         &[("tenant", &f.tenant), ("from", &f.from), ("to", &f.to)],
     );
+    let tenant = match f.tenant.as_str() {
+        "" => "every tenant".to_owned(),
+        id => tenant_label(tenant_choices(web).await.as_deref(), id),
+    };
     let body = html! {
         (sub_nav("verify"))
         p {
-            "Tenant " strong { (if f.tenant.is_empty() { "all" } else { &f.tenant }) }
+            "Tenant " strong { (tenant) }
             ", from " strong { (if f.from.is_empty() { "the start" } else { &f.from }) }
             " to " strong { (if f.to.is_empty() { "now" } else { &f.to }) } " (UTC)."
         }
@@ -751,6 +763,15 @@ async fn verify<P: Platform>(web: &Web<'_, P>) -> Answer {
         p { a href=(back) { "Back to the events" } }
     };
     Answer::page(page::frame(web, Section::Audit, "Chain verification", body))
+}
+
+/// `1 record`, `2 records`.
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// The chain check's answer (`VerifyEventChainResponse`) in words.
@@ -768,8 +789,8 @@ fn verdict(v: &Json) -> Markup {
         @if v["ok"].as_bool() == Some(true) {
             div.notice role="status" #verdict {
                 strong { "Verified." } " Every link of the chain holds: "
-                (n("records")) " records rehashed in " (n("streams")) " streams, "
-                (n("archives")) " archive objects, " (n("anchors")) " anchors checked."
+                (count(n("records"), "record")) " rehashed in " (count(n("streams"), "stream")) ", "
+                (count(n("archives"), "archive object")) " and " (count(n("anchors"), "anchor")) " checked."
             }
             @if n("records") == 0 { p.muted { "No event lies in this period." } }
         } @else {

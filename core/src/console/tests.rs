@@ -754,7 +754,10 @@ fn if_audit_console_verifies_an_intact_chain_and_names_the_first_broken_link() {
     let html = body(&ok);
     assert_eq!(ok.status(), StatusCode::OK, "{html}");
     assert!(html.contains("<strong>Verified.</strong>"), "{html}");
-    assert!(html.contains("3 records rehashed in 1 streams"), "{html}");
+    assert!(
+        html.contains("3 records rehashed in 1 stream, 1 archive object and 1 anchor checked"),
+        "{html}"
+    );
     // An archive whose anchor is gone: the first broken link, named.
     block_on(
         p.sql
