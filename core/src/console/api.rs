@@ -21,6 +21,8 @@ pub struct Reply {
     pub body: Json,
     /// Its raw body (a CSV export).
     pub raw: Vec<u8>,
+    /// Its headers (a CSV export's `X-Next-Cursor`).
+    pub headers: ::http::HeaderMap,
 }
 
 impl Reply {
@@ -134,6 +136,7 @@ pub async fn call<P: Platform>(
             status: 401,
             body: Json::Null,
             raw: Vec::new(),
+            headers: ::http::HeaderMap::new(),
         };
     };
     let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
@@ -165,6 +168,7 @@ pub async fn call<P: Platform>(
                 status: 400,
                 body: Json::Null,
                 raw: Vec::new(),
+                headers: ::http::HeaderMap::new(),
             }
         }
     };
@@ -192,9 +196,14 @@ pub async fn call<P: Platform>(
         _ => return unauthenticated(),
     };
     let status = resp.status().as_u16();
-    let raw = resp.into_body();
+    let (parts, raw) = resp.into_parts();
     let body = serde_json::from_slice(&raw).unwrap_or(Json::Null);
-    Reply { status, body, raw }
+    Reply {
+        status,
+        body,
+        raw,
+        headers: parts.headers,
+    }
 }
 
 /// Calls the API without credentials (the forms of mailed links, whose token is the
@@ -216,9 +225,14 @@ pub async fn call_anonymous<P: Platform>(
     };
     let resp = api_http::handle(web.p, req).await;
     let status = resp.status().as_u16();
-    let raw = resp.into_body();
+    let (parts, raw) = resp.into_parts();
     let body = serde_json::from_slice(&raw).unwrap_or(Json::Null);
-    Reply { status, body, raw }
+    Reply {
+        status,
+        body,
+        raw,
+        headers: parts.headers,
+    }
 }
 
 fn unauthenticated() -> Reply {
@@ -226,6 +240,7 @@ fn unauthenticated() -> Reply {
         status: 401,
         body: Json::Null,
         raw: Vec::new(),
+        headers: ::http::HeaderMap::new(),
     }
 }
 

@@ -159,6 +159,9 @@ pub(crate) enum Answer {
     Redirect(String),
     /// A static asset: content type and body.
     Asset(&'static str, &'static str),
+    /// A file to save (`Content-Disposition: attachment`): content type, file name (letters,
+    /// digits, `.`, `_` and `-` only, so it needs no quoting) and body.
+    Download(&'static str, String, Vec<u8>),
 }
 
 impl Answer {
@@ -367,6 +370,26 @@ fn respond(answer: Answer, set_cookies: Vec<String>) -> Response {
                 .status(StatusCode::OK)
                 .header(header::CONTENT_TYPE, content_type);
             body.as_bytes().to_vec()
+        }
+        Answer::Download(content_type, filename, body) => {
+            let safe: String = filename
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            builder = builder
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, content_type)
+                .header(
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{safe}\""),
+                );
+            body
         }
     };
     builder = builder

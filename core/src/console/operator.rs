@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value as Json};
 use super::api::{self, seg, FieldErrors, Reply};
 use super::page::{self, Section};
 use super::{Answer, Web, PREFIX};
+use crate::events::csv::records;
 use crate::flags::eval::{self, Resolution};
 use crate::flags::model::Flag;
 use crate::ports::{Clock as _, Platform};
@@ -616,11 +617,10 @@ async fn flag_history<P: Platform>(web: &Web<'_, P>, tenant: &str, key: &str) ->
 /// (time, action, actor, outcome) of the CSV rows about `resource` (`flag:<tenant>/<key>`),
 /// newest first.
 fn history_rows(csv: &str, resource: &str) -> Vec<[String; 4]> {
-    let mut lines = csv.lines();
-    let Some(header) = lines.next() else {
+    let mut lines = records(csv).into_iter();
+    let Some(cols) = lines.next() else {
         return Vec::new();
     };
-    let cols: Vec<&str> = header.split(',').collect();
     let at = |name: &str| cols.iter().position(|c| *c == name);
     let (Some(t), Some(a), Some(actor), Some(outcome), Some(res)) = (
         at("timestamp"),
@@ -632,7 +632,6 @@ fn history_rows(csv: &str, resource: &str) -> Vec<[String; 4]> {
         return Vec::new();
     };
     let mut out: Vec<[String; 4]> = lines
-        .map(split_csv)
         .filter(|f| f.get(res).is_some_and(|r| r == resource))
         .map(|f| {
             [
@@ -644,27 +643,6 @@ fn history_rows(csv: &str, resource: &str) -> Vec<[String; 4]> {
         })
         .collect();
     out.reverse();
-    out
-}
-
-/// One CSV line's fields (RFC 4180 quoting; the export never breaks a field across lines).
-fn split_csv(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur);
     out
 }
 

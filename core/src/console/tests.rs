@@ -560,3 +560,276 @@ fn unconfigured_operator_sign_in_says_so() {
     );
     let _ = p.clock.now_ms();
 }
+
+// ---- The auditor console (IF-AUDIT-CONSOLE) ------------------------------------------------
+
+/// Reports audit events for tenant `t1` as its app would, a second apart from the platform's
+/// start: `(id, actor, action, outcome)`, each about the resource `res-<id>`.
+fn report_audit(p: &TestPlatform, events: &[(&str, &str, &str, &str)]) {
+    use crate::events::ingest::{ingest, Reporter};
+    use crate::ports::StreamKind;
+    use crate::time::format_rfc3339;
+
+    let body: Vec<serde_json::Value> = events
+        .iter()
+        .zip(0i64..)
+        .map(|((id, actor, action, outcome), i)| {
+            json!({"id": id, "timestamp": format_rfc3339(crate::testing::START_MS + i * 1000),
+                "actor_id": actor, "type": action, "resource_id": format!("res-{id}"),
+                "outcome": outcome, "ip": "192.0.2.1"})
+        })
+        .collect();
+    let reporter = Reporter {
+        app_id: "app".into(),
+        tenant_id: Some("t1".into()),
+    };
+    block_on(ingest(p, StreamKind::Audit, &reporter, &json!(body), None)).unwrap();
+}
+
+/// The resources of the events table's rows, in order.
+fn table_resources(html: &str) -> Vec<String> {
+    html.match_indices("<td>res-")
+        .map(|(at, _)| {
+            let cell = &html[at + 4..];
+            cell[..cell.find('<').unwrap()].to_owned()
+        })
+        .collect()
+}
+
+/// The target of the page's link with `rel`, unescaped.
+fn link_rel(html: &str, rel: &str) -> Option<String> {
+    let at = html.find(&format!("rel=\"{rel}\""))?;
+    let start = html[..at].rfind("href=\"")? + 6;
+    let end = start + html[start..].find('"')?;
+    Some(html[start..end].replace("&amp;", "&"))
+}
+
+#[test]
+fn if_audit_console_filter_narrows_events_by_actor_and_outcome() {
+    let (p, key) = platform();
+    let mut b = Browser::new(&p);
+    b.sign_in(&key, "auditor");
+    report_audit(
+        &p,
+        &[
+            ("a1", "ana", "doc.read", "success"),
+            ("a2", "ana", "doc.delete", "failure"),
+            ("a3", "bo", "doc.read", "success"),
+        ],
+    );
+    let rows = |b: &mut Browser, query: &str| {
+        let page = b.get(&format!("/console/audit?tenant=t1{query}"));
+        assert_eq!(page.status(), StatusCode::OK, "{}", body(&page));
+        table_resources(&body(&page))
+    };
+    assert_eq!(rows(&mut b, ""), ["res-a1", "res-a2", "res-a3"]);
+    assert_eq!(rows(&mut b, "&actor=ana"), ["res-a1", "res-a2"]);
+    assert_eq!(rows(&mut b, "&actor=ana&outcome=failure"), ["res-a2"]);
+    assert_eq!(
+        rows(&mut b, "&action=doc.read&outcome=success"),
+        ["res-a1", "res-a3"]
+    );
+    assert!(rows(&mut b, "&actor=nobody").is_empty());
+    // The period is typed as the form's datetime-local and sent as RFC 3339.
+    assert_eq!(
+        rows(&mut b, "&from=2026-01-01T00:00:01&to=2026-01-01T00:00:02"),
+        ["res-a2"]
+    );
+    let bad = b.get("/console/audit?from=soon");
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body(&bad).contains("must be a date and time"));
+}
+
+#[test]
+fn if_audit_console_pages_the_table_forward_and_back_with_its_filters() {
+    let (p, key) = platform();
+    let mut b = Browser::new(&p);
+    b.sign_in(&key, "auditor");
+    let ids: Vec<String> = (0..120).map(|i| format!("e{i:03}")).collect();
+    let events: Vec<(&str, &str, &str, &str)> = ids
+        .iter()
+        .zip(0..)
+        .map(|(id, i)| (id.as_str(), ["ana", "bo"][i % 2], "doc.read", "success"))
+        .collect();
+    report_audit(&p, &events);
+    for (query, want, sizes) in [
+        ("", 120, vec![50, 50, 20]),
+        ("&actor=ana", 60, vec![50, 10]),
+    ] {
+        let mut url = format!("/console/audit?tenant=t1{query}");
+        let mut seen = Vec::new();
+        let mut pages = Vec::new();
+        loop {
+            let html = body(&b.get(&url));
+            let rows = table_resources(&html);
+            pages.push(rows.len());
+            if pages.len() > 1 {
+                let prev = link_rel(&html, "prev").expect("a Previous link");
+                let back = table_resources(&body(&b.get(&prev)));
+                assert_eq!(back, seen[seen.len() - 50..], "{query}: Previous");
+                assert!(prev.contains("tenant=t1"), "{prev}");
+            }
+            seen.extend(rows);
+            match link_rel(&html, "next") {
+                Some(next) => url = next,
+                None => break,
+            }
+        }
+        assert_eq!(pages, sizes, "{query}");
+        let mut unique = seen.clone();
+        unique.dedup();
+        assert_eq!(
+            (seen.len(), unique.len()),
+            (want, want),
+            "{query}: {seen:?}"
+        );
+    }
+}
+
+#[test]
+fn if_audit_console_download_is_the_api_s_csv_with_download_headers() {
+    use crate::events::export::{audit_csv_page, CsvRequest};
+
+    let (p, key) = platform();
+    let mut b = Browser::new(&p);
+    b.sign_in(&key, "auditor");
+    report_audit(
+        &p,
+        &[
+            ("a1", "ana", "doc.read", "success"),
+            ("a2", "=cmd", "doc.delete", "failure"),
+            ("a3", "bo", "doc.read", "success"),
+            ("a4", "bo", "doc.share", "success"),
+            ("a5", "ana", "doc.read", "success"),
+        ],
+    );
+    let resp = b.get("/console/audit/export.csv?tenant=t1");
+    assert_eq!(resp.status(), StatusCode::OK, "{}", body(&resp));
+    assert_eq!(
+        resp.headers()[header::CONTENT_TYPE],
+        "text/csv; charset=utf-8"
+    );
+    assert_eq!(
+        resp.headers()[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"audit-t1-start-now.csv\""
+    );
+    // Several export pages make one file with the header once, as the API's in one page.
+    let whole = block_on(audit_csv_page(
+        &p,
+        &CsvRequest {
+            tenant: Some("t1".into()),
+            limit: 1000,
+            ..CsvRequest::default()
+        },
+    ))
+    .unwrap();
+    assert_eq!(body(&resp), whole.csv);
+    assert!(
+        body(&resp).contains(",'=cmd,"),
+        "neutralised as the API wrote it"
+    );
+    // The API's action filter applies; the page's actor filter is not the API's.
+    let reads = body(&b.get("/console/audit/export.csv?tenant=t1&action=doc.read&actor=bo"));
+    assert_eq!(reads.matches("doc.read").count(), 3, "{reads}");
+    assert_eq!(reads.matches("\r\n").count(), 4, "{reads}");
+}
+
+#[test]
+fn if_audit_console_verifies_an_intact_chain_and_names_the_first_broken_link() {
+    use crate::events::jobs::flush_all;
+
+    let (p, key) = platform();
+    let mut b = Browser::new(&p);
+    b.sign_in(&key, "auditor");
+    report_audit(
+        &p,
+        &[
+            ("a1", "ana", "doc.read", "success"),
+            ("a2", "bo", "doc.read", "success"),
+        ],
+    );
+    block_on(flush_all(&p, p.clock.now_ms())).unwrap();
+    report_audit(&p, &[("a3", "ana", "doc.read", "success")]);
+    let ok = b.get("/console/audit/verify?tenant=t1&from=2026-01-01T00:00");
+    let html = body(&ok);
+    assert_eq!(ok.status(), StatusCode::OK, "{html}");
+    assert!(html.contains("<strong>Verified.</strong>"), "{html}");
+    assert!(
+        html.contains("3 records rehashed in 1 stream, 1 archive object and 1 anchor checked"),
+        "{html}"
+    );
+    // An archive whose anchor is gone: the first broken link, named.
+    block_on(
+        p.sql
+            .execute(Stmt::new("UPDATE archive_index SET anchor = NULL")),
+    )
+    .unwrap();
+    let html = body(&b.get("/console/audit/verify?tenant=t1"));
+    assert!(html.contains("<strong>Broken.</strong>"), "{html}");
+    assert!(
+        html.contains("<code>anchor_missing</code>") && html.contains("<code>audit/t1</code>"),
+        "{html}"
+    );
+}
+
+#[test]
+fn if_audit_console_shows_a_tenant_s_usage_per_day_as_a_table_a_chart_and_csv() {
+    use crate::events::ingest::{ingest, Reporter};
+    use crate::ports::StreamKind;
+
+    let (p, key) = platform();
+    let mut op = Browser::new(&p);
+    let csrf = op.sign_in(&key, "operator");
+    op.post("/console/tenants", &with(&csrf, NEW_TENANT));
+    let tid = block_on(p.sql.query(Stmt::new("SELECT id FROM tenants"))).unwrap()[0]
+        .text("id")
+        .unwrap();
+    let billing = json!([
+        {"id": "b1", "type": "api.call", "quantity": 5, "timestamp": "2026-01-01T01:00:00Z"},
+        {"id": "b2", "type": "api.call", "quantity": 3, "timestamp": "2026-01-01T02:00:00Z"},
+        {"id": "b3", "type": "api.call", "quantity": 10, "timestamp": "2026-01-01T23:59:59Z"},
+        {"id": "b4", "type": "storage.gb", "quantity": 2, "timestamp": "2025-12-31T12:00:00Z"},
+    ]);
+    let reporter = Reporter {
+        app_id: "app".into(),
+        tenant_id: Some(tid.clone()),
+    };
+    block_on(ingest(&p, StreamKind::Billing, &reporter, &billing, None)).unwrap();
+
+    let mut b = Browser::new(&p);
+    b.sign_in(&key, "auditor");
+    let chooser = body(&b.get("/console/audit/usage"));
+    assert!(
+        chooser.contains("Choose a tenant to see its usage"),
+        "{chooser}"
+    );
+    let range = format!("tenant={tid}&from=2025-12-30T00:00&to=2026-01-02T00:00");
+    let page = b.get(&format!("/console/audit/usage?{range}"));
+    let html = body(&page);
+    assert_eq!(page.status(), StatusCode::OK, "{html}");
+    for row in [
+        "<td>2025-12-31</td><td>storage.gb</td><td>2</td><td>1</td>",
+        "<td>2026-01-01</td><td>api.call</td><td>18</td><td>3</td>",
+    ] {
+        assert!(html.contains(row), "{row} in {html}");
+    }
+    assert_eq!(html.matches("<svg role=\"img\"").count(), 2, "{html}");
+    assert!(html.contains("2026-01-01: 18"), "a bar per day: {html}");
+    assert!(!html.contains("style="), "no inline style: {html}");
+    let csv = b.get(&format!("/console/audit/usage.csv?{range}"));
+    assert_eq!(
+        csv.headers()[header::CONTENT_TYPE],
+        "text/csv; charset=utf-8"
+    );
+    assert!(csv.headers()[header::CONTENT_DISPOSITION]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment; filename=\"usage-"));
+    assert_eq!(
+        body(&csv),
+        "day,type,quantity,events\r\n2025-12-31,storage.gb,2,1\r\n2026-01-01,api.call,18,3\r\n"
+    );
+    let unknown = b.get("/console/audit/usage?tenant=00000000-0000-4000-8000-000000000000");
+    assert_eq!(unknown.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body(&unknown).contains("is not a tenant"));
+}

@@ -22,6 +22,7 @@ use crate::events::read::{
 };
 use crate::kernel::ErrorKind;
 use crate::ports::{Blobs, Logger, Platform, StreamId, StreamKind};
+use crate::tenants::{self, TenantId};
 use crate::time::{format_rfc3339, parse_rfc3339};
 
 /// `POST /v1/billing/events` (`bill:write`).
@@ -310,12 +311,49 @@ pub(super) async fn usage<P: Platform>(
     req: &Request,
     key: AppKeyPrincipal,
 ) -> Result<Response, ApiError> {
-    let q = query(req, &["tenant", "from", "to", "group_by"])?;
+    let q = usage_query(req, &["tenant", "from", "to", "group_by"])?;
+    let stream = billing_stream(ctx, &key, &q).await?;
+    usage_response(ctx, stream, q.period).await
+}
+
+/// `GET /v1/tenants/{id}/usage` (operator or auditor): the summary of [`usage`] for one tenant
+/// that exists (404) and is not purged (410), read by the platform's people rather than the
+/// tenant's apps.
+pub(super) async fn tenant_usage<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+    _caller: OperatorPrincipal,
+) -> Result<Response, ApiError> {
+    let id = TenantId::parse(ctx.param("id"))
+        .map_err(|_| ApiError::not_found("No tenant has this id."))?;
+    ctx.tenant_id = Some(id.as_str().to_owned());
+    let q = usage_query(req, &["from", "to", "group_by"])?;
+    tenants::get(ctx.platform, &id)
+        .await
+        .map_err(|e| ApiError::from(&e))?;
+    let stream = StreamId {
+        kind: StreamKind::Billing,
+        tenant: id.as_str().to_owned(),
+    };
+    usage_response(ctx, stream, q.period).await
+}
+
+/// The query of a usage summary: `group_by` may only be `day`.
+fn usage_query(req: &Request, allowed: &[&str]) -> Result<Query, ApiError> {
+    let q = query(req, allowed)?;
     if q.group_by.as_deref().is_some_and(|g| g != "day") {
         return Err(ApiError::invalid_field("group_by", "must be day"));
     }
-    let stream = billing_stream(ctx, &key, &q).await?;
-    let items = usage_by_day(ctx.platform, &stream, q.period)
+    Ok(q)
+}
+
+/// Sums `stream` per UTC day and type over `period` ([`usage_by_day`]).
+async fn usage_response<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    stream: StreamId,
+    period: Period,
+) -> Result<Response, ApiError> {
+    let items = usage_by_day(ctx.platform, &stream, period)
         .await
         .map_err(|e| ApiError::from(&e))?;
     json::response(
@@ -323,8 +361,8 @@ pub(super) async fn usage<P: Platform>(
         &UsageResponse {
             tenant_id: stream.tenant,
             group_by: "day",
-            from: q.period.from.map(format_rfc3339),
-            to: q.period.to.map(format_rfc3339),
+            from: period.from.map(format_rfc3339),
+            to: period.to.map(format_rfc3339),
             items,
         },
     )
