@@ -160,3 +160,93 @@ test("an auditor sees the console without its forms, and a forged form changes n
   });
   expect((await listing.json()).items).toEqual([]);
 });
+
+test("plan defaults reach a new tenant, apps are linked per tenant, signing keys are listed", async ({
+  page,
+  request,
+  edgeplane,
+  accounts,
+  origins,
+  saveScreenshot,
+}) => {
+  const suffix = Date.now().toString(36);
+  const op = { Authorization: `Bearer ${await edgeplane.operatorToken("operator")}` };
+  await signIn(page, edgeplane, origins, accounts.operator);
+
+  await page.getByRole("link", { name: "Plan defaults" }).click();
+  const pro = page.getByRole("region", { name: "Plan pro" });
+  await pro.getByLabel("Key").fill(`banner-${suffix}`);
+  await pro.getByLabel("Type").selectOption("string");
+  await pro.getByLabel("Value (JSON)").fill("Hello from the plan");
+  await pro.getByRole("button", { name: "Save default" }).click();
+  await expect(page.getByText("Default saved")).toBeVisible();
+  await expect(page.getByRole("region", { name: "Plan pro" }).getByRole("cell", { name: `banner-${suffix}`, exact: true })).toBeVisible();
+  await expectAccessible(page);
+  await saveScreenshot("operator-plans");
+
+  const app = await (await request.post("/v1/apps", { headers: op, data: { name: `Linked ${suffix}` } })).json();
+  const tenant = await (
+    await request.post("/v1/tenants", {
+      headers: op,
+      data: { name: `Planned ${suffix}`, domain: `planned-${suffix}`, plan: "pro", owner_email: `o@planned-${suffix}.example` },
+    })
+  ).json();
+  await page.goto(`/console/tenants/${tenant.tenant.id}`);
+  const flagRow = page.getByRole("row", { name: new RegExp(`banner-${suffix}`) });
+  await expect(flagRow).toContainText("plan default");
+
+  await page.getByLabel("Link an app").selectOption(app.id);
+  await page.getByRole("button", { name: "Enable for this tenant" }).click();
+  await expect(page.getByText("The app serves this tenant now.")).toBeVisible();
+  await page.getByRole("button", { name: `Disable Linked ${suffix}` }).click();
+  await expect(page.getByText("The app no longer serves this tenant")).toBeVisible();
+  await expect(page.getByRole("button", { name: `Enable Linked ${suffix}` })).toBeVisible();
+  await expectAccessible(page);
+
+  await page.getByRole("link", { name: "Signing keys" }).click();
+  await page.getByRole("button", { name: "Rotate the signing key" }).click();
+  await expect(page.getByText("Rotated. New key")).toBeVisible();
+  const kid = (await page.locator("p.notice code").first().textContent()).trim();
+  await expect(page.getByRole("cell", { name: kid })).toBeVisible();
+  await expect(page.getByRole("cell", { name: "EdDSA" }).first()).toBeVisible();
+  await expectAccessible(page);
+});
+
+test("the console works by keyboard alone: navigation, a form and its submission", async ({
+  page,
+  edgeplane,
+  accounts,
+  origins,
+}) => {
+  await signIn(page, edgeplane, origins, accounts.operator);
+  // The first Tab lands on the skip link, which moves focus to the content.
+  await page.keyboard.press("Tab");
+  await expect(page.getByRole("link", { name: "Skip to content" })).toBeFocused();
+  // Tab reaches "New tenant"; Enter follows it.
+  for (let i = 0; i < 20; i++) {
+    await page.keyboard.press("Tab");
+    if (await page.getByRole("link", { name: "New tenant" }).evaluate((el) => el === document.activeElement)) break;
+  }
+  await expect(page.getByRole("link", { name: "New tenant" })).toBeFocused();
+  await page.keyboard.press("Enter");
+  await expect(page.getByRole("heading", { name: "New tenant", level: 1 })).toBeVisible();
+  // The form, field by field with Tab, submitted with Enter.
+  const suffix = Date.now().toString(36);
+  await page.getByLabel("Name", { exact: true }).focus();
+  await page.keyboard.type(`Keys ${suffix}`);
+  await page.keyboard.press("Tab");
+  await page.keyboard.type(`keys-${suffix}`);
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("ArrowDown"); // the plan select: free -> pro
+  await page.keyboard.press("Tab");
+  await page.keyboard.type(`owner@keys-${suffix}.example`);
+  await page.keyboard.press("Enter");
+  await expect(page.getByRole("heading", { name: `Keys ${suffix}`, level: 1 })).toBeVisible();
+  await expect(page.locator("dl.facts")).toContainText("pro");
+  // Every focusable element shows where focus is.
+  const unstyled = await page.evaluate(() => {
+    const sheet = [...document.styleSheets].flatMap((s) => [...s.cssRules].map((r) => r.cssText)).join("\n");
+    return sheet.includes(":focus-visible");
+  });
+  expect(unstyled).toBe(true);
+});

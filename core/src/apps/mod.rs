@@ -62,8 +62,8 @@ pub use query::{
 pub use register::{register, RegisterApp, RegisterAppError};
 pub use secret::PepperProblem;
 pub use tenant_apps::{
-    disable_for_tenant, enable_for_tenant, DisableTenantAppError, EnableTenantAppError, TenantApp,
-    TenantAppChange,
+    disable_for_tenant, enable_for_tenant, list_for_tenant, DisableTenantAppError,
+    EnableTenantAppError, TenantApp, TenantAppChange,
 };
 pub use update::{update, UpdateApp, UpdateAppError, UpdateAppOutcome};
 

@@ -447,3 +447,35 @@ async fn refuse<P: Platform>(
     .with("reason", reason);
     audit::record_refusal(p, &rec).await;
 }
+
+/// The apps linked to tenant `tenant` (enabled or not), oldest link first; the tenant must exist.
+pub async fn list_for_tenant<P: Platform>(
+    p: &P,
+    tenant: &TenantId,
+) -> Result<Vec<TenantApp>, GetTenantError> {
+    tenants::get(p, tenant).await?;
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT app_id, enabled FROM tenant_apps
+                 WHERE tenant_id = ?1 AND app_id <> 'edgeplane-console'
+                 ORDER BY created_at, app_id",
+            )
+            .bind(tenant.as_str()),
+        )
+        .await
+        .map_err(GetTenantError::from)?;
+    rows.iter()
+        .map(|r| {
+            let app_id = AppId::parse(&r.text("app_id")?)
+                .map_err(|e| SqlError::Decode(format!("tenant_apps.app_id: {e}")))?;
+            Ok(TenantApp {
+                tenant_id: tenant.clone(),
+                app_id,
+                enabled: r.i64("enabled")? == 1,
+            })
+        })
+        .collect::<Result<Vec<_>, SqlError>>()
+        .map_err(GetTenantError::from)
+}

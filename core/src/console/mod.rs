@@ -20,6 +20,7 @@ mod assets;
 mod auditor;
 mod operator;
 mod page;
+mod plans;
 pub mod platform_signin;
 mod signin;
 mod tenant;
@@ -334,6 +335,7 @@ async fn route<P: Platform>(web: &mut Web<'_, P>, set_cookies: &mut Vec<String>)
             None => Answer::to(signin::signin_url(web, "expired")),
             Some(s) if s.kind == session::Kind::Platform => match rest {
                 ["audit", more @ ..] => auditor::route(web, more).await,
+                ["plans", more @ ..] => plans::route(web, more).await,
                 _ => operator::route(web, rest).await,
             },
             Some(_) => tenant::route(web, rest).await,

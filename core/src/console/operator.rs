@@ -46,6 +46,16 @@ pub(super) async fn route<P: Platform>(web: &mut Web<'_, P>, rest: &[&str]) -> A
         (["tenants", id], true) => tenant_page(web, id, None).await,
         (["tenants", id], false) => tenant_update(web, id).await,
         (["tenants", id, "flags"], false) => flag_save(web, id, None).await,
+        (["tenants", id, "apps"], false) => {
+            let app = web.text("app_id").to_owned();
+            tenant_app_change(web, id, &app, true).await
+        }
+        (["tenants", id, "apps", app, "enable"], false) => {
+            tenant_app_change(web, id, app, true).await
+        }
+        (["tenants", id, "apps", app, "disable"], false) => {
+            tenant_app_change(web, id, app, false).await
+        }
         (["tenants", id, action], false) => tenant_action(web, id, action).await,
         (["tenants", id, "flags", key], true) => flag_page(web, id, key, None).await,
         (["tenants", id, "flags", key], false) => flag_save(web, id, Some(key)).await,
@@ -57,7 +67,7 @@ pub(super) async fn route<P: Platform>(web: &mut Web<'_, P>, rest: &[&str]) -> A
         (["apps", id], false) => app_update(web, id).await,
         (["apps", id, "keys"], false) => key_issue(web, id).await,
         (["apps", id, "keys", key, "revoke"], false) => key_revoke(web, id, key).await,
-        (["signing-keys"], true) => signing_keys(web, None),
+        (["signing-keys"], true) => signing_keys(web, None).await,
         (["signing-keys", "rotate"], false) => signing_key_rotate(web).await,
         (["health"], true) => health(web).await,
         (["health", "panel"], true) => health_panel(web).await,
@@ -263,9 +273,88 @@ async fn tenant_page<P: Platform>(web: &Web<'_, P>, id: &str, notice: Option<Mar
             }
         }
         @if is_operator(web) { (tenant_forms(web, &t, &FieldErrors::none())) }
+        (tenant_apps(web, id).await)
         (flag_table(web, id, &flag_items))
     };
     Answer::page(page::frame(web, Section::Tenants, text(&t, "name"), body))
+}
+
+/// The apps linked to the tenant, each with the form that enables or disables it, and a form
+/// that links another app.
+async fn tenant_apps<P: Platform>(web: &Web<'_, P>, tenant: &str) -> Markup {
+    let tid = seg(tenant);
+    let links = api::call(web, Method::GET, &format!("/v1/tenants/{tid}/apps"), None).await;
+    let all = api::call(web, Method::GET, "/v1/apps?limit=100", None).await;
+    let apps = all.body["items"].as_array().cloned().unwrap_or_default();
+    let name_of = |id: &str| {
+        apps.iter()
+            .find(|a| text(a, "id") == id)
+            .map_or(id.to_owned(), |a| text(a, "name").to_owned())
+    };
+    let items = links.body["items"].as_array().cloned().unwrap_or_default();
+    let linked: Vec<&str> = items.iter().map(|l| text(l, "app_id")).collect();
+    let others: Vec<(String, String)> = apps
+        .iter()
+        .filter(|a| !linked.contains(&text(a, "id")) && text(a, "status") == "active")
+        .map(|a| (text(a, "id").to_owned(), text(a, "name").to_owned()))
+        .collect();
+    html! {
+        section.card aria-labelledby="tenant-apps" {
+            h2 #tenant-apps { "Apps" }
+            @if items.is_empty() { p.muted { "No app serves this tenant." } } @else {
+                table {
+                    thead { tr { th scope="col" { "App" } th scope="col" { "Serves the tenant" } th scope="col" { span.muted { "Action" } } } }
+                    tbody {
+                        @for l in &items {
+                            @let app = text(l, "app_id");
+                            @let name = name_of(app);
+                            @let on = l["enabled"].as_bool() == Some(true);
+                            tr {
+                                td { (name) }
+                                td { @if on { "yes" } @else { "no" } }
+                                td { @if is_operator(web) {
+                                    @if on {
+                                        (page::button_form(web, &format!("/console/tenants/{tid}/apps/{}/disable", seg(app)), &format!("Disable {name}"), "secondary"))
+                                    } @else {
+                                        (page::button_form(web, &format!("/console/tenants/{tid}/apps/{}/enable", seg(app)), &format!("Enable {name}"), ""))
+                                    }
+                                } }
+                            }
+                        }
+                    }
+                }
+            }
+            @if is_operator(web) && !others.is_empty() {
+                form.filters method="post" action=(format!("/console/tenants/{tid}/apps")) {
+                    (page::csrf(web))
+                    div.field {
+                        label for="link-app" { "Link an app" }
+                        select #link-app name="app_id" {
+                            @for (id, name) in &others { option value=(id) { (name) } }
+                        }
+                    }
+                    button type="submit" { "Enable for this tenant" }
+                }
+            }
+        }
+    }
+}
+
+async fn tenant_app_change<P: Platform>(
+    web: &Web<'_, P>,
+    tenant: &str,
+    app: &str,
+    enable: bool,
+) -> Answer {
+    let path = format!("/v1/tenants/{}/apps/{}", seg(tenant), seg(app));
+    let method = if enable { Method::POST } else { Method::DELETE };
+    let reply = api::call(web, method, &path, None).await;
+    let done = if enable {
+        "app-enabled"
+    } else {
+        "app-disabled"
+    };
+    after_tenant_change(web, tenant, &reply, done).await
 }
 
 /// A confirmation of the redirect after a change (`?done=`).
@@ -284,6 +373,10 @@ fn done_notice<P: Platform>(web: &Web<'_, P>) -> Option<Markup> {
         "flag-deleted" => "Flag deleted.",
         "revoked" => "Key revoked.",
         "app-updated" => "App saved.",
+        "app-enabled" => "The app serves this tenant now.",
+        "app-disabled" => {
+            "The app no longer serves this tenant: its keys for the tenant are refused."
+        }
         _ => return None,
     };
     Some(page::message("notice", text))
@@ -1039,9 +1132,20 @@ async fn key_revoke<P: Platform>(web: &Web<'_, P>, app: &str, key: &str) -> Answ
 
 // ---- Signing keys and health ---------------------------------------------------------------
 
-fn signing_keys<P: Platform>(web: &Web<'_, P>, result: Option<Markup>) -> Answer {
+async fn signing_keys<P: Platform>(web: &Web<'_, P>, result: Option<Markup>) -> Answer {
+    let jwks = api::call(web, Method::GET, "/.well-known/jwks.json", None).await;
+    let keys = jwks.body["keys"].as_array().cloned().unwrap_or_default();
     let body = html! {
         @if let Some(r) = result { (r) }
+        table {
+            caption.muted { "Published keys, newest first as the key set lists them" }
+            thead { tr { th scope="col" { "Key id" } th scope="col" { "Algorithm" } th scope="col" { "Curve" } th scope="col" { "Use" } } }
+            tbody {
+                @for k in &keys {
+                    tr { td { code { (text(k, "kid")) } } td { (text(k, "alg")) } td { (text(k, "crv")) } td { (text(k, "use")) } }
+                }
+            }
+        }
         p { "Access and ID tokens are signed with Ed25519. The published keys are at " a href="/.well-known/jwks.json" { "/.well-known/jwks.json" } "; a rotated key stays published until the tokens it signed expire." }
         @if is_operator(web) {
             (page::button_form(web, "/console/signing-keys/rotate", "Rotate the signing key", ""))
@@ -1058,7 +1162,7 @@ async fn signing_key_rotate<P: Platform>(web: &Web<'_, P>) -> Answer {
     let result = html! {
         p.notice role="status" { "Rotated. New key " code { (text(&reply.body, "kid")) } "; previous " code { (reply.body["previous_kid"].as_str().unwrap_or("none")) } "." }
     };
-    signing_keys(web, Some(result))
+    signing_keys(web, Some(result)).await
 }
 
 async fn health_markup<P: Platform>(web: &Web<'_, P>) -> Markup {

@@ -14,6 +14,7 @@ use crate::ports::Platform;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Tenants,
+    Plans,
     Apps,
     SigningKeys,
     Health,
@@ -72,6 +73,7 @@ fn nav(kind: Kind, _role: &str, section: Section) -> Markup {
             ul {
                 @if kind == Kind::Platform {
                     (item(Section::Tenants, "/console/tenants", "Tenants"))
+                    (item(Section::Plans, "/console/plans", "Plan defaults"))
                     (item(Section::Apps, "/console/apps", "Apps and keys"))
                     (item(Section::SigningKeys, "/console/signing-keys", "Signing keys"))
                     (item(Section::Health, "/console/health", "System health"))

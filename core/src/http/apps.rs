@@ -185,6 +185,44 @@ pub(super) struct TenantAppResponse {
     edge: Edge,
 }
 
+/// One app linked to a tenant.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TenantAppLink)]
+pub(super) struct TenantAppLinkResponse {
+    /// The app.
+    #[schema(value_type = String, format = "uuid")]
+    app_id: AppId,
+    /// Whether the app serves the tenant.
+    enabled: bool,
+}
+
+/// The apps linked to a tenant.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TenantAppList)]
+pub(super) struct TenantAppListResponse {
+    /// Oldest link first; disabled links included.
+    items: Vec<TenantAppLinkResponse>,
+}
+
+/// `GET /v1/tenants/{id}/apps`: the apps linked to a tenant, enabled or not.
+pub(super) async fn list_for_tenant<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    _caller: OperatorPrincipal,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_id(ctx)?;
+    let links = apps::list_for_tenant(ctx.platform, &tenant)
+        .await
+        .map_err(|e| ApiError::from(&e))?;
+    let items = links
+        .into_iter()
+        .map(|l| TenantAppLinkResponse {
+            app_id: l.app_id,
+            enabled: l.enabled,
+        })
+        .collect();
+    json::response(StatusCode::OK, &TenantAppListResponse { items })
+}
+
 /// `POST /v1/apps`: registers an app (FR-SYS-001).
 pub(super) async fn register<P: Platform>(
     ctx: &mut Ctx<'_, P>,

@@ -39,6 +39,7 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::TenantActivate => tenants::activate(ctx, principal.operator()?).await,
         RouteId::TenantRestore => tenants::restore(ctx, principal.operator()?).await,
         RouteId::TenantAppEnable => apps::enable_for_tenant(ctx, principal.operator()?).await,
+        RouteId::TenantAppList => apps::list_for_tenant(ctx, principal.operator()?).await,
         RouteId::TenantAppDisable => apps::disable_for_tenant(ctx, principal.operator()?).await,
         RouteId::AppRegister => apps::register(ctx, &req, principal.operator()?).await,
         RouteId::AppList => apps::list(ctx, &req, principal.operator()?).await,

@@ -45,6 +45,8 @@ pub enum RouteId {
     /// `POST /v1/tenants/{id}/restore` (FR-OPS-002).
     TenantRestore,
     /// `POST /v1/tenants/{id}/apps/{app_id}`: enable an app for a tenant.
+    /// `GET /v1/tenants/{id}/apps`: the apps linked to a tenant.
+    TenantAppList,
     TenantAppEnable,
     /// `DELETE /v1/tenants/{id}/apps/{app_id}`: disable an app for a tenant.
     TenantAppDisable,
@@ -450,6 +452,20 @@ pub const ROUTES: &[Route] = &[
             Reply { status: 200, description: "The tenant after the change.", content: &[("application/json", of::<t::TenantStatusChange>)], headers: &[] },
         ],
         problems: &[400, 401, 403, 404, 409, 410, 422],
+    }),
+    route!(GET "/v1/tenants/{id}/apps" => TenantAppList, Caller::OperatorOrAuditor, Doc {
+        operation_id: "listTenantApps",
+        tag: "apps",
+        summary: "The managed apps linked to a tenant (tenant_apps), enabled or not.",
+        notes: "",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "The tenant.", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The tenant's apps.", content: &[("application/json", of::<t::TenantAppList>)], headers: &[] },
+        ],
+        problems: &[401, 403, 404, 410, 503],
     }),
     route!(POST "/v1/tenants/{id}/apps/{app_id}" => TenantAppEnable, Caller::Operator, Doc {
         operation_id: "enableTenantApp",

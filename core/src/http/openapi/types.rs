@@ -58,6 +58,7 @@ pub(in crate::http) type ReportAuditEventsRequest =
     crate::http::events::EventBatch<crate::events::model::ReportedAuditEvent>;
 pub(in crate::http) type ReportBillingEventsRequest =
     crate::http::events::EventBatch<crate::events::model::ReportedBillingEvent>;
+pub(in crate::http) use crate::http::apps::TenantAppListResponse as TenantAppList;
 pub(in crate::http) use crate::http::apps::TenantAppResponse as TenantApp;
 pub(in crate::http) use crate::http::flags::SetFlagRequest;
 pub(in crate::http) use crate::http::flags::SetPlanFlagRequest;
