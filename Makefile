@@ -17,7 +17,7 @@ SPIN_HOST := $(SPIN_HOST_TARGET)/debug/spin-test-host
 
 .PHONY: help tools worker spin spin-host dev test unit openapi lint fmt check-core-deps check-spin-imports \
         contract schemathesis reliability deploy-check bench bench-flags bench-scale bench-events verify-events \
-        clean bench-users bench-oidc bench-edge spin-floor fuzz-smoke browser
+        clean bench-users bench-oidc bench-edge bench-console spin-floor fuzz-smoke browser
 
 help:
 	@echo "make dev    build and run Edgeplane locally (wrangler dev) with a seeded demo and the console,"
@@ -28,6 +28,7 @@ help:
 	@echo "make bench  benchmarks (bench/RESULTS.md); make bench-flags: flag delivery vs Unleash Edge;"
 	@echo "            make bench-scale: tenant capacity; make bench-oidc: OpenID Connect provider;"
 	@echo "            make bench-edge: edge hot paths' CPU per request against each runtime's hello-world"
+	@echo "            make bench-console: each console page's server time and transfer, on both runtimes"
 
 tools:
 	@scripts/install-tools.sh
@@ -179,6 +180,10 @@ bench-oidc: worker
 # and 32 connections; then the Spin build in the Spin test host against Spin's hello-world
 # component (keep-alive and Connection: close). DURATION (5s), CONNECTIONS (1,32),
 # TABLES (workers,spin).
+# Each console page's time to answer (p50, p95) and transfer, signed in, on both runtimes.
+bench-console: worker spin spin-host
+	@SPIN_TEST_HOST=$${SPIN_TEST_HOST:-$(SPIN_HOST)} node bench/console.mjs
+
 bench-edge: worker spin spin-host spin-floor
 	@command -v wrk > /dev/null || { echo "==> installing wrk (Debian package)"; \
 	  if [ "$$(id -u)" -eq 0 ]; then apt-get install -y -qq wrk > /dev/null; else sudo apt-get install -y -qq wrk > /dev/null; fi; }

@@ -12,6 +12,7 @@ use super::{Answer, Web, PREFIX};
 use crate::events::csv::records;
 use crate::flags::eval::{self, Resolution};
 use crate::flags::model::Flag;
+use crate::kernel::future::join2;
 use crate::ports::{Clock as _, Platform};
 
 /// The plans a tenant can be on (the `plans` table's seed).
@@ -244,18 +245,21 @@ async fn tenant_create<P: Platform>(web: &Web<'_, P>) -> Answer {
 }
 
 async fn tenant_page<P: Platform>(web: &Web<'_, P>, id: &str, notice: Option<Markup>) -> Answer {
-    let reply = api::call(web, Method::GET, &format!("/v1/tenants/{}", seg(id)), None).await;
+    // The page's reads, at once: each is a round trip to the database on Workers.
+    let tenant_path = format!("/v1/tenants/{}", seg(id));
+    let flags_path = format!("/v1/tenants/{}/flags", seg(id));
+    let (reply, (flags, apps)) = join2(
+        api::call(web, Method::GET, &tenant_path, None),
+        join2(
+            api::call(web, Method::GET, &flags_path, None),
+            tenant_apps(web, id),
+        ),
+    )
+    .await;
     if !reply.ok() {
         return failure(web, &reply);
     }
     let t = reply.body;
-    let flags = api::call(
-        web,
-        Method::GET,
-        &format!("/v1/tenants/{}/flags", seg(id)),
-        None,
-    )
-    .await;
     let flag_items = flags.body["flags"].as_array().cloned().unwrap_or_default();
     let notice = notice.or_else(|| done_notice(web));
     let body = html! {
@@ -273,7 +277,7 @@ async fn tenant_page<P: Platform>(web: &Web<'_, P>, id: &str, notice: Option<Mar
             }
         }
         @if is_operator(web) { (tenant_forms(web, &t, &FieldErrors::none())) }
-        (tenant_apps(web, id).await)
+        (apps)
         (flag_table(web, id, &flag_items))
     };
     Answer::page(page::frame(web, Section::Tenants, text(&t, "name"), body))
@@ -283,8 +287,12 @@ async fn tenant_page<P: Platform>(web: &Web<'_, P>, id: &str, notice: Option<Mar
 /// that links another app.
 async fn tenant_apps<P: Platform>(web: &Web<'_, P>, tenant: &str) -> Markup {
     let tid = seg(tenant);
-    let links = api::call(web, Method::GET, &format!("/v1/tenants/{tid}/apps"), None).await;
-    let all = api::call(web, Method::GET, "/v1/apps?limit=100", None).await;
+    let links_path = format!("/v1/tenants/{tid}/apps");
+    let (links, all) = join2(
+        api::call(web, Method::GET, &links_path, None),
+        api::call(web, Method::GET, "/v1/apps?limit=100", None),
+    )
+    .await;
     let apps = all.body["items"].as_array().cloned().unwrap_or_default();
     let name_of = |id: &str| {
         apps.iter()
@@ -638,7 +646,12 @@ async fn flag_page<P: Platform>(
     key: &str,
     extra: Option<(FieldErrors, Markup)>,
 ) -> Answer {
-    let flag = match flag_record(web, tenant, key).await {
+    let (record, history) = join2(
+        flag_record(web, tenant, key),
+        flag_history(web, tenant, key),
+    )
+    .await;
+    let flag = match record {
         Ok(Some(f)) => f,
         Ok(None) => return page::not_found(web),
         Err(answer) => return answer,
@@ -650,7 +663,6 @@ async fn flag_page<P: Platform>(
     } else {
         StatusCode::OK
     };
-    let history = flag_history(web, tenant, key).await;
     let body = html! {
         p { a href=(format!("/console/tenants/{tid}")) { "Back to the tenant" } }
         @if let Some(n) = done_notice(web) { (n) }
