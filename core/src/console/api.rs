@@ -122,7 +122,8 @@ fn operator(session: &Session) -> Option<OperatorPrincipal> {
     })
 }
 
-/// Calls the API: `path` with its query, `body` as JSON. A write carries an `Idempotency-Key`
+/// Calls the API: `path` with its query, `body` as JSON. The API's future is boxed: a page
+/// awaits several at once, and on the stack (1 MiB in wasm) their state would not fit. A write carries an `Idempotency-Key`
 /// derived from the session, the form's rendering, the request and its body, so a form sent
 /// twice (a double click, a reload) is applied once.
 pub async fn call<P: Platform>(
@@ -173,7 +174,7 @@ pub async fn call<P: Platform>(
         }
     };
     let resp = match (session.kind, operator(session)) {
-        (Kind::Platform, Some(op)) => api_http::handle_as(web.p, req, op).await,
+        (Kind::Platform, Some(op)) => Box::pin(api_http::handle_as(web.p, req, op)).await,
         (Kind::Tenant, _) => {
             // The Edgeplane session behind it ended (revoked, user disabled, tenant suspended):
             // so does the console session.
@@ -186,7 +187,7 @@ pub async fn call<P: Platform>(
                 Ok(v) => req.headers_mut().insert(header::AUTHORIZATION, v),
                 Err(_) => return unauthenticated(),
             };
-            let resp = api_http::handle(web.p, req).await;
+            let resp = Box::pin(api_http::handle(web.p, req)).await;
             // 401, or 440 (ERR-AUTH-440: the session was revoked or expired).
             if matches!(resp.status().as_u16(), 401 | 440) {
                 let _ = super::session::revoke(web.p, &session.token_hash).await;
@@ -223,7 +224,7 @@ pub async fn call_anonymous<P: Platform>(
     let Ok(req) = req else {
         return unauthenticated();
     };
-    let resp = api_http::handle(web.p, req).await;
+    let resp = Box::pin(api_http::handle(web.p, req)).await;
     let status = resp.status().as_u16();
     let (parts, raw) = resp.into_parts();
     let body = serde_json::from_slice(&raw).unwrap_or(Json::Null);

@@ -221,7 +221,7 @@ async fn token_request<P: Platform>(
         .header(crate::http::REQUEST_ID, web.request_id.as_str())
         .body(body.into_bytes())
         .ok()?;
-    let resp = crate::http::handle(web.p, req).await;
+    let resp = Box::pin(crate::http::handle(web.p, req)).await;
     if resp.status() != StatusCode::OK {
         return None;
     }
@@ -368,6 +368,6 @@ pub(super) async fn logout<P: Platform>(web: &Web<'_, P>, access: &str) {
         .header(header::AUTHORIZATION, format!("Bearer {access}"))
         .body(Vec::new());
     if let Ok(req) = req {
-        let _ = crate::http::handle(web.p, req).await;
+        let _ = Box::pin(crate::http::handle(web.p, req)).await;
     }
 }

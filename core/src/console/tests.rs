@@ -833,3 +833,51 @@ fn if_audit_console_shows_a_tenant_s_usage_per_day_as_a_table_a_chart_and_csv() 
     assert_eq!(unknown.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body(&unknown).contains("is not a tenant"));
 }
+
+#[test]
+fn if_tenant_console_owners_sign_in_through_the_universal_login_as_its_first_party_client() {
+    let (p, _) = platform();
+    p.secrets.set("PUBLIC_BASE_URL", BASE);
+    let mut b = Browser::new(&p);
+    let start = b.get("/console/signin/tenant?organization=acme");
+    assert_eq!(start.status(), StatusCode::SEE_OTHER);
+    let to = location(&start);
+    assert!(to.starts_with("/oauth/authorize?"), "{to}");
+    let q = query(&to);
+    assert_eq!(param(&q, "client_id"), "edgeplane-console");
+    assert_eq!(param(&q, "tenant"), "acme");
+    assert_eq!(param(&q, "code_challenge_method"), "S256");
+    assert_eq!(
+        param(&q, "redirect_uri"),
+        format!("{BASE}/console/auth/tenant/callback")
+    );
+    assert!(param(&q, "scope").contains("offline_access"));
+    // The provider knows the client and its redirect URI: the login page, not an error.
+    let login = b.get(&to);
+    assert_eq!(login.status(), StatusCode::OK, "{}", body(&login));
+    assert!(body(&login).contains("Edgeplane console"));
+    // A callback without this browser's state cookie is refused.
+    let mut other = Browser::new(&p);
+    let cb = other.get(&format!(
+        "/console/auth/tenant/callback?state={}&code=x",
+        param(&q, "state")
+    ));
+    assert_eq!(
+        location(&cb),
+        "/console/signin?reason=console_signin_unknown"
+    );
+    // The client is no managed app: not listed, not readable, no keys.
+    let ids: Vec<String> = block_on(p.sql.query(Stmt::new(
+        "SELECT id FROM apps WHERE id = 'edgeplane-console'",
+    )))
+    .unwrap()
+    .iter()
+    .map(|r| r.text("id").unwrap())
+    .collect();
+    assert_eq!(ids, ["edgeplane-console"]);
+    let page = block_on(crate::apps::list(&p, &crate::apps::ListApps::default())).unwrap();
+    assert!(page
+        .items
+        .iter()
+        .all(|a| a.id.as_str() != "edgeplane-console"));
+}
