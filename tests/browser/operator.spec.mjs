@@ -77,7 +77,7 @@ test("an operator registers an app, provisions a tenant, targets a flag and revo
   // A rule the API refuses shows its field path next to the field; then a good one.
   await page.getByLabel("Key", { exact: true }).fill("new-checkout");
   await page.getByLabel("Default value").fill("false");
-  const rules = page.getByLabel("Rules");
+  const rules = page.getByLabel("Rules as JSON");
   await rules.fill('[{"conditions":[{"attribute":"email","op":"ends_with","values":[]}],"value":true}]');
   await page.getByRole("button", { name: "Save flag" }).click();
   await expect(page.locator("#f-rules-error")).toContainText("rules[0].conditions[0].values");
@@ -105,6 +105,29 @@ test("an operator registers an app, provisions a tenant, targets a flag and revo
   await expect(page.getByText("TARGETING_MATCH")).toBeVisible();
   await expectAccessible(page);
   await saveScreenshot("operator-flag");
+
+  // The rule list: a rule the API refuses shows its error at the field; a rollout is added.
+  const addRule = page.getByRole("region", { name: "Rules" });
+  await addRule.getByLabel("Attribute 1").fill("plan");
+  await addRule.getByLabel("Test 1").selectOption("in");
+  await addRule.getByLabel("Serve this value").fill("true");
+  await addRule.getByRole("button", { name: "Add rule" }).click();
+  await expect(page.getByRole("region", { name: "Rules" })).toContainText("conditions[0].values");
+  await expectAccessible(page);
+  const form = page.getByRole("region", { name: "Rules" });
+  await form.getByLabel("Attribute 1").fill("");
+  await form.getByLabel("Serve this value").fill("");
+  await form.getByLabel("Variant 1").fill("on");
+  await form.getByLabel("Its value 1 (JSON)").fill("true");
+  await form.getByLabel("Weight 1").fill("20");
+  await form.getByLabel("Variant 2").fill("off");
+  await form.getByLabel("Its value 2 (JSON)").fill("false");
+  await form.getByLabel("Weight 2").fill("80");
+  await form.getByRole("button", { name: "Add rule" }).click();
+  await expect(page.getByText("Flag saved")).toBeVisible();
+  await expect(page.getByRole("region", { name: "Rules" }).getByRole("listitem").nth(1)).toContainText("rollout on 20");
+  await page.getByRole("button", { name: "Remove rule 2" }).click();
+  await expect(page.getByRole("region", { name: "Rules" }).getByRole("listitem")).toHaveCount(1);
 
   // Turning the flag off changes what the app gets within the freshness bound.
   await page.getByLabel("Enabled").uncheck();

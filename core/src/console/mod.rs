@@ -22,6 +22,7 @@ mod operator;
 mod page;
 mod plans;
 pub mod platform_signin;
+mod rules;
 mod signin;
 mod tenant;
 mod tenant_signin;

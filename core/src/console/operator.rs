@@ -58,7 +58,14 @@ pub(super) async fn route<P: Platform>(web: &mut Web<'_, P>, rest: &[&str]) -> A
             tenant_app_change(web, id, app, false).await
         }
         (["tenants", id, action], false) => tenant_action(web, id, action).await,
-        (["tenants", id, "flags", key], true) => flag_page(web, id, key, None).await,
+        (["tenants", id, "flags", key], true) => flag_page(web, id, key, None, None).await,
+        (["tenants", id, "flags", key, "rules", "add"], false) => {
+            rule_change(web, id, key, None).await
+        }
+        (["tenants", id, "flags", key, "rules", i, "remove"], false) => match i.parse::<usize>() {
+            Ok(i) => rule_change(web, id, key, Some(i)).await,
+            Err(_) => page::not_found(web),
+        },
         (["tenants", id, "flags", key], false) => flag_save(web, id, Some(key)).await,
         (["tenants", id, "flags", key, "delete"], false) => flag_delete(web, id, key).await,
         (["tenants", id, "flags", key, "preview"], false) => flag_preview(web, id, key).await,
@@ -613,7 +620,7 @@ fn flag_form<P: Platform>(
                 label { input type="checkbox" name="enabled" value="true" checked[enabled]; " Enabled" }
             }
             (page::input("description", "Description", &description, "text", errors, false))
-            (page::textarea("rules", "Rules (JSON: conditions on context attributes, and rollout weights)", &rules, 10, errors))
+            (page::textarea("rules", "Rules as JSON (advanced: the rule list below edits them one by one)", &rules, 10, errors))
             p.muted { "Example: [{\"name\":\"staff\",\"conditions\":[{\"attribute\":\"email\",\"op\":\"ends_with\",\"values\":[\"@example.com\"]}],\"value\":true}, {\"rollout\":{\"variants\":[{\"variant\":\"on\",\"value\":true,\"weight\":20},{\"variant\":\"off\",\"value\":false,\"weight\":80}]}}]" }
             button type="submit" { "Save flag" }
         }
@@ -645,6 +652,7 @@ async fn flag_page<P: Platform>(
     tenant: &str,
     key: &str,
     extra: Option<(FieldErrors, Markup)>,
+    rule_errors: Option<FieldErrors>,
 ) -> Answer {
     let (record, history) = join2(
         flag_record(web, tenant, key),
@@ -672,6 +680,7 @@ async fn flag_page<P: Platform>(
                 (flag_form(web, tenant, Some(&flag), &errors, errors.any()))
                 (page::button_form(web, &format!("/console/tenants/{tid}/flags/{}/delete", seg(key)), "Delete flag", "danger"))
             }
+            (super::rules::section(web, tenant, &flag, rule_errors.as_ref().unwrap_or(&FieldErrors::none())))
         } @else {
             pre.json { (serde_json::to_string_pretty(&flag).unwrap_or_default()) }
         }
@@ -820,7 +829,7 @@ async fn flag_save<P: Platform>(web: &Web<'_, P>, tenant: &str, key: Option<&str
         Err(errors) => errors,
     };
     match flag_record(web, tenant, &key).await {
-        Ok(Some(_)) => flag_page(web, tenant, &key, Some((errors, html! {}))).await,
+        Ok(Some(_)) => flag_page(web, tenant, &key, Some((errors, html! {})), None).await,
         Ok(None) => {
             let body = html! {
                 p { a href=(format!("/console/tenants/{}", seg(tenant))) { "Back to the tenant" } }
@@ -832,6 +841,26 @@ async fn flag_save<P: Platform>(web: &Web<'_, P>, tenant: &str, key: Option<&str
             )
         }
         Err(answer) => answer,
+    }
+}
+
+async fn rule_change<P: Platform>(
+    web: &Web<'_, P>,
+    tenant: &str,
+    key: &str,
+    remove: Option<usize>,
+) -> Answer {
+    let flag = match flag_record(web, tenant, key).await {
+        Ok(Some(f)) => f,
+        Ok(None) => return page::not_found(web),
+        Err(answer) => return answer,
+    };
+    match super::rules::change(web, tenant, &flag, remove).await {
+        Ok(answer) => answer,
+        Err(errors) => {
+            // The definition form shows the stored flag; the add form what was sent.
+            flag_page(web, tenant, key, None, Some(errors)).await
+        }
     }
 }
 
@@ -868,7 +897,14 @@ async fn flag_preview<P: Platform>(web: &Web<'_, P>, tenant: &str, key: &str) ->
     stored
         .form
         .push(("context".to_owned(), web.text("context").to_owned()));
-    flag_page(&stored, tenant, key, Some((FieldErrors::none(), result))).await
+    flag_page(
+        &stored,
+        tenant,
+        key,
+        Some((FieldErrors::none(), result)),
+        None,
+    )
+    .await
 }
 
 fn clone_web<'a, P: Platform>(web: &Web<'a, P>) -> Web<'a, P> {
