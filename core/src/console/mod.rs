@@ -24,6 +24,7 @@ pub mod platform_signin;
 mod signin;
 mod tenant;
 mod tenant_signin;
+mod usage_chart;
 
 pub use crate::sessions::console as session;
 
