@@ -4,6 +4,9 @@
 //   edgeplane  (worker scope) the stack of harness.mjs for this project's runtime, started once
 //              per test worker: { runtime, baseURL, idp: { issuer, origin, clientId,
 //              clientSecret }, cronSecret, envFile, logDir, operatorToken(role) }
+//   edgeplaneHost  (worker option) the host name of Edgeplane's origin, 127.0.0.1 unless a file
+//              says `test.use({ edgeplaneHost: "localhost" })` (passkeys: browsers refuse
+//              WebAuthn on an IP address); such a file's tests get a worker and a stack of their own
 //   accounts   the IdP's demo accounts with this run's password: operator, auditor, nobody, each
 //              { email, password, sub, roles }
 //   origins    an OriginRecorder over the test's context (origins.mjs); at the end of a test that
@@ -29,10 +32,11 @@ export const SCREENSHOT_DIR = path.join(OUTPUT_ROOT, "screenshots");
 export const test = base.extend({
   // Set per project in playwright.config.mjs.
   runtime: ["workerd", { option: true, scope: "worker" }],
+  edgeplaneHost: ["127.0.0.1", { option: true, scope: "worker" }],
 
   edgeplane: [
-    async ({ runtime }, use) => {
-      const stack = await startStack(runtime);
+    async ({ runtime, edgeplaneHost }, use) => {
+      const stack = await startStack(runtime, { host: edgeplaneHost });
       try {
         await use(stack);
       } finally {

@@ -250,8 +250,12 @@ function edgeplaneCommand(runtime, state, port, vars, logDir) {
 /**
  * Starts the development IdP and Edgeplane for `runtime`, wired to each other, on fresh ports,
  * keys and state. Logs go to `target/browser/<runtime>/`. Returns what the tests need and `stop()`.
+ *
+ * `host` names Edgeplane's origin (`PUBLIC_BASE_URL`, what the browser opens); it listens on
+ * 127.0.0.1 either way. Browsers refuse WebAuthn on an IP address, so passkey tests use
+ * `localhost`.
  */
-export async function startStack(runtime) {
+export async function startStack(runtime, { host = "127.0.0.1" } = {}) {
   if (!RUNTIMES.includes(runtime)) throw new Error(`unknown runtime ${runtime}`);
   const logDir = path.join(OUTPUT_ROOT, runtime);
   fs.mkdirSync(logDir, { recursive: true });
@@ -267,7 +271,8 @@ export async function startStack(runtime) {
     let edgeplanePort = await freePort();
     while (edgeplanePort === idpPort) edgeplanePort = await freePort();
     const issuer = `http://127.0.0.1:${idpPort}`;
-    const baseURL = `http://127.0.0.1:${edgeplanePort}`;
+    const baseURL = `http://${host}:${edgeplanePort}`;
+    const listenURL = `http://127.0.0.1:${edgeplanePort}`;
 
     const envFile = path.join(tmp, "operator-issuer.env");
     const { stdout } = await execFileP("node", ["scripts/dev-issuer.mjs", "keygen", "--issuer", issuer], {
@@ -331,7 +336,9 @@ export async function startStack(runtime) {
     const idpReady = await idp.ready;
     if (idpReady.issuer !== issuer) throw new Error(`dev-idp announced ${idpReady.issuer}, expected ${issuer}`);
     const edgeplaneReady = await edgeplane.ready;
-    if (edgeplaneReady.url !== baseURL) throw new Error(`${runtime} announced ${edgeplaneReady.url}, expected ${baseURL}`);
+    if (edgeplaneReady.url !== listenURL) {
+      throw new Error(`${runtime} announced ${edgeplaneReady.url}, expected ${listenURL}`);
+    }
 
     return {
       runtime,

@@ -1,6 +1,8 @@
-//! The console's stylesheet and its one small script, served from `/console/assets/` (the
-//! policy allows no inline style or script). Every page works without the script: it adds a
+//! The console's stylesheet and its two small scripts, served from `/console/assets/` (the
+//! policy allows no inline style or script). Every page works without `console.js`: it adds a
 //! copy button to one-time secrets and refreshes the health panel every five seconds.
+//! `passkey.js`, loaded only by the page that adds a passkey, runs the browser's WebAuthn
+//! ceremony, which nothing else can (see `tenant::passkeys`).
 
 use super::{page, Answer, Web};
 use crate::ports::Platform;
@@ -10,12 +12,14 @@ pub(super) fn serve<P: Platform>(web: &Web<'_, P>, name: &str) -> Answer {
     match name {
         "console.css" => Answer::Asset("text/css; charset=utf-8", CSS),
         "console.js" => Answer::Asset("text/javascript; charset=utf-8", JS),
+        "passkey.js" => Answer::Asset("text/javascript; charset=utf-8", PASSKEY_JS),
         _ => page::not_found(web),
     }
 }
 
 const CSS: &str = "\
 *{box-sizing:border-box}\
+[hidden]{display:none!important}\
 body{margin:0;font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f4f5f7;color:#1d2330}\
 a{color:#1f4fd1}\
 a.skip{position:absolute;left:-999px;top:0;background:#fff;padding:8px}\
@@ -38,7 +42,7 @@ th,td{text-align:left;padding:8px 10px;border-bottom:1px solid #e3e6ea;vertical-
 th{font-weight:600;background:#eef0f4}\
 .field{margin:0 0 12px}\
 label{display:block;font-weight:600;margin:0 0 4px}\
-input[type=text],input[type=email],input[type=search],input[type=url],input[type=number],input[type=datetime-local],select,textarea{width:100%;max-width:560px;padding:8px;border:1px solid #8a93a3;border-radius:6px;font:inherit;background:#fff}\
+input[type=text],input[type=email],input[type=search],input[type=url],input[type=number],input[type=date],input[type=datetime-local],select,textarea{width:100%;max-width:560px;padding:8px;border:1px solid #8a93a3;border-radius:6px;font:inherit;background:#fff}\
 textarea{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:13px;max-width:100%}\
 input[aria-invalid=true],textarea[aria-invalid=true],select[aria-invalid=true]{border-color:#b42318}\
 :focus-visible{outline:3px solid #f0b429;outline-offset:2px}\
@@ -90,5 +94,68 @@ const JS: &str = r#"(function () {
       }).catch(function () {});
     }, 5000);
   }
+})();
+"#;
+
+/// Creates a passkey from the options in `#passkey-form`'s `data-options` (the API's
+/// `publicKey`, base64url fields as the WebAuthn JSON serialisation has them), puts the
+/// credential's JSON in `#passkey-credential` and sends the form. Without WebAuthn the button
+/// stays hidden and the note says why.
+const PASSKEY_JS: &str = r#"(function () {
+  "use strict";
+  var form = document.getElementById("passkey-form");
+  if (!form) return;
+  var button = document.getElementById("passkey-create");
+  var note = document.getElementById("passkey-note");
+  var field = document.getElementById("passkey-credential");
+  if (!window.PublicKeyCredential || !navigator.credentials) {
+    note.textContent = "This browser cannot create passkeys.";
+    return;
+  }
+  function decode(s) {
+    s = s.replace(/-/g, "+").replace(/_/g, "/");
+    while (s.length % 4) s += "=";
+    var bin = atob(s), out = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out.buffer;
+  }
+  function encode(buf) {
+    var bytes = new Uint8Array(buf), bin = "";
+    for (var i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
+    return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+  button.hidden = false;
+  note.textContent = "Press the button, then follow your browser's prompt.";
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var o = JSON.parse(form.getAttribute("data-options"));
+    var pk = Object.assign({}, o, {
+      challenge: decode(o.challenge),
+      user: Object.assign({}, o.user, { id: decode(o.user.id) }),
+      excludeCredentials: (o.excludeCredentials || []).map(function (c) {
+        return Object.assign({}, c, { id: decode(c.id) });
+      })
+    });
+    button.disabled = true;
+    note.textContent = "Waiting for your browser's passkey prompt.";
+    navigator.credentials.create({ publicKey: pk }).then(function (cred) {
+      var r = cred.response;
+      field.value = JSON.stringify({
+        id: cred.id, rawId: encode(cred.rawId), type: cred.type,
+        response: {
+          clientDataJSON: encode(r.clientDataJSON),
+          attestationObject: encode(r.attestationObject),
+          transports: r.getTransports ? r.getTransports() : []
+        },
+        clientExtensionResults: {}
+      });
+      form.submit();
+    }).catch(function (e) {
+      button.disabled = false;
+      note.textContent = e && e.name === "InvalidStateError"
+        ? "This device already holds a passkey of your account."
+        : "No passkey was created. Try again, or cancel.";
+    });
+  });
 })();
 "#;

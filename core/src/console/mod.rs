@@ -26,6 +26,7 @@ mod rules;
 mod signin;
 mod tenant;
 mod tenant_signin;
+mod usage_chart;
 
 pub use crate::sessions::console as session;
 

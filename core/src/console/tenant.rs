@@ -1,8 +1,12 @@
 //! The tenant console (IF-TENANT-CONSOLE): a tenant's owner or admin manages its users and
-//! invitations, the password policy and single sign-on, the subscription's plan, and reads the
-//! tenant's flags. Every page acts through the tenant administration API with the session's
-//! access token, so the API decides what an admin may do (the plan and SSO are the owner's),
-//! and another tenant's user is a 404.
+//! invitations, the password policy and single sign-on, their own authenticator app and
+//! passkeys ([`passkeys`]) and the subscription's plan, and reads the tenant's billing usage per
+//! day ([`usage`]) and its flags. Every page acts through the tenant administration API with the
+//! session's access token, so the API decides what an admin may do (the plan and SSO are the
+//! owner's), and another tenant's user is a 404.
+
+mod passkeys;
+mod usage;
 
 use ::http::{Method, StatusCode};
 use maud::{html, Markup};
@@ -46,7 +50,14 @@ pub(super) async fn route<P: Platform>(web: &mut Web<'_, P>, rest: &[&str]) -> A
         (["tenant", "security", "sso"], false) => sso_save(web).await,
         (["tenant", "security", "totp"], false) => totp_enroll(web).await,
         (["tenant", "security", "totp", "confirm"], false) => totp_confirm(web).await,
+        (["tenant", "security", "passkeys"], false) => passkeys::finish(web).await,
+        (["tenant", "security", "passkeys", "new"], false) => passkeys::begin(web).await,
+        (["tenant", "security", "passkeys", id], true) => passkeys::confirm_remove(web, id).await,
+        (["tenant", "security", "passkeys", id, "remove"], false) => {
+            passkeys::remove(web, id).await
+        }
         (["tenant", "subscription"], true) => subscription(web, None).await,
+        (["tenant", "subscription", "usage.csv"], true) => usage::download(web).await,
         (["tenant", "subscription"], false) => plan_save(web).await,
         (["tenant", "flags"], true) => flags(web).await,
         _ => page::not_found(web),
@@ -96,7 +107,11 @@ fn is_form_error(reply: &Reply) -> bool {
     matches!(reply.status, 400 | 409 | 422)
 }
 
+/// The message of a redirect's `done`: what just happened, or why it could not.
 fn done<P: Platform>(web: &Web<'_, P>) -> Option<Markup> {
+    if web.q("done")? == "reauth-passkey" {
+        return Some(reauthenticate(web));
+    }
     let text = match web.q("done")? {
         "invited" => "Invitation sent.",
         "resent" => "Invitation sent again.",
@@ -111,9 +126,26 @@ fn done<P: Platform>(web: &Web<'_, P>) -> Option<Markup> {
         "sso" => "Single sign-on saved.",
         "plan" => "Plan changed.",
         "reauth" => "Sign in again first: changing a second factor needs a recent sign-in.",
+        "passkey-added" => "Passkey added: from now on, sign-in asks for it after your password.",
+        "passkey-removed" => "Passkey removed: it no longer signs you in.",
         _ => return None,
     };
     Some(page::message("notice", text))
+}
+
+/// Why a passkey change was refused for an old sign-in, and the way forward (the API's 403
+/// `reauthentication_required`: a stolen session must not add a way in).
+fn reauthenticate<P: Platform>(web: &Web<'_, P>) -> Markup {
+    let minutes = crate::sessions::RECENT_AUTH_SECS / 60;
+    html! {
+        div.error role="alert" {
+            p { "Adding or removing a passkey needs a sign-in from the last " (minutes) " minutes. Sign out, sign in again, and come back to this page." }
+            form method="post" action="/console/signout" {
+                (page::csrf(web))
+                button type="submit" { "Sign out" }
+            }
+        }
+    }
 }
 
 // ---- Users and invitations -----------------------------------------------------------------
@@ -406,6 +438,10 @@ async fn security<P: Platform>(
     } else {
         None
     };
+    let own_passkeys = match passkeys::section(web).await {
+        Ok(markup) => markup,
+        Err(answer) => return answer,
+    };
     let status = if policy_errors.is_some() || sso_errors.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -414,6 +450,7 @@ async fn security<P: Platform>(
     let body = html! {
         @if let Some(n) = done(web) { (n) }
         (own_factor(web))
+        (own_passkeys)
         (policy_form(web, &policy.body, policy_errors.as_ref().unwrap_or(&FieldErrors::none())))
         @if let Some(sso) = sso {
             (sso_form(web, &sso, sso_errors.as_ref().unwrap_or(&FieldErrors::none())))
@@ -632,9 +669,17 @@ async fn tenant_record<P: Platform>(web: &Web<'_, P>) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// `GET /console/tenant/subscription`: the plan (the owner changes it) and the billing usage
+/// per day.
 async fn subscription<P: Platform>(web: &Web<'_, P>, errors: Option<FieldErrors>) -> Answer {
     let plan = tenant_record(web).await.unwrap_or_default();
-    let status = if errors.is_some() {
+    let period = usage::Period::read(web);
+    let usage = match usage::read(web, &period).await {
+        Ok(u) => u,
+        Err(answer) => return answer,
+    };
+    let refused = errors.is_some() || matches!(usage, usage::Usage::Refused(_));
+    let status = if refused {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
@@ -656,6 +701,7 @@ async fn subscription<P: Platform>(web: &Web<'_, P>, errors: Option<FieldErrors>
                 p.muted { "Only the tenant's owner changes the plan." }
             }
         }
+        (usage::section(web, &period, &usage))
     };
     Answer::Page(
         status,

@@ -881,3 +881,317 @@ fn if_tenant_console_owners_sign_in_through_the_universal_login_as_its_first_par
         .iter()
         .all(|a| a.id.as_str() != "edgeplane-console"));
 }
+
+// ---- The tenant console (IF-TENANT-CONSOLE) ------------------------------------------------
+
+const TENANT_PASSWORD: &str = "correct horse battery staple";
+
+/// A platform whose console has its public origin (the tenant sign-in's redirect URI is under
+/// it), with the tenant `acme`, its active owner `owner@acme.test`, and the tenant's id.
+fn tenant_platform() -> (TestPlatform, String) {
+    use crate::audit::Actor;
+    use crate::tenants::{self, Email, Plan, ProvisionTenant, TenantDomain, TenantName};
+    let (p, _) = platform();
+    p.secrets.set("PUBLIC_BASE_URL", BASE);
+    let tid = block_on(async {
+        let out = tenants::provision(
+            &p,
+            &Actor::operator("op-1"),
+            ProvisionTenant {
+                name: TenantName::parse("Acme").unwrap(),
+                domain: TenantDomain::parse("acme").unwrap(),
+                plan: Plan::parse("pro").unwrap(),
+                owner_email: Email::parse("owner@acme.test").unwrap(),
+                apps: vec![],
+            },
+            None,
+            "r",
+            &crate::http::links_under(BASE),
+        )
+        .await
+        .unwrap()
+        .provisioned;
+        let token = out.invitation_link.split_once("token=").unwrap().1;
+        crate::users::accept_invitation(&p, token, TENANT_PASSWORD, "r")
+            .await
+            .unwrap()
+            .tenant_id
+    });
+    (p, tid)
+}
+
+/// The value of the first input named `name` in `html`.
+fn input_value(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("{name} in {html}"))
+        + marker.len();
+    html[at..at + html[at..].find('"').unwrap()].to_owned()
+}
+
+/// An attribute's value as a browser reads it (maud escapes `&`, `<`, `>` and `"`).
+fn unescape(v: &str) -> String {
+    v.replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+impl Browser<'_> {
+    /// Signs in to the tenant console through Edgeplane's universal login, in process, as
+    /// `email` of `acme`; returns the CSRF token of the console session.
+    fn sign_in_tenant(&mut self, email: &str) -> String {
+        let start = self.get("/console/signin/tenant?organization=acme");
+        assert_eq!(start.status(), StatusCode::SEE_OTHER);
+        let login = self.get(&location(&start));
+        let html = body(&login);
+        assert_eq!(login.status(), StatusCode::OK, "{html}");
+        let (flow, csrf) = (input_value(&html, "flow"), input_value(&html, "csrf"));
+        let fields = [
+            ("flow", flow.as_str()),
+            ("csrf", csrf.as_str()),
+            ("email", email),
+            ("password", TENANT_PASSWORD),
+        ];
+        let done = self.post("/oauth/authorize/login", &fields);
+        assert!(done.status().is_redirection(), "{}", body(&done));
+        let callback = location(&done);
+        let back = self.get(callback.strip_prefix(BASE).unwrap_or(&callback));
+        assert_eq!(location(&back), "/console/", "{}", body(&back));
+        csrf_of(&body(&self.get("/console/tenant/users")))
+    }
+}
+
+/// Reports billing events for the tenant as its app would: `(id, type, quantity, timestamp)`.
+fn report_billing(p: &TestPlatform, tenant: &str, events: &[(&str, &str, i64, &str)]) {
+    use crate::events::ingest::{ingest, Reporter};
+    use crate::ports::StreamKind;
+    let body: Vec<serde_json::Value> = events
+        .iter()
+        .map(|(id, kind, quantity, at)| {
+            json!({"id": id, "type": kind, "quantity": quantity, "timestamp": at})
+        })
+        .collect();
+    let reporter = Reporter {
+        app_id: "app".into(),
+        tenant_id: Some(tenant.into()),
+    };
+    block_on(ingest(
+        p,
+        StreamKind::Billing,
+        &reporter,
+        &json!(body),
+        None,
+    ))
+    .unwrap();
+}
+
+#[test]
+fn if_tenant_console_shows_the_owner_and_an_admin_their_tenant_s_usage_per_day() {
+    let (p, tid) = tenant_platform();
+    report_billing(
+        &p,
+        &tid,
+        &[
+            ("b1", "api.call", 5, "2025-12-31T10:00:00Z"),
+            ("b2", "api.call", 3, "2025-12-31T11:00:00Z"),
+            ("b3", "storage.gb", 2, "2025-12-20T12:00:00Z"),
+        ],
+    );
+    report_billing(
+        &p,
+        "another-tenant",
+        &[("x1", "api.call", 99, "2025-12-31T10:00:00Z")],
+    );
+    let mut b = Browser::new(&p);
+    b.sign_in_tenant("owner@acme.test");
+
+    // The last 30 days by default (the platform's clock stands at 2026-01-01T00:00Z).
+    let page = b.get("/console/tenant/subscription");
+    let html = body(&page);
+    assert_eq!(page.status(), StatusCode::OK, "{html}");
+    assert!(html.contains("value=\"2025-12-03\"") && html.contains("value=\"2026-01-01\""));
+    for row in [
+        "<td>2025-12-20</td><td>storage.gb</td><td>2</td><td>1</td>",
+        "<td>2025-12-31</td><td>api.call</td><td>8</td><td>2</td>",
+    ] {
+        assert!(html.contains(row), "{row} in {html}");
+    }
+    assert!(!html.contains("99"), "another tenant's usage: {html}");
+    assert_eq!(html.matches("<svg role=\"img\"").count(), 2, "{html}");
+    assert!(
+        html.contains("from 2025-12-03 to 2026-01-01"),
+        "30 days: {html}"
+    );
+    assert!(!html.contains("style="), "no inline style: {html}");
+
+    // One day, both ends included, and its CSV.
+    let day = "from=2025-12-31&to=2025-12-31";
+    let one = body(&b.get(&format!("/console/tenant/subscription?{day}")));
+    assert!(one.contains("<td>api.call</td><td>8</td>") && !one.contains("storage.gb"));
+    let csv = b.get(&format!("/console/tenant/subscription/usage.csv?{day}"));
+    assert_eq!(
+        csv.headers()[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"usage-2025-12-31-2025-12-31.csv\""
+    );
+    assert_eq!(
+        body(&csv),
+        "day,type,quantity,events\r\n2025-12-31,api.call,8,2\r\n"
+    );
+
+    // A period that is not one is shown next to its fields.
+    let bad = b.get("/console/tenant/subscription?from=yesterday&to=2025-12-01");
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body(&bad).contains("must be a day, as 2026-01-31"));
+    let reversed = b.get("/console/tenant/subscription?from=2025-12-31&to=2025-12-01");
+    assert!(body(&reversed).contains("must not be before the first day"));
+
+    // An admin reads it too (the role comes from the database, and the next token carries it).
+    block_on(p.sql.execute(Stmt::new("UPDATE users SET role = 'admin'"))).unwrap();
+    let mut admin = Browser::new(&p);
+    admin.sign_in_tenant("owner@acme.test");
+    let html = body(&admin.get(&format!("/console/tenant/subscription?{day}")));
+    assert!(
+        html.contains("Only the tenant's owner changes the plan."),
+        "{html}"
+    );
+    assert!(html.contains("<td>api.call</td><td>8</td>"), "{html}");
+}
+
+/// The data-options of the "Add a passkey" form, and its flow.
+fn creation_options(html: &str) -> (serde_json::Value, String) {
+    let marker = "data-options=\"";
+    let at = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("options in {html}"))
+        + marker.len();
+    let raw = unescape(&html[at..at + html[at..].find('"').unwrap()]);
+    (
+        serde_json::from_str(&raw).unwrap(),
+        input_value(html, "flow"),
+    )
+}
+
+#[test]
+fn if_tenant_console_adds_lists_and_removes_the_signed_in_user_s_passkeys() {
+    use crate::webauthn::soft_authenticator::Authenticator;
+
+    let (p, _) = tenant_platform();
+    let mut b = Browser::new(&p);
+    let csrf = b.sign_in_tenant("owner@acme.test");
+    let security = body(&b.get("/console/tenant/security"));
+    assert!(security.contains("You have no passkey yet."), "{security}");
+    assert!(security.contains("action=\"/console/tenant/security/passkeys/new\""));
+
+    let add = b.post("/console/tenant/security/passkeys/new", &with(&csrf, &[]));
+    let html = body(&add);
+    assert_eq!(add.status(), StatusCode::OK, "{html}");
+    assert!(
+        html.contains("<script src=\"/console/assets/passkey.js\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("not an IP address such as 127.0.0.1"),
+        "{html}"
+    );
+    let (options, flow) = creation_options(&html);
+    assert_eq!(options["rp"]["id"], "127.0.0.1", "the console's own origin");
+
+    // What the script posts once the browser created the passkey.
+    let mut a = Authenticator::es256(5);
+    a.rp_id = "127.0.0.1".into();
+    a.origin = BASE.into();
+    let credential = a
+        .register(options["challenge"].as_str().unwrap())
+        .to_string();
+    let posted = b.post(
+        "/console/tenant/security/passkeys",
+        &with(
+            &csrf,
+            &[
+                ("flow", &flow),
+                ("credential", &credential),
+                ("name", "Work laptop"),
+            ],
+        ),
+    );
+    assert_eq!(
+        location(&posted),
+        "/console/tenant/security?done=passkey-added",
+        "{}",
+        body(&posted)
+    );
+    let listed = body(&b.get("/console/tenant/security?done=passkey-added"));
+    assert!(listed.contains("Passkey added") && listed.contains("<td>Work laptop</td>"));
+
+    // Removing asks first.
+    let marker = "href=\"/console/tenant/security/passkeys/";
+    let at = listed.find(marker).unwrap() + marker.len();
+    let id = listed[at..at + listed[at..].find('"').unwrap()].to_owned();
+    let confirm = body(&b.get(&format!("/console/tenant/security/passkeys/{id}")));
+    assert!(
+        confirm.contains("Remove <strong>Work laptop</strong>?"),
+        "{confirm}"
+    );
+    assert_eq!(
+        b.get("/console/tenant/security/passkeys/not-a-passkey")
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let removed = b.post(
+        &format!("/console/tenant/security/passkeys/{id}/remove"),
+        &with(&csrf, &[]),
+    );
+    assert_eq!(
+        location(&removed),
+        "/console/tenant/security?done=passkey-removed"
+    );
+    assert!(body(&b.get("/console/tenant/security")).contains("You have no passkey yet."));
+
+    // Without the script nothing was created: the page says so and offers to start again.
+    let empty = b.post(
+        "/console/tenant/security/passkeys",
+        &with(&csrf, &[("flow", "f"), ("credential", "")]),
+    );
+    assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body(&empty).contains("Your browser did not create a passkey"));
+}
+
+#[test]
+fn if_tenant_console_asks_for_a_fresh_sign_in_before_a_passkey_change() {
+    let (p, _) = tenant_platform();
+    let mut b = Browser::new(&p);
+    let csrf = b.sign_in_tenant("owner@acme.test");
+    p.clock.advance(6 * 60 * 1000);
+    let add = b.post("/console/tenant/security/passkeys/new", &with(&csrf, &[]));
+    assert_eq!(
+        location(&add),
+        "/console/tenant/security?done=reauth-passkey"
+    );
+    let html = body(&b.get("/console/tenant/security?done=reauth-passkey"));
+    assert!(
+        html.contains("needs a sign-in from the last 5 minutes. Sign out, sign in again"),
+        "{html}"
+    );
+    // Signed in again, it works.
+    let csrf = b.sign_in_tenant("owner@acme.test");
+    let again = b.post("/console/tenant/security/passkeys/new", &with(&csrf, &[]));
+    assert_eq!(again.status(), StatusCode::OK, "{}", body(&again));
+}
+
+#[test]
+fn if_tenant_console_says_when_passkeys_belong_to_another_origin() {
+    let (p, _) = tenant_platform();
+    p.secrets.set("WEBAUTHN_ORIGIN", "https://login.acme.test");
+    let mut b = Browser::new(&p);
+    let csrf = b.sign_in_tenant("owner@acme.test");
+    let add = b.post("/console/tenant/security/passkeys/new", &with(&csrf, &[]));
+    assert_eq!(add.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = body(&add);
+    assert!(
+        html.contains("Passkeys are registered on https://login.acme.test (WEBAUTHN_ORIGIN)"),
+        "{html}"
+    );
+    assert!(!html.contains("data-options"), "{html}");
+}

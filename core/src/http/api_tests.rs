@@ -1129,3 +1129,63 @@ fn an_array_body_is_refused_where_an_object_is_expected() {
     .unwrap();
     assert!(apps.is_empty());
 }
+
+/// FR-BILL-003: a tenant's owner (or admin) reads their own tenant's usage summary, the same
+/// one the platform's people read at `/v1/tenants/{id}/usage`; the tenant is the token's, so
+/// naming another is refused and another tenant's usage never shows.
+#[test]
+fn fr_bill_003_an_owner_reads_the_usage_of_their_own_tenant_only() {
+    use crate::events::ingest::{ingest, Reporter};
+    use crate::ports::StreamKind;
+
+    let (p, tokens) = signed_in_owner();
+    let access = tokens["access_token"].as_str().unwrap();
+    let tid = block_on(p.sql.query(Stmt::new("SELECT id FROM tenants"))).unwrap()[0]
+        .text("id")
+        .unwrap();
+    for (tenant, id, quantity) in [(tid.as_str(), "b1", 5), ("another", "b2", 7)] {
+        let event = serde_json::json!({"id": id, "type": "api.call", "quantity": quantity,
+            "timestamp": "2025-12-31T10:00:00Z"});
+        let reporter = Reporter {
+            app_id: "app".into(),
+            tenant_id: Some(tenant.into()),
+        };
+        block_on(ingest(&p, StreamKind::Billing, &reporter, &event, None)).unwrap();
+    }
+    let period = "from=2025-12-01T00:00:00Z&to=2026-01-01T00:00:00Z";
+    let own = send(
+        &p,
+        with_bearer(
+            Method::GET,
+            &format!("/v1/tenant/usage?{period}"),
+            access,
+            "",
+        ),
+    );
+    assert_eq!(own.status(), StatusCode::OK);
+    let own = body(&own);
+    assert_eq!(own["tenant_id"], tid.as_str());
+    assert_eq!(
+        own["items"],
+        serde_json::json!([{"period": "2025-12-31", "type": "api.call", "quantity": 5, "events": 1}])
+    );
+
+    let key = operator_tokens::configure(&p);
+    let auditor = operator_tokens::token(&p, &key, "auditor");
+    let theirs = send(
+        &p,
+        with_bearer(
+            Method::GET,
+            &format!("/v1/tenants/{tid}/usage?{period}"),
+            &auditor,
+            "",
+        ),
+    );
+    assert_eq!(body(&theirs), own, "one summary, whoever reads it");
+
+    let named = send(
+        &p,
+        with_bearer(Method::GET, "/v1/tenant/usage?tenant=another", access, ""),
+    );
+    assert_problem(&named, 400, "invalid-input");
+}

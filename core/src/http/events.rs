@@ -24,6 +24,7 @@ use crate::kernel::ErrorKind;
 use crate::ports::{Blobs, Logger, Platform, StreamId, StreamKind};
 use crate::tenants::{self, TenantId};
 use crate::time::{format_rfc3339, parse_rfc3339};
+use crate::users::admin::TenantActor;
 
 /// `POST /v1/billing/events` (`bill:write`).
 pub(super) async fn ingest_billing<P: Platform>(
@@ -334,6 +335,21 @@ pub(super) async fn tenant_usage<P: Platform>(
     let stream = StreamId {
         kind: StreamKind::Billing,
         tenant: id.as_str().to_owned(),
+    };
+    usage_response(ctx, stream, q.period).await
+}
+
+/// `GET /v1/tenant/usage` (the tenant's owner or an admin): the summary of [`usage`] for the
+/// caller's own tenant, the one their token names, for the tenant console's subscription page.
+pub(super) async fn own_usage<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    req: &Request,
+    actor: TenantActor,
+) -> Result<Response, ApiError> {
+    let q = usage_query(req, &["from", "to", "group_by"])?;
+    let stream = StreamId {
+        kind: StreamKind::Billing,
+        tenant: actor.tenant_id,
     };
     usage_response(ctx, stream, q.period).await
 }

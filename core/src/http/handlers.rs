@@ -85,6 +85,7 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::BillingExport => events::export_billing(ctx, &req, principal.app()?).await,
         RouteId::BillingUsage => events::usage(ctx, &req, principal.app()?).await,
         RouteId::TenantUsage => events::tenant_usage(ctx, &req, principal.operator()?).await,
+        RouteId::OwnTenantUsage => events::own_usage(ctx, &req, principal.admin()?).await,
         RouteId::AuditIngest => events::ingest_audit(ctx, &req, principal.app()?).await,
         RouteId::AuditExportCsv => events::export_audit_csv(ctx, &req, principal.operator()?).await,
         RouteId::AuditVerify => events::verify(ctx, &req, principal.operator()?).await,

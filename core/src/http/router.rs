@@ -130,6 +130,8 @@ pub enum RouteId {
     BillingUsage,
     /// `GET /v1/tenants/{id}/usage`: the same summary for operators and auditors.
     TenantUsage,
+    /// `GET /v1/tenant/usage`: the same summary for the tenant's owner and admins.
+    OwnTenantUsage,
     /// `POST /v1/audit/events`: report audit events (FR-LOG-001).
     AuditIngest,
     /// `GET /v1/audit/export.csv`: the auditor's CSV export (FR-LOG-002).
@@ -1043,6 +1045,22 @@ pub const ROUTES: &[Route] = &[
             Reply { status: 200, description: "The summary.", content: &[("application/json", of::<t::BillingUsageResponse>)], headers: &[] },
         ],
         problems: &[400, 401, 403, 404, 410, 503],
+    }),
+    route!(GET "/v1/tenant/usage" => OwnTenantUsage, Caller::TenantAdmin, Doc {
+        operation_id: "ownTenantUsage",
+        tag: "tenant-admin",
+        summary: "The signed-in owner's or admin's tenant's billing usage: quantities and event counts per UTC day and event type, the same summary as GET /v1/billing/usage gives the tenant's apps (FR-BILL-003).",
+        notes: "",
+        params: &[
+            Param { name: "from", at: At::Query, required: false, description: "Start of the period (inclusive) by event timestamp: RFC 3339 or unix ms.", schema: at_or_ms },
+            Param { name: "to", at: At::Query, required: false, description: "End of the period (exclusive): RFC 3339 or unix ms.", schema: at_or_ms },
+            Param { name: "group_by", at: At::Query, required: false, description: "Only `day`.", schema: |_| string().enum_values(Some(["day"])).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The summary.", content: &[("application/json", of::<t::BillingUsageResponse>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 440, 503],
     }),
     route!(POST "/v1/audit/events" => AuditIngest, Caller::AppKey(Scope::LogWrite), Doc {
         operation_id: "reportAuditEvents",

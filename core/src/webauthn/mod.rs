@@ -17,6 +17,8 @@
 
 pub mod cbor;
 mod service;
+#[cfg(test)]
+pub(crate) mod soft_authenticator;
 pub mod verify;
 
 #[cfg(test)]
