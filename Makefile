@@ -17,13 +17,13 @@ SPIN_HOST := $(SPIN_HOST_TARGET)/debug/spin-test-host
 
 .PHONY: help tools worker spin spin-host dev test unit openapi lint fmt check-core-deps check-spin-imports \
         contract schemathesis reliability deploy-check bench bench-flags bench-scale bench-events verify-events \
-        clean bench-users bench-oidc bench-edge bench-console spin-floor fuzz-smoke browser
+        clean bench-users bench-oidc bench-edge bench-console spin-floor fuzz-smoke browser clients
 
 help:
 	@echo "make dev    build and run Edgeplane locally (wrangler dev) with a seeded demo and the console,"
 	@echo "            operators signing in at a development identity provider (scripts/dev-idp.mjs)"
 	@echo "make test   every test: lints, core unit tests, contract suite on workerd and on the Spin build,"
-	@echo "            the consoles in Chromium (make browser)"
+	@echo "            the consoles in Chromium (make browser), the TypeScript client (make clients)"
 	@echo "make openapi  write core/src/http/openapi/openapi.json from the route table and the types"
 	@echo "make bench  benchmarks (bench/RESULTS.md); make bench-flags: flag delivery vs Unleash Edge;"
 	@echo "            make bench-scale: tenant capacity; make bench-oidc: OpenID Connect provider;"
@@ -68,7 +68,7 @@ verify-events:
 
 ## Tests ------------------------------------------------------------------------------------
 
-test: tools lint check-core-deps unit fuzz-smoke worker spin spin-host check-spin-imports contract browser schemathesis reliability deploy-check
+test: tools lint check-core-deps unit fuzz-smoke worker spin spin-host check-spin-imports contract browser clients schemathesis reliability deploy-check
 	@echo "make test: all green"
 
 fmt:
@@ -126,6 +126,12 @@ contract: worker spin spin-host
 # through the development OpenID provider scripts/dev-idp.mjs (tests/browser/README.md).
 browser: worker spin spin-host
 	SPIN_TEST_HOST=$(SPIN_HOST) npx playwright test -c tests/browser/playwright.config.mjs
+
+# The TypeScript library managed apps link to (clients/typescript): its typed client, token
+# verifier, event reporter and OpenFeature providers against the built worker in workerd, and
+# its generated types against the committed OpenAPI document.
+clients: worker
+	npm --prefix clients/typescript test
 
 # The OpenAPI document against the running worker: schemathesis, every check on every operation
 # (schemathesis.toml says what a schema cannot).
