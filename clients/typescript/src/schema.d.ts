@@ -1254,6 +1254,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenant/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The signed-in owner's or admin's tenant's billing usage: quantities and event counts per UTC day and event type, the same summary as GET /v1/billing/usage gives the tenant's apps (FR-BILL-003).
+         * @description Requires an access token of an active owner or admin of the caller's tenant (role and status checked in the database on each call).
+         */
+        get: operations["ownTenantUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenant/users": {
         parameters: {
             query?: never;
@@ -5911,6 +5931,42 @@ export interface operations {
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             440: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    ownTenantUsage: {
+        parameters: {
+            query?: {
+                /** @description Start of the period (inclusive) by event timestamp: RFC 3339 or unix ms. */
+                from?: string;
+                /** @description End of the period (exclusive): RFC 3339 or unix ms. */
+                to?: string;
+                /** @description Only `day`. */
+                group_by?: "day";
+            };
+            header?: {
+                /** @description Correlation id. Echoed when it is 1-128 characters of [A-Za-z0-9._:-]; otherwise (absent, empty or malformed) a fresh id is generated and returned instead. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The summary. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillingUsageResponse"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            440: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
             default: components["responses"]["Problem"];
         };
     };
