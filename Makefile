@@ -86,10 +86,12 @@ lint: tools
 unit:
 	cargo test -p edgeplane-core
 
-# Writes core/src/http/openapi/openapi.json from the route table and the Rust types; `make unit`
-# fails while the committed document is not the generated one.
+# Writes core/src/http/openapi/openapi.json from the route table and the Rust types, then the
+# TypeScript client's types from it; `make unit` fails while the committed document is not the
+# generated one, `make clients` while the types are not.
 openapi:
 	UPDATE_OPENAPI=1 cargo test -p edgeplane-core --lib served_document_is_generated
+	npm --prefix clients/typescript run --silent generate
 
 # Core's parsers of hostile input under libFuzzer (core/fuzz/): each target briefly, over its
 # committed corpus, so a regression on a known input fails here. New inputs go to a scratch
