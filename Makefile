@@ -17,13 +17,15 @@ SPIN_HOST := $(SPIN_HOST_TARGET)/debug/spin-test-host
 
 .PHONY: help tools worker spin spin-host dev test unit openapi lint fmt check-core-deps check-spin-imports \
         contract schemathesis reliability deploy-check bench bench-flags bench-scale bench-events verify-events \
-        clean bench-users bench-oidc bench-edge bench-console spin-floor fuzz-smoke browser clients
+        clean bench-users bench-oidc bench-edge bench-console spin-floor fuzz-smoke browser clients \
+        rust-client
 
 help:
 	@echo "make dev    build and run Edgeplane locally (wrangler dev) with a seeded demo and the console,"
 	@echo "            operators signing in at a development identity provider (scripts/dev-idp.mjs)"
 	@echo "make test   every test: lints, core unit tests, contract suite on workerd and on the Spin build,"
-	@echo "            the consoles in Chromium (make browser), the TypeScript client (make clients)"
+	@echo "            the consoles in Chromium (make browser), the TypeScript client (make clients),"
+	@echo "            the Rust client (make rust-client)"
 	@echo "make openapi  write core/src/http/openapi/openapi.json from the route table and the types"
 	@echo "make bench  benchmarks (bench/RESULTS.md); make bench-flags: flag delivery vs Unleash Edge;"
 	@echo "            make bench-scale: tenant capacity; make bench-oidc: OpenID Connect provider;"
@@ -68,7 +70,7 @@ verify-events:
 
 ## Tests ------------------------------------------------------------------------------------
 
-test: tools lint check-core-deps unit fuzz-smoke worker spin spin-host check-spin-imports contract browser clients schemathesis reliability deploy-check
+test: tools lint check-core-deps unit fuzz-smoke worker spin spin-host check-spin-imports contract browser clients rust-client schemathesis reliability deploy-check
 	@echo "make test: all green"
 
 fmt:
@@ -134,6 +136,19 @@ browser: worker spin spin-host
 # its generated types against the committed OpenAPI document.
 clients: worker
 	npm --prefix clients/typescript test
+
+# The Rust library managed apps link to (clients/rust, a Cargo workspace of its own): its token
+# verifier, OFREP flags client and event reporter against the built worker in workerd, lints,
+# and a wasm build without the native seam. Its target directory is outside the checkout, so a
+# fresh clone reuses the dependencies' builds.
+RS_CLIENT_TARGET ?= $(HOME)/.cache/edgeplane/rs-client-target
+RS_CLIENT := --manifest-path clients/rust/Cargo.toml --target-dir $(RS_CLIENT_TARGET)
+
+rust-client: worker
+	cargo fmt --manifest-path clients/rust/Cargo.toml --all -- --check
+	cargo clippy $(RS_CLIENT) --all-targets -- -D warnings
+	cargo clippy $(RS_CLIENT) --no-default-features --target wasm32-unknown-unknown -- -D warnings
+	cargo test $(RS_CLIENT)
 
 # The OpenAPI document against the running worker: schemathesis, every check on every operation
 # (schemathesis.toml says what a schema cannot).
