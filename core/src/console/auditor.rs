@@ -620,25 +620,7 @@ fn pager_links(f: &Filters, pager: &Pager, found: &Found) -> Markup {
 
 /// An API answer that is neither a success nor a form error: the page for it.
 fn failure<P: Platform>(web: &Web<'_, P>, reply: &Reply) -> Answer {
-    match reply.status {
-        404 | 410 => page::not_found(web),
-        401 => Answer::to(format!("{PREFIX}/signin?reason=expired")),
-        403 => page::error(
-            web,
-            StatusCode::FORBIDDEN,
-            "Your role does not allow reading this.",
-        ),
-        s if s >= 500 => page::unavailable(web),
-        _ => page::error(
-            web,
-            StatusCode::BAD_REQUEST,
-            reply
-                .body
-                .get("detail")
-                .and_then(Json::as_str)
-                .unwrap_or("The request was refused."),
-        ),
-    }
+    page::failure(web, reply, Some("Your role does not allow reading this."))
 }
 
 /// The file name of a download: `<what>-<tenant or all>-<from or start>-<to or now>.csv`.

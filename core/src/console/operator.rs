@@ -7,8 +7,8 @@ use maud::{html, Markup};
 use serde_json::{json, Map, Value as Json};
 
 use super::api::{self, seg, FieldErrors, Reply};
-use super::page::{self, Section};
-use super::{Answer, Web, PREFIX};
+use super::page::{self, text, Section};
+use super::{Answer, Web};
 use crate::events::csv::records;
 use crate::flags::eval::{self, Resolution};
 use crate::flags::model::Flag;
@@ -89,29 +89,11 @@ fn is_operator<P: Platform>(web: &Web<'_, P>) -> bool {
 
 /// An API answer that is not a success and not a form error: the page for it.
 fn failure<P: Platform>(web: &Web<'_, P>, reply: &Reply) -> Answer {
-    match reply.status {
-        404 | 410 => page::not_found(web),
-        401 | 440 => Answer::to(format!("{PREFIX}/signin?reason=expired")),
-        403 => page::error(
-            web,
-            StatusCode::FORBIDDEN,
-            "Your role does not allow this. Auditors can look but not change anything.",
-        ),
-        s if s >= 500 => page::unavailable(web),
-        _ => page::error(
-            web,
-            StatusCode::BAD_REQUEST,
-            reply
-                .body
-                .get("detail")
-                .and_then(Json::as_str)
-                .unwrap_or("The request was refused."),
-        ),
-    }
-}
-
-fn text<'j>(v: &'j Json, key: &str) -> &'j str {
-    v.get(key).and_then(Json::as_str).unwrap_or("")
+    page::failure(
+        web,
+        reply,
+        Some("Your role does not allow this. Auditors can look but not change anything."),
+    )
 }
 
 fn status_badge(status: &str) -> Markup {

@@ -5,7 +5,7 @@
 use ::http::StatusCode;
 use maud::{html, Markup, DOCTYPE};
 
-use super::api::FieldErrors;
+use super::api::{FieldErrors, Reply};
 use super::session::Kind;
 use super::{Answer, Web, PREFIX};
 use crate::ports::Platform;
@@ -297,4 +297,37 @@ pub fn link_with(path: &str, pairs: &[(&str, &str)]) -> String {
     } else {
         format!("{path}?{q}")
     }
+}
+
+/// The page for an API answer that is neither a success nor a form error: 404 and 410 are
+/// "nothing here", 401 and 440 (the session ended) go back to sign-in, 5xx is "unavailable".
+/// A 403 says `forbidden`, or the API's own detail when `None`.
+pub fn failure<P: Platform>(web: &Web<'_, P>, reply: &Reply, forbidden: Option<&str>) -> Answer {
+    let detail = |fallback| {
+        reply
+            .body
+            .get("detail")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or(fallback)
+    };
+    match reply.status {
+        404 | 410 => not_found(web),
+        401 | 440 => Answer::to(format!("{PREFIX}/signin?reason=expired")),
+        403 => error(
+            web,
+            StatusCode::FORBIDDEN,
+            forbidden.unwrap_or_else(|| detail("Your role does not allow this.")),
+        ),
+        s if s >= 500 => unavailable(web),
+        _ => error(
+            web,
+            StatusCode::BAD_REQUEST,
+            detail("The request was refused."),
+        ),
+    }
+}
+
+/// A string member of a JSON object, `""` when absent.
+pub fn text<'j>(v: &'j serde_json::Value, key: &str) -> &'j str {
+    v.get(key).and_then(serde_json::Value::as_str).unwrap_or("")
 }

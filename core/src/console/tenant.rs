@@ -13,8 +13,8 @@ use maud::{html, Markup};
 use serde_json::{json, Value as Json};
 
 use super::api::{self, seg, FieldErrors, Reply};
-use super::page::{self, Section};
-use super::{Answer, Web, PREFIX};
+use super::page::{self, text, Section};
+use super::{Answer, Web};
 use crate::ports::Platform;
 
 const ROLES: &[(&str, &str)] = &[("user", "User"), ("admin", "Admin"), ("owner", "Owner")];
@@ -64,10 +64,6 @@ pub(super) async fn route<P: Platform>(web: &mut Web<'_, P>, rest: &[&str]) -> A
     }
 }
 
-fn text<'j>(v: &'j Json, key: &str) -> &'j str {
-    v.get(key).and_then(Json::as_str).unwrap_or("")
-}
-
 fn is_owner<P: Platform>(web: &Web<'_, P>) -> bool {
     web.session.as_ref().is_some_and(|s| s.role == "owner")
 }
@@ -78,29 +74,7 @@ fn badge(status: &str) -> Markup {
 
 /// A refused or failed API answer that is not a form error.
 fn failure<P: Platform>(web: &Web<'_, P>, reply: &Reply) -> Answer {
-    match reply.status {
-        404 | 410 => page::not_found(web),
-        401 | 440 => Answer::to(format!("{PREFIX}/signin?reason=expired")),
-        403 => page::error(
-            web,
-            StatusCode::FORBIDDEN,
-            reply
-                .body
-                .get("detail")
-                .and_then(Json::as_str)
-                .unwrap_or("Your role does not allow this."),
-        ),
-        s if s >= 500 => page::unavailable(web),
-        _ => page::error(
-            web,
-            StatusCode::BAD_REQUEST,
-            reply
-                .body
-                .get("detail")
-                .and_then(Json::as_str)
-                .unwrap_or("The request was refused."),
-        ),
-    }
+    page::failure(web, reply, None)
 }
 
 fn is_form_error(reply: &Reply) -> bool {
