@@ -21,9 +21,7 @@ use crate::auth::config::{self, ConfigProblem};
 use crate::auth::{jwt, keys, provision, OperatorAuthError, OperatorPrincipal};
 use crate::crypto::{b64url_encode, random_token, token_hash};
 use crate::kernel::ErrorKind;
-use crate::ports::{
-    Clock, HttpClient, Logger, OutboundRequest, Platform, Secrets, Sql, SqlError, Stmt,
-};
+use crate::ports::{Clock, HttpClient, Logger, Platform, Secrets, Sql, SqlError, Stmt};
 use crate::sso::discovery::{self, TokenAuth};
 use crate::tokens::master_key::MasterKey;
 
@@ -368,42 +366,22 @@ async fn exchange<P: Platform>(
             "the token endpoint is not on the issuer's origin".to_owned(),
         ));
     }
-    let mut form = form_urlencoded::Serializer::new(String::new());
-    form.append_pair("grant_type", "authorization_code")
-        .append_pair("code", code)
-        .append_pair("redirect_uri", &data.redirect_uri)
-        .append_pair("code_verifier", verifier);
-    let mut headers = vec![
-        (
-            "content-type".to_owned(),
-            "application/x-www-form-urlencoded".to_owned(),
-        ),
-        ("accept".to_owned(), "application/json".to_owned()),
-    ];
-    match data.token_auth {
-        TokenAuth::ClientSecretBasic => {
-            // RFC 6749, section 2.3.1: both parts form-urlencoded before base64.
-            let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-            let basic = base64::Engine::encode(
-                &base64::engine::general_purpose::STANDARD,
-                format!("{}:{}", enc(&client.id), enc(&client.secret)),
-            );
-            headers.push(("authorization".to_owned(), format!("Basic {basic}")));
-        }
-        TokenAuth::ClientSecretPost => {
-            form.append_pair("client_id", &client.id)
-                .append_pair("client_secret", &client.secret);
-        }
-    }
+    let token_client = discovery::TokenClient {
+        endpoint: &data.token_endpoint,
+        auth: data.token_auth,
+        id: &client.id,
+        secret: &client.secret,
+    };
+    let req = discovery::code_exchange(
+        token_client,
+        code,
+        &data.redirect_uri,
+        verifier,
+        MAX_TOKEN_RESPONSE_BYTES,
+    );
     let resp = p
         .http()
-        .fetch(OutboundRequest {
-            method: "POST",
-            url: data.token_endpoint.clone(),
-            headers,
-            body: form.finish().into_bytes(),
-            max_body_bytes: MAX_TOKEN_RESPONSE_BYTES,
-        })
+        .fetch(req)
         .await
         .map_err(|e| PlatformSignInError::IdpUnavailable(format!("token endpoint: {e}")))?;
     if resp.status >= 500 {

@@ -449,3 +449,67 @@ pub fn has_usable_key(keys: &[Json]) -> bool {
         .into_iter()
         .any(|alg| !jwk::candidates(keys, alg, None).keys.is_empty())
 }
+
+/// A confidential client at a provider's token endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenClient<'a> {
+    /// The token endpoint.
+    pub endpoint: &'a str,
+    /// How the client authenticates there.
+    pub auth: TokenAuth,
+    /// Its id.
+    pub id: &'a str,
+    /// Its secret.
+    pub secret: &'a str,
+}
+
+/// The token endpoint request of the authorization code grant with PKCE (RFC 6749 4.1.3, RFC
+/// 7636 4.5), the client authenticated by its `auth` (RFC 6749 2.3.1).
+pub fn code_exchange(
+    client: TokenClient<'_>,
+    code: &str,
+    redirect_uri: &str,
+    verifier: &str,
+    max_body_bytes: usize,
+) -> crate::ports::OutboundRequest {
+    let TokenClient {
+        endpoint: token_endpoint,
+        auth,
+        id: client_id,
+        secret: client_secret,
+    } = client;
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("grant_type", "authorization_code")
+        .append_pair("code", code)
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("code_verifier", verifier);
+    let mut headers = vec![
+        (
+            "content-type".to_owned(),
+            "application/x-www-form-urlencoded".to_owned(),
+        ),
+        ("accept".to_owned(), "application/json".to_owned()),
+    ];
+    match auth {
+        TokenAuth::ClientSecretBasic => {
+            // Both parts form-urlencoded before base64.
+            let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let basic = base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                format!("{}:{}", enc(client_id), enc(client_secret)),
+            );
+            headers.push(("authorization".to_owned(), format!("Basic {basic}")));
+        }
+        TokenAuth::ClientSecretPost => {
+            form.append_pair("client_id", client_id)
+                .append_pair("client_secret", client_secret);
+        }
+    }
+    crate::ports::OutboundRequest {
+        method: "POST",
+        url: token_endpoint.to_owned(),
+        headers,
+        body: form.finish().into_bytes(),
+        max_body_bytes,
+    }
+}

@@ -27,9 +27,7 @@ use crate::audit::{self, Actor, AuditRecord};
 use crate::crypto::{b64url_encode, random_token, token_hash};
 use crate::ids;
 use crate::kernel::ErrorKind;
-use crate::ports::{
-    Clock, HttpClient, Logger, OutboundRequest, Platform, Row, Sql, SqlError, Stmt,
-};
+use crate::ports::{Clock, HttpClient, Logger, Platform, Row, Sql, SqlError, Stmt};
 use crate::sessions::SessionUser;
 use crate::tenants::{Email, TenantDomain};
 use crate::throttle::{self, Counter};
@@ -711,40 +709,19 @@ async fn exchange<P: Platform>(
     }
     discovery::destination(&data.token_endpoint, config::development(p))
         .map_err(|why| SsoCallbackError::IdpUnavailable(format!("token endpoint {why}")))?;
-    let mut form = form_urlencoded::Serializer::new(String::new());
-    form.append_pair("grant_type", "authorization_code")
-        .append_pair("code", code)
-        .append_pair("redirect_uri", &data.redirect_uri)
-        .append_pair("code_verifier", verifier);
-    let mut headers = vec![
-        (
-            "content-type".to_owned(),
-            "application/x-www-form-urlencoded".to_owned(),
-        ),
-        ("accept".to_owned(), "application/json".to_owned()),
-    ];
-    match data.token_auth {
-        TokenAuth::ClientSecretBasic => {
-            // RFC 6749, section 2.3.1: both parts form-urlencoded before base64.
-            let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-            let basic = base64::Engine::encode(
-                &base64::engine::general_purpose::STANDARD,
-                format!("{}:{}", enc(&data.client_id), enc(secret)),
-            );
-            headers.push(("authorization".to_owned(), format!("Basic {basic}")));
-        }
-        TokenAuth::ClientSecretPost => {
-            form.append_pair("client_id", &data.client_id)
-                .append_pair("client_secret", secret);
-        }
-    }
-    let req = OutboundRequest {
-        method: "POST",
-        url: data.token_endpoint.clone(),
-        headers,
-        body: form.finish().into_bytes(),
-        max_body_bytes: MAX_TOKEN_RESPONSE_BYTES,
+    let client = discovery::TokenClient {
+        endpoint: &data.token_endpoint,
+        auth: data.token_auth,
+        id: &data.client_id,
+        secret,
     };
+    let req = discovery::code_exchange(
+        client,
+        code,
+        &data.redirect_uri,
+        verifier,
+        MAX_TOKEN_RESPONSE_BYTES,
+    );
     let resp = p
         .http()
         .fetch(req)
