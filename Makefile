@@ -156,9 +156,15 @@ schemathesis: worker
 	scripts/schemathesis.sh
 
 # FR-BILL-001: events acknowledged while workerd is SIGKILLed and restarted are exported exactly
-# once (short form; `node tests/reliability/events-sigkill.mjs` alone runs 100,000 events).
+# once (short form; `node tests/reliability/events-sigkill.mjs` alone runs 100,000 events). Then
+# the same through each client library's event reporter (tests/reliability/reporter-sigkill.mjs):
+# nothing lost, nothing stored twice, and a full queue reports exactly what it refused.
 reliability: worker
 	EVENTS=20000 KILLS=4 node tests/reliability/events-sigkill.mjs
+	npm --prefix clients/typescript run --silent build
+	node tests/reliability/reporter-sigkill.mjs
+	cargo build $(RS_CLIENT) --quiet --example report_events
+	REPORTER=rust RUST_REPORTER=$(RS_CLIENT_TARGET)/debug/examples/report_events node tests/reliability/reporter-sigkill.mjs
 
 # The deployment bundle builds offline (wrangler deploy --dry-run), with its size.
 deploy-check: worker
