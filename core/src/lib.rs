@@ -20,6 +20,7 @@ pub mod ids;
 pub mod jws;
 pub mod kernel;
 pub mod mail;
+pub mod metrics;
 pub mod migrations;
 pub mod net;
 pub mod oidc;

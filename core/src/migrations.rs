@@ -53,6 +53,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0009_console.sql",
         sql: include_str!("../../d1-migrations/0009_console.sql"),
     },
+    Migration {
+        name: "0010_request_metrics.sql",
+        sql: include_str!("../../d1-migrations/0010_request_metrics.sql"),
+    },
 ];
 
 /// wrangler's tracking table, with wrangler's DDL (`wrangler d1 migrations apply`).

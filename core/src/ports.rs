@@ -638,4 +638,10 @@ pub trait Platform {
     fn signatures(&self) -> &Self::Signatures;
     /// What backs each port, for health reports.
     fn backends(&self) -> Backends;
+    /// Whether the runtime makes an instance per request (Spin), so that nothing held in
+    /// memory outlives the request: what is aggregated in an isolate elsewhere must then be
+    /// sampled or written at once.
+    fn instance_per_request(&self) -> bool {
+        false
+    }
 }

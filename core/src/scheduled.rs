@@ -165,6 +165,9 @@ async fn run_expiry_jobs<P: Platform>(p: &P, now: i64, run: &mut JobRun) {
     // forgot-password form leaves one, account or not, so they must not pile up.
     let r = crate::throttle::expire(p, now).await;
     run.record("rate_limits.expire", r, "delete failed");
+    // FR-SYS-005: request metrics are kept seven days.
+    let r = crate::metrics::expire(p, now).await;
+    run.record("request_metrics.expire", r, "delete failed");
 }
 
 /// Writes the time of this run under [`LAST_RUN_KEY`]; counts 1 when written.

@@ -601,6 +601,7 @@ impl TestPlatform {
         // Isolate caches live per thread, and tests share threads with repeating seeded ids.
         crate::edge::clear_isolate();
         crate::tokens::verified::clear_isolate();
+        crate::metrics::clear_isolate();
         let clock = FixedClock::default();
         let sql = NativeSql::memory();
         migrations::apply(&sql, clock.now_ms())

@@ -130,6 +130,9 @@ impl Platform for SpinPlatform {
             blobs: "spin-sqlite",
         }
     }
+    fn instance_per_request(&self) -> bool {
+        true
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ mod convert;
 mod fetch;
 
 use adapters::SpinPlatform;
+use edgeplane_core::ports::{Clock, Platform};
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
@@ -29,5 +30,12 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     convert::respond(out, resp);
     if let Err(e) = edgeplane_core::http::after_response(&platform, &method, &path).await {
         adapters::log_error("mail delivery after request failed", &e.to_string());
+    }
+    // A sampled answer (or a 5xx) is written by its own instance: there is no later one.
+    let now = platform.clock().now_ms();
+    if edgeplane_core::metrics::claim_flush(now, true) {
+        if let Err(e) = edgeplane_core::metrics::flush(&platform, now).await {
+            adapters::log_error("request metrics flush failed", &e.to_string());
+        }
     }
 }

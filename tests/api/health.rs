@@ -2,12 +2,13 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{is_semver, TestApp};
+use crate::helpers::{assert_problem, is_semver, Runtime, TestApp};
 
 crate::contract_tests![
     get_health_is_ok_fr_sys_005,
     v1_health_reports_every_dependency_fr_sys_005,
     v1_health_degraded_is_503_fr_sys_005,
+    key_services_report_their_errors_and_latency_fr_sys_005,
 ];
 
 /// `GET /health` is a liveness probe without details: 200 `{"status":"ok"}` as JSON.
@@ -71,4 +72,89 @@ fn v1_health_reports_every_dependency_fr_sys_005(app: &TestApp) -> Result<(), St
 /// `SKIPS` until a runtime can be told to fail a dependency; kept so the gap shows on every run.
 fn v1_health_degraded_is_503_fr_sys_005(_app: &TestApp) -> Result<(), String> {
     Err("not testable without fault injection".to_owned())
+}
+
+/// `GET /v1/health/services` (operators and auditors) reports every key service over the last
+/// 5 and 60 minutes, counted without a storage write per request: 200 refused introspections
+/// show up as introspection's 4xx. Where an instance serves one request (Spin) one answer in 20
+/// is recorded, counting for 20, so there the 4xx count is a multiple of 20 and, with 200
+/// answers, not zero (the chance that none of 200 is drawn is 0.95^200, about 3.5e-5).
+fn key_services_report_their_errors_and_latency_fr_sys_005(app: &TestApp) -> Result<(), String> {
+    let resp = app.get("/v1/health/services")?;
+    assert_problem(&resp, 401, "invalid-credentials")?;
+    let auditor = app.operator_token("auditor", "health-auditor")?;
+    let bearer = format!("Bearer {auditor}");
+    let before = introspection_4xx(app, &bearer)?;
+    for _ in 0..200 {
+        let resp = app.request(
+            "POST",
+            "/oauth/introspect",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            Some(b"token=not-a-token".to_vec()),
+        )?;
+        resp.expect_status(401)?;
+    }
+    let after = introspection_4xx(app, &bearer)?;
+    match app.runtime {
+        Runtime::Spin => {
+            ensure!(
+                after % 20 == 0 && after > before,
+                "Spin samples one 4xx in 20, counting 20: {before} then {after}"
+            );
+        }
+        _ => ensure!(
+            after >= before + 200,
+            "200 refused introspections must be counted: {before} then {after}"
+        ),
+    }
+    Ok(())
+}
+
+/// Introspection's 4xx over the last 5 minutes, checking the report's shape on the way.
+fn introspection_4xx(app: &TestApp, bearer: &str) -> Result<u64, String> {
+    let resp = app.get_with("/v1/health/services", &[("authorization", bearer)])?;
+    let body = resp.expect_json(200)?;
+    let text = resp.text();
+    let services = body["services"]
+        .as_array()
+        .ok_or_else(|| format!("no `services` array: {text}"))?;
+    let names: Vec<&str> = services
+        .iter()
+        .filter_map(|s| s["service"].as_str())
+        .collect();
+    ensure_eq!(
+        names,
+        vec![
+            "sign_in",
+            "introspection",
+            "ofrep",
+            "ingestion",
+            "admin",
+            "other"
+        ],
+        "services in {text}"
+    );
+    for s in services {
+        for window in ["last_5m", "last_60m"] {
+            let w = &s[window];
+            for field in ["requests", "errors", "client_errors"] {
+                ensure!(
+                    w[field].is_u64(),
+                    "{window}.{field} must be a count in {text}"
+                );
+            }
+            ensure!(w["error_rate"].is_number(), "{window}.error_rate in {text}");
+            ensure!(
+                w["p99_ms"].is_null() || w["p99_ms"].is_u64(),
+                "{window}.p99_ms in {text}"
+            );
+        }
+    }
+    let intro = services
+        .iter()
+        .find(|s| s["service"] == json!("introspection"))
+        .ok_or_else(|| format!("no introspection in {text}"))?;
+    intro["last_5m"]["client_errors"]
+        .as_u64()
+        .ok_or_else(|| format!("introspection.last_5m.client_errors in {text}"))
 }

@@ -50,26 +50,32 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
     let path = url.parse::<http::Uri>().map(|u| u.path().to_owned());
     // Decided before anything is prepared for it: most requests (the hot paths among them)
     // have no work after the response, and a `waitUntil` task costs a promise chain each.
+    // The isolate's request metrics go to storage every ten seconds or so, after the answer
+    // of the request that finds them due (FR-SYS-005).
+    let flush_metrics = edgeplane_core::metrics::claim_flush(WorkerClock.now_ms(), false);
     let after = path
         .ok()
-        .filter(|path| edgeplane_core::http::works_after(&method, path))
+        .filter(|path| flush_metrics || edgeplane_core::http::works_after(&method, path))
         .map(|path| (method, path, env.clone()));
     let response = panic::spawn_answered(request_id.clone(), panic_answer, async move {
         serve(&req, url, &env, &request_id).await
     });
     if let Some((method, path, env)) = after {
-        let _ = ctx.wait_until(&work_after(response.clone(), method, path, env));
+        let work = work_after(response.clone(), method, path, env, flush_metrics);
+        let _ = ctx.wait_until(&work);
     }
     response
 }
 
 /// Once the response is out: after a successful write, forward the audit outbox
-/// (FR-LOG-003); deliver the mail the request may have queued (FR-AUTH-004).
+/// (FR-LOG-003); deliver the mail the request may have queued (FR-AUTH-004); write the
+/// isolate's request metrics when this request claimed them.
 fn work_after(
     answered: js_sys::Promise,
     method: String,
     path: String,
     env: Env,
+    flush_metrics: bool,
 ) -> js_sys::Promise {
     wasm_bindgen_futures::future_to_promise(async move {
         let status = wasm_bindgen_futures::JsFuture::from(answered)
@@ -78,12 +84,19 @@ fn work_after(
             .and_then(|r| r.dyn_into::<web_sys::Response>().ok())
             .map_or(500, |r| r.status());
         let forward = edgeplane_core::http::forward_after(&method, &path, status);
-        if !forward && !edgeplane_core::http::delivers_after(&method, &path) {
+        let deliver = edgeplane_core::http::delivers_after(&method, &path);
+        if !forward && !deliver && !flush_metrics {
             return Ok(wasm_bindgen::JsValue::UNDEFINED);
         }
         let Ok(platform) = WorkerPlatform::from_env(&env) else {
             return Ok(wasm_bindgen::JsValue::UNDEFINED);
         };
+        if flush_metrics {
+            let now = platform.clock().now_ms();
+            if let Err(e) = edgeplane_core::metrics::flush(&platform, now).await {
+                log_error("-", "request metrics flush failed", &e.to_string());
+            }
+        }
         if forward {
             let now = platform.clock().now_ms();
             if let Err(e) = edgeplane_core::events::jobs::forward_outbox(&platform, now).await {
@@ -94,8 +107,10 @@ fn work_after(
                 );
             }
         }
-        if let Err(e) = edgeplane_core::http::after_response(&platform, &method, &path).await {
-            log_error("-", "mail delivery after request failed", &e.to_string());
+        if forward || deliver {
+            if let Err(e) = edgeplane_core::http::after_response(&platform, &method, &path).await {
+                log_error("-", "mail delivery after request failed", &e.to_string());
+            }
         }
         Ok(wasm_bindgen::JsValue::UNDEFINED)
     })

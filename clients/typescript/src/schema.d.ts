@@ -974,6 +974,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/health/services": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Requests, 5xx and 4xx answers, error rate and latency percentiles of each key service (sign-in, introspection, OFREP, event ingestion, administration) over the last 5 and 60 minutes (FR-SYS-005).
+         * @description Requires an operator-IdP bearer token with the operator or auditor role. Each isolate counts its answers in memory and adds them to per-minute rows at most every 10 seconds, so another isolate's latest seconds may be missing; what the answering isolate has not written yet is included. Latencies are the upper bounds of fixed histogram buckets (1, 2, 5, 10, 25, 50, 100, 250, 500 ms, 1, 2.5, 5, 10, 30 s): p99_ms 50 means 99% of answers took less than 50 ms. On Workers the clock advances only across I/O, so a latency is the time spent waiting on storage and subrequests. Where an instance serves one request (Spin), one answer in 20 that is not a 5xx is recorded, counting for 20, and every 5xx is recorded.
+         */
+        get: operations["serviceHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/invitations/accept": {
         parameters: {
             query?: never;
@@ -2745,6 +2765,30 @@ export interface components {
             /** @description The reset token from the mail. */
             token: string;
         };
+        /**
+         * @description The key services whose error rate and latency operators watch (FR-SYS-005).
+         * @enum {string}
+         */
+        Service: "sign_in" | "introspection" | "ofrep" | "ingestion" | "admin" | "other";
+        /** @description One key service over the last 5 and 60 minutes. */
+        ServiceFigures: {
+            /** @description The current minute and the four before it. */
+            last_5m: components["schemas"]["Window"];
+            /** @description The current minute and the 59 before it. */
+            last_60m: components["schemas"]["Window"];
+            /** @description The service. */
+            service: components["schemas"]["Service"];
+        };
+        /** @description The key services' figures (FR-SYS-005), for operators and auditors. */
+        ServiceHealthReport: {
+            /**
+             * Format: int64
+             * @description When the figures were read (unix ms).
+             */
+            generated_at_ms: number;
+            /** @description One entry per key service, every one present. */
+            services: components["schemas"]["ServiceFigures"][];
+        };
         /** @description How many sessions of a user were revoked. */
         SessionsRevoked: {
             /** @description How many sessions were live and are now revoked. */
@@ -3287,6 +3331,44 @@ export interface components {
              *     or blank is no label.
              */
             name?: string | null;
+        };
+        /** @description A service's figures over one window. */
+        Window: {
+            /**
+             * Format: int64
+             * @description Answers with a 4xx status (counted apart: mostly the callers' mistakes).
+             */
+            client_errors: number;
+            /**
+             * Format: double
+             * @description `errors / requests`, 0 without requests.
+             */
+            error_rate: number;
+            /**
+             * Format: int64
+             * @description Answers with a 5xx status.
+             */
+            errors: number;
+            /**
+             * Format: int64
+             * @description The median latency's bucket bound in ms (answers took less); null without requests.
+             */
+            p50_ms?: number | null;
+            /**
+             * Format: int64
+             * @description The 95th percentile's bucket bound in ms.
+             */
+            p95_ms?: number | null;
+            /**
+             * Format: int64
+             * @description The 99th percentile's bucket bound in ms; null also when it is over 30 s.
+             */
+            p99_ms?: number | null;
+            /**
+             * Format: int64
+             * @description Requests answered.
+             */
+            requests: number;
         };
     };
     responses: {
@@ -5391,6 +5473,34 @@ export interface operations {
                     "application/json": components["schemas"]["HealthReport"];
                 };
             };
+            default: components["responses"]["Problem"];
+        };
+    };
+    serviceHealth: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Correlation id. Echoed when it is 1-128 characters of [A-Za-z0-9._:-]; otherwise (absent, empty or malformed) a fresh id is generated and returned instead. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The figures. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceHealthReport"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
             default: components["responses"]["Problem"];
         };
     };

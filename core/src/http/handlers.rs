@@ -15,7 +15,7 @@ use super::{
     ApiError, Ctx, Request, Response,
 };
 use crate::ports::{Clock, Logger, Platform, Secrets};
-use crate::{health, scheduled};
+use crate::{health, metrics, scheduled};
 
 /// Runs the handler of a matched route.
 pub(super) async fn dispatch<P: Platform>(
@@ -27,6 +27,7 @@ pub(super) async fn dispatch<P: Platform>(
     match route {
         RouteId::Liveness => liveness(),
         RouteId::Health => health_details(ctx).await,
+        RouteId::HealthServices => health_services(ctx).await,
         RouteId::OpenApi => Ok(openapi_document()),
         RouteId::Scheduled => run_scheduled(ctx, &req).await,
         RouteId::DevPanic => dev_panic(ctx),
@@ -184,6 +185,30 @@ async fn health_details<P: Platform>(ctx: &Ctx<'_, P>) -> Result<Response, ApiEr
         StatusCode::SERVICE_UNAVAILABLE
     };
     let mut resp = json::response(status, &report)?;
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// The key services' figures (FR-SYS-005), for operators and auditors.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceHealthReport {
+    /// When the figures were read (unix ms).
+    pub generated_at_ms: i64,
+    /// One entry per key service, every one present.
+    pub services: Vec<metrics::ServiceFigures>,
+}
+
+async fn health_services<P: Platform>(ctx: &Ctx<'_, P>) -> Result<Response, ApiError> {
+    let now = ctx.platform.clock().now_ms();
+    let services = metrics::figures(ctx.platform, now)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let report = ServiceHealthReport {
+        generated_at_ms: now,
+        services,
+    };
+    let mut resp = json::response(StatusCode::OK, &report)?;
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)

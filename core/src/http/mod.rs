@@ -18,6 +18,7 @@ mod flags;
 pub mod fuzzing;
 mod handlers;
 pub mod login_page;
+mod metrics;
 mod oidc;
 mod operator;
 mod passwords;
@@ -233,6 +234,13 @@ async fn serve_request<P: Platform>(
         resp.body_mut().clear();
     }
     let duration = platform.clock().now_ms().saturating_sub(started);
+    metrics::count(
+        platform,
+        &method,
+        template,
+        resp.status().as_u16(),
+        duration,
+    );
     log_request(
         platform,
         &ctx,
