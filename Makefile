@@ -138,9 +138,10 @@ clients: worker
 	npm --prefix clients/typescript test
 
 # The Rust library managed apps link to (clients/rust, a Cargo workspace of its own): its token
-# verifier, OFREP flags client and event reporter against the built worker in workerd, lints,
-# and a wasm build without the native seam. Its target directory is outside the checkout, so a
-# fresh clone reuses the dependencies' builds.
+# verifier, introspector, OFREP flags client and event reporter against the built worker in
+# workerd, lints, and wasm builds without the native seam and with the Workers one (feature
+# `worker`). Its target directory is outside the checkout, so a fresh clone reuses the
+# dependencies' builds.
 RS_CLIENT_TARGET ?= $(HOME)/.cache/edgeplane/rs-client-target
 RS_CLIENT := --manifest-path clients/rust/Cargo.toml --target-dir $(RS_CLIENT_TARGET)
 
@@ -148,6 +149,7 @@ rust-client: worker
 	cargo fmt --manifest-path clients/rust/Cargo.toml --all -- --check
 	cargo clippy $(RS_CLIENT) --all-targets -- -D warnings
 	cargo clippy $(RS_CLIENT) --no-default-features --target wasm32-unknown-unknown -- -D warnings
+	cargo clippy $(RS_CLIENT) --no-default-features --features worker --target wasm32-unknown-unknown -- -D warnings
 	cargo test $(RS_CLIENT)
 
 # The OpenAPI document against the running worker: schemathesis, every check on every operation
