@@ -169,11 +169,15 @@ examples/edge-app/build/index.js: $(EDGE_APP_SOURCES) | tools
 
 # Its lints, then its tests: the app and Edgeplane in the same Miniflare, the app's service
 # binding counted on its way (tests/harness/workerd.mjs --app), Edgeplane seeded as the
-# TypeScript client's tests seed it.
+# TypeScript client's tests seed it; then its bundle built for deployment offline, with its size.
 example-edge-app: worker edge-app
 	cargo fmt --manifest-path examples/edge-app/Cargo.toml --all -- --check
 	cargo clippy $(EDGE_APP) --target wasm32-unknown-unknown --all-targets -- -D warnings
 	node --test --test-concurrency=1 --test-timeout=60000 examples/edge-app/test/edge-app.test.mjs
+	@rm -rf build/edge-app-dry-run && mkdir -p build
+	@cd examples/edge-app && ../../node_modules/.bin/wrangler deploy --dry-run --outdir ../../build/edge-app-dry-run \
+	  > ../../build/edge-app-dry-run.log 2>&1 || { cat ../../build/edge-app-dry-run.log; exit 1; }
+	@grep -E "Total Upload|env\." build/edge-app-dry-run.log || true
 
 # The OpenAPI document against the running worker: schemathesis, every check on every operation
 # (schemathesis.toml says what a schema cannot).
