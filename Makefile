@@ -18,14 +18,14 @@ SPIN_HOST := $(SPIN_HOST_TARGET)/debug/spin-test-host
 .PHONY: help tools worker spin spin-host dev test unit openapi lint fmt check-core-deps check-spin-imports \
         contract schemathesis reliability deploy-check bench bench-flags bench-scale bench-events verify-events \
         clean bench-users bench-oidc bench-edge bench-console spin-floor fuzz-smoke browser clients \
-        rust-client
+        rust-client edge-app example-edge-app
 
 help:
 	@echo "make dev    build and run Edgeplane locally (wrangler dev) with a seeded demo and the console,"
 	@echo "            operators signing in at a development identity provider (scripts/dev-idp.mjs)"
 	@echo "make test   every test: lints, core unit tests, contract suite on workerd and on the Spin build,"
 	@echo "            the consoles in Chromium (make browser), the TypeScript client (make clients),"
-	@echo "            the Rust client (make rust-client)"
+	@echo "            the Rust client (make rust-client), the example Rust Worker app (make example-edge-app)"
 	@echo "make openapi  write core/src/http/openapi/openapi.json from the route table and the types"
 	@echo "make bench  benchmarks (bench/RESULTS.md); make bench-flags: flag delivery vs Unleash Edge;"
 	@echo "            make bench-scale: tenant capacity; make bench-oidc: OpenID Connect provider;"
@@ -70,7 +70,7 @@ verify-events:
 
 ## Tests ------------------------------------------------------------------------------------
 
-test: tools lint check-core-deps unit fuzz-smoke worker spin spin-host check-spin-imports contract browser clients rust-client schemathesis reliability deploy-check
+test: tools lint check-core-deps unit fuzz-smoke worker spin spin-host check-spin-imports contract browser clients rust-client example-edge-app schemathesis reliability deploy-check
 	@echo "make test: all green"
 
 fmt:
@@ -138,9 +138,10 @@ clients: worker
 	npm --prefix clients/typescript test
 
 # The Rust library managed apps link to (clients/rust, a Cargo workspace of its own): its token
-# verifier, OFREP flags client and event reporter against the built worker in workerd, lints,
-# and a wasm build without the native seam. Its target directory is outside the checkout, so a
-# fresh clone reuses the dependencies' builds.
+# verifier, introspector, OFREP flags client and event reporter against the built worker in
+# workerd, lints, and wasm builds without the native seam and with the Workers one (feature
+# `worker`). Its target directory is outside the checkout, so a fresh clone reuses the
+# dependencies' builds.
 RS_CLIENT_TARGET ?= $(HOME)/.cache/edgeplane/rs-client-target
 RS_CLIENT := --manifest-path clients/rust/Cargo.toml --target-dir $(RS_CLIENT_TARGET)
 
@@ -148,7 +149,35 @@ rust-client: worker
 	cargo fmt --manifest-path clients/rust/Cargo.toml --all -- --check
 	cargo clippy $(RS_CLIENT) --all-targets -- -D warnings
 	cargo clippy $(RS_CLIENT) --no-default-features --target wasm32-unknown-unknown -- -D warnings
+	cargo clippy $(RS_CLIENT) --no-default-features --features worker --target wasm32-unknown-unknown -- -D warnings
 	cargo test $(RS_CLIENT)
+
+# examples/edge-app, a managed app as a Rust Worker (a Cargo workspace of its own, on the Rust
+# client's `worker` feature), built by the same script as Edgeplane's worker into
+# examples/edge-app/build/, in a target directory outside the checkout so a fresh clone reuses it.
+EDGE_APP_TARGET ?= $(HOME)/.cache/edgeplane/edge-app-target
+EDGE_APP := --manifest-path examples/edge-app/Cargo.toml --target-dir $(EDGE_APP_TARGET)
+EDGE_APP_SOURCES := $(shell find examples/edge-app/src clients/rust/src -type f 2>/dev/null) \
+                    examples/edge-app/Cargo.toml examples/edge-app/Cargo.lock clients/rust/Cargo.toml \
+                    scripts/build-worker.sh
+
+edge-app: examples/edge-app/build/index.js
+
+examples/edge-app/build/index.js: $(EDGE_APP_SOURCES) | tools
+	@CARGO_TARGET_DIR=$(EDGE_APP_TARGET) scripts/build-worker.sh examples/edge-app
+	@touch $@
+
+# Its lints, then its tests: the app and Edgeplane in the same Miniflare, the app's service
+# binding counted on its way (tests/harness/workerd.mjs --app), Edgeplane seeded as the
+# TypeScript client's tests seed it; then its bundle built for deployment offline, with its size.
+example-edge-app: worker edge-app
+	cargo fmt --manifest-path examples/edge-app/Cargo.toml --all -- --check
+	cargo clippy $(EDGE_APP) --target wasm32-unknown-unknown --all-targets -- -D warnings
+	node --test --test-concurrency=1 --test-timeout=60000 examples/edge-app/test/edge-app.test.mjs
+	@rm -rf build/edge-app-dry-run && mkdir -p build
+	@cd examples/edge-app && ../../node_modules/.bin/wrangler deploy --dry-run --outdir ../../build/edge-app-dry-run \
+	  > ../../build/edge-app-dry-run.log 2>&1 || { cat ../../build/edge-app-dry-run.log; exit 1; }
+	@grep -E "Total Upload|env\." build/edge-app-dry-run.log || true
 
 # The OpenAPI document against the running worker: schemathesis, every check on every operation
 # (schemathesis.toml says what a schema cannot).
@@ -221,4 +250,4 @@ bench-edge: worker spin spin-host spin-floor
 clean:
 	cargo clean
 	rm -rf core/fuzz/target core/fuzz/artifacts
-	rm -rf worker/build build .wrangler .edgeplane
+	rm -rf worker/build build .wrangler .edgeplane examples/edge-app/build

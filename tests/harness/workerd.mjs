@@ -28,6 +28,22 @@
 // entry worker (a hop that costs about as much CPU as the floor itself and that Workers does
 // not have), and the ready line names both:
 //   {"url":"...","direct_url":"http://127.0.0.1:PORT","floor_url":"http://127.0.0.1:PORT"}
+// With --app [name=]<dir>, the same Miniflare also serves a managed app's built Worker: <dir> holds
+// its wrangler.toml (`main`, `compatibility_date`, `[vars]`, `[[services]]`), each service binding
+// of which must name this Edgeplane (`service = "edgeplane"`). The binding does not go to
+// Edgeplane directly but through a small JS worker that counts and forwards every request, so a
+// test can tell how often the app called Edgeplane. The app (named `name`, default its
+// wrangler.toml's) gets a socket of its own; the counter's tally is on another socket, reachable
+// from the test only. The ready line names both per app:
+//   {"url":"...","apps":{"edge-app":{"url":"http://127.0.0.1:PORT",
+//                                   "edgeplane_calls_url":"http://127.0.0.1:PORT"}}}
+// GET on edgeplane_calls_url answers {"count": N, "calls": ["GET /.well-known/jwks.json", ...]}.
+// --app may be repeated (the same app under two names, say, with different vars); each app's vars
+// are its wrangler.toml's, then each --app-var <name>:NAME=value. Values known only once
+// Edgeplane is seeded (the app's API key) are set later: a line on stdin
+//   {"app_vars":{"edge-app":{"EDGEPLANE_API_KEY":"ep_..."}}}
+// restarts workerd with them (state on disk is kept, in-memory caches and tallies are not) and
+// answers with a new ready line.
 // It disposes Miniflare and exits on stdin EOF, SIGTERM/SIGINT, or after --max-seconds.
 // Any failure before readiness exits 1 without printing the ready line.
 
@@ -64,6 +80,8 @@ function parseArgs(argv) {
     verbose: false,
     isolates: 1,
     floor: undefined,
+    apps: [],
+    appVars: {},
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -108,12 +126,28 @@ function parseArgs(argv) {
         opts.floor = path.resolve(value());
         if (!fs.existsSync(opts.floor)) fail(`--floor ${opts.floor} does not exist`);
         break;
+      case "--app": {
+        const spec = value();
+        const eq = spec.indexOf("=");
+        const dir = path.resolve(eq > 0 ? spec.slice(eq + 1) : spec);
+        const toml = path.join(dir, "wrangler.toml");
+        if (!fs.existsSync(toml)) fail(`--app ${spec}: ${toml} does not exist`);
+        opts.apps.push({ name: eq > 0 ? spec.slice(0, eq) : undefined, dir });
+        break;
+      }
+      case "--app-var": {
+        const spec = value();
+        const m = /^([A-Za-z0-9_-]+):([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(spec);
+        if (!m) fail(`--app-var expects <app>:NAME=value, got ${JSON.stringify(spec)}`);
+        (opts.appVars[m[1]] ??= {})[m[2]] = m[3];
+        break;
+      }
       case "-h":
       case "--help":
         process.stderr.write(
           "usage: node tests/harness/workerd.mjs --state <dir> [--var NAME=value]... " +
             "[--max-seconds N] [--port N] [--script path/to/index.js] [--isolates 1|2] [--verbose] " +
-            "[--floor path/to/worker.js]\n",
+            "[--floor path/to/worker.js] [--app [name=]app/dir]... [--app-var app:NAME=value]...\n",
         );
         process.exit(0);
         break;
@@ -284,6 +318,90 @@ const FLOOR_WORKER = "floor";
 /** A socket of a worker's own on a free loopback port, without Miniflare's entry worker. */
 const DIRECT_SOCKET = { host: "127.0.0.1", port: 0 };
 
+/**
+ * Stands between an app's service binding and Edgeplane: forwards every request unchanged and
+ * notes it. The tally is served by the `Calls` entrypoint, on a socket of its own that only the
+ * test knows (the binding reaches the default entrypoint alone). One isolate serves both, so
+ * they share the module's state.
+ */
+const COUNTER_SCRIPT = `
+import { WorkerEntrypoint } from "cloudflare:workers";
+const calls = [];
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    calls.push(request.method + " " + url.pathname);
+    return env.EDGEPLANE.fetch(request);
+  },
+};
+export class Calls extends WorkerEntrypoint {
+  async fetch() {
+    return Response.json({ count: calls.length, calls });
+  }
+}
+`;
+
+/**
+ * The Miniflare workers of one --app: the app, its service bindings through a counter to
+ * `edgeplaneName`, and the counter.
+ */
+function appWorkers(app, appVars, edgeplaneName) {
+  const tomlPath = path.join(app.dir, "wrangler.toml");
+  const config = parseWranglerToml(fs.readFileSync(tomlPath, "utf8"), tomlPath);
+  const name = app.name ?? config.name;
+  if (!name || name === edgeplaneName) fail(`--app ${app.dir}: name it (name=dir), not ${name}`);
+  if (!config.main) fail(`${tomlPath} has no main`);
+  const script = path.resolve(app.dir, config.main);
+  if (!fs.existsSync(script)) fail(`${path.relative(REPO_ROOT, script)} is missing: build the app first`);
+  const counter = `${name}-edgeplane-calls`;
+  const serviceBindings = {};
+  for (const s of config.services ?? []) {
+    if (s.service !== edgeplaneName) {
+      fail(`${tomlPath}: service binding ${s.binding} names ${s.service}; only ${edgeplaneName} is served here`);
+    }
+    serviceBindings[s.binding] = counter;
+  }
+  return [
+    {
+      name,
+      scriptPath: script,
+      modulesRoot: path.dirname(script),
+      modules: true,
+      modulesRules: [
+        { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
+        { type: "CompiledWasm", include: ["**/*.wasm"] },
+      ],
+      compatibilityDate: config.compatibility_date,
+      compatibilityFlags: config.compatibility_flags ?? [],
+      bindings: { ...(config.vars ?? {}), ...(appVars[name] ?? {}) },
+      serviceBindings,
+      unsafeDirectSockets: [DIRECT_SOCKET],
+    },
+    {
+      name: counter,
+      script: COUNTER_SCRIPT,
+      modules: true,
+      compatibilityDate: config.compatibility_date,
+      serviceBindings: { EDGEPLANE: edgeplaneName },
+      unsafeDirectSockets: [{ ...DIRECT_SOCKET, entrypoint: "Calls" }],
+    },
+  ];
+}
+
+/** The ready line's `apps`: each app's socket and its counter's. */
+async function appUrls(mf, workers) {
+  const apps = {};
+  for (const w of workers) {
+    if (!w.name.endsWith("-edgeplane-calls")) continue;
+    const name = w.name.slice(0, -"-edgeplane-calls".length);
+    apps[name] = {
+      url: `http://127.0.0.1:${(await mf.unsafeGetDirectURL(name)).port}`,
+      edgeplane_calls_url: `http://127.0.0.1:${(await mf.unsafeGetDirectURL(w.name, "Calls")).port}`,
+    };
+  }
+  return apps;
+}
+
 /** Forwards workerd's output (the worker's console lines) to stderr, line by line. */
 function forwardToStderr(stream) {
   const rl = readline.createInterface({ input: stream, crlfDelay: Infinity });
@@ -403,6 +521,9 @@ async function main() {
   const workers = [worker];
   if (opts.isolates === 2) workers.push(second);
   if (opts.floor) workers.push(floor);
+  const baseWorkers = [...workers];
+  const appsOf = () => opts.apps.flatMap((app) => appWorkers(app, opts.appVars, config.name));
+  workers.push(...appsOf());
   mf = new Miniflare(workers.length > 1 ? { ...shared, workers } : { ...shared, ...worker });
 
   const url = await mf.ready;
@@ -417,7 +538,41 @@ async function main() {
     ready.direct_url = `http://127.0.0.1:${(await mf.unsafeGetDirectURL()).port}`;
     ready.floor_url = `http://127.0.0.1:${(await mf.unsafeGetDirectURL(FLOOR_WORKER)).port}`;
   }
+  if (opts.apps.length > 0) {
+    ready.apps = await appUrls(mf, workers);
+    listenForAppVars(async (appVars) => {
+      for (const [name, vars] of Object.entries(appVars)) {
+        opts.appVars[name] = { ...(opts.appVars[name] ?? {}), ...vars };
+      }
+      const next = [...baseWorkers, ...appsOf()];
+      await mf.setOptions({ ...shared, workers: next });
+      await mf.ready;
+      return { ...ready, apps: await appUrls(mf, next) };
+    });
+  }
   process.stdout.write(`${JSON.stringify(ready)}\n`);
+}
+
+/**
+ * Reads `{"app_vars": {...}}` lines on stdin, one at a time; `apply` restarts with them and
+ * resolves to the next ready line. A bad line is reported on stdout as `{"error": "..."}`.
+ */
+function listenForAppVars(apply) {
+  let queue = Promise.resolve();
+  readline.createInterface({ input: process.stdin, crlfDelay: Infinity }).on("line", (line) => {
+    if (!line.trim()) return;
+    queue = queue.then(async () => {
+      let answer;
+      try {
+        const msg = JSON.parse(line);
+        if (typeof msg?.app_vars !== "object" || msg.app_vars === null) throw new Error("expected {\"app_vars\": {...}}");
+        answer = await apply(msg.app_vars);
+      } catch (e) {
+        answer = { error: String(e?.message ?? e) };
+      }
+      if (!shuttingDown) process.stdout.write(`${JSON.stringify(answer)}\n`);
+    });
+  });
 }
 
 main().catch(async (e) => {

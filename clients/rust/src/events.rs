@@ -308,7 +308,8 @@ pub struct ReporterOptions {
     /// Sends of one batch before its events are dropped (default: no limit).
     pub max_attempts: Option<u32>,
     /// Seeds the generator of Idempotency-Keys and jitter: must differ between processes.
-    /// Natively the default comes from the OS; in wasm, set it from `crypto.getRandomValues`.
+    /// Natively the default comes from the OS, with feature `worker` from
+    /// `crypto.getRandomValues`; in other wasm, set it yourself.
     pub seed: u64,
 }
 
@@ -333,7 +334,12 @@ fn default_seed() -> u64 {
     std::collections::hash_map::RandomState::new().hash_one(0u8)
 }
 
-#[cfg(not(feature = "native"))]
+#[cfg(all(feature = "worker", not(feature = "native")))]
+fn default_seed() -> u64 {
+    crate::workers::random_seed()
+}
+
+#[cfg(not(any(feature = "native", feature = "worker")))]
 fn default_seed() -> u64 {
     0x9e37_79b9_7f4a_7c15
 }

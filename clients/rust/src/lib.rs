@@ -5,8 +5,10 @@
 //!
 //! Every network call goes through the [`Http`] seam, and time, waiting and randomness are
 //! parameters ([`Clock`], [`Sleep`], a seed), so the same code runs natively (feature `native`:
-//! ureq on a thread, no async runtime required) and in wasm, where a workers-rs implementation
-//! of the seam belongs (feature `worker`, reserved, not implemented yet).
+//! ureq on a thread, no async runtime required) and in a Cloudflare Worker (feature `worker`:
+//! `fetch` or a service binding, a JS timer, `Date.now()`; see [`workers`]).
+//! [`Introspector`] asks Edgeplane whether a token's session is still active, where a
+//! revocation must show before the token expires.
 //!
 //! The futures are executor-agnostic and not `Send`: one thread, as in a Worker.
 //!
@@ -52,8 +54,11 @@
 pub mod events;
 pub mod flags;
 pub mod http;
+pub mod introspect;
 pub mod time;
 pub mod tokens;
+#[cfg(feature = "worker")]
+pub mod workers;
 
 pub use events::{
     AuditEvent, BillingEvent, DropReason, Event, EventReporter, InvalidEventError, ReporterOptions,
@@ -61,6 +66,7 @@ pub use events::{
 };
 pub use flags::{FlagEvaluation, Flags, FlagsClient, FlagsError};
 pub use http::{Http, HttpError, Method, Request, Response};
+pub use introspect::{IntrospectError, Introspection, Introspector};
 pub use time::{Clock, FixedClock, Sleep};
 pub use tokens::{AccessTokenClaims, TokenError, TokenVerifier};
 
@@ -68,6 +74,8 @@ pub use tokens::{AccessTokenClaims, TokenError, TokenVerifier};
 pub use http::NativeHttp;
 #[cfg(feature = "native")]
 pub use time::{NativeSleep, SystemClock};
+#[cfg(feature = "worker")]
+pub use workers::{random_seed, ServiceBinding, WorkerClock, WorkerFetch, WorkerSleep};
 
 /// `base_url` without trailing slashes: Edgeplane's `iss` and every path are joined to it.
 pub(crate) fn trim_base(base_url: &str) -> String {

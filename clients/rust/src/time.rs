@@ -1,6 +1,9 @@
 //! Time and waiting as parameters: the token verifier takes the current time from a [`Clock`]
 //! (tests fix it; wasm has no `SystemTime`), and the reporter's backoff waits through a
 //! [`Sleep`] (a thread natively, a timer promise in a Worker).
+//!
+//! The Workers implementations ([`crate::WorkerClock`], [`crate::WorkerSleep`]) are in
+//! [`crate::workers`] (feature `worker`).
 
 use std::time::Duration;
 
@@ -8,6 +11,12 @@ use std::time::Duration;
 pub trait Clock {
     /// Seconds since the Unix epoch.
     fn now_unix_secs(&self) -> u64;
+
+    /// Milliseconds since the Unix epoch, for bounds finer than a second (the introspection
+    /// cache's). By default the seconds, times 1,000.
+    fn now_unix_millis(&self) -> u64 {
+        self.now_unix_secs().saturating_mul(1000)
+    }
 }
 
 /// A clock stopped at one instant: for tests and for callers that read the time themselves.
@@ -49,6 +58,14 @@ mod native {
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
+                .unwrap_or(0)
+        }
+
+        #[allow(clippy::disallowed_methods)]
+        fn now_unix_millis(&self) -> u64 {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
                 .unwrap_or(0)
         }
     }

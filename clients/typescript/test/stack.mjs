@@ -130,10 +130,12 @@ async function seed(baseUrl, issuerEnvFile) {
 
 /**
  * Starts workerd with fresh state (in `dir`) and seeds it. Resolves to `{stack, stop, logFile,
- * dir}`; `stop` closes the harness's stdin (it exits on EOF), then signals it by its PID if it
- * lingers.
+ * dir, ready, send}`; `stop` closes the harness's stdin (it exits on EOF), then signals it by its
+ * PID if it lingers. `harnessArgs` go to tests/harness/workerd.mjs after the stack's own (e.g.
+ * `--app`); `ready` is the harness's ready line, and `send(message)` writes a JSON line to its
+ * stdin and resolves to the next line it answers (both for `--app`, see the harness).
  */
-export async function startStack() {
+export async function startStack({ harnessArgs = [] } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-client-test-"));
   const issuerEnvFile = path.join(dir, "dev-issuer.env");
   const { stdout: issuerEnv } = await execFileP(
@@ -165,6 +167,7 @@ export async function startStack() {
       "--port", String(port),
       "--max-seconds", "900",
       ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}=${v}`]),
+      ...harnessArgs,
     ],
     { cwd: REPO_ROOT, stdio: ["pipe", "pipe", log] },
   );
@@ -178,21 +181,43 @@ export async function startStack() {
     }
     fs.closeSync(log);
   };
-  try {
-    const ready = await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("workerd: no ready line within 60 s")), READY_TIMEOUT_MS);
-      readline.createInterface({ input: child.stdout }).once("line", (line) => {
+  // The harness's stdout lines, each handed to the oldest waiting reader.
+  const lines = [];
+  const readers = [];
+  readline.createInterface({ input: child.stdout }).on("line", (line) => {
+    const reader = readers.shift();
+    if (reader) reader(line);
+    else lines.push(line);
+  });
+  const nextLine = (what) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`workerd: no ${what} within 60 s`)), READY_TIMEOUT_MS);
+      const read = (line) => {
         clearTimeout(timer);
-        resolve(JSON.parse(line));
-      });
+        try {
+          resolve(JSON.parse(line));
+        } catch (e) {
+          reject(e);
+        }
+      };
+      if (lines.length > 0) read(lines.shift());
+      else readers.push(read);
       exited.then((code) => {
         clearTimeout(timer);
-        reject(new Error(`workerd harness exited (${code}) before it was ready`));
+        reject(new Error(`workerd harness exited (${code}) before its ${what}`));
       });
     });
+  const send = async (message) => {
+    child.stdin.write(`${JSON.stringify(message)}\n`);
+    const answer = await nextLine("answer");
+    if (answer.error) throw new Error(`workerd harness: ${answer.error}`);
+    return answer;
+  };
+  try {
+    const ready = await nextLine("ready line");
     if (ready.url !== baseUrl) throw new Error(`workerd answered on ${ready.url}, expected ${baseUrl}`);
     const stack = await seed(baseUrl, issuerEnvFile);
-    return { stack, stop, logFile, dir };
+    return { stack, stop, logFile, dir, ready, send };
   } catch (e) {
     await stop();
     e.message += `\n(workerd log: ${logFile})\n${tail(logFile)}`;

@@ -15,8 +15,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ed25519_dalek::{Signer as _, SigningKey};
 use edgeplane_client::{
-    BillingEvent, Clock as _, DropReason, EventReporter, FlagsClient, Http, HttpError, NativeHttp,
-    NativeSleep, ReporterOptions, Request, Response, SystemClock, TokenError, TokenVerifier,
+    BillingEvent, Clock as _, DropReason, EventReporter, FlagsClient, Http, HttpError,
+    Introspector, NativeHttp, NativeSleep, ReporterOptions, Request, Response, SystemClock,
+    TokenError, TokenVerifier,
 };
 use futures_executor::block_on;
 use serde_json::{json, Map, Value};
@@ -38,6 +39,10 @@ fn main() {
         (
             "an unknown kid refetches the key set at most once per minute",
             unknown_kid_refetch,
+        ),
+        (
+            "introspection sees a logout once the cached answer is a second old",
+            introspection_sees_logout,
         ),
         (
             "OFREP evaluates every flag, then answers 304 from the cache",
@@ -145,6 +150,38 @@ fn real_token_verifies(stack: &Stack) -> Result<(), String> {
         segment(&token, 0)?["typ"] == "at+jwt",
         "the server's typ is at+jwt",
     )
+}
+
+fn introspection_sees_logout(stack: &Stack) -> Result<(), String> {
+    let token = access_token(stack)?;
+    let introspector = Introspector::new(&stack.base_url, &stack.api_key);
+    let t0 = SystemClock.now_unix_millis();
+    let first = block_on(introspector.introspect(&token, t0)).map_err(|e| e.to_string())?;
+    check(first.active && !first.cached, "active, from Edgeplane")?;
+    check(first.sid.as_deref().is_some_and(|s| !s.is_empty()), "sid")?;
+    call(
+        "POST",
+        &format!("{}/v1/auth/logout", stack.base_url),
+        Some(&token),
+        None,
+        204,
+    )?;
+    // Within the second the answer is the cached one, however revoked the session is now.
+    let cached = block_on(introspector.introspect(&token, t0 + 999)).map_err(|e| e.to_string())?;
+    check(
+        cached.active && cached.cached,
+        "the cached answer within 1 s",
+    )?;
+    let after = block_on(introspector.introspect(&token, t0 + 1000)).map_err(|e| e.to_string())?;
+    check(
+        !after.active && !after.cached,
+        "inactive once the answer is 1 s old",
+    )?;
+    let bad_key = Introspector::new(&stack.base_url, "ep_test_nope_nope");
+    match block_on(bad_key.introspect(&token, t0)) {
+        Err(edgeplane_client::IntrospectError::Status { status: 401, .. }) => Ok(()),
+        other => Err(format!("a bad key: {other:?}")),
+    }
 }
 
 fn bad_tokens_refused(stack: &Stack) -> Result<(), String> {
