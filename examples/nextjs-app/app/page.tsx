@@ -56,7 +56,7 @@ export default async function Home({ searchParams }: { searchParams: Promise<Rec
           <dd>{session.email ?? "(not shared)"}</dd>
           <dt className="text-slate-600">User id</dt>
           <dd>
-            <code>{claims.sub}</code>
+            <code data-testid="user-id">{claims.sub}</code>
           </dd>
           <dt className="text-slate-600">Organization (tenant)</dt>
           <dd>
