@@ -52,11 +52,23 @@ export async function hasFlag({ baseUrl, operatorToken, tenantId, key = FLAG_KEY
   return flags.some((f) => f.key === key);
 }
 
-/** The app's environment (lib/config.ts reads it). */
-export function appEnv({ baseUrl, appId, apiKey, appUrl, sessionSecret = randomBytes(32).toString("base64url") }) {
+/**
+ * The app's environment (lib/config.ts reads it): every variable, the optional ones empty, so
+ * that nothing of an .env.local comes in where this is the process's environment (Next reads
+ * env files only for variables the process does not have).
+ */
+export function appEnv({
+  baseUrl,
+  appId,
+  apiKey,
+  appUrl,
+  clientSecret = "",
+  sessionSecret = randomBytes(32).toString("base64url"),
+}) {
   return {
     EDGEPLANE_URL: baseUrl,
     EDGEPLANE_CLIENT_ID: appId,
+    EDGEPLANE_CLIENT_SECRET: clientSecret,
     EDGEPLANE_API_KEY: apiKey,
     APP_URL: appUrl,
     SESSION_SECRET: sessionSecret,
