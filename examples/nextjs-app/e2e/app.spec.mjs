@@ -159,6 +159,13 @@ test("a tenant owner signs in through Edgeplane, the orders page follows its fla
   await expect(page.getByRole("button", { name: "Sign out" })).toBeVisible();
   const userId = (await page.getByTestId("user-id").textContent())?.trim();
   expect(userId).toMatch(/^\S+$/);
+  // A refresh (what an expired access token leads to) keeps the user signed in, same tenant.
+  // (Straight back to the page: a refused refresh would go to sign in again.)
+  const refreshed = await page.request.get("/auth/refresh?to=%2F", { maxRedirects: 0 });
+  expect(refreshed.status()).toBe(303);
+  expect(refreshed.headers().location).toBe(`${app.appUrl}/`);
+  await page.reload();
+  await expect(page.getByTestId("tenant-id")).toHaveText(app.tenantId);
 
   // 2. The flag: off as seeded (state A), then on through the operator API, then off again.
   await page.getByRole("link", { name: "Go to your orders" }).click();
