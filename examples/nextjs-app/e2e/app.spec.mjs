@@ -4,12 +4,13 @@
 // page's form reaches the billing export and the audit CSV, each exactly once; sign-out ends the
 // session at Edgeplane too.
 
+import fs from "node:fs";
 import path from "node:path";
 
 import { expect, test as consoles } from "../../../tests/browser/fixtures.mjs";
 import { freePort, startStack } from "../../../tests/browser/harness.mjs";
-import { seedApp } from "../../../tests/harness/seed.mjs";
-import { appEnv, appRedirectUris, FLAG_KEY, setFlag } from "../scripts/edgeplane-setup.mjs";
+import { call, seedApp } from "../../../tests/harness/seed.mjs";
+import { appEnv, appRedirectUris, FLAG_KEY, registerAppUrls, setFlag } from "../scripts/edgeplane-setup.mjs";
 import { LOG_DIR, startApp } from "./app-server.mjs";
 
 /** README "Freshness at the edge": a flag change is served within 1 s in one location. */
@@ -128,6 +129,16 @@ function parseCsv(text) {
   return records;
 }
 
+/** Edgeplane's login page, from the organization to the password, as the tenant's owner. */
+async function signInAtEdgeplane(page, edgeplane, app) {
+  await expect(page).toHaveURL((url) => url.origin === edgeplane.baseURL && url.pathname === "/oauth/authorize");
+  await page.getByLabel("Your organization's domain").fill(app.tenantDomain);
+  await page.getByRole("button", { name: "Continue", exact: true }).click();
+  await page.getByLabel("Email").fill(app.ownerEmail);
+  await page.getByLabel("Password").fill(app.ownerPassword);
+  await page.getByRole("button", { name: "Sign in" }).click();
+}
+
 /** Reloads `page` until `check` passes, for at most `withinMs`; resolves to the time it took. */
 async function followsWithin(page, withinMs, check) {
   const started = Date.now();
@@ -146,12 +157,7 @@ test("a tenant owner signs in through Edgeplane, the orders page follows its fla
   // 1. Sign-in through Edgeplane's universal login page, typed into.
   await page.goto("/");
   await page.getByRole("link", { name: "Sign in with Edgeplane" }).click();
-  await expect(page).toHaveURL((url) => url.origin === edgeplane.baseURL && url.pathname === "/oauth/authorize");
-  await page.getByLabel("Your organization's domain").fill(app.tenantDomain);
-  await page.getByRole("button", { name: "Continue", exact: true }).click();
-  await page.getByLabel("Email").fill(app.ownerEmail);
-  await page.getByLabel("Password").fill(app.ownerPassword);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await signInAtEdgeplane(page, edgeplane, app);
   await expect(page).toHaveURL(`${app.appUrl}/`);
   // Tenant and role, as the verified access token says.
   await expect(page.getByTestId("tenant-id")).toHaveText(app.tenantId);
@@ -251,4 +257,54 @@ test("a tenant owner signs in through Edgeplane, the orders page follows its fla
   await page.goto("/orders");
   await expect(page).toHaveURL((url) => url.origin === edgeplane.baseURL && url.pathname === "/oauth/authorize");
   await expect(page.getByLabel("Your organization's domain")).toBeVisible();
+});
+
+test("Edgeplane's refusals show on the page as its problem details", async ({ page, edgeplane, app }) => {
+  // The same app with a key that may neither read billing nor write audit events: a second
+  // server of the build, registered on the app by the helper make dev-app uses.
+  const operatorToken = await edgeplane.operatorToken("operator");
+  const narrow = await call(edgeplane.baseURL, "POST", `/v1/apps/${app.appId}/keys`, {
+    token: operatorToken,
+    body: { name: "flags and billing writes only", scopes: ["flags:read", "bill:write"] },
+    status: 201,
+  });
+  const port = await freePort();
+  const appUrl = `http://127.0.0.1:${port}`;
+  await registerAppUrls({ baseUrl: edgeplane.baseURL, operatorToken, appId: app.appId, appUrl });
+  const server = await startApp({
+    port,
+    logFile: path.join(LOG_DIR, "nextjs-app-narrow-key.log"),
+    env: appEnv({ baseUrl: edgeplane.baseURL, appId: app.appId, apiKey: narrow.secret, appUrl }),
+  });
+  try {
+    await page.goto(`${appUrl}/orders`);
+    await signInAtEdgeplane(page, edgeplane, app);
+    await expect(page).toHaveURL(`${appUrl}/orders`);
+
+    // The page's own read (GET /v1/billing/usage) refused: its problem, with the request id.
+    const usage = page.getByRole("alert", { name: "Billing usage unavailable" });
+    await expect(usage).toBeVisible();
+    await expect(usage).toContainText("(403)");
+    await expect(usage).toContainText("bill:read");
+    await expect(usage).toContainText("https://edgeplane.dev/problems/access-denied");
+    await expect(usage).toContainText(/Request id\s*[0-9a-f-]{36}/);
+
+    // An order's audit event refused by Edgeplane: the reporter's drop, with the problem.
+    await page.getByLabel("Quantity").fill("2");
+    await page.getByRole("button", { name: "Place order" }).click();
+    await expect(page.getByRole("status").filter({ hasText: "placed" })).toBeVisible();
+    const dropped = page.getByRole("alert", { name: /did not take 1 audit event \(rejected/ });
+    await expect(async () => {
+      await page.reload();
+      await expect(dropped).toBeVisible({ timeout: 200 });
+    }).toPass({ timeout: 10_000 });
+    await expect(dropped).toContainText("(403)");
+    await expect(dropped).toContainText("log:write");
+    // The server's log says it too, without the user's id or address.
+    const log = fs.readFileSync(path.join(LOG_DIR, "nextjs-app-narrow-key.log"), "utf8");
+    expect(log).toContain('"msg":"audit events dropped"');
+    expect(log).not.toContain(app.ownerEmail);
+  } finally {
+    await server.stop();
+  }
 });
