@@ -41,6 +41,8 @@ export function apiClient(cfg: AppConfig): EdgeplaneClient {
 
 /** A batch of events Edgeplane did not take, as the orders page shows it. */
 export interface DeliveryProblem {
+  /** The batch's tenant (a batch holds one tenant's events): only its users see it. */
+  tenantId: string | undefined;
   kind: EventKind;
   at: string;
   events: number;
@@ -49,15 +51,19 @@ export interface DeliveryProblem {
   problem?: Problem;
 }
 
-const MAX_PROBLEMS_KEPT = 10;
+const MAX_PROBLEMS_KEPT = 50;
 
-/** The latest batches that were dropped (newest first), for the page. */
-export function deliveryProblems(): DeliveryProblem[] {
+function dropped(): DeliveryProblem[] {
   return singleton<DeliveryProblem[]>("delivery-problems", () => []);
 }
 
+/** The latest batches of `tenantId`'s events that were dropped (newest first), for its users' page. */
+export function deliveryProblems(tenantId: string): DeliveryProblem[] {
+  return dropped().filter((p) => p.tenantId === tenantId);
+}
+
 function onDrop(kind: EventKind) {
-  return (events: unknown[], reason: DropReason) => {
+  return (events: { tenant_id?: string | null }[], reason: DropReason) => {
     const status = reason.kind === "rejected" || reason.kind === "retries_exhausted" ? reason.status : undefined;
     const problem = reason.kind === "rejected" ? reason.problem : undefined;
     // Counts, codes and the request id only: events carry user ids and addresses.
@@ -70,8 +76,9 @@ function onDrop(kind: EventKind) {
         problem: problem && { type: problem.type, code: problem.code, request_id: problem.request_id },
       }),
     );
-    const kept = deliveryProblems();
-    kept.unshift({ kind, at: new Date().toISOString(), events: events.length, reason: reason.kind, status, problem });
+    const kept = dropped();
+    const tenantId = events[0]?.tenant_id ?? undefined;
+    kept.unshift({ tenantId, kind, at: new Date().toISOString(), events: events.length, reason: reason.kind, status, problem });
     kept.splice(MAX_PROBLEMS_KEPT);
   };
 }

@@ -124,8 +124,8 @@ export default async function OrdersPage({ searchParams }: { searchParams: Promi
     billedThisMonth(cfg, claims.tid),
   ]);
   const orders = listOrders(claims.tid);
-  const problems = deliveryProblems();
-  const invalid = typeof params.invalid === "string" ? INVALID[params.invalid] : undefined;
+  const problems = deliveryProblems(claims.tid);
+  const invalid = typeof params.invalid === "string" && Object.hasOwn(INVALID, params.invalid) ? INVALID[params.invalid] : undefined;
   const newUi = flag.value;
 
   return (
