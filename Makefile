@@ -62,17 +62,19 @@ spin-floor: tools
 
 # The TypeScript client's build (dist/, not committed), which the example app links to.
 TS_CLIENT_DIST := clients/typescript/dist/index.js
-$(TS_CLIENT_DIST): $(shell find clients/typescript/src -type f) clients/typescript/tsconfig.json \
-                   clients/typescript/package.json | tools
+TS_CLIENT_SOURCES := $(shell find clients/typescript/src -type f) clients/typescript/tsconfig.json \
+                     clients/typescript/package.json
+$(TS_CLIENT_DIST): $(TS_CLIENT_SOURCES) | tools
 	npm --prefix clients/typescript run --silent build
 
 # The example Next.js app's production build (TypeScript checked by `next build`), rebuilt only
-# when one of its sources changed; Next keeps its own cache in .next/cache.
+# when one of its sources or the client's changed (not when `make clients` merely rebuilt the
+# same dist/); Next keeps its own cache in .next/cache.
 NEXTJS_APP := examples/nextjs-app
 NEXTJS_SOURCES := $(shell find $(NEXTJS_APP)/app $(NEXTJS_APP)/components $(NEXTJS_APP)/lib -type f) \
                   $(wildcard $(NEXTJS_APP)/*.ts $(NEXTJS_APP)/*.mjs $(NEXTJS_APP)/*.json) package-lock.json
 
-$(NEXTJS_APP)/.next/BUILD_ID: $(NEXTJS_SOURCES) $(TS_CLIENT_DIST)
+$(NEXTJS_APP)/.next/BUILD_ID: $(NEXTJS_SOURCES) $(TS_CLIENT_SOURCES) | $(TS_CLIENT_DIST)
 	cd $(NEXTJS_APP) && NEXT_TELEMETRY_DISABLED=1 ../../node_modules/.bin/next build
 	@touch $@
 
