@@ -18,14 +18,17 @@ SPIN_HOST := $(SPIN_HOST_TARGET)/debug/spin-test-host
 .PHONY: help tools worker spin spin-host dev test unit openapi lint fmt check-core-deps check-spin-imports \
         contract schemathesis reliability deploy-check bench bench-flags bench-scale bench-events verify-events \
         clean bench-users bench-oidc bench-edge bench-console spin-floor fuzz-smoke browser clients \
-        rust-client edge-app example-edge-app
+        rust-client edge-app example-edge-app example-nextjs dev-app
 
 help:
 	@echo "make dev    build and run Edgeplane locally (wrangler dev) with a seeded demo and the console,"
 	@echo "            operators signing in at a development identity provider (scripts/dev-idp.mjs)"
+	@echo "make dev-app  make dev's Edgeplane and demo, with the example Next.js app (examples/nextjs-app)"
+	@echo "            beside it on http://127.0.0.1:3000, signed in through Edgeplane"
 	@echo "make test   every test: lints, core unit tests, contract suite on workerd and on the Spin build,"
-	@echo "            the consoles in Chromium (make browser), the TypeScript client (make clients),"
-	@echo "            the Rust client (make rust-client), the example Rust Worker app (make example-edge-app)"
+	@echo "            the consoles in Chromium (make browser), the example Next.js app (make example-nextjs),"
+	@echo "            the TypeScript client (make clients), the Rust client (make rust-client),"
+	@echo "            the example Rust Worker app (make example-edge-app)"
 	@echo "make openapi  write core/src/http/openapi/openapi.json from the route table and the types"
 	@echo "make bench  benchmarks (bench/RESULTS.md); make bench-flags: flag delivery vs Unleash Edge;"
 	@echo "            make bench-scale: tenant capacity; make bench-oidc: OpenID Connect provider;"
@@ -58,10 +61,33 @@ spin-floor: tools
 	cargo build --manifest-path bench/spin-floor/Cargo.toml --target-dir bench/spin-floor/target \
 	  --target wasm32-wasip2 --release
 
+# The TypeScript client's build (dist/, not committed), which the example app links to.
+TS_CLIENT_DIST := clients/typescript/dist/index.js
+TS_CLIENT_SOURCES := $(shell find clients/typescript/src -type f) clients/typescript/tsconfig.json \
+                     clients/typescript/package.json
+$(TS_CLIENT_DIST): $(TS_CLIENT_SOURCES) | tools
+	npm --prefix clients/typescript run --silent build
+
+# The example Next.js app's production build (TypeScript checked by `next build`), rebuilt only
+# when one of its sources or the client's changed (not when `make clients` merely rebuilt the
+# same dist/); Next keeps its own cache in .next/cache.
+NEXTJS_APP := examples/nextjs-app
+NEXTJS_SOURCES := $(shell find $(NEXTJS_APP)/app $(NEXTJS_APP)/components $(NEXTJS_APP)/lib -type f) \
+                  $(wildcard $(NEXTJS_APP)/*.ts $(NEXTJS_APP)/*.mjs $(NEXTJS_APP)/*.json) package-lock.json
+
+$(NEXTJS_APP)/.next/BUILD_ID: $(NEXTJS_SOURCES) $(TS_CLIENT_SOURCES) | $(TS_CLIENT_DIST)
+	cd $(NEXTJS_APP) && NEXT_TELEMETRY_DISABLED=1 ../../node_modules/.bin/next build
+	@touch $@
+
 ## Run --------------------------------------------------------------------------------------
 
 dev: worker
 	@scripts/dev.sh
+
+# make dev, plus the example Next.js app (examples/nextjs-app) in development mode beside it,
+# registered as the demo app's client: its redirect URIs, its flag and its .env.local.
+dev-app: worker $(TS_CLIENT_DIST)
+	@node scripts/dev-app.mjs
 
 # Hash-chain check (GET /v1/audit/verify) of the instance `make dev` runs, as its auditor:
 # KIND=audit|billing, TENANT, FROM, TO (RFC 3339) optional. Fails on a broken link.
@@ -70,7 +96,7 @@ verify-events:
 
 ## Tests ------------------------------------------------------------------------------------
 
-test: tools lint check-core-deps unit fuzz-smoke worker spin spin-host check-spin-imports contract browser clients rust-client example-edge-app schemathesis reliability deploy-check
+test: tools lint check-core-deps unit fuzz-smoke worker spin spin-host check-spin-imports contract browser example-nextjs clients rust-client example-edge-app schemathesis reliability deploy-check
 	@echo "make test: all green"
 
 fmt:
@@ -130,6 +156,12 @@ contract: worker spin spin-host
 # through the development OpenID provider scripts/dev-idp.mjs (tests/browser/README.md).
 browser: worker spin spin-host
 	SPIN_TEST_HOST=$(SPIN_HOST) npx playwright test -c tests/browser/playwright.config.mjs
+
+# The example Next.js app (examples/nextjs-app) in Chromium, in production mode beside the built
+# worker in workerd: sign-in through Edgeplane's login page, a flag change followed within the
+# freshness bound, an order's billing and audit events in the exports.
+example-nextjs: worker $(NEXTJS_APP)/.next/BUILD_ID
+	npx playwright test -c $(NEXTJS_APP)/e2e/playwright.config.mjs
 
 # The TypeScript library managed apps link to (clients/typescript): its typed client, token
 # verifier, event reporter and OpenFeature providers against the built worker in workerd, and

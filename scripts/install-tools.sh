@@ -61,7 +61,8 @@ if [[ "$(cargo fuzz --version 2>/dev/null || true)" != "cargo-fuzz $CARGO_FUZZ_V
   cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
 fi
 
-# wrangler, Miniflare (workerd), binaryen and Playwright from the committed lock. Playwright
+# wrangler, Miniflare (workerd), binaryen, Playwright and the workspaces' packages (the
+# TypeScript client's, the example Next.js app's) from the committed lock. Playwright
 # drives the system Chromium below: its own browser download is not used (nor always reachable).
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
   say "npm ci"

@@ -249,15 +249,15 @@ function edgeplaneCommand(runtime, state, port, vars, logDir) {
 
 /**
  * Starts the development IdP and Edgeplane for `runtime`, wired to each other, on fresh ports,
- * keys and state. Logs go to `target/browser/<runtime>/`. Returns what the tests need and `stop()`.
+ * keys and state. Logs go to `logDir` (default `target/browser/<runtime>/`). Returns what the
+ * tests need and `stop()`.
  *
  * `host` names Edgeplane's origin (`PUBLIC_BASE_URL`, what the browser opens); it listens on
  * 127.0.0.1 either way. Browsers refuse WebAuthn on an IP address, so passkey tests use
  * `localhost`.
  */
-export async function startStack(runtime, { host = "127.0.0.1" } = {}) {
+export async function startStack(runtime, { host = "127.0.0.1", logDir = path.join(OUTPUT_ROOT, runtime) } = {}) {
   if (!RUNTIMES.includes(runtime)) throw new Error(`unknown runtime ${runtime}`);
-  const logDir = path.join(OUTPUT_ROOT, runtime);
   fs.mkdirSync(logDir, { recursive: true });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `edgeplane-browser-${runtime}-`));
   const servers = [];

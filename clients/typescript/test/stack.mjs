@@ -17,12 +17,14 @@ import { after } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
+import { ALL_SCOPES, call, provisionTenant, seedApp } from "../../../tests/harness/seed.mjs";
+
+export { ALL_SCOPES, call, provisionTenant };
+
 const execFileP = promisify(execFile);
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** The repository's root. */
 export const REPO_ROOT = path.resolve(HERE, "..", "..", "..");
-/** Every scope an API key can hold. */
-export const ALL_SCOPES = ["flags:read", "bill:write", "bill:read", "log:write", "token:introspect"];
 /** The seeded app's redirect URI (nothing listens there: the tests read the redirect). */
 export const REDIRECT_URI = "http://127.0.0.1:3000/callback";
 /** The seeded app's browser origin. */
@@ -52,23 +54,6 @@ function readEnv(text) {
   return vars;
 }
 
-/** A JSON call that must answer `status`; resolves to the parsed body (or null). */
-export async function call(baseUrl, method, route, { token, body, status } = {}) {
-  const headers = {};
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers["content-type"] = "application/json";
-  const res = await fetch(new URL(route, baseUrl), {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (status !== undefined && res.status !== status) {
-    throw new Error(`${method} ${route} answered ${res.status}, expected ${status}: ${text.slice(0, 500)}`);
-  }
-  return text ? JSON.parse(text) : null;
-}
-
 /** Mints an operator token with the run's development issuer. */
 export async function operatorToken(issuerEnvFile, sub = "client-tests") {
   const { stdout } = await execFileP(
@@ -79,21 +64,6 @@ export async function operatorToken(issuerEnvFile, sub = "client-tests") {
   return stdout.trim();
 }
 
-/** Provisions a tenant and enables the stack's app for it; resolves to its id and invitation token. */
-export async function provisionTenant(stack, domain) {
-  const created = await call(stack.baseUrl, "POST", "/v1/tenants", {
-    token: stack.operatorToken,
-    body: { name: domain, domain, plan: "pro", owner_email: `owner@${domain}.example` },
-    status: 201,
-  });
-  const tenantId = created.tenant.id;
-  await call(stack.baseUrl, "POST", `/v1/tenants/${tenantId}/apps/${stack.appId}`, {
-    token: stack.operatorToken,
-    status: 200,
-  });
-  return { tenantId, invitationToken: new URL(created.invitation_link).searchParams.get("token") };
-}
-
 /** Signs the seeded owner in (`POST /v1/auth/login`); resolves to the token pair. */
 export function signIn(stack) {
   return call(stack.baseUrl, "POST", "/v1/auth/login", {
@@ -102,30 +72,15 @@ export function signIn(stack) {
   });
 }
 
-/** Seeds the tenant, its owner, the app and its key (scripts/dev.sh's calls). */
+/** Seeds the tenant, its owner, the app and its key (tests/harness/seed.mjs). */
 async function seed(baseUrl, issuerEnvFile) {
-  const stack = { baseUrl, issuerEnvFile, tenantDomain: "acme", ownerEmail: "owner@acme.example" };
-  stack.operatorToken = await operatorToken(issuerEnvFile);
-  const app = await call(baseUrl, "POST", "/v1/apps", {
-    token: stack.operatorToken,
-    body: { name: "CRM", redirect_uris: [REDIRECT_URI], allowed_origins: [ORIGIN] },
-    status: 201,
+  const seeded = await seedApp({
+    baseUrl,
+    operatorToken: await operatorToken(issuerEnvFile),
+    redirectUris: [REDIRECT_URI],
+    allowedOrigins: [ORIGIN],
   });
-  stack.appId = app.id;
-  const { tenantId, invitationToken } = await provisionTenant(stack, stack.tenantDomain);
-  stack.tenantId = tenantId;
-  const key = await call(baseUrl, "POST", `/v1/apps/${app.id}/keys`, {
-    token: stack.operatorToken,
-    body: { name: "all scopes", scopes: ALL_SCOPES },
-    status: 201,
-  });
-  stack.apiKey = key.secret;
-  stack.ownerPassword = randomBytes(18).toString("base64url");
-  await call(baseUrl, "POST", "/v1/invitations/accept", {
-    body: { token: invitationToken, password: stack.ownerPassword },
-    status: 200,
-  });
-  return stack;
+  return { ...seeded, issuerEnvFile };
 }
 
 /**
