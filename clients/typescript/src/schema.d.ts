@@ -1719,7 +1719,9 @@ export interface components {
             id?: string | null;
             ip: string;
             /** @description Free-form details: at most 4096 bytes as JSON. */
-            metadata?: Record<string, never> | null;
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
             /** @enum {string} */
             outcome: "success" | "failure";
             /** @description What was acted on: 1 to 256 characters, no control characters. */
@@ -1768,7 +1770,9 @@ export interface components {
              */
             id?: string | null;
             /** @description Free-form details: at most 4096 bytes as JSON. */
-            metadata?: Record<string, never> | null;
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
             /**
              * Format: int64
              * @description How many units, an integer (report the smallest unit).

@@ -95,7 +95,7 @@ pub struct ReportedBillingEvent {
     #[schema(format = DateTime)]
     pub timestamp: String,
     /// Free-form details: at most 4096 bytes as JSON.
-    #[schema(value_type = Option<Object>, required = false)]
+    #[schema(schema_with = metadata_schema, required = false)]
     pub metadata: Map<String, Json>,
 }
 
@@ -133,8 +133,17 @@ pub struct ReportedAuditEvent {
     #[schema(schema_with = ip_schema)]
     pub ip: String,
     /// Free-form details: at most 4096 bytes as JSON.
-    #[schema(value_type = Option<Object>, required = false)]
+    #[schema(schema_with = metadata_schema, required = false)]
     pub metadata: Map<String, Json>,
+}
+
+/// `metadata` of a reported event: any JSON object, or null.
+fn metadata_schema() -> utoipa::openapi::Object {
+    let mut o = crate::kernel::schema::free_form_object_or_null();
+    o.description = Some(format!(
+        "Free-form details: at most {MAX_METADATA_BYTES} bytes as JSON."
+    ));
+    o
 }
 
 /// The outcomes an audit event may report.

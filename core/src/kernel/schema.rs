@@ -53,6 +53,16 @@ pub fn nullable_string() -> Object {
         .build()
 }
 
+/// A JSON object with any members, or null: free-form details such as an event's `metadata`.
+/// `additionalProperties: true` says so explicitly (generators otherwise read an object without
+/// properties as an empty one).
+pub fn free_form_object_or_null() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+        .build()
+}
+
 /// The schema of `T` inlined, closed to properties it does not name: for a type serialized
 /// as is but also read back from storage, where `#[serde(deny_unknown_fields)]` would change
 /// what it reads.

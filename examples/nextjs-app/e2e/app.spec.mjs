@@ -208,7 +208,7 @@ test("a tenant owner signs in through Edgeplane, the orders page follows its fla
     })
     .toHaveLength(1);
   const [billed] = (await billingExport(edgeplane.baseURL, app.apiKey, app.tenantId)).filter((e) => e.id === eventId);
-  expect(billed).toMatchObject({ type: "order.placed", quantity: 3 });
+  expect(billed).toMatchObject({ type: "order.placed", quantity: 3, metadata: { order_id: orderId } });
 
   const auditorToken = await edgeplane.operatorToken("auditor");
   await expect

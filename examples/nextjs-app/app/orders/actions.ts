@@ -32,6 +32,7 @@ export async function placeOrderAction(form: FormData): Promise<void> {
     type: "order.placed",
     quantity: order.quantity,
     timestamp: order.placedAt,
+    metadata: { order_id: order.id, sku: order.sku },
   });
   audit(cfg).report({
     id: `order.placed:${order.id}`,
