@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod delivery;
 pub mod edge;
 pub mod events;
+pub mod faults;
 pub mod flags;
 pub mod health;
 pub mod http;
@@ -42,6 +43,7 @@ pub mod testing;
 /// Serves one request: the web consoles under `/console/` ([`console`]), everything else the
 /// API ([`http::handle`]). Never fails: every error is an answer.
 pub async fn handle<P: ports::Platform>(platform: &P, req: http::Request) -> http::Response {
+    faults::load(platform).await;
     if console::is_console_path(req.uri().path()) {
         console::handle(platform, req).await
     } else {

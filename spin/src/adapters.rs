@@ -6,6 +6,7 @@ use std::rc::Rc;
 use edgeplane_core::blobs::SqlBlobs;
 use edgeplane_core::crypto::DalekVerifier;
 use edgeplane_core::events::SqlEventLog;
+use edgeplane_core::faults::Faultable;
 use edgeplane_core::http::{ApiError, REQUEST_ID};
 use edgeplane_core::mail::{ConfiguredMailer, HttpMailer, OutboxMailer};
 use edgeplane_core::ports::{
@@ -17,12 +18,13 @@ use spin_sdk::{key_value, sqlite, variables};
 
 use crate::fetch::SpinHttp;
 
-/// The ports of one request's component instance.
+/// The ports of one request's component instance. The storage ports fail on cue in
+/// development with fault injection enabled ([`Faultable`]).
 pub struct SpinPlatform {
-    sql: SpinSql,
-    kv: SpinKv,
-    events: LazyEventLog,
-    blobs: SqlBlobs<SpinSql, SpinClock>,
+    sql: Faultable<SpinSql>,
+    kv: Faultable<SpinKv>,
+    events: Faultable<LazyEventLog>,
+    blobs: Faultable<SqlBlobs<SpinSql, SpinClock>>,
     mailer: ConfiguredMailer<SpinSql, SpinClock, SpinHttp, SpinVariables>,
 }
 
@@ -33,17 +35,17 @@ impl SpinPlatform {
     pub fn new() -> Self {
         let sql = SpinSql::default();
         SpinPlatform {
-            kv: SpinKv::default(),
-            events: LazyEventLog {
+            kv: Faultable::new(SpinKv::default()),
+            events: Faultable::new(LazyEventLog {
                 log: SqlEventLog::new(sql.clone(), SpinClock),
                 ready: Cell::new(false),
-            },
-            blobs: SqlBlobs::new(sql.clone(), SpinClock),
+            }),
+            blobs: Faultable::new(SqlBlobs::new(sql.clone(), SpinClock)),
             mailer: ConfiguredMailer::new(
                 OutboxMailer::new(sql.clone(), SpinClock),
                 HttpMailer::new(SpinHttp, SpinVariables),
             ),
-            sql,
+            sql: Faultable::new(sql),
         }
     }
 }
@@ -76,10 +78,10 @@ pub fn log_error(msg: &str, cause: &str) {
 }
 
 impl Platform for SpinPlatform {
-    type Sql = SpinSql;
-    type Kv = SpinKv;
-    type EventLog = LazyEventLog;
-    type Blobs = SqlBlobs<SpinSql, SpinClock>;
+    type Sql = Faultable<SpinSql>;
+    type Kv = Faultable<SpinKv>;
+    type EventLog = Faultable<LazyEventLog>;
+    type Blobs = Faultable<SqlBlobs<SpinSql, SpinClock>>;
     type Mailer = ConfiguredMailer<SpinSql, SpinClock, SpinHttp, SpinVariables>;
     type Clock = SpinClock;
     type Random = SpinRandom;
@@ -88,13 +90,13 @@ impl Platform for SpinPlatform {
     type Http = SpinHttp;
     type Signatures = DalekVerifier;
 
-    fn sql(&self) -> &SpinSql {
+    fn sql(&self) -> &Self::Sql {
         &self.sql
     }
-    fn kv(&self) -> &SpinKv {
+    fn kv(&self) -> &Self::Kv {
         &self.kv
     }
-    fn event_log(&self) -> &LazyEventLog {
+    fn event_log(&self) -> &Self::EventLog {
         &self.events
     }
     fn blobs(&self) -> &Self::Blobs {

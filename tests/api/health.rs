@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, is_semver, Runtime, TestApp};
+use crate::helpers::{assert_problem, is_semver, on_own_server, Runtime, TestApp};
 
 crate::contract_tests![
     get_health_is_ok_fr_sys_005,
@@ -68,10 +68,70 @@ fn v1_health_reports_every_dependency_fr_sys_005(app: &TestApp) -> Result<(), St
     Ok(())
 }
 
-/// A failing dependency turns `GET /v1/health` into 503 `{"status":"degraded"}`. Listed in
-/// `SKIPS` until a runtime can be told to fail a dependency; kept so the gap shows on every run.
-fn v1_health_degraded_is_503_fr_sys_005(_app: &TestApp) -> Result<(), String> {
-    Err("not testable without fault injection".to_owned())
+/// A failing dependency turns `GET /v1/health` into 503 `{"status":"degraded"}` naming it,
+/// and recovery turns it back (FR-SYS-005). The failure is real: a server of its own with fault
+/// injection enabled makes every call to its key-value store fail (`PUT /__dev/faults`), on
+/// Spin across instances. Without that setting the route does not exist.
+fn v1_health_degraded_is_503_fr_sys_005(app: &TestApp) -> Result<(), String> {
+    let resp = app.request(
+        "PUT",
+        "/__dev/faults",
+        &[("content-type", "application/json")],
+        Some(br#"{"fail":["kv"]}"#.to_vec()),
+    )?;
+    assert_problem(&resp, 404, "not-found")?;
+    on_own_server(
+        app.runtime,
+        &[("EDGEPLANE_FAULT_INJECTION", "on")],
+        degraded_then_recovered,
+    )
+}
+
+fn set_faults(app: &TestApp, ports: &[&str]) -> Result<(), String> {
+    let body = json!({ "fail": ports });
+    app.request(
+        "PUT",
+        "/__dev/faults",
+        &[("content-type", "application/json")],
+        Some(body.to_string().into_bytes()),
+    )?
+    .expect_json(200)?;
+    Ok(())
+}
+
+fn degraded_then_recovered(app: &TestApp) -> Result<(), String> {
+    app.get("/v1/health")?.expect_json(200)?;
+    set_faults(app, &["kv"])?;
+    for _ in 0..2 {
+        let resp = app.get("/v1/health")?;
+        let body = resp.expect_json(503)?;
+        let text = resp.text();
+        ensure_eq!(body["status"], json!("degraded"), "status in {text}");
+        ensure_eq!(
+            body["dependencies"]["kv"]["status"],
+            json!("error"),
+            "the key-value store in {text}"
+        );
+        ensure_eq!(
+            body["dependencies"]["sql"]["status"],
+            json!("ok"),
+            "the SQL database in {text}"
+        );
+        ensure!(
+            !text.contains("injected"),
+            "the answer names no internal cause: {text}"
+        );
+    }
+    set_faults(app, &[])?;
+    let resp = app.get("/v1/health")?;
+    let body = resp.expect_json(200)?;
+    ensure_eq!(
+        body["status"],
+        json!("ok"),
+        "after recovery: {}",
+        resp.text()
+    );
+    Ok(())
 }
 
 /// `GET /v1/health/services` (operators and auditors) reports every key service over the last

@@ -1015,6 +1015,24 @@ fn random_secret() -> Result<String, String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Runs `check` against a server of its own started with `extra` vars ([`spawn_app_with`]),
+/// then stops it; a failure keeps the server's state and log and names them.
+pub fn on_own_server(
+    runtime: Runtime,
+    extra: &[(&str, &str)],
+    check: impl FnOnce(&TestApp) -> Result<(), String>,
+) -> Result<(), String> {
+    let server = spawn_app_with(runtime, extra)?;
+    let result = check(&server.app);
+    let report = server.stop(result.is_err());
+    match (result, report.error, report.note) {
+        (Err(e), _, Some(note)) => Err(format!("{e}\n{note}")),
+        (Err(e), _, None) => Err(e),
+        (Ok(()), Some(stop_error), _) => Err(stop_error),
+        (Ok(()), None, _) => Ok(()),
+    }
+}
+
 impl Server {
     /// Stops the server: closes its stdin (both runtimes exit on EOF, disposing workerd
     /// cleanly), waits, then signals its PID, and kills its process group only as a last resort.

@@ -102,11 +102,6 @@ const SUITES: &[(&str, &[Test])] = &[
 /// Deliberate skips: (runtime or `*`, `module::test`, reason). Printed on every run.
 const SKIPS: &[(&str, &str, &str)] = &[
     (
-        "*",
-        "health::v1_health_degraded_is_503_fr_sys_005",
-        "needs a failing dependency; no fault injection in the local runtimes yet",
-    ),
-    (
         "spin",
         "scheduled::cron_triggers_run_on_workers",
         "Spin has no cron trigger; POST /internal/scheduled is its scheduler (scheduled::*)",

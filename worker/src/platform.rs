@@ -1,6 +1,7 @@
 //! [`WorkerPlatform`]: core's `Platform` assembled from the Worker's `env`, once per request
 //! (it holds only binding handles, so building it is cheap).
 
+use edgeplane_core::faults::Faultable;
 use edgeplane_core::mail::{ConfiguredMailer, HttpMailer, OutboxMailer};
 use edgeplane_core::ports::{Backends, Platform};
 use worker::Env;
@@ -22,12 +23,13 @@ pub const EVENTS_BINDING: &str = "EVENTS";
 /// R2 bucket binding.
 pub const ARCHIVE_BINDING: &str = "ARCHIVE";
 
-/// Every port, backed by the Worker's bindings.
+/// Every port, backed by the Worker's bindings. The storage ports fail on cue in development
+/// with fault injection enabled ([`Faultable`]); elsewhere that is one thread-local read a call.
 pub struct WorkerPlatform {
-    sql: D1Sql,
-    kv: KvStore,
-    events: DurableEventLog,
-    blobs: R2Blobs,
+    sql: Faultable<D1Sql>,
+    kv: Faultable<KvStore>,
+    events: Faultable<DurableEventLog>,
+    blobs: Faultable<R2Blobs>,
     mailer: ConfiguredMailer<D1Sql, WorkerClock, WorkerHttp, EnvSecrets>,
     secrets: EnvSecrets,
 }
@@ -41,20 +43,20 @@ impl WorkerPlatform {
                 OutboxMailer::new(sql.clone(), WorkerClock),
                 HttpMailer::new(WorkerHttp, EnvSecrets::new(env.clone())),
             ),
-            sql,
-            kv: KvStore::new(env.kv(FLAGS_BINDING)?),
-            events: DurableEventLog::new(env.durable_object(EVENTS_BINDING)?),
-            blobs: R2Blobs::new(env.bucket(ARCHIVE_BINDING)?),
+            sql: Faultable::new(sql),
+            kv: Faultable::new(KvStore::new(env.kv(FLAGS_BINDING)?)),
+            events: Faultable::new(DurableEventLog::new(env.durable_object(EVENTS_BINDING)?)),
+            blobs: Faultable::new(R2Blobs::new(env.bucket(ARCHIVE_BINDING)?)),
             secrets: EnvSecrets::new(env.clone()),
         })
     }
 }
 
 impl Platform for WorkerPlatform {
-    type Sql = D1Sql;
-    type Kv = KvStore;
-    type EventLog = DurableEventLog;
-    type Blobs = R2Blobs;
+    type Sql = Faultable<D1Sql>;
+    type Kv = Faultable<KvStore>;
+    type EventLog = Faultable<DurableEventLog>;
+    type Blobs = Faultable<R2Blobs>;
     type Mailer = ConfiguredMailer<D1Sql, WorkerClock, WorkerHttp, EnvSecrets>;
     type Clock = WorkerClock;
     type Random = WorkerRandom;
@@ -63,16 +65,16 @@ impl Platform for WorkerPlatform {
     type Http = WorkerHttp;
     type Signatures = WebCryptoVerifier;
 
-    fn sql(&self) -> &D1Sql {
+    fn sql(&self) -> &Self::Sql {
         &self.sql
     }
-    fn kv(&self) -> &KvStore {
+    fn kv(&self) -> &Self::Kv {
         &self.kv
     }
-    fn event_log(&self) -> &DurableEventLog {
+    fn event_log(&self) -> &Self::EventLog {
         &self.events
     }
-    fn blobs(&self) -> &R2Blobs {
+    fn blobs(&self) -> &Self::Blobs {
         &self.blobs
     }
     fn mailer(&self) -> &Self::Mailer {

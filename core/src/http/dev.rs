@@ -51,3 +51,41 @@ pub(super) async fn dev_mail<P: Platform>(
         &serde_json::json!({ "items": items }),
     )?))
 }
+
+/// The body of `PUT /__dev/faults`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultsBody {
+    /// The ports to fail from now on (`sql`, `kv`, `event_log`, `blobs`); empty heals them all.
+    fail: Vec<String>,
+}
+
+/// `PUT /__dev/faults` (development with `EDGEPLANE_FAULT_INJECTION=on` only): makes the named
+/// storage ports fail on every call until the next change, so the suite can watch health,
+/// metrics and alerts react to a real outage and to its recovery (`crate::faults`).
+pub(super) async fn dev_faults<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    if !crate::faults::enabled(ctx.platform.secrets()) {
+        return Err(ApiError::not_found("No route matches this path."));
+    }
+    let body: FaultsBody = json::parse_body(req)?;
+    let mut ports = Vec::new();
+    for name in &body.fail {
+        let port = crate::faults::Port::parse(name)
+            .ok_or_else(|| ApiError::invalid_field("fail", "names sql, kv, event_log or blobs"))?;
+        ports.push(port);
+    }
+    crate::faults::store(ctx.platform, crate::faults::mask_of(&ports))
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    ctx.log(
+        "warn",
+        "development fault injection changed",
+        None,
+        &body.fail.join(","),
+    );
+    let resp = json::response(StatusCode::OK, &serde_json::json!({ "fail": body.fail }))?;
+    Ok(no_store(resp))
+}

@@ -23,6 +23,9 @@ pub enum RouteId {
     Health,
     /// `GET /v1/health/services`: error rates and latency of the key services (FR-SYS-005).
     HealthServices,
+    /// `PUT /__dev/faults`: makes storage ports fail on cue, in development with fault
+    /// injection enabled only (`crate::faults`).
+    DevFaults,
     /// `GET /openapi.json`.
     OpenApi,
     /// `POST /internal/scheduled`: the periodic jobs, for runtimes without cron.
@@ -354,6 +357,7 @@ pub const ROUTES: &[Route] = &[
     }),
     hidden!(POST "/internal/scheduled" => Scheduled, Caller::Scheduler),
     hidden!(GET "/__dev/panic" => DevPanic, Caller::Anyone),
+    hidden!(PUT "/__dev/faults" => DevFaults, Caller::Anyone),
     route!(POST "/v1/tenants" => TenantProvision, Caller::Operator, Doc {
         operation_id: "provisionTenant",
         tag: "tenants",
