@@ -82,6 +82,11 @@ pub async fn run_at<P: Platform>(p: &P, cron: &str, now: i64) -> (ScheduledRepor
     let rotated = crate::tokens::keys::scheduled_rotation(p, now).await;
     run.record("signing_keys.rotate", rotated, "rotation failed");
 
+    // Platform PRD: the managed apps' own health checks (on Workers also every few seconds
+    // from the poller's alarm).
+    let r = crate::apps::health::poll(p).await;
+    run.record("apps.health_poll", r, "poll failed");
+
     run_event_jobs(p, now, &mut run).await;
     run_expiry_jobs(p, now, &mut run).await;
 

@@ -743,6 +743,11 @@ pub fn spawn_app_with(runtime: Runtime, extra: &[(&str, &str)]) -> Result<Server
         "SSO_IDP_ORIGINS".to_owned(),
         "http://127.0.0.1:*".to_owned(),
     ));
+    // The managed apps' health endpoints (app_health::*) listen on loopback too.
+    vars.push((
+        "APP_HEALTH_ORIGINS".to_owned(),
+        "http://127.0.0.1:*".to_owned(),
+    ));
     if matches!(runtime, Runtime::Spin) {
         // The suite stands in for the proxy in front of Spin: it connects from loopback and
         // names the client in X-Forwarded-For (the only way a client address reaches Spin).

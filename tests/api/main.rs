@@ -39,6 +39,7 @@ macro_rules! ensure_eq {
     }};
 }
 
+mod app_health;
 mod apps;
 mod auth;
 mod events;
@@ -89,6 +90,7 @@ const SUITES: &[(&str, &[Test])] = &[
     ("scheduled", scheduled::TESTS),
     ("tenants", tenants::TESTS),
     ("apps", apps::TESTS),
+    ("app_health", app_health::TESTS),
     ("flags", flags::TESTS),
     ("auth", auth::TESTS),
     ("events", events::TESTS),

@@ -13,6 +13,7 @@ mod fetch;
 mod kv;
 mod panic;
 mod platform;
+mod poller;
 mod r2;
 mod runtime;
 mod signatures;
@@ -24,6 +25,7 @@ pub use events::{DurableEventLog, EventStream};
 pub use fetch::WorkerHttp;
 pub use kv::KvStore;
 pub use platform::WorkerPlatform;
+pub use poller::HealthPoller;
 pub use r2::R2Blobs;
 pub use runtime::{ConsoleLogger, EnvSecrets, WorkerClock, WorkerRandom};
 pub use signatures::WebCryptoVerifier;
@@ -107,6 +109,9 @@ fn work_after(
                 );
             }
         }
+        if forward && edgeplane_core::http::wakes_app_health(&method, &path) {
+            poller::arm(&env).await;
+        }
         if forward || deliver {
             if let Err(e) = edgeplane_core::http::after_response(&platform, &method, &path).await {
                 log_error("-", "mail delivery after request failed", &e.to_string());
@@ -183,6 +188,8 @@ pub async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     match WorkerPlatform::from_env(&env) {
         Ok(platform) => {
             let (report, causes) = edgeplane_core::scheduled::run(&platform, &cron).await;
+            // The apps' health checks run every few seconds from their own object's alarm.
+            poller::arm(&env).await;
             let line = serde_json::json!({
                 "level": if report.is_ok() { "info" } else { "error" },
                 "msg": "scheduled run",

@@ -423,6 +423,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/apps/{id}/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The app's own health: green (its latest check answered 2xx), red (it did not) or unknown (no URL, never checked, or not for 10 minutes), the latest check, and the last hour's checks, failures and latencies by minute.
+         * @description Requires an operator-IdP bearer token with the operator or auditor role.
+         */
+        get: operations["getAppHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/apps/{id}/health-check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Registers (or replaces) the URL Edgeplane checks to watch the app's own health; a new URL starts without history.
+         * @description Requires an operator-IdP bearer token with the operator role. Edgeplane sends a GET every 5 seconds on Workers (a Durable Object alarm) and at each scheduled run on Spin. A 2xx answer is healthy; a redirect is not followed and counts as a failure, as does an error status, no answer within the runtime's timeout, or an answer over 4 KiB. Outside development the URL must be https; on Spin its origin must also be granted (spin.toml `app_health_origin`). Audited as app.health_check.set.
+         */
+        put: operations["setAppHealthCheck"];
+        post?: never;
+        /**
+         * Stops checking the app's health and forgets its history. Audited as app.health_check.remove.
+         * @description Requires an operator-IdP bearer token with the operator role.
+         */
+        delete: operations["removeAppHealthCheck"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/apps/{id}/keys": {
         parameters: {
             query?: never;
@@ -1701,6 +1745,39 @@ export interface components {
             /** @description pending: the app status marker write failed; repeat the call. */
             edge: "synced" | "pending";
         };
+        /** @description An app's health: its URL, its state, the latest check and the last hour by minute. */
+        AppHealth: {
+            /** @description The app. */
+            app_id: string;
+            /**
+             * Format: int64
+             * @description When the latest check was made, unix ms.
+             */
+            checked_at_ms?: number | null;
+            /**
+             * Format: int64
+             * @description Failed checks since the last healthy one.
+             */
+            consecutive_failures: number;
+            /** @description What went wrong with the latest check, in general terms. */
+            last_error?: string | null;
+            /**
+             * Format: int64
+             * @description The latest check's latency, ms.
+             */
+            last_latency_ms?: number | null;
+            /**
+             * Format: int32
+             * @description The latest check's HTTP status (null when no answer came).
+             */
+            last_status?: number | null;
+            /** @description The last hour, oldest minute first; minutes without checks are left out. */
+            minutes: components["schemas"]["HealthMinute"][];
+            /** @description Green, red or unknown. */
+            state: components["schemas"]["HealthState"];
+            /** @description The registered health URL, if any. */
+            url?: string | null;
+        };
         /** @description One page of apps. */
         AppPage: {
             /** @description The apps of this page. */
@@ -2070,6 +2147,34 @@ export interface components {
             /** @description The tenant's domain. Any text: the answer is 202 whatever it is. */
             tenant: string;
         };
+        /** @description One minute of checks. */
+        HealthMinute: {
+            /**
+             * Format: int64
+             * @description Start of the minute, unix ms.
+             */
+            at_ms: number;
+            /**
+             * Format: int64
+             * @description Mean latency of the checks, ms.
+             */
+            avg_latency_ms: number;
+            /**
+             * Format: int64
+             * @description Checks made.
+             */
+            checks: number;
+            /**
+             * Format: int64
+             * @description Checks that failed.
+             */
+            failures: number;
+            /**
+             * Format: int64
+             * @description Longest latency, ms.
+             */
+            max_latency_ms: number;
+        };
         /** @description The health report of `/v1/health`. */
         HealthReport: {
             /** @description One entry per port. */
@@ -2090,6 +2195,11 @@ export interface components {
             /** @description The Edgeplane version. */
             version: string;
         };
+        /**
+         * @description Green, red or unknown.
+         * @enum {string}
+         */
+        HealthState: "green" | "red" | "unknown";
         /** @description What an ingest did: how many events of the request were new, how many were already stored. */
         IngestOutcome: {
             /**
@@ -2837,6 +2947,15 @@ export interface components {
             /** @enum {string} */
             type: "json";
             value: unknown;
+        };
+        /** @description The body of `PUT /v1/apps/{id}/health-check`. */
+        SetHealthCheckRequest: {
+            /**
+             * @description The URL Edgeplane checks with a `GET`: https (http only to a loopback host, in
+             *     development). A 2xx answer is healthy; redirects are not followed.
+             * @example https://orders.example.com/healthz
+             */
+            url: string;
         };
         /** @description A flag definition; `value` (and every rule's value) is of the flag's `type`. */
         SetPlanFlagRequest: {
@@ -4454,6 +4573,96 @@ export interface operations {
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             503: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getAppHealth: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Correlation id. Echoed when it is 1-128 characters of [A-Za-z0-9._:-]; otherwise (absent, empty or malformed) a fresh id is generated and returned instead. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The health. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppHealth"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    setAppHealthCheck: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Correlation id. Echoed when it is 1-128 characters of [A-Za-z0-9._:-]; otherwise (absent, empty or malformed) a fresh id is generated and returned instead. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetHealthCheckRequest"];
+            };
+        };
+        responses: {
+            /** @description The health check as it now stands. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppHealth"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    removeAppHealthCheck: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Correlation id. Echoed when it is 1-128 characters of [A-Za-z0-9._:-]; otherwise (absent, empty or malformed) a fresh id is generated and returned instead. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed (or there was none). */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
             default: components["responses"]["Problem"];
         };
     };

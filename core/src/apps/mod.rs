@@ -37,6 +37,7 @@
 //! Workers KV itself propagates a change to every location within about a minute.
 
 mod authn;
+pub mod health;
 mod keys;
 pub mod model;
 mod query;

@@ -1389,3 +1389,125 @@ fn nfr_perf_004_work_alongside_the_markers_runs_only_for_an_accepted_key() {
         assert_eq!(err, AppKeyError::AppDisabled);
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// The apps' own health checks
+// ---------------------------------------------------------------------------------------------
+
+mod app_health {
+    use super::*;
+    use crate::apps::health::{self, HealthState, HealthUrl, STALE_MS};
+    use crate::ports::Clock;
+
+    const URL: &str = "https://crm.example/healthz";
+
+    fn url() -> HealthUrl {
+        HealthUrl::parse(URL, false).unwrap()
+    }
+
+    #[test]
+    fn health_urls_are_https_except_loopback_in_development() {
+        assert!(HealthUrl::parse(URL, false).is_ok());
+        assert!(HealthUrl::parse("http://crm.example/healthz", true).is_err());
+        assert!(HealthUrl::parse("http://127.0.0.1:9/healthz", false).is_err());
+        assert!(HealthUrl::parse("http://127.0.0.1:9/healthz", true).is_ok());
+        assert!(HealthUrl::parse("ftp://crm.example/", true).is_err());
+        assert!(HealthUrl::parse("https://user@crm.example/", true).is_err());
+    }
+
+    #[test]
+    fn prd_an_app_turns_green_then_red_and_keeps_its_minutes() {
+        block_on(async {
+            let p = wrapped().await;
+            let app = register(&p, "CRM").await;
+            let before = health::report(&p, &app.id, p.inner.clock.now_ms())
+                .await
+                .unwrap();
+            assert_eq!((before.state, before.url), (HealthState::Unknown, None));
+
+            health::set_url(&p, &app.id, Some(&url()), &op(), "req-1")
+                .await
+                .unwrap();
+            p.inner.http.set(URL, 200, "{}");
+            assert_eq!(health::poll(&p).await.unwrap(), 1);
+            p.inner.clock.advance(5_000);
+            assert_eq!(health::poll(&p).await.unwrap(), 1);
+            let now = p.inner.clock.now_ms();
+            let green = health::report(&p, &app.id, now).await.unwrap();
+            assert_eq!(green.state, HealthState::Green);
+            assert_eq!(green.last_status, Some(200));
+            assert_eq!(green.consecutive_failures, 0);
+            let checks: u64 = green.minutes.iter().map(|m| m.checks).sum();
+            assert_eq!(checks, 2);
+
+            // A redirect is not followed: a failed check, as an error status or no answer.
+            p.inner.http.set(URL, 302, "");
+            p.inner.clock.advance(5_000);
+            health::poll(&p).await.unwrap();
+            p.inner.http.remove(URL);
+            p.inner.clock.advance(5_000);
+            health::poll(&p).await.unwrap();
+            let red = health::report(&p, &app.id, p.inner.clock.now_ms())
+                .await
+                .unwrap();
+            assert_eq!(red.state, HealthState::Red);
+            assert_eq!(red.consecutive_failures, 2);
+            assert_eq!(red.last_status, None);
+            assert_eq!(red.last_error.as_deref(), Some("no answer"));
+            let failures: u64 = red.minutes.iter().map(|m| m.failures).sum();
+            assert_eq!(failures, 2);
+            let requested: Vec<String> = p.inner.http.urls();
+            assert!(
+                requested.iter().all(|u| u == URL),
+                "only the registered URL: {requested:?}"
+            );
+
+            // Not checked for a while: unknown, not green or red.
+            let later = p.inner.clock.now_ms() + STALE_MS;
+            let stale = health::report(&p, &app.id, later).await.unwrap();
+            assert_eq!(stale.state, HealthState::Unknown);
+        });
+    }
+
+    #[test]
+    fn prd_removing_the_url_stops_the_checks_and_changes_are_audited() {
+        block_on(async {
+            let p = wrapped().await;
+            let app = register(&p, "CRM").await;
+            health::set_url(&p, &app.id, Some(&url()), &op(), "req-1")
+                .await
+                .unwrap();
+            p.inner.http.set(URL, 200, "{}");
+            health::poll(&p).await.unwrap();
+            assert!(health::any_registered(&p).await.unwrap());
+
+            p.inner.clock.advance(1);
+            health::set_url(&p, &app.id, None, &op(), "req-2")
+                .await
+                .unwrap();
+            assert_eq!(health::poll(&p).await.unwrap(), 0);
+            assert!(!health::any_registered(&p).await.unwrap());
+            let gone = health::report(&p, &app.id, p.inner.clock.now_ms())
+                .await
+                .unwrap();
+            assert_eq!((gone.url, gone.minutes.len()), (None, 0));
+
+            let rows = p
+                .inner
+                .sql
+                .query(Stmt::new(
+                    "SELECT action FROM audit_outbox WHERE action LIKE 'app.health_check.%' ORDER BY occurred_at, action",
+                ))
+                .await
+                .unwrap();
+            let actions: Vec<String> = rows.iter().map(|r| r.text("action").unwrap()).collect();
+            assert_eq!(actions, ["app.health_check.set", "app.health_check.remove"]);
+
+            let missing = AppId::parse("01900000-0000-7000-8000-000000000000").unwrap();
+            let err = health::set_url(&p, &missing, Some(&url()), &op(), "req-3")
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), "app_not_found");
+        });
+    }
+}

@@ -617,7 +617,7 @@ fn limit(v: &str) -> Result<u32, ApiError> {
 }
 
 /// A path's app id; a malformed id names no app (404, like an unknown one).
-fn app_id<P: Platform>(ctx: &Ctx<'_, P>, param: &str) -> Result<AppId, ApiError> {
+pub(super) fn app_id<P: Platform>(ctx: &Ctx<'_, P>, param: &str) -> Result<AppId, ApiError> {
     AppId::parse(ctx.param(param)).map_err(|_| ApiError::not_found("No app has this id."))
 }
 

@@ -11,8 +11,8 @@ use super::sso;
 use super::tenant_users;
 use super::webauthn;
 use super::{
-    apps, dev, events, flags, json, oidc, openapi, passwords, sign_in, tenants, tokens, totp,
-    ApiError, Ctx, Request, Response,
+    app_health, apps, dev, events, flags, json, oidc, openapi, passwords, sign_in, tenants, tokens,
+    totp, ApiError, Ctx, Request, Response,
 };
 use crate::ports::{Clock, Logger, Platform, Secrets};
 use crate::{health, metrics, scheduled};
@@ -43,6 +43,9 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::TenantAppEnable => apps::enable_for_tenant(ctx, principal.operator()?).await,
         RouteId::TenantAppList => apps::list_for_tenant(ctx, principal.operator()?).await,
         RouteId::TenantAppDisable => apps::disable_for_tenant(ctx, principal.operator()?).await,
+        RouteId::AppHealthSet => app_health::set(ctx, &req, principal.operator()?).await,
+        RouteId::AppHealthRemove => app_health::remove(ctx, principal.operator()?).await,
+        RouteId::AppHealthGet => app_health::get(ctx, principal.operator()?).await,
         RouteId::AppRegister => apps::register(ctx, &req, principal.operator()?).await,
         RouteId::AppList => apps::list(ctx, &req, principal.operator()?).await,
         RouteId::AppGet => apps::get(ctx, principal.operator()?).await,

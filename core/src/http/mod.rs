@@ -8,6 +8,7 @@ pub mod openapi;
 pub mod problem;
 pub mod router;
 
+mod app_health;
 mod apps;
 mod callers;
 mod client_addr;
@@ -83,6 +84,13 @@ pub fn delivers_after(method: &str, path: &str) -> bool {
 /// a runtime builds no after-response task for them.
 pub fn works_after(method: &str, path: &str) -> bool {
     may_forward_after(method, path) || delivers_after(method, path)
+}
+
+/// Whether a successful answer to this request registered an app's health URL
+/// (`crate::apps::health`), so a runtime whose checks run on a timer of their own (Workers)
+/// should wake it rather than wait for the next scheduled run.
+pub fn wakes_app_health(method: &str, path: &str) -> bool {
+    method == "PUT" && path.starts_with("/v1/apps/") && path.ends_with("/health-check")
 }
 
 /// Whether a runtime that can work after answering (Workers' `waitUntil`) should forward the

@@ -26,6 +26,12 @@ pub enum RouteId {
     /// `PUT /__dev/faults`: makes storage ports fail on cue, in development with fault
     /// injection enabled only (`crate::faults`).
     DevFaults,
+    /// `PUT /v1/apps/{id}/health-check`.
+    AppHealthSet,
+    /// `DELETE /v1/apps/{id}/health-check`.
+    AppHealthRemove,
+    /// `GET /v1/apps/{id}/health`.
+    AppHealthGet,
     /// `GET /openapi.json`.
     OpenApi,
     /// `POST /internal/scheduled`: the periodic jobs, for runtimes without cron.
@@ -556,6 +562,48 @@ pub const ROUTES: &[Route] = &[
         body: None,
         replies: &[
             Reply { status: 200, description: "The app.", content: &[("application/json", of::<t::App>)], headers: &[] },
+        ],
+        problems: &[401, 403, 404],
+    }),
+    route!(PUT "/v1/apps/{id}/health-check" => AppHealthSet, Caller::Operator, Doc {
+        operation_id: "setAppHealthCheck",
+        tag: "apps",
+        summary: "Registers (or replaces) the URL Edgeplane checks to watch the app's own health; a new URL starts without history.",
+        notes: "Edgeplane sends a GET every 5 seconds on Workers (a Durable Object alarm) and at each scheduled run on Spin. A 2xx answer is healthy; a redirect is not followed and counts as a failure, as does an error status, no answer within the runtime's timeout, or an answer over 4 KiB. Outside development the URL must be https; on Spin its origin must also be granted (spin.toml `app_health_origin`). Audited as app.health_check.set.",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+        ],
+        body: Some(Body { content: &[("application/json", of::<t::SetHealthCheckRequest>)], required: true }),
+        replies: &[
+            Reply { status: 200, description: "The health check as it now stands.", content: &[("application/json", of::<t::AppHealth>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 404],
+    }),
+    route!(DELETE "/v1/apps/{id}/health-check" => AppHealthRemove, Caller::Operator, Doc {
+        operation_id: "removeAppHealthCheck",
+        tag: "apps",
+        summary: "Stops checking the app's health and forgets its history. Audited as app.health_check.remove.",
+        notes: "",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 204, description: "Removed (or there was none).", content: &[], headers: &[] },
+        ],
+        problems: &[401, 403, 404],
+    }),
+    route!(GET "/v1/apps/{id}/health" => AppHealthGet, Caller::OperatorOrAuditor, Doc {
+        operation_id: "getAppHealth",
+        tag: "apps",
+        summary: "The app's own health: green (its latest check answered 2xx), red (it did not) or unknown (no URL, never checked, or not for 10 minutes), the latest check, and the last hour's checks, failures and latencies by minute.",
+        notes: "",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The health.", content: &[("application/json", of::<t::AppHealth>)], headers: &[] },
         ],
         problems: &[401, 403, 404],
     }),

@@ -35,6 +35,30 @@ pub async fn join2<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
     .await
 }
 
+/// Runs every future of `futures` concurrently on the current task and returns their outputs
+/// in order. A future that finished is not polled again.
+pub async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    poll_fn(move |cx| {
+        let mut pending = false;
+        for (f, out) in futures.iter_mut().zip(outs.iter_mut()) {
+            if out.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *out = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(outs.iter_mut().filter_map(Option::take).collect())
+        }
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
@@ -66,6 +90,21 @@ mod tests {
                 Poll::Pending
             }
         }
+    }
+
+    #[test]
+    fn join_all_polls_each_until_it_finishes_and_keeps_the_order() {
+        let polls = std::rc::Rc::new(Cell::new(0));
+        let after = |n: u32, v: u32| After {
+            n: Cell::new(n),
+            v: Cell::new(Some(v)),
+            polls: polls.clone(),
+        };
+        let outs = block_on(join_all(vec![after(2, 10), after(0, 20), after(1, 30)]));
+        assert_eq!(outs, vec![10, 20, 30]);
+        // 3 + 1 + 2 polls: each until ready, none after.
+        assert_eq!(polls.get(), 6);
+        assert!(block_on(join_all(Vec::<After<u32>>::new())).is_empty());
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod schema;
 
 pub(crate) use error::domain_errors;
 pub use error::{DomainError, ErrorKind};
-pub use future::join2;
+pub use future::{join2, join_all};
 pub use links::Links;
 pub use names::{AppId, Email, Plan, TenantDomain, TenantId, MAX_EMAIL_LEN};
 pub use newtype::ParseError;

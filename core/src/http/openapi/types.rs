@@ -1,6 +1,8 @@
 //! The Rust types the route table names in the document, by their schema names.
 
+pub(in crate::http) use crate::apps::health::AppHealth;
 pub(in crate::http) use crate::apps::model::App;
+pub(in crate::http) use crate::http::app_health::SetHealthCheckRequest;
 pub(in crate::http) use crate::http::apps::AppChangeResponse as AppChange;
 pub(in crate::http) use crate::http::apps::AppListResponse as AppPage;
 pub(in crate::http) use crate::http::apps::KeyListResponse as ApiKeyPage;
