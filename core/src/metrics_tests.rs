@@ -243,11 +243,11 @@ fn fr_sys_005_rows_are_kept_seven_days() {
 }
 
 #[test]
-fn fr_sys_005_an_instance_per_request_samples_one_in_twenty_and_counts_every_5xx() {
+fn fr_sys_005_an_instance_per_request_samples_one_in_a_hundred_and_counts_every_5xx() {
     let random = SeededRandom::new(7);
     assert_eq!(weight(&random, false, 200), 1);
     assert_eq!(weight(&random, true, 500), 1);
-    let draws = 4_000;
+    let draws = 20_000;
     let mut sampled = 0;
     for _ in 0..draws {
         match weight(&random, true, 200) {

@@ -341,7 +341,7 @@ pub const ROUTES: &[Route] = &[
         operation_id: "serviceHealth",
         tag: "health",
         summary: "Requests, 5xx and 4xx answers, error rate and latency percentiles of each key service (sign-in, introspection, OFREP, event ingestion, administration) over the last 5 and 60 minutes (FR-SYS-005).",
-        notes: "Each isolate counts its answers in memory and adds them to per-minute rows at most every 10 seconds, so another isolate's latest seconds may be missing; what the answering isolate has not written yet is included. Latencies are the upper bounds of fixed histogram buckets (1, 2, 5, 10, 25, 50, 100, 250, 500 ms, 1, 2.5, 5, 10, 30 s): p99_ms 50 means 99% of answers took less than 50 ms. On Workers the clock advances only across I/O, so a latency is the time spent waiting on storage and subrequests. Where an instance serves one request (Spin), one answer in 20 that is not a 5xx is recorded, counting for 20, and every 5xx is recorded.",
+        notes: "Each isolate counts its answers in memory and adds them to per-minute rows at most every 10 seconds, so another isolate's latest seconds may be missing; what the answering isolate has not written yet is included. Latencies are the upper bounds of fixed histogram buckets (1, 2, 5, 10, 25, 50, 100, 250, 500 ms, 1, 2.5, 5, 10, 30 s): p99_ms 50 means 99% of answers took less than 50 ms. On Workers the clock advances only across I/O, so a latency is the time spent waiting on storage and subrequests. Where an instance serves one request (Spin), one answer in 100 that is not a 5xx is recorded, counting for 100, and every 5xx is recorded (Spin's own OpenTelemetry metrics count every request).",
         params: &[],
         body: None,
         replies: &[
