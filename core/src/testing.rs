@@ -593,6 +593,9 @@ pub struct TestPlatform {
     pub http: MapHttp,
     /// Signature checks in Rust, counted.
     pub signatures: CountingVerifier,
+    /// The runtime [`Platform::backends`] names: `native` unless a test plays another one
+    /// (`workers` reads the client address from `cf-connecting-ip`).
+    pub runtime: Cell<&'static str>,
 }
 
 impl TestPlatform {
@@ -625,6 +628,7 @@ impl TestPlatform {
             logger: VecLogger::default(),
             http: MapHttp::default(),
             signatures: CountingVerifier::default(),
+            runtime: Cell::new("native"),
         }
     }
 }
@@ -688,7 +692,7 @@ impl Platform for TestPlatform {
     }
     fn backends(&self) -> Backends {
         Backends {
-            runtime: "native",
+            runtime: self.runtime.get(),
             sql: "sqlite",
             kv: "memory",
             event_log: "sqlite",
