@@ -231,6 +231,17 @@ impl MemKv {
         }
     }
 
+    /// The entries that have not expired, key and value, in key order.
+    pub fn entries(&self) -> Vec<(String, Vec<u8>)> {
+        let now = self.clock.now_ms();
+        let entries = self.entries.borrow();
+        entries
+            .iter()
+            .filter(|(_, e)| live(e.expires_at, now))
+            .map(|(k, e)| (k.clone(), e.value.clone()))
+            .collect()
+    }
+
     /// The keys that have not expired, in order.
     pub fn keys(&self) -> Vec<String> {
         let now = self.clock.now_ms();
