@@ -222,28 +222,50 @@ fn drill_original(server: &Server, work: &Path) -> Result<(String, String, Value
     let op = app.operator_token("operator", "e2e-backup-operator")?;
     let domain = format!("drill-{}", suffix()?);
     let email = format!("Owner.O'Neil@{domain}.example");
-    let registered = send(app, "POST", "/v1/apps", Some(&op), Some(&json!({"name": format!("Drill {domain}")})))?
-        .expect_json(201)?;
+    let registered = send(
+        app,
+        "POST",
+        "/v1/apps",
+        Some(&op),
+        Some(&json!({"name": format!("Drill {domain}")})),
+    )?
+    .expect_json(201)?;
     let app_id = str_of(&registered["id"]);
     let body = json!({"name": "Drill; \"Restore\" GmbH", "domain": domain, "plan": "pro",
                       "owner_email": email, "apps": [app_id]});
     let created = send(app, "POST", "/v1/tenants", Some(&op), Some(&body))?.expect_json(201)?;
     let tenant = str_of(&created["tenant"]["id"]);
     let link = str_of(&created["invitation_link"]);
-    let token = link.split_once("token=").map(|(_, t)| t.to_owned()).unwrap_or_default();
+    let token = link
+        .split_once("token=")
+        .map(|(_, t)| t.to_owned())
+        .unwrap_or_default();
     let accept = json!({"token": token, "password": DRILL_PASSWORD});
     send(app, "POST", "/v1/invitations/accept", None, Some(&accept))?.expect_status(200)?;
     let flag = json!({"type": "string", "value": "it's ; -- \"quoted\"\nü"});
     let path = format!("/v1/tenants/{tenant}/flags/drill-banner");
     let resp = send(app, "PUT", &path, Some(&op), Some(&flag))?;
-    ensure!(resp.status == 200 || resp.status == 201, "PUT flag: {}", resp.excerpt());
+    ensure!(
+        resp.status == 200 || resp.status == 201,
+        "PUT flag: {}",
+        resp.excerpt()
+    );
     let key = json!({"scopes": ["flags:read"], "tenant_id": tenant});
-    send(app, "POST", &format!("/v1/apps/{app_id}/keys"), Some(&op), Some(&key))?.expect_json(201)?;
+    send(
+        app,
+        "POST",
+        &format!("/v1/apps/{app_id}/keys"),
+        Some(&op),
+        Some(&key),
+    )?
+    .expect_json(201)?;
 
     let started = Instant::now();
     let report = run_daily(app)?;
     let took = started.elapsed();
-    let state = server.state_dir().ok_or("the original server has no state directory")?;
+    let state = server
+        .state_dir()
+        .ok_or("the original server has no state directory")?;
     let manifest = restore_script(&state, &["--manifest"])?;
     let manifest: Value =
         serde_json::from_str(&manifest).map_err(|e| format!("manifest: {e}: {manifest}"))?;
@@ -251,10 +273,22 @@ fn drill_original(server: &Server, work: &Path) -> Result<(String, String, Value
         "    backup: {} parts, {} bytes of SQL, {} stored, in {took:?} ({})",
         manifest["parts"].as_array().map_or(0, Vec::len),
         manifest["sql_bytes"],
-        manifest["parts"].as_array().map_or(0, |p| p.iter().filter_map(|x| x["stored_bytes"].as_u64()).sum::<u64>()),
+        manifest["parts"].as_array().map_or(0, |p| p
+            .iter()
+            .filter_map(|x| x["stored_bytes"].as_u64())
+            .sum::<u64>()),
         report
     );
-    ensure_eq!(manifest["sealed"], json!(true), "the backup is sealed: {manifest}");
+    ensure_eq!(
+        manifest["sealed"],
+        json!(true),
+        "the backup is sealed: {manifest}"
+    );
+    ensure_eq!(
+        manifest["unlisted_tables"],
+        json!([]),
+        "every table of D1 is known to the dump: {manifest}"
+    );
     let out = work.join("restore.sql");
     restore_script(&state, &["--out", &out.to_string_lossy()])?;
     Ok((domain, email, manifest))
@@ -277,13 +311,22 @@ fn check_restored(
             .as_array()
             .map(|ts| {
                 ts.iter()
-                    .map(|t| (str_of(&t["name"]), t["rows"].as_u64().unwrap_or(0), str_of(&t["sha256"])))
+                    .map(|t| {
+                        (
+                            str_of(&t["name"]),
+                            t["rows"].as_u64().unwrap_or(0),
+                            str_of(&t["sha256"]),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default()
     };
     let (b, a) = (tables(before), tables(&after));
-    ensure!(b.iter().any(|(n, rows, _)| n == "users" && *rows >= 1), "no users in {b:?}");
+    ensure!(
+        b.iter().any(|(n, rows, _)| n == "users" && *rows >= 1),
+        "no users in {b:?}"
+    );
     for (left, right) in b.iter().zip(a.iter()) {
         ensure_eq!(right, left, "table of the restored database's backup");
     }
@@ -296,7 +339,11 @@ fn check_restored(
 /// Runs the daily cron's jobs; fails unless the backup job succeeded. Returns its report.
 fn run_daily(app: &TestApp) -> Result<String, String> {
     let auth = format!("Bearer {}", app.cron_secret);
-    let resp = app.post_json(PATH, &json!({"cron": DAILY_CRON}), &[("authorization", &auth)])?;
+    let resp = app.post_json(
+        PATH,
+        &json!({"cron": DAILY_CRON}),
+        &[("authorization", &auth)],
+    )?;
     let body = resp.expect_json(200)?;
     let job = body["jobs"]
         .as_array()

@@ -14,15 +14,30 @@ use crate::testing::TestPlatform;
 /// Every kind of KV key, as (prefix, what it holds). A key of another kind fails the test: a
 /// new kind is added here and to the README after checking it holds no personal data.
 const KV_KEY_KINDS: &[(&str, &str)] = &[
-    ("flags:", "a tenant's flag snapshot (flag keys, values, rules)"),
-    ("apikey:", "an API key's record: app, tenant, scopes, expiry, key hash"),
-    ("app:", "an app's disabled marker or allowed browser origins"),
+    (
+        "flags:",
+        "a tenant's flag snapshot (flag keys, values, rules)",
+    ),
+    (
+        "apikey:",
+        "an API key's record: app, tenant, scopes, expiry, key hash",
+    ),
+    (
+        "app:",
+        "an app's disabled marker or allowed browser origins",
+    ),
     ("tenant:", "a tenant's suspended/deleted marker"),
     ("session:", "a revoked session's marker (session id only)"),
     ("user:", "a disabled/deleted user's marker (user id only)"),
     ("signing:jwks", "the public signing keys"),
-    ("auth:operator-jwks:", "the operator IdP's public keys (issuer hashed in the key)"),
-    ("sso:", "a tenant IdP's discovery document or public keys (URL hashed in the key)"),
+    (
+        "auth:operator-jwks:",
+        "the operator IdP's public keys (issuer hashed in the key)",
+    ),
+    (
+        "sso:",
+        "a tenant IdP's discovery document or public keys (URL hashed in the key)",
+    ),
     ("edge:epoch", "the change epoch: a time and a random tag"),
     ("scheduled:last_run", "the time of the last scheduled run"),
     ("dev:faults", "development fault injection mask"),
@@ -67,11 +82,19 @@ fn workload(p: &TestPlatform) {
         crate::tokens::master_key::MASTER_KEY_SECRET,
         "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=",
     );
-    p.secrets
-        .set(crate::apps::secret::PEPPER_SECRET, "a-pepper-of-at-least-thirty-two-characters");
+    p.secrets.set(
+        crate::apps::secret::PEPPER_SECRET,
+        "a-pepper-of-at-least-thirty-two-characters",
+    );
     p.runtime.set("workers");
 
-    let app = call(p, Method::POST, "/v1/apps", Some(&op), json!({"name": "Shop"}));
+    let app = call(
+        p,
+        Method::POST,
+        "/v1/apps",
+        Some(&op),
+        json!({"name": "Shop"}),
+    );
     let app_id = app["id"].as_str().unwrap().to_owned();
     let created = call(
         p,
@@ -155,7 +178,13 @@ fn workload(p: &TestPlatform) {
     call(p, Method::GET, "/v1/me/export", Some(&access), Value::Null);
     call(p, Method::POST, "/v1/auth/logout", Some(&access), json!({}));
     let suspend = format!("/v1/tenants/{tenant}/suspend");
-    call(p, Method::POST, &suspend, Some(&op), json!({"reason": "test"}));
+    call(
+        p,
+        Method::POST,
+        &suspend,
+        Some(&op),
+        json!({"reason": "test"}),
+    );
     let activate = format!("/v1/tenants/{tenant}/activate");
     call(p, Method::POST, &activate, Some(&op), Value::Null);
     let (_, causes) = block_on(crate::scheduled::run(p, "*/5 * * * *"));
@@ -188,8 +217,17 @@ fn nfr_data_001_kv_holds_no_personal_data() {
         }
     }
     // The workload reached the kinds that a request writes.
-    for kind in ["flags:", "apikey:", "session:", "signing:jwks", "edge:epoch"] {
-        assert!(kinds.contains(&kind), "no {kind} key after the workload: {kinds:?}");
+    for kind in [
+        "flags:",
+        "apikey:",
+        "session:",
+        "signing:jwks",
+        "edge:epoch",
+    ] {
+        assert!(
+            kinds.contains(&kind),
+            "no {kind} key after the workload: {kinds:?}"
+        );
     }
     // The user's data is there, in SQL (the jurisdiction-pinned database).
     let rows = block_on(crate::ports::Sql::query(
