@@ -5,6 +5,9 @@ use std::cell::Cell;
 
 use crate::ports::{BlobError, BlobPage, Blobs, Clock, Sql, SqlError, Stmt, Value};
 
+/// The name of the table this store owns.
+pub const TABLE: &str = "blob_objects";
+
 /// The table this store owns; created on first use.
 pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS blob_objects (key TEXT PRIMARY KEY NOT NULL, content_type TEXT NOT NULL, bytes BLOB NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID";
 

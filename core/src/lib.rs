@@ -7,6 +7,7 @@
 pub mod apps;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod blobs;
 pub mod console;
 pub mod crypto;

@@ -58,6 +58,10 @@ pub async fn run<P: Platform>(p: &P, cron: &str) -> (ScheduledReport, Vec<String
 pub async fn run_at<P: Platform>(p: &P, cron: &str, now: i64) -> (ScheduledReport, Vec<String>) {
     let mut run = JobRun::default();
 
+    // NFR-OPS-004: the day's backup first, so it shows the database as the day's changes left
+    // it, before this run's jobs change it further.
+    run_backup_jobs(p, cron, now, &mut run).await;
+
     // Idempotency records are kept 24 h: long enough for any client retry.
     let expired = expire_idempotency_keys(p, now).await;
     run.record("idempotency_keys.expire", expired, "delete failed");
@@ -122,6 +126,20 @@ impl JobRun {
     ) {
         self.jobs.push(job(name, r, what, &mut self.causes));
     }
+}
+
+/// NFR-OPS-004: the day's backup of the database when this run is due to take it (parts
+/// written; 0 when the day had one), then the backups past their retention (objects deleted).
+async fn run_backup_jobs<P: Platform>(p: &P, cron: &str, now: i64, run: &mut JobRun) {
+    if !crate::backup::due(cron, now) {
+        return;
+    }
+    let r = crate::backup::daily(p, now)
+        .await
+        .map(|m| m.map_or(0, |m| m.parts.len() as u64));
+    run.record("backup.write", r, "backup failed");
+    let r = crate::backup::expire(p, now).await;
+    run.record("backup.expire", r, "expiry failed");
 }
 
 /// Deletes the idempotency records expired by `now`; returns how many.

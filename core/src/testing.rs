@@ -231,6 +231,17 @@ impl MemKv {
         }
     }
 
+    /// The entries that have not expired, key and value, in key order.
+    pub fn entries(&self) -> Vec<(String, Vec<u8>)> {
+        let now = self.clock.now_ms();
+        let entries = self.entries.borrow();
+        entries
+            .iter()
+            .filter(|(_, e)| live(e.expires_at, now))
+            .map(|(k, e)| (k.clone(), e.value.clone()))
+            .collect()
+    }
+
     /// The keys that have not expired, in order.
     pub fn keys(&self) -> Vec<String> {
         let now = self.clock.now_ms();
@@ -593,6 +604,9 @@ pub struct TestPlatform {
     pub http: MapHttp,
     /// Signature checks in Rust, counted.
     pub signatures: CountingVerifier,
+    /// The runtime [`Platform::backends`] names: `native` unless a test plays another one
+    /// (`workers` reads the client address from `cf-connecting-ip`).
+    pub runtime: Cell<&'static str>,
 }
 
 impl TestPlatform {
@@ -625,6 +639,7 @@ impl TestPlatform {
             logger: VecLogger::default(),
             http: MapHttp::default(),
             signatures: CountingVerifier::default(),
+            runtime: Cell::new("native"),
         }
     }
 }
@@ -688,7 +703,7 @@ impl Platform for TestPlatform {
     }
     fn backends(&self) -> Backends {
         Backends {
-            runtime: "native",
+            runtime: self.runtime.get(),
             sql: "sqlite",
             kv: "memory",
             event_log: "sqlite",

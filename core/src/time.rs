@@ -51,6 +51,11 @@ pub fn format_rfc3339(ms: i64) -> String {
     utc(ms).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// The UTC hour of the day (0 to 23).
+pub fn hour_of(ms: i64) -> u32 {
+    utc(ms).hour()
+}
+
 /// `YYYY-MM-DD`, the UTC day.
 pub fn format_day(ms: i64) -> String {
     let d = date_of(ms);

@@ -723,13 +723,27 @@ pub fn spawn_app(runtime: Runtime) -> Result<Server, String> {
 /// [`spawn_app`] with more vars (`NAME`, value), passed after the suite's own: a name given
 /// here overrides the suite's value of it.
 pub fn spawn_app_with(runtime: Runtime, extra: &[(&str, &str)]) -> Result<Server, String> {
+    spawn(runtime, extra, None)
+}
+
+/// [`spawn_app_with`] over an existing state directory (one a restore wrote) instead of a fresh
+/// one; the directory is left in place when the server stops.
+pub fn spawn_app_on(
+    runtime: Runtime,
+    state: &Path,
+    extra: &[(&str, &str)],
+) -> Result<Server, String> {
+    spawn(runtime, extra, Some(state))
+}
+
+fn spawn(runtime: Runtime, extra: &[(&str, &str)], on: Option<&Path>) -> Result<Server, String> {
     let root = repo_root();
     let cron_secret = random_secret()?;
     let dir = tempfile::Builder::new()
         .prefix(&format!("edgeplane-e2e-{}-", runtime.name()))
         .tempdir()
         .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
-    let state = dir.path().join("state");
+    let state = on.map_or_else(|| dir.path().join("state"), Path::to_path_buf);
     std::fs::create_dir_all(&state)
         .map_err(|e| format!("cannot create {}: {e}", state.display()))?;
 
@@ -1039,6 +1053,11 @@ pub fn on_own_server(
 }
 
 impl Server {
+    /// The state directory of a server [`spawn_app_with`] started (Miniflare's `v3/` is in it).
+    pub fn state_dir(&self) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.path().join("state"))
+    }
+
     /// Stops the server: closes its stdin (both runtimes exit on EOF, disposing workerd
     /// cleanly), waits, then signals its PID, and kills its process group only as a last resort.
     /// With `keep`, the temporary directory (state and `server.log`) survives and the report

@@ -3,7 +3,13 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, repo_root, TestApp};
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use crate::helpers::{
+    assert_problem, repo_root, send, spawn_app_on, spawn_app_with, str_of, suffix, Server, TestApp,
+};
 
 crate::contract_tests![
     scheduled_without_authorization_is_401_err_auth_401,
@@ -13,6 +19,7 @@ crate::contract_tests![
     scheduled_wrong_content_type_is_415,
     scheduled_oversized_body_is_413,
     cron_triggers_run_on_workers,
+    backup_restores_into_a_fresh_database_nfr_ops_004,
 ];
 
 const PATH: &str = "/internal/scheduled";
@@ -168,4 +175,207 @@ fn wrangler_crons() -> Result<Vec<String>, String> {
         .unwrap_or_default();
     serde_json::from_str(array)
         .map_err(|e| format!("cannot read wrangler.toml crons {array:?}: {e}"))
+}
+
+/// The master key both deployments of the restore drill share (a restore needs the key that
+/// sealed the backup, and the restored deployment the key that sealed its signing keys).
+const DRILL_MASTER_KEY: &str = "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=";
+const DRILL_PASSWORD: &str = "drill passphrase of some length";
+const DAILY_CRON: &str = "17 3 * * *";
+
+/// NFR-OPS-004 restore drill: a deployment with a tenant, its owner, a flag and an app key takes
+/// its daily backup into R2; `scripts/restore-d1.mjs` checks and opens it into SQL, `wrangler d1
+/// execute --local` applies that to a fresh state, and a second deployment started on it takes
+/// its own backup. Both manifests list the same tables with the same row counts and content
+/// hashes, and the owner signs in on the restored deployment.
+fn backup_restores_into_a_fresh_database_nfr_ops_004(app: &TestApp) -> Result<(), String> {
+    let vars = [("MASTER_KEY", DRILL_MASTER_KEY)];
+    let work = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let original = spawn_app_with(app.runtime, &vars)?;
+    let drilled = drill_original(&original, work.path());
+    let report = original.stop(drilled.is_err());
+    let (domain, email, before) = match (drilled, report.note) {
+        (Err(e), Some(note)) => return Err(format!("{e}\n{note}")),
+        (r, _) => r?,
+    };
+
+    let restored_state = work.path().join("restored");
+    run(Command::new(repo_root().join("node_modules/.bin/wrangler"))
+        .args(["d1", "execute", "DB", "--local", "--persist-to"])
+        .arg(&restored_state)
+        .arg("--file")
+        .arg(work.path().join("restore.sql"))
+        .arg("--yes"))?;
+    let restored = spawn_app_on(app.runtime, &restored_state, &vars)?;
+    let checked = check_restored(&restored, &restored_state, &domain, &email, &before);
+    let report = restored.stop(checked.is_err());
+    match (checked, report.note) {
+        (Err(e), Some(note)) => Err(format!("{e}\n{note}")),
+        (r, _) => r,
+    }
+}
+
+/// Seeds the original deployment, takes its backup, and writes `restore.sql` into `work`.
+/// Returns the tenant's domain, the owner's email and the manifest.
+fn drill_original(server: &Server, work: &Path) -> Result<(String, String, Value), String> {
+    let app = &server.app;
+    let op = app.operator_token("operator", "e2e-backup-operator")?;
+    let domain = format!("drill-{}", suffix()?);
+    let email = format!("Owner.O'Neil@{domain}.example");
+    let registered = send(
+        app,
+        "POST",
+        "/v1/apps",
+        Some(&op),
+        Some(&json!({"name": format!("Drill {domain}")})),
+    )?
+    .expect_json(201)?;
+    let app_id = str_of(&registered["id"]);
+    let body = json!({"name": "Drill; \"Restore\" GmbH", "domain": domain, "plan": "pro",
+                      "owner_email": email, "apps": [app_id]});
+    let created = send(app, "POST", "/v1/tenants", Some(&op), Some(&body))?.expect_json(201)?;
+    let tenant = str_of(&created["tenant"]["id"]);
+    let link = str_of(&created["invitation_link"]);
+    let token = link
+        .split_once("token=")
+        .map(|(_, t)| t.to_owned())
+        .unwrap_or_default();
+    let accept = json!({"token": token, "password": DRILL_PASSWORD});
+    send(app, "POST", "/v1/invitations/accept", None, Some(&accept))?.expect_status(200)?;
+    let flag = json!({"type": "string", "value": "it's ; -- \"quoted\"\nü"});
+    let path = format!("/v1/tenants/{tenant}/flags/drill-banner");
+    let resp = send(app, "PUT", &path, Some(&op), Some(&flag))?;
+    ensure!(
+        resp.status == 200 || resp.status == 201,
+        "PUT flag: {}",
+        resp.excerpt()
+    );
+    let key = json!({"scopes": ["flags:read"], "tenant_id": tenant});
+    send(
+        app,
+        "POST",
+        &format!("/v1/apps/{app_id}/keys"),
+        Some(&op),
+        Some(&key),
+    )?
+    .expect_json(201)?;
+
+    let started = Instant::now();
+    let report = run_daily(app)?;
+    let took = started.elapsed();
+    let state = server
+        .state_dir()
+        .ok_or("the original server has no state directory")?;
+    let manifest = restore_script(&state, &["--manifest"])?;
+    let manifest: Value =
+        serde_json::from_str(&manifest).map_err(|e| format!("manifest: {e}: {manifest}"))?;
+    eprintln!(
+        "    backup: {} parts, {} bytes of SQL, {} stored, in {took:?} ({})",
+        manifest["parts"].as_array().map_or(0, Vec::len),
+        manifest["sql_bytes"],
+        manifest["parts"].as_array().map_or(0, |p| p
+            .iter()
+            .filter_map(|x| x["stored_bytes"].as_u64())
+            .sum::<u64>()),
+        report
+    );
+    ensure_eq!(
+        manifest["sealed"],
+        json!(true),
+        "the backup is sealed: {manifest}"
+    );
+    ensure_eq!(
+        manifest["unlisted_tables"],
+        json!([]),
+        "every table of D1 is known to the dump: {manifest}"
+    );
+    let out = work.join("restore.sql");
+    restore_script(&state, &["--out", &out.to_string_lossy()])?;
+    Ok((domain, email, manifest))
+}
+
+/// Checks the restored deployment against the original's manifest.
+fn check_restored(
+    server: &Server,
+    state: &Path,
+    domain: &str,
+    email: &str,
+    before: &Value,
+) -> Result<(), String> {
+    let app = &server.app;
+    run_daily(app)?;
+    let after = restore_script(state, &["--manifest"])?;
+    let after: Value = serde_json::from_str(&after).map_err(|e| format!("manifest: {e}"))?;
+    let tables = |m: &Value| -> Vec<(String, u64, String)> {
+        m["tables"]
+            .as_array()
+            .map(|ts| {
+                ts.iter()
+                    .map(|t| {
+                        (
+                            str_of(&t["name"]),
+                            t["rows"].as_u64().unwrap_or(0),
+                            str_of(&t["sha256"]),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (b, a) = (tables(before), tables(&after));
+    ensure!(
+        b.iter().any(|(n, rows, _)| n == "users" && *rows >= 1),
+        "no users in {b:?}"
+    );
+    for (left, right) in b.iter().zip(a.iter()) {
+        ensure_eq!(right, left, "table of the restored database's backup");
+    }
+    ensure_eq!(a.len(), b.len(), "tables in the restored database's backup");
+    let login = json!({"tenant": domain, "email": email, "password": DRILL_PASSWORD});
+    send(app, "POST", "/v1/auth/login", None, Some(&login))?.expect_json(200)?;
+    Ok(())
+}
+
+/// Runs the daily cron's jobs; fails unless the backup job succeeded. Returns its report.
+fn run_daily(app: &TestApp) -> Result<String, String> {
+    let auth = format!("Bearer {}", app.cron_secret);
+    let resp = app.post_json(
+        PATH,
+        &json!({"cron": DAILY_CRON}),
+        &[("authorization", &auth)],
+    )?;
+    let body = resp.expect_json(200)?;
+    let job = body["jobs"]
+        .as_array()
+        .and_then(|jobs| jobs.iter().find(|j| j["name"] == "backup.write"))
+        .ok_or_else(|| format!("no backup.write job: {body}"))?;
+    ensure_eq!(job["status"], json!("ok"), "backup.write in {body}");
+    Ok(job.to_string())
+}
+
+/// `node scripts/restore-d1.mjs --local-state <state> <args>`, with the drill's master key.
+fn restore_script(state: &Path, args: &[&str]) -> Result<String, String> {
+    run(Command::new("node")
+        .arg(repo_root().join("scripts/restore-d1.mjs"))
+        .arg("--local-state")
+        .arg(state)
+        .args(args)
+        .env("MASTER_KEY", DRILL_MASTER_KEY))
+}
+
+/// Runs a command from the repository root; its stdout, or an error with its stderr.
+fn run(command: &mut Command) -> Result<String, String> {
+    let out = command
+        .current_dir(repo_root())
+        .env("WRANGLER_SEND_METRICS", "false")
+        .output()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{command:?} failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -4,7 +4,8 @@
 use edgeplane_core::faults::Faultable;
 use edgeplane_core::mail::{ConfiguredMailer, HttpMailer, OutboxMailer};
 use edgeplane_core::ports::{Backends, Platform};
-use worker::Env;
+use wasm_bindgen::JsCast;
+use worker::{Env, ObjectNamespace};
 
 use crate::d1::D1Sql;
 use crate::events::DurableEventLog;
@@ -20,6 +21,10 @@ pub const DB_BINDING: &str = "DB";
 pub const FLAGS_BINDING: &str = "FLAGS";
 /// Durable Object namespace binding of the `EventStream` class.
 pub const EVENTS_BINDING: &str = "EVENTS";
+/// Optional var: the jurisdiction (`eu`) the event streams' Durable Objects are created and
+/// kept in (NFR-DATA-001). Unset: Cloudflare places them near their first caller. An object's
+/// id depends on it, so it is set before the first event is accepted, never changed after.
+pub const EVENTS_JURISDICTION_VAR: &str = "EVENTS_JURISDICTION";
 /// R2 bucket binding.
 pub const ARCHIVE_BINDING: &str = "ARCHIVE";
 
@@ -45,11 +50,29 @@ impl WorkerPlatform {
             ),
             sql: Faultable::new(sql),
             kv: Faultable::new(KvStore::new(env.kv(FLAGS_BINDING)?)),
-            events: Faultable::new(DurableEventLog::new(env.durable_object(EVENTS_BINDING)?)),
+            events: Faultable::new(DurableEventLog::new(events_namespace(env)?)),
             blobs: Faultable::new(R2Blobs::new(env.bucket(ARCHIVE_BINDING)?)),
             secrets: EnvSecrets::new(env.clone()),
         })
     }
+}
+
+/// The `EVENTS` namespace, restricted to [`EVENTS_JURISDICTION_VAR`]'s jurisdiction when set
+/// (`namespace.jurisdiction("eu")`, which workers-rs 0.8 does not wrap).
+fn events_namespace(env: &Env) -> worker::Result<ObjectNamespace> {
+    let ns = env.durable_object(EVENTS_BINDING)?;
+    let jurisdiction = env
+        .var(EVENTS_JURISDICTION_VAR)
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    if jurisdiction.is_empty() {
+        return Ok(ns);
+    }
+    let restrict: js_sys::Function = js_sys::Reflect::get(ns.as_ref(), &"jurisdiction".into())?
+        .dyn_into()
+        .map_err(|_| worker::Error::RustError("EVENTS has no jurisdiction()".into()))?;
+    let restricted = restrict.call1(ns.as_ref(), &jurisdiction.into())?;
+    Ok(ObjectNamespace::unchecked_from_js(restricted))
 }
 
 impl Platform for WorkerPlatform {

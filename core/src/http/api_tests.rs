@@ -15,7 +15,7 @@ fn request(method: Method, uri: &str) -> ::http::request::Builder {
 
 /// Serves `req` as an adapter does: the answer, then the work after it (whose failures an
 /// adapter logs).
-fn send(p: &TestPlatform, req: Request) -> Response {
+pub(super) fn send(p: &TestPlatform, req: Request) -> Response {
     let (method, path) = (req.method().to_string(), req.uri().path().to_owned());
     let resp = block_on(handle(p, req));
     block_on(super::after_response(p, &method, &path)).unwrap();
@@ -330,7 +330,7 @@ fn the_development_blob_routes_do_not_exist_outside_development() {
 
 /// A development issuer on the test platform, and tokens it signs (EdDSA), for routes behind
 /// operator sign-in.
-mod operator_tokens {
+pub(super) mod operator_tokens {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
     use ed25519_dalek::{Signer, SigningKey};

@@ -39,6 +39,8 @@ pub use tenants::{links_under, INVITATION_PAGE, PASSWORD_RESET_PAGE};
 mod api_tests;
 #[cfg(test)]
 mod hot_path_tests;
+#[cfg(test)]
+mod residency_tests;
 
 use ::http::{header, HeaderValue, Method, StatusCode};
 
