@@ -76,6 +76,8 @@ pub const TABLES: &[Table] = tables![
     "console_sessions",
     "console_signins",
     "request_metrics",
+    "app_health_checks",
+    "app_health_minutes",
     "stream_events",
     "stream_event_ids",
     "stream_heads",
