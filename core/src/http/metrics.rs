@@ -28,7 +28,10 @@ pub(super) fn service_of(method: &Method, template: &str) -> Service {
     }
 }
 
-/// Counts one answer in the isolate's memory (no storage call).
+/// Counts one answer in the isolate's memory (no storage call). Where an instance serves one
+/// request (Spin), a recorded answer is written by its own request, so there answers outside the
+/// key services (liveness, key sets, documents) are not recorded unless they are 5xx: their
+/// share of the writes would be paid by the cheapest routes.
 pub(super) fn count<P: Platform>(
     platform: &P,
     method: &Method,
@@ -36,11 +39,15 @@ pub(super) fn count<P: Platform>(
     status: u16,
     duration_ms: i64,
 ) {
-    let weight = metrics::weight(platform.random(), platform.instance_per_request(), status);
+    let service = service_of(method, template);
+    let one_request = platform.instance_per_request();
+    if one_request && service == Service::Other && status < 500 {
+        return;
+    }
+    let weight = metrics::weight(platform.random(), one_request, status);
     if weight == 0 {
         return;
     }
-    let service = service_of(method, template);
     let route = format!("{} {}", method.as_str(), template);
     metrics::record(
         &route,
