@@ -57,6 +57,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0010_request_metrics.sql",
         sql: include_str!("../../d1-migrations/0010_request_metrics.sql"),
     },
+    Migration {
+        name: "0011_alerts.sql",
+        sql: include_str!("../../d1-migrations/0011_alerts.sql"),
+    },
 ];
 
 /// wrangler's tracking table, with wrangler's DDL (`wrangler d1 migrations apply`).
