@@ -39,6 +39,7 @@ macro_rules! ensure_eq {
     }};
 }
 
+mod alerts;
 mod apps;
 mod auth;
 mod events;
@@ -97,6 +98,7 @@ const SUITES: &[(&str, &[Test])] = &[
     ("webauthn", webauthn::TESTS),
     ("oidc", oidc::TESTS),
     ("mail", mail::TESTS),
+    ("alerts", alerts::TESTS),
 ];
 
 /// Deliberate skips: (runtime or `*`, `module::test`, reason). Printed on every run.
