@@ -243,8 +243,6 @@ fn alert_channels_are_operator_only_and_never_show_secrets_nfr_mon_002(
     )?;
     let bad = [
         json!({ "kind": "sms", "to": ONCALL }),
-        json!({ "kind": "slack", "url": "ftp://hooks.slack.com/x" }),
-        json!({ "kind": "slack", "url": "https://10.0.0.1/hook" }),
         json!({ "kind": "slack" }),
         json!({ "kind": "email", "to": ONCALL, "routing_key": "abc" }),
         json!({ "kind": "webhook", "url": "https://example.com/h", "secret": "short" }),
@@ -253,6 +251,17 @@ fn alert_channels_are_operator_only_and_never_show_secrets_nfr_mon_002(
     for body in &bad {
         let resp = send(app, "POST", path, Some(&op), Some(body))?;
         assert_problem(&resp, 400, "invalid-input").map_err(|e| format!("{body}: {e}"))?;
+    }
+
+    // Well-formed URLs to a destination alerts may not go to: refused by that rule.
+    for url in [
+        "ftp://hooks.slack.com/x",
+        "https://10.0.0.1/hook",
+        "https://169.254.169.254/x",
+    ] {
+        let body = json!({ "kind": "slack", "url": url });
+        let resp = send(app, "POST", path, Some(&op), Some(&body))?;
+        assert_problem(&resp, 422, "business-rule").map_err(|e| format!("{url}: {e}"))?;
     }
 
     let created = send(app, "POST", path, Some(&op), Some(&slack))?;

@@ -1966,35 +1966,51 @@ export interface components {
             /** @description The secret, shown once. */
             client_secret: string;
         };
-        /**
-         * @description Body of `POST /v1/alerts/channels`. Which fields apply depends on `kind`; a field of another
-         *     kind is refused.
-         */
+        /** @description A channel of one kind and the fields of that kind. */
         CreateAlertChannelRequest: {
             /** @enum {string} */
-            kind: "email" | "slack" | "pagerduty" | "webhook";
+            kind: "email";
             /** @description A label, 1 to 100 characters; defaults to the kind. */
             name?: string | null;
-            /** @description `pagerduty`: the integration's routing key (letters and digits). Sealed, never returned. */
-            routing_key?: string | null;
-            /**
-             * @description `webhook`: the HMAC-SHA256 signing secret, 16 to 256 printable ASCII characters; omitted,
-             *     Edgeplane generates one and returns it once. Sealed, never returned again.
-             */
-            secret?: string | null;
             /**
              * Format: email
-             * @description `email`: the address alerts are mailed to.
+             * @description The address alerts are mailed to. Sealed, never returned.
              */
-            to?: string | null;
+            to: string;
+        } | {
+            /** @enum {string} */
+            kind: "slack";
+            /** @description A label, 1 to 100 characters; defaults to the kind. */
+            name?: string | null;
             /**
              * Format: uri
-             * @description `slack`: the incoming-webhook URL; `webhook`: the receiver; `pagerduty`: another Events
-             *     API endpoint (default `https://events.pagerduty.com/v2/enqueue`; e.g. the EU region's).
-             *     `https://` to a public host; in development also `http://` to a loopback host. Sealed
-             *     under the master key and never returned (a Slack URL is a credential).
+             * @description The incoming-webhook URL (a credential): `https://` to a public host; in development also `http://` to a loopback host (another destination is refused with 422). Sealed under the master key, never returned.
+             */
+            url: string;
+        } | {
+            /** @enum {string} */
+            kind: "pagerduty";
+            /** @description A label, 1 to 100 characters; defaults to the kind. */
+            name?: string | null;
+            /** @description The integration's routing key. Sealed, never returned. */
+            routing_key: string;
+            /**
+             * Format: uri
+             * @description Another Events API endpoint than https://events.pagerduty.com/v2/enqueue (e.g. the EU region's): `https://` to a public host; in development also `http://` to a loopback host (another destination is refused with 422). Sealed under the master key, never returned.
              */
             url?: string | null;
+        } | {
+            /** @enum {string} */
+            kind: "webhook";
+            /** @description A label, 1 to 100 characters; defaults to the kind. */
+            name?: string | null;
+            /** @description The HMAC-SHA256 signing secret, 16 to 256 printable ASCII characters without spaces; omitted, Edgeplane generates one and returns it once. Sealed, never returned again. */
+            secret?: string | null;
+            /**
+             * Format: uri
+             * @description The receiver: `https://` to a public host; in development also `http://` to a loopback host (another destination is refused with 422). Sealed under the master key, never returned.
+             */
+            url: string;
         };
         /**
          * @description A channel just created: the channel and, for a webhook whose secret Edgeplane generated, that

@@ -73,6 +73,9 @@ pub enum AlertChannelError {
     /// A field is invalid: (field, what is wrong).
     #[error("{0} {1}")]
     Invalid(&'static str, String),
+    /// A well-formed value a rule refuses: (field, why), e.g. a URL to a private host.
+    #[error("{0} {1}")]
+    Refused(&'static str, String),
     /// There are already [`MAX_CHANNELS`] channels.
     #[error("at most {MAX_CHANNELS} alert channels can be configured")]
     TooMany,
@@ -92,6 +95,7 @@ impl AlertChannelError {
     pub fn code(&self) -> &'static str {
         match self {
             AlertChannelError::Invalid(..) => "alert_channel_invalid",
+            AlertChannelError::Refused(..) => "alert_channel_destination_refused",
             AlertChannelError::TooMany => "alert_channels_too_many",
             AlertChannelError::NotFound => "alert_channel_not_found",
             AlertChannelError::MasterKey(_) => "master_key",
@@ -103,6 +107,7 @@ impl AlertChannelError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             AlertChannelError::Invalid(field, _) => ErrorKind::InvalidField(field),
+            AlertChannelError::Refused(field, _) => ErrorKind::RefusedField(field),
             AlertChannelError::TooMany => ErrorKind::Refused,
             AlertChannelError::NotFound => ErrorKind::NotFound,
             AlertChannelError::MasterKey(_) => ErrorKind::Unavailable,
@@ -299,15 +304,16 @@ fn required<'a>(
 }
 
 /// A destination URL: `https://` to a public host, or in development a loopback host over http
-/// too (the rule of tenant SSO issuers: `discovery::destination`).
+/// too (the rule of tenant SSO issuers: `discovery::destination`). A well-formed URL naming
+/// another destination is refused by that rule (422), not as malformed.
 fn url(field: &'static str, raw: &str, development: bool) -> Result<String, AlertChannelError> {
+    let refused = |why: &str| AlertChannelError::Refused(field, why.to_owned());
     if raw.len() > MAX_FIELD_LEN || raw.contains('#') || raw.chars().any(char::is_whitespace) {
-        return Err(invalid(
-            field,
+        return Err(refused(
             "must be a URL without fragment or spaces, at most 2048 characters",
         ));
     }
-    discovery::destination(raw, development).map_err(|why| invalid(field, why))?;
+    discovery::destination(raw, development).map_err(refused)?;
     Ok(raw.to_owned())
 }
 

@@ -290,7 +290,7 @@ fn input(kind: &str) -> NewChannel {
 
 fn field_of(e: AlertChannelError) -> &'static str {
     match e {
-        AlertChannelError::Invalid(field, _) => field,
+        AlertChannelError::Invalid(field, _) | AlertChannelError::Refused(field, _) => field,
         other => panic!("not a field error: {other:?}"),
     }
 }

@@ -3,56 +3,146 @@
 
 use ::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{
+    AdditionalProperties, KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, SchemaType, Type,
+};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
 use super::reply::{no_content, no_store};
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::alerts::{self, channels, Alert, ChannelView, NewChannel};
 use crate::audit::Actor;
 use crate::auth::OperatorPrincipal;
+use crate::kernel::schema::string_enum;
 use crate::ports::Platform;
 
-/// Body of `POST /v1/alerts/channels`. Which fields apply depends on `kind`; a field of another
-/// kind is refused.
-#[derive(Debug, Deserialize, ToSchema)]
+/// Body of `POST /v1/alerts/channels`: `kind` and the fields of that kind (the document states
+/// each kind's fields as one branch of a choice; a field of another kind is refused).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[schema(as = CreateAlertChannelRequest)]
-pub(super) struct CreateChannelRequest {
-    /// `email`, `slack` (an incoming webhook), `pagerduty` (Events API v2) or `webhook`
-    /// (HMAC-SHA256 signed).
-    #[schema(schema_with = kind_schema)]
+pub(super) struct CreateAlertChannelRequest {
+    /// `email`, `slack`, `pagerduty` or `webhook`.
     kind: String,
-    /// A label, 1 to 100 characters; defaults to the kind.
+    /// A label; defaults to the kind.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 100)]
     name: Option<String>,
-    /// `email`: the address alerts are mailed to.
+    /// `email`: the address.
     #[serde(default)]
-    #[schema(format = "email")]
     to: Option<String>,
-    /// `slack`: the incoming-webhook URL; `webhook`: the receiver; `pagerduty`: another Events
-    /// API endpoint (default `https://events.pagerduty.com/v2/enqueue`; e.g. the EU region's).
-    /// `https://` to a public host; in development also `http://` to a loopback host. Sealed
-    /// under the master key and never returned (a Slack URL is a credential).
+    /// `slack`, `webhook`: the destination; `pagerduty`: another Events API endpoint.
     #[serde(default)]
-    #[schema(format = "uri", max_length = 2048)]
     url: Option<String>,
-    /// `pagerduty`: the integration's routing key (letters and digits). Sealed, never returned.
+    /// `pagerduty`: the routing key.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 128)]
     routing_key: Option<String>,
-    /// `webhook`: the HMAC-SHA256 signing secret, 16 to 256 printable ASCII characters; omitted,
-    /// Edgeplane generates one and returns it once. Sealed, never returned again.
+    /// `webhook`: the signing secret; generated when absent.
     #[serde(default)]
-    #[schema(min_length = 16, max_length = 256)]
     secret: Option<String>,
 }
 
-fn kind_schema() -> utoipa::openapi::Object {
-    crate::kernel::schema::string_enum(
-        &channels::ChannelKind::ALL.map(channels::ChannelKind::as_str),
-    )
+/// Surrounding whitespace trimmed, then 1 to 100 characters without control characters (the
+/// rule of app names).
+const NAME_PATTERN: &str = r#"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]{0,98}[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f])?[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"#;
+
+impl PartialSchema for CreateAlertChannelRequest {
+    fn schema() -> RefOr<Schema> {
+        let string = |nullable: bool| {
+            let t = if nullable {
+                SchemaType::from_iter([Type::String, Type::Null])
+            } else {
+                SchemaType::new(Type::String)
+            };
+            ObjectBuilder::new().schema_type(t)
+        };
+        let url = |nullable: bool, what: &str| {
+            string(nullable)
+                .format(Some(SchemaFormat::Custom("uri".into())))
+                .max_length(Some(2048))
+                .description(Some(format!(
+                    "{what} `https://` to a public host; in development also `http://` to a \
+                     loopback host (another destination is refused with 422). Sealed under the \
+                     master key, never returned."
+                )))
+        };
+        let branch = |kind: &str, description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .description(Some(description))
+                .property("kind", string_enum(&[kind]))
+                .required("kind")
+                .property(
+                    "name",
+                    string(true)
+                        .pattern(Some(NAME_PATTERN))
+                        .description(Some("A label, 1 to 100 characters; defaults to the kind.")),
+                )
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        };
+        let email = branch("email", "Mail through the deployment's mail provider.")
+            .property(
+                "to",
+                string(false)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
+                    .description(Some(
+                        "The address alerts are mailed to. Sealed, never returned.",
+                    )),
+            )
+            .required("to");
+        let slack = branch("slack", "A Slack incoming webhook: POST {\"text\": ...}.")
+            .property(
+                "url",
+                url(false, "The incoming-webhook URL (a credential):"),
+            )
+            .required("url");
+        let pagerduty = branch(
+            "pagerduty",
+            "PagerDuty Events API v2: trigger and resolve events with the alert's dedup_key.",
+        )
+        .property(
+            "routing_key",
+            string(false)
+                .pattern(Some("^[A-Za-z0-9]{1,128}$"))
+                .description(Some(
+                    "The integration's routing key. Sealed, never returned.",
+                )),
+        )
+        .required("routing_key")
+        .property(
+            "url",
+            url(
+                true,
+                "Another Events API endpoint than https://events.pagerduty.com/v2/enqueue (e.g. \
+                 the EU region's):",
+            ),
+        );
+        let webhook = branch(
+            "webhook",
+            "Any receiver: POST JSON signed with X-Edgeplane-Timestamp and X-Edgeplane-Signature.",
+        )
+        .property("url", url(false, "The receiver:"))
+        .required("url")
+        .property(
+            "secret",
+            string(true)
+                .pattern(Some("^[!-~]{16,256}$"))
+                .description(Some(
+                    "The HMAC-SHA256 signing secret, 16 to 256 printable ASCII characters without \
+                     spaces; omitted, Edgeplane generates one and returns it once. Sealed, never \
+                     returned again.",
+                )),
+        );
+        OneOfBuilder::new()
+            .description(Some("A channel of one kind and the fields of that kind."))
+            .item(email)
+            .item(slack)
+            .item(pagerduty)
+            .item(webhook)
+            .into()
+    }
 }
+
+impl ToSchema for CreateAlertChannelRequest {}
 
 /// A channel just created: the channel and, for a webhook whose secret Edgeplane generated, that
 /// secret, shown this once.
@@ -90,7 +180,7 @@ pub(super) async fn create_channel<P: Platform>(
     req: &Request,
     operator: OperatorPrincipal,
 ) -> Result<Response, ApiError> {
-    let body: CreateChannelRequest = json::parse_body(req)?;
+    let body: CreateAlertChannelRequest = json::parse_body(req)?;
     let input = NewChannel {
         kind: body.kind,
         name: body.name,

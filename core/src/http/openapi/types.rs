@@ -75,7 +75,7 @@ pub(in crate::http) use crate::tenants::model::Tenant;
 pub(in crate::http) type TenantPlanChange = crate::http::tenant_users::PlanChange<'static>;
 pub(in crate::http) use crate::http::alerts::AlertListResponse as AlertList;
 pub(in crate::http) use crate::http::alerts::ChannelListResponse as AlertChannelList;
-pub(in crate::http) use crate::http::alerts::CreateChannelRequest as CreateAlertChannelRequest;
+pub(in crate::http) use crate::http::alerts::CreateAlertChannelRequest;
 pub(in crate::http) use crate::http::alerts::CreatedChannelResponse as CreatedAlertChannel;
 pub(in crate::http) use crate::http::apps::UpdateAppRequest;
 pub(in crate::http) use crate::http::events::VerifyResponse as VerifyEventChainResponse;
