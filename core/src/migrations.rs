@@ -58,8 +58,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../d1-migrations/0010_request_metrics.sql"),
     },
     Migration {
-        name: "0013_app_health.sql",
-        sql: include_str!("../../d1-migrations/0013_app_health.sql"),
+        name: "0011_alerts.sql",
+        sql: include_str!("../../d1-migrations/0011_alerts.sql"),
+    },
+    Migration {
+        name: "0012_app_health.sql",
+        sql: include_str!("../../d1-migrations/0012_app_health.sql"),
     },
 ];
 

@@ -72,6 +72,10 @@ pub async fn run_at<P: Platform>(p: &P, cron: &str, now: i64) -> (ScheduledRepor
     let r = crate::mail::queue::deliver_due(p, now).await;
     run.record("mail_queue.deliver", r, "delivery failed");
 
+    // NFR-MON-002: the alert rules over the health probes and request metrics, and the due
+    // notices; early, so a slow job below does not hold up a page.
+    run_alerts(p, now, &mut run).await;
+
     // FR-OPS-002: tenants past their 30-day grace period are purged, a few per run.
     let purged = tenants::purge_due(p, now)
         .await
@@ -140,6 +144,21 @@ async fn run_backup_jobs<P: Platform>(p: &P, cron: &str, now: i64, run: &mut Job
     run.record("backup.write", r, "backup failed");
     let r = crate::backup::expire(p, now).await;
     run.record("backup.expire", r, "expiry failed");
+}
+
+/// The `alerts.evaluate` job; counts the notices delivered. Failed deliveries (retried at the next
+/// run) and unreadable sources do not fail the job: their causes go to the log.
+async fn run_alerts<P: Platform>(p: &P, now: i64, run: &mut JobRun) {
+    let r = crate::alerts::evaluate(p, now).await.map(|outcome| {
+        run.causes.extend(
+            outcome
+                .causes
+                .iter()
+                .map(|c| format!("alerts.evaluate: {c}")),
+        );
+        outcome.delivered
+    });
+    run.record("alerts.evaluate", r, "evaluation failed");
 }
 
 /// Deletes the idempotency records expired by `now`; returns how many.

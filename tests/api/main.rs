@@ -39,6 +39,7 @@ macro_rules! ensure_eq {
     }};
 }
 
+mod alerts;
 mod app_health;
 mod apps;
 mod auth;
@@ -99,6 +100,7 @@ const SUITES: &[(&str, &[Test])] = &[
     ("webauthn", webauthn::TESTS),
     ("oidc", oidc::TESTS),
     ("mail", mail::TESTS),
+    ("alerts", alerts::TESTS),
 ];
 
 /// Deliberate skips: (runtime or `*`, `module::test`, reason). Printed on every run.

@@ -355,6 +355,70 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Firing alerts, then those resolved within 7 days (NFR-MON-002): one per rule and subject (a key service's 5-minute error rate or p99, a failing dependency), with its stable dedup_key.
+         * @description Requires an operator-IdP bearer token with the operator or auditor role. The scheduled job judges the rules every run (5 minutes on Workers): an alert fires on the first run that sees its condition and resolves after two consecutive clear runs. Thresholds: error rate above 1% with at least 20 requests (ALERT_ERROR_RATE, ALERT_MIN_REQUESTS), p99 above sign_in 2500, introspection 250, ofrep 250, ingestion 1000, admin 2500 ms (ALERT_P99_MS).
+         */
+        get: operations["listAlerts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alerts/channels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Lists the alert channels, oldest first, each with a hint of its destination: never an address, URL, routing key or secret.
+         * @description Requires an operator-IdP bearer token with the operator or auditor role.
+         */
+        get: operations["listAlertChannels"];
+        put?: never;
+        /**
+         * Adds a channel alerts are sent to (NFR-MON-002): email, a Slack incoming webhook, PagerDuty Events API v2 or a signed webhook. Its address, URL, routing key and secret are sealed under the master key and never returned; a webhook secret Edgeplane generates is returned this once.
+         * @description Requires an operator-IdP bearer token with the operator role. Webhook notices are POSTed as JSON with X-Edgeplane-Timestamp (unix seconds) and X-Edgeplane-Signature: v1=hex(HMAC-SHA256(secret, timestamp + "." + body)). At most 20 channels (422 beyond). 503 while the deployment has no MASTER_KEY.
+         */
+        post: operations["createAlertChannel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alerts/channels/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Removes an alert channel; it is sent nothing more.
+         * @description Requires an operator-IdP bearer token with the operator role.
+         */
+        delete: operations["deleteAlertChannel"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/apps": {
         parameters: {
             query?: never;
@@ -1648,6 +1712,78 @@ export interface components {
             /** @description The user id. */
             user_id: string;
         };
+        /** @description One alert (NFR-MON-002) as stored and as `GET /v1/alerts` shows it. */
+        Alert: {
+            /**
+             * @description `edgeplane/RULE/SUBJECT`: stable for the rule and subject, across episodes; PagerDuty's
+             *     `dedup_key`.
+             */
+            dedup_key: string;
+            /** @description The figures behind the summary. */
+            details: Record<string, never>;
+            /**
+             * Format: int64
+             * @description When the current (or last) episode fired, unix ms.
+             */
+            fired_at: number;
+            /**
+             * Format: int64
+             * @description When it resolved, unix ms; null while firing.
+             */
+            resolved_at?: number | null;
+            /** @enum {string} */
+            rule: "error_rate" | "latency_p99" | "dependency";
+            /** @enum {string} */
+            severity: "critical" | "error" | "warning" | "info";
+            /** @description Firing or resolved. */
+            state: "firing" | "resolved";
+            /**
+             * @description What it is about: a key service (`sign_in`, `introspection`, `ofrep`, `ingestion`,
+             *     `admin`) or a dependency (`sql`, `kv`, `event_log`, `blobs`).
+             */
+            subject: string;
+            /** @description What was wrong, in one line, as last observed. */
+            summary: string;
+            /**
+             * Format: int64
+             * @description Last change, unix ms.
+             */
+            updated_at: number;
+        };
+        /** @description A channel as listed: never its address, URL, key or secret, only a hint. */
+        AlertChannel: {
+            /**
+             * Format: int64
+             * @description Creation, unix ms.
+             */
+            created_at: number;
+            /** @description The operator who created it. */
+            created_by: string;
+            /**
+             * @description Enough to recognise the destination, not to use it: a masked address, a URL's origin
+             *     and last characters, a routing key's last characters.
+             */
+            hint: string;
+            /**
+             * Format: uuid
+             * @description The channel id.
+             */
+            id: string;
+            /** @description Its kind. */
+            kind: "email" | "slack" | "pagerduty" | "webhook";
+            /** @description Its label. */
+            name: string;
+        };
+        /** @description Body of `GET /v1/alerts/channels`. */
+        AlertChannelList: {
+            /** @description Every channel, oldest first. */
+            channels: components["schemas"]["AlertChannel"][];
+        };
+        /** @description Body of `GET /v1/alerts`. */
+        AlertList: {
+            /** @description Firing alerts first, then those resolved within 7 days; most recently changed first. */
+            alerts: components["schemas"]["Alert"][];
+        };
         /** @description An API key as listed: everything but the secret and its hash. */
         ApiKey: {
             /**
@@ -1906,6 +2042,60 @@ export interface components {
             client_id: string;
             /** @description The secret, shown once. */
             client_secret: string;
+        };
+        /** @description A channel of one kind and the fields of that kind. */
+        CreateAlertChannelRequest: {
+            /** @enum {string} */
+            kind: "email";
+            /** @description A label, 1 to 100 characters; defaults to the kind. */
+            name?: string | null;
+            /**
+             * Format: email
+             * @description The address alerts are mailed to. Sealed, never returned.
+             */
+            to: string;
+        } | {
+            /** @enum {string} */
+            kind: "slack";
+            /** @description A label, 1 to 100 characters; defaults to the kind. */
+            name?: string | null;
+            /**
+             * Format: uri
+             * @description The incoming-webhook URL (a credential): `https://` to a public host; in development also `http://` to a loopback host (another destination is refused with 422). Sealed under the master key, never returned.
+             */
+            url: string;
+        } | {
+            /** @enum {string} */
+            kind: "pagerduty";
+            /** @description A label, 1 to 100 characters; defaults to the kind. */
+            name?: string | null;
+            /** @description The integration's routing key. Sealed, never returned. */
+            routing_key: string;
+            /**
+             * Format: uri
+             * @description Another Events API endpoint than https://events.pagerduty.com/v2/enqueue (e.g. the EU region's): `https://` to a public host; in development also `http://` to a loopback host (another destination is refused with 422). Sealed under the master key, never returned.
+             */
+            url?: string | null;
+        } | {
+            /** @enum {string} */
+            kind: "webhook";
+            /** @description A label, 1 to 100 characters; defaults to the kind. */
+            name?: string | null;
+            /** @description The HMAC-SHA256 signing secret, 16 to 256 printable ASCII characters without spaces; omitted, Edgeplane generates one and returns it once. Sealed, never returned again. */
+            secret?: string | null;
+            /**
+             * Format: uri
+             * @description The receiver: `https://` to a public host; in development also `http://` to a loopback host (another destination is refused with 422). Sealed under the master key, never returned.
+             */
+            url: string;
+        };
+        /**
+         * @description A channel just created: the channel and, for a webhook whose secret Edgeplane generated, that
+         *     secret, shown this once.
+         */
+        CreatedAlertChannel: components["schemas"]["AlertChannel"] & {
+            /** @description The generated webhook signing secret (`whsec_` and 64 hex digits), shown this once. */
+            secret?: string;
         };
         /** @description The state of one dependency. */
         DependencyHealth: {
@@ -4410,6 +4600,129 @@ export interface operations {
                     "application/json": Record<string, never>;
                 };
             };
+            default: components["responses"]["Problem"];
+        };
+    };
+    listAlerts: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Correlation id. Echoed when it is 1-128 characters of [A-Za-z0-9._:-]; otherwise (absent, empty or malformed) a fresh id is generated and returned instead. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The alerts. */
+            200: {
+                headers: {
+                    /** @description no-store */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertList"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listAlertChannels: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Correlation id. Echoed when it is 1-128 characters of [A-Za-z0-9._:-]; otherwise (absent, empty or malformed) a fresh id is generated and returned instead. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The channels. */
+            200: {
+                headers: {
+                    /** @description no-store */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertChannelList"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    createAlertChannel: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Correlation id. Echoed when it is 1-128 characters of [A-Za-z0-9._:-]; otherwise (absent, empty or malformed) a fresh id is generated and returned instead. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateAlertChannelRequest"];
+            };
+        };
+        responses: {
+            /** @description The channel (and a generated webhook secret, shown this once). */
+            201: {
+                headers: {
+                    /** @description no-store */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedAlertChannel"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    deleteAlertChannel: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Correlation id. Echoed when it is 1-128 characters of [A-Za-z0-9._:-]; otherwise (absent, empty or malformed) a fresh id is generated and returned instead. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The channel. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
             default: components["responses"]["Problem"];
         };
     };

@@ -11,8 +11,8 @@ use super::sso;
 use super::tenant_users;
 use super::webauthn;
 use super::{
-    app_health, apps, dev, events, flags, json, oidc, openapi, passwords, sign_in, tenants, tokens,
-    totp, ApiError, Ctx, Request, Response,
+    alerts, app_health, apps, dev, events, flags, json, oidc, openapi, passwords, sign_in, tenants,
+    tokens, totp, ApiError, Ctx, Request, Response,
 };
 use crate::ports::{Clock, Logger, Platform, Secrets};
 use crate::{health, metrics, scheduled};
@@ -28,6 +28,12 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::Liveness => liveness(),
         RouteId::Health => health_details(ctx).await,
         RouteId::HealthServices => health_services(ctx).await,
+        RouteId::AlertList => alerts::list_alerts(ctx).await,
+        RouteId::AlertChannelList => alerts::list_channels(ctx).await,
+        RouteId::AlertChannelCreate => {
+            alerts::create_channel(ctx, &req, principal.operator()?).await
+        }
+        RouteId::AlertChannelDelete => alerts::delete_channel(ctx, principal.operator()?).await,
         RouteId::OpenApi => Ok(openapi_document()),
         RouteId::Scheduled => run_scheduled(ctx, &req).await,
         RouteId::DevPanic => dev_panic(ctx),

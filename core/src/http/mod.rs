@@ -8,6 +8,7 @@ pub mod openapi;
 pub mod problem;
 pub mod router;
 
+mod alerts;
 mod app_health;
 mod apps;
 mod callers;

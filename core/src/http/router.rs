@@ -23,6 +23,14 @@ pub enum RouteId {
     Health,
     /// `GET /v1/health/services`: error rates and latency of the key services (FR-SYS-005).
     HealthServices,
+    /// `POST /v1/alerts/channels`: add a notification channel (NFR-MON-002).
+    AlertChannelCreate,
+    /// `GET /v1/alerts/channels`: the channels, without their secrets.
+    AlertChannelList,
+    /// `DELETE /v1/alerts/channels/{id}`: remove a channel.
+    AlertChannelDelete,
+    /// `GET /v1/alerts`: firing and recently resolved alerts (NFR-MON-002).
+    AlertList,
     /// `PUT /__dev/faults`: makes storage ports fail on cue, in development with fault
     /// injection enabled only (`crate::faults`).
     DevFaults,
@@ -348,6 +356,56 @@ pub const ROUTES: &[Route] = &[
             Reply { status: 200, description: "The figures.", content: &[("application/json", of::<t::ServiceHealthReport>)], headers: &[Hdr::RequestId] },
         ],
         problems: &[401, 403, 503],
+    }),
+    route!(GET "/v1/alerts" => AlertList, Caller::OperatorOrAuditor, Doc {
+        operation_id: "listAlerts",
+        tag: "health",
+        summary: "Firing alerts, then those resolved within 7 days (NFR-MON-002): one per rule and subject (a key service's 5-minute error rate or p99, a failing dependency), with its stable dedup_key.",
+        notes: "The scheduled job judges the rules every run (5 minutes on Workers): an alert fires on the first run that sees its condition and resolves after two consecutive clear runs. Thresholds: error rate above 1% with at least 20 requests (ALERT_ERROR_RATE, ALERT_MIN_REQUESTS), p99 above sign_in 2500, introspection 250, ofrep 250, ingestion 1000, admin 2500 ms (ALERT_P99_MS).",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The alerts.", content: &[("application/json", of::<t::AlertList>)], headers: &[Hdr::Plain { name: "Cache-Control", description: "no-store", schema: text }] },
+        ],
+        problems: &[401, 403, 503],
+    }),
+    route!(POST "/v1/alerts/channels" => AlertChannelCreate, Caller::Operator, Doc {
+        operation_id: "createAlertChannel",
+        tag: "health",
+        summary: "Adds a channel alerts are sent to (NFR-MON-002): email, a Slack incoming webhook, PagerDuty Events API v2 or a signed webhook. Its address, URL, routing key and secret are sealed under the master key and never returned; a webhook secret Edgeplane generates is returned this once.",
+        notes: "Webhook notices are POSTed as JSON with X-Edgeplane-Timestamp (unix seconds) and X-Edgeplane-Signature: v1=hex(HMAC-SHA256(secret, timestamp + \".\" + body)). At most 20 channels (422 beyond). 503 while the deployment has no MASTER_KEY.",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::CreateAlertChannelRequest>)] }),
+        replies: &[
+            Reply { status: 201, description: "The channel (and a generated webhook secret, shown this once).", content: &[("application/json", of::<t::CreatedAlertChannel>)], headers: &[Hdr::Plain { name: "Cache-Control", description: "no-store", schema: text }] },
+        ],
+        problems: &[400, 401, 403, 415, 422, 503],
+    }),
+    route!(GET "/v1/alerts/channels" => AlertChannelList, Caller::OperatorOrAuditor, Doc {
+        operation_id: "listAlertChannels",
+        tag: "health",
+        summary: "Lists the alert channels, oldest first, each with a hint of its destination: never an address, URL, routing key or secret.",
+        notes: "",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The channels.", content: &[("application/json", of::<t::AlertChannelList>)], headers: &[Hdr::Plain { name: "Cache-Control", description: "no-store", schema: text }] },
+        ],
+        problems: &[401, 403, 503],
+    }),
+    route!(DELETE "/v1/alerts/channels/{id}" => AlertChannelDelete, Caller::Operator, Doc {
+        operation_id: "deleteAlertChannel",
+        tag: "health",
+        summary: "Removes an alert channel; it is sent nothing more.",
+        notes: "",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "The channel.", schema: |_| string().format(Some(SchemaFormat::Custom("uuid".into()))).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 204, description: "Removed.", content: &[], headers: &[] },
+        ],
+        problems: &[401, 403, 404, 503],
     }),
     route!(GET "/openapi.json" => OpenApi, Caller::Anyone, Doc {
         operation_id: "openapi",

@@ -1,4 +1,4 @@
--- Edgeplane data model, migration 0013: health checks of the managed apps themselves (platform
+-- Edgeplane data model, migration 0012: health checks of the managed apps themselves (platform
 -- PRD, service health monitoring). Same file style rules as 0001_init.sql.
 
 -- app_health_checks: the health URL an operator registered for an app, and what the latest
