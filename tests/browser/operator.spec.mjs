@@ -146,11 +146,16 @@ test("an operator registers an app, provisions a tenant, targets a flag and revo
   await expect(page.getByText("Key revoked.")).toBeVisible();
   await expect.poll(async () => (await evaluate(request, key, tenantId, {})).status, { timeout: 3000 }).toBe(401);
 
-  // System health lists every dependency.
+  // System health lists every dependency, the key services' figures and the alerts.
   await page.getByRole("link", { name: "System health" }).click();
   for (const port of ["sql", "kv", "event log", "blobs"]) {
     await expect(page.getByRole("cell", { name: new RegExp(`^${port} \\(`) })).toBeVisible();
   }
+  await expect(page.getByRole("heading", { name: "Key services" })).toBeVisible();
+  for (const service of ["sign in", "introspection", "ofrep", "ingestion", "admin"]) {
+    await expect(page.getByRole("cell", { name: service, exact: true })).toBeVisible();
+  }
+  await expect(page.getByRole("heading", { name: "Alerts" })).toBeVisible();
   await expectAccessible(page);
   await saveScreenshot("operator-health");
 });

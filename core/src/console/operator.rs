@@ -1222,11 +1222,78 @@ async fn health_markup<P: Platform>(web: &Web<'_, P>) -> Markup {
 
 async fn health<P: Platform>(web: &Web<'_, P>) -> Answer {
     let panel = health_markup(web).await;
+    let services = services_markup(web).await;
+    let alerts = alerts_markup(web).await;
     let body = html! {
-        p.muted { "Refreshed every 5 seconds." }
+        p.muted { "Dependencies refreshed every 5 seconds." }
         div #health-panel aria-live="polite" { (panel) }
+        h2 { "Key services" }
+        (services)
+        h2 { "Alerts" }
+        (alerts)
     };
     Answer::page(page::frame(web, Section::Health, "System health", body))
+}
+
+/// Each key service over the last 5 minutes (`GET /v1/health/services`).
+async fn services_markup<P: Platform>(web: &Web<'_, P>) -> Markup {
+    let reply = api::call(web, Method::GET, "/v1/health/services", None).await;
+    if !reply.ok() {
+        return html! { p.muted { "The figures could not be read." } };
+    }
+    let services = reply.body["services"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let ms = |v: &Json| v.as_i64().map_or("—".to_owned(), |n| format!("< {n} ms"));
+    html! {
+        table {
+            caption.muted { "Last 5 minutes; latencies are histogram bucket bounds" }
+            thead { tr { th scope="col" { "Service" } th scope="col" { "Requests" } th scope="col" { "5xx" } th scope="col" { "Error rate" } th scope="col" { "p99" } } }
+            tbody {
+                @for s in services.iter().filter(|s| s["service"] != "other") {
+                    @let w = &s["last_5m"];
+                    tr {
+                        td { (text(s, "service").replace('_', " ")) }
+                        td { (w["requests"].as_u64().unwrap_or(0)) }
+                        td { (w["errors"].as_u64().unwrap_or(0)) }
+                        td { (format!("{:.2}%", w["error_rate"].as_f64().unwrap_or(0.0) * 100.0)) }
+                        td { (ms(&w["p99_ms"])) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Firing and recently resolved alerts (`GET /v1/alerts`).
+async fn alerts_markup<P: Platform>(web: &Web<'_, P>) -> Markup {
+    let reply = api::call(web, Method::GET, "/v1/alerts", None).await;
+    if !reply.ok() {
+        return html! { p.muted { "The alerts could not be read." } };
+    }
+    let alerts = reply.body["alerts"].as_array().cloned().unwrap_or_default();
+    html! {
+        @if alerts.is_empty() {
+            p { "No alert fired in the last 7 days." }
+        } @else {
+            table {
+                thead { tr { th scope="col" { "State" } th scope="col" { "Alert" } th scope="col" { "Severity" } th scope="col" { "Fired" } th scope="col" { "Resolved" } } }
+                tbody {
+                    @for a in &alerts {
+                        tr {
+                            td { @if text(a, "state") == "firing" { strong { "firing" } } @else { (text(a, "state")) } }
+                            td { (text(a, "summary")) }
+                            td { (text(a, "severity")) }
+                            td { (page::when(a["fired_at"].as_i64())) }
+                            td { (page::when(a["resolved_at"].as_i64())) }
+                        }
+                    }
+                }
+            }
+        }
+        p.muted { "Channels and thresholds: " code { "/v1/alerts/channels" } " and the README's Alerts section." }
+    }
 }
 
 /// The panel alone, for the page's refresh.
