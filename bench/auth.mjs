@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Authentication benchmark (issue 4, NFR-PERF-004): sign-in latency (argon2id, m=19 MiB, t=2,
+// Authentication benchmark (NFR-PERF-004): sign-in latency (argon2id, m=19 MiB, t=2,
 // p=1, in the real runtime) and token introspection throughput, on the built worker in workerd
 // (tests/harness/workerd.mjs, no wrangler proxy hop). A benchmark, not a test: it prints figures
 // for bench/RESULTS.md and fails only on errors.

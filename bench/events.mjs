@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Event pipeline benchmark (issue 8): ingestion throughput with a durable ack (batches of 1 and
+// Event pipeline benchmark: ingestion throughput with a durable ack (batches of 1 and
 // of 100 events), then the auditor's CSV export rate from archives plus tail, on the built
 // worker in workerd (tests/harness/workerd.mjs). A benchmark, not a test: it prints figures for
 // bench/RESULTS.md and fails only on errors.

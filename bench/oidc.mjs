@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// OpenID Connect provider benchmark (issue 6, FR-AUTH-001): discovery and JWKS throughput, a
+// OpenID Connect provider benchmark (FR-AUTH-001): discovery and JWKS throughput, a
 // whole authorization-code sign-in through the universal login page by HTTP (each step timed),
 // the refresh grant and userinfo, on the built worker in workerd (tests/harness/workerd.mjs, no
 // wrangler proxy hop). A benchmark, not a test: it prints figures for bench/RESULTS.md and fails

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Tenant capacity benchmark (NFR-CAP-001/002, issue 3): operator list and lookup latency on a
+// Tenant capacity benchmark (NFR-CAP-001/002): operator list and lookup latency on a
 // near-empty database and at scale, on the built worker in workerd (tests/harness/workerd.mjs).
 // A benchmark, not a test: it prints figures for bench/RESULTS.md and fails only on errors.
 //

@@ -254,13 +254,13 @@ fn sso_config_is_owner_only_and_checked_by_discovery_fr_auth_003(
         false,
     )?;
     let v = assert_problem(&resp, 400, "invalid-input")?;
-    // Only which document failed: the network error stays in the log (issue 15).
+    // Only which document failed: the network error stays in the log.
     ensure_eq!(
         str_of(&v["detail"]),
         "issuer_url: the issuer's discovery document could not be fetched",
         "names the failed discovery: {v}"
     );
-    // Internal destinations are refused before any fetch, development or not (issue 15); only
+    // Internal destinations are refused before any fetch, development or not; only
     // a loopback host, as the IdP of this suite, is allowed in development.
     for internal in [
         "https://169.254.169.254",

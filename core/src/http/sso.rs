@@ -259,7 +259,7 @@ mod tests {
     use super::*;
     use crate::sso::discovery::{DiscoveryError, Document};
 
-    /// Issue 15, item 7: a failed discovery tells the caller which document failed, and keeps
+    /// A failed discovery tells the caller which document failed, and keeps
     /// the upstream cause for the log line.
     #[test]
     fn fr_auth_003_discovery_problem_keeps_the_cause_out_of_the_answer() {

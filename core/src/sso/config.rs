@@ -221,7 +221,7 @@ fn client_field(field: &'static str, value: &str) -> Result<(), SsoConfigError> 
 
 /// Whether `input` names the issuer and client the stored secret was given for. The secret is
 /// only sent to that issuer's token endpoint: kept across a change of either, it would go to
-/// whatever IdP the new issuer names (issue 15), so such a change must bring the secret again.
+/// whatever IdP the new issuer names, so such a change must bring the secret again.
 /// Exact comparison, as `iss` is compared: any other spelling is another issuer.
 fn same_client(stored: &SsoConfigView, input: &SsoConfigInput) -> bool {
     stored.issuer_url == input.issuer_url && stored.client_id == input.client_id

@@ -373,7 +373,7 @@ fn fr_auth_003_issuer_urls_are_https_outside_development() {
     );
 }
 
-/// FR-AUTH-003 (issue 15, item 7): the worker fetches what an owner names, so an issuer must be
+/// FR-AUTH-003: the worker fetches what an owner names, so an issuer must be
 /// a public https host. IP literals of loopback, private, link-local (the cloud metadata
 /// address), unique-local, shared (CGNAT), multicast, broadcast, documentation and unspecified
 /// ranges are refused in every spelling a URL parser accepts (IPv4-mapped IPv6, decimal, octal
@@ -481,7 +481,7 @@ fn fr_auth_003_issuers_must_be_public_hosts() {
     }
 }
 
-/// FR-AUTH-003 (issue 15, item 7): the check holds where the fetch happens, not only where a
+/// FR-AUTH-003: the check holds where the fetch happens, not only where a
 /// configuration is saved: a configuration stored before it existed (issuer on a private
 /// address), even with its metadata cached, starts no sign-in and is never fetched.
 #[test]
@@ -537,7 +537,7 @@ fn fr_auth_003_a_stored_private_issuer_is_never_fetched() {
     });
 }
 
-/// FR-AUTH-003, CON-SEC-009 (issue 15, item 7): when discovery fails, the owner is told what
+/// FR-AUTH-003, CON-SEC-009: when discovery fails, the owner is told what
 /// failed in Edgeplane's words only: no upstream status, body, value or network error reaches
 /// the caller (it would turn the check into a probe of what answers where).
 #[test]
@@ -747,7 +747,7 @@ fn fr_auth_003_configuration_is_owner_only_sealed_and_checked() {
     });
 }
 
-/// FR-AUTH-003, NFR-SEC-002 (issue 15, item 3): the stored client secret belongs to the issuer
+/// FR-AUTH-003, NFR-SEC-002: the stored client secret belongs to the issuer
 /// and client it was given for. A save that changes either must bring the secret again;
 /// otherwise whoever holds the owner account could point the issuer at their own IdP and
 /// receive the company IdP's secret at their token endpoint on the next sign-in.
@@ -1212,7 +1212,7 @@ fn fr_auth_003_callback_refusals() {
     });
 }
 
-/// FR-AUTH-003 (issue 15, item 7): every request to the IdP tells the adapter to stop reading
+/// FR-AUTH-003: every request to the IdP tells the adapter to stop reading
 /// at 64 KiB, so a hostile IdP cannot make the worker buffer an unbounded body; a longer
 /// document is refused as unreachable, the size going to the log only.
 #[test]
