@@ -3140,11 +3140,6 @@ export interface components {
         };
         /** @description The body of `PUT /v1/apps/{id}/health-check`. */
         SetHealthCheckRequest: {
-            /**
-             * @description The URL Edgeplane checks with a `GET`: https (http only to a loopback host, in
-             *     development). A 2xx answer is healthy; redirects are not followed.
-             * @example https://orders.example.com/healthz
-             */
             url: string;
         };
         /** @description A flag definition; `value` (and every rule's value) is of the flag's `type`. */
@@ -4949,6 +4944,7 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
             default: components["responses"]["Problem"];
         };
     };

@@ -36,6 +36,9 @@ pub const KEEP_MINUTES: i64 = 24 * 60;
 /// Minutes of figures in a report.
 pub const REPORT_MINUTES: i64 = 60;
 
+/// Why a well-formed loopback `http://` URL is refused outside development.
+pub const HTTPS_REQUIRED: &str = "must use https outside development";
+
 /// A health URL: an absolute https URL (http only to a loopback host, and only in development).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthUrl(String);
@@ -51,7 +54,7 @@ impl HealthUrl {
         if uri.starts_with("http://") && !development {
             return Err(ParseError {
                 what: "health url",
-                reason: "must use https",
+                reason: HTTPS_REQUIRED,
             });
         }
         Ok(HealthUrl(uri))

@@ -3,11 +3,12 @@
 
 use ::http::StatusCode;
 use serde::Deserialize;
+use serde_json::json;
 use utoipa::ToSchema;
 
 use super::apps::app_id;
 use super::reply::{no_content, no_store};
-use super::{is_development, json, ApiError, Ctx, Request, Response};
+use super::{is_development, json, ApiError, Ctx, ProblemType, Request, Response};
 use crate::apps::health::{self, HealthUrl};
 use crate::audit::Actor;
 use crate::auth::OperatorPrincipal;
@@ -19,8 +20,14 @@ use crate::ports::{Clock, Platform};
 pub struct SetHealthCheckRequest {
     /// The URL Edgeplane checks with a `GET`: https (http only to a loopback host, in
     /// development). A 2xx answer is healthy; redirects are not followed.
-    #[schema(max_length = 2048, examples("https://orders.example.com/healthz"))]
+    #[schema(schema_with = health_url_schema)]
     pub url: String,
+}
+
+/// What [`HealthUrl::parse`] accepts in development (the redirect URI grammar); a deployment
+/// also refuses loopback `http://` (422).
+fn health_url_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    <crate::apps::model::RedirectUri as utoipa::PartialSchema>::schema()
 }
 
 /// `PUT /v1/apps/{id}/health-check` `{url}`: registers (or replaces) the app's health URL.
@@ -31,8 +38,15 @@ pub(super) async fn set<P: Platform>(
 ) -> Result<Response, ApiError> {
     let id = app_id(ctx, "id")?;
     let body: SetHealthCheckRequest = json::parse_body(req)?;
-    let url = HealthUrl::parse(&body.url, is_development(ctx))
-        .map_err(|e| ApiError::invalid_field("url", e.to_string()))?;
+    let url = HealthUrl::parse(&body.url, is_development(ctx)).map_err(|e| {
+        if e.reason == health::HTTPS_REQUIRED {
+            // Well formed, refused by a rule of this deployment.
+            ApiError::new(ProblemType::BusinessRule, format!("url: {}.", e.reason))
+                .with_extension("errors", json!([{ "field": "url", "message": e.reason }]))
+        } else {
+            ApiError::invalid_field("url", e.to_string())
+        }
+    })?;
     health::set_url(
         ctx.platform,
         &id,

@@ -635,7 +635,7 @@ pub const ROUTES: &[Route] = &[
         replies: &[
             Reply { status: 200, description: "The health check as it now stands.", content: &[("application/json", of::<t::AppHealth>)], headers: &[] },
         ],
-        problems: &[400, 401, 403, 404],
+        problems: &[400, 401, 403, 404, 422],
     }),
     route!(DELETE "/v1/apps/{id}/health-check" => AppHealthRemove, Caller::Operator, Doc {
         operation_id: "removeAppHealthCheck",
