@@ -74,21 +74,8 @@ impl MasterKey {
     /// Seals `plaintext` bound to `context` (e.g. the row's id, as associated data, so a sealed
     /// value copied to another row does not open): `v1.` + base64url(nonce || ciphertext+tag).
     pub fn seal<R: Random + ?Sized>(&self, random: &R, context: &str, plaintext: &[u8]) -> String {
-        let mut nonce = [0u8; NONCE_BYTES];
-        random.fill(&mut nonce);
-        let payload = Payload {
-            msg: plaintext,
-            aad: context.as_bytes(),
-        };
-        // Encryption fails only for inputs beyond AES-GCM's length limit (64 GiB).
-        let ct = self
-            .cipher
-            .encrypt(Nonce::from_slice(&nonce), payload)
-            .unwrap_or_default();
-        let mut out = Vec::with_capacity(NONCE_BYTES + ct.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
-        format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(out))
+        let sealed = self.seal_bytes(random, context, plaintext);
+        format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(sealed))
     }
 
     /// Seals bytes as bytes, for objects rather than columns (backups): nonce || ciphertext+tag,
