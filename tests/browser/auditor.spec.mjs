@@ -5,6 +5,7 @@
 // axe and screenshotted, and nothing is requested from another origin.
 
 import fs from "node:fs";
+import { parseCsv } from "../harness/csv.mjs";
 import { expect, expectAccessible, test } from "./fixtures.mjs";
 
 /** Signs in at the IdP as `account` from the console's sign-in page. */
@@ -86,35 +87,6 @@ async function seed(request, edgeplane, suffix) {
   });
   expect(run.status(), await run.text()).toBe(200);
   return { tenantId, name: `Audited ${suffix}` };
-}
-
-/** The records of a CSV text (RFC 4180, CRLF), as arrays of cells. */
-function parseCsv(text) {
-  const rows = [];
-  let row = [];
-  let cell = "";
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') {
-        cell += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else cell += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ",") {
-      row.push(cell);
-      cell = "";
-    } else if (c === "\n") {
-      row.push(cell);
-      rows.push(row);
-      row = [];
-      cell = "";
-    } else if (c !== "\r") cell += c;
-  }
-  if (cell !== "" || row.length > 0) rows.push([...row, cell]);
-  return rows;
 }
 
 test("an auditor filters audit events, downloads them, verifies the chain and reads usage", async ({

@@ -9,6 +9,7 @@ import path from "node:path";
 
 import { expect, test as consoles } from "../../../tests/browser/fixtures.mjs";
 import { freePort, startStack } from "../../../tests/browser/harness.mjs";
+import { parseCsv } from "../../../tests/harness/csv.mjs";
 import { call, seedApp } from "../../../tests/harness/seed.mjs";
 import { appEnv, appRedirectUris, FLAG_KEY, registerAppUrls, setFlag } from "../scripts/edgeplane-setup.mjs";
 import { LOG_DIR, startApp } from "./app-server.mjs";
@@ -94,39 +95,6 @@ async function auditRows(baseUrl, auditorToken, tenantId, action) {
   expect(res.status, text).toBe(200);
   const [header, ...rows] = parseCsv(text);
   return rows.map((cells) => Object.fromEntries(header.map((name, i) => [name, cells[i]])));
-}
-
-/** RFC 4180 records (quoted cells, doubled quotes, CRLF or LF). */
-function parseCsv(text) {
-  const records = [];
-  let record = [];
-  let cell = "";
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') {
-        cell += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else cell += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ",") {
-      record.push(cell);
-      cell = "";
-    } else if (c === "\n" || c === "\r") {
-      if (c === "\r" && text[i + 1] === "\n") i++;
-      record.push(cell);
-      records.push(record);
-      record = [];
-      cell = "";
-    } else cell += c;
-  }
-  if (cell !== "" || record.length > 0) {
-    record.push(cell);
-    records.push(record);
-  }
-  return records;
 }
 
 /** Edgeplane's login page, from the organization to the password, as the tenant's owner. */
