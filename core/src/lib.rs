@@ -20,6 +20,7 @@ pub mod flags;
 pub mod health;
 pub mod http;
 pub mod ids;
+pub mod journeys;
 pub mod jws;
 pub mod kernel;
 pub mod mail;

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::journeys::{Journey, NoJourney};
 use crate::ports::{Clock, Kv, KvError, Platform, Sql, SqlError, Stmt};
 use crate::tenants;
 
@@ -52,10 +53,31 @@ pub async fn run<P: Platform>(p: &P, cron: &str) -> (ScheduledReport, Vec<String
     run_at(p, cron, p.clock().now_ms()).await
 }
 
+/// [`run`] with the synthetic journey `journey` (NFR-MON-003): what the runtimes' schedulers
+/// run, through `crate::http::run_scheduled`.
+pub async fn run_with<P: Platform, J: Journey<P>>(
+    p: &P,
+    cron: &str,
+    now: i64,
+    journey: &J,
+) -> (ScheduledReport, Vec<String>) {
+    run_jobs(p, cron, now, journey).await
+}
+
 /// Runs every periodic job as if the time were `now` (unix ms): what the cron trigger does at
 /// the current time, and what development uses to exercise time-based rules (a purge 30 days
 /// on) without waiting.
 pub async fn run_at<P: Platform>(p: &P, cron: &str, now: i64) -> (ScheduledReport, Vec<String>) {
+    run_jobs(p, cron, now, &NoJourney).await
+}
+
+/// Every job in order, with `journey` as the journey.
+async fn run_jobs<P: Platform, J: Journey<P>>(
+    p: &P,
+    cron: &str,
+    now: i64,
+    journey: &J,
+) -> (ScheduledReport, Vec<String>) {
     let mut run = JobRun::default();
 
     // NFR-OPS-004: the day's backup first, so it shows the database as the day's changes left
@@ -72,8 +94,13 @@ pub async fn run_at<P: Platform>(p: &P, cron: &str, now: i64) -> (ScheduledRepor
     let r = crate::mail::queue::deliver_due(p, now).await;
     run.record("mail_queue.deliver", r, "delivery failed");
 
-    // NFR-MON-002: the alert rules over the health probes and request metrics, and the due
-    // notices; early, so a slow job below does not hold up a page.
+    // NFR-MON-003: the synthetic journey, just before the alerts judge its result (and
+    // before the event jobs archive the event it ingests).
+    run_journey(p, journey, now, &mut run).await;
+
+    // NFR-MON-002: the alert rules over the health probes, request metrics, the journey and
+    // the event pipeline, and the due notices; early, so a slow job below does not hold up a
+    // page.
     run_alerts(p, now, &mut run).await;
 
     // FR-OPS-002: tenants past their 30-day grace period are purged, a few per run.
@@ -146,6 +173,20 @@ async fn run_backup_jobs<P: Platform>(p: &P, cron: &str, now: i64, run: &mut Job
     run.record("backup.expire", r, "expiry failed");
 }
 
+/// The `journeys.run` job; counts the steps that passed. A failed journey does not fail the
+/// job (it is recorded, and the `journey` alert fires on it): its cause goes to the log. Only
+/// a record that cannot be written fails it.
+async fn run_journey<P: Platform, J: Journey<P>>(p: &P, journey: &J, now: i64, run: &mut JobRun) {
+    let r = journey.run(p, now).await.map(|outcome| {
+        let Some(outcome) = outcome else { return 0 };
+        if let Some(cause) = outcome.cause {
+            run.causes.push(format!("journeys.run: failed at {cause}"));
+        }
+        outcome.run.steps.iter().filter(|s| s.ok).count() as u64
+    });
+    run.record("journeys.run", r, "journey not recorded");
+}
+
 /// The `alerts.evaluate` job; counts the notices delivered. Failed deliveries (retried at the next
 /// run) and unreadable sources do not fail the job: their causes go to the log.
 async fn run_alerts<P: Platform>(p: &P, now: i64, run: &mut JobRun) {
@@ -210,6 +251,9 @@ async fn run_expiry_jobs<P: Platform>(p: &P, now: i64, run: &mut JobRun) {
     // FR-SYS-005: request metrics are kept seven days.
     let r = crate::metrics::expire(p, now).await;
     run.record("request_metrics.expire", r, "delete failed");
+    // NFR-MON-003: journey runs are kept seven days.
+    let r = crate::journeys::store::expire(p, now).await;
+    run.record("journey_runs.expire", r, "delete failed");
 }
 
 /// Writes the time of this run under [`LAST_RUN_KEY`]; counts 1 when written.

@@ -187,7 +187,7 @@ pub async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let cron = event.cron();
     match WorkerPlatform::from_env(&env) {
         Ok(platform) => {
-            let (report, causes) = edgeplane_core::scheduled::run(&platform, &cron).await;
+            let (report, causes) = edgeplane_core::http::run_scheduled(&platform, &cron).await;
             // The apps' health checks run every few seconds from their own object's alarm.
             poller::arm(&env).await;
             let line = serde_json::json!({

@@ -363,8 +363,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Firing alerts, then those resolved within 7 days (NFR-MON-002): one per rule and subject (a key service's 5-minute error rate or p99, a failing dependency), with its stable dedup_key.
-         * @description Requires an operator-IdP bearer token with the operator or auditor role. The scheduled job judges the rules every run (5 minutes on Workers): an alert fires on the first run that sees its condition and resolves after two consecutive clear runs. Thresholds: error rate above 1% with at least 20 requests (ALERT_ERROR_RATE, ALERT_MIN_REQUESTS), p99 above sign_in 2500, introspection 250, ofrep 250, ingestion 1000, admin 2500 ms (ALERT_P99_MS).
+         * Firing alerts, then those resolved within 7 days (NFR-MON-002): one per rule and subject (a key service's 5-minute error rate or p99, a failing dependency, a failed synthetic journey, the event pipeline's lag), with its stable dedup_key.
+         * @description Requires an operator-IdP bearer token with the operator or auditor role. The scheduled job judges the rules every run (5 minutes on Workers): an alert fires on the first run that sees its condition and resolves after two consecutive clear runs. Thresholds: error rate above 1% with at least 20 requests (ALERT_ERROR_RATE, ALERT_MIN_REQUESTS), p99 above sign_in 2500, introspection 250, ofrep 250, ingestion 1000, admin 2500 ms (ALERT_P99_MS), event pipeline lag (the oldest acknowledged event not yet archived) above 900 s (ALERT_PIPELINE_LAG_SECONDS); the journey alert fires when the latest synthetic journey run failed, naming the step.
          */
         get: operations["listAlerts"];
         put?: never;
@@ -1082,6 +1082,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/health/journeys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The synthetic journeys' latest runs, newest first, with each step's outcome and duration, and the latest failed run (NFR-MON-003).
+         * @description Requires an operator-IdP bearer token with the operator or auditor role. At every scheduled run (5 minutes on Workers) a canary tenant's user signs in with a password and TOTP, the access token is introspected, a flag is evaluated over OFREP, and a billing event is ingested and read back; once an hour a throwaway canary tenant is also provisioned and purged. The requests go through the whole API in process and are not counted in the request metrics. A failed run fires the journey alert. Runs are kept 7 days; the latest 48 are shown.
+         */
+        get: operations["journeyHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/health/services": {
         parameters: {
             query?: never;
@@ -1732,14 +1752,15 @@ export interface components {
              */
             resolved_at?: number | null;
             /** @enum {string} */
-            rule: "error_rate" | "latency_p99" | "dependency";
+            rule: "error_rate" | "latency_p99" | "dependency" | "journey" | "pipeline_lag";
             /** @enum {string} */
             severity: "critical" | "error" | "warning" | "info";
             /** @description Firing or resolved. */
             state: "firing" | "resolved";
             /**
              * @description What it is about: a key service (`sign_in`, `introspection`, `ofrep`, `ingestion`,
-             *     `admin`) or a dependency (`sql`, `kv`, `event_log`, `blobs`).
+             *     `admin`), a dependency (`sql`, `kv`, `event_log`, `blobs`), the synthetic journey
+             *     (`canary`) or the event pipeline (`events`).
              */
             subject: string;
             /** @description What was wrong, in one line, as last observed. */
@@ -2543,6 +2564,40 @@ export interface components {
              */
             secret: string;
         };
+        /** @description Body of `GET /v1/health/journeys`. */
+        JourneyReport: {
+            /**
+             * Format: int64
+             * @description When it was read (unix ms).
+             */
+            generated_at_ms: number;
+            last_failure?: null | components["schemas"]["JourneyRun"];
+            /** @description The latest runs, newest first, each with its steps and their durations. */
+            runs: components["schemas"]["JourneyRun"][];
+        };
+        /** @description One run of the synthetic journey (NFR-MON-003). */
+        JourneyRun: {
+            /**
+             * Format: int64
+             * @description How long the whole run took (ms).
+             */
+            duration_ms: number;
+            /** @description The first step that failed; null when the run passed. */
+            failed_step?: string | null;
+            /** @description The run's id (also the request id prefix of its requests). */
+            id: string;
+            /** @description Whether this was the hourly run that also provisioned and purged a throwaway tenant. */
+            lifecycle: boolean;
+            /** @description Whether every step passed. */
+            ok: boolean;
+            /**
+             * Format: int64
+             * @description When it started (unix ms).
+             */
+            started_at: number;
+            /** @description Every step attempted, in order (a run stops at its first failed step). */
+            steps: components["schemas"]["StepResult"][];
+        };
         /** @description A JSON Web Key Set (RFC 7517) of the published Ed25519 keys. */
         Jwks: {
             keys: {
@@ -3090,6 +3145,7 @@ export interface components {
              * @description When the figures were read (unix ms).
              */
             generated_at_ms: number;
+            latest_journey?: null | components["schemas"]["JourneyRun"];
             /** @description One entry per key service, every one present. */
             services: components["schemas"]["ServiceFigures"][];
         };
@@ -3244,6 +3300,23 @@ export interface components {
              * @enum {string|null}
              */
             jit_role: "user" | "admin" | null;
+        };
+        /** @description One step of a run as recorded. */
+        StepResult: {
+            /**
+             * Format: int64
+             * @description How long it took (ms; on Workers, the time spent waiting on storage).
+             */
+            duration_ms: number;
+            /** @description What went wrong, in general terms (a status and problem type, never a secret). */
+            error?: string | null;
+            /** @description Whether it did what it should. */
+            ok: boolean;
+            /**
+             * @description The step: `setup`, `sign_in`, `second_factor`, `introspect`, `evaluate_flag`, `ingest`,
+             *     `read_back`, `sign_out`, and once an hour `provision` and `purge`.
+             */
+            step: string;
         };
         /** @description Body of `POST /v1/tenants/{id}/suspend` (optional). */
         SuspendTenantRequest: {
@@ -5995,6 +6068,35 @@ export interface operations {
                     "application/json": components["schemas"]["HealthReport"];
                 };
             };
+            default: components["responses"]["Problem"];
+        };
+    };
+    journeyHealth: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Correlation id. Echoed when it is 1-128 characters of [A-Za-z0-9._:-]; otherwise (absent, empty or malformed) a fresh id is generated and returned instead. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The runs. */
+            200: {
+                headers: {
+                    /** @description no-store */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JourneyReport"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
             default: components["responses"]["Problem"];
         };
     };

@@ -4,13 +4,14 @@
 //! A rule judges one subject at a time (a key service, a dependency) and says, for every subject
 //! it could judge, whether its condition holds now ([`Observation`]). A subject it could not
 //! judge (its source failed) is left out, so a firing alert neither resolves nor re-fires on a
-//! run that did not look. A new rule (event-pipeline lag, synthetic journeys) is a new [`Rule`]
-//! variant and one more source in [`observe`] producing observations; the state machine and the
-//! channels take it from there.
+//! run that did not look. A new rule is a new [`Rule`] variant and one more source in [`observe`]
+//! producing observations; the state machine and the channels take it from there.
 
 use serde_json::{json, Value as Json};
 
+use crate::events::lag::{self, PipelineLag};
 use crate::health::{self, DependencyHealth, ProbeStatus};
+use crate::journeys::{self, JourneyRun};
 use crate::metrics::{self, Service, ServiceFigures};
 use crate::ports::{Platform, Secrets};
 
@@ -24,6 +25,8 @@ pub const MIN_REQUESTS_VAR: &str = "ALERT_MIN_REQUESTS";
 pub const P99_VAR: &str = "ALERT_P99_MS";
 /// The variable overriding [`Thresholds::renotify_ms`], in minutes (0: never re-notify).
 pub const RENOTIFY_VAR: &str = "ALERT_RENOTIFY_MINUTES";
+/// The variable overriding [`Thresholds::pipeline_lag_ms`], in whole seconds, at least 1.
+pub const PIPELINE_LAG_VAR: &str = "ALERT_PIPELINE_LAG_SECONDS";
 
 /// Default error-rate threshold: more than 1 % of a service's answers over 5 minutes are 5xx
 /// (NFR-MON-002's example).
@@ -33,6 +36,17 @@ pub const DEFAULT_ERROR_RATE: f64 = 0.01;
 pub const DEFAULT_MIN_REQUESTS: u64 = 20;
 /// Default re-notification interval of a firing alert: 60 minutes.
 pub const DEFAULT_RENOTIFY_MS: i64 = 60 * 60_000;
+/// Default event-pipeline lag threshold: 15 minutes. The scheduled run archives every 5
+/// minutes and judges the lag before it archives, so a healthy pipeline's oldest waiting event
+/// is at most about 5 minutes old; 15 is three flushes missed.
+pub const DEFAULT_PIPELINE_LAG_MS: i64 = 15 * 60_000;
+/// A journey run older than this is not judged (ms): the journey job itself stopped, which the
+/// scheduled run's own report and heartbeat show.
+pub const JOURNEY_STALE_MS: i64 = 30 * 60_000;
+/// The subject of the `journey` rule: the canary journey.
+pub const JOURNEY_SUBJECT: &str = "canary";
+/// The subject of the `pipeline_lag` rule: the billing and audit event pipeline.
+pub const PIPELINE_SUBJECT: &str = "events";
 
 /// Default p99 SLOs in milliseconds. They are bounds of the latency histogram
 /// ([`metrics::BOUNDS_MS`]), the precision p99 is known to: sign-in hashes passwords (argon2id)
@@ -65,11 +79,21 @@ pub enum Rule {
     LatencyP99,
     /// A dependency failed its health check (`health::check`).
     Dependency,
+    /// The latest synthetic journey run failed (NFR-MON-003).
+    Journey,
+    /// The oldest acknowledged event not yet archived is older than the threshold.
+    PipelineLag,
 }
 
 impl Rule {
     /// Every rule.
-    pub const ALL: [Rule; 3] = [Rule::ErrorRate, Rule::LatencyP99, Rule::Dependency];
+    pub const ALL: [Rule; 5] = [
+        Rule::ErrorRate,
+        Rule::LatencyP99,
+        Rule::Dependency,
+        Rule::Journey,
+        Rule::PipelineLag,
+    ];
 
     /// The stored and published name.
     pub fn as_str(self) -> &'static str {
@@ -77,6 +101,8 @@ impl Rule {
             Rule::ErrorRate => "error_rate",
             Rule::LatencyP99 => "latency_p99",
             Rule::Dependency => "dependency",
+            Rule::Journey => "journey",
+            Rule::PipelineLag => "pipeline_lag",
         }
     }
 
@@ -89,8 +115,8 @@ impl Rule {
     pub fn severity(self) -> &'static str {
         match self {
             Rule::Dependency => "critical",
-            Rule::ErrorRate => "error",
-            Rule::LatencyP99 => "warning",
+            Rule::ErrorRate | Rule::Journey => "error",
+            Rule::LatencyP99 | Rule::PipelineLag => "warning",
         }
     }
 
@@ -99,6 +125,8 @@ impl Rule {
         match self {
             Rule::ErrorRate | Rule::LatencyP99 => "key_services",
             Rule::Dependency => "dependencies",
+            Rule::Journey => "journeys",
+            Rule::PipelineLag => "event_pipeline",
         }
     }
 }
@@ -114,6 +142,9 @@ pub struct Thresholds {
     pub p99_ms: Vec<(Service, i64)>,
     /// A firing alert is sent again after this long (ms; 0: never).
     pub renotify_ms: i64,
+    /// An event waiting longer than this to be archived fires `pipeline_lag` (ms,
+    /// [`DEFAULT_PIPELINE_LAG_MS`]).
+    pub pipeline_lag_ms: i64,
 }
 
 impl Default for Thresholds {
@@ -123,6 +154,7 @@ impl Default for Thresholds {
             min_requests: DEFAULT_MIN_REQUESTS,
             p99_ms: DEFAULT_P99_MS.to_vec(),
             renotify_ms: DEFAULT_RENOTIFY_MS,
+            pipeline_lag_ms: DEFAULT_PIPELINE_LAG_MS,
         }
     }
 }
@@ -165,6 +197,15 @@ impl Thresholds {
             match raw.trim().parse::<i64>() {
                 Ok(m) if (0..=7 * 24 * 60).contains(&m) => t.renotify_ms = m * 60_000,
                 _ => bad(RENOTIFY_VAR, "not a whole number of minutes up to a week"),
+            }
+        }
+        if let Some(raw) = secrets.get(PIPELINE_LAG_VAR) {
+            match raw.trim().parse::<i64>() {
+                Ok(s) if (1..=7 * 24 * 60 * 60).contains(&s) => t.pipeline_lag_ms = s * 1_000,
+                _ => bad(
+                    PIPELINE_LAG_VAR,
+                    "not a whole number of seconds from 1 to a week",
+                ),
             }
         }
         (t, warnings)
@@ -310,8 +351,58 @@ pub fn judge_dependencies(report: &health::HealthReport) -> Vec<Observation> {
         .collect()
 }
 
-/// Runs every rule's source once at `now`: the health probes and the request metrics. A source
-/// that fails contributes no observation, and its cause is returned for the log.
+/// Judges the latest journey run (NFR-MON-003): failed holds, naming the failing step. A run
+/// older than [`JOURNEY_STALE_MS`] is not judged.
+pub fn judge_journey(run: &JourneyRun, now: i64) -> Option<Observation> {
+    if now - run.started_at > JOURNEY_STALE_MS {
+        return None;
+    }
+    let failed = run.steps.iter().find(|s| !s.ok);
+    let condition = failed.map(|step| Condition {
+        summary: format!(
+            "Synthetic journey failed at step {}: {}",
+            step.step,
+            step.error.as_deref().unwrap_or("no detail")
+        ),
+        details: json!({
+            "journey": JOURNEY_SUBJECT, "run_id": run.id, "step": step.step,
+            "error": step.error, "step_duration_ms": step.duration_ms,
+            "started_at": run.started_at,
+        }),
+    });
+    Some(Observation {
+        rule: Rule::Journey,
+        subject: JOURNEY_SUBJECT.to_owned(),
+        condition,
+    })
+}
+
+/// Judges the event pipeline's lag: above [`Thresholds::pipeline_lag_ms`] holds.
+pub fn judge_pipeline(lag: &PipelineLag, t: &Thresholds) -> Observation {
+    let condition = (lag.lag_ms > t.pipeline_lag_ms).then(|| Condition {
+        summary: format!(
+            "Event pipeline lag is {} s: the oldest acknowledged event not yet archived waits in {} ({} streams behind, threshold {} s)",
+            lag.lag_ms / 1_000,
+            lag.oldest_stream.as_deref().unwrap_or("a stream"),
+            lag.streams_behind,
+            t.pipeline_lag_ms / 1_000
+        ),
+        details: json!({
+            "lag_ms": lag.lag_ms, "oldest_stream": lag.oldest_stream,
+            "streams_behind": lag.streams_behind, "streams_checked": lag.streams_checked,
+            "threshold_ms": t.pipeline_lag_ms,
+        }),
+    });
+    Observation {
+        rule: Rule::PipelineLag,
+        subject: PIPELINE_SUBJECT.to_owned(),
+        condition,
+    }
+}
+
+/// Runs every rule's source once at `now`: the health probes, the request metrics, the latest
+/// journey run and the event pipeline's lag. A source that fails contributes no observation,
+/// and its cause is returned for the log.
 pub async fn observe<P: Platform>(
     p: &P,
     now: i64,
@@ -328,6 +419,14 @@ pub async fn observe<P: Platform>(
     match metrics::figures(p, now).await {
         Ok(figures) => out.extend(judge_services(&figures, t)),
         Err(e) => causes.push(format!("request metrics unreadable: {e}")),
+    }
+    match journeys::store::latest(p).await {
+        Ok(run) => out.extend(run.and_then(|r| judge_journey(&r, now))),
+        Err(e) => causes.push(format!("journey runs unreadable: {e}")),
+    }
+    match lag::measure(p, now).await {
+        Ok(l) => out.push(judge_pipeline(&l, t)),
+        Err(e) => causes.push(format!("event pipeline lag unreadable: {e}")),
     }
     (out, causes)
 }

@@ -55,9 +55,11 @@ pub struct Alert {
     #[schema(schema_with = rule_schema)]
     pub rule: String,
     /// What it is about: a key service (`sign_in`, `introspection`, `ofrep`, `ingestion`,
-    /// `admin`) or a dependency (`sql`, `kv`, `event_log`, `blobs`).
+    /// `admin`), a dependency (`sql`, `kv`, `event_log`, `blobs`), the synthetic journey
+    /// (`canary`) or the event pipeline (`events`).
     pub subject: String,
-    /// `critical` (dependencies), `error` (error rates), `warning` (latency).
+    /// `critical` (dependencies), `error` (error rates, journeys), `warning` (latency,
+    /// pipeline lag).
     #[schema(schema_with = severity_schema)]
     pub severity: String,
     /// Firing or resolved.

@@ -81,6 +81,8 @@ pub const TABLES: &[Table] = tables![
     "alert_deliveries",
     "app_health_checks",
     "app_health_minutes",
+    "journey_canary",
+    "journey_runs",
     "stream_events",
     "stream_event_ids",
     "stream_heads",

@@ -5,7 +5,7 @@
 
 use super::archive::ArchiveError;
 use super::csv;
-use super::read::{audit_event, page, streams_after, Period};
+use super::read::{audit_event, customer_streams_after, page, Period};
 use crate::kernel::ErrorKind;
 use crate::ports::{Platform, SqlError, StreamId, StreamKind};
 
@@ -117,7 +117,7 @@ async fn streams<P: Platform>(
                 streams.push((audit(s), after));
             }
             let from = start.clone().unwrap_or_default();
-            let rest = streams_after(p.sql(), StreamKind::Audit, &from, STREAMS_PER_PAGE)
+            let rest = customer_streams_after(p.sql(), StreamKind::Audit, &from, STREAMS_PER_PAGE)
                 .await
                 .map_err(CsvExportError::Listing)?;
             let listing_full = rest.len() == STREAMS_PER_PAGE as usize;

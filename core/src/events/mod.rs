@@ -14,6 +14,7 @@ pub mod csv;
 pub mod export;
 pub mod ingest;
 pub mod jobs;
+pub mod lag;
 pub mod model;
 pub mod read;
 mod sql_log;

@@ -552,6 +552,36 @@ pub fn audit_event(r: &ArchivedRecord) -> Result<AuditEvent, ArchiveError> {
     })
 }
 
+/// [`streams_after`] without the canary tenants' streams (NFR-MON-003): what an all-tenant
+/// export reads, so the synthetic journeys' events never appear in one.
+pub async fn customer_streams_after<S: Sql>(
+    sql: &S,
+    kind: crate::ports::StreamKind,
+    after_tenant: &str,
+    limit: u32,
+) -> Result<Vec<StreamId>, crate::ports::SqlError> {
+    let rows = sql
+        .query(
+            crate::ports::Stmt::new(
+                "SELECT tenant_id FROM event_streams WHERE kind = ?1 AND tenant_id > ?2
+                   AND tenant_id NOT IN (SELECT id FROM tenants WHERE canary = 1)
+                 ORDER BY tenant_id LIMIT ?3",
+            )
+            .bind(kind.as_str())
+            .bind(after_tenant)
+            .bind(i64::from(limit)),
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(StreamId {
+                kind,
+                tenant: r.text("tenant_id")?,
+            })
+        })
+        .collect()
+}
+
 /// The streams of a kind (from the registry), in tenant order, starting after `after_tenant`.
 pub async fn streams_after<S: Sql>(
     sql: &S,

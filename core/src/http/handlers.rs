@@ -28,6 +28,7 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::Liveness => liveness(),
         RouteId::Health => health_details(ctx).await,
         RouteId::HealthServices => health_services(ctx).await,
+        RouteId::HealthJourneys => super::journeys::list(ctx).await,
         RouteId::AlertList => alerts::list_alerts(ctx).await,
         RouteId::AlertChannelList => alerts::list_channels(ctx).await,
         RouteId::AlertChannelCreate => {
@@ -207,6 +208,9 @@ pub struct ServiceHealthReport {
     pub generated_at_ms: i64,
     /// One entry per key service, every one present.
     pub services: Vec<metrics::ServiceFigures>,
+    /// The latest synthetic journey run (NFR-MON-003; `GET /v1/health/journeys` has more);
+    /// null before the first, or when it could not be read.
+    pub latest_journey: Option<crate::journeys::JourneyRun>,
 }
 
 async fn health_services<P: Platform>(ctx: &Ctx<'_, P>) -> Result<Response, ApiError> {
@@ -214,9 +218,17 @@ async fn health_services<P: Platform>(ctx: &Ctx<'_, P>) -> Result<Response, ApiE
     let services = metrics::figures(ctx.platform, now)
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let latest_journey = match crate::journeys::store::latest(ctx.platform).await {
+        Ok(run) => run,
+        Err(e) => {
+            log_cause(ctx, "journey runs unreadable", &e.to_string());
+            None
+        }
+    };
     let report = ServiceHealthReport {
         generated_at_ms: now,
         services,
+        latest_journey,
     };
     let mut resp = json::response(StatusCode::OK, &report)?;
     resp.headers_mut()
@@ -282,7 +294,8 @@ async fn run_scheduled<P: Platform>(ctx: &Ctx<'_, P>, req: &Request) -> Result<R
             ))
         }
     };
-    let (report, causes) = scheduled::run_at(ctx.platform, &cron, now).await;
+    let (report, causes) =
+        scheduled::run_with(ctx.platform, &cron, now, &super::journeys::ApiJourney).await;
     for cause in causes {
         log_cause(ctx, "scheduled job failed", &cause);
     }

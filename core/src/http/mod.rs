@@ -19,6 +19,7 @@ mod flags;
 #[doc(hidden)]
 pub mod fuzzing;
 mod handlers;
+mod journeys;
 pub mod login_page;
 mod metrics;
 mod oidc;
@@ -180,10 +181,41 @@ pub(crate) fn is_development<P: Platform>(ctx: &Ctx<'_, P>) -> bool {
     ctx.platform.secrets().get("EDGEPLANE_ENV").as_deref() == Some("development")
 }
 
+/// The scheduled run at the current time with the synthetic journey through this layer
+/// (NFR-MON-003): what a runtime's cron trigger runs.
+pub async fn run_scheduled<P: Platform>(
+    platform: &P,
+    cron: &str,
+) -> (crate::scheduled::ScheduledReport, Vec<String>) {
+    let now = platform.clock().now_ms();
+    crate::scheduled::run_with(platform, cron, now, &journeys::ApiJourney).await
+}
+
 /// Serves one request. Never fails: every error becomes a problem+json response, and every
 /// response carries `X-Request-Id` and [`hardening`] headers. Writes one JSON log line.
 pub async fn handle<P: Platform>(platform: &P, req: Request) -> Response {
-    serve_request(platform, req, None).await
+    serve_request(platform, req, None, Traffic::Customer).await
+}
+
+/// Whose traffic a request is, for the request metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Traffic {
+    /// A client's request: counted in the request metrics (FR-SYS-005).
+    Customer,
+    /// A synthetic journey's request (NFR-MON-003): served and logged like any other, but not
+    /// counted, so the key services' error rate and p99 show what customers get.
+    Synthetic,
+}
+
+/// Serves one request of a synthetic journey (`crate::journeys`): the same dispatch as
+/// [`handle`] (router, caller checks, storage), left out of the request metrics. With
+/// `operator`, operator routes act for that principal as in [`handle_as`].
+pub async fn handle_synthetic<P: Platform>(
+    platform: &P,
+    req: Request,
+    operator: Option<OperatorPrincipal>,
+) -> Response {
+    serve_request(platform, req, operator, Traffic::Synthetic).await
 }
 
 /// Serves one API request on behalf of an operator or auditor the web console signed in
@@ -195,13 +227,14 @@ pub async fn handle_as<P: Platform>(
     req: Request,
     operator: OperatorPrincipal,
 ) -> Response {
-    serve_request(platform, req, Some(operator)).await
+    serve_request(platform, req, Some(operator), Traffic::Customer).await
 }
 
 async fn serve_request<P: Platform>(
     platform: &P,
     req: Request,
     delegate: Option<OperatorPrincipal>,
+    traffic: Traffic,
 ) -> Response {
     let started = platform.clock().now_ms();
     let request_id = request_id(&req, platform);
@@ -245,13 +278,15 @@ async fn serve_request<P: Platform>(
         resp.body_mut().clear();
     }
     let duration = platform.clock().now_ms().saturating_sub(started);
-    metrics::count(
-        platform,
-        &method,
-        template,
-        resp.status().as_u16(),
-        duration,
-    );
+    if traffic == Traffic::Customer {
+        metrics::count(
+            platform,
+            &method,
+            template,
+            resp.status().as_u16(),
+            duration,
+        );
+    }
     log_request(
         platform,
         &ctx,

@@ -23,6 +23,8 @@ pub enum RouteId {
     Health,
     /// `GET /v1/health/services`: error rates and latency of the key services (FR-SYS-005).
     HealthServices,
+    /// `GET /v1/health/journeys`: the synthetic journeys' recent runs (NFR-MON-003).
+    HealthJourneys,
     /// `POST /v1/alerts/channels`: add a notification channel (NFR-MON-002).
     AlertChannelCreate,
     /// `GET /v1/alerts/channels`: the channels, without their secrets.
@@ -357,11 +359,23 @@ pub const ROUTES: &[Route] = &[
         ],
         problems: &[401, 403, 503],
     }),
+    route!(GET "/v1/health/journeys" => HealthJourneys, Caller::OperatorOrAuditor, Doc {
+        operation_id: "journeyHealth",
+        tag: "health",
+        summary: "The synthetic journeys' latest runs, newest first, with each step's outcome and duration, and the latest failed run (NFR-MON-003).",
+        notes: "At every scheduled run (5 minutes on Workers) a canary tenant's user signs in with a password and TOTP, the access token is introspected, a flag is evaluated over OFREP, and a billing event is ingested and read back; once an hour a throwaway canary tenant is also provisioned and purged. The requests go through the whole API in process and are not counted in the request metrics. A failed run fires the journey alert. Runs are kept 7 days; the latest 48 are shown.",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The runs.", content: &[("application/json", of::<t::JourneyReport>)], headers: &[Hdr::Plain { name: "Cache-Control", description: "no-store", schema: text }] },
+        ],
+        problems: &[401, 403, 503],
+    }),
     route!(GET "/v1/alerts" => AlertList, Caller::OperatorOrAuditor, Doc {
         operation_id: "listAlerts",
         tag: "health",
-        summary: "Firing alerts, then those resolved within 7 days (NFR-MON-002): one per rule and subject (a key service's 5-minute error rate or p99, a failing dependency), with its stable dedup_key.",
-        notes: "The scheduled job judges the rules every run (5 minutes on Workers): an alert fires on the first run that sees its condition and resolves after two consecutive clear runs. Thresholds: error rate above 1% with at least 20 requests (ALERT_ERROR_RATE, ALERT_MIN_REQUESTS), p99 above sign_in 2500, introspection 250, ofrep 250, ingestion 1000, admin 2500 ms (ALERT_P99_MS).",
+        summary: "Firing alerts, then those resolved within 7 days (NFR-MON-002): one per rule and subject (a key service's 5-minute error rate or p99, a failing dependency, a failed synthetic journey, the event pipeline's lag), with its stable dedup_key.",
+        notes: "The scheduled job judges the rules every run (5 minutes on Workers): an alert fires on the first run that sees its condition and resolves after two consecutive clear runs. Thresholds: error rate above 1% with at least 20 requests (ALERT_ERROR_RATE, ALERT_MIN_REQUESTS), p99 above sign_in 2500, introspection 250, ofrep 250, ingestion 1000, admin 2500 ms (ALERT_P99_MS), event pipeline lag (the oldest acknowledged event not yet archived) above 900 s (ALERT_PIPELINE_LAG_SECONDS); the journey alert fires when the latest synthetic journey run failed, naming the step.",
         params: &[],
         body: None,
         replies: &[

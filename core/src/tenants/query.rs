@@ -140,7 +140,7 @@ pub async fn get<P: Platform>(p: &P, id: &TenantId) -> Result<Tenant, GetTenantE
     }
 }
 
-/// One page of tenants, newest first (by `created_at`, then id), filtered by status and by a
+/// One page of tenants (never the synthetic journeys' canary tenants), newest first (by `created_at`, then id), filtered by status and by a
 /// name or domain prefix. Keyset pagination: the cursor encodes the last (created_at, id)
 /// seen, so pages neither skip nor repeat rows when tenants are added meanwhile.
 pub async fn list<P: Platform>(p: &P, req: &ListTenants) -> Result<Page<Tenant>, ListTenantsError> {
@@ -187,7 +187,7 @@ pub(super) fn list_stmt(req: &ListTenants) -> Result<Stmt, ListTenantsError> {
         (None, None) => Stmt::new(concat!(
             "SELECT ",
             tenant_columns!(),
-            " FROM tenants WHERE status <> 'deleted' AND (created_at, id) < (?1, ?2)
+            " FROM tenants WHERE status <> 'deleted' AND canary = 0 AND (created_at, id) < (?1, ?2)
              ORDER BY created_at DESC, id DESC LIMIT ?3"
         ))
         .bind(after_created)
@@ -196,7 +196,7 @@ pub(super) fn list_stmt(req: &ListTenants) -> Result<Stmt, ListTenantsError> {
         (Some(status), None) => Stmt::new(concat!(
             "SELECT ",
             tenant_columns!(),
-            " FROM tenants WHERE status = ?4 AND (created_at, id) < (?1, ?2)
+            " FROM tenants WHERE status = ?4 AND canary = 0 AND (created_at, id) < (?1, ?2)
              ORDER BY created_at DESC, id DESC LIMIT ?3"
         ))
         .bind(after_created)
@@ -213,7 +213,7 @@ pub(super) fn list_stmt(req: &ListTenants) -> Result<Stmt, ListTenantsError> {
             " FROM tenants WHERE id IN (
                  SELECT id FROM tenants WHERE name >= ?4 AND name < ?5
                  UNION SELECT id FROM tenants WHERE domain >= ?4 AND domain < ?5)
-               AND status <> 'deleted' AND (created_at, id) < (?1, ?2)
+               AND status <> 'deleted' AND canary = 0 AND (created_at, id) < (?1, ?2)
              ORDER BY created_at DESC, id DESC LIMIT ?3"
         ))
         .bind(after_created)
@@ -227,7 +227,7 @@ pub(super) fn list_stmt(req: &ListTenants) -> Result<Stmt, ListTenantsError> {
             " FROM tenants WHERE id IN (
                  SELECT id FROM tenants WHERE name >= ?5 AND name < ?6
                  UNION SELECT id FROM tenants WHERE domain >= ?5 AND domain < ?6)
-               AND status = ?4 AND (created_at, id) < (?1, ?2)
+               AND status = ?4 AND canary = 0 AND (created_at, id) < (?1, ?2)
              ORDER BY created_at DESC, id DESC LIMIT ?3"
         ))
         .bind(after_created)

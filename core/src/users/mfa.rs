@@ -127,7 +127,7 @@ pub async fn limited<P: Platform, T>(
     outcome
 }
 
-fn context(user_id: &str) -> String {
+pub(crate) fn context(user_id: &str) -> String {
     format!("totp:{user_id}")
 }
 

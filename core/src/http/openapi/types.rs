@@ -22,6 +22,7 @@ pub(in crate::http) use crate::http::apps::IssuedKeyResponse as IssuedApiKey;
 pub(in crate::http) use crate::http::flags::PlanFlags as ListPlanFlagsResponse;
 pub(in crate::http) use crate::http::handlers::Liveness;
 pub(in crate::http) use crate::http::handlers::ServiceHealthReport;
+pub(in crate::http) use crate::http::journeys::JourneyReport;
 pub(in crate::http) use crate::http::passwords::ForgotPasswordRequest;
 pub(in crate::http) use crate::http::sign_in::LoginBody as LoginRequest;
 pub(in crate::http) use crate::http::sign_in::MfaEnrollRequest;
