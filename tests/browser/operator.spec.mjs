@@ -146,7 +146,22 @@ test("an operator registers an app, provisions a tenant, targets a flag and revo
   await expect(page.getByText("Key revoked.")).toBeVisible();
   await expect.poll(async () => (await evaluate(request, key, tenantId, {})).status, { timeout: 3000 }).toBe(401);
 
-  // System health lists every dependency, the key services' figures and the alerts.
+  // The app's own health is checked (here: Edgeplane's liveness route stands in for it), and a
+  // scheduled run checks it and runs the synthetic journey (NFR-MON-003).
+  const op = await edgeplane.operatorToken("operator");
+  const hc = await request.put(`/v1/apps/${appId}/health-check`, {
+    headers: { Authorization: `Bearer ${op}` },
+    data: { url: `${edgeplane.baseURL}/health` },
+  });
+  expect(hc.status()).toBe(200);
+  const run = await request.post("/internal/scheduled", {
+    headers: { Authorization: `Bearer ${edgeplane.cronSecret}` },
+    data: {},
+  });
+  expect(run.status()).toBe(200);
+
+  // System health lists every dependency, the key services' figures, the latest journey, the
+  // managed apps' health and the alerts.
   await page.getByRole("link", { name: "System health" }).click();
   for (const port of ["sql", "kv", "event log", "blobs"]) {
     await expect(page.getByRole("cell", { name: new RegExp(`^${port} \\(`) })).toBeVisible();
@@ -155,6 +170,17 @@ test("an operator registers an app, provisions a tenant, targets a flag and revo
   for (const service of ["sign in", "introspection", "ofrep", "ingestion", "admin"]) {
     await expect(page.getByRole("cell", { name: service, exact: true })).toBeVisible();
   }
+  await expect(page.getByRole("heading", { name: "Synthetic journey" })).toBeVisible();
+  await expect(page.getByText(/^Latest run: passed/)).toBeVisible();
+  for (const step of ["sign in", "second factor", "introspect", "evaluate flag", "ingest", "read back"]) {
+    const row = page.getByRole("row").filter({ has: page.getByRole("cell", { name: step, exact: true }) });
+    await expect(row.getByText("passed")).toBeVisible();
+    await expect(row.getByRole("cell", { name: /^\d+ ms$/ })).toBeVisible();
+  }
+  await expect(page.getByRole("heading", { name: "Managed apps" })).toBeVisible();
+  const appRow = page.getByRole("row").filter({ has: page.getByRole("cell", { name: `Shop ${suffix}`, exact: true }) });
+  await expect(appRow.getByText("green", { exact: true })).toBeVisible();
+  await expect(appRow.getByRole("cell", { name: /^\d+ ms$/ })).toBeVisible();
   await expect(page.getByRole("heading", { name: "Alerts" })).toBeVisible();
   await expectAccessible(page);
   await saveScreenshot("operator-health");

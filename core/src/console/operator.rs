@@ -1224,11 +1224,17 @@ async fn health<P: Platform>(web: &Web<'_, P>) -> Answer {
     let panel = health_markup(web).await;
     let services = services_markup(web).await;
     let alerts = alerts_markup(web).await;
+    let journey = journey_markup(web).await;
+    let apps = app_health_markup(web).await;
     let body = html! {
         p.muted { "Dependencies refreshed every 5 seconds." }
         div #health-panel aria-live="polite" { (panel) }
         h2 { "Key services" }
         (services)
+        h2 { "Synthetic journey" }
+        (journey)
+        h2 { "Managed apps" }
+        (apps)
         h2 { "Alerts" }
         (alerts)
     };
@@ -1259,6 +1265,94 @@ async fn services_markup<P: Platform>(web: &Web<'_, P>) -> Markup {
                         td { (w["errors"].as_u64().unwrap_or(0)) }
                         td { (format!("{:.2}%", w["error_rate"].as_f64().unwrap_or(0.0) * 100.0)) }
                         td { (ms(&w["p99_ms"])) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The latest synthetic journey run, step by step, and the last failure
+/// (`GET /v1/health/journeys`, NFR-MON-003).
+async fn journey_markup<P: Platform>(web: &Web<'_, P>) -> Markup {
+    let reply = api::call(web, Method::GET, "/v1/health/journeys", None).await;
+    if !reply.ok() {
+        return html! { p.muted { "The journey runs could not be read." } };
+    }
+    let Some(run) = reply.body["runs"].get(0) else {
+        return html! { p { "No journey has run yet: the first scheduled run starts them." } };
+    };
+    let passed = |v: &Json| {
+        if v.as_bool() == Some(true) {
+            "passed"
+        } else {
+            "failed"
+        }
+    };
+    let steps = run["steps"].as_array().cloned().unwrap_or_default();
+    let failure = &reply.body["last_failure"];
+    html! {
+        p { "Latest run: " (status_badge(passed(&run["ok"]))) " · " (page::when(run["started_at"].as_i64())) " · " (run["duration_ms"].as_i64().unwrap_or(0)) " ms in all" }
+        table {
+            caption.muted { "Each step of the latest run, through the API in process (not counted in the key services' figures)" }
+            thead { tr { th scope="col" { "Step" } th scope="col" { "Result" } th scope="col" { "Time" } th scope="col" { "Error" } } }
+            tbody {
+                @for s in &steps {
+                    tr {
+                        td { (text(s, "step").replace('_', " ")) }
+                        td { (status_badge(passed(&s["ok"]))) }
+                        td { (s["duration_ms"].as_i64().unwrap_or(0)) " ms" }
+                        td { (s["error"].as_str().unwrap_or("")) }
+                    }
+                }
+            }
+        }
+        @if failure.is_object() {
+            p { "Last failure: " (page::when(failure["started_at"].as_i64())) ", at step " code { (text(failure, "failed_step")) } }
+        } @else {
+            p.muted { "No failed run in the last 7 days." }
+        }
+    }
+}
+
+/// The managed apps whose own health Edgeplane checks: green or red, the latest response time
+/// and the last hour's failures (`GET /v1/apps/{id}/health` of each active app).
+async fn app_health_markup<P: Platform>(web: &Web<'_, P>) -> Markup {
+    let reply = api::call(web, Method::GET, "/v1/apps?status=active&limit=100", None).await;
+    if !reply.ok() {
+        return html! { p.muted { "The apps could not be read." } };
+    }
+    let apps = reply.body["items"].as_array().cloned().unwrap_or_default();
+    let mut rows = Vec::new();
+    for app in &apps {
+        let path = format!("/v1/apps/{}/health", text(app, "id"));
+        let health = api::call(web, Method::GET, &path, None).await;
+        if health.ok() && health.body["url"].is_string() {
+            rows.push((text(app, "name").to_owned(), health.body));
+        }
+    }
+    let sum = |h: &Json, field: &str| -> u64 {
+        h["minutes"]
+            .as_array()
+            .map_or(0, |m| m.iter().filter_map(|x| x[field].as_u64()).sum())
+    };
+    html! {
+        @if rows.is_empty() {
+            p { "No app has a health check: register one with " code { "PUT /v1/apps/{id}/health-check" } "." }
+        } @else {
+            table {
+                caption.muted { "Latest check, and the checks of the last hour" }
+                thead { tr { th scope="col" { "App" } th scope="col" { "Health" } th scope="col" { "Response time" } th scope="col" { "Failed checks" } th scope="col" { "Failing in a row" } th scope="col" { "Checked" } } }
+                tbody {
+                    @for (name, h) in &rows {
+                        tr {
+                            td { (name) }
+                            td { (status_badge(text(h, "state"))) }
+                            td { @match h["last_latency_ms"].as_u64() { Some(ms) => { (ms) " ms" }, None => { "—" } } }
+                            td { (sum(h, "failures")) " of " (sum(h, "checks")) }
+                            td { (h["consecutive_failures"].as_u64().unwrap_or(0)) }
+                            td { (page::when(h["checked_at_ms"].as_i64())) }
+                        }
                     }
                 }
             }
