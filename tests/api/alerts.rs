@@ -20,6 +20,8 @@ crate::contract_tests![
     alert_channels_are_operator_only_and_never_show_secrets_nfr_mon_002,
     outage_notifies_every_channel_once_then_resolves_nfr_mon_002,
 ];
+// The same server then watches a failing journey (NFR-MON-003) and a stalled event pipeline
+// fire their alerts and resolve.
 
 const ROUTING_KEY: &str = "R0UT1NGKEY0123456789ABCDEFGHIJKL";
 const ONCALL: &str = "oncall@alerts.example";
@@ -341,6 +343,11 @@ fn outage_notifies_every_channel_once_then_resolves_nfr_mon_002(
         &[
             ("EDGEPLANE_FAULT_INJECTION", "on"),
             ("ALERT_WEBHOOK_ORIGIN", "http://127.0.0.1:*"),
+            ("ALERT_PIPELINE_LAG_SECONDS", "2"),
+            // On Workers each stream's object also archives its own tail on an alarm, through
+            // bindings of its own that fault injection does not reach: pushed out of the way so
+            // a failing archive store stalls the pipeline here.
+            ("EVENT_FLUSH_DELAY_MS", "600000"),
         ],
         outage_then_recovery,
     )
@@ -565,7 +572,108 @@ fn outage_then_recovery(app: &TestApp) -> Result<(), String> {
     ensure_eq!(notice["alert"], resolved, "the webhook's alert");
     app.dev_mail_with(ONCALL, "[Edgeplane RESOLVED] Dependency kv")?;
 
-    error_burst(app, &op, &auditor)
+    error_burst(app, &op, &auditor)?;
+    journey_fails_then_recovers(app, &sink, &secret, &auditor)?;
+    pipeline_stalls_then_recovers(app, &sink, &auditor)
+}
+
+const JOURNEY_ALERT: &str = "edgeplane/journey/canary";
+const LAG_ALERT: &str = "edgeplane/pipeline_lag/events";
+
+/// NFR-MON-003: with the event log down the journey fails at its ingest step, the journey
+/// alert fires naming it and reaches the signed webhook once; two clear runs resolve it.
+fn journey_fails_then_recovers(
+    app: &TestApp,
+    sink: &Sink,
+    secret: &str,
+    auditor: &str,
+) -> Result<(), String> {
+    // The outages above failed journeys too: only what follows counts.
+    crate::journeys::run_jobs(app)?;
+    let before = sink.at("/webhook", JOURNEY_ALERT).len();
+    set_faults(app, &["event_log"])?;
+    crate::journeys::run_jobs(app)?;
+    set_faults(app, &[])?;
+    let fired = alert(app, auditor, JOURNEY_ALERT)?;
+    ensure_eq!(fired["state"], json!("firing"), "{fired}");
+    ensure_eq!(fired["rule"], json!("journey"), "{fired}");
+    ensure_eq!(fired["details"]["step"], json!("ingest"), "{fired}");
+    ensure!(
+        str_of(&fired["summary"]).starts_with("Synthetic journey failed at step ingest: "),
+        "the summary names the step: {fired}"
+    );
+    let report = crate::journeys::journeys(app, auditor)?;
+    ensure_eq!(
+        report["last_failure"]["failed_step"],
+        json!("ingest"),
+        "the last failure: {report}"
+    );
+    let hooks = sink.at("/webhook", JOURNEY_ALERT);
+    ensure_eq!(hooks.len(), before + 1, "one webhook notice of the journey");
+    check_signature(&hooks[before], secret)?;
+    let notice = hooks[before].json()?;
+    ensure_eq!(notice["type"], json!("alert.fired"), "fired");
+    ensure_eq!(
+        notice["alert"]["details"]["step"],
+        json!("ingest"),
+        "{notice}"
+    );
+
+    crate::journeys::run_jobs(app)?;
+    ensure_eq!(
+        alert(app, auditor, JOURNEY_ALERT)?["state"],
+        json!("firing"),
+        "after one clear run"
+    );
+    crate::journeys::run_jobs(app)?;
+    let resolved = alert(app, auditor, JOURNEY_ALERT)?;
+    ensure_eq!(resolved["state"], json!("resolved"), "{resolved}");
+    let hooks = sink.at("/webhook", JOURNEY_ALERT);
+    ensure_eq!(hooks.len(), before + 2, "a resolved notice");
+    ensure_eq!(
+        hooks[before + 1].json()?["type"],
+        json!("alert.resolved"),
+        "resolved"
+    );
+    Ok(())
+}
+
+/// NFR-MON-002: with the archive's store down the pipeline stalls (events are acknowledged into
+/// the log but not archived); once the oldest waits longer than the threshold (2 s here) the
+/// pipeline-lag alert fires, and after recovery two clear runs resolve it.
+fn pipeline_stalls_then_recovers(app: &TestApp, sink: &Sink, auditor: &str) -> Result<(), String> {
+    let before = sink.at("/webhook", LAG_ALERT).len();
+    set_faults(app, &["blobs"])?;
+    crate::journeys::run_jobs(app)?;
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    crate::journeys::run_jobs(app)?;
+    let fired = alert(app, auditor, LAG_ALERT)?;
+    set_faults(app, &[])?;
+    ensure_eq!(fired["state"], json!("firing"), "{fired}");
+    ensure_eq!(fired["rule"], json!("pipeline_lag"), "{fired}");
+    ensure!(
+        fired["details"]["lag_ms"]
+            .as_i64()
+            .is_some_and(|ms| ms > 2_000),
+        "the lag: {fired}"
+    );
+    ensure_eq!(
+        sink.at("/webhook", LAG_ALERT).len(),
+        before + 1,
+        "one webhook notice of the lag"
+    );
+    // The first run after recovery still sees the backlog (it judges before it archives).
+    for _ in 0..3 {
+        crate::journeys::run_jobs(app)?;
+    }
+    let resolved = alert(app, auditor, LAG_ALERT)?;
+    ensure_eq!(resolved["state"], json!("resolved"), "{resolved}");
+    ensure_eq!(
+        sink.at("/webhook", LAG_ALERT).len(),
+        before + 2,
+        "a resolved notice"
+    );
+    Ok(())
 }
 
 /// Real 5xx answers of an administration route (the event log fails under the audit export)

@@ -48,6 +48,7 @@ mod flags;
 mod health;
 mod helpers;
 mod http_contract;
+mod journeys;
 mod mail;
 mod oidc;
 mod scheduled;
@@ -100,6 +101,7 @@ const SUITES: &[(&str, &[Test])] = &[
     ("webauthn", webauthn::TESTS),
     ("oidc", oidc::TESTS),
     ("mail", mail::TESTS),
+    ("journeys", journeys::TESTS),
     ("alerts", alerts::TESTS),
 ];
 

@@ -680,3 +680,92 @@ fn nfr_mon_002_deleting_a_channel_stops_its_notices() {
         assert!(requests_to(&p, SLACK).is_empty());
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Event-pipeline lag
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn nfr_mon_002_pipeline_lag_threshold_defaults_to_15_minutes_and_is_set_in_seconds() {
+    let p = block_on(TestPlatform::new());
+    let (t, warnings) = Thresholds::from_secrets(&p.secrets);
+    assert_eq!((t.pipeline_lag_ms, warnings.len()), (15 * MIN, 0));
+    p.secrets.set(rules::PIPELINE_LAG_VAR, "90");
+    assert_eq!(
+        Thresholds::from_secrets(&p.secrets).0.pipeline_lag_ms,
+        90_000
+    );
+    for bad in ["0", "-5", "1.5", "ten", "604801"] {
+        p.secrets.set(rules::PIPELINE_LAG_VAR, bad);
+        let (t, warnings) = Thresholds::from_secrets(&p.secrets);
+        assert_eq!(t.pipeline_lag_ms, 15 * MIN, "{bad}");
+        assert_eq!(warnings.len(), 1, "{bad}");
+    }
+}
+
+/// An event acknowledged into the log and not archived (the flush stalled) fires
+/// `pipeline_lag` once it waited longer than the threshold; archiving it clears the condition,
+/// and two clear runs resolve the alert.
+#[test]
+fn nfr_mon_002_a_stalled_pipeline_fires_the_lag_alert_and_archiving_resolves_it() {
+    block_on(async {
+        let p = TestPlatform::new().await;
+        let stream = crate::ports::StreamId {
+            kind: crate::ports::StreamKind::Billing,
+            tenant: "t-lag".to_owned(),
+        };
+        crate::events::ingest::register_stream(&p.sql, &stream, START_MS)
+            .await
+            .unwrap();
+        let lag_alert = |all: Vec<super::Alert>| {
+            all.into_iter()
+                .find(|a| a.dedup_key == "edgeplane/pipeline_lag/events")
+        };
+        // Nothing waits: clear.
+        evaluate(&p, START_MS).await.unwrap();
+        assert!(lag_alert(recent(&p).await.unwrap()).is_none());
+
+        use crate::ports::EventLog as _;
+        p.event_log
+            .append(
+                &stream,
+                vec![crate::ports::NewEvent {
+                    id: "e-1".into(),
+                    occurred_at_ms: START_MS,
+                    body: r#"{"id":"e-1","type":"api.call","quantity":1}"#.into(),
+                }],
+            )
+            .await
+            .unwrap();
+        // Within the threshold: clear.
+        p.clock.set(START_MS + 10 * MIN);
+        evaluate(&p, START_MS + 10 * MIN).await.unwrap();
+        assert!(lag_alert(recent(&p).await.unwrap()).is_none());
+        // Past it: fires, naming the stream.
+        p.clock.set(START_MS + 16 * MIN);
+        let o = evaluate(&p, START_MS + 16 * MIN).await.unwrap();
+        assert_eq!(o.fired, 1, "{o:?}");
+        let a = lag_alert(recent(&p).await.unwrap()).unwrap();
+        assert_eq!(
+            (a.state, a.severity.as_str()),
+            (AlertState::Firing, "warning")
+        );
+        assert!(a.summary.contains("billing/t-lag"), "{}", a.summary);
+        assert_eq!(a.details["lag_ms"], json!(16 * MIN));
+
+        // Archived: two clear runs resolve it.
+        let flushed = crate::events::jobs::flush_all(&p, START_MS + 17 * MIN)
+            .await
+            .unwrap();
+        assert_eq!(flushed.events, 1);
+        for (i, want) in [AlertState::Firing, AlertState::Resolved]
+            .into_iter()
+            .enumerate()
+        {
+            let now = START_MS + (20 + 5 * i as i64) * MIN;
+            p.clock.set(now);
+            evaluate(&p, now).await.unwrap();
+            assert_eq!(lag_alert(recent(&p).await.unwrap()).unwrap().state, want);
+        }
+    });
+}
