@@ -39,7 +39,7 @@ pub use provision::{
     configured_base_url, provision, MailDelivery, ProvisionOutcome, ProvisionTenant,
     ProvisionTenantError, Provisioned, IDEMPOTENCY_TTL_MS, INVITATION_TTL_MS, MAX_APPS,
 };
-pub use purge::{purge_due, PurgeReport, PurgeTenantsError, PURGE_BATCH};
+pub use purge::{purge_due, purge_one_due, PurgeReport, PurgeTenantsError, PURGE_BATCH};
 pub use query::{
     get, list, GetTenantError, ListTenants, ListTenantsError, Page, DEFAULT_LIMIT, MAX_LIMIT,
 };

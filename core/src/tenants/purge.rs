@@ -70,38 +70,76 @@ pub async fn purge_due<P: Platform>(p: &P, now_ms: i64) -> Result<PurgeReport, P
     due.truncate(PURGE_BATCH as usize);
     let actor = Actor::system("tenant-purge");
     for t in due {
-        match purge_one(p, &actor, &t, now_ms).await {
-            Ok(Some(rows)) => {
-                report.rows_deleted += rows;
-                // The marker was written at deletion; rewrite it in case that write failed.
-                if let EdgeSync::Pending { error } =
-                    write_marker(p, &t.id, TenantStatus::Deleted).await
-                {
-                    let line = serde_json::json!({
-                        "level": "warn",
-                        "msg": "tenant edge marker write failed after purge",
-                        "tenant_id": t.id.as_str(),
-                        "error": error.to_string(),
-                    });
-                    p.logger().line(&line.to_string());
-                }
-                // The flag snapshot goes too (a failure is left to the reconciler cron).
-                if let Err(e) = crate::flags::snapshot::publish(p, &t.id).await {
-                    let line = serde_json::json!({
-                        "level": "warn",
-                        "msg": "flag snapshot of a purged tenant not removed",
-                        "tenant_id": t.id.as_str(),
-                        "error": e.to_string(),
-                    });
-                    p.logger().line(&line.to_string());
-                }
-                report.purged.push(t.id);
-            }
-            Ok(None) => {}
-            Err(e) => report.failed.push((t.id, e)),
-        }
+        purge_into(p, &actor, t, now_ms, &mut report).await;
     }
     Ok(report)
+}
+
+/// Purges the one tenant `id` if it is pending deletion and due by `now_ms`, as
+/// [`purge_due`] would: what the synthetic journeys do with their throwaway tenant, without
+/// purging any other tenant ahead of the purge job.
+pub async fn purge_one_due<P: Platform>(
+    p: &P,
+    id: &TenantId,
+    now_ms: i64,
+) -> Result<PurgeReport, PurgeTenantsError> {
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(concat!(
+                "SELECT ",
+                tenant_columns!(),
+                " FROM tenants WHERE id = ?1 AND status = 'pending_deletion' AND purge_after <= ?2"
+            ))
+            .bind(id.as_str())
+            .bind(now_ms),
+        )
+        .await?;
+    let mut report = PurgeReport::default();
+    if let Some(row) = rows.first() {
+        let t = Tenant::from_row(row)?;
+        purge_into(p, &Actor::system("tenant-purge"), t, now_ms, &mut report).await;
+    }
+    Ok(report)
+}
+
+/// Purges `t` and adds the outcome to `report`; then rewrites its edge marker and removes its
+/// flag snapshot (failures logged: the marker was written at deletion, the reconciler repairs
+/// the snapshot).
+async fn purge_into<P: Platform>(
+    p: &P,
+    actor: &Actor,
+    t: Tenant,
+    now_ms: i64,
+    report: &mut PurgeReport,
+) {
+    match purge_one(p, actor, &t, now_ms).await {
+        Ok(Some(rows)) => {
+            report.rows_deleted += rows;
+            if let EdgeSync::Pending { error } = write_marker(p, &t.id, TenantStatus::Deleted).await
+            {
+                let line = serde_json::json!({
+                    "level": "warn",
+                    "msg": "tenant edge marker write failed after purge",
+                    "tenant_id": t.id.as_str(),
+                    "error": error.to_string(),
+                });
+                p.logger().line(&line.to_string());
+            }
+            if let Err(e) = crate::flags::snapshot::publish(p, &t.id).await {
+                let line = serde_json::json!({
+                    "level": "warn",
+                    "msg": "flag snapshot of a purged tenant not removed",
+                    "tenant_id": t.id.as_str(),
+                    "error": e.to_string(),
+                });
+                p.logger().line(&line.to_string());
+            }
+            report.purged.push(t.id);
+        }
+        Ok(None) => {}
+        Err(e) => report.failed.push((t.id, e)),
+    }
 }
 
 /// The tenants due for purge at `now_ms`, oldest first, one more than a batch.

@@ -77,7 +77,9 @@ pub(super) async fn purge<P: Platform>(
         )
         .await
         .map_err(storage)?;
-    crate::tenants::purge_due(p, now)
+    let tenant = crate::tenants::TenantId::parse(id)
+        .map_err(|_| "the throwaway tenant id does not parse".to_owned())?;
+    crate::tenants::purge_one_due(p, &tenant, now)
         .await
         .map_err(|_| "the purge of the throwaway tenant failed".to_owned())?;
     let rows = p

@@ -355,3 +355,35 @@ fn nfr_mon_003_a_throwaway_tenant_is_provisioned_and_purged_once_an_hour() {
         assert_eq!(store::expire(&p, later).await.unwrap(), 25);
     });
 }
+
+/// The hourly purge takes only its throwaway tenant: another tenant due for purge is left to
+/// the purge job (and its report).
+#[test]
+fn nfr_mon_003_the_hourly_purge_leaves_other_due_tenants_to_the_purge_job() {
+    block_on(async {
+        let p = platform().await;
+        let due = "01900000-0000-7000-8000-0000000000d0";
+        p.sql()
+            .execute(
+                Stmt::new(
+                    "INSERT INTO tenants (id, name, domain, plan, status, deletion_requested_at,
+                       purge_after, created_at, updated_at)
+                     VALUES (?1, 'Gone', 'gone', 'free', 'pending_deletion', ?2, ?2, ?2, ?2)",
+                )
+                .bind(due)
+                .bind(START_MS - 31 * 24 * 60 * MIN),
+            )
+            .await
+            .unwrap();
+        let r = run(&p, START_MS).await.unwrap().unwrap().run;
+        assert!(r.ok && r.lifecycle, "{r:?}");
+        let status = p
+            .sql()
+            .query(Stmt::new("SELECT status FROM tenants WHERE id = ?1").bind(due))
+            .await
+            .unwrap();
+        assert_eq!(status[0].text("status").unwrap(), "pending_deletion");
+        let report = crate::tenants::purge_due(&p, START_MS).await.unwrap();
+        assert_eq!(report.purged.len(), 1);
+    });
+}
