@@ -219,17 +219,11 @@ pub fn note_key_use(key_id: &str, tenant_id: Option<&str>, client: Option<&str>,
     let hour = now.div_euclid(HOUR_MS);
     KEY_USES.with(|k| {
         let mut k = k.borrow_mut();
-        if let Some(seen) = k
-            .hours
-            .get(&hour)
-            .and_then(|keys| keys.get(key_id))
-            .map(|h| {
-                h.addresses.contains_key(addr) || h.addresses.len() >= MAX_ADDRESSES_PER_KEY_HOUR
-            })
-        {
-            if seen {
-                return;
-            }
+        let known = k.hours.get(&hour).and_then(|keys| keys.get(key_id));
+        if known.is_some_and(|h| {
+            h.addresses.contains_key(addr) || h.addresses.len() >= MAX_ADDRESSES_PER_KEY_HOUR
+        }) {
+            return;
         }
         if k.entries >= MAX_KEY_ENTRIES {
             return;
