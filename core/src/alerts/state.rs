@@ -61,7 +61,8 @@ pub struct Alert {
     pub subject: String,
     /// The tenant an anomaly alert is about; null for the platform's own alerts.
     pub tenant_id: Option<String>,
-    /// `critical` (dependencies), `error` (error rates), `warning` (latency).
+    /// `critical` (dependencies), `error` (error rates, refresh-token reuse), `warning` (latency,
+    /// the other anomalies).
     #[schema(schema_with = severity_schema)]
     pub severity: String,
     /// Firing or resolved.
