@@ -40,6 +40,7 @@ macro_rules! ensure_eq {
 }
 
 mod alerts;
+mod anomalies;
 mod app_health;
 mod apps;
 mod auth;
@@ -101,6 +102,7 @@ const SUITES: &[(&str, &[Test])] = &[
     ("oidc", oidc::TESTS),
     ("mail", mail::TESTS),
     ("alerts", alerts::TESTS),
+    ("anomalies", anomalies::TESTS),
 ];
 
 /// Deliberate skips: (runtime or `*`, `module::test`, reason). Printed on every run.

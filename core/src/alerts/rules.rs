@@ -65,11 +65,27 @@ pub enum Rule {
     LatencyP99,
     /// A dependency failed its health check (`health::check`).
     Dependency,
+    /// A burst of refused sign-ins in a tenant (NFR-MON-001; `super::anomalies`).
+    FailedSignInBurst,
+    /// Refresh-token reuse detected in a tenant (NFR-MON-001).
+    RefreshReuse,
+    /// One account signed in from many addresses within an hour (NFR-MON-001).
+    AccountManyAddresses,
+    /// An API key used from many more addresses than usual (NFR-MON-001).
+    ApiKeyManyAddresses,
 }
 
 impl Rule {
     /// Every rule.
-    pub const ALL: [Rule; 3] = [Rule::ErrorRate, Rule::LatencyP99, Rule::Dependency];
+    pub const ALL: [Rule; 7] = [
+        Rule::ErrorRate,
+        Rule::LatencyP99,
+        Rule::Dependency,
+        Rule::FailedSignInBurst,
+        Rule::RefreshReuse,
+        Rule::AccountManyAddresses,
+        Rule::ApiKeyManyAddresses,
+    ];
 
     /// The stored and published name.
     pub fn as_str(self) -> &'static str {
@@ -77,6 +93,10 @@ impl Rule {
             Rule::ErrorRate => "error_rate",
             Rule::LatencyP99 => "latency_p99",
             Rule::Dependency => "dependency",
+            Rule::FailedSignInBurst => "failed_sign_in_burst",
+            Rule::RefreshReuse => "refresh_reuse",
+            Rule::AccountManyAddresses => "account_many_addresses",
+            Rule::ApiKeyManyAddresses => "api_key_many_addresses",
         }
     }
 
@@ -89,8 +109,11 @@ impl Rule {
     pub fn severity(self) -> &'static str {
         match self {
             Rule::Dependency => "critical",
-            Rule::ErrorRate => "error",
+            Rule::ErrorRate | Rule::RefreshReuse => "error",
             Rule::LatencyP99 => "warning",
+            Rule::FailedSignInBurst | Rule::AccountManyAddresses | Rule::ApiKeyManyAddresses => {
+                "warning"
+            }
         }
     }
 
@@ -99,6 +122,10 @@ impl Rule {
         match self {
             Rule::ErrorRate | Rule::LatencyP99 => "key_services",
             Rule::Dependency => "dependencies",
+            Rule::FailedSignInBurst
+            | Rule::RefreshReuse
+            | Rule::AccountManyAddresses
+            | Rule::ApiKeyManyAddresses => "anomalies",
         }
     }
 }
@@ -310,8 +337,9 @@ pub fn judge_dependencies(report: &health::HealthReport) -> Vec<Observation> {
         .collect()
 }
 
-/// Runs every rule's source once at `now`: the health probes and the request metrics. A source
-/// that fails contributes no observation, and its cause is returned for the log.
+/// Runs every rule's source once at `now`: the health probes, the request metrics and the
+/// anomaly signals (`super::anomalies`). A source that fails contributes no observation, and
+/// its cause is returned for the log.
 pub async fn observe<P: Platform>(
     p: &P,
     now: i64,
@@ -329,5 +357,8 @@ pub async fn observe<P: Platform>(
         Ok(figures) => out.extend(judge_services(&figures, t)),
         Err(e) => causes.push(format!("request metrics unreadable: {e}")),
     }
+    let (anomalies, anomaly_causes) = super::anomalies::observe(p, now).await;
+    out.extend(anomalies);
+    causes.extend(anomaly_causes);
     (out, causes)
 }
