@@ -24,6 +24,11 @@
 //                          ~/.cache/edgeplane/spin-host-target/debug/spin-test-host), EDGEPLANE_SPIN_WASM
 //                          (default target/wasm32-wasip2/release/edgeplane_spin.wasm),
 //                          MAX_SECONDS (900).
+//   PROFILE="OFREP bulk, 5" node bench/edge.mjs
+//                          instead of the tables: a V8 CPU profile (bench/profile.mjs) of each
+//                          Workers row whose name contains PROFILE ("floor" for the floor), as
+//                          self time per function per request, Wasm functions by name. The
+//                          profiler's sampling inflates every figure; compare rows of one run.
 //
 // Seeded through the API on each runtime: an app, a tenant with 5 flags (and an owner who signs
 // in for a live access token), a tenant with 100 flags, a tenant-bound `flags:read` key per
@@ -36,11 +41,16 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ROOT, call, devIssuer, log, runBench, startReady, startServer, stopServer } from "./lib.mjs";
+import { profile } from "./profile.mjs";
 
 const DURATION = process.env.DURATION ?? "5s";
 const CONNECTIONS = (process.env.CONNECTIONS ?? "1,32").split(",").map(Number);
 const TABLES = (process.env.TABLES ?? "workers,spin").split(",");
 const MAX_SECONDS = Number(process.env.MAX_SECONDS ?? 900);
+// PROFILE=<part of a row name> (Workers table only): instead of the table, a V8 CPU profile of
+// each matching row under load, as self time per function per request.
+const PROFILE = process.env.PROFILE;
+const INSPECTOR_PORT = Number(process.env.INSPECTOR_PORT ?? 9229);
 const SPIN_HOST = path.resolve(ROOT, process.env.SPIN_TEST_HOST ?? path.join(process.env.HOME ?? "", ".cache/edgeplane/spin-host-target/debug/spin-test-host"));
 const SPIN_WASM = path.resolve(ROOT, process.env.EDGEPLANE_SPIN_WASM ?? "target/wasm32-wasip2/release/edgeplane_spin.wasm");
 const FLOOR_DIR = path.join(ROOT, "bench/spin-floor");
@@ -227,15 +237,28 @@ async function workersTable(issuer) {
   // The per-key guard of the flag routes (5,000/s per isolate by default) would answer 429 at
   // 32 connections: lifted, so every row measures the route itself.
   const vars = { ...issuer.vars, MASTER_KEY: crypto.randomBytes(32).toString("base64"), FLAGS_RATE_LIMIT_PER_SECOND: "1000000" };
-  const server = await startServer(vars, {
-    tmp, state: path.join(tmp, "workerd-state"), maxSeconds: MAX_SECONDS, args: ["--floor", "bench/floor-worker.js"],
-  });
+  const args = ["--floor", "bench/floor-worker.js"];
+  if (PROFILE) args.push("--inspector-port", String(INSPECTOR_PORT));
+  const server = await startServer(vars, { tmp, state: path.join(tmp, "workerd-state"), maxSeconds: MAX_SECONDS, args });
   servers.push(server);
   const { direct_url: direct, floor_url: floorUrl } = server.ready;
   const rows = await seed(direct, issuer.token);
   const floor = req("GET", `${floorUrl}/`);
   if ((await once(floor)) !== "ok") throw new Error("the floor worker did not answer ok");
   const pid = server.proc.pid;
+  if (PROFILE) {
+    for (const [name, r] of [["floor", floor], ...rows].filter(([n]) => n.includes(PROFILE))) {
+      let run;
+      const worker = name === "floor" ? "floor" : "edgeplane";
+      const { total, rows: fns } = await profile(INSPECTOR_PORT, worker, async () => { run = load(pid, r, 1); });
+      const per = (x) => (x / run.requests).toFixed(1);
+      log(`### profile: ${name}: ${run.requests} requests, ${us(run.cpuUs)} µs CPU/req (process tree), ${per(total)} µs/req sampled in the isolate`);
+      for (const [fn, t] of fns.slice(0, 45)) log(`${per(t).padStart(8)} µs  ${fn}`);
+      log("");
+    }
+    await stopServer(server);
+    return;
+  }
   const measured = measure(pid, [["JS hello-world worker (floor)", floor], ...rows]);
   const viaEntry = load(pid, req("GET", `${server.url}/health`), CONNECTIONS[0]);
   await stopServer(server);

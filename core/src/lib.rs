@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alerts;
+pub mod anomalies;
 pub mod apps;
 pub mod audit;
 pub mod auth;

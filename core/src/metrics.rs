@@ -353,17 +353,24 @@ fn saturate(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Adds what the isolate counted to `request_metrics` in one batch and releases the claim;
-/// returns the rows written. On failure the counts stay in memory for the next flush (unless
+/// Adds what the isolate counted to `request_metrics` in one batch, with the API keys' new
+/// client addresses (`crate::anomalies`), and releases the claim; returns the metrics rows
+/// written. On failure the counts stay in memory for the next flush (unless
 /// they fall out of the retention by then).
 pub async fn flush<P: Platform>(p: &P, now_ms: i64) -> Result<u64, SqlError> {
     let rows = take();
-    let result = if rows.is_empty() {
+    // NFR-MON-001: the API keys' client addresses the isolate gathered ride along, hashed.
+    let (key_stmts, key_uses) = crate::anomalies::key_use_stmts(p.secrets(), now_ms);
+    let result = if rows.is_empty() && key_stmts.is_empty() {
         Ok(0)
     } else {
-        let stmts = rows.iter().map(upsert).collect();
+        let mut stmts: Vec<Stmt> = rows.iter().map(upsert).collect();
+        stmts.extend(key_stmts);
         match p.sql().batch(stmts).await {
-            Ok(_) => Ok(rows.len() as u64),
+            Ok(_) => {
+                crate::anomalies::mark_key_uses_written(&key_uses);
+                Ok(rows.len() as u64)
+            }
             Err(e) => {
                 let oldest = now_ms.div_euclid(60_000) - RETENTION_MINUTES;
                 give_back(

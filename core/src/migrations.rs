@@ -69,6 +69,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0013_journeys.sql",
         sql: include_str!("../../d1-migrations/0013_journeys.sql"),
     },
+    Migration {
+        name: "0014_anomalies.sql",
+        sql: include_str!("../../d1-migrations/0014_anomalies.sql"),
+    },
 ];
 
 /// wrangler's tracking table, with wrangler's DDL (`wrangler d1 migrations apply`).

@@ -254,6 +254,9 @@ async fn run_expiry_jobs<P: Platform>(p: &P, now: i64, run: &mut JobRun) {
     // NFR-MON-003: journey runs are kept seven days.
     let r = crate::journeys::store::expire(p, now).await;
     run.record("journey_runs.expire", r, "delete failed");
+    // NFR-MON-001: the API keys' finished hours become their baselines; old signals go.
+    let r = crate::anomalies::upkeep(p, now).await;
+    run.record("anomalies.upkeep", r, "upkeep failed");
 }
 
 /// Writes the time of this run under [`LAST_RUN_KEY`]; counts 1 when written.

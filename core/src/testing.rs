@@ -616,6 +616,7 @@ impl TestPlatform {
         crate::edge::clear_isolate();
         crate::tokens::verified::clear_isolate();
         crate::metrics::clear_isolate();
+        crate::anomalies::clear_isolate();
         crate::faults::set_mask(0);
         let clock = FixedClock::default();
         let sql = NativeSql::memory();

@@ -29,7 +29,7 @@ const KV_ALERT: &str = "edgeplane/dependency/kv";
 
 /// One request the sink received.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     path: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
@@ -43,14 +43,14 @@ impl Received {
             .map(|(_, v)| v.as_str())
     }
 
-    fn json(&self) -> Result<Value, String> {
+    pub(crate) fn json(&self) -> Result<Value, String> {
         serde_json::from_slice(&self.body)
             .map_err(|e| format!("{} body is not JSON: {e}", self.path))
     }
 }
 
 /// A loopback HTTP sink recording every request; stopped when dropped.
-struct Sink {
+pub(crate) struct Sink {
     origin: String,
     received: Arc<Mutex<Vec<Received>>>,
     stop: Arc<AtomicBool>,
@@ -65,7 +65,7 @@ impl Drop for Sink {
 }
 
 impl Sink {
-    fn start() -> Result<Sink, String> {
+    pub(crate) fn start() -> Result<Sink, String> {
         let listener =
             TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot bind the sink: {e}"))?;
         let addr = listener
@@ -95,12 +95,12 @@ impl Sink {
         })
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.origin)
     }
 
     /// What `path` received, oldest first, whose body mentions `needle`.
-    fn at(&self, path: &str, needle: &str) -> Vec<Received> {
+    pub(crate) fn at(&self, path: &str, needle: &str) -> Vec<Received> {
         self.received
             .lock()
             .map(|all| {
@@ -366,7 +366,7 @@ fn set_faults(app: &TestApp, ports: &[&str]) -> Result<(), String> {
 
 /// Runs the scheduled jobs; returns what `alerts.evaluate` delivered (failing the test if that
 /// job failed: other jobs may fail during an outage).
-fn run_jobs(app: &TestApp) -> Result<i64, String> {
+pub(crate) fn run_jobs(app: &TestApp) -> Result<i64, String> {
     let auth = format!("Bearer {}", app.cron_secret);
     let resp = app.post_json(
         "/internal/scheduled",

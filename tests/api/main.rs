@@ -40,6 +40,7 @@ macro_rules! ensure_eq {
 }
 
 mod alerts;
+mod anomalies;
 mod app_health;
 mod apps;
 mod auth;
@@ -103,6 +104,7 @@ const SUITES: &[(&str, &[Test])] = &[
     ("mail", mail::TESTS),
     ("journeys", journeys::TESTS),
     ("alerts", alerts::TESTS),
+    ("anomalies", anomalies::TESTS),
 ];
 
 /// Deliberate skips: (runtime or `*`, `module::test`, reason). Printed on every run.

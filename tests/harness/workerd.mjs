@@ -82,6 +82,7 @@ function parseArgs(argv) {
     floor: undefined,
     apps: [],
     appVars: {},
+    inspectorPort: undefined,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -142,12 +143,19 @@ function parseArgs(argv) {
         (opts.appVars[m[1]] ??= {})[m[2]] = m[3];
         break;
       }
+      case "--inspector-port":
+        // V8's inspector (Chrome DevTools protocol) for profiling: bench/profile-edge.mjs.
+        opts.inspectorPort = Number(value());
+        if (!Number.isInteger(opts.inspectorPort) || opts.inspectorPort < 1 || opts.inspectorPort > 65535) {
+          fail("--inspector-port expects 1..65535");
+        }
+        break;
       case "-h":
       case "--help":
         process.stderr.write(
           "usage: node tests/harness/workerd.mjs --state <dir> [--var NAME=value]... " +
             "[--max-seconds N] [--port N] [--script path/to/index.js] [--isolates 1|2] [--verbose] " +
-            "[--floor path/to/worker.js] [--app [name=]app/dir]... [--app-var app:NAME=value]...\n",
+            "[--floor path/to/worker.js] [--app [name=]app/dir]... [--app-var app:NAME=value]... [--inspector-port N]\n",
         );
         process.exit(0);
         break;
@@ -470,6 +478,7 @@ async function main() {
     // Lets the suite fire the cron triggers: GET /cdn-cgi/handler/scheduled?cron=...
     unsafeTriggerHandlers: true,
     defaultPersistRoot: path.join(opts.state, "v3"),
+    ...(opts.inspectorPort ? { inspectorPort: opts.inspectorPort } : {}),
   };
   const worker = {
     name: config.name,

@@ -14,9 +14,9 @@ use crate::sql_js::js_error_message;
 const NULL_BODY: [u16; 4] = [101, 204, 205, 304];
 
 #[wasm_bindgen(inline_js = "
-export function headerLines(headers) {
-  let s = '';
-  for (const [name, value] of headers) s += name + '\\n' + value + '\\n';
+export function requestHead(req) {
+  let s = (req.body === null ? '-' : 'b') + req.method + '\\n' + req.url + '\\n';
+  for (const [name, value] of req.headers) s += name + '\\n' + value + '\\n';
   return s;
 }
 export function newResponse(status, headerLines, body) {
@@ -27,11 +27,12 @@ export function newResponse(status, headerLines, body) {
 }
 ")]
 extern "C" {
-    /// Every header of a `Headers` as `name\nvalue\n` lines, in order (repeated names stay
-    /// repeated): one call across the boundary instead of two per header. Neither a name nor
-    /// a value can hold a line feed.
-    #[wasm_bindgen(js_name = headerLines)]
-    fn header_lines(headers: &web_sys::Headers) -> String;
+    /// A request's method, URL and every header as `\n`-ended lines (`method`, `url`, then
+    /// `name`, `value` per header, in order; repeated names stay repeated), the method
+    /// prefixed with `b` when the request has a body stream and `-` when it has none: one call
+    /// across the boundary instead of one per part. None of them can hold a line feed.
+    #[wasm_bindgen(js_name = requestHead)]
+    fn request_head(req: &web_sys::Request) -> String;
 
     /// A `Response` of `status` with the headers of `header_lines` (as [`header_lines`] writes
     /// them) and a copy of `body` (none when `undefined`), built in one call.
@@ -43,10 +44,61 @@ extern "C" {
     ) -> Result<web_sys::Response, JsValue>;
 }
 
-/// The `(name, value)` pairs of [`header_lines`]' text.
-fn header_pairs(lines: &str) -> impl Iterator<Item = (&str, &str)> {
-    let mut parts = lines.split('\n');
-    std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
+/// What [`request_head`] read of a request: everything but its body.
+pub struct Head {
+    text: String,
+    method_end: usize,
+    url_end: usize,
+}
+
+/// Where the method starts in [`request_head`]'s text (after the body mark).
+const METHOD_START: usize = 1;
+
+impl Head {
+    /// Reads the method, URL and headers of `req` in one call.
+    pub fn read(req: &web_sys::Request) -> Self {
+        let text = request_head(req);
+        let method_end = text.find('\n').unwrap_or(text.len());
+        let url_end = text[method_end..]
+            .get(1..)
+            .and_then(|rest| rest.find('\n'))
+            .map_or(text.len(), |i| method_end + 1 + i);
+        Head {
+            text,
+            method_end,
+            url_end,
+        }
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &str {
+        self.text.get(METHOD_START..self.method_end).unwrap_or("")
+    }
+
+    /// Whether the request has a body stream (it may still be empty).
+    pub fn has_body(&self) -> bool {
+        self.text.starts_with('b')
+    }
+
+    /// The full URL.
+    pub fn url(&self) -> &str {
+        self.text
+            .get(self.method_end + 1..self.url_end)
+            .unwrap_or("")
+    }
+
+    /// The `(name, value)` pairs of the headers, in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut parts = self.text.get(self.url_end + 1..).unwrap_or("").split('\n');
+        std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
+    }
+
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
 }
 
 /// Reads a Worker request into an `http` request: method, full URL, every header and the body.
@@ -57,16 +109,15 @@ fn header_pairs(lines: &str) -> impl Iterator<Item = (&str, &str)> {
 /// stops, the rest of the stream is cancelled, and core answers 413.
 pub async fn to_http_request(
     req: &web_sys::Request,
-    url: String,
+    head: &Head,
     request_id: &str,
 ) -> Result<http::Request<Vec<u8>>, String> {
     let mut builder = http::Request::builder()
-        .method(req.method().as_str())
-        .uri(url);
+        .method(head.method())
+        .uri(head.url());
     let mut has_id = false;
     let mut declared = None;
-    let lines = header_lines(&req.headers());
-    for (name, value) in header_pairs(&lines) {
+    for (name, value) in head.headers() {
         if name.eq_ignore_ascii_case(REQUEST_ID) {
             if value != request_id {
                 continue;
@@ -81,6 +132,10 @@ pub async fn to_http_request(
         builder = builder.header(REQUEST_ID, request_id);
     }
     let mut body = LimitedBody::new(declared);
+    if !head.has_body() {
+        // Nothing to read: a request that needs no I/O then completes in its first poll.
+        return body.into_request(builder).map_err(|e| e.to_string());
+    }
     if declared.is_some() && !body.is_too_large() && req.body().is_some() {
         // A declared length within core's limit bounds the body (the runtime holds a client to
         // it): read it whole, one promise instead of one per chunk.

@@ -40,16 +40,12 @@ use worker::{event, web_sys, Env, ScheduleContext, ScheduledEvent};
 /// promise is settled from Rust, which lets a panic still be answered (see the `panic` module).
 #[wasm_bindgen(js_name = fetch)]
 pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> js_sys::Promise {
-    let request_id = req
-        .headers()
-        .get(REQUEST_ID)
-        .ok()
-        .flatten()
+    let head = convert::Head::read(&req);
+    let request_id = head
+        .header(REQUEST_ID)
         .filter(|id| is_valid_request_id(id))
-        .unwrap_or_else(|| edgeplane_core::ids::new_id(&WorkerRandom));
-    let method = req.method();
-    let url = req.url();
-    let path = url.parse::<http::Uri>().map(|u| u.path().to_owned());
+        .map_or_else(|| edgeplane_core::ids::new_id(&WorkerRandom), str::to_owned);
+    let path = head.url().parse::<http::Uri>().map(|u| u.path().to_owned());
     // Decided before anything is prepared for it: most requests (the hot paths among them)
     // have no work after the response, and a `waitUntil` task costs a promise chain each.
     // The isolate's request metrics go to storage every ten seconds or so, after the answer
@@ -57,10 +53,10 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
     let flush_metrics = edgeplane_core::metrics::claim_flush(WorkerClock.now_ms(), false);
     let after = path
         .ok()
-        .filter(|path| flush_metrics || edgeplane_core::http::works_after(&method, path))
-        .map(|path| (method, path, env.clone()));
+        .filter(|path| flush_metrics || edgeplane_core::http::works_after(head.method(), path))
+        .map(|path| (head.method().to_owned(), path, env.clone()));
     let response = panic::spawn_answered(request_id.clone(), panic_answer, async move {
-        serve(&req, url, &env, &request_id).await
+        serve(&req, &head, &env, &request_id).await
     });
     if let Some((method, path, env)) = after {
         let work = work_after(response.clone(), method, path, env, flush_metrics);
@@ -138,13 +134,13 @@ fn problem(problem: ApiError, request_id: &str) -> http::Response<Vec<u8>> {
 /// Serves one request through core; every failure of the adapter itself becomes a problem.
 async fn serve(
     req: &web_sys::Request,
-    url: String,
+    head: &convert::Head,
     env: &Env,
     request_id: &str,
 ) -> web_sys::Response {
     let resp = match (
         WorkerPlatform::from_env(env),
-        convert::to_http_request(req, url, request_id).await,
+        convert::to_http_request(req, head, request_id).await,
     ) {
         (Ok(platform), Ok(http_req)) => edgeplane_core::handle(&platform, http_req).await,
         (Err(e), _) => adapter_error(

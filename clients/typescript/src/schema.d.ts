@@ -363,8 +363,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Firing alerts, then those resolved within 7 days (NFR-MON-002): one per rule and subject (a key service's 5-minute error rate or p99, a failing dependency, a failed synthetic journey, the event pipeline's lag), with its stable dedup_key.
-         * @description Requires an operator-IdP bearer token with the operator or auditor role. The scheduled job judges the rules every run (5 minutes on Workers): an alert fires on the first run that sees its condition and resolves after two consecutive clear runs. Thresholds: error rate above 1% with at least 20 requests (ALERT_ERROR_RATE, ALERT_MIN_REQUESTS), p99 above sign_in 2500, introspection 250, ofrep 250, ingestion 1000, admin 2500 ms (ALERT_P99_MS), event pipeline lag (the oldest acknowledged event not yet archived) above 900 s (ALERT_PIPELINE_LAG_SECONDS); the journey alert fires when the latest synthetic journey run failed, naming the step.
+         * Firing alerts, then those resolved within 7 days (NFR-MON-002, NFR-MON-001, NFR-MON-003): one per rule and subject (a key service's 5-minute error rate or p99, a failing dependency, a failed synthetic journey, the event pipeline's lag, a tenant's anomaly), with its stable dedup_key.
+         * @description Requires an operator-IdP bearer token with the operator or auditor role. The scheduled job judges the rules every run (5 minutes on Workers): an alert fires on the first run that sees its condition and resolves after two consecutive clear runs. Thresholds: error rate above 1% with at least 20 requests (ALERT_ERROR_RATE, ALERT_MIN_REQUESTS), p99 above sign_in 2500, introspection 250, ofrep 250, ingestion 1000, admin 2500 ms (ALERT_P99_MS), event pipeline lag (the oldest acknowledged event not yet archived) above 900 s (ALERT_PIPELINE_LAG_SECONDS); the journey alert fires when the latest synthetic journey run failed, naming the step. Anomalies per tenant (ALERT_ANOMALY_*): at least 50 failed sign-ins in 5 minutes, any refresh-token reuse in 15 minutes, an account signing in from more than 5 addresses in an hour, an API key used from at least 20 addresses in an hour and more than 4 times its busiest hour of the previous 7 days.
          */
         get: operations["listAlerts"];
         put?: never;
@@ -1266,6 +1266,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenant/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The anomaly alerts of the caller's tenant (NFR-MON-001), firing then those resolved within 7 days: bursts of failed sign-ins, refresh-token reuse, an account signing in from many addresses, an API key used from many more addresses than usual.
+         * @description Requires an access token of an active owner or admin of the caller's tenant (role and status checked in the database on each call). Owners and admins only. The same alerts operators see in GET /v1/alerts, limited to this tenant; their figures are counts, never addresses. Each transition is also in the tenant's audit log (alert.fired, alert.resolved).
+         */
+        get: operations["listTenantAlerts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tenant/flags": {
         parameters: {
             query?: never;
@@ -1752,7 +1772,7 @@ export interface components {
              */
             resolved_at?: number | null;
             /** @enum {string} */
-            rule: "error_rate" | "latency_p99" | "dependency" | "journey" | "pipeline_lag";
+            rule: "error_rate" | "latency_p99" | "dependency" | "journey" | "pipeline_lag" | "failed_sign_in_burst" | "refresh_reuse" | "account_many_addresses" | "api_key_many_addresses";
             /** @enum {string} */
             severity: "critical" | "error" | "warning" | "info";
             /** @description Firing or resolved. */
@@ -1760,11 +1780,15 @@ export interface components {
             /**
              * @description What it is about: a key service (`sign_in`, `introspection`, `ofrep`, `ingestion`,
              *     `admin`), a dependency (`sql`, `kv`, `event_log`, `blobs`), the synthetic journey
-             *     (`canary`) or the event pipeline (`events`).
+             *     (`canary`), the event pipeline (`events`), or for an anomaly (NFR-MON-001) a tenant
+             *     (`tenant:ID`), an account (`tenant:ID/user:ID`) or an API key (`tenant:ID/key:ID`, or
+             *     `key:ID` for an app-wide key).
              */
             subject: string;
             /** @description What was wrong, in one line, as last observed. */
             summary: string;
+            /** @description The tenant an anomaly alert is about; null for the platform's own alerts. */
+            tenant_id?: string | null;
             /**
              * Format: int64
              * @description Last change, unix ms.
@@ -6361,6 +6385,36 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             410: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listTenantAlerts: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Correlation id. Echoed when it is 1-128 characters of [A-Za-z0-9._:-]; otherwise (absent, empty or malformed) a fresh id is generated and returned instead. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tenant's alerts. */
+            200: {
+                headers: {
+                    /** @description no-store */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertList"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            440: components["responses"]["Problem"];
             503: components["responses"]["Problem"];
             default: components["responses"]["Problem"];
         };

@@ -13,6 +13,7 @@
 //! SQL database itself cannot be recorded or sent from here: `GET /v1/health` answers 503 for it,
 //! for an external uptime check to watch.
 
+pub mod anomalies;
 pub mod channels;
 pub mod notify;
 pub mod rules;
@@ -87,8 +88,8 @@ async fn load<P: Platform>(p: &P) -> Result<HashMap<String, Alert>, SqlError> {
     let rows = p
         .sql()
         .query(Stmt::new(
-            "SELECT dedup_key, rule, subject, severity, state, summary, details_json, fired_at,
-               resolved_at, clear_runs, updated_at
+            "SELECT dedup_key, rule, subject, tenant_id, severity, state, summary, details_json,
+               fired_at, resolved_at, clear_runs, updated_at
              FROM alerts",
         ))
         .await?;
@@ -123,18 +124,14 @@ async fn apply<P: Platform>(
                     "alert.resolved"
                 }
             };
-            let record = AuditRecord::success(
-                action,
-                &Actor::system("alerts.evaluate"),
-                None,
-                format!("alert:{}", row.dedup_key),
-                None,
-            )
-            .with("rule", row.rule.as_str())
-            .with("subject", row.subject.as_str())
-            .with("severity", row.severity.as_str())
-            .with("summary", row.summary.as_str());
+            // An anomaly is audited in its tenant's log too, for the tenant's auditors
+            // (NFR-MON-001): the record holds counts and ids, never an address.
+            let record = transition_record(action, &row, None);
             stmts.push(audit::outbox_insert(&record, &audit::new_event_id(p), now));
+            if let Some(tenant) = row.tenant_id.as_deref() {
+                let record = transition_record(action, &row, Some(tenant));
+                stmts.push(audit::outbox_insert(&record, &audit::new_event_id(p), now));
+            }
         }
         alerts.insert(key, row);
     }
@@ -142,6 +139,22 @@ async fn apply<P: Platform>(
         p.sql().batch(stmts).await?;
     }
     Ok(())
+}
+
+/// The audit record of an alert's transition (`alert.fired`, `alert.resolved`), in the
+/// platform's log (`tenant` none) or in a tenant's.
+fn transition_record(action: &'static str, row: &Alert, tenant: Option<&str>) -> AuditRecord {
+    AuditRecord::success(
+        action,
+        &Actor::system("alerts.evaluate"),
+        tenant,
+        format!("alert:{}", row.dedup_key),
+        None,
+    )
+    .with("rule", row.rule.as_str())
+    .with("subject", row.subject.as_str())
+    .with("severity", row.severity.as_str())
+    .with("summary", row.summary.as_str())
 }
 
 /// Sends every due notice to every channel and records the ones delivered. Failures go to the
@@ -244,11 +257,31 @@ pub async fn recent<P: Platform>(p: &P) -> Result<Vec<Alert>, SqlError> {
         .sql()
         .query(
             Stmt::new(
-                "SELECT dedup_key, rule, subject, severity, state, summary, details_json,
-                   fired_at, resolved_at, clear_runs, updated_at
+                "SELECT dedup_key, rule, subject, tenant_id, severity, state, summary,
+                   details_json, fired_at, resolved_at, clear_runs, updated_at
                  FROM alerts WHERE state = 'firing' OR resolved_at >= ?1
                  ORDER BY state, updated_at DESC, dedup_key LIMIT 200",
             )
+            .bind(now - RECENT_MS),
+        )
+        .await?;
+    rows.iter().map(state::from_row).collect()
+}
+
+/// `GET /v1/tenant/alerts`: the anomaly alerts of one tenant (NFR-MON-001), firing then those
+/// resolved within [`RECENT_MS`], most recently changed first.
+pub async fn for_tenant<P: Platform>(p: &P, tenant_id: &str) -> Result<Vec<Alert>, SqlError> {
+    let now = p.clock().now_ms();
+    let rows = p
+        .sql()
+        .query(
+            Stmt::new(
+                "SELECT dedup_key, rule, subject, tenant_id, severity, state, summary,
+                   details_json, fired_at, resolved_at, clear_runs, updated_at
+                 FROM alerts WHERE tenant_id = ?1 AND (state = 'firing' OR resolved_at >= ?2)
+                 ORDER BY state, updated_at DESC, dedup_key LIMIT 200",
+            )
+            .bind(tenant_id)
             .bind(now - RECENT_MS),
         )
         .await?;

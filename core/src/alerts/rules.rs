@@ -83,16 +83,28 @@ pub enum Rule {
     Journey,
     /// The oldest acknowledged event not yet archived is older than the threshold.
     PipelineLag,
+    /// A burst of refused sign-ins in a tenant (NFR-MON-001; `super::anomalies`).
+    FailedSignInBurst,
+    /// Refresh-token reuse detected in a tenant (NFR-MON-001).
+    RefreshReuse,
+    /// One account signed in from many addresses within an hour (NFR-MON-001).
+    AccountManyAddresses,
+    /// An API key used from many more addresses than usual (NFR-MON-001).
+    ApiKeyManyAddresses,
 }
 
 impl Rule {
     /// Every rule.
-    pub const ALL: [Rule; 5] = [
+    pub const ALL: [Rule; 9] = [
         Rule::ErrorRate,
         Rule::LatencyP99,
         Rule::Dependency,
         Rule::Journey,
         Rule::PipelineLag,
+        Rule::FailedSignInBurst,
+        Rule::RefreshReuse,
+        Rule::AccountManyAddresses,
+        Rule::ApiKeyManyAddresses,
     ];
 
     /// The stored and published name.
@@ -103,6 +115,10 @@ impl Rule {
             Rule::Dependency => "dependency",
             Rule::Journey => "journey",
             Rule::PipelineLag => "pipeline_lag",
+            Rule::FailedSignInBurst => "failed_sign_in_burst",
+            Rule::RefreshReuse => "refresh_reuse",
+            Rule::AccountManyAddresses => "account_many_addresses",
+            Rule::ApiKeyManyAddresses => "api_key_many_addresses",
         }
     }
 
@@ -115,8 +131,11 @@ impl Rule {
     pub fn severity(self) -> &'static str {
         match self {
             Rule::Dependency => "critical",
-            Rule::ErrorRate | Rule::Journey => "error",
+            Rule::ErrorRate | Rule::RefreshReuse | Rule::Journey => "error",
             Rule::LatencyP99 | Rule::PipelineLag => "warning",
+            Rule::FailedSignInBurst | Rule::AccountManyAddresses | Rule::ApiKeyManyAddresses => {
+                "warning"
+            }
         }
     }
 
@@ -127,6 +146,10 @@ impl Rule {
             Rule::Dependency => "dependencies",
             Rule::Journey => "journeys",
             Rule::PipelineLag => "event_pipeline",
+            Rule::FailedSignInBurst
+            | Rule::RefreshReuse
+            | Rule::AccountManyAddresses
+            | Rule::ApiKeyManyAddresses => "anomalies",
         }
     }
 }
@@ -400,9 +423,9 @@ pub fn judge_pipeline(lag: &PipelineLag, t: &Thresholds) -> Observation {
     }
 }
 
-/// Runs every rule's source once at `now`: the health probes, the request metrics, the latest
-/// journey run and the event pipeline's lag. A source that fails contributes no observation,
-/// and its cause is returned for the log.
+/// Runs every rule's source once at `now`: the health probes, the request metrics, the anomaly
+/// signals (`super::anomalies`), the latest journey run and the event pipeline's lag. A source
+/// that fails contributes no observation, and its cause is returned for the log.
 pub async fn observe<P: Platform>(
     p: &P,
     now: i64,
@@ -420,6 +443,9 @@ pub async fn observe<P: Platform>(
         Ok(figures) => out.extend(judge_services(&figures, t)),
         Err(e) => causes.push(format!("request metrics unreadable: {e}")),
     }
+    let (anomalies, anomaly_causes) = super::anomalies::observe(p, now).await;
+    out.extend(anomalies);
+    causes.extend(anomaly_causes);
     match journeys::store::latest(p).await {
         Ok(run) => out.extend(run.and_then(|r| judge_journey(&r, now))),
         Err(e) => causes.push(format!("journey runs unreadable: {e}")),

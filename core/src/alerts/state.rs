@@ -56,10 +56,14 @@ pub struct Alert {
     pub rule: String,
     /// What it is about: a key service (`sign_in`, `introspection`, `ofrep`, `ingestion`,
     /// `admin`), a dependency (`sql`, `kv`, `event_log`, `blobs`), the synthetic journey
-    /// (`canary`) or the event pipeline (`events`).
+    /// (`canary`), the event pipeline (`events`), or for an anomaly (NFR-MON-001) a tenant
+    /// (`tenant:ID`), an account (`tenant:ID/user:ID`) or an API key (`tenant:ID/key:ID`, or
+    /// `key:ID` for an app-wide key).
     pub subject: String,
-    /// `critical` (dependencies), `error` (error rates, journeys), `warning` (latency,
-    /// pipeline lag).
+    /// The tenant an anomaly alert is about; null for the platform's own alerts.
+    pub tenant_id: Option<String>,
+    /// `critical` (dependencies), `error` (error rates, refresh-token reuse, journeys),
+    /// `warning` (latency, pipeline lag, the other anomalies).
     #[schema(schema_with = severity_schema)]
     pub severity: String,
     /// Firing or resolved.
@@ -118,6 +122,7 @@ pub fn step(
                 dedup_key: dedup_key(obs.rule, &obs.subject),
                 rule: obs.rule.as_str().to_owned(),
                 subject: obs.subject.clone(),
+                tenant_id: super::anomalies::tenant_of(obs.rule, &obs.subject),
                 severity: obs.rule.severity().to_owned(),
                 state: AlertState::Firing,
                 summary: c.summary.clone(),
@@ -174,6 +179,7 @@ pub(super) fn from_row(r: &Row) -> Result<Alert, SqlError> {
         dedup_key: r.text("dedup_key")?,
         rule: r.text("rule")?,
         subject: r.text("subject")?,
+        tenant_id: r.opt_text("tenant_id")?,
         severity: r.text("severity")?,
         state: AlertState::parse(&state)
             .ok_or_else(|| SqlError::Other(format!("alerts.state {state:?}")))?,
@@ -190,8 +196,8 @@ pub(super) fn from_row(r: &Row) -> Result<Alert, SqlError> {
 pub(super) fn upsert(a: &Alert) -> Stmt {
     Stmt::new(
         "INSERT INTO alerts (dedup_key, rule, subject, severity, state, summary, details_json,
-           fired_at, resolved_at, clear_runs, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+           fired_at, resolved_at, clear_runs, updated_at, tenant_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT (dedup_key) DO UPDATE SET severity = excluded.severity,
            state = excluded.state, summary = excluded.summary,
            details_json = excluded.details_json, fired_at = excluded.fired_at,
@@ -209,4 +215,5 @@ pub(super) fn upsert(a: &Alert) -> Stmt {
     .bind(a.resolved_at)
     .bind(a.clear_runs)
     .bind(a.updated_at)
+    .bind(a.tenant_id.as_deref())
 }

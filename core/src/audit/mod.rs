@@ -252,6 +252,14 @@ pub fn outbox_insert_if_tenant_version(
         .bind(version)
 }
 
+/// Like [`outbox_insert`] with a statement of the caller's:
+/// `concat!(audit_outbox_columns!(), " SELECT ?1, …, ?10 WHERE …")`, whose condition uses
+/// parameters from `?11` on, bound by the caller on the returned statement. In a batch after a
+/// conditional write, such a condition records exactly the writes that applied.
+pub fn outbox_insert_where(record: &AuditRecord, id: &str, now_ms: i64, sql: &'static str) -> Stmt {
+    bind_row(Stmt::new(sql), record, id, now_ms)
+}
+
 /// A fresh event id for an outbox row: time-ordered, from the Clock and Random ports.
 pub fn new_event_id<P: Platform>(p: &P) -> String {
     ids::new_ordered_id(p.clock(), p.random())

@@ -16,6 +16,7 @@ use crate::audit::Actor;
 use crate::auth::OperatorPrincipal;
 use crate::kernel::schema::string_enum;
 use crate::ports::Platform;
+use crate::signin::UserPrincipal;
 
 /// Body of `POST /v1/alerts/channels`: `kind` and the fields of that kind (the document states
 /// each kind's fields as one branch of a choice; a field of another kind is refused).
@@ -238,6 +239,21 @@ pub(super) async fn delete_channel<P: Platform>(
 /// `GET /v1/alerts` (operators, auditors): firing and recently resolved alerts.
 pub(super) async fn list_alerts<P: Platform>(ctx: &mut Ctx<'_, P>) -> Result<Response, ApiError> {
     let alerts = alerts::recent(ctx.platform)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    Ok(no_store(json::response(
+        StatusCode::OK,
+        &AlertListResponse { alerts },
+    )?))
+}
+
+/// `GET /v1/tenant/alerts` (owners, admins; NFR-MON-001): the anomaly alerts of the caller's
+/// tenant, as operators see them.
+pub(super) async fn list_tenant_alerts<P: Platform>(
+    ctx: &mut Ctx<'_, P>,
+    principal: UserPrincipal,
+) -> Result<Response, ApiError> {
+    let alerts = alerts::for_tenant(ctx.platform, &principal.claims.tid)
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
     Ok(no_store(json::response(

@@ -16,7 +16,7 @@ use crate::apps::{
 use crate::audit::Actor;
 use crate::auth::OperatorPrincipal;
 use crate::kernel::schema;
-use crate::ports::{Clock, Platform};
+use crate::ports::{Clock, Platform, Secrets};
 use crate::tenants::{EdgeSync, ParseError, TenantId};
 
 /// Body of `POST /v1/apps`.
@@ -558,7 +558,30 @@ pub(super) async fn require_app_key<P: Platform>(
         .await
         .map_err(|e| ApiError::from(&e))?;
     note_key_tenant(ctx, &principal);
+    note_key_address(ctx, req, &principal);
     Ok(principal)
+}
+
+/// NFR-MON-001: notes the key's client address in the isolate's memory only (no storage
+/// call), for the anomaly rule on keys used from many more addresses than usual.
+pub(super) fn note_key_address<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    principal: &AppKeyPrincipal,
+) {
+    let p = ctx.platform;
+    let runtime = p.backends().runtime;
+    // Only Spin reads the trusted proxies: the edge does not pay for an env lookup.
+    let trusted = (runtime == "spin")
+        .then(|| p.secrets().get("TRUSTED_PROXIES"))
+        .flatten();
+    let client = super::client_addr::client_address(runtime, trusted.as_deref(), req);
+    crate::anomalies::note_key_use(
+        principal.key_id.as_str(),
+        principal.tenant_id.as_ref().map(TenantId::as_str),
+        client.as_deref(),
+        p.clock().now_ms(),
+    );
 }
 
 /// The API key a request presents (`X-API-Key`, else `Authorization: Bearer`); 401 without one.

@@ -30,6 +30,7 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::HealthServices => health_services(ctx).await,
         RouteId::HealthJourneys => super::journeys::list(ctx).await,
         RouteId::AlertList => alerts::list_alerts(ctx).await,
+        RouteId::TenantAlertList => alerts::list_tenant_alerts(ctx, principal.user()?).await,
         RouteId::AlertChannelList => alerts::list_channels(ctx).await,
         RouteId::AlertChannelCreate => {
             alerts::create_channel(ctx, &req, principal.operator()?).await

@@ -246,3 +246,46 @@ fn nfr_perf_001_a_change_elsewhere_reaches_a_warm_isolate_within_a_second() {
         assert_eq!(body(&seen)["active"], false, "not a moment past it");
     });
 }
+
+/// NFR-MON-001: on the edge (the Workers runtime, which vouches for `CF-Connecting-IP`) an API
+/// key's client addresses are gathered in the isolate's memory, with no storage call on the hot
+/// paths, and written as keyed hashes by the request metrics' flush, each once.
+#[test]
+fn nfr_mon_001_key_addresses_cost_the_hot_paths_no_storage_call() {
+    use crate::ports::{Clock, Sql};
+    block_on(async {
+        let e = warm_edge().await;
+        e.p.inner.runtime.set("workers");
+        e.p.inner.clock.advance(PROPAGATION_MS);
+        serve_all(&e).await;
+        e.p.take_storage_calls();
+        for round in 0..2 {
+            for i in 0..20 {
+                for (name, mut req) in hot_routes(&e) {
+                    let addr = format!("198.51.100.{i}").parse().unwrap();
+                    req.headers_mut().insert("cf-connecting-ip", addr);
+                    let resp = handle(&e.p, req).await;
+                    assert_eq!(resp.status(), 200, "{name}");
+                    assert_eq!(e.p.take_storage_calls(), 0, "{name}, round {round}");
+                }
+            }
+        }
+        assert!(crate::anomalies::key_uses_pending());
+        let now = e.p.inner.clock.now_ms();
+        crate::metrics::flush(&e.p, now).await.unwrap();
+        let rows =
+            e.p.inner
+                .sql
+                .query(crate::ports::Stmt::new(
+                    "SELECT subject, addr_hash FROM anomaly_addresses WHERE subject LIKE 'key:%'",
+                ))
+                .await
+                .unwrap();
+        assert_eq!(rows.len(), 20, "one row per distinct address");
+        for r in &rows {
+            assert!(!r.text("addr_hash").unwrap().contains("198.51.100."));
+        }
+        // Written once: a second flush has nothing of them to write.
+        assert!(!crate::anomalies::key_uses_pending());
+    });
+}

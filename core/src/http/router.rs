@@ -33,6 +33,8 @@ pub enum RouteId {
     AlertChannelDelete,
     /// `GET /v1/alerts`: firing and recently resolved alerts (NFR-MON-002).
     AlertList,
+    /// `GET /v1/tenant/alerts`: the caller's tenant's anomaly alerts (NFR-MON-001).
+    TenantAlertList,
     /// `PUT /__dev/faults`: makes storage ports fail on cue, in development with fault
     /// injection enabled only (`crate::faults`).
     DevFaults,
@@ -374,8 +376,8 @@ pub const ROUTES: &[Route] = &[
     route!(GET "/v1/alerts" => AlertList, Caller::OperatorOrAuditor, Doc {
         operation_id: "listAlerts",
         tag: "health",
-        summary: "Firing alerts, then those resolved within 7 days (NFR-MON-002): one per rule and subject (a key service's 5-minute error rate or p99, a failing dependency, a failed synthetic journey, the event pipeline's lag), with its stable dedup_key.",
-        notes: "The scheduled job judges the rules every run (5 minutes on Workers): an alert fires on the first run that sees its condition and resolves after two consecutive clear runs. Thresholds: error rate above 1% with at least 20 requests (ALERT_ERROR_RATE, ALERT_MIN_REQUESTS), p99 above sign_in 2500, introspection 250, ofrep 250, ingestion 1000, admin 2500 ms (ALERT_P99_MS), event pipeline lag (the oldest acknowledged event not yet archived) above 900 s (ALERT_PIPELINE_LAG_SECONDS); the journey alert fires when the latest synthetic journey run failed, naming the step.",
+        summary: "Firing alerts, then those resolved within 7 days (NFR-MON-002, NFR-MON-001, NFR-MON-003): one per rule and subject (a key service's 5-minute error rate or p99, a failing dependency, a failed synthetic journey, the event pipeline's lag, a tenant's anomaly), with its stable dedup_key.",
+        notes: "The scheduled job judges the rules every run (5 minutes on Workers): an alert fires on the first run that sees its condition and resolves after two consecutive clear runs. Thresholds: error rate above 1% with at least 20 requests (ALERT_ERROR_RATE, ALERT_MIN_REQUESTS), p99 above sign_in 2500, introspection 250, ofrep 250, ingestion 1000, admin 2500 ms (ALERT_P99_MS), event pipeline lag (the oldest acknowledged event not yet archived) above 900 s (ALERT_PIPELINE_LAG_SECONDS); the journey alert fires when the latest synthetic journey run failed, naming the step. Anomalies per tenant (ALERT_ANOMALY_*): at least 50 failed sign-ins in 5 minutes, any refresh-token reuse in 15 minutes, an account signing in from more than 5 addresses in an hour, an API key used from at least 20 addresses in an hour and more than 4 times its busiest hour of the previous 7 days.",
         params: &[],
         body: None,
         replies: &[
@@ -1006,6 +1008,18 @@ pub const ROUTES: &[Route] = &[
             Reply { status: 204, description: "The password is changed.", content: &[], headers: &[] },
         ],
         problems: &[400, 401, 403, 422, 429, 440],
+    }),
+    route!(GET "/v1/tenant/alerts" => TenantAlertList, Caller::TenantAdmin, Doc {
+        operation_id: "listTenantAlerts",
+        tag: "identity",
+        summary: "The anomaly alerts of the caller's tenant (NFR-MON-001), firing then those resolved within 7 days: bursts of failed sign-ins, refresh-token reuse, an account signing in from many addresses, an API key used from many more addresses than usual.",
+        notes: "Owners and admins only. The same alerts operators see in GET /v1/alerts, limited to this tenant; their figures are counts, never addresses. Each transition is also in the tenant's audit log (alert.fired, alert.resolved).",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The tenant's alerts.", content: &[("application/json", of::<t::AlertList>)], headers: &[Hdr::Plain { name: "Cache-Control", description: "no-store", schema: text }] },
+        ],
+        problems: &[401, 403, 440, 503],
     }),
     route!(GET "/v1/tenant/password-policy" => PasswordPolicyGet, Caller::TenantAdmin, Doc {
         operation_id: "getPasswordPolicy",

@@ -9,7 +9,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
-use super::apps::{note_key_tenant, presented_app_key, require_app_key};
+use super::apps::{note_key_address, note_key_tenant, presented_app_key, require_app_key};
 use super::reply::no_store;
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::apps::{authenticate_app_key_with, Scope};
@@ -238,6 +238,7 @@ pub(super) async fn introspect<P: Platform>(
     .await;
     let (app, claims) = checked.map_err(|e| ApiError::from(&e))?;
     note_key_tenant(ctx, &app);
+    note_key_address(ctx, req, &app);
     let claims = claims.map_err(|e| ApiError::from(&e))?;
     // A tenant-bound key learns only about its own tenant's tokens.
     let claims = claims.filter(|c| {

@@ -168,6 +168,8 @@ async fn check_refreshable<P: Platform>(
     let status = row.text("status")?;
     if status == "revoked" && row.opt_text("revoked_reason")?.as_deref() == Some("rotated") {
         revoke_family(p, sid, user, "reuse", request_id).await?;
+        // NFR-MON-001: the tenant's count of reuse detections.
+        crate::anomalies::refresh_reused(p, &user.tenant_id, now).await;
         return Err(RefreshError::Reused);
     }
     if status != "active"

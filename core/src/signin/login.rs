@@ -136,13 +136,37 @@ pub async fn login<P: Platform>(
     request_id: &str,
 ) -> Result<TokenPair, LoginError> {
     let user = authenticate(p, req, request_id).await?;
-    Ok(start(p, &user, &["pwd"], request_id).await?)
+    let pair = start(p, &user, &["pwd"], request_id).await?;
+    let now = p.clock().now_ms();
+    crate::anomalies::signed_in(
+        p,
+        &user.tenant_id,
+        &user.user_id,
+        req.client.as_deref(),
+        now,
+    )
+    .await;
+    Ok(pair)
 }
 
 /// Every check of [`login`] (rate limits, audit of failures, the same work for unknown users,
 /// tenant status, password age, MFA) without starting a session: the universal login page
 /// of the OIDC provider goes through it too, then issues a code instead (FR-AUTH-001).
 pub async fn authenticate<P: Platform>(
+    p: &P,
+    req: &LoginRequest,
+    request_id: &str,
+) -> Result<SessionUser, LoginError> {
+    let checked = check_credentials(p, req, request_id).await;
+    if let Err(LoginError::InvalidCredentials | LoginError::RateLimited { .. }) = &checked {
+        // NFR-MON-001: the tenant's count of refused sign-ins, for the burst rule.
+        crate::anomalies::failed_sign_in(p, req.tenant.as_str(), p.clock().now_ms()).await;
+    }
+    checked
+}
+
+/// The checks of [`authenticate`], in order.
+async fn check_credentials<P: Platform>(
     p: &P,
     req: &LoginRequest,
     request_id: &str,

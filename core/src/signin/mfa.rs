@@ -306,8 +306,11 @@ pub async fn verify_mfa_with<P: Platform>(
     request_id: &str,
 ) -> Result<MfaSignIn, VerifyMfaError> {
     let done = verify_second_factor(p, mfa_token, factor, client, request_id).await?;
+    let tokens = start(p, &done.user, &["pwd", done.method], request_id).await?;
+    let (user, now) = (&done.user, p.clock().now_ms());
+    crate::anomalies::signed_in(p, &user.tenant_id, &user.user_id, client, now).await;
     Ok(MfaSignIn {
-        tokens: start(p, &done.user, &["pwd", done.method], request_id).await?,
+        tokens,
         recovery_codes: done.recovery_codes,
     })
 }

@@ -268,25 +268,58 @@ fn revoke_sessions(tenant_id: &str, version: i64, now: i64, reason: &str) -> Stm
     .bind(version)
 }
 
-/// The sessions of a tenant that may still hold an unexpired access token: active, and started
-/// or rotated within the access-token lifetime (a token is only issued then). Their markers are
-/// written after a suspension (FR-OPS-001), so that the tokens stay refused once the tenant is
-/// activated again, instead of working again until they expire.
-async fn live_sids<P: Platform>(p: &P, tenant_id: &str, now: i64) -> Result<Vec<String>, SqlError> {
+/// The sessions the suspension committed at `now` revoked that may still hold an unexpired
+/// access token: started or rotated within the access-token lifetime (a token is only issued
+/// then). Read after the commit, so a session started while it ran is among them. Their markers
+/// are written after a suspension (FR-OPS-001), so that the tokens stay refused once the tenant
+/// is activated again, instead of working again until they expire.
+async fn suspended_sids<P: Platform>(
+    p: &P,
+    tenant_id: &str,
+    suspended_at: i64,
+) -> Result<Vec<String>, SqlError> {
+    let now = p.clock().now_ms();
     let since = now - crate::tokens::ACCESS_TOKEN_TTL_SECS * 1000;
     let rows = p
         .sql()
         .query(
             Stmt::new(
                 "SELECT DISTINCT family_id FROM sessions
-                 WHERE tenant_id = ?1 AND status = 'active'
-                   AND (created_at >= ?2 OR last_used_at >= ?2)",
+                 WHERE tenant_id = ?1 AND status = 'revoked'
+                   AND revoked_reason = 'tenant_suspended' AND revoked_at = ?2
+                   AND (created_at >= ?3 OR last_used_at >= ?3)",
             )
             .bind(tenant_id)
+            .bind(suspended_at)
             .bind(since),
         )
         .await?;
     rows.iter().map(|r| r.text("family_id")).collect()
+}
+
+/// Writes the markers of the sessions the suspension at `suspended_at` revoked.
+async fn mark_suspended_sessions<P: Platform>(
+    p: &P,
+    id: &TenantId,
+    suspended_at: i64,
+) -> Result<(), KvError> {
+    let sids = suspended_sids(p, id.as_str(), suspended_at)
+        .await
+        .map_err(|e| KvError::Other(e.to_string()))?;
+    crate::sessions::mark_sessions_revoked(p, &sids).await
+}
+
+/// A suspension asked again: nothing changes; the tenant's marker and its revoked sessions'
+/// markers are written again.
+async fn resuspended<P: Platform>(p: &P, t: Tenant) -> StatusChange {
+    let suspended_at = t.suspended_at;
+    let mut change = unchanged(p, t).await;
+    if let Some(at) = suspended_at {
+        if let Err(error) = mark_suspended_sessions(p, &change.tenant.id, at).await {
+            change.edge = EdgeSync::Pending { error };
+        }
+    }
+    change
 }
 
 /// Audits a refused transition (a conflict with the tenant's state).
@@ -312,8 +345,9 @@ async fn refuse<P: Platform>(
 
 /// Suspends an active tenant (FR-OPS-001): status `suspended` with the reason, every session
 /// revoked and `tenant.suspend` audited in one batch, then the KV marker `suspended` (no TTL)
-/// so the edge refuses the tenant's users and keys. Suspending a suspended tenant changes
-/// nothing and rewrites the marker.
+/// so the edge refuses the tenant's users and keys, and the markers of the sessions it revoked.
+/// Suspending a suspended tenant changes nothing and rewrites those markers (a retry after
+/// [`EdgeSync::Pending`] completes them).
 pub async fn suspend<P: Platform>(
     p: &P,
     actor: &Actor,
@@ -326,7 +360,7 @@ pub async fn suspend<P: Platform>(
             .await
             .map_err(SuspendTenantError::missing)?;
         match t.status {
-            TenantStatus::Suspended => return Ok(unchanged(p, t).await),
+            TenantStatus::Suspended => return Ok(resuspended(p, t).await),
             TenantStatus::PendingDeletion | TenantStatus::Deleted => {
                 refuse(
                     p,
@@ -342,10 +376,9 @@ pub async fn suspend<P: Platform>(
             TenantStatus::Active => {}
         }
         let now = p.clock().now_ms();
-        let sids = live_sids(p, id.as_str(), now).await?;
         let stmts = suspension_stmts(p, actor, id, &t, reason.as_ref(), now, request_id);
         if commit(p, stmts).await? {
-            return Ok(after_suspension(p, id, t, reason, now, &sids).await);
+            return Ok(after_suspension(p, id, t, reason, now).await);
         }
     }
     Err(SuspendTenantError::ConcurrentChange)
@@ -581,14 +614,13 @@ fn suspension_stmts<P: Platform>(
 }
 
 /// The committed suspension of `t`: the tenant as it now is, its marker written, and the
-/// markers of its sessions `sids` that may still hold access tokens.
+/// markers of the sessions it revoked that may still hold access tokens.
 async fn after_suspension<P: Platform>(
     p: &P,
     id: &TenantId,
     t: Tenant,
     reason: Option<SuspensionReason>,
     now: i64,
-    sids: &[String],
 ) -> StatusChange {
     let tenant = Tenant {
         status: TenantStatus::Suspended,
@@ -599,7 +631,7 @@ async fn after_suspension<P: Platform>(
         ..t
     };
     let mut edge = write_marker(p, id, tenant.status).await;
-    if let Err(error) = crate::sessions::mark_sessions_revoked(p, sids).await {
+    if let Err(error) = mark_suspended_sessions(p, id, now).await {
         edge = EdgeSync::Pending { error };
     }
     StatusChange {

@@ -1154,6 +1154,62 @@ fn update_retries_a_lost_race_and_leaves_no_stray_audit_row() {
 // Suspend and activate
 // ---------------------------------------------------------------------------------------------
 
+/// FR-OPS-001: a session started while a suspension is being committed is revoked by it and
+/// gets its edge marker too, so its access token stays refused after the tenant is activated
+/// again. A sign-in's session insert is placed at every point of the suspension's statements
+/// (each statement gives way to the other, as on D1); wherever it lands, every session the
+/// suspension revoked has a marker.
+#[test]
+fn fr_ops_001_a_session_started_during_a_suspension_gets_its_marker() {
+    for head_start in 0..8 {
+        block_on(async {
+            let p = platform().await;
+            let got = provision(&p, "acme").await;
+            let t = got.tenant;
+            p.sql.interleave();
+            let sign_in = async {
+                for _ in 0..head_start {
+                    p.sql.query(Stmt::new("SELECT 1")).await.unwrap();
+                }
+                p.sql
+                    .execute(
+                        Stmt::new(
+                            "INSERT INTO sessions (id, tenant_id, user_id, family_id,
+                               refresh_token_hash, created_at, expires_at)
+                             VALUES ('s-race', ?1, ?2, 's-race', 'hash-race', ?3, ?4)",
+                        )
+                        .bind(t.id.as_str())
+                        .bind(got.owner_user_id.as_str())
+                        .bind(START_MS)
+                        .bind(START_MS + 86_400_000),
+                    )
+                    .await
+                    .unwrap();
+            };
+            let operator = op();
+            let suspend = tenants::suspend(&p, &operator, &t.id, None, "req-s");
+            let (out, ()) = futures_util::future::join(suspend, sign_in).await;
+            assert!(out.unwrap().changed);
+            let revoked = rows(
+                &p.sql,
+                "SELECT family_id FROM sessions WHERE revoked_reason = 'tenant_suspended'",
+            )
+            .await;
+            for r in &revoked {
+                let sid = r.text("family_id").unwrap();
+                assert!(
+                    p.kv.get(&crate::sessions::session_marker_key(&sid), None)
+                        .await
+                        .unwrap()
+                        .is_some(),
+                    "session {sid} revoked by the suspension has no edge marker \
+                     (sign-in after {head_start} statements)"
+                );
+            }
+        });
+    }
+}
+
 /// FR-OPS-001: suspension writes D1 (status, reason, sessions revoked, audit row) then the KV
 /// marker the edge reads; activation clears both. Repeating either is a no-op.
 #[test]

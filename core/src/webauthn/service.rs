@@ -512,8 +512,25 @@ pub async fn register<P: Platform>(
     let expected = f.data.expected();
     let cred = verify_new_credential(p, resp, &expected, user_id, tenant_id, request_id).await?;
     let credential_id = b64url_encode(&cred.credential_id);
-    check_credential_can_be_added(p, user_id, &credential_id).await?;
-    store_credential(p, user_id, tenant_id, cred, credential_id, name, request_id).await
+    let stored = match check_credential_can_be_added(p, user_id, &credential_id).await {
+        Ok(()) => {
+            store_credential(p, user_id, tenant_id, cred, credential_id, name, request_id).await
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e @ (WebAuthnError::CredentialExists | WebAuthnError::TooManyCredentials)) = &stored
+    {
+        let rec = audit_user(
+            "webauthn.register",
+            false,
+            user_id,
+            Some(tenant_id),
+            request_id,
+        )
+        .with("reason", e.code());
+        audit::record(p, &rec).await?;
+    }
+    stored
 }
 
 /// Verifies the authenticator's answer against what the flow expects; a refusal is audited
@@ -596,12 +613,17 @@ async fn store_credential<P: Platform>(
     .with("credential", id.as_str())
     .with("algorithm", algorithm)
     .with("user_verified", cred.user_verified);
-    p.sql()
+    // The limit and the credential's uniqueness are checked again by the insert itself: a
+    // registration finished concurrently with this one may have been stored since the check.
+    let applied = p
+        .sql()
         .batch(vec![
             Stmt::new(
                 "INSERT INTO webauthn_credentials (id, user_id, credential_id, public_key,
                    sign_count, transports, name, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
+                 WHERE (SELECT COUNT(*) FROM webauthn_credentials WHERE user_id = ?2) < ?9
+                   AND NOT EXISTS (SELECT 1 FROM webauthn_credentials WHERE credential_id = ?3)",
             )
             .bind(id.as_str())
             .bind(user_id)
@@ -610,10 +632,26 @@ async fn store_credential<P: Platform>(
             .bind(i64::from(cred.sign_count))
             .bind(transports)
             .bind(name)
-            .bind(now),
-            audit::outbox_insert(&rec, &audit::new_event_id(p), now),
+            .bind(now)
+            .bind(MAX_CREDENTIALS_PER_USER as i64),
+            audit::outbox_insert_where(
+                &rec,
+                &audit::new_event_id(p),
+                now,
+                concat!(
+                    crate::audit_outbox_columns!(),
+                    " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+                     WHERE EXISTS (SELECT 1 FROM webauthn_credentials WHERE id = ?11)"
+                ),
+            )
+            .bind(id.as_str()),
         ])
         .await?;
+    if applied.first().copied().unwrap_or(0) == 0 {
+        // Lost to a concurrent registration: say which rule it broke.
+        check_credential_can_be_added(p, user_id, &credential_id).await?;
+        return Err(WebAuthnError::TooManyCredentials);
+    }
     Ok(CredentialSummary {
         id,
         credential_id,

@@ -21,6 +21,7 @@ use crate::tenants::{self, Email, Plan, ProvisionTenant, TenantDomain, TenantNam
 use crate::testing::{FaultyPlatform, TestPlatform};
 use crate::tokens::master_key::MASTER_KEY_SECRET;
 use crate::users;
+use crate::webauthn::service::MAX_CREDENTIALS_PER_USER;
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -723,4 +724,66 @@ fn relying_party_configuration() {
         RelyingParty::configured(&s, "http://x"),
         Err(WebAuthnError::NotConfigured)
     );
+}
+
+/// NFR-SEC-003: concurrent registrations cannot pass the per-user limit. A user one passkey
+/// short of it finishes five ceremonies at once, each statement giving way to the others (as
+/// D1 does): exactly one passkey is added, the other four are refused, only the stored one is
+/// audited as registered, and each refusal is audited as one.
+#[test]
+fn nfr_sec_003_concurrent_registrations_stop_at_the_limit() {
+    block_on(async {
+        let f = fixture().await;
+        // Distinct credential ids (the soft authenticator derives one from a key byte).
+        let authenticator = |seed: u8| {
+            let mut a = Authenticator::eddsa(seed);
+            a.credential_id = vec![seed; 20];
+            a
+        };
+        for seed in 0..MAX_CREDENTIALS_PER_USER as u8 - 1 {
+            register_passkey(&f.p, &f.acme, &authenticator(seed + 10)).await;
+        }
+        let mut ceremonies = Vec::new();
+        for seed in 0..5u8 {
+            let o = registration_options(&f.p, &f.acme.user_id, &f.acme.tenant_id, &rp())
+                .await
+                .unwrap();
+            let a = authenticator(seed + 100);
+            let resp = reg(a.register(&challenge_of(&o)));
+            ceremonies.push((o.flow.unwrap(), resp));
+        }
+        f.p.sql.interleave();
+        let outcomes = futures_util::future::join_all(ceremonies.iter().map(|(flow, resp)| {
+            register(
+                &f.p,
+                &f.acme.user_id,
+                &f.acme.tenant_id,
+                flow,
+                resp,
+                Some("racing"),
+                "r-race",
+            )
+        }))
+        .await;
+        let added = outcomes.iter().filter(|o| o.is_ok()).count();
+        let refused = outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(WebAuthnError::TooManyCredentials)))
+            .count();
+        assert_eq!((added, refused), (1, 4), "{outcomes:?}");
+        let stored = list_credentials(&f.p, &f.acme.user_id).await.unwrap();
+        assert_eq!(stored.len(), MAX_CREDENTIALS_PER_USER);
+        let registered = audit_actions(&f.p)
+            .await
+            .iter()
+            .filter(|a| *a == "webauthn.register:success")
+            .count();
+        assert_eq!(registered, MAX_CREDENTIALS_PER_USER);
+        let refused_audits = audit_actions(&f.p)
+            .await
+            .iter()
+            .filter(|a| *a == "webauthn.register:failure")
+            .count();
+        assert_eq!(refused_audits, 4, "each refusal is audited");
+    });
 }
