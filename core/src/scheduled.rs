@@ -210,6 +210,9 @@ async fn run_expiry_jobs<P: Platform>(p: &P, now: i64, run: &mut JobRun) {
     // FR-SYS-005: request metrics are kept seven days.
     let r = crate::metrics::expire(p, now).await;
     run.record("request_metrics.expire", r, "delete failed");
+    // NFR-SEC-006: sign-in risk decisions are kept 90 days (the baseline's reach).
+    let r = crate::risk::prune(p, now).await;
+    run.record("sign_in_attempts.prune", r, "delete failed");
 }
 
 /// Writes the time of this run under [`LAST_RUN_KEY`]; counts 1 when written.
