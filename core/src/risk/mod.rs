@@ -192,9 +192,10 @@ fn outcome(requirement: Requirement, challenged: bool) -> &'static str {
 
 /// Scores the sign-in of `user` with `ctx`, applies the tenant's policy, and records and
 /// audits the decision in one batch. `account` is the rate limiter's account subject when the
-/// sign-in named one (tenant and email); `challenged` says whether the caller will hold the
-/// sign-in for a second factor whatever the decision (the user has one, or the tenant
-/// requires MFA): such a sign-in is recorded `challenged` until [`complete`].
+/// sign-in named one (tenant and email); `f` says what the user can give and whether the
+/// caller holds the sign-in for a second factor whatever the decision: a sign-in held for a
+/// factor or a step-up is recorded `challenged` until [`complete`], any other completes here
+/// (its device becomes known, and a new device or country is notified).
 pub async fn decide<P: Platform>(
     p: &P,
     user: &SessionUser,
@@ -237,7 +238,11 @@ pub async fn decide<P: Platform>(
     let record = decision_record(user, ctx, &assessment, action, out, &attempt_id, request_id);
     stmts.push(audit::outbox_insert(&record, &audit::new_event_id(p), now));
     p.sql().batch(stmts).await?;
-    if out == "success" {
+    let new_place = assessment
+        .signals
+        .iter()
+        .any(|s| matches!(s, Signal::NewDevice | Signal::NewCountry));
+    if out == "success" && new_place {
         store::notify(p, &attempt_id, now).await?;
     }
     Ok(Decision {
