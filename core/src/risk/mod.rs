@@ -206,8 +206,7 @@ pub async fn decide<P: Platform>(
     request_id: &str,
 ) -> Result<Decision, SqlError> {
     let now = p.clock().now_ms();
-    let pol = policy::load(p, &user.tenant_id).await?;
-    let observed = store::observe(p, user, ctx, account, now).await?;
+    let (pol, observed) = store::observe(p, user, ctx, account, now).await?;
     let assessment = rules::assess(&pol.rules, &observed);
     let action = pol.action(assessment.level);
     let requirement = requirement(action, f);

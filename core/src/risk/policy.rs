@@ -149,7 +149,15 @@ pub async fn load<P: Platform>(p: &P, tenant_id: &str) -> Result<RiskPolicy, Sql
     let Some(row) = rows.first() else {
         return Ok(RiskPolicy::default());
     };
-    Ok(serde_json::from_str(&row.text("policy")?).unwrap_or_default())
+    Ok(parse(Some(&row.text("policy")?)))
+}
+
+/// A stored policy's JSON read back: the defaults when there is none, or when it no longer
+/// parses.
+pub fn parse(stored: Option<&str>) -> RiskPolicy {
+    stored
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default()
 }
 
 /// Sets the policy of `by`'s tenant (its owner only), audited `risk_policy.update` in the

@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::rules::{Assessment, Observed, PastSignIn, Signal};
-use super::{policy, RiskAction, SignInContext};
+use super::{policy, RiskAction, RiskPolicy, SignInContext};
 use crate::mail::queue;
 use crate::ports::{Mail, Platform, Row, Sql, SqlError, Stmt};
 use crate::sessions::SessionUser;
@@ -23,38 +23,17 @@ const BASELINE_ROWS: i64 = 50;
 /// How long a notice waits in the mail queue before it is dropped unsent: a day.
 const NOTICE_TTL_MS: i64 = 24 * 3_600_000;
 
-/// Reads what the rules need: the user's recent completed sign-ins, whether the device is
-/// known, and the failures counting on the account and from the address.
+/// Reads what the rules need, in one statement (a sign-in waits for each round trip): the
+/// tenant's policy, the user's recent completed sign-ins, whether the device is known, and the
+/// failures counting on the account and from the address.
 pub(super) async fn observe<P: Platform>(
     p: &P,
     user: &SessionUser,
     ctx: &SignInContext,
     account: Option<&str>,
     now: i64,
-) -> Result<Observed, SqlError> {
+) -> Result<(RiskPolicy, Observed), SqlError> {
     let device_hash = ctx.device_hash();
-    let history = p
-        .sql()
-        .query(
-            Stmt::new(
-                "SELECT created_at, device_hash, country FROM sign_in_attempts
-                 WHERE user_id = ?1 AND outcome = 'success' AND created_at > ?2
-                 ORDER BY created_at DESC LIMIT ?3",
-            )
-            .bind(user.user_id.as_str())
-            .bind(now - ATTEMPT_RETENTION_MS)
-            .bind(BASELINE_ROWS),
-        )
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(PastSignIn {
-                at_ms: r.i64("created_at")?,
-                device_hash: r.opt_text("device_hash")?,
-                country: r.opt_text("country")?,
-            })
-        })
-        .collect::<Result<Vec<_>, SqlError>>()?;
     let none = (String::new(), String::new());
     let (acc_from, acc_to) = account
         .map(|a| throttle::key_range(throttle::LOGIN_PER_ACCOUNT, a))
@@ -73,7 +52,12 @@ pub(super) async fn observe<P: Platform>(
                         (SELECT COALESCE(SUM(count), 0) FROM rate_limits
                           WHERE key > ?3 AND key < ?4 AND expires_at > ?7) AS account_failures,
                         (SELECT COALESCE(SUM(count), 0) FROM rate_limits
-                          WHERE key > ?5 AND key < ?6 AND expires_at > ?7) AS client_failures",
+                          WHERE key > ?5 AND key < ?6 AND expires_at > ?7) AS client_failures,
+                        (SELECT policy FROM risk_policies WHERE tenant_id = ?8) AS policy,
+                        (SELECT json_group_array(json_array(created_at, device_hash, country))
+                           FROM (SELECT created_at, device_hash, country FROM sign_in_attempts
+                                 WHERE user_id = ?1 AND outcome = 'success' AND created_at > ?9
+                                 ORDER BY created_at DESC LIMIT ?10)) AS history",
             )
             .bind(user.user_id.as_str())
             .bind(device_hash.as_deref().unwrap_or(""))
@@ -81,20 +65,44 @@ pub(super) async fn observe<P: Platform>(
             .bind(acc_to)
             .bind(cli_from)
             .bind(cli_to)
-            .bind(now),
+            .bind(now)
+            .bind(user.tenant_id.as_str())
+            .bind(now - ATTEMPT_RETENTION_MS)
+            .bind(BASELINE_ROWS),
         )
         .await?;
-    let row = rows.first();
-    let get = |c: &str| row.map_or(Ok(0), |r| r.i64(c));
-    Ok(Observed {
-        now_ms: now,
-        device_known: device_hash.is_some() && get("known")? == 1,
-        device_hash,
-        country: ctx.location.country.clone(),
-        history,
-        account_failures: get("account_failures")?,
-        client_failures: get("client_failures")?,
-    })
+    let row = rows
+        .first()
+        .ok_or_else(|| SqlError::Other("the risk observation returned no row".into()))?;
+    let policy = policy::parse(row.opt_text("policy")?.as_deref());
+    Ok((
+        policy,
+        Observed {
+            now_ms: now,
+            device_known: device_hash.is_some() && row.i64("known")? == 1,
+            device_hash,
+            country: ctx.location.country.clone(),
+            history: parse_history(&row.opt_text("history")?.unwrap_or_default()),
+            account_failures: row.i64("account_failures")?,
+            client_failures: row.i64("client_failures")?,
+        },
+    ))
+}
+
+/// The baseline from its JSON (`[[created_at, device_hash, country], ...]`), newest first.
+fn parse_history(json: &str) -> Vec<PastSignIn> {
+    type Entry = (i64, Option<String>, Option<String>);
+    let mut out: Vec<PastSignIn> = serde_json::from_str::<Vec<Entry>>(json)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(at_ms, device_hash, country)| PastSignIn {
+            at_ms,
+            device_hash,
+            country,
+        })
+        .collect();
+    out.sort_by_key(|s| std::cmp::Reverse(s.at_ms));
+    out
 }
 
 /// The INSERT of one decision.
