@@ -252,6 +252,44 @@ mod tests {
         assert_eq!(got, Location::default());
     }
 
+    /// NFR-SEC-006: the device cookie is `__Host-`, `Secure`, `HttpOnly`, `SameSite=Lax` over
+    /// https, and only a value signed under this deployment's master key names a device.
+    #[test]
+    fn nfr_sec_006_the_device_cookie_is_signed_and_host_only() {
+        use base64::Engine as _;
+        let p = futures_executor::block_on(crate::testing::TestPlatform::new());
+        p.secrets.set(
+            MASTER_KEY_SECRET,
+            &base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+        );
+        let id = new_device(&p);
+        let set = device_cookie(&p, &id, true).unwrap();
+        let set = set.to_str().unwrap();
+        assert!(set.starts_with("__Host-ep_device="), "{set}");
+        for attr in ["; Path=/", "; HttpOnly", "; SameSite=Lax", "; Secure"] {
+            assert!(set.contains(attr), "{set}");
+        }
+        let value = set.split(';').next().unwrap().split_once('=').unwrap().1;
+        let with = |cookie: &str| req(&[("cookie", cookie)], None);
+        let sent = format!("__Host-ep_device={value}");
+        assert_eq!(cookie_device(&p, &with(&sent), true), Some(id.clone()));
+        // Over plain http (loopback development) the name has no prefix and no Secure.
+        let plain = device_cookie(&p, &id, false).unwrap();
+        assert!(!plain.to_str().unwrap().contains("Secure"));
+        assert_eq!(cookie_device(&p, &with(&sent), false), None);
+        // A forged or re-signed value names nothing.
+        let forged = format!(
+            "__Host-ep_device=0123456789abcdefXYZ.{}",
+            &value[value.len() - 43..]
+        );
+        assert_eq!(cookie_device(&p, &with(&forged), true), None);
+        p.secrets.set(
+            MASTER_KEY_SECRET,
+            &base64::engine::general_purpose::STANDARD.encode([8u8; 32]),
+        );
+        assert_eq!(cookie_device(&p, &with(&sent), true), None);
+    }
+
     #[test]
     fn device_labels_are_coarse() {
         let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
