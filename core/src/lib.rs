@@ -30,6 +30,7 @@ pub mod migrations;
 pub mod net;
 pub mod oidc;
 pub mod ports;
+pub mod risk;
 pub mod scheduled;
 pub mod sessions;
 pub mod signin;

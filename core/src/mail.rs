@@ -8,7 +8,7 @@
 pub mod queue;
 mod templates;
 
-pub use templates::{invitation_mail, owner_invitation_mail, reset_mail};
+pub use templates::{invitation_mail, owner_invitation_mail, reset_mail, sign_in_code_mail};
 
 use serde_json::json;
 

@@ -73,6 +73,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0014_anomalies.sql",
         sql: include_str!("../../d1-migrations/0014_anomalies.sql"),
     },
+    Migration {
+        name: "0015_adaptive_auth.sql",
+        sql: include_str!("../../d1-migrations/0015_adaptive_auth.sql"),
+    },
 ];
 
 /// wrangler's tracking table, with wrangler's DDL (`wrangler d1 migrations apply`).

@@ -257,6 +257,9 @@ async fn run_expiry_jobs<P: Platform>(p: &P, now: i64, run: &mut JobRun) {
     // NFR-MON-001: the API keys' finished hours become their baselines; old signals go.
     let r = crate::anomalies::upkeep(p, now).await;
     run.record("anomalies.upkeep", r, "upkeep failed");
+    // NFR-SEC-006: sign-in risk decisions are kept 90 days (the baseline's reach).
+    let r = crate::risk::prune(p, now).await;
+    run.record("sign_in_attempts.prune", r, "delete failed");
 }
 
 /// Writes the time of this run under [`LAST_RUN_KEY`]; counts 1 when written.

@@ -163,6 +163,15 @@ impl Counter {
     }
 }
 
+/// The key range `(after, before)` of `subject`'s rows of `limit`, for reading how many
+/// failures are counting (`key > after AND key < before AND expires_at > now`): the risk
+/// signals of `crate::risk` read the rate limiter's data this way.
+pub fn key_range(limit: Limit, subject: &str) -> (String, String) {
+    let c = Counter::new(limit, subject, 0);
+    let end = c.end();
+    (c.prefix, end)
+}
+
 /// The subject of an account's sign-in limits: its tenant domain and email, case-folded, so
 /// sign-in and every other check of the password count together.
 pub fn account_subject(tenant_domain: &str, email: &str) -> String {

@@ -766,6 +766,12 @@ fn spawn(runtime: Runtime, extra: &[(&str, &str)], on: Option<&Path>) -> Result<
         // The suite stands in for the proxy in front of Spin: it connects from loopback and
         // names the client in X-Forwarded-For (the only way a client address reaches Spin).
         vars.push(("TRUSTED_PROXIES".to_owned(), "127.0.0.1".to_owned()));
+        // ... and names the client's country the way Cloudflare in front of Spin would
+        // (adaptive::*); on workerd the location is Miniflare's request.cf.
+        vars.push((
+            "LOCATION_COUNTRY_HEADER".to_owned(),
+            "CF-IPCountry".to_owned(),
+        ));
     }
     if matches!(runtime, Runtime::Workerd) {
         // The event streams' alarm flush, soon enough for events::alarm_* to watch it.

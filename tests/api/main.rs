@@ -39,6 +39,7 @@ macro_rules! ensure_eq {
     }};
 }
 
+mod adaptive;
 mod alerts;
 mod anomalies;
 mod app_health;
@@ -96,6 +97,7 @@ const SUITES: &[(&str, &[Test])] = &[
     ("app_health", app_health::TESTS),
     ("flags", flags::TESTS),
     ("auth", auth::TESTS),
+    ("adaptive", adaptive::TESTS),
     ("events", events::TESTS),
     ("tenant_admin", tenant_admin::TESTS),
     ("sso", sso::TESTS),

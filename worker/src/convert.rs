@@ -1,6 +1,7 @@
 //! Conversions between the runtime's `Request`/`Response` and the `http` types core serves.
 
 use edgeplane_core::http::{LimitedBody, REQUEST_ID};
+use edgeplane_core::risk::Location;
 use futures_util::StreamExt;
 use js_sys::Uint8Array;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -157,6 +158,26 @@ pub async fn to_http_request(
         }
     }
     body.into_request(builder).map_err(|e| e.to_string())
+}
+
+/// The location Cloudflare attached to the request (`request.cf`: `country`, `colo`, `asn`),
+/// for core's risk check; empty where the runtime attached none.
+pub fn cf_location(req: &web_sys::Request) -> Location {
+    let cf = js_sys::Reflect::get(req.as_ref(), &JsValue::from_str("cf"))
+        .ok()
+        .filter(JsValue::is_object);
+    let field = |name: &str| {
+        cf.as_ref()
+            .and_then(|cf| js_sys::Reflect::get(cf, &JsValue::from_str(name)).ok())
+    };
+    let country = field("country").and_then(|v| v.as_string());
+    let colo = field("colo").and_then(|v| v.as_string());
+    // An ASN is a 32-bit number: the cast cannot lose anything a real one holds.
+    let asn = field("asn")
+        .and_then(|v| v.as_f64())
+        .filter(|n| n.fract() == 0.0 && (1.0..=4_294_967_295.0).contains(n))
+        .map(|n| n as i64);
+    Location::parse(country.as_deref(), colo.as_deref(), asn)
 }
 
 /// Builds a Worker response from core's response.

@@ -142,7 +142,16 @@ async fn serve(
         WorkerPlatform::from_env(env),
         convert::to_http_request(req, head, request_id).await,
     ) {
-        (Ok(platform), Ok(http_req)) => edgeplane_core::handle(&platform, http_req).await,
+        (Ok(platform), Ok(mut http_req)) => {
+            // NFR-SEC-006: the sign-in routes' risk check reads where the request came from;
+            // only the runtime's `request.cf` says so, never a header.
+            let (method, path) = (http_req.method().as_str(), http_req.uri().path());
+            if edgeplane_core::http::needs_location(method, path) {
+                let location = convert::cf_location(req);
+                http_req.extensions_mut().insert(location);
+            }
+            edgeplane_core::handle(&platform, http_req).await
+        }
         (Err(e), _) => adapter_error(
             ApiError::internal("binding missing"),
             request_id,

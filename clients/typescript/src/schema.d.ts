@@ -1162,6 +1162,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/me/devices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The devices the caller signed in from (the login page's device cookie, or an API client's Edgeplane-Device header), most recently seen first (NFR-SEC-006).
+         * @description Requires an Edgeplane access token. A password reset forgets them all.
+         */
+        get: operations["listMyDevices"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/devices/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Forgets one of the caller's devices: its next sign-in counts as from a new device. Another user's device is 404.
+         * @description Requires an Edgeplane access token.
+         */
+        delete: operations["deleteMyDevice"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me/export": {
         parameters: {
             query?: never;
@@ -1392,6 +1432,50 @@ export interface paths {
          * @description Requires an access token of the tenant's active owner (checked in the database). Audited as tenant.update.
          */
         patch: operations["updateTenantPlan"];
+        trace?: never;
+    };
+    "/v1/tenant/risk-policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The tenant's adaptive authentication policy: what each risk level of a sign-in requires, and the rules that score it (NFR-SEC-006).
+         * @description Requires an access token of an active owner or admin of the caller's tenant (role and status checked in the database on each call). The defaults when never set.
+         */
+        get: operations["getRiskPolicy"];
+        /**
+         * Sets the tenant's adaptive authentication policy (owner only; an admin gets 403) (NFR-SEC-006, CON-SEC-008).
+         * @description Requires an access token of an active owner or admin of the caller's tenant (role and status checked in the database on each call). Audited as risk_policy.update.
+         */
+        put: operations["setRiskPolicy"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenant/risky-sign-ins": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The tenant's recent medium- and high-risk sign-ins, newest first, with their signals, the action the policy required and the outcome (NFR-SEC-006).
+         * @description Requires an access token of an active owner or admin of the caller's tenant (role and status checked in the database on each call). No address or device identifier is shown or kept in clear.
+         */
+        get: operations["listRiskySignIns"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/tenant/sso": {
@@ -2164,6 +2248,11 @@ export interface components {
             /** @description Whether it answered. */
             status: "ok" | "error";
         };
+        /** @description The answer of `GET /v1/me/devices`. */
+        DeviceList: {
+            /** @description The devices, most recently seen first. */
+            items: components["schemas"]["KnownDevice"][];
+        };
         /** @description A page of the billing export. */
         ExportBillingEventsResponse: {
             /** @description The events, in stream order. */
@@ -2639,6 +2728,23 @@ export interface components {
                 x: string;
             }[];
         };
+        /** @description A device a user signed in from. */
+        KnownDevice: {
+            /**
+             * Format: int64
+             * @description First sign-in from it (unix ms).
+             */
+            created_at: number;
+            /** @description The device's id in this list (not the device identifier, which is never shown). */
+            id: string;
+            /** @description A coarse label from its user agent, e.g. "Firefox on Linux". */
+            label: string;
+            /**
+             * Format: int64
+             * @description Latest sign-in from it (unix ms).
+             */
+            last_seen_at: number;
+        };
         /** @description Body of `GET /v1/plans/{plan}/flags`. */
         ListPlanFlagsResponse: {
             /** @description Its default flags, by key. */
@@ -3080,6 +3186,12 @@ export interface components {
             /** @description Ten single-use codes, each accepted once instead of a TOTP code. */
             recovery_codes: string[];
         };
+        /**
+         * @description What a refresh-token use from a country the session never signed in from does (a refresh
+         *     cannot be stepped up: there is nobody to ask).
+         * @enum {string}
+         */
+        RefreshAction: "allow" | "revoke";
         /** @description The body of `POST /v1/auth/refresh`. */
         RefreshRequest: {
             /**
@@ -3147,6 +3259,143 @@ export interface components {
             password: string;
             /** @description The reset token from the mail. */
             token: string;
+        };
+        /**
+         * @description What a risk level requires of a sign-in whose credentials were right.
+         * @enum {string}
+         */
+        RiskAction: "allow" | "second_factor" | "email_code" | "block";
+        /** @description A tenant's adaptive-authentication policy. */
+        RiskPolicy: {
+            /** @description What a high-risk sign-in requires (default `email_code`). */
+            high: components["schemas"]["RiskAction"];
+            /** @description What a low-risk sign-in requires (default `allow`). */
+            low: components["schemas"]["RiskAction"];
+            /** @description What a medium-risk sign-in requires (default `email_code`). */
+            medium: components["schemas"]["RiskAction"];
+            /** @description Mail the user a notice of a sign-in from a new device or country (default true). */
+            notify_new_sign_in?: boolean;
+            /** @description What a refresh from a new country does (default `revoke`). */
+            refresh_new_country?: components["schemas"]["RefreshAction"];
+            /** @description The signals' weights and the levels' thresholds. */
+            rules?: components["schemas"]["RiskRules"];
+        };
+        /**
+         * @description The weights of the signals and the thresholds of the levels (part of the tenant's policy).
+         *     A weight of 0 turns its signal off.
+         */
+        RiskRules: {
+            /**
+             * Format: int32
+             * @description Failures on the account that count as a signal (1 to 100).
+             * @default 3
+             */
+            account_failures_at: number;
+            /**
+             * Format: int32
+             * @description Failures from the client address that count as a signal (1 to 1000).
+             * @default 10
+             */
+            client_failures_at: number;
+            /**
+             * Format: int32
+             * @description Score from which a sign-in is high risk (at least `medium_at`, at most 100).
+             * @default 6
+             */
+            high_at: number;
+            /**
+             * Format: int32
+             * @description From the previous sign-in's country faster than `max_speed_kmh` (0 to 10).
+             * @default 4
+             */
+            impossible_travel: number;
+            /**
+             * Format: int32
+             * @description Speed above which travel is impossible, km/h (100 to 5000).
+             * @default 1000
+             */
+            max_speed_kmh: number;
+            /**
+             * Format: int32
+             * @description Score from which a sign-in is medium risk (1 to 100).
+             * @default 3
+             */
+            medium_at: number;
+            /**
+             * Format: int32
+             * @description Distance under which travel never counts, km, for the coarse country points
+             *     (0 to 5000).
+             * @default 500
+             */
+            min_travel_km: number;
+            /**
+             * Format: int32
+             * @description A country the user never completed a sign-in from (0 to 10).
+             * @default 2
+             */
+            new_country: number;
+            /**
+             * Format: int32
+             * @description A device the user never completed a sign-in from, or none named (0 to 10).
+             * @default 1
+             */
+            new_device: number;
+            /**
+             * Format: int32
+             * @description Recent failures: at least `account_failures_at` failed attempts on the account, or
+             *     `client_failures_at` from the client address, in the rate limiter's window; counted
+             *     once when both fire (0 to 10).
+             * @default 1
+             */
+            recent_failures: number;
+            /**
+             * Format: int32
+             * @description An hour of the day (UTC) at which the user does not sign in, learned from at least
+             *     five earlier sign-ins (0 to 10).
+             * @default 1
+             */
+            unusual_hour: number;
+        };
+        /** @description A sign-in the rules found risky (medium or high), for the tenant's owners and admins. */
+        RiskySignIn: {
+            /** @description What the policy required: `allow`, `second_factor`, `email_code` or `block`. */
+            action: string;
+            /**
+             * Format: int64
+             * @description The network (ASN), if known.
+             */
+            asn?: number | null;
+            /** @description The edge location, if known. */
+            colo?: string | null;
+            /** @description The country the runtime vouched for, if any. */
+            country?: string | null;
+            /**
+             * Format: int64
+             * @description When (unix ms).
+             */
+            created_at: number;
+            /** @description The decision's id. */
+            id: string;
+            /** @description `medium` or `high`. */
+            level: string;
+            /** @description `password`, `passkey`, `sso` or `refresh`. */
+            method: string;
+            /** @description `success`, `challenged` (step-up not passed), `blocked` or `revoked`. */
+            outcome: string;
+            /**
+             * Format: int64
+             * @description The weighted sum of the signals.
+             */
+            score: number;
+            /** @description The signals that fired. */
+            signals: string[];
+            /** @description The user. */
+            user_id: string;
+        };
+        /** @description The answer of `GET /v1/tenant/risky-sign-ins`. */
+        RiskySignInList: {
+            /** @description Medium- and high-risk sign-ins, newest first. */
+            items: components["schemas"]["RiskySignIn"][];
         };
         /**
          * @description The key services whose error rate and latency operators watch (FR-SYS-005).
@@ -6210,6 +6459,59 @@ export interface operations {
             default: components["responses"]["Problem"];
         };
     };
+    listMyDevices: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Correlation id. Echoed when it is 1-128 characters of [A-Za-z0-9._:-]; otherwise (absent, empty or malformed) a fresh id is generated and returned instead. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The devices. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeviceList"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            440: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    deleteMyDevice: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Correlation id. Echoed when it is 1-128 characters of [A-Za-z0-9._:-]; otherwise (absent, empty or malformed) a fresh id is generated and returned instead. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Forgotten. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            440: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
     exportMyData: {
         parameters: {
             query?: never;
@@ -6632,6 +6934,96 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            440: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getRiskPolicy: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Correlation id. Echoed when it is 1-128 characters of [A-Za-z0-9._:-]; otherwise (absent, empty or malformed) a fresh id is generated and returned instead. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The policy. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RiskPolicy"];
+                };
+            };
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            440: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    setRiskPolicy: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Correlation id. Echoed when it is 1-128 characters of [A-Za-z0-9._:-]; otherwise (absent, empty or malformed) a fresh id is generated and returned instead. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RiskPolicy"];
+            };
+        };
+        responses: {
+            /** @description The policy as stored. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RiskPolicy"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            440: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listRiskySignIns: {
+        parameters: {
+            query?: {
+                /** @description How many. */
+                limit?: number;
+            };
+            header?: {
+                /** @description Correlation id. Echoed when it is 1-128 characters of [A-Za-z0-9._:-]; otherwise (absent, empty or malformed) a fresh id is generated and returned instead. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The sign-ins. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RiskySignInList"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
             440: components["responses"]["Problem"];
             default: components["responses"]["Problem"];
         };

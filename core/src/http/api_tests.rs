@@ -626,6 +626,7 @@ fn fr_auth_006_password_policy_routes_read_the_role_from_the_database() {
             email: Email::parse("owner@acme.test").unwrap(),
             password: PASSWORD.into(),
             client: None,
+            context: Default::default(),
         },
         "r",
     ))

@@ -62,6 +62,16 @@ pub fn client_address(
     }
 }
 
+/// Whether the Spin peer of `req` (`spin-client-addr`) is one of `trusted_proxies`: only then
+/// is a header a proxy writes believed.
+pub fn peer_is_trusted(trusted_proxies: Option<&str>, req: &Request) -> bool {
+    req.headers()
+        .get("spin-client-addr")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_peer(v.trim()))
+        .is_some_and(|peer| parse_list(trusted_proxies.unwrap_or("")).contains(&peer))
+}
+
 /// `ip:port`, `[v6]:port` or a bare address.
 fn parse_peer(v: &str) -> Option<IpAddr> {
     v.parse::<SocketAddr>()

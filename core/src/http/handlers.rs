@@ -11,8 +11,8 @@ use super::sso;
 use super::tenant_users;
 use super::webauthn;
 use super::{
-    alerts, app_health, apps, dev, events, flags, json, oidc, openapi, passwords, sign_in, tenants,
-    tokens, totp, ApiError, Ctx, Request, Response,
+    alerts, app_health, apps, dev, events, flags, json, oidc, openapi, passwords, risk, sign_in,
+    tenants, tokens, totp, ApiError, Ctx, Request, Response,
 };
 use crate::ports::{Clock, Logger, Platform, Secrets};
 use crate::{health, metrics, scheduled};
@@ -120,6 +120,11 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::TenantPlanUpdate => tenant_users::update_plan(ctx, &req, principal.user()?).await,
         RouteId::MeExport => tenant_users::export_me(ctx, principal.user()?).await,
         RouteId::MeDelete => tenant_users::delete_me(ctx, principal.user()?).await,
+        RouteId::RiskPolicyGet => risk::get_policy(ctx, principal.admin()?).await,
+        RouteId::RiskPolicyPut => risk::put_policy(ctx, &req, principal.admin()?).await,
+        RouteId::RiskySignIns => risk::risky_sign_ins(ctx, &req, principal.admin()?).await,
+        RouteId::MyDevices => risk::list_devices(ctx, principal.user()?).await,
+        RouteId::MyDeviceDelete => risk::remove_device(ctx, principal.user()?).await,
         RouteId::SsoConfigGet => sso::get_config(ctx, principal.user()?).await,
         RouteId::SsoConfigPut => sso::put_config(ctx, &req, principal.user()?).await,
         RouteId::SsoConfigDelete => sso::delete_config(ctx, principal.user()?).await,

@@ -118,6 +118,7 @@ async fn warm_edge() -> Edge {
         email: Email::parse("owner@five.test").unwrap(),
         password: PASSWORD.into(),
         client: Some("203.0.113.9".into()),
+        context: Default::default(),
     };
     let token = signin::login(&p, &login, "r").await.unwrap().access_token;
     Edge {

@@ -345,7 +345,7 @@ fn mfa_form(fields: &Markup, mfa_token: &str, passkey: Option<&str>) -> Markup {
             label for="code" { "Authentication code" }
             input id="code" name="code" type="text" required autofocus inputmode="numeric"
                 autocomplete="one-time-code";
-            p class="sub" { "Enter the 6-digit code from your authenticator app, or a recovery code." }
+            p class="sub" { "Enter the 6-digit code from your authenticator app, or a recovery code. If we mailed you a sign-in code because this sign-in looked unusual, enter that code." }
             button type="submit" { "Verify" }
         }
         @if let Some(options) = passkey {

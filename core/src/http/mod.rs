@@ -26,7 +26,9 @@ mod oidc;
 mod operator;
 mod passwords;
 mod reply;
+pub(crate) mod risk;
 mod sign_in;
+pub mod sign_in_origin;
 mod sso;
 mod tenant_users;
 mod tenants;
@@ -66,16 +68,46 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const REQUEST_ID: &str = "x-request-id";
 
 /// Whether a request may have queued mail for [`after_response`] to deliver: the
-/// forgot-password routes, whatever they answered. Cheap (no storage), so a runtime can ask it
-/// before preparing anything for the work after a response.
+/// forgot-password routes, and the sign-in steps that may mail a one-time code or a new
+/// sign-in notice (NFR-SEC-006), whatever they answered. Cheap (no storage), so a runtime can
+/// ask it before preparing anything for the work after a response.
 pub fn delivers_after(method: &str, path: &str) -> bool {
+    use router::RouteId as R;
     let Ok(method) = Method::from_bytes(method.as_bytes()) else {
         return false;
     };
     match router::find(&method, path) {
         Match::Found { route, .. } => matches!(
             route.id,
-            router::RouteId::PasswordForgot | router::RouteId::OidcLoginForgot
+            R::PasswordForgot
+                | R::OidcLoginForgot
+                | R::AuthLogin
+                | R::MfaVerify
+                | R::OidcLoginPassword
+                | R::OidcLoginMfa
+                | R::WebAuthnLoginVerify
+        ),
+        _ => false,
+    }
+}
+
+/// Whether the risk check of a request's route reads its location (NFR-SEC-006): the sign-in
+/// and refresh routes. A runtime that must copy the location out of a platform object
+/// (Workers' `request.cf`) asks this first, so no other request pays for it.
+pub fn needs_location(method: &str, path: &str) -> bool {
+    use router::RouteId as R;
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return false;
+    };
+    match router::find(&method, path) {
+        Match::Found { route, .. } => matches!(
+            route.id,
+            R::AuthLogin
+                | R::AuthRefresh
+                | R::OidcLoginPassword
+                | R::WebAuthnLoginVerify
+                | R::SsoCallback
+                | R::OidcToken
         ),
         _ => false,
     }

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use super::callers::client_address;
 use super::login_page::{self, error_page, step_page, Note, Step};
+use super::sign_in_origin;
 use super::tenants::{link_base, request_origin};
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::audit::Actor;
@@ -26,7 +27,7 @@ use crate::oidc::{
     Flow, FlowError, TokenError, TokenRequest,
 };
 use crate::ports::Platform;
-use crate::sessions;
+use crate::sessions::{self, SessionUser};
 use crate::signin;
 use crate::signin::{AccessError, LoginError, LoginRequest, VerifyMfaError};
 use crate::tenants::{Email, TenantDomain};
@@ -641,49 +642,81 @@ pub(super) async fn login_password<P: Platform>(
             Note::Error(WRONG_PASSWORD),
         ));
     };
-    let resp = match signin::authenticate(ctx.platform, &login, &ctx.request_id).await {
-        Ok(user) => finish(ctx, &p, &user, &["pwd"]).await,
+    // NFR-SEC-006: the browser's signed device cookie, or a fresh device set once the
+    // credentials are right.
+    let https = is_https(req);
+    let known = sign_in_origin::cookie_device(ctx.platform, req, https);
+    let fresh = known.is_none();
+    let device = known.unwrap_or_else(|| sign_in_origin::new_device(ctx.platform));
+    let login = login.with_context(sign_in_origin::context(ctx, req, Some(device.clone())));
+    let result = signin::authenticate(ctx.platform, &login, &ctx.request_id).await;
+    let credentials_right = matches!(
+        result,
+        Ok(_) | Err(LoginError::MfaRequired { .. } | LoginError::EmailCodeRequired { .. })
+    );
+    let mut resp = password_result(ctx, req, &p, &email, result).await;
+    if fresh && credentials_right {
+        if let Some(cookie) = sign_in_origin::device_cookie(ctx.platform, &device, https) {
+            resp.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+    }
+    Ok(resp)
+}
+
+/// The answer of the password step to the result of the sign-in.
+async fn password_result<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    p: &Posted,
+    email: &str,
+    result: Result<SessionUser, LoginError>,
+) -> Response {
+    match result {
+        Ok(user) => finish(ctx, p, &user, &["pwd"]).await,
         Err(LoginError::MfaRequired {
             mfa_token,
             enroll: false,
-        }) => second_factor_step(ctx, req, &p, &mfa_token).await,
+        }) => second_factor_step(ctx, req, p, &mfa_token).await,
+        // NFR-SEC-006: a risky sign-in of a user without a second factor: the mailed code.
+        Err(LoginError::EmailCodeRequired { mfa_token }) => {
+            second_factor_step(ctx, req, p, &mfa_token).await
+        }
         // NFR-SEC-003: the tenant requires MFA; the user enrolls within this sign-in.
         Err(LoginError::MfaRequired {
             mfa_token,
             enroll: true,
-        }) => enroll_step(ctx, &p, &mfa_token).await,
+        }) => enroll_step(ctx, p, &mfa_token).await,
         Err(LoginError::InvalidCredentials) => password_page(
-            &p,
-            &email,
+            p,
+            email,
             StatusCode::UNAUTHORIZED,
             Note::Error(WRONG_PASSWORD),
         ),
         Err(LoginError::TenantNotActive) => password_page(
-            &p,
-            &email,
+            p,
+            email,
             StatusCode::FORBIDDEN,
             Note::Error("This organization cannot sign in right now."),
         ),
         Err(LoginError::PasswordExpired) => password_page(
-            &p,
-            &email,
+            p,
+            email,
             StatusCode::FORBIDDEN,
             Note::Error("Your password has expired. Use \"Forgot password?\" to set a new one."),
         ),
         Err(LoginError::RateLimited { retry_after_secs }) => {
             let resp = password_page(
-                &p,
-                &email,
+                p,
+                email,
                 StatusCode::TOO_MANY_REQUESTS,
                 Note::Error("Too many failed attempts. Wait a few minutes and try again."),
             );
             with_retry_after(resp, retry_after_secs)
         }
         Err(e @ (LoginError::Signing(_) | LoginError::Storage(_))) => {
-            unavailable(ctx, &p, e.code(), &e.to_string())
+            unavailable(ctx, p, e.code(), &e.to_string())
         }
-    };
-    Ok(resp)
+    }
 }
 
 /// What the password step says for a wrong email or password, whichever it was.

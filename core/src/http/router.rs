@@ -241,6 +241,16 @@ pub enum RouteId {
     OidcLoginContinue,
     /// `OPTIONS` on `/oauth/token` and `/oauth/userinfo`: CORS preflight for browser clients.
     OidcPreflight,
+    /// `GET /v1/tenant/risk-policy`: the adaptive authentication policy (NFR-SEC-006).
+    RiskPolicyGet,
+    /// `PUT /v1/tenant/risk-policy`: set it (owner; NFR-SEC-006).
+    RiskPolicyPut,
+    /// `GET /v1/tenant/risky-sign-ins`: recent medium- and high-risk sign-ins (NFR-SEC-006).
+    RiskySignIns,
+    /// `GET /v1/me/devices`: the caller's known devices (NFR-SEC-006).
+    MyDevices,
+    /// `DELETE /v1/me/devices/{id}`: forget one of them.
+    MyDeviceDelete,
 }
 
 /// Who may call a route. The router checks it before the handler runs, and the document
@@ -1423,6 +1433,70 @@ pub const ROUTES: &[Route] = &[
             Reply { status: 204, description: "Erased.", content: &[], headers: &[] },
         ],
         problems: &[401, 403, 409, 422, 440],
+    }),
+    route!(GET "/v1/tenant/risk-policy" => RiskPolicyGet, Caller::TenantAdmin, Doc {
+        operation_id: "getRiskPolicy",
+        tag: "identity",
+        summary: "The tenant's adaptive authentication policy: what each risk level of a sign-in requires, and the rules that score it (NFR-SEC-006).",
+        notes: "The defaults when never set.",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The policy.", content: &[("application/json", of::<t::RiskPolicy>)], headers: &[] },
+        ],
+        problems: &[401, 403, 440],
+    }),
+    route!(PUT "/v1/tenant/risk-policy" => RiskPolicyPut, Caller::TenantAdmin, Doc {
+        operation_id: "setRiskPolicy",
+        tag: "identity",
+        summary: "Sets the tenant's adaptive authentication policy (owner only; an admin gets 403) (NFR-SEC-006, CON-SEC-008).",
+        notes: "Audited as risk_policy.update.",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/json", of::<t::RiskPolicy>)] }),
+        replies: &[
+            Reply { status: 200, description: "The policy as stored.", content: &[("application/json", of::<t::RiskPolicy>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 440],
+    }),
+    route!(GET "/v1/tenant/risky-sign-ins" => RiskySignIns, Caller::TenantAdmin, Doc {
+        operation_id: "listRiskySignIns",
+        tag: "identity",
+        summary: "The tenant's recent medium- and high-risk sign-ins, newest first, with their signals, the action the policy required and the outcome (NFR-SEC-006).",
+        notes: "No address or device identifier is shown or kept in clear.",
+        params: &[
+            Param { name: "limit", at: At::Query, required: false, description: "How many.", schema: |_| integer().minimum(Some(1)).maximum(Some(200)).default(Some(50.into())).into() },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The sign-ins.", content: &[("application/json", of::<t::RiskySignInList>)], headers: &[] },
+        ],
+        problems: &[400, 401, 403, 440],
+    }),
+    route!(GET "/v1/me/devices" => MyDevices, Caller::User, Doc {
+        operation_id: "listMyDevices",
+        tag: "identity",
+        summary: "The devices the caller signed in from (the login page's device cookie, or an API client's Edgeplane-Device header), most recently seen first (NFR-SEC-006).",
+        notes: "A password reset forgets them all.",
+        params: &[],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The devices.", content: &[("application/json", of::<t::DeviceList>)], headers: &[] },
+        ],
+        problems: &[401, 440],
+    }),
+    route!(DELETE "/v1/me/devices/{id}" => MyDeviceDelete, Caller::User, Doc {
+        operation_id: "deleteMyDevice",
+        tag: "identity",
+        summary: "Forgets one of the caller's devices: its next sign-in counts as from a new device. Another user's device is 404.",
+        notes: "",
+        params: &[
+            Param { name: "id", at: At::Path, required: true, description: "", schema: text },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 204, description: "Forgotten.", content: &[], headers: &[] },
+        ],
+        problems: &[401, 404, 440],
     }),
     route!(GET "/v1/tenant/sso" => SsoConfigGet, Caller::TenantOwner, Doc {
         operation_id: "getTenantSso",

@@ -12,6 +12,7 @@ use utoipa::{PartialSchema, ToSchema};
 use super::callers::client_address;
 use super::passwords::check_password_size;
 use super::reply::{no_content, no_store};
+use super::sign_in_origin;
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::ports::Platform;
 use crate::sessions::{self, SessionUser};
@@ -140,7 +141,8 @@ pub(super) async fn login<P: Platform>(
     check_password_size("password", &body.password)?;
     let client = client_address(ctx, req);
     let login = LoginRequest::typed(&body.tenant, &body.email, body.password, client)
-        .ok_or_else(|| ApiError::from(&LoginError::InvalidCredentials))?;
+        .ok_or_else(|| ApiError::from(&LoginError::InvalidCredentials))?
+        .with_context(sign_in_origin::api_context(ctx, req));
     let pair = signin::login(ctx.platform, &login, &ctx.request_id)
         .await
         .map_err(|e| {
@@ -156,6 +158,12 @@ pub(super) async fn login<P: Platform>(
                     .with_extension("mfa_token", mfa_token.clone().into())
                     .with_extension("enrollment_required", (*enroll).into())
                     .with_extension("expires_in", (signin::MFA_TOKEN_TTL_MS / 1000).into()),
+                LoginError::EmailCodeRequired { mfa_token } => problem
+                    .with_detail("This sign-in needs a one-time code, mailed to the account's address: send it as code with this mfa_token to /v1/auth/mfa/verify.")
+                    .with_extension("mfa_token", mfa_token.clone().into())
+                    .with_extension("factor", "email_code".into())
+                    .with_extension("enrollment_required", false.into())
+                    .with_extension("expires_in", (signin::EMAIL_CODE_TTL_MS / 1000).into()),
                 LoginError::PasswordExpired => problem.with_detail(
                     "The password has expired: reset it through /v1/auth/password/forgot.",
                 ),
@@ -165,13 +173,15 @@ pub(super) async fn login<P: Platform>(
     Ok(no_store(json::response(StatusCode::OK, &pair)?))
 }
 
-/// `POST /v1/auth/refresh {refresh_token}`: rotation with reuse detection (FR-AUTH-005).
+/// `POST /v1/auth/refresh {refresh_token}`: rotation with reuse detection (FR-AUTH-005); a
+/// use from a new country rotates or revokes per the tenant's policy (NFR-SEC-006).
 pub(super) async fn refresh<P: Platform>(
     ctx: &Ctx<'_, P>,
     req: &Request,
 ) -> Result<Response, ApiError> {
     let body: RefreshRequest = json::parse_body(req)?;
-    let pair = sessions::refresh(ctx.platform, &body.refresh_token, &ctx.request_id)
+    let origin = sign_in_origin::api_context(ctx, req);
+    let pair = signin::refresh_from(ctx.platform, &body.refresh_token, &origin, &ctx.request_id)
         .await
         .map_err(|e| ApiError::from(&e))?;
     Ok(no_store(json::response(StatusCode::OK, &pair)?))

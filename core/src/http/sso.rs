@@ -6,7 +6,6 @@ use ::http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::callers::client_address;
 use super::reply::no_store;
 use super::tenants::link_base;
 use super::{json, login_page, ApiError, Ctx, Request, Response};
@@ -185,31 +184,31 @@ pub(super) async fn callback<P: Platform>(
         error: query_param(req, "error"),
         iss: query_param(req, "iss"),
     };
-    let client = client_address(ctx, req);
-    let signed_in =
-        match flow::callback(ctx.platform, &params, client.as_deref(), &ctx.request_id).await {
-            Ok(s) => s,
-            Err(e) => {
-                let problem = callback_problem(&e);
-                // The callback is a browser's redirect: a browser gets a page saying why; API
-                // clients (and every 5xx, whose cause is logged) get the problem details.
-                if wants_html(req) && problem.status.is_client_error() {
-                    let mut page = login_page::error_page(
-                        problem.status,
-                        "Sign-in failed",
-                        &format!(
-                            "{} Go back to the application and sign in again.",
-                            problem.detail
-                        ),
-                    );
-                    for (name, value) in problem.headers {
-                        page.headers_mut().append(name, value);
-                    }
-                    return Ok(page);
+    let origin = super::sign_in_origin::api_context(ctx, req);
+    let signed_in = match flow::callback_from(ctx.platform, &params, &origin, &ctx.request_id).await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            let problem = callback_problem(&e);
+            // The callback is a browser's redirect: a browser gets a page saying why; API
+            // clients (and every 5xx, whose cause is logged) get the problem details.
+            if wants_html(req) && problem.status.is_client_error() {
+                let mut page = login_page::error_page(
+                    problem.status,
+                    "Sign-in failed",
+                    &format!(
+                        "{} Go back to the application and sign in again.",
+                        problem.detail
+                    ),
+                );
+                for (name, value) in problem.headers {
+                    page.headers_mut().append(name, value);
                 }
-                return Err(problem);
+                return Ok(page);
             }
-        };
+            return Err(problem);
+        }
+    };
     ctx.tenant_id = Some(signed_in.user.tenant_id.clone());
     // Started from the universal login page: resume its authorization request, so the browser
     // goes back to the managed app with a code (FR-AUTH-001 with FR-AUTH-003).

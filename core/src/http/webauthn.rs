@@ -5,7 +5,6 @@ use ::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::callers::client_address;
 use super::reply::{no_content, no_store};
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::kernel::ErrorKind;
@@ -197,12 +196,12 @@ pub(super) async fn login_verify<P: Platform>(
     req: &Request,
 ) -> Result<Response, ApiError> {
     let body: LoginVerifyRequest = json::parse_body(req)?;
-    let client = client_address(ctx, req);
-    let pair = webauthn::login(
+    let origin = super::sign_in_origin::api_context(ctx, req);
+    let pair = webauthn::login_from(
         ctx.platform,
         &body.flow,
         &body.credential,
-        client.as_deref(),
+        &origin,
         &ctx.request_id,
     )
     .await

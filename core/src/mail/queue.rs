@@ -78,6 +78,22 @@ pub fn enqueue_if_reset_token(
     .bind(token_hash)
 }
 
+/// The INSERT queuing `mail` at `now_ms`, to be dropped unsent at `expires_at_ms`: for mail
+/// whose sending tells nobody anything (a one-time sign-in code, a new sign-in notice).
+pub fn enqueue(mail: &Mail, now_ms: i64, expires_at_ms: i64) -> Stmt {
+    Stmt::new(
+        "INSERT INTO mail_queue (to_addr, subject, text_body, html_body, created_at,
+           next_attempt_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+    )
+    .bind(mail.to.as_str())
+    .bind(mail.subject.as_str())
+    .bind(mail.text.as_str())
+    .bind(mail.html.as_str())
+    .bind(now_ms)
+    .bind(expires_at_ms)
+}
+
 /// The delay before the attempt after `attempts` earlier ones.
 fn retry_delay_ms(attempts: i64) -> i64 {
     let doublings = u32::try_from(attempts.clamp(0, 10)).unwrap_or(10);

@@ -86,6 +86,26 @@ pub fn reset_mail(to: &str, link: &str) -> Mail {
     }
 }
 
+/// The one-time code of a risky sign-in (NFR-SEC-006).
+pub fn sign_in_code_mail(to: &str, code: &str) -> Mail {
+    Mail {
+        to: to.to_owned(),
+        subject: "Your sign-in code".to_owned(),
+        text: format!(
+            "Your sign-in code is {code}\n\n\
+             It is valid for 10 minutes and can be used once. We asked for it because this \
+             sign-in looked unusual (a new device or place). If you are not signing in, \
+             someone knows your password: change it now.\n"
+        ),
+        html: html! {
+            p { "Your sign-in code is " strong { (code) } }
+            p { "It is valid for 10 minutes and can be used once. We asked for it because this sign-in looked unusual (a new device or place)." }
+            p { "If you are not signing in, someone knows your password: change it now." }
+        }
+        .into_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

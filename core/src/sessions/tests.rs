@@ -62,6 +62,7 @@ fn login_req(password: &str) -> LoginRequest {
         email: Email::parse("OWNER@acme.test").unwrap(),
         password: password.into(),
         client: Some("203.0.113.9".into()),
+        context: Default::default(),
     }
 }
 

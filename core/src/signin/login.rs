@@ -6,6 +6,7 @@ use crate::audit::{self, Actor, AuditRecord};
 use crate::kernel::ErrorKind;
 use crate::kernel::{Email, TenantDomain};
 use crate::ports::{Clock, Platform, Row, Sql, SqlError, Stmt};
+use crate::risk::{self, Requirement, SignInContext};
 use crate::sessions::{start, IssueError, SessionUser, TokenPair};
 use crate::throttle;
 use crate::tokens::SigningKeyError;
@@ -23,6 +24,8 @@ pub struct LoginRequest {
     /// The client's address (`CF-Connecting-IP`, or the first `X-Forwarded-For`), if known:
     /// only its hash is stored, by the rate limit.
     pub client: Option<String>,
+    /// Device and location for the risk check (NFR-SEC-006); the default knows neither.
+    pub context: SignInContext,
 }
 
 impl LoginRequest {
@@ -41,12 +44,20 @@ impl LoginRequest {
                 email,
                 password,
                 client,
+                context: SignInContext::default(),
             }),
             _ => {
                 password::verify_nothing(&password);
                 None
             }
         }
+    }
+
+    /// The same request with the device and location of the risk check.
+    #[must_use]
+    pub fn with_context(mut self, context: SignInContext) -> Self {
+        self.context = context;
+        self
     }
 }
 
@@ -69,6 +80,13 @@ pub enum LoginError {
         /// The tenant requires MFA and the user has none yet: enroll with this token
         /// (`/v1/auth/mfa/enroll`), then verify the first code.
         enroll: bool,
+    },
+    /// The credentials are right and the sign-in is risky (NFR-SEC-006): a one-time code was
+    /// mailed to the user, to send with this token to `/v1/auth/mfa/verify` (ERR-AUTH-461).
+    #[error("a one-time code from the mail is required")]
+    EmailCodeRequired {
+        /// The single-use token of the pending sign-in (only its hash is stored).
+        mfa_token: String,
     },
     /// The credentials are right but the password is older than the tenant policy's
     /// `max_age_days` (CON-SEC-001): it must be reset (forgot password) before signing in.
@@ -95,6 +113,7 @@ impl LoginError {
             LoginError::InvalidCredentials => "invalid_credentials",
             LoginError::TenantNotActive => "tenant_not_active",
             LoginError::MfaRequired { .. } => "mfa_required",
+            LoginError::EmailCodeRequired { .. } => "email_code_required",
             LoginError::RateLimited { .. } => "rate_limited",
             LoginError::PasswordExpired => "password_expired",
             LoginError::Signing(e) => e.code(),
@@ -108,6 +127,7 @@ impl LoginError {
             LoginError::InvalidCredentials => ErrorKind::Unauthenticated,
             LoginError::TenantNotActive => ErrorKind::Forbidden,
             LoginError::MfaRequired { .. } => ErrorKind::SecondFactorRequired,
+            LoginError::EmailCodeRequired { .. } => ErrorKind::SecondFactorRequired,
             LoginError::RateLimited { retry_after_secs } => ErrorKind::RateLimited {
                 retry_after_secs: *retry_after_secs,
             },
@@ -192,8 +212,49 @@ async fn check_credentials<P: Platform>(
     }
     let pol = policy::load(p, &user.tenant_id).await?;
     check_password_age(p, &row, &user, &pol, now, request_id).await?;
-    require_second_factor(p, &row, &user, &pol).await?;
+    let decision = check_risk(p, req, &row, &user, &pol, request_id).await?;
+    require_second_factor(p, &row, &user, &pol, &decision).await?;
     Ok(user)
+}
+
+/// NFR-SEC-006: the risk check of a sign-in whose password was right. A blocked sign-in is
+/// refused exactly like a wrong password (the password hash was computed either way); a risky
+/// one of a user without a second factor gets a one-time code by mail.
+async fn check_risk<P: Platform>(
+    p: &P,
+    req: &LoginRequest,
+    row: &Row,
+    user: &SessionUser,
+    pol: &policy::PasswordPolicy,
+    request_id: &str,
+) -> Result<risk::Decision, LoginError> {
+    let has = row.i64("mfa_enabled")? == 1 || row.i64("has_passkey")? == 1;
+    let factors = risk::Factors {
+        has_second_factor: has,
+        asked_anyway: has || pol.require_mfa,
+        satisfied: false,
+    };
+    let account = throttle::account_subject(req.tenant.as_str(), req.email.as_str());
+    let decision = risk::decide(
+        p,
+        user,
+        &req.context,
+        risk::SignInMethod::Password,
+        Some(&account),
+        factors,
+        request_id,
+    )
+    .await?;
+    match decision.requirement {
+        Requirement::Block => Err(LoginError::InvalidCredentials),
+        Requirement::EmailCode => {
+            let mfa_token =
+                super::mfa::email_challenge(p, user, req.email.as_str(), &decision.attempt_id)
+                    .await?;
+            Err(LoginError::EmailCodeRequired { mfa_token })
+        }
+        Requirement::Nothing | Requirement::SecondFactor => Ok(decision),
+    }
 }
 
 /// Counts the attempt on the account's and the client's rate limits before the password is
@@ -302,11 +363,13 @@ async fn require_second_factor<P: Platform>(
     row: &Row,
     user: &SessionUser,
     pol: &policy::PasswordPolicy,
+    decision: &risk::Decision,
 ) -> Result<(), LoginError> {
     let enabled = row.i64("mfa_enabled")? == 1 || row.i64("has_passkey")? == 1;
-    if enabled || pol.require_mfa {
+    let stepped_up = decision.requirement == Requirement::SecondFactor;
+    if enabled || pol.require_mfa || stepped_up {
         let enroll = !enabled;
-        let mfa_token = super::mfa::challenge(p, user, enroll).await?;
+        let mfa_token = super::mfa::challenge(p, user, enroll, &decision.attempt_id).await?;
         return Err(LoginError::MfaRequired { mfa_token, enroll });
     }
     Ok(())

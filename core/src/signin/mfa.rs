@@ -18,6 +18,11 @@ use crate::webauthn::{self, AuthenticationResponse, Options, RelyingParty, WebAu
 
 /// How long the second factor may take: 5 minutes.
 pub const MFA_TOKEN_TTL_MS: i64 = 5 * 60 * 1000;
+/// How long a mailed one-time code may take to arrive and be typed: 10 minutes
+/// (NFR-SEC-006).
+pub const EMAIL_CODE_TTL_MS: i64 = 10 * 60 * 1000;
+/// Digits of a mailed one-time code (a pending sign-in allows [`MAX_MFA_ATTEMPTS`] guesses).
+const EMAIL_CODE_DIGITS: u32 = 8;
 /// Wrong codes allowed per pending sign-in before it is dead.
 pub const MAX_MFA_ATTEMPTS: i64 = 5;
 
@@ -88,36 +93,110 @@ impl From<IssueError> for VerifyMfaError {
 
 /// Records a pending MFA sign-in of `user`; returns the token for the client.
 /// With `enroll`, the user has no second factor yet and enrolls within this pending sign-in.
+/// `attempt` is the sign-in's risk decision, completed when the factor is given.
 pub(super) async fn challenge<P: Platform>(
     p: &P,
     user: &SessionUser,
     enroll: bool,
+    attempt: &str,
 ) -> Result<String, SqlError> {
     let now = p.clock().now_ms();
     let token = crypto::random_token(p.random());
-    let data = if enroll { r#"{"enroll":true}"# } else { "{}" };
+    let data = serde_json::json!({ "enroll": enroll, "attempt": attempt });
     p.sql()
-        .execute(
-            Stmt::new(
-                "INSERT INTO auth_flows (token_hash, kind, tenant_id, user_id, data, created_at,
-                   expires_at)
-                 VALUES (?1, 'mfa', ?2, ?3, ?4, ?5, ?6)",
-            )
-            .bind(crypto::token_hash(&token))
-            .bind(user.tenant_id.as_str())
-            .bind(user.user_id.as_str())
-            .bind(data)
-            .bind(now)
-            .bind(now + MFA_TOKEN_TTL_MS),
-        )
+        .execute(flow_insert(
+            &token,
+            user,
+            &data,
+            now,
+            now + MFA_TOKEN_TTL_MS,
+        ))
         .await?;
     Ok(token)
 }
 
-/// A live pending sign-in: its user and whether it is an enrollment.
+/// The INSERT of a pending MFA sign-in keyed by `token`'s hash.
+fn flow_insert(
+    token: &str,
+    user: &SessionUser,
+    data: &serde_json::Value,
+    now: i64,
+    expires_at: i64,
+) -> Stmt {
+    Stmt::new(
+        "INSERT INTO auth_flows (token_hash, kind, tenant_id, user_id, data, created_at,
+           expires_at)
+         VALUES (?1, 'mfa', ?2, ?3, ?4, ?5, ?6)",
+    )
+    .bind(crypto::token_hash(token))
+    .bind(user.tenant_id.as_str())
+    .bind(user.user_id.as_str())
+    .bind(data.to_string())
+    .bind(now)
+    .bind(expires_at)
+}
+
+/// The stored hash of a mailed code for the pending sign-in `flow_hash`: bound to the sign-in,
+/// so the same code of another sign-in hashes differently.
+fn email_code_hash(flow_hash: &str, code: &str) -> String {
+    crypto::sha256_hex(format!("email-code|{flow_hash}|{code}").as_bytes())
+}
+
+/// A risky sign-in of a user without a second factor (NFR-SEC-006): records a pending sign-in
+/// holding the hash of a fresh one-time code (single use, [`EMAIL_CODE_TTL_MS`],
+/// [`MAX_MFA_ATTEMPTS`] guesses) and queues the code's mail to `email` in the same batch;
+/// returns the token for the client.
+pub(super) async fn email_challenge<P: Platform>(
+    p: &P,
+    user: &SessionUser,
+    email: &str,
+    attempt: &str,
+) -> Result<String, SqlError> {
+    let now = p.clock().now_ms();
+    let token = crypto::random_token(p.random());
+    let code = random_code(p);
+    let data = serde_json::json!({
+        "enroll": false,
+        "attempt": attempt,
+        "email_code": email_code_hash(&crypto::token_hash(&token), &code),
+    });
+    let expires_at = now + EMAIL_CODE_TTL_MS;
+    let mail = crate::mail::sign_in_code_mail(email, &code);
+    p.sql()
+        .batch(vec![
+            flow_insert(&token, user, &data, now, expires_at),
+            crate::mail::queue::enqueue(&mail, now, expires_at),
+        ])
+        .await?;
+    Ok(token)
+}
+
+/// A uniformly random code of [`EMAIL_CODE_DIGITS`] digits.
+fn random_code<P: Platform>(p: &P) -> String {
+    let modulus = 10u64.pow(EMAIL_CODE_DIGITS);
+    // Rejection sampling keeps every code equally likely.
+    let limit = u64::MAX - u64::MAX % modulus;
+    loop {
+        let mut b = [0u8; 8];
+        crate::ports::Random::fill(p.random(), &mut b);
+        let n = u64::from_le_bytes(b);
+        if n < limit {
+            return format!(
+                "{:0width$}",
+                n % modulus,
+                width = EMAIL_CODE_DIGITS as usize
+            );
+        }
+    }
+}
+
+/// A live pending sign-in: its user, whether it is an enrollment, its risk decision, and the
+/// hash of its mailed code when it waits for one.
 struct Pending {
     user: SessionUser,
     enroll: bool,
+    attempt: Option<String>,
+    email_code: Option<String>,
 }
 
 async fn pending<P: Platform>(p: &P, hash: &str, now: i64) -> Result<Pending, VerifyMfaError> {
@@ -148,6 +227,8 @@ async fn pending<P: Platform>(p: &P, hash: &str, now: i64) -> Result<Pending, Ve
             role: row.text("role")?,
         },
         enroll: data["enroll"] == serde_json::Value::Bool(true),
+        attempt: data["attempt"].as_str().map(str::to_owned),
+        email_code: data["email_code"].as_str().map(str::to_owned),
     })
 }
 
@@ -291,7 +372,7 @@ pub async fn webauthn_options<P: Platform>(
             VerifyMfaError::Storage(e) => WebAuthnError::Storage(e),
             _ => WebAuthnError::InvalidFlow,
         })?;
-    if pending.enroll {
+    if pending.enroll || pending.email_code.is_some() {
         return Err(WebAuthnError::NoPasskey);
     }
     webauthn::mfa_options(p, &pending.user, &hash, rp).await
@@ -347,7 +428,10 @@ pub async fn verify_second_factor<P: Platform>(
         held.release(p).await?;
         return Err(VerifyMfaError::InvalidToken);
     }
-    let checked = check_factor(p, &user, pending.enroll, factor, &hash, request_id).await;
+    let checked = match &pending.email_code {
+        Some(expected) => check_email_code(expected, factor, &hash),
+        None => check_factor(p, &user, pending.enroll, factor, &hash, request_id).await,
+    };
     let (method, recovery_codes) = match checked {
         Ok(v) => v,
         Err(MfaError::InvalidCode | MfaError::NotEnabled | MfaError::NotEnrolled) => {
@@ -361,6 +445,9 @@ pub async fn verify_second_factor<P: Platform>(
     held.release(p).await?;
     if !consume_pending(p, &hash, now).await? {
         return Err(VerifyMfaError::InvalidToken);
+    }
+    if let Some(attempt) = &pending.attempt {
+        crate::risk::complete(p, attempt).await?;
     }
     Ok(CheckedFactor {
         user,
@@ -425,6 +512,31 @@ async fn check_factor<P: Platform>(
                 Err(_) => Err(MfaError::InvalidCode),
             }
         }
+    }
+}
+
+/// Checks a mailed one-time code against the pending sign-in's `expected` hash, in constant
+/// time; a passkey is no answer to it.
+fn check_email_code(
+    expected: &str,
+    factor: SecondFactor<'_>,
+    flow_hash: &str,
+) -> Result<(&'static str, Option<Vec<String>>), MfaError> {
+    let SecondFactor::Code(code) = factor else {
+        return Err(MfaError::InvalidCode);
+    };
+    let given = email_code_hash(flow_hash, code.trim());
+    // Constant time: every byte is compared whatever the first difference.
+    let differs = given.len() != expected.len()
+        || given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            != 0;
+    if !differs {
+        Ok(("email", None))
+    } else {
+        Err(MfaError::InvalidCode)
     }
 }
 

@@ -7,6 +7,7 @@
 mod introspect;
 mod login;
 mod mfa;
+mod refresh;
 
 pub use introspect::{
     authenticate_access_token, check_token_with, introspect, AccessError, UserPrincipal,
@@ -14,5 +15,7 @@ pub use introspect::{
 pub use login::{authenticate, login, LoginError, LoginRequest};
 pub use mfa::{
     enroll_during_sign_in, verify_mfa, verify_mfa_with, verify_second_factor, webauthn_options,
-    CheckedFactor, MfaSignIn, SecondFactor, VerifyMfaError, MAX_MFA_ATTEMPTS, MFA_TOKEN_TTL_MS,
+    CheckedFactor, MfaSignIn, SecondFactor, VerifyMfaError, EMAIL_CODE_TTL_MS, MAX_MFA_ATTEMPTS,
+    MFA_TOKEN_TTL_MS,
 };
+pub use refresh::refresh_from;

@@ -28,6 +28,7 @@ use crate::crypto::{b64url_encode, random_token, token_hash};
 use crate::ids;
 use crate::kernel::ErrorKind;
 use crate::ports::{Clock, HttpClient, Logger, Platform, Row, Sql, SqlError, Stmt};
+use crate::risk::{self, SignInContext};
 use crate::sessions::SessionUser;
 use crate::tenants::{Email, TenantDomain};
 use crate::throttle::{self, Counter};
@@ -317,6 +318,8 @@ pub struct SsoSignIn {
     pub login_flow: Option<String>,
     /// Where the client wanted to go afterwards.
     pub redirect_to: Option<String>,
+    /// The IdP vouched for its own MFA (`amr`/`acr`).
+    pub idp_mfa: bool,
 }
 
 /// Why an SSO callback was refused.
@@ -435,6 +438,55 @@ pub async fn callback<P: Platform>(
     client: Option<&str>,
     request_id: &str,
 ) -> Result<SsoSignIn, SsoCallbackError> {
+    let origin = SignInContext {
+        client: client.map(str::to_owned),
+        ..SignInContext::default()
+    };
+    callback_from(p, params, &origin, request_id).await
+}
+
+/// [`callback`] from the device and location of `origin`, through the risk check
+/// (NFR-SEC-006): the sign-in is recorded; the IdP's own MFA (`amr`/`acr`) satisfies a
+/// step-up; without it a step-up cannot happen here, so a level that requires one is refused
+/// (`step_up_required`: sign in with MFA at the IdP), as is one the policy blocks.
+pub async fn callback_from<P: Platform>(
+    p: &P,
+    params: &CallbackParams,
+    origin: &SignInContext,
+    request_id: &str,
+) -> Result<SsoSignIn, SsoCallbackError> {
+    let signed_in = verified_callback(p, params, origin.client.as_deref(), request_id).await?;
+    let factors = risk::Factors {
+        has_second_factor: signed_in.idp_mfa,
+        asked_anyway: false,
+        satisfied: signed_in.idp_mfa,
+    };
+    let decision = risk::decide(
+        p,
+        &signed_in.user,
+        origin,
+        risk::SignInMethod::Sso,
+        None,
+        factors,
+        request_id,
+    )
+    .await?;
+    match decision.requirement {
+        risk::Requirement::Nothing => Ok(signed_in),
+        risk::Requirement::Block => Err(SsoCallbackError::AccountRefused("risk_blocked")),
+        risk::Requirement::SecondFactor | risk::Requirement::EmailCode => {
+            Err(SsoCallbackError::AccountRefused("step_up_required"))
+        }
+    }
+}
+
+/// The callback's checks, before the risk check.
+async fn verified_callback<P: Platform>(
+    p: &P,
+    params: &CallbackParams,
+    client: Option<&str>,
+    request_id: &str,
+) -> Result<SsoSignIn, SsoCallbackError> {
     let now = p.clock().now_ms();
     let counter = client.map(|c| Counter::new(throttle::LOGIN_PER_CLIENT, c, now));
     let held = match throttle::admit(p, counter.into_iter().collect()).await? {
@@ -526,6 +578,7 @@ async fn complete<P: Platform>(
             user,
             login_flow: data.login_flow,
             redirect_to: data.redirect_to,
+            idp_mfa: identity.mfa,
         },
         stmts,
         record,

@@ -87,6 +87,38 @@ pub struct Identity {
     pub subject: String,
     /// `email`, verified by the IdP.
     pub email: String,
+    /// The IdP says the user gave more than one factor (`amr` or `acr`, see [`idp_mfa`]): the
+    /// risk check trusts it as a second factor (NFR-SEC-006).
+    pub mfa: bool,
+}
+
+/// Authentication methods of RFC 8176 that are a factor beyond a password (possession or
+/// inherence).
+const STRONG_AMR: [&str; 12] = [
+    "otp", "hwk", "swk", "sc", "sms", "tel", "fpt", "face", "iris", "retina", "vbm", "pop",
+];
+
+/// Whether an ID token's claims say the user gave more than one factor: `amr` holds `mfa`, or
+/// two methods of which one is a possession or inherence factor (RFC 8176); or `acr` names
+/// multi-factor (OpenID PAPE's multi-factor policies, or a value containing `mfa`).
+pub fn idp_mfa(claims: &serde_json::Map<String, Json>) -> bool {
+    let amr: Vec<&str> = claims
+        .get("amr")
+        .and_then(Json::as_array)
+        .map(|a| a.iter().filter_map(Json::as_str).collect())
+        .unwrap_or_default();
+    let strong = amr.iter().any(|m| STRONG_AMR.contains(m));
+    let mut distinct = amr.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let acr = claims.get("acr").and_then(Json::as_str).unwrap_or("");
+    amr.contains(&"mfa")
+        || strong && distinct.len() >= 2
+        || acr.contains("multi-factor")
+        || acr
+            .to_ascii_lowercase()
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|w| w == "mfa")
 }
 
 /// Parses `token` and verifies its signature with a key of `keys` (a JWKS's members), through
@@ -166,5 +198,35 @@ pub fn check_claims(token: &JsonClaims, expected: &Expected<'_>) -> Result<Ident
         issuer: expected.issuer.to_owned(),
         subject,
         email: email.to_owned(),
+        mfa: idp_mfa(claims),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// NFR-SEC-006: the IdP's own MFA is trusted only when `amr` or `acr` says so.
+    #[test]
+    fn nfr_sec_006_idp_mfa_from_amr_and_acr() {
+        let cases: &[(Json, bool)] = &[
+            (serde_json::json!({ "amr": ["pwd", "otp"] }), true),
+            (serde_json::json!({ "amr": ["mfa"] }), true),
+            (serde_json::json!({ "amr": ["hwk", "pin"] }), true),
+            (serde_json::json!({ "amr": ["pwd"] }), false),
+            (serde_json::json!({ "amr": ["otp", "otp"] }), false),
+            (serde_json::json!({ "amr": "mfa" }), false),
+            (
+                serde_json::json!({ "acr": "http://schemas.openid.net/pape/policies/2007/06/multi-factor" }),
+                true,
+            ),
+            (serde_json::json!({ "acr": "urn:example:loa:mfa" }), true),
+            (serde_json::json!({ "acr": "urn:example:loa:1" }), false),
+            (serde_json::json!({}), false),
+        ];
+        for (claims, want) in cases {
+            let map = claims.as_object().cloned().unwrap_or_default();
+            assert_eq!(idp_mfa(&map), *want, "{claims}");
+        }
+    }
 }

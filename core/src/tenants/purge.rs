@@ -213,6 +213,19 @@ fn user_row_deletes(tid: &str, v: i64) -> Vec<Stmt> {
              WHERE (tenant_id = ?1 OR user_id IN (SELECT id FROM users WHERE tenant_id = ?1))
                AND EXISTS (SELECT 1 FROM tenants WHERE id = ?1 AND version = ?2)",
         ),
+        // Adaptive authentication (NFR-SEC-006): decisions, devices and the policy.
+        guarded(
+            "DELETE FROM sign_in_attempts WHERE tenant_id = ?1
+               AND EXISTS (SELECT 1 FROM tenants WHERE id = ?1 AND version = ?2)",
+        ),
+        guarded(
+            "DELETE FROM known_devices WHERE tenant_id = ?1
+               AND EXISTS (SELECT 1 FROM tenants WHERE id = ?1 AND version = ?2)",
+        ),
+        guarded(
+            "DELETE FROM risk_policies WHERE tenant_id = ?1
+               AND EXISTS (SELECT 1 FROM tenants WHERE id = ?1 AND version = ?2)",
+        ),
         // The OpenID provider's rows: nothing cascades from the tombstone, and Spin's SQLite
         // does not enforce foreign keys.
         guarded(

@@ -209,7 +209,8 @@ fn reset_request_record(user: Option<&(String, String)>, request_id: &str) -> Au
 }
 
 /// Completes a reset (UC-AUTH-RESET steps 3-5): the token is consumed (with every other reset
-/// token of the user), the password set, every session revoked, all in one audited batch.
+/// token of the user), the password set, every session revoked and every known device
+/// forgotten, all in one audited batch.
 pub async fn reset_password<P: Platform>(
     p: &P,
     token: &str,
@@ -253,6 +254,9 @@ pub async fn reset_password<P: Platform>(
     .bind(now)];
     stmts.extend(store_password_stmts(&user_id, &hash, now));
     stmts.push(revoke_user_sessions_stmt(&user_id, "password_reset", now));
+    // NFR-SEC-006: a reset forgets every known device, so whoever knew the old password signs
+    // in from a new device again.
+    stmts.push(Stmt::new("DELETE FROM known_devices WHERE user_id = ?1").bind(user_id.as_str()));
     stmts.push(audit::outbox_insert(&record, &audit::new_event_id(p), now));
     let counts = p.sql().batch(stmts).await?;
     if counts.first().copied().unwrap_or(0) == 0 {

@@ -25,9 +25,9 @@ pub mod verify;
 mod tests;
 
 pub use service::{
-    check_second_factor, delete_credential, list_credentials, login, login_options, mfa_options,
-    register, registration_options, CredentialSummary, Options, RelyingParty, WebAuthnError,
-    FLOW_TTL_MS,
+    check_second_factor, delete_credential, list_credentials, login, login_from, login_options,
+    mfa_options, register, registration_options, CredentialSummary, Options, RelyingParty,
+    WebAuthnError, FLOW_TTL_MS,
 };
 pub use verify::{
     AuthenticationResponse, CeremonyError, Expected, RegistrationResponse, ALG_EDDSA, ALG_ES256,

@@ -17,6 +17,7 @@ use crate::ids;
 use crate::kernel::schema::string_enum;
 use crate::kernel::ErrorKind;
 use crate::ports::{Clock, Platform, Random, Secrets, Sql, SqlError, Stmt};
+use crate::risk::{self, SignInContext};
 use crate::sessions::{self, IssueError, SessionUser, TokenPair};
 use crate::throttle;
 use crate::tokens::master_key::MASTER_KEY_SECRET;
@@ -1026,6 +1027,24 @@ pub async fn login<P: Platform>(
     client: Option<&str>,
     request_id: &str,
 ) -> Result<TokenPair, WebAuthnError> {
+    let origin = SignInContext {
+        client: client.map(str::to_owned),
+        ..SignInContext::default()
+    };
+    login_from(p, flow, resp, &origin, request_id).await
+}
+
+/// [`login`] from the device and location of `origin` (NFR-SEC-006): the passkey is a strong
+/// factor, so the risk check steps nothing up, but it records the sign-in and a policy that
+/// blocks the level refuses it like an unknown passkey.
+pub async fn login_from<P: Platform>(
+    p: &P,
+    flow: &str,
+    resp: &AuthenticationResponse,
+    origin: &SignInContext,
+    request_id: &str,
+) -> Result<TokenPair, WebAuthnError> {
+    let client = origin.client.as_deref();
     if flow.is_empty() || flow.len() > 128 {
         return Err(WebAuthnError::InvalidFlow);
     }
@@ -1083,6 +1102,24 @@ pub async fn login<P: Platform>(
     if !owned.tenant_active {
         refuse_login(p, Some(&owned.user), "tenant_not_active", request_id).await?;
         return Err(WebAuthnError::TenantNotActive);
+    }
+    let strong = risk::Factors {
+        has_second_factor: true,
+        asked_anyway: false,
+        satisfied: true,
+    };
+    let decision = risk::decide(
+        p,
+        &owned.user,
+        origin,
+        risk::SignInMethod::Passkey,
+        None,
+        strong,
+        request_id,
+    )
+    .await?;
+    if decision.requirement == risk::Requirement::Block {
+        return Err(WebAuthnError::UnknownCredential);
     }
     Ok(sessions::start(p, &owned.user, &["hwk", "mfa"], request_id).await?)
 }

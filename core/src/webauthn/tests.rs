@@ -634,6 +634,7 @@ fn passkey_as_second_factor_nfr_sec_003() {
             email: Email::parse("owner@acme.test").unwrap(),
             password: PASSWORD.into(),
             client: None,
+            context: Default::default(),
         };
         assert!(signin::login(&f.p, &req, "r").await.is_ok());
         let mut a = Authenticator::es256(8);

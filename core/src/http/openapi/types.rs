@@ -50,11 +50,13 @@ pub(in crate::http) use crate::http::oidc::LoginTenantForm as OidcLoginTenantReq
 pub(in crate::http) use crate::http::oidc::ProviderMetadata as OidcProviderMetadata;
 pub(in crate::http) use crate::http::oidc::TokenForm as OidcTokenRequest;
 pub(in crate::http) use crate::http::problem::ProblemBody as Problem;
+pub(in crate::http) use crate::http::risk::{DeviceList, RiskySignInList};
 pub(in crate::http) use crate::http::sign_in::RefreshRequest;
 pub(in crate::http) use crate::http::tenants::ProvisionTenantRequest;
 pub(in crate::http) use crate::http::totp::RecoveryCodes;
 pub(in crate::http) use crate::oidc::token::TokenResponse as OidcTokenResponse;
 pub(in crate::http) use crate::oidc::token::UserinfoClaims as OidcUserinfo;
+pub(in crate::http) use crate::risk::RiskPolicy;
 pub(in crate::http) use crate::tenants::Provisioned as ProvisionedTenant;
 pub(in crate::http) use crate::users::policy::PasswordPolicy;
 pub(in crate::http) use crate::users::privacy::PersonalDataExport;

@@ -1,0 +1,305 @@
+//! Adaptive authentication (NFR-SEC-006, CON-SEC-008): risk-based step-up of sign-ins from a
+//! new device and a new country, the mailed one-time code, impossible travel, the location
+//! only from what the runtime vouches for, and a blocked sign-in that answers like a wrong
+//! password.
+//!
+//! Where a request comes from is set the way each runtime learns it: on workerd through
+//! Miniflare's `MF-CF-Blob` header, which Miniflare turns into `request.cf` before the Worker
+//! runs (Cloudflare's edge never honours it, and Edgeplane never reads it); on Spin through
+//! `CF-IPCountry` from the trusted proxy the suite stands in for (`TRUSTED_PROXIES`,
+//! `LOCATION_COUNTRY_HEADER`).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_problem, send, str_of, suffix, ApiResponse, Runtime, TestApp};
+
+crate::contract_tests![
+    new_device_and_country_is_stepped_up_and_the_same_device_is_not_nfr_sec_006,
+    client_headers_do_not_move_the_location_nfr_sec_006,
+    blocked_sign_in_answers_like_a_wrong_password_nfr_sec_006,
+];
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A tenant whose owner accepted with [`PASSWORD`], signing in from a client address of its
+/// own (the rate limits per address are shared with every other test).
+struct Owner {
+    domain: String,
+    email: String,
+    addr: String,
+}
+
+fn owner(app: &TestApp) -> Result<Owner, String> {
+    let op = app.operator_token("operator", "e2e-operator")?;
+    let domain = format!("risk-{}", suffix()?);
+    let email = format!("owner@{domain}.example");
+    let body =
+        json!({ "name": "Risk Corp", "domain": domain, "plan": "pro", "owner_email": email });
+    let created = send(app, "POST", "/v1/tenants", Some(&op), Some(&body))?.expect_json(201)?;
+    let link = str_of(&created["invitation_link"]);
+    let token = link
+        .split_once("token=")
+        .map(|(_, t)| t.to_owned())
+        .ok_or_else(|| format!("no token in the invitation link {link:?}"))?;
+    let body = json!({ "token": token, "password": PASSWORD });
+    send(app, "POST", "/v1/invitations/accept", None, Some(&body))?.expect_json(200)?;
+    let n = u32::from_str_radix(&suffix()?[..4], 16).unwrap_or(7);
+    let addr = format!("10.{}.{}.{}", 100 + n % 100, (n >> 8) % 250, n % 250 + 1);
+    Ok(Owner {
+        domain,
+        email,
+        addr,
+    })
+}
+
+/// The header naming `o`'s address the way the runtime learns it.
+fn from_addr(app: &TestApp, o: &Owner) -> (&'static str, String) {
+    match app.runtime {
+        Runtime::Workerd => ("cf-connecting-ip", o.addr.clone()),
+        Runtime::Spin => ("x-forwarded-for", o.addr.clone()),
+    }
+}
+
+/// The headers that place a request in `country` as the runtime learns it (`None`: the
+/// runtime's default, US on workerd, nowhere on Spin).
+fn place(app: &TestApp, country: Option<&str>) -> Vec<(&'static str, String)> {
+    match (app.runtime, country) {
+        (_, None) => Vec::new(),
+        (Runtime::Workerd, Some(c)) => vec![(
+            "mf-cf-blob",
+            json!({ "country": c, "colo": "FRA", "asn": 3320 }).to_string(),
+        )],
+        (Runtime::Spin, Some(c)) => vec![("cf-ipcountry", c.to_owned())],
+    }
+}
+
+/// `POST /v1/auth/login` from `device` with `extra` headers.
+fn login_with(
+    app: &TestApp,
+    o: &Owner,
+    password: &str,
+    device: &str,
+    extra: &[(&'static str, String)],
+) -> Result<ApiResponse, String> {
+    let body = json!({ "tenant": o.domain, "email": o.email, "password": password });
+    let addr = from_addr(app, o);
+    let mut headers: Vec<(&str, &str)> = vec![
+        ("content-type", "application/json"),
+        ("edgeplane-device", device),
+        (addr.0, addr.1.as_str()),
+    ];
+    headers.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+    app.request(
+        "POST",
+        "/v1/auth/login",
+        &headers,
+        Some(body.to_string().into_bytes()),
+    )
+}
+
+fn login_at(
+    app: &TestApp,
+    o: &Owner,
+    device: &str,
+    country: Option<&str>,
+) -> Result<ApiResponse, String> {
+    login_with(app, o, PASSWORD, device, &place(app, country))
+}
+
+/// The one-time code of the sign-in code mail to `to`.
+fn mailed_code(app: &TestApp, to: &str) -> Result<String, String> {
+    let mail = app.dev_mail_with(to, "Your sign-in code")?;
+    let text = mail["items"]
+        .as_array()
+        .and_then(|items| {
+            items
+                .iter()
+                .find(|m| str_of(&m["subject"]) == "Your sign-in code")
+        })
+        .map(|m| str_of(&m["text"]))
+        .ok_or_else(|| format!("no code mail to {to}: {mail}"))?;
+    text.split_whitespace()
+        .find(|w| w.len() == 8 && w.bytes().all(|b| b.is_ascii_digit()))
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no code in the mail: {text}"))
+}
+
+fn verify(app: &TestApp, o: &Owner, token: &str, code: &str) -> Result<ApiResponse, String> {
+    let body = json!({ "mfa_token": token, "code": code });
+    let addr = from_addr(app, o);
+    app.request(
+        "POST",
+        "/v1/auth/mfa/verify",
+        &[
+            ("content-type", "application/json"),
+            (addr.0, addr.1.as_str()),
+        ],
+        Some(body.to_string().into_bytes()),
+    )
+}
+
+/// NFR-SEC-006 acceptance: the first sign-in from a new device and a new country is stepped up
+/// (the owner has no second factor: a mailed code, single use); the same device again is not;
+/// the sign-in, an impossible trip from the first one's country, is flagged in the owner's
+/// list of risky sign-ins.
+fn new_device_and_country_is_stepped_up_and_the_same_device_is_not_nfr_sec_006(
+    app: &TestApp,
+) -> Result<(), String> {
+    let o = owner(app)?;
+    let (laptop, phone) = ("laptop-0000000000000001", "phone-00000000000000002");
+    login_at(app, &o, laptop, Some("US"))?.expect_json(200)?;
+    let resp = login_at(app, &o, phone, Some("AU"))?;
+    let p = assert_problem(&resp, 401, "mfa-required")?;
+    ensure_eq!(str_of(&p["factor"]), "email_code", "{p}");
+    let token = str_of(&p["mfa_token"]);
+    let code = mailed_code(app, &o.email)?;
+    let wrong = if code == "00000000" {
+        "00000001"
+    } else {
+        "00000000"
+    };
+    assert_problem(&verify(app, &o, &token, wrong)?, 401, "invalid-credentials")?;
+    let tokens = verify(app, &o, &token, &code)?.expect_json(200)?;
+    let again = verify(app, &o, &token, &code)?;
+    ensure_eq!(
+        again.status,
+        401,
+        "a code is single use: {}",
+        again.excerpt()
+    );
+
+    // The phone in Australia is known now: no step-up.
+    let owner_tokens = login_at(app, &o, phone, Some("AU"))?.expect_json(200)?;
+    let bearer = str_of(&owner_tokens["access_token"]);
+    ensure!(!str_of(&tokens["access_token"]).is_empty(), "{tokens}");
+
+    let risky =
+        send(app, "GET", "/v1/tenant/risky-sign-ins", Some(&bearer), None)?.expect_json(200)?;
+    let items = risky["items"].as_array().cloned().unwrap_or_default();
+    ensure_eq!(items.len(), 1, "one risky sign-in: {risky}");
+    let signals: Vec<String> = items[0]["signals"]
+        .as_array()
+        .map(|a| a.iter().map(str_of).collect())
+        .unwrap_or_default();
+    ensure_eq!(
+        signals,
+        vec!["new_device", "new_country", "impossible_travel"],
+        "{risky}"
+    );
+    ensure_eq!(str_of(&items[0]["level"]), "high", "{risky}");
+    ensure_eq!(str_of(&items[0]["outcome"]), "success", "{risky}");
+    ensure_eq!(str_of(&items[0]["country"]), "AU", "{risky}");
+    ensure!(
+        !risky.to_string().contains(&o.addr),
+        "no address in the list: {risky}"
+    );
+
+    let devices = send(app, "GET", "/v1/me/devices", Some(&bearer), None)?.expect_json(200)?;
+    let list = devices["items"].as_array().cloned().unwrap_or_default();
+    ensure_eq!(list.len(), 2, "{devices}");
+    let id = str_of(&list[1]["id"]);
+    let path = format!("/v1/me/devices/{id}");
+    send(app, "DELETE", &path, Some(&bearer), None)?.expect_status(204)?;
+    let gone = send(app, "DELETE", &path, Some(&bearer), None)?;
+    assert_problem(&gone, 404, "not-found")?;
+    Ok(())
+}
+
+/// NFR-SEC-006: a country header a client writes itself (`CF-IPCountry` on workerd, where only
+/// `request.cf` counts; `X-Forwarded-For`; Miniflare's header on Spin) does not move the
+/// sign-in, while the runtime's own location does.
+fn client_headers_do_not_move_the_location_nfr_sec_006(app: &TestApp) -> Result<(), String> {
+    let o = owner(app)?;
+    let laptop = "laptop-0000000000000003";
+    login_at(app, &o, laptop, Some("US"))?.expect_json(200)?;
+    let spoofed: Vec<(&'static str, String)> = match app.runtime {
+        Runtime::Workerd => vec![
+            ("cf-ipcountry", "AU".into()),
+            ("x-forwarded-for", "1.1.1.1".into()),
+        ],
+        Runtime::Spin => vec![
+            (
+                "mf-cf-blob",
+                json!({ "country": "AU", "colo": "SYD", "asn": 13335 }).to_string(),
+            ),
+            ("x-vercel-ip-country", "AU".into()),
+        ],
+    };
+    let mut with_us = place(app, Some("US"));
+    with_us.extend(spoofed.iter().cloned());
+    login_with(app, &o, PASSWORD, laptop, &with_us)?.expect_json(200)?;
+    // The runtime's own location does move it: Australia minutes after the US.
+    let resp = login_at(app, &o, laptop, Some("AU"))?;
+    assert_problem(&resp, 401, "mfa-required")?;
+    Ok(())
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// The parts of a problem answer a client can compare: status and every member but the
+/// request's own id.
+fn shape(resp: &ApiResponse) -> Result<(u16, Value), String> {
+    let mut v = resp.json()?;
+    if let Some(m) = v.as_object_mut() {
+        m.remove("instance");
+        m.remove("request_id");
+    }
+    Ok((resp.status, v))
+}
+
+/// NFR-SEC-006, CON-SEC-009: under a policy that blocks risky sign-ins, a blocked sign-in (the
+/// right password) gets the same answer as a wrong password, in about the same time (both pay
+/// for one argon2id computation), so a block tells nothing about the password.
+fn blocked_sign_in_answers_like_a_wrong_password_nfr_sec_006(app: &TestApp) -> Result<(), String> {
+    let o = owner(app)?;
+    let laptop = "laptop-0000000000000004";
+    let tokens = login_at(app, &o, laptop, Some("US"))?.expect_json(200)?;
+    let bearer = str_of(&tokens["access_token"]);
+    let policy = json!({ "low": "allow", "medium": "block", "high": "block" });
+    let set = send(
+        app,
+        "PUT",
+        "/v1/tenant/risk-policy",
+        Some(&bearer),
+        Some(&policy),
+    )?
+    .expect_json(200)?;
+    ensure_eq!(str_of(&set["medium"]), "block", "{set}");
+    let read = send(app, "GET", "/v1/tenant/risk-policy", Some(&bearer), None)?.expect_json(200)?;
+    ensure_eq!(read, set, "the policy as stored");
+
+    let (mut blocked_times, mut wrong_times) = (Vec::new(), Vec::new());
+    let here = place(app, Some("US"));
+    let abroad = place(app, Some("JP"));
+    for i in 0..4 {
+        let started = Instant::now();
+        let wrong = login_with(app, &o, "not the password at all", laptop, &here)?;
+        wrong_times.push(started.elapsed());
+        let started = Instant::now();
+        let blocked = login_with(app, &o, PASSWORD, &format!("stolen-{i:0>17}"), &abroad)?;
+        blocked_times.push(started.elapsed());
+        assert_problem(&wrong, 401, "invalid-credentials")?;
+        ensure_eq!(
+            shape(&blocked)?,
+            shape(&wrong)?,
+            "a block answers like a wrong password"
+        );
+    }
+    let (blocked, wrong) = (median(blocked_times), median(wrong_times));
+    ensure!(
+        blocked * 2 >= wrong && wrong * 2 >= blocked,
+        "blocked sign-in answered in {blocked:?}, wrong password in {wrong:?}: timing tells them apart"
+    );
+    eprintln!(
+        "[{}] login p50: blocked {blocked:?}, wrong password {wrong:?}",
+        app.runtime.name()
+    );
+    // The same device from home still signs in.
+    login_at(app, &o, laptop, Some("US"))?.expect_json(200)?;
+    Ok(())
+}
