@@ -119,6 +119,9 @@ impl From<sessions::IssueError> for TokenError {
         match e {
             sessions::IssueError::Signing(e) => e.into(),
             sessions::IssueError::Storage(e) => TokenError::Storage(e),
+            sessions::IssueError::NotActive => {
+                TokenError::InvalidGrant("the account is not active")
+            }
         }
     }
 }

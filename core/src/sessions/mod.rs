@@ -93,6 +93,10 @@ pub enum IssueError {
     /// The database failed.
     #[error("session storage failed: {0}")]
     Storage(#[from] SqlError),
+    /// The user or their tenant stopped being active between the sign-in's checks and the
+    /// session's creation (a concurrent suspension or disabling): no session was started.
+    #[error("the account is no longer active")]
+    NotActive,
 }
 
 impl IssueError {
@@ -101,6 +105,7 @@ impl IssueError {
         match self {
             IssueError::Signing(e) => e.code(),
             IssueError::Storage(_) => "storage",
+            IssueError::NotActive => "invalid_credentials",
         }
     }
 
@@ -109,6 +114,7 @@ impl IssueError {
         match self {
             IssueError::Signing(e) => e.kind(),
             IssueError::Storage(_) => ErrorKind::Internal,
+            IssueError::NotActive => ErrorKind::Unauthenticated,
         }
     }
 }
@@ -200,11 +206,16 @@ pub(crate) async fn start_with<P: Platform>(
     if let Some(client) = grant.app_id {
         record = record.with("client_id", client);
     }
+    // The session is stored only while its user and tenant are still active: a suspension or
+    // a disabling committed since the sign-in's checks revoked every session, and this one must
+    // not start after it (FR-OPS-001).
     let mut stmts = vec![
         Stmt::new(
             "INSERT INTO sessions (id, tenant_id, user_id, family_id, refresh_token_hash, status,
                    auth_methods, created_at, expires_at, last_used_at, app_id)
-                 VALUES (?1, ?2, ?3, ?1, ?4, 'active', ?5, ?6, ?7, ?6, ?8)",
+                 SELECT ?1, ?2, ?3, ?1, ?4, 'active', ?5, ?6, ?7, ?6, ?8
+                 WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?2 AND status = 'active')
+                   AND EXISTS (SELECT 1 FROM users WHERE id = ?3 AND status = 'active')",
         )
         .bind(sid.as_str())
         .bind(user.tenant_id.as_str())
@@ -220,10 +231,23 @@ pub(crate) async fn start_with<P: Platform>(
         )
         .bind(user.user_id.as_str())
         .bind(now),
-        audit::outbox_insert(&record, &audit::new_event_id(p), now),
+        audit::outbox_insert_where(
+            &record,
+            &audit::new_event_id(p),
+            now,
+            concat!(
+                crate::audit_outbox_columns!(),
+                " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+                 WHERE EXISTS (SELECT 1 FROM sessions WHERE id = ?11)"
+            ),
+        )
+        .bind(sid.as_str()),
     ];
     stmts.extend(extra(&sid));
-    p.sql().batch(stmts).await?;
+    let applied = p.sql().batch(stmts).await?;
+    if applied.first().copied().unwrap_or(0) == 0 {
+        return Err(IssueError::NotActive);
+    }
     Ok(TokenPair {
         access_token,
         token_type: "Bearer",

@@ -65,6 +65,7 @@ impl From<IssueError> for RefreshError {
         match e {
             IssueError::Signing(e) => RefreshError::Signing(e),
             IssueError::Storage(e) => RefreshError::Storage(e),
+            IssueError::NotActive => RefreshError::Invalid,
         }
     }
 }

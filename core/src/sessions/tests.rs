@@ -922,6 +922,37 @@ fn err_rate_429_wrong_second_factors_are_limited_per_client() {
     });
 }
 
+/// FR-OPS-001: a sign-in racing a suspension never leaves an active session in the suspended
+/// tenant (its checks passed before the suspension, its session insert came after). The
+/// suspension is started at every point of the sign-in's statements (each statement gives way
+/// to the other, as on D1).
+#[test]
+fn fr_ops_001_a_sign_in_racing_a_suspension_leaves_no_active_session() {
+    for head_start in 0..12 {
+        block_on(async {
+            let f = active_fixture().await;
+            let tenant = TenantId::parse(&f.tenant_id).unwrap();
+            f.p.sql.interleave();
+            let req = login_req(PASSWORD);
+            let sign_in = login(&f.p, &req, "r-login");
+            let suspend = async {
+                for _ in 0..head_start {
+                    f.p.sql.query(Stmt::new("SELECT 1")).await.unwrap();
+                }
+                tenants::suspend(&f.p, &Actor::operator("op-1"), &tenant, None, "r-s").await
+            };
+            let (signed_in, suspended) = futures_util::future::join(sign_in, suspend).await;
+            assert!(suspended.unwrap().changed);
+            let active = rows(&f.p, "SELECT id FROM sessions WHERE status = 'active'").await;
+            assert!(
+                active.is_empty(),
+                "an active session survived the suspension (suspension after {head_start} \
+                 statements; sign-in said {signed_in:?})"
+            );
+        });
+    }
+}
+
 /// NFR-SEC-003: concurrent codes on one pending sign-in get at most its five attempts (a read
 /// of the count followed by a separate increment lets every concurrent request through).
 #[test]

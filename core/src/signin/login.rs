@@ -145,6 +145,7 @@ impl From<IssueError> for LoginError {
         match e {
             IssueError::Signing(e) => LoginError::Signing(e),
             IssueError::Storage(e) => LoginError::Storage(e),
+            IssueError::NotActive => LoginError::InvalidCredentials,
         }
     }
 }

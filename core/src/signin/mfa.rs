@@ -87,6 +87,7 @@ impl From<IssueError> for VerifyMfaError {
         match e {
             IssueError::Signing(e) => VerifyMfaError::Signing(e),
             IssueError::Storage(e) => VerifyMfaError::Storage(e),
+            IssueError::NotActive => VerifyMfaError::InvalidToken,
         }
     }
 }

@@ -126,6 +126,7 @@ impl From<IssueError> for WebAuthnError {
         match e {
             IssueError::Signing(e) => WebAuthnError::Signing(e),
             IssueError::Storage(e) => WebAuthnError::Storage(e),
+            IssueError::NotActive => WebAuthnError::TenantNotActive,
         }
     }
 }
