@@ -354,6 +354,54 @@ fn nfr_mon_001_account_many_addresses_fires_above_the_threshold() {
     });
 }
 
+/// The many-addresses rule sees every sign-in path, not only the password API: a sign-in the
+/// risk check admits (passkey and SSO sign-ins, the login page) notes its address there.
+#[test]
+fn nfr_mon_001_passkey_and_sso_sign_ins_count_for_the_account_rule() {
+    block_on(async {
+        let (p, acme, _) = two_tenants().await;
+        p.secrets.set(rules::ACCOUNT_ADDRESSES_VAR, "2");
+        let owner = p
+            .sql
+            .query(
+                Stmt::new("SELECT id, tenant_id, role FROM users WHERE tenant_id = ?1")
+                    .bind(acme.as_str()),
+            )
+            .await
+            .unwrap();
+        let user = sessions::SessionUser {
+            user_id: owner[0].text("id").unwrap(),
+            tenant_id: owner[0].text("tenant_id").unwrap(),
+            role: owner[0].text("role").unwrap(),
+        };
+        let strong = crate::risk::Factors {
+            has_second_factor: true,
+            asked_anyway: false,
+            satisfied: true,
+        };
+        let methods = [
+            crate::risk::SignInMethod::Passkey,
+            crate::risk::SignInMethod::Sso,
+            crate::risk::SignInMethod::Passkey,
+        ];
+        for (i, method) in methods.into_iter().enumerate() {
+            let ctx = crate::risk::SignInContext {
+                client: Some(format!("198.51.100.{}", 20 + i)),
+                ..Default::default()
+            };
+            crate::risk::decide(&p, &user, &ctx, method, None, strong, "r")
+                .await
+                .unwrap();
+        }
+        let firing = run(&p).await;
+        assert_eq!(
+            of_rule(&firing, "account_many_addresses").len(),
+            1,
+            "{firing:?}"
+        );
+    });
+}
+
 /// Writes the key uses this isolate gathered, as the request metrics' flush does.
 async fn flush_key_uses(p: &TestPlatform) {
     crate::metrics::flush(p, p.clock.now_ms()).await.unwrap();

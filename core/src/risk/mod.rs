@@ -237,6 +237,18 @@ pub async fn decide<P: Platform>(
     let record = decision_record(user, ctx, &assessment, action, out, &attempt_id, request_id);
     stmts.push(audit::outbox_insert(&record, &audit::new_event_id(p), now));
     p.sql().batch(stmts).await?;
+    if out == "success" && method != SignInMethod::Refresh {
+        // NFR-MON-001: every path's completed sign-in feeds the many-addresses anomaly rule
+        // (a step-up's completion is noted where the second factor is checked).
+        crate::anomalies::signed_in(
+            p,
+            &user.tenant_id,
+            &user.user_id,
+            ctx.client.as_deref(),
+            now,
+        )
+        .await;
+    }
     let new_place = assessment
         .signals
         .iter()
