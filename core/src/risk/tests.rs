@@ -8,6 +8,7 @@ use futures_executor::block_on;
 use super::*;
 use crate::audit::Actor;
 use crate::ports::{Row, Sql, Stmt};
+use crate::sessions::TokenPair;
 use crate::signin::{self, LoginError, LoginRequest, SecondFactor, VerifyMfaError};
 use crate::tenants::{self, Email, Plan, ProvisionTenant, TenantDomain, TenantName};
 use crate::testing::TestPlatform;
@@ -100,6 +101,29 @@ async fn mailed_code(p: &TestPlatform) -> String {
         .to_owned()
 }
 
+/// The user's first sign-in, from their laptop in the US: the baseline.
+async fn sign_in_at_home(f: &Fixture) -> TokenPair {
+    signin::login(
+        &f.p,
+        &login(PASSWORD, from("laptop-0000000001", "US")),
+        "r1",
+    )
+    .await
+    .unwrap()
+}
+
+/// A day after [`sign_in_at_home`], a sign-in from a new phone in Germany (a new device and a
+/// new country: medium risk with the default weights).
+async fn sign_in_from_abroad(f: &Fixture) -> Result<TokenPair, LoginError> {
+    f.p.clock.advance(24 * HOUR_MS);
+    signin::login(
+        &f.p,
+        &login(PASSWORD, from("phone-00000000002", "DE")),
+        "r2",
+    )
+    .await
+}
+
 async fn set_policy(f: &Fixture, policy: &RiskPolicy) {
     let owner = TenantActor {
         user_id: f.user_id.clone(),
@@ -126,21 +150,8 @@ async fn outcomes(p: &TestPlatform) -> Vec<(String, String)> {
 fn nfr_sec_006_new_device_and_country_is_stepped_up_and_the_same_device_is_not() {
     block_on(async {
         let f = fixture().await;
-        signin::login(
-            &f.p,
-            &login(PASSWORD, from("laptop-0000000001", "US")),
-            "r1",
-        )
-        .await
-        .unwrap();
-        f.p.clock.advance(24 * HOUR_MS);
-        let err = signin::login(
-            &f.p,
-            &login(PASSWORD, from("phone-00000000002", "DE")),
-            "r2",
-        )
-        .await
-        .unwrap_err();
+        sign_in_at_home(&f).await;
+        let err = sign_in_from_abroad(&f).await.unwrap_err();
         let LoginError::EmailCodeRequired { mfa_token } = err else {
             panic!("expected a mailed code, got {err:?}");
         };
@@ -199,13 +210,7 @@ fn nfr_sec_006_new_device_and_country_is_stepped_up_and_the_same_device_is_not()
 fn nfr_sec_006_the_mailed_code_is_single_use_and_expires() {
     block_on(async {
         let f = fixture().await;
-        signin::login(
-            &f.p,
-            &login(PASSWORD, from("laptop-0000000001", "US")),
-            "r1",
-        )
-        .await
-        .unwrap();
+        sign_in_at_home(&f).await;
         let step_up = || async {
             match signin::login(&f.p, &login(PASSWORD, from("other-0000000003", "JP")), "r").await {
                 Err(LoginError::EmailCodeRequired { mfa_token }) => mfa_token,
@@ -263,21 +268,8 @@ fn nfr_sec_006_second_factor_policy_refuses_users_without_one() {
             },
         )
         .await;
-        signin::login(
-            &f.p,
-            &login(PASSWORD, from("laptop-0000000001", "US")),
-            "r1",
-        )
-        .await
-        .unwrap();
-        f.p.clock.advance(24 * HOUR_MS);
-        let e = signin::login(
-            &f.p,
-            &login(PASSWORD, from("phone-00000000002", "DE")),
-            "r2",
-        )
-        .await
-        .unwrap_err();
+        sign_in_at_home(&f).await;
+        let e = sign_in_from_abroad(&f).await.unwrap_err();
         assert_eq!(e, LoginError::InvalidCredentials);
         assert_eq!(outcomes(&f.p).await[1], ("medium".into(), "blocked".into()));
     });
@@ -298,21 +290,8 @@ fn nfr_sec_006_a_blocked_sign_in_looks_like_a_wrong_password() {
             },
         )
         .await;
-        signin::login(
-            &f.p,
-            &login(PASSWORD, from("laptop-0000000001", "US")),
-            "r1",
-        )
-        .await
-        .unwrap();
-        f.p.clock.advance(24 * HOUR_MS);
-        let blocked = signin::login(
-            &f.p,
-            &login(PASSWORD, from("phone-00000000002", "DE")),
-            "r2",
-        )
-        .await
-        .unwrap_err();
+        sign_in_at_home(&f).await;
+        let blocked = sign_in_from_abroad(&f).await.unwrap_err();
         let wrong = signin::login(
             &f.p,
             &login("wrong password!", from("laptop-0000000001", "US")),
@@ -346,13 +325,7 @@ fn nfr_sec_006_a_blocked_sign_in_looks_like_a_wrong_password() {
 fn nfr_sec_006_impossible_travel_is_flagged() {
     block_on(async {
         let f = fixture().await;
-        signin::login(
-            &f.p,
-            &login(PASSWORD, from("laptop-0000000001", "US")),
-            "r1",
-        )
-        .await
-        .unwrap();
+        sign_in_at_home(&f).await;
         f.p.clock.advance(HOUR_MS);
         let e = signin::login(
             &f.p,
@@ -422,13 +395,7 @@ fn nfr_sec_006_policy_is_set_by_the_owner_within_range() {
 fn nfr_sec_006_devices_are_removable_and_decisions_pruned() {
     block_on(async {
         let f = fixture().await;
-        signin::login(
-            &f.p,
-            &login(PASSWORD, from("laptop-0000000001", "US")),
-            "r1",
-        )
-        .await
-        .unwrap();
+        sign_in_at_home(&f).await;
         let devices = list_devices(&f.p, &f.user_id).await.unwrap();
         assert!(!remove_device(&f.p, "someone-else", &devices[0].id)
             .await
