@@ -267,7 +267,7 @@ export interface paths {
         put?: never;
         /**
          * Token endpoint (FR-AUTH-001 OIDC): authorization_code (with the PKCE code_verifier) and refresh_token grants.
-         * @description Confidential clients (apps with a client secret) authenticate with client_secret_basic or client_secret_post; public clients send only client_id. A code is single use and valid 60 seconds; a reused code revokes the session it started. Errors are RFC 6749 JSON, not problem details.
+         * @description Confidential clients (apps with a client secret) authenticate with client_secret_basic or client_secret_post; public clients send only client_id. A code is single use and valid 60 seconds; a reused code revokes the session it started. The refresh grant goes through the risk check of /v1/auth/refresh (NFR-SEC-006): a use from a country none of the user's sign-ins came from rotates, or revokes the session (invalid_grant), as the tenant's policy says. Errors are RFC 6749 JSON, not problem details.
          */
         post: operations["oidcToken"];
         delete?: never;
@@ -853,7 +853,7 @@ export interface paths {
         };
         /**
          * The IdP's redirect back: exchanges the code, validates the ID token and signs the user in (FR-AUTH-003).
-         * @description The ID token must be signed (RS256 or ES256) by a key of the IdP, from the configured issuer, for the configured client, unexpired, with this sign-in's nonce and a verified email. The user is matched by that email within the tenant (invited users are activated; unknown emails are refused unless the tenant allows JIT). A refusal is a 401 or 403 whose reason names it; an IdP error (error=access_denied...) is a 401 with idp_error. Started from the universal login page (`login_flow`), a success redirects (302) to the managed app's redirect URI with a code instead of answering tokens. A refusal is problem details, or an HTML page when `Accept` names `text/html` first (a browser).
+         * @description The ID token must be signed (RS256 or ES256) by a key of the IdP, from the configured issuer, for the configured client, unexpired, with this sign-in's nonce and a verified email. The user is matched by that email within the tenant (invited users are activated; unknown emails are refused unless the tenant allows JIT). A refusal is a 401 or 403 whose reason names it; an IdP error (error=access_denied...) is a 401 with idp_error. Started from the universal login page (`login_flow`), a success redirects (302) to the managed app's redirect URI with a code instead of answering tokens. The sign-in goes through the risk check (NFR-SEC-006), the device being the browser's `__Host-ep_device` cookie (set on a completed sign-in when absent) or the `Edgeplane-Device` header: the IdP's MFA (`amr`/`acr`) satisfies a step-up; without it a level that requires one is held for the step-up of a password sign-in: from the login page, its second-factor step (200, HTML), whose answer goes on to the app; otherwise the 401 `mfa-required` of /v1/auth/login with the `mfa_token` for /v1/auth/mfa/verify. A refusal is problem details, or an HTML page when `Accept` names `text/html` first (a browser).
          */
         get: operations["completeSso"];
         put?: never;
@@ -5920,13 +5920,14 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The tokens (amr sso), with redirect_to when the sign-in started with one. */
+            /** @description The tokens (amr sso), with redirect_to when the sign-in started with one; or, for a sign-in started from the login page and held for a step-up, the page's second-factor step. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["TokenPair"];
+                    "text/html": string;
                 };
             };
             /** @description Sign-in started from the login page: back to the managed app with `code` and `state`. */

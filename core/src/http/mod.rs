@@ -40,6 +40,8 @@ pub use handlers::constant_time_eq;
 pub use tenants::{links_under, INVITATION_PAGE, PASSWORD_RESET_PAGE};
 
 #[cfg(test)]
+mod adaptive_tests;
+#[cfg(test)]
 mod api_tests;
 #[cfg(test)]
 mod hot_path_tests;
@@ -86,6 +88,7 @@ pub fn delivers_after(method: &str, path: &str) -> bool {
                 | R::OidcLoginPassword
                 | R::OidcLoginMfa
                 | R::WebAuthnLoginVerify
+                | R::SsoCallback
         ),
         _ => false,
     }
@@ -614,6 +617,8 @@ mod tests {
         assert!(!delivers_after("GET", "/v1/flags"));
         assert!(!delivers_after("POST", "/oauth/introspect"));
         assert!(!delivers_after("NOT A METHOD", "/v1/auth/password/forgot"));
+        // NFR-SEC-006: an SSO sign-in may mail a step-up code or a new sign-in notice.
+        assert!(delivers_after("GET", "/v1/auth/sso/callback"));
     }
 
     /// The hot paths prepare nothing for after the answer; writes and the forgot-password

@@ -260,7 +260,8 @@ fn csrf_cookie_name(req: &Request, flow_id: &str) -> String {
     }
 }
 
-fn is_https(req: &Request) -> bool {
+/// Whether the request came over https (the cookies' `__Host-` names and `Secure`).
+pub(super) fn is_https(req: &Request) -> bool {
     request_origin(req).starts_with("https://")
 }
 
@@ -642,25 +643,60 @@ pub(super) async fn login_password<P: Platform>(
             Note::Error(WRONG_PASSWORD),
         ));
     };
-    // NFR-SEC-006: the browser's signed device cookie, or a fresh device set once the
-    // credentials are right.
-    let https = is_https(req);
-    let known = sign_in_origin::cookie_device(ctx.platform, req, https);
-    let fresh = known.is_none();
-    let device = known.unwrap_or_else(|| sign_in_origin::new_device(ctx.platform));
-    let login = login.with_context(sign_in_origin::context(ctx, req, Some(device.clone())));
+    // NFR-SEC-006: the browser's signed device cookie, or the flow's fresh device, whose
+    // cookie is set only once the sign-in completes: a password alone (a step-up left
+    // unanswered) never makes a device known, nor gives the browser its cookie.
+    let device = browser_device(ctx, req, &p.flow_id);
+    let login = login.with_context(sign_in_origin::context(ctx, req, Some(device.id.clone())));
     let result = signin::authenticate(ctx.platform, &login, &ctx.request_id).await;
-    let credentials_right = matches!(
-        result,
-        Ok(_) | Err(LoginError::MfaRequired { .. } | LoginError::EmailCodeRequired { .. })
-    );
+    let completed = result.is_ok();
     let mut resp = password_result(ctx, req, &p, &email, result).await;
-    if fresh && credentials_right {
-        if let Some(cookie) = sign_in_origin::device_cookie(ctx.platform, &device, https) {
+    if completed {
+        device.set_cookie(ctx, req, &mut resp);
+    }
+    Ok(resp)
+}
+
+/// The device of a browser on the login page (NFR-SEC-006): its signed cookie's, else the
+/// login flow's fresh one.
+pub(super) struct BrowserDevice {
+    /// The device id for the risk check.
+    pub(super) id: String,
+    /// The browser holds no valid cookie for it yet.
+    fresh: bool,
+}
+
+impl BrowserDevice {
+    /// Sets the device cookie on `resp` if the browser has none; called only once a sign-in
+    /// completed.
+    pub(super) fn set_cookie<P: Platform>(
+        &self,
+        ctx: &Ctx<'_, P>,
+        req: &Request,
+        resp: &mut Response,
+    ) {
+        if !self.fresh {
+            return;
+        }
+        if let Some(cookie) = sign_in_origin::device_cookie(ctx.platform, &self.id, is_https(req)) {
             resp.headers_mut().append(header::SET_COOKIE, cookie);
         }
     }
-    Ok(resp)
+}
+
+/// The device of this browser in the login flow `flow_id`.
+pub(super) fn browser_device<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    flow_id: &str,
+) -> BrowserDevice {
+    match sign_in_origin::cookie_device(ctx.platform, req, is_https(req)) {
+        Some(id) => BrowserDevice { id, fresh: false },
+        None => BrowserDevice {
+            id: sign_in_origin::flow_device(ctx.platform, flow_id),
+            fresh: true,
+        },
+    }
 }
 
 /// The answer of the password step to the result of the sign-in.
@@ -783,6 +819,43 @@ async fn second_factor_step<P: Platform>(
     )
 }
 
+/// The login page's second-factor step for an SSO sign-in started on the page (`flow_id`)
+/// that the risk check holds for a step-up (NFR-SEC-006): the same form, CSRF cookie and
+/// passkey button as after a password, under a fresh CSRF token; the step's answer then goes
+/// on to the client as a password sign-in's does.
+pub(super) async fn sso_step_up_page<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    flow_id: &str,
+    mfa_token: &str,
+) -> Result<Response, ApiError> {
+    let (flow, csrf) = match oidc::resume_for_step_up(ctx.platform, flow_id, mfa_token).await {
+        Ok(resumed) => resumed,
+        Err(FlowError::Storage(e)) => return Err(ApiError::internal(e.to_string())),
+        Err(_) => {
+            return Ok(error_page(
+                StatusCode::BAD_REQUEST,
+                "Sign-in expired",
+                "This sign-in request has expired or was already used. Go back to the application and sign in again.",
+            ))
+        }
+    };
+    let passkey = passkey_options(ctx, req, mfa_token).await;
+    let mut resp = step_page(
+        StatusCode::OK,
+        &flow,
+        flow_id,
+        &csrf,
+        Step::Mfa {
+            mfa_token,
+            passkey: passkey.as_deref(),
+        },
+        Note::None,
+    );
+    set_csrf_cookie(&mut resp, req, flow_id, &csrf);
+    Ok(resp)
+}
+
 /// The enrollment step of a sign-in whose tenant requires MFA the user has not set up:
 /// recorded on the flow, with a new TOTP key to scan.
 async fn enroll_step<P: Platform>(ctx: &Ctx<'_, P>, p: &Posted, mfa_token: &str) -> Response {
@@ -854,7 +927,12 @@ pub(super) async fn login_mfa<P: Platform>(
         _ => None,
     };
     let resp = match checked {
-        Ok(done) => second_factor_done(ctx, &p, done).await,
+        Ok(done) => {
+            // NFR-SEC-006: the sign-in completed: now the browser's device cookie.
+            let mut resp = second_factor_done(ctx, &p, done).await;
+            browser_device(ctx, req, &p.flow_id).set_cookie(ctx, req, &mut resp);
+            resp
+        }
         Err(VerifyMfaError::InvalidCode) => form.again(
             &p,
             StatusCode::UNAUTHORIZED,
@@ -923,7 +1001,7 @@ async fn second_factor_done<P: Platform>(
     p: &Posted,
     done: signin::CheckedFactor,
 ) -> Response {
-    let methods = ["pwd", done.method];
+    let methods = done.methods();
     let Some(codes) = done.recovery_codes else {
         return finish(ctx, p, &done.user, &methods).await;
     };
@@ -1129,6 +1207,8 @@ pub(super) async fn token<P: Platform>(
         redirect_uri: form.redirect_uri,
         code_verifier: form.code_verifier,
         refresh_token: form.refresh_token,
+        // NFR-SEC-006: the refresh grant's risk check, as /v1/auth/refresh's.
+        origin: sign_in_origin::api_context(ctx, req),
     };
     let mut resp =
         match oidc::exchange(ctx.platform, &issuer(ctx, req)?, &treq, &ctx.request_id).await {

@@ -1554,7 +1554,7 @@ pub const ROUTES: &[Route] = &[
         operation_id: "completeSso",
         tag: "identity",
         summary: "The IdP's redirect back: exchanges the code, validates the ID token and signs the user in (FR-AUTH-003).",
-        notes: "The ID token must be signed (RS256 or ES256) by a key of the IdP, from the configured issuer, for the configured client, unexpired, with this sign-in's nonce and a verified email. The user is matched by that email within the tenant (invited users are activated; unknown emails are refused unless the tenant allows JIT). A refusal is a 401 or 403 whose reason names it; an IdP error (error=access_denied...) is a 401 with idp_error. Started from the universal login page (`login_flow`), a success redirects (302) to the managed app's redirect URI with a code instead of answering tokens. A refusal is problem details, or an HTML page when `Accept` names `text/html` first (a browser).",
+        notes: "The ID token must be signed (RS256 or ES256) by a key of the IdP, from the configured issuer, for the configured client, unexpired, with this sign-in's nonce and a verified email. The user is matched by that email within the tenant (invited users are activated; unknown emails are refused unless the tenant allows JIT). A refusal is a 401 or 403 whose reason names it; an IdP error (error=access_denied...) is a 401 with idp_error. Started from the universal login page (`login_flow`), a success redirects (302) to the managed app's redirect URI with a code instead of answering tokens. The sign-in goes through the risk check (NFR-SEC-006), the device being the browser's `__Host-ep_device` cookie (set on a completed sign-in when absent) or the `Edgeplane-Device` header: the IdP's MFA (`amr`/`acr`) satisfies a step-up; without it a level that requires one is held for the step-up of a password sign-in: from the login page, its second-factor step (200, HTML), whose answer goes on to the app; otherwise the 401 `mfa-required` of /v1/auth/login with the `mfa_token` for /v1/auth/mfa/verify. A refusal is problem details, or an HTML page when `Accept` names `text/html` first (a browser).",
         params: &[
             Param { name: "code", at: At::Query, required: false, description: "The authorization code.", schema: text },
             Param { name: "state", at: At::Query, required: false, description: "The state of /v1/auth/sso/start.", schema: text },
@@ -1563,7 +1563,7 @@ pub const ROUTES: &[Route] = &[
         ],
         body: None,
         replies: &[
-            Reply { status: 200, description: "The tokens (amr sso), with redirect_to when the sign-in started with one.", content: &[("application/json", of::<t::TokenPair>)], headers: &[] },
+            Reply { status: 200, description: "The tokens (amr sso), with redirect_to when the sign-in started with one; or, for a sign-in started from the login page and held for a step-up, the page's second-factor step.", content: &[("application/json", of::<t::TokenPair>), ("text/html", text)], headers: &[] },
             Reply { status: 302, description: "Sign-in started from the login page: back to the managed app with `code` and `state`.", content: &[], headers: &[] },
         ],
         problems: &[401, 403, 429, 503],
@@ -1780,7 +1780,7 @@ pub const ROUTES: &[Route] = &[
         operation_id: "oidcToken",
         tag: "oidc",
         summary: "Token endpoint (FR-AUTH-001 OIDC): authorization_code (with the PKCE code_verifier) and refresh_token grants.",
-        notes: "Confidential clients (apps with a client secret) authenticate with client_secret_basic or client_secret_post; public clients send only client_id. A code is single use and valid 60 seconds; a reused code revokes the session it started. Errors are RFC 6749 JSON, not problem details.",
+        notes: "Confidential clients (apps with a client secret) authenticate with client_secret_basic or client_secret_post; public clients send only client_id. A code is single use and valid 60 seconds; a reused code revokes the session it started. The refresh grant goes through the risk check of /v1/auth/refresh (NFR-SEC-006): a use from a country none of the user's sign-ins came from rotates, or revokes the session (invalid_grant), as the tenant's policy says. Errors are RFC 6749 JSON, not problem details.",
         params: &[],
         body: Some(Body { required: true, content: &[("application/x-www-form-urlencoded", of::<t::OidcTokenRequest>)] }),
         replies: &[

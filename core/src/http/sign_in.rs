@@ -145,32 +145,36 @@ pub(super) async fn login<P: Platform>(
         .with_context(sign_in_origin::api_context(ctx, req));
     let pair = signin::login(ctx.platform, &login, &ctx.request_id)
         .await
-        .map_err(|e| {
-            // The routes to go on with are the HTTP layer's to name.
-            let problem = ApiError::from(&e);
-            match &e {
-                LoginError::MfaRequired { mfa_token, enroll } => problem
-                    .with_detail(if *enroll {
-                        "This tenant requires MFA: enroll with this mfa_token at /v1/auth/mfa/enroll, then send the first code to /v1/auth/mfa/verify."
-                    } else {
-                        "Send a TOTP or recovery code, or a passkey assertion (options from /v1/auth/mfa/webauthn/options), with this mfa_token to /v1/auth/mfa/verify."
-                    })
-                    .with_extension("mfa_token", mfa_token.clone().into())
-                    .with_extension("enrollment_required", (*enroll).into())
-                    .with_extension("expires_in", (signin::MFA_TOKEN_TTL_MS / 1000).into()),
-                LoginError::EmailCodeRequired { mfa_token } => problem
-                    .with_detail("This sign-in needs a one-time code, mailed to the account's address: send it as code with this mfa_token to /v1/auth/mfa/verify.")
-                    .with_extension("mfa_token", mfa_token.clone().into())
-                    .with_extension("factor", "email_code".into())
-                    .with_extension("enrollment_required", false.into())
-                    .with_extension("expires_in", (signin::EMAIL_CODE_TTL_MS / 1000).into()),
-                LoginError::PasswordExpired => problem.with_detail(
-                    "The password has expired: reset it through /v1/auth/password/forgot.",
-                ),
-                _ => problem,
-            }
-        })?;
+        .map_err(|e| login_problem(&e))?;
     Ok(no_store(json::response(StatusCode::OK, &pair)?))
+}
+
+/// The problem of a refused or held sign-in; a held one names the route to go on with and
+/// the pending sign-in's token (the SSO callback's step-up answers the same).
+pub(super) fn login_problem(e: &LoginError) -> ApiError {
+    // The routes to go on with are the HTTP layer's to name.
+    let problem = ApiError::from(e);
+    match e {
+        LoginError::MfaRequired { mfa_token, enroll } => problem
+            .with_detail(if *enroll {
+                "This tenant requires MFA: enroll with this mfa_token at /v1/auth/mfa/enroll, then send the first code to /v1/auth/mfa/verify."
+            } else {
+                "Send a TOTP or recovery code, or a passkey assertion (options from /v1/auth/mfa/webauthn/options), with this mfa_token to /v1/auth/mfa/verify."
+            })
+            .with_extension("mfa_token", mfa_token.clone().into())
+            .with_extension("enrollment_required", (*enroll).into())
+            .with_extension("expires_in", (signin::MFA_TOKEN_TTL_MS / 1000).into()),
+        LoginError::EmailCodeRequired { mfa_token } => problem
+            .with_detail("This sign-in needs a one-time code, mailed to the account's address: send it as code with this mfa_token to /v1/auth/mfa/verify.")
+            .with_extension("mfa_token", mfa_token.clone().into())
+            .with_extension("factor", "email_code".into())
+            .with_extension("enrollment_required", false.into())
+            .with_extension("expires_in", (signin::EMAIL_CODE_TTL_MS / 1000).into()),
+        LoginError::PasswordExpired => problem.with_detail(
+            "The password has expired: reset it through /v1/auth/password/forgot.",
+        ),
+        _ => problem,
+    }
 }
 
 /// `POST /v1/auth/refresh {refresh_token}`: rotation with reuse detection (FR-AUTH-005); a

@@ -179,6 +179,18 @@ pub(super) fn new_device<P: Platform>(p: &P) -> String {
     crypto::random_token(p.random())
 }
 
+/// The fresh device id of a browser without a (valid) device cookie in the login flow
+/// `flow_id`: the same at every step of the flow, so the cookie set once the sign-in completes
+/// (after a step-up, at a later request) names the device the risk check recorded, and nothing
+/// of it is stored in clear in between. Derived under the cookie key from the flow's id, a
+/// secret of the browser; random without a master key (no cookie is set then).
+pub(super) fn flow_device<P: Platform>(p: &P, flow_id: &str) -> String {
+    match cookie_key(p) {
+        Some(key) => sign(key, &format!("fresh device|{flow_id}")),
+        None => new_device(p),
+    }
+}
+
 /// The `Set-Cookie` value of the device cookie for `id`; `None` without a master key.
 pub(super) fn device_cookie<P: Platform>(p: &P, id: &str, https: bool) -> Option<HeaderValue> {
     let value = format!("{id}.{}", sign(cookie_key(p)?, id));

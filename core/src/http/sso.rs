@@ -7,14 +7,15 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::reply::no_store;
+use super::sign_in_origin;
 use super::tenants::link_base;
 use super::{json, login_page, ApiError, Ctx, Request, Response};
 use crate::oidc::{self, CompleteLoginError};
 use crate::ports::Platform;
 use crate::sessions;
-use crate::signin::UserPrincipal;
+use crate::signin::{self, LoginError, SsoOutcome, SsoStepUp, StepUpFactor, UserPrincipal};
 use crate::sso::flow::{self, CallbackParams};
-use crate::sso::{config, SsoCallbackError, SsoConfigError, SsoConfigInput};
+use crate::sso::{config, SsoCallbackError, SsoConfigError, SsoConfigInput, SsoSignIn};
 use crate::tenants::TenantDomain;
 
 /// Body of `PUT /v1/tenant/sso`.
@@ -172,8 +173,9 @@ fn callback_problem(e: &SsoCallbackError) -> ApiError {
     }
 }
 
-/// `GET /v1/auth/sso/callback?code=&state=` (or `error=`): validates the IdP's answer and
-/// starts a session exactly as password sign-in does, with `amr` `sso`.
+/// `GET /v1/auth/sso/callback?code=&state=` (or `error=`): validates the IdP's answer and,
+/// through the risk check (NFR-SEC-006), starts a session exactly as password sign-in does,
+/// with `amr` `sso`; or holds it for the same local step-up as a password sign-in's.
 pub(super) async fn callback<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
@@ -184,34 +186,96 @@ pub(super) async fn callback<P: Platform>(
         error: query_param(req, "error"),
         iss: query_param(req, "iss"),
     };
-    let origin = super::sign_in_origin::api_context(ctx, req);
-    let signed_in = match flow::callback_from(ctx.platform, &params, &origin, &ctx.request_id).await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            let problem = callback_problem(&e);
-            // The callback is a browser's redirect: a browser gets a page saying why; API
-            // clients (and every 5xx, whose cause is logged) get the problem details.
-            if wants_html(req) && problem.status.is_client_error() {
-                let mut page = login_page::error_page(
-                    problem.status,
-                    "Sign-in failed",
-                    &format!(
-                        "{} Go back to the application and sign in again.",
-                        problem.detail
-                    ),
-                );
-                for (name, value) in problem.headers {
-                    page.headers_mut().append(name, value);
-                }
-                return Ok(page);
-            }
-            return Err(problem);
+    // NFR-SEC-006: the browser's signed device cookie (the callback is a request to this
+    // host), else an API client's device header, else a fresh device whose cookie is set
+    // once the sign-in completes.
+    let https = super::oidc::is_https(req);
+    let cookie = sign_in_origin::cookie_device(ctx.platform, req, https);
+    let named = cookie.or(sign_in_origin::api_context(ctx, req).device);
+    let fresh = named.is_none();
+    let origin = sign_in_origin::context(ctx, req, named);
+    let state = params.state.clone().unwrap_or_default();
+    let platform = ctx.platform;
+    let fresh_device = |login_flow: Option<&str>| {
+        sign_in_origin::flow_device(platform, login_flow.unwrap_or(&state))
+    };
+    let outcome = signin::sso_sign_in(
+        ctx.platform,
+        &params,
+        &origin,
+        fresh_device,
+        &ctx.request_id,
+    )
+    .await;
+    let signed_in = match outcome {
+        Ok(SsoOutcome::SignedIn(s)) => s,
+        Ok(SsoOutcome::StepUp(step_up)) => {
+            ctx.tenant_id = Some(step_up.sign_in.user.tenant_id.clone());
+            return step_up_answer(ctx, req, &step_up).await;
         }
+        Err(e) => return refusal(req, &e),
     };
     ctx.tenant_id = Some(signed_in.user.tenant_id.clone());
-    // Started from the universal login page: resume its authorization request, so the browser
-    // goes back to the managed app with a code (FR-AUTH-001 with FR-AUTH-003).
+    let mut resp = signed_in_answer(ctx, &signed_in).await?;
+    if fresh {
+        let device = fresh_device(signed_in.login_flow.as_deref());
+        if let Some(c) = sign_in_origin::device_cookie(ctx.platform, &device, https) {
+            resp.headers_mut().append(header::SET_COOKIE, c);
+        }
+    }
+    Ok(resp)
+}
+
+/// The answer of a refused callback: a browser gets a page saying why; API clients (and every
+/// 5xx, whose cause is logged) get the problem details.
+fn refusal(req: &Request, e: &SsoCallbackError) -> Result<Response, ApiError> {
+    let problem = callback_problem(e);
+    if wants_html(req) && problem.status.is_client_error() {
+        let mut page = login_page::error_page(
+            problem.status,
+            "Sign-in failed",
+            &format!(
+                "{} Go back to the application and sign in again.",
+                problem.detail
+            ),
+        );
+        for (name, value) in problem.headers {
+            page.headers_mut().append(name, value);
+        }
+        return Ok(page);
+    }
+    Err(problem)
+}
+
+/// The answer of an SSO sign-in held for a step-up (NFR-SEC-006). Started from the universal
+/// login page: the page's second-factor step, whose answer goes on to the managed app as a
+/// password sign-in's does. Otherwise the 401 `mfa-required` of `/v1/auth/login`, its
+/// `mfa_token` for `/v1/auth/mfa/verify`.
+async fn step_up_answer<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+    step_up: &SsoStepUp,
+) -> Result<Response, ApiError> {
+    if let Some(flow_id) = step_up.sign_in.login_flow.as_deref() {
+        return super::oidc::sso_step_up_page(ctx, req, flow_id, &step_up.mfa_token).await;
+    }
+    let mfa_token = step_up.mfa_token.clone();
+    Err(super::sign_in::login_problem(&match step_up.factor {
+        StepUpFactor::EmailCode => LoginError::EmailCodeRequired { mfa_token },
+        StepUpFactor::SecondFactor => LoginError::MfaRequired {
+            mfa_token,
+            enroll: false,
+        },
+    }))
+}
+
+/// The answer of a completed SSO sign-in: started from the universal login page, its
+/// authorization request resumes, so the browser goes back to the managed app with a code
+/// (FR-AUTH-001 with FR-AUTH-003); otherwise the session's tokens.
+async fn signed_in_answer<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    signed_in: &SsoSignIn,
+) -> Result<Response, ApiError> {
     if let Some(flow_id) = signed_in.login_flow.as_deref() {
         return Ok(
             match oidc::complete_login_flow(
@@ -247,7 +311,7 @@ pub(super) async fn callback<P: Platform>(
         .await
         .map_err(|e| ApiError::from(&e))?;
     let mut body = serde_json::to_value(&pair).map_err(|e| ApiError::internal(e.to_string()))?;
-    if let (Some(obj), Some(to)) = (body.as_object_mut(), signed_in.redirect_to) {
+    if let (Some(obj), Some(to)) = (body.as_object_mut(), signed_in.redirect_to.clone()) {
         obj.insert("redirect_to".to_owned(), to.into());
     }
     Ok(no_store(json::response(StatusCode::OK, &body)?))

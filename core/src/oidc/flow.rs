@@ -510,6 +510,40 @@ pub async fn record_mfa_step<P: Platform>(
     Ok(())
 }
 
+/// Brings a sign-in that left the page back to it for a step-up: the tenant's IdP answered
+/// (FR-AUTH-003) and the risk check holds the sign-in for a second factor or a mailed code
+/// (NFR-SEC-006). Binds the pending sign-in `mfa_token` to the flow, as [`record_mfa_step`]
+/// does, and gives the flow a fresh CSRF token: the page's own token never reaches the IdP's
+/// redirect, and its cookie may not either (over plain http its path is the page's). Returns
+/// the flow and the new token.
+pub async fn resume_for_step_up<P: Platform>(
+    p: &P,
+    flow_id: &str,
+    mfa_token: &str,
+) -> Result<(Flow, String), FlowError> {
+    if flow_id.is_empty() || flow_id.len() > 128 {
+        return Err(FlowError::Invalid);
+    }
+    let csrf = crypto::random_token(p.random());
+    let n = p
+        .sql()
+        .execute(
+            Stmt::new(
+                "UPDATE oidc_login_flows SET csrf_hash = ?2, mfa_hash = ?3
+                 WHERE id_hash = ?1 AND consumed_at IS NULL AND expires_at > ?4",
+            )
+            .bind(crypto::token_hash(flow_id))
+            .bind(crypto::token_hash(&csrf))
+            .bind(crypto::token_hash(mfa_token))
+            .bind(p.clock().now_ms()),
+        )
+        .await?;
+    if n != 1 {
+        return Err(FlowError::Invalid);
+    }
+    Ok((load_flow(p, flow_id).await?, csrf))
+}
+
 /// Records a sign-in that completed on the page but waits for the user to continue (an MFA
 /// enrollment shows the recovery codes first): the next [`take_authenticated`] finishes it.
 pub async fn record_authenticated<P: Platform>(

@@ -19,9 +19,9 @@ mod tests;
 
 pub use client::{load_client, rotate_client_secret, Client, ClientSecretError};
 pub use flow::{
-    choose_tenant, load_flow, record_authenticated, record_mfa_step, start_authorization,
-    take_authenticated, AuthorizeError, AuthorizeRequest, Flow, FlowError, StartedFlow,
-    TenantChoice,
+    choose_tenant, load_flow, record_authenticated, record_mfa_step, resume_for_step_up,
+    start_authorization, take_authenticated, AuthorizeError, AuthorizeRequest, Flow, FlowError,
+    StartedFlow, TenantChoice,
 };
 pub use id_token::{verify_id_token, IdTokenClaims};
 pub use token::{

@@ -123,6 +123,7 @@ fn exchange_req(client_id: &str, code: &str) -> TokenRequest {
         redirect_uri: Some(REDIRECT.into()),
         code_verifier: Some(VERIFIER.into()),
         refresh_token: None,
+        origin: Default::default(),
     }
 }
 

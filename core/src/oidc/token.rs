@@ -15,8 +15,9 @@ use super::{pkce, with_query};
 use crate::crypto;
 use crate::kernel::ErrorKind;
 use crate::ports::{Clock, Platform, Row, Sql, SqlError, Stmt};
+use crate::risk::SignInContext;
 use crate::sessions::{self, Grant, RefreshError, SessionUser, TokenPair};
-use crate::signin::{check_token_with, AccessError};
+use crate::signin::{self, check_token_with, AccessError};
 use crate::tokens::{keys, SigningKeyError, ACCESS_AUDIENCE, ACCESS_TOKEN_TTL_SECS};
 
 /// A token request, as received (form body and client credentials).
@@ -36,6 +37,8 @@ pub struct TokenRequest {
     pub code_verifier: Option<String>,
     /// `refresh_token`.
     pub refresh_token: Option<String>,
+    /// Where the request comes from, for the refresh grant's risk check (NFR-SEC-006).
+    pub origin: SignInContext,
 }
 
 /// The token response (RFC 6749 5.1, OIDC Core 3.1.3.3).
@@ -472,7 +475,9 @@ async fn refresh_grant<P: Platform>(
         aud: access_audience(&client_id),
         scope: &scope,
     };
-    let pair = sessions::refresh_with(p, token, &grant, request_id)
+    // NFR-SEC-006: the same check as /v1/auth/refresh; a session the tenant's policy revokes
+    // for a use from a new country is an invalid grant (the user signs in again).
+    let pair = signin::refresh_grant_from(p, token, &grant, &req.origin, request_id)
         .await
         .map_err(|e| match e {
             RefreshError::Invalid => TokenError::InvalidGrant("refresh token not valid"),

@@ -247,9 +247,14 @@ async fn check_risk<P: Platform>(
     match decision.requirement {
         Requirement::Block => Err(LoginError::InvalidCredentials),
         Requirement::EmailCode => {
-            let mfa_token =
-                super::mfa::email_challenge(p, user, req.email.as_str(), &decision.attempt_id)
-                    .await?;
+            let mfa_token = super::mfa::email_challenge(
+                p,
+                user,
+                req.email.as_str(),
+                &decision.attempt_id,
+                super::mfa::FirstFactor::Password,
+            )
+            .await?;
             Err(LoginError::EmailCodeRequired { mfa_token })
         }
         Requirement::Nothing | Requirement::SecondFactor => Ok(decision),
@@ -368,7 +373,14 @@ async fn require_second_factor<P: Platform>(
     let stepped_up = decision.requirement == Requirement::SecondFactor;
     if enabled || pol.require_mfa || stepped_up {
         let enroll = !enabled;
-        let mfa_token = super::mfa::challenge(p, user, enroll, &decision.attempt_id).await?;
+        let mfa_token = super::mfa::challenge(
+            p,
+            user,
+            enroll,
+            &decision.attempt_id,
+            super::mfa::FirstFactor::Password,
+        )
+        .await?;
         return Err(LoginError::MfaRequired { mfa_token, enroll });
     }
     Ok(())

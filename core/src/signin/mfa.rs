@@ -92,6 +92,34 @@ impl From<IssueError> for VerifyMfaError {
     }
 }
 
+/// How a pending sign-in began: the first entry of its `amr` once the second factor is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstFactor {
+    /// The password (`pwd`).
+    Password,
+    /// The tenant's identity provider (`sso`), stepped up by the risk check (NFR-SEC-006).
+    Sso,
+}
+
+impl FirstFactor {
+    /// Its `amr` value, also what the pending sign-in stores.
+    pub fn amr(self) -> &'static str {
+        match self {
+            FirstFactor::Password => "pwd",
+            FirstFactor::Sso => "sso",
+        }
+    }
+
+    /// The stored value read back; anything else is a password sign-in (the older rows).
+    fn stored(v: &serde_json::Value) -> Self {
+        if v.as_str() == Some("sso") {
+            FirstFactor::Sso
+        } else {
+            FirstFactor::Password
+        }
+    }
+}
+
 /// Records a pending MFA sign-in of `user`; returns the token for the client.
 /// With `enroll`, the user has no second factor yet and enrolls within this pending sign-in.
 /// `attempt` is the sign-in's risk decision, completed when the factor is given.
@@ -100,10 +128,11 @@ pub(super) async fn challenge<P: Platform>(
     user: &SessionUser,
     enroll: bool,
     attempt: &str,
+    first: FirstFactor,
 ) -> Result<String, SqlError> {
     let now = p.clock().now_ms();
     let token = crypto::random_token(p.random());
-    let data = serde_json::json!({ "enroll": enroll, "attempt": attempt });
+    let data = serde_json::json!({ "enroll": enroll, "attempt": attempt, "first": first.amr() });
     p.sql()
         .execute(flow_insert(
             &token,
@@ -152,6 +181,7 @@ pub(super) async fn email_challenge<P: Platform>(
     user: &SessionUser,
     email: &str,
     attempt: &str,
+    first: FirstFactor,
 ) -> Result<String, SqlError> {
     let now = p.clock().now_ms();
     let token = crypto::random_token(p.random());
@@ -159,6 +189,7 @@ pub(super) async fn email_challenge<P: Platform>(
     let data = serde_json::json!({
         "enroll": false,
         "attempt": attempt,
+        "first": first.amr(),
         "email_code": email_code_hash(&crypto::token_hash(&token), &code),
     });
     let expires_at = now + EMAIL_CODE_TTL_MS;
@@ -191,10 +222,11 @@ fn random_code<P: Platform>(p: &P) -> String {
     }
 }
 
-/// A live pending sign-in: its user, whether it is an enrollment, its risk decision, and the
-/// hash of its mailed code when it waits for one.
+/// A live pending sign-in: its user, how it began, whether it is an enrollment, its risk
+/// decision, and the hash of its mailed code when it waits for one.
 struct Pending {
     user: SessionUser,
+    first: FirstFactor,
     enroll: bool,
     attempt: Option<String>,
     email_code: Option<String>,
@@ -227,6 +259,7 @@ async fn pending<P: Platform>(p: &P, hash: &str, now: i64) -> Result<Pending, Ve
             tenant_id: row.text("tenant_id")?,
             role: row.text("role")?,
         },
+        first: FirstFactor::stored(&data["first"]),
         enroll: data["enroll"] == serde_json::Value::Bool(true),
         attempt: data["attempt"].as_str().map(str::to_owned),
         email_code: data["email_code"].as_str().map(str::to_owned),
@@ -344,7 +377,7 @@ pub enum SecondFactor<'a> {
 }
 
 /// Completes an MFA sign-in: the pending sign-in must be live, the code right (and unused);
-/// then the pending sign-in is consumed and the session starts (`amr`: pwd, otp).
+/// then the pending sign-in is consumed and the session starts (`amr`: pwd or sso, then otp).
 pub async fn verify_mfa<P: Platform>(
     p: &P,
     mfa_token: &str,
@@ -379,7 +412,8 @@ pub async fn webauthn_options<P: Platform>(
     webauthn::mfa_options(p, &pending.user, &hash, rp).await
 }
 
-/// [`verify_mfa`] with a code or a passkey (`amr`: pwd, otp | recovery | hwk).
+/// [`verify_mfa`] with a code or a passkey (`amr`: pwd or sso, then otp | recovery | hwk |
+/// email).
 pub async fn verify_mfa_with<P: Platform>(
     p: &P,
     mfa_token: &str,
@@ -388,7 +422,7 @@ pub async fn verify_mfa_with<P: Platform>(
     request_id: &str,
 ) -> Result<MfaSignIn, VerifyMfaError> {
     let done = verify_second_factor(p, mfa_token, factor, client, request_id).await?;
-    let tokens = start(p, &done.user, &["pwd", done.method], request_id).await?;
+    let tokens = start(p, &done.user, &done.methods(), request_id).await?;
     let (user, now) = (&done.user, p.clock().now_ms());
     crate::anomalies::signed_in(p, &user.tenant_id, &user.user_id, client, now).await;
     Ok(MfaSignIn {
@@ -402,10 +436,19 @@ pub async fn verify_mfa_with<P: Platform>(
 pub struct CheckedFactor {
     /// The user signing in.
     pub user: SessionUser,
-    /// The method used (`otp`, `hwk`, or the recovery code method).
+    /// How the sign-in began (password, or SSO stepped up).
+    pub first: FirstFactor,
+    /// The method used (`otp`, `hwk`, `email`, or the recovery code method).
     pub method: &'static str,
     /// After an enrollment during sign-in: the recovery codes, shown once.
     pub recovery_codes: Option<Vec<String>>,
+}
+
+impl CheckedFactor {
+    /// The sign-in's `amr`: how it began, then the factor given.
+    pub fn methods(&self) -> [&'static str; 2] {
+        [self.first.amr(), self.method]
+    }
 }
 
 /// Every check of [`verify_mfa_with`] without starting a session: the universal login page of
@@ -452,6 +495,7 @@ pub async fn verify_second_factor<P: Platform>(
     }
     Ok(CheckedFactor {
         user,
+        first: pending.first,
         method,
         recovery_codes,
     })

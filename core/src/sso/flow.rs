@@ -28,7 +28,6 @@ use crate::crypto::{b64url_encode, random_token, token_hash};
 use crate::ids;
 use crate::kernel::ErrorKind;
 use crate::ports::{Clock, HttpClient, Logger, Platform, Row, Sql, SqlError, Stmt};
-use crate::risk::{self, SignInContext};
 use crate::sessions::SessionUser;
 use crate::tenants::{Email, TenantDomain};
 use crate::throttle::{self, Counter};
@@ -430,58 +429,12 @@ fn sanitise_error(raw: &str) -> String {
     }
 }
 
-/// Completes an SSO sign-in from the IdP's redirect. `client` is the caller's address (rate
-/// limit, stored hashed only).
+/// Completes an SSO sign-in from the IdP's redirect: the IdP's answer checked and the user
+/// matched (and linked, activated or created). `client` is the caller's address (rate limit,
+/// stored hashed only). The risk check of the sign-in that follows, and its step-up, are the
+/// sign-in service's (`signin::sso_sign_in`, which calls this): no session may start from this
+/// alone.
 pub async fn callback<P: Platform>(
-    p: &P,
-    params: &CallbackParams,
-    client: Option<&str>,
-    request_id: &str,
-) -> Result<SsoSignIn, SsoCallbackError> {
-    let origin = SignInContext {
-        client: client.map(str::to_owned),
-        ..SignInContext::default()
-    };
-    callback_from(p, params, &origin, request_id).await
-}
-
-/// [`callback`] from the device and location of `origin`, through the risk check
-/// (NFR-SEC-006): the sign-in is recorded; the IdP's own MFA (`amr`/`acr`) satisfies a
-/// step-up; without it a step-up cannot happen here, so a level that requires one is refused
-/// (`step_up_required`: sign in with MFA at the IdP), as is one the policy blocks.
-pub async fn callback_from<P: Platform>(
-    p: &P,
-    params: &CallbackParams,
-    origin: &SignInContext,
-    request_id: &str,
-) -> Result<SsoSignIn, SsoCallbackError> {
-    let signed_in = verified_callback(p, params, origin.client.as_deref(), request_id).await?;
-    let factors = risk::Factors {
-        has_second_factor: signed_in.idp_mfa,
-        asked_anyway: false,
-        satisfied: signed_in.idp_mfa,
-    };
-    let decision = risk::decide(
-        p,
-        &signed_in.user,
-        origin,
-        risk::SignInMethod::Sso,
-        None,
-        factors,
-        request_id,
-    )
-    .await?;
-    match decision.requirement {
-        risk::Requirement::Nothing => Ok(signed_in),
-        risk::Requirement::Block => Err(SsoCallbackError::AccountRefused("risk_blocked")),
-        risk::Requirement::SecondFactor | risk::Requirement::EmailCode => {
-            Err(SsoCallbackError::AccountRefused("step_up_required"))
-        }
-    }
-}
-
-/// The callback's checks, before the risk check.
-async fn verified_callback<P: Platform>(
     p: &P,
     params: &CallbackParams,
     client: Option<&str>,

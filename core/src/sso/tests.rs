@@ -848,6 +848,13 @@ async fn run_signed(
     key: Key,
     claims: impl Fn(&str) -> Json,
 ) -> Result<flow::SsoSignIn, SsoCallbackError> {
+    let params = idp_answers(f, key, claims).await;
+    flow::callback(&f.p, &params, Some("203.0.113.5"), "r-cb").await
+}
+
+/// Starts a sign-in (from the login page's flow `lf-1`) and has the IdP answer the code with
+/// an ID token signed by `key` of `claims(nonce)`: the parameters of the callback.
+async fn idp_answers(f: &Fixture, key: Key, claims: impl Fn(&str) -> Json) -> CallbackParams {
     let started = flow::start(
         &f.p,
         &TenantDomain::parse("acme").unwrap(),
@@ -870,18 +877,12 @@ async fn run_signed(
         200,
         &json!({ "id_token": token, "token_type": "Bearer" }).to_string(),
     );
-    flow::callback(
-        &f.p,
-        &CallbackParams {
-            code: Some("the-code".to_owned()),
-            state: Some(param(&url, "state")),
-            error: None,
-            iss: None,
-        },
-        Some("203.0.113.5"),
-        "r-cb",
-    )
-    .await
+    CallbackParams {
+        code: Some("the-code".to_owned()),
+        state: Some(param(&url, "state")),
+        error: None,
+        iss: None,
+    }
 }
 
 /// FR-AUTH-003: an active user signs in; the exchange sends the PKCE verifier and the client's
@@ -1265,4 +1266,213 @@ fn fr_auth_003_loopback_issuer_only_in_development() {
             Err(SsoConfigError::Discovery(_))
         ));
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The risk check (NFR-SEC-006)
+// ---------------------------------------------------------------------------------------------
+
+mod risk_check {
+    use super::*;
+    use crate::ports::Clock;
+    use crate::risk::{Location, RiskAction, RiskPolicy, SignInContext};
+    use crate::signin::{self, FirstFactor, SecondFactor, SsoOutcome, StepUpFactor};
+    use crate::users::admin::{TenantActor, TenantRole};
+
+    const DAY_MS: i64 = 24 * 3_600_000;
+
+    fn from(device: &str, country: &str) -> SignInContext {
+        SignInContext {
+            device: Some(device.into()),
+            device_label: Some("Firefox on Linux".into()),
+            location: Location::parse(Some(country), Some("FRA"), Some(3320)),
+            client: Some("203.0.113.5".into()),
+        }
+    }
+
+    /// The owner's ID token now, with `amr` when given.
+    fn owner_claims(f: &Fixture, nonce: &str, amr: Option<Json>) -> Json {
+        let now = f.p.clock.now_ms() / 1000;
+        let mut c = id_claims(nonce, "owner@acme.test");
+        c["iat"] = json!(now);
+        c["exp"] = json!(now + 300);
+        if let Some(amr) = amr {
+            c["amr"] = amr;
+        }
+        c
+    }
+
+    /// A whole SSO sign-in of the owner from `origin`, through the risk check.
+    async fn sso(
+        f: &Fixture,
+        origin: &SignInContext,
+        amr: Option<Json>,
+    ) -> Result<SsoOutcome, SsoCallbackError> {
+        let params = idp_answers(f, es(7, "k1"), |n| owner_claims(f, n, amr.clone())).await;
+        signin::sso_sign_in(
+            &f.p,
+            &params,
+            origin,
+            |_| panic!("the origin names its device"),
+            "r-cb",
+        )
+        .await
+    }
+
+    async fn configured() -> Fixture {
+        let f = fixture().await;
+        config::save(&f.p, &f.tenant_id, &f.owner_id, &input(false), "r")
+            .await
+            .unwrap();
+        f
+    }
+
+    /// The baseline: the owner's first SSO sign-in, from the laptop in the US, completes.
+    async fn baseline(f: &Fixture) {
+        let done = sso(f, &from("laptop-0000000001", "US"), None)
+            .await
+            .unwrap();
+        assert!(matches!(done, SsoOutcome::SignedIn(_)), "{done:?}");
+        f.p.clock.advance(DAY_MS);
+    }
+
+    fn outcomes(rows: &[Row]) -> Vec<String> {
+        rows.iter().map(|r| r.text("outcome").unwrap()).collect()
+    }
+
+    async fn mailed_code(p: &TestPlatform) -> String {
+        let r = rows(
+            p,
+            "SELECT text_body FROM mail_queue WHERE subject = 'Your sign-in code'
+             ORDER BY id DESC",
+        )
+        .await;
+        let body = r[0].text("text_body").unwrap();
+        body.split_whitespace()
+            .find(|w| w.len() == 8 && w.bytes().all(|b| b.is_ascii_digit()))
+            .unwrap()
+            .to_owned()
+    }
+
+    /// NFR-SEC-006: an SSO sign-in from a new device in a new country, without the IdP's MFA,
+    /// continues into the local step-up of a password sign-in (the owner has no TOTP or
+    /// passkey: a mailed code), held `challenged` with its device unknown until the code is
+    /// given; then it is a success, its device known, and its `amr` says SSO and the code.
+    #[test]
+    fn nfr_sec_006_sso_without_idp_mfa_is_stepped_up_with_a_mailed_code() {
+        block_on(async {
+            let f = configured().await;
+            baseline(&f).await;
+            let out = sso(&f, &from("phone-00000000002", "DE"), None)
+                .await
+                .unwrap();
+            let SsoOutcome::StepUp(step_up) = out else {
+                panic!("expected a step-up, got {out:?}");
+            };
+            assert_eq!(step_up.factor, StepUpFactor::EmailCode);
+            assert_eq!(step_up.sign_in.user.user_id, f.owner_id);
+            assert_eq!(step_up.sign_in.login_flow.as_deref(), Some("lf-1"));
+            let attempts = rows(
+                &f.p,
+                "SELECT outcome FROM sign_in_attempts WHERE method = 'sso' ORDER BY rowid",
+            )
+            .await;
+            assert_eq!(outcomes(&attempts), ["success", "challenged"]);
+            assert_eq!(rows(&f.p, "SELECT id FROM known_devices").await.len(), 1);
+            let to = rows(
+                &f.p,
+                "SELECT to_addr FROM mail_queue WHERE subject = 'Your sign-in code'",
+            )
+            .await;
+            assert_eq!(to[0].text("to_addr").unwrap(), "owner@acme.test");
+
+            let code = mailed_code(&f.p).await;
+            let done = signin::verify_second_factor(
+                &f.p,
+                &step_up.mfa_token,
+                SecondFactor::Code(&code),
+                None,
+                "r",
+            )
+            .await
+            .unwrap();
+            assert_eq!(done.user.user_id, f.owner_id);
+            assert_eq!(done.first, FirstFactor::Sso);
+            assert_eq!(done.methods(), ["sso", "email"]);
+            let attempts = rows(
+                &f.p,
+                "SELECT outcome FROM sign_in_attempts WHERE method = 'sso' ORDER BY rowid",
+            )
+            .await;
+            assert_eq!(outcomes(&attempts), ["success", "success"]);
+            assert_eq!(rows(&f.p, "SELECT id FROM known_devices").await.len(), 2);
+        });
+    }
+
+    /// NFR-SEC-006: the IdP's own MFA (`amr` with `mfa`) satisfies the step-up.
+    #[test]
+    fn nfr_sec_006_sso_with_idp_mfa_is_not_stepped_up() {
+        block_on(async {
+            let f = configured().await;
+            baseline(&f).await;
+            let out = sso(
+                &f,
+                &from("phone-00000000002", "DE"),
+                Some(json!(["pwd", "mfa"])),
+            )
+            .await
+            .unwrap();
+            assert!(matches!(out, SsoOutcome::SignedIn(_)), "{out:?}");
+            let attempts = rows(
+                &f.p,
+                "SELECT outcome FROM sign_in_attempts WHERE method = 'sso' ORDER BY rowid",
+            )
+            .await;
+            assert_eq!(outcomes(&attempts), ["success", "success"]);
+            assert!(rows(
+                &f.p,
+                "SELECT id FROM mail_queue WHERE subject = 'Your sign-in code'"
+            )
+            .await
+            .is_empty());
+        });
+    }
+
+    /// NFR-SEC-006: the same decision as a password's: a level the policy blocks is refused,
+    /// and so is `second_factor` for a user with neither TOTP nor a passkey; nothing starts.
+    #[test]
+    fn nfr_sec_006_sso_is_refused_where_a_password_sign_in_would_be() {
+        block_on(async {
+            let f = configured().await;
+            let owner = TenantActor {
+                user_id: f.owner_id.clone(),
+                tenant_id: f.tenant_id.clone(),
+                role: TenantRole::Owner,
+            };
+            baseline(&f).await;
+            for (action, device) in [
+                (RiskAction::Block, "phone-00000000003"),
+                (RiskAction::SecondFactor, "phone-00000000004"),
+            ] {
+                let policy = RiskPolicy {
+                    medium: action,
+                    ..RiskPolicy::default()
+                };
+                crate::risk::policy::save(&f.p, &owner, &policy, "r")
+                    .await
+                    .unwrap();
+                let e = sso(&f, &from(device, "DE"), None).await.unwrap_err();
+                assert_eq!(
+                    e,
+                    SsoCallbackError::AccountRefused("risk_blocked"),
+                    "{action:?}"
+                );
+            }
+            assert!(
+                rows(&f.p, "SELECT token_hash FROM auth_flows WHERE kind = 'mfa'")
+                    .await
+                    .is_empty()
+            );
+        });
+    }
 }
