@@ -14,11 +14,19 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_problem, send, str_of, suffix, ApiResponse, Runtime, TestApp};
+use crate::oidc::{
+    authorize_path, claims_of, enc, form, hidden, query_param, world, World, REDIRECT, VERIFIER,
+};
+use crate::sso::{configure, start_idp, EDGEPLANE_CLIENT};
 
 crate::contract_tests![
     new_device_and_country_is_stepped_up_and_the_same_device_is_not_nfr_sec_006,
     client_headers_do_not_move_the_location_nfr_sec_006,
     blocked_sign_in_answers_like_a_wrong_password_nfr_sec_006,
+    sso_from_a_new_device_and_country_is_stepped_up_on_the_login_page_nfr_sec_006,
+    sso_is_stepped_up_without_the_idp_s_mfa_and_not_with_it_nfr_sec_006,
+    oauth_refresh_grant_from_a_new_country_is_revoked_or_rotates_nfr_sec_006,
+    a_step_up_left_unanswered_sets_no_device_cookie_nfr_sec_006,
 ];
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -45,12 +53,30 @@ fn owner(app: &TestApp) -> Result<Owner, String> {
         .ok_or_else(|| format!("no token in the invitation link {link:?}"))?;
     let body = json!({ "token": token, "password": PASSWORD });
     send(app, "POST", "/v1/invitations/accept", None, Some(&body))?.expect_json(200)?;
-    let n = u32::from_str_radix(&suffix()?[..4], 16).unwrap_or(7);
-    let addr = format!("10.{}.{}.{}", 100 + n % 100, (n >> 8) % 250, n % 250 + 1);
     Ok(Owner {
         domain,
         email,
-        addr,
+        addr: own_addr()?,
+    })
+}
+
+/// A client address of a test's own.
+fn own_addr() -> Result<String, String> {
+    let n = u32::from_str_radix(&suffix()?[..4], 16).unwrap_or(7);
+    Ok(format!(
+        "10.{}.{}.{}",
+        100 + n % 100,
+        (n >> 8) % 250,
+        n % 250 + 1
+    ))
+}
+
+/// The owner of an OpenID provider client's tenant (whose password is [`PASSWORD`] too).
+fn owner_of(w: &World) -> Result<Owner, String> {
+    Ok(Owner {
+        domain: w.domain.clone(),
+        email: w.email.clone(),
+        addr: own_addr()?,
     })
 }
 
@@ -301,5 +327,407 @@ fn blocked_sign_in_answers_like_a_wrong_password_nfr_sec_006(app: &TestApp) -> R
     );
     // The same device from home still signs in.
     login_at(app, &o, laptop, Some("US"))?.expect_json(200)?;
+    Ok(())
+}
+
+/// A browser's cookies (name, value), as the latest `Set-Cookie` of each name left them.
+#[derive(Default)]
+struct Jar(Vec<(String, String)>);
+
+impl Jar {
+    fn keep(&mut self, resp: &ApiResponse) {
+        for (k, v) in set_cookies(resp) {
+            self.0.retain(|(name, _)| *name != k);
+            self.0.push((k, v));
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn header(&self) -> String {
+        let pairs: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        pairs.join("; ")
+    }
+}
+
+fn set_cookies(resp: &ApiResponse) -> Vec<(String, String)> {
+    resp.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// The device cookie's name on the suite's plain-http loopback origin.
+const DEVICE_COOKIE: &str = "ep_device";
+
+/// A request of `o`'s browser with cookies `jar` from `country` (a form body when given); the
+/// answer's cookies go into the jar.
+fn browse(
+    app: &TestApp,
+    o: &Owner,
+    jar: &mut Jar,
+    method: &str,
+    path: &str,
+    country: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> Result<ApiResponse, String> {
+    let addr = from_addr(app, o);
+    let at = place(app, country);
+    let cookie = jar.header();
+    let mut headers: Vec<(&str, &str)> = vec![(addr.0, addr.1.as_str())];
+    headers.extend(at.iter().map(|(k, v)| (*k, v.as_str())));
+    if !cookie.is_empty() {
+        headers.push(("cookie", cookie.as_str()));
+    }
+    if body.is_some() {
+        headers.push(("content-type", "application/x-www-form-urlencoded"));
+    }
+    let resp = app.request(method, path, &headers, body)?;
+    jar.keep(&resp);
+    Ok(resp)
+}
+
+/// The login page for `w`'s client and tenant: its flow id and CSRF token.
+fn open_login_page(
+    app: &TestApp,
+    o: &Owner,
+    w: &World,
+    jar: &mut Jar,
+    country: Option<&str>,
+) -> Result<(String, String), String> {
+    let path = authorize_path(&w.client_id, &[("tenant", w.domain.as_str())]);
+    let page = browse(app, o, jar, "GET", &path, country, None)?;
+    ensure_eq!(page.status, 200, "login page: {}", page.excerpt());
+    let html = page.text();
+    Ok((hidden(&html, "flow")?, hidden(&html, "csrf")?))
+}
+
+/// The login page's password step from `country`: its answer, and the flow's fields.
+fn password_step(
+    app: &TestApp,
+    o: &Owner,
+    w: &World,
+    jar: &mut Jar,
+    country: Option<&str>,
+) -> Result<(ApiResponse, String, String), String> {
+    let (flow, csrf) = open_login_page(app, o, w, jar, country)?;
+    let body = form(&[
+        ("flow", &flow),
+        ("csrf", &csrf),
+        ("email", &o.email),
+        ("password", PASSWORD),
+    ]);
+    let resp = browse(
+        app,
+        o,
+        jar,
+        "POST",
+        "/oauth/authorize/login",
+        country,
+        Some(body),
+    )?;
+    Ok((resp, flow, csrf))
+}
+
+/// The login page's "Continue with your company SSO" through `idp` signing in as `o`, from
+/// `country`: the callback's answer.
+fn sso_from_login_page(
+    app: &TestApp,
+    o: &Owner,
+    w: &World,
+    jar: &mut Jar,
+    country: Option<&str>,
+) -> Result<ApiResponse, String> {
+    let (flow, _) = open_login_page(app, o, w, jar, country)?;
+    let start = format!(
+        "/v1/auth/sso/start?tenant={}&login_flow={}",
+        enc(&w.domain),
+        enc(&flow)
+    );
+    let resp = browse(app, o, jar, "GET", &start, country, None)?;
+    ensure_eq!(resp.status, 302, "SSO start: {}", resp.excerpt());
+    let callback =
+        crate::sso::authorize(app, resp.header("location").unwrap_or_default(), &o.email)?;
+    browse(app, o, jar, "GET", &callback, country, None)
+}
+
+/// A sign-in's redirect to the client: its code.
+fn code_of(resp: &ApiResponse) -> Result<String, String> {
+    let location = resp.header("location").unwrap_or_default();
+    ensure!(
+        location.starts_with(&format!("{REDIRECT}?code=")),
+        "to the client with a code: {location}"
+    );
+    query_param(location, "code").ok_or_else(|| format!("no code in {location}"))
+}
+
+/// `POST /oauth/token` for the public client `w` from `country`.
+fn token_grant(
+    app: &TestApp,
+    o: &Owner,
+    w: &World,
+    fields: &[(&str, &str)],
+    country: Option<&str>,
+) -> Result<ApiResponse, String> {
+    let mut all = vec![("client_id", w.client_id.as_str())];
+    all.extend_from_slice(fields);
+    let body = form(&all);
+    let addr = from_addr(app, o);
+    let at = place(app, country);
+    let mut headers: Vec<(&str, &str)> = vec![
+        (addr.0, addr.1.as_str()),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    headers.extend(at.iter().map(|(k, v)| (*k, v.as_str())));
+    app.request("POST", "/oauth/token", &headers, Some(body))
+}
+
+/// The code exchanged by the client: its tokens.
+fn exchange(app: &TestApp, o: &Owner, w: &World, code: &str) -> Result<Value, String> {
+    token_grant(
+        app,
+        o,
+        w,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+        Some("US"),
+    )?
+    .expect_json(200)
+}
+
+/// NFR-SEC-006 with FR-AUTH-003: an SSO sign-in started on the login page, from a new device
+/// in a new country, without the IdP's MFA, lands on the page's step-up (the owner has no
+/// second factor: the mailed code); answered, it goes on to the client's redirect exactly as a
+/// password sign-in does (`amr` sso and email), and only then does the browser get its device
+/// cookie; that browser's next SSO sign-in is not stepped up.
+fn sso_from_a_new_device_and_country_is_stepped_up_on_the_login_page_nfr_sec_006(
+    app: &TestApp,
+) -> Result<(), String> {
+    let idp = start_idp(app, &[])?;
+    let w = world(app)?;
+    let o = owner_of(&w)?;
+    let tokens = login_at(app, &o, "laptop-0000000000000011", Some("US"))?.expect_json(200)?;
+    let bearer = str_of(&tokens["access_token"]);
+    configure(app, &bearer, &idp.issuer, EDGEPLANE_CLIENT, false)?.expect_json(200)?;
+
+    let mut jar = Jar::default();
+    let resp = sso_from_login_page(app, &o, &w, &mut jar, Some("AU"))?;
+    ensure_eq!(resp.status, 200, "the step-up page: {}", resp.excerpt());
+    let html = resp.text();
+    ensure!(
+        html.contains("action=\"/oauth/authorize/mfa\""),
+        "the second-factor step: {html}"
+    );
+    ensure!(
+        jar.get(DEVICE_COOKIE).is_none(),
+        "no device cookie before the step-up"
+    );
+    let (flow, csrf) = (hidden(&html, "flow")?, hidden(&html, "csrf")?);
+    let mfa_token = hidden(&html, "mfa_token")?;
+    let code = mailed_code(app, &o.email)?;
+    let body = form(&[
+        ("flow", &flow),
+        ("csrf", &csrf),
+        ("mfa_token", &mfa_token),
+        ("code", &code),
+    ]);
+    let done = browse(
+        app,
+        &o,
+        &mut jar,
+        "POST",
+        "/oauth/authorize/mfa",
+        Some("AU"),
+        Some(body),
+    )?;
+    ensure_eq!(done.status, 303, "on to the client: {}", done.excerpt());
+    let location = done.header("location").unwrap_or_default().to_owned();
+    ensure!(
+        query_param(&location, "state").as_deref() == Some("s<t>a\"te"),
+        "the client's state: {location}"
+    );
+    ensure!(
+        jar.get(DEVICE_COOKIE).is_some(),
+        "the device cookie once the sign-in completed"
+    );
+    let tokens = exchange(app, &o, &w, &code_of(&done)?)?;
+    let claims = claims_of(&str_of(&tokens["id_token"]))?;
+    let amr: Vec<String> = claims["amr"]
+        .as_array()
+        .map(|a| a.iter().map(str_of).collect())
+        .unwrap_or_default();
+    ensure_eq!(amr, vec!["sso", "email"], "{claims}");
+
+    // The browser and its country are known now: straight back to the client.
+    let again = sso_from_login_page(app, &o, &w, &mut jar, Some("AU"))?;
+    ensure_eq!(again.status, 302, "not stepped up: {}", again.excerpt());
+    code_of(&again)?;
+    Ok(())
+}
+
+/// The IdP's authorization URL of an SSO sign-in of `o` (not from the login page), followed
+/// through the IdP: the callback's answer from `country`.
+fn sso_api_sign_in(app: &TestApp, o: &Owner, country: Option<&str>) -> Result<ApiResponse, String> {
+    let resp = app.get(&format!("/v1/auth/sso/start?tenant={}", o.domain))?;
+    ensure_eq!(resp.status, 302, "SSO start: {}", resp.excerpt());
+    let callback =
+        crate::sso::authorize(app, resp.header("location").unwrap_or_default(), &o.email)?;
+    let addr = from_addr(app, o);
+    let at = place(app, country);
+    let mut headers: Vec<(&str, &str)> = vec![(addr.0, addr.1.as_str())];
+    headers.extend(at.iter().map(|(k, v)| (*k, v.as_str())));
+    app.get_with(&callback, &headers)
+}
+
+/// NFR-SEC-006 with FR-AUTH-003: without the IdP's own MFA, an SSO sign-in from a new device in
+/// a new country gets the step-up of `/v1/auth/login` (401 `mfa-required`, a mailed code for
+/// `/v1/auth/mfa/verify`, which then answers the tokens); an IdP whose ID token's `amr` says
+/// `mfa` is trusted, so the next one, from elsewhere again, signs in at once.
+fn sso_is_stepped_up_without_the_idp_s_mfa_and_not_with_it_nfr_sec_006(
+    app: &TestApp,
+) -> Result<(), String> {
+    let plain = start_idp(app, &[])?;
+    let with_mfa = start_idp(app, &["--amr", "pwd,mfa"])?;
+    let o = owner(app)?;
+    let tokens = login_at(app, &o, "laptop-0000000000000012", Some("US"))?.expect_json(200)?;
+    let bearer = str_of(&tokens["access_token"]);
+    configure(app, &bearer, &plain.issuer, EDGEPLANE_CLIENT, false)?.expect_json(200)?;
+
+    let resp = sso_api_sign_in(app, &o, Some("AU"))?;
+    let p = assert_problem(&resp, 401, "mfa-required")?;
+    ensure_eq!(str_of(&p["factor"]), "email_code", "{p}");
+    let code = mailed_code(app, &o.email)?;
+    let signed_in = verify(app, &o, &str_of(&p["mfa_token"]), &code)?.expect_json(200)?;
+    ensure!(
+        !str_of(&signed_in["access_token"]).is_empty(),
+        "{signed_in}"
+    );
+
+    configure(app, &bearer, &with_mfa.issuer, EDGEPLANE_CLIENT, false)?.expect_json(200)?;
+    let v = sso_api_sign_in(app, &o, Some("JP"))?.expect_json(200)?;
+    ensure!(!str_of(&v["access_token"]).is_empty(), "{v}");
+    Ok(())
+}
+
+/// A sign-in on the login page from the US, completed at once, its code exchanged: the
+/// client's refresh token.
+fn app_refresh_token(app: &TestApp, o: &Owner, w: &World) -> Result<String, String> {
+    let mut jar = Jar::default();
+    let (resp, _, _) = password_step(app, o, w, &mut jar, Some("US"))?;
+    ensure_eq!(resp.status, 303, "signed in: {}", resp.excerpt());
+    let tokens = exchange(app, o, w, &code_of(&resp)?)?;
+    Ok(str_of(&tokens["refresh_token"]))
+}
+
+fn refresh_grant(
+    app: &TestApp,
+    o: &Owner,
+    w: &World,
+    token: &str,
+    country: Option<&str>,
+) -> Result<ApiResponse, String> {
+    token_grant(
+        app,
+        o,
+        w,
+        &[("grant_type", "refresh_token"), ("refresh_token", token)],
+        country,
+    )
+}
+
+/// NFR-SEC-006: the OpenID provider's refresh grant goes through the risk check of
+/// `/v1/auth/refresh`: a use from a country none of the owner's sign-ins came from revokes the
+/// session under the default policy (`revoke`), answered as RFC 6749 `invalid_grant`, and
+/// rotates under a policy that allows it.
+fn oauth_refresh_grant_from_a_new_country_is_revoked_or_rotates_nfr_sec_006(
+    app: &TestApp,
+) -> Result<(), String> {
+    let w = world(app)?;
+    let o = owner_of(&w)?;
+    let tokens = login_at(app, &o, "laptop-0000000000000013", Some("US"))?.expect_json(200)?;
+    let bearer = str_of(&tokens["access_token"]);
+
+    let token = app_refresh_token(app, &o, &w)?;
+    let home = refresh_grant(app, &o, &w, &token, Some("US"))?.expect_json(200)?;
+    let rotated = str_of(&home["refresh_token"]);
+    let resp = refresh_grant(app, &o, &w, &rotated, Some("BR"))?;
+    ensure_eq!(resp.status, 400, "revoked: {}", resp.excerpt());
+    let v = resp.json()?;
+    ensure_eq!(str_of(&v["error"]), "invalid_grant", "{v}");
+    let resp = refresh_grant(app, &o, &w, &rotated, Some("US"))?;
+    ensure_eq!(resp.status, 400, "the session is gone: {}", resp.excerpt());
+
+    let policy = json!({ "low": "allow", "medium": "email_code", "high": "email_code",
+                         "refresh_new_country": "allow" });
+    send(
+        app,
+        "PUT",
+        "/v1/tenant/risk-policy",
+        Some(&bearer),
+        Some(&policy),
+    )?
+    .expect_json(200)?;
+    let token = app_refresh_token(app, &o, &w)?;
+    let v = refresh_grant(app, &o, &w, &token, Some("BR"))?.expect_json(200)?;
+    ensure!(
+        !str_of(&v["refresh_token"]).is_empty() && str_of(&v["refresh_token"]) != token,
+        "rotated: {v}"
+    );
+    Ok(())
+}
+
+/// NFR-SEC-006: the right password of a sign-in held for a step-up that is never answered sets
+/// no device cookie and makes no device known: the same browser's next sign-in is from a new
+/// device still.
+fn a_step_up_left_unanswered_sets_no_device_cookie_nfr_sec_006(
+    app: &TestApp,
+) -> Result<(), String> {
+    let w = world(app)?;
+    let o = owner_of(&w)?;
+    let tokens = login_at(app, &o, "laptop-0000000000000014", Some("US"))?.expect_json(200)?;
+    let bearer = str_of(&tokens["access_token"]);
+
+    let mut jar = Jar::default();
+    for attempt in 1..=2 {
+        let (resp, _, _) = password_step(app, &o, &w, &mut jar, Some("AU"))?;
+        ensure_eq!(resp.status, 200, "stepped up: {}", resp.excerpt());
+        ensure!(
+            resp.text().contains("action=\"/oauth/authorize/mfa\""),
+            "the second-factor step"
+        );
+        ensure!(
+            set_cookies(&resp).iter().all(|(k, _)| k != DEVICE_COOKIE),
+            "attempt {attempt}: no device cookie before the step-up"
+        );
+    }
+    let risky =
+        send(app, "GET", "/v1/tenant/risky-sign-ins", Some(&bearer), None)?.expect_json(200)?;
+    let items = risky["items"].as_array().cloned().unwrap_or_default();
+    ensure_eq!(items.len(), 2, "{risky}");
+    for item in &items {
+        ensure_eq!(str_of(&item["outcome"]), "challenged", "{risky}");
+        ensure!(
+            item["signals"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|x| x == "new_device")),
+            "a new device each time: {risky}"
+        );
+    }
+    let devices = send(app, "GET", "/v1/me/devices", Some(&bearer), None)?.expect_json(200)?;
+    let list = devices["items"].as_array().cloned().unwrap_or_default();
+    ensure_eq!(list.len(), 1, "only the laptop is known: {devices}");
     Ok(())
 }

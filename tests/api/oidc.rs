@@ -25,14 +25,14 @@ crate::contract_tests![
 ];
 
 const PASSWORD: &str = "correct horse battery staple";
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
+pub(crate) const REDIRECT: &str = "http://127.0.0.1:9/callback";
 /// The client's browser origin (`allowed_origins`), for CORS.
 const SPA_ORIGIN: &str = "http://127.0.0.1:3000";
 /// RFC 7636 Appendix B.
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub(crate) const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -44,7 +44,7 @@ fn enc(s: &str) -> String {
     out
 }
 
-fn form(fields: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) fn form(fields: &[(&str, &str)]) -> Vec<u8> {
     fields
         .iter()
         .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
@@ -74,13 +74,13 @@ fn send_json(
 }
 
 /// An app (the OIDC client) enabled for a fresh tenant whose owner has a password.
-struct World {
-    client_id: String,
-    domain: String,
-    email: String,
+pub(crate) struct World {
+    pub(crate) client_id: String,
+    pub(crate) domain: String,
+    pub(crate) email: String,
 }
 
-fn world(app: &TestApp) -> Result<World, String> {
+pub(crate) fn world(app: &TestApp) -> Result<World, String> {
     let op = app.operator_token("operator", "e2e-operator")?;
     let s = suffix()?;
     let body = json!({ "name": format!("OIDC App {s}"), "redirect_uris": [REDIRECT],
@@ -106,7 +106,7 @@ fn world(app: &TestApp) -> Result<World, String> {
     })
 }
 
-fn authorize_path(client_id: &str, extra: &[(&str, &str)]) -> String {
+pub(crate) fn authorize_path(client_id: &str, extra: &[(&str, &str)]) -> String {
     let mut fields = vec![
         ("client_id", client_id),
         ("redirect_uri", REDIRECT),
@@ -130,10 +130,10 @@ fn authorize_path(client_id: &str, extra: &[(&str, &str)]) -> String {
 }
 
 /// A login page: its flow id, CSRF token and cookie.
-struct Page {
-    flow: String,
-    csrf: String,
-    cookie: String,
+pub(crate) struct Page {
+    pub(crate) flow: String,
+    pub(crate) csrf: String,
+    pub(crate) cookie: String,
 }
 
 fn unescape(s: &str) -> String {
@@ -144,7 +144,7 @@ fn unescape(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
-fn hidden(html: &str, name: &str) -> Result<String, String> {
+pub(crate) fn hidden(html: &str, name: &str) -> Result<String, String> {
     let needle = format!("name=\"{name}\" value=\"");
     let start = html
         .find(&needle)
@@ -192,7 +192,7 @@ fn post_form(
     app.request("POST", path, &headers, Some(form(fields)))
 }
 
-fn query_param(url: &str, name: &str) -> Option<String> {
+pub(crate) fn query_param(url: &str, name: &str) -> Option<String> {
     let q = url.split_once('?')?.1;
     q.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
@@ -218,7 +218,7 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn claims_of(jwt: &str) -> Result<Value, String> {
+pub(crate) fn claims_of(jwt: &str) -> Result<Value, String> {
     let body = jwt.split('.').nth(1).ok_or("not a JWT")?;
     let bytes = URL_SAFE_NO_PAD
         .decode(body)

@@ -31,11 +31,11 @@ crate::contract_tests![
 ];
 
 const PASSWORD: &str = "correct horse battery staple";
-const CALLBACK: &str = "/v1/auth/sso/callback";
+pub(crate) const CALLBACK: &str = "/v1/auth/sso/callback";
 
 /// A running `oidc-idp.mjs`, stopped by its PID when dropped.
-struct Idp {
-    issuer: String,
+pub(crate) struct Idp {
+    pub(crate) issuer: String,
     child: Child,
 }
 
@@ -48,7 +48,7 @@ impl Drop for Idp {
 
 /// Starts a provider whose clients redirect to this app's callback (http and https forms: the
 /// runtime decides the scheme of its own origin). `extra` are more harness arguments.
-fn start_idp(app: &TestApp, extra: &[&str]) -> Result<Idp, String> {
+pub(crate) fn start_idp(app: &TestApp, extra: &[&str]) -> Result<Idp, String> {
     let http_cb = format!("{}{CALLBACK}", app.base_url);
     let https_cb = http_cb.replacen("http://", "https://", 1);
     let mut child = Command::new("node")
@@ -104,7 +104,7 @@ fn tenant(app: &TestApp) -> Result<(String, String, String), String> {
 }
 
 /// `PUT /v1/tenant/sso` with the IdP's `edgeplane` client.
-fn configure(
+pub(crate) fn configure(
     app: &TestApp,
     owner: &str,
     issuer: &str,
@@ -118,7 +118,7 @@ fn configure(
     send(app, "PUT", "/v1/tenant/sso", Some(owner), Some(&body))
 }
 
-const EDGEPLANE_CLIENT: (&str, &str) = ("edgeplane", "edgeplane-secret");
+pub(crate) const EDGEPLANE_CLIENT: (&str, &str) = ("edgeplane", "edgeplane-secret");
 const OTHER_CLIENT: (&str, &str) = ("other-client", "other-secret");
 
 /// `GET /v1/auth/sso/start`: the IdP authorization URL Edgeplane redirects to.
@@ -178,7 +178,11 @@ fn browser_get(
 
 /// Follows `authorization_url` (signing in as `login_hint`) through the provider until it
 /// redirects to Edgeplane's callback; returns the callback's path and query.
-fn authorize(app: &TestApp, authorization_url: &str, login_hint: &str) -> Result<String, String> {
+pub(crate) fn authorize(
+    app: &TestApp,
+    authorization_url: &str,
+    login_hint: &str,
+) -> Result<String, String> {
     let hint: String = url_encode(login_hint);
     let mut url = format!("{authorization_url}&login_hint={hint}");
     let origin = origin_of(authorization_url);

@@ -3,7 +3,7 @@
 // line, `{"issuer":"http://127.0.0.1:PORT"}`; stop it by its PID (or by closing stdin).
 //
 //   node tests/harness/oidc-idp.mjs --redirect-uri <edgeplane>/v1/auth/sso/callback [--redirect-uri ...]
-//        [--id-token-ttl SECS] [--clock-skew-secs N]
+//        [--id-token-ttl SECS] [--clock-skew-secs N] [--amr METHOD,METHOD]
 //
 // Clients (client_secret_basic, code flow, PKCE required): `edgeplane` / `edgeplane-secret` and
 // `other-client` / `other-secret`, both with those redirect URIs. Sign-in needs no form: the
@@ -11,7 +11,8 @@
 // the default is sso-user@example.test) and consent is implied for these clients. Accounts'
 // email is their id and verified, except ids starting with `unverified`. `--clock-skew-secs`
 // shifts this provider's clock (a provider whose clock is behind issues tokens already expired
-// for Edgeplane).
+// for Edgeplane). `--amr` names the authentication methods every sign-in claims (the ID token's
+// `amr`, RFC 8176), e.g. `pwd,mfa` for a provider that did its own MFA; without it, none.
 
 import { generateKeyPairSync } from "node:crypto";
 import http from "node:http";
@@ -24,11 +25,12 @@ const opt = (name, dflt) => {
 };
 const redirectUris = args.flatMap((a, i) => (a === "--redirect-uri" && i + 1 < args.length ? [args[i + 1]] : []));
 if (redirectUris.length === 0) {
-  console.error("usage: oidc-idp.mjs --redirect-uri URL [--id-token-ttl SECS] [--clock-skew-secs N]");
+  console.error("usage: oidc-idp.mjs --redirect-uri URL [--id-token-ttl SECS] [--clock-skew-secs N] [--amr M,M]");
   process.exit(2);
 }
 const idTokenTtl = Number(opt("--id-token-ttl", "3600"));
 const skew = Number(opt("--clock-skew-secs", "0"));
+const amr = opt("--amr", "").split(",").filter(Boolean);
 if (skew) {
   const realNow = Date.now;
   Date.now = () => realNow() + skew * 1000;
@@ -45,7 +47,7 @@ const server = http.createServer(async (req, res) => {
       const accountId = details.params.login_hint || "sso-user@example.test";
       const result =
         details.prompt.name === "login"
-          ? { login: { accountId } }
+          ? { login: { accountId, ...(amr.length ? { amr } : {}) } }
           : { consent: {} };
       await provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false });
       return;
@@ -71,7 +73,8 @@ server.listen(0, "127.0.0.1", () => {
     clients: [client("edgeplane", "edgeplane-secret"), client("other-client", "other-secret")],
     jwks: { keys: [jwk] },
     cookies: { keys: ["oidc-idp-test-cookie-key"] },
-    claims: { openid: ["sub"], email: ["email", "email_verified"] },
+    // `amr` goes with `openid` (the provider has one only with `--amr`).
+    claims: { openid: ["sub", "amr"], email: ["email", "email_verified"] },
     // Email claims in the ID token itself, not only at userinfo.
     conformIdTokenClaims: false,
     features: { devInteractions: { enabled: false } },
