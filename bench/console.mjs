@@ -120,7 +120,7 @@ async function run(runtime, browser) {
     const operatorPages = ["/console/tenants", `/console/tenants/${ids.tenant}`, `/console/tenants/${ids.tenant}/flags/checkout`,
       "/console/plans", "/console/apps", `/console/apps/${ids.app}`, "/console/signing-keys", "/console/health",
       "/console/audit", `/console/audit/usage?tenant=${ids.tenant}`];
-    const tenantPages = ["/console/tenant/users", "/console/tenant/security", "/console/tenant/subscription", "/console/tenant/flags"];
+    const tenantPages = ["/console/tenant/users", "/console/tenant/security", "/console/tenant/sign-in-risk", "/console/tenant/subscription", "/console/tenant/flags"];
     const rows = [
       ...(await measure(stack, opCookie, operatorPages, assets)),
       ...(await measure(stack, ownerCookie, tenantPages, assets)),

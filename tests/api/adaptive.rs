@@ -217,10 +217,26 @@ fn new_device_and_country_is_stepped_up_and_the_same_device_is_not_nfr_sec_006(
     ensure_eq!(str_of(&items[0]["level"]), "high", "{risky}");
     ensure_eq!(str_of(&items[0]["outcome"]), "success", "{risky}");
     ensure_eq!(str_of(&items[0]["country"]), "AU", "{risky}");
+    ensure_eq!(str_of(&items[0]["email"]), o.email, "{risky}");
     ensure!(
         !risky.to_string().contains(&o.addr),
         "no address in the list: {risky}"
     );
+    // Filtered by level; low-risk sign-ins are never listed.
+    for (level, count) in [("high", 1), ("medium", 0)] {
+        let path = format!("/v1/tenant/risky-sign-ins?level={level}");
+        let only = send(app, "GET", &path, Some(&bearer), None)?.expect_json(200)?;
+        let n = only["items"].as_array().map_or(0, Vec::len);
+        ensure_eq!(n, count, "{level}: {only}");
+    }
+    let low = send(
+        app,
+        "GET",
+        "/v1/tenant/risky-sign-ins?level=low",
+        Some(&bearer),
+        None,
+    )?;
+    assert_problem(&low, 400, "invalid-input")?;
 
     let devices = send(app, "GET", "/v1/me/devices", Some(&bearer), None)?.expect_json(200)?;
     let list = devices["items"].as_array().cloned().unwrap_or_default();

@@ -322,6 +322,8 @@ export async function startStack(runtime, { host = "127.0.0.1", logDir = path.jo
       // The suite stands in for the proxy in front of Spin (X-Forwarded-For), and Spin grants
       // outbound hosts statically: the console's code exchange and key fetch go to the IdP.
       vars.TRUSTED_PROXIES = "127.0.0.1";
+      // ... and names the client's country as Cloudflare in front of Spin would (tenant-risk).
+      vars.LOCATION_COUNTRY_HEADER = "CF-IPCountry";
       vars.OPERATOR_IDP_ORIGIN = issuer;
       vars.OPERATOR_JWKS_ORIGIN = issuer;
     } else {

@@ -3374,6 +3374,10 @@ export interface components {
              * @description When (unix ms).
              */
             created_at: number;
+            /** @description The coarse label of the device, e.g. "Firefox on Linux" (never its identifier). */
+            device_label?: string | null;
+            /** @description The user's email (`null` once the user was erased). */
+            email?: string | null;
             /** @description The decision's id. */
             id: string;
             /** @description `medium` or `high`. */
@@ -7001,6 +7005,8 @@ export interface operations {
     listRiskySignIns: {
         parameters: {
             query?: {
+                /** @description Only the sign-ins of this level. */
+                level?: "medium" | "high";
                 /** @description How many. */
                 limit?: number;
             };

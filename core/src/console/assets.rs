@@ -60,8 +60,8 @@ form.inline{display:inline}\
 .muted{color:#545d6e}\
 .status{display:inline-block;padding:1px 8px;border-radius:10px;font-size:.9em;font-weight:600}\
 .status-active,.status-up,.status-green,.status-passed{background:#dcefe0;color:#1b5426}\
-.status-suspended,.status-degraded,.status-unknown{background:#fff1d6;color:#7a4b00}\
-.status-pending_deletion,.status-down,.status-revoked,.status-disabled,.status-red,.status-failed{background:#fdecec;color:#8a1c1c}\
+.status-suspended,.status-degraded,.status-unknown,.status-medium{background:#fff1d6;color:#7a4b00}\
+.status-pending_deletion,.status-down,.status-revoked,.status-disabled,.status-red,.status-failed,.status-high{background:#fdecec;color:#8a1c1c}\
 code.secret{display:block;padding:10px;background:#1d2330;color:#fff;border-radius:6px;word-break:break-all;margin:8px 0}\
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0}\
 dl.facts dt{font-weight:600}\

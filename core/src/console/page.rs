@@ -21,6 +21,7 @@ pub enum Section {
     Audit,
     Users,
     Security,
+    SignInRisk,
     Subscription,
     Flags,
     None,
@@ -62,7 +63,7 @@ pub fn frame<P: Platform>(web: &Web<'_, P>, section: Section, title: &str, body:
     }
 }
 
-fn nav(kind: Kind, _role: &str, section: Section) -> Markup {
+fn nav(kind: Kind, role: &str, section: Section) -> Markup {
     let item = |s: Section, href: &str, label: &str| {
         html! {
             li { a href=(href) aria-current=[(s == section).then_some("page")] { (label) } }
@@ -81,6 +82,9 @@ fn nav(kind: Kind, _role: &str, section: Section) -> Markup {
                 } @else {
                     (item(Section::Users, "/console/tenant/users", "Users"))
                     (item(Section::Security, "/console/tenant/security", "Security"))
+                    @if role == "owner" || role == "admin" {
+                        (item(Section::SignInRisk, "/console/tenant/sign-in-risk", "Sign-in risk"))
+                    }
                     (item(Section::Subscription, "/console/tenant/subscription", "Subscription"))
                     (item(Section::Flags, "/console/tenant/flags", "Flags"))
                 }

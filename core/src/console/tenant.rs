@@ -1,11 +1,14 @@
 //! The tenant console (IF-TENANT-CONSOLE): a tenant's owner or admin manages its users and
-//! invitations, the password policy and single sign-on, their own authenticator app and
-//! passkeys ([`passkeys`]) and the subscription's plan, and reads the tenant's billing usage per
-//! day ([`usage`]) and its flags. Every page acts through the tenant administration API with the
+//! invitations, the password policy and single sign-on, their own authenticator app, passkeys
+//! ([`passkeys`]) and devices ([`devices`]), the sign-in risk policy ([`sign_in_risk`]) and the
+//! subscription's plan, and reads the tenant's risky sign-ins, its billing usage per day
+//! ([`usage`]) and its flags. Every page acts through the tenant administration API with the
 //! session's access token, so the API decides what an admin may do (the plan and SSO are the
 //! owner's), and another tenant's user is a 404.
 
+mod devices;
 mod passkeys;
+mod sign_in_risk;
 mod usage;
 
 use ::http::{Method, StatusCode};
@@ -56,6 +59,9 @@ pub(super) async fn route<P: Platform>(web: &mut Web<'_, P>, rest: &[&str]) -> A
         (["tenant", "security", "passkeys", id, "remove"], false) => {
             passkeys::remove(web, id).await
         }
+        (["tenant", "security", "devices", id, "remove"], false) => devices::remove(web, id).await,
+        (["tenant", "sign-in-risk"], true) => sign_in_risk::show(web, None).await,
+        (["tenant", "sign-in-risk", "policy"], false) => sign_in_risk::save(web).await,
         (["tenant", "subscription"], true) => subscription(web, None).await,
         (["tenant", "subscription", "usage.csv"], true) => usage::download(web).await,
         (["tenant", "subscription"], false) => plan_save(web).await,
@@ -102,6 +108,8 @@ fn done<P: Platform>(web: &Web<'_, P>) -> Option<Markup> {
         "reauth" => "Sign in again first: changing a second factor needs a recent sign-in.",
         "passkey-added" => "Passkey added: from now on, sign-in asks for it after your password.",
         "passkey-removed" => "Passkey removed: it no longer signs you in.",
+        "device-removed" => "Device removed: a sign-in from it counts as from a new device.",
+        "risk-policy" => "Risk policy saved.",
         _ => return None,
     };
     Some(page::message("notice", text))
@@ -416,6 +424,10 @@ async fn security<P: Platform>(
         Ok(markup) => markup,
         Err(answer) => return answer,
     };
+    let own_devices = match devices::section(web).await {
+        Ok(markup) => markup,
+        Err(answer) => return answer,
+    };
     let status = if policy_errors.is_some() || sso_errors.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -425,6 +437,7 @@ async fn security<P: Platform>(
         @if let Some(n) = done(web) { (n) }
         (own_factor(web))
         (own_passkeys)
+        (own_devices)
         (policy_form(web, &policy.body, policy_errors.as_ref().unwrap_or(&FieldErrors::none())))
         @if let Some(sso) = sso {
             (sso_form(web, &sso, sso_errors.as_ref().unwrap_or(&FieldErrors::none())))

@@ -1195,3 +1195,334 @@ fn if_tenant_console_says_when_passkeys_belong_to_another_origin() {
     );
     assert!(!html.contains("data-options"), "{html}");
 }
+
+// ---- Sign-in risk and the user's devices (NFR-SEC-006, CON-SEC-008) ------------------------
+
+/// A device label no browser sends, to see it escaped wherever it is shown.
+const HOSTILE_LABEL: &str = "<img src=x onerror=alert(1)>\"Phone";
+
+/// A password sign-in to `acme` as its owner from `device` in `country`, labelled `label`.
+fn risk_sign_in(
+    p: &TestPlatform,
+    device: &str,
+    label: &str,
+    country: &str,
+) -> Result<crate::sessions::TokenPair, crate::signin::LoginError> {
+    use crate::risk::{Location, SignInContext};
+    let ctx = SignInContext {
+        device: Some(device.into()),
+        device_label: Some(label.into()),
+        location: Location::parse(Some(country), Some("FRA"), Some(3320)),
+        client: Some("203.0.113.9".into()),
+    };
+    let req = crate::signin::LoginRequest::typed(
+        "acme",
+        "owner@acme.test",
+        TENANT_PASSWORD.into(),
+        Some("203.0.113.9".into()),
+    )
+    .unwrap()
+    .with_context(ctx);
+    block_on(crate::signin::login(p, &req, "r"))
+}
+
+/// The owner's baseline sign-in from a laptop in the US, then a day later one from a new phone
+/// in Germany (new device and new country: medium risk, an emailed code it never got).
+fn risky_attempt(p: &TestPlatform) {
+    risk_sign_in(p, "laptop-0000000001", "Firefox on Linux", "US").unwrap();
+    p.clock.advance(24 * 3_600_000);
+    assert!(risk_sign_in(p, "phone-00000000002", HOSTILE_LABEL, "DE").is_err());
+}
+
+fn stored_policy(p: &TestPlatform, tid: &str) -> crate::risk::RiskPolicy {
+    block_on(crate::risk::policy::load(p, tid)).unwrap()
+}
+
+fn policy_updates(p: &TestPlatform) -> usize {
+    block_on(p.sql.query(Stmt::new(
+        "SELECT id FROM audit_outbox WHERE action = 'risk_policy.update'",
+    )))
+    .unwrap()
+    .len()
+}
+
+const RISK_PAGE: &str = "/console/tenant/sign-in-risk";
+const RISK_POLICY_FORM: &str = "/console/tenant/sign-in-risk/policy";
+
+#[test]
+fn nfr_sec_006_the_risk_page_lists_the_tenant_s_risky_sign_ins_and_no_other_tenant_s() {
+    let (p, _) = tenant_platform();
+    risky_attempt(&p);
+    // Another tenant's high-risk sign-in, in the same table.
+    block_on(p.sql.execute(Stmt::new(
+        "INSERT INTO sign_in_attempts (id, tenant_id, user_id, created_at, method, device_label,
+           country, score, level, action, signals, outcome)
+         VALUES ('other-1', 'another-tenant', 'another-user', 1, 'password', 'Globex laptop',
+           'BR', 7, 'high', 'block', '[\"impossible_travel\"]', 'blocked')",
+    )))
+    .unwrap();
+    let mut b = Browser::new(&p);
+    b.sign_in_tenant("owner@acme.test");
+    let users = body(&b.get("/console/tenant/users"));
+    assert!(
+        users.contains(&format!("href=\"{RISK_PAGE}\"")) && users.contains(">Sign-in risk<"),
+        "a link in the navigation: {users}"
+    );
+
+    let page = b.get(RISK_PAGE);
+    let html = body(&page);
+    assert_eq!(page.status(), StatusCode::OK, "{html}");
+    let row = html
+        .split("<tr>")
+        .skip(1)
+        .find(|r| r.contains("owner@acme.test"))
+        .unwrap_or_else(|| panic!("a row of the owner's sign-in: {html}"));
+    for cell in [
+        "<td>2026-01-02 00:00 UTC</td>",
+        "<td>Password</td>",
+        "Medium",
+        "<td>Emailed code</td>",
+        "new device",
+        "new country",
+        "<td>DE</td>",
+        "<td>Step-up not passed</td>",
+    ] {
+        assert!(row.contains(cell), "{cell} in {row}");
+    }
+    // The label is text, never markup.
+    assert!(
+        row.contains("&lt;img src=x onerror=alert(1)&gt;&quot;Phone"),
+        "{row}"
+    );
+    assert!(!html.contains("<img src=x"), "{html}");
+    assert!(
+        !html.contains("Globex") && !html.contains("<td>BR</td>"),
+        "{html}"
+    );
+    // Neither the address nor the device, not even hashed.
+    let hashes = block_on(p.sql.query(Stmt::new(
+        "SELECT device_hash, client_hash FROM sign_in_attempts WHERE tenant_id != 'another-tenant'",
+    )))
+    .unwrap();
+    for r in &hashes {
+        for column in ["device_hash", "client_hash"] {
+            if let Some(h) = r.opt_text(column).unwrap() {
+                assert!(!html.contains(&h), "{column} shown: {html}");
+            }
+        }
+    }
+    assert!(!html.contains("203.0.113.9"), "{html}");
+
+    // The level filter.
+    let high = body(&b.get(&format!("{RISK_PAGE}?level=high")));
+    assert!(
+        !high.contains("id=\"risky-sign-ins\"") && high.contains("No risky sign-in"),
+        "{high}"
+    );
+    let medium = body(&b.get(&format!("{RISK_PAGE}?level=medium")));
+    assert!(medium.contains("<td>Step-up not passed</td>"), "{medium}");
+}
+
+#[test]
+fn nfr_sec_006_an_admin_reads_the_risk_policy_but_cannot_change_it() {
+    let (p, tid) = tenant_platform();
+    block_on(p.sql.execute(Stmt::new("UPDATE users SET role = 'admin'"))).unwrap();
+    let mut b = Browser::new(&p);
+    let csrf = b.sign_in_tenant("owner@acme.test");
+    let html = body(&b.get(RISK_PAGE));
+    assert!(
+        html.contains("Only the tenant's owner changes the risk policy."),
+        "{html}"
+    );
+    assert!(
+        !html.contains(&format!("action=\"{RISK_POLICY_FORM}\"")),
+        "{html}"
+    );
+    // What each level requires, in words.
+    assert!(html.contains("<dd>Emailed code</dd>"), "{html}");
+
+    // The form posted anyway is the API's refusal, and nothing changes.
+    let post = b.post(
+        RISK_POLICY_FORM,
+        &with(
+            &csrf,
+            &[
+                ("low", "allow"),
+                ("medium", "block"),
+                ("high", "block"),
+                ("refresh_new_country", "allow"),
+                ("medium_at", "3"),
+                ("high_at", "6"),
+            ],
+        ),
+    );
+    assert_eq!(post.status(), StatusCode::FORBIDDEN, "{}", body(&post));
+    assert_eq!(stored_policy(&p, &tid), crate::risk::RiskPolicy::default());
+    assert_eq!(policy_updates(&p), 0);
+}
+
+#[test]
+fn nfr_sec_006_an_owner_s_risk_policy_change_is_stored_and_audited_keeping_the_rules() {
+    use crate::risk::{RefreshAction, RiskAction, RiskPolicy};
+    use crate::users::admin::{TenantActor, TenantRole};
+    let (p, tid) = tenant_platform();
+    let mut b = Browser::new(&p);
+    let csrf = b.sign_in_tenant("owner@acme.test");
+    // A weight set through the API, which the form does not show, must survive the form.
+    let owner_id = block_on(p.sql.query(Stmt::new(
+        "SELECT id FROM users WHERE email = 'owner@acme.test'",
+    )))
+    .unwrap()[0]
+        .text("id")
+        .unwrap();
+    let owner = TenantActor {
+        user_id: owner_id,
+        tenant_id: tid.clone(),
+        role: TenantRole::Owner,
+    };
+    let mut custom = RiskPolicy::default();
+    custom.rules.new_device = 5;
+    block_on(crate::risk::policy::save(&p, &owner, &custom, "r")).unwrap();
+    assert_eq!(policy_updates(&p), 1);
+
+    let html = body(&b.get(RISK_PAGE));
+    assert!(
+        html.contains(&format!("action=\"{RISK_POLICY_FORM}\"")),
+        "{html}"
+    );
+    let post = b.post(
+        RISK_POLICY_FORM,
+        &with(
+            &csrf,
+            &[
+                ("low", "allow"),
+                ("medium", "second_factor"),
+                ("high", "block"),
+                ("refresh_new_country", "allow"),
+                ("medium_at", "4"),
+                ("high_at", "8"),
+            ],
+        ),
+    );
+    assert_eq!(
+        location(&post),
+        format!("{RISK_PAGE}?done=risk-policy"),
+        "{}",
+        body(&post)
+    );
+    let stored = stored_policy(&p, &tid);
+    assert_eq!(stored.medium, RiskAction::SecondFactor);
+    assert_eq!(stored.high, RiskAction::Block);
+    assert_eq!(stored.refresh_new_country, RefreshAction::Allow);
+    assert!(!stored.notify_new_sign_in, "the box was not ticked");
+    assert_eq!((stored.rules.medium_at, stored.rules.high_at), (4, 8));
+    assert_eq!(stored.rules.new_device, 5, "the other rules are kept");
+    assert_eq!(policy_updates(&p), 2, "audited as the API's change is");
+
+    let shown = body(&b.get(&format!("{RISK_PAGE}?done=risk-policy")));
+    assert!(shown.contains("Risk policy saved."), "{shown}");
+    assert!(
+        shown.contains("<option value=\"second_factor\" selected>"),
+        "{shown}"
+    );
+    assert!(!shown.contains("name=\"notify_new_sign_in\" value=\"true\" checked"));
+}
+
+#[test]
+fn nfr_sec_006_a_bad_risk_policy_is_refused_with_the_form_shown_again() {
+    let (p, tid) = tenant_platform();
+    let mut b = Browser::new(&p);
+    let csrf = b.sign_in_tenant("owner@acme.test");
+    let fields = |medium: &'static str, medium_at: &'static str, high_at: &'static str| {
+        [
+            ("low", "allow"),
+            ("medium", medium),
+            ("high", "block"),
+            ("refresh_new_country", "revoke"),
+            ("notify_new_sign_in", "true"),
+            ("medium_at", medium_at),
+            ("high_at", high_at),
+        ]
+    };
+    // Out of range: the API's own rule, next to its field.
+    let reversed = b.post(RISK_POLICY_FORM, &with(&csrf, &fields("block", "5", "4")));
+    let html = body(&reversed);
+    assert_eq!(
+        reversed.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{html}"
+    );
+    assert!(html.contains("id=\"f-high_at-error\""), "{html}");
+    assert!(html.contains("must be between medium_at and 100"), "{html}");
+    assert!(
+        html.contains("name=\"high_at\" type=\"number\" value=\"4\""),
+        "what was typed is kept: {html}"
+    );
+    // Not one of the choices, and not a number: said in words, not as the API's JSON error.
+    let odd = b.post(
+        RISK_POLICY_FORM,
+        &with(&csrf, &fields("maybe", "lots", "6")),
+    );
+    let html = body(&odd);
+    assert_eq!(odd.status(), StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(html.contains("id=\"f-medium-error\""), "{html}");
+    assert!(html.contains("id=\"f-medium_at-error\""), "{html}");
+    assert!(html.contains("must be a whole number"), "{html}");
+    for leak in ["unknown variant", "expected one of", "JSON", "{&quot;"] {
+        assert!(!html.contains(leak), "{leak} in {html}");
+    }
+    assert_eq!(stored_policy(&p, &tid), crate::risk::RiskPolicy::default());
+    assert_eq!(policy_updates(&p), 0);
+}
+
+#[test]
+fn nfr_sec_006_the_security_page_lists_the_user_s_devices_and_removes_one() {
+    let (p, _) = tenant_platform();
+    // The owner's first sign-in (no baseline yet: low risk) makes the phone a known device.
+    risk_sign_in(&p, "phone-00000000002", HOSTILE_LABEL, "DE").unwrap();
+    let mut b = Browser::new(&p);
+    let csrf = b.sign_in_tenant("owner@acme.test");
+    let html = body(&b.get("/console/tenant/security"));
+    assert!(html.contains("Your devices"), "{html}");
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(1)&gt;&quot;Phone"),
+        "{html}"
+    );
+    assert!(!html.contains("<img src=x"), "{html}");
+    let marker = "action=\"/console/tenant/security/devices/";
+    let forms: Vec<&str> = html.split(marker).skip(1).collect();
+    assert_eq!(forms.len(), 2, "the phone and this browser: {html}");
+    let id = forms[0][..forms[0].find('/').unwrap()].to_owned();
+    let devices = || {
+        block_on(p.sql.query(Stmt::new("SELECT id FROM known_devices")))
+            .unwrap()
+            .len()
+    };
+
+    // Without the session's CSRF token nothing is removed.
+    let forged = b.post(
+        &format!("/console/tenant/security/devices/{id}/remove"),
+        &[("csrf", "wrong"), ("once", "o1")],
+    );
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(devices(), 2);
+
+    let removed = b.post(
+        &format!("/console/tenant/security/devices/{id}/remove"),
+        &with(&csrf, &[]),
+    );
+    assert_eq!(
+        location(&removed),
+        "/console/tenant/security?done=device-removed"
+    );
+    assert_eq!(devices(), 1);
+    let after = body(&b.get("/console/tenant/security?done=device-removed"));
+    assert!(after.contains("Device removed"), "{after}");
+    assert_eq!(after.matches(marker).count(), 1, "{after}");
+    // Another user's device, or none: nothing there.
+    let gone = b.post(
+        &format!("/console/tenant/security/devices/{id}/remove"),
+        &[("csrf", csrf.as_str()), ("once", "o2")],
+    );
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND, "{}", body(&gone));
+}

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use super::reply::no_content;
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::ports::Platform;
-use crate::risk::{self, KnownDevice, RiskPolicy, RiskySignIn};
+use crate::risk::{self, KnownDevice, RiskLevel, RiskPolicy, RiskySignIn};
 use crate::signin::UserPrincipal;
 use crate::users::admin::TenantActor;
 
@@ -57,23 +57,34 @@ pub(super) async fn put_policy<P: Platform>(
     json::response(StatusCode::OK, &policy)
 }
 
-/// `GET /v1/tenant/risky-sign-ins?limit=` (owner, admin).
+/// `GET /v1/tenant/risky-sign-ins?level=&limit=` (owner, admin).
 pub(super) async fn risky_sign_ins<P: Platform>(
     ctx: &mut Ctx<'_, P>,
     req: &Request,
     by: TenantActor,
 ) -> Result<Response, ApiError> {
     let mut limit = 50;
+    let mut level = None;
     for (k, v) in form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
-        if k == "limit" {
-            limit = v
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=MAX_RISKY).contains(n))
-                .ok_or_else(|| ApiError::invalid_field("limit", "must be between 1 and 200"))?;
+        match k.as_ref() {
+            "limit" => {
+                limit = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_RISKY).contains(n))
+                    .ok_or_else(|| ApiError::invalid_field("limit", "must be between 1 and 200"))?;
+            }
+            "level" => {
+                level = Some(match v.as_ref() {
+                    "medium" => RiskLevel::Medium,
+                    "high" => RiskLevel::High,
+                    _ => return Err(ApiError::invalid_field("level", "must be medium or high")),
+                });
+            }
+            _ => {}
         }
     }
-    let items = risk::risky_sign_ins(ctx.platform, &by.tenant_id, limit)
+    let items = risk::risky_sign_ins(ctx.platform, &by.tenant_id, level, limit)
         .await
         .map_err(internal)?;
     json::response(StatusCode::OK, &RiskySignInList { items })

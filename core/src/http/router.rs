@@ -1464,6 +1464,7 @@ pub const ROUTES: &[Route] = &[
         summary: "The tenant's recent medium- and high-risk sign-ins, newest first, with their signals, the action the policy required and the outcome (NFR-SEC-006).",
         notes: "No address or device identifier is shown or kept in clear.",
         params: &[
+            Param { name: "level", at: At::Query, required: false, description: "Only the sign-ins of this level.", schema: |_| string().enum_values(Some(["medium", "high"])).into() },
             Param { name: "limit", at: At::Query, required: false, description: "How many.", schema: |_| integer().minimum(Some(1)).maximum(Some(200)).default(Some(50.into())).into() },
         ],
         body: None,

@@ -6,7 +6,7 @@ use maud::html;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::rules::{Assessment, Observed, PastSignIn, Signal};
+use super::rules::{Assessment, Observed, PastSignIn, RiskLevel, Signal};
 use super::{policy, RiskAction, RiskPolicy, SignInContext};
 use crate::mail::queue;
 use crate::ports::{Mail, Platform, Row, Sql, SqlError, Stmt};
@@ -276,6 +276,8 @@ pub struct RiskySignIn {
     pub id: String,
     /// The user.
     pub user_id: String,
+    /// The user's email (`null` once the user was erased).
+    pub email: Option<String>,
     /// When (unix ms).
     pub created_at: i64,
     /// `password`, `passkey`, `sso` or `refresh`.
@@ -296,24 +298,31 @@ pub struct RiskySignIn {
     pub colo: Option<String>,
     /// The network (ASN), if known.
     pub asn: Option<i64>,
+    /// The coarse label of the device, e.g. "Firefox on Linux" (never its identifier).
+    pub device_label: Option<String>,
 }
 
-/// The tenant's medium- and high-risk sign-ins, newest first, at most `limit`.
+/// The tenant's medium- and high-risk sign-ins, newest first, at most `limit`; only those of
+/// `level` when it is given (a low level lists nothing: low-risk sign-ins are not listed).
 pub async fn risky_sign_ins<P: Platform>(
     p: &P,
     tenant_id: &str,
+    level: Option<RiskLevel>,
     limit: u32,
 ) -> Result<Vec<RiskySignIn>, SqlError> {
     p.sql()
         .query(
             Stmt::new(
-                "SELECT id, user_id, created_at, method, level, score, signals, action, outcome,
-                        country, colo, asn
-                 FROM sign_in_attempts WHERE tenant_id = ?1 AND level != 'low'
-                 ORDER BY created_at DESC, id DESC LIMIT ?2",
+                "SELECT a.id, a.user_id, u.email, a.created_at, a.method, a.level, a.score,
+                        a.signals, a.action, a.outcome, a.country, a.colo, a.asn, a.device_label
+                 FROM sign_in_attempts a
+                 LEFT JOIN users u ON u.id = a.user_id AND u.tenant_id = a.tenant_id
+                 WHERE a.tenant_id = ?1 AND a.level != 'low' AND (?3 IS NULL OR a.level = ?3)
+                 ORDER BY a.created_at DESC, a.id DESC LIMIT ?2",
             )
             .bind(tenant_id)
-            .bind(i64::from(limit)),
+            .bind(i64::from(limit))
+            .bind(level.map(RiskLevel::as_str)),
         )
         .await?
         .iter()
@@ -321,6 +330,7 @@ pub async fn risky_sign_ins<P: Platform>(
             Ok(RiskySignIn {
                 id: r.text("id")?,
                 user_id: r.text("user_id")?,
+                email: r.opt_text("email")?,
                 created_at: r.i64("created_at")?,
                 method: r.text("method")?,
                 level: r.text("level")?,
@@ -331,6 +341,7 @@ pub async fn risky_sign_ins<P: Platform>(
                 country: r.opt_text("country")?,
                 colo: r.opt_text("colo")?,
                 asn: r.opt_i64("asn")?,
+                device_label: r.opt_text("device_label")?,
             })
         })
         .collect()

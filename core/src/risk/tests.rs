@@ -309,7 +309,7 @@ fn nfr_sec_006_a_blocked_sign_in_looks_like_a_wrong_password() {
         .await;
         assert_eq!(audit[1].text("outcome").unwrap(), "failure");
         assert!(audit[1].text("metadata").unwrap().contains("\"block\""));
-        let risky = risky_sign_ins(&f.p, &f.tenant_id, 10).await.unwrap();
+        let risky = risky_sign_ins(&f.p, &f.tenant_id, None, 10).await.unwrap();
         assert_eq!(risky.len(), 1);
         assert_eq!(
             (risky[0].outcome.as_str(), risky[0].level.as_str()),
@@ -335,10 +335,17 @@ fn nfr_sec_006_impossible_travel_is_flagged() {
         .await
         .unwrap_err();
         assert!(matches!(e, LoginError::EmailCodeRequired { .. }), "{e:?}");
-        let risky = risky_sign_ins(&f.p, &f.tenant_id, 10).await.unwrap();
+        let risky = risky_sign_ins(&f.p, &f.tenant_id, None, 10).await.unwrap();
         assert_eq!(risky[0].level, "high");
         assert_eq!(risky[0].signals, vec!["new_country", "impossible_travel"]);
         assert_eq!(risky[0].country.as_deref(), Some("AU"));
+        assert_eq!(risky[0].email.as_deref(), Some("owner@acme.test"));
+        assert_eq!(risky[0].device_label.as_deref(), Some("Firefox on Linux"));
+        // Filtered by level.
+        let high = risky_sign_ins(&f.p, &f.tenant_id, Some(RiskLevel::High), 10);
+        assert_eq!(high.await.unwrap().len(), 1);
+        let medium = risky_sign_ins(&f.p, &f.tenant_id, Some(RiskLevel::Medium), 10);
+        assert!(medium.await.unwrap().is_empty());
     });
 }
 
