@@ -320,6 +320,9 @@ pub struct SsoSignIn {
     pub redirect_to: Option<String>,
     /// The IdP vouched for its own MFA (`amr`/`acr`).
     pub idp_mfa: bool,
+    /// The sign-in's risk decision, once the risk check admitted it (the session started for
+    /// it is recorded there).
+    pub attempt_id: Option<String>,
 }
 
 /// Why an SSO callback was refused.
@@ -455,7 +458,7 @@ pub async fn callback_from<P: Platform>(
     origin: &SignInContext,
     request_id: &str,
 ) -> Result<SsoSignIn, SsoCallbackError> {
-    let signed_in = verified_callback(p, params, origin.client.as_deref(), request_id).await?;
+    let mut signed_in = verified_callback(p, params, origin.client.as_deref(), request_id).await?;
     let factors = risk::Factors {
         has_second_factor: signed_in.idp_mfa,
         asked_anyway: false,
@@ -472,7 +475,10 @@ pub async fn callback_from<P: Platform>(
     )
     .await?;
     match decision.requirement {
-        risk::Requirement::Nothing => Ok(signed_in),
+        risk::Requirement::Nothing => {
+            signed_in.attempt_id = Some(decision.attempt_id);
+            Ok(signed_in)
+        }
         risk::Requirement::Block => Err(SsoCallbackError::AccountRefused("risk_blocked")),
         risk::Requirement::SecondFactor | risk::Requirement::EmailCode => {
             Err(SsoCallbackError::AccountRefused("step_up_required"))
@@ -579,6 +585,7 @@ async fn complete<P: Platform>(
             login_flow: data.login_flow,
             redirect_to: data.redirect_to,
             idp_mfa: identity.mfa,
+            attempt_id: None,
         },
         stmts,
         record,
