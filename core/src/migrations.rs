@@ -77,6 +77,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0015_adaptive_auth.sql",
         sql: include_str!("../../d1-migrations/0015_adaptive_auth.sql"),
     },
+    Migration {
+        name: "0016_sign_in_revoke.sql",
+        sql: include_str!("../../d1-migrations/0016_sign_in_revoke.sql"),
+    },
 ];
 
 /// wrangler's tracking table, with wrangler's DDL (`wrangler d1 migrations apply`).

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, send, str_of, suffix, ApiResponse, Runtime, TestApp};
+use crate::helpers::{
+    assert_problem, introspect, send, str_of, suffix, ApiResponse, Runtime, TestApp,
+};
 use crate::oidc::{
     authorize_path, claims_of, enc, form, hidden, query_param, world, World, REDIRECT, VERIFIER,
 };
@@ -27,6 +29,7 @@ crate::contract_tests![
     sso_is_stepped_up_without_the_idp_s_mfa_and_not_with_it_nfr_sec_006,
     oauth_refresh_grant_from_a_new_country_is_revoked_or_rotates_nfr_sec_006,
     a_step_up_left_unanswered_sets_no_device_cookie_nfr_sec_006,
+    notice_link_signs_out_that_session_once_nfr_sec_006,
 ];
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -745,5 +748,130 @@ fn a_step_up_left_unanswered_sets_no_device_cookie_nfr_sec_006(
     let devices = send(app, "GET", "/v1/me/devices", Some(&bearer), None)?.expect_json(200)?;
     let list = devices["items"].as_array().cloned().unwrap_or_default();
     ensure_eq!(list.len(), 1, "only the laptop is known: {devices}");
+    Ok(())
+}
+
+/// The path of the page a new-sign-in notice links to.
+const REVOKE_PATH: &str = "/account/sign-ins/revoke";
+
+/// The path and query of the sign-out link in the newest new-sign-in notice to `to`.
+fn notice_link(app: &TestApp, to: &str) -> Result<String, String> {
+    let mail = app.dev_mail_with(to, "New sign-in to your account")?;
+    let text = mail["items"]
+        .as_array()
+        .and_then(|items| {
+            items
+                .iter()
+                .find(|m| str_of(&m["subject"]) == "New sign-in to your account")
+        })
+        .map(|m| str_of(&m["text"]))
+        .ok_or_else(|| format!("no notice to {to}: {mail}"))?;
+    text.split_whitespace()
+        .find_map(|w| w.find(REVOKE_PATH).map(|i| w[i..].to_owned()))
+        .ok_or_else(|| format!("no sign-out link in the notice: {text}"))
+}
+
+/// `POST` of the link page's form with `token`.
+fn post_revoke(app: &TestApp, token: &str) -> Result<ApiResponse, String> {
+    app.request(
+        "POST",
+        REVOKE_PATH,
+        &[("content-type", "application/x-www-form-urlencoded")],
+        Some(format!("token={token}").into_bytes()),
+    )
+}
+
+/// An app-wide key with `token:introspect`.
+fn introspection_key(app: &TestApp) -> Result<String, String> {
+    let op = app.operator_token("operator", "e2e-operator")?;
+    let body = json!({ "name": format!("Risk introspector {}", suffix()?) });
+    let created = send(app, "POST", "/v1/apps", Some(&op), Some(&body))?.expect_json(201)?;
+    let keys = format!("/v1/apps/{}/keys", str_of(&created["id"]));
+    let scopes = json!({ "scopes": ["token:introspect"] });
+    let key = send(app, "POST", &keys, Some(&op), Some(&scopes))?.expect_json(201)?;
+    Ok(str_of(&key["secret"]))
+}
+
+/// Checks that `resp` is a page of the link with the login page's headers.
+fn expect_page(resp: &ApiResponse, status: u16, says: &str) -> Result<String, String> {
+    ensure_eq!(resp.status, status, "{}", resp.excerpt());
+    let media = resp.media_type();
+    ensure_eq!(media.as_deref(), Some("text/html"), "{}", resp.excerpt());
+    let csp = resp.header("content-security-policy").unwrap_or_default();
+    ensure!(
+        csp.contains("default-src 'none'") && csp.contains("form-action 'self'"),
+        "CSP: {csp}"
+    );
+    ensure_eq!(resp.header("x-frame-options"), Some("DENY"), "framing");
+    ensure_eq!(resp.header("cache-control"), Some("no-store"), "caching");
+    let body = resp.text();
+    ensure!(body.contains(says), "expected {says:?} in {body}");
+    Ok(body)
+}
+
+/// NFR-SEC-006: the notice of a sign-in from a new device links to a page that signs out that
+/// session. Opening it (a mail scanner would) changes nothing and the session still works;
+/// its button revokes the session: its refresh token fails and its access token is inactive
+/// at introspection at once; a second post, or a token of the wrong shape, gets the page
+/// saying the link is no longer valid.
+fn notice_link_signs_out_that_session_once_nfr_sec_006(app: &TestApp) -> Result<(), String> {
+    let o = owner(app)?;
+    let key = introspection_key(app)?;
+    login_at(app, &o, "laptop-0000000000000005", Some("US"))?.expect_json(200)?;
+    let tokens = login_at(app, &o, "laptop-0000000000000006", Some("US"))?.expect_json(200)?;
+    let (access, refresh) = (
+        str_of(&tokens["access_token"]),
+        str_of(&tokens["refresh_token"]),
+    );
+    let link = notice_link(app, &o.email)?;
+    let token = link
+        .split_once("?token=")
+        .map(|(_, t)| t.to_owned())
+        .ok_or_else(|| format!("no token in {link}"))?;
+    ensure_eq!(token.len(), 43, "a 256-bit token: {link}");
+
+    for _ in 0..2 {
+        let page = expect_page(&app.get(&link)?, 200, "Sign out that session")?;
+        ensure!(
+            page.contains("method=\"post\"") && page.contains(&token),
+            "the page's form posts the token: {page}"
+        );
+        ensure!(!page.contains("<script"), "no script: {page}");
+    }
+    let v = introspect(app, &key, &access)?;
+    ensure_eq!(
+        v["active"].as_bool(),
+        Some(true),
+        "still active after GET: {v}"
+    );
+
+    expect_page(&post_revoke(app, &token)?, 200, "signed out")?;
+    let v = introspect(app, &key, &access)?;
+    ensure_eq!(
+        v,
+        json!({ "active": false }),
+        "inactive at once after the sign-out"
+    );
+    let body = json!({ "refresh_token": refresh });
+    let resp = send(app, "POST", "/v1/auth/refresh", None, Some(&body))?;
+    assert_problem(&resp, 401, "invalid-credentials")?;
+
+    let spent = expect_page(&post_revoke(app, &token)?, 404, "no longer valid")?;
+    let spent_get = expect_page(&app.get(&link)?, 404, "no longer valid")?;
+    ensure_eq!(
+        spent_get,
+        spent,
+        "GET and POST of a spent link answer alike"
+    );
+    let path = format!("{REVOKE_PATH}?token=abc");
+    let malformed = expect_page(&app.get(&path)?, 404, "no longer valid")?;
+    ensure_eq!(
+        malformed,
+        spent,
+        "a malformed token answers like a spent one"
+    );
+    let unknown = "A".repeat(43);
+    let unknown = expect_page(&post_revoke(app, &unknown)?, 404, "no longer valid")?;
+    ensure_eq!(unknown, spent, "an unknown token answers like a spent one");
     Ok(())
 }

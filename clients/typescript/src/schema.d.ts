@@ -41,6 +41,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/account/sign-ins/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The page of the link in a new-sign-in notice (NFR-SEC-006): says when, from what device and where the sign-in was, with a button that signs out the session it started.
+         * @description Opening the link changes nothing (mail scanners fetch links); only the form's POST signs out. An unknown, used, expired or malformed token answers the same page, 404. HTML with the login page's strict Content-Security-Policy, never framed or cached.
+         */
+        get: operations["signInRevokePage"];
+        put?: never;
+        /**
+         * Signs out the session of a new-sign-in notice (NFR-SEC-006): the token is used once; the session's refresh tokens are revoked and its access tokens are inactive at introspection at once.
+         * @description The form post of the link's page; the token in the body is the capability (no cookie). Works whatever the tenant's or the user's status. A second post, or an unknown, expired or malformed token, answers the no-longer-valid page and changes nothing. Audited `session.revoke` with reason `notice_link`.
+         */
+        post: operations["signInRevoke"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -3505,6 +3529,11 @@ export interface components {
             type: "json";
             value: unknown;
         };
+        /** @description The form of `POST /account/sign-ins/revoke`. */
+        SignInRevokeRequest: {
+            /** @description The token of the notice's link. */
+            token?: string;
+        };
         /** @description What a signing-key rotation did. */
         SigningKeyRotation: {
             /** @description The new active key id. */
@@ -4097,6 +4126,97 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OidcProviderMetadata"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    signInRevokePage: {
+        parameters: {
+            query: {
+                /** @description The single-use token of the notice's link. */
+                token: string;
+            };
+            header?: {
+                /** @description Correlation id. Echoed when it is 1-128 characters of [A-Za-z0-9._:-]; otherwise (absent, empty or malformed) a fresh id is generated and returned instead. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The sign-in and the sign-out button. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description The link is no longer valid (unknown, used, expired or malformed: one answer). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Storage unavailable. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    signInRevoke: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Correlation id. Echoed when it is 1-128 characters of [A-Za-z0-9._:-]; otherwise (absent, empty or malformed) a fresh id is generated and returned instead. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["SignInRevokeRequest"];
+            };
+        };
+        responses: {
+            /** @description Signed out (or the session had ended already). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description The link is no longer valid (unknown, used, expired or malformed: one answer). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Storage unavailable. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
                 };
             };
             default: components["responses"]["Problem"];

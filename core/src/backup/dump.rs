@@ -89,6 +89,7 @@ pub const TABLES: &[Table] = tables![
     "risk_policies",
     "sign_in_attempts",
     "known_devices",
+    "sign_in_revocations",
     "stream_events",
     "stream_event_ids",
     "stream_heads",

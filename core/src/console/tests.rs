@@ -1214,6 +1214,7 @@ fn risk_sign_in(
         device_label: Some(label.into()),
         location: Location::parse(Some(country), Some("FRA"), Some(3320)),
         client: Some("203.0.113.9".into()),
+        links_base: None,
     };
     let req = crate::signin::LoginRequest::typed(
         "acme",

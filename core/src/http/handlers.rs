@@ -12,7 +12,7 @@ use super::tenant_users;
 use super::webauthn;
 use super::{
     alerts, app_health, apps, dev, events, flags, json, oidc, openapi, passwords, risk, sign_in,
-    tenants, tokens, totp, ApiError, Ctx, Request, Response,
+    sign_in_notice, tenants, tokens, totp, ApiError, Ctx, Request, Response,
 };
 use crate::ports::{Clock, Logger, Platform, Secrets};
 use crate::{health, metrics, scheduled};
@@ -155,6 +155,8 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::AppClientSecret => oidc::rotate_client_secret(ctx, principal.operator()?).await,
         RouteId::OidcLoginContinue => oidc::login_continue(ctx, &req).await,
         RouteId::OidcPreflight => oidc::preflight(&req),
+        RouteId::SignInRevokePage => Ok(sign_in_notice::confirm(ctx, &req).await),
+        RouteId::SignInRevoke => Ok(sign_in_notice::revoke(ctx, &req).await),
     }
 }
 

@@ -146,7 +146,7 @@ fn headers_with(resp: &mut Response, redirect_uri: Option<&str>, own_script: boo
 
 /// A whole HTML page around `body`. `own_script` opens the CSP to this origin's scripts: only
 /// the passkey step asks for it, never anything interpolated.
-fn page(
+pub(super) fn page(
     status: StatusCode,
     title: &str,
     body: Markup,

@@ -28,6 +28,7 @@ mod passwords;
 mod reply;
 pub(crate) mod risk;
 mod sign_in;
+mod sign_in_notice;
 pub mod sign_in_origin;
 mod sso;
 mod tenant_users;

@@ -27,7 +27,7 @@ use crate::oidc::{
     Flow, FlowError, TokenError, TokenRequest,
 };
 use crate::ports::Platform;
-use crate::sessions::{self, SessionUser};
+use crate::sessions;
 use crate::signin;
 use crate::signin::{AccessError, LoginError, LoginRequest, VerifyMfaError};
 use crate::tenants::{Email, TenantDomain};
@@ -594,8 +594,17 @@ async fn finish<P: Platform>(
     p: &Posted,
     user: &sessions::SessionUser,
     methods: &[&str],
+    attempt: Option<&str>,
 ) -> Response {
-    match oidc::complete_login_flow(ctx.platform, &p.flow_id, user, methods, &ctx.request_id).await
+    match oidc::complete_login_flow(
+        ctx.platform,
+        &p.flow_id,
+        user,
+        methods,
+        attempt,
+        &ctx.request_id,
+    )
+    .await
     {
         Ok(location) => {
             let mut resp = redirect(&location);
@@ -705,10 +714,10 @@ async fn password_result<P: Platform>(
     req: &Request,
     p: &Posted,
     email: &str,
-    result: Result<SessionUser, LoginError>,
+    result: Result<signin::Authenticated, LoginError>,
 ) -> Response {
     match result {
-        Ok(user) => finish(ctx, p, &user, &["pwd"]).await,
+        Ok(done) => finish(ctx, p, &done.user, &["pwd"], Some(&done.attempt_id)).await,
         Err(LoginError::MfaRequired {
             mfa_token,
             enroll: false,
@@ -1002,10 +1011,12 @@ async fn second_factor_done<P: Platform>(
     done: signin::CheckedFactor,
 ) -> Response {
     let methods = done.methods();
+    let attempt = done.attempt_id.as_deref();
     let Some(codes) = done.recovery_codes else {
-        return finish(ctx, p, &done.user, &methods).await;
+        return finish(ctx, p, &done.user, &methods, attempt).await;
     };
-    if let Err(e) = oidc::record_authenticated(ctx.platform, &p.flow_id, &done.user, &methods).await
+    if let Err(e) =
+        oidc::record_authenticated(ctx.platform, &p.flow_id, &done.user, &methods, attempt).await
     {
         return unavailable(ctx, p, e.code(), &e.to_string());
     }
@@ -1024,9 +1035,9 @@ pub(super) async fn login_continue<P: Platform>(
         Err(page) => return Ok(page),
     };
     match oidc::take_authenticated(ctx.platform, &p.flow_id).await {
-        Ok((user, methods)) => {
+        Ok((user, methods, attempt)) => {
             let methods: Vec<&str> = methods.iter().map(String::as_str).collect();
-            Ok(finish(ctx, &p, &user, &methods).await)
+            Ok(finish(ctx, &p, &user, &methods, attempt.as_deref()).await)
         }
         Err(FlowError::Storage(e)) => Ok(unavailable(ctx, &p, "storage", &e.to_string())),
         Err(_) => Ok(password_step(&p, StatusCode::BAD_REQUEST, "Sign in first.")),

@@ -241,6 +241,10 @@ pub enum RouteId {
     OidcLoginContinue,
     /// `OPTIONS` on `/oauth/token` and `/oauth/userinfo`: CORS preflight for browser clients.
     OidcPreflight,
+    /// `GET /account/sign-ins/revoke`: the page of a new-sign-in notice's link (NFR-SEC-006).
+    SignInRevokePage,
+    /// `POST /account/sign-ins/revoke`: sign out the session of that sign-in (NFR-SEC-006).
+    SignInRevoke,
     /// `GET /v1/tenant/risk-policy`: the adaptive authentication policy (NFR-SEC-006).
     RiskPolicyGet,
     /// `PUT /v1/tenant/risk-policy`: set it (owner; NFR-SEC-006).
@@ -1875,6 +1879,36 @@ pub const ROUTES: &[Route] = &[
             Reply { status: 200, description: "Signed out.", content: &[("text/html", text)], headers: &[] },
             Reply { status: 303, description: "Signed out: post_logout_redirect_uri with state.", content: &[], headers: &[Hdr::Plain { name: "Location", description: "Where the browser goes next.", schema: text }] },
             Reply { status: 400, description: "Invalid id_token_hint or post_logout_redirect_uri.", content: &[("text/html", text)], headers: &[] },
+        ],
+        problems: &[],
+    }),
+    route!(GET "/account/sign-ins/revoke" => SignInRevokePage, Caller::Anyone, Doc {
+        operation_id: "signInRevokePage",
+        tag: "identity",
+        summary: "The page of the link in a new-sign-in notice (NFR-SEC-006): says when, from what device and where the sign-in was, with a button that signs out the session it started.",
+        notes: "Opening the link changes nothing (mail scanners fetch links); only the form's POST signs out. An unknown, used, expired or malformed token answers the same page, 404. HTML with the login page's strict Content-Security-Policy, never framed or cached.",
+        params: &[
+            Param { name: "token", at: At::Query, required: true, description: "The single-use token of the notice's link.", schema: text },
+        ],
+        body: None,
+        replies: &[
+            Reply { status: 200, description: "The sign-in and the sign-out button.", content: &[("text/html", text)], headers: &[] },
+            Reply { status: 404, description: "The link is no longer valid (unknown, used, expired or malformed: one answer).", content: &[("text/html", text)], headers: &[] },
+            Reply { status: 503, description: "Storage unavailable.", content: &[("text/html", text)], headers: &[] },
+        ],
+        problems: &[],
+    }),
+    route!(POST "/account/sign-ins/revoke" => SignInRevoke, Caller::Anyone, Doc {
+        operation_id: "signInRevoke",
+        tag: "identity",
+        summary: "Signs out the session of a new-sign-in notice (NFR-SEC-006): the token is used once; the session's refresh tokens are revoked and its access tokens are inactive at introspection at once.",
+        notes: "The form post of the link's page; the token in the body is the capability (no cookie). Works whatever the tenant's or the user's status. A second post, or an unknown, expired or malformed token, answers the no-longer-valid page and changes nothing. Audited `session.revoke` with reason `notice_link`.",
+        params: &[],
+        body: Some(Body { required: true, content: &[("application/x-www-form-urlencoded", of::<t::SignInRevokeRequest>)] }),
+        replies: &[
+            Reply { status: 200, description: "Signed out (or the session had ended already).", content: &[("text/html", text)], headers: &[] },
+            Reply { status: 404, description: "The link is no longer valid (unknown, used, expired or malformed: one answer).", content: &[("text/html", text)], headers: &[] },
+            Reply { status: 503, description: "Storage unavailable.", content: &[("text/html", text)], headers: &[] },
         ],
         problems: &[],
     }),

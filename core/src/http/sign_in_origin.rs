@@ -58,6 +58,7 @@ pub(super) fn context<P: Platform>(
             req,
         ),
         client: super::callers::client_address(ctx, req),
+        links_base: super::tenants::link_base(ctx, req).ok(),
     }
 }
 

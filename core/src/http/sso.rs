@@ -283,6 +283,7 @@ async fn signed_in_answer<P: Platform>(
                 flow_id,
                 &signed_in.user,
                 &["sso"],
+                signed_in.attempt_id.as_deref(),
                 &ctx.request_id,
             )
             .await
@@ -307,9 +308,16 @@ async fn signed_in_answer<P: Platform>(
             },
         );
     }
-    let pair = sessions::start(ctx.platform, &signed_in.user, &["sso"], &ctx.request_id)
-        .await
-        .map_err(|e| ApiError::from(&e))?;
+    let attempt = signed_in.attempt_id.as_deref();
+    let pair = sessions::start(
+        ctx.platform,
+        &signed_in.user,
+        &["sso"],
+        attempt,
+        &ctx.request_id,
+    )
+    .await
+    .map_err(|e| ApiError::from(&e))?;
     let mut body = serde_json::to_value(&pair).map_err(|e| ApiError::internal(e.to_string()))?;
     if let (Some(obj), Some(to)) = (body.as_object_mut(), signed_in.redirect_to.clone()) {
         obj.insert("redirect_to".to_owned(), to.into());

@@ -551,12 +551,14 @@ pub async fn record_authenticated<P: Platform>(
     flow_id: &str,
     user: &SessionUser,
     methods: &[&str],
+    attempt: Option<&str>,
 ) -> Result<(), FlowError> {
     let n = p
         .sql()
         .execute(
             Stmt::new(
-                "UPDATE oidc_login_flows SET user_id = ?2, auth_methods = ?3, mfa_hash = NULL
+                "UPDATE oidc_login_flows SET user_id = ?2, auth_methods = ?3, mfa_hash = NULL,
+                   attempt_id = ?6
                  WHERE id_hash = ?1 AND consumed_at IS NULL AND expires_at > ?4
                    AND (tenant_id IS NULL OR tenant_id = ?5)",
             )
@@ -564,7 +566,8 @@ pub async fn record_authenticated<P: Platform>(
             .bind(user.user_id.as_str())
             .bind(serde_json::to_string(methods).unwrap_or_else(|_| "[]".into()))
             .bind(p.clock().now_ms())
-            .bind(user.tenant_id.as_str()),
+            .bind(user.tenant_id.as_str())
+            .bind(attempt),
         )
         .await?;
     if n != 1 {
@@ -574,16 +577,16 @@ pub async fn record_authenticated<P: Platform>(
 }
 
 /// The sign-in recorded by [`record_authenticated`] on a live flow, if its user may still sign
-/// in: the user and the methods used.
+/// in: the user, the methods used and the sign-in's risk decision.
 pub async fn take_authenticated<P: Platform>(
     p: &P,
     flow_id: &str,
-) -> Result<(SessionUser, Vec<String>), FlowError> {
+) -> Result<(SessionUser, Vec<String>, Option<String>), FlowError> {
     let rows = p
         .sql()
         .query(
             Stmt::new(
-                "SELECT u.id, u.tenant_id, u.role, f.auth_methods
+                "SELECT u.id, u.tenant_id, u.role, f.auth_methods, f.attempt_id
                  FROM oidc_login_flows f JOIN users u ON u.id = f.user_id
                    JOIN tenants t ON t.id = u.tenant_id
                  WHERE f.id_hash = ?1 AND f.consumed_at IS NULL AND f.expires_at > ?2
@@ -604,5 +607,6 @@ pub async fn take_authenticated<P: Platform>(
             role: row.text("role")?,
         },
         methods,
+        row.opt_text("attempt_id")?,
     ))
 }

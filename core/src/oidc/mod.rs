@@ -89,12 +89,14 @@ impl CompleteLoginError {
 /// Ends a login flow with a signed-in `user` (password, second factor, or tenant SSO): issues
 /// a single-use authorization code bound to the flow's client, redirect URI, PKCE challenge and
 /// nonce, and returns the URL to send the browser to (the client's redirect URI with `code` and
-/// `state`). `methods` are the authentication methods used (`amr`). Audited `oidc.authorize`.
+/// `state`). `methods` are the authentication methods used (`amr`); `attempt` is the sign-in's
+/// risk decision, which the code carries to the session it starts. Audited `oidc.authorize`.
 pub async fn complete_login_flow<P: Platform>(
     p: &P,
     flow_id: &str,
     user: &SessionUser,
     methods: &[&str],
+    attempt: Option<&str>,
     request_id: &str,
 ) -> Result<String, CompleteLoginError> {
     if flow_id.is_empty() || flow_id.len() > 128 {
@@ -146,9 +148,9 @@ pub async fn complete_login_flow<P: Platform>(
             Stmt::new(
                 "INSERT INTO oidc_codes (code_hash, client_id, redirect_uri, scope, nonce,
                    code_challenge, tenant_id, user_id, auth_methods, auth_time, created_at,
-                   expires_at)
+                   expires_at, attempt_id)
                  SELECT ?1, client_id, redirect_uri, scope, nonce, code_challenge, ?2, ?3, ?4, ?5,
-                   ?5, ?6
+                   ?5, ?6, ?8
                  FROM oidc_login_flows WHERE id_hash = ?7 AND consumed_at IS NULL",
             )
             .bind(crypto::token_hash(&code))
@@ -157,7 +159,8 @@ pub async fn complete_login_flow<P: Platform>(
             .bind(serde_json::to_string(methods).unwrap_or_else(|_| "[]".into()))
             .bind(now)
             .bind(now + CODE_TTL_MS)
-            .bind(flow_hash.as_str()),
+            .bind(flow_hash.as_str())
+            .bind(attempt),
             Stmt::new(
                 "UPDATE oidc_login_flows SET consumed_at = ?2, tenant_id = ?3
                  WHERE id_hash = ?1 AND consumed_at IS NULL",

@@ -98,7 +98,7 @@ async fn code_for(f: &Fixture) -> String {
     let started = start_authorization(&f.p, &request(&f.client_id))
         .await
         .unwrap();
-    let location = complete_login_flow(&f.p, &started.flow_id, &f.user, &["pwd"], "r")
+    let location = complete_login_flow(&f.p, &started.flow_id, &f.user, &["pwd"], None, "r")
         .await
         .unwrap();
     assert!(
@@ -493,16 +493,16 @@ fn fr_auth_001_login_flows_are_single_use_and_tenant_bound() {
         };
         choose_tenant(&f.p, &started.flow_id, "acme").await.unwrap();
         assert_eq!(
-            complete_login_flow(&f.p, &started.flow_id, &other, &["pwd"], "r")
+            complete_login_flow(&f.p, &started.flow_id, &other, &["pwd"], None, "r")
                 .await
                 .unwrap_err(),
             CompleteLoginError::TenantMismatch
         );
-        complete_login_flow(&f.p, &started.flow_id, &f.user, &["pwd"], "r")
+        complete_login_flow(&f.p, &started.flow_id, &f.user, &["pwd"], None, "r")
             .await
             .unwrap();
         assert_eq!(
-            complete_login_flow(&f.p, &started.flow_id, &f.user, &["pwd"], "r")
+            complete_login_flow(&f.p, &started.flow_id, &f.user, &["pwd"], None, "r")
                 .await
                 .unwrap_err(),
             CompleteLoginError::FlowInvalid
@@ -585,5 +585,117 @@ fn fr_auth_001_scheduled_cleanup_drops_expired_flows_and_old_codes() {
                 .unwrap(),
             1
         );
+    });
+}
+
+/// NFR-SEC-006: a login page sign-in's risk decision travels with its code to the session the
+/// code starts, so its notice's link signs out that session; a sign-in disowned through the
+/// link before its code is exchanged gets no session.
+#[test]
+fn nfr_sec_006_the_code_carries_its_sign_in_to_the_session() {
+    use crate::risk::{self, Factors, RevokeOutcome, SignInContext, SignInMethod};
+    block_on(async {
+        let f = &fixture().await;
+        let from = |device: &str| SignInContext {
+            device: Some(device.into()),
+            links_base: Some("https://e.test".into()),
+            ..SignInContext::default()
+        };
+        let decide = |device: &'static str| {
+            let ctx = from(device);
+            let (p, user) = (&f.p, &f.user);
+            async move {
+                risk::decide(
+                    p,
+                    user,
+                    &ctx,
+                    SignInMethod::Password,
+                    None,
+                    Factors::default(),
+                    "r",
+                )
+                .await
+                .unwrap()
+            }
+        };
+        let sign_in = |attempt: String| async move {
+            let started = start_authorization(&f.p, &request(&f.client_id))
+                .await
+                .unwrap();
+            let location = complete_login_flow(
+                &f.p,
+                &started.flow_id,
+                &f.user,
+                &["pwd"],
+                Some(&attempt),
+                "r",
+            )
+            .await
+            .unwrap();
+            let q = location.split_once('?').unwrap().1;
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "code")
+                .unwrap()
+                .1
+                .into_owned()
+        };
+        let newest_link_token = || async {
+            let r = rows(
+                &f.p,
+                "SELECT text_body FROM mail_queue
+                 WHERE subject = 'New sign-in to your account' ORDER BY id DESC",
+            )
+            .await;
+            let text = r[0].text("text_body").unwrap();
+            text.split_once("?token=")
+                .unwrap()
+                .1
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        decide("home-device-000001").await;
+        f.p.clock.advance(3_600_000);
+
+        let first = decide("new-device-0000002").await;
+        let code = sign_in(first.attempt_id.clone()).await;
+        let t = exchange(&f.p, ISSUER, &exchange_req(&f.client_id, &code), "r")
+            .await
+            .unwrap();
+        let claims = introspect(&f.p, &t.access_token, &f.client_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let linked = rows(
+            &f.p,
+            "SELECT session_id FROM sign_in_attempts WHERE session_id IS NOT NULL",
+        )
+        .await;
+        assert_eq!(linked.len(), 1);
+        assert_eq!(linked[0].text("session_id").unwrap(), claims.sid);
+        let token = newest_link_token().await;
+        assert!(matches!(
+            risk::revoke::revoke(&f.p, &token, "r").await.unwrap(),
+            RevokeOutcome::SignedOut {
+                was_active: true,
+                ..
+            }
+        ));
+        assert!(introspect(&f.p, &t.access_token, &f.client_id)
+            .await
+            .unwrap()
+            .is_none());
+
+        let second = decide("new-device-0000003").await;
+        let code = sign_in(second.attempt_id).await;
+        let token = newest_link_token().await;
+        risk::revoke::revoke(&f.p, &token, "r").await.unwrap();
+        let e = exchange(&f.p, ISSUER, &exchange_req(&f.client_id, &code), "r")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, TokenError::InvalidGrant(_)), "{e:?}");
+        let active = rows(&f.p, "SELECT id FROM sessions WHERE status = 'active'").await;
+        assert!(active.is_empty(), "no session for a disowned sign-in");
     });
 }

@@ -251,12 +251,14 @@ async fn code_grant<P: Platform>(
     let scope = row.text("scope")?;
     let amr: Vec<String> = serde_json::from_str(&row.text("auth_methods")?).unwrap_or_default();
     let auth_time = row.i64("auth_time")?;
+    let attempt = row.opt_text("attempt_id")?;
     let grant = CodeGrant {
         client_id: &client_id,
         scope: &scope,
         amr: &amr,
         auth_time,
         code_hash: &hash,
+        attempt: attempt.as_deref(),
     };
     let pair = start_code_session(p, &user, &grant, now, request_id).await?;
     let id_token = sign_id_token(
@@ -312,7 +314,7 @@ async fn consume_code<P: Platform>(
         .query(
             Stmt::new(
                 "SELECT client_id, redirect_uri, scope, nonce, code_challenge, user_id,
-                        auth_methods, auth_time, session_id, expires_at, consumed_at
+                        auth_methods, auth_time, session_id, expires_at, consumed_at, attempt_id
                  FROM oidc_codes WHERE code_hash = ?1",
             )
             .bind(hash),
@@ -382,6 +384,8 @@ struct CodeGrant<'a> {
     auth_time: i64,
     /// The code's hash, to record the session on it.
     code_hash: &'a str,
+    /// The sign-in attempt that issued the code (its risk decision).
+    attempt: Option<&'a str>,
 }
 
 /// Starts the session of a code grant, recording the client's grant and the session on the
@@ -398,6 +402,7 @@ async fn start_code_session<P: Platform>(
         app_id: Some(g.client_id),
         aud: access_audience(g.client_id),
         scope: g.scope,
+        attempt: g.attempt,
     };
     let pair = sessions::start_with(
         p,
@@ -474,6 +479,7 @@ async fn refresh_grant<P: Platform>(
         app_id: Some(&client_id),
         aud: access_audience(&client_id),
         scope: &scope,
+        attempt: None,
     };
     // NFR-SEC-006: the same check as /v1/auth/refresh; a session the tenant's policy revokes
     // for a use from a new country is an invalid grant (the user signs in again).

@@ -16,6 +16,7 @@
 pub mod geo;
 pub mod policy;
 mod refresh;
+pub mod revoke;
 pub mod rules;
 mod store;
 
@@ -24,6 +25,7 @@ mod tests;
 
 pub use policy::{RefreshAction, RiskAction, RiskPolicy, SetRiskPolicyError};
 pub use refresh::{check_refresh, RefreshVerdict};
+pub use revoke::{RevokeOutcome, SignInNotice, REVOKE_LINK_PATH, REVOKE_TOKEN_TTL_MS};
 pub use rules::{Assessment, RiskLevel, RiskRules, Signal};
 pub use store::{
     list_devices, prune, remove_device, risky_sign_ins, KnownDevice, RiskySignIn,
@@ -85,6 +87,9 @@ pub struct SignInContext {
     pub location: Location,
     /// The client address the runtime vouches for. Stored only hashed.
     pub client: Option<String>,
+    /// Where the links of the sign-in's notice point (`PUBLIC_BASE_URL`, or in development the
+    /// origin the request came to); `None`: the configured base, else a notice without a link.
+    pub links_base: Option<String>,
 }
 
 impl SignInContext {
@@ -254,7 +259,7 @@ pub async fn decide<P: Platform>(
         .iter()
         .any(|s| matches!(s, Signal::NewDevice | Signal::NewCountry));
     if out == "success" && new_place {
-        store::notify(p, &attempt_id, now).await?;
+        store::notify(p, &attempt_id, ctx.links_base.as_deref(), now).await?;
     }
     Ok(Decision {
         attempt_id,
@@ -301,9 +306,14 @@ pub(super) fn decision_record(
 }
 
 /// A challenged sign-in passed its step-up: it is now a success (part of the user's baseline),
-/// its device becomes known, and the user is told of a new device or country. Does nothing
-/// for an attempt already completed.
-pub async fn complete<P: Platform>(p: &P, attempt_id: &str) -> Result<(), SqlError> {
+/// its device becomes known, and the user is told of a new device or country (the notice's
+/// link under `links_base`, see [`SignInContext::links_base`]). Does nothing for an attempt
+/// already completed.
+pub async fn complete<P: Platform>(
+    p: &P,
+    attempt_id: &str,
+    links_base: Option<&str>,
+) -> Result<(), SqlError> {
     let now = p.clock().now_ms();
     let changed = p
         .sql()
@@ -325,7 +335,7 @@ pub async fn complete<P: Platform>(p: &P, attempt_id: &str) -> Result<(), SqlErr
             now,
         ))
         .await?;
-    store::notify(p, attempt_id, now).await
+    store::notify(p, attempt_id, links_base, now).await
 }
 
 /// The rate limiter's account subject of a sign-in by tenant domain and email (see

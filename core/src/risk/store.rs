@@ -6,6 +6,7 @@ use maud::html;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::revoke;
 use super::rules::{Assessment, Observed, PastSignIn, RiskLevel, Signal};
 use super::{policy, RiskAction, RiskPolicy, SignInContext};
 use crate::mail::queue;
@@ -158,13 +159,21 @@ pub(super) fn device_upsert(id: &str, attempt_id: &str, now: i64) -> Stmt {
 }
 
 /// Queues the new-sign-in notice of a completed attempt when it came from a new device or a
-/// new country and the tenant's policy asks for notices.
-pub(super) async fn notify<P: Platform>(p: &P, attempt_id: &str, now: i64) -> Result<(), SqlError> {
+/// new country and the tenant's policy asks for notices. With a base for links (`links_base`,
+/// else `PUBLIC_BASE_URL`) the notice carries the link that signs out the session of that
+/// sign-in ([`super::revoke`]), its token stored (hashed) in the batch that queues the mail.
+pub(super) async fn notify<P: Platform>(
+    p: &P,
+    attempt_id: &str,
+    links_base: Option<&str>,
+    now: i64,
+) -> Result<(), SqlError> {
     let rows = p
         .sql()
         .query(
             Stmt::new(
-                "SELECT a.tenant_id, a.signals, a.country, a.device_label, a.created_at, u.email
+                "SELECT a.tenant_id, a.user_id, a.signals, a.country, a.device_label,
+                        a.created_at, u.email
                  FROM sign_in_attempts a JOIN users u ON u.id = a.user_id
                  WHERE a.id = ?1 AND a.outcome = 'success'",
             )
@@ -185,16 +194,32 @@ pub(super) async fn notify<P: Platform>(p: &P, attempt_id: &str, now: i64) -> Re
     {
         return Ok(());
     }
-    let mail = notice_mail(row)?;
-    p.sql()
-        .execute(queue::enqueue(&mail, now, now + NOTICE_TTL_MS))
-        .await?;
+    let base = links_base
+        .map(str::to_owned)
+        .or_else(|| crate::tenants::configured_base_url(p));
+    let mut stmts = Vec::new();
+    let link = base.map(|base| {
+        let (token, insert) = revoke::mint(
+            p,
+            attempt_id,
+            &row.text("tenant_id")?,
+            &row.text("user_id")?,
+            now,
+        );
+        stmts.push(insert);
+        Ok::<_, SqlError>(revoke::revoke_link(&base, &token))
+    });
+    let link = link.transpose()?;
+    let mail = notice_mail(row, link.as_deref())?;
+    stmts.push(queue::enqueue(&mail, now, now + NOTICE_TTL_MS));
+    p.sql().batch(stmts).await?;
     Ok(())
 }
 
 /// The notice of a sign-in from a new device or country: when, from what and where, and what
-/// to do if it was not the user.
-fn notice_mail(row: &Row) -> Result<Mail, SqlError> {
+/// to do if it was not the user: sign out that session through `link` when there is one, and
+/// reset the password.
+fn notice_mail(row: &Row, link: Option<&str>) -> Result<Mail, SqlError> {
     let when = format_utc_minute(row.i64("created_at")?);
     let device = row
         .opt_text("device_label")?
@@ -202,18 +227,29 @@ fn notice_mail(row: &Row) -> Result<Mail, SqlError> {
     let place = row
         .opt_text("country")?
         .map_or_else(|| "an unknown place".to_owned(), |c| format!("country {c}"));
+    let sign_out = link.map_or_else(String::new, |l| {
+        format!(
+            "If it was not you, sign out that session now (the link works once, for 7 days):\n\
+             {l}\n\n"
+        )
+    });
     Ok(Mail {
         to: row.text("email")?,
         subject: "New sign-in to your account".into(),
         text: format!(
             "Your account was signed in to on {when} from {device} in {place}.\n\n\
-             If it was you, there is nothing to do. If it was not, reset your password now: \
-             that ends every session and forgets every device. You can also review and remove \
-             your devices (GET /v1/me/devices).\n"
+             If it was you, there is nothing to do.\n\n{sign_out}\
+             If it was not you, also reset your password now: that ends every session and \
+             forgets every device. You can also review and remove your devices \
+             (GET /v1/me/devices).\n"
         ),
         html: html! {
             p { "Your account was signed in to on " (when) " from " (device) " in " (place) "." }
-            p { "If it was you, there is nothing to do. If it was not, reset your password now: that ends every session and forgets every device." }
+            p { "If it was you, there is nothing to do." }
+            @if let Some(link) = link {
+                p { "If it was not you, " a href=(link) { "sign out that session" } " now (the link works once, for 7 days)." }
+            }
+            p { "If it was not you, also reset your password now: that ends every session and forgets every device." }
         }
         .into_string(),
     })
@@ -347,7 +383,8 @@ pub async fn risky_sign_ins<P: Platform>(
         .collect()
 }
 
-/// Deletes decisions older than [`ATTEMPT_RETENTION_MS`]; returns how many.
+/// Deletes decisions older than [`ATTEMPT_RETENTION_MS`] and the notice links past their
+/// expiry; returns how many rows went.
 pub async fn prune<P: Platform>(p: &P, now: i64) -> Result<u64, SqlError> {
     let n = p
         .sql()
@@ -356,5 +393,5 @@ pub async fn prune<P: Platform>(p: &P, now: i64) -> Result<u64, SqlError> {
                 .bind(now - ATTEMPT_RETENTION_MS),
         )
         .await?;
-    Ok(n)
+    Ok(n + revoke::prune(p, now).await?)
 }

@@ -69,6 +69,7 @@ fn from(device: &str, country: &str) -> SignInContext {
         device_label: Some("Firefox on Linux".into()),
         location: Location::parse(Some(country), Some("FRA"), Some(3320)),
         client: Some("203.0.113.9".into()),
+        links_base: None,
     }
 }
 
@@ -513,5 +514,406 @@ fn risk_check_latency() {
         let p99 = times[times.len() * 99 / 100];
         eprintln!("risk check on native SQLite: p50 {p50:?}, p99 {p99:?}");
         assert!(p50 < std::time::Duration::from_millis(5), "p50 {p50:?}");
+    });
+}
+
+// ---- The notice's link that signs out the session of the sign-in (NFR-SEC-006) ----
+
+const LINKS: &str = "https://e.test";
+
+/// [`from`] with the base of the notice's links.
+fn linked(device: &str, country: &str) -> SignInContext {
+    SignInContext {
+        links_base: Some(LINKS.into()),
+        ..from(device, country)
+    }
+}
+
+/// The revoke token in the newest notice to `to`, read from its text and checked against the
+/// link in its HTML part.
+async fn notice_token(p: &TestPlatform, to: &str) -> String {
+    let r = p
+        .sql
+        .query(
+            Stmt::new(
+                "SELECT text_body, html_body FROM mail_queue
+                 WHERE subject = 'New sign-in to your account' AND to_addr = ?1
+                 ORDER BY id DESC",
+            )
+            .bind(to),
+        )
+        .await
+        .unwrap();
+    let text = r[0].text("text_body").unwrap();
+    let prefix = format!("{LINKS}{REVOKE_LINK_PATH}?token=");
+    let token = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no revoke link in the notice: {text}"))
+        .to_owned();
+    let html = r[0].text("html_body").unwrap();
+    assert!(
+        html.contains(&format!("href=\"{prefix}{token}\"")),
+        "{html}"
+    );
+    token
+}
+
+/// A second tenant, `beta`, with its owner (who accepted with [`PASSWORD`]).
+async fn second_tenant(p: &TestPlatform) -> String {
+    let req = ProvisionTenant {
+        name: TenantName::parse("Beta Inc").unwrap(),
+        domain: TenantDomain::parse("beta").unwrap(),
+        plan: Plan::parse("free").unwrap(),
+        owner_email: Email::parse("owner@beta.test").unwrap(),
+        apps: vec![],
+    };
+    let out = tenants::provision(
+        p,
+        &Actor::operator("op-1"),
+        req,
+        None,
+        "r",
+        &crate::http::links_under(LINKS),
+    )
+    .await
+    .unwrap()
+    .provisioned;
+    let token = out.invitation_link.split_once("token=").unwrap().1;
+    users::accept_invitation(p, token, PASSWORD, "r")
+        .await
+        .unwrap()
+        .user_id
+}
+
+/// The baseline at home, then (an hour later) a sign-in from a new laptop at home: low risk,
+/// admitted at once, and notified with the link. Returns both sessions and the link's token.
+async fn new_device_sign_in(f: &Fixture) -> (TokenPair, TokenPair, String) {
+    let home = sign_in_at_home(f).await;
+    f.p.clock.advance(HOUR_MS);
+    let new = signin::login(
+        &f.p,
+        &login(PASSWORD, linked("laptop-0000000009", "US")),
+        "r-new",
+    )
+    .await
+    .unwrap();
+    let token = notice_token(&f.p, "owner@acme.test").await;
+    (home, new, token)
+}
+
+async fn count(p: &TestPlatform, sql: &'static str) -> i64 {
+    rows(p, sql).await[0].i64("n").unwrap()
+}
+
+/// Everything a use of the link may change, to compare before and after a `GET`.
+async fn revocation_state(p: &TestPlatform) -> Vec<String> {
+    let r = rows(
+        p,
+        "SELECT (SELECT json_group_array(json_array(id, status)) FROM sessions) AS s,
+                (SELECT json_group_array(json_array(token_hash, used_at, used_by))
+                   FROM sign_in_revocations) AS t,
+                (SELECT json_group_array(outcome) FROM sign_in_attempts) AS a,
+                (SELECT COUNT(*) FROM audit_outbox) AS n",
+    )
+    .await;
+    ["s", "t", "a"]
+        .iter()
+        .map(|c| r[0].text(c).unwrap())
+        .chain([r[0].i64("n").unwrap().to_string()])
+        .collect()
+}
+
+/// NFR-SEC-006: the notice of a new device links to signing out the session that sign-in
+/// started; the link's page changes nothing; its use revokes the session's refresh tokens and
+/// makes its access token inactive at once, is audited, and works once. Only the token's hash
+/// is stored.
+#[test]
+fn nfr_sec_006_the_notice_link_signs_out_that_session_once() {
+    block_on(async {
+        let f = fixture().await;
+        let (home, new, token) = new_device_sign_in(&f).await;
+        assert_eq!(token.len(), 43, "256 random bits, base64url");
+
+        // Stored: the hash only, with the attempt whose session it names.
+        let stored = rows(&f.p, "SELECT * FROM sign_in_revocations").await;
+        assert_eq!(stored.len(), 1);
+        let dump = format!("{:?}", stored[0]);
+        assert!(!dump.contains(&token), "the raw token is stored: {dump}");
+        assert_eq!(
+            stored[0].text("token_hash").unwrap(),
+            crate::crypto::sha256_hex(token.as_bytes())
+        );
+        let linked_session = rows(
+            &f.p,
+            "SELECT a.session_id FROM sign_in_attempts a
+             JOIN sign_in_revocations r ON r.attempt_id = a.id",
+        )
+        .await;
+        assert_eq!(
+            linked_session[0].opt_text("session_id").unwrap().as_deref(),
+            Some(new.session_id.as_str())
+        );
+        assert_eq!(
+            stored[0].i64("expires_at").unwrap() - stored[0].i64("created_at").unwrap(),
+            REVOKE_TOKEN_TTL_MS
+        );
+
+        // Opening the link (twice: a mail scanner, then the user) changes nothing.
+        let before = revocation_state(&f.p).await;
+        for _ in 0..2 {
+            let n = revoke::notice(&f.p, &token).await.unwrap().unwrap();
+            assert_eq!(n.device_label.as_deref(), Some("Firefox on Linux"));
+            assert_eq!(n.country.as_deref(), Some("US"));
+        }
+        assert_eq!(revocation_state(&f.p).await, before);
+        assert!(signin::introspect(&f.p, &new.access_token, "app-1")
+            .await
+            .unwrap()
+            .is_some());
+
+        let done = revoke::revoke(&f.p, &token, "r-revoke").await.unwrap();
+        assert_eq!(
+            done,
+            RevokeOutcome::SignedOut {
+                was_active: true,
+                edge_pending: None
+            }
+        );
+        assert_eq!(
+            crate::sessions::refresh(&f.p, &new.refresh_token, "r")
+                .await
+                .unwrap_err(),
+            crate::sessions::RefreshError::Invalid
+        );
+        assert!(signin::introspect(&f.p, &new.access_token, "app-1")
+            .await
+            .unwrap()
+            .is_none());
+        // The session at home is not that sign-in's (its access token of an hour ago has
+        // expired: a refreshed one).
+        let home = crate::sessions::refresh(&f.p, &home.refresh_token, "r")
+            .await
+            .unwrap();
+        assert!(signin::introspect(&f.p, &home.access_token, "app-1")
+            .await
+            .unwrap()
+            .is_some());
+        // The sign-in is disowned: it leaves the baseline.
+        let outcomes = outcomes(&f.p).await;
+        assert_eq!(outcomes[1], ("low".into(), "revoked".into()));
+        // Audited with ids only.
+        let audit = rows(
+            &f.p,
+            "SELECT resource, metadata FROM audit_outbox
+             WHERE action = 'session.revoke' ORDER BY rowid",
+        )
+        .await;
+        assert_eq!(audit.len(), 1);
+        assert_eq!(
+            audit[0].text("resource").unwrap(),
+            format!("session:{}", new.session_id)
+        );
+        let meta = audit[0].text("metadata").unwrap();
+        assert!(meta.contains("\"notice_link\""), "{meta}");
+        assert!(
+            !meta.contains("acme.test") && !meta.contains(&token),
+            "{meta}"
+        );
+
+        // Single use: a second post changes nothing, and the page says the link is spent.
+        let after = revocation_state(&f.p).await;
+        assert_eq!(
+            revoke::revoke(&f.p, &token, "r-again").await.unwrap(),
+            RevokeOutcome::NotValid
+        );
+        assert_eq!(revocation_state(&f.p).await, after);
+        assert_eq!(revoke::notice(&f.p, &token).await.unwrap(), None);
+    });
+}
+
+/// NFR-SEC-006: a link expires after 7 days (and is pruned), and a token that is not one,
+/// or is one character off, is refused without a change.
+#[test]
+fn nfr_sec_006_a_notice_link_expires_and_a_wrong_token_changes_nothing() {
+    block_on(async {
+        let f = fixture().await;
+        let (_, new, token) = new_device_sign_in(&f).await;
+        let before = revocation_state(&f.p).await;
+        let mut off = token.clone().into_bytes();
+        off[0] = if off[0] == b'A' { b'B' } else { b'A' };
+        let off = String::from_utf8(off).unwrap();
+        for wrong in [
+            "",
+            "abc",
+            &format!("{token}x"),
+            &off,
+            "'; DROP TABLE sessions; --",
+        ] {
+            assert_eq!(revoke::notice(&f.p, wrong).await.unwrap(), None, "{wrong}");
+            assert_eq!(
+                revoke::revoke(&f.p, wrong, "r").await.unwrap(),
+                RevokeOutcome::NotValid,
+                "{wrong}"
+            );
+        }
+        assert_eq!(revocation_state(&f.p).await, before);
+
+        f.p.clock.advance(REVOKE_TOKEN_TTL_MS);
+        assert_eq!(revoke::notice(&f.p, &token).await.unwrap(), None);
+        assert_eq!(
+            revoke::revoke(&f.p, &token, "r").await.unwrap(),
+            RevokeOutcome::NotValid
+        );
+        assert_eq!(revocation_state(&f.p).await, before);
+        // The expired link left the session alone.
+        crate::sessions::refresh(&f.p, &new.refresh_token, "r")
+            .await
+            .unwrap();
+        let n = count(&f.p, "SELECT COUNT(*) AS n FROM sign_in_revocations").await;
+        assert_eq!(n, 1);
+        prune(&f.p, f.p.clock.now_ms()).await.unwrap();
+        let n = count(&f.p, "SELECT COUNT(*) AS n FROM sign_in_revocations").await;
+        assert_eq!(n, 0, "expired links are pruned");
+    });
+}
+
+/// NFR-SEC-006: two concurrent posts of one link (each statement giving way to the other, as
+/// on D1) sign out once: one is told it signed out, the other that the link is spent, and
+/// there is one audit record.
+#[test]
+fn nfr_sec_006_concurrent_uses_of_a_notice_link_revoke_once() {
+    for head_start in 0..6 {
+        block_on(async {
+            let f = fixture().await;
+            let (_, _, token) = new_device_sign_in(&f).await;
+            f.p.sql.interleave();
+            let first = revoke::revoke(&f.p, &token, "r-1");
+            let second = async {
+                for _ in 0..head_start {
+                    f.p.sql.query(Stmt::new("SELECT 1")).await.unwrap();
+                }
+                revoke::revoke(&f.p, &token, "r-2").await
+            };
+            let (a, b) = futures_util::future::join(first, second).await;
+            let (a, b) = (a.unwrap(), b.unwrap());
+            let signed_out = [&a, &b]
+                .iter()
+                .filter(|o| matches!(o, RevokeOutcome::SignedOut { .. }))
+                .count();
+            assert_eq!(signed_out, 1, "head start {head_start}: {a:?} {b:?}");
+            let audited = count(
+                &f.p,
+                "SELECT COUNT(*) AS n FROM audit_outbox WHERE action = 'session.revoke'",
+            )
+            .await;
+            assert_eq!(audited, 1, "head start {head_start}");
+        });
+    }
+}
+
+/// NFR-SEC-006: a link signs out its own session only: not the user's other sessions, not
+/// another tenant's user's session that a notice of its own names.
+#[test]
+fn nfr_sec_006_a_notice_link_touches_no_other_session() {
+    block_on(async {
+        let f = fixture().await;
+        second_tenant(&f.p).await;
+        let beta_login = |device: &str| {
+            LoginRequest::typed("beta", "owner@beta.test", PASSWORD.into(), None)
+                .unwrap()
+                .with_context(linked(device, "US"))
+        };
+        signin::login(&f.p, &beta_login("beta-home-00000001"), "r")
+            .await
+            .unwrap();
+        f.p.clock.advance(HOUR_MS);
+        let beta = signin::login(&f.p, &beta_login("beta-new-000000002"), "r")
+            .await
+            .unwrap();
+        let beta_token = notice_token(&f.p, "owner@beta.test").await;
+        let (home, new, token) = new_device_sign_in(&f).await;
+        assert_ne!(token, beta_token);
+
+        revoke::revoke(&f.p, &token, "r").await.unwrap();
+        for (pair, active) in [(&home, true), (&new, false), (&beta, true)] {
+            let live = crate::sessions::refresh(&f.p, &pair.refresh_token, "r")
+                .await
+                .is_ok();
+            assert_eq!(live, active, "session {}", pair.session_id);
+        }
+        let active = count(
+            &f.p,
+            "SELECT COUNT(*) AS n FROM sessions WHERE status = 'active'",
+        )
+        .await;
+        assert_eq!(active, 3, "home and both beta sessions");
+        // Beta's own link is still good, and still names beta's session.
+        assert!(revoke::notice(&f.p, &beta_token).await.unwrap().is_some());
+    });
+}
+
+/// NFR-SEC-006: a suspended tenant's user can still use the link (it only takes access
+/// away): the token is spent and the page says the session is signed out.
+#[test]
+fn nfr_sec_006_a_notice_link_works_in_a_suspended_tenant() {
+    block_on(async {
+        let f = fixture().await;
+        let (_, _, token) = new_device_sign_in(&f).await;
+        let id = tenants::TenantId::parse(&f.tenant_id).unwrap();
+        tenants::suspend(&f.p, &Actor::operator("op-1"), &id, None, "r")
+            .await
+            .unwrap();
+        assert!(revoke::notice(&f.p, &token).await.unwrap().is_some());
+        assert!(matches!(
+            revoke::revoke(&f.p, &token, "r").await.unwrap(),
+            RevokeOutcome::SignedOut { .. }
+        ));
+        assert_eq!(
+            revoke::revoke(&f.p, &token, "r").await.unwrap(),
+            RevokeOutcome::NotValid
+        );
+    });
+}
+
+/// NFR-SEC-006: a sign-in disowned through its link before its session started (a login
+/// page's code not yet exchanged) never gets one.
+#[test]
+fn nfr_sec_006_a_sign_in_disowned_before_its_session_starts_gets_none() {
+    block_on(async {
+        let f = fixture().await;
+        sign_in_at_home(&f).await;
+        f.p.clock.advance(HOUR_MS);
+        let user = crate::sessions::SessionUser {
+            user_id: f.user_id.clone(),
+            tenant_id: f.tenant_id.clone(),
+            role: "owner".into(),
+        };
+        let decision = decide(
+            &f.p,
+            &user,
+            &linked("laptop-0000000009", "US"),
+            SignInMethod::Password,
+            None,
+            Factors::default(),
+            "r",
+        )
+        .await
+        .unwrap();
+        let token = notice_token(&f.p, "owner@acme.test").await;
+        assert_eq!(
+            revoke::revoke(&f.p, &token, "r").await.unwrap(),
+            RevokeOutcome::SignedOut {
+                was_active: false,
+                edge_pending: None
+            }
+        );
+        let started =
+            crate::sessions::start(&f.p, &user, &["pwd"], Some(&decision.attempt_id), "r").await;
+        assert_eq!(started, Err(crate::sessions::IssueError::NotActive));
+        // A sign-in not disowned starts as ever.
+        crate::sessions::start(&f.p, &user, &["pwd"], None, "r")
+            .await
+            .unwrap();
     });
 }

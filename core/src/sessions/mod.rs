@@ -156,17 +156,19 @@ pub(crate) async fn access_token_for<P: Platform>(
 
 /// Starts a session (FR-AUTH-005): signs the access token first (so a missing master key
 /// changes nothing), then one batch inserts the session row, records the sign-in on the user
-/// and audits `session.create`.
+/// and audits `session.create`. `attempt` is the sign-in's risk decision (see [`start_with`]).
 pub(crate) async fn start<P: Platform>(
     p: &P,
     user: &SessionUser,
     methods: &[&str],
+    attempt: Option<&str>,
     request_id: &str,
 ) -> Result<TokenPair, IssueError> {
     let api = Grant {
         app_id: None,
         aud: tokens::ACCESS_AUDIENCE,
         scope: API_SCOPE,
+        attempt,
     };
     start_with(p, user, methods, &api, |_| Vec::new(), request_id).await
 }
@@ -179,6 +181,10 @@ pub(crate) struct Grant<'a> {
     pub aud: &'a str,
     /// `scope` of the access tokens.
     pub scope: &'a str,
+    /// The sign-in attempt (`sign_in_attempts`, the risk decision) this session completes:
+    /// the session is recorded on it (its new-sign-in notice's link signs out this session),
+    /// and none starts if the user already disowned that sign-in through the link.
+    pub attempt: Option<&'a str>,
 }
 
 /// [`start`] for `grant`; `extra(sid)` adds statements to the same batch (the OIDC provider
@@ -215,7 +221,9 @@ pub(crate) async fn start_with<P: Platform>(
                    auth_methods, created_at, expires_at, last_used_at, app_id)
                  SELECT ?1, ?2, ?3, ?1, ?4, 'active', ?5, ?6, ?7, ?6, ?8
                  WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?2 AND status = 'active')
-                   AND EXISTS (SELECT 1 FROM users WHERE id = ?3 AND status = 'active')",
+                   AND EXISTS (SELECT 1 FROM users WHERE id = ?3 AND status = 'active')
+                   AND NOT EXISTS (SELECT 1 FROM sign_in_attempts
+                                   WHERE id = ?9 AND outcome = 'revoked')",
         )
         .bind(sid.as_str())
         .bind(user.tenant_id.as_str())
@@ -224,7 +232,8 @@ pub(crate) async fn start_with<P: Platform>(
         .bind(serde_json::to_string(methods).unwrap_or_else(|_| "[]".into()))
         .bind(now)
         .bind(now + REFRESH_TTL_MS)
-        .bind(grant.app_id),
+        .bind(grant.app_id)
+        .bind(grant.attempt),
         Stmt::new(
             "UPDATE users SET last_login_at = ?2, failed_logins = 0, updated_at = ?2
                  WHERE id = ?1",
@@ -243,6 +252,16 @@ pub(crate) async fn start_with<P: Platform>(
         )
         .bind(sid.as_str()),
     ];
+    if let Some(attempt) = grant.attempt {
+        stmts.push(
+            Stmt::new(
+                "UPDATE sign_in_attempts SET session_id = ?2
+                 WHERE id = ?1 AND session_id IS NULL AND EXISTS (SELECT 1 FROM sessions WHERE id = ?2)",
+            )
+            .bind(attempt)
+            .bind(sid.as_str()),
+        );
+    }
     stmts.extend(extra(&sid));
     let applied = p.sql().batch(stmts).await?;
     if applied.first().copied().unwrap_or(0) == 0 {

@@ -82,6 +82,7 @@ pub async fn refresh<P: Platform>(
         app_id: None,
         aud: ACCESS_AUDIENCE,
         scope: API_SCOPE,
+        attempt: None,
     };
     refresh_with(p, refresh_token, &api, request_id).await
 }

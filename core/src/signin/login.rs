@@ -163,9 +163,20 @@ pub async fn login<P: Platform>(
     req: &LoginRequest,
     request_id: &str,
 ) -> Result<TokenPair, LoginError> {
-    let user = authenticate(p, req, request_id).await?;
+    let signed_in = authenticate(p, req, request_id).await?;
     // Its address was noted for the anomaly rules by the risk check that admitted it.
-    Ok(start(p, &user, &["pwd"], request_id).await?)
+    let attempt = Some(signed_in.attempt_id.as_str());
+    Ok(start(p, &signed_in.user, &["pwd"], attempt, request_id).await?)
+}
+
+/// A sign-in whose every check passed: its user, and the risk decision that admitted it (the
+/// session started for it is recorded there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    /// The user signing in.
+    pub user: SessionUser,
+    /// The `sign_in_attempts` row of the sign-in.
+    pub attempt_id: String,
 }
 
 /// Every check of [`login`] (rate limits, audit of failures, the same work for unknown users,
@@ -175,7 +186,7 @@ pub async fn authenticate<P: Platform>(
     p: &P,
     req: &LoginRequest,
     request_id: &str,
-) -> Result<SessionUser, LoginError> {
+) -> Result<Authenticated, LoginError> {
     let checked = check_credentials(p, req, request_id).await;
     if let Err(LoginError::InvalidCredentials | LoginError::RateLimited { .. }) = &checked {
         // NFR-MON-001: the tenant's count of refused sign-ins, for the burst rule.
@@ -189,7 +200,7 @@ async fn check_credentials<P: Platform>(
     p: &P,
     req: &LoginRequest,
     request_id: &str,
-) -> Result<SessionUser, LoginError> {
+) -> Result<Authenticated, LoginError> {
     let now = p.clock().now_ms();
     let held = admit_attempt(p, req, now, request_id).await?;
     let Some(row) = find_account(p, req).await? else {
@@ -212,8 +223,12 @@ async fn check_credentials<P: Platform>(
     let pol = policy::load(p, &user.tenant_id).await?;
     check_password_age(p, &row, &user, &pol, now, request_id).await?;
     let decision = check_risk(p, req, &row, &user, &pol, request_id).await?;
-    require_second_factor(p, &row, &user, &pol, &decision).await?;
-    Ok(user)
+    let links_base = req.context.links_base.as_deref();
+    require_second_factor(p, &row, &user, &pol, &decision, links_base).await?;
+    Ok(Authenticated {
+        user,
+        attempt_id: decision.attempt_id,
+    })
 }
 
 /// NFR-SEC-006: the risk check of a sign-in whose password was right. A blocked sign-in is
@@ -253,6 +268,7 @@ async fn check_risk<P: Platform>(
                 req.email.as_str(),
                 &decision.attempt_id,
                 super::mfa::FirstFactor::Password,
+                req.context.links_base.as_deref(),
             )
             .await?;
             Err(LoginError::EmailCodeRequired { mfa_token })
@@ -368,6 +384,7 @@ async fn require_second_factor<P: Platform>(
     user: &SessionUser,
     pol: &policy::PasswordPolicy,
     decision: &risk::Decision,
+    links_base: Option<&str>,
 ) -> Result<(), LoginError> {
     let enabled = row.i64("mfa_enabled")? == 1 || row.i64("has_passkey")? == 1;
     let stepped_up = decision.requirement == Requirement::SecondFactor;
@@ -379,6 +396,7 @@ async fn require_second_factor<P: Platform>(
             enroll,
             &decision.attempt_id,
             super::mfa::FirstFactor::Password,
+            links_base,
         )
         .await?;
         return Err(LoginError::MfaRequired { mfa_token, enroll });

@@ -122,17 +122,24 @@ impl FirstFactor {
 
 /// Records a pending MFA sign-in of `user`; returns the token for the client.
 /// With `enroll`, the user has no second factor yet and enrolls within this pending sign-in.
-/// `attempt` is the sign-in's risk decision, completed when the factor is given.
+/// `attempt` is the sign-in's risk decision, completed when the factor is given; `links_base`
+/// where the links of its notice point ([`crate::risk::SignInContext::links_base`]).
 pub(super) async fn challenge<P: Platform>(
     p: &P,
     user: &SessionUser,
     enroll: bool,
     attempt: &str,
     first: FirstFactor,
+    links_base: Option<&str>,
 ) -> Result<String, SqlError> {
     let now = p.clock().now_ms();
     let token = crypto::random_token(p.random());
-    let data = serde_json::json!({ "enroll": enroll, "attempt": attempt, "first": first.amr() });
+    let data = serde_json::json!({
+        "enroll": enroll,
+        "attempt": attempt,
+        "first": first.amr(),
+        "links_base": links_base,
+    });
     p.sql()
         .execute(flow_insert(
             &token,
@@ -182,6 +189,7 @@ pub(super) async fn email_challenge<P: Platform>(
     email: &str,
     attempt: &str,
     first: FirstFactor,
+    links_base: Option<&str>,
 ) -> Result<String, SqlError> {
     let now = p.clock().now_ms();
     let token = crypto::random_token(p.random());
@@ -190,6 +198,7 @@ pub(super) async fn email_challenge<P: Platform>(
         "enroll": false,
         "attempt": attempt,
         "first": first.amr(),
+        "links_base": links_base,
         "email_code": email_code_hash(&crypto::token_hash(&token), &code),
     });
     let expires_at = now + EMAIL_CODE_TTL_MS;
@@ -223,12 +232,14 @@ fn random_code<P: Platform>(p: &P) -> String {
 }
 
 /// A live pending sign-in: its user, how it began, whether it is an enrollment, its risk
-/// decision, and the hash of its mailed code when it waits for one.
+/// decision (and where the links of its notice point), and the hash of its mailed code when it
+/// waits for one.
 struct Pending {
     user: SessionUser,
     first: FirstFactor,
     enroll: bool,
     attempt: Option<String>,
+    links_base: Option<String>,
     email_code: Option<String>,
 }
 
@@ -262,6 +273,7 @@ async fn pending<P: Platform>(p: &P, hash: &str, now: i64) -> Result<Pending, Ve
         first: FirstFactor::stored(&data["first"]),
         enroll: data["enroll"] == serde_json::Value::Bool(true),
         attempt: data["attempt"].as_str().map(str::to_owned),
+        links_base: data["links_base"].as_str().map(str::to_owned),
         email_code: data["email_code"].as_str().map(str::to_owned),
     })
 }
@@ -422,7 +434,8 @@ pub async fn verify_mfa_with<P: Platform>(
     request_id: &str,
 ) -> Result<MfaSignIn, VerifyMfaError> {
     let done = verify_second_factor(p, mfa_token, factor, client, request_id).await?;
-    let tokens = start(p, &done.user, &done.methods(), request_id).await?;
+    let attempt = done.attempt_id.as_deref();
+    let tokens = start(p, &done.user, &done.methods(), attempt, request_id).await?;
     let (user, now) = (&done.user, p.clock().now_ms());
     crate::anomalies::signed_in(p, &user.tenant_id, &user.user_id, client, now).await;
     Ok(MfaSignIn {
@@ -442,6 +455,8 @@ pub struct CheckedFactor {
     pub method: &'static str,
     /// After an enrollment during sign-in: the recovery codes, shown once.
     pub recovery_codes: Option<Vec<String>>,
+    /// The sign-in's risk decision (the session started for it is recorded there).
+    pub attempt_id: Option<String>,
 }
 
 impl CheckedFactor {
@@ -491,13 +506,14 @@ pub async fn verify_second_factor<P: Platform>(
         return Err(VerifyMfaError::InvalidToken);
     }
     if let Some(attempt) = &pending.attempt {
-        crate::risk::complete(p, attempt).await?;
+        crate::risk::complete(p, attempt, pending.links_base.as_deref()).await?;
     }
     Ok(CheckedFactor {
         user,
         first: pending.first,
         method,
         recovery_codes,
+        attempt_id: pending.attempt,
     })
 }
 

@@ -14,7 +14,7 @@ mod sso;
 pub use introspect::{
     authenticate_access_token, check_token_with, introspect, AccessError, UserPrincipal,
 };
-pub use login::{authenticate, login, LoginError, LoginRequest};
+pub use login::{authenticate, login, Authenticated, LoginError, LoginRequest};
 pub use mfa::{
     enroll_during_sign_in, verify_mfa, verify_mfa_with, verify_second_factor, webauthn_options,
     CheckedFactor, FirstFactor, MfaSignIn, SecondFactor, VerifyMfaError, EMAIL_CODE_TTL_MS,

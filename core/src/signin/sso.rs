@@ -76,12 +76,24 @@ pub async fn sso_sign_in<P: Platform>(
     )
     .await?;
     let user = &signed_in.user;
+    let links_base = origin.links_base.as_deref();
     let (mfa_token, factor) = match decision.requirement {
-        Requirement::Nothing => return Ok(SsoOutcome::SignedIn(signed_in)),
+        Requirement::Nothing => {
+            let mut signed_in = signed_in;
+            signed_in.attempt_id = Some(decision.attempt_id);
+            return Ok(SsoOutcome::SignedIn(signed_in));
+        }
         Requirement::Block => return Err(SsoCallbackError::AccountRefused("risk_blocked")),
         Requirement::SecondFactor => {
-            let token =
-                mfa::challenge(p, user, false, &decision.attempt_id, FirstFactor::Sso).await?;
+            let token = mfa::challenge(
+                p,
+                user,
+                false,
+                &decision.attempt_id,
+                FirstFactor::Sso,
+                links_base,
+            )
+            .await?;
             (token, StepUpFactor::SecondFactor)
         }
         Requirement::EmailCode => {
@@ -91,6 +103,7 @@ pub async fn sso_sign_in<P: Platform>(
                 &local.email,
                 &decision.attempt_id,
                 FirstFactor::Sso,
+                links_base,
             )
             .await?;
             (token, StepUpFactor::EmailCode)

@@ -319,6 +319,9 @@ pub struct SsoSignIn {
     pub redirect_to: Option<String>,
     /// The IdP vouched for its own MFA (`amr`/`acr`).
     pub idp_mfa: bool,
+    /// The sign-in's risk decision, once the risk check admitted it (the session started for
+    /// it is recorded there).
+    pub attempt_id: Option<String>,
 }
 
 /// Why an SSO callback was refused.
@@ -532,6 +535,7 @@ async fn complete<P: Platform>(
             login_flow: data.login_flow,
             redirect_to: data.redirect_to,
             idp_mfa: identity.mfa,
+            attempt_id: None,
         },
         stmts,
         record,

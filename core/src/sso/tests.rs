@@ -1287,6 +1287,7 @@ mod risk_check {
             device_label: Some("Firefox on Linux".into()),
             location: Location::parse(Some(country), Some("FRA"), Some(3320)),
             client: Some("203.0.113.5".into()),
+            links_base: None,
         }
     }
 

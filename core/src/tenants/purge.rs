@@ -223,6 +223,10 @@ fn user_row_deletes(tid: &str, v: i64) -> Vec<Stmt> {
                AND EXISTS (SELECT 1 FROM tenants WHERE id = ?1 AND version = ?2)",
         ),
         guarded(
+            "DELETE FROM sign_in_revocations WHERE tenant_id = ?1
+               AND EXISTS (SELECT 1 FROM tenants WHERE id = ?1 AND version = ?2)",
+        ),
+        guarded(
             "DELETE FROM risk_policies WHERE tenant_id = ?1
                AND EXISTS (SELECT 1 FROM tenants WHERE id = ?1 AND version = ?2)",
         ),

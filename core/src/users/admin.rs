@@ -923,8 +923,10 @@ fn pseudonym<R: Random>(random: &R, user_id: &str) -> String {
 /// What an erasure deletes besides scrubbing the user row: credentials, reset tokens and
 /// sign-ins in flight (OIDC codes live a minute, login flows 15). Each runs only once the row is
 /// erased at the expected version (`?1` user id, `?2` new version), in the same batch.
-const ERASED_WITH_THE_USER: [&str; 9] = [
+const ERASED_WITH_THE_USER: [&str; 10] = [
     "DELETE FROM known_devices WHERE user_id = ?1
+       AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
+    "DELETE FROM sign_in_revocations WHERE user_id = ?1
        AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",
     "DELETE FROM sign_in_attempts WHERE user_id = ?1
        AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND version = ?2 AND status = 'deleted')",

@@ -1122,7 +1122,8 @@ pub async fn login_from<P: Platform>(
     if decision.requirement == risk::Requirement::Block {
         return Err(WebAuthnError::UnknownCredential);
     }
-    Ok(sessions::start(p, &owned.user, &["hwk", "mfa"], request_id).await?)
+    let attempt = Some(decision.attempt_id.as_str());
+    Ok(sessions::start(p, &owned.user, &["hwk", "mfa"], attempt, request_id).await?)
 }
 
 /// Options for a passkey as the second factor of the pending sign-in of `user` (whose

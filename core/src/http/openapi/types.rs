@@ -52,6 +52,7 @@ pub(in crate::http) use crate::http::oidc::TokenForm as OidcTokenRequest;
 pub(in crate::http) use crate::http::problem::ProblemBody as Problem;
 pub(in crate::http) use crate::http::risk::{DeviceList, RiskySignInList};
 pub(in crate::http) use crate::http::sign_in::RefreshRequest;
+pub(in crate::http) use crate::http::sign_in_notice::RevokeForm as SignInRevokeRequest;
 pub(in crate::http) use crate::http::tenants::ProvisionTenantRequest;
 pub(in crate::http) use crate::http::totp::RecoveryCodes;
 pub(in crate::http) use crate::oidc::token::TokenResponse as OidcTokenResponse;
