@@ -17,7 +17,7 @@ SPIN_HOST := $(SPIN_HOST_TARGET)/debug/spin-test-host
 
 .PHONY: help tools worker spin spin-host dev test unit openapi lint fmt check-core-deps check-spin-imports \
         contract schemathesis reliability deploy-check bench bench-flags bench-scale bench-events verify-events \
-        clean bench-users bench-oidc bench-edge bench-console spin-floor fuzz-smoke browser clients \
+        clean bench-users bench-oidc bench-edge bench-console spin-floor worker-floor fuzz-smoke browser clients \
         rust-client edge-app example-edge-app example-nextjs dev-app
 
 help:
@@ -41,8 +41,9 @@ tools:
 ## Builds -----------------------------------------------------------------------------------
 
 # Rebuilt only when a source it is made from changed (wrangler's [build] also runs `make worker`).
-WORKER_SOURCES := $(shell find core/src worker/src d1-migrations -type f 2>/dev/null) \
-                  Cargo.toml Cargo.lock core/Cargo.toml worker/Cargo.toml scripts/build-worker.sh
+WORKER_SOURCES := $(shell find core/src worker/src worker/js d1-migrations -type f 2>/dev/null) \
+                  Cargo.toml Cargo.lock core/Cargo.toml worker/Cargo.toml scripts/build-worker.sh \
+                  scripts/worker-entry.mjs
 
 worker: worker/build/index.js
 
@@ -78,6 +79,13 @@ NEXTJS_SOURCES := $(shell find $(NEXTJS_APP)/app $(NEXTJS_APP)/components $(NEXT
 $(NEXTJS_APP)/.next/BUILD_ID: $(NEXTJS_SOURCES) $(TS_CLIENT_SOURCES) | $(TS_CLIENT_DIST)
 	cd $(NEXTJS_APP) && NEXT_TELEMETRY_DISABLED=1 ../../node_modules/.bin/next build
 	@touch $@
+
+# Two Rust Workers, the second and third floors of bench-edge's Workers table (workspaces of their
+# own, sharing one target directory), built like Edgeplane's worker: the workers-rs hello-world
+# and the least a wasm-bindgen `fetch` can do.
+worker-floor: tools
+	@CARGO_TARGET_DIR=$(CURDIR)/bench/worker-floor/target scripts/build-worker.sh bench/worker-floor
+	@CARGO_TARGET_DIR=$(CURDIR)/bench/worker-floor/target scripts/build-worker.sh bench/worker-floor-bare
 
 ## Run --------------------------------------------------------------------------------------
 
@@ -274,7 +282,7 @@ bench-oidc: worker
 bench-console: worker spin spin-host
 	@SPIN_TEST_HOST=$${SPIN_TEST_HOST:-$(SPIN_HOST)} node bench/console.mjs
 
-bench-edge: worker spin spin-host spin-floor
+bench-edge: worker spin spin-host spin-floor worker-floor
 	@command -v wrk > /dev/null || { echo "==> installing wrk (Debian package)"; \
 	  if [ "$$(id -u)" -eq 0 ]; then apt-get install -y -qq wrk > /dev/null; else sudo apt-get install -y -qq wrk > /dev/null; fi; }
 	@SPIN_TEST_HOST=$${SPIN_TEST_HOST:-$(SPIN_HOST)} node bench/edge.mjs
@@ -282,4 +290,4 @@ bench-edge: worker spin spin-host spin-floor
 clean:
 	cargo clean
 	rm -rf core/fuzz/target core/fuzz/artifacts
-	rm -rf worker/build build .wrangler .edgeplane examples/edge-app/build
+	rm -rf worker/build build .wrangler .edgeplane examples/edge-app/build bench/worker-floor/build bench/worker-floor/target bench/worker-floor-bare/build

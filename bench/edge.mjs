@@ -4,8 +4,13 @@
 //
 // Workers table: the release worker (worker/build) in workerd through Miniflare
 // (tests/harness/workerd.mjs --floor), which in the same instance also serves a JS hello-world
-// worker (bench/floor-worker.js). Both are loaded on their own sockets, past Miniflare's entry
-// worker (a hop Workers does not have; its cost is printed once, on GET /health).
+// worker (bench/floor-worker.js) and, when built (make bench-edge builds them), two Rust floors
+// built by worker-build like Edgeplane: the workers-rs hello-world (bench/worker-floor), what a
+// Rust Worker pays per request, and the least a wasm-bindgen `fetch` can do
+// (bench/worker-floor-bare), what the crossing into wasm costs; each with a ratio column of its
+// own. All are loaded on their own
+// sockets, past Miniflare's entry worker (a hop Workers does not have; its cost is printed once,
+// on GET /health).
 // Spin table: the Spin build (target/wasm32-wasip2/release/edgeplane_spin.wasm) in the Spin test
 // host (tests/spin-host), against Spin's hello-world component (bench/spin-floor) in a second
 // host, one host at a time.
@@ -23,10 +28,12 @@
 //                          TABLES (default "workers,spin"), SPIN_TEST_HOST (default
 //                          ~/.cache/edgeplane/spin-host-target/debug/spin-test-host), EDGEPLANE_SPIN_WASM
 //                          (default target/wasm32-wasip2/release/edgeplane_spin.wasm),
-//                          MAX_SECONDS (900).
+//                          MAX_SECONDS (900), WORKER_SCRIPT (another build of the worker,
+//                          e.g. a copy of worker/build/index.js from before a change, for A/B).
 //   PROFILE="OFREP bulk, 5" node bench/edge.mjs
 //                          instead of the tables: a V8 CPU profile (bench/profile.mjs) of each
-//                          Workers row whose name contains PROFILE ("floor" for the floor), as
+//                          Workers row whose name contains PROFILE ("floor", "rust-floor" and
+//                          "bare-floor" for the floors), as
 //                          self time per function per request, Wasm functions by name. The
 //                          profiler's sampling inflates every figure; compare rows of one run.
 //
@@ -56,6 +63,12 @@ const SPIN_WASM = path.resolve(ROOT, process.env.EDGEPLANE_SPIN_WASM ?? "target/
 const FLOOR_DIR = path.join(ROOT, "bench/spin-floor");
 const FLOOR_WASM = path.join(FLOOR_DIR, "target/wasm32-wasip2/release/spin_floor.wasm");
 const WORKER_WASM = path.join(ROOT, "worker/build/index_bg.wasm");
+// The Workers floors: name, script, the column of ratios to it, the profile name (PROFILE=...).
+const WORKER_FLOORS = [
+  ["JS hello-world worker (floor)", path.join(ROOT, "bench/floor-worker.js"), "× floor", "floor"],
+  ["Rust hello-world worker (workers-rs)", path.join(ROOT, "bench/worker-floor/build/index.js"), "× workers-rs floor", "rust-floor"],
+  ["Rust bare wasm-bindgen fetch", path.join(ROOT, "bench/worker-floor-bare/build/index.js"), "× bare wasm floor", "bare-floor"],
+];
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-edge-bench-"));
 const servers = [];
@@ -190,9 +203,10 @@ async function seed(base, operator) {
 const us = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "?");
 const ratio = (x, floor) => (Number.isFinite(x) && floor > 0 ? `${(x / floor).toFixed(1)}×` : "?");
 
-function printTable(title, rows, { close = false } = {}) {
-  const floor = rows[0].runs[CONNECTIONS[0]].cpuUs;
-  const head = ["route", `CPU µs/req (c${CONNECTIONS[0]})`, "× floor"];
+/** `floors`: the column names of the ratios to rows[0], rows[1], ... (the floors come first). */
+function printTable(title, rows, { close = false, floors = ["× floor"] } = {}) {
+  const cpu = (row) => row.runs[CONNECTIONS[0]].cpuUs;
+  const head = ["route", `CPU µs/req (c${CONNECTIONS[0]})`, ...floors];
   for (const c of CONNECTIONS) head.push(`req/s c${c}`, `p50 c${c}`, `p99 c${c}`);
   if (close) head.push("p50 close", "p99 close");
   head.push("errors");
@@ -202,7 +216,7 @@ function printTable(title, rows, { close = false } = {}) {
   log(`|${head.map((h, i) => (i === 0 ? "---" : "---:")).join("|")}|`);
   for (const row of rows) {
     const first = row.runs[CONNECTIONS[0]];
-    const cells = [row.name, us(first.cpuUs), ratio(first.cpuUs, floor)];
+    const cells = [row.name, us(first.cpuUs), ...floors.map((_, i) => ratio(first.cpuUs, cpu(rows[i])))];
     for (const c of CONNECTIONS) cells.push(Math.round(row.runs[c].rps).toLocaleString("en-US"), row.runs[c].p50, row.runs[c].p99);
     if (close) cells.push(row.close.p50, row.close.p99);
     const errors = [...CONNECTIONS.map((c) => row.runs[c].errors), row.close?.errors].filter(Boolean).join("; ");
@@ -237,19 +251,32 @@ async function workersTable(issuer) {
   // The per-key guard of the flag routes (5,000/s per isolate by default) would answer 429 at
   // 32 connections: lifted, so every row measures the route itself.
   const vars = { ...issuer.vars, MASTER_KEY: crypto.randomBytes(32).toString("base64"), FLAGS_RATE_LIMIT_PER_SECOND: "1000000" };
-  const args = ["--floor", "bench/floor-worker.js"];
+  const present = WORKER_FLOORS.filter(([, script], i) => {
+    if (i === 0 || fs.existsSync(script)) return true;
+    log(`(no ${path.relative(ROOT, script)}: that floor is left out; make bench-edge builds it)`);
+    return false;
+  });
+  const args = present.flatMap(([, script]) => ["--floor", script]);
+  if (process.env.WORKER_SCRIPT) args.push("--script", path.resolve(ROOT, process.env.WORKER_SCRIPT));
   if (PROFILE) args.push("--inspector-port", String(INSPECTOR_PORT));
   const server = await startServer(vars, { tmp, state: path.join(tmp, "workerd-state"), maxSeconds: MAX_SECONDS, args });
   servers.push(server);
-  const { direct_url: direct, floor_url: floorUrl } = server.ready;
+  const { direct_url: direct, floor_urls: floorUrls } = server.ready;
   const rows = await seed(direct, issuer.token);
-  const floor = req("GET", `${floorUrl}/`);
-  if ((await once(floor)) !== "ok") throw new Error("the floor worker did not answer ok");
+  const floors = [];
+  for (const [i, [name]] of present.entries()) {
+    const floor = req("GET", `${floorUrls[i]}/`);
+    if ((await once(floor)) !== "ok") throw new Error(`${name} did not answer ok`);
+    floors.push([name, floor]);
+  }
   const pid = server.proc.pid;
   if (PROFILE) {
-    for (const [name, r] of [["floor", floor], ...rows].filter(([n]) => n.includes(PROFILE))) {
+    // The harness names its floor workers floor, floor-2, floor-3 in the order given.
+    const workerOf = Object.fromEntries(present.map(([, , , p], i) => [p, i === 0 ? "floor" : `floor-${i + 1}`]));
+    const named = [...present.map(([, , , p], i) => [p, floors[i][1]]), ...rows];
+    for (const [name, r] of named.filter(([n]) => n.includes(PROFILE))) {
       let run;
-      const worker = name === "floor" ? "floor" : "edgeplane";
+      const worker = workerOf[name] ?? "edgeplane";
       const { total, rows: fns } = await profile(INSPECTOR_PORT, worker, async () => { run = load(pid, r, 1); });
       const per = (x) => (x / run.requests).toFixed(1);
       log(`### profile: ${name}: ${run.requests} requests, ${us(run.cpuUs)} µs CPU/req (process tree), ${per(total)} µs/req sampled in the isolate`);
@@ -259,11 +286,12 @@ async function workersTable(issuer) {
     await stopServer(server);
     return;
   }
-  const measured = measure(pid, [["JS hello-world worker (floor)", floor], ...rows]);
+  const measured = measure(pid, [...floors, ...rows]);
   const viaEntry = load(pid, req("GET", `${server.url}/health`), CONNECTIONS[0]);
   await stopServer(server);
-  printTable("Workers: workerd via Miniflare, each worker on its own socket", measured);
-  log(`Miniflare's entry worker (the harness's main URL) adds ${us(viaEntry.cpuUs - measured[1].runs[CONNECTIONS[0]].cpuUs)} µs ` +
+  printTable("Workers: workerd via Miniflare, each worker on its own socket", measured, { floors: present.map(([, , column]) => column) });
+  const health = measured.find((r) => r.name === "GET /health");
+  log(`Miniflare's entry worker (the harness's main URL) adds ${us(viaEntry.cpuUs - health.runs[CONNECTIONS[0]].cpuUs)} µs ` +
     `to GET /health (${us(viaEntry.cpuUs)} µs per request through it at c${CONNECTIONS[0]}); Workers has no such hop.`);
   log("");
 }

@@ -29,14 +29,24 @@ have="$("$bindgen" --version | awk '{print $2}')"
 [ "$want" = "$have" ] || die "wasm-bindgen CLI is $have but $crate/Cargo.toml pins ${want:-nothing (pin it with =)}"
 [ -x node_modules/.bin/wasm-opt ] && [ -x node_modules/.bin/esbuild ] || die "node_modules missing: run npm ci"
 
+# A crate with a js/entry.js gets that default export instead of worker-build's (see
+# scripts/worker-entry.mjs), through a stand-in for esbuild.
+esbuild="$root/node_modules/.bin/esbuild"
+entry_env=()
+if [ -f "$crate/js/entry.js" ]; then
+  entry_env=(WORKER_ENTRY="$root/$crate/js/entry.js" REAL_ESBUILD="$esbuild")
+  esbuild="$root/scripts/worker-entry.mjs"
+fi
+
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 started=$(date +%s)
 if ! (
   cd "$crate" &&
-    WASM_BINDGEN_BIN="$bindgen" \
+    env "${entry_env[@]}" \
+      WASM_BINDGEN_BIN="$bindgen" \
       WASM_OPT_BIN="$root/node_modules/.bin/wasm-opt" \
-      ESBUILD_BIN="$root/node_modules/.bin/esbuild" \
+      ESBUILD_BIN="$esbuild" \
       worker-build --release
 ) >"$log" 2>&1; then
   cat "$log" >&2

@@ -5,7 +5,7 @@
 //
 //   node tests/harness/workerd.mjs --state <fresh dir> [--var NAME=value]... [--max-seconds 1800]
 //                                  [--port 0] [--script worker/build/index.js] [--isolates 2]
-//                                  [--floor bench/floor-worker.js]
+//                                  [--floor bench/floor-worker.js]...
 //
 // Bindings, ids and the compatibility date come from wrangler.toml, so the local runtime matches
 // `wrangler dev`: D1 `DB`, KV `FLAGS`, R2 `ARCHIVE`, Durable Object `EVENTS` (SQLite storage).
@@ -22,12 +22,14 @@
 // over the same D1, KV, R2 and Durable Objects (another isolate of the same location), on a
 // socket of its own announced as `second_url` in the ready line: what one isolate changes, the
 // tests watch the other see.
-// With --floor <script.js>, the same Miniflare also serves that plain JS module worker (no
-// bindings) on a socket of its own, for benchmarks that compare Edgeplane with the runtime's
-// floor. Edgeplane then gets a socket of its own too, so both can be reached without Miniflare's
-// entry worker (a hop that costs about as much CPU as the floor itself and that Workers does
-// not have), and the ready line names both:
-//   {"url":"...","direct_url":"http://127.0.0.1:PORT","floor_url":"http://127.0.0.1:PORT"}
+// With --floor <script.js>, the same Miniflare also serves that module worker (no bindings; it
+// may import .wasm beside it, as worker-build's output does) on a socket of its own, for
+// benchmarks that compare Edgeplane with the runtime's floor. Edgeplane then gets a socket of its
+// own too, so both can be reached without Miniflare's entry worker (a hop that costs about as
+// much CPU as the floor itself and that Workers does not have), and the ready line names both:
+//   {"url":"...","direct_url":"http://127.0.0.1:PORT","floor_url":"http://127.0.0.1:PORT",
+//    "floor_urls":["http://127.0.0.1:PORT", ...]}
+// --floor may be given more than once: floor_urls lists every floor in order, floor_url the first.
 // With --app [name=]<dir>, the same Miniflare also serves a managed app's built Worker: <dir> holds
 // its wrangler.toml (`main`, `compatibility_date`, `[vars]`, `[[services]]`), each service binding
 // of which must name this Edgeplane (`service = "edgeplane"`). The binding does not go to
@@ -79,7 +81,7 @@ function parseArgs(argv) {
     script: path.join(REPO_ROOT, "worker", "build", "index.js"),
     verbose: false,
     isolates: 1,
-    floor: undefined,
+    floors: [],
     apps: [],
     appVars: {},
     inspectorPort: undefined,
@@ -124,8 +126,8 @@ function parseArgs(argv) {
         if (opts.isolates !== 1 && opts.isolates !== 2) fail("--isolates expects 1 or 2");
         break;
       case "--floor":
-        opts.floor = path.resolve(value());
-        if (!fs.existsSync(opts.floor)) fail(`--floor ${opts.floor} does not exist`);
+        opts.floors.push(path.resolve(value()));
+        if (!fs.existsSync(opts.floors.at(-1))) fail(`--floor ${opts.floors.at(-1)} does not exist`);
         break;
       case "--app": {
         const spec = value();
@@ -320,8 +322,8 @@ class StderrLog extends Log {
   }
 }
 
-/** The name of the floor worker that --floor adds. */
-const FLOOR_WORKER = "floor";
+/** The name of the `i`th floor worker that --floor adds ("floor", "floor-2", ...). */
+const floorName = (i) => (i === 0 ? "floor" : `floor-${i + 1}`);
 
 /** A socket of a worker's own on a free loopback port, without Miniflare's entry worker. */
 const DIRECT_SOCKET = { host: "127.0.0.1", port: 0 };
@@ -518,18 +520,23 @@ async function main() {
     ),
     unsafeDirectSockets: [DIRECT_SOCKET],
   };
-  // The floor: a plain JS module worker with no bindings.
-  const floor = {
-    name: FLOOR_WORKER,
-    scriptPath: opts.floor,
+  // The floors: module workers with no bindings.
+  const floors = opts.floors.map((script, i) => ({
+    name: floorName(i),
+    scriptPath: script,
+    modulesRoot: path.dirname(script),
     modules: true,
+    modulesRules: [
+      { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
+      { type: "CompiledWasm", include: ["**/*.wasm"] },
+    ],
     compatibilityDate: config.compatibility_date,
     unsafeDirectSockets: [DIRECT_SOCKET],
-  };
-  if (opts.floor) worker.unsafeDirectSockets = [DIRECT_SOCKET];
+  }));
+  if (floors.length > 0) worker.unsafeDirectSockets = [DIRECT_SOCKET];
   const workers = [worker];
   if (opts.isolates === 2) workers.push(second);
-  if (opts.floor) workers.push(floor);
+  workers.push(...floors);
   const baseWorkers = [...workers];
   const appsOf = () => opts.apps.flatMap((app) => appWorkers(app, opts.appVars, config.name));
   workers.push(...appsOf());
@@ -543,9 +550,13 @@ async function main() {
     const direct = await mf.unsafeGetDirectURL(second.name);
     ready.second_url = `http://127.0.0.1:${direct.port}`;
   }
-  if (opts.floor) {
+  if (floors.length > 0) {
     ready.direct_url = `http://127.0.0.1:${(await mf.unsafeGetDirectURL()).port}`;
-    ready.floor_url = `http://127.0.0.1:${(await mf.unsafeGetDirectURL(FLOOR_WORKER)).port}`;
+    ready.floor_urls = [];
+    for (const f of floors) {
+      ready.floor_urls.push(`http://127.0.0.1:${(await mf.unsafeGetDirectURL(f.name)).port}`);
+    }
+    ready.floor_url = ready.floor_urls[0];
   }
   if (opts.apps.length > 0) {
     ready.apps = await appUrls(mf, workers);
