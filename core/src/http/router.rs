@@ -1,8 +1,6 @@
 //! The route table: every public route of the API, matched with `matchit`. The OpenAPI document
 //! is checked against this table by a test, so neither can drift from the other.
 
-use std::sync::OnceLock;
-
 use ::http::Method;
 
 use crate::apps::Scope;
@@ -1966,31 +1964,30 @@ impl PartialEq for Route {
 }
 impl Eq for Route {}
 
-type Table = matchit::Router<Vec<&'static Route>>;
-
-fn table() -> &'static Table {
-    static TABLE: OnceLock<Table> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut by_path: Vec<(&'static str, Vec<&'static Route>)> = Vec::new();
-        for r in ROUTES {
-            match by_path.iter_mut().find(|(p, _)| *p == r.path) {
-                Some((_, rs)) => rs.push(r),
-                None => by_path.push((r.path, vec![r])),
-            }
-        }
-        let mut router = matchit::Router::new();
-        for (path, routes) in by_path {
-            // The table is a constant checked by `every_route_is_registered`; a bad template
-            // would only drop that route, never take the API down.
-            let _ = router.insert(path, routes);
-        }
-        router
-    })
+/// Finds the route for a method and path. `HEAD` is served by the `GET` route.
+///
+/// A scan of [`ROUTES`] that allocates nothing but the parameters, rather than a prefix tree:
+/// where an instance serves one request (Spin), a tree would be built for every request, which
+/// cost more than the rest of a hot route's work (bench/RESULTS.md). Every template is made of
+/// whole segments, each literal or one `{name}` parameter matching a non-empty segment. Of the
+/// templates that match, the one whose first parameter comes latest wins (a literal segment
+/// before a parameter at the same place: `/v1/tenants/me` before `/v1/tenants/{id}`), as in a
+/// prefix tree that tries literals first and backtracks.
+pub fn find(method: &Method, path: &str) -> Match {
+    find_in(ROUTES, method, path)
 }
 
-/// Finds the route for a method and path. `HEAD` is served by the `GET` route.
-pub fn find(method: &Method, path: &str) -> Match {
-    let Ok(m) = table().at(path) else {
+/// [`find`] in `routes`.
+fn find_in(routes: &'static [Route], method: &Method, path: &str) -> Match {
+    let mut best: Option<(u64, &'static str)> = None;
+    for r in routes {
+        if let Some(rank) = rank(r.path, path) {
+            if best.is_none_or(|(b, _)| rank < b) {
+                best = Some((rank, r.path));
+            }
+        }
+    }
+    let Some((_, template)) = best else {
         return Match::NotFound;
     };
     let want = if method == Method::HEAD {
@@ -1998,20 +1995,54 @@ pub fn find(method: &Method, path: &str) -> Match {
     } else {
         method
     };
-    match m.value.iter().find(|r| r.method == *want) {
+    let mut same = routes.iter().filter(|r| r.path == template);
+    match same.clone().find(|r| r.method == *want) {
         Some(route) => Match::Found {
             route,
-            params: m
-                .params
-                .iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
+            params: params(template, path),
         },
         None => Match::MethodNotAllowed {
-            path: m.value.first().map_or("", |r| r.path),
-            allow: m.value.iter().map(|r| r.method.clone()).collect(),
+            path: template,
+            allow: same.by_ref().map(|r| r.method.clone()).collect(),
         },
     }
+}
+
+/// Whether `template` matches `path`, and if so its rank: one bit per segment, most significant
+/// first, set where the template has a parameter (lower ranks win).
+fn rank(template: &str, path: &str) -> Option<u64> {
+    let (mut t, mut p) = (template.split('/'), path.split('/'));
+    let mut rank = 0u64;
+    let mut bit = 1u64 << 63;
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return Some(rank),
+            (Some(ts), Some(ps)) => {
+                if ts.starts_with('{') {
+                    if ps.is_empty() {
+                        return None;
+                    }
+                    rank |= bit;
+                } else if ts != ps {
+                    return None;
+                }
+                bit >>= 1;
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// The parameters of `path` under `template` (which matches it), by name.
+fn params(template: &str, path: &str) -> Vec<(String, String)> {
+    template
+        .split('/')
+        .zip(path.split('/'))
+        .filter_map(|(t, p)| {
+            let name = t.strip_prefix('{')?.strip_suffix('}')?;
+            Some((name.to_owned(), p.to_owned()))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -2041,5 +2072,123 @@ mod tests {
         }
         assert_eq!(find(&Method::GET, "/nope"), Match::NotFound);
         assert_eq!(find(&Method::GET, "/health/"), Match::NotFound);
+    }
+
+    /// Literal segments win over parameters at the same place, whatever the order of the table,
+    /// and a literal that does not match falls back to the parameter (the table has no such
+    /// overlap today; this one does).
+    #[test]
+    fn a_literal_segment_wins_over_a_parameter() {
+        static OVERLAP: &[Route] = &[
+            hidden!(GET "/t/{id}/users" => Liveness, Caller::Anyone),
+            hidden!(GET "/t/{id}/{kind}" => Health, Caller::Anyone),
+            hidden!(GET "/t/me/users" => OpenApi, Caller::Anyone),
+            hidden!(POST "/t/me/{kind}" => DevPanic, Caller::Anyone),
+        ];
+        let found = |path: &str| match find_in(OVERLAP, &Method::GET, path) {
+            Match::Found { route, params } => Some((route.path, params)),
+            Match::MethodNotAllowed { path, .. } => Some((path, Vec::new())),
+            Match::NotFound => None,
+        };
+        let p = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(found("/t/me/users"), Some(("/t/me/users", vec![])));
+        assert_eq!(
+            found("/t/7/users"),
+            Some(("/t/{id}/users", vec![p("id", "7")]))
+        );
+        assert_eq!(found("/t/me/x"), Some(("/t/me/{kind}", vec![])));
+        assert_eq!(
+            found("/t/7/x"),
+            Some(("/t/{id}/{kind}", vec![p("id", "7"), p("kind", "x")]))
+        );
+        assert_eq!(found("/t//users"), None);
+    }
+
+    /// The segments of a template: `None` for a parameter.
+    fn shape(template: &str) -> Vec<Option<&str>> {
+        template
+            .split('/')
+            .map(|s| (!s.starts_with('{')).then_some(s))
+            .collect()
+    }
+
+    #[test]
+    fn no_two_templates_match_the_same_paths() {
+        let mut seen = std::collections::HashMap::new();
+        for r in ROUTES {
+            if let Some(other) = seen.insert(shape(r.path), r.path) {
+                assert_eq!(other, r.path, "two templates of one shape");
+            }
+        }
+    }
+
+    /// The scan finds what a prefix tree (matchit, what the router used before) finds, over
+    /// every template filled in with a plain value and with every literal of the table at each
+    /// parameter (where literal-first priority decides), and over near misses.
+    #[test]
+    fn the_scan_agrees_with_a_prefix_tree() {
+        let mut tree = matchit::Router::new();
+        let mut templates: Vec<&str> = ROUTES.iter().map(|r| r.path).collect();
+        templates.dedup();
+        for t in &templates {
+            // Same-path routes are adjacent or not; a repeated insert is the one error expected.
+            let _ = tree.insert(*t, *t);
+        }
+        let words: std::collections::BTreeSet<&str> = templates
+            .iter()
+            .flat_map(|t| t.split('/'))
+            .filter(|s| !s.is_empty() && !s.starts_with('{'))
+            .collect();
+        let mut paths = vec![
+            "/".to_owned(),
+            String::new(),
+            "//health".to_owned(),
+            "/health//".to_owned(),
+        ];
+        for t in &templates {
+            let segs: Vec<&str> = t.split('/').collect();
+            let plain: Vec<String> = segs
+                .iter()
+                .map(|s| {
+                    if s.starts_with('{') {
+                        "x1".to_owned()
+                    } else {
+                        (*s).to_owned()
+                    }
+                })
+                .collect();
+            paths.push(plain.join("/"));
+            paths.push(format!("{}/", plain.join("/")));
+            paths.push(format!("{}/extra", plain.join("/")));
+            for (i, s) in segs.iter().enumerate() {
+                if s.starts_with('{') {
+                    let mut empty = plain.clone();
+                    empty[i] = String::new();
+                    paths.push(empty.join("/"));
+                    for w in &words {
+                        let mut with = plain.clone();
+                        with[i] = (*w).to_owned();
+                        paths.push(with.join("/"));
+                    }
+                }
+            }
+        }
+        assert!(paths.len() > 1_000, "{} paths", paths.len());
+        for path in &paths {
+            let by_tree = tree.at(path).ok().map(|m| {
+                let params: Vec<(String, String)> = m
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
+                (*m.value, params)
+            });
+            let by_scan = match find(&Method::OPTIONS, path) {
+                Match::Found { route, params } => Some((route.path, params)),
+                Match::MethodNotAllowed { path: t, .. } => Some((t, params(t, path))),
+                Match::NotFound => None,
+            };
+            assert_eq!(by_scan, by_tree, "{path}");
+        }
     }
 }
