@@ -6,12 +6,13 @@
 //
 // Why: worker-build's default export is a Proxy of a `WorkerEntrypoint` class. For every request
 // the runtime constructs that class through the Proxy's construct trap, which wraps the instance
-// in another Proxy, whose get trap wraps `fetch` in a third Proxy with an async apply trap: a
-// class instance, three proxies, an async call and an await per request, measured at about
-// 60-140 µs of CPU on workerd (bench/RESULTS.md), more than a JS hello-world's whole request.
-// A plain module-syntax default export `{ fetch, scheduled }` keeps the shim's recovery (a
-// request after a critical error reinitializes the Wasm instance first; a RuntimeError marks it
-// critical) without any of that. The Durable Object classes keep worker-build's wrapping.
+// in another Proxy, whose get trap wraps `fetch` in a third Proxy with an async apply trap. A
+// plain module-syntax default export `{ fetch }` keeps the shim's recovery (a request after a
+// critical error reinitializes the Wasm instance first; a RuntimeError marks it critical)
+// without any of that. bench/worker-floor-bare uses it, so that floor shows what the crossing
+// into Wasm costs by itself. Edgeplane's worker does not: with it, its hot routes' CPU per
+// request moved less than this machine's noise (bench/RESULTS.md, 2026-12-06 22:50Z), so the
+// standard output stays.
 //
 // Fails the build when the shim does not hold exactly the line it replaces (a worker-build
 // upgrade that changes the shim must be looked at), or when the entry leaves out a handler the

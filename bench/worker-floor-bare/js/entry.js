@@ -1,5 +1,5 @@
-// The default export Edgeplane's worker uses too (worker/js/entry.js, put in place by
-// scripts/worker-entry.mjs), for a `fetch` that answers at once.
+// A plain default export in place of worker-build's (put there by scripts/worker-entry.mjs, which
+// says why), for a `fetch` that answers at once.
 export default {
   fetch(request, env, ctx) {
     checkReinitialize();

@@ -1,8 +1,8 @@
 //! The least a Rust Worker can do per request, the third floor of the Workers table in
 //! `bench/edge.mjs`: a `fetch` exported with wasm-bindgen by hand (as Edgeplane's adapter
-//! exports its own) behind the same plain default export as Edgeplane's (`js/entry.js`), which
-//! builds the same `Response` as the JS hello-world and returns it at once, without reading the
-//! request, making a future or a promise. Beside the workers-rs hello-world
+//! exports its own) behind a plain default export (`js/entry.js`) instead of worker-build's
+//! proxied entrypoint class, which builds the same `Response` as the JS hello-world and returns
+//! it at once, without reading the request, making a future or a promise. Beside the workers-rs hello-world
 //! (`bench/worker-floor`, worker-build's own default export), it shows what the crossing into
 //! wasm costs by itself.
 
