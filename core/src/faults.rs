@@ -8,13 +8,17 @@
 //! `EDGEPLANE_FAULT_INJECTION=on`; it is also kept under [`MASK_KEY`] in the key-value store, so
 //! a runtime that makes an instance per request (Spin) reads it at the start of each request
 //! ([`load`]).
+//!
+//! The same switch moves time: `PUT /__dev/clock` sets an offset that [`Shifted`], the clock
+//! the adapters hand to core, adds to the runtime's clock (so a test can let a one-time code
+//! or a session expire without waiting). It is kept under [`CLOCK_KEY`] and loaded alike.
 
 use std::cell::Cell;
 
 use crate::ports::Row;
 use crate::ports::{
-    AppendOutcome, BlobError, BlobPage, Blobs, EventLog, EventLogError, Kv, KvError, NewEvent,
-    Platform, Secrets, Sql, SqlError, Stmt, StoredEvent, StreamId,
+    AppendOutcome, BlobError, BlobPage, Blobs, Clock, EventLog, EventLogError, Kv, KvError,
+    NewEvent, Platform, Secrets, Sql, SqlError, Stmt, StoredEvent, StreamId,
 };
 
 /// The variable that enables fault injection (with `EDGEPLANE_ENV=development`).
@@ -22,6 +26,10 @@ pub const ENABLE_VAR: &str = "EDGEPLANE_FAULT_INJECTION";
 
 /// The key-value key that keeps the mask between instances.
 pub const MASK_KEY: &str = "dev:faults";
+
+/// The key-value key that keeps the clock offset between instances (8 bytes, little-endian
+/// milliseconds).
+pub const CLOCK_KEY: &str = "dev:clock";
 
 /// What an injected failure says.
 const CAUSE: &str = "injected fault";
@@ -65,6 +73,18 @@ impl Port {
 
 thread_local! {
     static MASK: Cell<u8> = const { Cell::new(0) };
+    static CLOCK_OFFSET: Cell<i64> = const { Cell::new(0) };
+}
+
+/// How far ahead of the runtime's clock [`Shifted`] reads in this isolate (ms); 0 unless a
+/// test moved it.
+pub fn clock_offset() -> i64 {
+    CLOCK_OFFSET.with(Cell::get)
+}
+
+/// Makes [`Shifted`] read `offset_ms` ahead in this isolate.
+pub fn set_clock_offset(offset_ms: i64) {
+    CLOCK_OFFSET.with(|o| o.set(offset_ms));
 }
 
 /// Whether calls to `port` fail now.
@@ -102,6 +122,29 @@ pub async fn load<P: Platform>(p: &P) {
     }
     if let Ok(Some(v)) = p.kv().get(MASK_KEY, None).await {
         set_mask(v.first().copied().unwrap_or(0));
+    }
+    if let Ok(Some(v)) = p.kv().get(CLOCK_KEY, None).await {
+        set_clock_offset(<[u8; 8]>::try_from(v.as_slice()).map_or(0, i64::from_le_bytes));
+    }
+}
+
+/// Sets the clock offset in this isolate and keeps it for other instances.
+pub async fn store_clock_offset<P: Platform>(p: &P, offset_ms: i64) -> Result<(), KvError> {
+    p.kv()
+        .put(CLOCK_KEY, &offset_ms.to_le_bytes(), None)
+        .await?;
+    set_clock_offset(offset_ms);
+    Ok(())
+}
+
+/// The runtime's clock, read [`clock_offset`] ahead: what the adapters give core as its
+/// `Clock`. Outside tests that moved it the offset is 0 (one thread-local read a call).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Shifted<C>(pub C);
+
+impl<C: Clock> Clock for Shifted<C> {
+    fn now_ms(&self) -> i64 {
+        self.0.now_ms().saturating_add(clock_offset())
     }
 }
 

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use edgeplane_core::blobs::SqlBlobs;
 use edgeplane_core::crypto::DalekVerifier;
 use edgeplane_core::events::SqlEventLog;
-use edgeplane_core::faults::Faultable;
+use edgeplane_core::faults::{Faultable, Shifted};
 use edgeplane_core::http::{ApiError, REQUEST_ID};
 use edgeplane_core::mail::{ConfiguredMailer, HttpMailer, OutboxMailer};
 use edgeplane_core::ports::{
@@ -19,7 +19,8 @@ use spin_sdk::{key_value, sqlite, variables};
 use crate::fetch::SpinHttp;
 
 /// The ports of one request's component instance. The storage ports fail on cue in
-/// development with fault injection enabled ([`Faultable`]).
+/// development with fault injection enabled ([`Faultable`]), and the clock moves there on cue
+/// ([`Shifted`]).
 pub struct SpinPlatform {
     sql: Faultable<SpinSql>,
     kv: Faultable<SpinKv>,
@@ -83,7 +84,7 @@ impl Platform for SpinPlatform {
     type EventLog = Faultable<LazyEventLog>;
     type Blobs = Faultable<SqlBlobs<SpinSql, SpinClock>>;
     type Mailer = ConfiguredMailer<SpinSql, SpinClock, SpinHttp, SpinVariables>;
-    type Clock = SpinClock;
+    type Clock = Shifted<SpinClock>;
     type Random = SpinRandom;
     type Secrets = SpinVariables;
     type Logger = SpinLogger;
@@ -105,8 +106,8 @@ impl Platform for SpinPlatform {
     fn mailer(&self) -> &Self::Mailer {
         &self.mailer
     }
-    fn clock(&self) -> &SpinClock {
-        &SpinClock
+    fn clock(&self) -> &Shifted<SpinClock> {
+        &Shifted(SpinClock)
     }
     fn random(&self) -> &SpinRandom {
         &SpinRandom

@@ -1,7 +1,7 @@
 //! [`WorkerPlatform`]: core's `Platform` assembled from the Worker's `env`, once per request
 //! (it holds only binding handles, so building it is cheap).
 
-use edgeplane_core::faults::Faultable;
+use edgeplane_core::faults::{Faultable, Shifted};
 use edgeplane_core::mail::{ConfiguredMailer, HttpMailer, OutboxMailer};
 use edgeplane_core::ports::{Backends, Platform};
 use wasm_bindgen::JsCast;
@@ -29,7 +29,8 @@ pub const EVENTS_JURISDICTION_VAR: &str = "EVENTS_JURISDICTION";
 pub const ARCHIVE_BINDING: &str = "ARCHIVE";
 
 /// Every port, backed by the Worker's bindings. The storage ports fail on cue in development
-/// with fault injection enabled ([`Faultable`]); elsewhere that is one thread-local read a call.
+/// with fault injection enabled ([`Faultable`]), and the clock moves there on cue ([`Shifted`]);
+/// elsewhere each is one thread-local read a call.
 pub struct WorkerPlatform {
     sql: Faultable<D1Sql>,
     kv: Faultable<KvStore>,
@@ -81,7 +82,7 @@ impl Platform for WorkerPlatform {
     type EventLog = Faultable<DurableEventLog>;
     type Blobs = Faultable<R2Blobs>;
     type Mailer = ConfiguredMailer<D1Sql, WorkerClock, WorkerHttp, EnvSecrets>;
-    type Clock = WorkerClock;
+    type Clock = Shifted<WorkerClock>;
     type Random = WorkerRandom;
     type Secrets = EnvSecrets;
     type Logger = ConsoleLogger;
@@ -103,8 +104,8 @@ impl Platform for WorkerPlatform {
     fn mailer(&self) -> &Self::Mailer {
         &self.mailer
     }
-    fn clock(&self) -> &WorkerClock {
-        &WorkerClock
+    fn clock(&self) -> &Shifted<WorkerClock> {
+        &Shifted(WorkerClock)
     }
     fn random(&self) -> &WorkerRandom {
         &WorkerRandom

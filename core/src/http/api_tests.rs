@@ -328,6 +328,62 @@ fn the_development_blob_routes_do_not_exist_outside_development() {
         .is_none());
 }
 
+/// The clock offset route exists only in development with fault injection enabled: elsewhere
+/// it is not found and neither moves time nor keeps an offset.
+#[test]
+fn the_development_clock_route_does_not_exist_outside_development() {
+    let p = block_on(TestPlatform::new());
+    let put = || {
+        request(Method::PUT, "/__dev/clock")
+            .header("content-type", "application/json")
+            .body(br#"{"offset_ms":660000}"#.to_vec())
+            .unwrap()
+    };
+    for (env, injection) in [
+        ("production", "on"),
+        ("production", ""),
+        ("development", ""),
+    ] {
+        p.secrets.set("EDGEPLANE_ENV", env);
+        p.secrets.set(crate::faults::ENABLE_VAR, injection);
+        assert_problem(&send(&p, put()), 404, "not-found");
+        assert_eq!(crate::faults::clock_offset(), 0, "{env} {injection:?}");
+        assert!(
+            block_on(p.kv.get(crate::faults::CLOCK_KEY, None))
+                .unwrap()
+                .is_none(),
+            "{env} {injection:?}"
+        );
+    }
+    p.secrets.set("EDGEPLANE_ENV", "development");
+    p.secrets.set(crate::faults::ENABLE_VAR, "on");
+    assert_eq!(send(&p, put()).status(), StatusCode::OK);
+    assert_eq!(crate::faults::clock_offset(), 660_000);
+    let shifted = crate::faults::Shifted(p.clock.clone());
+    assert_eq!(shifted.now_ms(), p.clock.now_ms() + 660_000);
+    crate::faults::set_clock_offset(0);
+}
+
+/// NFR-SEC-006: a sign-in's request line says how long its risk check took; a request that ran
+/// none (a wrong password never reaches it) says nothing of it.
+#[test]
+fn the_sign_in_log_line_carries_the_risk_check_duration() {
+    let (p, _) = signed_in_owner();
+    assert_eq!(sign_in(&p, "wrong password").status(), 401);
+    let lines: Vec<Value> = p
+        .logger
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|l: &Value| l["msg"] == "request" && l["route"] == "/v1/auth/login")
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["status"], 200);
+    assert!(lines[0]["risk_ms"].is_i64(), "{}", lines[0]);
+    assert_eq!(lines[1]["status"], 401);
+    assert!(lines[1].get("risk_ms").is_none(), "{}", lines[1]);
+}
+
 /// A development issuer on the test platform, and tokens it signs (EdDSA), for routes behind
 /// operator sign-in.
 pub(super) mod operator_tokens {

@@ -89,3 +89,47 @@ pub(super) async fn dev_faults<P: Platform>(
     let resp = json::response(StatusCode::OK, &serde_json::json!({ "fail": body.fail }))?;
     Ok(no_store(resp))
 }
+
+/// The body of `PUT /__dev/clock`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockBody {
+    /// How far ahead of the runtime's clock core reads time from now on (ms); 0 resets it.
+    offset_ms: i64,
+}
+
+/// The largest offset accepted: a year either way (ms), so a typo cannot overflow a deadline.
+const MAX_CLOCK_OFFSET_MS: i64 = 366 * 24 * 60 * 60 * 1000;
+
+/// `PUT /__dev/clock` (development with `EDGEPLANE_FAULT_INJECTION=on` only): makes core's
+/// clock read `offset_ms` ahead until the next change, so the suite can watch a one-time code,
+/// a token or a session expire without waiting (`crate::faults::Shifted`).
+pub(super) async fn dev_clock<P: Platform>(
+    ctx: &Ctx<'_, P>,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    if !crate::faults::enabled(ctx.platform.secrets()) {
+        return Err(ApiError::not_found("No route matches this path."));
+    }
+    let body: ClockBody = json::parse_body(req)?;
+    if body.offset_ms.abs() > MAX_CLOCK_OFFSET_MS {
+        return Err(ApiError::invalid_field(
+            "offset_ms",
+            "is at most a year either way",
+        ));
+    }
+    crate::faults::store_clock_offset(ctx.platform, body.offset_ms)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    ctx.log(
+        "warn",
+        "development clock offset changed",
+        None,
+        &body.offset_ms.to_string(),
+    );
+    let resp = json::response(
+        StatusCode::OK,
+        &serde_json::json!({ "offset_ms": body.offset_ms }),
+    )?;
+    Ok(no_store(resp))
+}

@@ -40,6 +40,7 @@ pub(super) async fn dispatch<P: Platform>(
         RouteId::Scheduled => run_scheduled(ctx, &req).await,
         RouteId::DevPanic => dev_panic(ctx),
         RouteId::DevFaults => dev::dev_faults(ctx, &req).await,
+        RouteId::DevClock => dev::dev_clock(ctx, &req).await,
         RouteId::TenantProvision => tenants::provision(ctx, &req, principal.operator()?).await,
         RouteId::TenantList => tenants::list(ctx, &req, principal.operator()?).await,
         RouteId::TenantGet => tenants::get(ctx, principal.operator()?).await,

@@ -36,6 +36,9 @@ pub enum RouteId {
     /// `PUT /__dev/faults`: makes storage ports fail on cue, in development with fault
     /// injection enabled only (`crate::faults`).
     DevFaults,
+    /// `PUT /__dev/clock`: moves core's clock ahead, in development with fault injection
+    /// enabled only (`crate::faults::Shifted`).
+    DevClock,
     /// `PUT /v1/apps/{id}/health-check`.
     AppHealthSet,
     /// `DELETE /v1/apps/{id}/health-check`.
@@ -450,6 +453,7 @@ pub const ROUTES: &[Route] = &[
     hidden!(POST "/internal/scheduled" => Scheduled, Caller::Scheduler),
     hidden!(GET "/__dev/panic" => DevPanic, Caller::Anyone),
     hidden!(PUT "/__dev/faults" => DevFaults, Caller::Anyone),
+    hidden!(PUT "/__dev/clock" => DevClock, Caller::Anyone),
     route!(POST "/v1/tenants" => TenantProvision, Caller::Operator, Doc {
         operation_id: "provisionTenant",
         tag: "tenants",
