@@ -728,6 +728,8 @@ pub struct CountingSql {
     pub texts: RefCell<Vec<&'static str>>,
     /// A raw statement to run just before the next batch.
     pub before_batch: RefCell<Option<String>>,
+    /// Calls made (a query, an execute or a whole batch: one round trip each on D1).
+    pub round_trips: Cell<usize>,
 }
 
 impl CountingSql {
@@ -740,14 +742,17 @@ impl CountingSql {
 impl Sql for CountingSql {
     async fn query(&self, stmt: Stmt) -> Result<Vec<Row>, SqlError> {
         self.count(&stmt);
+        self.round_trips.set(self.round_trips.get() + 1);
         self.inner.query(stmt).await
     }
     async fn execute(&self, stmt: Stmt) -> Result<u64, SqlError> {
         self.count(&stmt);
+        self.round_trips.set(self.round_trips.get() + 1);
         self.inner.execute(stmt).await
     }
     async fn batch(&self, stmts: Vec<Stmt>) -> Result<Vec<u64>, SqlError> {
         stmts.iter().for_each(|s| self.count(s));
+        self.round_trips.set(self.round_trips.get() + 1);
         if let Some(raw) = self.before_batch.borrow_mut().take() {
             self.inner.exec_raw(&raw)?;
         }
@@ -827,6 +832,7 @@ impl FaultyPlatform {
                 statements: Cell::new(0),
                 texts: RefCell::new(Vec::new()),
                 before_batch: RefCell::new(None),
+                round_trips: Cell::new(0),
             },
             kv: FlakyKv {
                 inner: inner.kv.clone(),
@@ -852,6 +858,11 @@ impl FaultyPlatform {
     /// Statements run so far, resetting the count.
     pub fn take_statements(&self) -> usize {
         self.sql.statements.replace(0)
+    }
+
+    /// SQL round trips (queries, executes, batches) so far, resetting the count.
+    pub fn take_round_trips(&self) -> usize {
+        self.sql.round_trips.replace(0)
     }
 
     /// The text of each statement run so far, in order, resetting the list.

@@ -182,13 +182,31 @@ pub async fn signed_in<P: Platform>(
     client: Option<&str>,
     now: i64,
 ) {
-    let Some(hash) = client.and_then(|addr| address_hash(p.secrets(), addr)) else {
+    let Some(stmt) = signed_in_stmt(p.secrets(), tenant_id, user_id, client, now) else {
         return;
     };
-    let stmt = address_stmt(&user_subject(user_id), Some(tenant_id), &hash, now);
     if let Err(e) = p.sql().execute(stmt).await {
         log_lost(p, "sign_in_address", &e);
     }
+}
+
+/// The statement of [`signed_in`], for a caller that writes it in its own batch (a sign-in's
+/// decision is recorded with it, so the rule costs no round trip of its own); `None` when
+/// there is no address or no key to hash it with.
+pub fn signed_in_stmt<S: Secrets + ?Sized>(
+    secrets: &S,
+    tenant_id: &str,
+    user_id: &str,
+    client: Option<&str>,
+    now: i64,
+) -> Option<Stmt> {
+    let hash = client.and_then(|addr| address_hash(secrets, addr))?;
+    Some(address_stmt(
+        &user_subject(user_id),
+        Some(tenant_id),
+        &hash,
+        now,
+    ))
 }
 
 /// One API key's addresses in one hour, as the isolate holds them.

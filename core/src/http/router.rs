@@ -68,9 +68,9 @@ pub enum RouteId {
     TenantActivate,
     /// `POST /v1/tenants/{id}/restore` (FR-OPS-002).
     TenantRestore,
-    /// `POST /v1/tenants/{id}/apps/{app_id}`: enable an app for a tenant.
     /// `GET /v1/tenants/{id}/apps`: the apps linked to a tenant.
     TenantAppList,
+    /// `POST /v1/tenants/{id}/apps/{app_id}`: enable an app for a tenant.
     TenantAppEnable,
     /// `DELETE /v1/tenants/{id}/apps/{app_id}`: disable an app for a tenant.
     TenantAppDisable,

@@ -266,7 +266,11 @@ async fn decide_and_record<P: Platform>(
     request_id: &str,
 ) -> Result<Decision, SqlError> {
     let now = p.clock().now_ms();
-    let (pol, observed) = store::observe(p, user, ctx, account, now).await?;
+    let store::Observation {
+        policy: pol,
+        observed,
+        email,
+    } = store::observe(p, user, ctx, account, now).await?;
     let assessment = rules::assess(&pol.rules, &observed);
     let action = pol.action(assessment.level);
     let requirement = requirement(action, f);
@@ -277,6 +281,8 @@ async fn decide_and_record<P: Platform>(
         );
     let attempt_id = ids::new_ordered_id(p.clock(), p.random());
     let out = outcome(requirement, challenged);
+    // The decision, and what a completed sign-in sets off, in one batch after the one read:
+    // the check costs two round trips whatever it finds.
     let mut stmts = vec![store::attempt_insert(
         &attempt_id,
         user,
@@ -296,26 +302,44 @@ async fn decide_and_record<P: Platform>(
     }
     let record = decision_record(user, ctx, &assessment, action, out, &attempt_id, request_id);
     stmts.push(audit::outbox_insert(&record, &audit::new_event_id(p), now));
-    p.sql().batch(stmts).await?;
     if out == "success" && method != SignInMethod::Refresh {
         // NFR-MON-001: every path's completed sign-in feeds the many-addresses anomaly rule
         // (a step-up's completion is noted where the second factor is checked).
-        crate::anomalies::signed_in(
-            p,
+        stmts.extend(crate::anomalies::signed_in_stmt(
+            p.secrets(),
             &user.tenant_id,
             &user.user_id,
             ctx.client.as_deref(),
             now,
-        )
-        .await;
+        ));
     }
     let new_place = assessment
         .signals
         .iter()
         .any(|s| matches!(s, Signal::NewDevice | Signal::NewCountry));
-    if out == "success" && new_place {
-        store::notify(p, &attempt_id, ctx.links_base.as_deref(), now).await?;
+    if let (true, true, true, Some(email)) = (
+        out == "success",
+        new_place,
+        pol.notify_new_sign_in,
+        email.as_deref(),
+    ) {
+        let facts = store::NoticeFacts {
+            attempt_id: &attempt_id,
+            tenant_id: &user.tenant_id,
+            user_id: &user.user_id,
+            email,
+            at_ms: now,
+            country: ctx.location.country.as_deref(),
+            device_label: ctx.device_label.as_deref(),
+        };
+        stmts.extend(store::notice_stmts(
+            p,
+            &facts,
+            ctx.links_base.as_deref(),
+            now,
+        ));
     }
+    p.sql().batch(stmts).await?;
     Ok(Decision {
         attempt_id,
         assessment,

@@ -10,7 +10,7 @@ use super::revoke;
 use super::rules::{Assessment, Observed, PastSignIn, RiskLevel, Signal};
 use super::{policy, RiskAction, RiskPolicy, SignInContext};
 use crate::mail::queue;
-use crate::ports::{Mail, Platform, Row, Sql, SqlError, Stmt};
+use crate::ports::{Mail, Platform, Sql, SqlError, Stmt};
 use crate::sessions::SessionUser;
 use crate::throttle;
 use crate::time::format_utc_minute;
@@ -24,16 +24,24 @@ const BASELINE_ROWS: i64 = 50;
 /// How long a notice waits in the mail queue before it is dropped unsent: a day.
 const NOTICE_TTL_MS: i64 = 24 * 3_600_000;
 
+/// What [`observe`] read: the tenant's policy, the rules' input, and the user's email (for a
+/// notice written in the decision's own batch).
+pub(super) struct Observation {
+    pub policy: RiskPolicy,
+    pub observed: Observed,
+    pub email: Option<String>,
+}
+
 /// Reads what the rules need, in one statement (a sign-in waits for each round trip): the
-/// tenant's policy, the user's recent completed sign-ins, whether the device is known, and the
-/// failures counting on the account and from the address.
+/// tenant's policy, the user's recent completed sign-ins, whether the device is known, the
+/// failures counting on the account and from the address, and the user's email.
 pub(super) async fn observe<P: Platform>(
     p: &P,
     user: &SessionUser,
     ctx: &SignInContext,
     account: Option<&str>,
     now: i64,
-) -> Result<(RiskPolicy, Observed), SqlError> {
+) -> Result<Observation, SqlError> {
     let device_hash = ctx.device_hash();
     let none = (String::new(), String::new());
     let (acc_from, acc_to) = account
@@ -55,6 +63,7 @@ pub(super) async fn observe<P: Platform>(
                         (SELECT COALESCE(SUM(count), 0) FROM rate_limits
                           WHERE key > ?5 AND key < ?6 AND expires_at > ?7) AS client_failures,
                         (SELECT policy FROM risk_policies WHERE tenant_id = ?8) AS policy,
+                        (SELECT email FROM users WHERE id = ?1 AND tenant_id = ?8) AS email,
                         (SELECT json_group_array(json_array(created_at, device_hash, country))
                            FROM (SELECT created_at, device_hash, country FROM sign_in_attempts
                                  WHERE user_id = ?1 AND outcome = 'success' AND created_at > ?9
@@ -75,10 +84,9 @@ pub(super) async fn observe<P: Platform>(
     let row = rows
         .first()
         .ok_or_else(|| SqlError::Other("the risk observation returned no row".into()))?;
-    let policy = policy::parse(row.opt_text("policy")?.as_deref());
-    Ok((
-        policy,
-        Observed {
+    Ok(Observation {
+        policy: policy::parse(row.opt_text("policy")?.as_deref()),
+        observed: Observed {
             now_ms: now,
             device_known: device_hash.is_some() && row.i64("known")? == 1,
             device_hash,
@@ -87,7 +95,8 @@ pub(super) async fn observe<P: Platform>(
             account_failures: row.i64("account_failures")?,
             client_failures: row.i64("client_failures")?,
         },
-    ))
+        email: row.opt_text("email")?,
+    })
 }
 
 /// The baseline from its JSON (`[[created_at, device_hash, country], ...]`), newest first.
@@ -158,10 +167,44 @@ pub(super) fn device_upsert(id: &str, attempt_id: &str, now: i64) -> Stmt {
     .bind(now)
 }
 
+/// What a new-sign-in notice tells: who, when, from what and where.
+pub(super) struct NoticeFacts<'a> {
+    pub attempt_id: &'a str,
+    pub tenant_id: &'a str,
+    pub user_id: &'a str,
+    pub email: &'a str,
+    pub at_ms: i64,
+    pub country: Option<&'a str>,
+    pub device_label: Option<&'a str>,
+}
+
+/// The statements queueing the new-sign-in notice of `facts` (and storing its sign-out link's
+/// token, hashed, when there is a base for links: `links_base`, else `PUBLIC_BASE_URL`), for
+/// the caller's batch; they must follow the attempt's own row.
+pub(super) fn notice_stmts<P: Platform>(
+    p: &P,
+    facts: &NoticeFacts<'_>,
+    links_base: Option<&str>,
+    now: i64,
+) -> Vec<Stmt> {
+    let base = links_base
+        .map(str::to_owned)
+        .or_else(|| crate::tenants::configured_base_url(p));
+    let mut stmts = Vec::new();
+    let link = base.map(|base| {
+        let (token, insert) =
+            revoke::mint(p, facts.attempt_id, facts.tenant_id, facts.user_id, now);
+        stmts.push(insert);
+        revoke::revoke_link(&base, &token)
+    });
+    let mail = notice_mail(facts, link.as_deref());
+    stmts.push(queue::enqueue(&mail, now, now + NOTICE_TTL_MS));
+    stmts
+}
+
 /// Queues the new-sign-in notice of a completed attempt when it came from a new device or a
-/// new country and the tenant's policy asks for notices. With a base for links (`links_base`,
-/// else `PUBLIC_BASE_URL`) the notice carries the link that signs out the session of that
-/// sign-in ([`super::revoke`]), its token stored (hashed) in the batch that queues the mail.
+/// new country and the tenant's policy asks for notices (see [`notice_stmts`]): for a
+/// challenged sign-in that passed its step-up, whose facts are read back from its row.
 pub(super) async fn notify<P: Platform>(
     p: &P,
     attempt_id: &str,
@@ -188,44 +231,35 @@ pub(super) async fn notify<P: Platform>(
     if !new(Signal::NewDevice) && !new(Signal::NewCountry) {
         return Ok(());
     }
-    if !policy::load(p, &row.text("tenant_id")?)
-        .await?
-        .notify_new_sign_in
-    {
+    let tenant_id = row.text("tenant_id")?;
+    if !policy::load(p, &tenant_id).await?.notify_new_sign_in {
         return Ok(());
     }
-    let base = links_base
-        .map(str::to_owned)
-        .or_else(|| crate::tenants::configured_base_url(p));
-    let mut stmts = Vec::new();
-    let link = base.map(|base| {
-        let (token, insert) = revoke::mint(
-            p,
-            attempt_id,
-            &row.text("tenant_id")?,
-            &row.text("user_id")?,
-            now,
-        );
-        stmts.push(insert);
-        Ok::<_, SqlError>(revoke::revoke_link(&base, &token))
-    });
-    let link = link.transpose()?;
-    let mail = notice_mail(row, link.as_deref())?;
-    stmts.push(queue::enqueue(&mail, now, now + NOTICE_TTL_MS));
-    p.sql().batch(stmts).await?;
+    let (user_id, email) = (row.text("user_id")?, row.text("email")?);
+    let (country, device_label) = (row.opt_text("country")?, row.opt_text("device_label")?);
+    let facts = NoticeFacts {
+        attempt_id,
+        tenant_id: &tenant_id,
+        user_id: &user_id,
+        email: &email,
+        at_ms: row.i64("created_at")?,
+        country: country.as_deref(),
+        device_label: device_label.as_deref(),
+    };
+    p.sql()
+        .batch(notice_stmts(p, &facts, links_base, now))
+        .await?;
     Ok(())
 }
 
 /// The notice of a sign-in from a new device or country: when, from what and where, and what
 /// to do if it was not the user: sign out that session through `link` when there is one, and
 /// reset the password.
-fn notice_mail(row: &Row, link: Option<&str>) -> Result<Mail, SqlError> {
-    let when = format_utc_minute(row.i64("created_at")?);
-    let device = row
-        .opt_text("device_label")?
-        .unwrap_or_else(|| "an unnamed device".into());
-    let place = row
-        .opt_text("country")?
+fn notice_mail(facts: &NoticeFacts<'_>, link: Option<&str>) -> Mail {
+    let when = format_utc_minute(facts.at_ms);
+    let device = facts.device_label.unwrap_or("an unnamed device");
+    let place = facts
+        .country
         .map_or_else(|| "an unknown place".to_owned(), |c| format!("country {c}"));
     let sign_out = link.map_or_else(String::new, |l| {
         format!(
@@ -233,8 +267,8 @@ fn notice_mail(row: &Row, link: Option<&str>) -> Result<Mail, SqlError> {
              {l}\n\n"
         )
     });
-    Ok(Mail {
-        to: row.text("email")?,
+    Mail {
+        to: facts.email.to_owned(),
         subject: "New sign-in to your account".into(),
         text: format!(
             "Your account was signed in to on {when} from {device} in {place}.\n\n\
@@ -252,7 +286,7 @@ fn notice_mail(row: &Row, link: Option<&str>) -> Result<Mail, SqlError> {
             p { "If it was not you, also reset your password now: that ends every session and forgets every device." }
         }
         .into_string(),
-    })
+    }
 }
 
 /// A device a user signed in from.

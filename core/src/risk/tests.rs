@@ -475,6 +475,108 @@ fn nfr_sec_006_refresh_from_a_new_country_revokes_or_is_allowed_per_policy() {
     });
 }
 
+/// NFR-SEC-006's bound on what the check adds to a sign-in: one read and one batch, whatever
+/// it finds. A sign-in from a known device costs two round trips, and so does one from a new
+/// device in a new country, whose batch also carries the attempt, the device, the audit
+/// record, the anomaly rule's address and the notice with its sign-out link.
+#[test]
+fn nfr_sec_006_the_risk_check_costs_one_read_and_one_batch() {
+    block_on(async {
+        let f = fixture().await;
+        set_policy(
+            &f,
+            &RiskPolicy {
+                medium: RiskAction::Allow,
+                high: RiskAction::Allow,
+                ..RiskPolicy::default()
+            },
+        )
+        .await;
+        let user = crate::sessions::SessionUser {
+            user_id: f.user_id.clone(),
+            tenant_id: f.tenant_id.clone(),
+            role: "owner".into(),
+        };
+        let p = crate::testing::FaultyPlatform::over(f.p);
+        let account = account_subject("acme", "owner@acme.test");
+        let check = |ctx: SignInContext, request_id: &'static str| {
+            let (p, user, account) = (&p, &user, &account);
+            async move {
+                p.take_round_trips();
+                let d = decide(
+                    p,
+                    user,
+                    &ctx,
+                    SignInMethod::Password,
+                    Some(account),
+                    Factors::default(),
+                    request_id,
+                )
+                .await
+                .unwrap();
+                (d, p.take_round_trips())
+            }
+        };
+        let (first, trips) = check(linked("laptop-0000000001", "US"), "r1").await;
+        assert_eq!(trips, 2, "the first sign-in");
+        assert_eq!(first.requirement, Requirement::Nothing);
+        p.inner.clock.advance(HOUR_MS);
+        let (again, trips) = check(linked("laptop-0000000001", "US"), "r2").await;
+        assert_eq!(trips, 2, "the same device again");
+        assert!(
+            again.assessment.signals.is_empty(),
+            "{:?}",
+            again.assessment
+        );
+        p.inner.clock.advance(24 * HOUR_MS);
+        let (abroad, trips) = check(linked("phone-00000000002", "DE"), "r3").await;
+        assert_eq!(trips, 2, "a new device in a new country");
+        assert!(
+            abroad.assessment.signals.contains(&Signal::NewDevice)
+                && abroad.assessment.signals.contains(&Signal::NewCountry),
+            "{:?}",
+            abroad.assessment
+        );
+        // What the one batch carried.
+        let count = |sql: &'static str| {
+            let p = &p;
+            async move {
+                p.inner.sql.query(Stmt::new(sql)).await.unwrap()[0]
+                    .i64("n")
+                    .unwrap()
+            }
+        };
+        assert_eq!(
+            count("SELECT COUNT(*) AS n FROM sign_in_attempts WHERE outcome = 'success'").await,
+            3
+        );
+        assert_eq!(count("SELECT COUNT(*) AS n FROM known_devices").await, 2);
+        assert_eq!(
+            count("SELECT COUNT(*) AS n FROM audit_outbox WHERE action = 'session.risk'").await,
+            3
+        );
+        assert_eq!(
+            count("SELECT COUNT(*) AS n FROM anomaly_addresses WHERE subject LIKE 'user:%'").await,
+            3,
+            "one row per hour"
+        );
+        // Only the sign-in from abroad was notified (the first one set the baseline), with its
+        // sign-out link.
+        assert_eq!(
+            count("SELECT COUNT(*) AS n FROM mail_queue WHERE subject = 'New sign-in to your account'")
+                .await,
+            1
+        );
+        assert_eq!(
+            count("SELECT COUNT(*) AS n FROM sign_in_revocations").await,
+            1
+        );
+        let token = notice_token(&p.inner, "owner@acme.test").await;
+        let n = revoke::notice(&p.inner, &token).await.unwrap().unwrap();
+        assert_eq!(n.country.as_deref(), Some("DE"));
+    });
+}
+
 /// NFR-PERF-001: what the risk check adds to a sign-in (its reads, the rules and its write),
 /// on real SQLite with a user's full baseline. Run with
 /// `cargo test -p edgeplane-core --release --lib risk_check_latency -- --ignored --nocapture`.
