@@ -389,9 +389,10 @@ fn nfr_mon_001_passkey_and_sso_sign_ins_count_for_the_account_rule() {
                 client: Some(format!("198.51.100.{}", 20 + i)),
                 ..Default::default()
             };
-            crate::risk::decide(&p, &user, &ctx, method, None, strong, "r")
+            let mut d = crate::risk::decide(&p, &user, &ctx, method, None, strong, "r")
                 .await
                 .unwrap();
+            d.commit(&p).await.unwrap();
         }
         let firing = run(&p).await;
         assert_eq!(

@@ -26,7 +26,7 @@ use crate::oidc::{
     self, AuthorizeError, AuthorizeRequest, ClientSecretError, CompleteLoginError, EndSessionError,
     Flow, FlowError, TokenError, TokenRequest,
 };
-use crate::ports::Platform;
+use crate::ports::{Platform, Stmt};
 use crate::sessions;
 use crate::signin;
 use crate::signin::{AccessError, LoginError, LoginRequest, VerifyMfaError};
@@ -595,6 +595,7 @@ async fn finish<P: Platform>(
     user: &sessions::SessionUser,
     methods: &[&str],
     attempt: Option<&str>,
+    decided: Vec<Stmt>,
 ) -> Response {
     match oidc::complete_login_flow(
         ctx.platform,
@@ -602,6 +603,7 @@ async fn finish<P: Platform>(
         user,
         methods,
         attempt,
+        decided,
         &ctx.request_id,
     )
     .await
@@ -717,7 +719,18 @@ async fn password_result<P: Platform>(
     result: Result<signin::Authenticated, LoginError>,
 ) -> Response {
     match result {
-        Ok(done) => finish(ctx, p, &done.user, &["pwd"], Some(&done.attempt_id)).await,
+        Ok(done) => {
+            let decided = done.decided;
+            finish(
+                ctx,
+                p,
+                &done.user,
+                &["pwd"],
+                Some(&done.attempt_id),
+                decided,
+            )
+            .await
+        }
         Err(LoginError::MfaRequired {
             mfa_token,
             enroll: false,
@@ -1013,7 +1026,8 @@ async fn second_factor_done<P: Platform>(
     let methods = done.methods();
     let attempt = done.attempt_id.as_deref();
     let Some(codes) = done.recovery_codes else {
-        return finish(ctx, p, &done.user, &methods, attempt).await;
+        // The decision was recorded when the sign-in was held for its second factor.
+        return finish(ctx, p, &done.user, &methods, attempt, Vec::new()).await;
     };
     if let Err(e) =
         oidc::record_authenticated(ctx.platform, &p.flow_id, &done.user, &methods, attempt).await
@@ -1037,7 +1051,7 @@ pub(super) async fn login_continue<P: Platform>(
     match oidc::take_authenticated(ctx.platform, &p.flow_id).await {
         Ok((user, methods, attempt)) => {
             let methods: Vec<&str> = methods.iter().map(String::as_str).collect();
-            Ok(finish(ctx, &p, &user, &methods, attempt.as_deref()).await)
+            Ok(finish(ctx, &p, &user, &methods, attempt.as_deref(), Vec::new()).await)
         }
         Err(FlowError::Storage(e)) => Ok(unavailable(ctx, &p, "storage", &e.to_string())),
         Err(_) => Ok(password_step(&p, StatusCode::BAD_REQUEST, "Sign in first.")),

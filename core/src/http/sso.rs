@@ -284,6 +284,7 @@ async fn signed_in_answer<P: Platform>(
                 &signed_in.user,
                 &["sso"],
                 signed_in.attempt_id.as_deref(),
+                signed_in.decided.clone(),
                 &ctx.request_id,
             )
             .await
@@ -314,6 +315,7 @@ async fn signed_in_answer<P: Platform>(
         &signed_in.user,
         &["sso"],
         attempt,
+        signed_in.decided.clone(),
         &ctx.request_id,
     )
     .await

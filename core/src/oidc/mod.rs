@@ -90,13 +90,16 @@ impl CompleteLoginError {
 /// a single-use authorization code bound to the flow's client, redirect URI, PKCE challenge and
 /// nonce, and returns the URL to send the browser to (the client's redirect URI with `code` and
 /// `state`). `methods` are the authentication methods used (`amr`); `attempt` is the sign-in's
-/// risk decision, which the code carries to the session it starts. Audited `oidc.authorize`.
+/// risk decision, which the code carries to the session it starts, and `decided` the
+/// statements recording it when that is still to be done (first in the code's batch).
+/// Audited `oidc.authorize`.
 pub async fn complete_login_flow<P: Platform>(
     p: &P,
     flow_id: &str,
     user: &SessionUser,
     methods: &[&str],
     attempt: Option<&str>,
+    decided: Vec<Stmt>,
     request_id: &str,
 ) -> Result<String, CompleteLoginError> {
     if flow_id.is_empty() || flow_id.len() > 128 {
@@ -142,36 +145,36 @@ pub async fn complete_login_flow<P: Platform>(
         Some(request_id),
     )
     .with("methods", methods.to_vec());
-    let counts = p
-        .sql()
-        .batch(vec![
-            Stmt::new(
-                "INSERT INTO oidc_codes (code_hash, client_id, redirect_uri, scope, nonce,
+    let code_row = decided.len();
+    let mut stmts = decided;
+    stmts.extend([
+        Stmt::new(
+            "INSERT INTO oidc_codes (code_hash, client_id, redirect_uri, scope, nonce,
                    code_challenge, tenant_id, user_id, auth_methods, auth_time, created_at,
                    expires_at, attempt_id)
                  SELECT ?1, client_id, redirect_uri, scope, nonce, code_challenge, ?2, ?3, ?4, ?5,
                    ?5, ?6, ?8
                  FROM oidc_login_flows WHERE id_hash = ?7 AND consumed_at IS NULL",
-            )
-            .bind(crypto::token_hash(&code))
-            .bind(user.tenant_id.as_str())
-            .bind(user.user_id.as_str())
-            .bind(serde_json::to_string(methods).unwrap_or_else(|_| "[]".into()))
-            .bind(now)
-            .bind(now + CODE_TTL_MS)
-            .bind(flow_hash.as_str())
-            .bind(attempt),
-            Stmt::new(
-                "UPDATE oidc_login_flows SET consumed_at = ?2, tenant_id = ?3
+        )
+        .bind(crypto::token_hash(&code))
+        .bind(user.tenant_id.as_str())
+        .bind(user.user_id.as_str())
+        .bind(serde_json::to_string(methods).unwrap_or_else(|_| "[]".into()))
+        .bind(now)
+        .bind(now + CODE_TTL_MS)
+        .bind(flow_hash.as_str())
+        .bind(attempt),
+        Stmt::new(
+            "UPDATE oidc_login_flows SET consumed_at = ?2, tenant_id = ?3
                  WHERE id_hash = ?1 AND consumed_at IS NULL",
-            )
-            .bind(flow_hash.as_str())
-            .bind(now)
-            .bind(user.tenant_id.as_str()),
-            audit::outbox_insert(&record, &audit::new_event_id(p), now),
-        ])
-        .await?;
-    if counts.first().copied() != Some(1) {
+        )
+        .bind(flow_hash.as_str())
+        .bind(now)
+        .bind(user.tenant_id.as_str()),
+        audit::outbox_insert(&record, &audit::new_event_id(p), now),
+    ]);
+    let counts = p.sql().batch(stmts).await?;
+    if counts.get(code_row).copied() != Some(1) {
         // A concurrent completion consumed the flow first.
         return Err(CompleteLoginError::FlowInvalid);
     }

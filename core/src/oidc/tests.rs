@@ -98,9 +98,10 @@ async fn code_for(f: &Fixture) -> String {
     let started = start_authorization(&f.p, &request(&f.client_id))
         .await
         .unwrap();
-    let location = complete_login_flow(&f.p, &started.flow_id, &f.user, &["pwd"], None, "r")
-        .await
-        .unwrap();
+    let location =
+        complete_login_flow(&f.p, &started.flow_id, &f.user, &["pwd"], None, vec![], "r")
+            .await
+            .unwrap();
     assert!(
         location.starts_with("https://crm.example/cb?code="),
         "{location}"
@@ -493,16 +494,16 @@ fn fr_auth_001_login_flows_are_single_use_and_tenant_bound() {
         };
         choose_tenant(&f.p, &started.flow_id, "acme").await.unwrap();
         assert_eq!(
-            complete_login_flow(&f.p, &started.flow_id, &other, &["pwd"], None, "r")
+            complete_login_flow(&f.p, &started.flow_id, &other, &["pwd"], None, vec![], "r")
                 .await
                 .unwrap_err(),
             CompleteLoginError::TenantMismatch
         );
-        complete_login_flow(&f.p, &started.flow_id, &f.user, &["pwd"], None, "r")
+        complete_login_flow(&f.p, &started.flow_id, &f.user, &["pwd"], None, vec![], "r")
             .await
             .unwrap();
         assert_eq!(
-            complete_login_flow(&f.p, &started.flow_id, &f.user, &["pwd"], None, "r")
+            complete_login_flow(&f.p, &started.flow_id, &f.user, &["pwd"], None, vec![], "r")
                 .await
                 .unwrap_err(),
             CompleteLoginError::FlowInvalid
@@ -605,7 +606,7 @@ fn nfr_sec_006_the_code_carries_its_sign_in_to_the_session() {
             let ctx = from(device);
             let (p, user) = (&f.p, &f.user);
             async move {
-                risk::decide(
+                let mut d = risk::decide(
                     p,
                     user,
                     &ctx,
@@ -615,7 +616,9 @@ fn nfr_sec_006_the_code_carries_its_sign_in_to_the_session() {
                     "r",
                 )
                 .await
-                .unwrap()
+                .unwrap();
+                d.commit(p).await.unwrap();
+                d
             }
         };
         let sign_in = |attempt: String| async move {
@@ -628,6 +631,7 @@ fn nfr_sec_006_the_code_carries_its_sign_in_to_the_session() {
                 &f.user,
                 &["pwd"],
                 Some(&attempt),
+                vec![],
                 "r",
             )
             .await

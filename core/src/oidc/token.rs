@@ -409,6 +409,8 @@ async fn start_code_session<P: Platform>(
         user,
         &methods,
         &grant,
+        // The risk decision was recorded when the code was issued.
+        Vec::new(),
         |sid| {
             vec![
                 Stmt::new(

@@ -163,7 +163,7 @@ pub enum Requirement {
 }
 
 /// One decision: recorded and audited by [`decide`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     /// The `sign_in_attempts` row (for [`complete`]).
     pub attempt_id: String,
@@ -173,6 +173,23 @@ pub struct Decision {
     pub action: RiskAction,
     /// What the sign-in needs now.
     pub requirement: Requirement,
+    /// The statements recording a decision that admitted the sign-in at once (the attempt,
+    /// its device, the audit record, the anomaly rule's address, the notice): the caller
+    /// writes them first in the batch that starts the session or issues the code, so the
+    /// check adds one read to the sign-in and no write of its own. Empty for any other
+    /// decision, which [`decide`] has recorded already.
+    pub writes: Vec<Stmt>,
+}
+
+impl Decision {
+    /// Records the decision now, for a caller with no batch of its own to put it in.
+    pub async fn commit<P: Platform>(&mut self, p: &P) -> Result<(), SqlError> {
+        let writes = std::mem::take(&mut self.writes);
+        if !writes.is_empty() {
+            p.sql().batch(writes).await?;
+        }
+        Ok(())
+    }
 }
 
 /// The requirement of `action` for a sign-in with `f`.
@@ -199,7 +216,8 @@ fn outcome(requirement: Requirement, challenged: bool) -> &'static str {
 }
 
 /// Scores the sign-in of `user` with `ctx`, applies the tenant's policy, and records and
-/// audits the decision in one batch. `account` is the rate limiter's account subject when the
+/// audits the decision in one batch: at once when the sign-in is held or refused, else
+/// through the caller's batch ([`Decision::writes`]). `account` is the rate limiter's account subject when the
 /// sign-in named one (tenant and email); `f` says what the user can give and whether the
 /// caller holds the sign-in for a second factor whatever the decision: a sign-in held for a
 /// factor or a step-up is recorded `challenged` until [`complete`], any other completes here
@@ -281,8 +299,8 @@ async fn decide_and_record<P: Platform>(
         );
     let attempt_id = ids::new_ordered_id(p.clock(), p.random());
     let out = outcome(requirement, challenged);
-    // The decision, and what a completed sign-in sets off, in one batch after the one read:
-    // the check costs two round trips whatever it finds.
+    // The decision, and what a completed sign-in sets off, in one batch after the one read;
+    // an admitted sign-in's batch is the caller's own (its session or code).
     let mut stmts = vec![store::attempt_insert(
         &attempt_id,
         user,
@@ -339,12 +357,18 @@ async fn decide_and_record<P: Platform>(
             now,
         ));
     }
-    p.sql().batch(stmts).await?;
+    let writes = if out == "success" {
+        stmts
+    } else {
+        p.sql().batch(stmts).await?;
+        Vec::new()
+    };
     Ok(Decision {
         attempt_id,
         assessment,
         action,
         requirement,
+        writes,
     })
 }
 

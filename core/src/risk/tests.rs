@@ -126,12 +126,17 @@ async fn sign_in_from_abroad(f: &Fixture) -> Result<TokenPair, LoginError> {
 }
 
 async fn set_policy(f: &Fixture, policy: &RiskPolicy) {
+    set_policy_on(&f.p, &f.tenant_id, &f.user_id, policy.clone()).await;
+}
+
+/// [`set_policy`] by the owner `user_id` of `tenant_id` on `p`.
+async fn set_policy_on(p: &TestPlatform, tenant_id: &str, user_id: &str, policy: RiskPolicy) {
     let owner = TenantActor {
-        user_id: f.user_id.clone(),
-        tenant_id: f.tenant_id.clone(),
+        user_id: user_id.to_owned(),
+        tenant_id: tenant_id.to_owned(),
         role: TenantRole::Owner,
     };
-    policy::save(&f.p, &owner, policy, "r").await.unwrap();
+    policy::save(p, &owner, &policy, "r").await.unwrap();
 }
 
 async fn outcomes(p: &TestPlatform) -> Vec<(String, String)> {
@@ -475,12 +480,12 @@ fn nfr_sec_006_refresh_from_a_new_country_revokes_or_is_allowed_per_policy() {
     });
 }
 
-/// NFR-SEC-006's bound on what the check adds to a sign-in: one read and one batch, whatever
-/// it finds. A sign-in from a known device costs two round trips, and so does one from a new
-/// device in a new country, whose batch also carries the attempt, the device, the audit
-/// record, the anomaly rule's address and the notice with its sign-out link.
+/// NFR-SEC-006's bound on what the check adds to a sign-in: one read. A decision that admits
+/// the sign-in hands its writes (the attempt, the device, the audit record, the anomaly rule's
+/// address and, from a new device or country, the notice with its sign-out link) to the batch
+/// that starts the session; one that holds or refuses it writes them itself.
 #[test]
-fn nfr_sec_006_the_risk_check_costs_one_read_and_one_batch() {
+fn nfr_sec_006_the_risk_check_adds_one_read_to_an_admitted_sign_in() {
     block_on(async {
         let f = fixture().await;
         set_policy(
@@ -514,23 +519,36 @@ fn nfr_sec_006_the_risk_check_costs_one_read_and_one_batch() {
                 )
                 .await
                 .unwrap();
-                (d, p.take_round_trips())
+                let trips = p.take_round_trips();
+                // The session's batch, as `sessions::start` writes it.
+                let pair = crate::sessions::start(
+                    p,
+                    user,
+                    &["pwd"],
+                    Some(&d.attempt_id),
+                    d.writes.clone(),
+                    request_id,
+                )
+                .await
+                .unwrap();
+                (d, trips, pair)
             }
         };
-        let (first, trips) = check(linked("laptop-0000000001", "US"), "r1").await;
-        assert_eq!(trips, 2, "the first sign-in");
+        let (first, trips, _) = check(linked("laptop-0000000001", "US"), "r1").await;
+        assert_eq!(trips, 1, "the first sign-in");
         assert_eq!(first.requirement, Requirement::Nothing);
+        assert!(!first.writes.is_empty());
         p.inner.clock.advance(HOUR_MS);
-        let (again, trips) = check(linked("laptop-0000000001", "US"), "r2").await;
-        assert_eq!(trips, 2, "the same device again");
+        let (again, trips, _) = check(linked("laptop-0000000001", "US"), "r2").await;
+        assert_eq!(trips, 1, "the same device again");
         assert!(
             again.assessment.signals.is_empty(),
             "{:?}",
             again.assessment
         );
         p.inner.clock.advance(24 * HOUR_MS);
-        let (abroad, trips) = check(linked("phone-00000000002", "DE"), "r3").await;
-        assert_eq!(trips, 2, "a new device in a new country");
+        let (abroad, trips, pair) = check(linked("phone-00000000002", "DE"), "r3").await;
+        assert_eq!(trips, 1, "a new device in a new country");
         assert!(
             abroad.assessment.signals.contains(&Signal::NewDevice)
                 && abroad.assessment.signals.contains(&Signal::NewCountry),
@@ -574,6 +592,43 @@ fn nfr_sec_006_the_risk_check_costs_one_read_and_one_batch() {
         let token = notice_token(&p.inner, "owner@acme.test").await;
         let n = revoke::notice(&p.inner, &token).await.unwrap().unwrap();
         assert_eq!(n.country.as_deref(), Some("DE"));
+        // The session its batch started is recorded on its attempt (the link signs it out).
+        let on_attempt = p
+            .inner
+            .sql
+            .query(
+                Stmt::new("SELECT session_id FROM sign_in_attempts WHERE id = ?1")
+                    .bind(abroad.attempt_id.as_str()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            on_attempt[0].opt_text("session_id").unwrap().as_deref(),
+            Some(pair.session_id.as_str())
+        );
+
+        // A sign-in held for a step-up is recorded by the check itself: one read, one batch.
+        set_policy_on(&p.inner, &f.tenant_id, &f.user_id, RiskPolicy::default()).await;
+        p.inner.clock.advance(24 * HOUR_MS);
+        p.take_round_trips();
+        let held = decide(
+            &p,
+            &user,
+            &linked("tablet-0000000003", "FR"),
+            SignInMethod::Password,
+            Some(&account),
+            Factors::default(),
+            "r4",
+        )
+        .await
+        .unwrap();
+        assert_eq!(p.take_round_trips(), 2);
+        assert_eq!(held.requirement, Requirement::EmailCode);
+        assert!(held.writes.is_empty());
+        assert_eq!(
+            count("SELECT COUNT(*) AS n FROM sign_in_attempts WHERE outcome = 'challenged'").await,
+            1
+        );
     });
 }
 
@@ -598,7 +653,7 @@ fn risk_check_latency() {
             f.p.clock.advance(60_000);
             let ctx = from(&format!("device-{:0>12}", i % 7), ["US", "DE", "FR"][i % 3]);
             let started = std::time::Instant::now();
-            decide(
+            let mut d = decide(
                 &f.p,
                 &user,
                 &ctx,
@@ -609,6 +664,7 @@ fn risk_check_latency() {
             )
             .await
             .unwrap();
+            d.commit(&f.p).await.unwrap();
             times.push(started.elapsed());
         }
         times.sort();
@@ -991,7 +1047,7 @@ fn nfr_sec_006_a_sign_in_disowned_before_its_session_starts_gets_none() {
             tenant_id: f.tenant_id.clone(),
             role: "owner".into(),
         };
-        let decision = decide(
+        let mut decision = decide(
             &f.p,
             &user,
             &linked("laptop-0000000009", "US"),
@@ -1002,6 +1058,9 @@ fn nfr_sec_006_a_sign_in_disowned_before_its_session_starts_gets_none() {
         )
         .await
         .unwrap();
+        // Recorded (and its notice queued) before the session starts, as a step-up's
+        // completion does.
+        decision.commit(&f.p).await.unwrap();
         let token = notice_token(&f.p, "owner@acme.test").await;
         assert_eq!(
             revoke::revoke(&f.p, &token, "r").await.unwrap(),
@@ -1010,11 +1069,18 @@ fn nfr_sec_006_a_sign_in_disowned_before_its_session_starts_gets_none() {
                 edge_pending: None
             }
         );
-        let started =
-            crate::sessions::start(&f.p, &user, &["pwd"], Some(&decision.attempt_id), "r").await;
+        let started = crate::sessions::start(
+            &f.p,
+            &user,
+            &["pwd"],
+            Some(&decision.attempt_id),
+            vec![],
+            "r",
+        )
+        .await;
         assert_eq!(started, Err(crate::sessions::IssueError::NotActive));
         // A sign-in not disowned starts as ever.
-        crate::sessions::start(&f.p, &user, &["pwd"], None, "r")
+        crate::sessions::start(&f.p, &user, &["pwd"], None, vec![], "r")
             .await
             .unwrap();
     });

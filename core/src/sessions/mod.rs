@@ -156,12 +156,14 @@ pub(crate) async fn access_token_for<P: Platform>(
 
 /// Starts a session (FR-AUTH-005): signs the access token first (so a missing master key
 /// changes nothing), then one batch inserts the session row, records the sign-in on the user
-/// and audits `session.create`. `attempt` is the sign-in's risk decision (see [`start_with`]).
+/// and audits `session.create`. `attempt` is the sign-in's risk decision and `decided` the
+/// statements recording it when that is still to be done (see [`start_with`]).
 pub(crate) async fn start<P: Platform>(
     p: &P,
     user: &SessionUser,
     methods: &[&str],
     attempt: Option<&str>,
+    decided: Vec<Stmt>,
     request_id: &str,
 ) -> Result<TokenPair, IssueError> {
     let api = Grant {
@@ -170,7 +172,7 @@ pub(crate) async fn start<P: Platform>(
         scope: API_SCOPE,
         attempt,
     };
-    start_with(p, user, methods, &api, |_| Vec::new(), request_id).await
+    start_with(p, user, methods, &api, decided, |_| Vec::new(), request_id).await
 }
 
 /// Who a session's tokens are for: the Edgeplane API, or a managed app (OIDC client).
@@ -187,13 +189,16 @@ pub(crate) struct Grant<'a> {
     pub attempt: Option<&'a str>,
 }
 
-/// [`start`] for `grant`; `extra(sid)` adds statements to the same batch (the OIDC provider
-/// records its grant and marks the code with the session it started).
+/// [`start`] for `grant`; `decided` (the risk decision's writes, [`crate::risk::Decision`])
+/// come first in the batch, before the session row that refers to the attempt, and
+/// `extra(sid)` adds statements at its end (the OIDC provider records its grant and marks the
+/// code with the session it started).
 pub(crate) async fn start_with<P: Platform>(
     p: &P,
     user: &SessionUser,
     methods: &[&str],
     grant: &Grant<'_>,
+    decided: Vec<Stmt>,
     extra: impl FnOnce(&str) -> Vec<Stmt>,
     request_id: &str,
 ) -> Result<TokenPair, IssueError> {
@@ -263,8 +268,12 @@ pub(crate) async fn start_with<P: Platform>(
         );
     }
     stmts.extend(extra(&sid));
-    let applied = p.sql().batch(stmts).await?;
-    if applied.first().copied().unwrap_or(0) == 0 {
+    let session_row = decided.len();
+    let applied = p
+        .sql()
+        .batch(decided.into_iter().chain(stmts).collect())
+        .await?;
+    if applied.get(session_row).copied().unwrap_or(0) == 0 {
         return Err(IssueError::NotActive);
     }
     Ok(TokenPair {

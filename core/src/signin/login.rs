@@ -164,19 +164,24 @@ pub async fn login<P: Platform>(
     request_id: &str,
 ) -> Result<TokenPair, LoginError> {
     let signed_in = authenticate(p, req, request_id).await?;
-    // Its address was noted for the anomaly rules by the risk check that admitted it.
+    // The risk decision that admitted it (with the address noted for the anomaly rules) is
+    // recorded in the batch that starts the session.
     let attempt = Some(signed_in.attempt_id.as_str());
-    Ok(start(p, &signed_in.user, &["pwd"], attempt, request_id).await?)
+    let decided = signed_in.decided;
+    Ok(start(p, &signed_in.user, &["pwd"], attempt, decided, request_id).await?)
 }
 
 /// A sign-in whose every check passed: its user, and the risk decision that admitted it (the
 /// session started for it is recorded there).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Authenticated {
     /// The user signing in.
     pub user: SessionUser,
     /// The `sign_in_attempts` row of the sign-in.
     pub attempt_id: String,
+    /// The statements recording that decision ([`risk::Decision::writes`]): the caller puts
+    /// them in the batch that starts the session or issues the code.
+    pub decided: Vec<Stmt>,
 }
 
 /// Every check of [`login`] (rate limits, audit of failures, the same work for unknown users,
@@ -228,6 +233,7 @@ async fn check_credentials<P: Platform>(
     Ok(Authenticated {
         user,
         attempt_id: decision.attempt_id,
+        decided: decision.writes,
     })
 }
 

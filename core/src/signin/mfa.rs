@@ -435,7 +435,16 @@ pub async fn verify_mfa_with<P: Platform>(
 ) -> Result<MfaSignIn, VerifyMfaError> {
     let done = verify_second_factor(p, mfa_token, factor, client, request_id).await?;
     let attempt = done.attempt_id.as_deref();
-    let tokens = start(p, &done.user, &done.methods(), attempt, request_id).await?;
+    // The decision was recorded when the sign-in was held for its step-up.
+    let tokens = start(
+        p,
+        &done.user,
+        &done.methods(),
+        attempt,
+        Vec::new(),
+        request_id,
+    )
+    .await?;
     let (user, now) = (&done.user, p.clock().now_ms());
     crate::anomalies::signed_in(p, &user.tenant_id, &user.user_id, client, now).await;
     Ok(MfaSignIn {

@@ -23,7 +23,7 @@ pub enum StepUpFactor {
 
 /// An SSO sign-in the risk check holds for a step-up: nothing starts until its pending sign-in
 /// (`mfa_token`) is completed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SsoStepUp {
     /// The IdP's sign-in: its user, and where it goes on after the step-up.
     pub sign_in: SsoSignIn,
@@ -34,7 +34,7 @@ pub struct SsoStepUp {
 }
 
 /// What an SSO callback leads to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SsoOutcome {
     /// Signed in: the caller starts the session or completes the login flow (`amr` `sso`).
     SignedIn(SsoSignIn),
@@ -81,6 +81,7 @@ pub async fn sso_sign_in<P: Platform>(
         Requirement::Nothing => {
             let mut signed_in = signed_in;
             signed_in.attempt_id = Some(decision.attempt_id);
+            signed_in.decided = decision.writes;
             return Ok(SsoOutcome::SignedIn(signed_in));
         }
         Requirement::Block => return Err(SsoCallbackError::AccountRefused("risk_blocked")),

@@ -309,7 +309,7 @@ pub struct CallbackParams {
 }
 
 /// A successful SSO sign-in: the session is started by the caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SsoSignIn {
     /// Who signed in.
     pub user: SessionUser,
@@ -322,6 +322,9 @@ pub struct SsoSignIn {
     /// The sign-in's risk decision, once the risk check admitted it (the session started for
     /// it is recorded there).
     pub attempt_id: Option<String>,
+    /// The statements recording that decision, for the batch that starts the session or
+    /// issues the code (see `risk::Decision::writes`).
+    pub decided: Vec<Stmt>,
 }
 
 /// Why an SSO callback was refused.
@@ -536,6 +539,7 @@ async fn complete<P: Platform>(
             redirect_to: data.redirect_to,
             idp_mfa: identity.mfa,
             attempt_id: None,
+            decided: Vec::new(),
         },
         stmts,
         record,

@@ -1303,21 +1303,35 @@ mod risk_check {
         c
     }
 
-    /// A whole SSO sign-in of the owner from `origin`, through the risk check.
+    /// A whole SSO sign-in of the owner from `origin`, through the risk check; one that is
+    /// admitted starts its session (which records the decision).
     async fn sso(
         f: &Fixture,
         origin: &SignInContext,
         amr: Option<Json>,
     ) -> Result<SsoOutcome, SsoCallbackError> {
         let params = idp_answers(f, es(7, "k1"), |n| owner_claims(f, n, amr.clone())).await;
-        signin::sso_sign_in(
+        let out = signin::sso_sign_in(
             &f.p,
             &params,
             origin,
             |_| panic!("the origin names its device"),
             "r-cb",
         )
-        .await
+        .await;
+        if let Ok(SsoOutcome::SignedIn(s)) = &out {
+            crate::sessions::start(
+                &f.p,
+                &s.user,
+                &["sso"],
+                s.attempt_id.as_deref(),
+                s.decided.clone(),
+                "r-cb",
+            )
+            .await
+            .unwrap();
+        }
+        out
     }
 
     async fn configured() -> Fixture {

@@ -1123,7 +1123,16 @@ pub async fn login_from<P: Platform>(
         return Err(WebAuthnError::UnknownCredential);
     }
     let attempt = Some(decision.attempt_id.as_str());
-    Ok(sessions::start(p, &owned.user, &["hwk", "mfa"], attempt, request_id).await?)
+    let decided = decision.writes;
+    Ok(sessions::start(
+        p,
+        &owned.user,
+        &["hwk", "mfa"],
+        attempt,
+        decided,
+        request_id,
+    )
+    .await?)
 }
 
 /// Options for a passkey as the second factor of the pending sign-in of `user` (whose
