@@ -303,9 +303,45 @@ pub struct Route {
     pub id: RouteId,
     /// Who may call it.
     pub caller: Caller,
+    /// The `/`s in `path` and the length of its literal start (up to its first parameter),
+    /// worked out at compile time: [`find`] compares these before it splits a template.
+    shape: Shape,
     /// What the document says of it; `None` for routes outside the public API.
     #[cfg(not(target_family = "wasm"))]
     pub doc: Option<Doc>,
+}
+
+/// What [`find`] can tell of a template without splitting it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    /// How many `/` the template has (a path it matches has as many).
+    slashes: usize,
+    /// The length of the template's literal start, before its first `{` (a path it matches
+    /// starts with the same bytes).
+    literal: usize,
+}
+
+impl Shape {
+    /// The shape of `template`, at compile time.
+    const fn of(template: &str) -> Shape {
+        let bytes = template.as_bytes();
+        let (mut i, mut slashes, mut literal) = (0, 0, bytes.len());
+        while i < bytes.len() {
+            if bytes[i] == b'/' {
+                slashes += 1;
+            } else if bytes[i] == b'{' && literal == bytes.len() {
+                literal = i;
+            }
+            i += 1;
+        }
+        Shape { slashes, literal }
+    }
+
+    /// Whether a path with `slashes` slashes and these bytes can match the template: a cheap
+    /// test that rules out all but a few routes before [`rank`] splits them.
+    fn admits(self, template: &str, slashes: usize, path: &[u8]) -> bool {
+        self.slashes == slashes && path.starts_with(&template.as_bytes()[..self.literal])
+    }
 }
 
 /// A public route and its document part (left out of runtime builds).
@@ -316,6 +352,7 @@ macro_rules! route {
             path: $path,
             id: RouteId::$id,
             caller: $caller,
+            shape: Shape::of($path),
             #[cfg(not(target_family = "wasm"))]
             doc: Some($doc),
         }
@@ -330,6 +367,7 @@ macro_rules! hidden {
             path: $path,
             id: RouteId::$id,
             caller: $caller,
+            shape: Shape::of($path),
             #[cfg(not(target_family = "wasm"))]
             doc: None,
         }
@@ -1984,7 +2022,12 @@ pub fn find(method: &Method, path: &str) -> Match {
 /// [`find`] in `routes`.
 fn find_in(routes: &'static [Route], method: &Method, path: &str) -> Match {
     let mut best: Option<(u64, &'static str)> = None;
+    let bytes = path.as_bytes();
+    let slashes = bytes.iter().filter(|&&b| b == b'/').count();
     for r in routes {
+        if !r.shape.admits(r.path, slashes, bytes) {
+            continue;
+        }
         if let Some(rank) = rank(r.path, path) {
             if best.is_none_or(|(b, _)| rank < b) {
                 best = Some((rank, r.path));
