@@ -458,6 +458,52 @@ fn totp_code(p: &TestPlatform, secret_b32: &str, offset: i64) -> String {
     )
 }
 
+/// NFR-SEC-003: two confirmations of one TOTP enrollment race (a double submit). The one that
+/// loses changes nothing: the recovery codes the winner showed stay the user's, and only the
+/// winner is audited.
+#[test]
+fn nfr_sec_003_a_confirmation_that_loses_the_race_keeps_the_winner_s_recovery_codes() {
+    use crate::users::mfa::{self, MfaError};
+    block_on(async {
+        let f = active_fixture().await;
+        let pair = login(&f.p, &login_req(PASSWORD), "r").await.unwrap();
+        let c = introspect(&f.p, &pair.access_token, "app-1")
+            .await
+            .unwrap()
+            .unwrap();
+        let e = mfa::enroll(&f.p, &c.sub, &c.tid, "r").await.unwrap();
+        let code = totp_code(&f.p, &e.secret, 0);
+        let p = FaultyPlatform::over(f.p);
+        // The other confirmation commits between this one's checks and its batch.
+        *p.sql.before_batch.borrow_mut() = Some(format!(
+            "UPDATE users SET mfa_enabled = 1 WHERE id = '{0}';
+             DELETE FROM mfa_recovery_codes WHERE user_id = '{0}';
+             INSERT INTO mfa_recovery_codes (user_id, code_hash, created_at)
+               VALUES ('{0}', 'the-winner-s-code', 0);",
+            c.sub
+        ));
+        assert_eq!(
+            mfa::confirm(&p, &c.sub, &c.tid, &code, "r")
+                .await
+                .unwrap_err(),
+            MfaError::AlreadyEnabled
+        );
+        let kept = rows(
+            &p.inner,
+            "SELECT code_hash FROM mfa_recovery_codes ORDER BY code_hash",
+        )
+        .await;
+        let kept: Vec<String> = kept.iter().map(|r| r.text("code_hash").unwrap()).collect();
+        assert_eq!(kept, vec!["the-winner-s-code"]);
+        let audited = rows(
+            &p.inner,
+            "SELECT id FROM audit_outbox WHERE action = 'mfa.totp.confirm'",
+        )
+        .await;
+        assert!(audited.is_empty(), "the losing confirmation was audited");
+    });
+}
+
 /// NFR-SEC-003, ERR-AUTH-461: TOTP enrollment, the two-step sign-in, no replay, single-use
 /// recovery codes, disabling.
 #[test]

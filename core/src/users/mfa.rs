@@ -235,20 +235,19 @@ pub async fn confirm<P: Platform>(
     let codes: Vec<String> = (0..RECOVERY_CODES)
         .map(|_| recovery_code(p.random()))
         .collect();
-    let mut stmts = vec![
-        Stmt::new(
-            "UPDATE users SET mfa_enabled = 1, totp_last_step = ?2, updated_at = ?3
-             WHERE id = ?1 AND mfa_enabled = 0",
-        )
-        .bind(user_id)
-        .bind(step)
-        .bind(now),
-        Stmt::new("DELETE FROM mfa_recovery_codes WHERE user_id = ?1").bind(user_id),
-    ];
+    // Two confirmations may race (a double submit): every statement is guarded by TOTP still
+    // being off, and the one turning it on comes last, so the batch that loses changes nothing
+    // (its codes would replace the ones the winner showed).
+    let mut stmts = vec![Stmt::new(
+        "DELETE FROM mfa_recovery_codes
+         WHERE user_id = ?1 AND EXISTS (SELECT 1 FROM users WHERE id = ?1 AND mfa_enabled = 0)",
+    )
+    .bind(user_id)];
     for c in &codes {
         stmts.push(
             Stmt::new(
-                "INSERT INTO mfa_recovery_codes (user_id, code_hash, created_at) VALUES (?1, ?2, ?3)",
+                "INSERT INTO mfa_recovery_codes (user_id, code_hash, created_at)
+                 SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?1 AND mfa_enabled = 0)",
             )
             .bind(user_id)
             .bind(recovery_hash(c))
@@ -256,9 +255,31 @@ pub async fn confirm<P: Platform>(
         );
     }
     let rec = record("mfa.totp.confirm", user_id, tenant_id, request_id);
-    stmts.push(audit::outbox_insert(&rec, &audit::new_event_id(p), now));
+    stmts.push(
+        audit::outbox_insert_where(
+            &rec,
+            &audit::new_event_id(p),
+            now,
+            concat!(
+                crate::audit_outbox_columns!(),
+                " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+                 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?11 AND mfa_enabled = 0)"
+            ),
+        )
+        .bind(user_id),
+    );
+    let turn_on = stmts.len();
+    stmts.push(
+        Stmt::new(
+            "UPDATE users SET mfa_enabled = 1, totp_last_step = ?2, updated_at = ?3
+             WHERE id = ?1 AND mfa_enabled = 0",
+        )
+        .bind(user_id)
+        .bind(step)
+        .bind(now),
+    );
     let counts = p.sql().batch(stmts).await?;
-    if counts.first().copied() != Some(1) {
+    if counts.get(turn_on).copied() != Some(1) {
         return Err(MfaError::AlreadyEnabled);
     }
     Ok(codes)
