@@ -319,6 +319,36 @@ fn nfr_mon_001_refresh_token_reuse_fires_for_its_tenant() {
     });
 }
 
+/// A reuse detected while the edge marker cannot be written still counts: the answer asks for
+/// a retry (which writes the marker), and the alert fires all the same.
+#[test]
+fn nfr_mon_001_a_reuse_counts_when_its_edge_marker_is_not_written() {
+    block_on(async {
+        let (p, acme, _) = two_tenants().await;
+        let first = sign_in(&p, "acme", "203.0.113.1").await;
+        sessions::refresh(&p, &first.refresh_token, "r")
+            .await
+            .unwrap();
+        let p = crate::testing::FaultyPlatform::over(p);
+        p.kv.fail.set(true);
+        let e = sessions::refresh(&p, &first.refresh_token, "r").await;
+        assert!(matches!(e, Err(RefreshError::EdgePending(_))), "{e:?}");
+        let firing = run(&p.inner).await;
+        assert_eq!(
+            of_rule(&firing, "refresh_reuse"),
+            vec![&(
+                "refresh_reuse".to_owned(),
+                format!("tenant:{acme}"),
+                Some(acme.clone())
+            )]
+        );
+        // The retry writes the marker and answers as a reuse.
+        p.kv.fail.set(false);
+        let again = sessions::refresh(&p, &first.refresh_token, "r").await;
+        assert_eq!(again.unwrap_err(), RefreshError::Reused);
+    });
+}
+
 /// An account signing in from more than N distinct addresses within an hour fires for that
 /// account; the addresses are stored only as keyed hashes.
 #[test]

@@ -169,9 +169,11 @@ async fn check_refreshable<P: Platform>(
     }
     let status = row.text("status")?;
     if status == "revoked" && row.opt_text("revoked_reason")?.as_deref() == Some("rotated") {
-        revoke_family(p, sid, user, "reuse", request_id).await?;
-        // NFR-MON-001: the tenant's count of reuse detections.
+        let revoked = revoke_family(p, sid, user, "reuse", request_id).await;
+        // NFR-MON-001: the tenant's count of reuse detections, whether or not the edge marker
+        // could be written (a retry writes it; the detection happened either way).
         crate::anomalies::refresh_reused(p, &user.tenant_id, now).await;
+        revoked?;
         return Err(RefreshError::Reused);
     }
     if status != "active"
