@@ -162,7 +162,8 @@ pub enum Requirement {
     Block,
 }
 
-/// One decision: recorded and audited by [`decide`].
+/// One decision: recorded and audited by [`decide`], or, when it admits the sign-in, by the
+/// caller's batch ([`Decision::writes`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     /// The `sign_in_attempts` row (for [`complete`]).
@@ -217,11 +218,12 @@ fn outcome(requirement: Requirement, challenged: bool) -> &'static str {
 
 /// Scores the sign-in of `user` with `ctx`, applies the tenant's policy, and records and
 /// audits the decision in one batch: at once when the sign-in is held or refused, else
-/// through the caller's batch ([`Decision::writes`]). `account` is the rate limiter's account subject when the
-/// sign-in named one (tenant and email); `f` says what the user can give and whether the
-/// caller holds the sign-in for a second factor whatever the decision: a sign-in held for a
-/// factor or a step-up is recorded `challenged` until [`complete`], any other completes here
-/// (its device becomes known, and a new device or country is notified).
+/// through the caller's batch ([`Decision::writes`]). `account` is the rate limiter's account
+/// subject when the sign-in named one (tenant and email); `f` says what the user can give and
+/// whether the caller holds the sign-in for a second factor whatever the decision: a sign-in
+/// held for a factor or a step-up is recorded `challenged` until [`complete`], any other
+/// completes with the caller's batch (its device becomes known, and a new device or country
+/// is notified).
 ///
 /// How long it took is kept for the request's log line ([`take_duration`]).
 pub async fn decide<P: Platform>(
