@@ -6,16 +6,19 @@
 //!
 //! - WASI 0.2 (`wasi:cli` with only the component's `environment`, clocks, random, io) and
 //!   `wasi:http` from `wasmtime-wasi`/`wasmtime-wasi-http`, the crates Spin itself embeds;
-//! - `fermyon:spin/key-value@2.0.0`, `fermyon:spin/sqlite@2.0.0` and
-//!   `fermyon:spin/variables@2.0.0` (see [`spin_apis`]);
+//! - `fermyon:spin/key-value@2.0.0`, `fermyon:spin/sqlite@2.0.0`,
+//!   `fermyon:spin/variables@2.0.0`, and `wasi:keyvalue/store` and `wasi:keyvalue/batch`
+//!   `@0.2.0-draft2` over the same key-value stores (see [`spin_apis`]);
 //! - the manifest's grants: `key_value_stores`, `sqlite_databases`, `allowed_outbound_hosts`,
 //!   `environment` and variables (see [`manifest`]).
 //!
-//! The component is compiled once; each request gets a fresh instance and `Store`, as in Spin.
+//! The component is compiled once; each request gets a fresh instance and `Store`, as in Spin,
+//! on an engine configured as Spin's (epoch interruption, pooling allocator; see [`engine`]).
 //! When ready the host prints one line, `{"url":"http://127.0.0.1:PORT"}`, on stdout (the
 //! component's stdout and stderr go to the host's stderr). It exits on stdin EOF, SIGTERM,
 //! ctrl-c, or after `--max-seconds`.
 
+mod engine;
 mod manifest;
 mod spin_apis;
 
@@ -36,7 +39,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::error::Context as _;
-use wasmtime::{bail, format_err, Engine, Result, Store};
+use wasmtime::{bail, format_err, Result, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -219,6 +222,8 @@ impl Server {
             spin: self.spin.clone(),
         };
         let mut store = Store::new(self.pre.engine(), state);
+        // The host has no request timeout; Spin sets the same far deadline when it has none.
+        store.set_epoch_deadline(engine::NO_DEADLINE);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store
             .data_mut()
@@ -272,7 +277,11 @@ async fn run(args: Args) -> Result<()> {
         config.variables,
     )?);
 
-    let engine = Engine::default();
+    let (engine, pooling) = engine::new()?;
+    eprintln!(
+        "spin-test-host: pooling instance allocator {}",
+        if pooling { "on" } else { "off" }
+    );
     let started = Instant::now();
     let component = Component::from_file(&engine, &args.wasm)
         .with_context(|| format!("compiling {:?}", args.wasm))?;
