@@ -23,6 +23,9 @@
 //!   (a failed epoch write is reported to the writer, who retries) cannot keep a value forever.
 //!
 //! Spin instantiates a component per request, so there every read goes to the key-value store.
+//! A hot path that knows the keys it is about to read asks for them first with [`prefetch`]: the
+//! ones the isolate does not hold are read in one batched call, and each [`read`] then decodes
+//! its value from memory (on Spin one host call into the store instead of one per key).
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -127,11 +130,92 @@ where
         }
     }
     let generation = HELD.with(|h| h.borrow().generation);
+    if trusted {
+        if let Some((read_at, raw)) = take_prefetched(key, now) {
+            let value = Rc::new(decode(raw));
+            keep(key, read_at, generation, Rc::clone(&value) as Rc<dyn Any>);
+            return Ok(value);
+        }
+    }
     let value = Rc::new(decode(p.kv().get(key, cache_ttl_secs).await?));
     if trusted {
         keep(key, now, generation, Rc::clone(&value) as Rc<dyn Any>);
     }
     Ok(value)
+}
+
+/// A value [`prefetch`] read and no [`read`] has decoded yet.
+struct Prefetched(Option<Vec<u8>>);
+
+/// Reads those of `keys` (each with its `cache_ttl_secs`, as [`read`]) this isolate does not
+/// hold, in one [`Kv::get_many`] call, and holds them undecoded for the [`read`]s that follow:
+/// a value is then decoded by its first read and held like any other. `more` names further keys
+/// to read along; it is called only when something of `keys` is missing, so a warm isolate
+/// (nothing missing) pays for none of its work. Held as if each key were read now, under the
+/// same bounds as every read. A failed read is not reported here: the reads that follow read
+/// again and decide.
+pub async fn prefetch<P, F>(p: &P, keys: &[(&str, Option<u32>)], more: F)
+where
+    P: Platform,
+    F: FnOnce() -> Vec<(String, Option<u32>)>,
+{
+    let now = p.clock().now_ms();
+    if !matches!(revalidate(p, now).await, Ok(true)) {
+        return;
+    }
+    if keys.iter().all(|(key, _)| held(key, now)) {
+        return;
+    }
+    let more = more();
+    let wanted: Vec<(&str, Option<u32>)> = keys
+        .iter()
+        .copied()
+        .chain(more.iter().map(|(key, ttl)| (key.as_str(), *ttl)))
+        .filter(|(key, _)| !held(key, now))
+        .collect();
+    if wanted.len() < 2 {
+        // One key is read as well by its own read.
+        return;
+    }
+    let generation = HELD.with(|h| h.borrow().generation);
+    let Ok(values) = p.kv().get_many(&wanted).await else {
+        return;
+    };
+    for ((key, _), value) in wanted.iter().zip(values) {
+        keep(
+            key,
+            now,
+            generation,
+            Rc::new(Prefetched(value)) as Rc<dyn Any>,
+        );
+    }
+}
+
+/// Whether the isolate holds a value of `key` (decoded or not) it may serve at `now`.
+fn held(key: &str, now: i64) -> bool {
+    HELD.with(|h| {
+        let h = h.borrow();
+        h.entries
+            .get(key)
+            .is_some_and(|entry| servable(&h, entry, now))
+    })
+}
+
+/// The undecoded value [`prefetch`] holds for `key`, if it may be served at `now`, with when it
+/// was read; taken out of memory (the caller holds it decoded).
+fn take_prefetched(key: &str, now: i64) -> Option<(i64, Option<Vec<u8>>)> {
+    HELD.with(|h| {
+        let mut h = h.borrow_mut();
+        let entry = h.entries.get(key)?;
+        if !servable(&h, entry, now) || !entry.value.is::<Prefetched>() {
+            return None;
+        }
+        let entry = h.entries.remove(key)?;
+        let read_at = entry.read_at;
+        let raw = Rc::downcast::<Prefetched>(entry.value).ok()?;
+        let raw = Rc::try_unwrap(raw).map_or_else(|shared| shared.0.clone(), |own| own.0);
+        Some((read_at, raw))
+    })
 }
 
 /// Holds `value` as the decoded value of `key`, read now from the truth (D1) by the caller: a
@@ -293,14 +377,20 @@ fn lookup<T: 'static>(key: &str, now: i64) -> Option<Rc<T>> {
     HELD.with(|h| {
         let h = h.borrow();
         let entry = h.entries.get(key)?;
-        let age = now.checked_sub(entry.read_at)?;
-        let fresh = (0..FRESHNESS_MS).contains(&age)
-            || (entry.read_at >= h.settled_after && (0..MAX_AGE_MS).contains(&age));
-        if !fresh {
+        if !servable(&h, entry, now) {
             return None;
         }
         Rc::clone(&entry.value).downcast::<T>().ok()
     })
+}
+
+/// Whether `entry` may still be served at `now`.
+fn servable(h: &Held, entry: &Entry, now: i64) -> bool {
+    let Some(age) = now.checked_sub(entry.read_at) else {
+        return false;
+    };
+    (0..FRESHNESS_MS).contains(&age)
+        || (entry.read_at >= h.settled_after && (0..MAX_AGE_MS).contains(&age))
 }
 
 /// Holds a value read at `read_at`, unless values were dropped since the read started.
@@ -367,6 +457,42 @@ mod tests {
             p.inner.clock.advance(FRESHNESS_MS);
             assert_eq!(get(&p, "m", &decodes).await.as_deref(), Some("x"));
             assert_eq!((p.kv.reads.replace(0), decodes.get()), (2, 2));
+        });
+    }
+
+    #[test]
+    fn prefetched_values_cost_one_call_and_keep_the_bounds_of_a_read() {
+        block_on(async {
+            let p = FaultyPlatform::over(TestPlatform::new().await);
+            clear_isolate();
+            let decodes = Cell::new(0);
+            p.inner.kv.put("a", b"1", None).await.unwrap();
+            p.inner.kv.put("b", b"2", None).await.unwrap();
+            let more = || vec![("c".to_owned(), Some(60))];
+            prefetch(&p, &[("a", None), ("b", None)], more).await;
+            assert_eq!((p.kv.reads.replace(0), p.kv.batched_reads.get()), (1, 1));
+            assert_eq!(p.kv.read_keys.take(), ["a", "b", "c"]);
+            // Each read decodes what the batch brought: no further call, absent included.
+            assert_eq!(get(&p, "a", &decodes).await.as_deref(), Some("1"));
+            assert_eq!(get(&p, "b", &decodes).await.as_deref(), Some("2"));
+            assert_eq!(get(&p, "c", &decodes).await, None);
+            assert_eq!((p.kv.reads.get(), decodes.get()), (0, 3));
+            // Held like a read: nothing missing, nothing read, and `more` is not even asked.
+            prefetch(&p, &[("a", None), ("b", None)], || unreachable!()).await;
+            assert_eq!(p.kv.reads.get(), 0);
+            // A value prefetched and not yet decoded is dropped by a change like any other.
+            clear_isolate();
+            prefetch(&p, &[("a", None), ("b", None)], Vec::new).await;
+            in_other_isolate(async { put(&p, "a", b"changed", None).await.unwrap() }).await;
+            p.inner.clock.advance(FRESHNESS_MS);
+            p.kv.reads.set(0);
+            assert_eq!(get(&p, "a", &decodes).await.as_deref(), Some("changed"));
+            assert_eq!(p.kv.reads.get(), 2, "the epoch, then the key");
+            // A failed batch reports nothing: the reads that follow decide.
+            clear_isolate();
+            p.kv.fail_reads.set(true);
+            prefetch(&p, &[("a", None), ("b", None)], Vec::new).await;
+            assert!(read(&p, "a", None, |v| v).await.is_err());
         });
     }
 

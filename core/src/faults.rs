@@ -224,6 +224,15 @@ impl<T: Kv> Kv for Faultable<T> {
         }
         self.inner.delete(key).await
     }
+    async fn get_many(
+        &self,
+        keys: &[(&str, Option<u32>)],
+    ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        if failing(Port::Kv) {
+            return Err(KvError::Unavailable(CAUSE.into()));
+        }
+        self.inner.get_many(keys).await
+    }
 }
 
 impl<T: EventLog> EventLog for Faultable<T> {

@@ -194,6 +194,21 @@ pub trait Kv {
 
     /// Deletes a key. Deleting a missing key is `Ok`.
     async fn delete(&self, key: &str) -> Result<(), KvError>;
+
+    /// Reads several keys (each with its `cache_ttl_secs`, as [`Kv::get`]): their values in the
+    /// order asked. An adapter whose store reads many keys in one call (Spin's
+    /// `wasi:keyvalue/batch`) or reads concurrently (Workers KV: one round trip of latency)
+    /// overrides this; the default reads them one after another.
+    async fn get_many(
+        &self,
+        keys: &[(&str, Option<u32>)],
+    ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for &(key, ttl) in keys {
+            values.push(self.get(key, ttl).await?);
+        }
+        Ok(values)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -773,6 +773,8 @@ pub struct FlakyKv {
     pub reads: Cell<usize>,
     /// The keys read so far, in order.
     pub read_keys: RefCell<Vec<String>>,
+    /// Of `reads`, those that read several keys at once ([`Kv::get_many`]).
+    pub batched_reads: Cell<usize>,
     /// Writes and deletes so far.
     pub writes: Cell<usize>,
     /// Fail writes to this one key while set (Workers KV refuses a second write of a key within
@@ -805,6 +807,25 @@ impl Kv for FlakyKv {
             return Err(KvError::Unavailable("injected".into()));
         }
         self.inner.delete(key).await
+    }
+    /// One read, as an adapter with a batched read makes it (counted once, every key noted).
+    async fn get_many(
+        &self,
+        keys: &[(&str, Option<u32>)],
+    ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        self.reads.set(self.reads.get() + 1);
+        self.batched_reads.set(self.batched_reads.get() + 1);
+        self.read_keys
+            .borrow_mut()
+            .extend(keys.iter().map(|(k, _)| (*k).to_owned()));
+        if self.fail_reads.get() {
+            return Err(KvError::Unavailable("injected".into()));
+        }
+        let mut values = Vec::with_capacity(keys.len());
+        for &(key, ttl) in keys {
+            values.push(self.inner.get(key, ttl).await?);
+        }
+        Ok(values)
     }
 }
 
@@ -840,6 +861,7 @@ impl FaultyPlatform {
                 fail_reads: Cell::new(false),
                 reads: Cell::new(0),
                 read_keys: RefCell::new(Vec::new()),
+                batched_reads: Cell::new(0),
                 writes: Cell::new(0),
                 fail_writes_to: RefCell::new(None),
             },

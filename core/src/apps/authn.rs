@@ -12,7 +12,7 @@ use crate::edge;
 use crate::kernel::join2;
 use crate::kernel::ErrorKind;
 use crate::ports::{Clock, KvError, Logger, Platform, Row, Sql, SqlError, Stmt};
-use crate::tenants::{tenant_edge_status, EdgeStatus, TenantId};
+use crate::tenants::{edge_marker_key, tenant_edge_status, EdgeStatus, TenantId};
 
 /// How long a key record stays in KV (seconds) before the next use re-reads it from D1.
 pub const KEY_CACHE_TTL_SECS: u32 = 3600;
@@ -293,7 +293,23 @@ pub async fn authenticate_app_key<P: Platform>(
     presented: &str,
     required_scope: Scope,
 ) -> Result<AppKeyPrincipal, AppKeyError> {
-    authenticate_app_key_with(p, presented, required_scope, |_| async {})
+    authenticate_app_key_reading(p, presented, required_scope, |_, _| Vec::new()).await
+}
+
+/// [`authenticate_app_key`] for a route that reads the KV keys `next(app, tenant)` names once
+/// the key is accepted (a flag route: its tenant's snapshot): where the isolate holds nothing of
+/// the key's app, they are read in one batch with its markers ([`edge::prefetch`]).
+pub async fn authenticate_app_key_reading<P, N>(
+    p: &P,
+    presented: &str,
+    required_scope: Scope,
+    next: N,
+) -> Result<AppKeyPrincipal, AppKeyError>
+where
+    P: Platform,
+    N: FnOnce(&AppId, Option<&TenantId>) -> Vec<(String, Option<u32>)>,
+{
+    authenticate_app_key_with(p, presented, required_scope, next, |_| async {})
         .await
         .map(|(principal, ())| principal)
 }
@@ -303,15 +319,18 @@ pub async fn authenticate_app_key<P: Platform>(
 /// revocation, expiry, the app's link to the tenant, the scope): a route that reads KV for its
 /// own work (token introspection) then waits for one round trip instead of two. Its output is
 /// returned only with an accepted key; the refusals and their order are those of
-/// [`authenticate_app_key`].
-pub async fn authenticate_app_key_with<P, F, Fut>(
+/// [`authenticate_app_key`]. `next` names the KV keys `alongside` reads, as in
+/// [`authenticate_app_key_reading`].
+pub async fn authenticate_app_key_with<P, N, F, Fut>(
     p: &P,
     presented: &str,
     required_scope: Scope,
+    next: N,
     alongside: F,
 ) -> Result<(AppKeyPrincipal, Fut::Output), AppKeyError>
 where
     P: Platform,
+    N: FnOnce(&AppId, Option<&TenantId>) -> Vec<(String, Option<u32>)>,
     F: FnOnce(&str) -> Fut,
     Fut: Future,
 {
@@ -329,6 +348,16 @@ where
     // Known without I/O, reported after the markers (a disabled app or tenant comes first).
     let usable = usable_for(&record, required_scope);
     let app_marker = app_marker_key(&record.app_id);
+    // Where the isolate holds none of them (Spin: an instance per request), the markers and
+    // what the route reads next come in one call to the store instead of one each.
+    let tenant_marker = record.tenant_id.as_ref().map(edge_marker_key);
+    let mut markers = vec![(app_marker.as_str(), None)];
+    markers.extend(tenant_marker.as_deref().map(|key| (key, None)));
+    edge::prefetch(p, &markers, || match usable {
+        Ok(()) => next(&record.app_id, record.tenant_id.as_ref()),
+        Err(_) => Vec::new(),
+    })
+    .await;
     let markers = join2(edge::read(p, &app_marker, None, |v| v.is_some()), async {
         match &record.tenant_id {
             Some(t) => Some(tenant_edge_status(p, t).await),

@@ -47,8 +47,8 @@ mod tenant_apps;
 mod update;
 
 pub use authn::{
-    authenticate_app_key, authenticate_app_key_with, AppKeyError, AppKeyPrincipal, CachedKey,
-    KEY_CACHE_TTL_SECS,
+    authenticate_app_key, authenticate_app_key_reading, authenticate_app_key_with, AppKeyError,
+    AppKeyPrincipal, CachedKey, KEY_CACHE_TTL_SECS,
 };
 pub use keys::{
     issue_key, revoke_key, IssueKey, IssueKeyError, IssuedKey, RevokeKeyError, RevokeOutcome,

@@ -1325,6 +1325,11 @@ fn fr_sys_002_a_revocation_elsewhere_is_seen_within_a_second() {
     });
 }
 
+/// No KV keys read along with the markers.
+fn none(_: &AppId, _: Option<&TenantId>) -> Vec<(String, Option<u32>)> {
+    Vec::new()
+}
+
 /// NFR-PERF-004: the work run alongside the key's markers (introspection) starts only for a key
 /// that passed its own checks, gets the key's app id, and is returned only when the key is
 /// accepted; the refusals are those of `authenticate_app_key`.
@@ -1340,7 +1345,7 @@ fn nfr_perf_004_work_alongside_the_markers_runs_only_for_an_accepted_key() {
             async { 42 }
         };
         let (principal, out) =
-            authenticate_app_key_with(&p, &key.secret, Scope::TokenIntrospect, alongside)
+            authenticate_app_key_with(&p, &key.secret, Scope::TokenIntrospect, none, alongside)
                 .await
                 .unwrap();
         assert_eq!((principal.app_id.as_str(), out), (app.id.as_str(), 42));
@@ -1352,7 +1357,7 @@ fn nfr_perf_004_work_alongside_the_markers_runs_only_for_an_accepted_key() {
             runs.borrow_mut().push(app_id.to_owned());
             async {}
         };
-        let err = authenticate_app_key_with(&p, &key.secret, Scope::FlagsRead, alongside)
+        let err = authenticate_app_key_with(&p, &key.secret, Scope::FlagsRead, none, alongside)
             .await
             .unwrap_err();
         assert_eq!(
@@ -1370,7 +1375,7 @@ fn nfr_perf_004_work_alongside_the_markers_runs_only_for_an_accepted_key() {
             runs.borrow_mut().push(app_id.to_owned());
             async {}
         };
-        let err = authenticate_app_key_with(&p, &forged, Scope::TokenIntrospect, alongside)
+        let err = authenticate_app_key_with(&p, &forged, Scope::TokenIntrospect, none, alongside)
             .await
             .unwrap_err();
         assert!(
@@ -1381,11 +1386,12 @@ fn nfr_perf_004_work_alongside_the_markers_runs_only_for_an_accepted_key() {
 
         // A disabled app: the work may have run beside the marker read, its output is dropped.
         disable_app(&p, &app.id).await;
-        let err = authenticate_app_key_with(&p, &key.secret, Scope::TokenIntrospect, |_| async {
-            "claims"
-        })
-        .await
-        .unwrap_err();
+        let err =
+            authenticate_app_key_with(&p, &key.secret, Scope::TokenIntrospect, none, |_| async {
+                "claims"
+            })
+            .await
+            .unwrap_err();
         assert_eq!(err, AppKeyError::AppDisabled);
     });
 }

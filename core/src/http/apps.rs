@@ -9,7 +9,7 @@ use utoipa::{PartialSchema, ToSchema};
 use super::reply::{no_content, Edge};
 use super::{json, ApiError, Ctx, Request, Response};
 use crate::apps::{
-    self, authenticate_app_key, model::parse_list, AllowedOrigin, ApiKey, App, AppId,
+    self, authenticate_app_key_reading, model::parse_list, AllowedOrigin, ApiKey, App, AppId,
     AppKeyPrincipal, AppName, AppStatus, IssueKey, KeyId, KeyKind, KeyName, KeyStatus, ListApps,
     ListKeys, RedirectUri, RegisterApp, Scope, ScopeSet, TenantAppChange, UpdateApp,
 };
@@ -554,7 +554,12 @@ pub(super) async fn require_app_key<P: Platform>(
     scope: Scope,
 ) -> Result<AppKeyPrincipal, ApiError> {
     let presented = presented_app_key(req)?;
-    let principal = authenticate_app_key(ctx.platform, presented, scope)
+    // A flag route reads its tenant's snapshot next: read along with the key's markers.
+    let next = |_: &AppId, tenant: Option<&TenantId>| match scope {
+        Scope::FlagsRead => super::flags::keys_read_next(req, tenant),
+        _ => Vec::new(),
+    };
+    let principal = authenticate_app_key_reading(ctx.platform, presented, scope, next)
         .await
         .map_err(|e| ApiError::from(&e))?;
     note_key_tenant(ctx, &principal);

@@ -495,6 +495,50 @@ pub(super) fn ofrep_context(req: &Request, key: Option<&str>) -> Result<Context,
     Ok(ctx)
 }
 
+/// The KV keys a flag route will read for a key of `tenant` (`None`: app-wide), before the
+/// request is checked: the tenant's snapshot, and for an app-wide key the marker of the tenant
+/// the request names (`tenant` in the query, else `context.tenantId` in an OFREP body). Read in
+/// one batch with the key's markers ([`crate::edge::prefetch`]); the route itself decides.
+pub(super) fn keys_read_next(
+    req: &Request,
+    tenant: Option<&TenantId>,
+) -> Vec<(String, Option<u32>)> {
+    let named = match tenant {
+        Some(_) => None,
+        None => named_tenant(req),
+    };
+    let Some(tenant) = tenant.or(named.as_ref()) else {
+        return Vec::new();
+    };
+    let mut keys = vec![(
+        crate::flags::snapshot::snapshot_key(tenant),
+        Some(crate::flags::snapshot::KV_CACHE_TTL_SECS),
+    )];
+    if named.is_some() {
+        keys.push((crate::tenants::edge_marker_key(tenant), None));
+    }
+    keys
+}
+
+/// The tenant a request for an app-wide key names, read loosely (a malformed request names none).
+fn named_tenant(req: &Request) -> Option<TenantId> {
+    let query = req.uri().query().unwrap_or("");
+    if let Some((_, v)) = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "tenant") {
+        return TenantId::parse(&v).ok();
+    }
+    #[derive(serde::Deserialize)]
+    struct Body {
+        context: Option<Named>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Named {
+        #[serde(rename = "tenantId")]
+        tenant_id: Option<String>,
+    }
+    let body: Body = serde_json::from_slice(req.body()).ok()?;
+    TenantId::parse(&body.context?.tenant_id?).ok()
+}
+
 /// The snapshot a key may read ([`crate::delivery`]); the tenant goes to the request's log
 /// line. An app-wide key that names no tenant gets OFREP's `INVALID_CONTEXT`.
 async fn tenant_snapshot<P: Platform>(

@@ -222,6 +222,49 @@ fn nfr_perf_001_warm_hot_paths_make_no_storage_call() {
     });
 }
 
+/// Where nothing is held between requests (Spin: an instance per request), a hot route reads
+/// the key's record and then everything else it needs in one batched call to the store.
+#[test]
+fn nfr_perf_001_a_fresh_instance_reads_a_hot_route_s_values_in_two_calls() {
+    block_on(async {
+        let e = warm_edge().await;
+        e.p.inner.clock.advance(PROPAGATION_MS);
+        // The KV copies exist (the first requests rebuilt what was missing).
+        let warm = serve_all(&e).await;
+        e.p.take_storage_calls();
+        let expected = [
+            ("GET /health", 0, 0),
+            ("GET /.well-known/jwks.json", 1, 0),
+            ("GET /.well-known/openid-configuration", 0, 0),
+            // The key record; then the app marker, the named tenant's marker and its snapshot.
+            ("OFREP bulk, 5 flags", 2, 1),
+            ("OFREP bulk, 100 flags", 2, 1),
+            ("GET /v1/flags", 2, 1),
+            // The key record; then the app marker, the key set, and the session, user and
+            // tenant markers the token names.
+            ("POST /oauth/introspect", 2, 1),
+        ];
+        for ((name, req), (expected_name, reads, batched)) in
+            hot_routes(&e).into_iter().zip(expected)
+        {
+            assert_eq!(name, expected_name);
+            edge::clear_isolate();
+            crate::tokens::verified::clear_isolate();
+            e.p.kv.batched_reads.set(0);
+            let resp = handle(&e.p, req).await;
+            assert_eq!(resp.status(), 200, "{name}: {}", body(&resp));
+            let warm_body = &warm.iter().find(|(n, _)| *n == name).unwrap().1;
+            if name != "POST /oauth/introspect" {
+                assert_eq!(resp.body(), warm_body.body(), "{name}: the same answer");
+            } else {
+                assert_eq!(body(&resp)["active"], true);
+            }
+            assert_eq!(e.p.kv.batched_reads.get(), batched, "{name}: batched reads");
+            assert_eq!(e.p.take_storage_calls(), reads, "{name}: storage calls");
+        }
+    });
+}
+
 #[test]
 fn nfr_perf_001_a_change_elsewhere_reaches_a_warm_isolate_within_a_second() {
     block_on(async {

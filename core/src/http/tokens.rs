@@ -229,6 +229,7 @@ pub(super) async fn introspect<P: Platform>(
         platform,
         presented_app_key(req)?,
         Scope::TokenIntrospect,
+        |_, _| signin::keys_checked(&token),
         |app_id| {
             let app_id = app_id.to_owned();
             let token = token.as_str();

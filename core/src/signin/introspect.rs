@@ -7,7 +7,7 @@ use crate::kernel::join2;
 use crate::kernel::ErrorKind;
 use crate::ports::{Clock, KvError, Platform, SqlError};
 use crate::sessions::{session_marker_key, user_marker_key};
-use crate::tenants::{tenant_edge_status, TenantId};
+use crate::tenants::{edge_marker_key, tenant_edge_status, TenantId};
 use crate::tokens::{access, AccessClaims, VerifyTokenError};
 
 /// An authenticated tenant user (a valid, unrevoked access token).
@@ -114,6 +114,25 @@ pub async fn check_token_with<P: Platform>(
         return Err(AccessError::Revoked);
     }
     Ok(claims)
+}
+
+/// The KV keys [`check_token`] of `token` reads, each with its cache TTL: the published key set
+/// and the session, user and tenant markers the token's claims name (taken before any check,
+/// see [`access::unverified_claims`]), for one batched read ahead of the check
+/// ([`edge::prefetch`]). Only the key set for a token that does not parse.
+pub fn keys_checked(token: &str) -> Vec<(String, Option<u32>)> {
+    let mut keys = vec![(
+        crate::tokens::keys::JWKS_KV_KEY.to_owned(),
+        Some(crate::tokens::keys::JWKS_KV_CACHE_TTL_SECS),
+    )];
+    if let Some(claims) = access::unverified_claims(token) {
+        keys.push((session_marker_key(&claims.sid), None));
+        keys.push((user_marker_key(&claims.sub), None));
+        if let Ok(tenant) = TenantId::parse(&claims.tid) {
+            keys.push((edge_marker_key(&tenant), None));
+        }
+    }
+    keys
 }
 
 /// Token introspection (RFC 7662) by the app `app_id`: `Some(claims)` for an active token,

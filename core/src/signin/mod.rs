@@ -12,7 +12,8 @@ mod refresh;
 mod sso;
 
 pub use introspect::{
-    authenticate_access_token, check_token_with, introspect, AccessError, UserPrincipal,
+    authenticate_access_token, check_token_with, introspect, keys_checked, AccessError,
+    UserPrincipal,
 };
 pub use login::{authenticate, login, Authenticated, LoginError, LoginRequest};
 pub use mfa::{

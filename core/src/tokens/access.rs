@@ -165,6 +165,13 @@ pub async fn verify_with<P: Platform>(
     Ok(claims)
 }
 
+/// The claims `token` carries, **unverified**: only to name what checking it will read (its
+/// session, user and tenant markers) before the check runs. Never a basis for a decision.
+pub fn unverified_claims(token: &str) -> Option<AccessClaims> {
+    let untrusted = jws::parse(token, MAX_TOKEN_BYTES)?;
+    jws::claims_as(&untrusted)
+}
+
 /// The checks after the signature: issuer, audience, and expiry at `now_ms`.
 fn check_claims<P: Platform>(
     p: &P,

@@ -25,6 +25,9 @@ use crate::ports::{Clock, Platform, Random, Sql, SqlError, Stmt};
 
 /// KV key of the cached published key set.
 pub const JWKS_KV_KEY: &str = "signing:jwks";
+
+/// How long the edge may serve a cached copy of [`JWKS_KV_KEY`] (Workers KV `cacheTtl`).
+pub const JWKS_KV_CACHE_TTL_SECS: u32 = 60;
 /// How long the KV copy of the key set is trusted (seconds).
 const JWKS_KV_TTL_SECS: u32 = 300;
 /// Age after which the cron rotates the active key: one year (NFR-SEC-004 "at least annually").
@@ -329,7 +332,7 @@ pub async fn published_from_sql<P: Platform>(p: &P) -> Result<Vec<PublicJwk>, Sq
 /// The published keys: held in the isolate's memory within the bounds of [`crate::edge`], else
 /// the KV copy, else D1 (and the KV copy rewritten).
 pub async fn published<P: Platform>(p: &P) -> Result<Vec<PublicJwk>, SqlError> {
-    let held = edge::read(p, JWKS_KV_KEY, Some(60), |v| {
+    let held = edge::read(p, JWKS_KV_KEY, Some(JWKS_KV_CACHE_TTL_SECS), |v| {
         v.and_then(|bytes| serde_json::from_slice::<Vec<PublicJwk>>(&bytes).ok())
     })
     .await;
