@@ -49,4 +49,12 @@ impl Kv for KvStore {
     async fn delete(&self, key: &str) -> Result<(), KvError> {
         self.ns.delete(key).await.map_err(unavailable)
     }
+
+    /// Concurrently: a cold isolate waits for one KV round trip, not one per key.
+    async fn get_many(
+        &self,
+        keys: &[(&str, Option<u32>)],
+    ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        futures_util::future::try_join_all(keys.iter().map(|&(key, ttl)| self.get(key, ttl))).await
+    }
 }
