@@ -36,13 +36,19 @@
 //                          "bare-floor" for the floors), as
 //                          self time per function per request, Wasm functions by name. The
 //                          profiler's sampling inflates every figure; compare rows of one run.
+//   SPIN_PERF="OFREP|introspect" TABLES=spin node bench/edge.mjs
+//                          besides the Spin table: `perf record -g` of the Spin host while each
+//                          row whose name matches the pattern is loaded, printed as shares of
+//                          samples by where they ran (the guest's Wasm shows as [JIT]) and the
+//                          hottest functions. Needs `perf` (apt: linux-perf); perf inflates
+//                          the CPU of the rows it records.
 //
 // Seeded through the API on each runtime: an app, a tenant with 5 flags (and an owner who signs
 // in for a live access token), a tenant with 100 flags, a tenant-bound `flags:read` key per
 // tenant and an app-wide `token:introspect` key. Servers listen on 127.0.0.1 only and are
 // stopped by their own PID; the temp dir is removed.
 
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -58,6 +64,8 @@ const MAX_SECONDS = Number(process.env.MAX_SECONDS ?? 900);
 // each matching row under load, as self time per function per request.
 const PROFILE = process.env.PROFILE;
 const INSPECTOR_PORT = Number(process.env.INSPECTOR_PORT ?? 9229);
+// SPIN_PERF=<pattern of row names> (Spin table): a perf profile of the host for those rows.
+const SPIN_PERF = process.env.SPIN_PERF ? new RegExp(process.env.SPIN_PERF) : null;
 const SPIN_HOST = path.resolve(ROOT, process.env.SPIN_TEST_HOST ?? path.join(process.env.HOME ?? "", ".cache/edgeplane/spin-host-target/debug/spin-test-host"));
 const SPIN_WASM = path.resolve(ROOT, process.env.EDGEPLANE_SPIN_WASM ?? "target/wasm32-wasip2/release/edgeplane_spin.wasm");
 const FLOOR_DIR = path.join(ROOT, "bench/spin-floor");
@@ -227,15 +235,37 @@ function printTable(title, rows, { close = false, floors = ["× floor"] } = {}) 
 }
 
 /** Loads each row at every connection count (and, with `close`, once more with a connection per
- * request at the first count) against the process tree of `pid`. */
-function measure(pid, rows, { close = false } = {}) {
+ * request at the first count) against the process tree of `pid`; `perf` names the rows whose
+ * loads are recorded with perf (see SPIN_PERF). */
+function measure(pid, rows, { close = false, perf = null } = {}) {
   return rows.map(([name, r]) => {
+    const recording = perf?.test(name) ? startPerf(pid, name) : null;
     const runs = {};
     for (const c of CONNECTIONS) runs[c] = load(pid, r, c);
     const result = { name, runs };
     if (close) result.close = load(pid, r, CONNECTIONS[0], { connection: "close" });
+    if (recording) result.profile = stopPerf(recording);
     return result;
   });
+}
+
+/** Starts `perf record -g` on process `pid` (all its threads) for row `name`. */
+function startPerf(pid, name) {
+  const file = path.join(tmp, `perf-${name.replace(/[^a-z0-9]+/gi, "-")}.data`);
+  const proc = spawn("perf", ["record", "-g", "-F", "4999", "-p", String(pid), "-o", file], { stdio: "ignore" });
+  spawnSync("sleep", ["0.5"]);
+  return { proc, file };
+}
+
+/** Stops a recording and summarises it: shares by where the samples ran, then by function. */
+function stopPerf({ proc, file }) {
+  proc.kill("SIGINT");
+  for (let i = 0; i < 50 && proc.exitCode === null && proc.signalCode === null; i++) spawnSync("sleep", ["0.1"]);
+  spawnSync("sleep", ["0.5"]);
+  const report = (sort) => spawnSync("perf", ["report", "-i", file, "--no-children", "--sort", sort, "--stdio", "-g", "none"],
+    { maxBuffer: 64 * 2 ** 20 }).stdout?.toString() ?? "";
+  const lines = (text, n) => text.split("\n").filter((l) => l.trim() && !l.startsWith("#")).slice(0, n);
+  return [...lines(report("dso"), 6), "", ...lines(report("sym"), 25)];
 }
 
 const fileSize = (f) => {
@@ -322,11 +352,18 @@ async function spinTable(issuer) {
   const vars = { ...issuer.vars, EDGEPLANE_ENV: "development", MASTER_KEY: crypto.randomBytes(32).toString("base64") };
   const host = await startSpinHost(path.join(ROOT, "spin.toml"), SPIN_WASM, path.join(tmp, "spin-state"), vars, "spin.log");
   const rows = await seed(host.url, issuer.token);
-  const measured = measure(host.proc.pid, rows, { close: true });
+  if (SPIN_PERF && spawnSync("perf", ["--version"]).error) throw new Error("SPIN_PERF needs perf (apt-get install linux-perf)");
+  const measured = measure(host.proc.pid, rows, { close: true, perf: SPIN_PERF });
   await stopServer(host);
   printTable("Spin: the Spin test host (tests/spin-host); the floor and Edgeplane each in a host of their own, one after the other", [...floorRun, ...measured], { close: true });
   log(`fresh instance per request (floor's per-instance count over 5 requests: ${[...counts].join(", ")}): ${fresh ? "yes" : "NO"}`);
   log("");
+  for (const row of measured.filter((r) => r.profile)) {
+    log(`### perf: ${row.name} (the Spin host's samples; [JIT] is the guest's Wasm)`);
+    log("");
+    for (const line of row.profile) log(line);
+    log("");
+  }
 }
 
 // ---- main -----------------------------------------------------------------------------------
