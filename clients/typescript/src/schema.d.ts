@@ -1965,7 +1965,7 @@ export interface components {
             last_used_at?: number | null;
             /** @description Optional label. */
             name: string | null;
-            /** @description The non-secret start of the key, ep_<env>_<id>, to recognise it. */
+            /** @description The non-secret start of the key, `ep_<env>_<id>`, to recognise it. */
             prefix: string;
             /**
              * Format: int64

@@ -662,7 +662,7 @@ pub struct ApiKey {
     /// Optional label.
     #[schema(value_type = Option<String>, required = true)]
     pub name: Option<KeyName>,
-    /// The non-secret start of the key, ep_<env>_<id>, to recognise it.
+    /// The non-secret start of the key, `ep_<env>_<id>`, to recognise it.
     pub prefix: String,
     /// What it may do.
     #[schema(inline)]

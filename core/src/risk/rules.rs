@@ -1,6 +1,6 @@
 //! The rules that turn a sign-in's signals into a risk level (NFR-SEC-006): each signal that
 //! fires adds its weight to a score, and the score's thresholds give the level. Pure: the
-//! signals are gathered by [`super::assess`], the weights come from the tenant's policy.
+//! signals are gathered by [`super::decide`], the weights come from the tenant's policy.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -83,7 +83,7 @@ pub async fn check_token<P: Platform>(p: &P, token: &str) -> Result<AccessClaims
     check_token_with(p, token, |aud| aud == crate::tokens::ACCESS_AUDIENCE).await
 }
 
-/// [`check_token`] for the audiences `aud_ok` accepts (`/oauth/userinfo`: OIDC clients).
+/// `check_token` for the audiences `aud_ok` accepts (`/oauth/userinfo`: OIDC clients).
 pub async fn check_token_with<P: Platform>(
     p: &P,
     token: &str,
@@ -116,7 +116,7 @@ pub async fn check_token_with<P: Platform>(
     Ok(claims)
 }
 
-/// The KV keys [`check_token`] of `token` reads, each with its cache TTL: the published key set
+/// The KV keys [`check_token_with`] of `token` reads, each with its cache TTL: the published key set
 /// and the session, user and tenant markers the token's claims name (taken before any check,
 /// see [`access::unverified_claims`]), for one batched read ahead of the check
 /// ([`edge::prefetch`]). Only the key set for a token that does not parse.
