@@ -107,6 +107,34 @@ struct RequestState {
     table: ResourceTable,
     outbound: OutboundPolicy,
     spin: Arc<SpinServices>,
+    memory: MemoryPeak,
+}
+
+/// The largest linear memory an instance grew to, printed when its store is dropped and
+/// `SPIN_HOST_MEMORY_LOG` is set: under the pooling allocator, each request's reset costs grow
+/// with it.
+struct MemoryPeak {
+    peak: usize,
+    log: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryPeak {
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> Result<bool> {
+        self.peak = self.peak.max(current).max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, _desired: usize, _max: Option<usize>) -> Result<bool> {
+        Ok(true)
+    }
+}
+
+impl Drop for MemoryPeak {
+    fn drop(&mut self) {
+        if self.log {
+            eprintln!("spin-test-host: memory peak {} KiB", self.peak / 1024);
+        }
+    }
 }
 
 impl WasiView for RequestState {
@@ -175,6 +203,7 @@ struct Server {
     environment: Vec<(String, String)>,
     outbound: Arc<Vec<OutboundRule>>,
     authority: String,
+    memory_log: bool,
 }
 
 impl Server {
@@ -220,8 +249,13 @@ impl Server {
             table: ResourceTable::new(),
             outbound: OutboundPolicy(self.outbound.clone()),
             spin: self.spin.clone(),
+            memory: MemoryPeak {
+                peak: 0,
+                log: self.memory_log,
+            },
         };
         let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|state| &mut state.memory);
         // The host has no request timeout; Spin sets the same far deadline when it has none.
         store.set_epoch_deadline(engine::NO_DEADLINE);
         let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -307,6 +341,7 @@ async fn run(args: Args) -> Result<()> {
         environment: config.environment,
         outbound: Arc::new(config.outbound),
         authority: addr.to_string(),
+        memory_log: std::env::var_os("SPIN_HOST_MEMORY_LOG").is_some(),
     });
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{{\"url\":\"http://{addr}\"}}")?;
