@@ -86,18 +86,18 @@ fn work_after(
         if !forward && !deliver && !flush_metrics {
             return Ok(wasm_bindgen::JsValue::UNDEFINED);
         }
-        let Ok(platform) = WorkerPlatform::from_env(&env) else {
+        let Ok(platform) = WorkerPlatform::for_env(&env) else {
             return Ok(wasm_bindgen::JsValue::UNDEFINED);
         };
         if flush_metrics {
             let now = platform.clock().now_ms();
-            if let Err(e) = edgeplane_core::metrics::flush(&platform, now).await {
+            if let Err(e) = edgeplane_core::metrics::flush(&*platform, now).await {
                 log_error("-", "request metrics flush failed", &e.to_string());
             }
         }
         if forward {
             let now = platform.clock().now_ms();
-            if let Err(e) = edgeplane_core::events::jobs::forward_outbox(&platform, now).await {
+            if let Err(e) = edgeplane_core::events::jobs::forward_outbox(&*platform, now).await {
                 log_error(
                     "-",
                     "audit outbox forward after request failed",
@@ -109,7 +109,7 @@ fn work_after(
             poller::arm(&env).await;
         }
         if forward || deliver {
-            if let Err(e) = edgeplane_core::http::after_response(&platform, &method, &path).await {
+            if let Err(e) = edgeplane_core::http::after_response(&*platform, &method, &path).await {
                 log_error("-", "mail delivery after request failed", &e.to_string());
             }
         }
@@ -139,7 +139,7 @@ async fn serve(
     request_id: &str,
 ) -> web_sys::Response {
     let resp = match (
-        WorkerPlatform::from_env(env),
+        WorkerPlatform::for_env(env),
         convert::to_http_request(req, head, request_id).await,
     ) {
         (Ok(platform), Ok(mut http_req)) => {
@@ -150,7 +150,7 @@ async fn serve(
                 let location = convert::cf_location(req);
                 http_req.extensions_mut().insert(location);
             }
-            edgeplane_core::handle(&platform, http_req).await
+            edgeplane_core::handle(&*platform, http_req).await
         }
         (Err(e), _) => adapter_error(
             ApiError::internal("binding missing"),

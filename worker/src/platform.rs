@@ -1,5 +1,9 @@
-//! [`WorkerPlatform`]: core's `Platform` assembled from the Worker's `env`, once per request
-//! (it holds only binding handles, so building it is cheap).
+//! [`WorkerPlatform`]: core's `Platform` assembled from the Worker's `env`. It holds only binding
+//! handles, so an isolate builds it once per `env` object ([`WorkerPlatform::for_env`]) and every
+//! request served with that `env` shares it.
+
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use edgeplane_core::faults::{Faultable, Shifted};
 use edgeplane_core::mail::{ConfiguredMailer, HttpMailer, OutboxMailer};
@@ -40,7 +44,39 @@ pub struct WorkerPlatform {
     secrets: EnvSecrets,
 }
 
+thread_local! {
+    /// The platform built for the `env` the runtime last passed, with that `env`.
+    static SHARED: RefCell<Option<(Env, Rc<WorkerPlatform>)>> = const { RefCell::new(None) };
+}
+
 impl WorkerPlatform {
+    /// The platform of `env`: the isolate's shared one when `env` is the object it was built
+    /// from (workerd passes every request of an isolate the same `env`), otherwise a new one,
+    /// which is then kept. Saves each request the binding lookups (a crossing into JavaScript
+    /// each).
+    pub fn for_env(env: &Env) -> worker::Result<Rc<Self>> {
+        let held = SHARED.with(|shared| {
+            shared.try_borrow().ok().and_then(|held| {
+                held.as_ref()
+                    .filter(|(built_from, _)| {
+                        AsRef::<wasm_bindgen::JsValue>::as_ref(built_from)
+                            == AsRef::<wasm_bindgen::JsValue>::as_ref(env)
+                    })
+                    .map(|(_, platform)| Rc::clone(platform))
+            })
+        });
+        if let Some(platform) = held {
+            return Ok(platform);
+        }
+        let platform = Rc::new(Self::from_env(env)?);
+        SHARED.with(|shared| {
+            if let Ok(mut held) = shared.try_borrow_mut() {
+                *held = Some((env.clone(), Rc::clone(&platform)));
+            }
+        });
+        Ok(platform)
+    }
+
     /// Looks up the four bindings; fails (naming the binding) if one is missing.
     pub fn from_env(env: &Env) -> worker::Result<Self> {
         let sql = D1Sql::new(&env.d1(DB_BINDING)?);
