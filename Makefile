@@ -41,8 +41,9 @@ tools:
 ## Builds -----------------------------------------------------------------------------------
 
 # Rebuilt only when a source it is made from changed (wrangler's [build] also runs `make worker`).
-WORKER_SOURCES := $(shell find core/src worker/src d1-migrations -type f 2>/dev/null) \
-                  Cargo.toml Cargo.lock core/Cargo.toml worker/Cargo.toml scripts/build-worker.sh
+WORKER_SOURCES := $(shell find core/src worker/src worker/js d1-migrations -type f 2>/dev/null) \
+                  Cargo.toml Cargo.lock core/Cargo.toml worker/Cargo.toml scripts/build-worker.sh \
+                  scripts/worker-entry.mjs
 
 worker: worker/build/index.js
 

@@ -10,9 +10,9 @@
 // plain module-syntax default export `{ fetch }` keeps the shim's recovery (a request after a
 // critical error reinitializes the Wasm instance first; a RuntimeError marks it critical)
 // without any of that. bench/worker-floor-bare uses it, so that floor shows what the crossing
-// into Wasm costs by itself. Edgeplane's worker does not: with it, its hot routes' CPU per
-// request moved less than this machine's noise (bench/RESULTS.md, 2026-12-06 22:50Z), so the
-// standard output stays.
+// into Wasm costs by itself. Edgeplane's worker (worker/js/entry.js) uses it because its `fetch`
+// may return a `Response` at once instead of a promise, and answers a panic that happened before
+// `fetch` returned, which worker-build's class cannot do.
 //
 // Fails the build when the shim does not hold exactly the line it replaces (a worker-build
 // upgrade that changes the shim must be looked at), or when the entry leaves out a handler the

@@ -37,9 +37,15 @@ use wasm_bindgen::JsCast;
 use worker::{event, web_sys, Env, ScheduleContext, ScheduledEvent};
 
 /// The Worker's `fetch` handler. Hand-written rather than `#[event(fetch)]` so the response
-/// promise is settled from Rust, which lets a panic still be answered (see the `panic` module).
+/// promise is settled from Rust, which lets a panic still be answered (see the `panic` module),
+/// and so a request that waits for nothing is answered at once, with no promise: the `Response`
+/// itself is returned ([`panic::answer`]; ~20 µs of a request, bench/RESULTS.md 2026-12-07).
 #[wasm_bindgen(js_name = fetch)]
-pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> js_sys::Promise {
+pub fn fetch(
+    req: web_sys::Request,
+    env: Env,
+    ctx: worker::worker_sys::Context,
+) -> wasm_bindgen::JsValue {
     let head = convert::Head::read(&req);
     let request_id = head
         .header(REQUEST_ID)
@@ -55,11 +61,12 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
         .ok()
         .filter(|path| flush_metrics || edgeplane_core::http::works_after(head.method(), path))
         .map(|path| (head.method().to_owned(), path, env.clone()));
-    let response = panic::spawn_answered(request_id.clone(), panic_answer, async move {
+    let response = panic::answer(request_id.clone(), panic_answer, async move {
         serve(&req, &head, &env, &request_id).await
     });
     if let Some((method, path, env)) = after {
-        let work = work_after(response.clone(), method, path, env, flush_metrics);
+        let answered = js_sys::Promise::resolve(&response);
+        let work = work_after(answered, method, path, env, flush_metrics);
         let _ = ctx.wait_until(&work);
     }
     response

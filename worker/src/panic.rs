@@ -19,7 +19,7 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use serde_json::json;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -33,6 +33,9 @@ pub type PanicAnswer = fn(request_id: &str) -> http::Response<Vec<u8>>;
 export function respondLater(promise) {
   return promise.then((v) => v instanceof Response ? v : new Response(v.body, { status: v.status, headers: v.headers }));
 }
+export function leavePanicAnswer(answer) {
+  globalThis.__edgeplanePanicAnswer = answer;
+}
 ")]
 extern "C" {
     /// Chains a pure-JS step after a request's promise that turns a plain `{status, headers,
@@ -41,6 +44,12 @@ extern "C" {
     /// instance is dead by then).
     #[wasm_bindgen(js_name = respondLater)]
     fn respond_later(promise: &js_sys::Promise) -> js_sys::Promise;
+
+    /// Leaves the plain answer of a request that panicked while [`answer`] polled it at once
+    /// where the worker's entry (`worker/js/entry.js`) takes it: that request has no promise to
+    /// settle, its `fetch` call throws.
+    #[wasm_bindgen(js_name = leavePanicAnswer)]
+    fn leave_panic_answer(answer: &JsValue);
 }
 
 thread_local! {
@@ -57,6 +66,8 @@ struct Pending {
     resolve: RefCell<Option<js_sys::Function>>,
     request_id: String,
     on_panic: PanicAnswer,
+    /// Being polled inside its `fetch` call ([`answer`]), before it has a promise.
+    at_once: Cell<bool>,
 }
 
 impl Pending {
@@ -108,15 +119,41 @@ where
     F: Future<Output = web_sys::Response> + 'static,
 {
     install_hook();
+    let pending = track(request_id, on_panic, false);
+    later(pending, Box::pin(serve))
+}
+
+/// Runs `serve` for the request `request_id` and polls it once at once: a request that waits
+/// for nothing (a warm isolate's hot routes) gets its `Response` back from this call, with no
+/// promise, task or microtask made for it; any other gets the promise of [`spawn_answered`].
+/// A panic in that first poll leaves `on_panic`'s answer for the worker's entry, whose `fetch`
+/// call then throws (see [`leave_panic_answer`]).
+pub fn answer<F>(request_id: String, on_panic: PanicAnswer, serve: F) -> JsValue
+where
+    F: Future<Output = web_sys::Response> + 'static,
+{
+    install_hook();
+    let pending = track(request_id, on_panic, true);
+    let mut inner = Box::pin(serve);
+    let previous = CURRENT.with(|c| c.replace(Some(pending.clone())));
+    // What the future waits on keeps the waker of its latest poll: the task that polls it next
+    // replaces this one.
+    let first = inner.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+    CURRENT.with(|c| *c.borrow_mut() = previous);
+    pending.at_once.set(false);
+    match first {
+        Poll::Ready(response) => response.into(),
+        Poll::Pending => later(pending, inner).into(),
+    }
+}
+
+/// A request's [`Pending`], listed in [`LIVE`] for the hook.
+fn track(request_id: String, on_panic: PanicAnswer, at_once: bool) -> Rc<Pending> {
     let pending = Rc::new(Pending {
         resolve: RefCell::new(None),
         request_id,
         on_panic,
-    });
-    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
-        if let Ok(mut slot) = pending.resolve.try_borrow_mut() {
-            *slot = Some(resolve);
-        }
+        at_once: Cell::new(at_once),
     });
     LIVE.with(|live| {
         if let Ok(mut live) = live.try_borrow_mut() {
@@ -124,10 +161,20 @@ where
             live.push(Rc::downgrade(&pending));
         }
     });
-    wasm_bindgen_futures::spawn_local(Answering {
-        pending,
-        inner: Box::pin(serve),
+    pending
+}
+
+/// The promise of `inner`'s response, polled from now on by a task of its own.
+fn later<F>(pending: Rc<Pending>, inner: Pin<Box<F>>) -> js_sys::Promise
+where
+    F: Future<Output = web_sys::Response> + 'static,
+{
+    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+        if let Ok(mut slot) = pending.resolve.try_borrow_mut() {
+            *slot = Some(resolve);
+        }
     });
+    wasm_bindgen_futures::spawn_local(Answering { pending, inner });
     respond_later(&promise)
 }
 
@@ -156,7 +203,7 @@ fn answer_live_requests(info: &std::panic::PanicHookInfo<'_>) {
         .location()
         .map(|l| format!("{}:{}", l.file(), l.line()))
         .unwrap_or_default();
-    for pending in live.iter().filter(|p| !p.is_settled()) {
+    for pending in live.iter().filter(|p| p.at_once.get() || !p.is_settled()) {
         let panicked = current.as_ref().is_some_and(|c| Rc::ptr_eq(c, pending));
         let line = if panicked {
             json!({ "level": "error", "msg": "panic", "request_id": pending.request_id, "location": location })
@@ -164,7 +211,12 @@ fn answer_live_requests(info: &std::panic::PanicHookInfo<'_>) {
             json!({ "level": "error", "msg": "request aborted by a panic in another request", "request_id": pending.request_id })
         };
         web_sys::console::error_1(&JsValue::from_str(&line.to_string()));
-        pending.settle(&plain_response((pending.on_panic)(&pending.request_id)));
+        let answer = plain_response((pending.on_panic)(&pending.request_id));
+        if pending.at_once.get() {
+            leave_panic_answer(&answer);
+        } else {
+            pending.settle(&answer);
+        }
     }
 }
 
