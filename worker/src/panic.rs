@@ -14,6 +14,9 @@
 //!   wasm-bindgen future, and a hook chained after workers-rs' one settles every unsettled
 //!   promise with its own 500 answer *before* the trap. The future being polled marks itself
 //!   as the running request, so the log line names the request that panicked.
+//! * The request being polled inside its `fetch` call ([`answer`]), before it has a promise:
+//!   the hook leaves its 500 answer in `globalThis`, and the worker's entry
+//!   (`worker/js/entry.js`), through which the trap is thrown, answers with it.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
