@@ -39,7 +39,7 @@ use worker::{event, web_sys, Env, ScheduleContext, ScheduledEvent};
 /// The Worker's `fetch` handler. Hand-written rather than `#[event(fetch)]` so the response
 /// promise is settled from Rust, which lets a panic still be answered (see the `panic` module),
 /// and so a request that waits for nothing is answered at once, with no promise: the `Response`
-/// itself is returned ([`panic::answer`]; ~20 µs of a request, bench/RESULTS.md 2026-12-07).
+/// itself is returned (`panic::answer`; ~20 µs of a request, bench/RESULTS.md 2026-12-07).
 #[wasm_bindgen(js_name = fetch)]
 pub fn fetch(
     req: web_sys::Request,
