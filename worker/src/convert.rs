@@ -104,13 +104,15 @@ impl Head {
 
 /// Reads a Worker request into an `http` request: method, full URL, every header and the body.
 /// `request_id` is set as `X-Request-Id` when the client sent none (or one core would not echo),
-/// so the id is known here too (a panic answer carries it). A body whose declared length is
-/// within core's limit is read whole; any other is read chunk by chunk through core's
+/// so the id is known here too (a panic answer carries it). `read` is the body when the worker's
+/// entry has read it already. Otherwise a body whose declared length is within core's limit is
+/// read whole; any other is read chunk by chunk through core's
 /// [`LimitedBody`]: past core's limit (declared or counted, chunked bodies included) reading
 /// stops, the rest of the stream is cancelled, and core answers 413.
 pub async fn to_http_request(
     req: &web_sys::Request,
     head: &Head,
+    read: Option<Uint8Array>,
     request_id: &str,
 ) -> Result<http::Request<Vec<u8>>, String> {
     let mut builder = http::Request::builder()
@@ -133,6 +135,13 @@ pub async fn to_http_request(
         builder = builder.header(REQUEST_ID, request_id);
     }
     let mut body = LimitedBody::new(declared);
+    if let Some(read) = read {
+        // Read by the entry, which does so only for a declared length below core's limit.
+        if !body.is_too_large() {
+            body.push(&read.to_vec());
+        }
+        return body.into_request(builder).map_err(|e| e.to_string());
+    }
     if !head.has_body() {
         // Nothing to read: a request that needs no I/O then completes in its first poll.
         return body.into_request(builder).map_err(|e| e.to_string());

@@ -40,11 +40,14 @@ use worker::{event, web_sys, Env, ScheduleContext, ScheduledEvent};
 /// promise is settled from Rust, which lets a panic still be answered (see the `panic` module),
 /// and so a request that waits for nothing is answered at once, with no promise: the `Response`
 /// itself is returned (`panic::answer`; ~20 µs of a request, bench/RESULTS.md 2026-12-07).
+/// `body` is the request's body when the worker's entry (`worker/js/entry.js`) has read it
+/// already (a small one of declared length); otherwise the body is read here.
 #[wasm_bindgen(js_name = fetch)]
 pub fn fetch(
     req: web_sys::Request,
     env: Env,
     ctx: worker::worker_sys::Context,
+    body: Option<js_sys::Uint8Array>,
 ) -> wasm_bindgen::JsValue {
     let head = convert::Head::read(&req);
     let request_id = head
@@ -62,7 +65,7 @@ pub fn fetch(
         .filter(|path| flush_metrics || edgeplane_core::http::works_after(head.method(), path))
         .map(|path| (head.method().to_owned(), path, env.clone()));
     let response = panic::answer(request_id.clone(), panic_answer, async move {
-        serve(&req, &head, &env, &request_id).await
+        serve(&req, &head, body, &env, &request_id).await
     });
     if let Some((method, path, env)) = after {
         let answered = js_sys::Promise::resolve(&response);
@@ -142,12 +145,13 @@ fn problem(problem: ApiError, request_id: &str) -> http::Response<Vec<u8>> {
 async fn serve(
     req: &web_sys::Request,
     head: &convert::Head,
+    body: Option<js_sys::Uint8Array>,
     env: &Env,
     request_id: &str,
 ) -> web_sys::Response {
     let resp = match (
         WorkerPlatform::for_env(env),
-        convert::to_http_request(req, head, request_id).await,
+        convert::to_http_request(req, head, body, request_id).await,
     ) {
         (Ok(platform), Ok(mut http_req)) => {
             // NFR-SEC-006: the sign-in routes' risk check reads where the request came from;

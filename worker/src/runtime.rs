@@ -2,6 +2,8 @@
 //! (`crypto.getRandomValues`), [`EnvSecrets`] (secrets and vars of the Worker's `env`) and
 //! [`ConsoleLogger`] (`console.log`, which Workers Logs collects).
 
+use std::cell::RefCell;
+
 use edgeplane_core::ports::{Clock, Logger, Random, Secrets};
 use js_sys::Uint8Array;
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -50,25 +52,47 @@ impl Random for WorkerRandom {
 }
 
 /// Secrets (`wrangler secret`, `.dev.vars`) and plain-text vars (`[vars]`) of the Worker's `env`.
+/// Each name is read from `env` once and then answered from memory: an `env` object never
+/// changes (a new secret or var is a new deployment, whose isolates get a new `env`, and so a
+/// new [`WorkerPlatform`](crate::WorkerPlatform) with its own `EnvSecrets`).
 #[derive(Debug, Clone)]
 pub struct EnvSecrets {
     env: worker::Env,
+    /// The names read so far and what `env` held for each (a handful: a linear scan).
+    read: RefCell<Vec<(String, Option<String>)>>,
 }
 
 impl EnvSecrets {
     /// Reads from this `env`.
     pub fn new(env: worker::Env) -> Self {
-        EnvSecrets { env }
+        EnvSecrets {
+            env,
+            read: RefCell::new(Vec::new()),
+        }
     }
-}
 
-impl Secrets for EnvSecrets {
-    fn get(&self, name: &str) -> Option<String> {
+    /// What `env` holds under `name`, read from it.
+    fn read_env(&self, name: &str) -> Option<String> {
         // Secrets and vars are both plain strings on `env`; bindings (objects) are not secrets.
         js_sys::Reflect::get(&self.env, &JsValue::from_str(name))
             .ok()
             .and_then(|v| v.as_string())
             .filter(|v| !v.is_empty())
+    }
+}
+
+impl Secrets for EnvSecrets {
+    fn get(&self, name: &str) -> Option<String> {
+        if let Ok(read) = self.read.try_borrow() {
+            if let Some((_, value)) = read.iter().find(|(n, _)| n == name) {
+                return value.clone();
+            }
+        }
+        let value = self.read_env(name);
+        if let Ok(mut read) = self.read.try_borrow_mut() {
+            read.push((name.to_owned(), value.clone()));
+        }
+        value
     }
 }
 

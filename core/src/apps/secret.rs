@@ -11,6 +11,8 @@
 //! cannot be used to test guesses offline. Checking a presented key recomputes the MAC and
 //! compares in constant time.
 
+use std::cell::RefCell;
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -38,6 +40,12 @@ pub const MAX_PRESENTED_LEN: usize = 128;
 const SECRET_CHARS: usize = 43;
 
 type HmacSha256 = Hmac<Sha256>;
+
+thread_local! {
+    /// The keyed MAC of the pepper last loaded, by the key bytes it came from: its key schedule
+    /// (two SHA-256 blocks) runs once per isolate instead of once per key checked.
+    static KEYED: RefCell<Option<(Vec<u8>, HmacSha256)>> = const { RefCell::new(None) };
+}
 
 /// Why no pepper is available. The message names the secret, never its value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -73,7 +81,25 @@ impl Pepper {
 
     /// A pepper from raw key bytes (HMAC takes keys of any length, so this does not fail).
     fn from_key(key: &[u8], env: &'static str) -> Result<Self, PepperProblem> {
-        let keyed = HmacSha256::new_from_slice(key).map_err(|_| PepperProblem::TooShort)?;
+        let held = KEYED.with(|held| {
+            held.try_borrow().ok().and_then(|held| {
+                held.as_ref()
+                    .filter(|(bytes, _)| bytes.as_slice() == key)
+                    .map(|(_, keyed)| keyed.clone())
+            })
+        });
+        let keyed = match held {
+            Some(keyed) => keyed,
+            None => {
+                let keyed = HmacSha256::new_from_slice(key).map_err(|_| PepperProblem::TooShort)?;
+                KEYED.with(|held| {
+                    if let Ok(mut held) = held.try_borrow_mut() {
+                        *held = Some((key.to_vec(), keyed.clone()));
+                    }
+                });
+                keyed
+            }
+        };
         Ok(Pepper { keyed, env })
     }
 
@@ -223,5 +249,26 @@ mod tests {
             assert_ne!(dev.hash("k"), live.hash("k"));
             assert!(!PepperProblem::Missing.to_string().contains("kkkk"));
         });
+    }
+
+    #[test]
+    fn fr_sys_002_a_replaced_pepper_is_used_at_once_in_the_same_isolate() {
+        // The keyed MAC is kept per isolate by the pepper it came from: a new pepper (a rotated
+        // secret) must not be answered with the one held.
+        let jefe = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+        let first = Pepper::from_key(b"Jefe", "live").unwrap();
+        let again = Pepper::from_key(b"Jefe", "live").unwrap();
+        assert_eq!(first.hash("what do ya want for nothing?"), jefe);
+        assert_eq!(again.hash("what do ya want for nothing?"), jefe);
+        let other = Pepper::from_key(b"Jeff", "live").unwrap();
+        assert_ne!(other.hash("what do ya want for nothing?"), jefe);
+        let expected = {
+            let mut mac = HmacSha256::new_from_slice(b"Jeff").unwrap();
+            mac.update(b"what do ya want for nothing?");
+            crypto::hex(&mac.finalize().into_bytes())
+        };
+        assert_eq!(other.hash("what do ya want for nothing?"), expected);
+        let back = Pepper::from_key(b"Jefe", "live").unwrap();
+        assert_eq!(back.hash("what do ya want for nothing?"), jefe);
     }
 }
