@@ -51,8 +51,9 @@ worker/build/index.js: $(WORKER_SOURCES) | tools
 	@scripts/build-worker.sh
 	@touch $@
 
+# At opt-level 3, not the release profile's "s": see Cargo.toml.
 spin: tools
-	cargo build --target wasm32-wasip2 --release -p edgeplane-spin
+	CARGO_PROFILE_RELEASE_OPT_LEVEL=3 cargo build --target wasm32-wasip2 --release -p edgeplane-spin
 
 spin-host:
 	cargo build --manifest-path tests/spin-host/Cargo.toml --target-dir $(SPIN_HOST_TARGET)
