@@ -687,13 +687,16 @@ pub fn is_semver(s: &str) -> bool {
     numbers.len() == 3 && numbers.iter().all(number_ok) && idents_ok(pre) && idents_ok(build)
 }
 
-/// The repository root (this crate lives in `<root>/tests`).
+/// The repository root (this crate lives in `<root>/tests`). `cargo test` names the crate's
+/// directory at run time; the one compiled in is only the fallback, since a test binary
+/// reused from a target directory shared between clones names the clone it was built in.
 pub fn repo_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     manifest
         .parent()
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| manifest.to_path_buf())
+        .unwrap_or_else(|| manifest.clone())
 }
 
 /// A started runtime: the app to test, and what is needed to stop it and report on it.

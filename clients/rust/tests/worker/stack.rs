@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -93,8 +93,14 @@ pub fn call(
     serde_json::from_str(&text).map_err(|e| format!("{method} {url}: {e}"))
 }
 
+/// The repository root. `cargo test` names the crate's directory at run time; the one compiled
+/// in is only the fallback, since a test binary reused from a target directory shared between
+/// clones names the clone it was built in.
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("..")
+        .join("..")
 }
 
 fn node(args: &[&str]) -> Result<String, String> {
