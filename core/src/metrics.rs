@@ -11,9 +11,11 @@
 //! request in [`SAMPLE_ONE_IN`] that did not fail is recorded, counting for that many, and every
 //! 5xx is recorded, each flushed by the request itself. The counts are then estimates of the
 //! same expectation, at one write per [`SAMPLE_ONE_IN`] requests (plus one per 5xx): each such
-//! write opens the database, which costs a Spin instance a few milliseconds of CPU, so a tighter
-//! rate would cost the hot paths more than 5% (measured: one in 20 cost them 20-40%). Spin's
-//! own OpenTelemetry metrics count every request exactly, where a deployment exports them.
+//! write opens the database (SQLite parses the whole schema on a connection's first statement),
+//! which costs a Spin instance 3-5 ms of the host's CPU. At one in 100 that is 10-15% of a
+//! key-authenticated route's CPU and most of Spin's p99 on a small machine; one in 20 cost
+//! those routes 20-40% (bench/RESULTS.md, 2026-12-06 and 2026-12-07). Spin's own OpenTelemetry
+//! metrics count every request exactly, where a deployment exports them.
 //!
 //! Durations come from the clock port in whole milliseconds. On Workers the clock advances only
 //! across I/O (a Spectre mitigation), so a duration there is the time spent waiting on storage
