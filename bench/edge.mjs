@@ -8,7 +8,9 @@
 // built by worker-build like Edgeplane: the workers-rs hello-world (bench/worker-floor), what a
 // Rust Worker pays per request, and the least a wasm-bindgen `fetch` can do
 // (bench/worker-floor-bare), what the crossing into wasm costs; each with a ratio column of its
-// own. All are loaded on their own
+// own. Two more rows come from a JS worker that does a hot route's I/O and nothing else
+// (bench/floor-io-worker.js: /health's, and OFREP's with a POST body), what the runtime's
+// Request/Response API costs those routes by itself. All are loaded on their own
 // sockets, past Miniflare's entry worker (a hop Workers does not have; its cost is printed once,
 // on GET /health).
 // Spin table: the Spin build (target/wasm32-wasip2/release/edgeplane_spin.wasm) in the Spin test
@@ -33,7 +35,7 @@
 //   PROFILE="OFREP bulk, 5" node bench/edge.mjs
 //                          instead of the tables: a V8 CPU profile (bench/profile.mjs) of each
 //                          Workers row whose name contains PROFILE ("floor", "rust-floor" and
-//                          "bare-floor" for the floors), as
+//                          "bare-floor" for the floors, "io-floor" for the I/O rows), as
 //                          self time per function per request, Wasm functions by name. The
 //                          profiler's sampling inflates every figure; compare rows of one run.
 //   SPIN_PERF="OFREP|introspect" TABLES=spin node bench/edge.mjs
@@ -77,6 +79,11 @@ const WORKER_FLOORS = [
   ["Rust hello-world worker (workers-rs)", path.join(ROOT, "bench/worker-floor/build/index.js"), "× workers-rs floor", "rust-floor"],
   ["Rust bare wasm-bindgen fetch", path.join(ROOT, "bench/worker-floor-bare/build/index.js"), "× bare wasm floor", "bare-floor"],
 ];
+// A JS worker doing a hot route's I/O and nothing else (bench/floor-io-worker.js): two rows, no
+// column of its own. Set beside GET /health and OFREP of 5 flags, it shows what the runtime's
+// Request/Response API costs those routes by itself.
+const IO_FLOOR = path.join(ROOT, "bench/floor-io-worker.js");
+const IO_FLOOR_ROWS = ["JS worker with /health's I/O", "JS worker with OFREP's I/O (POST, 5 flags)"];
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "edgeplane-edge-bench-"));
 const servers = [];
@@ -286,7 +293,7 @@ async function workersTable(issuer) {
     log(`(no ${path.relative(ROOT, script)}: that floor is left out; make bench-edge builds it)`);
     return false;
   });
-  const args = present.flatMap(([, script]) => ["--floor", script]);
+  const args = [...present.flatMap(([, script]) => ["--floor", script]), "--floor", IO_FLOOR];
   if (process.env.WORKER_SCRIPT) args.push("--script", path.resolve(ROOT, process.env.WORKER_SCRIPT));
   if (PROFILE) args.push("--inspector-port", String(INSPECTOR_PORT));
   const server = await startServer(vars, { tmp, state: path.join(tmp, "workerd-state"), maxSeconds: MAX_SECONDS, args });
@@ -299,14 +306,23 @@ async function workersTable(issuer) {
     if ((await once(floor)) !== "ok") throw new Error(`${name} did not answer ok`);
     floors.push([name, floor]);
   }
+  const ioUrl = floorUrls[present.length];
+  const ioRows = [
+    [IO_FLOOR_ROWS[0], req("GET", `${ioUrl}/health`)],
+    [IO_FLOOR_ROWS[1], req("POST", `${ioUrl}/ofrep/v1/evaluate/flags`, { "content-type": "application/json", "x-api-key": "ep_live_x" },
+      JSON.stringify({ context: { targetingKey: "user-42", email: "ana@shop.example" } }))],
+  ];
+  if (JSON.parse(await once(ioRows[0][1])).status !== "ok") throw new Error(`${IO_FLOOR_ROWS[0]} did not answer as /health`);
+  if (JSON.parse(await once(ioRows[1][1])).flags.length !== 5) throw new Error(`${IO_FLOOR_ROWS[1]} did not answer five flags`);
   const pid = server.proc.pid;
   if (PROFILE) {
     // The harness names its floor workers floor, floor-2, floor-3 in the order given.
     const workerOf = Object.fromEntries(present.map(([, , , p], i) => [p, i === 0 ? "floor" : `floor-${i + 1}`]));
-    const named = [...present.map(([, , , p], i) => [p, floors[i][1]]), ...rows];
+    workerOf["io-floor"] = `floor-${present.length + 1}`;
+    const named = [...present.map(([, , , p], i) => [p, floors[i][1]]), ...ioRows.map(([n, r]) => [`io-floor: ${n}`, r]), ...rows];
     for (const [name, r] of named.filter(([n]) => n.includes(PROFILE))) {
       let run;
-      const worker = workerOf[name] ?? "edgeplane";
+      const worker = workerOf[name] ?? (name.startsWith("io-floor") ? workerOf["io-floor"] : "edgeplane");
       const { total, rows: fns } = await profile(INSPECTOR_PORT, worker, async () => { run = load(pid, r, 1); });
       const per = (x) => (x / run.requests).toFixed(1);
       log(`### profile: ${name}: ${run.requests} requests, ${us(run.cpuUs)} µs CPU/req (process tree), ${per(total)} µs/req sampled in the isolate`);
@@ -316,10 +332,13 @@ async function workersTable(issuer) {
     await stopServer(server);
     return;
   }
-  const measured = measure(pid, [...floors, ...rows]);
+  const measured = measure(pid, [...floors, ...ioRows, ...rows]);
   const viaEntry = load(pid, req("GET", `${server.url}/health`), CONNECTIONS[0]);
   await stopServer(server);
   printTable("Workers: workerd via Miniflare, each worker on its own socket", measured, { floors: present.map(([, , column]) => column) });
+  const cpuOf = (name) => measured.find((r) => r.name === name)?.runs[CONNECTIONS[0]].cpuUs;
+  log(`Against a JS worker doing the same I/O (c${CONNECTIONS[0]}): GET /health ${ratio(cpuOf("GET /health"), cpuOf(IO_FLOOR_ROWS[0]))}, ` +
+    `OFREP bulk of 5 flags ${ratio(cpuOf("OFREP bulk, 5 flags"), cpuOf(IO_FLOOR_ROWS[1]))}.`);
   const health = measured.find((r) => r.name === "GET /health");
   log(`Miniflare's entry worker (the harness's main URL) adds ${us(viaEntry.cpuUs - health.runs[CONNECTIONS[0]].cpuUs)} µs ` +
     `to GET /health (${us(viaEntry.cpuUs)} µs per request through it at c${CONNECTIONS[0]}); Workers has no such hop.`);
