@@ -9,7 +9,10 @@ export CLOUDFLARE_CF_FETCH_ENABLED := false
 export WRANGLER_HIDE_BANNER := true
 export CARGO_TERM_QUIET := true
 
-SPIN_WASM := target/wasm32-wasip2/release/edgeplane_spin.wasm
+# The Spin component, where cargo puts it (under CARGO_TARGET_DIR when that is set); the test
+# harnesses and benchmarks read it from EDGEPLANE_SPIN_WASM, unless the caller names another.
+SPIN_WASM := $(or $(CARGO_TARGET_DIR),target)/wasm32-wasip2/release/edgeplane_spin.wasm
+export EDGEPLANE_SPIN_WASM ?= $(abspath $(SPIN_WASM))
 # The Spin test host is a test tool, the same for every checkout: built once per machine, outside
 # the checkout, so a fresh clone reuses it.
 SPIN_HOST_TARGET ?= $(HOME)/.cache/edgeplane/spin-host-target
