@@ -134,7 +134,7 @@ impl From<SqlError> for AppKeyError {
 /// except the app's status (its own marker) and the tenant's (the tenant marker).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CachedKey {
-    /// Layout version ([`CACHE_VERSION`]).
+    /// Layout version (`CACHE_VERSION`).
     pub v: u8,
     /// The app.
     pub app_id: AppId,

@@ -3,9 +3,9 @@
 //!
 //! - **Pages are forms.** Every action is a plain HTML form posted to the console, which checks
 //!   the session and its CSRF token and then makes the API request on the signed-in person's
-//!   behalf ([`api`]): the API's own caller checks, validation, idempotency and audit records
-//!   apply unchanged, and its field errors are shown next to the fields. Hiding a button is
-//!   never the control.
+//!   behalf (the `api` module): the API's own caller checks, validation, idempotency and
+//!   audit records apply unchanged, and its field errors are shown next to the fields. Hiding a
+//!   button is never the control.
 //! - **Sessions** ([`session`]): a random token in an `HttpOnly`, `SameSite=Lax` cookie
 //!   (`__Host-` and `Secure` over https; on a loopback development server over plain http, the
 //!   same cookie without the prefix, which browsers reserve to https), 30 minutes idle, 12 hours

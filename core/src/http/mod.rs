@@ -228,7 +228,8 @@ pub async fn run_scheduled<P: Platform>(
 }
 
 /// Serves one request. Never fails: every error becomes a problem+json response, and every
-/// response carries `X-Request-Id` and [`hardening`] headers. Writes one JSON log line.
+/// response carries `X-Request-Id` and the hardening headers (`nosniff`, and HSTS over https).
+/// Writes one JSON log line.
 pub async fn handle<P: Platform>(platform: &P, req: Request) -> Response {
     serve_request(platform, req, None, Traffic::Customer).await
 }

@@ -5,7 +5,7 @@
 //!   runtime and hands over as a request extension ([`Location`]); no header is read, so a
 //!   client's own `CF-IPCountry` or `X-Forwarded-For` moves nothing. Spin: the header named by
 //!   `LOCATION_COUNTRY_HEADER` (e.g. `CF-IPCountry` behind Cloudflare), read only when the
-//!   peer is one of `TRUSTED_PROXIES` (see [`super::client_addr`]); unset, Spin knows no
+//!   peer is one of `TRUSTED_PROXIES` (see the `client_addr` module); unset, Spin knows no
 //!   location.
 //! - Device. API clients may name their device in the `Edgeplane-Device` header (an opaque id
 //!   of 16 to 128 letters, digits, `-`, `_` or `.`, chosen and kept by the client). The

@@ -813,7 +813,7 @@ fn stand_in_credential_ids<S: Secrets + ?Sized>(
 
 /// Options for a passwordless sign-in to the tenant of `domain` (UV required). With an email
 /// that names an active user with passkeys, `allowCredentials` lists them; with any other email
-/// stable stand-ins shaped like them ([`stand_in_credential_ids`]), after the same queries;
+/// stable stand-ins shaped like them (`stand_in_credential_ids`), after the same queries;
 /// without an email none (discoverable credentials).
 pub async fn login_options<P: Platform>(
     p: &P,
